@@ -1,0 +1,109 @@
+// Package testenv finds the real services that integration tests need (Redis,
+// Chromium, Docker) and decides what their absence means: a skip with a clear
+// message on a developer machine, a failure under CI=true, where a skipped
+// integration test would hide a missing install step.
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// InCI reports whether the tests run under CI, where every dependency must be present.
+func InCI() bool { return os.Getenv("CI") == "true" }
+
+// Missing skips the test, or fails it under CI, because a dependency is absent.
+func Missing(t testing.TB, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if InCI() {
+		t.Fatalf("CI=true and a test dependency is missing: %s", msg)
+	}
+	t.Skipf("skipping: %s (set CI=true to make this a failure)", msg)
+}
+
+// RedisAddr is where integration tests look for Redis: $BLINDGATE_TEST_REDIS or
+// 127.0.0.1:6379.
+func RedisAddr() string {
+	if a := os.Getenv("BLINDGATE_TEST_REDIS"); a != "" {
+		return a
+	}
+	return "127.0.0.1:6379"
+}
+
+var dbCounter atomic.Int32
+
+// Redis returns a client for a real Redis server, on a database of its own
+// (1-15, picked per test and flushed before and after) so parallel packages do
+// not see each other's keys. It skips (or fails in CI) when no server answers.
+func Redis(t testing.TB) *redis.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	probe := redis.NewClient(&redis.Options{Addr: RedisAddr(), MaxRetries: -1})
+	err := probe.Ping(ctx).Err()
+	_ = probe.Close()
+	if err != nil {
+		Missing(t, "no Redis server at %s: %v", RedisAddr(), err)
+	}
+	// Packages run as separate processes, so the database also mixes in the pid.
+	db := 1 + int((int32(os.Getpid())+dbCounter.Add(1))%15)
+	c := redis.NewClient(&redis.Options{Addr: RedisAddr(), DB: db})
+	if err := c.FlushDB(ctx).Err(); err != nil {
+		t.Fatalf("flush redis db %d: %v", db, err)
+	}
+	t.Cleanup(func() {
+		_ = c.FlushDB(context.Background()).Err()
+		_ = c.Close()
+	})
+	return c
+}
+
+// ChromiumPath returns the Chromium binary to drive, or skips (fails in CI).
+func ChromiumPath(t testing.TB) string {
+	t.Helper()
+	for _, p := range []string{os.Getenv("BLINDGATE_CHROMIUM"), "/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome"} {
+		if p == "" {
+			continue
+		}
+		if path, err := exec.LookPath(p); err == nil {
+			return path
+		}
+	}
+	Missing(t, "no Chromium found (set BLINDGATE_CHROMIUM or install Debian's chromium)")
+	return ""
+}
+
+// Docker skips (fails in CI) unless a Docker engine answers.
+func Docker(t testing.TB) {
+	t.Helper()
+	sock := "/var/run/docker.sock"
+	if h := os.Getenv("DOCKER_HOST"); h != "" && len(h) > 7 && h[:7] == "unix://" {
+		sock = h[7:]
+	}
+	c, err := net.DialTimeout("unix", sock, time.Second)
+	if err != nil {
+		Missing(t, "no Docker engine at %s: %v", sock, err)
+		return
+	}
+	_ = c.Close()
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
