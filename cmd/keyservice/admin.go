@@ -1,0 +1,304 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/blindgate/blindgate/internal/audit"
+	"github.com/blindgate/blindgate/internal/jose"
+	"github.com/blindgate/blindgate/internal/secret"
+	"github.com/blindgate/blindgate/keyservice/app"
+	"github.com/blindgate/blindgate/keyservice/client"
+	"github.com/blindgate/blindgate/keyservice/keyring"
+	"github.com/blindgate/blindgate/keyservice/sigauth"
+)
+
+type appConfig = app.Config
+
+var newApp = app.New
+
+// keysCmd manages the sealed keyring file. Every subcommand but init needs
+// the master key (as a reference, or shares on standard input).
+func keysCmd(args []string, out io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("keys: want init, rotate, list or retire")
+	}
+	fs := flag.NewFlagSet("keys "+args[0], flag.ContinueOnError)
+	path := fs.String("keyring", envOr("BLINDGATE_KS_KEYRING", "keyring.sealed"), "sealed keyring file")
+	masterRef := fs.String("master-key", envOr("BLINDGATE_KS_MASTER_KEY", ""), "master key reference (env:NAME or file:PATH); omit to type shares on standard input")
+	shares := fs.Int("shares", 1, "init: split the new master key into this many shares (all needed)")
+	alg := fs.String("alg", keyring.DefaultAlg, "KEK algorithm: "+strings.Join(keyring.Algs(), ", "))
+	kid := fs.String("kid", "", "retire: the key version to retire")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	switch args[0] {
+	case "init":
+		if _, err := os.Stat(*path); err == nil {
+			return fmt.Errorf("keys init: %s exists; refusing to overwrite a keyring", *path)
+		}
+		kr, err := keyring.New(*alg)
+		if err != nil {
+			return err
+		}
+		master, err := keyring.GenerateMasterKey()
+		if err != nil {
+			return err
+		}
+		defer clear(master)
+		if err := keyring.Save(*path, kr, master); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "keyring %s created with %s (kid %s)\n", *path, *alg, kr.Newest().Kid)
+		if *shares <= 1 {
+			fmt.Fprintf(out, "master key (shown once; store it offline):\n  %s\n", keyring.EncodeMasterKey(master))
+			return nil
+		}
+		parts, err := keyring.SplitKey(master, *shares)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "master key split into %d shares; ALL are needed to unseal. Give each to a different custodian (shown once):\n", *shares)
+		for i, p := range parts {
+			fmt.Fprintf(out, "  share %d: %s\n", i+1, keyring.EncodeMasterKey(p))
+		}
+		return nil
+	case "rotate", "list", "retire":
+		master, err := readMaster(*masterRef)
+		if err != nil {
+			return err
+		}
+		defer clear(master)
+		kr, err := keyring.Load(*path, master)
+		if err != nil {
+			return err
+		}
+		switch args[0] {
+		case "rotate":
+			v, err := kr.Rotate(*alg)
+			if err != nil {
+				return err
+			}
+			if err := keyring.Save(*path, kr, master); err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "rotated: new active key %s (%s); older versions still decrypt until retired\n", v.Kid, v.Alg)
+		case "retire":
+			if *kid == "" {
+				return errors.New("keys retire: -kid is required")
+			}
+			if err := kr.Retire(*kid); err != nil {
+				return err
+			}
+			if err := keyring.Save(*path, kr, master); err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "retired %s: ciphertexts under it no longer decrypt (rewrap them first)\n", *kid)
+		}
+		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "KID\tALG\tSTATE\tCREATED")
+		for _, v := range kr.Versions() {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", v.Kid, v.Alg, v.State, v.Created.UTC().Format(time.RFC3339))
+		}
+		return tw.Flush()
+	default:
+		return fmt.Errorf("keys: unknown subcommand %q", args[0])
+	}
+}
+
+// readMaster gets the master key from a reference or, without one, as shares
+// typed on standard input, one per line (split knowledge: no custodian needs
+// to see another's share).
+func readMaster(ref string) ([]byte, error) {
+	if ref != "" {
+		raw, err := secret.Resolve(ref)
+		if err != nil {
+			return nil, err
+		}
+		defer clear(raw)
+		return keyring.ParseMasterKey(string(raw))
+	}
+	b, err := io.ReadAll(io.LimitReader(os.Stdin, 64<<10))
+	if err != nil {
+		return nil, err
+	}
+	var shares [][]byte
+	for _, line := range strings.Fields(string(b)) {
+		s, err := keyring.ParseMasterKey(line)
+		if err != nil {
+			return nil, err
+		}
+		shares = append(shares, s)
+	}
+	if len(shares) == 0 {
+		return nil, errors.New("no master key: pass -master-key or type the shares on standard input")
+	}
+	return keyring.CombineShares(shares...)
+}
+
+func clientsCmd(args []string, out io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("clients: want add, list or revoke")
+	}
+	fs := flag.NewFlagSet("clients "+args[0], flag.ContinueOnError)
+	path := fs.String("clients", envOr("BLINDGATE_KS_CLIENTS", "clients.json"), "allow-list file")
+	id := fs.String("id", "", "add: client id (the iss of its requests)")
+	ops := fs.String("ops", "inspect", "add: comma-separated operations: inspect, reveal, rewrap, audit")
+	pubPath := fs.String("public-key", "", "add: the client's public JWK file (from `blindgate keygen`); omit to generate a key pair")
+	privOut := fs.String("private-key-out", "", "add: where to write a generated private key (JWK, mode 0600)")
+	kid := fs.String("kid", "", "revoke: the key id to revoke")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	al, err := sigauth.LoadAllowList(*path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if al == nil {
+		al = &sigauth.AllowList{}
+	}
+	switch args[0] {
+	case "add":
+		if *id == "" {
+			return errors.New("clients add: -id is required")
+		}
+		var pub crypto.PublicKey
+		var keyID string
+		if *pubPath != "" {
+			b, err := os.ReadFile(*pubPath)
+			if err != nil {
+				return err
+			}
+			keyID, pub, err = jose.ParsePublicJWK(b)
+			if err != nil {
+				return err
+			}
+		} else {
+			if *privOut == "" {
+				return errors.New("clients add: give -public-key, or -private-key-out to generate a key pair")
+			}
+			keyID, pub, err = client.GenerateKeyFile(*privOut, *id)
+			if err != nil {
+				return err
+			}
+		}
+		if err := al.AddClient(*id, splitOps(*ops), keyID, pub); err != nil {
+			return err
+		}
+		if err := al.Save(*path); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "client %s enrolled with key %s for %s\n", *id, keyID, *ops)
+		return nil
+	case "revoke":
+		if *kid == "" {
+			return errors.New("clients revoke: -kid is required")
+		}
+		if err := al.Revoke(*kid); err != nil {
+			return err
+		}
+		if err := al.Save(*path); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "key %s revoked\n", *kid)
+		return nil
+	case "list":
+		return json.NewEncoder(out).Encode(al.Summary())
+	default:
+		return fmt.Errorf("clients: unknown subcommand %q", args[0])
+	}
+}
+
+func splitOps(s string) []string {
+	var ops []string
+	for _, o := range strings.Split(s, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			ops = append(ops, o)
+		}
+	}
+	return ops
+}
+
+func auditCmd(args []string, out io.Writer) error {
+	if len(args) == 0 || args[0] != "verify" {
+		return errors.New("audit: want verify")
+	}
+	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
+	path := fs.String("audit-log", envOr("BLINDGATE_KS_AUDIT_LOG", "audit.log"), "audit log file")
+	head := fs.String("head", "", "expected head hash recorded elsewhere (detects a truncated tail)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	f, err := os.Open(*path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	rep, err := audit.Verify(f)
+	if err != nil {
+		return fmt.Errorf("audit chain BROKEN: %w", err)
+	}
+	if *head != "" && rep.Head != *head {
+		return fmt.Errorf("audit chain ends at %s, expected head %s: lines were removed from the end", rep.Head, *head)
+	}
+	fmt.Fprintf(out, "audit chain OK: %d lines, last seq %d, head %s\n", rep.Lines, rep.LastSeq, rep.Head)
+	return nil
+}
+
+// unsealCmd sends one share to a running key service. The share comes from a
+// reference or standard input, never from a flag value.
+func unsealCmd(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("unseal", flag.ContinueOnError)
+	addr := fs.String("url", envOr("BLINDGATE_KS_URL", "https://127.0.0.1:8443"), "key service base URL")
+	ref := fs.String("share", "", "share reference (env:NAME or file:PATH); omit to read it from standard input")
+	insecure := fs.Bool("insecure-skip-verify", false, "do not verify the TLS certificate (development only)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var raw []byte
+	var err error
+	if *ref != "" {
+		raw, err = secret.Resolve(*ref)
+	} else {
+		raw, err = io.ReadAll(io.LimitReader(os.Stdin, 4096))
+	}
+	if err != nil {
+		return err
+	}
+	body, _ := json.Marshal(client.UnsealRequest{Key: strings.TrimSpace(string(raw))})
+	clear(raw)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(*addr, "/")+"/v1/sys/unseal", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.HTTPClient(*insecure).Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	rb, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("unseal refused (%d): %s", resp.StatusCode, rb)
+	}
+	fmt.Fprintf(out, "%s\n", rb)
+	return nil
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,337 @@
+// Package images prepares the Docker build contexts of Blindgate's images and
+// builds them with the docker CLI.
+//
+// No base image can be pulled where Blindgate is built and tested, so every
+// image is FROM scratch and nothing is compiled inside Docker: this package
+// cross-compiles static Go binaries (CGO_ENABLED=0) on the host, or copies a
+// host binary with the shared libraries ldd lists (Redis), into a context
+// directory beside deploy/<image>.Dockerfile. The images hold no shell and run
+// as the unprivileged uid RuntimeUID.
+//
+// Used by `go run ./cmd/images` (make images) and by the e2e suite.
+package images
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// Image names one of the images this package can build.
+type Image string
+
+// The images. Probe is test-only: a static HTTP GET client the e2e suite runs
+// inside a network to prove what a container there can and cannot reach.
+const (
+	KeyService Image = "keyservice"
+	Gateway    Image = "gateway"
+	Redis      Image = "redis"
+	Probe      Image = "probe"
+)
+
+// RuntimeUID is the user (and group) every image runs as: an unprivileged id
+// that owns nothing on the host (distroless calls it "nonroot").
+const RuntimeUID = 65532
+
+// Defaults returns the images built when Options.Images is empty: the
+// deployable ones.
+func Defaults() []Image { return []Image{KeyService, Gateway, Redis} }
+
+// All returns every image this package knows, for flag validation.
+func All() []Image { return []Image{KeyService, Gateway, Redis, Probe} }
+
+// DefaultTag is the tag an image gets when Options.Tag is nil.
+func DefaultTag(img Image) string { return "blindgate/" + string(img) + ":dev" }
+
+// ErrUnknownImage is returned for an Image this package cannot build.
+var ErrUnknownImage = errors.New("images: unknown image")
+
+// goPackage returns the main package (relative to the module root) of an
+// image made of one static Go binary, installed as /usr/local/bin/<img>.
+func goPackage(img Image) (string, bool) {
+	switch img {
+	case KeyService:
+		return "./cmd/keyservice", true
+	case Gateway:
+		return "./cmd/gateway", true
+	case Probe:
+		return "./e2e/probe", true
+	}
+	return "", false
+}
+
+// Options configure PrepareContext and Build.
+type Options struct {
+	// Root is the module root (the directory holding go.mod and deploy/).
+	// Empty: found by walking up from the working directory.
+	Root string
+	// Images to build; empty means Defaults().
+	Images []Image
+	// Tag names the image built for img; nil means DefaultTag.
+	Tag func(img Image) string
+	// Docker is the docker CLI to run; empty means "docker".
+	Docker string
+	// Go is the go command used to compile; empty means "go".
+	Go string
+	// RedisServer is the host redis-server binary copied into the Redis
+	// image; empty means the one on $PATH.
+	RedisServer string
+	// Log receives build output (go build, docker build); nil discards it.
+	Log io.Writer
+}
+
+func (o Options) withDefaults() (Options, error) {
+	if o.Root == "" {
+		root, err := ModuleRoot()
+		if err != nil {
+			return o, err
+		}
+		o.Root = root
+	}
+	if len(o.Images) == 0 {
+		o.Images = Defaults()
+	}
+	if o.Tag == nil {
+		o.Tag = DefaultTag
+	}
+	if o.Docker == "" {
+		o.Docker = "docker"
+	}
+	if o.Go == "" {
+		o.Go = "go"
+	}
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	return o, nil
+}
+
+// ModuleRoot walks up from the working directory to the directory holding
+// go.mod, so the e2e suite (run from e2e/) and cmd/images agree on paths.
+func ModuleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("images: %w", err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("images: no go.mod above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// Build prepares a context for each requested image in a temporary directory
+// and runs `docker build` on it, tagging the result with opts.Tag(img).
+// Images are built in order; the first failure stops the build.
+func Build(ctx context.Context, opts Options) error {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return err
+	}
+	for _, img := range opts.Images {
+		if err := buildOne(ctx, img, opts); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func buildOne(ctx context.Context, img Image, opts Options) error {
+	dir, err := os.MkdirTemp("", "blindgate-image-"+string(img)+"-")
+	if err != nil {
+		return fmt.Errorf("images: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	if err := PrepareContext(ctx, dir, img, opts); err != nil {
+		return err
+	}
+	tag := opts.Tag(img)
+	cmd := exec.CommandContext(ctx, opts.Docker, "build", "--tag", tag, "--file", filepath.Join(dir, "Dockerfile"), dir)
+	var out bytes.Buffer
+	cmd.Stdout = io.MultiWriter(&out, opts.Log)
+	cmd.Stderr = io.MultiWriter(&out, opts.Log)
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("images: docker build %s: %w\n%s", tag, err, tail(out.String(), 4096))
+	}
+	return nil
+}
+
+// PrepareContext fills dir (which should be empty) with the build context of
+// img: the Dockerfile copied from deploy/<img>.Dockerfile, a rootfs/ tree
+// copied to / with root ownership, and a data/ tree copied with RuntimeUID
+// ownership (the image's writable directory).
+func PrepareContext(ctx context.Context, dir string, img Image, opts Options) error {
+	if _, ok := goPackage(img); !ok && img != Redis {
+		return fmt.Errorf("%w: %q", ErrUnknownImage, img)
+	}
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return err
+	}
+	rootfs, data := filepath.Join(dir, "rootfs"), filepath.Join(dir, "data")
+	for _, d := range []string{filepath.Join(rootfs, "etc"), data} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("images: %w", err)
+		}
+	}
+	// Programs that look up their own user (and operators running `id`
+	// equivalents) need it named; nothing else of /etc is in the image.
+	passwd := fmt.Sprintf("root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:%d:%d:nonroot:/nonexistent:/sbin/nologin\n", RuntimeUID, RuntimeUID)
+	group := fmt.Sprintf("root:x:0:\nnonroot:x:%d:\n", RuntimeUID)
+	if err := writeFile(filepath.Join(rootfs, "etc/passwd"), []byte(passwd), 0o644); err != nil {
+		return err
+	}
+	if err := writeFile(filepath.Join(rootfs, "etc/group"), []byte(group), 0o644); err != nil {
+		return err
+	}
+	// Go's os.TempDir and Redis' rewrite temp files expect a writable /tmp;
+	// the sticky bit keeps it safe should a second user ever appear.
+	if err := os.MkdirAll(filepath.Join(rootfs, "tmp"), 0o755); err != nil {
+		return fmt.Errorf("images: %w", err)
+	}
+	if err := os.Chmod(filepath.Join(rootfs, "tmp"), 0o777|os.ModeSticky); err != nil {
+		return fmt.Errorf("images: %w", err)
+	}
+
+	switch img {
+	case Redis:
+		err = prepareRedis(ctx, rootfs, opts)
+	default:
+		pkg, _ := goPackage(img)
+		err = goBuild(ctx, filepath.Join(rootfs, "usr/local/bin", string(img)), pkg, opts)
+	}
+	if err != nil {
+		return err
+	}
+
+	df, err := os.ReadFile(filepath.Join(opts.Root, "deploy", string(img)+".Dockerfile"))
+	if err != nil {
+		return fmt.Errorf("images: %w", err)
+	}
+	return writeFile(filepath.Join(dir, "Dockerfile"), df, 0o644)
+}
+
+// goBuild compiles a static, stripped, path-free binary for Linux on the
+// host's architecture (the Docker engine is assumed to be local).
+func goBuild(ctx context.Context, out, pkg string, opts Options) error {
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return fmt.Errorf("images: %w", err)
+	}
+	cmd := exec.CommandContext(ctx, opts.Go, "build", "-trimpath", "-ldflags=-s -w", "-o", out, pkg)
+	cmd.Dir = opts.Root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
+	var buf bytes.Buffer
+	cmd.Stdout = io.MultiWriter(&buf, opts.Log)
+	cmd.Stderr = io.MultiWriter(&buf, opts.Log)
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("images: go build %s: %w\n%s", pkg, err, tail(buf.String(), 4096))
+	}
+	return nil
+}
+
+// prepareRedis copies the host's redis-server and every shared object that
+// ldd lists for it, each at the path ldd printed (the dynamic loader
+// included), so the binary runs unchanged on an empty base image.
+func prepareRedis(ctx context.Context, rootfs string, opts Options) error {
+	bin := opts.RedisServer
+	if bin == "" {
+		p, err := exec.LookPath("redis-server")
+		if err != nil {
+			return fmt.Errorf("images: the redis image copies the host's redis-server, and none is installed (apt-get install redis-server, or set BLINDGATE_E2E_REDIS_IMAGE): %w", err)
+		}
+		bin = p
+	}
+	out, err := exec.CommandContext(ctx, "ldd", bin).Output()
+	if err != nil {
+		return fmt.Errorf("images: ldd %s: %w", bin, err)
+	}
+	libs, err := ParseLDD(out)
+	if err != nil {
+		return err
+	}
+	if err := copyResolved(bin, filepath.Join(rootfs, "usr/bin/redis-server"), 0o755); err != nil {
+		return err
+	}
+	for _, lib := range libs {
+		if err := copyResolved(lib, filepath.Join(rootfs, lib), 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ParseLDD returns the absolute paths of the shared objects in ldd output,
+// the dynamic loader included and the kernel's vDSO (which has no file)
+// excluded. A library ldd could not find is an error: the image would not run.
+func ParseLDD(out []byte) ([]string, error) {
+	var libs []string
+	for _, line := range strings.Split(string(out), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		if strings.Contains(line, "not found") {
+			return nil, fmt.Errorf("images: ldd: missing library: %s", line)
+		}
+		path := line
+		if _, after, ok := strings.Cut(line, "=>"); ok {
+			path = strings.TrimSpace(after)
+		}
+		if i := strings.Index(path, " ("); i >= 0 {
+			path = path[:i]
+		}
+		if !strings.HasPrefix(path, "/") {
+			continue // linux-vdso.so.1 and the like
+		}
+		if !slices.Contains(libs, path) {
+			libs = append(libs, path)
+		}
+	}
+	if len(libs) == 0 {
+		return nil, errors.New("images: ldd listed no libraries (a static binary needs no Redis special case)")
+	}
+	return libs, nil
+}
+
+// copyResolved copies the file src points to (following symlinks, which COPY
+// in a Dockerfile would keep as dangling links) to dst as a regular file.
+func copyResolved(src, dst string, mode os.FileMode) error {
+	real, err := filepath.EvalSymlinks(src)
+	if err != nil {
+		return fmt.Errorf("images: %w", err)
+	}
+	b, err := os.ReadFile(real)
+	if err != nil {
+		return fmt.Errorf("images: %w", err)
+	}
+	return writeFile(dst, b, mode)
+}
+
+func writeFile(path string, b []byte, mode os.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("images: %w", err)
+	}
+	if err := os.WriteFile(path, b, mode); err != nil {
+		return fmt.Errorf("images: %w", err)
+	}
+	return nil
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "..." + s[len(s)-n:]
+}

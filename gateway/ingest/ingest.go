@@ -1,0 +1,187 @@
+// Package ingest turns a submitted checkout into a token. The gateway never
+// sees the card: it forwards the ciphertext to the key service's signed
+// inspect, and stores the ciphertext with the masked answer.
+//
+// Order matters: the cheap card-testing defences (per-IP and per-session
+// limits, the session's attempt budget) run before the key service is asked
+// anything, and the token is stored in one atomic write with its ciphertext
+// before the session is marked complete, so a crash in between leaves either
+// no token or a whole one.
+package ingest
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/blindgate/blindgate/gateway/sessions"
+	"github.com/blindgate/blindgate/gateway/tokens"
+	"github.com/blindgate/blindgate/internal/ratelimit"
+	"github.com/blindgate/blindgate/keyservice/client"
+)
+
+// Errors the HTTP layer maps to codes the checkout page understands.
+var (
+	ErrInvalid     = errors.New("ingest: invalid submission")
+	ErrLimited     = errors.New("ingest: rate limited")
+	ErrUnavailable = errors.New("ingest: dependency unavailable")
+)
+
+// LimitedError carries the retry delay of a refused submission.
+type LimitedError struct {
+	Limit      string
+	RetryAfter time.Duration
+}
+
+func (e *LimitedError) Error() string { return "ingest: limit " + e.Limit + " reached" }
+func (e *LimitedError) Unwrap() error { return ErrLimited }
+
+// Inspector is the key service's signed inspect.
+type Inspector interface {
+	Inspect(ctx context.Context, req client.InspectRequest) (client.InspectResponse, error)
+}
+
+// Sessions is the part of the checkout-session store ingest uses.
+type Sessions interface {
+	Get(ctx context.Context, id string) (sessions.Session, error)
+	Attempt(ctx context.Context, id string) (sessions.Session, error)
+	Complete(ctx context.Context, id, token string) error
+}
+
+// Tokens is the part of the token store ingest uses.
+type Tokens interface {
+	Put(ctx context.Context, t tokens.Token, cvcJWE string, cvcTTL time.Duration, idempotencyKey string) (tokens.Token, bool, error)
+	Lookup(ctx context.Context, id string) (tokens.Token, error)
+}
+
+// Limits are the card-testing defences.
+type Limits struct {
+	PerIP      ratelimit.Limit
+	PerSession ratelimit.Limit
+}
+
+// DefaultLimits allow a shopper a few corrections, not a card-testing run.
+func DefaultLimits() Limits {
+	return Limits{
+		PerIP:      ratelimit.Limit{Name: "submit-ip", Rate: 20, Period: time.Minute, Burst: 10},
+		PerSession: ratelimit.Limit{Name: "submit-session", Rate: 6, Period: time.Minute, Burst: 3},
+	}
+}
+
+// Service ingests submissions.
+type Service struct {
+	sessions  Sessions
+	tokens    Tokens
+	inspector Inspector
+	limiter   ratelimit.Limiter
+	limits    Limits
+	cvcTTL    time.Duration
+	now       func() time.Time
+}
+
+// New returns a Service; cvcTTL bounds how long a CVC ciphertext is kept.
+func New(s Sessions, t Tokens, in Inspector, l ratelimit.Limiter, limits Limits, cvcTTL time.Duration) *Service {
+	if cvcTTL <= 0 {
+		cvcTTL = 10 * time.Minute
+	}
+	return &Service{sessions: s, tokens: t, inspector: in, limiter: l, limits: limits, cvcTTL: cvcTTL, now: time.Now}
+}
+
+// Submission is what the checkout page posts.
+type Submission struct {
+	SessionID string
+	CardJWE   string
+	CVCJWE    string
+	ClientIP  string
+}
+
+// maxJWE bounds a ciphertext; a card JWE is about 1 KiB.
+const maxJWE = 16 << 10
+
+// Validate checks shape only: the gateway cannot and must not look inside.
+func (s Submission) Validate() error {
+	if s.CardJWE == "" || len(s.CardJWE) > maxJWE || strings.Count(s.CardJWE, ".") != 4 {
+		return fmt.Errorf("%w: card_jwe must be a compact JWE", ErrInvalid)
+	}
+	if s.CVCJWE != "" && (len(s.CVCJWE) > maxJWE || strings.Count(s.CVCJWE, ".") != 4) {
+		return fmt.Errorf("%w: cvc_jwe must be a compact JWE", ErrInvalid)
+	}
+	return nil
+}
+
+// Submit stores the card ciphertext and returns its token.
+func (svc *Service) Submit(ctx context.Context, sub Submission) (tokens.Token, error) {
+	if err := sub.Validate(); err != nil {
+		return tokens.Token{}, err
+	}
+	if err := svc.allow(ctx, svc.limits.PerIP, sub.ClientIP); err != nil {
+		return tokens.Token{}, err
+	}
+	idem := idempotencyKey(sub)
+	sess, err := svc.sessions.Attempt(ctx, sub.SessionID)
+	if errors.Is(err, sessions.ErrCompleted) {
+		// A retry of the submission that completed the session (the answer
+		// was lost on the way back) gets the same token; anything else is refused.
+		return svc.replayed(ctx, sub)
+	}
+	if err != nil {
+		return tokens.Token{}, fmt.Errorf("ingest: session: %w", err)
+	}
+	if err := svc.allow(ctx, svc.limits.PerSession, sess.ID); err != nil {
+		return tokens.Token{}, err
+	}
+	m, err := svc.inspector.Inspect(ctx, client.InspectRequest{JWE: sub.CardJWE, Session: sess.ID})
+	if err != nil {
+		return tokens.Token{}, fmt.Errorf("ingest: inspect: %w", err)
+	}
+	t := tokens.Token{
+		MerchantID: sess.MerchantID, SessionID: sess.ID, JWE: sub.CardJWE, Kid: m.Kid,
+		Brand: m.Brand, BIN: m.BIN, Last4: m.Last4, ExpMonth: m.ExpMonth, ExpYear: m.ExpYear,
+		Fingerprint: m.Fingerprint, CreatedAt: svc.now().UTC(),
+	}
+	t, _, err = svc.tokens.Put(ctx, t, sub.CVCJWE, svc.cvcTTL, idem)
+	if err != nil {
+		return tokens.Token{}, fmt.Errorf("%w: store token: %w", ErrUnavailable, err)
+	}
+	if err := svc.sessions.Complete(ctx, sess.ID, t.ID); err != nil && !errors.Is(err, sessions.ErrCompleted) {
+		return tokens.Token{}, fmt.Errorf("%w: complete session: %w", ErrUnavailable, err)
+	}
+	return t, nil
+}
+
+func (svc *Service) replayed(ctx context.Context, sub Submission) (tokens.Token, error) {
+	sess, err := svc.sessions.Get(ctx, sub.SessionID)
+	if err != nil {
+		return tokens.Token{}, fmt.Errorf("ingest: session: %w", err)
+	}
+	t, err := svc.tokens.Lookup(ctx, sess.Token)
+	if err == nil && t.JWE == sub.CardJWE {
+		return t, nil
+	}
+	return tokens.Token{}, fmt.Errorf("ingest: session: %w", sessions.ErrCompleted)
+}
+
+func (svc *Service) allow(ctx context.Context, l ratelimit.Limit, key string) error {
+	r, err := svc.limiter.Allow(ctx, key, l)
+	if err != nil {
+		return fmt.Errorf("%w: rate limiter: %w", ErrUnavailable, err)
+	}
+	if !r.Allowed {
+		return &LimitedError{Limit: l.Name, RetryAfter: r.RetryAfter}
+	}
+	return nil
+}
+
+// idempotencyKey identifies one submission: the same ciphertext for the same
+// session is the same submission, however often it is retried.
+func idempotencyKey(sub Submission) string {
+	h := sha256.New()
+	h.Write([]byte(sub.SessionID))
+	h.Write([]byte{0})
+	h.Write([]byte(sub.CardJWE))
+	return hex.EncodeToString(h.Sum(nil))
+}

@@ -1,0 +1,240 @@
+package sessions
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Bolt is the embedded Store for the single-binary demo: bucket "sessions",
+// id -> JSON Session. Each operation is one bbolt transaction. Expired
+// sessions are removed by Sweep (run it periodically with RunSweeper).
+type Bolt struct {
+	db *bolt.DB
+	o  options
+}
+
+var _ Store = (*Bolt)(nil)
+
+var bSessions = []byte("sessions")
+
+// NewBolt creates the bucket it needs in db.
+func NewBolt(db *bolt.DB, opts ...Option) (*Bolt, error) {
+	err := db.Update(func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(bSessions)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sessions: bolt bucket: %w", err)
+	}
+	return &Bolt{db: db, o: buildOptions(opts)}, nil
+}
+
+func load(tx *bolt.Tx, id string) (Session, error) {
+	v := tx.Bucket(bSessions).Get([]byte(id))
+	if v == nil {
+		return Session{}, ErrNotFound
+	}
+	var s Session
+	if err := json.Unmarshal(v, &s); err != nil {
+		return Session{}, fmt.Errorf("sessions: corrupt record: %w", err)
+	}
+	return s, nil
+}
+
+func store(tx *bolt.Tx, s Session) error {
+	v, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bSessions).Put([]byte(s.ID), v)
+}
+
+// gone: past expiry and grace, the session reads as absent, like a Redis key
+// that expired, even before Sweep removed it.
+func (b *Bolt) gone(s Session, now time.Time) bool {
+	return !now.Before(s.ExpiresAt.Add(b.o.grace))
+}
+
+// Create implements Store.
+func (b *Bolt) Create(ctx context.Context, s Session) (Session, error) {
+	if err := checkCtx(ctx); err != nil {
+		return Session{}, err
+	}
+	s, err := prepare(s, b.o.now())
+	if err != nil {
+		return Session{}, err
+	}
+	err = b.db.Update(func(tx *bolt.Tx) error {
+		if tx.Bucket(bSessions).Get([]byte(s.ID)) != nil {
+			return ErrConflict
+		}
+		return store(tx, s)
+	})
+	if err != nil {
+		return Session{}, wrap("create", err)
+	}
+	return s, nil
+}
+
+func wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	for _, s := range []error{ErrNotFound, ErrExpired, ErrTooManyAttempts, ErrCompleted, ErrInvalid, ErrConflict} {
+		if errors.Is(err, s) {
+			return err
+		}
+	}
+	return fmt.Errorf("sessions: bolt %s: %w", op, err)
+}
+
+// Get implements Store.
+func (b *Bolt) Get(ctx context.Context, id string) (Session, error) {
+	if err := checkCtx(ctx); err != nil {
+		return Session{}, err
+	}
+	if !ValidID(id) {
+		return Session{}, ErrNotFound
+	}
+	var s Session
+	err := b.db.View(func(tx *bolt.Tx) error {
+		var err error
+		s, err = load(tx, id)
+		return err
+	})
+	if err != nil {
+		return Session{}, wrap("get", err)
+	}
+	now := b.o.now()
+	if b.gone(s, now) {
+		return Session{}, ErrNotFound
+	}
+	if s.Expired(now) {
+		return s, ErrExpired
+	}
+	return s, nil
+}
+
+// Attempt implements Store.
+func (b *Bolt) Attempt(ctx context.Context, id string) (Session, error) {
+	if err := checkCtx(ctx); err != nil {
+		return Session{}, err
+	}
+	if !ValidID(id) {
+		return Session{}, ErrNotFound
+	}
+	var s Session
+	var refused error
+	now := b.o.now()
+	err := b.db.Update(func(tx *bolt.Tx) error {
+		var err error
+		if s, err = load(tx, id); err != nil {
+			return err
+		}
+		switch {
+		case b.gone(s, now):
+			return ErrNotFound
+		case s.Expired(now):
+			refused = ErrExpired
+		case s.Completed():
+			refused = ErrCompleted
+		case s.Attempts >= s.MaxAttempts:
+			refused = ErrTooManyAttempts
+		default:
+			s.Attempts++
+			return store(tx, s)
+		}
+		return nil
+	})
+	if err != nil {
+		return Session{}, wrap("attempt", err)
+	}
+	return s, refused
+}
+
+// Complete implements Store.
+func (b *Bolt) Complete(ctx context.Context, id, token string) error {
+	if err := checkCtx(ctx); err != nil {
+		return err
+	}
+	if !ValidID(id) {
+		return ErrNotFound
+	}
+	if !validToken(token) {
+		return fmt.Errorf("%w: token", ErrInvalid)
+	}
+	now := b.o.now()
+	err := b.db.Update(func(tx *bolt.Tx) error {
+		s, err := load(tx, id)
+		if err != nil {
+			return err
+		}
+		switch {
+		case b.gone(s, now):
+			return ErrNotFound
+		case s.Expired(now):
+			return ErrExpired
+		case s.Token == token:
+			return nil
+		case s.Completed():
+			return ErrCompleted
+		}
+		s.Token = token
+		return store(tx, s)
+	})
+	return wrap("complete", err)
+}
+
+// Sweep deletes sessions past expiry and grace; it returns how many.
+func (b *Bolt) Sweep(ctx context.Context) (int, error) {
+	if err := checkCtx(ctx); err != nil {
+		return 0, err
+	}
+	now := b.o.now()
+	n := 0
+	err := b.db.Update(func(tx *bolt.Tx) error {
+		bk := tx.Bucket(bSessions)
+		var dead [][]byte
+		err := bk.ForEach(func(k, v []byte) error {
+			var s Session
+			if json.Unmarshal(v, &s) != nil || b.gone(s, now) {
+				dead = append(dead, append([]byte(nil), k...))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		// Deleting while iterating a bbolt cursor skips keys; collect first.
+		for _, k := range dead {
+			if err := bk.Delete(k); err != nil {
+				return err
+			}
+		}
+		n = len(dead)
+		return nil
+	})
+	if err != nil {
+		return 0, wrap("sweep", err)
+	}
+	return n, nil
+}
+
+// RunSweeper calls Sweep every interval until ctx ends.
+func (b *Bolt) RunSweeper(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			_, _ = b.Sweep(ctx)
+		}
+	}
+}

@@ -1,0 +1,208 @@
+package sessions
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Redis is the production Store. One hash per session, so every operation
+// is on one key (any Redis topology):
+//
+//	p:cs:<id>  hash  data (JSON of the fixed fields), exp (unix ms), max, attempts, token
+//
+// The key expires at ExpiresAt + grace (PEXPIREAT). Expiry decisions use the
+// caller's clock passed into the script, so both stores (and tests with a
+// fake clock) agree; gateway hosts are expected to run NTP.
+type Redis struct {
+	rdb    redis.UniversalClient
+	prefix string
+	o      options
+
+	create, attempt, complete *redis.Script
+}
+
+var _ Store = (*Redis)(nil)
+
+// NewRedis returns a Store on rdb; prefix "" means "bg".
+func NewRedis(rdb redis.UniversalClient, prefix string, opts ...Option) *Redis {
+	if prefix == "" {
+		prefix = "bg"
+	}
+	return &Redis{
+		rdb: rdb, prefix: prefix, o: buildOptions(opts),
+		create:   redis.NewScript(createLua),
+		attempt:  redis.NewScript(attemptLua),
+		complete: redis.NewScript(completeLua),
+	}
+}
+
+func (r *Redis) key(id string) string { return r.prefix + ":cs:" + id }
+
+// KEYS: session; ARGV: data, exp ms, max, expire-at ms
+const createLua = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'data', ARGV[1], 'exp', ARGV[2], 'max', ARGV[3], 'attempts', 0, 'token', '')
+redis.call('PEXPIREAT', KEYS[1], ARGV[4])
+return 1
+`
+
+// The checks and the increment are one script, so concurrent submissions
+// cannot both pass the limit.
+// KEYS: session; ARGV: now ms, grace ms
+const attemptLua = `
+local v = redis.call('HMGET', KEYS[1], 'exp', 'max', 'attempts', 'token')
+if not v[1] or tonumber(ARGV[1]) >= tonumber(v[1]) + tonumber(ARGV[2]) then return {'missing', {}} end
+local status = 'ok'
+if tonumber(ARGV[1]) >= tonumber(v[1]) then status = 'expired'
+elseif v[4] and v[4] ~= '' then status = 'completed'
+elseif tonumber(v[3]) >= tonumber(v[2]) then status = 'too_many'
+else redis.call('HINCRBY', KEYS[1], 'attempts', 1) end
+return {status, redis.call('HGETALL', KEYS[1])}
+`
+
+// KEYS: session; ARGV: now ms, token, grace ms
+const completeLua = `
+local v = redis.call('HMGET', KEYS[1], 'exp', 'token')
+if not v[1] or tonumber(ARGV[1]) >= tonumber(v[1]) + tonumber(ARGV[3]) then return 'missing' end
+if tonumber(ARGV[1]) >= tonumber(v[1]) then return 'expired' end
+if v[2] and v[2] ~= '' then
+  if v[2] == ARGV[2] then return 'ok' end
+  return 'completed'
+end
+redis.call('HSET', KEYS[1], 'token', ARGV[2])
+return 'ok'
+`
+
+// Create implements Store.
+func (r *Redis) Create(ctx context.Context, s Session) (Session, error) {
+	s, err := prepare(s, r.o.now())
+	if err != nil {
+		return Session{}, err
+	}
+	fixed := s
+	fixed.Attempts, fixed.Token = 0, ""
+	data, err := json.Marshal(fixed)
+	if err != nil {
+		return Session{}, fmt.Errorf("sessions: encode: %w", err)
+	}
+	ok, err := r.create.Run(ctx, r.rdb, []string{r.key(s.ID)},
+		data, s.ExpiresAt.UnixMilli(), s.MaxAttempts, s.ExpiresAt.Add(r.o.grace).UnixMilli()).Int()
+	if err != nil {
+		return Session{}, fmt.Errorf("sessions: redis create: %w", err)
+	}
+	if ok != 1 {
+		return Session{}, ErrConflict
+	}
+	return s, nil
+}
+
+func decode(h map[string]string) (Session, error) {
+	if len(h) == 0 || h["data"] == "" {
+		return Session{}, ErrNotFound
+	}
+	var s Session
+	if err := json.Unmarshal([]byte(h["data"]), &s); err != nil {
+		return Session{}, fmt.Errorf("sessions: corrupt record: %w", err)
+	}
+	n, err := strconv.Atoi(h["attempts"])
+	if err != nil {
+		return Session{}, fmt.Errorf("sessions: corrupt record: %w", err)
+	}
+	s.Attempts, s.Token = n, h["token"]
+	return s, nil
+}
+
+// Get implements Store.
+func (r *Redis) Get(ctx context.Context, id string) (Session, error) {
+	if !ValidID(id) {
+		return Session{}, ErrNotFound
+	}
+	h, err := r.rdb.HGetAll(ctx, r.key(id)).Result()
+	if err != nil {
+		return Session{}, fmt.Errorf("sessions: redis get: %w", err)
+	}
+	s, err := decode(h)
+	if err != nil {
+		return Session{}, err
+	}
+	now := r.o.now()
+	// Past the grace the key is about to expire; answer as if it had, so
+	// both stores agree to the millisecond.
+	if !now.Before(s.ExpiresAt.Add(r.o.grace)) {
+		return Session{}, ErrNotFound
+	}
+	if s.Expired(now) {
+		return s, ErrExpired
+	}
+	return s, nil
+}
+
+// Attempt implements Store.
+func (r *Redis) Attempt(ctx context.Context, id string) (Session, error) {
+	if !ValidID(id) {
+		return Session{}, ErrNotFound
+	}
+	res, err := r.attempt.Run(ctx, r.rdb, []string{r.key(id)}, r.o.now().UnixMilli(), r.o.grace.Milliseconds()).Slice()
+	if err != nil {
+		return Session{}, fmt.Errorf("sessions: redis attempt: %w", err)
+	}
+	if len(res) != 2 {
+		return Session{}, errors.New("sessions: redis attempt: unexpected reply")
+	}
+	status, _ := res[0].(string)
+	if status == "missing" {
+		return Session{}, ErrNotFound
+	}
+	flat, _ := res[1].([]any)
+	h := make(map[string]string, len(flat)/2)
+	for i := 0; i+1 < len(flat); i += 2 {
+		k, _ := flat[i].(string)
+		v, _ := flat[i+1].(string)
+		h[k] = v
+	}
+	s, err := decode(h)
+	if err != nil {
+		return Session{}, err
+	}
+	switch status {
+	case "ok":
+		return s, nil
+	case "expired":
+		return s, ErrExpired
+	case "completed":
+		return s, ErrCompleted
+	case "too_many":
+		return s, ErrTooManyAttempts
+	}
+	return Session{}, fmt.Errorf("sessions: redis attempt: unexpected status %q", status)
+}
+
+// Complete implements Store.
+func (r *Redis) Complete(ctx context.Context, id, token string) error {
+	if !ValidID(id) {
+		return ErrNotFound
+	}
+	if !validToken(token) {
+		return fmt.Errorf("%w: token", ErrInvalid)
+	}
+	status, err := r.complete.Run(ctx, r.rdb, []string{r.key(id)}, r.o.now().UnixMilli(), token, r.o.grace.Milliseconds()).Text()
+	if err != nil {
+		return fmt.Errorf("sessions: redis complete: %w", err)
+	}
+	switch status {
+	case "ok":
+		return nil
+	case "missing":
+		return ErrNotFound
+	case "expired":
+		return ErrExpired
+	case "completed":
+		return ErrCompleted
+	}
+	return fmt.Errorf("sessions: redis complete: unexpected status %q", status)
+}

@@ -1,0 +1,498 @@
+// Package sessions holds hosted-checkout sessions: which merchant opened one,
+// which origins may embed the page and receive the token, where the shopper
+// returns, how the page looks, and how many submissions it allows before it
+// locks (a brake on card testing through one session). A session is
+// completed once, by the token it produced.
+//
+// Redis (production) and bbolt (demo) implement Store; one contract test runs
+// against both. The package knows nothing of HTTP or of card data.
+package sessions
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Sentinel errors; the HTTP layer maps them with errors.Is.
+var (
+	ErrNotFound = errors.New("sessions: not found")
+	// ErrExpired: past ExpiresAt. Get and Attempt return the session along
+	// with it, so the page can still send the shopper back to the merchant.
+	ErrExpired         = errors.New("sessions: expired")
+	ErrTooManyAttempts = errors.New("sessions: too many attempts")
+	ErrCompleted       = errors.New("sessions: already completed")
+	ErrInvalid         = errors.New("sessions: invalid")
+	ErrConflict        = errors.New("sessions: id already exists")
+)
+
+// Defaults and limits.
+const (
+	IDPrefix           = "cs_"
+	DefaultTTL         = 30 * time.Minute
+	MaxTTL             = 24 * time.Hour
+	DefaultMaxAttempts = 5
+	MaxMaxAttempts     = 20
+	// DefaultGrace keeps an expired session readable for a while, so a late
+	// shopper sees "expired" (with a way back) rather than "not found".
+	DefaultGrace  = 15 * time.Minute
+	DefaultLocale = "en"
+	maxURLLen     = 2048
+	maxOrigins    = 20
+)
+
+// Locales the checkout page is translated into.
+func Locales() []string { return []string{"en", "fr"} }
+
+// Appearance is the merchant's styling of the hosted page. Each value ends up
+// in CSS, so each is checked against a narrow shape (no free text): a value
+// that could close a declaration would let a merchant (or whoever holds its
+// key) inject style into the payment page (PCI DSS 6.4.3).
+type Appearance struct {
+	Primary    string `json:"primary,omitempty"`    // #rgb or #rrggbb
+	Background string `json:"background,omitempty"` // #rgb or #rrggbb
+	Text       string `json:"text,omitempty"`       // #rgb or #rrggbb
+	Font       string `json:"font,omitempty"`       // one of AllowedFonts
+	Radius     string `json:"radius,omitempty"`     // "0" or "<n>px", n <= 32
+}
+
+// AllowedFonts lists the CSS font families a merchant may choose: generic
+// families and fonts every platform has, since the page loads no web fonts.
+func AllowedFonts() []string {
+	return []string{"system-ui", "sans-serif", "serif", "monospace", "arial", "helvetica", "georgia", "verdana"}
+}
+
+// DefaultAppearance is what the page uses for fields left empty.
+func DefaultAppearance() Appearance {
+	return Appearance{Primary: "#0a5cd5", Background: "#ffffff", Text: "#1a1a1a", Font: "system-ui", Radius: "6px"}
+}
+
+// WithDefaults fills empty fields from DefaultAppearance.
+func (a Appearance) WithDefaults() Appearance {
+	d := DefaultAppearance()
+	for _, p := range []struct{ v, d *string }{{&a.Primary, &d.Primary}, {&a.Background, &d.Background}, {&a.Text, &d.Text}, {&a.Font, &d.Font}, {&a.Radius, &d.Radius}} {
+		if *p.v == "" {
+			*p.v = *p.d
+		}
+	}
+	return a
+}
+
+// Normalize validates a and returns it in canonical form (lower case). Empty
+// fields are allowed and mean "default".
+func (a Appearance) Normalize() (Appearance, error) {
+	for _, c := range []struct {
+		name string
+		v    *string
+	}{{"primary", &a.Primary}, {"background", &a.Background}, {"text", &a.Text}} {
+		*c.v = strings.ToLower(*c.v)
+		if *c.v != "" && !validColour(*c.v) {
+			return a, fmt.Errorf("%w: appearance.%s must be #rgb or #rrggbb", ErrInvalid, c.name)
+		}
+	}
+	a.Font = strings.ToLower(a.Font)
+	if a.Font != "" && !slices.Contains(AllowedFonts(), a.Font) {
+		return a, fmt.Errorf("%w: appearance.font must be one of %s", ErrInvalid, strings.Join(AllowedFonts(), ", "))
+	}
+	if a.Radius != "" && !validRadius(a.Radius) {
+		return a, fmt.Errorf("%w: appearance.radius must be 0 or 0px to 32px", ErrInvalid)
+	}
+	return a, nil
+}
+
+func validColour(s string) bool {
+	if len(s) != 4 && len(s) != 7 || s[0] != '#' {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func validRadius(s string) bool {
+	if s == "0" {
+		return true
+	}
+	n, ok := strings.CutSuffix(s, "px")
+	if !ok || len(n) == 0 || len(n) > 2 {
+		return false
+	}
+	v, err := strconv.Atoi(n)
+	return err == nil && v >= 0 && v <= 32 && strconv.Itoa(v) == n
+}
+
+// Session is one hosted checkout. Token is set when it completed.
+type Session struct {
+	ID             string     `json:"id"`
+	MerchantID     string     `json:"merchant_id"`
+	AllowedOrigins []string   `json:"allowed_origins"`
+	ReturnURL      string     `json:"return_url,omitempty"`
+	Appearance     Appearance `json:"appearance"`
+	Locale         string     `json:"locale"`
+	CreatedAt      time.Time  `json:"created_at"`
+	ExpiresAt      time.Time  `json:"expires_at"`
+	MaxAttempts    int        `json:"max_attempts"`
+	Attempts       int        `json:"attempts"`
+	Token          string     `json:"token,omitempty"`
+}
+
+// LogValue leaves the token out of logs.
+func (s Session) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("merchant_id", s.MerchantID),
+		slog.Int("attempts", s.Attempts),
+		slog.Bool("completed", s.Token != ""),
+	)
+}
+
+// Completed reports whether the session produced its token.
+func (s Session) Completed() bool { return s.Token != "" }
+
+// Expired reports whether the session is past its expiry at now.
+func (s Session) Expired(now time.Time) bool { return !now.Before(s.ExpiresAt) }
+
+// Store keeps checkout sessions.
+type Store interface {
+	// Create validates s, fills its defaults (ID, CreatedAt, ExpiresAt =
+	// CreatedAt+DefaultTTL, MaxAttempts, Locale), normalises its origins and
+	// return URL, stores it and returns it as stored.
+	Create(ctx context.Context, s Session) (Session, error)
+	// Get returns the session; past its expiry it returns it with ErrExpired.
+	Get(ctx context.Context, id string) (Session, error)
+	// Attempt counts one submission, atomically, and returns the session
+	// after the increment. It refuses (without counting) with ErrExpired,
+	// ErrCompleted or, once Attempts reached MaxAttempts, ErrTooManyAttempts.
+	Attempt(ctx context.Context, id string) (Session, error)
+	// Complete records the token. Completing again with the same token is a
+	// no-op (a retried request); with another token it is ErrCompleted.
+	Complete(ctx context.Context, id, token string) error
+}
+
+var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// NewID returns "cs_" + 26 base32 characters of 128 random bits. The id is
+// the capability to use the page, so it must be unguessable.
+func NewID() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("sessions: random id: %w", err)
+	}
+	return IDPrefix + idEncoding.EncodeToString(b[:]), nil
+}
+
+// ValidID reports whether id has the shape NewID produces.
+func ValidID(id string) bool {
+	if len(id) != len(IDPrefix)+26 || !strings.HasPrefix(id, IDPrefix) {
+		return false
+	}
+	for _, c := range id[len(IDPrefix):] {
+		if !(c >= 'a' && c <= 'z' || c >= '2' && c <= '7') {
+			return false
+		}
+	}
+	return true
+}
+
+func validMerchantID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// prepare fills defaults and validates a new session.
+func prepare(s Session, now time.Time) (Session, error) {
+	if s.ID == "" {
+		id, err := NewID()
+		if err != nil {
+			return s, err
+		}
+		s.ID = id
+	} else if !ValidID(s.ID) {
+		return s, fmt.Errorf("%w: id", ErrInvalid)
+	}
+	if !validMerchantID(s.MerchantID) {
+		return s, fmt.Errorf("%w: merchant_id", ErrInvalid)
+	}
+	if len(s.AllowedOrigins) == 0 || len(s.AllowedOrigins) > maxOrigins {
+		return s, fmt.Errorf("%w: allowed_origins needs 1 to %d origins", ErrInvalid, maxOrigins)
+	}
+	origins := make([]string, 0, len(s.AllowedOrigins))
+	for _, o := range s.AllowedOrigins {
+		n, err := ValidateOrigin(o)
+		if err != nil {
+			return s, err
+		}
+		if !slices.Contains(origins, n) {
+			origins = append(origins, n)
+		}
+	}
+	s.AllowedOrigins = origins
+	if s.ReturnURL != "" {
+		u, err := ValidateReturnURL(s.ReturnURL, s.AllowedOrigins)
+		if err != nil {
+			return s, err
+		}
+		s.ReturnURL = u
+	}
+	a, err := s.Appearance.Normalize()
+	if err != nil {
+		return s, err
+	}
+	s.Appearance = a
+	if s.Locale == "" {
+		s.Locale = DefaultLocale
+	}
+	if !slices.Contains(Locales(), s.Locale) {
+		return s, fmt.Errorf("%w: locale must be one of %s", ErrInvalid, strings.Join(Locales(), ", "))
+	}
+	// Millisecond precision: the Redis store compares expiry in ms, and both
+	// stores must agree to the instant.
+	now = now.UTC().Truncate(time.Millisecond)
+	if s.CreatedAt.IsZero() {
+		s.CreatedAt = now
+	}
+	s.CreatedAt = s.CreatedAt.UTC().Truncate(time.Millisecond)
+	if s.ExpiresAt.IsZero() {
+		s.ExpiresAt = s.CreatedAt.Add(DefaultTTL)
+	}
+	s.ExpiresAt = s.ExpiresAt.UTC().Truncate(time.Millisecond)
+	if !s.ExpiresAt.After(now) || s.ExpiresAt.Sub(s.CreatedAt) > MaxTTL {
+		return s, fmt.Errorf("%w: expires_at must be in the future and within %s", ErrInvalid, MaxTTL)
+	}
+	if s.MaxAttempts == 0 {
+		s.MaxAttempts = DefaultMaxAttempts
+	}
+	if s.MaxAttempts < 1 || s.MaxAttempts > MaxMaxAttempts {
+		return s, fmt.Errorf("%w: max_attempts must be 1 to %d", ErrInvalid, MaxMaxAttempts)
+	}
+	if s.Attempts != 0 || s.Token != "" {
+		return s, fmt.Errorf("%w: a new session has no attempts and no token", ErrInvalid)
+	}
+	return s, nil
+}
+
+// ValidateOrigin checks a web origin as a browser serialises it (scheme, host,
+// optional port; nothing else) and returns it normalised: scheme and host in
+// lower case, default port dropped, a lone trailing "/" removed. Comparing
+// normalised origins with the browser's Origin header and using them as the
+// postMessage target is then a plain string comparison.
+func ValidateOrigin(s string) (string, error) {
+	bad := func(why string) (string, error) {
+		return "", fmt.Errorf("%w: origin %s", ErrInvalid, why)
+	}
+	if s == "" || len(s) > maxURLLen {
+		return bad("is empty or too long")
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return bad("has spaces, control or non-ASCII characters (use punycode)")
+		}
+	}
+	if strings.ContainsAny(s, "?#\\") {
+		return bad("must not have a query or fragment")
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return bad("does not parse")
+	}
+	scheme := strings.ToLower(u.Scheme)
+	if scheme != "https" && scheme != "http" {
+		return bad("scheme must be https or http")
+	}
+	if u.Opaque != "" || u.User != nil || strings.Contains(u.Host, "@") {
+		return bad("must not carry user info")
+	}
+	if u.Path != "" && u.Path != "/" {
+		return bad("must not have a path")
+	}
+	_, host, err := normHostPort(u.Host, scheme)
+	if err != nil {
+		return bad(err.Error())
+	}
+	return scheme + "://" + host, nil
+}
+
+// normHostPort lower-cases the host, checks it and the port, and drops the
+// scheme's default port. It returns the host alone (IPv6 in brackets) and
+// the host with its port as an origin carries it.
+func normHostPort(hostport, scheme string) (host, full string, err error) {
+	if hostport == "" {
+		return "", "", errors.New("needs a host")
+	}
+	port, bracketed := "", false
+	if h, p, err := net.SplitHostPort(hostport); err == nil {
+		host, port, bracketed = h, p, strings.HasPrefix(hostport, "[")
+	} else if strings.HasPrefix(hostport, "[") && strings.HasSuffix(hostport, "]") {
+		host, bracketed = hostport[1:len(hostport)-1], true
+	} else if strings.ContainsAny(hostport, ":[]") {
+		return "", "", errors.New("has a malformed host or port")
+	} else {
+		host = hostport
+	}
+	host = strings.ToLower(host)
+	switch ip := net.ParseIP(host); {
+	case bracketed:
+		if ip == nil || ip.To4() != nil && !strings.Contains(host, ":") {
+			return "", "", errors.New("has an invalid IPv6 address")
+		}
+		host = "[" + ip.String() + "]"
+	case ip != nil:
+		if strings.Contains(host, ":") {
+			return "", "", errors.New("needs brackets around an IPv6 address")
+		}
+		host = ip.String()
+	case !validHostname(host):
+		return "", "", errors.New("has an invalid host name")
+	}
+	if port != "" {
+		n, err := strconv.Atoi(port)
+		if err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != port {
+			return "", "", errors.New("has an invalid port")
+		}
+		if scheme == "https" && n == 443 || scheme == "http" && n == 80 {
+			port = ""
+		}
+	}
+	if port != "" {
+		return host, host + ":" + port, nil
+	}
+	return host, host, nil
+}
+
+func validHostname(h string) bool {
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(h, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// loopback hosts may use plain http (local development).
+func loopback(host string) bool {
+	return host == "localhost" || host == "127.0.0.1" || host == "[::1]"
+}
+
+// ValidateReturnURL checks where the shopper is sent after checkout and
+// returns it normalised. It must be https (http only for localhost and
+// 127.0.0.1), carry no user info, and its origin must be one of the session's
+// allowed origins: otherwise the hosted page would be an open redirect that
+// lends our domain to phishing.
+func ValidateReturnURL(raw string, allowedOrigins []string) (string, error) {
+	bad := func(why string) (string, error) {
+		return "", fmt.Errorf("%w: return_url %s", ErrInvalid, why)
+	}
+	if raw == "" || len(raw) > maxURLLen {
+		return bad("is empty or too long")
+	}
+	for i := 0; i < len(raw); i++ {
+		if raw[i] <= ' ' || raw[i] >= 0x7f || raw[i] == '\\' {
+			return bad("has spaces, backslashes, control or non-ASCII characters")
+		}
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return bad("does not parse")
+	}
+	scheme := strings.ToLower(u.Scheme)
+	if u.Opaque != "" || u.User != nil || strings.Contains(u.Host, "@") {
+		return bad("must be an absolute URL without user info")
+	}
+	hostOnly, host, err := normHostPort(u.Host, scheme)
+	if err != nil {
+		return bad(err.Error())
+	}
+	switch {
+	case scheme == "https":
+	case scheme == "http" && loopback(hostOnly):
+	default:
+		return bad("must be https (http only for localhost)")
+	}
+	origin := scheme + "://" + host
+	allowed := false
+	for _, o := range allowedOrigins {
+		if n, err := ValidateOrigin(o); err == nil && n == origin {
+			allowed = true
+			break
+		}
+	}
+	if !allowed {
+		return bad("origin is not one of the allowed origins")
+	}
+	u.Scheme, u.Host = scheme, host
+	return u.String(), nil
+}
+
+// Option configures a store.
+type Option func(*options)
+
+type options struct {
+	now   func() time.Time
+	grace time.Duration
+}
+
+// WithClock replaces time.Now (tests).
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithGrace sets how long an expired session stays readable (DefaultGrace).
+func WithGrace(d time.Duration) Option { return func(o *options) { o.grace = d } }
+
+func buildOptions(opts []Option) options {
+	o := options{now: time.Now, grace: DefaultGrace}
+	for _, f := range opts {
+		f(&o)
+	}
+	if o.grace < 0 {
+		o.grace = 0
+	}
+	return o
+}
+
+func checkCtx(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("sessions: %w", err)
+	}
+	return nil
+}
+
+// validToken: a completing token id is stored, never parsed; it only has to
+// be a sane opaque label.
+func validToken(t string) bool {
+	if t == "" || len(t) > 128 {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		if t[i] <= ' ' || t[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}

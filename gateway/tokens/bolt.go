@@ -1,0 +1,587 @@
+package tokens
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Bolt is the embedded Store for the single-binary demo. One bbolt file may
+// hold the tokens, sessions and merchants stores side by side: each uses its
+// own buckets. Every write is one bbolt transaction, hence atomic.
+//
+// Buckets (keys; \x00 separates parts, which validation keeps out of ids):
+//
+//	tok_records   <id>                               JSON record incl. ciphertext
+//	tok_merchant  <merchant>\x00<order key>          merchant index, newest = last
+//	tok_time      <order key>                        all merchants, for platform search
+//	tok_fp        <fp>\x00<merchant>\x00<id>
+//	tok_kid       <kid>\x00<id>
+//	tok_idem      <merchant>\x00<sha256 of key>      -> id
+//	tok_cvc       <id>                               JSON {jwe, exp}; expired entries are
+//	                                                 refused on read and removed by Sweep
+//
+// Caveat for the demo only: bbolt reuses freed pages but does not zero them,
+// so a deleted CVC ciphertext may linger in the file until overwritten.
+// Production uses Redis.
+type Bolt struct {
+	db  *bolt.DB
+	now func() time.Time
+}
+
+var _ Store = (*Bolt)(nil)
+
+var (
+	bRecords  = []byte("tok_records")
+	bMerchant = []byte("tok_merchant")
+	bTime     = []byte("tok_time")
+	bFP       = []byte("tok_fp")
+	bKid      = []byte("tok_kid")
+	bIdem     = []byte("tok_idem")
+	bCVC      = []byte("tok_cvc")
+)
+
+// NewBolt creates the buckets it needs in db.
+func NewBolt(db *bolt.DB, opts ...Option) (*Bolt, error) {
+	o := buildOptions(opts)
+	err := db.Update(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bRecords, bMerchant, bTime, bFP, bKid, bIdem, bCVC} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tokens: bolt buckets: %w", err)
+	}
+	return &Bolt{db: db, now: o.now}, nil
+}
+
+type boltRecord struct {
+	ID          string `json:"id"`
+	MerchantID  string `json:"merchant_id"`
+	SessionID   string `json:"session_id,omitempty"`
+	JWE         string `json:"jwe"`
+	Kid         string `json:"kid"`
+	Brand       string `json:"brand"`
+	BIN         string `json:"bin"`
+	Last4       string `json:"last4"`
+	ExpMonth    int    `json:"exp_month"`
+	ExpYear     int    `json:"exp_year"`
+	Fingerprint string `json:"fingerprint"`
+	CreatedAt   int64  `json:"created_at"` // unix nanoseconds
+	Idem        string `json:"idem,omitempty"`
+}
+
+type boltCVC struct {
+	JWE string `json:"jwe"`
+	Exp int64  `json:"exp"` // unix nanoseconds
+}
+
+func toRecord(t Token, idem string) boltRecord {
+	return boltRecord{
+		ID: t.ID, MerchantID: t.MerchantID, SessionID: t.SessionID, JWE: t.JWE, Kid: t.Kid,
+		Brand: t.Brand, BIN: t.BIN, Last4: t.Last4, ExpMonth: t.ExpMonth, ExpYear: t.ExpYear,
+		Fingerprint: t.Fingerprint, CreatedAt: t.CreatedAt.UnixNano(), Idem: idem,
+	}
+}
+
+func (r boltRecord) token() Token {
+	return Token{
+		ID: r.ID, MerchantID: r.MerchantID, SessionID: r.SessionID, JWE: r.JWE, Kid: r.Kid,
+		Brand: r.Brand, BIN: r.BIN, Last4: r.Last4, ExpMonth: r.ExpMonth, ExpYear: r.ExpYear,
+		Fingerprint: r.Fingerprint, CreatedAt: time.Unix(0, r.CreatedAt).UTC(),
+	}
+}
+
+func join(parts ...string) []byte {
+	var b bytes.Buffer
+	for i, p := range parts {
+		if i > 0 {
+			b.WriteByte(0)
+		}
+		b.WriteString(p)
+	}
+	return b.Bytes()
+}
+
+// read decodes the record of id inside tx (ErrNotFound when absent).
+func read(tx *bolt.Tx, id string) (boltRecord, error) {
+	v := tx.Bucket(bRecords).Get([]byte(id))
+	if v == nil {
+		return boltRecord{}, ErrNotFound
+	}
+	var rec boltRecord
+	if err := json.Unmarshal(v, &rec); err != nil {
+		return boltRecord{}, fmt.Errorf("tokens: corrupt record: %w", err)
+	}
+	return rec, nil
+}
+
+func write(tx *bolt.Tx, rec boltRecord) error {
+	v, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bRecords).Put([]byte(rec.ID), v)
+}
+
+// Put implements Store.
+func (b *Bolt) Put(ctx context.Context, t Token, cvcJWE string, cvcTTL time.Duration, idempotencyKey string) (Token, bool, error) {
+	if err := checkCtx(ctx); err != nil {
+		return Token{}, false, err
+	}
+	now := b.now()
+	t, err := prepare(t, cvcJWE, cvcTTL, now)
+	if err != nil {
+		return Token{}, false, err
+	}
+	idem := ""
+	if idempotencyKey != "" {
+		idem = idemHash(idempotencyKey)
+	}
+	var out Token
+	created := false
+	err = b.db.Update(func(tx *bolt.Tx) error {
+		if idem != "" {
+			if prev := tx.Bucket(bIdem).Get(join(t.MerchantID, idem)); prev != nil {
+				rec, err := read(tx, string(prev))
+				if err != nil {
+					return err
+				}
+				out = rec.token()
+				return nil
+			}
+		}
+		if tx.Bucket(bRecords).Get([]byte(t.ID)) != nil {
+			return fmt.Errorf("%w: token id taken", ErrConflict)
+		}
+		if err := write(tx, toRecord(t, idem)); err != nil {
+			return err
+		}
+		ok := orderKey(t.CreatedAt, t.ID)
+		puts := []struct {
+			bucket, key, val []byte
+		}{
+			{bMerchant, join(t.MerchantID, ok), nil},
+			{bTime, []byte(ok), nil},
+			{bKid, join(t.Kid, t.ID), nil},
+		}
+		if t.Fingerprint != "" {
+			puts = append(puts, struct{ bucket, key, val []byte }{bFP, join(t.Fingerprint, t.MerchantID, t.ID), nil})
+		}
+		if idem != "" {
+			puts = append(puts, struct{ bucket, key, val []byte }{bIdem, join(t.MerchantID, idem), []byte(t.ID)})
+		}
+		if cvcJWE != "" {
+			v, err := json.Marshal(boltCVC{JWE: cvcJWE, Exp: now.Add(cvcTTL).UnixNano()})
+			if err != nil {
+				return err
+			}
+			puts = append(puts, struct{ bucket, key, val []byte }{bCVC, []byte(t.ID), v})
+		}
+		for _, p := range puts {
+			if err := tx.Bucket(p.bucket).Put(p.key, p.val); err != nil {
+				return err
+			}
+		}
+		out, created = t, true
+		return nil
+	})
+	if err != nil {
+		return Token{}, false, wrap("put", err)
+	}
+	return out, created, nil
+}
+
+// wrap keeps sentinels matchable and names the operation on store failures.
+func wrap(op string, err error) error {
+	if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict) || errors.Is(err, ErrInvalid) {
+		return err
+	}
+	return fmt.Errorf("tokens: bolt %s: %w", op, err)
+}
+
+// Get implements Store.
+func (b *Bolt) Get(ctx context.Context, merchantID, id string) (Token, error) {
+	t, err := b.Lookup(ctx, id)
+	if err != nil {
+		return Token{}, err
+	}
+	if t.MerchantID != merchantID {
+		return Token{}, ErrNotFound
+	}
+	return t, nil
+}
+
+// Lookup implements Store.
+func (b *Bolt) Lookup(ctx context.Context, id string) (Token, error) {
+	if err := checkCtx(ctx); err != nil {
+		return Token{}, err
+	}
+	if !ValidID(id) {
+		return Token{}, ErrNotFound
+	}
+	var t Token
+	err := b.db.View(func(tx *bolt.Tx) error {
+		rec, err := read(tx, id)
+		t = rec.token()
+		return err
+	})
+	if err != nil {
+		return Token{}, wrap("get", err)
+	}
+	return t, nil
+}
+
+// Delete implements Store.
+func (b *Bolt) Delete(ctx context.Context, merchantID, id string) error {
+	if err := checkCtx(ctx); err != nil {
+		return err
+	}
+	if !ValidID(id) {
+		return ErrNotFound
+	}
+	err := b.db.Update(func(tx *bolt.Tx) error {
+		rec, err := read(tx, id)
+		if err != nil {
+			return err
+		}
+		if rec.MerchantID != merchantID {
+			return ErrNotFound
+		}
+		t := rec.token()
+		ok := orderKey(t.CreatedAt, id)
+		dels := []struct{ bucket, key []byte }{
+			{bRecords, []byte(id)},
+			{bMerchant, join(merchantID, ok)},
+			{bTime, []byte(ok)},
+			{bKid, join(t.Kid, id)},
+			{bFP, join(t.Fingerprint, merchantID, id)},
+			{bCVC, []byte(id)},
+		}
+		if rec.Idem != "" {
+			dels = append(dels, struct{ bucket, key []byte }{bIdem, join(merchantID, rec.Idem)})
+		}
+		for _, d := range dels {
+			if err := tx.Bucket(d.bucket).Delete(d.key); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return wrap("delete", err)
+}
+
+// reverse walks the keys of c that start with prefix and sort below upper
+// (exclusive; nil = no bound), from the greatest down, until fn says stop.
+func reverse(c *bolt.Cursor, prefix, upper []byte, fn func(k []byte) bool) {
+	var k []byte
+	if upper == nil {
+		// The first key past every key with this prefix: prefix with its last
+		// byte incremented (prefixes here end in \x00 or are empty).
+		if len(prefix) == 0 {
+			k, _ = c.Last()
+		} else {
+			end := bytes.Clone(prefix)
+			end[len(end)-1]++
+			upper = end
+		}
+	}
+	if upper != nil {
+		if k, _ = c.Seek(upper); k == nil {
+			k, _ = c.Last()
+		} else {
+			k, _ = c.Prev()
+		}
+	}
+	for ; k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Prev() {
+		if !fn(k) {
+			return
+		}
+	}
+}
+
+// List implements Store.
+func (b *Bolt) List(ctx context.Context, merchantID, cursor string, limit int) ([]Token, string, error) {
+	if err := checkCtx(ctx); err != nil {
+		return nil, "", err
+	}
+	if !validMerchantID(merchantID) {
+		return nil, "", fmt.Errorf("%w: merchant id", ErrInvalid)
+	}
+	limit = clampLimit(limit, DefaultListLimit, MaxListLimit)
+	prefix := join(merchantID, "")
+	var upper []byte
+	if cursor != "" {
+		k, err := decodeCursor(cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		upper = join(merchantID, k)
+	}
+	page := []Token{}
+	next := ""
+	err := b.db.View(func(tx *bolt.Tx) error {
+		var ferr error
+		reverse(tx.Bucket(bMerchant).Cursor(), prefix, upper, func(k []byte) bool {
+			ok := string(k[len(prefix):])
+			if len(page) == limit {
+				next = encodeCursor(orderKey(page[limit-1].CreatedAt, page[limit-1].ID))
+				return false
+			}
+			rec, err := read(tx, memberID(ok))
+			if err != nil {
+				ferr = err
+				return false
+			}
+			page = append(page, rec.token())
+			return true
+		})
+		return ferr
+	})
+	if err != nil {
+		return nil, "", wrap("list", err)
+	}
+	return page, next, nil
+}
+
+// Search implements Store; see Redis.Search for the cost model.
+func (b *Bolt) Search(ctx context.Context, q Query) ([]Token, error) {
+	if err := checkCtx(ctx); err != nil {
+		return nil, err
+	}
+	q, err := normQuery(q)
+	if err != nil {
+		return nil, err
+	}
+	out := []Token{}
+	err = b.db.View(func(tx *bolt.Tx) error {
+		var ferr error
+		consider := func(id string) bool {
+			rec, err := read(tx, id)
+			if errors.Is(err, ErrNotFound) {
+				return true
+			}
+			if err != nil {
+				ferr = err
+				return false
+			}
+			if t := rec.token(); q.match(t) {
+				out = append(out, t)
+			}
+			return true
+		}
+		switch {
+		case q.TokenID != "":
+			consider(q.TokenID)
+		case q.Fingerprint != "":
+			prefix := join(q.Fingerprint, "")
+			if q.MerchantID != "" {
+				prefix = join(q.Fingerprint, q.MerchantID, "")
+			}
+			c := tx.Bucket(bFP).Cursor()
+			for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+				parts := bytes.Split(k, []byte{0})
+				if !consider(string(parts[len(parts)-1])) {
+					break
+				}
+			}
+			out = newestFirst(out, q.Limit)
+		default:
+			bucket, prefix := bTime, []byte(nil)
+			if q.MerchantID != "" {
+				bucket, prefix = bMerchant, join(q.MerchantID, "")
+			}
+			var upper []byte
+			if ub := q.upperBound(); ub != "" {
+				upper = append(bytes.Clone(prefix), ub...)
+			}
+			lower := append(bytes.Clone(prefix), q.lowerBound()...)
+			reverse(tx.Bucket(bucket).Cursor(), prefix, upper, func(k []byte) bool {
+				if bytes.Compare(k, lower) < 0 || len(out) >= q.Limit {
+					return false
+				}
+				return consider(memberID(string(k[len(prefix):])))
+			})
+		}
+		return ferr
+	})
+	if err != nil {
+		return nil, wrap("search", err)
+	}
+	return out, nil
+}
+
+// TakeCVC implements Store: read and delete happen in one write transaction.
+func (b *Bolt) TakeCVC(ctx context.Context, id string) (string, error) {
+	if err := checkCtx(ctx); err != nil {
+		return "", err
+	}
+	if !ValidID(id) {
+		return "", ErrNotFound
+	}
+	var cvc string
+	found := false
+	err := b.db.Update(func(tx *bolt.Tx) error {
+		bk := tx.Bucket(bCVC)
+		v := bk.Get([]byte(id))
+		if v == nil {
+			return nil
+		}
+		var c boltCVC
+		jerr := json.Unmarshal(v, &c)
+		// Deleted whatever we read: used, expired or unreadable, it must go.
+		if err := bk.Delete([]byte(id)); err != nil {
+			return err
+		}
+		if jerr == nil && b.now().UnixNano() < c.Exp {
+			cvc, found = c.JWE, true
+		}
+		return nil
+	})
+	if err != nil {
+		return "", wrap("take cvc", err)
+	}
+	if !found {
+		return "", ErrNotFound
+	}
+	return cvc, nil
+}
+
+// Sweep deletes expired CVC ciphertexts and returns how many. Redis expires
+// them by itself; with bbolt the caller runs Sweep periodically (RunSweeper).
+func (b *Bolt) Sweep(ctx context.Context) (int, error) {
+	if err := checkCtx(ctx); err != nil {
+		return 0, err
+	}
+	now := b.now().UnixNano()
+	n := 0
+	err := b.db.Update(func(tx *bolt.Tx) error {
+		bk := tx.Bucket(bCVC)
+		var expired [][]byte
+		err := bk.ForEach(func(k, v []byte) error {
+			var cv boltCVC
+			if json.Unmarshal(v, &cv) != nil || now >= cv.Exp {
+				expired = append(expired, bytes.Clone(k))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		// Deleting while iterating a bbolt cursor skips keys; collect first.
+		for _, k := range expired {
+			if err := bk.Delete(k); err != nil {
+				return err
+			}
+		}
+		n = len(expired)
+		return nil
+	})
+	if err != nil {
+		return 0, wrap("sweep", err)
+	}
+	return n, nil
+}
+
+// RunSweeper calls Sweep every interval until ctx ends.
+func (b *Bolt) RunSweeper(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			_, _ = b.Sweep(ctx)
+		}
+	}
+}
+
+// UpdateCiphertext implements Store.
+func (b *Bolt) UpdateCiphertext(ctx context.Context, id, oldKid, newJWE, newKid string) error {
+	if err := checkCtx(ctx); err != nil {
+		return err
+	}
+	if err := checkJWE(newJWE); err != nil {
+		return err
+	}
+	if !validLabel(oldKid, 128) || !validLabel(newKid, 128) {
+		return fmt.Errorf("%w: kid", ErrInvalid)
+	}
+	if !ValidID(id) {
+		return ErrNotFound
+	}
+	err := b.db.Update(func(tx *bolt.Tx) error {
+		rec, err := read(tx, id)
+		if err != nil {
+			return err
+		}
+		if rec.Kid != oldKid {
+			return fmt.Errorf("%w: kid changed", ErrConflict)
+		}
+		if err := tx.Bucket(bKid).Delete(join(oldKid, id)); err != nil {
+			return err
+		}
+		rec.JWE, rec.Kid = newJWE, newKid
+		if err := tx.Bucket(bKid).Put(join(newKid, id), nil); err != nil {
+			return err
+		}
+		return write(tx, rec)
+	})
+	return wrap("rewrap", err)
+}
+
+// ScanByKid implements Store. It reads ids in batches and calls fn outside any
+// transaction: fn may write (UpdateCiphertext), and a bbolt write transaction
+// opened while a read one is open in the same goroutine can deadlock.
+func (b *Bolt) ScanByKid(ctx context.Context, kid string, fn func(Token) error) error {
+	if !validLabel(kid, 128) {
+		return fmt.Errorf("%w: kid", ErrInvalid)
+	}
+	prefix := join(kid, "")
+	after := prefix
+	for {
+		if err := checkCtx(ctx); err != nil {
+			return err
+		}
+		var batch []Token
+		err := b.db.View(func(tx *bolt.Tx) error {
+			c := tx.Bucket(bKid).Cursor()
+			k, _ := c.Seek(after)
+			if k != nil && bytes.Equal(k, after) {
+				k, _ = c.Next()
+			}
+			for ; k != nil && bytes.HasPrefix(k, prefix) && len(batch) < 100; k, _ = c.Next() {
+				after = bytes.Clone(k)
+				rec, err := read(tx, string(k[len(prefix):]))
+				if errors.Is(err, ErrNotFound) {
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				batch = append(batch, rec.token())
+			}
+			return nil
+		})
+		if err != nil {
+			return wrap("scan kid", err)
+		}
+		if len(batch) == 0 {
+			return nil
+		}
+		for _, t := range batch {
+			if err := fn(t); err != nil {
+				return fmt.Errorf("tokens: scan by kid: %w", err)
+			}
+		}
+	}
+}

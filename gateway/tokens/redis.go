@@ -1,0 +1,555 @@
+package tokens
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Redis is the production Store. Key layout (prefix p, "bg" by default):
+//
+//	p:{<merchant>}:tok:<id>      hash   token fields + jwe + idem (hash of the idempotency key)
+//	p:{<merchant>}:toks          zset   score 0, members "<unix nanos, 20 digits>:<id>" (ZRANGE BYLEX REV = newest first)
+//	p:{<merchant>}:fp:<fp>       set    token ids with this fingerprint
+//	p:{<merchant>}:kid:<kid>     set    token ids whose ciphertext is under this KEK version
+//	p:{<merchant>}:cvc:<id>      string CVC ciphertext, PX = its TTL
+//	p:{<merchant>}:idem:<sha256> string token id
+//	p:tok:owner:<id>             string merchant id (for Lookup/TakeCVC/rewrap by id alone)
+//	p:tok:merchants              set    merchants that have tokens (for cross-merchant search and rewrap)
+//
+// Everything a token consists of shares the hash tag {<merchant>} (merchant ids
+// look like m_...), so one Lua script writes it atomically even on Redis
+// Cluster. The owner pointer and merchant set live outside the slot: they are
+// written before the script and are harmless when dangling (a pointer to a
+// token that does not exist reads as ErrNotFound).
+type Redis struct {
+	rdb    redis.UniversalClient
+	prefix string
+	now    func() time.Time
+
+	put, del, rewrap *redis.Script
+}
+
+var _ Store = (*Redis)(nil)
+
+// Option configures a store.
+type Option func(*options)
+
+type options struct{ now func() time.Time }
+
+// WithClock replaces time.Now (tests).
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+func buildOptions(opts []Option) options {
+	o := options{now: time.Now}
+	for _, f := range opts {
+		f(&o)
+	}
+	return o
+}
+
+// NewRedis returns a Store on rdb (single node, Sentinel or Cluster). prefix
+// namespaces the keys; "" means "bg".
+func NewRedis(rdb redis.UniversalClient, prefix string, opts ...Option) *Redis {
+	if prefix == "" {
+		prefix = "bg"
+	}
+	o := buildOptions(opts)
+	return &Redis{
+		rdb: rdb, prefix: prefix, now: o.now,
+		put: redis.NewScript(putLua), del: redis.NewScript(delLua), rewrap: redis.NewScript(rewrapLua),
+	}
+}
+
+// putLua writes a token atomically. The record (with its ciphertext) is the
+// first write, so even a script aborted half-way (OOM) never leaves an index
+// entry or idempotency key pointing at a token without ciphertext.
+//
+// KEYS: rec, toks, fp set, kid set, cvc, idem
+// ARGV: id, order key, fingerprint, cvc, cvc ttl ms, has idem ("1"/"0"), field, value, ...
+const putLua = `
+if ARGV[6] == '1' then
+  local prev = redis.call('GET', KEYS[6])
+  if prev then return {0, prev} end
+end
+if redis.call('EXISTS', KEYS[1]) == 1 then return {2, ''} end
+redis.call('HSET', KEYS[1], unpack(ARGV, 7))
+redis.call('ZADD', KEYS[2], 0, ARGV[2])
+if ARGV[3] ~= '' then redis.call('SADD', KEYS[3], ARGV[1]) end
+redis.call('SADD', KEYS[4], ARGV[1])
+if ARGV[4] ~= '' then redis.call('SET', KEYS[5], ARGV[4], 'PX', ARGV[5]) end
+if ARGV[6] == '1' then redis.call('SET', KEYS[6], ARGV[1]) end
+return {1, ARGV[1]}
+`
+
+// delLua removes a token and everything that points at it. The caller read
+// the record's kid to name the kid set; if a rewrap changed it meanwhile the
+// script answers -1 and the caller re-reads, so no stale index entry remains.
+//
+// KEYS: rec, toks, fp set, kid set, cvc, idem
+// ARGV: id, order key, expected kid
+const delLua = `
+local k = redis.call('HGET', KEYS[1], 'kid')
+if not k then return 0 end
+if k ~= ARGV[3] then return -1 end
+redis.call('DEL', KEYS[1], KEYS[5])
+redis.call('ZREM', KEYS[2], ARGV[2])
+redis.call('SREM', KEYS[3], ARGV[1])
+redis.call('SREM', KEYS[4], ARGV[1])
+if redis.call('GET', KEYS[6]) == ARGV[1] then redis.call('DEL', KEYS[6]) end
+return 1
+`
+
+// rewrapLua is a compare-and-set on the kid field.
+//
+// KEYS: rec, old kid set, new kid set
+// ARGV: id, old kid, new jwe, new kid
+const rewrapLua = `
+local k = redis.call('HGET', KEYS[1], 'kid')
+if not k then return 0 end
+if k ~= ARGV[2] then return -1 end
+redis.call('HSET', KEYS[1], 'jwe', ARGV[3], 'kid', ARGV[4])
+redis.call('SREM', KEYS[2], ARGV[1])
+redis.call('SADD', KEYS[3], ARGV[1])
+return 1
+`
+
+func (r *Redis) slot(merchant string) string { return r.prefix + ":{" + merchant + "}:" }
+func (r *Redis) recKey(m, id string) string  { return r.slot(m) + "tok:" + id }
+func (r *Redis) toksKey(m string) string     { return r.slot(m) + "toks" }
+func (r *Redis) fpKey(m, fp string) string   { return r.slot(m) + "fp:" + fp }
+func (r *Redis) kidKey(m, kid string) string { return r.slot(m) + "kid:" + kid }
+func (r *Redis) cvcKey(m, id string) string  { return r.slot(m) + "cvc:" + id }
+func (r *Redis) idemKey(m, h string) string  { return r.slot(m) + "idem:" + h }
+func (r *Redis) ownerKey(id string) string   { return r.prefix + ":tok:owner:" + id }
+func (r *Redis) merchantsKey() string        { return r.prefix + ":tok:merchants" }
+
+// Put implements Store.
+func (r *Redis) Put(ctx context.Context, t Token, cvcJWE string, cvcTTL time.Duration, idempotencyKey string) (Token, bool, error) {
+	t, err := prepare(t, cvcJWE, cvcTTL, r.now())
+	if err != nil {
+		return Token{}, false, err
+	}
+	m := t.MerchantID
+	// The owner pointer goes first (NX, so a caller-chosen id can never
+	// redirect another merchant's token); see the type comment for why a
+	// dangling one is harmless.
+	ok, err := r.rdb.SetNX(ctx, r.ownerKey(t.ID), m, 0).Result()
+	if err != nil {
+		return Token{}, false, fmt.Errorf("tokens: redis put: %w", err)
+	}
+	if !ok {
+		owner, err := r.rdb.Get(ctx, r.ownerKey(t.ID)).Result()
+		if err != nil {
+			return Token{}, false, fmt.Errorf("tokens: redis put: %w", err)
+		}
+		if owner != m {
+			return Token{}, false, fmt.Errorf("%w: token id taken", ErrConflict)
+		}
+	}
+	if err := r.rdb.SAdd(ctx, r.merchantsKey(), m).Err(); err != nil {
+		return Token{}, false, fmt.Errorf("tokens: redis put: %w", err)
+	}
+
+	idem, hasIdem := "", "0"
+	if idempotencyKey != "" {
+		idem, hasIdem = idemHash(idempotencyKey), "1"
+	}
+	keys := []string{
+		r.recKey(m, t.ID), r.toksKey(m), r.fpKey(m, t.Fingerprint),
+		r.kidKey(m, t.Kid), r.cvcKey(m, t.ID), r.idemKey(m, idem),
+	}
+	args := []any{t.ID, orderKey(t.CreatedAt, t.ID), t.Fingerprint, cvcJWE, cvcTTL.Milliseconds(), hasIdem}
+	args = append(args, toFields(t, idem)...)
+	res, err := r.put.Run(ctx, r.rdb, keys, args...).Slice()
+	if err != nil {
+		return Token{}, false, fmt.Errorf("tokens: redis put: %w", err)
+	}
+	if len(res) != 2 {
+		return Token{}, false, fmt.Errorf("tokens: redis put: unexpected script reply")
+	}
+	code, _ := res[0].(int64)
+	switch code {
+	case 1:
+		return t, true, nil
+	case 2:
+		return Token{}, false, fmt.Errorf("%w: token id taken", ErrConflict)
+	}
+	// Replay: the id we reserved is unused; drop its pointer (best effort, a
+	// leftover one is harmless).
+	_ = r.rdb.Del(ctx, r.ownerKey(t.ID)).Err()
+	first, _ := res[1].(string)
+	got, err := r.Get(ctx, m, first)
+	if err != nil {
+		return Token{}, false, fmt.Errorf("tokens: idempotent replay: %w", err)
+	}
+	return got, false, nil
+}
+
+// toFields flattens a token into HSET arguments.
+func toFields(t Token, idem string) []any {
+	return []any{
+		"id", t.ID, "merchant_id", t.MerchantID, "session_id", t.SessionID,
+		"jwe", t.JWE, "kid", t.Kid, "brand", t.Brand, "bin", t.BIN, "last4", t.Last4,
+		"exp_month", t.ExpMonth, "exp_year", t.ExpYear, "fingerprint", t.Fingerprint,
+		"created_at", t.CreatedAt.UnixNano(), "idem", idem,
+	}
+}
+
+// fromFields rebuilds a token; an empty hash is a missing token.
+func fromFields(h map[string]string) (Token, string, error) {
+	if len(h) == 0 || h["jwe"] == "" {
+		return Token{}, "", ErrNotFound
+	}
+	em, err1 := strconv.Atoi(h["exp_month"])
+	ey, err2 := strconv.Atoi(h["exp_year"])
+	ns, err3 := parseInt(h["created_at"])
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return Token{}, "", fmt.Errorf("tokens: corrupt record: %w", err)
+	}
+	return Token{
+		ID: h["id"], MerchantID: h["merchant_id"], SessionID: h["session_id"],
+		JWE: h["jwe"], Kid: h["kid"], Brand: h["brand"], BIN: h["bin"], Last4: h["last4"],
+		ExpMonth: em, ExpYear: ey, Fingerprint: h["fingerprint"],
+		CreatedAt: time.Unix(0, ns).UTC(),
+	}, h["idem"], nil
+}
+
+// Get implements Store.
+func (r *Redis) Get(ctx context.Context, merchantID, id string) (Token, error) {
+	if !validMerchantID(merchantID) || !ValidID(id) {
+		return Token{}, ErrNotFound
+	}
+	h, err := r.rdb.HGetAll(ctx, r.recKey(merchantID, id)).Result()
+	if err != nil {
+		return Token{}, fmt.Errorf("tokens: redis get: %w", err)
+	}
+	t, _, err := fromFields(h)
+	if err != nil {
+		return Token{}, err
+	}
+	if t.MerchantID != merchantID || t.ID != id {
+		return Token{}, ErrNotFound
+	}
+	return t, nil
+}
+
+func (r *Redis) owner(ctx context.Context, id string) (string, error) {
+	if !ValidID(id) {
+		return "", ErrNotFound
+	}
+	m, err := r.rdb.Get(ctx, r.ownerKey(id)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("tokens: redis owner: %w", err)
+	}
+	return m, nil
+}
+
+// Lookup implements Store.
+func (r *Redis) Lookup(ctx context.Context, id string) (Token, error) {
+	m, err := r.owner(ctx, id)
+	if err != nil {
+		return Token{}, err
+	}
+	return r.Get(ctx, m, id)
+}
+
+// Delete implements Store.
+func (r *Redis) Delete(ctx context.Context, merchantID, id string) error {
+	if !validMerchantID(merchantID) || !ValidID(id) {
+		return ErrNotFound
+	}
+	m := merchantID
+	for range 5 {
+		h, err := r.rdb.HGetAll(ctx, r.recKey(m, id)).Result()
+		if err != nil {
+			return fmt.Errorf("tokens: redis delete: %w", err)
+		}
+		t, idem, err := fromFields(h)
+		if err != nil {
+			return err
+		}
+		if t.MerchantID != m {
+			return ErrNotFound
+		}
+		keys := []string{
+			r.recKey(m, id), r.toksKey(m), r.fpKey(m, t.Fingerprint),
+			r.kidKey(m, t.Kid), r.cvcKey(m, id), r.idemKey(m, idem),
+		}
+		n, err := r.del.Run(ctx, r.rdb, keys, id, orderKey(t.CreatedAt, id), t.Kid).Int()
+		if err != nil {
+			return fmt.Errorf("tokens: redis delete: %w", err)
+		}
+		switch n {
+		case 0:
+			return ErrNotFound
+		case 1:
+			// The pointer goes last: while the token exists it must resolve.
+			if err := r.rdb.Del(ctx, r.ownerKey(id)).Err(); err != nil {
+				return fmt.Errorf("tokens: redis delete owner: %w", err)
+			}
+			return nil
+		}
+		// -1: rewrapped between our read and the script; read again.
+	}
+	return fmt.Errorf("%w: token keeps changing", ErrConflict)
+}
+
+// fetch reads records by order key, in order, skipping ones deleted meanwhile.
+func (r *Redis) fetch(ctx context.Context, m string, members []string) ([]Token, error) {
+	if len(members) == 0 {
+		return nil, nil
+	}
+	pipe := r.rdb.Pipeline()
+	cmds := make([]*redis.MapStringStringCmd, len(members))
+	for i, mem := range members {
+		cmds[i] = pipe.HGetAll(ctx, r.recKey(m, memberID(mem)))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("tokens: redis fetch: %w", err)
+	}
+	out := make([]Token, 0, len(members))
+	for _, c := range cmds {
+		t, _, err := fromFields(c.Val())
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+func memberID(orderKey string) string {
+	if len(orderKey) > 21 {
+		return orderKey[21:]
+	}
+	return ""
+}
+
+// List implements Store.
+func (r *Redis) List(ctx context.Context, merchantID, cursor string, limit int) ([]Token, string, error) {
+	if !validMerchantID(merchantID) {
+		return nil, "", fmt.Errorf("%w: merchant id", ErrInvalid)
+	}
+	limit = clampLimit(limit, DefaultListLimit, MaxListLimit)
+	start := "+"
+	if cursor != "" {
+		k, err := decodeCursor(cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		start = "(" + k
+	}
+	// One extra member tells whether a next page exists, so the last page
+	// carries no cursor.
+	members, err := r.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{
+		Key: r.toksKey(merchantID), Start: start, Stop: "-", ByLex: true, Rev: true, Count: int64(limit + 1),
+	}).Result()
+	if err != nil {
+		return nil, "", fmt.Errorf("tokens: redis list: %w", err)
+	}
+	next := ""
+	if len(members) > limit {
+		members = members[:limit]
+		next = encodeCursor(members[limit-1])
+	}
+	page, err := r.fetch(ctx, merchantID, members)
+	if err != nil {
+		return nil, "", err
+	}
+	return page, next, nil
+}
+
+// merchants lists the merchants that have (had) tokens.
+func (r *Redis) merchants(ctx context.Context) ([]string, error) {
+	ms, err := r.rdb.SMembers(ctx, r.merchantsKey()).Result()
+	if err != nil {
+		return nil, fmt.Errorf("tokens: redis merchants: %w", err)
+	}
+	return ms, nil
+}
+
+// Search implements Store. It uses an index where the query names one (token
+// id, fingerprint) and otherwise walks the merchant's time index newest first
+// within [From, To), so its cost grows with the tokens in that range.
+func (r *Redis) Search(ctx context.Context, q Query) ([]Token, error) {
+	q, err := normQuery(q)
+	if err != nil {
+		return nil, err
+	}
+	if q.TokenID != "" {
+		t, err := r.Lookup(ctx, q.TokenID)
+		if errors.Is(err, ErrNotFound) || err == nil && !q.match(t) {
+			return []Token{}, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		return []Token{t}, nil
+	}
+	ms := []string{q.MerchantID}
+	if q.MerchantID == "" {
+		if ms, err = r.merchants(ctx); err != nil {
+			return nil, err
+		}
+	}
+	out := []Token{}
+	for _, m := range ms {
+		found, err := r.searchMerchant(ctx, m, q)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, found...)
+	}
+	return newestFirst(out, q.Limit), nil
+}
+
+func (r *Redis) searchMerchant(ctx context.Context, m string, q Query) ([]Token, error) {
+	if q.Fingerprint != "" {
+		ids, err := r.rdb.SMembers(ctx, r.fpKey(m, q.Fingerprint)).Result()
+		if err != nil {
+			return nil, fmt.Errorf("tokens: redis search: %w", err)
+		}
+		members := make([]string, len(ids))
+		for i, id := range ids {
+			members[i] = "00000000000000000000:" + id // fetch only needs the id part
+		}
+		ts, err := r.fetch(ctx, m, members)
+		if err != nil {
+			return nil, err
+		}
+		out := ts[:0]
+		for _, t := range ts {
+			if q.match(t) {
+				out = append(out, t)
+			}
+		}
+		return newestFirst(out, q.Limit), nil
+	}
+	start, stop := "+", "-"
+	if ub := q.upperBound(); ub != "" {
+		start = "(" + ub
+	}
+	if lb := q.lowerBound(); lb != "" {
+		stop = "[" + lb
+	}
+	const batch = 200
+	var out []Token
+	for len(out) < q.Limit {
+		members, err := r.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{
+			Key: r.toksKey(m), Start: start, Stop: stop, ByLex: true, Rev: true, Count: batch,
+		}).Result()
+		if err != nil {
+			return nil, fmt.Errorf("tokens: redis search: %w", err)
+		}
+		ts, err := r.fetch(ctx, m, members)
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range ts {
+			if q.match(t) && len(out) < q.Limit {
+				out = append(out, t)
+			}
+		}
+		if len(members) < batch {
+			break
+		}
+		start = "(" + members[len(members)-1]
+	}
+	return out, nil
+}
+
+// TakeCVC implements Store. GETDEL reads and destroys in one command, so two
+// concurrent callers cannot both get the CVC.
+func (r *Redis) TakeCVC(ctx context.Context, id string) (string, error) {
+	m, err := r.owner(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	cvc, err := r.rdb.GetDel(ctx, r.cvcKey(m, id)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("tokens: redis take cvc: %w", err)
+	}
+	return cvc, nil
+}
+
+// UpdateCiphertext implements Store.
+func (r *Redis) UpdateCiphertext(ctx context.Context, id, oldKid, newJWE, newKid string) error {
+	if err := checkJWE(newJWE); err != nil {
+		return err
+	}
+	if !validLabel(oldKid, 128) || !validLabel(newKid, 128) {
+		return fmt.Errorf("%w: kid", ErrInvalid)
+	}
+	m, err := r.owner(ctx, id)
+	if err != nil {
+		return err
+	}
+	keys := []string{r.recKey(m, id), r.kidKey(m, oldKid), r.kidKey(m, newKid)}
+	n, err := r.rewrap.Run(ctx, r.rdb, keys, id, oldKid, newJWE, newKid).Int()
+	if err != nil {
+		return fmt.Errorf("tokens: redis rewrap: %w", err)
+	}
+	switch n {
+	case 0:
+		return ErrNotFound
+	case -1:
+		return fmt.Errorf("%w: kid changed", ErrConflict)
+	}
+	return nil
+}
+
+// ScanByKid implements Store. SSCAN returns every id that stays in the set for
+// the whole scan; ids fn moves to another kid may or may not come again, and
+// each token is re-read and re-checked before fn sees it.
+func (r *Redis) ScanByKid(ctx context.Context, kid string, fn func(Token) error) error {
+	if !validLabel(kid, 128) {
+		return fmt.Errorf("%w: kid", ErrInvalid)
+	}
+	ms, err := r.merchants(ctx)
+	if err != nil {
+		return err
+	}
+	for _, m := range ms {
+		var cur uint64
+		for {
+			ids, next, err := r.rdb.SScan(ctx, r.kidKey(m, kid), cur, "", 100).Result()
+			if err != nil {
+				return fmt.Errorf("tokens: redis scan kid: %w", err)
+			}
+			for _, id := range ids {
+				t, err := r.Get(ctx, m, id)
+				if errors.Is(err, ErrNotFound) {
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				if t.Kid != kid {
+					continue
+				}
+				if err := fn(t); err != nil {
+					return fmt.Errorf("tokens: scan by kid: %w", err)
+				}
+			}
+			if next == 0 {
+				break
+			}
+			cur = next
+		}
+	}
+	return nil
+}

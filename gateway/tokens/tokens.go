@@ -1,0 +1,420 @@
+// Package tokens is the gateway's token vault: for each token it keeps the
+// card ciphertext (an opaque compact JWE that only the key service can open),
+// the masked fields the key service returned at inspection (brand, BIN, last
+// four, expiry, keyed fingerprint) and, for a short while, the CVC ciphertext.
+//
+// The gateway never sees a card number, so nothing here parses one: a token
+// is stored as the key service described it. Two implementations share one
+// contract (Store): Redis for production and bbolt for the single-binary demo.
+package tokens
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Sentinel errors; the HTTP layer maps them with errors.Is. Their messages never
+// carry a ciphertext, a CVC or an idempotency key.
+var (
+	// ErrNotFound: no such token for this caller (also when it belongs to
+	// another merchant, so a merchant cannot probe for other merchants' ids),
+	// or a CVC that was already used or has expired.
+	ErrNotFound = errors.New("tokens: not found")
+	// ErrConflict: a compare-and-set lost (the key id changed under a rewrap)
+	// or a caller-chosen token id is already taken.
+	ErrConflict = errors.New("tokens: conflict")
+	// ErrInvalid: malformed input (missing ciphertext, bad id, bad cursor...).
+	ErrInvalid = errors.New("tokens: invalid")
+)
+
+// Limits.
+const (
+	// MaxJWESize bounds a stored ciphertext; it matches the key service's cap on
+	// compact JWEs (Contract 1, jose.MaxCompactSize) so we never store what it
+	// would refuse to open.
+	MaxJWESize = 16 << 10
+	// DefaultListLimit and MaxListLimit bound one page of List.
+	DefaultListLimit = 20
+	MaxListLimit     = 100
+	// DefaultSearchLimit and MaxSearchLimit bound one Search.
+	DefaultSearchLimit = 50
+	MaxSearchLimit     = 500
+	// MaxCVCTTL caps how long a CVC ciphertext may live: PCI DSS 3.3.1 allows
+	// it only until the authorization it exists for.
+	MaxCVCTTL = time.Hour
+)
+
+// Token is a stored card, masked. JWE is the card ciphertext; it is left out
+// of JSON, fmt and slog output so that rendering or logging a Token can never
+// leak it (the HTTP layer renders masked fields only).
+type Token struct {
+	ID          string    `json:"id"`
+	MerchantID  string    `json:"merchant_id"`
+	SessionID   string    `json:"session_id,omitempty"`
+	JWE         string    `json:"-"`
+	Kid         string    `json:"kid"`
+	Brand       string    `json:"brand"`
+	BIN         string    `json:"bin"`
+	Last4       string    `json:"last4"`
+	ExpMonth    int       `json:"exp_month"`
+	ExpYear     int       `json:"exp_year"`
+	Fingerprint string    `json:"fingerprint"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+// Format prints a Token without its ciphertext, whatever the verb (%v, %+v, %#v, %s).
+func (t Token) Format(f fmt.State, _ rune) {
+	fmt.Fprintf(f, "Token{ID:%s MerchantID:%s SessionID:%s Kid:%s Brand:%s BIN:%s Last4:%s Exp:%02d/%d Fingerprint:%s CreatedAt:%s JWE:[%d bytes]}",
+		t.ID, t.MerchantID, t.SessionID, t.Kid, t.Brand, t.BIN, t.Last4, t.ExpMonth, t.ExpYear,
+		t.Fingerprint, t.CreatedAt.UTC().Format(time.RFC3339Nano), len(t.JWE))
+}
+
+// LogValue keeps the ciphertext and the token id out of slog output; key id and
+// merchant are what an operator needs to follow an event.
+func (t Token) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("merchant_id", t.MerchantID),
+		slog.String("kid", t.Kid),
+		slog.String("brand", t.Brand),
+	)
+}
+
+// Query selects tokens for the back office. Set fields are AND-ed; empty ones
+// match anything. BIN matches as a prefix (a 6-digit BIN finds 8-digit ones).
+// From is inclusive and To exclusive; zero means unbounded. Results are newest
+// first, at most Limit (DefaultSearchLimit when 0, capped at MaxSearchLimit).
+type Query struct {
+	MerchantID  string // "" = all merchants (platform operators only)
+	TokenID     string
+	Last4       string
+	BIN         string
+	Brand       string
+	Fingerprint string
+	From, To    time.Time
+	Limit       int
+}
+
+// Store is the token vault. Both implementations pass the same contract tests.
+type Store interface {
+	// Put stores t (ID and CreatedAt are filled in when empty) together with its
+	// ciphertext, the merchant and fingerprint indexes, the CVC ciphertext with
+	// its own TTL (skipped when cvcJWE is ""), and idempotencyKey -> token id,
+	// all in one atomic write. A repeated idempotencyKey (per merchant) returns
+	// the first token and created=false. An empty idempotencyKey disables replay
+	// detection. The idempotency key lives as long as its token.
+	Put(ctx context.Context, t Token, cvcJWE string, cvcTTL time.Duration, idempotencyKey string) (Token, bool, error)
+	// Get returns merchantID's token; ErrNotFound also when it is another merchant's.
+	Get(ctx context.Context, merchantID, id string) (Token, error)
+	// Lookup returns a token of any merchant (platform back office, rewrap).
+	Lookup(ctx context.Context, id string) (Token, error)
+	// Delete removes the token, its indexes and its CVC.
+	Delete(ctx context.Context, merchantID, id string) error
+	// List pages through a merchant's tokens newest first. cursor is "" for the
+	// first page or the next value of the previous page; next is "" on the last
+	// page. Cursors stay valid when tokens are added or deleted meanwhile.
+	List(ctx context.Context, merchantID, cursor string, limit int) ([]Token, string, error)
+	// Search finds tokens for the back office (masked fields only).
+	Search(ctx context.Context, q Query) ([]Token, error)
+	// TakeCVC returns the CVC ciphertext and deletes it in the same step, so it
+	// is destroyed after its first use (PCI DSS 3.3.1); ErrNotFound when it was
+	// never stored, already taken or expired.
+	TakeCVC(ctx context.Context, id string) (string, error)
+	// UpdateCiphertext replaces the ciphertext after a rewrap, only if the
+	// token is still under oldKid (ErrConflict otherwise), so a concurrent
+	// rewrap or a stale job cannot roll a token back to an older KEK.
+	UpdateCiphertext(ctx context.Context, id, oldKid, newJWE, newKid string) error
+	// ScanByKid calls fn for each token whose ciphertext is under kid. fn may
+	// call UpdateCiphertext or Delete on the token it receives. An error from
+	// fn stops the scan and is returned wrapped.
+	ScanByKid(ctx context.Context, kid string, fn func(Token) error) error
+}
+
+// idEncoding is lower-case base32 without padding: 128 bits -> 26 characters,
+// case-insensitive-safe in URLs and logs-free of ambiguous punctuation.
+var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// IDPrefix starts every token id.
+const IDPrefix = "tok_"
+
+// NewID returns "tok_" + 26 base32 characters of 128 random bits.
+func NewID() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("tokens: random id: %w", err)
+	}
+	return IDPrefix + idEncoding.EncodeToString(b[:]), nil
+}
+
+// ValidID reports whether id has the shape NewID produces. Checking it before
+// touching a store keeps arbitrary input out of key names.
+func ValidID(id string) bool {
+	if len(id) != len(IDPrefix)+26 || !strings.HasPrefix(id, IDPrefix) {
+		return false
+	}
+	for _, c := range id[len(IDPrefix):] {
+		if !(c >= 'a' && c <= 'z' || c >= '2' && c <= '7') {
+			return false
+		}
+	}
+	return true
+}
+
+// validMerchantID: merchant ids end up inside Redis hash tags and bbolt key
+// prefixes, so braces, separators and NULs must never reach them.
+func validMerchantID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// validLabel accepts key ids, fingerprints, brands and session ids: printable
+// ASCII without spaces, braces or separators, since they too end up in keys.
+func validLabel(s string, max int) bool {
+	if s == "" || len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || c == '{' || c == '}' || c == ':' {
+			return false
+		}
+	}
+	return true
+}
+
+func digits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// prepare validates t and fills its id and creation time.
+func prepare(t Token, cvcJWE string, cvcTTL time.Duration, now time.Time) (Token, error) {
+	if !validMerchantID(t.MerchantID) {
+		return t, fmt.Errorf("%w: merchant id", ErrInvalid)
+	}
+	if t.ID == "" {
+		id, err := NewID()
+		if err != nil {
+			return t, err
+		}
+		t.ID = id
+	} else if !ValidID(t.ID) {
+		return t, fmt.Errorf("%w: token id", ErrInvalid)
+	}
+	// A token without its ciphertext would be a token that can never be used.
+	if err := checkJWE(t.JWE); err != nil {
+		return t, err
+	}
+	if !validLabel(t.Kid, 128) {
+		return t, fmt.Errorf("%w: kid", ErrInvalid)
+	}
+	if t.SessionID != "" && !validLabel(t.SessionID, 128) {
+		return t, fmt.Errorf("%w: session id", ErrInvalid)
+	}
+	if t.Brand != "" && !validLabel(t.Brand, 32) {
+		return t, fmt.Errorf("%w: brand", ErrInvalid)
+	}
+	if t.Fingerprint != "" && !validLabel(t.Fingerprint, 256) {
+		return t, fmt.Errorf("%w: fingerprint", ErrInvalid)
+	}
+	// Masked fields only: at most the first 8 and last 4 digits (PCI DSS 3.4.1).
+	if len(t.Last4) != 4 || !digits(t.Last4) {
+		return t, fmt.Errorf("%w: last4 must be 4 digits", ErrInvalid)
+	}
+	if (len(t.BIN) != 6 && len(t.BIN) != 8) || !digits(t.BIN) {
+		return t, fmt.Errorf("%w: bin must be 6 or 8 digits", ErrInvalid)
+	}
+	if t.ExpMonth < 1 || t.ExpMonth > 12 || t.ExpYear < 2000 || t.ExpYear > 9999 {
+		return t, fmt.Errorf("%w: expiry", ErrInvalid)
+	}
+	if cvcJWE != "" {
+		if err := checkJWE(cvcJWE); err != nil {
+			return t, fmt.Errorf("cvc: %w", err)
+		}
+		if cvcTTL <= 0 || cvcTTL > MaxCVCTTL {
+			return t, fmt.Errorf("%w: cvc ttl must be in (0, %s]", ErrInvalid, MaxCVCTTL)
+		}
+	}
+	if t.CreatedAt.IsZero() {
+		t.CreatedAt = now
+	}
+	t.CreatedAt = t.CreatedAt.UTC()
+	if t.CreatedAt.UnixNano() <= 0 {
+		return t, fmt.Errorf("%w: created_at", ErrInvalid)
+	}
+	return t, nil
+}
+
+// checkJWE is a shape check only: the store treats the ciphertext as opaque,
+// but a value that is not even a 5-part compact serialization is a bug upstream.
+func checkJWE(s string) error {
+	if s == "" {
+		return fmt.Errorf("%w: missing ciphertext", ErrInvalid)
+	}
+	if len(s) > MaxJWESize {
+		return fmt.Errorf("%w: ciphertext too large", ErrInvalid)
+	}
+	if strings.Count(s, ".") != 4 {
+		return fmt.Errorf("%w: ciphertext is not a compact JWE", ErrInvalid)
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return fmt.Errorf("%w: ciphertext is not base64url", ErrInvalid)
+		}
+	}
+	return nil
+}
+
+// idemHash names an idempotency key in storage: keys are caller-chosen, so
+// they are hashed to a fixed length rather than stored or used as key names.
+func idemHash(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:])
+}
+
+// orderKey sorts tokens by creation time, then id: zero-padded Unix nanoseconds
+// compare the same as byte strings, so Redis (ZRANGE BYLEX) and bbolt (byte
+// order) page through the same order, and a cursor is one such key.
+func orderKey(created time.Time, id string) string {
+	return fmt.Sprintf("%020d:%s", created.UnixNano(), id)
+}
+
+// timeBound is an orderKey prefix: every key of a token created at or after t
+// sorts at or after it, every earlier one before it.
+func timeBound(t time.Time) string { return fmt.Sprintf("%020d", t.UnixNano()) }
+
+// encodeCursor makes an order key opaque for callers.
+func encodeCursor(orderKey string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(orderKey))
+}
+
+// decodeCursor checks that a cursor is one we issued the shape of.
+func decodeCursor(c string) (string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return "", fmt.Errorf("%w: cursor", ErrInvalid)
+	}
+	s := string(b)
+	if len(s) != 21+len(IDPrefix)+26 || s[20] != ':' || !digits(s[:20]) || !ValidID(s[21:]) {
+		return "", fmt.Errorf("%w: cursor", ErrInvalid)
+	}
+	return s, nil
+}
+
+func clampLimit(n, def, max int) int {
+	if n <= 0 {
+		return def
+	}
+	if n > max {
+		return max
+	}
+	return n
+}
+
+// normQuery validates a search and fills its limit.
+func normQuery(q Query) (Query, error) {
+	q.Limit = clampLimit(q.Limit, DefaultSearchLimit, MaxSearchLimit)
+	if q.MerchantID != "" && !validMerchantID(q.MerchantID) {
+		return q, fmt.Errorf("%w: merchant id", ErrInvalid)
+	}
+	if q.TokenID != "" && !ValidID(q.TokenID) {
+		return q, fmt.Errorf("%w: token id", ErrInvalid)
+	}
+	if q.Last4 != "" && (len(q.Last4) != 4 || !digits(q.Last4)) {
+		return q, fmt.Errorf("%w: last4 must be 4 digits", ErrInvalid)
+	}
+	if q.BIN != "" && (len(q.BIN) < 1 || len(q.BIN) > 8 || !digits(q.BIN)) {
+		return q, fmt.Errorf("%w: bin must be up to 8 digits", ErrInvalid)
+	}
+	q.Brand = strings.ToLower(q.Brand)
+	if q.Brand != "" && !validLabel(q.Brand, 32) {
+		return q, fmt.Errorf("%w: brand", ErrInvalid)
+	}
+	if q.Fingerprint != "" && !validLabel(q.Fingerprint, 256) {
+		return q, fmt.Errorf("%w: fingerprint", ErrInvalid)
+	}
+	if !q.From.IsZero() && !q.To.IsZero() && !q.From.Before(q.To) {
+		return q, fmt.Errorf("%w: from must be before to", ErrInvalid)
+	}
+	return q, nil
+}
+
+// match applies every criterion of q, including the ones an index already
+// narrowed, so both stores agree whatever index they used.
+func (q Query) match(t Token) bool {
+	switch {
+	case q.MerchantID != "" && t.MerchantID != q.MerchantID,
+		q.TokenID != "" && t.ID != q.TokenID,
+		q.Last4 != "" && t.Last4 != q.Last4,
+		q.BIN != "" && !strings.HasPrefix(t.BIN, q.BIN),
+		q.Brand != "" && !strings.EqualFold(t.Brand, q.Brand),
+		q.Fingerprint != "" && t.Fingerprint != q.Fingerprint,
+		!q.From.IsZero() && t.CreatedAt.Before(q.From),
+		!q.To.IsZero() && !t.CreatedAt.Before(q.To):
+		return false
+	}
+	return true
+}
+
+// upperBound is the exclusive upper order key of a search ("" = none).
+func (q Query) upperBound() string {
+	if q.To.IsZero() {
+		return ""
+	}
+	return timeBound(q.To)
+}
+
+// lowerBound is the inclusive lower order key of a search ("" = none).
+func (q Query) lowerBound() string {
+	if q.From.IsZero() {
+		return ""
+	}
+	return timeBound(q.From)
+}
+
+// newestFirst sorts by order key descending and keeps at most n.
+func newestFirst(ts []Token, n int) []Token {
+	sortTokens(ts)
+	if len(ts) > n {
+		ts = ts[:n]
+	}
+	return ts
+}
+
+func sortTokens(ts []Token) {
+	slices.SortFunc(ts, func(a, b Token) int {
+		return strings.Compare(orderKey(b.CreatedAt, b.ID), orderKey(a.CreatedAt, a.ID))
+	})
+}
+
+func parseInt(s string) (int64, error) { return strconv.ParseInt(s, 10, 64) }
+
+// checkCtx lets the bbolt store honour cancellation like the Redis one does.
+func checkCtx(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("tokens: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,42 @@
+package apierr
+
+import "net/http"
+
+// The error codes of both services. A code is a contract with clients: it is
+// never renamed or reused for another meaning. Add new ones at the end of a group.
+var (
+	// 400: the request itself is wrong.
+	BadRequest       = New(http.StatusBadRequest, "bad_request", "The request could not be read.")
+	InvalidJWE       = New(http.StatusBadRequest, "invalid_jwe", "The ciphertext is not an acceptable compact JWE.")
+	UnsupportedAlg   = New(http.StatusBadRequest, "unsupported_algorithm", "The ciphertext uses an algorithm that is not accepted.")
+	UnknownKey       = New(http.StatusBadRequest, "key_unknown", "The ciphertext names a key that is unknown or retired; reload the page.")
+	SessionMismatch  = New(http.StatusBadRequest, "session_mismatch", "The ciphertext was made for another checkout session.")
+	InvalidField     = New(http.StatusBadRequest, "invalid_field", "A field is missing or invalid.")
+	TooLarge         = New(http.StatusRequestEntityTooLarge, "too_large", "The request body is too large.")
+	UnsealFailed     = New(http.StatusBadRequest, "unseal_failed", "The key share does not unseal the keyring.")
+	NotFound         = New(http.StatusNotFound, "not_found", "Not found.")
+	MethodNotAllowed = New(http.StatusMethodNotAllowed, "method_not_allowed", "Method not allowed.")
+
+	// 401/403: who is asking, and may they.
+	Unauthenticated = New(http.StatusUnauthorized, "unauthenticated", "The request is not signed or the signature is not valid.")
+	Forbidden       = New(http.StatusForbidden, "forbidden", "The caller may not perform this operation.")
+
+	// 409: replay.
+	Replay = New(http.StatusConflict, "replay", "This signed request was already used.")
+
+	// 410/422: the card or the session.
+	CardUndecryptable = New(http.StatusUnprocessableEntity, "card_undecryptable", "The ciphertext could not be decrypted.")
+	CardInvalid       = New(http.StatusUnprocessableEntity, "card_invalid", "The card number is not valid.")
+	CardExpired       = New(http.StatusUnprocessableEntity, "card_expired", "The card has expired.")
+	CardUnsupported   = New(http.StatusUnprocessableEntity, "card_brand_unsupported", "The card brand is not accepted.")
+	CardStale         = New(http.StatusUnprocessableEntity, "stale_ciphertext", "The ciphertext is too old; re-enter the card.")
+
+	// 429: limits.
+	RateLimited = New(http.StatusTooManyRequests, "rate_limited", "Too many requests; retry later.")
+
+	// 5xx: our side.
+	Internal    = New(http.StatusInternalServerError, "internal", "Internal error.")
+	Sealed      = New(http.StatusServiceUnavailable, "sealed", "The key service is sealed.")
+	Unavailable = New(http.StatusServiceUnavailable, "unavailable", "A dependency is unavailable; retry later.")
+	AuditFailed = New(http.StatusServiceUnavailable, "audit_unavailable", "The audit log cannot be written; nothing was decrypted.")
+)

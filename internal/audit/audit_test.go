@@ -1,0 +1,692 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func openLog(t testing.TB, opts Options) (*Log, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "audit.log")
+	l, err := Open(path, opts)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	return l, path
+}
+
+func ev(i int) Event {
+	return Event{
+		Event:    EventReveal,
+		Client:   "backoffice",
+		Actor:    fmt.Sprintf("op_%d", i%3),
+		Origin:   "203.0.113.7",
+		Outcome:  OutcomeSuccess,
+		Resource: fmt.Sprintf("tok_%d", i),
+		Kid:      "kek-1",
+		Reason:   "chargeback <dispute> & \"refund\"\n",
+	}
+}
+
+func appendN(t testing.TB, l *Log, n int) []Event {
+	t.Helper()
+	out := make([]Event, 0, n)
+	for i := range n {
+		e, err := l.Append(context.Background(), ev(i))
+		if err != nil {
+			t.Fatalf("Append %d: %v", i, err)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+func readLines(t testing.TB, path string) [][]byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := bytes.SplitAfter(b, []byte("\n"))
+	if len(lines[len(lines)-1]) == 0 {
+		lines = lines[:len(lines)-1]
+	}
+	return lines
+}
+
+func join(lines [][]byte) []byte { return bytes.Join(lines, nil) }
+
+func TestAppendVerify(t *testing.T) {
+	l, path := openLog(t, Options{})
+	got := appendN(t, l, 5)
+	for i, e := range got {
+		if e.Seq != uint64(i+1) {
+			t.Fatalf("event %d: seq %d", i, e.Seq)
+		}
+		if e.Time.IsZero() || e.Time.Location() != time.UTC {
+			t.Fatalf("event %d: time %v not stamped in UTC", i, e.Time)
+		}
+	}
+	if got[0].Prev != Genesis() || got[1].Prev != got[0].Hash {
+		t.Fatalf("chain links wrong: %q %q", got[0].Prev, got[1].Prev)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rep, err := Verify(f)
+	if err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	seq, head := l.Head()
+	if rep.Lines != 5 || rep.LastSeq != 5 || rep.Head != got[4].Hash || seq != 5 || head != rep.Head {
+		t.Fatalf("report %+v, head %d %s", rep, seq, head)
+	}
+	fi, _ := os.Stat(path)
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v, want 0600", fi.Mode().Perm())
+	}
+}
+
+func TestVerifyEmpty(t *testing.T) {
+	rep, err := Verify(strings.NewReader(""))
+	if err != nil || rep.Lines != 0 || rep.Head != Genesis() {
+		t.Fatalf("empty log: %+v %v", rep, err)
+	}
+}
+
+func TestAppendIgnoresCallerChainFields(t *testing.T) {
+	l, _ := openLog(t, Options{})
+	e := ev(1)
+	e.Seq, e.Prev, e.Hash = 99, "forged", "forged"
+	got, err := l.Append(context.Background(), e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Seq != 1 || got.Prev != Genesis() || got.Hash == "forged" {
+		t.Fatalf("caller chain fields leaked into the log: %+v", got)
+	}
+}
+
+// forge builds a correctly hashed line, as an attacker with write access
+// could: the chain alone cannot stop that, only the seq/prev of its neighbours.
+func forge(t *testing.T, seq uint64, prev string, e Event) ([]byte, string) {
+	t.Helper()
+	raw, err := decodeHash(prev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Seq = seq
+	e.Time = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	sealed, line, _, err := seal(e, prev, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return line, sealed.Hash
+}
+
+func TestVerifyDetectsTampering(t *testing.T) {
+	l, path := openLog(t, Options{})
+	evs := appendN(t, l, 6)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	orig := readLines(t, path)
+	clone := func() [][]byte {
+		c := make([][]byte, len(orig))
+		for i := range orig {
+			c[i] = bytes.Clone(orig[i])
+		}
+		return c
+	}
+	tests := []struct {
+		name     string
+		tamper   func(t *testing.T) []byte
+		wantLine int
+	}{
+		{"edit-field/actor", func(t *testing.T) []byte {
+			c := clone()
+			c[2] = bytes.Replace(c[2], []byte(`"actor":"op_2"`), []byte(`"actor":"op_9"`), 1)
+			return join(c)
+		}, 3},
+		{"edit-field/outcome", func(t *testing.T) []byte {
+			c := clone()
+			c[3] = bytes.Replace(c[3], []byte(`"outcome":"success"`), []byte(`"outcome":"denied"`), 1)
+			return join(c)
+		}, 4},
+		{"edit-hash", func(t *testing.T) []byte {
+			c := clone()
+			h := evs[2].Hash
+			c[2] = bytes.Replace(c[2], []byte(h), []byte(strings.Repeat("a", 64)), 1)
+			return join(c)
+		}, 3},
+		{"edit-prev", func(t *testing.T) []byte {
+			c := clone()
+			c[2] = bytes.Replace(c[2], []byte(evs[1].Hash), []byte(strings.Repeat("b", 64)), 1)
+			return join(c)
+		}, 3},
+		{"delete-middle", func(t *testing.T) []byte {
+			c := clone()
+			return join(append(c[:2], c[3:]...))
+		}, 3},
+		{"delete-first", func(t *testing.T) []byte {
+			return join(clone()[1:])
+		}, 1},
+		{"swap", func(t *testing.T) []byte {
+			c := clone()
+			c[2], c[3] = c[3], c[2]
+			return join(c)
+		}, 3},
+		{"insert-duplicate", func(t *testing.T) []byte {
+			c := clone()
+			return join(append(c[:3], append([][]byte{orig[1]}, c[3:]...)...))
+		}, 4},
+		{"insert-forged", func(t *testing.T) []byte {
+			// A well-formed line with the right seq and prev: caught at the
+			// next line, whose seq no longer fits.
+			c := clone()
+			line, _ := forge(t, 3, evs[1].Hash, ev(42))
+			return join(append(c[:2], append([][]byte{line}, c[2:]...)...))
+		}, 4},
+		{"replace-forged", func(t *testing.T) []byte {
+			// Line 3 replaced by a well-formed forgery: line 4's prev breaks.
+			c := clone()
+			c[2], _ = forge(t, 3, evs[1].Hash, ev(42))
+			return join(c)
+		}, 4},
+		{"insert-junk", func(t *testing.T) []byte {
+			c := clone()
+			return join(append(c[:1], append([][]byte{[]byte("{}\n")}, c[1:]...)...))
+		}, 2},
+		{"add-field", func(t *testing.T) []byte {
+			c := clone()
+			c[4] = bytes.Replace(c[4], []byte(`{"seq":`), []byte(`{"extra":1,"seq":`), 1)
+			return join(c)
+		}, 5},
+		{"reformat", func(t *testing.T) []byte {
+			c := clone()
+			c[4] = bytes.Replace(c[4], []byte(`,"event":`), []byte(`, "event":`), 1)
+			return join(c)
+		}, 5},
+		{"torn-last-line", func(t *testing.T) []byte {
+			b := join(clone())
+			return b[:len(b)-10]
+		}, 6},
+		{"empty-line", func(t *testing.T) []byte {
+			c := clone()
+			return join(append(c[:2], append([][]byte{[]byte("\n")}, c[2:]...)...))
+		}, 3},
+	}
+	for _, tt := range tests {
+		t.Run("detected/"+tt.name, func(t *testing.T) {
+			_, err := Verify(bytes.NewReader(tt.tamper(t)))
+			var ce *ChainError
+			if !errors.As(err, &ce) || !errors.Is(err, ErrChain) {
+				t.Fatalf("Verify = %v, want a *ChainError", err)
+			}
+			t.Logf("%v", ce)
+			if ce.Line != tt.wantLine {
+				t.Fatalf("flagged line %d (%s), want line %d", ce.Line, ce.Reason, tt.wantLine)
+			}
+		})
+	}
+	t.Run("ok/untouched", func(t *testing.T) {
+		if _, err := Verify(bytes.NewReader(join(orig))); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func TestVerifyHead(t *testing.T) {
+	l, path := openLog(t, Options{})
+	evs := appendN(t, l, 5)
+	seq, head := l.Head()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	lines := readLines(t, path)
+
+	// Rewriting the tail with fresh hashes yields a chain Verify accepts.
+	rewritten := append([][]byte{}, lines[:3]...)
+	prev := evs[2].Hash
+	for s := uint64(4); s <= 5; s++ {
+		var line []byte
+		line, prev = forge(t, s, prev, ev(int(s)+100))
+		rewritten = append(rewritten, line)
+	}
+
+	tests := []struct {
+		name    string
+		log     []byte
+		wantErr error
+	}{
+		{"ok/intact", join(lines), nil},
+		{"ok/longer-than-head", nil, nil}, // filled below
+		{"truncated/tail-cut", join(lines[:3]), ErrTruncated},
+		{"truncated/emptied", nil, ErrTruncated},
+		{"mismatch/tail-rewritten", join(rewritten), ErrHeadMismatch},
+	}
+	// A log that grew after the head was recorded still contains it.
+	l2, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, l2, 2)
+	if err := l2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	grown, _ := os.ReadFile(path)
+	tests[1].log = grown
+
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.name == "truncated/tail-cut" || tt.name == "mismatch/tail-rewritten" {
+				// Verify alone cannot see these: that is the point of a head.
+				if _, err := Verify(bytes.NewReader(tt.log)); err != nil {
+					t.Fatalf("Verify: %v", err)
+				}
+			}
+			_, err := VerifyHead(bytes.NewReader(tt.log), seq, head)
+			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil) != (err == nil) {
+				t.Fatalf("VerifyHead = %v, want %v", err, tt.wantErr)
+			}
+		})
+	}
+	t.Run("ok/empty-genesis", func(t *testing.T) {
+		if _, err := VerifyHead(strings.NewReader(""), 0, Genesis()); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// slowSync delays each fsync, as a real disk does, so that appends queue up
+// behind it; the real fsync still runs.
+type slowSync struct {
+	File
+	d     time.Duration
+	syncs atomic.Int64
+}
+
+func (s *slowSync) Sync() error {
+	s.syncs.Add(1)
+	time.Sleep(s.d)
+	return s.File.Sync()
+}
+
+func TestConcurrentAppendsGroupCommit(t *testing.T) {
+	var ss *slowSync
+	l, path := openLog(t, Options{WrapFile: func(f File) File {
+		ss = &slowSync{File: f, d: time.Millisecond}
+		return ss
+	}})
+	const workers, each = 50, 40
+	seqs := make(chan uint64, workers*each)
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				e, err := l.Append(context.Background(), ev(w*each+i))
+				if err != nil {
+					errs <- err
+					return
+				}
+				seqs <- e.Seq
+			}
+		})
+	}
+	wg.Wait()
+	close(seqs)
+	close(errs)
+	for err := range errs {
+		t.Fatalf("Append: %v", err)
+	}
+	seen := make(map[uint64]bool)
+	for s := range seqs {
+		if seen[s] {
+			t.Fatalf("seq %d handed out twice", s)
+		}
+		seen[s] = true
+	}
+	for s := uint64(1); s <= workers*each; s++ {
+		if !seen[s] {
+			t.Fatalf("seq %d missing", s)
+		}
+	}
+	st := l.Stats()
+	if st.Appends != workers*each {
+		t.Fatalf("stats appends %d", st.Appends)
+	}
+	if st.Syncs >= st.Appends || int64(st.Syncs) != ss.syncs.Load() {
+		t.Fatalf("group commit: %d fsyncs for %d appends (wrapper saw %d)", st.Syncs, st.Appends, ss.syncs.Load())
+	}
+	t.Logf("%d appends in %d fsyncs, largest batch %d", st.Appends, st.Syncs, st.LargestBatch)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f, _ := os.Open(path)
+	defer f.Close()
+	rep, err := Verify(f)
+	if err != nil || rep.Lines != workers*each {
+		t.Fatalf("Verify: %+v %v", rep, err)
+	}
+}
+
+func TestReopenContinuesChain(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	l, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := appendN(t, l, 3)
+
+	t.Run("locked/second-writer", func(t *testing.T) {
+		_, err := Open(path, Options{})
+		if !errors.Is(err, ErrLocked) {
+			t.Fatalf("second Open = %v, want ErrLocked", err)
+		}
+	})
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	l2, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l2.Close()
+	if seq, head := l2.Head(); seq != 3 || head != first[2].Hash {
+		t.Fatalf("reopened head %d %s", seq, head)
+	}
+	e, err := l2.Append(context.Background(), ev(9))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Seq != 4 || e.Prev != first[2].Hash {
+		t.Fatalf("reopened log did not continue the chain: %+v", e)
+	}
+	_ = l2.Close()
+	b, _ := os.ReadFile(path)
+	if rep, err := Verify(bytes.NewReader(b)); err != nil || rep.LastSeq != 4 {
+		t.Fatalf("Verify after reopen: %+v %v", rep, err)
+	}
+}
+
+func TestOpenRefusesBrokenChain(t *testing.T) {
+	l, path := openLog(t, Options{})
+	appendN(t, l, 3)
+	_ = l.Close()
+	lines := readLines(t, path)
+	tests := []struct {
+		name string
+		data []byte
+	}{
+		{"refused/deleted-line", join([][]byte{lines[0], lines[2]})},
+		{"refused/torn-tail", join(lines)[:len(join(lines))-5]},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "broken.log")
+			if err := os.WriteFile(p, tt.data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Open(p, Options{})
+			if !errors.Is(err, ErrChain) {
+				t.Fatalf("Open = %v, want ErrChain", err)
+			}
+		})
+	}
+}
+
+func TestOpenTightensMode(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "audit.log")
+	if err := os.WriteFile(p, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Open(p, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	fi, _ := os.Stat(p)
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v, want 0600", fi.Mode().Perm())
+	}
+}
+
+// faultyFile fails writes or fsyncs on demand, like a full or failing disk.
+type faultyFile struct {
+	File
+	failWrite, failSync atomic.Bool
+}
+
+func (f *faultyFile) Write(p []byte) (int, error) {
+	if f.failWrite.Load() {
+		return 0, errors.New("injected: no space left on device")
+	}
+	return f.File.Write(p)
+}
+
+func (f *faultyFile) Sync() error {
+	if f.failSync.Load() {
+		return errors.New("injected: input/output error")
+	}
+	return f.File.Sync()
+}
+
+func TestFailureFailsClosed(t *testing.T) {
+	tests := []struct {
+		name  string
+		fault func(*faultyFile) *atomic.Bool
+	}{
+		{"503/write-error", func(f *faultyFile) *atomic.Bool { return &f.failWrite }},
+		{"503/fsync-error", func(f *faultyFile) *atomic.Bool { return &f.failSync }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var ff *faultyFile
+			l, _ := openLog(t, Options{WrapFile: func(f File) File {
+				ff = &faultyFile{File: f}
+				return ff
+			}})
+			appendN(t, l, 2)
+			tt.fault(ff).Store(true)
+
+			// A whole concurrent batch fails, not just one caller.
+			var wg sync.WaitGroup
+			var unavailable atomic.Int32
+			for i := range 20 {
+				wg.Go(func() {
+					if _, err := l.Append(context.Background(), ev(i)); errors.Is(err, ErrUnavailable) {
+						unavailable.Add(1)
+					}
+				})
+			}
+			wg.Wait()
+			if unavailable.Load() != 20 {
+				t.Fatalf("%d of 20 appends returned ErrUnavailable", unavailable.Load())
+			}
+			if !l.Stats().Failed {
+				t.Fatal("Stats().Failed is false after a failure")
+			}
+			// The disk recovering does not revive the log: the chain's tail is unknown.
+			tt.fault(ff).Store(false)
+			if _, err := l.Append(context.Background(), ev(99)); !errors.Is(err, ErrUnavailable) {
+				t.Fatalf("Append after failure = %v, want ErrUnavailable", err)
+			}
+			if seq, _ := l.Head(); seq != 2 {
+				t.Fatalf("head moved to %d after failed appends", seq)
+			}
+		})
+	}
+}
+
+func TestAppendRejects(t *testing.T) {
+	l, _ := openLog(t, Options{})
+	tests := []struct {
+		name string
+		e    Event
+	}{
+		{"invalid/no-name", Event{Outcome: OutcomeSuccess}},
+		{"invalid/no-outcome", Event{Event: EventInspect}},
+		{"invalid/bad-outcome", Event{Event: EventInspect, Outcome: "ok"}},
+		{"invalid/huge-reason", Event{Event: EventInspect, Outcome: OutcomeSuccess, Reason: strings.Repeat("x", MaxFieldLen+1)}},
+		{"invalid/year-10000", Event{Event: EventInspect, Outcome: OutcomeSuccess, Time: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := l.Append(context.Background(), tt.e); !errors.Is(err, ErrInvalidEvent) {
+				t.Fatalf("Append = %v, want ErrInvalidEvent", err)
+			}
+		})
+	}
+	// A caller bug does not fail the log.
+	if e, err := l.Append(context.Background(), ev(1)); err != nil || e.Seq != 1 {
+		t.Fatalf("Append after rejects: %+v %v", e, err)
+	}
+}
+
+func TestAppendContextAndClose(t *testing.T) {
+	l, path := openLog(t, Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := l.Append(ctx, ev(1)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Append with canceled ctx = %v", err)
+	}
+	appendN(t, l, 1)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if _, err := l.Append(context.Background(), ev(2)); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Append after Close = %v, want ErrClosed", err)
+	}
+	b, _ := os.ReadFile(path)
+	if rep, err := Verify(bytes.NewReader(b)); err != nil || rep.Lines != 1 {
+		t.Fatalf("canceled append was written: %+v %v", rep, err)
+	}
+}
+
+func TestCallerTimeKeptInUTC(t *testing.T) {
+	l, _ := openLog(t, Options{})
+	paris := time.FixedZone("CET", 3600)
+	at := time.Date(2026, 3, 4, 10, 0, 0, 123, paris)
+	e := ev(1)
+	e.Time = at
+	got, err := l.Append(context.Background(), e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Time.Equal(at) || got.Time.Location() != time.UTC {
+		t.Fatalf("time %v, want %v in UTC", got.Time, at)
+	}
+}
+
+func TestRead(t *testing.T) {
+	l, path := openLog(t, Options{})
+	appendN(t, l, 10) // actors op_0, op_1, op_2 in turn
+	denied := ev(10)
+	denied.Event, denied.Outcome, denied.Actor = EventRevealDenied, OutcomeDenied, "op_1"
+	if _, err := l.Append(context.Background(), denied); err != nil {
+		t.Fatal(err)
+	}
+	_ = l.Close()
+	data, _ := os.ReadFile(path)
+
+	seqs := func(es []Event) []uint64 {
+		var s []uint64
+		for _, e := range es {
+			s = append(s, e.Seq)
+		}
+		return s
+	}
+	tests := []struct {
+		name string
+		f    Filter
+		want []uint64
+	}{
+		{"all/newest-first", Filter{}, []uint64{11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1}},
+		{"limit/newest", Filter{Limit: 3}, []uint64{11, 10, 9}},
+		{"actor", Filter{Actor: "op_1"}, []uint64{11, 8, 5, 2}},
+		{"actor+limit", Filter{Actor: "op_1", Limit: 2}, []uint64{11, 8}},
+		{"outcome", Filter{Outcome: OutcomeDenied}, []uint64{11}},
+		{"event", Filter{Event: EventReveal, Limit: 2}, []uint64{10, 9}},
+		{"page/before-seq", Filter{BeforeSeq: 9, Limit: 3}, []uint64{8, 7, 6}},
+		{"none", Filter{Actor: "nobody"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Read(bytes.NewReader(data), tt.f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(seqs(got)) != fmt.Sprint(tt.want) {
+				t.Fatalf("got seqs %v, want %v", seqs(got), tt.want)
+			}
+		})
+	}
+	t.Run("tampered/prefix-and-error", func(t *testing.T) {
+		lines := bytes.SplitAfter(data, []byte("\n"))
+		broken := join(append(append([][]byte{}, lines[:4]...), lines[5:]...)) // delete line 5
+		got, err := Read(bytes.NewReader(broken), Filter{})
+		var ce *ChainError
+		if !errors.As(err, &ce) || ce.Line != 5 {
+			t.Fatalf("Read err = %v, want chain error at line 5", err)
+		}
+		if fmt.Sprint(seqs(got)) != fmt.Sprint([]uint64{4, 3, 2, 1}) {
+			t.Fatalf("prefix %v", seqs(got))
+		}
+	})
+}
+
+// BenchmarkAppendParallel measures durable appends (each one fsynced, in
+// group commits) from many concurrent callers, as request goroutines would.
+func BenchmarkAppendParallel(b *testing.B) {
+	l, _ := openLog(b, Options{})
+	b.SetParallelism(32) // many more callers than cores, like an HTTP server under load
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		e := ev(1)
+		for pb.Next() {
+			if _, err := l.Append(context.Background(), e); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	st := l.Stats()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "appends/s")
+	if st.Syncs > 0 {
+		b.ReportMetric(float64(st.Appends)/float64(st.Syncs), "appends/fsync")
+	}
+}
+
+// BenchmarkAppendSerial is the one-caller baseline: every append pays a full
+// fsync, which is what group commit avoids under concurrency.
+func BenchmarkAppendSerial(b *testing.B) {
+	l, _ := openLog(b, Options{})
+	e := ev(1)
+	for b.Loop() {
+		if _, err := l.Append(context.Background(), e); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "appends/s")
+}

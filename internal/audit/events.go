@@ -1,0 +1,171 @@
+package audit
+
+// Event names. This file is the one place they are defined; every name is a
+// constant listed in All, and TestEventNamesUnique proves that no two
+// constants share a value (a copy-paste duplicate would merge two kinds of
+// event in every report built on the log).
+//
+// Names are stable: reports, alarms and retained logs match on them, so a
+// name is never renamed or reused; add a new one instead.
+//
+// Fields common to every event: seq, time, event, outcome, prev, hash (set by
+// the log), and origin (the caller's IP address) whenever a request caused the
+// event. Outcome is "success", "failure" or "denied". The fields listed under
+// each name are the ones it fills besides those. No field ever holds a card
+// number, CVC, JWE, signature, token secret, password or cookie: resources
+// are named by ids (token id, session id, key id, fingerprint prefix).
+const (
+	// --- key service: card operations ---
+
+	// EventInspect: a client asked for the masked data of a card ciphertext.
+	// Fields: client, resource (checkout session id), kid (KEK version),
+	// code (error code on failure).
+	EventInspect = "inspect"
+
+	// EventReveal: a client asked for a plaintext card number on behalf of an
+	// operator. Written BEFORE the key service decrypts (no audit, no
+	// reveal); outcome "success" means the reveal was authorised and went
+	// ahead. Fields: client, actor (operator id), reason (operator's stated
+	// reason), resource (token id when known), kid, code (on failure).
+	EventReveal = "reveal"
+
+	// EventRevealDenied: a reveal was refused before decryption (operation
+	// not allowed for the client, rate limit, stale ciphertext). Outcome
+	// "denied". Fields: client, actor, reason, resource, code.
+	EventRevealDenied = "reveal.denied"
+
+	// EventRewrap: a ciphertext was re-encrypted under the newest KEK.
+	// Fields: client, kid (the new KEK version), resource (the old kid),
+	// code (on failure).
+	EventRewrap = "rewrap"
+
+	// EventDenied: a request to the key service failed authentication or
+	// hit a rate limit before reaching an operation. Outcome "denied".
+	// Fields: client (when the signature named a known one), resource (the
+	// operation, e.g. "inspect"), code (the error code returned).
+	EventDenied = "denied"
+
+	// EventAlarm: unusual volume crossed an alarm threshold. Outcome
+	// "failure". Fields: client, actor (when per-actor), reason (which
+	// threshold and window), code.
+	EventAlarm = "alarm"
+
+	// --- key service: key management ---
+
+	// EventUnseal: the keyring was unsealed. Fields: actor (operator, or
+	// "dev-auto" for dev-mode auto-unseal), reason, code (on failure).
+	EventUnseal = "unseal"
+
+	// EventSeal: the keyring was sealed (shutdown or operator request).
+	// Fields: actor, reason.
+	EventSeal = "seal"
+
+	// EventKeyInit: a new keyring was created. Fields: actor, kid (first KEK
+	// version), reason (algorithm).
+	EventKeyInit = "key.init"
+
+	// EventKeyRotate: a new KEK version became active. Fields: actor, kid
+	// (new version), resource (previous active version), reason (algorithm).
+	EventKeyRotate = "key.rotate"
+
+	// EventKeyRetire: a KEK version was retired (can no longer decrypt).
+	// Fields: actor, kid.
+	EventKeyRetire = "key.retire"
+
+	// EventClientAdd: a client key was added to the signed-request
+	// allow-list. Fields: actor, client, kid (client key id), reason (the
+	// operations granted, comma-separated).
+	EventClientAdd = "client.add"
+
+	// EventClientRevoke: a client key was revoked. Fields: actor, client,
+	// kid.
+	EventClientRevoke = "client.revoke"
+
+	// EventAuditOpen: an audit log was opened (started or continued) by a
+	// process (PCI DSS 10.2.1.6). Fields: resource (log file path), reason
+	// (process name/version).
+	EventAuditOpen = "audit.open"
+
+	// --- gateway: back office and merchant API ---
+
+	// EventLogin: an operator login attempt (password and MFA). Fields:
+	// actor (operator id or the submitted login name on failure), code.
+	EventLogin = "login"
+
+	// EventLogout: an operator session ended. Fields: actor.
+	EventLogout = "logout"
+
+	// EventMFAEnroll: an operator enrolled or reset an MFA factor. Fields:
+	// actor, resource (the operator whose factor changed).
+	EventMFAEnroll = "mfa.enroll"
+
+	// EventOperatorChange: an operator account was created, disabled or had
+	// its role changed. Fields: actor, resource (operator id), reason (the
+	// change).
+	EventOperatorChange = "operator.change"
+
+	// EventTokenCreate: a card token was stored after a checkout. Fields:
+	// client (merchant id), resource (token id), kid, origin (shopper IP).
+	EventTokenCreate = "token.create"
+
+	// EventTokenDelete: a card token was deleted. Fields: client (merchant
+	// id) or actor (operator id), resource (token id).
+	EventTokenDelete = "token.delete"
+
+	// EventTokenSearch: an operator searched tokens (masked data only).
+	// Fields: actor, reason (the query, without card data).
+	EventTokenSearch = "token.search"
+
+	// EventAuditView: an operator read the audit trail (PCI DSS 10.2.1.3).
+	// Fields: actor, reason (the filter used).
+	EventAuditView = "audit.view"
+
+	// --- key service: changes picked up while running ---
+
+	// EventKeyringReload: the running key service loaded a keyring file that
+	// an admin command changed (rotation or retirement). Fields: actor
+	// ("admin-cli"), resource ("keyring"), kid (the newest active version).
+	EventKeyringReload = "keyring.reload"
+
+	// EventClientsReload: the running key service loaded a changed client
+	// allow-list (enrolment or revocation). Fields: actor ("admin-cli"),
+	// resource ("clients").
+	EventClientsReload = "clients.reload"
+)
+
+// Outcomes.
+const (
+	OutcomeSuccess = "success"
+	OutcomeFailure = "failure"
+	OutcomeDenied  = "denied"
+)
+
+// All returns every event name defined above, in definition order.
+func All() []string {
+	return []string{
+		EventInspect,
+		EventReveal,
+		EventRevealDenied,
+		EventRewrap,
+		EventDenied,
+		EventAlarm,
+		EventUnseal,
+		EventSeal,
+		EventKeyInit,
+		EventKeyRotate,
+		EventKeyRetire,
+		EventClientAdd,
+		EventClientRevoke,
+		EventAuditOpen,
+		EventLogin,
+		EventLogout,
+		EventMFAEnroll,
+		EventOperatorChange,
+		EventTokenCreate,
+		EventTokenDelete,
+		EventTokenSearch,
+		EventAuditView,
+		EventKeyringReload,
+		EventClientsReload,
+	}
+}

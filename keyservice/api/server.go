@@ -1,0 +1,123 @@
+// Package api is the key service's HTTP layer: it authenticates signed
+// requests, binds and validates bodies, calls the unwrap domain and renders
+// answers. Every route is listed in routes(); nothing here touches a key.
+package api
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/blindgate/blindgate/internal/apierr"
+	"github.com/blindgate/blindgate/internal/audit"
+	"github.com/blindgate/blindgate/keyservice/client"
+	"github.com/blindgate/blindgate/keyservice/keyring"
+	"github.com/blindgate/blindgate/keyservice/sigauth"
+	"github.com/blindgate/blindgate/keyservice/unwrap"
+)
+
+// MaxBody caps request bodies: a card JWE is well under 4 KiB.
+const MaxBody = 64 << 10
+
+// Unwrapper is the domain the handlers call.
+type Unwrapper interface {
+	Inspect(ctx context.Context, m unwrap.Meta, jwe, session string) (unwrap.Masked, error)
+	Reveal(ctx context.Context, m unwrap.Meta, jwe, actor, reason, resource string) (unwrap.Revealed, error)
+	Rewrap(ctx context.Context, m unwrap.Meta, jwe, resource string) (string, string, error)
+}
+
+// Verifier authenticates Contract 2 signatures.
+type Verifier interface {
+	Verify(ctx context.Context, authorization, method, path string, body []byte) (sigauth.Caller, error)
+}
+
+// Sealer is the keyring holder.
+type Sealer interface {
+	Keyring() (*keyring.Keyring, error)
+	Status() (sealed bool, have, need int)
+	Unseal(share []byte) (bool, error)
+}
+
+// Auditor appends durable audit events.
+type Auditor interface {
+	Append(ctx context.Context, e audit.Event) (audit.Event, error)
+}
+
+// AuditReader reads the audit trail for the back office.
+type AuditReader interface {
+	Query(ctx context.Context, f audit.Filter) ([]audit.Event, audit.Report, error)
+}
+
+// Pinger reports whether a dependency (Redis) answers.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Deps are the server's collaborators.
+type Deps struct {
+	Unwrap   Unwrapper
+	Verifier Verifier
+	Seal     Sealer
+	Audit    Auditor
+	Trail    AuditReader // optional: enables POST /v1/audit/query
+	Redis    Pinger
+	Log      *slog.Logger
+	Metrics  *Metrics
+}
+
+// Server is the key service's HTTP front.
+type Server struct {
+	deps Deps
+	app  *fiber.App
+}
+
+// New builds the Fiber app with every route.
+func New(d Deps) *Server {
+	if d.Metrics == nil {
+		d.Metrics = NewMetrics()
+	}
+	s := &Server{deps: d}
+	s.app = fiber.New(fiber.Config{
+		AppName:               "blindgate-keyservice",
+		BodyLimit:             MaxBody,
+		ErrorHandler:          apierr.Handler(d.Log),
+		DisableStartupMessage: true,
+		ReadTimeout:           10 * time.Second,
+		WriteTimeout:          10 * time.Second,
+		IdleTimeout:           120 * time.Second,
+	})
+	s.routes()
+	return s
+}
+
+// App exposes the Fiber app for listeners and app.Test.
+func (s *Server) App() *fiber.App { return s.app }
+
+// routes is the one list of endpoints. Metrics middleware goes first so that
+// refused and failed requests are counted too.
+func (s *Server) routes() {
+	a := s.app
+	a.Use(s.deps.Metrics.middleware)
+	a.Use(securityHeaders)
+
+	a.Get("/healthz", s.healthz)
+	a.Get("/readyz", s.readyz)
+	a.Get("/metrics", s.deps.Metrics.handler())
+	a.Get("/.well-known/jwks.json", s.jwks)
+
+	a.Get("/v1/sys/seal-status", s.sealStatus)
+	a.Post("/v1/sys/unseal", s.unseal)
+
+	a.Post("/v1/inspect", s.signed(client.OpInspect), s.inspect)
+	a.Post("/v1/reveal", s.signed(client.OpReveal), s.reveal)
+	a.Post("/v1/rewrap", s.signed(client.OpRewrap), s.rewrap)
+	a.Post("/v1/audit/query", s.signed(client.OpAudit), s.auditQuery)
+}
+
+func securityHeaders(c *fiber.Ctx) error {
+	c.Set("X-Content-Type-Options", "nosniff")
+	c.Set("Cache-Control", "no-store")
+	return c.Next()
+}

@@ -1,0 +1,113 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/blindgate/blindgate/internal/apierr"
+	"github.com/blindgate/blindgate/keyservice/card"
+	"github.com/blindgate/blindgate/keyservice/client"
+	"github.com/blindgate/blindgate/keyservice/unwrap"
+)
+
+func (s *Server) meta(c *fiber.Ctx) unwrap.Meta {
+	return unwrap.Meta{Client: callerOf(c).ClientID, Origin: c.IP()}
+}
+
+// bind decodes a JSON body strictly; json.Unmarshal copies strings, so nothing
+// keeps Fiber's reused buffer alive past the handler.
+func bind(c *fiber.Ctx, v interface{ Validate() error }) error {
+	dec := json.NewDecoder(bytesReader(c.Body()))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return apierr.BadRequest.Wrap(err)
+	}
+	if dec.More() {
+		return apierr.BadRequest
+	}
+	if err := v.Validate(); err != nil {
+		return apierr.InvalidField.Wrap(err)
+	}
+	return nil
+}
+
+func (s *Server) inspect(c *fiber.Ctx) error {
+	var req client.InspectRequest
+	if err := bind(c, &req); err != nil {
+		return err
+	}
+	m, err := s.deps.Unwrap.Inspect(c.UserContext(), s.meta(c), req.JWE, req.Session)
+	if err != nil {
+		return mapUnwrapError(err)
+	}
+	s.deps.Metrics.decrypted(callerOf(c).ClientID, client.OpInspect)
+	return c.JSON(client.InspectResponse{
+		Kid: m.Kid, Brand: m.Brand, BIN: m.BIN, Last4: m.Last4,
+		ExpMonth: m.ExpMonth, ExpYear: m.ExpYear, Fingerprint: m.Fingerprint,
+	})
+}
+
+func (s *Server) reveal(c *fiber.Ctx) error {
+	var req client.RevealRequest
+	if err := bind(c, &req); err != nil {
+		return err
+	}
+	r, err := s.deps.Unwrap.Reveal(c.UserContext(), s.meta(c), req.JWE, req.Actor, req.Reason, req.Token)
+	if err != nil {
+		return mapUnwrapError(err)
+	}
+	s.deps.Metrics.decrypted(callerOf(c).ClientID, client.OpReveal)
+	return c.JSON(client.RevealResponse{PAN: r.PAN, ExpMonth: r.ExpMonth, ExpYear: r.ExpYear, Name: r.Name})
+}
+
+func (s *Server) rewrap(c *fiber.Ctx) error {
+	var req client.RewrapRequest
+	if err := bind(c, &req); err != nil {
+		return err
+	}
+	out, kid, err := s.deps.Unwrap.Rewrap(c.UserContext(), s.meta(c), req.JWE, req.Token)
+	if err != nil {
+		return mapUnwrapError(err)
+	}
+	s.deps.Metrics.decrypted(callerOf(c).ClientID, client.OpRewrap)
+	return c.JSON(client.RewrapResponse{JWE: out, Kid: kid})
+}
+
+// mapUnwrapError turns domain errors into the documented codes.
+func mapUnwrapError(err error) error {
+	var le *unwrap.LimitedError
+	switch {
+	case errors.As(err, &le):
+		return apierr.RateLimited.WithRetry(le.RetryAfter).Wrap(err)
+	case errors.Is(err, unwrap.ErrAudit):
+		return apierr.AuditFailed.Wrap(err)
+	case errors.Is(err, unwrap.ErrSealed):
+		return apierr.Sealed.Wrap(err)
+	case errors.Is(err, unwrap.ErrUnavailable):
+		return apierr.Unavailable.Wrap(err)
+	case errors.Is(err, unwrap.ErrInvalidRequest):
+		return apierr.InvalidField.Wrap(err)
+	case errors.Is(err, unwrap.ErrUnsupportedAlg):
+		return apierr.UnsupportedAlg.Wrap(err)
+	case errors.Is(err, unwrap.ErrInvalidJWE):
+		return apierr.InvalidJWE.Wrap(err)
+	case errors.Is(err, unwrap.ErrUnknownKey):
+		return apierr.UnknownKey.Wrap(err)
+	case errors.Is(err, unwrap.ErrSessionMismatch):
+		return apierr.SessionMismatch.Wrap(err)
+	case errors.Is(err, unwrap.ErrUndecryptable):
+		return apierr.CardUndecryptable.Wrap(err)
+	case errors.Is(err, unwrap.ErrStale):
+		return apierr.CardStale.Wrap(err)
+	case errors.Is(err, card.ErrExpired):
+		return apierr.CardExpired.Wrap(err)
+	case errors.Is(err, card.ErrBrand):
+		return apierr.CardUnsupported.Wrap(err)
+	case errors.Is(err, card.ErrMalformed), errors.Is(err, card.ErrLength), errors.Is(err, card.ErrLuhn), errors.Is(err, card.ErrDigits):
+		return apierr.CardInvalid.Wrap(err)
+	default:
+		return err
+	}
+}

@@ -1,0 +1,134 @@
+// Package app wires the key service together from its configuration: the
+// sealed keyring, the client allow-list, the audit log, Redis (or the
+// in-process stand-ins for a first run) and the HTTP server.
+package app
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/blindgate/blindgate/internal/redisx"
+	"github.com/blindgate/blindgate/internal/secret"
+)
+
+// Config is the key service's configuration. Every field has a flag and an
+// environment variable (BLINDGATE_KS_<NAME>); defaults are the safe choice.
+type Config struct {
+	Addr            string
+	TLSCert         string
+	TLSKey          string
+	ClientCA        string // optional: require client certificates signed by this CA
+	DevHTTP         bool   // plain HTTP: reveal answers carry card numbers, so dev only
+	KeyringPath     string
+	Shares          int
+	MasterKey       string // env:/file: reference; unseals at start (no ceremony)
+	DevUnseal       bool   // create/open a dev keyring with a dev master key file
+	ClientsPath     string
+	Audience        string
+	Skew            time.Duration
+	AuditPath       string
+	Freshness       time.Duration
+	Redis           redisx.Config
+	RevealPerMinute int
+	RevealPerDay    int
+	LogLevel        string
+}
+
+// RedisMemory as the Redis address selects the in-process replay cache and
+// limiter: one instance only, for first runs and the demo.
+const RedisMemory = "memory"
+
+// Flags registers the configuration's flags, with defaults from the environment.
+func (c *Config) Flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Addr, "addr", env("ADDR", "127.0.0.1:8443"), "listen address")
+	fs.StringVar(&c.TLSCert, "tls-cert", env("TLS_CERT", ""), "TLS certificate file (PEM)")
+	fs.StringVar(&c.TLSKey, "tls-key", env("TLS_KEY", ""), "TLS private key file (PEM)")
+	fs.StringVar(&c.ClientCA, "client-ca", env("CLIENT_CA", ""), "CA file: require and verify client certificates (second factor beside signatures)")
+	fs.BoolVar(&c.DevHTTP, "dev-insecure-http", envBool("DEV_INSECURE_HTTP", false), "serve plain HTTP (development only: reveal answers carry card numbers)")
+	fs.StringVar(&c.KeyringPath, "keyring", env("KEYRING", "keyring.sealed"), "sealed keyring file")
+	fs.IntVar(&c.Shares, "unseal-shares", envInt("UNSEAL_SHARES", 1), "number of key shares needed to unseal")
+	fs.StringVar(&c.MasterKey, "master-key", env("MASTER_KEY", ""), "unseal at start with this master key reference (env:NAME or file:PATH)")
+	fs.BoolVar(&c.DevUnseal, "dev-auto-unseal", envBool("DEV_AUTO_UNSEAL", false), "development only: create or open the keyring with a master key kept beside it, unsealed at start")
+	fs.StringVar(&c.ClientsPath, "clients", env("CLIENTS", "clients.json"), "allow-list of client keys and operations")
+	fs.StringVar(&c.Audience, "audience", env("AUDIENCE", "blindgate-keyservice"), "this key service's id (the aud of signed requests)")
+	fs.DurationVar(&c.Skew, "skew", envDur("SKEW", 5*time.Second), "tolerated clock skew for signed requests")
+	fs.StringVar(&c.AuditPath, "audit-log", env("AUDIT_LOG", "audit.log"), "hash-chained audit log file")
+	fs.DurationVar(&c.Freshness, "freshness", envDur("FRESHNESS", 15*time.Minute), "max age of a card ciphertext at first use")
+	fs.StringVar(&c.Redis.Addrs, "redis", env("REDIS", "127.0.0.1:6379"), "Redis address(es), comma-separated; \"memory\" for in-process (single instance, dev)")
+	fs.StringVar(&c.Redis.MasterName, "redis-master", env("REDIS_MASTER", ""), "Redis Sentinel master name")
+	fs.StringVar(&c.Redis.PasswordRef, "redis-password", env("REDIS_PASSWORD", ""), "Redis password reference (env:NAME or file:PATH)")
+	fs.IntVar(&c.Redis.DB, "redis-db", envInt("REDIS_DB", 0), "Redis database")
+	fs.BoolVar(&c.Redis.TLS, "redis-tls", envBool("REDIS_TLS", false), "use TLS to Redis")
+	fs.IntVar(&c.RevealPerMinute, "reveal-per-minute", envInt("REVEAL_PER_MINUTE", 5), "reveals per actor per minute")
+	fs.IntVar(&c.RevealPerDay, "reveal-per-day", envInt("REVEAL_PER_DAY", 50), "reveals per actor per day")
+	fs.StringVar(&c.LogLevel, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error")
+}
+
+// Validate names the first bad field.
+func (c *Config) Validate() error {
+	switch {
+	case c.Addr == "":
+		return errors.New("config: addr is empty")
+	case !c.DevHTTP && (c.TLSCert == "" || c.TLSKey == ""):
+		return errors.New("config: tls-cert and tls-key are required (or -dev-insecure-http for development)")
+	case c.DevHTTP && c.ClientCA != "":
+		return errors.New("config: client-ca needs TLS")
+	case c.KeyringPath == "":
+		return errors.New("config: keyring is empty")
+	case c.Shares < 1 || c.Shares > 16:
+		return errors.New("config: unseal-shares must be 1-16")
+	case c.ClientsPath == "":
+		return errors.New("config: clients is empty")
+	case c.Audience == "":
+		return errors.New("config: audience is empty")
+	case c.Skew < 0 || c.Skew > time.Minute:
+		return errors.New("config: skew must be 0-60s")
+	case c.AuditPath == "":
+		return errors.New("config: audit-log is empty")
+	case c.Freshness < time.Minute || c.Freshness > 24*time.Hour:
+		return errors.New("config: freshness must be 1m-24h")
+	case c.RevealPerMinute < 1 || c.RevealPerDay < c.RevealPerMinute:
+		return errors.New("config: reveal-per-minute must be >= 1 and <= reveal-per-day")
+	}
+	if err := secret.Validate(c.MasterKey); err != nil {
+		return fmt.Errorf("config: master-key: %w", err)
+	}
+	if c.Redis.Addrs != RedisMemory {
+		if err := c.Redis.Validate(); err != nil {
+			return fmt.Errorf("config: %w", err)
+		}
+	}
+	return nil
+}
+
+func env(name, def string) string {
+	if v, ok := os.LookupEnv("BLINDGATE_KS_" + name); ok {
+		return v
+	}
+	return def
+}
+
+func envBool(name string, def bool) bool {
+	if b, err := strconv.ParseBool(env(name, "")); err == nil {
+		return b
+	}
+	return def
+}
+
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(env(name, "")); err == nil {
+		return n
+	}
+	return def
+}
+
+func envDur(name string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(env(name, "")); err == nil {
+		return d
+	}
+	return def
+}

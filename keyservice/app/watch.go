@@ -1,0 +1,61 @@
+package app
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/blindgate/blindgate/internal/audit"
+	"github.com/blindgate/blindgate/keyservice/seal"
+	"github.com/blindgate/blindgate/keyservice/sigauth"
+)
+
+// watcher picks up changes the admin commands make to the keyring and the
+// allow-list while the service runs (rotation, retirement, enrolment,
+// revocation), and records each change it applies in the audit log: the
+// command-line tool cannot append to a log this process is writing.
+type watcher struct {
+	holder      *seal.Holder
+	clients     *sigauth.AllowList
+	clientsPath string
+	audit       *audit.Log
+	log         *slog.Logger
+}
+
+func (w *watcher) run(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			w.once(ctx)
+		}
+	}
+}
+
+func (w *watcher) once(ctx context.Context) {
+	changed, err := w.holder.ReloadIfChanged()
+	if err != nil {
+		w.log.Error("keyring reload failed; keeping the loaded keyring", "err", err)
+	}
+	if changed {
+		w.record(ctx, audit.EventKeyringReload, "keyring")
+	}
+	changed, err = w.clients.ReloadIfChanged(w.clientsPath)
+	if err != nil {
+		w.log.Error("client allow-list reload failed; keeping the loaded list", "err", err)
+	}
+	if changed {
+		w.record(ctx, audit.EventClientsReload, "clients")
+	}
+}
+
+func (w *watcher) record(ctx context.Context, event, resource string) {
+	w.log.Info("reloaded after an admin change", "what", resource)
+	ev := audit.Event{Event: event, Actor: "admin-cli", Outcome: audit.OutcomeSuccess, Resource: resource}
+	if _, err := w.audit.Append(ctx, ev); err != nil {
+		w.log.Error("audit append of reload failed", "err", err)
+	}
+}

@@ -1,0 +1,178 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ErrBadResponse: the key service answered 2xx with a body we cannot read.
+// The JSON error is not wrapped: its text could quote response bytes, and a
+// reveal response holds a card number.
+var ErrBadResponse = errors.New("keyservice client: unreadable response")
+
+// maxResponse caps a response body; the largest legitimate one is an audit page.
+const maxResponse = 4 << 20
+
+// Client calls the key service with Contract 2 signed requests. It is safe
+// for concurrent use.
+type Client struct {
+	base   string
+	signer *Signer
+	hc     *http.Client
+}
+
+// New returns a client for the key service at baseURL (e.g.
+// "https://keyservice:8443"). hc nil means HTTPClient(false). s may be nil
+// for a client that only fetches the JWKS.
+func New(baseURL string, s *Signer, hc *http.Client) *Client {
+	if hc == nil {
+		hc = HTTPClient(false)
+	}
+	return &Client{base: strings.TrimRight(baseURL, "/"), signer: s, hc: hc}
+}
+
+// HTTPClient is the HTTP client for key-service calls: bounded timeouts,
+// TLS 1.2+, and no redirects (a redirected signed request would fail its
+// htu check anyway, and following one would send the body elsewhere).
+// insecure skips TLS verification, for a development self-signed
+// certificate only.
+func HTTPClient(insecure bool) *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: insecure} //nolint:gosec // opt-in, dev only
+	tr.ResponseHeaderTimeout = 10 * time.Second
+	return &http.Client{
+		Transport: tr,
+		Timeout:   15 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}
+}
+
+// Inspect returns the masked card of a ciphertext (POST /v1/inspect).
+func (c *Client) Inspect(ctx context.Context, req InspectRequest) (InspectResponse, error) {
+	var out InspectResponse
+	err := c.call(ctx, PathInspect, req, &out)
+	return out, err
+}
+
+// Reveal returns the full card (POST /v1/reveal); the caller must hold the
+// reveal operation and the service audits before it decrypts.
+func (c *Client) Reveal(ctx context.Context, req RevealRequest) (RevealResponse, error) {
+	var out RevealResponse
+	err := c.call(ctx, PathReveal, req, &out)
+	return out, err
+}
+
+// Rewrap re-encrypts a ciphertext under the newest KEK (POST /v1/rewrap).
+func (c *Client) Rewrap(ctx context.Context, req RewrapRequest) (RewrapResponse, error) {
+	var out RewrapResponse
+	err := c.call(ctx, PathRewrap, req, &out)
+	return out, err
+}
+
+// AuditQuery reads the key service's audit trail (POST /v1/audit/query).
+func (c *Client) AuditQuery(ctx context.Context, req AuditQueryRequest) (AuditQueryResponse, error) {
+	var out AuditQueryResponse
+	err := c.call(ctx, PathAuditQuery, req, &out)
+	return out, err
+}
+
+// JWKS fetches the published key-encryption keys (unsigned GET). The bytes
+// are returned as served; parse them with the jose package.
+func (c *Client) JWKS(ctx context.Context) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+PathJWKS, nil)
+	if err != nil {
+		return nil, fmt.Errorf("keyservice client: jwks: %w", err)
+	}
+	req.Header.Set("Accept", "application/json")
+	return c.do(req, PathJWKS)
+}
+
+func (c *Client) call(ctx context.Context, path string, in, out any) error {
+	body, err := json.Marshal(in)
+	if err != nil {
+		return fmt.Errorf("keyservice client: %s: encode: %w", path, err)
+	}
+	u := c.base + path
+	// Signed per attempt: each header carries a fresh jti.
+	auth, err := c.signer.Authorization(http.MethodPost, u, body)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("keyservice client: %s: %w", path, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Authorization", auth)
+	data, err := c.do(req, path)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("%w from %s", ErrBadResponse, path)
+	}
+	return nil
+}
+
+// do sends req and returns the body of a 2xx answer, or *Error.
+func (c *Client) do(req *http.Request, path string) ([]byte, error) {
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("keyservice client: %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
+	if err != nil {
+		return nil, fmt.Errorf("keyservice client: %s: read: %w", path, err)
+	}
+	if len(data) > maxResponse {
+		return nil, fmt.Errorf("%w from %s: too large", ErrBadResponse, path)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return nil, responseError(resp, data)
+	}
+	return data, nil
+}
+
+// responseError decodes the error document; a body that is not one (a
+// proxy's HTML page, say) still yields an *Error with a synthetic code.
+func responseError(resp *http.Response, data []byte) *Error {
+	e := &Error{Status: resp.StatusCode, RetryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now())}
+	var body ErrorBody
+	if json.Unmarshal(data, &body) == nil && body.Error.Code != "" {
+		e.Code, e.Message = body.Error.Code, body.Error.Message
+	} else {
+		e.Code, e.Message = "http_"+strconv.Itoa(resp.StatusCode), http.StatusText(resp.StatusCode)
+	}
+	return e
+}
+
+// retryAfter reads Retry-After as delay-seconds or an HTTP-date (RFC 9110).
+func retryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n <= 0 {
+			return 0
+		}
+		return time.Duration(min(n, 86400)) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}

@@ -1,0 +1,207 @@
+// Package client is the key service's wire contract (DESIGN Contracts 2
+// and 3): the request and response types, the operations a client may be
+// granted, Contract 2 request signing, and an HTTP client for the gateway.
+//
+// It must stay free of card code: the gateway imports it, and the gateway's
+// package graph may never reach keyservice/card or keyservice/keyring (a test
+// in gateway/ checks). Types that carry a ciphertext, a card number or a key
+// share print themselves redacted (String, GoString, LogValue) so that a
+// stray log line or %v cannot leak them; their JSON form is the wire form.
+package client
+
+import (
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/blindgate/blindgate/internal/audit"
+)
+
+// Operations a client may be allowed (the allow-list's "ops").
+const (
+	OpInspect = "inspect"
+	OpReveal  = "reveal"
+	OpRewrap  = "rewrap"
+	OpAudit   = "audit"
+)
+
+// Ops lists every operation, for validation of allow-list entries.
+func Ops() []string { return []string{OpInspect, OpReveal, OpRewrap, OpAudit} }
+
+// ValidOp reports whether op is a known operation.
+func ValidOp(op string) bool {
+	switch op {
+	case OpInspect, OpReveal, OpRewrap, OpAudit:
+		return true
+	}
+	return false
+}
+
+// Endpoint paths of the key service (Contract 3).
+const (
+	PathInspect    = "/v1/inspect"
+	PathReveal     = "/v1/reveal"
+	PathRewrap     = "/v1/rewrap"
+	PathAuditQuery = "/v1/audit/query"
+	PathJWKS       = "/.well-known/jwks.json"
+)
+
+const redacted = "[redacted]"
+
+// InspectRequest asks for the masked view of a card ciphertext bound to session.
+type InspectRequest struct {
+	JWE     string `json:"jwe"`
+	Session string `json:"session"`
+}
+
+func (r InspectRequest) String() string {
+	return fmt.Sprintf("InspectRequest{jwe:%s session:%s}", redactedLen(r.JWE), r.Session)
+}
+func (r InspectRequest) GoString() string { return r.String() }
+func (r InspectRequest) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("jwe", redactedLen(r.JWE)), slog.String("session", r.Session))
+}
+
+// InspectResponse is the masked card: never the PAN.
+type InspectResponse struct {
+	Kid         string `json:"kid"`
+	Brand       string `json:"brand"`
+	BIN         string `json:"bin"`
+	Last4       string `json:"last4"`
+	ExpMonth    int    `json:"exp_month"`
+	ExpYear     int    `json:"exp_year"`
+	Fingerprint string `json:"fingerprint"`
+}
+
+// RevealRequest asks for the full card, on behalf of a named operator and reason.
+type RevealRequest struct {
+	JWE    string `json:"jwe"`
+	Actor  string `json:"actor"`
+	Reason string `json:"reason"`
+}
+
+func (r RevealRequest) String() string {
+	return fmt.Sprintf("RevealRequest{jwe:%s actor:%s reason:%q}", redactedLen(r.JWE), r.Actor, r.Reason)
+}
+func (r RevealRequest) GoString() string { return r.String() }
+func (r RevealRequest) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("jwe", redactedLen(r.JWE)), slog.String("actor", r.Actor), slog.String("reason", r.Reason))
+}
+
+// RevealResponse carries the full card number. It prints redacted; only
+// its JSON form (the wire) holds the PAN.
+type RevealResponse struct {
+	PAN      string `json:"pan"`
+	ExpMonth int    `json:"exp_month"`
+	ExpYear  int    `json:"exp_year"`
+	Name     string `json:"name"`
+}
+
+func (r RevealResponse) String() string {
+	return fmt.Sprintf("RevealResponse{pan:%s exp:%02d/%d name:%s}", redacted, r.ExpMonth, r.ExpYear, redacted)
+}
+func (r RevealResponse) GoString() string { return r.String() }
+func (r RevealResponse) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("pan", redacted), slog.Int("exp_month", r.ExpMonth), slog.Int("exp_year", r.ExpYear))
+}
+
+// RewrapRequest asks for a ciphertext re-encrypted under the newest KEK.
+type RewrapRequest struct {
+	JWE string `json:"jwe"`
+}
+
+func (r RewrapRequest) String() string   { return "RewrapRequest{jwe:" + redactedLen(r.JWE) + "}" }
+func (r RewrapRequest) GoString() string { return r.String() }
+func (r RewrapRequest) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("jwe", redactedLen(r.JWE)))
+}
+
+// RewrapResponse is the new ciphertext and the kid it is under.
+type RewrapResponse struct {
+	JWE string `json:"jwe"`
+	Kid string `json:"kid"`
+}
+
+func (r RewrapResponse) String() string {
+	return "RewrapResponse{jwe:" + redactedLen(r.JWE) + " kid:" + r.Kid + "}"
+}
+func (r RewrapResponse) GoString() string { return r.String() }
+func (r RewrapResponse) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("jwe", redactedLen(r.JWE)), slog.String("kid", r.Kid))
+}
+
+// AuditQueryRequest filters the key service's audit trail (newest first).
+type AuditQueryRequest struct {
+	Actor   string `json:"actor,omitempty"`
+	Outcome string `json:"outcome,omitempty"`
+	Event   string `json:"event,omitempty"`
+	Limit   int    `json:"limit,omitempty"`
+}
+
+// AuditQueryResponse is a page of audit events and the state of the hash chain.
+type AuditQueryResponse struct {
+	Events     []audit.Event `json:"events"`
+	Lines      int           `json:"lines"`
+	Head       string        `json:"head"`
+	ChainOK    bool          `json:"chain_ok"`
+	ChainError string        `json:"chain_error,omitempty"`
+}
+
+// SealStatus is the key service's seal state (unauthenticated endpoint).
+type SealStatus struct {
+	Sealed bool `json:"sealed"`
+	Shares int  `json:"shares"` // shares supplied so far
+	Needed int  `json:"needed"` // shares required to unseal
+}
+
+// UnsealRequest carries one master-key share. It prints redacted.
+type UnsealRequest struct {
+	Key string `json:"key"`
+}
+
+func (r UnsealRequest) String() string       { return "UnsealRequest{key:" + redacted + "}" }
+func (r UnsealRequest) GoString() string     { return r.String() }
+func (r UnsealRequest) LogValue() slog.Value { return slog.StringValue(redacted) }
+
+// redactedLen hides a secret but keeps its length, which helps debugging
+// ("empty" vs "present") without revealing content.
+func redactedLen(s string) string {
+	if s == "" {
+		return `""`
+	}
+	return redacted + "(" + strconv.Itoa(len(s)) + "B)"
+}
+
+// ErrorBody is the key service's error document: {"error":{"code","message"}}.
+type ErrorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+// Error is a non-2xx answer from the key service. Code is the stable
+// machine-readable code; Message is the service's public text. Neither ever
+// contains request data, and Error() adds none.
+type Error struct {
+	Status     int
+	Code       string
+	Message    string
+	RetryAfter time.Duration // from Retry-After, on 429 and 503
+}
+
+func (e *Error) Error() string {
+	s := fmt.Sprintf("keyservice: %d %s", e.Status, e.Code)
+	if e.Message != "" {
+		s += ": " + e.Message
+	}
+	if e.RetryAfter > 0 {
+		s += fmt.Sprintf(" (retry after %s)", e.RetryAfter)
+	}
+	return s
+}
+
+// Temporary reports whether the same request may succeed later (rate
+// limited, sealed, or a dependency down); the caller must sign it afresh.
+func (e *Error) Temporary() bool { return e.Status == 429 || e.Status == 503 }

@@ -1,0 +1,379 @@
+// Package keyring holds the key service's key-encryption keys (KEKs) and the
+// fingerprint key, versioned and rotated, and seals them at rest.
+//
+// A KEK version is in one of three states:
+//
+//	active   encrypts (published in the JWKS) and decrypts; exactly one at a time
+//	decrypt  decrypts only: ciphertexts made before a rotation still open
+//	retired  neither: ciphertexts under it are no longer accepted
+//
+// Rotate adds a new active version and demotes the previous one to decrypt;
+// rewrap moves stored ciphertexts to Newest; Retire ends an old version
+// (PCI DSS 3.6.1 and 3.7.4/3.7.5: defined cryptoperiod, retirement).
+//
+// A Keyring is safe for concurrent use: readers (Lookup, PublicKeys,
+// Fingerprint ...) load an immutable snapshot atomically and never wait, while
+// writers (Rotate, Retire) build a new snapshot under a mutex and publish it.
+//
+// The package uses only the standard library's crypto; JOSE encoding lives in
+// internal/jose, which consumes the keys this package hands out.
+package keyring
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Key algorithms of a KEK version, written "<JWE alg>/<key parameters>". The
+// JWE alg of a version is the part before "/" (see JWEAlg).
+//
+// DefaultAlg is ECDH-ES+A256KW on P-256 because:
+//   - P-256 gives ~128-bit security, the same as RSA-3072. The content is
+//     encrypted with A256GCM, but a 256-bit content key wrapped under either
+//     KEK is only as strong as the KEK, ~128 bits; nothing is lost against
+//     RSA-3072.
+//   - an ECDH-ES decryption on P-256 is roughly 50-100x faster than an
+//     RSA-3072 private-key operation, which matters for inspect and rewrap
+//     throughput, and the keys are small (a 65-byte public point).
+//
+// Choose AlgECDHP384 for ~192-bit security; AlgRSA3072 exists for clients or
+// HSMs that cannot do ECDH-ES.
+const (
+	AlgECDHP256 = "ECDH-ES+A256KW/P-256"
+	AlgECDHP384 = "ECDH-ES+A256KW/P-384"
+	AlgRSA3072  = "RSA-OAEP-256/3072"
+	DefaultAlg  = AlgECDHP256
+)
+
+// Version states.
+const (
+	StateActive  = "active"
+	StateDecrypt = "decrypt"
+	StateRetired = "retired"
+)
+
+// FingerprintKeySize is the size of the HMAC key behind Fingerprint.
+const FingerprintKeySize = 32
+
+// Sentinel errors.
+var (
+	ErrUnknownKid     = errors.New("keyring: unknown key id")
+	ErrRetired        = errors.New("keyring: key version is retired")
+	ErrLastActive     = errors.New("keyring: cannot retire the active key version; rotate first")
+	ErrUnsupportedAlg = errors.New("keyring: unsupported key algorithm")
+)
+
+// Algs lists the supported key algorithms, the default first.
+func Algs() []string { return []string{AlgECDHP256, AlgECDHP384, AlgRSA3072} }
+
+// JWEAlg returns the JWE "alg" of a key algorithm: the part before "/".
+func JWEAlg(alg string) string {
+	jwe, _, _ := strings.Cut(alg, "/")
+	return jwe
+}
+
+func checkAlg(alg string) error {
+	if !slices.Contains(Algs(), alg) {
+		return fmt.Errorf("%w: %q (want one of %s)", ErrUnsupportedAlg, alg, strings.Join(Algs(), ", "))
+	}
+	return nil
+}
+
+// VersionInfo describes a KEK version without key material.
+type VersionInfo struct {
+	Kid     string    `json:"kid"`
+	Alg     string    `json:"alg"` // key algorithm, e.g. "ECDH-ES+A256KW/P-256"
+	State   string    `json:"state"`
+	Created time.Time `json:"created"`
+}
+
+// JWEAlg returns the version's JWE "alg".
+func (v VersionInfo) JWEAlg() string { return JWEAlg(v.Alg) }
+
+// PublicVersion is a published KEK: what a JWKS entry is built from.
+type PublicVersion struct {
+	Kid string
+	Alg string           // JWE alg, e.g. "ECDH-ES+A256KW"
+	Key crypto.PublicKey // *ecdsa.PublicKey or *rsa.PublicKey
+}
+
+// version is immutable once published in a snapshot; a state change makes a
+// new version value that shares the key.
+type version struct {
+	info VersionInfo
+	priv crypto.Signer // *ecdsa.PrivateKey or *rsa.PrivateKey
+}
+
+// snapshot is an immutable view of the keyring.
+type snapshot struct {
+	versions []version // oldest first; exactly one is active
+	fpKey    []byte
+}
+
+func (s *snapshot) find(kid string) int {
+	for i := range s.versions {
+		if s.versions[i].info.Kid == kid {
+			return i
+		}
+	}
+	return -1
+}
+
+func (s *snapshot) active() int {
+	for i := range s.versions {
+		if s.versions[i].info.State == StateActive {
+			return i
+		}
+	}
+	return -1
+}
+
+// Keyring is a set of KEK versions and the fingerprint key. Create one with
+// New or Load; the zero value holds no keys.
+type Keyring struct {
+	mu  sync.Mutex // serialises writers; readers never take it
+	cur atomic.Pointer[snapshot]
+}
+
+func (k *Keyring) snap() *snapshot {
+	if s := k.cur.Load(); s != nil {
+		return s
+	}
+	return &snapshot{}
+}
+
+// New returns a keyring with one active version of alg ("" = DefaultAlg) and
+// a fresh random fingerprint key.
+func New(alg string) (*Keyring, error) {
+	if alg == "" {
+		alg = DefaultAlg
+	}
+	if err := checkAlg(alg); err != nil {
+		return nil, err
+	}
+	v, err := newVersion(alg, nil)
+	if err != nil {
+		return nil, err
+	}
+	fp := make([]byte, FingerprintKeySize)
+	if _, err := rand.Read(fp); err != nil {
+		return nil, fmt.Errorf("keyring: fingerprint key: %w", err)
+	}
+	kr := &Keyring{}
+	kr.cur.Store(&snapshot{versions: []version{v}, fpKey: fp})
+	return kr, nil
+}
+
+func newVersion(alg string, existing []version) (version, error) {
+	priv, err := generateKey(alg)
+	if err != nil {
+		return version{}, err
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	for range 8 {
+		kid, err := newKid(now)
+		if err != nil {
+			return version{}, err
+		}
+		if !slices.ContainsFunc(existing, func(v version) bool { return v.info.Kid == kid }) {
+			return version{info: VersionInfo{Kid: kid, Alg: alg, State: StateActive, Created: now}, priv: priv}, nil
+		}
+	}
+	return version{}, errors.New("keyring: could not draw a unique kid")
+}
+
+// newKid returns "kek-<yyyymmdd>-<8 hex>": the date helps operators, the
+// random part keeps two rotations on one day apart. Kids are public (JWKS).
+func newKid(now time.Time) (string, error) {
+	var b [4]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("keyring: kid: %w", err)
+	}
+	return "kek-" + now.Format("20060102") + "-" + hex.EncodeToString(b[:]), nil
+}
+
+func generateKey(alg string) (crypto.Signer, error) {
+	var (
+		priv crypto.Signer
+		err  error
+	)
+	switch alg {
+	case AlgECDHP256:
+		priv, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case AlgECDHP384:
+		priv, err = ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	case AlgRSA3072:
+		priv, err = rsa.GenerateKey(rand.Reader, 3072)
+	default:
+		return nil, checkAlg(alg)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("keyring: generate %s key: %w", alg, err)
+	}
+	return priv, nil
+}
+
+// checkKey verifies that a private key is of the kind alg names.
+func checkKey(alg string, key any) (crypto.Signer, error) {
+	switch k := key.(type) {
+	case *ecdsa.PrivateKey:
+		if (alg == AlgECDHP256 && k.Curve == elliptic.P256()) || (alg == AlgECDHP384 && k.Curve == elliptic.P384()) {
+			return k, nil
+		}
+	case *rsa.PrivateKey:
+		if alg == AlgRSA3072 && k.N.BitLen() == 3072 {
+			if err := k.Validate(); err != nil {
+				return nil, fmt.Errorf("rsa key: %w", err)
+			}
+			return k, nil
+		}
+	}
+	return nil, fmt.Errorf("key of type %T does not match %s", key, alg)
+}
+
+// Versions lists all versions, oldest first, without key material.
+func (k *Keyring) Versions() []VersionInfo {
+	s := k.snap()
+	out := make([]VersionInfo, len(s.versions))
+	for i, v := range s.versions {
+		out[i] = v.info
+	}
+	return out
+}
+
+// Newest returns the active version: the one new ciphertexts and rewraps use.
+func (k *Keyring) Newest() VersionInfo {
+	s := k.snap()
+	if i := s.active(); i >= 0 {
+		return s.versions[i].info
+	}
+	return VersionInfo{}
+}
+
+// PublicKeys returns the public keys of the active versions (what the JWKS
+// publishes). Decrypt-only versions are left out so that no new ciphertext is
+// made under a key that is on its way out.
+func (k *Keyring) PublicKeys() []PublicVersion {
+	s := k.snap()
+	var out []PublicVersion
+	for _, v := range s.versions {
+		if v.info.State == StateActive {
+			out = append(out, PublicVersion{Kid: v.info.Kid, Alg: v.info.JWEAlg(), Key: v.priv.Public()})
+		}
+	}
+	return out
+}
+
+// Lookup returns the private key of an active or decrypt-only version:
+// *ecdsa.PrivateKey for ECDH-ES, *rsa.PrivateKey for RSA-OAEP-256. It returns
+// ErrRetired for a retired version and ErrUnknownKid otherwise. The kid is not
+// echoed in the error: it comes from an untrusted JWE header.
+func (k *Keyring) Lookup(kid string) (crypto.PrivateKey, error) {
+	s := k.snap()
+	i := s.find(kid)
+	if i < 0 {
+		return nil, ErrUnknownKid
+	}
+	v := s.versions[i]
+	if v.info.State == StateRetired {
+		return nil, ErrRetired
+	}
+	return v.priv, nil
+}
+
+// Rotate adds a new active version of alg ("" = the alg of the current
+// active version) and demotes the previous active version to decrypt-only.
+func (k *Keyring) Rotate(alg string) (VersionInfo, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	s := k.snap()
+	if alg == "" {
+		alg = k.Newest().Alg
+		if alg == "" {
+			alg = DefaultAlg
+		}
+	}
+	if err := checkAlg(alg); err != nil {
+		return VersionInfo{}, err
+	}
+	nv, err := newVersion(alg, s.versions)
+	if err != nil {
+		return VersionInfo{}, err
+	}
+	next := &snapshot{versions: make([]version, 0, len(s.versions)+1), fpKey: s.fpKey}
+	for _, v := range s.versions {
+		if v.info.State == StateActive {
+			v.info.State = StateDecrypt
+		}
+		next.versions = append(next.versions, v)
+	}
+	next.versions = append(next.versions, nv)
+	k.cur.Store(next)
+	return nv.info, nil
+}
+
+// Retire moves a version to retired: Lookup refuses it from then on. Retiring
+// a retired version is a no-op. The active version cannot be retired
+// (ErrLastActive): rotate first, rewrap, then retire the old version.
+//
+// A retired version's private key stays in the sealed file (archived, PCI DSS
+// 3.7.5), so a premature retirement is an incident, not data loss.
+func (k *Keyring) Retire(kid string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	s := k.snap()
+	i := s.find(kid)
+	if i < 0 {
+		return ErrUnknownKid
+	}
+	switch s.versions[i].info.State {
+	case StateRetired:
+		return nil
+	case StateActive:
+		return ErrLastActive
+	}
+	next := &snapshot{versions: slices.Clone(s.versions), fpKey: s.fpKey}
+	next.versions[i].info.State = StateRetired
+	k.cur.Store(next)
+	return nil
+}
+
+// FingerprintPrefix starts every fingerprint.
+const FingerprintPrefix = "fp_"
+
+// Fingerprint returns "fp_" + base64url (no padding) of HMAC-SHA-256 of pan
+// under the keyring's fingerprint key.
+//
+// It is a keyed hash (PCI DSS 3.5.1.1): a plain hash of a PAN can be reversed
+// by enumerating the few billion PANs of a BIN, a keyed one only with the key,
+// which never leaves the key service. The fingerprint key is not a KEK
+// version, so fingerprints stay the same across KEK rotation and are
+// comparable over the life of the keyring. Pass the validated digits only:
+// "4242 4242..." and "42424242..." fingerprint differently.
+func (k *Keyring) Fingerprint(pan []byte) string {
+	s := k.snap()
+	if len(s.fpKey) != FingerprintKeySize {
+		// Fail loudly: an empty-key HMAC would be an unkeyed hash.
+		panic("keyring: Fingerprint on a keyring without a fingerprint key (use New or Load)")
+	}
+	mac := hmac.New(sha256.New, s.fpKey)
+	mac.Write(pan)
+	var sum [sha256.Size]byte
+	out := make([]byte, len(FingerprintPrefix), len(FingerprintPrefix)+base64.RawURLEncoding.EncodedLen(sha256.Size))
+	copy(out, FingerprintPrefix)
+	return string(base64.RawURLEncoding.AppendEncode(out, mac.Sum(sum[:0])))
+}

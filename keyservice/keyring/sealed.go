@@ -1,0 +1,395 @@
+package keyring
+
+import (
+	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+)
+
+// Sealed file format. The file is a JSON envelope
+//
+//	{"format":"blindgate-keyring","version":1,"nonce":"<b64>","ciphertext":"<b64>"}
+//
+// The ciphertext is AES-256-GCM of the inner JSON (versions with PKCS#8 DER
+// private keys, states, creation times, and the fingerprint key). The header
+// fields format and version are the AAD, so a file cannot be relabelled. The
+// AES key is derived from the master key with HKDF-SHA-256 and a fixed label,
+// so the master key is never used directly and could safely key something
+// else. A random 96-bit nonce per save is fine for the handful of saves
+// (rotations) a master key sees.
+const (
+	FileFormat  = "blindgate-keyring"
+	FileVersion = 1
+	// maxFileSize bounds what Load reads; a keyring with a hundred RSA versions
+	// is ~250 KiB.
+	maxFileSize = 4 << 20
+	hkdfLabel   = "blindgate-keyring/v1 AES-256-GCM"
+)
+
+// Errors of the sealed file.
+var (
+	// ErrWrongMasterKey means the GCM tag did not verify: a wrong master key
+	// (or wrong shares), or a ciphertext altered on disk. AES-GCM cannot tell
+	// the two apart.
+	ErrWrongMasterKey = errors.New("keyring: wrong master key (or the sealed keyring was altered)")
+	// ErrCorrupt means the file is not a readable sealed keyring: truncated,
+	// not JSON, an unknown format or version, or invalid contents.
+	ErrCorrupt = errors.New("keyring: sealed keyring file is corrupt")
+)
+
+// envelope is the on-disk header. Nonce and ciphertext are strict standard
+// base64 (canonical padding bits), so every bit of the file is significant.
+type envelope struct {
+	Format     string `json:"format"`
+	Version    int    `json:"version"`
+	Nonce      string `json:"nonce"`
+	Ciphertext string `json:"ciphertext"`
+}
+
+// strictB64 rejects non-zero padding bits that base64.StdEncoding ignores.
+func strictB64() *base64.Encoding { return base64.StdEncoding.Strict() }
+
+// aad authenticates the header; it is rebuilt from the validated fields.
+func aad(format string, version int) []byte {
+	return fmt.Appendf(nil, `{"format":%q,"version":%d}`, format, version)
+}
+
+type sealedVersion struct {
+	Kid     string    `json:"kid"`
+	Alg     string    `json:"alg"`
+	State   string    `json:"state"`
+	Created time.Time `json:"created"`
+	PKCS8   []byte    `json:"pkcs8"`
+}
+
+type sealedBody struct {
+	FingerprintKey []byte          `json:"fingerprint_key"`
+	Versions       []sealedVersion `json:"versions"`
+}
+
+// Save seals kr under master and writes it to path atomically: a temporary
+// file in the same directory, fsync, rename over path, fsync of the
+// directory. The file mode is 0600. A crash leaves either the old or the new
+// keyring, never a torn one.
+func Save(path string, kr *Keyring, master []byte) error {
+	data, err := Seal(kr, master)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, data)
+}
+
+// Load reads and opens the sealed keyring at path. A missing file is reported
+// as the os error (errors.Is(err, fs.ErrNotExist)), not as ErrCorrupt.
+func Load(path string, master []byte) (*Keyring, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("keyring: read %s: %w", path, err)
+	}
+	if len(data) > maxFileSize {
+		return nil, fmt.Errorf("%w: larger than %d bytes", ErrCorrupt, maxFileSize)
+	}
+	return Open(data, master)
+}
+
+// Seal returns the sealed file bytes of kr under master.
+func Seal(kr *Keyring, master []byte) ([]byte, error) {
+	if err := checkMasterKey(master); err != nil {
+		return nil, err
+	}
+	s := kr.snap()
+	if len(s.versions) == 0 || s.active() < 0 || len(s.fpKey) != FingerprintKeySize {
+		return nil, errors.New("keyring: refusing to seal an empty keyring")
+	}
+	plain, err := marshalBody(s)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(plain)
+	aead, err := newAEAD(master)
+	if err != nil {
+		return nil, err
+	}
+	nonce := make([]byte, aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, fmt.Errorf("keyring: nonce: %w", err)
+	}
+	env := envelope{
+		Format:     FileFormat,
+		Version:    FileVersion,
+		Nonce:      strictB64().EncodeToString(nonce),
+		Ciphertext: strictB64().EncodeToString(aead.Seal(nil, nonce, plain, aad(FileFormat, FileVersion))),
+	}
+	out, err := json.Marshal(env)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: encode envelope: %w", err)
+	}
+	return append(out, '\n'), nil
+}
+
+// Open parses sealed file bytes: ErrCorrupt for anything that is not a sealed
+// keyring, ErrWrongMasterKey when authentication fails.
+func Open(data, master []byte) (*Keyring, error) {
+	if err := checkMasterKey(master); err != nil {
+		return nil, err
+	}
+	if err := exactKeys(data, "format", "version", "nonce", "ciphertext"); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
+	}
+	var env envelope
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&env); err != nil {
+		return nil, fmt.Errorf("%w: envelope is not valid JSON", ErrCorrupt)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("%w: trailing data after the envelope", ErrCorrupt)
+	}
+	if env.Format != FileFormat {
+		return nil, fmt.Errorf("%w: format is not %q", ErrCorrupt, FileFormat)
+	}
+	if env.Version != FileVersion {
+		return nil, fmt.Errorf("%w: unsupported version %d", ErrCorrupt, env.Version)
+	}
+	aead, err := newAEAD(master)
+	if err != nil {
+		return nil, err
+	}
+	nonce, err := strictB64().DecodeString(env.Nonce)
+	if err != nil {
+		return nil, fmt.Errorf("%w: nonce is not base64", ErrCorrupt)
+	}
+	ct, err := strictB64().DecodeString(env.Ciphertext)
+	if err != nil {
+		return nil, fmt.Errorf("%w: ciphertext is not base64", ErrCorrupt)
+	}
+	if len(nonce) != aead.NonceSize() || len(ct) < aead.Overhead() {
+		return nil, fmt.Errorf("%w: nonce or ciphertext too short", ErrCorrupt)
+	}
+	plain, err := aead.Open(nil, nonce, ct, aad(env.Format, env.Version))
+	if err != nil {
+		return nil, ErrWrongMasterKey
+	}
+	defer clear(plain)
+	s, err := unmarshalBody(plain)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
+	}
+	kr := &Keyring{}
+	kr.cur.Store(s)
+	return kr, nil
+}
+
+// exactKeys checks that data is one JSON object whose members are exactly
+// names, each once, spelled exactly: encoding/json alone would accept
+// "Format" for "format" and keep the last of duplicate members.
+func exactKeys(data []byte, names ...string) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return errors.New("envelope is not a JSON object")
+	}
+	seen := make(map[string]bool, len(names))
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return errors.New("envelope is not valid JSON")
+		}
+		key, _ := tok.(string)
+		if !slices.Contains(names, key) || seen[key] {
+			return errors.New("envelope has an unknown or repeated member")
+		}
+		seen[key] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return errors.New("envelope is not valid JSON")
+		}
+	}
+	if len(seen) != len(names) {
+		return errors.New("envelope misses a member")
+	}
+	return nil
+}
+
+func newAEAD(master []byte) (cipher.AEAD, error) {
+	key, err := hkdf.Key(sha256.New, master, nil, hkdfLabel, 32)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: derive key: %w", err)
+	}
+	defer clear(key)
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: %w", err)
+	}
+	return cipher.NewGCM(block)
+}
+
+// marshalBody writes the inner JSON by hand into one buffer sized up front,
+// so that the private keys and the fingerprint key are only ever in buffers
+// this package clears (encoding/json would leave base64 copies in its pooled
+// encoder buffers).
+func marshalBody(s *snapshot) ([]byte, error) {
+	ders := make([][]byte, len(s.versions))
+	defer func() {
+		for _, d := range ders {
+			clear(d)
+		}
+	}()
+	size := 64 + base64.StdEncoding.EncodedLen(len(s.fpKey))
+	for i, v := range s.versions {
+		der, err := x509.MarshalPKCS8PrivateKey(v.priv)
+		if err != nil {
+			return nil, fmt.Errorf("keyring: encode %s: %w", v.info.Kid, err)
+		}
+		ders[i] = der
+		size += 160 + len(v.info.Kid) + len(v.info.Alg) + len(v.info.State) + base64.StdEncoding.EncodedLen(len(der))
+	}
+	b := make([]byte, 0, size)
+	b = append(b, `{"fingerprint_key":"`...)
+	b = base64.StdEncoding.AppendEncode(b, s.fpKey)
+	b = append(b, `","versions":[`...)
+	for i, v := range s.versions {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		// Kid, alg and state are public and ASCII; json.Marshal quotes them.
+		b = append(b, `{"kid":`...)
+		b = appendJSON(b, v.info.Kid)
+		b = append(b, `,"alg":`...)
+		b = appendJSON(b, v.info.Alg)
+		b = append(b, `,"state":`...)
+		b = appendJSON(b, v.info.State)
+		b = append(b, `,"created":`...)
+		b = appendJSON(b, v.info.Created.UTC().Format(time.RFC3339))
+		b = append(b, `,"pkcs8":"`...)
+		b = base64.StdEncoding.AppendEncode(b, ders[i])
+		b = append(b, `"}`...)
+	}
+	b = append(b, "]}"...)
+	if cap(b) != size {
+		// A reallocation left a copy behind; the size estimate is wrong.
+		clear(b)
+		return nil, errors.New("keyring: internal error: body size estimate too small")
+	}
+	return b, nil
+}
+
+func appendJSON(b []byte, s string) []byte {
+	q, _ := json.Marshal(s) // a string always marshals
+	return append(b, q...)
+}
+
+func unmarshalBody(plain []byte) (_ *snapshot, err error) {
+	var body sealedBody
+	defer func() {
+		for _, v := range body.Versions {
+			clear(v.PKCS8)
+		}
+		if err != nil {
+			clear(body.FingerprintKey)
+		}
+	}()
+	dec := json.NewDecoder(bytes.NewReader(plain))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil {
+		return nil, errors.New("contents are not valid JSON")
+	}
+	if len(body.FingerprintKey) != FingerprintKeySize {
+		return nil, fmt.Errorf("fingerprint key is %d bytes, want %d", len(body.FingerprintKey), FingerprintKeySize)
+	}
+	if len(body.Versions) == 0 {
+		return nil, errors.New("no key versions")
+	}
+	s := &snapshot{fpKey: body.FingerprintKey}
+	active := 0
+	for i, sv := range body.Versions {
+		if err := checkAlg(sv.Alg); err != nil {
+			return nil, fmt.Errorf("version %d: %w", i, err)
+		}
+		switch sv.State {
+		case StateActive:
+			active++
+		case StateDecrypt, StateRetired:
+		default:
+			return nil, fmt.Errorf("version %d: unknown state %q", i, sv.State)
+		}
+		if sv.Kid == "" || s.find(sv.Kid) >= 0 {
+			return nil, fmt.Errorf("version %d: empty or duplicate kid", i)
+		}
+		key, err := x509.ParsePKCS8PrivateKey(sv.PKCS8)
+		if err != nil {
+			return nil, fmt.Errorf("version %s: private key: %w", sv.Kid, err)
+		}
+		priv, err := checkKey(sv.Alg, key)
+		if err != nil {
+			return nil, fmt.Errorf("version %s: %w", sv.Kid, err)
+		}
+		s.versions = append(s.versions, version{
+			info: VersionInfo{Kid: sv.Kid, Alg: sv.Alg, State: sv.State, Created: sv.Created.UTC()},
+			priv: priv,
+		})
+	}
+	if active != 1 {
+		return nil, fmt.Errorf("%d active versions, want exactly 1", active)
+	}
+	return s, nil
+}
+
+func writeFileAtomic(path string, data []byte) (err error) {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("keyring: save: %w", err)
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			_ = f.Close()
+			_ = os.Remove(tmp)
+		}
+	}()
+	// CreateTemp already uses 0600; Chmod makes it independent of that detail.
+	if err = f.Chmod(0o600); err != nil {
+		return fmt.Errorf("keyring: save: %w", err)
+	}
+	if _, err = f.Write(data); err != nil {
+		return fmt.Errorf("keyring: save: %w", err)
+	}
+	// Data must be durable before the rename makes it the keyring.
+	if err = f.Sync(); err != nil {
+		return fmt.Errorf("keyring: save: sync: %w", err)
+	}
+	if err = f.Close(); err != nil {
+		return fmt.Errorf("keyring: save: %w", err)
+	}
+	if err = os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("keyring: save: %w", err)
+	}
+	// The rename itself is durable only once the directory is synced.
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("keyring: save: open dir: %w", err)
+	}
+	defer d.Close()
+	if err = d.Sync(); err != nil {
+		return fmt.Errorf("keyring: save: sync dir: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,310 @@
+package keyring
+
+import (
+	"bytes"
+	"crypto"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func mustMaster(t testing.TB) []byte {
+	t.Helper()
+	m, err := GenerateMasterKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestSaveLoadRoundTrip(t *testing.T) {
+	for _, kr := range []*Keyring{mustNew(t, AlgECDHP256), mustNew(t, AlgECDHP384), rsaKeyring(t)} {
+		t.Run(kr.Newest().Alg, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "keyring.sealed")
+			master := mustMaster(t)
+			if err := Save(path, kr, master); err != nil {
+				t.Fatal(err)
+			}
+			st, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Mode().Perm() != 0o600 {
+				t.Fatalf("mode = %v, want 0600", st.Mode().Perm())
+			}
+			got, err := Load(path, master)
+			if err != nil {
+				t.Fatal(err)
+			}
+			assertSameKeyring(t, kr, got)
+			checkJOSE(t, got, got.PublicKeys()[0])
+
+			// Saving again replaces the file and leaves no temporary behind.
+			if err := Save(path, got, master); err != nil {
+				t.Fatal(err)
+			}
+			entries, _ := os.ReadDir(dir)
+			if len(entries) != 1 {
+				t.Fatalf("dir holds %d entries, want only the keyring", len(entries))
+			}
+		})
+	}
+}
+
+func TestRoundTripKeepsStates(t *testing.T) {
+	kr := mustNew(t, "")
+	old := kr.Newest().Kid
+	mid, _ := kr.Rotate(AlgECDHP384)
+	if _, err := kr.Rotate(""); err != nil {
+		t.Fatal(err)
+	}
+	if err := kr.Retire(old); err != nil {
+		t.Fatal(err)
+	}
+	master := mustMaster(t)
+	data, err := Seal(kr, master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Open(data, master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertSameKeyring(t, kr, got)
+	if _, err := got.Lookup(old); !errors.Is(err, ErrRetired) {
+		t.Fatalf("retired after load: %v", err)
+	}
+	if _, err := got.Lookup(mid.Kid); err != nil {
+		t.Fatalf("decrypt-only after load: %v", err)
+	}
+}
+
+func assertSameKeyring(t *testing.T, want, got *Keyring) {
+	t.Helper()
+	wv, gv := want.Versions(), got.Versions()
+	if len(wv) != len(gv) {
+		t.Fatalf("versions: got %d, want %d", len(gv), len(wv))
+	}
+	for i := range wv {
+		if !wv[i].Created.Equal(gv[i].Created) || wv[i].Kid != gv[i].Kid || wv[i].Alg != gv[i].Alg || wv[i].State != gv[i].State {
+			t.Fatalf("version %d: got %+v, want %+v", i, gv[i], wv[i])
+		}
+		wk, gk := want.snap().versions[i].priv, got.snap().versions[i].priv
+		if !wk.(interface{ Equal(crypto.PrivateKey) bool }).Equal(gk) {
+			t.Fatalf("version %d: private key differs", i)
+		}
+	}
+	if !bytes.Equal(want.snap().fpKey, got.snap().fpKey) {
+		t.Fatal("fingerprint key differs")
+	}
+}
+
+func TestSealedFileHidesKeys(t *testing.T) {
+	kr := mustNew(t, "")
+	data, err := Seal(kr, mustMaster(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var env map[string]any
+	if err := json.Unmarshal(data, &env); err != nil {
+		t.Fatal(err)
+	}
+	if env["format"] != FileFormat || env["version"] != float64(FileVersion) || len(env) != 4 {
+		t.Fatalf("envelope = %v", env)
+	}
+	for _, s := range []string{kr.Newest().Kid, "pkcs8", "fingerprint", "active"} {
+		if bytes.Contains(data, []byte(s)) {
+			t.Fatalf("sealed file shows %q in clear", s)
+		}
+	}
+}
+
+func TestLoadWrongMasterKey(t *testing.T) {
+	kr := mustNew(t, "")
+	path := filepath.Join(t.TempDir(), "kr")
+	if err := Save(path, kr, mustMaster(t)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(path, mustMaster(t))
+	if !errors.Is(err, ErrWrongMasterKey) {
+		t.Fatalf("Load with another key = %v, want ErrWrongMasterKey", err)
+	}
+	for _, bad := range [][]byte{nil, make([]byte, 31), make([]byte, 33)} {
+		if _, err := Load(path, bad); !errors.Is(err, ErrInvalidMasterKey) {
+			t.Fatalf("Load with %d-byte key = %v", len(bad), err)
+		}
+		if err := Save(path, kr, bad); !errors.Is(err, ErrInvalidMasterKey) {
+			t.Fatalf("Save with %d-byte key = %v", len(bad), err)
+		}
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), "none"), mustMaster(t))
+	if !errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Load(missing) = %v", err)
+	}
+}
+
+func TestLoadDamaged(t *testing.T) {
+	kr := mustNew(t, "")
+	master := mustMaster(t)
+	good, err := Seal(kr, master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var env envelope
+	if err := json.Unmarshal(good, &env); err != nil {
+		t.Fatal(err)
+	}
+	type rawEnvelope struct {
+		Format         string
+		Version        int
+		Nonce, Ciphert []byte
+	}
+	reencode := func(f func(e *rawEnvelope)) []byte {
+		e := rawEnvelope{Format: env.Format, Version: env.Version}
+		e.Nonce, _ = base64.StdEncoding.DecodeString(env.Nonce)
+		e.Ciphert, _ = base64.StdEncoding.DecodeString(env.Ciphertext)
+		f(&e)
+		b, _ := json.Marshal(envelope{Format: e.Format, Version: e.Version,
+			Nonce: base64.StdEncoding.EncodeToString(e.Nonce), Ciphertext: base64.StdEncoding.EncodeToString(e.Ciphert)})
+		return b
+	}
+	tests := []struct {
+		name string
+		data []byte
+		err  error
+	}{
+		{"corrupt/empty", nil, ErrCorrupt},
+		{"corrupt/truncated", good[:len(good)/2], ErrCorrupt},
+		{"corrupt/not-json", []byte("hello"), ErrCorrupt},
+		{"corrupt/trailing", append(bytes.Clone(good), `{}`...), ErrCorrupt},
+		{"corrupt/unknown-field", bytes.Replace(good, []byte(`{"format"`), []byte(`{"x":1,"format"`), 1), ErrCorrupt},
+		{"corrupt/format", reencode(func(e *rawEnvelope) { e.Format = "other" }), ErrCorrupt},
+		{"corrupt/version-2", reencode(func(e *rawEnvelope) { e.Version = 2 }), ErrCorrupt},
+		{"corrupt/short-nonce", reencode(func(e *rawEnvelope) { e.Nonce = e.Nonce[:8] }), ErrCorrupt},
+		{"corrupt/nonce-not-base64", bytes.Replace(good, []byte(`"nonce":"`), []byte(`"nonce":"*`), 1), ErrCorrupt},
+		{"corrupt/format-case", bytes.Replace(good, []byte(`"format"`), []byte(`"Format"`), 1), ErrCorrupt},
+		{"corrupt/duplicate-member", bytes.Replace(good, []byte(`{"format"`), []byte(`{"version":1,"format"`), 1), ErrCorrupt},
+		{"corrupt/short-ciphertext", reencode(func(e *rawEnvelope) { e.Ciphert = e.Ciphert[:10] }), ErrCorrupt},
+		{"auth/flipped-ciphertext", reencode(func(e *rawEnvelope) { e.Ciphert[3] ^= 1 }), ErrWrongMasterKey},
+		{"auth/flipped-tag", reencode(func(e *rawEnvelope) { e.Ciphert[len(e.Ciphert)-1] ^= 0x80 }), ErrWrongMasterKey},
+		{"auth/flipped-nonce", reencode(func(e *rawEnvelope) { e.Nonce[0] ^= 1 }), ErrWrongMasterKey},
+		{"auth/ciphertext-truncated-in-json", reencode(func(e *rawEnvelope) { e.Ciphert = e.Ciphert[:len(e.Ciphert)-1] }), ErrWrongMasterKey},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "kr")
+			if err := os.WriteFile(path, tt.data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			kr, err := Load(path, master)
+			if !errors.Is(err, tt.err) || kr != nil {
+				t.Fatalf("Load = %v, want %v", err, tt.err)
+			}
+		})
+	}
+}
+
+// TestEveryFlippedBitFails flips one bit at every position of a sealed file:
+// no altered file may load.
+func TestEveryFlippedBitFails(t *testing.T) {
+	master := mustMaster(t)
+	good, err := Seal(mustNew(t, ""), master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range good {
+		for _, bit := range []byte{0x01, 0x20} {
+			bad := bytes.Clone(good)
+			bad[i] ^= bit
+			if kr, err := Open(bad, master); err == nil {
+				// Only a change JSON cannot see (e.g. trailing newline to
+				// another whitespace) is allowed to load.
+				if strings.TrimSpace(string(bad)) != strings.TrimSpace(string(good)) {
+					t.Fatalf("byte %d ^ %#x: altered file loaded (%d versions)", i, bit, len(kr.Versions()))
+				}
+			} else if !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrWrongMasterKey) {
+				t.Fatalf("byte %d: unexpected error %v", i, err)
+			}
+		}
+	}
+}
+
+// TestLoadInvalidContents seals bodies that decrypt fine but describe an
+// invalid keyring: each is ErrCorrupt, not a half-loaded keyring.
+func TestLoadInvalidContents(t *testing.T) {
+	kr := mustNew(t, "")
+	master := mustMaster(t)
+	good, err := marshalBody(kr.snap())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body map[string]any
+	if err := json.Unmarshal(good, &body); err != nil {
+		t.Fatal(err)
+	}
+	mutate := func(f func(b map[string]any)) []byte {
+		var b map[string]any
+		_ = json.Unmarshal(good, &b)
+		f(b)
+		out, _ := json.Marshal(b)
+		return out
+	}
+	version := func(b map[string]any) map[string]any { return b["versions"].([]any)[0].(map[string]any) }
+	p384, _ := New(AlgECDHP384)
+	p384Body, _ := marshalBody(p384.snap())
+	var p384Map map[string]any
+	_ = json.Unmarshal(p384Body, &p384Map)
+
+	tests := []struct {
+		name string
+		body []byte
+	}{
+		{"not-json", []byte("nope")},
+		{"unknown-field", mutate(func(b map[string]any) { b["extra"] = 1 })},
+		{"short-fingerprint-key", mutate(func(b map[string]any) { b["fingerprint_key"] = "AAAA" })},
+		{"no-versions", mutate(func(b map[string]any) { b["versions"] = []any{} })},
+		{"no-active", mutate(func(b map[string]any) { version(b)["state"] = StateDecrypt })},
+		{"unknown-state", mutate(func(b map[string]any) { version(b)["state"] = "paused" })},
+		{"unknown-alg", mutate(func(b map[string]any) { version(b)["alg"] = "RSA1_5/2048" })},
+		{"empty-kid", mutate(func(b map[string]any) { version(b)["kid"] = "" })},
+		{"two-active-duplicate-kid", mutate(func(b map[string]any) {
+			b["versions"] = append(b["versions"].([]any), b["versions"].([]any)[0])
+		})},
+		{"key-alg-mismatch", mutate(func(b map[string]any) {
+			version(b)["pkcs8"] = p384Map["versions"].([]any)[0].(map[string]any)["pkcs8"]
+		})},
+		{"bad-pkcs8", mutate(func(b map[string]any) { version(b)["pkcs8"] = "AAAA" })},
+	}
+	for _, tt := range tests {
+		t.Run("corrupt/"+tt.name, func(t *testing.T) {
+			data := sealRaw(t, tt.body, master)
+			if kr, err := Open(data, master); !errors.Is(err, ErrCorrupt) || kr != nil {
+				t.Fatalf("Open = %v, want ErrCorrupt", err)
+			}
+		})
+	}
+	if _, err := Open(sealRaw(t, good, master), master); err != nil {
+		t.Fatalf("control: %v", err)
+	}
+}
+
+func sealRaw(t *testing.T, plain, master []byte) []byte {
+	t.Helper()
+	aead, err := newAEAD(master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nonce := make([]byte, aead.NonceSize())
+	out, _ := json.Marshal(envelope{Format: FileFormat, Version: FileVersion, Nonce: base64.StdEncoding.EncodeToString(nonce),
+		Ciphertext: base64.StdEncoding.EncodeToString(aead.Seal(nil, nonce, plain, aad(FileFormat, FileVersion)))})
+	return out
+}

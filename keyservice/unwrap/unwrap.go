@@ -1,0 +1,425 @@
+// Package unwrap is the key service's domain: the only code in Blindgate that
+// turns a card ciphertext back into a card. It knows nothing of HTTP; the api
+// package authenticates the caller and hands it a Meta.
+//
+// Ordering invariants, each enforced here rather than in handlers:
+//   - limits are checked before any private-key operation, and a limiter that
+//     cannot answer (Redis down) refuses the request: never decrypt unlimited;
+//   - a reveal is audited (written and synced) before the ciphertext is
+//     decrypted: no audit record, no reveal;
+//   - plaintext buffers are wiped as soon as the fields needed are copied out.
+package unwrap
+
+import (
+	"context"
+	"crypto"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/blindgate/blindgate/internal/audit"
+	"github.com/blindgate/blindgate/internal/jose"
+	"github.com/blindgate/blindgate/internal/ratelimit"
+	"github.com/blindgate/blindgate/keyservice/card"
+	"github.com/blindgate/blindgate/keyservice/keyring"
+)
+
+// Domain errors; the api package maps them to codes.
+var (
+	ErrSealed          = errors.New("unwrap: sealed")
+	ErrInvalidJWE      = errors.New("unwrap: invalid jwe")
+	ErrUnsupportedAlg  = errors.New("unwrap: unsupported algorithm")
+	ErrUnknownKey      = errors.New("unwrap: unknown or retired key")
+	ErrSessionMismatch = errors.New("unwrap: session mismatch")
+	ErrUndecryptable   = errors.New("unwrap: undecryptable")
+	ErrStale           = errors.New("unwrap: stale ciphertext")
+	ErrInvalidRequest  = errors.New("unwrap: invalid request")
+	ErrLimited         = errors.New("unwrap: rate limited")
+	ErrUnavailable     = errors.New("unwrap: dependency unavailable")
+	ErrAudit           = errors.New("unwrap: audit unavailable")
+)
+
+// LimitedError says which limit refused the request and when to retry.
+type LimitedError struct {
+	Limit      string
+	RetryAfter time.Duration
+}
+
+func (e *LimitedError) Error() string { return "unwrap: limit " + e.Limit + " reached" }
+func (e *LimitedError) Unwrap() error { return ErrLimited }
+
+// Keys gives the loaded keyring, or an error wrapping ErrSealed-like state.
+type Keys interface {
+	Keyring() (*keyring.Keyring, error)
+}
+
+// Auditor appends durable audit events.
+type Auditor interface {
+	Append(ctx context.Context, e audit.Event) (audit.Event, error)
+}
+
+// Meta says who asks and from where; it comes from the verified signature.
+type Meta struct {
+	Client string
+	Origin string
+}
+
+// Masked is what inspect returns: never the PAN.
+type Masked struct {
+	Kid, Brand, BIN, Last4 string
+	ExpMonth, ExpYear      int
+	Fingerprint            string
+}
+
+// Revealed is the full card, returned only by Reveal.
+type Revealed struct {
+	PAN               string
+	ExpMonth, ExpYear int
+	Name              string
+}
+
+// Limits are the rate limits of the service. Reveal limits exist per actor
+// and per client over a short and a daily window.
+type Limits struct {
+	InspectPerClient   ratelimit.Limit
+	RevealActorShort   ratelimit.Limit
+	RevealActorDaily   ratelimit.Limit
+	RevealClientShort  ratelimit.Limit
+	RevealClientDaily  ratelimit.Limit
+	RewrapPerClient    ratelimit.Limit
+	AlarmDailyFraction float64 // alarm once an actor has used this share of the daily limit
+}
+
+// DefaultLimits are conservative: a support agent reveals a handful of cards a
+// day, never hundreds.
+func DefaultLimits() Limits {
+	return Limits{
+		InspectPerClient:   ratelimit.Limit{Name: "inspect-client", Rate: 2000, Period: time.Second, Burst: 4000},
+		RevealActorShort:   ratelimit.Limit{Name: "reveal-actor-short", Rate: 5, Period: time.Minute, Burst: 5},
+		RevealActorDaily:   ratelimit.Limit{Name: "reveal-actor-daily", Rate: 50, Period: 24 * time.Hour, Burst: 50},
+		RevealClientShort:  ratelimit.Limit{Name: "reveal-client-short", Rate: 60, Period: time.Minute, Burst: 60},
+		RevealClientDaily:  ratelimit.Limit{Name: "reveal-client-daily", Rate: 1000, Period: 24 * time.Hour, Burst: 1000},
+		RewrapPerClient:    ratelimit.Limit{Name: "rewrap-client", Rate: 500, Period: time.Second, Burst: 1000},
+		AlarmDailyFraction: 0.8,
+	}
+}
+
+// Config holds the service's settings.
+type Config struct {
+	Freshness time.Duration // max age of a ciphertext at inspect (first use)
+	Skew      time.Duration // tolerated clock skew for iat in the future
+	Limits    Limits
+	Now       func() time.Time
+}
+
+// Service unwraps card ciphertexts for authorized callers.
+type Service struct {
+	keys    Keys
+	audit   Auditor
+	limiter ratelimit.Limiter
+	log     *slog.Logger
+	cfg     Config
+}
+
+// New returns a Service. All dependencies are required.
+func New(keys Keys, aud Auditor, limiter ratelimit.Limiter, log *slog.Logger, cfg Config) *Service {
+	if cfg.Freshness <= 0 {
+		cfg.Freshness = 15 * time.Minute
+	}
+	if cfg.Skew <= 0 {
+		cfg.Skew = 30 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Limits == (Limits{}) {
+		cfg.Limits = DefaultLimits()
+	}
+	return &Service{keys: keys, audit: aud, limiter: limiter, log: log, cfg: cfg}
+}
+
+// Resource names a ciphertext in the audit trail without revealing anything
+// about it: a short prefix of its SHA-256.
+func Resource(jwe string) string {
+	sum := sha256.Sum256([]byte(jwe))
+	return "jwe:" + hex.EncodeToString(sum[:8])
+}
+
+// Inspect decrypts a freshly captured card, validates it, and returns its
+// masked form and keyed fingerprint.
+func (s *Service) Inspect(ctx context.Context, m Meta, jwe, session string) (Masked, error) {
+	ev := audit.Event{Event: audit.EventInspect, Client: m.Client, Origin: m.Origin, Resource: Resource(jwe)}
+	res, err := s.inspect(ctx, m, jwe, session, &ev)
+	if aerr := s.record(ctx, ev, err); aerr != nil {
+		return Masked{}, aerr
+	}
+	return res, err
+}
+
+func (s *Service) inspect(ctx context.Context, m Meta, jwe, session string, ev *audit.Event) (Masked, error) {
+	if session == "" {
+		return Masked{}, fmt.Errorf("%w: session is required", ErrInvalidRequest)
+	}
+	if err := s.allow(ctx, s.cfg.Limits.InspectPerClient, m.Client); err != nil {
+		return Masked{}, err
+	}
+	kr, hdr, key, err := s.open(jwe, ev)
+	if err != nil {
+		return Masked{}, err
+	}
+	// The header is AAD, so a matching bg_sid is authenticated by the decrypt below.
+	if hdr.SessionID != session {
+		return Masked{}, ErrSessionMismatch
+	}
+	c, err := s.decryptCard(jwe, key)
+	if err != nil {
+		return Masked{}, err
+	}
+	now := s.cfg.Now()
+	if age := now.Sub(c.IssuedAt); age > s.cfg.Freshness || age < -s.cfg.Skew {
+		return Masked{}, ErrStale
+	}
+	if err := c.Validate(now); err != nil {
+		return Masked{}, err
+	}
+	return Masked{
+		Kid:         hdr.Kid,
+		Brand:       string(card.DetectBrand(c.PAN)),
+		BIN:         card.BIN(c.PAN),
+		Last4:       card.Last4(c.PAN),
+		ExpMonth:    c.ExpMonth,
+		ExpYear:     c.ExpYear,
+		Fingerprint: kr.Fingerprint([]byte(c.PAN)),
+	}, nil
+}
+
+// Reveal returns the full card to an authorized actor with a reason. The
+// audit record is durable before the private key is used.
+func (s *Service) Reveal(ctx context.Context, m Meta, jwe, actor, reason, resource string) (Revealed, error) {
+	if resource == "" {
+		resource = Resource(jwe)
+	}
+	ev := audit.Event{Event: audit.EventReveal, Client: m.Client, Actor: actor, Origin: m.Origin, Resource: resource, Reason: reason}
+	if actor == "" || len(actor) > 128 || len(reason) < 4 || len(reason) > 500 {
+		err := fmt.Errorf("%w: actor and a reason of 4-500 characters are required", ErrInvalidRequest)
+		return Revealed{}, s.denied(ctx, ev, err)
+	}
+	if err := s.revealLimits(ctx, m.Client, actor, ev); err != nil {
+		return Revealed{}, s.denied(ctx, ev, err)
+	}
+	_, hdr, key, err := s.open(jwe, &ev)
+	if err != nil {
+		return Revealed{}, s.denied(ctx, ev, err)
+	}
+	ev.Kid = hdr.Kid
+	// Outcome "success" on a reveal means "authorised and about to decrypt".
+	ev.Outcome = audit.OutcomeSuccess
+	if _, err := s.audit.Append(ctx, ev); err != nil {
+		return Revealed{}, fmt.Errorf("%w: %w", ErrAudit, err)
+	}
+	c, err := s.decryptCard(jwe, key)
+	if err != nil {
+		// The grant is already on record; record that nothing was shown.
+		ev.Outcome, ev.Code = audit.OutcomeFailure, codeOf(err)
+		if _, aerr := s.audit.Append(ctx, ev); aerr != nil {
+			s.log.Error("audit append after failed reveal", "err", aerr)
+		}
+		return Revealed{}, err
+	}
+	return Revealed{PAN: c.PAN, ExpMonth: c.ExpMonth, ExpYear: c.ExpYear, Name: c.Name}, nil
+}
+
+// Rewrap moves a ciphertext to the newest KEK. The plaintext never leaves this
+// function; the protected header's bg_sid is carried over.
+func (s *Service) Rewrap(ctx context.Context, m Meta, jwe, resource string) (string, string, error) {
+	if resource == "" {
+		resource = Resource(jwe)
+	}
+	ev := audit.Event{Event: audit.EventRewrap, Client: m.Client, Origin: m.Origin, Resource: resource}
+	out, kid, err := s.rewrap(ctx, m, jwe, &ev)
+	if aerr := s.record(ctx, ev, err); aerr != nil {
+		return "", "", aerr
+	}
+	return out, kid, err
+}
+
+func (s *Service) rewrap(ctx context.Context, m Meta, jwe string, ev *audit.Event) (string, string, error) {
+	if err := s.allow(ctx, s.cfg.Limits.RewrapPerClient, m.Client); err != nil {
+		return "", "", err
+	}
+	kr, hdr, key, err := s.open(jwe, ev)
+	if err != nil {
+		return "", "", err
+	}
+	newest := kr.Newest()
+	if hdr.Kid == newest.Kid {
+		return jwe, hdr.Kid, nil
+	}
+	var pub crypto.PublicKey
+	for _, p := range kr.PublicKeys() {
+		if p.Kid == newest.Kid {
+			pub = p.Key
+		}
+	}
+	if pub == nil {
+		return "", "", fmt.Errorf("%w: newest key %s has no public key", ErrUnavailable, newest.Kid)
+	}
+	_, pt, err := jose.Decrypt([]byte(jwe), key)
+	if err != nil {
+		return "", "", ErrUndecryptable
+	}
+	defer wipe(pt)
+	out, err := jose.Encrypt(pt, pub, newest.Kid, map[string]string{jose.HeaderSessionID: hdr.SessionID})
+	if err != nil {
+		return "", "", fmt.Errorf("rewrap encrypt: %w", err)
+	}
+	ev.Kid = newest.Kid
+	return string(out), newest.Kid, nil
+}
+
+// open checks the header and finds the private key without decrypting.
+func (s *Service) open(jwe string, ev *audit.Event) (*keyring.Keyring, jose.Header, crypto.PrivateKey, error) {
+	kr, err := s.keys.Keyring()
+	if err != nil {
+		return nil, jose.Header{}, nil, fmt.Errorf("%w: %w", ErrSealed, err)
+	}
+	hdr, err := jose.ParseHeader([]byte(jwe))
+	if err != nil {
+		if errors.Is(err, jose.ErrUnsupported) {
+			return nil, hdr, nil, fmt.Errorf("%w: %w", ErrUnsupportedAlg, err)
+		}
+		return nil, hdr, nil, fmt.Errorf("%w: %w", ErrInvalidJWE, err)
+	}
+	ev.Kid = hdr.Kid
+	key, err := kr.Lookup(hdr.Kid)
+	if err != nil {
+		return nil, hdr, nil, fmt.Errorf("%w: %w", ErrUnknownKey, err)
+	}
+	return kr, hdr, key, nil
+}
+
+func (s *Service) decryptCard(jwe string, key crypto.PrivateKey) (card.Card, error) {
+	_, pt, err := jose.Decrypt([]byte(jwe), key)
+	if err != nil {
+		return card.Card{}, ErrUndecryptable
+	}
+	defer wipe(pt)
+	c, err := card.ParsePlaintext(pt)
+	if err != nil {
+		return card.Card{}, err
+	}
+	return c, nil
+}
+
+// allow applies one limit; a limiter failure refuses the request.
+func (s *Service) allow(ctx context.Context, l ratelimit.Limit, key string) error {
+	r, err := s.limiter.Allow(ctx, key, l)
+	if err != nil {
+		return fmt.Errorf("%w: rate limiter: %w", ErrUnavailable, err)
+	}
+	if !r.Allowed {
+		return &LimitedError{Limit: l.Name, RetryAfter: r.RetryAfter}
+	}
+	return nil
+}
+
+func (s *Service) revealLimits(ctx context.Context, client, actor string, ev audit.Event) error {
+	lim := s.cfg.Limits
+	checks := []struct {
+		l   ratelimit.Limit
+		key string
+	}{
+		{lim.RevealActorShort, client + "/" + actor},
+		{lim.RevealActorDaily, client + "/" + actor},
+		{lim.RevealClientShort, client},
+		{lim.RevealClientDaily, client},
+	}
+	for _, c := range checks {
+		r, err := s.limiter.Allow(ctx, c.key, c.l)
+		if err != nil {
+			return fmt.Errorf("%w: rate limiter: %w", ErrUnavailable, err)
+		}
+		if !r.Allowed {
+			s.alarm(ctx, ev, "limit "+c.l.Name+" reached")
+			return &LimitedError{Limit: c.l.Name, RetryAfter: r.RetryAfter}
+		}
+		if c.l == lim.RevealActorDaily && lim.AlarmDailyFraction > 0 && c.l.Burst > 0 {
+			used := float64(c.l.Burst-r.Remaining) / float64(c.l.Burst)
+			if used >= lim.AlarmDailyFraction {
+				s.alarm(ctx, ev, fmt.Sprintf("actor used %.0f%% of the daily reveal limit", used*100))
+			}
+		}
+	}
+	return nil
+}
+
+// alarm raises an unusual-volume alarm: an audit event and an ERROR log line
+// that monitoring pages on.
+func (s *Service) alarm(ctx context.Context, ev audit.Event, why string) {
+	a := audit.Event{Event: audit.EventAlarm, Client: ev.Client, Actor: ev.Actor, Origin: ev.Origin, Resource: ev.Resource, Outcome: audit.OutcomeFailure, Reason: why, Code: "alarm"}
+	s.log.Error("ALARM: unusual reveal volume", "client", ev.Client, "actor", ev.Actor, "why", why)
+	if _, err := s.audit.Append(ctx, a); err != nil {
+		s.log.Error("audit append of alarm failed", "err", err)
+	}
+}
+
+// record writes the outcome of an inspect or rewrap. If the audit log cannot
+// be written the answer is withheld: the caller learns nothing it could not
+// have got with the log down.
+func (s *Service) record(ctx context.Context, ev audit.Event, opErr error) error {
+	if opErr == nil {
+		ev.Outcome = audit.OutcomeSuccess
+	} else {
+		ev.Outcome, ev.Code = outcomeOf(opErr), codeOf(opErr)
+	}
+	if _, err := s.audit.Append(ctx, ev); err != nil {
+		return fmt.Errorf("%w: %w", ErrAudit, err)
+	}
+	return nil
+}
+
+// denied records a reveal refused before any decryption.
+func (s *Service) denied(ctx context.Context, ev audit.Event, opErr error) error {
+	ev.Event = audit.EventRevealDenied
+	if err := s.record(ctx, ev, opErr); err != nil {
+		return err
+	}
+	return opErr
+}
+
+func outcomeOf(err error) string {
+	switch {
+	case errors.Is(err, ErrLimited), errors.Is(err, ErrSealed), errors.Is(err, ErrInvalidRequest):
+		return audit.OutcomeDenied
+	default:
+		return audit.OutcomeFailure
+	}
+}
+
+// codeOf gives the audit trail a short reason without any card data.
+func codeOf(err error) string {
+	for _, c := range []struct {
+		err  error
+		code string
+	}{
+		{ErrSealed, "sealed"}, {ErrInvalidJWE, "invalid_jwe"}, {ErrUnsupportedAlg, "unsupported_algorithm"},
+		{ErrUnknownKey, "key_unknown"}, {ErrSessionMismatch, "session_mismatch"}, {ErrUndecryptable, "card_undecryptable"},
+		{ErrStale, "stale_ciphertext"}, {ErrInvalidRequest, "invalid_field"}, {ErrLimited, "rate_limited"},
+		{ErrUnavailable, "unavailable"}, {card.ErrExpired, "card_expired"}, {card.ErrBrand, "card_brand_unsupported"},
+		{card.ErrMalformed, "card_invalid"}, {card.ErrLength, "card_invalid"}, {card.ErrLuhn, "card_invalid"}, {card.ErrDigits, "card_invalid"},
+	} {
+		if errors.Is(err, c.err) {
+			return c.code
+		}
+	}
+	return "internal"
+}
+
+func wipe(b []byte) {
+	for i := range b {
+		b[i] = 0
+	}
+}
