@@ -599,6 +599,7 @@ func decryptInto(t *testing.T, compact string, ks *keySet, sessionID string, v a
 	wantKeys := []string{"alg", "bg_sid", "enc", "kid"}
 	if ks.alg == "ECDH-ES+A256KW" {
 		wantKeys = append(wantKeys, "epk")
+		sort.Strings(wantKeys)
 	}
 	gotKeys := make([]string, 0, len(hdr))
 	for k := range hdr {
@@ -948,13 +949,23 @@ func testEmbed(t *testing.T, f *fixture) {
 	}
 
 	// Keyboard only, from the merchant page: Tab into the iframe, type, Enter.
-	tb.do(t,
-		chromedp.KeyEvent("\t"),
-		chromedp.KeyEvent("5555555555554444"), chromedp.KeyEvent("\t"),
-		chromedp.KeyEvent("1230"), chromedp.KeyEvent("\t"),
-		chromedp.KeyEvent("321"), chromedp.KeyEvent("\t"),
-		chromedp.KeyEvent("Ada\r"),
-	)
+	// Focus crosses into the iframe's process asynchronously, so each step waits
+	// (inside the frame) for focus and value before the next keys go out.
+	frame := f.attachFrame(t, tb, f.gwOrigin()+"/checkout/"+id)
+	for _, step := range []struct{ keys, field, value string }{
+		{"\t", "bg-number", ""},
+		{"5555555555554444", "bg-number", "5555 5555 5555 4444"},
+		{"\t", "bg-exp", ""},
+		{"1230", "bg-exp", "12/30"},
+		{"\t", "bg-cvc", ""},
+		{"321", "bg-cvc", "321"},
+		{"\t", "bg-name", ""},
+		{"Ada", "bg-name", "Ada"},
+	} {
+		tb.do(t, chromedp.KeyEvent(step.keys))
+		waitFor(t, frame, fmt.Sprintf(`document.activeElement.id === %q && document.activeElement.value === %q`, step.field, step.value))
+	}
+	tb.do(t, chromedp.KeyEvent("\r"))
 	waitFor(t, tb, `window.__token !== undefined`)
 	s, _ := f.session(id)
 	if got := eval[string](t, tb, `window.__token`); got != s.token {
@@ -992,6 +1003,46 @@ func testEmbed(t *testing.T, f *fixture) {
 		t.Errorf("card typed through the iframe decrypted to other values (exp %d/%d name %q)", card.ExpMonth, card.ExpYear, card.Name)
 	}
 	f.assertNoPlaintext(t, "5555555555554444", "321")
+}
+
+// attachFrame attaches to the cross-site iframe whose URL starts with prefix
+// (Chromium runs it in its own process, as a target of its own).
+func (f *fixture) attachFrame(t *testing.T, tb *tab, prefix string) *tab {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		infos, err := chromedp.Targets(tb.ctx)
+		if err != nil {
+			t.Fatalf("targets: %v", err)
+		}
+		for _, info := range infos {
+			if info.Type == "iframe" && strings.HasPrefix(info.URL, prefix) {
+				fr := &tab{}
+				ctx, cancel := chromedp.NewContext(tb.ctx, chromedp.WithTargetID(info.TargetID), chromedp.WithDetachOnCancel(),
+					chromedp.WithListener(func(ev any) {
+						if ev, ok := ev.(*runtime.EventExceptionThrown); ok {
+							fr.mu.Lock()
+							fr.errs = append(fr.errs, ev.ExceptionDetails.Text+" "+describe(ev.ExceptionDetails.Exception))
+							fr.mu.Unlock()
+						}
+					}))
+				t.Cleanup(func() {
+					cancel()
+					fr.mu.Lock()
+					defer fr.mu.Unlock()
+					for _, e := range fr.errs {
+						t.Errorf("uncaught exception in the checkout iframe: %s", e)
+					}
+				})
+				fr.ctx = ctx
+				return fr
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no iframe target for %s", prefix)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func port(u string) string {

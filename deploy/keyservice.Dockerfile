@@ -13,7 +13,8 @@ USER 65532:65532
 WORKDIR /var/lib/blindgate
 VOLUME ["/var/lib/blindgate"]
 # The binary defaults to 127.0.0.1, which no other container could reach.
+# No EXPOSE on purpose: `docker run -P` and testcontainers publish every
+# EXPOSEd port on the host, and the key service must publish none.
 ENV BLINDGATE_KS_ADDR=0.0.0.0:8443
-EXPOSE 8443
 ENTRYPOINT ["/usr/local/bin/keyservice"]
 CMD ["serve"]

@@ -13,7 +13,8 @@ COPY --chown=65532:65532 data/ /data/
 USER 65532:65532
 WORKDIR /data
 VOLUME ["/data"]
-EXPOSE 6379
+# Listens on 6379. No EXPOSE on purpose: `docker run -P` and testcontainers
+# publish every EXPOSEd port on the host, and Redis belongs in a private zone.
 # Append-only persistence so a restart keeps replay-cache entries, sessions
 # and tokens. Protected mode is off because clients connect over the
 # container network, which must itself be private (no published port).

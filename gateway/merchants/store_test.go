@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/blindgate/blindgate/internal/testenv"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -29,29 +28,29 @@ func TestBoltStore(t *testing.T) {
 }
 
 func TestRedisStore(t *testing.T) {
-	rdb := testenv.Redis(t)
+	rdb, prefix := isolatedRedis(t)
 	var n atomic.Int64
 	runStoreContract(t, func(t *testing.T, now func() time.Time) Store {
-		return NewRedis(rdb, fmt.Sprintf("t%d", n.Add(1)), WithClock(now))
+		return NewRedis(rdb, fmt.Sprintf("%s-%d", prefix, n.Add(1)), WithClock(now))
 	})
 }
 
 // TestRedisStoresOnlyHashes: nothing in Redis contains the secret key, and
 // every key shares the {merchants} slot.
 func TestRedisStoresOnlyHashes(t *testing.T) {
-	rdb := testenv.Redis(t)
-	s := NewRedis(rdb, "hash")
+	rdb, hash := isolatedRedis(t)
+	s := NewRedis(rdb, hash)
 	ctx := context.Background()
 	_, secret, err := s.Create(ctx, "A", []string{"https://a.example"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := rdb.Keys(ctx, "hash:*").Result()
+	keys, err := rdb.Keys(ctx, hash+":*").Result()
 	if err != nil || len(keys) != 3 {
 		t.Fatalf("keys %v %v", keys, err)
 	}
 	for _, k := range keys {
-		if !strings.HasPrefix(k, "hash:{merchants}:") {
+		if !strings.HasPrefix(k, hash+":{merchants}:") {
 			t.Errorf("key %q outside the {merchants} slot", k)
 		}
 		if strings.Contains(k, secret) {
@@ -66,8 +65,8 @@ func TestRedisStoresOnlyHashes(t *testing.T) {
 }
 
 func TestRedisRotatedKeyIndexExpires(t *testing.T) {
-	rdb := testenv.Redis(t)
-	s := NewRedis(rdb, "rot")
+	rdb, rot := isolatedRedis(t)
+	s := NewRedis(rdb, rot)
 	ctx := context.Background()
 	m, old, err := s.Create(ctx, "A", nil)
 	if err != nil {
@@ -76,15 +75,15 @@ func TestRedisRotatedKeyIndexExpires(t *testing.T) {
 	if _, err := s.RotateKey(ctx, m.ID, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	ttl, err := rdb.PTTL(ctx, "rot:{merchants}:key:"+fmt.Sprintf("%x", hashSecret(old))).Result()
+	ttl, err := rdb.PTTL(ctx, rot+":{merchants}:key:"+fmt.Sprintf("%x", hashSecret(old))).Result()
 	if err != nil || ttl <= 59*time.Minute || ttl > time.Hour {
 		t.Fatalf("old key index ttl %v %v, want about 1h", ttl, err)
 	}
 }
 
 func BenchmarkAuthenticateRedis(b *testing.B) {
-	rdb := testenv.Redis(b)
-	s := NewRedis(rdb, "bench")
+	rdb, prefix := isolatedRedis(b)
+	s := NewRedis(rdb, prefix)
 	ctx := context.Background()
 	_, key, err := s.Create(ctx, "A", nil)
 	if err != nil {

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/blindgate/blindgate/internal/testenv"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -31,16 +30,16 @@ func TestBoltStore(t *testing.T) {
 }
 
 func TestRedisStore(t *testing.T) {
-	rdb := testenv.Redis(t)
+	rdb, prefix := isolatedRedis(t)
 	var n atomic.Int64
 	runStoreContract(t, func(t *testing.T, now func() time.Time) Store {
-		return NewRedis(rdb, fmt.Sprintf("t%d", n.Add(1)), WithClock(now))
+		return NewRedis(rdb, fmt.Sprintf("%s-%d", prefix, n.Add(1)), WithClock(now))
 	})
 }
 
 func TestRedisKeyExpiresWithSessionPlusGrace(t *testing.T) {
-	rdb := testenv.Redis(t)
-	s := NewRedis(rdb, "ttl", WithGrace(time.Minute))
+	rdb, prefix := isolatedRedis(t)
+	s := NewRedis(rdb, prefix, WithGrace(time.Minute))
 	ctx := context.Background()
 	in := valid()
 	in.ExpiresAt = time.Now().Add(10 * time.Minute)
@@ -48,7 +47,7 @@ func TestRedisKeyExpiresWithSessionPlusGrace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ttl, err := rdb.PTTL(ctx, "ttl:cs:"+cs.ID).Result()
+	ttl, err := rdb.PTTL(ctx, prefix+":cs:"+cs.ID).Result()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,8 +28,8 @@ func sample(m string, i int) Token {
 		JWE:         fakeJWE(fmt.Sprintf("card%d", i)),
 		Kid:         "kek-1",
 		Brand:       brands[i%len(brands)],
-		BIN:         fmt.Sprintf("4242%04d", i),
-		Last4:       fmt.Sprintf("%04d", 1000+i),
+		BIN:         fmt.Sprintf("4242%04d", i%10000),
+		Last4:       fmt.Sprintf("%04d", (1000+i)%10000),
 		ExpMonth:    1 + i%12,
 		ExpYear:     2030,
 		Fingerprint: fmt.Sprintf("fp_%d", i),
@@ -97,6 +97,15 @@ func runStoreContract(t *testing.T, newStore func(t *testing.T) Store) {
 		}
 		if cvc, err := s.TakeCVC(ctx, first.ID); err != nil || cvc != fakeJWE("cvc1") {
 			t.Fatalf("replay must not replace the cvc: %v", err)
+		}
+		// A retry that repeats the first token's id as well.
+		same := sample(alice, 3)
+		same.ID = first.ID
+		if got, created, err := s.Put(ctx, same, "", 0, "order-42"); err != nil || created || got.ID != first.ID {
+			t.Fatalf("replay with the same id: %v %v", created, err)
+		}
+		if got, err := s.Lookup(ctx, first.ID); err != nil || got.JWE != first.JWE {
+			t.Fatalf("lookup after replay with the same id: %v", err)
 		}
 		// Idempotency keys are per merchant.
 		if _, created, err := s.Put(ctx, sample(bob, 1), "", 0, "order-42"); err != nil || !created {

@@ -138,11 +138,13 @@ func (r *Redis) Put(ctx context.Context, t Token, cvcJWE string, cvcTTL time.Dur
 	// The owner pointer goes first (NX, so a caller-chosen id can never
 	// redirect another merchant's token); see the type comment for why a
 	// dangling one is harmless.
-	ok, err := r.rdb.SetNX(ctx, r.ownerKey(t.ID), m, 0).Result()
-	if err != nil {
+	pipe := r.rdb.Pipeline()
+	setOwner := pipe.SetNX(ctx, r.ownerKey(t.ID), m, 0)
+	pipe.SAdd(ctx, r.merchantsKey(), m)
+	if _, err := pipe.Exec(ctx); err != nil {
 		return Token{}, false, fmt.Errorf("tokens: redis put: %w", err)
 	}
-	if !ok {
+	if !setOwner.Val() {
 		owner, err := r.rdb.Get(ctx, r.ownerKey(t.ID)).Result()
 		if err != nil {
 			return Token{}, false, fmt.Errorf("tokens: redis put: %w", err)
@@ -150,9 +152,6 @@ func (r *Redis) Put(ctx context.Context, t Token, cvcJWE string, cvcTTL time.Dur
 		if owner != m {
 			return Token{}, false, fmt.Errorf("%w: token id taken", ErrConflict)
 		}
-	}
-	if err := r.rdb.SAdd(ctx, r.merchantsKey(), m).Err(); err != nil {
-		return Token{}, false, fmt.Errorf("tokens: redis put: %w", err)
 	}
 
 	idem, hasIdem := "", "0"
@@ -179,10 +178,13 @@ func (r *Redis) Put(ctx context.Context, t Token, cvcJWE string, cvcTTL time.Dur
 	case 2:
 		return Token{}, false, fmt.Errorf("%w: token id taken", ErrConflict)
 	}
-	// Replay: the id we reserved is unused; drop its pointer (best effort, a
-	// leftover one is harmless).
-	_ = r.rdb.Del(ctx, r.ownerKey(t.ID)).Err()
 	first, _ := res[1].(string)
+	// Replay: the id we reserved is unused; drop its pointer (best effort, a
+	// leftover one is harmless) unless it was there before us or is the
+	// first token's own (a retry that repeated the id).
+	if setOwner.Val() && first != t.ID {
+		_ = r.rdb.Del(ctx, r.ownerKey(t.ID)).Err()
+	}
 	got, err := r.Get(ctx, m, first)
 	if err != nil {
 		return Token{}, false, fmt.Errorf("tokens: idempotent replay: %w", err)

@@ -8,17 +8,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/blindgate/blindgate/internal/testenv"
 	"github.com/redis/go-redis/v9"
 )
 
 // redisStores hands each subtest a store under its own key prefix on one
 // shared test database, so subtests do not see each other's merchants.
 func redisStores(t *testing.T) func(t *testing.T) Store {
-	rdb := testenv.Redis(t)
+	rdb, prefix := isolatedRedis(t)
 	var n atomic.Int64
 	return func(t *testing.T) Store {
-		return NewRedis(rdb, fmt.Sprintf("t%d", n.Add(1)))
+		return NewRedis(rdb, fmt.Sprintf("%s-%d", prefix, n.Add(1)))
 	}
 }
 
@@ -31,24 +30,24 @@ func TestRedisStore(t *testing.T) {
 // Redis Cluster: every key of a token carries the merchant's hash tag, except
 // the owner pointer and merchant set, which are documented as outside it.
 func TestRedisKeysShareMerchantSlot(t *testing.T) {
-	rdb := testenv.Redis(t)
-	s := NewRedis(rdb, "lay")
+	rdb, lay := isolatedRedis(t)
+	s := NewRedis(rdb, lay)
 	ctx := context.Background()
 	tok, _, err := s.Put(ctx, sample("m_alice", 1), fakeJWE("cvc"), time.Minute, "idem")
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := rdb.Keys(ctx, "lay:*").Result()
+	keys, err := rdb.Keys(ctx, lay+":*").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
-	outside := map[string]bool{"lay:tok:owner:" + tok.ID: true, "lay:tok:merchants": true}
+	outside := map[string]bool{lay + ":tok:owner:" + tok.ID: true, lay + ":tok:merchants": true}
 	inSlot := 0
 	for _, k := range keys {
 		switch {
 		case outside[k]:
 			delete(outside, k)
-		case strings.HasPrefix(k, "lay:{m_alice}:"):
+		case strings.HasPrefix(k, lay+":{m_alice}:"):
 			inSlot++
 		default:
 			t.Errorf("key %q outside the merchant slot", k)
@@ -58,7 +57,7 @@ func TestRedisKeysShareMerchantSlot(t *testing.T) {
 	if inSlot != 6 || len(outside) != 0 {
 		t.Fatalf("in slot %d (want 6), missing outside keys %v; keys %v", inSlot, outside, keys)
 	}
-	ttl, err := rdb.PTTL(ctx, "lay:{m_alice}:cvc:"+tok.ID).Result()
+	ttl, err := rdb.PTTL(ctx, lay+":{m_alice}:cvc:"+tok.ID).Result()
 	if err != nil || ttl <= 0 || ttl > time.Minute {
 		t.Fatalf("cvc ttl %v %v", ttl, err)
 	}
@@ -67,11 +66,11 @@ func TestRedisKeysShareMerchantSlot(t *testing.T) {
 // TestRedisDanglingOwnerPointerIsHarmless: the pointer is written before the
 // atomic script, so a crash in between leaves one; it must read as not found.
 func TestRedisDanglingOwnerPointerIsHarmless(t *testing.T) {
-	rdb := testenv.Redis(t)
-	s := NewRedis(rdb, "dang")
+	rdb, dang := isolatedRedis(t)
+	s := NewRedis(rdb, dang)
 	ctx := context.Background()
 	id, _ := NewID()
-	if err := rdb.Set(ctx, "dang:tok:owner:"+id, "m_alice", 0).Err(); err != nil {
+	if err := rdb.Set(ctx, dang+":tok:owner:"+id, "m_alice", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Lookup(ctx, id); err != ErrNotFound {
@@ -93,8 +92,8 @@ func TestRedisDanglingOwnerPointerIsHarmless(t *testing.T) {
 }
 
 func BenchmarkRedisPut(b *testing.B) {
-	rdb := testenv.Redis(b)
-	s := NewRedis(rdb, "bench")
+	rdb, prefix := isolatedRedis(b)
+	s := NewRedis(rdb, prefix)
 	ctx := context.Background()
 	b.ReportAllocs()
 	i := 0

@@ -3,6 +3,12 @@ package jose
 import (
 	"bytes"
 	"crypto"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"testing"
 
@@ -154,4 +160,102 @@ func TestInteropJWKS(t *testing.T) {
 	if len(keys) != 2 || keys[1].Kid != "kek-rsa" {
 		t.Fatalf("keys %+v", keys)
 	}
+}
+
+// TestInteropHandRolledECDH builds a JWE the way the checkout page's
+// WebCrypto code does (RFC 7518 Concat KDF, RFC 3394 AES key wrap, AES-GCM
+// with the encoded header as AAD, and an epk straight from
+// exportKey("jwk"), which adds "ext" and "key_ops"), using only the Go
+// standard library, and checks that Decrypt opens it.
+func TestInteropHandRolledECDH(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		priv *ecdsa.PrivateKey
+		crv  string
+	}{{"ok/P-256", p256(), "P-256"}, {"ok/P-384", p384(), "P-384"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			recipient, err := tc.priv.PublicKey.ECDH()
+			if err != nil {
+				t.Fatal(err)
+			}
+			eph, err := recipient.Curve().GenerateKey(rand.Reader)
+			if err != nil {
+				t.Fatal(err)
+			}
+			z, err := eph.ECDH(recipient)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pt := eph.PublicKey().Bytes()[1:]
+			size := len(pt) / 2
+			hdr := `{"alg":"ECDH-ES+A256KW","enc":"A256GCM","epk":{"crv":"` + tc.crv + `","ext":true,"key_ops":[],"kty":"EC","x":"` +
+				enc(pt[:size]) + `","y":"` + enc(pt[size:]) + `"},"kid":"kek-js","bg_sid":"cs_js"}`
+			encHdr := enc([]byte(hdr))
+
+			kek := concatKDF(z, AlgECDHES, 256)
+			cek := make([]byte, 32)
+			_, _ = rand.Read(cek)
+			wrapped := aesKeyWrap(t, kek, cek)
+			block, _ := aes.NewCipher(cek)
+			gcm, _ := cipher.NewGCM(block)
+			iv := make([]byte, 12)
+			_, _ = rand.Read(iv)
+			sealed := gcm.Seal(nil, iv, testPlain, []byte(encHdr))
+			ct, tag := sealed[:len(sealed)-16], sealed[len(sealed)-16:]
+			compact := encHdr + "." + enc(wrapped) + "." + enc(iv) + "." + enc(ct) + "." + enc(tag)
+
+			h, got, err := Decrypt([]byte(compact), tc.priv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h.Kid != "kek-js" || h.SessionID != "cs_js" || !bytes.Equal(got, testPlain) {
+				t.Fatalf("%+v %q", h, got)
+			}
+		})
+	}
+}
+
+// concatKDF is RFC 7518 section 4.6.2 with empty apu/apv, one SHA-256 round.
+func concatKDF(z []byte, alg string, bits uint32) []byte {
+	var b bytes.Buffer
+	_ = binary.Write(&b, binary.BigEndian, uint32(1))
+	b.Write(z)
+	_ = binary.Write(&b, binary.BigEndian, uint32(len(alg)))
+	b.WriteString(alg)
+	_ = binary.Write(&b, binary.BigEndian, uint32(0)) // apu
+	_ = binary.Write(&b, binary.BigEndian, uint32(0)) // apv
+	_ = binary.Write(&b, binary.BigEndian, bits)
+	sum := sha256.Sum256(b.Bytes())
+	return sum[:bits/8]
+}
+
+// aesKeyWrap is RFC 3394 key wrap.
+func aesKeyWrap(t *testing.T, kek, key []byte) []byte {
+	t.Helper()
+	block, err := aes.NewCipher(kek)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(key) / 8
+	a := []byte{0xA6, 0xA6, 0xA6, 0xA6, 0xA6, 0xA6, 0xA6, 0xA6}
+	r := make([][]byte, n)
+	for i := range r {
+		r[i] = append([]byte(nil), key[i*8:(i+1)*8]...)
+	}
+	buf := make([]byte, 16)
+	for j := 0; j < 6; j++ {
+		for i := 0; i < n; i++ {
+			copy(buf, a)
+			copy(buf[8:], r[i])
+			block.Encrypt(buf, buf)
+			tval := uint64(n*j + i + 1)
+			binary.BigEndian.PutUint64(a, binary.BigEndian.Uint64(buf[:8])^tval)
+			copy(r[i], buf[8:])
+		}
+	}
+	out := append([]byte(nil), a...)
+	for _, ri := range r {
+		out = append(out, ri...)
+	}
+	return out
 }

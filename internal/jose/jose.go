@@ -70,8 +70,6 @@ var (
 	ErrSignature = errors.New("jose: signature invalid")
 )
 
-var b64 = base64.RawURLEncoding.Strict()
-
 // isB64URL reports whether s uses only the unpadded base64url alphabet.
 func isB64URL(s []byte) bool {
 	for _, c := range s {
@@ -91,8 +89,9 @@ func decodeB64(s []byte) ([]byte, error) {
 	if !isB64URL(s) {
 		return nil, fmt.Errorf("%w: base64url alphabet", ErrMalformed)
 	}
-	out := make([]byte, b64.DecodedLen(len(s)))
-	n, err := b64.Decode(out, s)
+	enc := base64.RawURLEncoding.Strict()
+	out := make([]byte, enc.DecodedLen(len(s)))
+	n, err := enc.Decode(out, s)
 	if err != nil {
 		return nil, fmt.Errorf("%w: base64url", ErrMalformed)
 	}

@@ -31,13 +31,16 @@ const (
 	maxTypLen    = 64
 )
 
-// jweMembers is the allow-list of protected-header members. Anything else,
+// jweMember is the allow-list of protected-header members. Anything else,
 // notably zip, crit, jku, jwk, x5u, x5c, x5t, p2s, p2c, iv, tag and b64, is
 // refused outright rather than ignored: an ignored member is one a later
 // library upgrade might start honouring.
-var jweMembers = map[string]bool{
-	"alg": true, "enc": true, "kid": true, HeaderSessionID: true,
-	"epk": true, "apu": true, "apv": true, "typ": true, "cty": true,
+func jweMember(name string) bool {
+	switch name {
+	case "alg", "enc", "kid", HeaderSessionID, "epk", "apu", "apv", "typ", "cty":
+		return true
+	}
+	return false
 }
 
 // parsedJWE is what the strict pre-parse learned about a compact JWE.
@@ -74,7 +77,7 @@ func parseJWE(compact []byte) (*parsedJWE, error) {
 		return nil, err
 	}
 	for name := range m {
-		if !jweMembers[name] {
+		if !jweMember(name) {
 			return nil, fmt.Errorf("%w: header member %q", ErrUnsupported, safeName(name))
 		}
 	}
@@ -185,8 +188,18 @@ func checkEPK(raw json.RawMessage) (string, error) {
 	for name := range m {
 		switch name {
 		case "kty", "crv", "x", "y":
-		case "ext", "key_ops":
-			// WebCrypto's exportKey("jwk") adds these; they carry no key material.
+		case "ext":
+			// WebCrypto's exportKey("jwk") adds ext and key_ops; they carry
+			// no key material, but must still have their JSON types.
+			var b bool
+			if json.Unmarshal(m[name], &b) != nil {
+				return "", fmt.Errorf("%w: epk ext", ErrMalformed)
+			}
+		case "key_ops":
+			var ops []string
+			if json.Unmarshal(m[name], &ops) != nil || len(ops) > 8 {
+				return "", fmt.Errorf("%w: epk key_ops", ErrMalformed)
+			}
 		default:
 			return "", fmt.Errorf("%w: epk member %q", ErrUnsupported, safeName(name))
 		}

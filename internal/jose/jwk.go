@@ -19,12 +19,15 @@ type PublicKey struct {
 	Key crypto.PublicKey
 }
 
-// jwkMembers is the allow-list for a public JWK. Private members (d, p, q,
+// jwkMember is the allow-list for a public JWK. Private members (d, p, q,
 // dp, dq, qi, oth, k) and certificate or URL indirections (x5c, x5u, x5t,
 // jku) are refused: a public key document must carry only public material.
-var jwkMembers = map[string]bool{
-	"kty": true, "crv": true, "x": true, "y": true, "n": true, "e": true,
-	"kid": true, "alg": true, "use": true, "key_ops": true, "ext": true,
+func jwkMember(name string) bool {
+	switch name {
+	case "kty", "crv", "x", "y", "n", "e", "kid", "alg", "use", "key_ops", "ext":
+		return true
+	}
+	return false
 }
 
 // keyKind names a public key we accept anywhere: "RSA" (>= MinRSABits),
@@ -227,7 +230,7 @@ func parseJWK(raw []byte) (PublicKey, string, error) {
 		return PublicKey{}, "", err
 	}
 	for name := range m {
-		if !jwkMembers[name] {
+		if !jwkMember(name) {
 			return PublicKey{}, "", fmt.Errorf("%w: JWK member %q", ErrUnsupported, safeName(name))
 		}
 	}
@@ -316,9 +319,13 @@ func jwxParsePublic(raw []byte) (pub crypto.PublicKey, err error) {
 	}
 }
 
-// privateJWKMembers is the allow-list for a private signing JWK.
-var privateJWKMembers = map[string]bool{
-	"kty": true, "crv": true, "x": true, "y": true, "d": true, "kid": true, "alg": true, "use": true,
+// privateJWKMember is the allow-list for a private signing JWK.
+func privateJWKMember(name string) bool {
+	switch name {
+	case "kty", "crv", "x", "y", "d", "kid", "alg", "use":
+		return true
+	}
+	return false
 }
 
 // MarshalPrivateJWK renders a request-signing private key (Ed25519 or
@@ -362,7 +369,7 @@ func ParsePrivateJWK(data []byte) (kid string, key crypto.Signer, err error) {
 		return "", nil, err
 	}
 	for name := range m {
-		if !privateJWKMembers[name] {
+		if !privateJWKMember(name) {
 			return "", nil, fmt.Errorf("%w: JWK member %q", ErrUnsupported, safeName(name))
 		}
 	}

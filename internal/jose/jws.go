@@ -2,17 +2,15 @@ package jose
 
 import (
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
 	"fmt"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jws"
 )
 
-// jwsMembers is the allow-list of JWS protected-header members; b64, crit,
+// jwsMember is the allow-list of JWS protected-header members; b64, crit,
 // jku, jwk, x5u, x5c and the rest are refused.
-var jwsMembers = map[string]bool{"alg": true, "kid": true, "typ": true}
+func jwsMember(name string) bool { return name == "alg" || name == "kid" || name == "typ" }
 
 // sigSize is the raw signature length for both EdDSA and ES256.
 const sigSize = 64
@@ -84,7 +82,7 @@ func VerifyCompact(compact string, lookup func(kid string) (crypto.PublicKey, er
 		return "", nil, err
 	}
 	for name := range m {
-		if !jwsMembers[name] {
+		if !jwsMember(name) {
 			return "", nil, fmt.Errorf("%w: header member %q", ErrUnsupported, safeName(name))
 		}
 	}
@@ -150,9 +148,3 @@ func jwxVerify(compact []byte, alg jwa.SignatureAlgorithm, pub crypto.PublicKey)
 	}
 	return payload, nil
 }
-
-// Compile-time reminders of the key types Sign accepts.
-var (
-	_ crypto.Signer = ed25519.PrivateKey(nil)
-	_ crypto.Signer = (*ecdsa.PrivateKey)(nil)
-)

@@ -10,7 +10,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -39,23 +38,41 @@ func RedisAddr() string {
 	return "127.0.0.1:6379"
 }
 
-var dbCounter atomic.Int32
-
-// Redis returns a client for a real Redis server, on a database of its own
-// (1-15, picked per test and flushed before and after) so parallel packages do
-// not see each other's keys. It skips (or fails in CI) when no server answers.
+// Redis returns a client for a real Redis server on a database of its own
+// (1-15), flushed before and after. The database is leased through a key in
+// database 0 (SET NX with a TTL), so test processes of different packages
+// running at once never share or flush each other's database. It skips (or
+// fails in CI) when no server answers.
 func Redis(t testing.TB) *redis.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	probe := redis.NewClient(&redis.Options{Addr: RedisAddr(), MaxRetries: -1})
-	err := probe.Ping(ctx).Err()
-	_ = probe.Close()
-	if err != nil {
+	lease := redis.NewClient(&redis.Options{Addr: RedisAddr(), MaxRetries: -1})
+	if err := lease.Ping(ctx).Err(); err != nil {
+		_ = lease.Close()
 		Missing(t, "no Redis server at %s: %v", RedisAddr(), err)
+		return nil
 	}
-	// Packages run as separate processes, so the database also mixes in the pid.
-	db := 1 + int((int32(os.Getpid())+dbCounter.Add(1))%15)
+	owner := fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano())
+	db := 0
+	for deadline := time.Now().Add(2 * time.Minute); db == 0; {
+		for n := 1; n <= 15; n++ {
+			ok, err := lease.SetNX(context.Background(), fmt.Sprintf("blindgate:testenv:db:%d", n), owner, 10*time.Minute).Result()
+			if err != nil {
+				t.Fatalf("lease redis db: %v", err)
+			}
+			if ok {
+				db = n
+				break
+			}
+		}
+		if db == 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("no free Redis test database in 2 minutes")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 	c := redis.NewClient(&redis.Options{Addr: RedisAddr(), DB: db})
 	if err := c.FlushDB(ctx).Err(); err != nil {
 		t.Fatalf("flush redis db %d: %v", db, err)
@@ -63,6 +80,11 @@ func Redis(t testing.TB) *redis.Client {
 	t.Cleanup(func() {
 		_ = c.FlushDB(context.Background()).Err()
 		_ = c.Close()
+		key := fmt.Sprintf("blindgate:testenv:db:%d", db)
+		if v, _ := lease.Get(context.Background(), key).Result(); v == owner {
+			_ = lease.Del(context.Background(), key).Err()
+		}
+		_ = lease.Close()
 	})
 	return c
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -37,7 +38,7 @@ func callerOf(c *fiber.Ctx) sigauth.Caller {
 }
 
 func (s *Server) auditDenial(c *fiber.Ctx, client, op, code string) {
-	ev := audit.Event{Event: audit.EventDenied, Client: client, Origin: c.IP(), Outcome: audit.OutcomeDenied, Resource: "op:" + op, Code: code}
+	ev := audit.Event{Event: audit.EventDenied, Client: client, Origin: strings.Clone(c.IP()), Outcome: audit.OutcomeDenied, Resource: "op:" + op, Code: code}
 	if _, err := s.deps.Audit.Append(c.UserContext(), ev); err != nil {
 		s.deps.Log.Error("audit append of denial failed", "err", err)
 	}

@@ -2,6 +2,7 @@ package api
 
 import (
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -56,7 +57,8 @@ func (m *Metrics) middleware(c *fiber.Ctx) error {
 	if r := c.Route(); r != nil && r.Path != "/" {
 		route = r.Path
 	}
-	m.requests.WithLabelValues(route, c.Method(), strconv.Itoa(status)).Inc()
+	// Fiber's strings alias a reused buffer; a label outlives the request.
+	m.requests.WithLabelValues(route, strings.Clone(c.Method()), strconv.Itoa(status)).Inc()
 	m.latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
 	return err
 }

@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -13,7 +14,7 @@ import (
 )
 
 func (s *Server) meta(c *fiber.Ctx) unwrap.Meta {
-	return unwrap.Meta{Client: callerOf(c).ClientID, Origin: c.IP()}
+	return unwrap.Meta{Client: callerOf(c).ClientID, Origin: strings.Clone(c.IP())}
 }
 
 // bind decodes a JSON body strictly; json.Unmarshal copies strings, so nothing

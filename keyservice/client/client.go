@@ -98,7 +98,11 @@ func (c *Client) JWKS(ctx context.Context) ([]byte, error) {
 	return c.do(req, PathJWKS)
 }
 
-func (c *Client) call(ctx context.Context, path string, in, out any) error {
+func (c *Client) call(ctx context.Context, path string, in interface{ Validate() error }, out any) error {
+	// Refuse locally what the service would refuse, without spending a jti.
+	if err := in.Validate(); err != nil {
+		return err
+	}
 	body, err := json.Marshal(in)
 	if err != nil {
 		return fmt.Errorf("keyservice client: %s: encode: %w", path, err)

@@ -79,14 +79,17 @@ type RevealRequest struct {
 	JWE    string `json:"jwe"`
 	Actor  string `json:"actor"`
 	Reason string `json:"reason"`
+	// Token is the gateway token the ciphertext belongs to, recorded as the
+	// audit resource (optional).
+	Token string `json:"token,omitempty"`
 }
 
 func (r RevealRequest) String() string {
-	return fmt.Sprintf("RevealRequest{jwe:%s actor:%s reason:%q}", redactedLen(r.JWE), r.Actor, r.Reason)
+	return fmt.Sprintf("RevealRequest{jwe:%s actor:%s reason:%q token:%s}", redactedLen(r.JWE), r.Actor, r.Reason, r.Token)
 }
 func (r RevealRequest) GoString() string { return r.String() }
 func (r RevealRequest) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("jwe", redactedLen(r.JWE)), slog.String("actor", r.Actor), slog.String("reason", r.Reason))
+	return slog.GroupValue(slog.String("jwe", redactedLen(r.JWE)), slog.String("actor", r.Actor), slog.String("reason", r.Reason), slog.String("token", r.Token))
 }
 
 // RevealResponse carries the full card number. It prints redacted; only
@@ -108,13 +111,16 @@ func (r RevealResponse) LogValue() slog.Value {
 
 // RewrapRequest asks for a ciphertext re-encrypted under the newest KEK.
 type RewrapRequest struct {
-	JWE string `json:"jwe"`
+	JWE   string `json:"jwe"`
+	Token string `json:"token,omitempty"` // audit resource, as in RevealRequest
 }
 
-func (r RewrapRequest) String() string   { return "RewrapRequest{jwe:" + redactedLen(r.JWE) + "}" }
+func (r RewrapRequest) String() string {
+	return "RewrapRequest{jwe:" + redactedLen(r.JWE) + " token:" + r.Token + "}"
+}
 func (r RewrapRequest) GoString() string { return r.String() }
 func (r RewrapRequest) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("jwe", redactedLen(r.JWE)))
+	return slog.GroupValue(slog.String("jwe", redactedLen(r.JWE)), slog.String("token", r.Token))
 }
 
 // RewrapResponse is the new ciphertext and the kid it is under.

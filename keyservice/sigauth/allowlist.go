@@ -99,6 +99,8 @@ func (a *AllowList) ReloadIfChanged(path string) (bool, error) {
 		return false, err
 	}
 	sum := sha256.Sum256(data)
+	a.wmu.Lock()
+	defer a.wmu.Unlock()
 	a.mu.RLock()
 	same := sum == a.hash
 	a.mu.RUnlock()
@@ -152,6 +154,13 @@ func (a *AllowList) AddClient(id string, ops []string, kid string, pub crypto.Pu
 		return fmt.Errorf("sigauth: encode key: %w", err)
 	}
 	return a.update(func(doc *fileDoc) error {
+		a.mu.RLock()
+		_, used := a.current().byKid[kid]
+		a.mu.RUnlock()
+		if used {
+			// Revoked kids and tombstones included: a kid names one key forever.
+			return fmt.Errorf("%w: kid %q already used", ErrInvalidList, kid)
+		}
 		i := slices.IndexFunc(doc.Clients, func(c fileClient) bool { return c.ID == id })
 		if i < 0 {
 			doc.Clients = append(doc.Clients, fileClient{ID: id, Ops: slices.Clone(ops), Keys: []json.RawMessage{jwk}, RevokedKids: []string{}})

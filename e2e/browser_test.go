@@ -1,0 +1,71 @@
+package e2e
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/blindgate/blindgate/internal/testenv"
+)
+
+// newBrowser starts a headless Chromium on the host (where a shopper's
+// browser is: outside every container network) for the life of t and
+// returns a tab's context. Pages must be loaded from http://127.0.0.1:<port>
+// or http://localhost:<port> (published ports): WebCrypto needs a secure
+// context, which a container alias is not. If t fails, a screenshot of the
+// tab is saved among t's artifacts as <name>.png.
+func newBrowser(t *testing.T, name string) context.Context {
+	t.Helper()
+	chromium := testenv.ChromiumPath(t)
+	profile := t.TempDir() // removed after the browser has exited (cleanups run LIFO)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(chromium),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.UserDataDir(profile),
+		chromedp.WindowSize(1280, 900),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.Flag("disable-sync", true),
+		// Straight to the address asked for: the test is about the network path.
+		chromedp.Flag("no-proxy-server", true),
+		chromedp.Flag("password-store", "basic"),
+	)
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start chromium %s: %v", chromium, err)
+	}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		sctx, scancel := context.WithTimeout(ctx, 5*time.Second)
+		defer scancel()
+		png, err := chromedp.Run(sctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Logf("screenshot %s: %v", name, err)
+			return
+		}
+		saveArtifact(t, name+".png", png)
+	})
+	return ctx
+}
+
+// pageText navigates the tab to url and returns the document's text, or the
+// navigation error (a refused or unroutable address), within timeout.
+func pageText(ctx context.Context, url string, timeout time.Duration) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
+		return "", err
+	}
+	return chromedp.Run(ctx, chromedp.Evaluate[string](`document.documentElement ? document.documentElement.innerText : ""`))
+}

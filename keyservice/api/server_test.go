@@ -1,0 +1,428 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/blindgate/blindgate/internal/audit"
+	"github.com/blindgate/blindgate/internal/jose"
+	"github.com/blindgate/blindgate/internal/ratelimit"
+	"github.com/blindgate/blindgate/internal/redisx"
+	"github.com/blindgate/blindgate/internal/testenv"
+	"github.com/blindgate/blindgate/keyservice/api"
+	"github.com/blindgate/blindgate/keyservice/client"
+	"github.com/blindgate/blindgate/keyservice/keyring"
+	"github.com/blindgate/blindgate/keyservice/replay"
+	"github.com/blindgate/blindgate/keyservice/seal"
+	"github.com/blindgate/blindgate/keyservice/sigauth"
+	"github.com/blindgate/blindgate/keyservice/unwrap"
+)
+
+const testPAN = "5555555555554444"
+
+type testServer struct {
+	srv       *api.Server
+	holder    *seal.Holder
+	kr        *keyring.Keyring
+	master    []byte
+	gateway   *client.Signer
+	backoffic *client.Signer
+	stranger  *client.Signer
+	clients   *sigauth.AllowList
+	auditPath string
+	logs      *bytes.Buffer
+}
+
+type backends struct {
+	replay  sigauth.ReplayCache
+	limiter ratelimit.Limiter
+	redis   api.Pinger
+}
+
+func memoryBackends() backends {
+	return backends{replay: replay.NewMemory(), limiter: ratelimit.NewMemory()}
+}
+
+func newTestServer(t *testing.T, b backends) *testServer {
+	t.Helper()
+	dir := t.TempDir()
+	kr, err := keyring.New(keyring.DefaultAlg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	master, _ := keyring.GenerateMasterKey()
+	krPath := filepath.Join(dir, "keyring.sealed")
+	if err := keyring.Save(krPath, kr, master); err != nil {
+		t.Fatal(err)
+	}
+	holder := seal.New(krPath, 1)
+	if err := holder.UnsealWithKey(master); err != nil {
+		t.Fatal(err)
+	}
+	loaded, _ := holder.Keyring()
+
+	al := &sigauth.AllowList{}
+	mk := func(id string, ops []string, alg string, enrol bool) *client.Signer {
+		key, err := client.GenerateKey(alg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kid := id + "-1"
+		if enrol {
+			if err := al.AddClient(id, ops, kid, key.Public()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return &client.Signer{ClientID: id, Kid: kid, Audience: "blindgate-keyservice", Key: key}
+	}
+	ts := &testServer{holder: holder, kr: loaded, master: master, clients: al, logs: &bytes.Buffer{}}
+	ts.gateway = mk("gateway", []string{client.OpInspect, client.OpRewrap}, "EdDSA", true)
+	ts.backoffic = mk("backoffice", []string{client.OpReveal, client.OpAudit}, "ES256", true)
+	ts.stranger = mk("stranger", nil, "EdDSA", false)
+
+	ts.auditPath = filepath.Join(dir, "audit.log")
+	al2, err := audit.Open(ts.auditPath, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = al2.Close() })
+	log := slog.New(slog.NewJSONHandler(ts.logs, nil))
+	limits := unwrap.DefaultLimits()
+	limits.RevealActorShort = ratelimit.Limit{Name: "ras", Rate: 2, Period: time.Hour, Burst: 2}
+	svc := unwrap.New(holder, al2, b.limiter, log, unwrap.Config{Limits: limits})
+	ts.srv = api.New(api.Deps{
+		Unwrap: svc, Verifier: &sigauth.Verifier{Audience: "blindgate-keyservice", Clients: al, Replay: b.replay},
+		Seal: holder, Audit: al2, Trail: fileTrail(ts.auditPath), Redis: b.redis, Log: log,
+	})
+	return ts
+}
+
+type fileTrail string
+
+func (f fileTrail) Query(_ context.Context, flt audit.Filter) ([]audit.Event, audit.Report, error) {
+	b, err := readFile(string(f))
+	if err != nil {
+		return nil, audit.Report{}, err
+	}
+	rep, verr := audit.Verify(bytes.NewReader(b))
+	evs, err := audit.Read(bytes.NewReader(b), flt)
+	if err != nil {
+		return nil, rep, err
+	}
+	return evs, rep, verr
+}
+
+func (ts *testServer) cardJWE(t *testing.T, pan, session string, iat time.Time) string {
+	t.Helper()
+	pub := ts.kr.PublicKeys()[0]
+	pt := fmt.Sprintf(`{"pan":%q,"exp_month":1,"exp_year":2031,"name":"N","iat":%d}`, pan, iat.Unix())
+	out, err := jose.Encrypt([]byte(pt), pub.Key, pub.Kid, map[string]string{jose.HeaderSessionID: session})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
+}
+
+// call signs (when s is not nil) and sends one request through app.Test.
+func (ts *testServer) call(t *testing.T, s *client.Signer, method, path string, body any) (*http.Response, map[string]any) {
+	t.Helper()
+	var raw []byte
+	if body != nil {
+		raw, _ = json.Marshal(body)
+	}
+	req := httptest.NewRequest(method, path, bytes.NewReader(raw))
+	req.Header.Set("Content-Type", "application/json")
+	if s != nil {
+		h, err := s.Authorization(method, "https://keyservice.internal"+path, raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", h)
+	}
+	return ts.do(t, req)
+}
+
+func (ts *testServer) do(t *testing.T, req *http.Request) (*http.Response, map[string]any) {
+	t.Helper()
+	resp, err := ts.srv.App().Test(req, 10_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	return resp, m
+}
+
+func errCode(m map[string]any) string {
+	e, _ := m["error"].(map[string]any)
+	c, _ := e["code"].(string)
+	return c
+}
+
+func TestUnwrapEndpoints(t *testing.T) {
+	ts := newTestServer(t, memoryBackends())
+	now := time.Now()
+	good := ts.cardJWE(t, testPAN, "cs_1", now)
+	tests := []struct {
+		name     string
+		signer   *client.Signer
+		path     string
+		body     any
+		status   int
+		code     string
+		validate func(t *testing.T, m map[string]any)
+	}{
+		{"200/inspect", ts.gateway, "/v1/inspect", client.InspectRequest{JWE: good, Session: "cs_1"}, 200, "", func(t *testing.T, m map[string]any) {
+			if m["brand"] != "mastercard" || m["bin"] != "55555555" || m["last4"] != "4444" || !strings.HasPrefix(fmt.Sprint(m["fingerprint"]), "fp_") {
+				t.Fatalf("inspect answer %v", m)
+			}
+			if _, has := m["pan"]; has {
+				t.Fatal("inspect returned a pan")
+			}
+		}},
+		{"401/unsigned", nil, "/v1/inspect", client.InspectRequest{JWE: good, Session: "cs_1"}, 401, "unauthenticated", nil},
+		{"401/unknown-client", ts.stranger, "/v1/inspect", client.InspectRequest{JWE: good, Session: "cs_1"}, 401, "unauthenticated", nil},
+		{"403/gateway-may-not-reveal", ts.gateway, "/v1/reveal", client.RevealRequest{JWE: good, Actor: "op_1", Reason: "dispute"}, 403, "forbidden", nil},
+		{"403/backoffice-may-not-inspect", ts.backoffic, "/v1/inspect", client.InspectRequest{JWE: good, Session: "cs_1"}, 403, "forbidden", nil},
+		{"400/invalid-jwe", ts.gateway, "/v1/inspect", client.InspectRequest{JWE: "a.b.c.d.e", Session: "cs_1"}, 400, "invalid_jwe", nil},
+		{"400/session-mismatch", ts.gateway, "/v1/inspect", client.InspectRequest{JWE: good, Session: "cs_2"}, 400, "session_mismatch", nil},
+		{"422/luhn", ts.gateway, "/v1/inspect", client.InspectRequest{JWE: ts.cardJWE(t, "5555555555554445", "cs_1", now), Session: "cs_1"}, 422, "card_invalid", nil},
+		{"422/stale", ts.gateway, "/v1/inspect", client.InspectRequest{JWE: ts.cardJWE(t, testPAN, "cs_1", now.Add(-time.Hour)), Session: "cs_1"}, 422, "stale_ciphertext", nil},
+		{"200/reveal", ts.backoffic, "/v1/reveal", client.RevealRequest{JWE: good, Actor: "op_1", Reason: "customer dispute", Token: "tok_1"}, 200, "", func(t *testing.T, m map[string]any) {
+			if m["pan"] != testPAN {
+				t.Fatalf("reveal answer lacks the pan")
+			}
+		}},
+		{"200/rewrap", ts.gateway, "/v1/rewrap", client.RewrapRequest{JWE: good}, 200, "", func(t *testing.T, m map[string]any) {
+			if m["kid"] != ts.kr.Newest().Kid {
+				t.Fatalf("rewrap kid %v", m["kid"])
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, m := ts.call(t, tt.signer, http.MethodPost, tt.path, tt.body)
+			if resp.StatusCode != tt.status || errCode(m) != tt.code {
+				t.Fatalf("status %d code %q, want %d %q (%v)", resp.StatusCode, errCode(m), tt.status, tt.code, m)
+			}
+			if resp.Header.Get("Cache-Control") != "no-store" {
+				t.Fatalf("Cache-Control = %q", resp.Header.Get("Cache-Control"))
+			}
+			if tt.validate != nil {
+				tt.validate(t, m)
+			}
+		})
+	}
+	if strings.Contains(ts.logs.String(), testPAN) {
+		t.Fatal("a card number reached the logs")
+	}
+}
+
+func TestSignatureRules(t *testing.T) {
+	ts := newTestServer(t, memoryBackends())
+	body, _ := json.Marshal(client.InspectRequest{JWE: ts.cardJWE(t, testPAN, "cs_1", time.Now()), Session: "cs_1"})
+	sign := func(url string, b []byte) string {
+		h, err := ts.gateway.Authorization(http.MethodPost, url, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	send := func(auth string, b []byte) (*http.Response, map[string]any) {
+		req := httptest.NewRequest(http.MethodPost, "/v1/inspect", bytes.NewReader(b))
+		req.Header.Set("Authorization", auth)
+		return ts.do(t, req)
+	}
+	t.Run("409/replay", func(t *testing.T) {
+		h := sign("https://ks/v1/inspect", body)
+		if resp, m := send(h, body); resp.StatusCode != 200 {
+			t.Fatalf("first use: %d %v", resp.StatusCode, m)
+		}
+		if resp, m := send(h, body); resp.StatusCode != 409 || errCode(m) != "replay" {
+			t.Fatalf("replay: %d %v", resp.StatusCode, m)
+		}
+	})
+	t.Run("401/body-hash", func(t *testing.T) {
+		h := sign("https://ks/v1/inspect", body)
+		tampered := bytes.Replace(body, []byte("cs_1"), []byte("cs_2"), 1)
+		if resp, _ := send(h, tampered); resp.StatusCode != 401 {
+			t.Fatalf("tampered body: %d", resp.StatusCode)
+		}
+	})
+	t.Run("401/htu", func(t *testing.T) {
+		if resp, _ := send(sign("https://ks/v1/rewrap", body), body); resp.StatusCode != 401 {
+			t.Fatalf("signature for another path: %d", resp.StatusCode)
+		}
+	})
+	t.Run("401/expired", func(t *testing.T) {
+		old := *ts.gateway
+		old.Now = func() time.Time { return time.Now().Add(-2 * time.Minute) }
+		h, _ := old.Authorization(http.MethodPost, "https://ks/v1/inspect", body)
+		if resp, _ := send(h, body); resp.StatusCode != 401 {
+			t.Fatalf("expired: %d", resp.StatusCode)
+		}
+	})
+	t.Run("401/revoked", func(t *testing.T) {
+		if err := ts.clients.Revoke(ts.gateway.Kid); err != nil {
+			t.Fatal(err)
+		}
+		if resp, _ := send(sign("https://ks/v1/inspect", body), body); resp.StatusCode != 401 {
+			t.Fatalf("revoked key: %d", resp.StatusCode)
+		}
+	})
+	// Every refusal leaves an audit record.
+	evs, _, _ := fileTrail(ts.auditPath).Query(context.Background(), audit.Filter{Event: audit.EventDenied})
+	if len(evs) < 4 {
+		t.Fatalf("want >= 4 denial events, got %d", len(evs))
+	}
+}
+
+func TestRevealLimit(t *testing.T) {
+	ts := newTestServer(t, memoryBackends())
+	jwe := ts.cardJWE(t, testPAN, "cs_1", time.Now())
+	for i := 0; i < 2; i++ {
+		if resp, m := ts.call(t, ts.backoffic, http.MethodPost, "/v1/reveal", client.RevealRequest{JWE: jwe, Actor: "op_9", Reason: "refund"}); resp.StatusCode != 200 {
+			t.Fatalf("reveal %d: %d %v", i, resp.StatusCode, m)
+		}
+	}
+	resp, m := ts.call(t, ts.backoffic, http.MethodPost, "/v1/reveal", client.RevealRequest{JWE: jwe, Actor: "op_9", Reason: "refund"})
+	if resp.StatusCode != 429 || errCode(m) != "rate_limited" || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("3rd reveal: %d %v retry-after %q", resp.StatusCode, m, resp.Header.Get("Retry-After"))
+	}
+	resp, m = ts.call(t, ts.backoffic, http.MethodPost, "/v1/audit/query", client.AuditQueryRequest{Event: audit.EventReveal})
+	if resp.StatusCode != 200 || m["chain_ok"] != true {
+		t.Fatalf("audit query: %d %v", resp.StatusCode, m)
+	}
+	if evs, _ := m["events"].([]any); len(evs) != 2 {
+		t.Fatalf("audit shows %d reveals, want 2", len(evs))
+	}
+}
+
+func TestSealLifecycle(t *testing.T) {
+	ts := newTestServer(t, memoryBackends())
+	ts.holder.Seal()
+	jwe := "x.y.z.w.v"
+	if resp, m := ts.call(t, ts.gateway, http.MethodPost, "/v1/inspect", client.InspectRequest{JWE: jwe, Session: "cs_1"}); resp.StatusCode != 503 || errCode(m) != "sealed" {
+		t.Fatalf("sealed inspect: %d %v", resp.StatusCode, m)
+	}
+	if resp, _ := ts.call(t, nil, http.MethodGet, "/readyz", nil); resp.StatusCode != 503 {
+		t.Fatalf("sealed readyz: %d", resp.StatusCode)
+	}
+	if resp, _ := ts.call(t, nil, http.MethodGet, "/.well-known/jwks.json", nil); resp.StatusCode != 503 {
+		t.Fatalf("sealed jwks: %d", resp.StatusCode)
+	}
+	wrong, _ := keyring.GenerateMasterKey()
+	if resp, m := ts.call(t, nil, http.MethodPost, "/v1/sys/unseal", client.UnsealRequest{Key: keyring.EncodeMasterKey(wrong)}); resp.StatusCode != 400 || errCode(m) != "unseal_failed" {
+		t.Fatalf("wrong share: %d %v", resp.StatusCode, m)
+	}
+	if resp, m := ts.call(t, nil, http.MethodPost, "/v1/sys/unseal", client.UnsealRequest{Key: keyring.EncodeMasterKey(ts.master)}); resp.StatusCode != 200 || m["sealed"] != false {
+		t.Fatalf("unseal: %d %v", resp.StatusCode, m)
+	}
+	resp, _ := ts.call(t, nil, http.MethodGet, "/readyz", nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("readyz after unseal: %d", resp.StatusCode)
+	}
+	resp, m := ts.call(t, nil, http.MethodGet, "/.well-known/jwks.json", nil)
+	keys, _ := m["keys"].([]any)
+	if resp.StatusCode != 200 || len(keys) != 1 {
+		t.Fatalf("jwks: %d %v", resp.StatusCode, m)
+	}
+	k := keys[0].(map[string]any)
+	if k["use"] != "enc" || k["alg"] != jose.AlgECDHES || k["kid"] != ts.kr.Newest().Kid || k["d"] != nil {
+		t.Fatalf("jwks key %v", k)
+	}
+}
+
+func TestErrorsAndMetrics(t *testing.T) {
+	ts := newTestServer(t, memoryBackends())
+	resp, m := ts.call(t, nil, http.MethodGet, "/nope", nil)
+	if resp.StatusCode != 404 || errCode(m) != "not_found" {
+		t.Fatalf("404: %d %v", resp.StatusCode, m)
+	}
+	// app.Test cannot carry an over-limit body, so this one goes over a socket.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = ts.srv.App().Listener(ln) }()
+	t.Cleanup(func() { _ = ts.srv.App().Shutdown() })
+	big := bytes.Repeat([]byte("a"), api.MaxBody+1)
+	hr, err := http.Post("http://"+ln.Addr().String()+"/v1/inspect", "application/json", bytes.NewReader(big))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hr.Body.Close()
+	if hr.StatusCode != 413 {
+		t.Fatalf("oversize: %d", hr.StatusCode)
+	}
+	resp, m = ts.call(t, ts.gateway, http.MethodPost, "/v1/inspect", map[string]any{"jwe": "a.b.c.d.e", "session": "cs_1", "pan": testPAN})
+	if resp.StatusCode != 400 || errCode(m) != "bad_request" {
+		t.Fatalf("unknown field: %d %v", resp.StatusCode, m)
+	}
+	jwe := ts.cardJWE(t, testPAN, "cs_1", time.Now())
+	ts.call(t, ts.gateway, http.MethodPost, "/v1/inspect", client.InspectRequest{JWE: jwe, Session: "cs_1"})
+	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	mr, err := ts.srv.App().Test(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, _ := io.ReadAll(mr.Body)
+	for _, want := range []string{`blindgate_keyservice_requests_total{method="POST",route="/v1/inspect",status="200"} 1`, `blindgate_keyservice_decrypts_total{client="gateway",op="inspect"} 1`, "blindgate_keyservice_request_seconds_bucket"} {
+		if !strings.Contains(string(text), want) {
+			t.Errorf("metrics lack %s\n%s", want, grepLines(string(text), "blindgate_keyservice_requests_total"))
+		}
+	}
+	if strings.Contains(string(text), testPAN) || strings.Contains(string(text), "555555") {
+		t.Fatal("metrics hold card digits")
+	}
+}
+
+// TestRedisBackends runs the replay cache and limiter on a real Redis, and
+// shows that with Redis down nothing is decrypted.
+func TestRedisBackends(t *testing.T) {
+	rdb := testenv.Redis(t)
+	ts := newTestServer(t, backends{replay: replay.NewRedis(rdb, "t:jti:"), limiter: ratelimit.NewRedis(rdb, "t:rl:"), redis: redisx.Pinger{C: rdb}})
+	jwe := ts.cardJWE(t, testPAN, "cs_1", time.Now())
+	body, _ := json.Marshal(client.InspectRequest{JWE: jwe, Session: "cs_1"})
+	h, _ := ts.gateway.Authorization(http.MethodPost, "https://ks/v1/inspect", body)
+	for i, want := range []int{200, 409} {
+		req := httptest.NewRequest(http.MethodPost, "/v1/inspect", bytes.NewReader(body))
+		req.Header.Set("Authorization", h)
+		if resp, m := ts.do(t, req); resp.StatusCode != want {
+			t.Fatalf("request %d: %d %v", i, resp.StatusCode, m)
+		}
+	}
+	if resp, _ := ts.call(t, nil, http.MethodGet, "/readyz", nil); resp.StatusCode != 200 {
+		t.Fatalf("readyz with redis: %d", resp.StatusCode)
+	}
+
+	dead := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	t.Cleanup(func() { _ = dead.Close() })
+	down := newTestServer(t, backends{replay: replay.NewRedis(dead, "t:jti:"), limiter: ratelimit.NewRedis(dead, "t:rl:"), redis: redisx.Pinger{C: dead}})
+	jwe = down.cardJWE(t, testPAN, "cs_1", time.Now())
+	resp, m := down.call(t, down.gateway, http.MethodPost, "/v1/inspect", client.InspectRequest{JWE: jwe, Session: "cs_1"})
+	if resp.StatusCode != 503 || errCode(m) != "unavailable" {
+		t.Fatalf("redis down inspect: %d %v", resp.StatusCode, m)
+	}
+	resp, m = down.call(t, down.backoffic, http.MethodPost, "/v1/reveal", client.RevealRequest{JWE: jwe, Actor: "op_1", Reason: "dispute"})
+	if resp.StatusCode != 503 || m["pan"] != nil {
+		t.Fatalf("redis down reveal: %d %v", resp.StatusCode, m)
+	}
+	if resp, _ := down.call(t, nil, http.MethodGet, "/readyz", nil); resp.StatusCode != 503 {
+		t.Fatalf("readyz with redis down: %d", resp.StatusCode)
+	}
+}

@@ -1,0 +1,411 @@
+package client_test
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/blindgate/blindgate/keyservice/client"
+	"github.com/blindgate/blindgate/keyservice/sigauth"
+)
+
+const testPAN = "4242424242424242"
+
+// memReplay is a minimal in-memory ReplayCache for these tests.
+type memReplay struct {
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+func (m *memReplay) Claim(_ context.Context, jti string, _ time.Time) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.seen == nil {
+		m.seen = map[string]bool{}
+	}
+	if m.seen[jti] {
+		return false, nil
+	}
+	m.seen[jti] = true
+	return true, nil
+}
+
+type fixture struct {
+	signer   *client.Signer
+	verifier *sigauth.Verifier
+}
+
+func newFixture(t *testing.T, alg string) fixture {
+	t.Helper()
+	key, err := client.GenerateKey(alg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	al := &sigauth.AllowList{}
+	if err := al.AddClient("gateway", []string{client.OpInspect, client.OpRewrap}, "gateway-1", key.Public()); err != nil {
+		t.Fatal(err)
+	}
+	return fixture{
+		signer:   &client.Signer{ClientID: "gateway", Kid: "gateway-1", Audience: "keyservice", Key: key},
+		verifier: &sigauth.Verifier{Audience: "keyservice", Clients: al, Replay: &memReplay{}},
+	}
+}
+
+func TestSignerVerifiedBySigauth(t *testing.T) {
+	for _, alg := range []string{client.AlgEdDSA, client.AlgES256} {
+		t.Run("ok/"+alg, func(t *testing.T) {
+			f := newFixture(t, alg)
+			body := []byte(`{"jwe":"x","session":"cs_1"}`)
+			auth, err := f.signer.Authorization("post", "https://ks.internal:8443/v1/inspect?ignored=1#frag", body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(auth, client.AuthScheme+" ") {
+				t.Fatalf("header %q", auth)
+			}
+			caller, err := f.verifier.Verify(context.Background(), auth, "POST", "/v1/inspect", body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if caller.ClientID != "gateway" || caller.Kid != "gateway-1" || !caller.May(client.OpInspect) || caller.May(client.OpReveal) {
+				t.Fatalf("caller %+v", caller)
+			}
+			// The same header again is a replay.
+			if _, err := f.verifier.Verify(context.Background(), auth, "POST", "/v1/inspect", body); !errors.Is(err, sigauth.ErrReplay) {
+				t.Fatalf("replay: %v", err)
+			}
+		})
+	}
+}
+
+func TestSignerClaims(t *testing.T) {
+	f := newFixture(t, "")
+	now := time.Unix(1_700_000_000, 0)
+	f.signer.Now = func() time.Time { return now }
+	seen := map[string]bool{}
+	for i := 0; i < 3; i++ {
+		auth, err := f.signer.Authorization("POST", "https://ks/v1/rewrap?a=b", []byte("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := claimsOf(t, auth)
+		if c.Iss != "gateway" || c.Aud != "keyservice" || c.Iat != now.Unix() || c.Exp != now.Unix()+30 ||
+			c.Htm != "POST" || c.Htu != "https://ks/v1/rewrap" || c.Bh != client.BodyHash([]byte("{}")) || len(c.Jti) != 22 {
+			t.Fatalf("claims %+v", c)
+		}
+		if seen[c.Jti] {
+			t.Fatal("jti reused")
+		}
+		seen[c.Jti] = true
+	}
+
+	bad := []struct {
+		name string
+		mod  func(s *client.Signer)
+		url  string
+	}{
+		{"ttl-too-long", func(s *client.Signer) { s.TTL = 61 * time.Second }, "https://ks/v1/inspect"},
+		{"ttl-too-short", func(s *client.Signer) { s.TTL = time.Millisecond }, "https://ks/v1/inspect"},
+		{"no-key", func(s *client.Signer) { s.Key = nil }, "https://ks/v1/inspect"},
+		{"no-audience", func(s *client.Signer) { s.Audience = "" }, "https://ks/v1/inspect"},
+		{"relative-url", func(s *client.Signer) {}, "/v1/inspect"},
+		{"ftp-url", func(s *client.Signer) {}, "ftp://ks/v1/inspect"},
+	}
+	for _, tc := range bad {
+		t.Run("error/"+tc.name, func(t *testing.T) {
+			s := *f.signer
+			tc.mod(&s)
+			if _, err := s.Authorization("POST", tc.url, nil); err == nil {
+				t.Fatal("no error")
+			}
+		})
+	}
+}
+
+func claimsOf(t *testing.T, auth string) client.Claims {
+	t.Helper()
+	parts := strings.Split(strings.TrimPrefix(auth, client.AuthScheme+" "), ".")
+	raw, err := base64URL(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c client.Claims
+	if err := json.Unmarshal(raw, &c); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestBodyHash(t *testing.T) {
+	// SHA-256 of the empty string, base64url without padding.
+	if got := client.BodyHash(nil); got != "47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU" {
+		t.Fatalf("BodyHash(nil) = %s", got)
+	}
+}
+
+// newServer is a key service stand-in that really verifies signatures.
+func newServer(t *testing.T, f fixture, h func(w http.ResponseWriter, r *http.Request, body []byte)) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if r.Method == http.MethodPost {
+			if _, err := f.verifier.Verify(r.Context(), r.Header.Get("Authorization"), r.Method, r.URL.Path, body); err != nil {
+				w.WriteHeader(http.StatusUnauthorized)
+				_, _ = w.Write([]byte(`{"error":{"code":"unauthenticated","message":"bad signature"}}`))
+				return
+			}
+		}
+		h(w, r, body)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestClientSuccess(t *testing.T) {
+	f := newFixture(t, "")
+	srv := newServer(t, f, func(w http.ResponseWriter, r *http.Request, body []byte) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case client.PathInspect:
+			var req client.InspectRequest
+			if err := json.Unmarshal(body, &req); err != nil || req.Session != "cs_1" {
+				w.WriteHeader(400)
+				return
+			}
+			_, _ = w.Write([]byte(`{"kid":"kek-1","brand":"visa","bin":"42424242","last4":"4242","exp_month":12,"exp_year":2030,"fingerprint":"fp_x"}`))
+		case client.PathReveal:
+			_, _ = fmt.Fprintf(w, `{"pan":%q,"exp_month":1,"exp_year":2031,"name":"A B"}`, testPAN)
+		case client.PathRewrap:
+			_, _ = w.Write([]byte(`{"jwe":"a.b.c.d.e","kid":"kek-2"}`))
+		case client.PathJWKS:
+			if r.Header.Get("Authorization") != "" {
+				w.WriteHeader(400)
+				return
+			}
+			_, _ = w.Write([]byte(`{"keys":[]}`))
+		}
+	})
+	c := client.New(srv.URL+"/", f.signer, srv.Client())
+	ctx := context.Background()
+
+	got, err := c.Inspect(ctx, client.InspectRequest{JWE: "a.b.c.d.e", Session: "cs_1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := client.InspectResponse{Kid: "kek-1", Brand: "visa", BIN: "42424242", Last4: "4242", ExpMonth: 12, ExpYear: 2030, Fingerprint: "fp_x"}
+	if got != want {
+		t.Fatalf("inspect = %+v", got)
+	}
+	rev, err := c.Reveal(ctx, client.RevealRequest{JWE: "a.b.c.d.e", Actor: "op_1", Reason: "chargeback 123"})
+	if err != nil || rev.PAN != testPAN || rev.ExpYear != 2031 {
+		t.Fatalf("reveal = %v %v", rev, err)
+	}
+	rw, err := c.Rewrap(ctx, client.RewrapRequest{JWE: "a.b.c.d.e"})
+	if err != nil || rw.Kid != "kek-2" {
+		t.Fatalf("rewrap = %v %v", rw, err)
+	}
+	jwks, err := c.JWKS(ctx)
+	if err != nil || string(jwks) != `{"keys":[]}` {
+		t.Fatalf("jwks = %s %v", jwks, err)
+	}
+}
+
+func TestClientErrors(t *testing.T) {
+	f := newFixture(t, "")
+	retryAt := time.Now().Add(90 * time.Second).UTC().Format(http.TimeFormat)
+	srv := newServer(t, f, func(w http.ResponseWriter, r *http.Request, body []byte) {
+		switch r.URL.Path {
+		case client.PathInspect:
+			w.Header().Set("Retry-After", "7")
+			w.WriteHeader(http.StatusTooManyRequests)
+			_, _ = w.Write([]byte(`{"error":{"code":"rate_limited","message":"Too many requests; retry later."}}`))
+		case client.PathRewrap:
+			w.Header().Set("Retry-After", retryAt)
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"error":{"code":"sealed","message":"The key service is sealed."}}`))
+		case client.PathReveal:
+			w.WriteHeader(http.StatusBadGateway)
+			_, _ = w.Write([]byte(`<html>proxy error</html>`))
+		}
+	})
+	c := client.New(srv.URL, f.signer, srv.Client())
+	ctx := context.Background()
+
+	_, err := c.Inspect(ctx, client.InspectRequest{JWE: "a.b.c.d.e", Session: "cs_1"})
+	var ke *client.Error
+	if !errors.As(err, &ke) || ke.Status != 429 || ke.Code != "rate_limited" || ke.RetryAfter != 7*time.Second || !ke.Temporary() {
+		t.Fatalf("429: %#v", err)
+	}
+	if strings.Contains(err.Error(), "a.b.c.d.e") || strings.Contains(err.Error(), "cs_1") {
+		t.Fatalf("error text carries request data: %q", err)
+	}
+
+	_, err = c.Rewrap(ctx, client.RewrapRequest{JWE: "a.b.c.d.e"})
+	if !errors.As(err, &ke) || ke.Code != "sealed" || ke.RetryAfter < 80*time.Second || ke.RetryAfter > 90*time.Second {
+		t.Fatalf("503: %#v", err)
+	}
+
+	_, err = c.Reveal(ctx, client.RevealRequest{JWE: "a.b.c.d.e", Actor: "op_1", Reason: "dispute"})
+	if !errors.As(err, &ke) || ke.Status != 502 || ke.Code != "http_502" || ke.Temporary() {
+		t.Fatalf("502: %#v", err)
+	}
+
+	// A signature the server rejects surfaces as its 401 code.
+	other := *f.signer
+	other.Kid = "nope-1"
+	_, err = client.New(srv.URL, &other, srv.Client()).Inspect(ctx, client.InspectRequest{JWE: "a.b.c.d.e", Session: "cs_1"})
+	if !errors.As(err, &ke) || ke.Status != 401 || ke.Code != "unauthenticated" {
+		t.Fatalf("401: %v", err)
+	}
+}
+
+func TestClientBadResponseHidesBody(t *testing.T) {
+	f := newFixture(t, "")
+	srv := newServer(t, f, func(w http.ResponseWriter, r *http.Request, body []byte) {
+		_, _ = fmt.Fprintf(w, `{"pan":%s}`, testPAN+"x") // not JSON
+	})
+	_, err := client.New(srv.URL, f.signer, srv.Client()).Reveal(context.Background(), client.RevealRequest{JWE: "a.b.c.d.e", Actor: "op_1", Reason: "dispute"})
+	if !errors.Is(err, client.ErrBadResponse) || strings.Contains(err.Error(), "4242") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestClientTransportError(t *testing.T) {
+	f := newFixture(t, "")
+	srv := httptest.NewServer(http.NotFoundHandler())
+	base := srv.URL
+	srv.Close() // nothing listens any more
+	c := client.New(base, f.signer, nil)
+	_, err := c.Inspect(context.Background(), client.InspectRequest{JWE: "a.b.c.d.e", Session: "cs_1"})
+	var ue *url.Error
+	var ke *client.Error
+	if err == nil || !errors.As(err, &ue) || errors.As(err, &ke) {
+		t.Fatalf("err = %v", err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := c.JWKS(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("canceled: %v", err)
+	}
+}
+
+func TestClientValidatesBeforeSending(t *testing.T) {
+	f := newFixture(t, "")
+	hit := false
+	srv := newServer(t, f, func(w http.ResponseWriter, r *http.Request, body []byte) { hit = true })
+	c := client.New(srv.URL, f.signer, srv.Client())
+	ctx := context.Background()
+	for name, call := range map[string]func() error{
+		"inspect/no-session": func() error { _, err := c.Inspect(ctx, client.InspectRequest{JWE: "x"}); return err },
+		"inspect/no-jwe":     func() error { _, err := c.Inspect(ctx, client.InspectRequest{Session: "cs"}); return err },
+		"reveal/short-reason": func() error {
+			_, err := c.Reveal(ctx, client.RevealRequest{JWE: "x", Actor: "a", Reason: "no"})
+			return err
+		},
+		"reveal/no-actor": func() error { _, err := c.Reveal(ctx, client.RevealRequest{JWE: "x", Reason: "because"}); return err },
+		"audit/limit":     func() error { _, err := c.AuditQuery(ctx, client.AuditQueryRequest{Limit: -1}); return err },
+		"audit/outcome":   func() error { _, err := c.AuditQuery(ctx, client.AuditQueryRequest{Outcome: "maybe"}); return err },
+	} {
+		t.Run("400/"+name, func(t *testing.T) {
+			if err := call(); !errors.Is(err, client.ErrInvalidRequest) {
+				t.Fatalf("err = %v", err)
+			}
+		})
+	}
+	if hit {
+		t.Fatal("an invalid request reached the server")
+	}
+}
+
+func TestRedaction(t *testing.T) {
+	jwe := "eyJhbGciOi.secret.iv.ct.tag"
+	values := []any{
+		client.RevealResponse{PAN: testPAN, ExpMonth: 1, ExpYear: 2030, Name: "Jane Holder"},
+		client.InspectRequest{JWE: jwe, Session: "cs"},
+		client.RevealRequest{JWE: jwe, Actor: "op", Reason: "why"},
+		client.RewrapRequest{JWE: jwe},
+		client.RewrapResponse{JWE: jwe, Kid: "k"},
+		client.UnsealRequest{Key: "c2hhcmUtc2VjcmV0"},
+	}
+	var logBuf bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&logBuf, nil))
+	for _, v := range values {
+		s := fmt.Sprintf("%v %+v %#v %s", v, v, v, v)
+		log.Info("value", "v", v)
+		for _, secret := range []string{testPAN, "secret", "Jane", "c2hhcmUtc2VjcmV0"} {
+			if strings.Contains(s, secret) || strings.Contains(logBuf.String(), secret) {
+				t.Fatalf("%T leaks %q: %s | %s", v, secret, s, logBuf.String())
+			}
+		}
+	}
+	// The wire form still carries the data.
+	b, _ := json.Marshal(client.RevealResponse{PAN: testPAN})
+	if !strings.Contains(string(b), testPAN) {
+		t.Fatal("JSON lost the PAN")
+	}
+}
+
+func TestKeyFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gateway.jwk")
+	kid, pub, err := client.GenerateKeyFile(path, "gateway")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(kid, "gateway-") {
+		t.Fatalf("kid %q", kid)
+	}
+	st, err := os.Stat(path)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v %v", st.Mode(), err)
+	}
+	kid2, key, err := client.LoadKeyFile(path)
+	if err != nil || kid2 != kid || !key.Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(pub) {
+		t.Fatalf("load: %q %v", kid2, err)
+	}
+	if _, _, err := client.GenerateKeyFile(path, "gateway"); err == nil {
+		t.Fatal("overwrote an existing key file")
+	}
+	// The loaded key signs requests the allow-list accepts.
+	al := &sigauth.AllowList{}
+	if err := al.AddClient("gateway", []string{client.OpInspect}, kid, pub); err != nil {
+		t.Fatal(err)
+	}
+	s := &client.Signer{ClientID: "gateway", Kid: kid, Audience: "ks", Key: key}
+	auth, err := s.Authorization("POST", "http://ks/v1/inspect", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := &sigauth.Verifier{Audience: "ks", Clients: al, Replay: &memReplay{}}
+	if _, err := v.Verify(context.Background(), auth, "POST", "/v1/inspect", nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestGenerateKey(t *testing.T) {
+	for _, alg := range []string{"", client.AlgEdDSA, client.AlgES256} {
+		if _, err := client.GenerateKey(alg); err != nil {
+			t.Fatalf("%q: %v", alg, err)
+		}
+	}
+	if _, err := client.GenerateKey("RS256"); err == nil {
+		t.Fatal("RS256 accepted")
+	}
+}
+
+func base64URL(s string) ([]byte, error) { return base64.RawURLEncoding.DecodeString(s) }

@@ -1,0 +1,211 @@
+// Package sigauth verifies Contract 2 signed requests to the key service:
+// "Authorization: Blindgate-Sig <compact JWS>" signed with the calling
+// client's own key, carrying iss, aud, iat, exp, jti, htm, htu and bh.
+//
+// The allow-list (AllowList) says which keys belong to which client and what
+// each client may call. The replay cache (ReplayCache, implemented in
+// keyservice/replay) remembers every jti until it could no longer be
+// accepted. Errors are sentinels, wrapped with %w; none of them quotes the
+// header, the signature or the body.
+package sigauth
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/blindgate/blindgate/internal/jose"
+	"github.com/blindgate/blindgate/keyservice/client"
+)
+
+// Sentinel errors; the HTTP layer maps them to statuses.
+var (
+	ErrMissing       = errors.New("sigauth: no Blindgate-Sig authorization") // 401
+	ErrBadSignature  = errors.New("sigauth: signature malformed or invalid") // 401
+	ErrUnknownClient = errors.New("sigauth: unknown client key")             // 401
+	ErrRevoked       = errors.New("sigauth: client key revoked")             // 401
+	ErrExpired       = errors.New("sigauth: request signature expired")      // 401
+	ErrClaims        = errors.New("sigauth: request claims invalid")         // 401
+	ErrBodyHash      = errors.New("sigauth: body hash mismatch")             // 401
+	ErrReplay        = errors.New("sigauth: request replayed")               // 409
+	ErrReplayStore   = errors.New("sigauth: replay store unavailable")       // 503
+	ErrInvalidList   = errors.New("sigauth: invalid allow-list")             // admin/config errors
+)
+
+// ReplayCache claims a jti until a time. fresh is false if it was already
+// claimed; err means the store could not answer (Verify then fails closed).
+type ReplayCache interface {
+	Claim(ctx context.Context, jti string, until time.Time) (fresh bool, err error)
+}
+
+// Defaults for Verifier.
+const (
+	DefaultSkew = 5 * time.Second
+	maxJtiLen   = 128
+	minJtiLen   = 16
+)
+
+// Verifier checks signed requests. Zero Skew means DefaultSkew, zero MaxTTL
+// (or one above client.MaxTTL) means client.MaxTTL, nil Now means time.Now.
+type Verifier struct {
+	Audience string        // this key service's id: the required aud
+	Skew     time.Duration // clock tolerance on iat and exp
+	MaxTTL   time.Duration // longest exp-iat accepted
+	Clients  *AllowList
+	Replay   ReplayCache
+	Now      func() time.Time
+}
+
+// Caller is an authenticated client.
+type Caller struct {
+	ClientID string
+	Kid      string
+	Ops      []string
+}
+
+// May reports whether the caller was granted op.
+func (c Caller) May(op string) bool { return slices.Contains(c.Ops, op) }
+
+// Verify authenticates one request. The checks run in this order: scheme;
+// JWS with a known, unrevoked kid (the algorithm forced by the key type);
+// iss is the client owning that kid; aud; iat and exp within Skew;
+// exp-iat <= MaxTTL; htm == method; the path of htu == path; bh ==
+// BodyHash(body); and last the jti claim in the replay cache, so a request
+// refused for any other reason does not burn its jti.
+//
+// On error the returned Caller may still name the client and kid the
+// request claimed (for the audit of refusals); it is then unauthenticated
+// and grants nothing (Ops is empty).
+func (v *Verifier) Verify(ctx context.Context, authorization, method, path string, body []byte) (Caller, error) {
+	scheme, token, ok := strings.Cut(authorization, " ")
+	if !ok || !strings.EqualFold(scheme, client.AuthScheme) || token == "" {
+		return Caller{}, ErrMissing
+	}
+	var entry keyEntry
+	lookup := func(kid string) (crypto.PublicKey, error) {
+		e, err := v.Clients.lookup(kid)
+		entry = e
+		if err != nil {
+			return nil, err
+		}
+		return e.pub, nil
+	}
+	kid, payload, err := jose.VerifyCompact(token, lookup)
+	claimed := Caller{ClientID: entry.client, Kid: kid}
+	if err != nil {
+		switch {
+		case errors.Is(err, ErrUnknownClient), errors.Is(err, ErrRevoked):
+			return claimed, err
+		default:
+			return claimed, fmt.Errorf("%w: %w", ErrBadSignature, err)
+		}
+	}
+
+	var c client.Claims
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil || dec.More() {
+		return claimed, fmt.Errorf("%w: payload is not the claims object", ErrClaims)
+	}
+	// A key proves only its own client: a kid of client A under iss B is
+	// someone presenting A's key as B.
+	if c.Iss != entry.client {
+		return claimed, fmt.Errorf("%w: iss does not own kid", ErrUnknownClient)
+	}
+	if v.Audience == "" || c.Aud != v.Audience {
+		return claimed, fmt.Errorf("%w: aud", ErrClaims)
+	}
+
+	skew, maxTTL := v.limits()
+	now := time.Now()
+	if v.Now != nil {
+		now = v.Now()
+	}
+	if c.Iat <= 0 || c.Exp <= c.Iat {
+		return claimed, fmt.Errorf("%w: iat/exp", ErrClaims)
+	}
+	if time.Duration(c.Exp-c.Iat)*time.Second > maxTTL {
+		return claimed, fmt.Errorf("%w: lifetime above %s", ErrClaims, maxTTL)
+	}
+	if time.Unix(c.Iat, 0).After(now.Add(skew)) {
+		return claimed, fmt.Errorf("%w: iat in the future", ErrClaims)
+	}
+	acceptUntil := time.Unix(c.Exp, 0).Add(skew)
+	if now.After(acceptUntil) {
+		return claimed, ErrExpired
+	}
+	if c.Htm != method {
+		return claimed, fmt.Errorf("%w: htm", ErrClaims)
+	}
+	if !htuMatches(c.Htu, path) {
+		return claimed, fmt.Errorf("%w: htu", ErrClaims)
+	}
+	if subtle.ConstantTimeCompare([]byte(c.Bh), []byte(client.BodyHash(body))) != 1 {
+		return claimed, ErrBodyHash
+	}
+	if !validJti(c.Jti) {
+		return claimed, fmt.Errorf("%w: jti", ErrClaims)
+	}
+
+	// Last, so that only an otherwise valid request consumes its jti. The
+	// jti is held until the request could no longer be accepted at all
+	// (exp + skew), and is scoped to the client so clients cannot collide.
+	if v.Replay == nil {
+		return claimed, fmt.Errorf("%w: no replay cache configured", ErrReplayStore)
+	}
+	fresh, err := v.Replay.Claim(ctx, c.Iss+":"+c.Jti, acceptUntil)
+	if err != nil {
+		return claimed, fmt.Errorf("%w: %w", ErrReplayStore, err)
+	}
+	if !fresh {
+		return claimed, ErrReplay
+	}
+	return Caller{ClientID: entry.client, Kid: kid, Ops: slices.Clone(entry.ops)}, nil
+}
+
+func (v *Verifier) limits() (skew, maxTTL time.Duration) {
+	skew, maxTTL = v.Skew, v.MaxTTL
+	if skew <= 0 {
+		skew = DefaultSkew
+	}
+	if maxTTL <= 0 || maxTTL > client.MaxTTL {
+		maxTTL = client.MaxTTL
+	}
+	return skew, maxTTL
+}
+
+// htuMatches compares the path of an absolute http(s) htu with the path
+// the request arrived on. Only the path is compared: scheme and host change
+// behind proxies and load balancers, while the body hash and aud pin the
+// rest. A query or fragment is refused (the signer strips them).
+func htuMatches(htu, path string) bool {
+	u, err := url.Parse(htu)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return false
+	}
+	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || u.User != nil {
+		return false
+	}
+	return u.Path == path && path != ""
+}
+
+func validJti(s string) bool {
+	if len(s) < minJtiLen || len(s) > maxJtiLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
