@@ -79,8 +79,10 @@ type fixture struct {
 	csp      []string // CSP violation reports
 }
 
-func (f *fixture) gwOrigin() string     { return f.gw.URL }
-func (f *fixture) parentOrigin() string { return strings.Replace(f.parent.URL, "127.0.0.1", "localhost", 1) }
+func (f *fixture) gwOrigin() string { return f.gw.URL }
+func (f *fixture) parentOrigin() string {
+	return strings.Replace(f.parent.URL, "127.0.0.1", "localhost", 1)
+}
 
 func (f *fixture) addSession(id string, s session) {
 	f.mu.Lock()
@@ -1034,6 +1036,11 @@ func (f *fixture) attachFrame(t *testing.T, tb *tab, prefix string) *tab {
 						t.Errorf("uncaught exception in the checkout iframe: %s", e)
 					}
 				})
+				// The first Run attaches the target and binds it to the context it
+				// gets, so it must be this long-lived one, not a derived timeout.
+				if err := chromedp.Do(ctx); err != nil {
+					t.Fatalf("attach iframe: %v", err)
+				}
 				fr.ctx = ctx
 				return fr
 			}

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net/netip"
@@ -15,7 +17,6 @@ import (
 	dockerclient "github.com/moby/moby/client"
 	"github.com/testcontainers/testcontainers-go"
 	tclog "github.com/testcontainers/testcontainers-go/log"
-	tcnetwork "github.com/testcontainers/testcontainers-go/network"
 	"github.com/testcontainers/testcontainers-go/wait"
 )
 
@@ -107,37 +108,57 @@ func containerLogs(c testcontainers.Container) []byte {
 	return b
 }
 
+// zoneNet is a Docker network made for one test.
+type zoneNet struct{ Name, ID string }
+
 // newNetwork creates a bridge network that lives until t ends. internal
-// makes it a closed zone: no route out, and (inhibit_ipv4) no address for
-// the host on it, so not even a process on the Docker host reaches its
+// makes it a closed zone: no route out and, with inhibit_ipv4, no address
+// for the host on it, so not even a process on the Docker host reaches its
 // containers. Plain --internal is not enough on Linux: the host keeps the
-// bridge's gateway address and can connect to every container by IP.
-func newNetwork(t *testing.T, role string, internal bool) *testcontainers.DockerNetwork {
+// bridge's gateway address and connects to every container by IP.
+//
+// Created with the Docker API directly: testcontainers' network.New drops
+// driver options (v0.45 copies only Driver, Internal, IPv6, Labels, IPAM).
+func newNetwork(t *testing.T, role string, internal bool) *zoneNet {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	opts := []tcnetwork.NetworkCustomizer{tcnetwork.WithLabels(labels(role))}
-	if internal {
-		opts = append(opts, tcnetwork.WithInternal(), tcnetwork.CustomizeNetworkOption(func(o *dockerclient.NetworkCreateOptions) error {
-			if o.Options == nil {
-				o.Options = map[string]string{}
-			}
-			o.Options["com.docker.network.bridge.inhibit_ipv4"] = "true"
-			return nil
-		}))
+	dc, err := testcontainers.NewDockerClientWithOpts(ctx)
+	if err != nil {
+		t.Fatalf("docker client: %v", err)
 	}
-	nw, err := tcnetwork.New(ctx, opts...)
-	// Registered before any container joins, so it is removed after them.
-	testcontainers.CleanupNetwork(t, nw)
+	defer dc.Close()
+	var rnd [6]byte
+	_, _ = rand.Read(rnd[:])
+	name := "bg-e2e-" + role + "-" + hex.EncodeToString(rnd[:])
+	opts := dockerclient.NetworkCreateOptions{Driver: "bridge", Internal: internal, Labels: labels(role)}
+	if internal {
+		opts.Options = map[string]string{"com.docker.network.bridge.inhibit_ipv4": "true"}
+	}
+	res, err := dc.NetworkCreate(ctx, name, opts)
 	if err != nil {
 		t.Fatalf("network %s: %v", role, err)
 	}
-	return nw
+	// Registered before any container joins, so it runs after their removal.
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		dc, err := testcontainers.NewDockerClientWithOpts(ctx)
+		if err != nil {
+			t.Logf("remove network %s: %v", name, err)
+			return
+		}
+		defer dc.Close()
+		if _, err := dc.NetworkRemove(ctx, res.ID, dockerclient.NetworkRemoveOptions{}); err != nil {
+			t.Logf("remove network %s: %v", name, err)
+		}
+	})
+	return &zoneNet{Name: name, ID: res.ID}
 }
 
 // onNetworks attaches a container request to nets in order, with alias on
 // each. The first network is the one the container is created on.
-func onNetworks(req *testcontainers.ContainerRequest, alias string, nets ...*testcontainers.DockerNetwork) {
+func onNetworks(req *testcontainers.ContainerRequest, alias string, nets ...*zoneNet) {
 	req.Networks = nil
 	req.NetworkAliases = map[string][]string{}
 	for _, n := range nets {

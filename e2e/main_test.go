@@ -97,7 +97,14 @@ func needImages(t *testing.T, imgs ...images.Image) map[images.Image]string {
 	var wg sync.WaitGroup
 	for _, img := range imgs {
 		e := runImages.entry(img)
-		wg.Go(func() { e.once.Do(func() { e.ref, e.built, e.err = resolveImage(img) }) })
+		wg.Go(func() {
+			e.once.Do(func() {
+				e.ref, e.built, e.err = resolveImage(img)
+				if e.err == nil && e.built > 0 {
+					t.Logf("image %s: built %s once for this run in %s", img, e.ref, e.built.Round(100*time.Millisecond))
+				}
+			})
+		})
 	}
 	wg.Wait()
 	refs := make(map[images.Image]string, len(imgs))
@@ -107,9 +114,6 @@ func needImages(t *testing.T, imgs ...images.Image) map[images.Image]string {
 			t.Fatalf("image %s: %v", img, e.err)
 		}
 		refs[img] = e.ref
-		if e.built > 0 {
-			t.Logf("image %s: %s (built once for this run in %s)", img, e.ref, e.built.Round(100*time.Millisecond))
-		}
 	}
 	return refs
 }

@@ -55,7 +55,7 @@ type zoneOptions struct {
 
 // keyZone is Redis and the key service on one network of their own.
 type keyZone struct {
-	Net        *testcontainers.DockerNetwork
+	Net        *zoneNet
 	Redis      testcontainers.Container
 	KeyService testcontainers.Container
 	// Signers sign requests as each enrolled client (TTL: the default).
@@ -201,7 +201,7 @@ func containerIPs(t *testing.T, c testcontainers.Container) []string {
 // port.
 type topology struct {
 	*keyZone
-	Public  *testcontainers.DockerNetwork
+	Public  *zoneNet
 	Gateway testcontainers.Container
 }
 
@@ -257,7 +257,7 @@ type probeResult struct {
 
 // probe GETs url from a one-shot container on nets: what a container in
 // that zone can reach.
-func probe(t *testing.T, url string, nets ...*testcontainers.DockerNetwork) probeResult {
+func probe(t *testing.T, url string, nets ...*zoneNet) probeResult {
 	t.Helper()
 	refs := needImages(t, images.Probe)
 	req := testcontainers.ContainerRequest{Image: refs[images.Probe], Cmd: []string{"-timeout", "3s", url}}

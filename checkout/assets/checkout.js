@@ -323,7 +323,8 @@
       if (!token) throw codedError("bad_response");
       succeed(token);
     } catch (err) {
-      showError(err && err.code !== undefined ? err : codedError("internal"));
+      // Only our own errors carry a string code (a DOMException's code is a number).
+      showError(err && typeof err.code === "string" ? err : codedError("internal"));
       if (sent && !done) el.number.focus();
     } finally {
       busy = false;

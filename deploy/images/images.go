@@ -158,6 +158,7 @@ func buildOne(ctx context.Context, img Image, opts Options) error {
 		return err
 	}
 	tag := opts.Tag(img)
+	previous := imageID(ctx, opts.Docker, tag)
 	cmd := exec.CommandContext(ctx, opts.Docker, "build", "--tag", tag, "--file", filepath.Join(dir, "Dockerfile"), dir)
 	var out bytes.Buffer
 	cmd.Stdout = io.MultiWriter(&out, opts.Log)
@@ -165,7 +166,27 @@ func buildOne(ctx context.Context, img Image, opts Options) error {
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("images: docker build %s: %w\n%s", tag, err, tail(out.String(), 4096))
 	}
+	// Every source change leaves the previous build behind; remove it so
+	// repeated runs (each e2e run rebuilds) do not fill the disk, but only
+	// when no tag names it any more (it may also be blindgate/x:dev).
+	// Best effort: a container may still use it.
+	if previous != "" && previous != imageID(ctx, opts.Docker, tag) && inspect(ctx, opts.Docker, previous, "{{len .RepoTags}}") == "0" {
+		_ = exec.CommandContext(ctx, opts.Docker, "image", "rm", previous).Run()
+	}
 	return nil
+}
+
+// imageID is the ID of the image tagged tag, or "" if there is none.
+func imageID(ctx context.Context, docker, tag string) string {
+	return inspect(ctx, docker, tag, "{{.Id}}")
+}
+
+func inspect(ctx context.Context, docker, ref, format string) string {
+	out, err := exec.CommandContext(ctx, docker, "image", "inspect", "--format", format, ref).Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
 }
 
 // PrepareContext fills dir (which should be empty) with the build context of

@@ -34,6 +34,17 @@ var (
 	// 429: limits.
 	RateLimited = New(http.StatusTooManyRequests, "rate_limited", "Too many requests; retry later.")
 
+	// Gateway: checkout sessions and merchant API.
+	SessionNotFound  = New(http.StatusNotFound, "session_not_found", "This checkout session does not exist.")
+	SessionExpired   = New(http.StatusGone, "session_expired", "This checkout session has expired; start again from the shop.")
+	SessionCompleted = New(http.StatusConflict, "session_completed", "This checkout session is already complete.")
+	TooManyAttempts  = New(http.StatusTooManyRequests, "too_many_attempts", "Too many attempts for this checkout session.")
+	KeyServiceDown   = New(http.StatusServiceUnavailable, "keyservice_unavailable", "Card processing is unavailable; retry later.")
+	OriginNotAllowed = New(http.StatusBadRequest, "origin_not_allowed", "An origin or return URL is not among the merchant's allowed origins.")
+	LoginRequired    = New(http.StatusUnauthorized, "login_required", "Log in to continue.")
+	CSRFFailed       = New(http.StatusForbidden, "csrf_failed", "The form is stale or was not sent by this site; reload and retry.")
+	ReauthRequired   = New(http.StatusUnauthorized, "reauth_required", "Confirm your password and code to reveal a card.")
+
 	// 5xx: our side.
 	Internal    = New(http.StatusInternalServerError, "internal", "Internal error.")
 	Sealed      = New(http.StatusServiceUnavailable, "sealed", "The key service is sealed.")

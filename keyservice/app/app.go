@@ -61,7 +61,13 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 		replays, limiter, pinger = replay.NewRedis(rdb, "bg:ks:jti:"), ratelimit.NewRedis(rdb, "bg:ks:rl:"), redisx.Pinger{C: rdb}
 	}
 	clients, err := sigauth.LoadAllowList(cfg.ClientsPath)
-	if err != nil {
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		// Nobody can call yet; `keyservice clients add` creates the file and
+		// the watcher picks it up.
+		log.Warn("no client allow-list yet: every signed request is refused until `keyservice clients add`", "clients", cfg.ClientsPath)
+		clients = &sigauth.AllowList{}
+	case err != nil:
 		return nil, fmt.Errorf("load clients: %w", err)
 	}
 	a.clients = clients

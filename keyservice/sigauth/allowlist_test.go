@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/blindgate/blindgate/internal/jose"
-	"github.com/blindgate/blindgate/keyservice/client"
 )
 
 func TestAllowListRoundTrip(t *testing.T) {
@@ -216,5 +215,4 @@ func TestZeroAllowList(t *testing.T) {
 	if _, err := LoadAllowList(path); err != nil {
 		t.Fatal(err)
 	}
-	_ = client.OpInspect
 }

@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/pquerna/otp/totp"
+
+	"github.com/blindgate/blindgate/gateway/app"
+	"github.com/blindgate/blindgate/gateway/operators"
+	"github.com/blindgate/blindgate/internal/jose"
+	"github.com/blindgate/blindgate/internal/secret"
+	"github.com/blindgate/blindgate/keyservice/client"
+)
+
+// multiFlag collects a repeated flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+func merchantsCmd(ctx context.Context, args []string, out io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("merchants: want add or list")
+	}
+	var cfg app.Config
+	fs := flag.NewFlagSet("merchants "+args[0], flag.ContinueOnError)
+	cfg.StoreFlags(fs)
+	name := fs.String("name", "", "add: merchant name")
+	var origins multiFlag
+	fs.Var(&origins, "origin", "add: an origin allowed to embed the checkout, e.g. https://shop.example (repeatable)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	st, err := app.OpenStores(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	switch args[0] {
+	case "add":
+		m, sk, err := st.Merchants.Create(ctx, *name, origins)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "merchant %s (%s) created; allowed origins: %s\n", m.ID, m.Name, strings.Join(m.AllowedOrigins, " "))
+		fmt.Fprintf(out, "secret API key (shown once; only its hash is stored):\n  %s\n", sk)
+		return nil
+	case "list":
+		ms, err := st.Merchants.List(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tNAME\tORIGINS\tCREATED")
+		for _, m := range ms {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", m.ID, m.Name, strings.Join(m.AllowedOrigins, " "), m.CreatedAt.Format(time.RFC3339))
+		}
+		return tw.Flush()
+	default:
+		return fmt.Errorf("merchants: unknown subcommand %q", args[0])
+	}
+}
+
+func operatorsCmd(ctx context.Context, args []string, out io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("operators: want add or list")
+	}
+	var cfg app.Config
+	fs := flag.NewFlagSet("operators "+args[0], flag.ContinueOnError)
+	cfg.StoreFlags(fs)
+	username := fs.String("username", "", "add: login name")
+	role := fs.String("role", "viewer", "add: viewer, revealer or admin")
+	merchant := fs.String("merchant", "", "add: merchant id the operator is scoped to; empty = platform operator (all merchants)")
+	pwRef := fs.String("password", "", "add: password reference (env:NAME or file:PATH); empty = generate and print once")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	st, err := app.OpenStores(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	switch args[0] {
+	case "add":
+		r, err := operators.ParseRole(*role)
+		if err != nil {
+			return err
+		}
+		pw, generated := "", false
+		if *pwRef != "" {
+			b, err := secret.Resolve(*pwRef)
+			if err != nil {
+				return err
+			}
+			pw = string(b)
+		} else {
+			pw, generated = operators.GeneratePassword(), true
+		}
+		op, err := st.Operators.Create(ctx, *username, r, *merchant, pw)
+		if err != nil {
+			return err
+		}
+		scope := "all merchants"
+		if op.MerchantID != "" {
+			scope = "merchant " + op.MerchantID
+		}
+		fmt.Fprintf(out, "operator %s (%s) created as %s for %s; MFA enrolment happens at first login\n", op.Username, op.ID, op.Role, scope)
+		if generated {
+			fmt.Fprintf(out, "password (shown once):\n  %s\n", pw)
+		}
+		return nil
+	case "list":
+		ops, err := st.Operators.List(ctx, *merchant)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tUSERNAME\tROLE\tMERCHANT\tMFA\tDISABLED")
+		for _, o := range ops {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%v\n", o.ID, o.Username, o.Role, o.MerchantID, o.TOTPEnabled, o.Disabled)
+		}
+		return tw.Flush()
+	default:
+		return fmt.Errorf("operators: unknown subcommand %q", args[0])
+	}
+}
+
+// keygenCmd makes a request-signing key pair: the private JWK stays with the
+// client, the public one goes to `keyservice clients add -public-key`.
+func keygenCmd(args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
+	id := fs.String("id", "gateway", "client id the key is for")
+	priv := fs.String("out", "", "private key file to create (JWK, mode 0600)")
+	pub := fs.String("public-out", "", "public key file to create (JWK)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *priv == "" || *pub == "" {
+		return errors.New("keygen: -out and -public-out are required")
+	}
+	kid, pk, err := client.GenerateKeyFile(*priv, *id)
+	if err != nil {
+		return err
+	}
+	b, err := jose.MarshalPublicJWK(pk, kid)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(*pub, b, 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "key %s: private %s, public %s\nenrol it: keyservice clients add -id %s -ops inspect,rewrap -public-key %s\n", kid, *priv, *pub, *id, *pub)
+	return nil
+}
+
+func totpCmd(args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("totp", flag.ContinueOnError)
+	ref := fs.String("secret", "", "TOTP secret reference (env:NAME or file:PATH) or the base32 secret itself (demo only)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	s := *ref
+	if strings.HasPrefix(s, "env:") || strings.HasPrefix(s, "file:") {
+		b, err := secret.Resolve(s)
+		if err != nil {
+			return err
+		}
+		s = string(b)
+	}
+	code, err := totp.GenerateCode(strings.ToUpper(strings.TrimSpace(s)), time.Now())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(out, code)
+	return nil
+}

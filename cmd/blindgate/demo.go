@@ -1,0 +1,229 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/pquerna/otp/totp"
+
+	gwapp "github.com/blindgate/blindgate/gateway/app"
+	"github.com/blindgate/blindgate/gateway/operators"
+	"github.com/blindgate/blindgate/internal/redisx"
+	ksapp "github.com/blindgate/blindgate/keyservice/app"
+	"github.com/blindgate/blindgate/keyservice/client"
+	"github.com/blindgate/blindgate/keyservice/sigauth"
+)
+
+// demoState is what the first run creates and later runs reuse. It holds
+// demo credentials in clear, which is why it lives only in the demo folder.
+type demoState struct {
+	MerchantID string         `json:"merchant_id"`
+	SecretKey  string         `json:"secret_key"`
+	Operators  []demoOperator `json:"operators"`
+}
+
+type demoOperator struct {
+	Username   string `json:"username"`
+	Password   string `json:"password"`
+	Role       string `json:"role"`
+	TOTPSecret string `json:"totp_secret"`
+}
+
+type demoConfig struct {
+	dir, ksAddr, gwAddr, shopAddr, logLevel string
+}
+
+func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var dc demoConfig
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.StringVar(&dc.dir, "dir", "blindgate-demo", "folder for the demo's keys, stores and logs")
+	fs.StringVar(&dc.ksAddr, "keyservice-addr", "127.0.0.1:8443", "key service listen address")
+	fs.StringVar(&dc.gwAddr, "gateway-addr", "127.0.0.1:8080", "gateway listen address (the page origin is http://127.0.0.1:PORT)")
+	fs.StringVar(&dc.shopAddr, "shop-addr", "127.0.0.1:8081", "demo shop listen address (served as http://localhost:PORT, another origin)")
+	fs.StringVar(&dc.logLevel, "log-level", "warn", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	d, err := startDemo(ctx, dc, stderr)
+	if err != nil {
+		return err
+	}
+	d.printWelcome(stdout)
+	return d.wait()
+}
+
+type runningDemo struct {
+	state               demoState
+	gatewayURL, shopURL string
+	ksURL               string
+	errc                chan error
+	n                   int
+}
+
+// startDemo sets up (first run) and starts the three listeners. It returns
+// once all three accept connections.
+func startDemo(ctx context.Context, dc demoConfig, stderr io.Writer) (*runningDemo, error) {
+	if err := os.MkdirAll(dc.dir, 0o700); err != nil {
+		return nil, err
+	}
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(dc.logLevel))
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	p := func(name string) string { return filepath.Join(dc.dir, name) }
+
+	if err := demoClients(p("clients.json"), p("gateway.jwk"), p("backoffice.jwk")); err != nil {
+		return nil, err
+	}
+	ksLn, err := net.Listen("tcp", dc.ksAddr)
+	if err != nil {
+		return nil, err
+	}
+	gwLn, err := net.Listen("tcp", dc.gwAddr)
+	if err != nil {
+		ksLn.Close()
+		return nil, err
+	}
+	shopLn, err := net.Listen("tcp", dc.shopAddr)
+	if err != nil {
+		ksLn.Close()
+		gwLn.Close()
+		return nil, err
+	}
+	ks, err := ksapp.New(ksapp.Config{
+		Addr: ksLn.Addr().String(), DevHTTP: true, KeyringPath: p("keyring.sealed"), Shares: 1, DevUnseal: true,
+		ClientsPath: p("clients.json"), Audience: "blindgate-keyservice", Skew: 5 * time.Second,
+		AuditPath: p("keyservice-audit.log"), Freshness: 15 * time.Minute, Redis: redisx.Config{Addrs: ksapp.RedisMemory},
+		RevealPerMinute: 5, RevealPerDay: 50, LogLevel: dc.logLevel,
+	}, log.With("service", "keyservice"))
+	if err != nil {
+		return nil, err
+	}
+	d := &runningDemo{
+		ksURL:      "http://" + ksLn.Addr().String(),
+		gatewayURL: "http://127.0.0.1:" + port(gwLn),
+		shopURL:    "http://localhost:" + port(shopLn),
+		errc:       make(chan error, 3),
+	}
+	gw, err := gwapp.New(gwapp.Config{
+		Addr: gwLn.Addr().String(), PublicURL: d.gatewayURL, Store: "bolt", BoltPath: p("gateway.db"),
+		KeyServiceURL: d.ksURL, Audience: "blindgate-keyservice",
+		CheckoutClientID: "gateway", CheckoutKeyFile: p("gateway.jwk"),
+		BackofficeClientID: "backoffice", BackofficeKeyFile: p("backoffice.jwk"),
+		AuditPath: p("gateway-audit.log"), CVCTTL: 10 * time.Minute, SubmitPerIP: 30, LogLevel: dc.logLevel,
+	}, log.With("service", "gateway"))
+	if err != nil {
+		return nil, err
+	}
+	if d.state, err = demoSetup(ctx, p("demo.json"), gw.Stores(), d.shopURL); err != nil {
+		return nil, err
+	}
+	shop := newShop(d.gatewayURL, d.state.SecretKey, log.With("service", "shop"))
+	go func() { d.errc <- ks.Serve(ctx, ksLn) }()
+	go func() { d.errc <- gw.Serve(ctx, gwLn) }()
+	go func() { d.errc <- shop.serve(ctx, shopLn) }()
+	d.n = 3
+	return d, nil
+}
+
+func (d *runningDemo) wait() error {
+	var errs []error
+	for i := 0; i < d.n; i++ {
+		if err := <-d.errc; err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (d *runningDemo) printWelcome(out io.Writer) {
+	fmt.Fprintf(out, `
+Blindgate demo is running (development mode: dev keyring, plain HTTP, bbolt store; never use it for real cards).
+
+  1. Shop (merchant page, another origin):  %s
+     Pay with a test card, e.g. 4242 4242 4242 4242, any future expiry, any CVC.
+  2. Back office:                           %s/backoffice/login
+`, d.shopURL, d.gatewayURL)
+	for _, o := range d.state.Operators {
+		fmt.Fprintf(out, "     %-9s user %-10s password %s  TOTP secret %s (code now: blindgate totp -secret %s)\n", o.Role, o.Username, o.Password, o.TOTPSecret, o.TOTPSecret)
+	}
+	fmt.Fprintf(out, `  3. Merchant API:  curl -H 'Authorization: Bearer %s' %s/v1/tokens
+  Key service (internal; signed requests only): %s   Ctrl-C stops everything.
+`, d.state.SecretKey, d.gatewayURL, d.ksURL)
+}
+
+func port(ln net.Listener) string { return fmt.Sprint(ln.Addr().(*net.TCPAddr).Port) }
+
+// demoClients enrols the gateway's two signing identities: the checkout one
+// may inspect and rewrap, the back-office one may reveal and read the audit
+// trail (separate keys, so a leak of one does not grant the other).
+func demoClients(clientsPath, gatewayKey, backofficeKey string) error {
+	if _, err := os.Stat(clientsPath); err == nil {
+		return nil
+	}
+	al := &sigauth.AllowList{}
+	for _, c := range []struct {
+		id, path string
+		ops      []string
+	}{
+		{"gateway", gatewayKey, []string{client.OpInspect, client.OpRewrap}},
+		{"backoffice", backofficeKey, []string{client.OpReveal, client.OpAudit}},
+	} {
+		_ = os.Remove(c.path)
+		kid, pub, err := client.GenerateKeyFile(c.path, c.id)
+		if err != nil {
+			return err
+		}
+		if err := al.AddClient(c.id, c.ops, kid, pub); err != nil {
+			return err
+		}
+	}
+	return al.Save(clientsPath)
+}
+
+// demoSetup creates the demo merchant and operators on the first run.
+func demoSetup(ctx context.Context, path string, st *gwapp.Stores, shopOrigin string) (demoState, error) {
+	var s demoState
+	if b, err := os.ReadFile(path); err == nil {
+		return s, json.Unmarshal(b, &s)
+	}
+	m, sk, err := st.Merchants.Create(ctx, "Demo Shop", []string{shopOrigin})
+	if err != nil {
+		return s, err
+	}
+	s.MerchantID, s.SecretKey = m.ID, sk
+	for _, o := range []struct {
+		user string
+		role operators.Role
+	}{{"admin", operators.RoleAdmin}, {"revealer", operators.RoleRevealer}, {"viewer", operators.RoleViewer}} {
+		pw := operators.GeneratePassword()
+		op, err := st.Operators.Create(ctx, o.user, o.role, "", pw)
+		if err != nil {
+			return s, err
+		}
+		secret, _, _, err := st.Operators.EnrollTOTP(ctx, op.ID)
+		if err != nil {
+			return s, err
+		}
+		// Confirm with the previous step's code so the current one is still
+		// unused when the person logs in within the next 30 seconds.
+		code, err := totp.GenerateCode(secret, time.Now().Add(-30*time.Second))
+		if err != nil {
+			return s, err
+		}
+		if err := st.Operators.ConfirmTOTP(ctx, op.ID, code); err != nil {
+			return s, err
+		}
+		s.Operators = append(s.Operators, demoOperator{Username: o.user, Password: pw, Role: string(o.role), TOTPSecret: secret})
+	}
+	b, _ := json.MarshalIndent(s, "", "  ")
+	return s, os.WriteFile(path, b, 0o600)
+}

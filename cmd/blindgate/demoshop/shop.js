@@ -1,0 +1,30 @@
+// The demo merchant's page script: asks its own server for a checkout
+// session, mounts Blindgate's hosted form, and shows the masked card that its
+// server fetched with the token.
+(function () {
+  "use strict";
+  var pay = document.getElementById("pay");
+  var errorBox = document.getElementById("error");
+
+  function fail(msg) { errorBox.textContent = msg; pay.disabled = false; }
+
+  pay.addEventListener("click", function () {
+    pay.disabled = true;
+    errorBox.textContent = "";
+    fetch("/api/session", { method: "POST" })
+      .then(function (r) { if (!r.ok) { throw new Error("could not start checkout"); } return r.json(); })
+      .then(function (s) { return window.Blindgate.mount("#checkout", { session: s.id }); })
+      .then(function (token) {
+        document.getElementById("token").textContent = token;
+        return fetch("/api/token/" + encodeURIComponent(token)).then(function (r) { return r.json(); });
+      })
+      .then(function (card) {
+        var exp = String(card.exp_month).padStart(2, "0") + "/" + card.exp_year;
+        document.getElementById("masked").textContent =
+          card.brand + " " + card.bin + "…" + card.last4 + " exp " + exp + " (fingerprint " + card.fingerprint.slice(0, 12) + "…)";
+        document.getElementById("result").hidden = false;
+        document.getElementById("checkout").textContent = "";
+      })
+      .catch(function (e) { fail(String(e && e.message || e)); });
+  });
+})();

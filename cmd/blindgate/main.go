@@ -1,0 +1,67 @@
+// Command blindgate is the all-in-one and admin tool: `blindgate demo` runs
+// the whole product on one machine (key service, gateway and a demo shop on
+// separate listeners, no Redis, no Docker); the other commands administer a
+// gateway's merchants and back-office operators.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `usage: blindgate <command> [flags]
+
+commands:
+  demo                 run key service + gateway + demo shop locally (bbolt, no Redis)
+  merchants add|list   manage merchants (prints a secret API key once)
+  operators add|list   manage back-office operators (prints a password once)
+  keygen               make a request-signing key pair for a key-service client
+  totp                 print the current TOTP code for a secret (demo helper)
+  bench                load-test running services (see BENCHMARKS.md)
+Run "blindgate <command> -h" for its flags.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "blindgate:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return flag.ErrHelp
+	}
+	switch args[0] {
+	case "demo":
+		return demo(ctx, args[1:], stdout, stderr)
+	case "merchants":
+		return merchantsCmd(ctx, args[1:], stdout)
+	case "operators":
+		return operatorsCmd(ctx, args[1:], stdout)
+	case "keygen":
+		return keygenCmd(args[1:], stdout)
+	case "totp":
+		return totpCmd(args[1:], stdout)
+	case "bench":
+		return benchCmd(ctx, args[1:], stdout, stderr)
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown command %q", args[0])
+	}
+}

@@ -1,0 +1,269 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/blindgate/blindgate/internal/jose"
+	"github.com/blindgate/blindgate/internal/redisx"
+	"github.com/blindgate/blindgate/keyservice/client"
+)
+
+func runCmd(t *testing.T, stdin string, args ...string) (string, error) {
+	t.Helper()
+	old := os.Stdin
+	r, w, _ := os.Pipe()
+	_, _ = w.WriteString(stdin)
+	w.Close()
+	os.Stdin = r
+	defer func() { os.Stdin = old }()
+	var out, errb bytes.Buffer
+	err := run(context.Background(), args, &out, &errb)
+	return out.String() + errb.String(), err
+}
+
+var keyLine = regexp.MustCompile(`(?m)^\s+(?:share \d+: )?([A-Za-z0-9_\-+/=]{40,})$`)
+
+func TestKeysLifecycle(t *testing.T) {
+	dir := t.TempDir()
+	kr := filepath.Join(dir, "keyring.sealed")
+	out, err := runCmd(t, "", "keys", "init", "-keyring", kr, "-shares", "2")
+	if err != nil {
+		t.Fatalf("init: %v\n%s", err, out)
+	}
+	shares := keyLine.FindAllStringSubmatch(out, -1)
+	if len(shares) != 2 {
+		t.Fatalf("want 2 shares printed, got %d:\n%s", len(shares), out)
+	}
+	both := shares[0][1] + "\n" + shares[1][1] + "\n"
+	if _, err := runCmd(t, "", "keys", "init", "-keyring", kr); err == nil {
+		t.Fatal("init over an existing keyring must refuse")
+	}
+	if out, err := runCmd(t, shares[0][1]+"\n", "keys", "list", "-keyring", kr); err == nil {
+		t.Fatalf("one share of two opened the keyring:\n%s", out)
+	}
+	out, err = runCmd(t, both, "keys", "rotate", "-keyring", kr, "-alg", "RSA-OAEP-256/3072")
+	if err != nil || strings.Count(out, "kek") < 2 && strings.Count(out, "\n") < 3 {
+		t.Fatalf("rotate: %v\n%s", err, out)
+	}
+	out, err = runCmd(t, both, "keys", "list", "-keyring", kr)
+	if err != nil || !strings.Contains(out, "active") || !strings.Contains(out, "decrypt") {
+		t.Fatalf("list after rotate: %v\n%s", err, out)
+	}
+	var oldKid string
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) >= 3 && f[2] == "decrypt" {
+			oldKid = f[0]
+		}
+	}
+	out, err = runCmd(t, both, "keys", "retire", "-keyring", kr, "-kid", oldKid)
+	if err != nil || !strings.Contains(out, "retired") {
+		t.Fatalf("retire: %v\n%s", err, out)
+	}
+}
+
+func TestAuditVerifyCatchesTampering(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "audit.log")
+	a, err := newApp(devConfig(t, dir), discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The app's own startup and a few unseal attempts give the log some lines.
+	for i := 0; i < 3; i++ {
+		body := strings.NewReader(`{"key":"` + strings.Repeat("A", 43) + `="}`)
+		req, _ := http.NewRequest(http.MethodPost, "/v1/sys/unseal", body)
+		if _, err := a.Server().App().Test(req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = a.Serve(ctx, mustListen(t))
+	if out, err := runCmd(t, "", "audit", "verify", "-audit-log", path); err != nil {
+		t.Fatalf("clean log: %v\n%s", err, out)
+	}
+	b, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) < 3 {
+		t.Fatalf("only %d audit lines", len(lines))
+	}
+	tamper := map[string][]string{
+		"edited":    append([]string{strings.Replace(lines[0], `"outcome":"`, `"outcome":"x`, 1)}, lines[1:]...),
+		"deleted":   append([]string{lines[0]}, lines[2:]...),
+		"reordered": append([]string{lines[1], lines[0]}, lines[2:]...),
+	}
+	for name, ls := range tamper {
+		t.Run(name, func(t *testing.T) {
+			p := filepath.Join(dir, name+".log")
+			_ = os.WriteFile(p, []byte(strings.Join(ls, "\n")+"\n"), 0o600)
+			if out, err := runCmd(t, "", "audit", "verify", "-audit-log", p); err == nil || !strings.Contains(err.Error(), "BROKEN") {
+				t.Fatalf("%s log passed verification: %v %s", name, err, out)
+			}
+		})
+	}
+}
+
+func devConfig(t *testing.T, dir string) appConfig {
+	t.Helper()
+	return appConfig{
+		Addr: "127.0.0.1:0", DevHTTP: true, KeyringPath: filepath.Join(dir, "keyring.sealed"), Shares: 1,
+		DevUnseal: true, ClientsPath: filepath.Join(dir, "clients.json"), Audience: "blindgate-keyservice",
+		Skew: 5 * time.Second, AuditPath: filepath.Join(dir, "audit.log"), Freshness: 15 * time.Minute,
+		RevealPerMinute: 5, RevealPerDay: 50, LogLevel: "error", Redis: redisx.Config{Addrs: "memory"},
+	}
+}
+
+func mustListen(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+// TestServeTLSWithClientCert runs the real binary path: TLS with a required
+// client certificate, a client enrolled by `clients add`, and an inspect
+// signed by that client over the wire.
+func TestServeTLSWithClientCert(t *testing.T) {
+	dir := t.TempDir()
+	caCert, caKey := makeCA(t)
+	srvCert := issue(t, caCert, caKey, "127.0.0.1", false)
+	cliCert := issue(t, caCert, caKey, "gateway", true)
+	writePEM(t, filepath.Join(dir, "ca.pem"), "CERTIFICATE", caCert.Raw)
+	writeCert(t, dir, "server", srvCert)
+
+	out, err := runCmd(t, "", "clients", "add", "-clients", filepath.Join(dir, "clients.json"), "-id", "gateway", "-ops", "inspect,rewrap", "-private-key-out", filepath.Join(dir, "gateway.jwk"))
+	if err != nil {
+		t.Fatalf("clients add: %v\n%s", err, out)
+	}
+	cfg := devConfig(t, dir)
+	cfg.DevHTTP = false
+	cfg.TLSCert, cfg.TLSKey, cfg.ClientCA = filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key"), filepath.Join(dir, "ca.pem")
+	a, err := newApp(cfg, discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := a.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Serve(ctx, ln) }()
+	t.Cleanup(func() { cancel(); <-done })
+	base := "https://" + ln.Addr().String()
+
+	pool := x509.NewCertPool()
+	pool.AddCert(caCert)
+	noCert := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	if _, err := noCert.Get(base + "/healthz"); err == nil {
+		t.Fatal("a client without a certificate was let in")
+	}
+	withCert := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cliCert}}}}
+
+	kid, key, err := client.LoadKeyFile(filepath.Join(dir, "gateway.jwk"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := client.New(base, &client.Signer{ClientID: "gateway", Kid: kid, Audience: "blindgate-keyservice", Key: key}, withCert)
+	jwks, err := c.JWKS(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubs, err := jose.ParseJWKS(jwks)
+	if err != nil || len(pubs) != 1 {
+		t.Fatalf("jwks: %v %d", err, len(pubs))
+	}
+	pt := fmt.Sprintf(`{"pan":"378282246310005","exp_month":3,"exp_year":2032,"name":"","iat":%d}`, time.Now().Unix())
+	jwe, err := jose.Encrypt([]byte(pt), pubs[0].Key, pubs[0].Kid, map[string]string{jose.HeaderSessionID: "cs_t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := c.Inspect(context.Background(), client.InspectRequest{JWE: string(jwe), Session: "cs_t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Brand != "amex" || m.BIN != "378282" || m.Last4 != "0005" {
+		t.Fatalf("inspect over TLS: %+v", m)
+	}
+	_, err = c.Reveal(context.Background(), client.RevealRequest{JWE: string(jwe), Actor: "op_1", Reason: "not allowed"})
+	var ce *client.Error
+	if !asErr(err, &ce) || ce.Status != 403 {
+		t.Fatalf("gateway reveal: %v", err)
+	}
+}
+
+func asErr(err error, target **client.Error) bool {
+	e, ok := err.(*client.Error)
+	if !ok {
+		return false
+	}
+	*target = e
+	return true
+}
+
+func discard() *slog.Logger { return newLogger(io.Discard, "error") }
+
+func makeCA(t *testing.T) (*x509.Certificate, *ecdsa.PrivateKey) {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test ca"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := x509.ParseCertificate(der)
+	return c, key
+}
+
+func issue(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey, name string, clientAuth bool) tls.Certificate {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	if clientAuth {
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	} else {
+		tmpl.IPAddresses = []net.IP{net.ParseIP(name)}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(der)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
+}
+
+func writeCert(t *testing.T, dir, name string, c tls.Certificate) {
+	t.Helper()
+	writePEM(t, filepath.Join(dir, name+".crt"), "CERTIFICATE", c.Certificate[0])
+	der, _ := x509.MarshalECPrivateKey(c.PrivateKey.(*ecdsa.PrivateKey))
+	writePEM(t, filepath.Join(dir, name+".key"), "EC PRIVATE KEY", der)
+}
+
+func writePEM(t *testing.T, path, typ string, der []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,179 @@
+package images
+
+import (
+	"bufio"
+	"context"
+	"debug/elf"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/blindgate/blindgate/internal/testenv"
+)
+
+func TestParseLDD(t *testing.T) {
+	debianRedis := `	linux-vdso.so.1 (0x00007ffd4b5f2000)
+	libssl.so.3 => /lib/x86_64-linux-gnu/libssl.so.3 (0x00007fd9cc287000)
+	libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007fd9cc0a5000)
+	/lib64/ld-linux-x86-64.so.2 (0x00007fd9cca90000)
+	libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007fd9cc0a5000)
+`
+	tests := []struct {
+		name    string
+		in      string
+		want    []string
+		wantErr bool
+	}{
+		{name: "ok/loader-kept-vdso-dropped-deduplicated", in: debianRedis, want: []string{
+			"/lib/x86_64-linux-gnu/libssl.so.3", "/lib/x86_64-linux-gnu/libc.so.6", "/lib64/ld-linux-x86-64.so.2",
+		}},
+		{name: "error/library-not-found", in: "\tlibfoo.so.1 => not found\n\t/lib64/ld-linux-x86-64.so.2 (0x1)\n", wantErr: true},
+		{name: "error/nothing-listed", in: "\tstatically linked\n", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseLDD([]byte(tt.in))
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestPrepareContext(t *testing.T) {
+	t.Run("error/unknown-image", func(t *testing.T) {
+		err := PrepareContext(context.Background(), t.TempDir(), Image("nginx"), Options{})
+		if !errors.Is(err, ErrUnknownImage) {
+			t.Fatalf("err = %v, want ErrUnknownImage", err)
+		}
+	})
+
+	t.Run("ok/static-go-binary", func(t *testing.T) {
+		dir := prepare(t, Probe, Options{})
+		bin := filepath.Join(dir, "rootfs/usr/local/bin/probe")
+		f, err := elf.Open(bin)
+		if err != nil {
+			t.Fatalf("binary: %v", err)
+		}
+		defer f.Close()
+		// A scratch image has no loader and no libc: the binary must need neither.
+		for _, p := range f.Progs {
+			if p.Type == elf.PT_INTERP {
+				t.Error("binary has an ELF interpreter: not static (CGO_ENABLED=0 lost?)")
+			}
+		}
+		if libs, _ := f.ImportedLibraries(); len(libs) > 0 {
+			t.Errorf("binary needs shared libraries %v", libs)
+		}
+		checkBase(t, dir)
+	})
+
+	t.Run("ok/redis-with-its-libraries", func(t *testing.T) {
+		if _, err := exec.LookPath("redis-server"); err != nil {
+			testenv.Missing(t, "no redis-server binary to copy: %v", err)
+		}
+		if _, err := exec.LookPath("ldd"); err != nil {
+			testenv.Missing(t, "no ldd: %v", err)
+		}
+		dir := prepare(t, Redis, Options{})
+		out, err := exec.Command("ldd", filepath.Join(dir, "rootfs/usr/bin/redis-server")).Output()
+		if err != nil {
+			t.Fatalf("ldd of the copied binary: %v", err)
+		}
+		libs, err := ParseLDD(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, lib := range libs {
+			fi, err := os.Lstat(filepath.Join(dir, "rootfs", lib))
+			if err != nil {
+				t.Errorf("library %s not in the context: %v", lib, err)
+				continue
+			}
+			// COPY keeps symlinks as links, which would dangle in the image.
+			if !fi.Mode().IsRegular() {
+				t.Errorf("library %s is %v, want a regular file", lib, fi.Mode())
+			}
+		}
+		checkBase(t, dir)
+	})
+}
+
+func prepare(t *testing.T, img Image, opts Options) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	if err := PrepareContext(ctx, dir, img, opts); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// checkBase checks what every context holds besides its program.
+func checkBase(t *testing.T, dir string) {
+	t.Helper()
+	passwd, err := os.ReadFile(filepath.Join(dir, "rootfs/etc/passwd"))
+	if err != nil || !strings.Contains(string(passwd), ":65532:65532:") {
+		t.Errorf("passwd: %q %v", passwd, err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, "rootfs/tmp"))
+	if err != nil || fi.Mode().Perm() != 0o777 || fi.Mode()&os.ModeSticky == 0 {
+		t.Errorf("/tmp: %v %v, want drwxrwxrwt", fi.Mode(), err)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "data")); err != nil || !fi.IsDir() {
+		t.Errorf("data/: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "Dockerfile")); err != nil {
+		t.Errorf("Dockerfile: %v", err)
+	}
+}
+
+// TestDockerfiles pins what every image promises: an empty base, an
+// unprivileged user, and no EXPOSE (testcontainers and `docker run -P`
+// publish every EXPOSEd port on the host; the key service must have none).
+func TestDockerfiles(t *testing.T) {
+	root, err := ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, img := range All() {
+		t.Run(string(img), func(t *testing.T) {
+			f, err := os.Open(filepath.Join(root, "deploy", string(img)+".Dockerfile"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			var from, user []string
+			sc := bufio.NewScanner(f)
+			for sc.Scan() {
+				fields := strings.Fields(sc.Text())
+				if len(fields) == 0 || strings.HasPrefix(fields[0], "#") {
+					continue
+				}
+				switch strings.ToUpper(fields[0]) {
+				case "FROM":
+					from = append(from, strings.Join(fields[1:], " "))
+				case "USER":
+					user = append(user, strings.Join(fields[1:], " "))
+				case "EXPOSE", "RUN":
+					t.Errorf("%s instruction: %s", fields[0], sc.Text())
+				}
+			}
+			if !slices.Equal(from, []string{"scratch"}) {
+				t.Errorf("FROM %q, want only scratch (nothing can be pulled)", from)
+			}
+			if !slices.Equal(user, []string{"65532:65532"}) {
+				t.Errorf("USER %q, want 65532:65532", user)
+			}
+		})
+	}
+}

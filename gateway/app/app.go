@@ -1,0 +1,276 @@
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/blindgate/blindgate/checkout"
+	"github.com/blindgate/blindgate/gateway/ingest"
+	"github.com/blindgate/blindgate/gateway/kek"
+	"github.com/blindgate/blindgate/gateway/merchants"
+	"github.com/blindgate/blindgate/gateway/operators"
+	"github.com/blindgate/blindgate/gateway/sessions"
+	"github.com/blindgate/blindgate/gateway/tokens"
+	"github.com/blindgate/blindgate/gateway/web"
+	"github.com/blindgate/blindgate/gateway/websession"
+	"github.com/blindgate/blindgate/internal/audit"
+	"github.com/blindgate/blindgate/internal/ratelimit"
+	"github.com/blindgate/blindgate/internal/redisx"
+	"github.com/blindgate/blindgate/keyservice/client"
+	"github.com/blindgate/blindgate/templates"
+)
+
+// Stores are the gateway's persistent state, on Redis or one bbolt file.
+type Stores struct {
+	Merchants   merchants.Store
+	Sessions    sessions.Store
+	Tokens      tokens.Store
+	Operators   *operators.Service
+	WebSessions websession.Store
+	Limiter     ratelimit.Limiter
+	Redis       redis.UniversalClient // nil with bolt
+	closers     []func() error
+	sweepers    []func(ctx context.Context)
+}
+
+// Close releases the stores.
+func (s *Stores) Close() error {
+	var errs []error
+	for _, c := range s.closers {
+		errs = append(errs, c())
+	}
+	return errors.Join(errs...)
+}
+
+// OpenStores opens the configured backend. With bolt, rate limits live in
+// process memory: one gateway instance only.
+func OpenStores(cfg Config, log *slog.Logger) (*Stores, error) {
+	if err := cfg.ValidateStore(); err != nil {
+		return nil, err
+	}
+	st := &Stores{}
+	wcfg := websession.Config{}
+	switch cfg.Store {
+	case "redis":
+		rdb, err := redisx.New(cfg.Redis)
+		if err != nil {
+			return nil, err
+		}
+		st.Redis = rdb
+		st.closers = append(st.closers, rdb.Close)
+		st.Merchants = merchants.NewRedis(rdb, "bg")
+		st.Sessions = sessions.NewRedis(rdb, "bg")
+		st.Tokens = tokens.NewRedis(rdb, "bg")
+		st.Limiter = ratelimit.NewRedis(rdb, "bg:gw:rl:")
+		ws, err := websession.NewRedis(rdb, "bg", wcfg)
+		if err != nil {
+			return nil, err
+		}
+		st.WebSessions = ws
+		if st.Operators, err = operators.NewService(operators.NewRedis(rdb, "bg"), operators.Config{Revoker: ws, Logger: log}); err != nil {
+			return nil, err
+		}
+	case "bolt":
+		db, err := bolt.Open(cfg.BoltPath, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+		if err != nil {
+			return nil, fmt.Errorf("open %s: %w", cfg.BoltPath, err)
+		}
+		st.closers = append(st.closers, db.Close)
+		if st.Merchants, err = merchants.NewBolt(db); err != nil {
+			return nil, err
+		}
+		ss, err := sessions.NewBolt(db)
+		if err != nil {
+			return nil, err
+		}
+		ts, err := tokens.NewBolt(db)
+		if err != nil {
+			return nil, err
+		}
+		st.Sessions, st.Tokens = ss, ts
+		// bbolt does not expire keys; sweepers drop expired CVCs and sessions.
+		st.sweepers = append(st.sweepers, func(ctx context.Context) { ss.RunSweeper(ctx, time.Minute) }, func(ctx context.Context) { ts.RunSweeper(ctx, time.Minute) })
+		ws, err := websession.NewBolt(db, wcfg)
+		if err != nil {
+			return nil, err
+		}
+		st.WebSessions = ws
+		ob, err := operators.NewBolt(db)
+		if err != nil {
+			return nil, err
+		}
+		if st.Operators, err = operators.NewService(ob, operators.Config{Revoker: ws, Logger: log}); err != nil {
+			return nil, err
+		}
+		st.Limiter = ratelimit.NewMemory()
+	}
+	return st, nil
+}
+
+// App is a configured gateway, ready to Run.
+type App struct {
+	cfg    Config
+	log    *slog.Logger
+	stores *Stores
+	audit  *audit.Log
+	server *web.Server
+}
+
+// New builds the gateway.
+func New(cfg Config, log *slog.Logger) (*App, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	stores, err := OpenStores(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	a := &App{cfg: cfg, log: log, stores: stores}
+	if err := a.build(); err != nil {
+		_ = stores.Close()
+		if a.audit != nil {
+			_ = a.audit.Close()
+		}
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *App) build() error {
+	cfg := a.cfg
+	hc, err := keyServiceHTTP(cfg)
+	if err != nil {
+		return err
+	}
+	kid, key, err := client.LoadKeyFile(cfg.CheckoutKeyFile)
+	if err != nil {
+		return fmt.Errorf("checkout signing key: %w", err)
+	}
+	checkoutClient := client.New(cfg.KeyServiceURL, &client.Signer{ClientID: cfg.CheckoutClientID, Kid: kid, Audience: cfg.Audience, Key: key}, hc)
+	var backoffice web.KeyService
+	if cfg.BackofficeKeyFile != "" {
+		bkid, bkey, err := client.LoadKeyFile(cfg.BackofficeKeyFile)
+		if err != nil {
+			return fmt.Errorf("back-office signing key: %w", err)
+		}
+		backoffice = client.New(cfg.KeyServiceURL, &client.Signer{ClientID: cfg.BackofficeClientID, Kid: bkid, Audience: cfg.Audience, Key: bkey}, hc)
+	} else {
+		a.log.Warn("no back-office signing key: reveal and the audit view are disabled")
+	}
+	if a.audit, err = audit.Open(cfg.AuditPath, audit.Options{Logger: a.log}); err != nil {
+		return fmt.Errorf("gateway audit log: %w", err)
+	}
+	assets, err := checkout.NewAssets()
+	if err != nil {
+		return err
+	}
+	pages, err := templates.Parse()
+	if err != nil {
+		return err
+	}
+	limits := ingest.DefaultLimits()
+	limits.PerIP.Rate, limits.PerIP.Burst = cfg.SubmitPerIP, max(1, cfg.SubmitPerIP/2)
+	a.server = web.New(web.Deps{
+		Merchants: a.stores.Merchants, Sessions: a.stores.Sessions, Tokens: a.stores.Tokens,
+		Ingest:      ingest.New(a.stores.Sessions, a.stores.Tokens, checkoutClient, a.stores.Limiter, limits, cfg.CVCTTL),
+		Keys:        kek.New(checkoutClient, 30*time.Second, time.Hour),
+		KeyService:  backoffice,
+		Operators:   a.stores.Operators,
+		WebSessions: a.stores.WebSessions,
+		Limiter:     a.stores.Limiter,
+		Audit:       a.audit,
+		Assets:      assets,
+		Pages:       pages,
+		Log:         a.log,
+		Config:      web.Config{PublicURL: cfg.PublicURL, TLS: cfg.TLS(), ProxyHeader: cfg.ProxyHeader},
+	})
+	return nil
+}
+
+// keyServiceHTTP builds the HTTP client to the key service: TLS verified
+// against the configured CA, an optional client certificate, and a pool big
+// enough that keep-alive connections are reused under load.
+func keyServiceHTTP(cfg Config) (*http.Client, error) {
+	hc := client.HTTPClient(cfg.KeyServiceInsecure)
+	tr := hc.Transport.(*http.Transport)
+	tr.MaxIdleConns, tr.MaxIdleConnsPerHost = 256, 256
+	if cfg.KeyServiceCA != "" {
+		pem, err := os.ReadFile(cfg.KeyServiceCA)
+		if err != nil {
+			return nil, fmt.Errorf("keyservice ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, errors.New("keyservice ca: no certificate")
+		}
+		tr.TLSClientConfig.RootCAs = pool
+	}
+	if cfg.KeyServiceCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.KeyServiceCert, cfg.KeyServiceKey)
+		if err != nil {
+			return nil, fmt.Errorf("keyservice client certificate: %w", err)
+		}
+		tr.TLSClientConfig.Certificates = []tls.Certificate{cert}
+	}
+	return hc, nil
+}
+
+// Stores exposes the stores (demo setup, tests).
+func (a *App) Stores() *Stores { return a.stores }
+
+// Server exposes the HTTP server for tests.
+func (a *App) Server() *web.Server { return a.server }
+
+// Run listens on the configured address and serves until ctx is done.
+func (a *App) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", a.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", a.cfg.Addr, err)
+	}
+	if a.cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(a.cfg.TLSCert, a.cfg.TLSKey)
+		if err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("tls: %w", err)
+		}
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	}
+	return a.Serve(ctx, ln)
+}
+
+// Serve serves on ln until ctx is done, then drains.
+func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	for _, sw := range a.stores.sweepers {
+		go sw(sctx)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- a.server.App().Listener(ln) }()
+	a.log.Info("gateway listening", "addr", ln.Addr().String(), "public_url", a.cfg.PublicURL, "store", a.cfg.Store)
+	var err error
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+		a.log.Info("shutting down")
+		err = a.server.App().ShutdownWithTimeout(15 * time.Second)
+	}
+	if cerr := a.audit.Close(); cerr != nil {
+		a.log.Error("close audit log", "err", cerr)
+	}
+	if cerr := a.stores.Close(); cerr != nil {
+		a.log.Error("close stores", "err", cerr)
+	}
+	return err
+}

@@ -1,0 +1,90 @@
+// Package kek caches the key service's public key-encryption keys (the JWKS)
+// for the checkout page. Public keys are not secret, so a cached set may be
+// served for a while when the key service is briefly unreachable: shoppers
+// can keep encrypting, and their ciphertexts wait for inspect.
+package kek
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// ErrNoKeys is returned when no usable set was ever fetched or it is too old.
+var ErrNoKeys = errors.New("kek: no public key set available")
+
+// Fetcher returns the raw JWKS.
+type Fetcher interface {
+	JWKS(ctx context.Context) ([]byte, error)
+}
+
+// Cache serves a JWKS fetched at most every Fresh, and keeps serving the last
+// good one for up to Stale when a refresh fails.
+type Cache struct {
+	src   Fetcher
+	fresh time.Duration
+	stale time.Duration
+	now   func() time.Time
+
+	mu      sync.Mutex
+	body    []byte
+	fetched time.Time
+}
+
+// New returns a Cache. fresh bounds how quickly a rotation reaches pages;
+// stale bounds how long an outage is papered over.
+func New(src Fetcher, fresh, stale time.Duration) *Cache {
+	return &Cache{src: src, fresh: fresh, stale: stale, now: time.Now}
+}
+
+// JWKS returns the cached set, refreshing it when due.
+func (c *Cache) JWKS(ctx context.Context) ([]byte, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	if c.body != nil && now.Sub(c.fetched) < c.fresh {
+		return c.body, nil
+	}
+	b, err := c.src.JWKS(ctx)
+	if err == nil {
+		err = check(b)
+	}
+	if err != nil {
+		if c.body != nil && now.Sub(c.fetched) < c.stale {
+			return c.body, nil
+		}
+		return nil, fmt.Errorf("%w: %w", ErrNoKeys, err)
+	}
+	c.body, c.fetched = b, now
+	return b, nil
+}
+
+// Invalidate forgets the cached set (after the page reports an unknown kid).
+func (c *Cache) Invalidate() {
+	c.mu.Lock()
+	c.body = nil
+	c.mu.Unlock()
+}
+
+// check makes sure the set is a JWKS with at least one encryption key; the
+// page would otherwise fail with a less helpful error.
+func check(b []byte) error {
+	var set struct {
+		Keys []struct {
+			Use string `json:"use"`
+			Kid string `json:"kid"`
+		} `json:"keys"`
+	}
+	if err := json.Unmarshal(b, &set); err != nil {
+		return fmt.Errorf("kek: not a JWKS: %w", err)
+	}
+	for _, k := range set.Keys {
+		if k.Use == "enc" && k.Kid != "" {
+			return nil
+		}
+	}
+	return errors.New("kek: JWKS has no encryption key")
+}

@@ -1,0 +1,72 @@
+package web
+
+import (
+	"crypto/sha512"
+	"embed"
+	"encoding/base64"
+	"path"
+	"sync"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/blindgate/blindgate/internal/apierr"
+)
+
+// The back office's stylesheet and script live here rather than in
+// checkout/assets: checkout.Assets is the payment page's asset set, and its
+// script inventory (PCI DSS 6.4.3) must list exactly the scripts a shopper's
+// browser runs. The operator pages' script has no place in it.
+//
+//go:embed backoffice_assets/*
+var boFS embed.FS
+
+const (
+	boStyle  = "backoffice.css"
+	boScript = "backoffice.js"
+)
+
+type boStyleRef struct{ Href, Integrity string }
+type boScriptRef struct{ Src, Integrity string }
+
+type boAsset struct {
+	data        []byte
+	contentType string
+	integrity   string
+}
+
+type boAssets map[string]boAsset
+
+func (a boAssets) sri(name string) string { return a[name].integrity }
+
+// boAssetSet reads and hashes the embedded files once; the result is never
+// modified afterwards.
+var boAssetSet = sync.OnceValue(func() boAssets {
+	out := boAssets{}
+	for _, name := range []string{boStyle, boScript} {
+		data, err := boFS.ReadFile("backoffice_assets/" + name)
+		if err != nil {
+			panic("backoffice: embedded asset missing: " + name) // a build defect, caught by every test
+		}
+		sum := sha512.Sum384(data)
+		ct := "text/css; charset=utf-8"
+		if path.Ext(name) == ".js" {
+			ct = "text/javascript; charset=utf-8"
+		}
+		out[name] = boAsset{data: data, contentType: ct, integrity: "sha384-" + base64.StdEncoding.EncodeToString(sum[:])}
+	}
+	return out
+})
+
+// serveBoAsset serves the back office's CSS and JS. They are public (the login
+// page needs them) and immutable for a build; the SRI hash in the page pins
+// the exact bytes.
+func (s *Server) serveBoAsset(c *fiber.Ctx) error {
+	a, ok := boAssetSet()[c.Params("name")]
+	if !ok {
+		return apierr.NotFound
+	}
+	c.Set(fiber.HeaderContentType, a.contentType)
+	c.Set(fiber.HeaderCacheControl, "public, max-age=300")
+	c.Set("Cross-Origin-Resource-Policy", "same-origin")
+	return c.Send(a.data)
+}

@@ -1,0 +1,202 @@
+package web
+
+import (
+	"bytes"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/blindgate/blindgate/checkout"
+	"github.com/blindgate/blindgate/gateway/ingest"
+	"github.com/blindgate/blindgate/gateway/sessions"
+	"github.com/blindgate/blindgate/internal/apierr"
+	"github.com/blindgate/blindgate/internal/audit"
+	"github.com/blindgate/blindgate/keyservice/client"
+)
+
+// checkoutPage renders the hosted page. It is framed only by the session's
+// allowed origins (CSP frame-ancestors) and never cached.
+func (s *Server) checkoutPage(c *fiber.Ctx) error {
+	sess, err := s.deps.Sessions.Get(c.UserContext(), strings.Clone(c.Params("session")))
+	if err != nil {
+		return sessionError(err)
+	}
+	if sess.Completed() {
+		return apierr.SessionCompleted
+	}
+	data := s.deps.Assets.NewPageData(checkout.DefaultAssetBase, sess.ID, sess.Locale)
+	data.ParentOrigin = strings.Join(sess.AllowedOrigins, " ")
+	data.ReturnURL = sess.ReturnURL
+	var buf bytes.Buffer
+	if err := s.deps.Pages.ExecuteTemplate(&buf, "checkout.html", data); err != nil {
+		return err
+	}
+	c.Set("Content-Security-Policy", checkout.PageCSP(data.ParentOrigin))
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
+	return c.Send(buf.Bytes())
+}
+
+// themeCSS turns the session's validated appearance into CSS variables.
+func (s *Server) themeCSS(c *fiber.Ctx) error {
+	sess, err := s.deps.Sessions.Get(c.UserContext(), strings.Clone(c.Params("session")))
+	if err != nil && !errors.Is(err, sessions.ErrExpired) {
+		return sessionError(err)
+	}
+	css, err := themeOf(sess.Appearance).CSS()
+	if err != nil {
+		css = nil // an unrenderable theme falls back to the default look
+	}
+	c.Set(fiber.HeaderContentType, "text/css; charset=utf-8")
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.Send(css)
+}
+
+func themeOf(a sessions.Appearance) checkout.Theme {
+	t := checkout.Theme{Primary: a.Primary, Background: a.Background, Text: a.Text}
+	switch a.Font {
+	case "system-ui":
+		t.Font = "system"
+	case "serif", "georgia":
+		t.Font = "serif"
+	case "monospace":
+		t.Font = "mono"
+	case "":
+	default:
+		t.Font = "sans"
+	}
+	if r := strings.TrimSuffix(a.Radius, "px"); r != "" {
+		if n, err := strconv.Atoi(r); err == nil {
+			t.Radius = strconv.Itoa(min(n, 24)) + "px"
+		}
+	}
+	return t
+}
+
+// SubmitRequest is what the page posts: ciphertexts only.
+type SubmitRequest struct {
+	CardJWE string `json:"card_jwe"`
+	CVCJWE  string `json:"cvc_jwe,omitempty"`
+}
+
+// Validate is shape only; ingest checks the rest.
+func (r SubmitRequest) Validate() error {
+	if r.CardJWE == "" {
+		return errors.New("card_jwe is required")
+	}
+	return nil
+}
+
+func (s *Server) submit(c *fiber.Ctx) error {
+	var req SubmitRequest
+	if err := bindJSON(c, &req); err != nil {
+		return err
+	}
+	sub := ingest.Submission{
+		SessionID: strings.Clone(c.Params("session")), CardJWE: req.CardJWE, CVCJWE: req.CVCJWE,
+		ClientIP: strings.Clone(c.IP()),
+	}
+	t, err := s.deps.Ingest.Submit(c.UserContext(), sub)
+	if err != nil {
+		return submitError(err)
+	}
+	s.audit(c, audit.Event{Event: audit.EventTokenCreate, Client: t.MerchantID, Resource: t.ID, Kid: t.Kid, Outcome: audit.OutcomeSuccess})
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.JSON(fiber.Map{"token": t.ID})
+}
+
+// keys serves the public KEK set to the page. The gateway caches it; a key
+// service outage with nothing cached is a 503 the page shows as "retry later".
+func (s *Server) keys(c *fiber.Ctx) error {
+	b, err := s.deps.Keys.JWKS(c.UserContext())
+	if err != nil {
+		return apierr.KeyServiceDown.Wrap(err)
+	}
+	c.Set(fiber.HeaderContentType, "application/jwk-set+json")
+	c.Set(fiber.HeaderCacheControl, "public, max-age=60")
+	return c.Send(b)
+}
+
+// embedJS is the merchant's script. It is fetched cross-origin with SRI, so
+// it needs CORS; it carries no secret.
+func (s *Server) embedJS(c *fiber.Ctx) error {
+	b, ct, ok := s.deps.Assets.Asset(checkout.ScriptEmbed)
+	if !ok {
+		return apierr.NotFound
+	}
+	c.Set(fiber.HeaderAccessControlAllowOrigin, "*")
+	c.Set(fiber.HeaderContentType, ct)
+	c.Set(fiber.HeaderCacheControl, "public, max-age=300")
+	return c.Send(b)
+}
+
+func (s *Server) asset(c *fiber.Ctx) error {
+	name := strings.TrimPrefix(c.Params("*"), "checkout/")
+	b, ct, ok := s.deps.Assets.Asset(name)
+	if !ok {
+		return apierr.NotFound
+	}
+	c.Set(fiber.HeaderContentType, ct)
+	c.Set(fiber.HeaderCacheControl, "public, max-age=300")
+	return c.Send(b)
+}
+
+func sessionError(err error) error {
+	switch {
+	case errors.Is(err, sessions.ErrNotFound), errors.Is(err, sessions.ErrInvalid):
+		return apierr.SessionNotFound.Wrap(err)
+	case errors.Is(err, sessions.ErrExpired):
+		return apierr.SessionExpired.Wrap(err)
+	case errors.Is(err, sessions.ErrCompleted):
+		return apierr.SessionCompleted.Wrap(err)
+	case errors.Is(err, sessions.ErrTooManyAttempts):
+		return apierr.TooManyAttempts.Wrap(err)
+	default:
+		return apierr.Unavailable.Wrap(err)
+	}
+}
+
+// submitError maps ingest failures to the codes the page understands. Card
+// verdicts from the key service pass through with their own code; anything
+// else from it means "retry later": the shopper cannot fix our outage.
+func submitError(err error) error {
+	var le *ingest.LimitedError
+	var ke *client.Error
+	switch {
+	case errors.As(err, &le):
+		return apierr.RateLimited.WithRetry(le.RetryAfter).Wrap(err)
+	case errors.Is(err, ingest.ErrInvalid):
+		return apierr.InvalidJWE.Wrap(err)
+	case errors.Is(err, sessions.ErrNotFound), errors.Is(err, sessions.ErrExpired), errors.Is(err, sessions.ErrCompleted), errors.Is(err, sessions.ErrTooManyAttempts), errors.Is(err, sessions.ErrInvalid):
+		return sessionError(err)
+	case errors.As(err, &ke):
+		if passThrough(ke) {
+			return &apierr.Error{Status: ke.Status, Code: ke.Code, Message: ke.Message, Err: err}
+		}
+		retry := ke.RetryAfter
+		if retry <= 0 {
+			retry = 5 * time.Second
+		}
+		return apierr.KeyServiceDown.WithRetry(retry).Wrap(err)
+	case errors.Is(err, ingest.ErrUnavailable):
+		return apierr.Unavailable.Wrap(err)
+	default:
+		// Transport failures reaching the key service.
+		return apierr.KeyServiceDown.WithRetry(5 * time.Second).Wrap(err)
+	}
+}
+
+// passThrough lists key-service verdicts about the shopper's input.
+func passThrough(e *client.Error) bool {
+	switch e.Status {
+	case http.StatusUnprocessableEntity:
+		return true
+	case http.StatusBadRequest:
+		return e.Code == apierr.UnknownKey.Code || e.Code == apierr.InvalidJWE.Code || e.Code == apierr.UnsupportedAlg.Code || e.Code == apierr.SessionMismatch.Code
+	}
+	return false
+}

@@ -1,0 +1,233 @@
+package web
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/blindgate/blindgate/gateway/merchants"
+	"github.com/blindgate/blindgate/gateway/sessions"
+	"github.com/blindgate/blindgate/gateway/tokens"
+	"github.com/blindgate/blindgate/internal/apierr"
+	"github.com/blindgate/blindgate/internal/audit"
+)
+
+const merchantKey = "bg.merchant"
+
+// merchantAuth authenticates "Authorization: Bearer sk_...".
+func (s *Server) merchantAuth(c *fiber.Ctx) error {
+	h := c.Get(fiber.HeaderAuthorization)
+	secret, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok || secret == "" {
+		return apierr.Unauthenticated
+	}
+	m, err := s.deps.Merchants.Authenticate(c.UserContext(), strings.Clone(secret))
+	if err != nil {
+		if errors.Is(err, merchants.ErrUnauthorized) {
+			return apierr.Unauthenticated.Wrap(err)
+		}
+		return apierr.Unavailable.Wrap(err)
+	}
+	c.Locals(merchantKey, m)
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.Next()
+}
+
+func merchantOf(c *fiber.Ctx) merchants.Merchant {
+	m, _ := c.Locals(merchantKey).(merchants.Merchant)
+	return m
+}
+
+// CreateSessionRequest is the body of POST /v1/checkout/sessions.
+type CreateSessionRequest struct {
+	AllowedOrigins []string             `json:"allowed_origins"`
+	ReturnURL      string               `json:"return_url"`
+	Appearance     sessions.Appearance  `json:"appearance"`
+	Locale         string               `json:"locale"`
+	MaxAttempts    int                  `json:"max_attempts"`
+	TTLSeconds     int                  `json:"ttl_seconds"`
+}
+
+// Validate checks shape; the store checks values.
+func (r CreateSessionRequest) Validate() error {
+	switch {
+	case len(r.AllowedOrigins) > 10:
+		return errors.New("allowed_origins: at most 10")
+	case r.MaxAttempts < 0 || r.MaxAttempts > 20:
+		return errors.New("max_attempts: 0 (default) to 20")
+	case r.TTLSeconds != 0 && (r.TTLSeconds < 60 || r.TTLSeconds > 24*3600):
+		return errors.New("ttl_seconds: 60 to 86400")
+	}
+	return nil
+}
+
+// SessionResponse answers session creation.
+type SessionResponse struct {
+	ID        string    `json:"id"`
+	URL       string    `json:"url"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+func bindJSON(c *fiber.Ctx, v interface{ Validate() error }) error {
+	dec := json.NewDecoder(strings.NewReader(string(c.Body())))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return apierr.BadRequest.Wrap(err)
+	}
+	if err := v.Validate(); err != nil {
+		return &apierr.Error{Status: 400, Code: apierr.InvalidField.Code, Message: "Invalid field: " + err.Error(), Err: err}
+	}
+	return nil
+}
+
+func (s *Server) createSession(c *fiber.Ctx) error {
+	var req CreateSessionRequest
+	if err := bindJSON(c, &req); err != nil {
+		return err
+	}
+	m := merchantOf(c)
+	origins := req.AllowedOrigins
+	if len(origins) == 0 {
+		origins = m.AllowedOrigins
+	}
+	// A session may only name origins the merchant registered: a leaked
+	// secret key must not let anyone frame the page on their own site.
+	for i, o := range origins {
+		n, err := sessions.ValidateOrigin(o)
+		if err != nil || !contains(m.AllowedOrigins, n) {
+			return apierr.OriginNotAllowed.Wrap(fmt.Errorf("origin %d", i))
+		}
+		origins[i] = n
+	}
+	if len(origins) == 0 {
+		return apierr.OriginNotAllowed.Wrap(errors.New("no allowed origin"))
+	}
+	sess := sessions.Session{
+		MerchantID: m.ID, AllowedOrigins: origins, ReturnURL: req.ReturnURL,
+		Appearance: req.Appearance, Locale: req.Locale, MaxAttempts: req.MaxAttempts,
+	}
+	if req.TTLSeconds > 0 {
+		sess.CreatedAt = s.deps.Config.Now().UTC()
+		sess.ExpiresAt = sess.CreatedAt.Add(time.Duration(req.TTLSeconds) * time.Second)
+	}
+	created, err := s.deps.Sessions.Create(c.UserContext(), sess)
+	if err != nil {
+		if errors.Is(err, sessions.ErrInvalid) {
+			return &apierr.Error{Status: 400, Code: apierr.InvalidField.Code, Message: "Invalid field: " + publicReason(err), Err: err}
+		}
+		return apierr.Unavailable.Wrap(err)
+	}
+	return c.Status(fiber.StatusCreated).JSON(SessionResponse{
+		ID: created.ID, URL: s.deps.Config.PublicURL + "/checkout/" + created.ID, ExpiresAt: created.ExpiresAt,
+	})
+}
+
+// publicReason keeps the store's validation reason (which names a field, never
+// a secret) and drops the package prefix.
+func publicReason(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, ": "); i >= 0 && i+2 < len(msg) {
+		return msg[i+2:]
+	}
+	return msg
+}
+
+// TokenView is the masked card the merchant API returns (Contract 4).
+type TokenView struct {
+	ID          string    `json:"id"`
+	Brand       string    `json:"brand"`
+	BIN         string    `json:"bin"`
+	Last4       string    `json:"last4"`
+	ExpMonth    int       `json:"exp_month"`
+	ExpYear     int       `json:"exp_year"`
+	Fingerprint string    `json:"fingerprint"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+func viewOf(t tokens.Token) TokenView {
+	return TokenView{ID: t.ID, Brand: t.Brand, BIN: t.BIN, Last4: t.Last4, ExpMonth: t.ExpMonth, ExpYear: t.ExpYear, Fingerprint: t.Fingerprint, CreatedAt: t.CreatedAt}
+}
+
+func (s *Server) getToken(c *fiber.Ctx) error {
+	t, err := s.deps.Tokens.Get(c.UserContext(), merchantOf(c).ID, strings.Clone(c.Params("id")))
+	if err != nil {
+		return tokenError(err)
+	}
+	return c.JSON(viewOf(t))
+}
+
+// TokenList is a page of tokens, newest first.
+type TokenList struct {
+	Data       []TokenView `json:"data"`
+	NextCursor string      `json:"next_cursor,omitempty"`
+}
+
+func (s *Server) listTokens(c *fiber.Ctx) error {
+	limit := 0
+	if v := c.Query("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > tokens.MaxListLimit {
+			return &apierr.Error{Status: 400, Code: apierr.InvalidField.Code, Message: fmt.Sprintf("Invalid field: limit must be 1-%d", tokens.MaxListLimit)}
+		}
+		limit = n
+	}
+	page, next, err := s.deps.Tokens.List(c.UserContext(), merchantOf(c).ID, strings.Clone(c.Query("cursor")), limit)
+	if err != nil {
+		if errors.Is(err, tokens.ErrInvalid) {
+			return &apierr.Error{Status: 400, Code: apierr.InvalidField.Code, Message: "Invalid field: cursor", Err: err}
+		}
+		return apierr.Unavailable.Wrap(err)
+	}
+	out := TokenList{Data: make([]TokenView, 0, len(page)), NextCursor: next}
+	for _, t := range page {
+		out.Data = append(out.Data, viewOf(t))
+	}
+	return c.JSON(out)
+}
+
+func (s *Server) deleteToken(c *fiber.Ctx) error {
+	m := merchantOf(c)
+	id := strings.Clone(c.Params("id"))
+	if err := s.deps.Tokens.Delete(c.UserContext(), m.ID, id); err != nil {
+		return tokenError(err)
+	}
+	s.audit(c, audit.Event{Event: audit.EventTokenDelete, Client: m.ID, Resource: id, Outcome: audit.OutcomeSuccess})
+	return c.SendStatus(fiber.StatusNoContent)
+}
+
+func tokenError(err error) error {
+	switch {
+	case errors.Is(err, tokens.ErrNotFound), errors.Is(err, tokens.ErrInvalid):
+		return apierr.NotFound.Wrap(err)
+	default:
+		return apierr.Unavailable.Wrap(err)
+	}
+}
+
+// audit records a gateway event; a failure is logged, not shown: merchant
+// and checkout answers do not depend on the gateway's own trail.
+func (s *Server) audit(c *fiber.Ctx, e audit.Event) {
+	if s.deps.Audit == nil {
+		return
+	}
+	if e.Origin == "" {
+		e.Origin = strings.Clone(c.IP())
+	}
+	if _, err := s.deps.Audit.Append(c.UserContext(), e); err != nil {
+		s.deps.Log.Error("gateway audit append failed", "event", e.Event, "err", err)
+	}
+}
+
+func contains(list []string, v string) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,149 @@
+// Package web is the gateway's HTTP layer: the merchant API, the hosted
+// checkout, the embed script and the back office. Handlers bind, validate,
+// call a domain store or service, and render; errors go to the one
+// apierr handler. Nothing here can read a card: the page encrypts in the
+// browser and the gateway forwards ciphertext.
+package web
+
+import (
+	"context"
+	"html/template"
+	"log/slog"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/blindgate/blindgate/checkout"
+	"github.com/blindgate/blindgate/gateway/ingest"
+	"github.com/blindgate/blindgate/gateway/merchants"
+	"github.com/blindgate/blindgate/gateway/operators"
+	"github.com/blindgate/blindgate/gateway/sessions"
+	"github.com/blindgate/blindgate/gateway/tokens"
+	"github.com/blindgate/blindgate/gateway/websession"
+	"github.com/blindgate/blindgate/internal/apierr"
+	"github.com/blindgate/blindgate/internal/audit"
+	"github.com/blindgate/blindgate/internal/ratelimit"
+	"github.com/blindgate/blindgate/keyservice/client"
+)
+
+// MaxBody caps request bodies: a card and a CVC ciphertext fit in a few KiB.
+const MaxBody = 64 << 10
+
+// Submitter turns a checkout submission into a token.
+type Submitter interface {
+	Submit(ctx context.Context, sub ingest.Submission) (tokens.Token, error)
+}
+
+// KeySource gives the public KEK set (JWKS) for the checkout page.
+type KeySource interface {
+	JWKS(ctx context.Context) ([]byte, error)
+}
+
+// KeyService is the part of the signed key-service client the back office uses.
+type KeyService interface {
+	Reveal(ctx context.Context, req client.RevealRequest) (client.RevealResponse, error)
+	AuditQuery(ctx context.Context, req client.AuditQueryRequest) (client.AuditQueryResponse, error)
+}
+
+// Auditor appends to the gateway's own audit log.
+type Auditor interface {
+	Append(ctx context.Context, e audit.Event) (audit.Event, error)
+}
+
+// Config holds what the pages and headers need to know about deployment.
+type Config struct {
+	PublicURL string // the gateway's external base URL, e.g. https://pay.example.com
+	TLS       bool   // served over HTTPS (directly or behind a TLS proxy): send HSTS, Secure cookies
+	// ProxyHeader names the header a trusted proxy puts the client IP in;
+	// empty means the socket's peer address is the client.
+	ProxyHeader string
+	Now         func() time.Time
+}
+
+// Deps are the gateway's collaborators.
+type Deps struct {
+	Merchants   merchants.Store
+	Sessions    sessions.Store
+	Tokens      tokens.Store
+	Ingest      Submitter
+	Keys        KeySource
+	KeyService  KeyService
+	Operators   *operators.Service
+	WebSessions websession.Store
+	Limiter     ratelimit.Limiter
+	Audit       Auditor
+	Assets      *checkout.Assets
+	Pages       *template.Template
+	Log         *slog.Logger
+	Config      Config
+}
+
+// Server is the gateway's HTTP front.
+type Server struct {
+	deps Deps
+	app  *fiber.App
+}
+
+// New builds the Fiber app with every route.
+func New(d Deps) *Server {
+	if d.Config.Now == nil {
+		d.Config.Now = time.Now
+	}
+	s := &Server{deps: d}
+	s.app = fiber.New(fiber.Config{
+		AppName:               "blindgate-gateway",
+		BodyLimit:             MaxBody,
+		ErrorHandler:          apierr.Handler(d.Log),
+		DisableStartupMessage: true,
+		ReadTimeout:           10 * time.Second,
+		WriteTimeout:          15 * time.Second,
+		IdleTimeout:           120 * time.Second,
+		ProxyHeader:           d.Config.ProxyHeader,
+	})
+	s.routes()
+	return s
+}
+
+// App exposes the Fiber app for listeners and app.Test.
+func (s *Server) App() *fiber.App { return s.app }
+
+// routes is the one list of endpoints. Security headers come first so that
+// every answer, errors included, carries them.
+func (s *Server) routes() {
+	a := s.app
+	a.Use(s.baseHeaders)
+
+	a.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
+
+	// Public before the merchant group: a Fiber group's middleware runs for
+	// every later route under its prefix.
+	a.Get("/v1/keys", s.keys)
+
+	// Merchant API (Bearer secret key).
+	m := a.Group("/v1", s.merchantAuth)
+	m.Post("/checkout/sessions", s.createSession)
+	m.Get("/tokens", s.listTokens)
+	m.Get("/tokens/:id", s.getToken)
+	m.Delete("/tokens/:id", s.deleteToken)
+
+	// Hosted checkout and its assets (public).
+	a.Get("/embed.js", s.embedJS)
+	a.Get("/assets/*", s.asset)
+	a.Get("/checkout/:session", s.checkoutPage)
+	a.Get("/checkout/:session/theme.css", s.themeCSS)
+	a.Post("/checkout/:session/submit", s.submit)
+
+	// Back office (operator login, cookies, CSRF).
+	s.backofficeRoutes(a.Group("/backoffice"))
+}
+
+// baseHeaders applies to every answer; pages add their CSP on top.
+func (s *Server) baseHeaders(c *fiber.Ctx) error {
+	c.Set("X-Content-Type-Options", "nosniff")
+	c.Set("Referrer-Policy", "no-referrer")
+	c.Set("Cross-Origin-Opener-Policy", "same-origin")
+	if s.deps.Config.TLS {
+		c.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+	}
+	return c.Next()
+}
