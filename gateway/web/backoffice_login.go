@@ -1,0 +1,270 @@
+package web
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"html/template"
+	"image/png"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/pquerna/otp"
+
+	"github.com/blindgate/blindgate/gateway/operators"
+	"github.com/blindgate/blindgate/internal/apierr"
+	"github.com/blindgate/blindgate/internal/audit"
+)
+
+// loginFailedMsg is the one answer to every failed login, whether the name
+// exists or not, the password or the code was wrong, or the account is
+// disabled: the page must not help anyone find a valid name or password.
+const loginFailedMsg = "Invalid username, password or code."
+
+// boLoginPage is the data of backoffice_login.html.
+type boLoginPage struct {
+	boBase
+	Error    string
+	Info     string
+	Username string
+}
+
+// newFormToken returns 256 random bits, base64url (43 characters).
+func newFormToken() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // never fails (crypto/rand since Go 1.24)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// loginToken returns the pre-session CSRF token, reusing the cookie's so
+// that two open login tabs both keep working.
+func (s *Server) loginToken(c *fiber.Ctx) string {
+	if tok := c.Cookies(s.loginCookieName()); len(tok) == 43 {
+		return strings.Clone(tok)
+	}
+	tok := newFormToken()
+	s.setCookie(c, s.loginCookieName(), tok, loginCSRFMaxAge)
+	return tok
+}
+
+func (s *Server) boLoginForm(c *fiber.Ctx) error {
+	p := boLoginPage{boBase: s.base("Log in", "", nil)}
+	p.CSRF = s.loginToken(c)
+	switch {
+	case c.Query("expired") != "":
+		p.Info = "Your session expired after 15 minutes without activity. Please log in again."
+	case c.Query("out") != "":
+		p.Info = "You are logged out."
+	}
+	return s.render(c, http.StatusOK, "backoffice_login.html", p)
+}
+
+// boLogin checks username, password and TOTP code in one step
+// (operators.Service.Authenticate: lockout first, constant work for unknown
+// names, TOTP code single use), then starts a new session.
+func (s *Server) boLogin(c *fiber.Ctx) error {
+	if !s.checkLoginCSRF(c) {
+		return apierr.CSRFFailed
+	}
+	if err := s.allowLogin(c); err != nil {
+		return err
+	}
+	ctx := c.UserContext()
+	username := strings.Clone(c.FormValue("username"))
+	password := strings.Clone(c.FormValue("password"))
+	code := strings.Clone(c.FormValue("code"))
+	now := s.now()
+
+	op, err := s.deps.Operators.Authenticate(ctx, username, password, code, now)
+	if err != nil {
+		return s.loginFailed(c, username, err)
+	}
+	// Always a new session id at login, and the old one (if any) ended, so
+	// a session id planted before login is worth nothing after it.
+	if old := c.Cookies(s.cookieName()); old != "" {
+		_ = s.deps.WebSessions.Delete(ctx, strings.Clone(old))
+	}
+	sess, err := s.deps.WebSessions.Create(ctx, op.ID, now)
+	if err != nil {
+		return apierr.Unavailable.Wrap(err)
+	}
+	reason := "login"
+	if !op.TOTPEnabled {
+		reason = "login (password only, TOTP enrolment required)"
+	}
+	if err := s.boAudit(c, audit.Event{Event: audit.EventLogin, Actor: op.ID, Outcome: audit.OutcomeSuccess, Reason: reason}); err != nil {
+		// No audit record, no access (PCI DSS 10.2.1).
+		_ = s.deps.WebSessions.Delete(ctx, sess.ID)
+		return err
+	}
+	s.setCookie(c, s.cookieName(), sess.ID, 0)
+	s.setCookie(c, s.loginCookieName(), "", -1)
+	if !op.TOTPEnabled {
+		return c.Redirect(boPrefix+"/enroll", fiber.StatusSeeOther)
+	}
+	return c.Redirect(boPrefix+"/tokens", fiber.StatusSeeOther)
+}
+
+// loginFailed audits a failed login and answers the login page again. The
+// audit names the submitted login name only when it is a well-formed one
+// (a password typed into the name field is thus usually not recorded).
+func (s *Server) loginFailed(c *fiber.Ctx, username string, err error) error {
+	actor := "invalid-username"
+	if u, nerr := operators.NormalizeUsername(username); nerr == nil {
+		actor = u
+	}
+	p := boLoginPage{boBase: s.base("Log in", "", nil), Username: actor}
+	if actor == "invalid-username" {
+		p.Username = ""
+	}
+	p.CSRF = s.loginToken(c)
+
+	var locked *operators.LockedError
+	switch {
+	case errors.As(err, &locked):
+		s.boAuditBestEffort(c, audit.Event{Event: audit.EventLogin, Actor: actor, Outcome: audit.OutcomeDenied, Code: "locked"})
+		// Usernames that do not exist lock exactly like real ones (operators
+		// keeps counters per name), so this message reveals nothing either.
+		p.Error = fmt.Sprintf("Too many failed attempts: logins for this name are locked. Try again in %s, or ask an administrator.",
+			humanDuration(locked.Until.Sub(s.now())))
+		return s.render(c, http.StatusForbidden, "backoffice_login.html", p)
+	case errors.Is(err, operators.ErrBadCredentials), errors.Is(err, operators.ErrMFARequired),
+		errors.Is(err, operators.ErrDisabled), errors.Is(err, operators.ErrInvalid):
+		s.boAuditBestEffort(c, audit.Event{Event: audit.EventLogin, Actor: actor, Outcome: audit.OutcomeFailure, Code: loginCode(err)})
+		p.Error = loginFailedMsg
+		return s.render(c, http.StatusUnauthorized, "backoffice_login.html", p)
+	default:
+		return apierr.Unavailable.Wrap(err)
+	}
+}
+
+// loginCode is the audit code of a failed login: the trail may say more
+// than the page does.
+func loginCode(err error) string {
+	switch {
+	case errors.Is(err, operators.ErrMFARequired):
+		return "mfa_required"
+	case errors.Is(err, operators.ErrDisabled):
+		return "disabled"
+	}
+	return "bad_credentials"
+}
+
+func (s *Server) boLogout(c *fiber.Ctx, a *boActor) error {
+	if err := s.deps.WebSessions.Delete(c.UserContext(), a.Sess.ID); err != nil {
+		return apierr.Unavailable.Wrap(err)
+	}
+	s.setCookie(c, s.cookieName(), "", -1)
+	s.boAuditBestEffort(c, audit.Event{Event: audit.EventLogout, Actor: a.Op.ID, Outcome: audit.OutcomeSuccess})
+	return c.Redirect(boPrefix+"/login?out=1", fiber.StatusSeeOther)
+}
+
+// ---- TOTP enrolment ----
+
+// boEnrollPage is the data of backoffice_enroll.html.
+type boEnrollPage struct {
+	boBase
+	QR     template.URL // data:image/png;base64,... of the otpauth:// URL
+	Secret string       // base32, in groups of four for typing
+	Error  string
+}
+
+// boEnrollForm shows the pending TOTP secret (starting an enrolment if none
+// is pending, so a reload does not invalidate a code already scanned).
+func (s *Server) boEnrollForm(c *fiber.Ctx, a *boActor) error {
+	if a.Op.TOTPEnabled {
+		return c.Redirect(boPrefix+"/tokens", fiber.StatusSeeOther)
+	}
+	return s.renderEnroll(c, a, http.StatusOK, "")
+}
+
+func (s *Server) renderEnroll(c *fiber.Ctx, a *boActor, status int, msg string) error {
+	secret := a.Op.TOTPPending
+	var qr []byte
+	var err error
+	if secret == "" {
+		secret, _, qr, err = s.deps.Operators.EnrollTOTP(c.UserContext(), a.Op.ID)
+	} else {
+		qr, err = totpQR(a.Op.Username, secret)
+	}
+	if err != nil {
+		return apierr.Unavailable.Wrap(err)
+	}
+	p := boEnrollPage{
+		boBase: s.base("Set up two-factor authentication", "", a),
+		QR:     template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(qr)), //nolint:gosec // our own PNG bytes
+		Secret: groupsOf(secret, 4),
+		Error:  msg,
+	}
+	return s.render(c, status, "backoffice_enroll.html", p)
+}
+
+// boEnroll confirms the pending secret with a code from the authenticator.
+func (s *Server) boEnroll(c *fiber.Ctx, a *boActor) error {
+	if a.Op.TOTPEnabled {
+		return c.Redirect(boPrefix+"/tokens", fiber.StatusSeeOther)
+	}
+	if err := s.allowLogin(c); err != nil {
+		return err
+	}
+	ctx := c.UserContext()
+	err := s.deps.Operators.ConfirmTOTP(ctx, a.Op.ID, strings.Clone(c.FormValue("code")))
+	switch {
+	case errors.Is(err, operators.ErrBadCredentials):
+		return s.renderEnroll(c, a, http.StatusUnauthorized, "That code does not match. Check the clock of your device and enter the current code.")
+	case errors.Is(err, operators.ErrInvalid):
+		return c.Redirect(boPrefix+"/enroll", fiber.StatusSeeOther)
+	case err != nil:
+		return apierr.Unavailable.Wrap(err)
+	}
+	s.boAuditBestEffort(c, audit.Event{Event: audit.EventMFAEnroll, Actor: a.Op.ID, Resource: a.Op.ID, Outcome: audit.OutcomeSuccess, Reason: "totp"})
+	// Password and a code from the new factor were both just checked.
+	if _, err := s.deps.WebSessions.Reauth(ctx, a.Sess.ID, s.now()); err != nil {
+		return apierr.Unavailable.Wrap(err)
+	}
+	return c.Redirect(boPrefix+"/tokens", fiber.StatusSeeOther)
+}
+
+// totpIssuer labels the account in authenticator apps (operators' default).
+const totpIssuer = "Blindgate"
+
+// totpQR renders the otpauth:// URL of a pending secret as a PNG, for a
+// page reload during enrolment (EnrollTOTP made the first one).
+func totpQR(username, secret string) ([]byte, error) {
+	v := url.Values{}
+	v.Set("secret", secret)
+	v.Set("issuer", totpIssuer)
+	v.Set("algorithm", "SHA1")
+	v.Set("digits", "6")
+	v.Set("period", "30")
+	u := url.URL{Scheme: "otpauth", Host: "totp", Path: "/" + totpIssuer + ":" + username, RawQuery: v.Encode()}
+	key, err := otp.NewKeyFromURL(u.String())
+	if err != nil {
+		return nil, fmt.Errorf("backoffice: totp url: %w", err)
+	}
+	img, err := key.Image(256, 256)
+	if err != nil {
+		return nil, fmt.Errorf("backoffice: totp qr: %w", err)
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		return nil, fmt.Errorf("backoffice: totp png: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// groupsOf splits s into space-separated groups of n characters.
+func groupsOf(s string, n int) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i += n {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(s[i:min(i+n, len(s))])
+	}
+	return b.String()
+}
