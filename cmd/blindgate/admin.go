@@ -16,6 +16,7 @@ import (
 
 	"github.com/blindgate/blindgate/gateway/app"
 	"github.com/blindgate/blindgate/gateway/operators"
+	"github.com/blindgate/blindgate/gateway/rewrap"
 	"github.com/blindgate/blindgate/internal/jose"
 	"github.com/blindgate/blindgate/internal/secret"
 	"github.com/blindgate/blindgate/keyservice/client"
@@ -132,6 +133,33 @@ func operatorsCmd(ctx context.Context, args []string, out io.Writer) error {
 	default:
 		return fmt.Errorf("operators: unknown subcommand %q", args[0])
 	}
+}
+
+// rewrapCmd runs the rewrap job with the gateway's configuration (its store
+// and its checkout identity, which may call rewrap).
+func rewrapCmd(ctx context.Context, args []string, out io.Writer) error {
+	var cfg app.Config
+	fs := flag.NewFlagSet("rewrap", flag.ContinueOnError)
+	cfg.Flags(fs)
+	kid := fs.String("kid", "", "the old KEK version whose ciphertexts to move (see keyservice keys list)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *kid == "" {
+		return errors.New("rewrap: -kid is required")
+	}
+	st, err := app.OpenStores(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	ks, err := app.KeyServiceClient(cfg, cfg.CheckoutClientID, cfg.CheckoutKeyFile)
+	if err != nil {
+		return err
+	}
+	res, err := rewrap.Run(ctx, st.Tokens, ks, *kid)
+	fmt.Fprintf(out, "rewrap from %s: %d moved, %d skipped (changed meanwhile), %d refused by the key service\n", *kid, res.Moved, res.Skipped, res.Failed)
+	return err
 }
 
 // keygenCmd makes a request-signing key pair: the private JWK stays with the

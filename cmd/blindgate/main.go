@@ -21,6 +21,7 @@ commands:
   demo                 run key service + gateway + demo shop locally (bbolt, no Redis)
   merchants add|list   manage merchants (prints a secret API key once)
   operators add|list   manage back-office operators (prints a password once)
+  rewrap               move stored ciphertexts from an old KEK version to the newest
   keygen               make a request-signing key pair for a key-service client
   totp                 print the current TOTP code for a secret (demo helper)
   bench                load-test running services (see BENCHMARKS.md)
@@ -51,6 +52,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return merchantsCmd(ctx, args[1:], stdout)
 	case "operators":
 		return operatorsCmd(ctx, args[1:], stdout)
+	case "rewrap":
+		return rewrapCmd(ctx, args[1:], stdout)
 	case "keygen":
 		return keygenCmd(args[1:], stdout)
 	case "totp":

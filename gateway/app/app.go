@@ -149,22 +149,17 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 
 func (a *App) build() error {
 	cfg := a.cfg
-	hc, err := keyServiceHTTP(cfg)
+	checkoutClient, err := KeyServiceClient(cfg, cfg.CheckoutClientID, cfg.CheckoutKeyFile)
 	if err != nil {
-		return err
+		return fmt.Errorf("checkout identity: %w", err)
 	}
-	kid, key, err := client.LoadKeyFile(cfg.CheckoutKeyFile)
-	if err != nil {
-		return fmt.Errorf("checkout signing key: %w", err)
-	}
-	checkoutClient := client.New(cfg.KeyServiceURL, &client.Signer{ClientID: cfg.CheckoutClientID, Kid: kid, Audience: cfg.Audience, Key: key}, hc)
 	var backoffice web.KeyService
 	if cfg.BackofficeKeyFile != "" {
-		bkid, bkey, err := client.LoadKeyFile(cfg.BackofficeKeyFile)
+		bc, err := KeyServiceClient(cfg, cfg.BackofficeClientID, cfg.BackofficeKeyFile)
 		if err != nil {
-			return fmt.Errorf("back-office signing key: %w", err)
+			return fmt.Errorf("back-office identity: %w", err)
 		}
-		backoffice = client.New(cfg.KeyServiceURL, &client.Signer{ClientID: cfg.BackofficeClientID, Kid: bkid, Audience: cfg.Audience, Key: bkey}, hc)
+		backoffice = bc
 	} else {
 		a.log.Warn("no back-office signing key: reveal and the audit view are disabled")
 	}
@@ -190,12 +185,27 @@ func (a *App) build() error {
 		WebSessions: a.stores.WebSessions,
 		Limiter:     a.stores.Limiter,
 		Audit:       a.audit,
+		Ready:       a.stores.pinger(),
 		Assets:      assets,
 		Pages:       pages,
 		Log:         a.log,
 		Config:      web.Config{PublicURL: cfg.PublicURL, TLS: cfg.TLS(), ProxyHeader: cfg.ProxyHeader},
 	})
 	return nil
+}
+
+// KeyServiceClient returns a signed client of the key service for one of the
+// gateway's identities (checkout: inspect/rewrap; back office: reveal/audit).
+func KeyServiceClient(cfg Config, clientID, keyFile string) (*client.Client, error) {
+	hc, err := keyServiceHTTP(cfg)
+	if err != nil {
+		return nil, err
+	}
+	kid, key, err := client.LoadKeyFile(keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("signing key: %w", err)
+	}
+	return client.New(cfg.KeyServiceURL, &client.Signer{ClientID: clientID, Kid: kid, Audience: cfg.Audience, Key: key}, hc), nil
 }
 
 // keyServiceHTTP builds the HTTP client to the key service: TLS verified
@@ -273,4 +283,11 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		a.log.Error("close stores", "err", cerr)
 	}
 	return err
+}
+
+func (s *Stores) pinger() web.Pinger {
+	if s.Redis == nil {
+		return nil
+	}
+	return redisx.Pinger{C: s.Redis}
 }

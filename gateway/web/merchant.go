@@ -45,12 +45,12 @@ func merchantOf(c *fiber.Ctx) merchants.Merchant {
 
 // CreateSessionRequest is the body of POST /v1/checkout/sessions.
 type CreateSessionRequest struct {
-	AllowedOrigins []string             `json:"allowed_origins"`
-	ReturnURL      string               `json:"return_url"`
-	Appearance     sessions.Appearance  `json:"appearance"`
-	Locale         string               `json:"locale"`
-	MaxAttempts    int                  `json:"max_attempts"`
-	TTLSeconds     int                  `json:"ttl_seconds"`
+	AllowedOrigins []string            `json:"allowed_origins"`
+	ReturnURL      string              `json:"return_url"`
+	Appearance     sessions.Appearance `json:"appearance"`
+	Locale         string              `json:"locale"`
+	MaxAttempts    int                 `json:"max_attempts"`
+	TTLSeconds     int                 `json:"ttl_seconds"`
 }
 
 // Validate checks shape; the store checks values.

@@ -50,6 +50,11 @@ type Auditor interface {
 	Append(ctx context.Context, e audit.Event) (audit.Event, error)
 }
 
+// Pinger reports whether a dependency answers.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
 // Config holds what the pages and headers need to know about deployment.
 type Config struct {
 	PublicURL string // the gateway's external base URL, e.g. https://pay.example.com
@@ -72,6 +77,7 @@ type Deps struct {
 	WebSessions websession.Store
 	Limiter     ratelimit.Limiter
 	Audit       Auditor
+	Ready       Pinger // optional: the store's readiness (Redis ping)
 	Assets      *checkout.Assets
 	Pages       *template.Template
 	Log         *slog.Logger
@@ -114,6 +120,7 @@ func (s *Server) routes() {
 	a.Use(s.baseHeaders)
 
 	a.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
+	a.Get("/readyz", s.readyz)
 
 	// Public before the merchant group: a Fiber group's middleware runs for
 	// every later route under its prefix.
@@ -146,4 +153,18 @@ func (s *Server) baseHeaders(c *fiber.Ctx) error {
 		c.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
 	}
 	return c.Next()
+}
+
+// readyz says whether this gateway can take checkouts: its store answers.
+// The key service is not part of it, so a key-service outage shows shoppers
+// the "retry later" message instead of taking the gateway out of rotation.
+func (s *Server) readyz(c *fiber.Ctx) error {
+	if s.deps.Ready != nil {
+		ctx, cancel := context.WithTimeout(c.UserContext(), time.Second)
+		defer cancel()
+		if err := s.deps.Ready.Ping(ctx); err != nil {
+			return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"ready": false, "store": "down"})
+		}
+	}
+	return c.JSON(fiber.Map{"ready": true})
 }
