@@ -24,6 +24,8 @@ commands:
   rewrap               move stored ciphertexts from an old KEK version to the newest
   keygen               make a request-signing key pair for a key-service client
   totp                 print the current TOTP code for a secret (demo helper)
+  sign                 print a signed Authorization header for a key-service request (curl)
+  encrypt              encrypt a JSON card from stdin as the checkout page does (testing)
   bench                load-test running services (see BENCHMARKS.md)
 Run "blindgate <command> -h" for its flags.
 `
@@ -56,6 +58,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return rewrapCmd(ctx, args[1:], stdout)
 	case "keygen":
 		return keygenCmd(args[1:], stdout)
+	case "sign":
+		return signCmd(args[1:], stdout)
+	case "encrypt":
+		return encryptCmd(ctx, args[1:], stdout)
 	case "totp":
 		return totpCmd(args[1:], stdout)
 	case "bench":
