@@ -40,6 +40,7 @@ func keysCmd(args []string, out io.Writer) error {
 	shares := fs.Int("shares", 1, "init: split the new master key into this many shares (all needed)")
 	alg := fs.String("alg", keyring.DefaultAlg, "KEK algorithm: "+strings.Join(keyring.Algs(), ", "))
 	kid := fs.String("kid", "", "retire: the key version to retire")
+	auditPath := fs.String("audit-log", envOr("BLINDGATE_KS_AUDIT_LOG", "audit.log"), "audit log to record the change in")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -61,6 +62,7 @@ func keysCmd(args []string, out io.Writer) error {
 			return err
 		}
 		fmt.Fprintf(out, "keyring %s created with %s (kid %s)\n", *path, *alg, kr.Newest().Kid)
+		recordAdmin(*auditPath, audit.Event{Event: audit.EventKeyInit, Kid: kr.Newest().Kid, Reason: *alg}, out)
 		if *shares <= 1 {
 			fmt.Fprintf(out, "master key (shown once; store it offline):\n  %s\n", keyring.EncodeMasterKey(master))
 			return nil
@@ -94,6 +96,7 @@ func keysCmd(args []string, out io.Writer) error {
 				return err
 			}
 			fmt.Fprintf(out, "rotated: new active key %s (%s); older versions still decrypt until retired\n", v.Kid, v.Alg)
+			recordAdmin(*auditPath, audit.Event{Event: audit.EventKeyRotate, Kid: v.Kid, Reason: v.Alg}, out)
 		case "retire":
 			if *kid == "" {
 				return errors.New("keys retire: -kid is required")
@@ -105,6 +108,7 @@ func keysCmd(args []string, out io.Writer) error {
 				return err
 			}
 			fmt.Fprintf(out, "retired %s: ciphertexts under it no longer decrypt (rewrap them first)\n", *kid)
+			recordAdmin(*auditPath, audit.Event{Event: audit.EventKeyRetire, Kid: *kid}, out)
 		}
 		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "KID\tALG\tSTATE\tCREATED")
@@ -158,6 +162,7 @@ func clientsCmd(args []string, out io.Writer) error {
 	pubPath := fs.String("public-key", "", "add: the client's public JWK file (from `blindgate keygen`); omit to generate a key pair")
 	privOut := fs.String("private-key-out", "", "add: where to write a generated private key (JWK, mode 0600)")
 	kid := fs.String("kid", "", "revoke: the key id to revoke")
+	auditPath := fs.String("audit-log", envOr("BLINDGATE_KS_AUDIT_LOG", "audit.log"), "audit log to record the change in")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -200,6 +205,7 @@ func clientsCmd(args []string, out io.Writer) error {
 			return err
 		}
 		fmt.Fprintf(out, "client %s enrolled with key %s for %s\n", *id, keyID, *ops)
+		recordAdmin(*auditPath, audit.Event{Event: audit.EventClientAdd, Client: *id, Kid: keyID, Reason: *ops}, out)
 		return nil
 	case "revoke":
 		if *kid == "" {
@@ -212,6 +218,7 @@ func clientsCmd(args []string, out io.Writer) error {
 			return err
 		}
 		fmt.Fprintf(out, "key %s revoked\n", *kid)
+		recordAdmin(*auditPath, audit.Event{Event: audit.EventClientRevoke, Kid: *kid}, out)
 		return nil
 	case "list":
 		return json.NewEncoder(out).Encode(al.Summary())
@@ -301,4 +308,35 @@ func envOr(name, def string) string {
 		return v
 	}
 	return def
+}
+
+// recordAdmin appends an admin change to the audit log. While the key
+// service runs it holds the log's lock; then it records the change itself
+// when it reloads the file, and this only says so.
+func recordAdmin(path string, e audit.Event, out io.Writer) {
+	e.Actor, e.Outcome = adminActor(), audit.OutcomeSuccess
+	l, err := audit.Open(path, audit.Options{})
+	if errors.Is(err, audit.ErrLocked) {
+		fmt.Fprintln(out, "the running key service holds the audit log; it records this change when it reloads")
+		return
+	}
+	if err != nil {
+		fmt.Fprintf(out, "WARNING: could not open the audit log to record this change: %v\n", err)
+		return
+	}
+	defer l.Close()
+	if _, err := l.Append(context.Background(), e); err != nil {
+		fmt.Fprintf(out, "WARNING: could not record this change in the audit log: %v\n", err)
+	}
+}
+
+// adminActor names who ran an admin command, for the audit trail.
+func adminActor() string {
+	if u := os.Getenv("SUDO_USER"); u != "" {
+		return "cli:" + u
+	}
+	if u := os.Getenv("USER"); u != "" {
+		return "cli:" + u
+	}
+	return "cli"
 }
