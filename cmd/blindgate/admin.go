@@ -158,7 +158,11 @@ func rewrapCmd(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	res, err := rewrap.Run(ctx, st.Tokens, ks, *kid)
-	fmt.Fprintf(out, "rewrap from %s: %d moved, %d skipped (changed meanwhile), %d refused by the key service\n", *kid, res.Moved, res.Skipped, res.Failed)
+	// One line, stable for scripts: skipped = changed meanwhile, failed = refused by the key service.
+	fmt.Fprintf(out, "rewrap %s: moved %d, skipped %d, failed %d\n", *kid, res.Moved, res.Skipped, res.Failed)
+	if err == nil && res.Failed > 0 {
+		err = fmt.Errorf("rewrap: the key service refused %d ciphertexts; they stay under %s", res.Failed, *kid)
+	}
 	return err
 }
 

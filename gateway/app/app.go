@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -179,7 +180,7 @@ func (a *App) build() error {
 	a.server = web.New(web.Deps{
 		Merchants: a.stores.Merchants, Sessions: a.stores.Sessions, Tokens: a.stores.Tokens,
 		Ingest:      ingest.New(a.stores.Sessions, a.stores.Tokens, checkoutClient, a.stores.Limiter, limits, cfg.CVCTTL),
-		Keys:        kek.New(checkoutClient, 30*time.Second, time.Hour),
+		Keys:        kek.New(checkoutClient, cmp.Or(cfg.JWKSRefresh, 30*time.Second), time.Hour),
 		KeyService:  backoffice,
 		Operators:   a.stores.Operators,
 		WebSessions: a.stores.WebSessions,

@@ -41,6 +41,7 @@ type Config struct {
 	BackofficeClientID string
 	BackofficeKeyFile  string // private JWK for reveal/audit (optional: no back-office reveal without it)
 
+	JWKSRefresh time.Duration // how often the public KEK set is re-fetched (rotation reaches pages this fast)
 	AuditPath   string
 	CVCTTL      time.Duration
 	SubmitPerIP int // per minute
@@ -66,6 +67,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.CheckoutKeyFile, "checkout-key", env("CHECKOUT_KEY", "gateway.jwk"), "private signing key (JWK) for inspect/rewrap")
 	fs.StringVar(&c.BackofficeClientID, "backoffice-client-id", env("BACKOFFICE_CLIENT_ID", "backoffice"), "client id for reveal/audit")
 	fs.StringVar(&c.BackofficeKeyFile, "backoffice-key", env("BACKOFFICE_KEY", ""), "private signing key (JWK) for reveal/audit; empty disables reveal")
+	fs.DurationVar(&c.JWKSRefresh, "jwks-refresh", envDur("JWKS_REFRESH", 30*time.Second), "how often to re-fetch the public KEK set from the key service (1s-10m)")
 	fs.StringVar(&c.AuditPath, "audit-log", env("AUDIT_LOG", "gateway-audit.log"), "gateway audit log (logins, token changes)")
 	fs.DurationVar(&c.CVCTTL, "cvc-ttl", envDur("CVC_TTL", 10*time.Minute), "how long a CVC ciphertext is kept (destroyed at first use)")
 	fs.IntVar(&c.SubmitPerIP, "submit-per-ip", envInt("SUBMIT_PER_IP", 20), "checkout submissions per client IP per minute")
@@ -116,6 +118,8 @@ func (c *Config) Validate() error {
 		return errors.New("config: cvc-ttl must be within (0, 1h]")
 	case c.SubmitPerIP < 1:
 		return errors.New("config: submit-per-ip must be >= 1")
+	case c.JWKSRefresh != 0 && (c.JWKSRefresh < time.Second || c.JWKSRefresh > 10*time.Minute):
+		return errors.New("config: jwks-refresh must be 1s-10m")
 	case c.AuditPath == "":
 		return errors.New("config: audit-log is empty")
 	}
