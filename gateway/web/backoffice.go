@@ -63,7 +63,9 @@ const (
 // loginLimit bounds login attempts (and TOTP enrolment confirmations) per
 // client IP, on top of the per-account lockout: the lockout stops guessing
 // one account, this stops spraying many.
-var loginLimit = ratelimit.Limit{Name: "backoffice-login", Rate: 20, Period: time.Minute, Burst: 20}
+func loginLimit() ratelimit.Limit {
+	return ratelimit.Limit{Name: "backoffice-login", Rate: 20, Period: time.Minute, Burst: 20}
+}
 
 // backofficeRoutes registers every back-office route on r (mounted at
 // /backoffice). Routes are listed here only; each handler is wrapped by bo,
@@ -86,7 +88,7 @@ func (s *Server) backofficeRoutes(r fiber.Router) {
 	r.Get("/tokens", s.bo(s.authed(s.boTokens)))
 	r.Get("/tokens/:id", s.bo(s.authed(s.boToken)))
 	r.Post("/tokens/:id/reveal", s.bo(s.authed(s.boReveal)))
-	r.Get("/audit", s.bo(s.authed(s.boAudit)))
+	r.Get("/audit", s.bo(s.authed(s.boAuditView)))
 
 	// Anything else under /backoffice is an HTML 404, not the API's JSON.
 	r.All("/*", s.bo(func(*fiber.Ctx) error { return apierr.NotFound }))
@@ -248,9 +250,6 @@ func (s *Server) boAudit(c *fiber.Ctx, e audit.Event) error {
 	if e.Origin == "" {
 		e.Origin = strings.Clone(c.IP())
 	}
-	if e.Time.IsZero() {
-		e.Time = s.now().UTC()
-	}
 	if _, err := s.deps.Audit.Append(c.UserContext(), e); err != nil {
 		s.deps.Log.Error("backoffice: gateway audit append failed", "event", e.Event, "err", err)
 		return apierr.AuditFailed.Wrap(err)
@@ -270,7 +269,7 @@ func (s *Server) allowLogin(c *fiber.Ctx) error {
 	if s.deps.Limiter == nil {
 		return nil
 	}
-	res, err := s.deps.Limiter.Allow(c.UserContext(), "bo-login:"+c.IP(), loginLimit)
+	res, err := s.deps.Limiter.Allow(c.UserContext(), "bo-login:"+c.IP(), loginLimit())
 	if err != nil {
 		return apierr.Unavailable.Wrap(err)
 	}

@@ -18,11 +18,16 @@ import (
 	"github.com/blindgate/blindgate/keyservice/client"
 )
 
-// boBrands are the brands with an icon under /assets/brands/, and their names.
-var boBrands = []struct{ ID, Name string }{
-	{"visa", "Visa"}, {"mastercard", "Mastercard"}, {"amex", "American Express"},
-	{"discover", "Discover"}, {"jcb", "JCB"}, {"diners", "Diners Club"},
-	{"unionpay", "UnionPay"}, {"maestro", "Maestro"},
+// boBrand is a card brand with an icon under /assets/brands/.
+type boBrand struct{ ID, Name string }
+
+// boBrands lists the brands the search form offers, with their names.
+func boBrands() []boBrand {
+	return []boBrand{
+		{"visa", "Visa"}, {"mastercard", "Mastercard"}, {"amex", "American Express"},
+		{"discover", "Discover"}, {"jcb", "JCB"}, {"diners", "Diners Club"},
+		{"unionpay", "UnionPay"}, {"maestro", "Maestro"},
+	}
 }
 
 // boTokenRow is a token as the back office shows it: masked fields only
@@ -47,7 +52,7 @@ func tokenRow(t tokens.Token) boTokenRow {
 		Kid:     t.Kid, Fingerprint: t.Fingerprint,
 		DupesURL: boPrefix + "/tokens?" + url.Values{"dupes": {t.ID}}.Encode(),
 	}
-	for _, b := range boBrands {
+	for _, b := range boBrands() {
 		if strings.EqualFold(t.Brand, b.ID) {
 			r.BrandName, r.Icon = b.Name, "/assets/brands/"+b.ID+".svg"
 		}
@@ -64,7 +69,7 @@ type boSearch struct {
 type boTokensPage struct {
 	boBase
 	Form     boSearch
-	Brands   []struct{ ID, Name string }
+	Brands   []boBrand
 	Rows     []boTokenRow
 	Error    string
 	Filtered bool
@@ -146,7 +151,7 @@ func allDigits(s string) bool {
 }
 
 func knownBrand(b string) bool {
-	for _, x := range boBrands {
+	for _, x := range boBrands() {
 		if x.ID == b {
 			return true
 		}
@@ -186,7 +191,7 @@ func (s *Server) boTokens(c *fiber.Ctx, a *boActor) error {
 	if err != nil {
 		return err
 	}
-	p := boTokensPage{boBase: s.base("Tokens", "tokens", a), Form: f, Brands: boBrands, Limit: boSearchLimit,
+	p := boTokensPage{boBase: s.base("Tokens", "tokens", a), Form: f, Brands: boBrands(), Limit: boSearchLimit,
 		Filtered: f != boSearch{}}
 	if msg != "" {
 		p.Error = msg

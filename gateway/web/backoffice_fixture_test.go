@@ -1,0 +1,536 @@
+package web_test
+
+// Fixture of the back-office tests: bbolt stores in t.TempDir(), an
+// injectable clock shared by the server, the operator service and TOTP
+// codes, a real in-process key service (keyservice/api + unwrap + keyring +
+// sigauth behind a TCP listener, reached through keyservice/client) for
+// every test that claims a reveal or an audit query went through, and a
+// recording fake only where the key service must NOT be called or must
+// fail in a way a real one cannot be made to (down, forced 429/503).
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"html/template"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pquerna/otp"
+	"github.com/pquerna/otp/totp"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/blindgate/blindgate/checkout"
+	"github.com/blindgate/blindgate/gateway/operators"
+	"github.com/blindgate/blindgate/gateway/tokens"
+	"github.com/blindgate/blindgate/gateway/web"
+	"github.com/blindgate/blindgate/gateway/websession"
+	"github.com/blindgate/blindgate/internal/audit"
+	"github.com/blindgate/blindgate/internal/jose"
+	"github.com/blindgate/blindgate/internal/ratelimit"
+	"github.com/blindgate/blindgate/internal/testenv"
+	"github.com/blindgate/blindgate/keyservice/api"
+	"github.com/blindgate/blindgate/keyservice/client"
+	"github.com/blindgate/blindgate/keyservice/keyring"
+	"github.com/blindgate/blindgate/keyservice/replay"
+	"github.com/blindgate/blindgate/keyservice/seal"
+	"github.com/blindgate/blindgate/keyservice/sigauth"
+	"github.com/blindgate/blindgate/keyservice/unwrap"
+	"github.com/blindgate/blindgate/templates"
+)
+
+const (
+	boPassword = "correct horse battery staple"
+	boPAN      = "4242424242424242"
+	boPANShown = "4242 4242 4242 4242"
+	boMerchA   = "m_alpha"
+	boMerchB   = "m_beta"
+)
+
+// boClock is the fixture's time.
+type boClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *boClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *boClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// ---- the real key service ----
+
+type boKeyZone struct {
+	kr        *keyring.Keyring
+	client    *client.Client
+	auditPath string
+}
+
+// boTrail reads the key service's audit file like keyservice/app does.
+type boTrail string
+
+func (p boTrail) Query(_ context.Context, f audit.Filter) ([]audit.Event, audit.Report, error) {
+	b, err := os.ReadFile(string(p))
+	if err != nil {
+		return nil, audit.Report{}, err
+	}
+	rep, verr := audit.Verify(bytes.NewReader(b))
+	evs, err := audit.Read(bytes.NewReader(b), f)
+	if err != nil {
+		return evs, rep, err
+	}
+	return evs, rep, verr
+}
+
+// newBoKeyZone starts a real key service whose per-actor short reveal
+// limit is revealsPerHour, with a back-office client allowed reveal+audit.
+func newBoKeyZone(t *testing.T, revealsPerHour int) *boKeyZone {
+	t.Helper()
+	dir := t.TempDir()
+	kr, err := keyring.New(keyring.DefaultAlg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	master, err := keyring.GenerateMasterKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	krPath := filepath.Join(dir, "keyring.sealed")
+	if err := keyring.Save(krPath, kr, master); err != nil {
+		t.Fatal(err)
+	}
+	holder := seal.New(krPath, 1)
+	if err := holder.UnsealWithKey(master); err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := holder.Keyring()
+	if err != nil {
+		t.Fatal(err)
+	}
+	al := &sigauth.AllowList{}
+	key, err := client.GenerateKey("ES256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := al.AddClient("backoffice", []string{client.OpReveal, client.OpAudit}, "backoffice-1", key.Public()); err != nil {
+		t.Fatal(err)
+	}
+	kz := &boKeyZone{kr: loaded, auditPath: filepath.Join(dir, "audit.log")}
+	alog, err := audit.Open(kz.auditPath, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = alog.Close() })
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	limits := unwrap.DefaultLimits()
+	limits.RevealActorShort = ratelimit.Limit{Name: "reveal-actor-short", Rate: revealsPerHour, Period: time.Hour, Burst: revealsPerHour}
+	svc := unwrap.New(holder, alog, ratelimit.NewMemory(), log, unwrap.Config{Limits: limits})
+	ks := api.New(api.Deps{
+		Unwrap: svc, Verifier: &sigauth.Verifier{Audience: "blindgate-keyservice", Clients: al, Replay: replay.NewMemory()},
+		Seal: holder, Audit: alog, Trail: boTrail(kz.auditPath), Log: log,
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = ks.App().Listener(ln) }()
+	t.Cleanup(func() { _ = ks.App().Shutdown() })
+	signer := &client.Signer{ClientID: "backoffice", Kid: "backoffice-1", Audience: "blindgate-keyservice", Key: key}
+	kz.client = client.New("http://"+ln.Addr().String(), signer, client.HTTPClient(false))
+	return kz
+}
+
+// encrypt makes the card ciphertext the checkout page would have sent.
+func (kz *boKeyZone) encrypt(t *testing.T, pan string) string {
+	t.Helper()
+	pub := kz.kr.PublicKeys()[0]
+	pt := fmt.Sprintf(`{"pan":%q,"exp_month":11,"exp_year":2031,"name":"Ada Lovelace","iat":%d}`, pan, time.Now().Unix())
+	out, err := jose.Encrypt([]byte(pt), pub.Key, pub.Kid, map[string]string{jose.HeaderSessionID: "cs_test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
+}
+
+// events reads the key service's audit trail.
+func (kz *boKeyZone) events(t *testing.T, f audit.Filter) []audit.Event {
+	t.Helper()
+	evs, _, err := boTrail(kz.auditPath).Query(context.Background(), f)
+	if err != nil {
+		t.Fatalf("key service audit: %v", err)
+	}
+	return evs
+}
+
+// ---- a recording fake, for "must not be called" and forced failures ----
+
+type boFakeKS struct {
+	mu               sync.Mutex
+	reveals, queries int
+	revealErr        error
+	queryErr         error
+}
+
+func (f *boFakeKS) Reveal(context.Context, client.RevealRequest) (client.RevealResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reveals++
+	if f.revealErr != nil {
+		return client.RevealResponse{}, f.revealErr
+	}
+	return client.RevealResponse{PAN: boPAN, ExpMonth: 11, ExpYear: 2031, Name: "Fake"}, nil
+}
+
+func (f *boFakeKS) AuditQuery(context.Context, client.AuditQueryRequest) (client.AuditQueryResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.queries++
+	if f.queryErr != nil {
+		return client.AuditQueryResponse{}, f.queryErr
+	}
+	return client.AuditQueryResponse{ChainOK: true}, nil
+}
+
+func (f *boFakeKS) calls() (int, int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.reveals, f.queries
+}
+
+// ---- the gateway ----
+
+type boFix struct {
+	srv       *web.Server
+	ops       *operators.Service
+	toks      tokens.Store
+	webs      websession.Store
+	clock     *boClock
+	kz        *boKeyZone // nil with a fake
+	fake      *boFakeKS
+	gwAudit   string
+	logs      *bytes.Buffer
+	pages     *template.Template
+	tokA      tokens.Token // merchant A, the real ciphertext when kz != nil
+	tokA2     tokens.Token // merchant A, same card (fingerprint) as tokA
+	tokB      tokens.Token // merchant B
+	secrets   map[string]string
+	operators map[string]operators.Operator
+}
+
+type boOpts struct {
+	ks        web.KeyService // overrides the real key service
+	noKS      bool           // use the recording fake
+	reveals   int            // per-actor short reveal limit of the real key service (default 10)
+	tls       bool
+	hideAfter string // redefines bo_reveal_hide_seconds
+	limiter   ratelimit.Limiter
+	redis     bool // production stores (Redis) instead of bbolt
+}
+
+// boNoLimit lets every request through, for tests that make more login
+// attempts from one address than the per-IP limit allows in order to test
+// something else (the per-account lockout).
+type boNoLimit struct{}
+
+func (boNoLimit) Allow(context.Context, string, ratelimit.Limit) (ratelimit.Result, error) {
+	return ratelimit.Result{Allowed: true}, nil
+}
+
+func newBoFix(t *testing.T, o boOpts) *boFix {
+	t.Helper()
+	dir := t.TempDir()
+	db, err := bolt.Open(filepath.Join(dir, "gw.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	f := &boFix{clock: &boClock{t: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)}, logs: &bytes.Buffer{},
+		secrets: map[string]string{}, operators: map[string]operators.Operator{}}
+	var webs interface {
+		websession.Store
+		operators.SessionRevoker
+	}
+	var opStore operators.Store
+	if o.redis {
+		rdb := testenv.Redis(t)
+		f.toks = tokens.NewRedis(rdb, "bg")
+		if webs, err = websession.NewRedis(rdb, "bg", websession.Config{}); err != nil {
+			t.Fatal(err)
+		}
+		opStore = operators.NewRedis(rdb, "bg")
+		if o.limiter == nil {
+			o.limiter = ratelimit.NewRedis(rdb, "bg:rl:")
+		}
+	} else {
+		if f.toks, err = tokens.NewBolt(db); err != nil {
+			t.Fatal(err)
+		}
+		if webs, err = websession.NewBolt(db, websession.Config{}); err != nil {
+			t.Fatal(err)
+		}
+		if opStore, err = operators.NewBolt(db); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.webs = webs
+	f.ops, err = operators.NewService(opStore, operators.Config{
+		// Cheap hashes: the tests log in dozens of times on a shared 2-core box.
+		Params:  operators.Params{Memory: 1024, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32},
+		Now:     f.clock.Now,
+		Revoker: webs,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ks web.KeyService
+	switch {
+	case o.ks != nil:
+		ks = o.ks
+	case o.noKS:
+		f.fake = &boFakeKS{}
+		ks = f.fake
+	default:
+		if o.reveals == 0 {
+			o.reveals = 10
+		}
+		f.kz = newBoKeyZone(t, o.reveals)
+		ks = f.kz.client
+	}
+	f.pages, err = templates.Parse()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.hideAfter != "" {
+		// The page's own knob for the hide delay: a template the test redefines.
+		if _, err := f.pages.New("bo_reveal_hide_seconds").Parse(o.hideAfter); err != nil {
+			t.Fatal(err)
+		}
+	}
+	assets, err := checkout.NewAssets()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.gwAudit = filepath.Join(dir, "gw-audit.log")
+	gwLog, err := audit.Open(f.gwAudit, audit.Options{Now: f.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = gwLog.Close() })
+	if o.limiter == nil {
+		o.limiter = ratelimit.NewMemory()
+	}
+	f.srv = web.New(web.Deps{
+		Tokens: f.toks, KeyService: ks, Operators: f.ops, WebSessions: webs,
+		Limiter: o.limiter, Audit: gwLog, Assets: assets, Pages: f.pages,
+		Log:    slog.New(slog.NewJSONHandler(f.logs, nil)),
+		Config: web.Config{PublicURL: "https://pay.example", TLS: o.tls, Now: f.clock.Now},
+	})
+
+	// Tokens: two of the same card at merchant A, one at merchant B.
+	jwe := "eyJhbGciOiJFQ0RILUVTK0EyNTZLVyJ9.a.b.c.d"
+	if f.kz != nil {
+		jwe = f.kz.encrypt(t, boPAN)
+	}
+	put := func(m, bin, last4, fp string, created time.Time) tokens.Token {
+		tok, _, err := f.toks.Put(context.Background(), tokens.Token{MerchantID: m, JWE: jwe, Kid: "kek-1", Brand: "visa",
+			BIN: bin, Last4: last4, ExpMonth: 11, ExpYear: 2031, Fingerprint: fp, CreatedAt: created}, "", 0, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	f.tokA = put(boMerchA, "42424242", "4242", "fp_same", f.clock.Now().Add(-48*time.Hour))
+	f.tokA2 = put(boMerchA, "42424242", "4242", "fp_same", f.clock.Now().Add(-2*time.Hour))
+	f.tokB = put(boMerchB, "55555555", "4444", "fp_other", f.clock.Now().Add(-time.Hour))
+	return f
+}
+
+// addOperator creates an operator; with totp it also enrols a second factor
+// and returns its secret, then moves the clock past the confirming code's
+// time step (a TOTP code is single use).
+func (f *boFix) addOperator(t *testing.T, name string, role operators.Role, merchant string, withTOTP bool) operators.Operator {
+	t.Helper()
+	ctx := context.Background()
+	op, err := f.ops.Create(ctx, name, role, merchant, boPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if withTOTP {
+		secret, _, _, err := f.ops.EnrollTOTP(ctx, op.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.ops.ConfirmTOTP(ctx, op.ID, f.codeAt(t, secret, f.clock.Now())); err != nil {
+			t.Fatal(err)
+		}
+		f.secrets[name] = secret
+		f.clock.Advance(31 * time.Second)
+	}
+	f.operators[name] = op
+	return op
+}
+
+func (f *boFix) codeAt(t *testing.T, secret string, at time.Time) string {
+	t.Helper()
+	code, err := totp.GenerateCodeCustom(secret, at, totp.ValidateOpts{Period: 30, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return code
+}
+
+// code is the current TOTP code of name. Callers that use it move the
+// clock to the next time step before asking again (codes are single use).
+func (f *boFix) code(t *testing.T, name string) string {
+	t.Helper()
+	return f.codeAt(t, f.secrets[name], f.clock.Now())
+}
+
+// ---- a browser-like client over app.Test ----
+
+type boResp struct {
+	status int
+	header http.Header
+	body   string
+}
+
+type boClient struct {
+	f      *boFix
+	jar    map[string]string
+	header map[string]string
+}
+
+func (f *boFix) client() *boClient {
+	return &boClient{f: f, jar: map[string]string{}, header: map[string]string{}}
+}
+
+func (c *boClient) do(t *testing.T, method, path string, form url.Values) boResp {
+	t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req := httptest.NewRequest(method, path, body)
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	for k, v := range c.header {
+		req.Header.Set(k, v)
+	}
+	for k, v := range c.jar {
+		req.AddCookie(&http.Cookie{Name: k, Value: v})
+	}
+	resp, err := c.f.srv.App().Test(req, 20_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, ck := range resp.Cookies() {
+		if ck.MaxAge < 0 || ck.Value == "" {
+			delete(c.jar, ck.Name)
+		} else {
+			c.jar[ck.Name] = ck.Value
+		}
+	}
+	return boResp{status: resp.StatusCode, header: resp.Header, body: string(b)}
+}
+
+func (c *boClient) get(t *testing.T, path string) boResp {
+	t.Helper()
+	return c.do(t, http.MethodGet, path, nil)
+}
+func (c *boClient) post(t *testing.T, path string, form url.Values) boResp {
+	t.Helper()
+	return c.do(t, http.MethodPost, path, form)
+}
+
+var boCSRFRe = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+func csrfOf(t *testing.T, body string) string {
+	t.Helper()
+	m := boCSRFRe.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no csrf field in page:\n%.600s", body)
+	}
+	return m[1]
+}
+
+// loginWith posts the login form (after fetching it for its CSRF token).
+func (c *boClient) loginWith(t *testing.T, username, password, code string) boResp {
+	t.Helper()
+	page := c.get(t, "/backoffice/login")
+	if page.status != http.StatusOK {
+		t.Fatalf("login form: %d", page.status)
+	}
+	return c.post(t, "/backoffice/login", url.Values{"csrf": {csrfOf(t, page.body)}, "username": {username}, "password": {password}, "code": {code}})
+}
+
+// login signs name in with its TOTP code and expects the tokens page.
+func (c *boClient) login(t *testing.T, name string) {
+	t.Helper()
+	r := c.loginWith(t, name, boPassword, c.f.code(t, name))
+	if r.status != http.StatusSeeOther || r.header.Get("Location") != "/backoffice/tokens" {
+		t.Fatalf("login %s: %d %s\n%.800s", name, r.status, r.header.Get("Location"), r.body)
+	}
+	c.f.clock.Advance(30 * time.Second) // the next code must come from a later step
+}
+
+// csrf fetches a signed-in page and returns the session's CSRF token.
+func (c *boClient) csrf(t *testing.T) string {
+	t.Helper()
+	r := c.get(t, "/backoffice/tokens")
+	if r.status != http.StatusOK {
+		t.Fatalf("tokens page: %d", r.status)
+	}
+	return csrfOf(t, r.body)
+}
+
+func (c *boClient) reveal(t *testing.T, tokID, reason string, extra ...string) boResp {
+	t.Helper()
+	form := url.Values{"csrf": {c.csrf(t)}, "reason": {reason}}
+	for i := 0; i+1 < len(extra); i += 2 {
+		form.Set(extra[i], extra[i+1])
+	}
+	return c.post(t, "/backoffice/tokens/"+tokID+"/reveal", form)
+}
+
+// gwEvents reads the gateway's own audit log.
+func (f *boFix) gwEvents(t *testing.T, flt audit.Filter) []audit.Event {
+	t.Helper()
+	b, err := os.ReadFile(f.gwAudit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs, err := audit.Read(bytes.NewReader(b), flt)
+	if err != nil {
+		t.Fatalf("gateway audit: %v", err)
+	}
+	return evs
+}
+
+// noPAN fails if the card number appears anywhere in an answer or the logs.
+func (f *boFix) noPAN(t *testing.T, r boResp) {
+	t.Helper()
+	for _, s := range []string{boPAN, boPANShown} {
+		if strings.Contains(r.body, s) {
+			t.Errorf("the card number is in the page")
+		}
+		if strings.Contains(f.logs.String(), s) {
+			t.Errorf("the card number is in the logs")
+		}
+	}
+}

@@ -1,0 +1,832 @@
+package web_test
+
+import (
+	"crypto"
+	"crypto/sha512"
+	"encoding/base64"
+	"errors"
+	"html"
+	"net/http"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/blindgate/blindgate/gateway/operators"
+	"github.com/blindgate/blindgate/internal/audit"
+	"github.com/blindgate/blindgate/keyservice/client"
+)
+
+const loginFailedText = "Invalid username, password or code."
+
+func TestBackofficeLogin(t *testing.T) {
+	f := newBoFix(t, boOpts{noKS: true})
+	f.addOperator(t, "alice", operators.RoleViewer, "", true)
+
+	tests := []struct {
+		name       string
+		user, pass string
+		code       func() string
+		noCSRF     bool
+		badCSRF    bool
+		crossSite  bool
+		wantStatus int
+		wantText   string
+		wantAudit  string // gateway audit code of the failure
+	}{
+		{name: "303/ok", user: "alice", pass: boPassword, code: func() string { return f.code(t, "alice") }, wantStatus: 303},
+		{name: "303/username-case-folded", user: " Alice ", pass: boPassword, code: func() string { return f.code(t, "alice") }, wantStatus: 303},
+		{name: "401/wrong-password", user: "alice", pass: "not the password at all", code: func() string { return f.code(t, "alice") }, wantStatus: 401, wantText: loginFailedText, wantAudit: "bad_credentials"},
+		{name: "401/unknown-user-same-message", user: "mallory", pass: boPassword, code: func() string { return "123456" }, wantStatus: 401, wantText: loginFailedText, wantAudit: "bad_credentials"},
+		{name: "401/totp-required", user: "alice", pass: boPassword, code: func() string { return "" }, wantStatus: 401, wantText: loginFailedText, wantAudit: "mfa_required"},
+		{name: "401/wrong-totp", user: "alice", pass: boPassword, code: func() string { return "000000" }, wantStatus: 401, wantText: loginFailedText, wantAudit: "bad_credentials"},
+		{name: "403/csrf-missing", user: "alice", pass: boPassword, code: func() string { return f.code(t, "alice") }, noCSRF: true, wantStatus: 403, wantText: "csrf_failed"},
+		{name: "403/csrf-mismatch", user: "alice", pass: boPassword, code: func() string { return f.code(t, "alice") }, badCSRF: true, wantStatus: 403, wantText: "csrf_failed"},
+		{name: "403/cross-site", user: "alice", pass: boPassword, code: func() string { return f.code(t, "alice") }, crossSite: true, wantStatus: 403, wantText: "csrf_failed"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f.clock.Advance(31 * time.Second) // a fresh TOTP step for every case
+			c := f.client()
+			page := c.get(t, "/backoffice/login")
+			tok := csrfOf(t, page.body)
+			switch {
+			case tc.noCSRF:
+				tok = ""
+			case tc.badCSRF:
+				tok = strings.Repeat("A", 43)
+			}
+			if tc.crossSite {
+				c.header["Sec-Fetch-Site"] = "cross-site"
+			}
+			before := len(f.gwEvents(t, audit.Filter{Event: audit.EventLogin}))
+			r := c.post(t, "/backoffice/login", url.Values{"csrf": {tok}, "username": {tc.user}, "password": {tc.pass}, "code": {tc.code()}})
+			if r.status != tc.wantStatus {
+				t.Fatalf("status %d, want %d\n%.600s", r.status, tc.wantStatus, r.body)
+			}
+			if !strings.HasPrefix(r.header.Get("Content-Type"), "text/html") && r.status != 303 {
+				t.Errorf("content type %q: back-office errors are HTML pages", r.header.Get("Content-Type"))
+			}
+			if tc.wantText != "" && !strings.Contains(r.body, tc.wantText) {
+				t.Errorf("page lacks %q", tc.wantText)
+			}
+			evs := f.gwEvents(t, audit.Filter{Event: audit.EventLogin})
+			switch {
+			case tc.wantStatus == 303:
+				if c.jar["bg_session"] == "" || r.header.Get("Location") != "/backoffice/tokens" {
+					t.Errorf("no session cookie or wrong redirect %q", r.header.Get("Location"))
+				}
+				if evs[0].Outcome != audit.OutcomeSuccess || evs[0].Actor != f.operators["alice"].ID {
+					t.Errorf("login not audited as success: %+v", evs[0])
+				}
+			case tc.wantAudit != "":
+				if len(evs) != before+1 || evs[0].Outcome != audit.OutcomeFailure || evs[0].Code != tc.wantAudit {
+					t.Errorf("failure not audited with code %s: %+v", tc.wantAudit, evs[0])
+				}
+				if c.jar["bg_session"] != "" {
+					t.Error("a failed login got a session")
+				}
+			default:
+				if len(evs) != before {
+					t.Error("a CSRF refusal reached Authenticate")
+				}
+			}
+		})
+	}
+}
+
+func TestBackofficeCookies(t *testing.T) {
+	for _, tc := range []struct {
+		name, cookie string
+		tls          bool
+	}{
+		{"plain-http", "bg_session", false},
+		{"tls", "__Host-bg_session", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newBoFix(t, boOpts{noKS: true, tls: tc.tls})
+			f.addOperator(t, "alice", operators.RoleViewer, "", true)
+			c := f.client()
+			page := c.get(t, "/backoffice/login")
+			r := c.post(t, "/backoffice/login", url.Values{"csrf": {csrfOf(t, page.body)}, "username": {"alice"}, "password": {boPassword}, "code": {f.code(t, "alice")}})
+			if r.status != 303 {
+				t.Fatalf("login: %d", r.status)
+			}
+			var set string
+			for _, v := range r.header.Values("Set-Cookie") {
+				if strings.HasPrefix(v, tc.cookie+"=") {
+					set = strings.ToLower(v)
+				}
+			}
+			if set == "" {
+				t.Fatalf("no %s cookie in %v", tc.cookie, r.header.Values("Set-Cookie"))
+			}
+			for _, want := range []string{"httponly", "samesite=strict", "path=/"} {
+				if !strings.Contains(set, want) {
+					t.Errorf("cookie lacks %s: %s", want, set)
+				}
+			}
+			if strings.Contains(set, "secure") != tc.tls {
+				t.Errorf("Secure flag = %v, want %v: %s", strings.Contains(set, "secure"), tc.tls, set)
+			}
+			if strings.Contains(set, "domain=") {
+				t.Errorf("session cookie must be host-only: %s", set)
+			}
+		})
+	}
+}
+
+func TestBackofficeLockout(t *testing.T) {
+	for _, backend := range []string{"bolt", "redis"} {
+		t.Run(backend, func(t *testing.T) {
+			testLockout(t, boOpts{noKS: true, limiter: boNoLimit{}, redis: backend == "redis"})
+		})
+	}
+}
+
+func testLockout(t *testing.T, o boOpts) {
+	f := newBoFix(t, o)
+	f.addOperator(t, "bob", operators.RoleViewer, "", true)
+
+	lockText := "Too many failed attempts"
+	for _, user := range []string{"bob", "nobody"} {
+		t.Run("403/locked-after-10/"+user, func(t *testing.T) {
+			c := f.client()
+			for i := 1; i <= 10; i++ {
+				r := c.loginWith(t, user, "wrong password number", "123456")
+				want := http.StatusUnauthorized
+				if i == 10 {
+					want = http.StatusForbidden
+				}
+				if r.status != want {
+					t.Fatalf("attempt %d: %d, want %d", i, r.status, want)
+				}
+				if i < 10 && !strings.Contains(r.body, loginFailedText) {
+					t.Fatalf("attempt %d: not the generic failure message", i)
+				}
+				if i == 10 && !strings.Contains(r.body, lockText) {
+					t.Fatalf("10th failure: no lockout message")
+				}
+			}
+			// Even the right password (and code) is refused while locked.
+			f.clock.Advance(31 * time.Second)
+			code := "123456"
+			if user == "bob" {
+				code = f.code(t, "bob")
+			}
+			r := c.loginWith(t, user, boPassword, code)
+			if r.status != http.StatusForbidden || !strings.Contains(r.body, lockText) {
+				t.Fatalf("locked login: %d", r.status)
+			}
+			locks := f.gwEvents(t, audit.Filter{Event: audit.EventLogin, Outcome: audit.OutcomeDenied})
+			if len(locks) == 0 || locks[0].Code != "locked" {
+				t.Errorf("lockout not audited: %+v", locks)
+			}
+		})
+	}
+	t.Run("same-lock-page-for-known-and-unknown", func(t *testing.T) {
+		c := f.client()
+		a := c.loginWith(t, "bob", "x-wrong-password", "123456")
+		b := c.loginWith(t, "nobody", "x-wrong-password", "123456")
+		// Tokens and the minutes left differ by when each lock began; nothing else may.
+		norm := regexp.MustCompile(`value="[^"]*"|\d+ minutes`)
+		if a.status != b.status || norm.ReplaceAllString(a.body, "") != norm.ReplaceAllString(b.body, "") {
+			t.Errorf("the lockout page differs between an existing and a missing user:\n%s\n----\n%s", a.body, b.body)
+		}
+	})
+	t.Run("303/unlocked-after-30-minutes", func(t *testing.T) {
+		f.clock.Advance(31 * time.Minute)
+		f.client().login(t, "bob")
+	})
+}
+
+func TestBackofficeLoginRateLimit(t *testing.T) {
+	f := newBoFix(t, boOpts{noKS: true})
+	c := f.client()
+	var last boResp
+	for i := 0; i < 21; i++ {
+		// Different names, so no account lockout interferes.
+		last = c.loginWith(t, "user"+string(rune('a'+i)), "some wrong password", "123456")
+	}
+	if last.status != http.StatusTooManyRequests || !strings.Contains(last.body, "Too many login attempts") || last.header.Get("Retry-After") == "" {
+		t.Fatalf("21st attempt from one IP: %d", last.status)
+	}
+}
+
+func TestBackofficeTOTPEnrolment(t *testing.T) {
+	f := newBoFix(t, boOpts{noKS: true})
+	op := f.addOperator(t, "carol", operators.RoleViewer, "", false)
+	c := f.client()
+
+	r := c.loginWith(t, "carol", boPassword, "")
+	if r.status != 303 || r.header.Get("Location") != "/backoffice/enroll" {
+		t.Fatalf("first login: %d %s", r.status, r.header.Get("Location"))
+	}
+	// Nothing but enrolment until a second factor exists.
+	if r := c.get(t, "/backoffice/tokens"); r.status != 303 || r.header.Get("Location") != "/backoffice/enroll" {
+		t.Fatalf("tokens before enrolment: %d %s", r.status, r.header.Get("Location"))
+	}
+	page := c.get(t, "/backoffice/enroll")
+	if page.status != 200 || !strings.Contains(page.body, `src="data:image/png;base64,`) {
+		t.Fatalf("enrol page: %d, no QR data URL\n%.500s", page.status, page.body)
+	}
+	m := regexp.MustCompile(`id="bo-totp-secret">([A-Z2-7 ]+)<`).FindStringSubmatch(page.body)
+	if m == nil {
+		t.Fatal("enrol page shows no secret")
+	}
+	secret := strings.ReplaceAll(m[1], " ", "")
+	// A reload shows the same pending secret (a scanned code stays valid).
+	if again := c.get(t, "/backoffice/enroll"); !strings.Contains(again.body, m[1]) {
+		t.Error("reloading the enrol page changed the secret")
+	}
+	tok := csrfOf(t, page.body)
+	if r := c.post(t, "/backoffice/enroll", url.Values{"csrf": {tok}, "code": {"000000"}}); r.status != 401 {
+		t.Fatalf("wrong code: %d", r.status)
+	}
+	if r := c.post(t, "/backoffice/enroll", url.Values{"code": {f.codeAt(t, secret, f.clock.Now())}}); r.status != 403 {
+		t.Fatalf("enrol without csrf: %d", r.status)
+	}
+	r = c.post(t, "/backoffice/enroll", url.Values{"csrf": {tok}, "code": {f.codeAt(t, secret, f.clock.Now())}})
+	if r.status != 303 || r.header.Get("Location") != "/backoffice/tokens" {
+		t.Fatalf("confirm: %d %s", r.status, r.header.Get("Location"))
+	}
+	if r := c.get(t, "/backoffice/tokens"); r.status != 200 {
+		t.Fatalf("tokens after enrolment: %d", r.status)
+	}
+	if evs := f.gwEvents(t, audit.Filter{Event: audit.EventMFAEnroll}); len(evs) != 1 || evs[0].Actor != op.ID {
+		t.Errorf("enrolment not audited: %+v", evs)
+	}
+	// From now on a code is required.
+	f.clock.Advance(31 * time.Second)
+	if r := f.client().loginWith(t, "carol", boPassword, ""); r.status != 401 {
+		t.Fatalf("login without code after enrolment: %d", r.status)
+	}
+	f.secrets["carol"] = secret
+	f.client().login(t, "carol")
+}
+
+func TestBackofficeCSRF(t *testing.T) {
+	f := newBoFix(t, boOpts{noKS: true})
+	f.addOperator(t, "rita", operators.RoleRevealer, "", true)
+	c := f.client()
+	c.login(t, "rita")
+	good := c.csrf(t)
+
+	tests := []struct {
+		name, path string
+		form       url.Values
+		crossSite  bool
+	}{
+		{"403/logout-no-token", "/backoffice/logout", url.Values{}, false},
+		{"403/logout-wrong-token", "/backoffice/logout", url.Values{"csrf": {good + "x"}}, false},
+		{"403/reveal-no-token", "/backoffice/tokens/" + f.tokA.ID + "/reveal", url.Values{"reason": {"ticket 42"}}, false},
+		{"403/reveal-other-token", "/backoffice/tokens/" + f.tokA.ID + "/reveal", url.Values{"reason": {"ticket 42"}, "csrf": {strings.Repeat("x", len(good))}}, false},
+		{"403/reveal-cross-site", "/backoffice/tokens/" + f.tokA.ID + "/reveal", url.Values{"reason": {"ticket 42"}, "csrf": {good}}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.crossSite {
+				c.header["Sec-Fetch-Site"] = "cross-site"
+				defer delete(c.header, "Sec-Fetch-Site")
+			}
+			r := c.post(t, tc.path, tc.form)
+			if r.status != http.StatusForbidden || !strings.Contains(r.body, `data-code="csrf_failed"`) {
+				t.Fatalf("status %d\n%.500s", r.status, r.body)
+			}
+			if !strings.HasPrefix(r.header.Get("Content-Type"), "text/html") {
+				t.Errorf("CSRF refusal is not an HTML page")
+			}
+		})
+	}
+	if n, _ := f.fake.calls(); n != 0 {
+		t.Errorf("key service called %d times by refused forms", n)
+	}
+	// The session survived every refused logout.
+	if r := c.get(t, "/backoffice/tokens"); r.status != 200 {
+		t.Fatalf("session ended by a forged logout: %d", r.status)
+	}
+	// And a real logout works and ends it.
+	if r := c.post(t, "/backoffice/logout", url.Values{"csrf": {good}}); r.status != 303 {
+		t.Fatalf("logout: %d", r.status)
+	}
+	if r := c.get(t, "/backoffice/tokens"); r.status != 303 || !strings.HasPrefix(r.header.Get("Location"), "/backoffice/login") {
+		t.Fatalf("after logout: %d %s", r.status, r.header.Get("Location"))
+	}
+	if evs := f.gwEvents(t, audit.Filter{Event: audit.EventLogout}); len(evs) != 1 {
+		t.Errorf("logout audited %d times", len(evs))
+	}
+}
+
+func TestBackofficeSessionIdleExpiry(t *testing.T) {
+	for _, backend := range []string{"bolt", "redis"} {
+		t.Run(backend, func(t *testing.T) { testSessionIdleExpiry(t, boOpts{noKS: true, redis: backend == "redis"}) })
+	}
+}
+
+func testSessionIdleExpiry(t *testing.T, o boOpts) {
+	f := newBoFix(t, o)
+	f.addOperator(t, "vic", operators.RoleViewer, "", true)
+	c := f.client()
+	c.login(t, "vic")
+	tok := c.csrf(t)
+
+	f.clock.Advance(14 * time.Minute) // activity slides the idle timeout
+	if r := c.get(t, "/backoffice/tokens"); r.status != 200 {
+		t.Fatalf("after 14 min: %d", r.status)
+	}
+	f.clock.Advance(14 * time.Minute)
+	if r := c.get(t, "/backoffice/tokens"); r.status != 200 {
+		t.Fatalf("after 14 more min: %d", r.status)
+	}
+	f.clock.Advance(15*time.Minute + time.Second)
+	cookie := c.jar["bg_session"]
+	r := c.get(t, "/backoffice/tokens")
+	if r.status != 303 || r.header.Get("Location") != "/backoffice/login?expired=1" {
+		t.Fatalf("after 15 min idle: %d %s", r.status, r.header.Get("Location"))
+	}
+	if !strings.Contains(c.get(t, "/backoffice/login?expired=1").body, "session expired") {
+		t.Error("login page does not say the session expired")
+	}
+	// The old cookie is dead for POSTs too, with an HTML 401 page.
+	c.jar["bg_session"] = cookie
+	r = c.post(t, "/backoffice/logout", url.Values{"csrf": {tok}})
+	if r.status != http.StatusUnauthorized || !strings.Contains(r.body, "login_required") {
+		t.Fatalf("POST with an expired session: %d", r.status)
+	}
+}
+
+func TestBackofficeMerchantScope(t *testing.T) {
+	for _, backend := range []string{"bolt", "redis"} {
+		t.Run(backend, func(t *testing.T) { testMerchantScope(t, boOpts{noKS: true, redis: backend == "redis"}) })
+	}
+}
+
+func testMerchantScope(t *testing.T, o boOpts) {
+	f := newBoFix(t, o)
+	f.addOperator(t, "anna", operators.RoleRevealer, boMerchA, true)
+	f.addOperator(t, "paul", operators.RoleViewer, "", true)
+	anna, paul := f.client(), f.client()
+	anna.login(t, "anna")
+	paul.login(t, "paul")
+
+	tests := []struct {
+		name       string
+		c          *boClient
+		path       string
+		wantStatus int
+		want, not  []string
+	}{
+		{"200/merchant-sees-own", anna, "/backoffice/tokens", 200, []string{f.tokA.ID, f.tokA2.ID}, []string{f.tokB.ID}},
+		{"404/merchant-A-cannot-see-B", anna, "/backoffice/tokens/" + f.tokB.ID, 404, nil, []string{f.tokB.ID, "55555555"}},
+		{"200/merchant-A-search-by-B-id-finds-nothing", anna, "/backoffice/tokens?token=" + f.tokB.ID, 200, []string{"No tokens found"}, []string{"/backoffice/tokens/" + f.tokB.ID}},
+		{"400/merchant-A-dupes-of-B", anna, "/backoffice/tokens?dupes=" + f.tokB.ID, 400, []string{"is visible to you"}, nil},
+		{"200/merchant-sees-own-detail", anna, "/backoffice/tokens/" + f.tokA.ID, 200, []string{"42424242 •••• 4242", "/assets/brands/visa.svg"}, nil},
+		{"200/platform-sees-all", paul, "/backoffice/tokens", 200, []string{f.tokA.ID, f.tokA2.ID, f.tokB.ID}, nil},
+		{"200/platform-sees-B-detail", paul, "/backoffice/tokens/" + f.tokB.ID, 200, []string{"55555555 •••• 4444"}, nil},
+		{"404/unknown-token", paul, "/backoffice/tokens/tok_aaaaaaaaaaaaaaaaaaaaaaaaaa", 404, nil, nil},
+		{"404/malformed-token", paul, "/backoffice/tokens/..%2f..%2fetc", 404, nil, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := tc.c.get(t, tc.path)
+			if r.status != tc.wantStatus {
+				t.Fatalf("status %d, want %d", r.status, tc.wantStatus)
+			}
+			for _, s := range tc.want {
+				if !strings.Contains(r.body, s) {
+					t.Errorf("page lacks %q", s)
+				}
+			}
+			for _, s := range tc.not {
+				if strings.Contains(r.body, s) {
+					t.Errorf("page shows %q", s)
+				}
+			}
+		})
+	}
+	t.Run("404/merchant-A-cannot-reveal-B", func(t *testing.T) {
+		if r := anna.reveal(t, f.tokB.ID, "ticket 42"); r.status != 404 {
+			t.Fatalf("status %d", r.status)
+		}
+		if n, _ := f.fake.calls(); n != 0 {
+			t.Error("key service called for another merchant's token")
+		}
+	})
+}
+
+func TestBackofficeSearch(t *testing.T) {
+	f := newBoFix(t, boOpts{noKS: true})
+	f.addOperator(t, "paul", operators.RoleViewer, "", true)
+	c := f.client()
+	c.login(t, "paul")
+	day := func(d time.Duration) string { return f.clock.Now().Add(d).Format("2006-01-02") }
+
+	tests := []struct {
+		name       string
+		query      string
+		wantStatus int
+		want, not  []string
+	}{
+		{"200/last4", "last4=4444", 200, []string{f.tokB.ID}, []string{f.tokA.ID}},
+		{"200/bin-prefix", "bin=424242", 200, []string{f.tokA.ID, f.tokA2.ID}, []string{f.tokB.ID}},
+		{"200/brand", "brand=visa", 200, []string{f.tokA.ID, f.tokB.ID}, nil},
+		{"200/fingerprint", "fingerprint=fp_other", 200, []string{f.tokB.ID}, []string{f.tokA.ID}},
+		{"200/duplicates-of-a-token", "dupes=" + f.tokA.ID, 200, []string{f.tokA.ID, f.tokA2.ID}, []string{f.tokB.ID}},
+		{"200/token-id", "token=" + f.tokA2.ID, 200, []string{f.tokA2.ID}, []string{f.tokB.ID, "/backoffice/tokens/" + f.tokA.ID + `"`}},
+		{"200/date-range", "from=" + day(-24*time.Hour) + "&to=" + day(0), 200, []string{f.tokA2.ID, f.tokB.ID}, []string{"/backoffice/tokens/" + f.tokA.ID + `"`}},
+		{"400/last4-not-digits", "last4=12a4", 400, []string{"four digits"}, nil},
+		{"400/bin-too-long", "bin=123456789", 400, []string{"eight digits"}, nil},
+		{"400/bad-token-id", "token=hello", 400, []string{"tok_"}, nil},
+		{"400/bad-date", "from=yesterday", 400, []string{"YYYY-MM-DD"}, nil},
+		{"400/reversed-dates", "from=" + day(0) + "&to=" + day(-48*time.Hour), 400, []string{"not be after"}, nil},
+		{"400/unknown-brand", "brand=acme", 400, []string{"Unknown brand"}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := c.get(t, "/backoffice/tokens?"+tc.query)
+			if r.status != tc.wantStatus {
+				t.Fatalf("status %d, want %d\n%.400s", r.status, tc.wantStatus, r.body)
+			}
+			for _, s := range tc.want {
+				if !strings.Contains(r.body, s) {
+					t.Errorf("page lacks %q", s)
+				}
+			}
+			for _, s := range tc.not {
+				if strings.Contains(r.body, s) {
+					t.Errorf("page shows %q", s)
+				}
+			}
+		})
+	}
+	evs := f.gwEvents(t, audit.Filter{Event: audit.EventTokenSearch})
+	if len(evs) == 0 {
+		t.Fatal("searches not audited")
+	}
+	for _, e := range evs {
+		if strings.Contains(e.Reason, "4444") || strings.Contains(e.Reason, "424242") {
+			t.Errorf("search audit holds searched digits: %q", e.Reason)
+		}
+	}
+}
+
+func TestBackofficeRevealRoles(t *testing.T) {
+	f := newBoFix(t, boOpts{noKS: true})
+	f.addOperator(t, "vera", operators.RoleViewer, "", true)
+	f.addOperator(t, "adam", operators.RoleAdmin, "", true)
+	f.addOperator(t, "anna", operators.RoleViewer, boMerchA, true)
+	for _, name := range []string{"vera", "adam", "anna"} {
+		t.Run("403/"+name+"-may-not-reveal", func(t *testing.T) {
+			c := f.client()
+			c.login(t, name)
+			detail := c.get(t, "/backoffice/tokens/"+f.tokA.ID)
+			if strings.Contains(detail.body, `id="bo-reveal-form"`) {
+				t.Error("the detail page offers a reveal form to a non-revealer")
+			}
+			r := c.reveal(t, f.tokA.ID, "ticket 42")
+			if r.status != http.StatusForbidden || !strings.Contains(r.body, "may not reveal") {
+				t.Fatalf("status %d\n%.400s", r.status, r.body)
+			}
+			if n, _ := f.fake.calls(); n != 0 {
+				t.Fatal("the gateway called the key service for a role that may not reveal")
+			}
+			evs := f.gwEvents(t, audit.Filter{Event: audit.EventRevealDenied, Actor: f.operators[name].ID})
+			if len(evs) != 1 || evs[0].Outcome != audit.OutcomeDenied || evs[0].Resource != f.tokA.ID || evs[0].Reason != "ticket 42" {
+				t.Fatalf("denied reveal not audited: %+v", evs)
+			}
+			f.noPAN(t, r)
+		})
+	}
+}
+
+func TestBackofficeRevealRoundTrip(t *testing.T) {
+	f := newBoFix(t, boOpts{reveals: 2})
+	op := f.addOperator(t, "rita", operators.RoleRevealer, boMerchA, true)
+	c := f.client()
+	c.login(t, "rita")
+
+	t.Run("400/reason-required", func(t *testing.T) {
+		r := c.reveal(t, f.tokA.ID, "  ")
+		if r.status != 400 || !strings.Contains(r.body, "reason") {
+			t.Fatalf("status %d", r.status)
+		}
+		f.noPAN(t, r)
+	})
+	t.Run("200/revealed-once-no-store", func(t *testing.T) {
+		r := c.reveal(t, f.tokA.ID, "chargeback   ticket\n#1234")
+		if r.status != 200 || !strings.Contains(r.body, boPANShown) {
+			t.Fatalf("status %d\n%.600s", r.status, r.body)
+		}
+		if cc := r.header.Get("Cache-Control"); cc != "no-store" {
+			t.Errorf("Cache-Control %q, want no-store", cc)
+		}
+		if !strings.Contains(r.body, `data-hide-after="60"`) {
+			t.Error("production hide delay is not 60 s")
+		}
+		if strings.Contains(f.logs.String(), boPAN) {
+			t.Error("card number logged")
+		}
+		evs := f.kz.events(t, audit.Filter{Event: audit.EventReveal})
+		if len(evs) != 1 || evs[0].Actor != op.ID || evs[0].Reason != "chargeback ticket #1234" || evs[0].Resource != f.tokA.ID || evs[0].Client != "backoffice" {
+			t.Fatalf("key service audit: %+v", evs)
+		}
+	})
+	t.Run("429/reveal-limit-reached", func(t *testing.T) {
+		if r := c.reveal(t, f.tokA2.ID, "second look"); r.status != 200 {
+			t.Fatalf("2nd reveal: %d", r.status)
+		}
+		r := c.reveal(t, f.tokA.ID, "third look")
+		if r.status != http.StatusTooManyRequests || !strings.Contains(r.body, "Reveal limit reached") || !strings.Contains(r.body, `id="bo-retry">Try again in`) {
+			t.Fatalf("status %d\n%.800s", r.status, r.body)
+		}
+		if !strings.Contains(r.body, "minutes") {
+			t.Error("the limit page does not say in how many minutes")
+		}
+		f.noPAN(t, r)
+		if evs := f.kz.events(t, audit.Filter{Event: audit.EventRevealDenied}); len(evs) != 1 || evs[0].Code != "rate_limited" {
+			t.Errorf("key service did not record the refusal: %+v", evs)
+		}
+	})
+}
+
+func TestBackofficeRevealNeedsFreshAuth(t *testing.T) {
+	f := newBoFix(t, boOpts{})
+	f.addOperator(t, "rita", operators.RoleRevealer, "", true)
+	c := f.client()
+	c.login(t, "rita")
+	f.clock.Advance(5*time.Minute + time.Second)
+
+	r := c.reveal(t, f.tokB.ID, "ticket 77")
+	if r.status != http.StatusUnauthorized || !strings.Contains(r.body, `id="bo-reauth-form"`) || !strings.Contains(r.body, `value="ticket 77"`) {
+		t.Fatalf("stale auth: %d\n%.600s", r.status, r.body)
+	}
+	if n := len(f.kz.events(t, audit.Filter{})); n != 0 {
+		t.Fatalf("key service reached before re-login (%d events)", n)
+	}
+	r = c.reveal(t, f.tokB.ID, "ticket 77", "password", "wrong password here", "code", f.code(t, "rita"))
+	if r.status != http.StatusUnauthorized || !strings.Contains(r.body, "Wrong password or code") {
+		t.Fatalf("wrong re-login: %d", r.status)
+	}
+	f.noPAN(t, r)
+	f.clock.Advance(30 * time.Second)
+	r = c.reveal(t, f.tokB.ID, "ticket 77", "password", boPassword, "code", f.code(t, "rita"))
+	if r.status != 200 || !strings.Contains(r.body, "5555") {
+		t.Fatalf("after re-login: %d\n%.600s", r.status, r.body)
+	}
+	// Fresh now: the next reveal within 5 minutes needs no password.
+	f.clock.Advance(4 * time.Minute)
+	if r := c.reveal(t, f.tokA.ID, "ticket 78"); r.status != 200 || !strings.Contains(r.body, boPANShown) {
+		t.Fatalf("reveal inside the window: %d", r.status)
+	}
+	if evs := f.gwEvents(t, audit.Filter{Event: audit.EventLogin, Outcome: audit.OutcomeFailure}); len(evs) != 1 || evs[0].Reason != "re-authentication for reveal" {
+		t.Errorf("failed re-login not audited: %+v", evs)
+	}
+}
+
+func TestBackofficeKeyServiceErrors(t *testing.T) {
+	tests := []struct {
+		name       string
+		err        error
+		wantStatus int
+		want       []string
+	}{
+		{"503/sealed", &client.Error{Status: 503, Code: "sealed", Message: "sealed"}, 503, []string{"key service is unavailable", "Nothing was revealed"}},
+		{"503/unreachable", errors.New("dial tcp 127.0.0.1:1: connection refused"), 503, []string{"cannot be reached", "Nothing was revealed"}},
+		{"429/limit-with-retry", &client.Error{Status: 429, Code: "rate_limited", RetryAfter: 3 * time.Minute}, 429, []string{"Reveal limit reached", "Try again in 3 minutes"}},
+		{"422/undecryptable", &client.Error{Status: 422, Code: "card_undecryptable"}, 422, []string{"cannot be decrypted"}},
+		{"502/refused-signature", &client.Error{Status: 401, Code: "unauthenticated"}, 502, []string{"did not accept"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fake := &boFakeKS{revealErr: tc.err}
+			f := newBoFix(t, boOpts{ks: fake})
+			f.addOperator(t, "rita", operators.RoleRevealer, "", true)
+			c := f.client()
+			c.login(t, "rita")
+			r := c.reveal(t, f.tokA.ID, "ticket 42")
+			if r.status != tc.wantStatus {
+				t.Fatalf("status %d, want %d", r.status, tc.wantStatus)
+			}
+			for _, s := range tc.want {
+				if !strings.Contains(r.body, s) {
+					t.Errorf("page lacks %q\n%.600s", s, r.body)
+				}
+			}
+			if n, _ := fake.calls(); n != 1 {
+				t.Errorf("key service called %d times", n)
+			}
+			if !strings.HasPrefix(r.header.Get("Content-Type"), "text/html") || r.header.Get("Cache-Control") != "no-store" {
+				t.Error("error page is not an uncached HTML page")
+			}
+			f.noPAN(t, r)
+		})
+	}
+	t.Run("503/real-client-nothing-listening", func(t *testing.T) {
+		dead := client.New("http://127.0.0.1:1", &client.Signer{ClientID: "backoffice", Kid: "k", Audience: "a", Key: mustKey(t)}, client.HTTPClient(false))
+		f := newBoFix(t, boOpts{ks: dead})
+		f.addOperator(t, "rita", operators.RoleRevealer, "", true)
+		c := f.client()
+		c.login(t, "rita")
+		r := c.reveal(t, f.tokA.ID, "ticket 42")
+		if r.status != 503 || !strings.Contains(r.body, "Nothing was revealed") {
+			t.Fatalf("status %d", r.status)
+		}
+		f.noPAN(t, r)
+	})
+}
+
+func mustKey(t *testing.T) crypto.Signer {
+	t.Helper()
+	k, err := client.GenerateKey("EdDSA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func TestBackofficeAuditView(t *testing.T) {
+	f := newBoFix(t, boOpts{reveals: 1})
+	f.addOperator(t, "rita", operators.RoleRevealer, "", true)
+	f.addOperator(t, "adam", operators.RoleAdmin, "", true)
+	f.addOperator(t, "vera", operators.RoleViewer, "", true)
+	f.addOperator(t, "mia", operators.RoleAdmin, boMerchA, true)
+	f.addOperator(t, "anna", operators.RoleRevealer, boMerchA, true)
+
+	// Two reveals by rita against a limit of one: a success, then a refusal
+	// and an alarm in the key service's trail; one success by anna.
+	rita := f.client()
+	rita.login(t, "rita")
+	if r := rita.reveal(t, f.tokA.ID, "ticket 1"); r.status != 200 {
+		t.Fatalf("reveal: %d", r.status)
+	}
+	if r := rita.reveal(t, f.tokA.ID, "ticket 2"); r.status != 429 {
+		t.Fatalf("2nd reveal: %d", r.status)
+	}
+	anna := f.client()
+	anna.login(t, "anna")
+	if r := anna.reveal(t, f.tokA.ID, "ticket 3"); r.status != 200 {
+		t.Fatalf("anna's reveal: %d", r.status)
+	}
+	admin := f.client()
+	admin.login(t, "adam")
+	mia := f.client()
+	mia.login(t, "mia")
+	viewer := f.client()
+	viewer.login(t, "vera")
+	ritaID, annaID := f.operators["rita"].ID, f.operators["anna"].ID
+
+	tests := []struct {
+		name       string
+		c          *boClient
+		query      string
+		wantStatus int
+		want, not  []string
+	}{
+		{"403/viewer", viewer, "", 403, []string{"Only administrators"}, nil},
+		{"403/revealer", rita, "", 403, nil, nil},
+		{"200/all", admin, "", 200, []string{"Hash chain verified", "bo-row-alarm", "ALARM", "ticket 1", "ticket 3", ritaID, annaID, "reveal.denied", "1 alarm in this view"}, nil},
+		{"200/by-actor", admin, "?actor=" + annaID, 200, []string{"ticket 3"}, []string{"ticket 1"}},
+		{"200/by-outcome", admin, "?outcome=denied", 200, []string{"reveal.denied", "rate_limited"}, []string{"ticket 3"}},
+		{"400/bad-outcome", admin, "?outcome=maybe", 400, []string{"outcome"}, nil},
+		{"200/merchant-admin-sees-own-operators", mia, "", 200, []string{"ticket 3", "your merchant"}, []string{"ticket 1", ritaID}},
+		{"400/merchant-admin-other-actor", mia, "?actor=" + ritaID, 400, nil, []string{"ticket 1"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := tc.c.get(t, "/backoffice/audit"+tc.query)
+			if r.status != tc.wantStatus {
+				t.Fatalf("status %d, want %d\n%.600s", r.status, tc.wantStatus, r.body)
+			}
+			for _, s := range tc.want {
+				if !strings.Contains(r.body, s) {
+					t.Errorf("page lacks %q", s)
+				}
+			}
+			for _, s := range tc.not {
+				if strings.Contains(r.body, s) {
+					t.Errorf("page shows %q", s)
+				}
+			}
+		})
+	}
+	if evs := f.gwEvents(t, audit.Filter{Event: audit.EventAuditView}); len(evs) < 4 || evs[0].Actor != f.operators["mia"].ID && evs[0].Actor != f.operators["adam"].ID {
+		t.Errorf("audit views not audited: %+v", evs)
+	}
+
+	t.Run("200/tampered-chain-flagged", func(t *testing.T) {
+		b, err := os.ReadFile(f.kz.auditPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		edited := strings.Replace(string(b), "ticket 1", "ticket X", 1)
+		if err := os.WriteFile(f.kz.auditPath, []byte(edited), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r := admin.get(t, "/backoffice/audit")
+		if r.status != 200 || !strings.Contains(r.body, "verification FAILED") || !strings.Contains(r.body, "bo-chain-bad") {
+			t.Fatalf("tampered trail: %d\n%.800s", r.status, r.body)
+		}
+	})
+	t.Run("503/key-service-down", func(t *testing.T) {
+		fake := &boFakeKS{queryErr: &client.Error{Status: 503, Code: "unavailable"}}
+		g := newBoFix(t, boOpts{ks: fake})
+		g.addOperator(t, "adam", operators.RoleAdmin, "", true)
+		c := g.client()
+		c.login(t, "adam")
+		if r := c.get(t, "/backoffice/audit"); r.status != 503 || !strings.Contains(r.body, "cannot be read") {
+			t.Fatalf("status %d", r.status)
+		}
+	})
+}
+
+var (
+	boScriptTag = regexp.MustCompile(`(?is)<script\b[^>]*>`)
+	boEventAttr = regexp.MustCompile(`(?i)\son[a-z]+\s*=`)
+	boStyleAttr = regexp.MustCompile(`(?i)\sstyle\s*=`)
+	boFormTag   = regexp.MustCompile(`(?is)<form\b[^>]*method="post"[^>]*>.*?</form>`)
+)
+
+// TestBackofficePageHygiene renders every page and checks the CSP-related
+// rules: no inline script, style or handler; scripts and styles with SRI;
+// every POST form has the CSRF field; headers on every answer.
+func TestBackofficePageHygiene(t *testing.T) {
+	f := newBoFix(t, boOpts{})
+	f.addOperator(t, "rita", operators.RoleRevealer, "", true)
+	f.addOperator(t, "adam", operators.RoleAdmin, "", true)
+	f.addOperator(t, "newbie", operators.RoleViewer, "", false)
+	rita, adam, newbie, anon := f.client(), f.client(), f.client(), f.client()
+	rita.login(t, "rita")
+	adam.login(t, "adam")
+	if r := newbie.loginWith(t, "newbie", boPassword, ""); r.status != 303 {
+		t.Fatal("newbie login")
+	}
+	pages := []struct {
+		name string
+		get  func() boResp
+	}{
+		{"login", func() boResp { return anon.get(t, "/backoffice/login") }},
+		{"enroll", func() boResp { return newbie.get(t, "/backoffice/enroll") }},
+		{"tokens", func() boResp { return rita.get(t, "/backoffice/tokens") }},
+		{"token", func() boResp { return rita.get(t, "/backoffice/tokens/"+f.tokA.ID) }},
+		{"revealed", func() boResp { return rita.reveal(t, f.tokA.ID, "hygiene check") }},
+		{"reauth", func() boResp {
+			f.clock.Advance(6 * time.Minute)
+			_ = rita.get(t, "/backoffice/tokens")
+			return rita.reveal(t, f.tokA.ID, "hygiene check")
+		}},
+		{"audit", func() boResp { return adam.get(t, "/backoffice/audit") }},
+		{"error-404", func() boResp { return rita.get(t, "/backoffice/nope") }},
+	}
+	for _, p := range pages {
+		t.Run(p.name, func(t *testing.T) {
+			r := p.get()
+			if !strings.HasPrefix(r.header.Get("Content-Type"), "text/html") {
+				t.Fatalf("%d %s is not HTML", r.status, r.header.Get("Content-Type"))
+			}
+			csp := r.header.Get("Content-Security-Policy")
+			for _, d := range []string{"default-src 'none'", "script-src 'self'", "style-src 'self'", "img-src 'self' data:", "form-action 'self'", "frame-ancestors 'none'"} {
+				if !strings.Contains(csp, d) {
+					t.Errorf("CSP lacks %s", d)
+				}
+			}
+			if r.header.Get("Cache-Control") != "no-store" || r.header.Get("X-Frame-Options") != "DENY" {
+				t.Error("missing no-store or X-Frame-Options")
+			}
+			for _, tag := range boScriptTag.FindAllString(r.body, -1) {
+				if !strings.Contains(tag, `src="/backoffice/assets/backoffice.js"`) || !strings.Contains(tag, `integrity="sha384-`) {
+					t.Errorf("script without our src and SRI: %s", tag)
+				}
+			}
+			if strings.Contains(r.body, "<style") || boStyleAttr.MatchString(r.body) || boEventAttr.MatchString(r.body) {
+				t.Error("inline style or event handler")
+			}
+			if !strings.Contains(r.body, `href="/backoffice/assets/backoffice.css" integrity="sha384-`) {
+				t.Error("stylesheet without SRI")
+			}
+			for _, form := range boFormTag.FindAllString(r.body, -1) {
+				if !strings.Contains(form, `name="csrf"`) {
+					t.Errorf("POST form without CSRF field: %.200s", form)
+				}
+			}
+		})
+	}
+	t.Run("assets-match-sri", func(t *testing.T) {
+		page := anon.get(t, "/backoffice/login")
+		for _, name := range []string{"backoffice.css", "backoffice.js"} {
+			r := anon.get(t, "/backoffice/assets/"+name)
+			if r.status != 200 {
+				t.Fatalf("%s: %d", name, r.status)
+			}
+			sum := sha512.Sum384([]byte(r.body))
+			want := "sha384-" + base64.StdEncoding.EncodeToString(sum[:])
+			if !strings.Contains(html.UnescapeString(page.body), want) {
+				t.Errorf("%s: page SRI does not match the served bytes", name)
+			}
+		}
+		if r := anon.get(t, "/backoffice/assets/../server.go"); r.status == 200 {
+			t.Error("asset route serves outside its set")
+		}
+	})
+}
