@@ -17,6 +17,7 @@ import (
 	"github.com/blindgate/blindgate/gateway/app"
 	"github.com/blindgate/blindgate/gateway/operators"
 	"github.com/blindgate/blindgate/gateway/rewrap"
+	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/internal/jose"
 	"github.com/blindgate/blindgate/internal/secret"
 	"github.com/blindgate/blindgate/keyservice/client"
@@ -82,6 +83,7 @@ func operatorsCmd(ctx context.Context, args []string, out io.Writer) error {
 	role := fs.String("role", "viewer", "add: viewer, revealer or admin")
 	merchant := fs.String("merchant", "", "add: merchant id the operator is scoped to; empty = platform operator (all merchants)")
 	pwRef := fs.String("password", "", "add: password reference (env:NAME or file:PATH); empty = generate and print once")
+	auditPath := fs.String("audit-log", envOr("BLINDGATE_GW_AUDIT_LOG", "gateway-audit.log"), "add: the gateway audit log to record the change in")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -118,6 +120,15 @@ func operatorsCmd(ctx context.Context, args []string, out io.Writer) error {
 		if generated {
 			fmt.Fprintf(out, "password (shown once):\n  %s\n", pw)
 		}
+		ev := audit.Event{Event: audit.EventOperatorChange, Actor: cliActor(), Resource: op.ID, Reason: "created as " + string(op.Role) + " for " + scope, Outcome: audit.OutcomeSuccess}
+		switch err := audit.AppendOnce(ctx, *auditPath, ev); {
+		case errors.Is(err, audit.ErrLocked):
+			// A running gateway holds its log; the change is in the store and
+			// in this command's output, and an operator change is rare.
+			fmt.Fprintf(out, "WARNING: %s is held by a running gateway; record this change by hand or run the command with the gateway stopped\n", *auditPath)
+		case err != nil:
+			return fmt.Errorf("operator created but not audited: %w", err)
+		}
 		return nil
 	case "list":
 		ops, err := st.Operators.List(ctx, *merchant)
@@ -133,6 +144,23 @@ func operatorsCmd(ctx context.Context, args []string, out io.Writer) error {
 	default:
 		return fmt.Errorf("operators: unknown subcommand %q", args[0])
 	}
+}
+
+// cliActor names who ran an admin command, for the audit trail.
+func cliActor() string {
+	for _, v := range []string{"SUDO_USER", "USER"} {
+		if u := os.Getenv(v); u != "" {
+			return "cli:" + u
+		}
+	}
+	return "cli"
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
 }
 
 // rewrapCmd runs the rewrap job with the gateway's configuration (its store

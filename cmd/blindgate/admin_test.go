@@ -39,15 +39,19 @@ func TestAdminCommands(t *testing.T) {
 		t.Fatalf("merchants list: %v\n%s", err, out)
 	}
 
-	out, err = runCLI(t, append([]string{"operators", "add", "-username", "alice", "-role", "revealer"}, store...)...)
+	gwAudit := filepath.Join(dir, "gw-audit.log")
+	out, err = runCLI(t, append([]string{"operators", "add", "-username", "alice", "-role", "revealer", "-audit-log", gwAudit}, store...)...)
 	if err != nil || !strings.Contains(out, "password (shown once)") {
 		t.Fatalf("operators add: %v\n%s", err, out)
 	}
+	if b, _ := os.ReadFile(gwAudit); !strings.Contains(string(b), `"event":"operator.change"`) {
+		t.Fatalf("operator creation not audited: %s", b)
+	}
 	_ = os.WriteFile(filepath.Join(dir, "pw"), []byte("short"), 0o600)
-	if out, err := runCLI(t, append([]string{"operators", "add", "-username", "bob", "-password", "file:" + filepath.Join(dir, "pw")}, store...)...); err == nil {
+	if out, err := runCLI(t, append([]string{"operators", "add", "-username", "bob", "-password", "file:" + filepath.Join(dir, "pw"), "-audit-log", gwAudit}, store...)...); err == nil {
 		t.Fatalf("a 5-character password was accepted:\n%s", out)
 	}
-	if out, err := runCLI(t, append([]string{"operators", "add", "-username", "carol", "-role", "root"}, store...)...); err == nil {
+	if out, err := runCLI(t, append([]string{"operators", "add", "-username", "carol", "-role", "root", "-audit-log", gwAudit}, store...)...); err == nil {
 		t.Fatalf("unknown role accepted:\n%s", out)
 	}
 	out, err = runCLI(t, append([]string{"operators", "list"}, store...)...)

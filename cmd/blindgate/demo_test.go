@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -83,16 +85,32 @@ func TestDemoPayInBrowser(t *testing.T) {
 	run(bctx, chromedp.Navigate(d.shopURL), chromedp.WaitVisible(chromedp.ID("pay")), chromedp.Click(chromedp.ID("pay")))
 
 	frame := attachFrame(t, bctx, d.gatewayURL+"/checkout/")
+	run(frame, chromedp.WaitEnabled(chromedp.ID("bg-number")))
+	shot := func(name string) {
+		if os.Getenv("BLINDGATE_SCREENSHOTS") != "1" {
+			return
+		}
+		tc, cancel := context.WithTimeout(bctx, 10*time.Second)
+		defer cancel()
+		png, err := chromedp.Run(tc, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join("..", "..", "docs", "screenshots", name), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	run(frame,
-		chromedp.WaitEnabled(chromedp.ID("bg-number")),
 		chromedp.SendKeys(chromedp.ID("bg-number"), "4242424242424242"),
 		chromedp.SendKeys(chromedp.ID("bg-exp"), "12"+fmt.Sprint(time.Now().Year()%100+3)),
 		chromedp.SendKeys(chromedp.ID("bg-cvc"), "123"),
 		chromedp.SendKeys(chromedp.ID("bg-name"), "Demo Shopper"),
-		chromedp.Click(chromedp.ID("bg-submit")),
 	)
+	shot("demo-shop-checkout.png")
+	run(frame, chromedp.Click(chromedp.ID("bg-submit")))
 	run(bctx, chromedp.WaitVisible(chromedp.ID("result")))
 	masked, token := text(bctx, "masked"), text(bctx, "token")
+	shot("demo-shop-paid.png")
 	if !strings.HasPrefix(token, "tok_") || !strings.Contains(masked, "visa 42424242…4242") {
 		t.Fatalf("shop shows token %q, card %q", token, masked)
 	}

@@ -315,17 +315,10 @@ func envOr(name, def string) string {
 // when it reloads the file, and this only says so.
 func recordAdmin(path string, e audit.Event, out io.Writer) {
 	e.Actor, e.Outcome = adminActor(), audit.OutcomeSuccess
-	l, err := audit.Open(path, audit.Options{})
-	if errors.Is(err, audit.ErrLocked) {
+	switch err := audit.AppendOnce(context.Background(), path, e); {
+	case errors.Is(err, audit.ErrLocked):
 		fmt.Fprintln(out, "the running key service holds the audit log; it records this change when it reloads")
-		return
-	}
-	if err != nil {
-		fmt.Fprintf(out, "WARNING: could not open the audit log to record this change: %v\n", err)
-		return
-	}
-	defer l.Close()
-	if _, err := l.Append(context.Background(), e); err != nil {
+	case err != nil:
 		fmt.Fprintf(out, "WARNING: could not record this change in the audit log: %v\n", err)
 	}
 }

@@ -1,0 +1,41 @@
+package checkout
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+// TestReadmeInventory keeps the README's PCI DSS 6.4.3 script inventory true:
+// every script with its current SRI hash, and nothing else.
+func TestReadmeInventory(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Skipf("no README beside the module: %v", err)
+	}
+	a, err := NewAssets()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []string
+	for _, line := range strings.Split(string(readme), "\n") {
+		if strings.HasPrefix(line, "| `/") && strings.Contains(line, "sha384-") {
+			rows = append(rows, line)
+		}
+	}
+	inv := a.Inventory()
+	if len(rows) != len(inv) {
+		t.Fatalf("README lists %d scripts, the page serves %d", len(rows), len(inv))
+	}
+	for _, s := range inv {
+		found := false
+		for _, r := range rows {
+			if strings.Contains(r, "/"+s.Name+"`") && strings.Contains(r, "`"+s.Integrity+"`") {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("README inventory lacks %s with %s", s.Name, s.Integrity)
+		}
+	}
+}
