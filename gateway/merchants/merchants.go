@@ -11,7 +11,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/base32"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -21,6 +20,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/blindgate/blindgate/internal/randid"
 
 	"github.com/blindgate/blindgate/gateway/sessions"
 )
@@ -103,28 +104,18 @@ func (r record) matches(h []byte, now time.Time) bool {
 	return okCur || okPrev
 }
 
-var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
-
 // NewID returns "m_" + 26 base32 characters of 128 random bits.
 func NewID() (string, error) {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
+	id, err := randid.New(IDPrefix)
+	if err != nil {
 		return "", fmt.Errorf("merchants: random id: %w", err)
 	}
-	return IDPrefix + idEncoding.EncodeToString(b[:]), nil
+	return id, nil
 }
 
 // ValidID reports whether id has the shape NewID produces.
 func ValidID(id string) bool {
-	if len(id) != len(IDPrefix)+26 || !strings.HasPrefix(id, IDPrefix) {
-		return false
-	}
-	for _, c := range id[len(IDPrefix):] {
-		if !(c >= 'a' && c <= 'z' || c >= '2' && c <= '7') {
-			return false
-		}
-	}
-	return true
+	return randid.Valid(IDPrefix, id)
 }
 
 // newSecret returns "sk_" + 43 base62 digits of 256 random bits.

@@ -10,8 +10,6 @@ package sessions
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base32"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,6 +19,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/blindgate/blindgate/internal/randid"
 )
 
 // Sentinel errors; the HTTP layer maps them with errors.Is.
@@ -181,29 +181,19 @@ type Store interface {
 	Complete(ctx context.Context, id, token string) error
 }
 
-var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
-
 // NewID returns "cs_" + 26 base32 characters of 128 random bits. The id is
 // the capability to use the page, so it must be unguessable.
 func NewID() (string, error) {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
+	id, err := randid.New(IDPrefix)
+	if err != nil {
 		return "", fmt.Errorf("sessions: random id: %w", err)
 	}
-	return IDPrefix + idEncoding.EncodeToString(b[:]), nil
+	return id, nil
 }
 
 // ValidID reports whether id has the shape NewID produces.
 func ValidID(id string) bool {
-	if len(id) != len(IDPrefix)+26 || !strings.HasPrefix(id, IDPrefix) {
-		return false
-	}
-	for _, c := range id[len(IDPrefix):] {
-		if !(c >= 'a' && c <= 'z' || c >= '2' && c <= '7') {
-			return false
-		}
-	}
-	return true
+	return randid.Valid(IDPrefix, id)
 }
 
 func validMerchantID(id string) bool {

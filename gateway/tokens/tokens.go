@@ -10,9 +10,7 @@ package tokens
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base32"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -22,6 +20,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/blindgate/blindgate/internal/randid"
 )
 
 // Sentinel errors; the HTTP layer maps them with errors.Is. Their messages never
@@ -140,34 +140,22 @@ type Store interface {
 	ScanByKid(ctx context.Context, kid string, fn func(Token) error) error
 }
 
-// idEncoding is lower-case base32 without padding: 128 bits -> 26 characters,
-// case-insensitive-safe in URLs and logs-free of ambiguous punctuation.
-var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
-
 // IDPrefix starts every token id.
 const IDPrefix = "tok_"
 
 // NewID returns "tok_" + 26 base32 characters of 128 random bits.
 func NewID() (string, error) {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
+	id, err := randid.New(IDPrefix)
+	if err != nil {
 		return "", fmt.Errorf("tokens: random id: %w", err)
 	}
-	return IDPrefix + idEncoding.EncodeToString(b[:]), nil
+	return id, nil
 }
 
 // ValidID reports whether id has the shape NewID produces. Checking it before
 // touching a store keeps arbitrary input out of key names.
 func ValidID(id string) bool {
-	if len(id) != len(IDPrefix)+26 || !strings.HasPrefix(id, IDPrefix) {
-		return false
-	}
-	for _, c := range id[len(IDPrefix):] {
-		if !(c >= 'a' && c <= 'z' || c >= '2' && c <= '7') {
-			return false
-		}
-	}
-	return true
+	return randid.Valid(IDPrefix, id)
 }
 
 // validMerchantID: merchant ids end up inside Redis hash tags and bbolt key

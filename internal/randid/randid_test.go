@@ -1,0 +1,19 @@
+package randid
+
+import "testing"
+
+func TestNewAndValid(t *testing.T) {
+	a, err := New("tok_")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := New("tok_")
+	if a == b || !Valid("tok_", a) {
+		t.Fatalf("ids %q %q", a, b)
+	}
+	for _, bad := range []string{"", "tok_", a[:len(a)-1], "cs_" + a[4:], a[:10] + "A" + a[11:], a[:10] + "1" + a[11:], a + "a"} {
+		if Valid("tok_", bad) {
+			t.Errorf("Valid(%q) = true", bad)
+		}
+	}
+}
