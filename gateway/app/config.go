@@ -8,10 +8,10 @@ import (
 	"flag"
 	"fmt"
 	"net/url"
-	"os"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/blindgate/blindgate/internal/envflag"
 
 	"github.com/blindgate/blindgate/internal/redisx"
 )
@@ -50,39 +50,39 @@ type Config struct {
 
 // Flags registers the configuration's flags, with defaults from the environment.
 func (c *Config) Flags(fs *flag.FlagSet) {
-	fs.StringVar(&c.Addr, "addr", env("ADDR", "127.0.0.1:8080"), "listen address")
-	fs.StringVar(&c.PublicURL, "public-url", env("PUBLIC_URL", "http://localhost:8080"), "external base URL of the gateway (checkout links)")
-	fs.StringVar(&c.TLSCert, "tls-cert", env("TLS_CERT", ""), "TLS certificate file (PEM)")
-	fs.StringVar(&c.TLSKey, "tls-key", env("TLS_KEY", ""), "TLS private key file (PEM)")
-	fs.BoolVar(&c.BehindTLS, "behind-tls", envBool("BEHIND_TLS", false), "a TLS proxy terminates HTTPS in front of the gateway")
-	fs.StringVar(&c.ProxyHeader, "proxy-header", env("PROXY_HEADER", ""), "header with the client IP set by a trusted proxy (e.g. X-Forwarded-For)")
+	fs.StringVar(&c.Addr, "addr", env.String("ADDR", "127.0.0.1:8080"), "listen address")
+	fs.StringVar(&c.PublicURL, "public-url", env.String("PUBLIC_URL", "http://localhost:8080"), "external base URL of the gateway (checkout links)")
+	fs.StringVar(&c.TLSCert, "tls-cert", env.String("TLS_CERT", ""), "TLS certificate file (PEM)")
+	fs.StringVar(&c.TLSKey, "tls-key", env.String("TLS_KEY", ""), "TLS private key file (PEM)")
+	fs.BoolVar(&c.BehindTLS, "behind-tls", env.Bool("BEHIND_TLS", false), "a TLS proxy terminates HTTPS in front of the gateway")
+	fs.StringVar(&c.ProxyHeader, "proxy-header", env.String("PROXY_HEADER", ""), "header with the client IP set by a trusted proxy (e.g. X-Forwarded-For)")
 	c.StoreFlags(fs)
-	fs.StringVar(&c.KeyServiceURL, "keyservice-url", env("KEYSERVICE_URL", "https://127.0.0.1:8443"), "key service base URL")
-	fs.StringVar(&c.KeyServiceCA, "keyservice-ca", env("KEYSERVICE_CA", ""), "CA file for the key service's TLS certificate")
-	fs.BoolVar(&c.KeyServiceInsecure, "keyservice-insecure", envBool("KEYSERVICE_INSECURE", false), "development only: do not verify the key service's certificate")
-	fs.StringVar(&c.KeyServiceCert, "keyservice-client-cert", env("KEYSERVICE_CLIENT_CERT", ""), "client certificate for the key service (mTLS)")
-	fs.StringVar(&c.KeyServiceKey, "keyservice-client-key", env("KEYSERVICE_CLIENT_KEY", ""), "client certificate key for the key service (mTLS)")
-	fs.StringVar(&c.Audience, "keyservice-audience", env("KEYSERVICE_AUDIENCE", "blindgate-keyservice"), "the key service's id (aud of signed requests)")
-	fs.StringVar(&c.CheckoutClientID, "checkout-client-id", env("CHECKOUT_CLIENT_ID", "gateway"), "client id for inspect/rewrap")
-	fs.StringVar(&c.CheckoutKeyFile, "checkout-key", env("CHECKOUT_KEY", "gateway.jwk"), "private signing key (JWK) for inspect/rewrap")
-	fs.StringVar(&c.BackofficeClientID, "backoffice-client-id", env("BACKOFFICE_CLIENT_ID", "backoffice"), "client id for reveal/audit")
-	fs.StringVar(&c.BackofficeKeyFile, "backoffice-key", env("BACKOFFICE_KEY", ""), "private signing key (JWK) for reveal/audit; empty disables reveal")
-	fs.DurationVar(&c.JWKSRefresh, "jwks-refresh", envDur("JWKS_REFRESH", 30*time.Second), "how often to re-fetch the public KEK set from the key service (1s-10m)")
-	fs.StringVar(&c.AuditPath, "audit-log", env("AUDIT_LOG", "gateway-audit.log"), "gateway audit log (logins, token changes)")
-	fs.DurationVar(&c.CVCTTL, "cvc-ttl", envDur("CVC_TTL", 10*time.Minute), "how long a CVC ciphertext is kept (destroyed at first use)")
-	fs.IntVar(&c.SubmitPerIP, "submit-per-ip", envInt("SUBMIT_PER_IP", 20), "checkout submissions per client IP per minute")
-	fs.StringVar(&c.LogLevel, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error")
+	fs.StringVar(&c.KeyServiceURL, "keyservice-url", env.String("KEYSERVICE_URL", "https://127.0.0.1:8443"), "key service base URL")
+	fs.StringVar(&c.KeyServiceCA, "keyservice-ca", env.String("KEYSERVICE_CA", ""), "CA file for the key service's TLS certificate")
+	fs.BoolVar(&c.KeyServiceInsecure, "keyservice-insecure", env.Bool("KEYSERVICE_INSECURE", false), "development only: do not verify the key service's certificate")
+	fs.StringVar(&c.KeyServiceCert, "keyservice-client-cert", env.String("KEYSERVICE_CLIENT_CERT", ""), "client certificate for the key service (mTLS)")
+	fs.StringVar(&c.KeyServiceKey, "keyservice-client-key", env.String("KEYSERVICE_CLIENT_KEY", ""), "client certificate key for the key service (mTLS)")
+	fs.StringVar(&c.Audience, "keyservice-audience", env.String("KEYSERVICE_AUDIENCE", "blindgate-keyservice"), "the key service's id (aud of signed requests)")
+	fs.StringVar(&c.CheckoutClientID, "checkout-client-id", env.String("CHECKOUT_CLIENT_ID", "gateway"), "client id for inspect/rewrap")
+	fs.StringVar(&c.CheckoutKeyFile, "checkout-key", env.String("CHECKOUT_KEY", "gateway.jwk"), "private signing key (JWK) for inspect/rewrap")
+	fs.StringVar(&c.BackofficeClientID, "backoffice-client-id", env.String("BACKOFFICE_CLIENT_ID", "backoffice"), "client id for reveal/audit")
+	fs.StringVar(&c.BackofficeKeyFile, "backoffice-key", env.String("BACKOFFICE_KEY", ""), "private signing key (JWK) for reveal/audit; empty disables reveal")
+	fs.DurationVar(&c.JWKSRefresh, "jwks-refresh", env.Duration("JWKS_REFRESH", 30*time.Second), "how often to re-fetch the public KEK set from the key service (1s-10m)")
+	fs.StringVar(&c.AuditPath, "audit-log", env.String("AUDIT_LOG", "gateway-audit.log"), "gateway audit log (logins, token changes)")
+	fs.DurationVar(&c.CVCTTL, "cvc-ttl", env.Duration("CVC_TTL", 10*time.Minute), "how long a CVC ciphertext is kept (destroyed at first use)")
+	fs.IntVar(&c.SubmitPerIP, "submit-per-ip", env.Int("SUBMIT_PER_IP", 20), "checkout submissions per client IP per minute")
+	fs.StringVar(&c.LogLevel, "log-level", env.String("LOG_LEVEL", "info"), "debug, info, warn or error")
 }
 
 // StoreFlags registers only the store flags (the admin commands need those).
 func (c *Config) StoreFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.Store, "store", env("STORE", "redis"), "where tokens, sessions and operators live: redis or bolt")
-	fs.StringVar(&c.BoltPath, "bolt", env("BOLT", "blindgate.db"), "bbolt file (with -store bolt)")
-	fs.StringVar(&c.Redis.Addrs, "redis", env("REDIS", "127.0.0.1:6379"), "Redis address(es), comma-separated (Cluster), or Sentinel addresses with -redis-master")
-	fs.StringVar(&c.Redis.MasterName, "redis-master", env("REDIS_MASTER", ""), "Redis Sentinel master name")
-	fs.StringVar(&c.Redis.PasswordRef, "redis-password", env("REDIS_PASSWORD", ""), "Redis password reference (env:NAME or file:PATH)")
-	fs.IntVar(&c.Redis.DB, "redis-db", envInt("REDIS_DB", 0), "Redis database")
-	fs.BoolVar(&c.Redis.TLS, "redis-tls", envBool("REDIS_TLS", false), "use TLS to Redis")
+	fs.StringVar(&c.Store, "store", env.String("STORE", "redis"), "where tokens, sessions and operators live: redis or bolt")
+	fs.StringVar(&c.BoltPath, "bolt", env.String("BOLT", "blindgate.db"), "bbolt file (with -store bolt)")
+	fs.StringVar(&c.Redis.Addrs, "redis", env.String("REDIS", "127.0.0.1:6379"), "Redis address(es), comma-separated (Cluster), or Sentinel addresses with -redis-master")
+	fs.StringVar(&c.Redis.MasterName, "redis-master", env.String("REDIS_MASTER", ""), "Redis Sentinel master name")
+	fs.StringVar(&c.Redis.PasswordRef, "redis-password", env.String("REDIS_PASSWORD", ""), "Redis password reference (env:NAME or file:PATH)")
+	fs.IntVar(&c.Redis.DB, "redis-db", env.Int("REDIS_DB", 0), "Redis database")
+	fs.BoolVar(&c.Redis.TLS, "redis-tls", env.Bool("REDIS_TLS", false), "use TLS to Redis")
 }
 
 // ValidateStore checks the store settings alone.
@@ -132,30 +132,5 @@ func (c *Config) TLS() bool {
 	return c.TLSCert != "" || c.BehindTLS || strings.HasPrefix(c.PublicURL, "https://")
 }
 
-func env(name, def string) string {
-	if v, ok := os.LookupEnv("BLINDGATE_GW_" + name); ok {
-		return v
-	}
-	return def
-}
-
-func envBool(name string, def bool) bool {
-	if b, err := strconv.ParseBool(env(name, "")); err == nil {
-		return b
-	}
-	return def
-}
-
-func envInt(name string, def int) int {
-	if n, err := strconv.Atoi(env(name, "")); err == nil {
-		return n
-	}
-	return def
-}
-
-func envDur(name string, def time.Duration) time.Duration {
-	if d, err := time.ParseDuration(env(name, "")); err == nil {
-		return d
-	}
-	return def
-}
+// env reads BLINDGATE_GW_<NAME> defaults.
+const env = envflag.Env("BLINDGATE_GW_")

@@ -7,9 +7,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
-	"strconv"
 	"time"
+
+	"github.com/blindgate/blindgate/internal/envflag"
 
 	"github.com/blindgate/blindgate/internal/redisx"
 	"github.com/blindgate/blindgate/internal/secret"
@@ -44,28 +44,28 @@ const RedisMemory = "memory"
 
 // Flags registers the configuration's flags, with defaults from the environment.
 func (c *Config) Flags(fs *flag.FlagSet) {
-	fs.StringVar(&c.Addr, "addr", env("ADDR", "127.0.0.1:8443"), "listen address")
-	fs.StringVar(&c.TLSCert, "tls-cert", env("TLS_CERT", ""), "TLS certificate file (PEM)")
-	fs.StringVar(&c.TLSKey, "tls-key", env("TLS_KEY", ""), "TLS private key file (PEM)")
-	fs.StringVar(&c.ClientCA, "client-ca", env("CLIENT_CA", ""), "CA file: require and verify client certificates (second factor beside signatures)")
-	fs.BoolVar(&c.DevHTTP, "dev-insecure-http", envBool("DEV_INSECURE_HTTP", false), "serve plain HTTP (development only: reveal answers carry card numbers)")
-	fs.StringVar(&c.KeyringPath, "keyring", env("KEYRING", "keyring.sealed"), "sealed keyring file")
-	fs.IntVar(&c.Shares, "unseal-shares", envInt("UNSEAL_SHARES", 1), "number of key shares needed to unseal")
-	fs.StringVar(&c.MasterKey, "master-key", env("MASTER_KEY", ""), "unseal at start with this master key reference (env:NAME or file:PATH)")
-	fs.BoolVar(&c.DevUnseal, "dev-auto-unseal", envBool("DEV_AUTO_UNSEAL", false), "development only: create or open the keyring with a master key kept beside it, unsealed at start")
-	fs.StringVar(&c.ClientsPath, "clients", env("CLIENTS", "clients.json"), "allow-list of client keys and operations")
-	fs.StringVar(&c.Audience, "audience", env("AUDIENCE", "blindgate-keyservice"), "this key service's id (the aud of signed requests)")
-	fs.DurationVar(&c.Skew, "skew", envDur("SKEW", 5*time.Second), "tolerated clock skew for signed requests")
-	fs.StringVar(&c.AuditPath, "audit-log", env("AUDIT_LOG", "audit.log"), "hash-chained audit log file")
-	fs.DurationVar(&c.Freshness, "freshness", envDur("FRESHNESS", 15*time.Minute), "max age of a card ciphertext at first use")
-	fs.StringVar(&c.Redis.Addrs, "redis", env("REDIS", "127.0.0.1:6379"), "Redis address(es), comma-separated; \"memory\" for in-process (single instance, dev)")
-	fs.StringVar(&c.Redis.MasterName, "redis-master", env("REDIS_MASTER", ""), "Redis Sentinel master name")
-	fs.StringVar(&c.Redis.PasswordRef, "redis-password", env("REDIS_PASSWORD", ""), "Redis password reference (env:NAME or file:PATH)")
-	fs.IntVar(&c.Redis.DB, "redis-db", envInt("REDIS_DB", 0), "Redis database")
-	fs.BoolVar(&c.Redis.TLS, "redis-tls", envBool("REDIS_TLS", false), "use TLS to Redis")
-	fs.IntVar(&c.RevealPerMinute, "reveal-per-minute", envInt("REVEAL_PER_MINUTE", 5), "reveals per actor per minute")
-	fs.IntVar(&c.RevealPerDay, "reveal-per-day", envInt("REVEAL_PER_DAY", 50), "reveals per actor per day")
-	fs.StringVar(&c.LogLevel, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error")
+	fs.StringVar(&c.Addr, "addr", env.String("ADDR", "127.0.0.1:8443"), "listen address")
+	fs.StringVar(&c.TLSCert, "tls-cert", env.String("TLS_CERT", ""), "TLS certificate file (PEM)")
+	fs.StringVar(&c.TLSKey, "tls-key", env.String("TLS_KEY", ""), "TLS private key file (PEM)")
+	fs.StringVar(&c.ClientCA, "client-ca", env.String("CLIENT_CA", ""), "CA file: require and verify client certificates (second factor beside signatures)")
+	fs.BoolVar(&c.DevHTTP, "dev-insecure-http", env.Bool("DEV_INSECURE_HTTP", false), "serve plain HTTP (development only: reveal answers carry card numbers)")
+	fs.StringVar(&c.KeyringPath, "keyring", env.String("KEYRING", "keyring.sealed"), "sealed keyring file")
+	fs.IntVar(&c.Shares, "unseal-shares", env.Int("UNSEAL_SHARES", 1), "number of key shares needed to unseal")
+	fs.StringVar(&c.MasterKey, "master-key", env.String("MASTER_KEY", ""), "unseal at start with this master key reference (env:NAME or file:PATH)")
+	fs.BoolVar(&c.DevUnseal, "dev-auto-unseal", env.Bool("DEV_AUTO_UNSEAL", false), "development only: create or open the keyring with a master key kept beside it, unsealed at start")
+	fs.StringVar(&c.ClientsPath, "clients", env.String("CLIENTS", "clients.json"), "allow-list of client keys and operations")
+	fs.StringVar(&c.Audience, "audience", env.String("AUDIENCE", "blindgate-keyservice"), "this key service's id (the aud of signed requests)")
+	fs.DurationVar(&c.Skew, "skew", env.Duration("SKEW", 5*time.Second), "tolerated clock skew for signed requests")
+	fs.StringVar(&c.AuditPath, "audit-log", env.String("AUDIT_LOG", "audit.log"), "hash-chained audit log file")
+	fs.DurationVar(&c.Freshness, "freshness", env.Duration("FRESHNESS", 15*time.Minute), "max age of a card ciphertext at first use")
+	fs.StringVar(&c.Redis.Addrs, "redis", env.String("REDIS", "127.0.0.1:6379"), "Redis address(es), comma-separated; \"memory\" for in-process (single instance, dev)")
+	fs.StringVar(&c.Redis.MasterName, "redis-master", env.String("REDIS_MASTER", ""), "Redis Sentinel master name")
+	fs.StringVar(&c.Redis.PasswordRef, "redis-password", env.String("REDIS_PASSWORD", ""), "Redis password reference (env:NAME or file:PATH)")
+	fs.IntVar(&c.Redis.DB, "redis-db", env.Int("REDIS_DB", 0), "Redis database")
+	fs.BoolVar(&c.Redis.TLS, "redis-tls", env.Bool("REDIS_TLS", false), "use TLS to Redis")
+	fs.IntVar(&c.RevealPerMinute, "reveal-per-minute", env.Int("REVEAL_PER_MINUTE", 5), "reveals per actor per minute")
+	fs.IntVar(&c.RevealPerDay, "reveal-per-day", env.Int("REVEAL_PER_DAY", 50), "reveals per actor per day")
+	fs.StringVar(&c.LogLevel, "log-level", env.String("LOG_LEVEL", "info"), "debug, info, warn or error")
 }
 
 // Validate names the first bad field.
@@ -105,30 +105,5 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-func env(name, def string) string {
-	if v, ok := os.LookupEnv("BLINDGATE_KS_" + name); ok {
-		return v
-	}
-	return def
-}
-
-func envBool(name string, def bool) bool {
-	if b, err := strconv.ParseBool(env(name, "")); err == nil {
-		return b
-	}
-	return def
-}
-
-func envInt(name string, def int) int {
-	if n, err := strconv.Atoi(env(name, "")); err == nil {
-		return n
-	}
-	return def
-}
-
-func envDur(name string, def time.Duration) time.Duration {
-	if d, err := time.ParseDuration(env(name, "")); err == nil {
-		return d
-	}
-	return def
-}
+// env reads BLINDGATE_KS_<NAME> defaults.
+const env = envflag.Env("BLINDGATE_KS_")
