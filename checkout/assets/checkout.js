@@ -32,7 +32,10 @@
     session_used: "srv_session_expired", session_closed: "srv_session_expired",
     too_many_attempts: "srv_too_many", rate_limited: "srv_too_many",
     keyservice_unavailable: "srv_unavailable", unavailable: "srv_unavailable", sealed: "srv_unavailable",
-    stale_page: "srv_stale", key_unknown: "srv_stale", card_stale: "srv_stale", jwe_stale: "srv_stale"
+    stale_page: "srv_stale", key_unknown: "srv_stale", card_stale: "srv_stale", jwe_stale: "srv_stale",
+    // The gateway's and key service's own names (internal/apierr/codes.go).
+    card_brand_unsupported: "srv_card_invalid", card_undecryptable: "srv_stale",
+    stale_ciphertext: "srv_stale", session_mismatch: "srv_stale", session_completed: "srv_session_expired"
   };
   var STATUS_MESSAGES = { 410: "srv_session_expired", 422: "srv_card_invalid", 429: "srv_too_many",
     502: "srv_unavailable", 503: "srv_unavailable", 504: "srv_unavailable" };
