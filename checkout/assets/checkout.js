@@ -35,7 +35,8 @@
     stale_page: "srv_stale", key_unknown: "srv_stale", card_stale: "srv_stale", jwe_stale: "srv_stale",
     // The gateway's and key service's own names (internal/apierr/codes.go).
     card_brand_unsupported: "srv_card_invalid", card_undecryptable: "srv_stale",
-    stale_ciphertext: "srv_stale", session_mismatch: "srv_stale", session_completed: "srv_session_expired"
+    stale_ciphertext: "srv_stale", session_mismatch: "srv_stale", session_completed: "srv_session_expired",
+    invalid_jwe: "srv_stale", unsupported_algorithm: "srv_stale"
   };
   var STATUS_MESSAGES = { 410: "srv_session_expired", 422: "srv_card_invalid", 429: "srv_too_many",
     502: "srv_unavailable", 503: "srv_unavailable", 504: "srv_unavailable" };
