@@ -26,13 +26,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/page"
-	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/blindgate/blindgate/checkout"
-	"github.com/blindgate/blindgate/internal/testenv"
+	"github.com/blindgate/blindgate/internal/browsertest"
 	"github.com/blindgate/blindgate/templates"
 )
 
@@ -330,115 +328,25 @@ func (f *fixture) parentMux(t *testing.T) *http.ServeMux {
 	return mux
 }
 
-// tab opens a browser tab that records uncaught exceptions, console output and
-// CSP violations of its pages.
-type tab struct {
-	ctx  context.Context
-	mu   sync.Mutex
-	logs []string
-	errs []string
-}
-
-const cspProbe = `document.addEventListener("securitypolicyviolation", function (e) {
-  (window.__csp = window.__csp || []).push(e.violatedDirective + " " + e.blockedURI);
-});`
-
-func (f *fixture) newTab(t *testing.T) *tab {
+// newTab opens a tab that fails the test on an uncaught exception and
+// records CSP violations of its pages.
+func (f *fixture) newTab(t *testing.T) *browsertest.Tab {
 	t.Helper()
-	tb := &tab{}
-	ctx, cancel := chromedp.NewContext(f.browser, chromedp.WithListener(func(ev any) {
-		tb.mu.Lock()
-		defer tb.mu.Unlock()
-		switch ev := ev.(type) {
-		case *runtime.EventExceptionThrown:
-			tb.errs = append(tb.errs, ev.ExceptionDetails.Text+" "+describe(ev.ExceptionDetails.Exception))
-		case *runtime.EventConsoleAPICalled:
-			for _, a := range ev.Args {
-				tb.logs = append(tb.logs, string(a.Value)+" "+a.Description)
-			}
-		}
-	}))
-	t.Cleanup(cancel)
-	tb.ctx = ctx
-	err := chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		_, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: cspProbe})
-		return err
-	}))
-	if err != nil {
-		t.Fatalf("open tab: %v", err)
-	}
-	t.Cleanup(func() {
-		tb.mu.Lock()
-		defer tb.mu.Unlock()
-		for _, e := range tb.errs {
-			t.Errorf("uncaught exception in the page: %s", e)
-		}
-	})
-	return tb
+	return browsertest.NewTab(t, f.browser, browsertest.WithCSPProbe(), browsertest.FailOnExceptions())
 }
 
-func describe(o *runtime.RemoteObject) string {
-	if o == nil {
-		return ""
-	}
-	return o.Description
-}
+// wait is how long a step may take to show in the page.
+const wait = 15 * time.Second
 
-func (tb *tab) console() string {
-	tb.mu.Lock()
-	defer tb.mu.Unlock()
-	return strings.Join(tb.logs, "\n")
-}
-
-func (tb *tab) do(t *testing.T, actions ...chromedp.Action[chromedp.Void]) {
+func (f *fixture) openCheckout(t *testing.T, tb *browsertest.Tab, id string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(tb.ctx, 20*time.Second)
-	defer cancel()
-	if err := chromedp.Do(ctx, actions...); err != nil {
-		t.Fatalf("browser: %v", err)
-	}
+	tb.Do(t, chromedp.Navigate(f.gwOrigin()+"/checkout/"+id))
+	tb.WaitFor(t, `document.documentElement.classList.contains("bg-ready")`, wait)
 }
 
-func eval[T any](t *testing.T, tb *tab, expr string) T {
+func (f *fixture) fill(t *testing.T, tb *browsertest.Tab, number, exp, cvc, name string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(tb.ctx, 20*time.Second)
-	defer cancel()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
-	if err != nil {
-		t.Fatalf("evaluate %.80q: %v", expr, err)
-	}
-	return v
-}
-
-// waitFor polls a JS expression until it is true. It polls from Go because
-// chromedp's Poll builds its predicate with new Function, which the page's CSP
-// (no 'unsafe-eval') rightly refuses.
-func waitFor(t *testing.T, tb *tab, expr string) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(tb.ctx, 2*time.Second)
-		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool]("Boolean("+expr+")"))
-		cancel()
-		if err == nil && ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s (last error: %v)", expr, err)
-		}
-		time.Sleep(40 * time.Millisecond)
-	}
-}
-
-func (f *fixture) openCheckout(t *testing.T, tb *tab, id string) {
-	t.Helper()
-	tb.do(t, chromedp.Navigate(f.gwOrigin()+"/checkout/"+id))
-	waitFor(t, tb, `document.documentElement.classList.contains("bg-ready")`)
-}
-
-func (f *fixture) fill(t *testing.T, tb *tab, number, exp, cvc, name string) {
-	t.Helper()
-	tb.do(t,
+	tb.Do(t,
 		chromedp.SendKeys(chromedp.ID("bg-number"), number),
 		chromedp.SendKeys(chromedp.ID("bg-exp"), exp),
 		chromedp.SendKeys(chromedp.ID("bg-cvc"), cvc),
@@ -447,38 +355,9 @@ func (f *fixture) fill(t *testing.T, tb *tab, number, exp, cvc, name string) {
 	)
 }
 
-func assertNoCSPViolations(t *testing.T, tb *tab) {
-	t.Helper()
-	if v := eval[[]string](t, tb, `window.__csp || []`); len(v) > 0 {
-		t.Errorf("CSP violations: %v", v)
-	}
-}
-
 func TestBrowser(t *testing.T) {
-	chromium := testenv.ChromiumPath(t)
+	browser := browsertest.Browser(t) // one browser for every subtest
 	f := newFixture(t)
-
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromium),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("no-proxy-server", true),
-		chromedp.Flag("password-store", "basic"),
-	)
-	defer cancelAlloc()
-	browser, cancelBrowser := chromedp.NewContext(allocCtx)
-	defer cancelBrowser()
-	if err := chromedp.Do(browser); err != nil { // one browser for every subtest
-		t.Fatalf("start chromium: %v", err)
-	}
 	f.browser = browser
 
 	t.Run("jwe", func(t *testing.T) { testJWE(t, f) })
@@ -517,14 +396,14 @@ func testJWE(t *testing.T, f *fixture) {
 			f.fill(t, tb, tc.pan, tc.exp, tc.cvc, tc.name)
 
 			// Not embedded, with a return URL: the page navigates there with the token.
-			waitFor(t, tb, `location.pathname === "/done"`)
-			loc := eval[string](t, tb, `location.href`)
+			tb.WaitFor(t, `location.pathname === "/done"`, wait)
+			loc := browsertest.Eval[string](t, tb, `location.href`)
 			u, _ := url.Parse(loc)
 			s, _ := f.session(id)
 			if q := u.Query(); q.Get("token") != s.token || q.Get("session") != id || q.Get("shop") != "1" {
 				t.Errorf("return URL = %s, want token %s and session %s", loc, s.token, id)
 			}
-			if got := eval[string](t, tb, `String(localStorage.length) + "/" + String(sessionStorage.length) + "/" + document.cookie`); got != "0/0/" {
+			if got := browsertest.Eval[string](t, tb, `String(localStorage.length) + "/" + String(sessionStorage.length) + "/" + document.cookie`); got != "0/0/" {
 				t.Errorf("localStorage/sessionStorage/cookie = %q, want empty", got)
 			}
 
@@ -568,7 +447,7 @@ func testJWE(t *testing.T, f *fixture) {
 			checkIat(t, cvc.Iat)
 
 			f.assertNoPlaintext(t, tc.pan, tc.cvc)
-			if c := tb.console(); strings.Contains(c, tc.pan) {
+			if c := strings.Join(tb.Console(), "\n"); strings.Contains(c, tc.pan) {
 				t.Error("the PAN reached the console")
 			}
 		})
@@ -744,7 +623,7 @@ func testCardRules(t *testing.T, f *fixture) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r := eval[inspectResult](t, tb, fmt.Sprintf(`BlindgateCard.inspect(%q)`, tc.number))
+			r := browsertest.Eval[inspectResult](t, tb, fmt.Sprintf(`BlindgateCard.inspect(%q)`, tc.number))
 			if r.Brand != tc.brand || r.Error != tc.err || r.Valid != (tc.err == "") || r.CVCLength != tc.cvc {
 				t.Errorf("inspect = %+v, want brand %q error %q cvc %d", r, tc.brand, tc.err, tc.cvc)
 			}
@@ -766,8 +645,8 @@ func testCardRules(t *testing.T, f *fixture) {
 		{"42a42-4242", "4242 4242", "visa", "3"},
 	} {
 		t.Run("field/"+tc.brand+"/"+tc.typed, func(t *testing.T) {
-			tb.do(t, chromedp.SetValue(chromedp.ID("bg-number"), ""), chromedp.SendKeys(chromedp.ID("bg-number"), tc.typed))
-			got := eval[[]string](t, tb, `[document.getElementById("bg-number").value,
+			tb.Do(t, chromedp.SetValue(chromedp.ID("bg-number"), ""), chromedp.SendKeys(chromedp.ID("bg-number"), tc.typed))
+			got := browsertest.Eval[[]string](t, tb, `[document.getElementById("bg-number").value,
 				document.getElementById("bg-brand").dataset.brand,
 				document.getElementById("bg-cvc").getAttribute("maxlength")]`)
 			if got[0] != tc.want || got[1] != tc.brand || got[2] != tc.cvcMax {
@@ -800,14 +679,14 @@ func testCardRules(t *testing.T, f *fixture) {
 		{"", expiry{0, 0, "exp_empty"}},
 	} {
 		t.Run("expiry/"+tc.in, func(t *testing.T) {
-			got := eval[expiry](t, tb, fmt.Sprintf(`BlindgateCard.parseExpiry(%q, new Date(2026, 4, 15))`, tc.in))
+			got := browsertest.Eval[expiry](t, tb, fmt.Sprintf(`BlindgateCard.parseExpiry(%q, new Date(2026, 4, 15))`, tc.in))
 			if got != tc.want {
 				t.Errorf("parseExpiry(%q) = %+v, want %+v", tc.in, got, tc.want)
 			}
 		})
 	}
 	for in, want := range map[string]string{"1230": "12/30", "4": "04", "12/2030": "12/30", "1/": "01", "123": "12/3", "12": "12"} {
-		if got := eval[string](t, tb, fmt.Sprintf(`BlindgateCard.formatExpiry(%q)`, in)); got != want {
+		if got := browsertest.Eval[string](t, tb, fmt.Sprintf(`BlindgateCard.formatExpiry(%q)`, in)); got != want {
 			t.Errorf("formatExpiry(%q) = %q, want %q", in, got, want)
 		}
 	}
@@ -815,11 +694,11 @@ func testCardRules(t *testing.T, f *fixture) {
 		{"123", "visa", ""}, {"1234", "amex", ""}, {"123", "amex", "cvc_length"}, {"1234", "visa", "cvc_length"},
 		{"", "visa", "cvc_empty"}, {"12a", "visa", "cvc_length"}, {"12", "mastercard", "cvc_length"},
 	} {
-		if got := eval[string](t, tb, fmt.Sprintf(`BlindgateCard.validateCVC(%q, %q)`, tc.cvc, tc.brand)); got != tc.want {
+		if got := browsertest.Eval[string](t, tb, fmt.Sprintf(`BlindgateCard.validateCVC(%q, %q)`, tc.cvc, tc.brand)); got != tc.want {
 			t.Errorf("validateCVC(%q, %s) = %q, want %q", tc.cvc, tc.brand, got, tc.want)
 		}
 	}
-	assertNoCSPViolations(t, tb)
+	tb.NoCSPViolations(t)
 }
 
 // testFields covers the page's own validation: blur errors with aria, the
@@ -831,9 +710,9 @@ func testFields(t *testing.T, f *fixture) {
 	_, fr := f.assets.Strings("fr")
 
 	// Submitting an empty form: summary in the live region, focus on the number.
-	tb.do(t, chromedp.SendKeys(chromedp.ID("bg-name"), "\r"))
-	waitFor(t, tb, `document.getElementById("bg-status").textContent !== ""`)
-	got := eval[[]string](t, tb, `[document.getElementById("bg-status").textContent, document.activeElement.id,
+	tb.Do(t, chromedp.SendKeys(chromedp.ID("bg-name"), "\r"))
+	tb.WaitFor(t, `document.getElementById("bg-status").textContent !== ""`, wait)
+	got := browsertest.Eval[[]string](t, tb, `[document.getElementById("bg-status").textContent, document.activeElement.id,
 		document.getElementById("bg-number").getAttribute("aria-invalid"),
 		document.getElementById("bg-number-error").textContent]`)
 	if want := []string{fr["err_form"], "bg-number", "true", fr["err_number_empty"]}; !slices.Equal(got, want) {
@@ -844,36 +723,36 @@ func testFields(t *testing.T, f *fixture) {
 	}
 
 	// A Luhn error shows on blur and clears once fixed.
-	tb.do(t, chromedp.SendKeys(chromedp.ID("bg-number"), "4242424242424241\t"))
-	got = eval[[]string](t, tb, `[document.getElementById("bg-number").getAttribute("aria-invalid"),
+	tb.Do(t, chromedp.SendKeys(chromedp.ID("bg-number"), "4242424242424241\t"))
+	got = browsertest.Eval[[]string](t, tb, `[document.getElementById("bg-number").getAttribute("aria-invalid"),
 		document.getElementById("bg-number-error").textContent,
 		document.getElementById("bg-number").getAttribute("aria-describedby"), document.activeElement.id]`)
 	if want := []string{"true", fr["err_number_luhn"], "bg-number-error", "bg-exp"}; !slices.Equal(got, want) {
 		t.Errorf("luhn blur: %q, want %q", got, want)
 	}
-	tb.do(t, chromedp.SendKeys(chromedp.ID("bg-number"), "\b2"))
-	got = eval[[]string](t, tb, `[document.getElementById("bg-number").getAttribute("aria-invalid"),
+	tb.Do(t, chromedp.SendKeys(chromedp.ID("bg-number"), "\b2"))
+	got = browsertest.Eval[[]string](t, tb, `[document.getElementById("bg-number").getAttribute("aria-invalid"),
 		document.getElementById("bg-number-error").textContent, document.getElementById("bg-brand").getAttribute("aria-label")]`)
 	if want := []string{"false", "", "Type de carte : Visa"}; !slices.Equal(got, want) {
 		t.Errorf("after fixing: %q, want %q", got, want)
 	}
-	tb.do(t, chromedp.SendKeys(chromedp.ID("bg-exp"), "0420\t"), chromedp.SendKeys(chromedp.ID("bg-cvc"), "12\t"))
-	got = eval[[]string](t, tb, `[document.getElementById("bg-exp").value, document.getElementById("bg-exp-error").textContent,
+	tb.Do(t, chromedp.SendKeys(chromedp.ID("bg-exp"), "0420\t"), chromedp.SendKeys(chromedp.ID("bg-cvc"), "12\t"))
+	got = browsertest.Eval[[]string](t, tb, `[document.getElementById("bg-exp").value, document.getElementById("bg-exp-error").textContent,
 		document.getElementById("bg-cvc-error").textContent]`)
 	if want := []string{"04/20", fr["err_exp_past"], strings.ReplaceAll(fr["err_cvc_length"], "{n}", "3")}; !slices.Equal(got, want) {
 		t.Errorf("expiry/cvc errors: %q, want %q", got, want)
 	}
 
 	// The theme stylesheet applies under the page's CSP.
-	if bg := eval[string](t, tb, `getComputedStyle(document.getElementById("bg-submit")).backgroundColor`); bg != "rgb(10, 125, 90)" {
+	if bg := browsertest.Eval[string](t, tb, `getComputedStyle(document.getElementById("bg-submit")).backgroundColor`); bg != "rgb(10, 125, 90)" {
 		t.Errorf("submit button colour = %s, want the theme's rgb(10, 125, 90)", bg)
 	}
 	// Mobile width: nothing overflows a 320px viewport.
-	tb.do(t, chromedp.EmulateViewport(320, 640, chromedp.EmulateMobile))
-	if w := eval[int](t, tb, `document.documentElement.scrollWidth`); w > 320 {
+	tb.Do(t, chromedp.EmulateViewport(320, 640, chromedp.EmulateMobile))
+	if w := browsertest.Eval[int](t, tb, `document.documentElement.scrollWidth`); w > 320 {
 		t.Errorf("page is %dpx wide on a 320px screen", w)
 	}
-	assertNoCSPViolations(t, tb)
+	tb.NoCSPViolations(t)
 }
 
 func testErrors(t *testing.T, f *fixture) {
@@ -905,13 +784,13 @@ func testErrors(t *testing.T, f *fixture) {
 			tb := f.newTab(t)
 			f.openCheckout(t, tb, id)
 			f.fill(t, tb, "4242424242424242", "1230", "123", "Ada")
-			waitFor(t, tb, `document.getElementById("bg-status").dataset.kind === "error"`)
+			tb.WaitFor(t, `document.getElementById("bg-status").dataset.kind === "error"`, wait)
 			_, strs := f.assets.Strings(tc.locale)
 			want := strs[tc.key]
 			for k, v := range tc.params {
 				want = strings.ReplaceAll(want, "{"+k+"}", v)
 			}
-			got := eval[[]string](t, tb, `(function () {
+			got := browsertest.Eval[[]string](t, tb, `(function () {
 				var s = document.getElementById("bg-status");
 				return [s.textContent, s.getAttribute("aria-live"), document.getElementById("bg-number").value,
 					document.getElementById("bg-cvc").value, String(document.getElementById("bg-fields").disabled),
@@ -930,7 +809,7 @@ func testErrors(t *testing.T, f *fixture) {
 				t.Error("submit button is enabled during Retry-After")
 			}
 			f.assertNoPlaintext(t, "4242424242424242", "123")
-			assertNoCSPViolations(t, tb)
+			tb.NoCSPViolations(t)
 		})
 	}
 }
@@ -940,20 +819,20 @@ func testEmbed(t *testing.T, f *fixture) {
 	f.addSession(id, session{locale: "en", parentOrigin: f.parentOrigin(), keys: "p384"})
 	tb := f.newTab(t)
 	q := url.Values{"session": {id}, "evil1": {f.evil.URL + "/evil.html"}, "evil2": {f.gwOrigin() + "/test/evil.html"}}
-	tb.do(t, chromedp.Navigate(f.parentOrigin()+"/parent.html?"+q.Encode()))
+	tb.Do(t, chromedp.Navigate(f.parentOrigin()+"/parent.html?"+q.Encode()))
 
 	// The checkout says it is ready, and all three impostors have posted.
-	waitFor(t, tb, fmt.Sprintf(`window.__seen && __seen.some(function (m) { return m.origin === %q && m.type === "blindgate:ready"; })`, f.gwOrigin()))
-	waitFor(t, tb, fmt.Sprintf(`["tok_self", "tok_evil_%s", "tok_evil_%s"].every(function (tok) {
-		return __seen.some(function (m) { return m.token === tok; }); })`, port(f.evil.URL), port(f.gw.URL)))
-	if v := eval[bool](t, tb, `window.__token === undefined && window.__mountError === undefined`); !v {
-		t.Fatalf("mount settled on an impostor message: token %q", eval[string](t, tb, `String(window.__token) + String(window.__mountError)`))
+	tb.WaitFor(t, fmt.Sprintf(`window.__seen && __seen.some(function (m) { return m.origin === %q && m.type === "blindgate:ready"; })`, f.gwOrigin()), wait)
+	tb.WaitFor(t, fmt.Sprintf(`["tok_self", "tok_evil_%s", "tok_evil_%s"].every(function (tok) {
+		return __seen.some(function (m) { return m.token === tok; }); })`, port(f.evil.URL), port(f.gw.URL)), wait)
+	if v := browsertest.Eval[bool](t, tb, `window.__token === undefined && window.__mountError === undefined`); !v {
+		t.Fatalf("mount settled on an impostor message: token %q", browsertest.Eval[string](t, tb, `String(window.__token) + String(window.__mountError)`))
 	}
 
 	// Keyboard only, from the merchant page: Tab into the iframe, type, Enter.
 	// Focus crosses into the iframe's process asynchronously, so each step waits
 	// (inside the frame) for focus and value before the next keys go out.
-	frame := f.attachFrame(t, tb, f.gwOrigin()+"/checkout/"+id)
+	frame := browsertest.AttachFrame(t, tb, f.gwOrigin()+"/checkout/"+id)
 	for _, step := range []struct{ keys, field, value string }{
 		{"\t", "bg-number", ""},
 		{"5555555555554444", "bg-number", "5555 5555 5555 4444"},
@@ -964,21 +843,21 @@ func testEmbed(t *testing.T, f *fixture) {
 		{"\t", "bg-name", ""},
 		{"Ada", "bg-name", "Ada"},
 	} {
-		tb.do(t, chromedp.KeyEvent(step.keys))
-		waitFor(t, frame, fmt.Sprintf(`document.activeElement.id === %q && document.activeElement.value === %q`, step.field, step.value))
+		tb.Do(t, chromedp.KeyEvent(step.keys))
+		frame.WaitFor(t, fmt.Sprintf(`document.activeElement.id === %q && document.activeElement.value === %q`, step.field, step.value), wait)
 	}
-	tb.do(t, chromedp.KeyEvent("\r"))
-	waitFor(t, tb, `window.__token !== undefined`)
+	tb.Do(t, chromedp.KeyEvent("\r"))
+	tb.WaitFor(t, `window.__token !== undefined`, wait)
 	s, _ := f.session(id)
-	if got := eval[string](t, tb, `window.__token`); got != s.token {
+	if got := browsertest.Eval[string](t, tb, `window.__token`); got != s.token {
 		t.Fatalf("mount resolved with %q, want %q", got, s.token)
 	}
 	// The page posted the token to the merchant origin only, and resized the frame.
-	tokenMsgs := eval[[]string](t, tb, `__seen.filter(function (m) { return m.type === "blindgate:token"; }).map(function (m) { return m.origin + " " + m.token; })`)
+	tokenMsgs := browsertest.Eval[[]string](t, tb, `__seen.filter(function (m) { return m.type === "blindgate:token"; }).map(function (m) { return m.origin + " " + m.token; })`)
 	if !slices.Contains(tokenMsgs, f.gwOrigin()+" "+s.token) {
 		t.Errorf("token messages seen: %v", tokenMsgs)
 	}
-	if h := eval[string](t, tb, `document.querySelector("#slot iframe").style.height`); h == "460px" || h == "120px" || h == "" {
+	if h := browsertest.Eval[string](t, tb, `document.querySelector("#slot iframe").style.height`); h == "460px" || h == "120px" || h == "" {
 		t.Errorf("iframe height %q: the page's resize message was not applied", h)
 	}
 
@@ -1007,51 +886,6 @@ func testEmbed(t *testing.T, f *fixture) {
 	f.assertNoPlaintext(t, "5555555555554444", "321")
 }
 
-// attachFrame attaches to the cross-site iframe whose URL starts with prefix
-// (Chromium runs it in its own process, as a target of its own).
-func (f *fixture) attachFrame(t *testing.T, tb *tab, prefix string) *tab {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		infos, err := chromedp.Targets(tb.ctx)
-		if err != nil {
-			t.Fatalf("targets: %v", err)
-		}
-		for _, info := range infos {
-			if info.Type == "iframe" && strings.HasPrefix(info.URL, prefix) {
-				fr := &tab{}
-				ctx, cancel := chromedp.NewContext(tb.ctx, chromedp.WithTargetID(info.TargetID), chromedp.WithDetachOnCancel(),
-					chromedp.WithListener(func(ev any) {
-						if ev, ok := ev.(*runtime.EventExceptionThrown); ok {
-							fr.mu.Lock()
-							fr.errs = append(fr.errs, ev.ExceptionDetails.Text+" "+describe(ev.ExceptionDetails.Exception))
-							fr.mu.Unlock()
-						}
-					}))
-				t.Cleanup(func() {
-					cancel()
-					fr.mu.Lock()
-					defer fr.mu.Unlock()
-					for _, e := range fr.errs {
-						t.Errorf("uncaught exception in the checkout iframe: %s", e)
-					}
-				})
-				// The first Run attaches the target and binds it to the context it
-				// gets, so it must be this long-lived one, not a derived timeout.
-				if err := chromedp.Do(ctx); err != nil {
-					t.Fatalf("attach iframe: %v", err)
-				}
-				fr.ctx = ctx
-				return fr
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no iframe target for %s", prefix)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func port(u string) string {
 	p, _ := url.Parse(u)
 	return p.Port()
@@ -1070,7 +904,7 @@ func testTiming(t *testing.T, f *fixture) {
 				Full []float64 `json:"full"`
 				Enc  []float64 `json:"enc"`
 			}
-			res := eval[timings](t, tb, `(async function () {
+			res := browsertest.Eval[timings](t, tb, `(async function () {
 				var keysURL = document.getElementById("bg-form").dataset.keysUrl;
 				var jwk = BlindgateJWE.selectKey(await (await fetch(keysURL, { credentials: "omit" })).json());
 				var payload = { pan: "4242424242424242", exp_month: 12, exp_year: 2030, name: "Ada", iat: Math.floor(Date.now() / 1000) };

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,8 +12,12 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/blindgate/blindgate/internal/browsertest"
 	"github.com/blindgate/blindgate/internal/testenv"
 )
+
+// screenshotDir is where BLINDGATE_SCREENSHOTS=1 writes the README's images.
+const screenshotDir = "../../docs/screenshots"
 
 // TestDemoPayInBrowser is the README's first-run promise: the demo starts
 // with no Redis and no Docker, a shopper pays with a test card in the shop's
@@ -24,7 +27,7 @@ func TestDemoPayInBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test")
 	}
-	chromium := testenv.ChromiumPath(t)
+	browser := browsertest.Browser(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	dc := demoConfig{
 		dir:      t.TempDir(),
@@ -54,63 +57,25 @@ func TestDemoPayInBrowser(t *testing.T) {
 		t.Fatalf("shop %s and gateway %s must be different origins", d.shopURL, d.gatewayURL)
 	}
 
-	actx, acancel := chromedp.NewExecAllocator(ctx, chromedp.ExecPath(chromium), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.NoFirstRun, chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true))
-	defer acancel()
-	bctx, bcancel := chromedp.NewContext(actx)
-	defer bcancel()
-	// The first Do starts the browser and binds it to the context it gets: give
-	// it the long-lived one, not a per-step timeout.
-	if err := chromedp.Do(bctx); err != nil {
-		t.Fatal(err)
-	}
-	run := func(c context.Context, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		tc, cancel := context.WithTimeout(c, 30*time.Second)
-		defer cancel()
-		if err := chromedp.Do(tc, actions...); err != nil {
-			t.Fatal(err)
-		}
-	}
-	text := func(c context.Context, id string) string {
-		t.Helper()
-		tc, cancel := context.WithTimeout(c, 10*time.Second)
-		defer cancel()
-		v, err := chromedp.Run(tc, chromedp.Text(chromedp.ID(id)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
-	run(bctx, chromedp.Navigate(d.shopURL), chromedp.WaitVisible(chromedp.ID("pay")), chromedp.Click(chromedp.ID("pay")))
+	// The shop waits on the demo's gateway and key service: allow more than
+	// the default per step.
+	tab := browsertest.NewTab(t, browser, browsertest.WithTimeout(30*time.Second))
+	tab.Do(t, chromedp.Navigate(d.shopURL), chromedp.WaitVisible(chromedp.ID("pay")), chromedp.Click(chromedp.ID("pay")))
 
-	frame := attachFrame(t, bctx, d.gatewayURL+"/checkout/")
-	run(frame, chromedp.WaitEnabled(chromedp.ID("bg-number")))
-	shot := func(name string) {
-		if os.Getenv("BLINDGATE_SCREENSHOTS") != "1" {
-			return
-		}
-		tc, cancel := context.WithTimeout(bctx, 10*time.Second)
-		defer cancel()
-		png, err := chromedp.Run(tc, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join("..", "..", "docs", "screenshots", name), png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	run(frame,
+	frame := browsertest.AttachFrame(t, tab, d.gatewayURL+"/checkout/")
+	frame.Do(t, chromedp.WaitEnabled(chromedp.ID("bg-number")))
+	frame.Do(t,
 		chromedp.SendKeys(chromedp.ID("bg-number"), "4242424242424242"),
 		chromedp.SendKeys(chromedp.ID("bg-exp"), "12"+fmt.Sprint(time.Now().Year()%100+3)),
 		chromedp.SendKeys(chromedp.ID("bg-cvc"), "123"),
 		chromedp.SendKeys(chromedp.ID("bg-name"), "Demo Shopper"),
 	)
-	shot("demo-shop-checkout.png")
-	run(frame, chromedp.Click(chromedp.ID("bg-submit")))
-	run(bctx, chromedp.WaitVisible(chromedp.ID("result")))
-	masked, token := text(bctx, "masked"), text(bctx, "token")
-	shot("demo-shop-paid.png")
+	tab.Screenshot(t, filepath.Join(screenshotDir, "demo-shop-checkout.png"))
+	frame.Do(t, chromedp.Click(chromedp.ID("bg-submit")))
+	tab.Do(t, chromedp.WaitVisible(chromedp.ID("result")))
+	masked := browsertest.Run(t, tab, chromedp.Text(chromedp.ID("masked")))
+	token := browsertest.Run(t, tab, chromedp.Text(chromedp.ID("token")))
+	tab.Screenshot(t, filepath.Join(screenshotDir, "demo-shop-paid.png"))
 	if !strings.HasPrefix(token, "tok_") || !strings.Contains(masked, "visa 42424242…4242") {
 		t.Fatalf("shop shows token %q, card %q", token, masked)
 	}
@@ -126,30 +91,4 @@ func TestDemoPayInBrowser(t *testing.T) {
 	if resp.StatusCode != 200 || strings.Contains(string(body), "4242424242424242") || !strings.Contains(string(body), `"last4":"4242"`) {
 		t.Fatalf("merchant API: %d %s", resp.StatusCode, body)
 	}
-}
-
-// attachFrame attaches to the checkout iframe: Chromium runs a cross-site
-// frame as a target of its own.
-func attachFrame(t *testing.T, parent context.Context, prefix string) context.Context {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		infos, err := chromedp.Targets(parent)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, info := range infos {
-			if info.Type == "iframe" && strings.HasPrefix(info.URL, prefix) {
-				ctx, cancel := chromedp.NewContext(parent, chromedp.WithTargetID(info.TargetID), chromedp.WithDetachOnCancel())
-				t.Cleanup(cancel)
-				if err := chromedp.Do(ctx); err != nil {
-					t.Fatalf("attach iframe: %v", err)
-				}
-				return ctx
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("no checkout iframe under %s", prefix)
-	return nil
 }
