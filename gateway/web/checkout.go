@@ -22,11 +22,11 @@ import (
 // allowed origins (CSP frame-ancestors) and never cached.
 func (s *Server) checkoutPage(c *fiber.Ctx) error {
 	sess, err := s.deps.Sessions.Get(c.UserContext(), strings.Clone(c.Params("session")))
-	if err != nil {
-		return sessionError(err)
+	if err == nil && sess.Completed() {
+		err = sessions.ErrCompleted
 	}
-	if sess.Completed() {
-		return apierr.SessionCompleted
+	if err != nil {
+		return s.checkoutErrorPage(c, sess.Locale, sessionError(err))
 	}
 	data := s.deps.Assets.NewPageData(checkout.DefaultAssetBase, sess.ID, sess.Locale)
 	data.ParentOrigin = strings.Join(sess.AllowedOrigins, " ")
@@ -39,6 +39,29 @@ func (s *Server) checkoutPage(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
 	return c.Send(buf.Bytes())
+}
+
+// checkoutErrorPage shows a shopper who opens a dead session a page, not a
+// JSON body: the session is over, and the page says so in its language.
+func (s *Server) checkoutErrorPage(c *fiber.Ctx, locale string, err error) error {
+	var ae *apierr.Error
+	if !errors.As(err, &ae) || ae.Status >= 500 {
+		return err
+	}
+	lang, strs := s.deps.Assets.Strings(locale)
+	data := struct {
+		Lang, Code, MessageKey string
+		Strings                map[string]string
+		Styles                 []checkout.Style
+	}{Lang: lang, Code: ae.Code, MessageKey: "srv_session_expired", Strings: strs, Styles: s.deps.Assets.PageStyles(checkout.DefaultAssetBase)}
+	var buf bytes.Buffer
+	if err := s.deps.Pages.ExecuteTemplate(&buf, "checkout_error.html", data); err != nil {
+		return err
+	}
+	c.Set("Content-Security-Policy", checkout.PageCSP(""))
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
+	return c.Status(ae.Status).Send(buf.Bytes())
 }
 
 // themeCSS turns the session's validated appearance into CSS variables.

@@ -106,6 +106,11 @@ func testCheckoutRoundTrip(t *testing.T, f *gwFixture) {
 	if other.status != 409 || other.code() != "session_completed" {
 		t.Fatalf("second card: %d %s", other.status, other.body)
 	}
+	// Opening the completed session again shows a page saying it is over.
+	done := f.do(t, http.MethodGet, "/checkout/"+sid, "", nil)
+	if done.status != 409 || !strings.Contains(done.header.Get("Content-Type"), "text/html") || !strings.Contains(string(done.body), `data-code="session_completed"`) || strings.Contains(string(done.body), "<script") {
+		t.Fatalf("completed session page: %d %s", done.status, done.body)
+	}
 
 	got := f.do(t, http.MethodGet, "/v1/tokens/"+tok, f.secret, nil)
 	if got.status != 200 || got.json["brand"] != "visa" || got.json["bin"] != "42424242" || got.json["last4"] != "4242" || got.json["id"] != tok {
@@ -162,6 +167,9 @@ func TestSubmitErrors(t *testing.T) {
 		status int
 		code   string
 	}{
+		{"404/unknown-session-page", func(t *testing.T) (string, map[string]string) {
+			return "/checkout/cs_aaaaaaaaaaaaaaaaaaaaaaaaaa", nil
+		}, 404, ""},
 		{"404/unknown-session", func(t *testing.T) (string, map[string]string) {
 			return "/checkout/cs_aaaaaaaaaaaaaaaaaaaaaaaaaa/submit", map[string]string{"card_jwe": "a.b.c.d.e"}
 		}, 404, "session_not_found"},
@@ -186,7 +194,11 @@ func TestSubmitErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path, body := tt.setup(t)
-			a := f.do(t, http.MethodPost, path, "", body)
+			method := http.MethodPost
+			if body == nil {
+				method = http.MethodGet // the page itself: HTML, so no JSON code
+			}
+			a := f.do(t, method, path, "", body)
 			if a.status != tt.status || a.code() != tt.code {
 				t.Fatalf("%d %q, want %d %q: %s", a.status, a.code(), tt.status, tt.code, a.body)
 			}
