@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/pquerna/otp/totp"
 
 	"github.com/blindgate/blindgate/internal/browsertest"
 	"github.com/blindgate/blindgate/internal/testenv"
@@ -90,5 +91,31 @@ func TestDemoPayInBrowser(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || strings.Contains(string(body), "4242424242424242") || !strings.Contains(string(body), `"last4":"4242"`) {
 		t.Fatalf("merchant API: %d %s", resp.StatusCode, body)
+	}
+
+	// The printed revealer logs in (password + TOTP), finds the card by its
+	// token and reveals it with a reason: the second half of the README's demo.
+	var rev demoOperator
+	for _, o := range d.state.Operators {
+		if o.Role == "revealer" {
+			rev = o
+		}
+	}
+	// The demo confirmed enrolment with the previous step's code; the current one is unused.
+	code, err := totp.GenerateCode(rev.TOTPSecret, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bo := browsertest.NewTab(t, browser, browsertest.WithTimeout(30*time.Second))
+	bo.Do(t, chromedp.Navigate(d.gatewayURL+"/backoffice/login"), chromedp.WaitVisible(chromedp.ID("bo-username")),
+		chromedp.SendKeys(chromedp.ID("bo-username"), rev.Username),
+		chromedp.SendKeys(chromedp.ID("bo-password"), rev.Password),
+		chromedp.SendKeys(chromedp.ID("bo-code"), code+"\r"))
+	bo.WaitFor(t, `location.pathname === "/backoffice/tokens"`, 15*time.Second)
+	bo.Do(t, chromedp.Navigate(d.gatewayURL+"/backoffice/tokens/"+token), chromedp.WaitVisible(chromedp.ID("bo-reason")),
+		chromedp.SendKeys(chromedp.ID("bo-reason"), "Demo: customer asked"), chromedp.Click(chromedp.ID("bo-reveal-btn")))
+	bo.WaitFor(t, `document.getElementById("bo-pan") !== null`, 15*time.Second)
+	if got := strings.ReplaceAll(browsertest.Eval[string](t, bo, `document.getElementById("bo-pan").textContent`), " ", ""); got != "4242424242424242" {
+		t.Fatalf("revealed %q", got)
 	}
 }
