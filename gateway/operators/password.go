@@ -64,6 +64,20 @@ func (p Params) validate() error {
 var b64 = base64.RawStdEncoding // PHC strings use unpadded standard base64
 
 // hashPassword returns a PHC-format argon2id string with a fresh salt.
+// dummyPHC returns a well-formed argon2id PHC string with p's cost and a
+// random salt and "hash": verifying any password against it costs exactly a
+// real verification and never matches. Unknown usernames are checked against
+// it, so timing does not tell which usernames exist, and building it does not
+// run argon2 (whose 64 MiB working set would otherwise sit on the heap of an
+// idle gateway).
+func dummyPHC(p Params) string {
+	salt, key := make([]byte, p.SaltLen), make([]byte, p.KeyLen)
+	_, _ = rand.Read(salt)
+	_, _ = rand.Read(key)
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
+		argon2.Version, p.Memory, p.Time, p.Threads, b64.EncodeToString(salt), b64.EncodeToString(key))
+}
+
 func hashPassword(password string, p Params) string {
 	salt := make([]byte, p.SaltLen)
 	_, _ = rand.Read(salt)

@@ -3,6 +3,7 @@ package operators
 import (
 	"errors"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -105,3 +106,25 @@ func TestDefaultParams(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestNewServiceAllocatesLittle: building the service must not run argon2
+// (64 MiB), or an idle gateway would hold that memory.
+func TestNewServiceAllocatesLittle(t *testing.T) {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	if _, err := NewService(nopStore{}, Config{}); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	if got := after.TotalAlloc - before.TotalAlloc; got > 1<<20 {
+		t.Fatalf("NewService allocated %d bytes", got)
+	}
+	phc := dummyPHC(DefaultParams())
+	if ok, _, err := verifyPassword("anything at all", phc, DefaultParams()); err != nil || ok {
+		t.Fatalf("dummy hash: ok=%v err=%v, want a well-formed hash that never matches", ok, err)
+	}
+}
+
+// nopStore satisfies Store for constructor tests.
+type nopStore struct{ Store }
