@@ -102,7 +102,7 @@ func startDemo(ctx context.Context, dc demoConfig, stderr io.Writer) (*runningDe
 		Addr: ksLn.Addr().String(), DevHTTP: true, KeyringPath: p("keyring.sealed"), Shares: 1, DevUnseal: true,
 		ClientsPath: p("clients.json"), Audience: "blindgate-keyservice", Skew: 5 * time.Second,
 		AuditPath: p("keyservice-audit.log"), Freshness: 15 * time.Minute, Redis: redisx.Config{Addrs: ksapp.RedisMemory},
-		RevealPerMinute: 5, RevealPerDay: 50, LogLevel: dc.logLevel,
+		RevealPerMinute: 5, RevealPerDay: 50, RevealClientPerMinute: 60, RevealClientPerDay: 1000, InspectPerSecond: 2000, LogLevel: dc.logLevel,
 	}, log.With("service", "keyservice"))
 	if err != nil {
 		return nil, err

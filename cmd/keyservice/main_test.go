@@ -141,7 +141,7 @@ func devConfig(t *testing.T, dir string) appConfig {
 		Addr: "127.0.0.1:0", DevHTTP: true, KeyringPath: filepath.Join(dir, "keyring.sealed"), Shares: 1,
 		DevUnseal: true, ClientsPath: filepath.Join(dir, "clients.json"), Audience: "blindgate-keyservice",
 		Skew: 5 * time.Second, AuditPath: filepath.Join(dir, "audit.log"), Freshness: 15 * time.Minute,
-		RevealPerMinute: 5, RevealPerDay: 50, LogLevel: "error", Redis: redisx.Config{Addrs: "memory"},
+		RevealPerMinute: 5, RevealPerDay: 50, RevealClientPerMinute: 60, RevealClientPerDay: 1000, InspectPerSecond: 2000, LogLevel: "error", Redis: redisx.Config{Addrs: "memory"},
 	}
 }
 

@@ -84,6 +84,9 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 	limits := unwrap.DefaultLimits()
 	limits.RevealActorShort.Rate, limits.RevealActorShort.Burst = cfg.RevealPerMinute, cfg.RevealPerMinute
 	limits.RevealActorDaily.Rate, limits.RevealActorDaily.Burst = cfg.RevealPerDay, cfg.RevealPerDay
+	limits.RevealClientShort.Rate, limits.RevealClientShort.Burst = cfg.RevealClientPerMinute, cfg.RevealClientPerMinute
+	limits.RevealClientDaily.Rate, limits.RevealClientDaily.Burst = cfg.RevealClientPerDay, cfg.RevealClientPerDay
+	limits.InspectPerClient.Rate, limits.InspectPerClient.Burst = cfg.InspectPerSecond, 2*cfg.InspectPerSecond
 	svc := unwrap.New(a.holder, a.audit, limiter, log, unwrap.Config{Freshness: cfg.Freshness, Limits: limits})
 	a.server = api.New(api.Deps{
 		Unwrap: svc, Verifier: verifier, Seal: a.holder, Audit: a.audit,

@@ -35,7 +35,12 @@ type Config struct {
 	Redis           redisx.Config
 	RevealPerMinute int
 	RevealPerDay    int
-	LogLevel        string
+	// Per-client limits: a whole client (the back office, a checkout
+	// gateway) is capped too, so a stolen client key cannot reveal in bulk.
+	RevealClientPerMinute int
+	RevealClientPerDay    int
+	InspectPerSecond      int
+	LogLevel              string
 }
 
 // RedisMemory as the Redis address selects the in-process replay cache and
@@ -65,6 +70,9 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Redis.TLS, "redis-tls", env.Bool("REDIS_TLS", false), "use TLS to Redis")
 	fs.IntVar(&c.RevealPerMinute, "reveal-per-minute", env.Int("REVEAL_PER_MINUTE", 5), "reveals per actor per minute")
 	fs.IntVar(&c.RevealPerDay, "reveal-per-day", env.Int("REVEAL_PER_DAY", 50), "reveals per actor per day")
+	fs.IntVar(&c.RevealClientPerMinute, "reveal-client-per-minute", env.Int("REVEAL_CLIENT_PER_MINUTE", 60), "reveals per client per minute (all its actors)")
+	fs.IntVar(&c.RevealClientPerDay, "reveal-client-per-day", env.Int("REVEAL_CLIENT_PER_DAY", 1000), "reveals per client per day (all its actors)")
+	fs.IntVar(&c.InspectPerSecond, "inspect-per-second", env.Int("INSPECT_PER_SECOND", 2000), "inspects per client per second")
 	fs.StringVar(&c.LogLevel, "log-level", env.String("LOG_LEVEL", "info"), "debug, info, warn or error")
 }
 
@@ -93,6 +101,10 @@ func (c *Config) Validate() error {
 		return errors.New("config: freshness must be 1m-24h")
 	case c.RevealPerMinute < 1 || c.RevealPerDay < c.RevealPerMinute:
 		return errors.New("config: reveal-per-minute must be >= 1 and <= reveal-per-day")
+	case c.RevealClientPerMinute < 1 || c.RevealClientPerDay < c.RevealClientPerMinute:
+		return errors.New("config: reveal-client-per-minute must be >= 1 and <= reveal-client-per-day")
+	case c.InspectPerSecond < 1:
+		return errors.New("config: inspect-per-second must be >= 1")
 	}
 	if err := secret.Validate(c.MasterKey); err != nil {
 		return fmt.Errorf("config: master-key: %w", err)
