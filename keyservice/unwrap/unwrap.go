@@ -166,15 +166,16 @@ func (s *Service) inspect(ctx context.Context, m Meta, jwe, session string, ev *
 	if err := s.allow(ctx, s.cfg.Limits.InspectPerClient, m.Client); err != nil {
 		return Masked{}, err
 	}
-	kr, hdr, key, err := s.open(jwe, ev)
+	kr, sc, err := s.open(jwe, ev)
 	if err != nil {
 		return Masked{}, err
 	}
+	hdr := sc.hdr
 	// The header is AAD, so a matching bg_sid is authenticated by the decrypt below.
 	if hdr.SessionID != session {
 		return Masked{}, ErrSessionMismatch
 	}
-	c, err := s.decryptCard(jwe, key)
+	c, err := s.decryptCard(sc)
 	if err != nil {
 		return Masked{}, err
 	}
@@ -210,17 +211,17 @@ func (s *Service) Reveal(ctx context.Context, m Meta, jwe, actor, reason, resour
 	if err := s.revealLimits(ctx, m.Client, actor, ev); err != nil {
 		return Revealed{}, s.denied(ctx, ev, err)
 	}
-	_, hdr, key, err := s.open(jwe, &ev)
+	_, sc, err := s.open(jwe, &ev)
 	if err != nil {
 		return Revealed{}, s.denied(ctx, ev, err)
 	}
-	ev.Kid = hdr.Kid
+	ev.Kid = sc.hdr.Kid
 	// Outcome "success" on a reveal means "authorised and about to decrypt".
 	ev.Outcome = audit.OutcomeSuccess
 	if _, err := s.audit.Append(ctx, ev); err != nil {
 		return Revealed{}, fmt.Errorf("%w: %w", ErrAudit, err)
 	}
-	c, err := s.decryptCard(jwe, key)
+	c, err := s.decryptCard(sc)
 	if err != nil {
 		// The grant is already on record; record that nothing was shown.
 		ev.Outcome, ev.Code = audit.OutcomeFailure, codeOf(err)
@@ -250,10 +251,11 @@ func (s *Service) rewrap(ctx context.Context, m Meta, jwe string, ev *audit.Even
 	if err := s.allow(ctx, s.cfg.Limits.RewrapPerClient, m.Client); err != nil {
 		return "", "", err
 	}
-	kr, hdr, key, err := s.open(jwe, ev)
+	kr, sc, err := s.open(jwe, ev)
 	if err != nil {
 		return "", "", err
 	}
+	hdr := sc.hdr
 	newest := kr.Newest()
 	if hdr.Kid == newest.Kid {
 		return jwe, hdr.Kid, nil
@@ -267,7 +269,7 @@ func (s *Service) rewrap(ctx context.Context, m Meta, jwe string, ev *audit.Even
 	if pub == nil {
 		return "", "", fmt.Errorf("%w: newest key %s has no public key", ErrUnavailable, newest.Kid)
 	}
-	_, pt, err := jose.Decrypt([]byte(jwe), key)
+	pt, err := sc.jwe.Decrypt(sc.key)
 	if err != nil {
 		return "", "", ErrUndecryptable
 	}
@@ -280,29 +282,37 @@ func (s *Service) rewrap(ctx context.Context, m Meta, jwe string, ev *audit.Even
 	return string(out), newest.Kid, nil
 }
 
-// open checks the header and finds the private key without decrypting.
-func (s *Service) open(jwe string, ev *audit.Event) (*keyring.Keyring, jose.Header, crypto.PrivateKey, error) {
-	kr, err := s.keys.Keyring()
-	if err != nil {
-		return nil, jose.Header{}, nil, fmt.Errorf("%w: %w", ErrSealed, err)
-	}
-	hdr, err := jose.ParseHeader([]byte(jwe))
-	if err != nil {
-		if errors.Is(err, jose.ErrUnsupported) {
-			return nil, hdr, nil, fmt.Errorf("%w: %w", ErrUnsupportedAlg, err)
-		}
-		return nil, hdr, nil, fmt.Errorf("%w: %w", ErrInvalidJWE, err)
-	}
-	ev.Kid = hdr.Kid
-	key, err := kr.Lookup(hdr.Kid)
-	if err != nil {
-		return nil, hdr, nil, fmt.Errorf("%w: %w", ErrUnknownKey, err)
-	}
-	return kr, hdr, key, nil
+// sealedCard is a ciphertext that passed the strict checks, with the key its
+// header selected; parsed once, decrypted later.
+type sealedCard struct {
+	jwe *jose.JWE
+	hdr jose.Header
+	key crypto.PrivateKey
 }
 
-func (s *Service) decryptCard(jwe string, key crypto.PrivateKey) (card.Card, error) {
-	_, pt, err := jose.Decrypt([]byte(jwe), key)
+// open checks the header and finds the private key without decrypting.
+func (s *Service) open(jwe string, ev *audit.Event) (*keyring.Keyring, sealedCard, error) {
+	kr, err := s.keys.Keyring()
+	if err != nil {
+		return nil, sealedCard{}, fmt.Errorf("%w: %w", ErrSealed, err)
+	}
+	j, err := jose.Open([]byte(jwe))
+	if err != nil {
+		if errors.Is(err, jose.ErrUnsupported) {
+			return nil, sealedCard{}, fmt.Errorf("%w: %w", ErrUnsupportedAlg, err)
+		}
+		return nil, sealedCard{}, fmt.Errorf("%w: %w", ErrInvalidJWE, err)
+	}
+	sc := sealedCard{jwe: j, hdr: j.Header()}
+	ev.Kid = sc.hdr.Kid
+	if sc.key, err = kr.Lookup(sc.hdr.Kid); err != nil {
+		return nil, sc, fmt.Errorf("%w: %w", ErrUnknownKey, err)
+	}
+	return kr, sc, nil
+}
+
+func (s *Service) decryptCard(sc sealedCard) (card.Card, error) {
+	pt, err := sc.jwe.Decrypt(sc.key)
 	if err != nil {
 		return card.Card{}, ErrUndecryptable
 	}
