@@ -13,6 +13,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 	bolt "go.etcd.io/bbolt"
 
@@ -269,6 +270,9 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- a.server.App().Listener(ln) }()
+	if a.cfg.MetricsAddr != "" {
+		go a.serveMetrics(sctx)
+	}
 	a.log.Info("gateway listening", "addr", ln.Addr().String(), "public_url", a.cfg.PublicURL, "store", a.cfg.Store)
 	var err error
 	select {
@@ -291,4 +295,19 @@ func (s *Stores) pinger() web.Pinger {
 		return nil
 	}
 	return redisx.Pinger{C: s.Redis}
+}
+
+// serveMetrics serves Prometheus metrics on the internal address only: the
+// public port answers shoppers and merchants, not scrapers.
+func (a *App) serveMetrics(ctx context.Context) {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.server.Metrics().Registry(), promhttp.HandlerOpts{}))
+	srv := &http.Server{Addr: a.cfg.MetricsAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		a.log.Error("metrics listener", "addr", a.cfg.MetricsAddr, "err", err)
+	}
 }

@@ -20,6 +20,7 @@ import (
 // environment variable (BLINDGATE_GW_<NAME>).
 type Config struct {
 	Addr        string
+	MetricsAddr string // internal listener for /metrics; empty disables it
 	PublicURL   string
 	TLSCert     string
 	TLSKey      string
@@ -51,6 +52,7 @@ type Config struct {
 // Flags registers the configuration's flags, with defaults from the environment.
 func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Addr, "addr", env.String("ADDR", "127.0.0.1:8080"), "listen address")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", env.String("METRICS_ADDR", "127.0.0.1:9091"), "internal listen address for Prometheus /metrics (not the public port); empty disables")
 	fs.StringVar(&c.PublicURL, "public-url", env.String("PUBLIC_URL", "http://localhost:8080"), "external base URL of the gateway (checkout links)")
 	fs.StringVar(&c.TLSCert, "tls-cert", env.String("TLS_CERT", ""), "TLS certificate file (PEM)")
 	fs.StringVar(&c.TLSKey, "tls-key", env.String("TLS_KEY", ""), "TLS private key file (PEM)")

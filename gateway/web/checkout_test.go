@@ -275,3 +275,37 @@ func TestStaticAssets(t *testing.T) {
 		t.Fatalf("theme: %d %s", css.status, css.body)
 	}
 }
+
+func TestGatewayMetrics(t *testing.T) {
+	f := newTestServer(t, fixtureOpt{})
+	sid := f.newSession(t, nil)
+	f.do(t, http.MethodPost, "/checkout/"+sid+"/submit", "", map[string]string{"card_jwe": f.kz.encrypt(t, visa, sid)})
+	if a := f.do(t, http.MethodGet, "/metrics", "", nil); a.status != 404 {
+		t.Fatalf("/metrics on the public port: %d", a.status)
+	}
+	mfs, err := f.srv.Metrics().Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen bool
+	for _, mf := range mfs {
+		if mf.GetName() != "blindgate_gateway_requests_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+				if strings.Contains(l.GetValue(), sid) || strings.Contains(l.GetValue(), "4242") {
+					t.Fatalf("label holds request data: %v", l)
+				}
+			}
+			if labels["route"] == "/checkout/:session/submit" && labels["status"] == "200" && m.GetCounter().GetValue() == 1 {
+				seen = true
+			}
+		}
+	}
+	if !seen {
+		t.Fatal("no count for the submit route")
+	}
+}

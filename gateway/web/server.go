@@ -22,6 +22,7 @@ import (
 	"github.com/blindgate/blindgate/gateway/websession"
 	"github.com/blindgate/blindgate/internal/apierr"
 	"github.com/blindgate/blindgate/internal/audit"
+	"github.com/blindgate/blindgate/internal/httpmetrics"
 	"github.com/blindgate/blindgate/internal/ratelimit"
 	"github.com/blindgate/blindgate/keyservice/client"
 )
@@ -81,6 +82,7 @@ type Deps struct {
 	Assets      *checkout.Assets
 	Pages       *template.Template
 	Log         *slog.Logger
+	Metrics     *httpmetrics.Metrics // optional; New makes one
 	Config      Config
 }
 
@@ -94,6 +96,9 @@ type Server struct {
 func New(d Deps) *Server {
 	if d.Config.Now == nil {
 		d.Config.Now = time.Now
+	}
+	if d.Metrics == nil {
+		d.Metrics = httpmetrics.New("blindgate_gateway")
 	}
 	s := &Server{deps: d}
 	s.app = fiber.New(fiber.Config{
@@ -110,6 +115,10 @@ func New(d Deps) *Server {
 	return s
 }
 
+// Metrics exposes the registry; the gateway serves it on a separate,
+// internal listener, not on the public port.
+func (s *Server) Metrics() *httpmetrics.Metrics { return s.deps.Metrics }
+
 // App exposes the Fiber app for listeners and app.Test.
 func (s *Server) App() *fiber.App { return s.app }
 
@@ -117,6 +126,7 @@ func (s *Server) App() *fiber.App { return s.app }
 // every answer, errors included, carries them.
 func (s *Server) routes() {
 	a := s.app
+	a.Use(s.deps.Metrics.Middleware)
 	a.Use(s.baseHeaders)
 
 	a.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })

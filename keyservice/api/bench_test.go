@@ -1,0 +1,208 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/blindgate/blindgate/internal/audit"
+	"github.com/blindgate/blindgate/internal/jose"
+	"github.com/blindgate/blindgate/internal/ratelimit"
+	"github.com/blindgate/blindgate/internal/testenv"
+	"github.com/blindgate/blindgate/keyservice/api"
+	"github.com/blindgate/blindgate/keyservice/client"
+	"github.com/blindgate/blindgate/keyservice/keyring"
+	"github.com/blindgate/blindgate/keyservice/replay"
+	"github.com/blindgate/blindgate/keyservice/seal"
+	"github.com/blindgate/blindgate/keyservice/sigauth"
+	"github.com/blindgate/blindgate/keyservice/unwrap"
+)
+
+// benchKS is a key service on a loopback listener with a durable audit log
+// in a temporary folder and limits far above what a benchmark reaches.
+type benchKS struct {
+	url        string
+	svc        *unwrap.Service
+	jwe        string
+	gateway    *client.Signer
+	backoffice *client.Signer
+	hc         *http.Client
+	audit      *audit.Log
+}
+
+func newBenchKS(b *testing.B, alg string, useRedis bool) *benchKS {
+	b.Helper()
+	dir := b.TempDir()
+	kr, err := keyring.New(alg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	master, _ := keyring.GenerateMasterKey()
+	krPath := filepath.Join(dir, "keyring.sealed")
+	if err := keyring.Save(krPath, kr, master); err != nil {
+		b.Fatal(err)
+	}
+	holder := seal.New(krPath, 1)
+	if err := holder.UnsealWithKey(master); err != nil {
+		b.Fatal(err)
+	}
+	al := &sigauth.AllowList{}
+	mk := func(id string, ops []string) *client.Signer {
+		key, err := client.GenerateKey(client.AlgEdDSA)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := al.AddClient(id, ops, id+"-1", key.Public()); err != nil {
+			b.Fatal(err)
+		}
+		return &client.Signer{ClientID: id, Kid: id + "-1", Audience: "blindgate-keyservice", Key: key, TTL: client.MaxTTL}
+	}
+	ks := &benchKS{gateway: mk("gateway", []string{client.OpInspect}), backoffice: mk("backoffice", []string{client.OpReveal})}
+	var (
+		replays sigauth.ReplayCache = replay.NewMemory()
+		limiter                     = ratelimit.NewMemory()
+	)
+	if useRedis {
+		rdb := testenv.Redis(b)
+		replays, limiter = replay.NewRedis(rdb, "bg:ks:jti:"), ratelimit.NewRedis(rdb, "bg:ks:rl:")
+	}
+	if ks.audit, err = audit.Open(filepath.Join(dir, "audit.log"), audit.Options{}); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = ks.audit.Close() })
+	limits := unwrap.DefaultLimits()
+	for _, l := range []*ratelimit.Limit{&limits.InspectPerClient, &limits.RevealActorShort, &limits.RevealActorDaily, &limits.RevealClientShort, &limits.RevealClientDaily} {
+		l.Rate, l.Period, l.Burst = 10_000_000, time.Second, 10_000_000
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ks.svc = unwrap.New(holder, ks.audit, limiter, log, unwrap.Config{Limits: limits})
+	srv := api.New(api.Deps{
+		Unwrap: ks.svc, Verifier: &sigauth.Verifier{Audience: "blindgate-keyservice", Clients: al, Replay: replays},
+		Seal: holder, Audit: ks.audit, Log: log,
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go func() { _ = srv.App().Listener(ln) }()
+	b.Cleanup(func() { _ = srv.App().Shutdown() })
+	ks.url = "http://" + ln.Addr().String()
+	tr := &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}
+	ks.hc = &http.Client{Transport: tr}
+	b.Cleanup(tr.CloseIdleConnections)
+
+	loaded, _ := holder.Keyring()
+	pub := loaded.PublicKeys()[0]
+	pt := fmt.Sprintf(`{"pan":"4242424242424242","exp_month":12,"exp_year":%d,"name":"B","iat":%d}`, time.Now().Year()+2, time.Now().Unix())
+	out, err := jose.Encrypt([]byte(pt), pub.Key, pub.Kid, map[string]string{jose.HeaderSessionID: "cs_bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ks.jwe = string(out)
+	return ks
+}
+
+// run posts body to path b.N times from `parallel` goroutines per CPU, each
+// request with its own pre-made signature.
+func (ks *benchKS) run(b *testing.B, s *client.Signer, path string, body []byte, parallel int) {
+	b.Helper()
+	auths := make([]string, b.N)
+	for i := range auths {
+		a, err := s.Authorization(http.MethodPost, ks.url+path, body)
+		if err != nil {
+			b.Fatal(err)
+		}
+		auths[i] = a
+	}
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(parallel)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req, _ := http.NewRequest(http.MethodPost, ks.url+path, bytes.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", auths[next.Add(1)-1])
+			resp, err := ks.hc.Do(req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				b.Errorf("status %d", resp.StatusCode)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+}
+
+var benchAlgs = []struct{ name, alg string }{
+	{"P-256", keyring.AlgECDHP256},
+	{"RSA-3072", keyring.AlgRSA3072},
+}
+
+// BenchmarkInspect is POST /v1/inspect end to end over loopback HTTP
+// keep-alive: signature and replay claim, rate limit, decrypt, card checks,
+// fingerprint, durable (group-committed) audit append, JSON answer. The
+// client's CPU counts too: compare with BenchmarkInspectDomain and the
+// internal/jose decrypt benchmarks to see what HTTP and the signature add.
+func BenchmarkInspect(b *testing.B) {
+	for _, a := range benchAlgs {
+		for _, backend := range []string{"memory", "redis"} {
+			b.Run(a.name+"/"+backend, func(b *testing.B) {
+				ks := newBenchKS(b, a.alg, backend == "redis")
+				body, _ := json.Marshal(client.InspectRequest{JWE: ks.jwe, Session: "cs_bench"})
+				ks.run(b, ks.gateway, client.PathInspect, body, 8)
+			})
+		}
+	}
+}
+
+// BenchmarkReveal is POST /v1/reveal end to end (four limit checks and an
+// audit append before the decrypt) with Redis.
+func BenchmarkReveal(b *testing.B) {
+	for _, a := range benchAlgs {
+		b.Run(a.name+"/redis", func(b *testing.B) {
+			ks := newBenchKS(b, a.alg, true)
+			body, _ := json.Marshal(client.RevealRequest{JWE: ks.jwe, Actor: "op_bench", Reason: "benchmark"})
+			ks.run(b, ks.backoffice, client.PathReveal, body, 8)
+		})
+	}
+}
+
+// BenchmarkInspectDomain is unwrap.Service.Inspect alone (no HTTP, no
+// signature), in-memory limiter, durable audit, from parallel callers.
+func BenchmarkInspectDomain(b *testing.B) {
+	for _, a := range benchAlgs {
+		b.Run(a.name, func(b *testing.B) {
+			ks := newBenchKS(b, a.alg, false)
+			m := unwrap.Meta{Client: "gateway", Origin: "127.0.0.1"}
+			b.ReportAllocs()
+			b.SetParallelism(8)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := ks.svc.Inspect(context.Background(), m, ks.jwe, "cs_bench"); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+		})
+	}
+}
