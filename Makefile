@@ -1,13 +1,19 @@
 # Blindgate. Images are FROM scratch and their binaries are compiled on the
-# host (no base image can be pulled); see deploy/images.
+# host (no base image needs pulling); see deploy/images.
 GO ?= go
 TAG ?= dev
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
-.PHONY: images images-context e2e
+.PHONY: images images-redis images-context e2e compose-config
 
-## images: build blindgate/{keyservice,gateway,redis}:$(TAG) with docker
+## images: build blindgate/{keyservice,gateway,admin,shop}:$(TAG), what docker-compose.yml runs
 images:
 	$(GO) run ./cmd/images -tag $(TAG)
+
+## images-redis: blindgate/redis:$(TAG) from the host's redis-server, for machines
+## with no registry (then: export BLINDGATE_REDIS_IMAGE=blindgate/redis:$(TAG))
+images-redis:
+	$(GO) run ./cmd/images -images redis -tag $(TAG)
 
 ## images-context: only prepare the build contexts in build/images/<image>
 images-context:
@@ -15,4 +21,8 @@ images-context:
 
 ## e2e: the end-to-end suite (Docker; Chromium for the browser scenarios)
 e2e:
-	$(GO) test -count=1 ./e2e/...
+	$(GO) test -count=1 -timeout 15m ./e2e/...
+
+## compose-config: check docker-compose.yml as compose reads it
+compose-config:
+	$(COMPOSE) -f docker-compose.yml config -q

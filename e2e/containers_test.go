@@ -173,6 +173,12 @@ func onNetworks(req *testcontainers.ContainerRequest, alias string, nets ...*zon
 // host port): what the browser on this machine needs, and nothing on other
 // interfaces.
 func publishLoopback(req *testcontainers.ContainerRequest, port string) {
+	publishLoopbackAt(req, port, 0)
+}
+
+// publishLoopbackAt is publishLoopback on a chosen host port (0: random), for
+// a service that must know its external URL before it starts.
+func publishLoopbackAt(req *testcontainers.ContainerRequest, port string, hostPort int) {
 	req.ExposedPorts = append(req.ExposedPorts, port)
 	prev := req.HostConfigModifier
 	req.HostConfigModifier = func(hc *container.HostConfig) {
@@ -186,7 +192,7 @@ func publishLoopback(req *testcontainers.ContainerRequest, port string) {
 		if hc.PortBindings == nil {
 			hc.PortBindings = network.PortMap{}
 		}
-		hc.PortBindings[p] = []network.PortBinding{{HostIP: netip.AddrFrom4([4]byte{127, 0, 0, 1}), HostPort: "0"}}
+		hc.PortBindings[p] = []network.PortBinding{{HostIP: netip.AddrFrom4([4]byte{127, 0, 0, 1}), HostPort: strconv.Itoa(hostPort)}}
 	}
 }
 

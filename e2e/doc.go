@@ -1,15 +1,36 @@
 // Package e2e is Blindgate's end-to-end suite, for flows that cross
-// processes. It builds the images once per run (package deploy/images; no
-// registry is needed), starts them with testcontainers on Docker networks
-// laid out like production (an internal key zone with Redis and the key
-// service, a public zone, and the gateway alone in both with the only
-// published port) and drives a real headless Chromium from the host.
+// processes. It builds the images once per run (package deploy/images, built
+// through testcontainers-go; no registry is needed), starts them with
+// testcontainers on Docker networks laid out like production (an internal
+// key zone with Redis and the key service, a public zone, and the gateway
+// alone in both with the only published port) and drives a real headless
+// Chromium from the host, which loads pages from http://127.0.0.1:<port>
+// (the gateway) and http://localhost:<port> (the merchant's page, served by
+// the test process): two sites, as in production.
+//
+// Tests (each one stack, subtests in order; at most two run at a time):
+//
+//	TestKeyZoneIsolation    nothing outside the key zone reaches the key service
+//	TestKeyServiceAlone     its endpoints; unknown, forged and revoked client keys
+//	                        refused; replayed request refused, also after a Redis restart
+//	TestCheckoutEveryBrand  a test card per brand typed in the embedded checkout,
+//	                        token by postMessage, masked card from the merchant API;
+//	                        key service stopped: retry message, no token, recovery
+//	TestBackOffice          login + TOTP enrolment, search, reveal with a reason,
+//	                        reveal limit (429 page), audit chain with every reveal
+//	TestKeyRotation         `keyservice keys rotate` under traffic, new kid, old
+//	                        tokens reveal, `blindgate rewrap`, retire
+//	TestRedisRestart        Redis (AOF) restarted under traffic: fail closed, recover,
+//	                        nothing stored lost
+//	TestCompose             docker-compose.yml matches this topology; its documented
+//	                        first-run steps work and a shopper pays on the demo shop
 //
 //	go test ./e2e/...            # skips without Docker (fails under CI=true)
 //	go test -short ./e2e/...     # skips the suite
 //
 // Prebuilt images: BLINDGATE_KEYSERVICE_IMAGE, BLINDGATE_GATEWAY_IMAGE,
-// BLINDGATE_E2E_REDIS_IMAGE (e.g. redis:7-alpine where it can be pulled).
-// On failure, container logs and screenshots go to $BLINDGATE_ARTIFACTS
-// (default e2e/artifacts)/<test name>/.
+// BLINDGATE_ADMIN_IMAGE, BLINDGATE_SHOP_IMAGE, BLINDGATE_E2E_REDIS_IMAGE
+// (Redis: redis:7-alpine when it is in the local image store, else an image
+// of the host's redis-server). On failure, container logs and screenshots go
+// to $BLINDGATE_ARTIFACTS (default e2e/artifacts)/<test name>/.
 package e2e

@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/testcontainers/testcontainers-go"
 
+	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/internal/jose"
 	"github.com/blindgate/blindgate/keyservice/client"
 )
@@ -45,6 +46,10 @@ func TestKeyServiceAlone(t *testing.T) {
 			t.Fatalf("GET jwks = %d %s", st, body)
 		}
 		checkJWKS(t, body)
+	})
+
+	t.Run("401/unknown-or-revoked-client-key", func(t *testing.T) {
+		testUnknownAndRevokedKeys(t, z, base)
 	})
 
 	t.Run("409/replay-cache-survives-redis-restart", func(t *testing.T) {
@@ -160,6 +165,83 @@ func testReplaySurvivesRedisRestart(t *testing.T, z *keyZone, base string) {
 	if st, code := post(t, url, auth, body); st != http.StatusConflict || code != "replay" {
 		t.Errorf("replay after Redis restart: %d %s, want 409 replay (jti lost with the restart)", st, code)
 	}
+}
+
+// testUnknownAndRevokedKeys checks who may sign: a key the allow-list never
+// had, a stranger's key under an enrolled kid, and an enrolled key once
+// revoked with `keyservice clients revoke` (picked up by the running
+// service) are all refused with 401 before any work, and each refusal is
+// in the audit trail. Each probe is a well-formed inspect that an
+// authenticated caller gets a 400 for (the JWE is not a card).
+func testUnknownAndRevokedKeys(t *testing.T, z *keyZone, base string) {
+	url := base + client.PathInspect
+	body := []byte(`{"jwe":"e2e.not.a.card.jwe","session":"cs_e2e"}`)
+	send := func(s *client.Signer) (int, string) {
+		t.Helper()
+		auth, err := s.Authorization(http.MethodPost, url, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return post(t, url, auth, body)
+	}
+	stranger, err := client.GenerateKey(client.AlgEdDSA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := z.Signers["e2e-gateway"]
+
+	t.Run("control/enrolled-key-authenticates", func(t *testing.T) {
+		if st, code := send(known); st != http.StatusBadRequest {
+			t.Fatalf("enrolled key: %d %s, want 400 (past authentication)", st, code)
+		}
+	})
+	t.Run("401/never-enrolled-key", func(t *testing.T) {
+		kid, _ := client.NewKid("e2e-gateway")
+		s := &client.Signer{ClientID: "e2e-gateway", Kid: kid, Audience: ksAudience, Key: stranger}
+		if st, code := send(s); st != http.StatusUnauthorized || code != "unauthenticated" {
+			t.Errorf("unknown kid: %d %s, want 401 unauthenticated", st, code)
+		}
+		s = &client.Signer{ClientID: "e2e-intruder", Kid: kid, Audience: ksAudience, Key: stranger}
+		if st, code := send(s); st != http.StatusUnauthorized {
+			t.Errorf("unknown client: %d %s, want 401", st, code)
+		}
+	})
+	t.Run("401/stranger-key-under-enrolled-kid", func(t *testing.T) {
+		s := *known
+		s.Key = stranger
+		if st, code := send(&s); st != http.StatusUnauthorized {
+			t.Errorf("forged signature: %d %s, want 401", st, code)
+		}
+	})
+	t.Run("401/revoked-key", func(t *testing.T) {
+		z.enroll(t, clientSpec{ID: "e2e-revoked", Ops: []string{client.OpInspect}})
+		s := z.Signers["e2e-revoked"]
+		// The running service picks up allow-list changes within ~2 s.
+		eventually(t, 15*time.Second, "the new client accepted", func() (bool, string) {
+			st, code := send(s)
+			return st == http.StatusBadRequest, fmt.Sprintf("%d %s", st, code)
+		})
+		out := z.admin(t, nil, "clients", "revoke", "-kid", s.Kid)
+		if !strings.Contains(out, s.Kid) {
+			t.Fatalf("revoke: %s", out)
+		}
+		eventually(t, 15*time.Second, "the revoked key refused", func() (bool, string) {
+			st, code := send(s)
+			return st == http.StatusUnauthorized && code == "unauthenticated", fmt.Sprintf("%d %s", st, code)
+		})
+	})
+	t.Run("audit/refusals-recorded", func(t *testing.T) {
+		denied := 0
+		for _, e := range z.auditTrail(t) {
+			if e.Event == audit.EventDenied && e.Outcome == audit.OutcomeDenied {
+				denied++
+			}
+		}
+		// never-enrolled (2), forged, revoked (at least 1).
+		if denied < 4 {
+			t.Errorf("%d denials on record, want at least 4", denied)
+		}
+	})
 }
 
 // redisClient connects to the zone's Redis through its published port.

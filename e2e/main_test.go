@@ -3,12 +3,15 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/testcontainers/testcontainers-go"
 
 	"github.com/blindgate/blindgate/deploy/images"
 	"github.com/blindgate/blindgate/internal/testenv"
@@ -48,6 +51,10 @@ func imageOverride(img images.Image) string {
 		return "BLINDGATE_KEYSERVICE_IMAGE"
 	case images.Gateway:
 		return "BLINDGATE_GATEWAY_IMAGE"
+	case images.Admin:
+		return "BLINDGATE_ADMIN_IMAGE"
+	case images.Shop:
+		return "BLINDGATE_SHOP_IMAGE"
 	case images.Redis:
 		return "BLINDGATE_E2E_REDIS_IMAGE"
 	}
@@ -58,80 +65,119 @@ func imageOverride(img images.Image) string {
 // tags of `make images` so a test run never replaces a developer's image.
 func e2eTag(img images.Image) string { return "blindgate/" + string(img) + ":e2e" }
 
-// builtImage is one image of the run: built at most once, by the first test
-// that needs it, and shared by all later tests. Building per test would cost
-// a go build and a docker build each time and blow the CI time budget.
-type builtImage struct {
-	once  sync.Once
-	ref   string
-	err   error
-	built time.Duration // 0 when prebuilt
-}
-
-// imageSet is the run's images. It is the suite's only shared state: a
-// package-level value because Go tests have no other per-run scope, and
-// safe because each entry is written once under its sync.Once.
+// imageSet is the run's images: every image the suite uses, built together
+// once per run by the first test that needs any, and shared by all. One
+// images.Build compiles all their Go binaries in a single `go build` (the
+// packages they share once, every core busy); per-image builds running at
+// once would compile the same packages side by side on a 2-core CI machine,
+// and per-test builds would blow the CI time budget.
+//
+// It is the suite's only shared state: a package-level value because Go tests
+// have no other per-run scope, and safe because it is written once under its
+// sync.Once.
 type imageSet struct {
-	mu sync.Mutex
-	m  map[images.Image]*builtImage
+	once sync.Once
+	refs map[images.Image]string
+	err  error
 }
 
-var runImages = &imageSet{m: map[images.Image]*builtImage{}}
+var runImages = &imageSet{}
 
-func (s *imageSet) entry(img images.Image) *builtImage {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e, ok := s.m[img]
-	if !ok {
-		e = &builtImage{}
-		s.m[img] = e
-	}
-	return e
-}
-
-// needImages returns the references of imgs, building (concurrently) those
-// not built yet in this run, and fails the test if one cannot be had.
+// needImages returns the references of imgs, building the suite's images on
+// first use, and fails the test if one cannot be had.
 func needImages(t *testing.T, imgs ...images.Image) map[images.Image]string {
 	t.Helper()
 	requireDocker(t)
-	var wg sync.WaitGroup
-	for _, img := range imgs {
-		e := runImages.entry(img)
-		wg.Go(func() {
-			e.once.Do(func() {
-				e.ref, e.built, e.err = resolveImage(img)
-				if e.err == nil && e.built > 0 {
-					t.Logf("image %s: built %s once for this run in %s", img, e.ref, e.built.Round(100*time.Millisecond))
-				}
-			})
-		})
+	runImages.once.Do(func() { runImages.refs, runImages.err = resolveImages(t) })
+	if runImages.err != nil {
+		t.Fatalf("images: %v", runImages.err)
 	}
-	wg.Wait()
 	refs := make(map[images.Image]string, len(imgs))
 	for _, img := range imgs {
-		e := runImages.entry(img)
-		if e.err != nil {
-			t.Fatalf("image %s: %v", img, e.err)
+		ref, ok := runImages.refs[img]
+		if !ok {
+			t.Fatalf("image %s is not one of the suite's", img)
 		}
-		refs[img] = e.ref
+		refs[img] = ref
 	}
 	return refs
 }
 
-func resolveImage(img images.Image) (string, time.Duration, error) {
-	if env := imageOverride(img); env != "" {
-		if ref := os.Getenv(env); ref != "" {
-			return ref, 0, nil
+// resolveImages takes each prebuilt image named by its environment variable
+// and builds the others.
+func resolveImages(t *testing.T) (map[images.Image]string, error) {
+	refs := map[images.Image]string{}
+	var build []images.Image
+	var envs []string
+	for _, img := range images.All() {
+		if env := imageOverride(img); env != "" {
+			envs = append(envs, env)
+			if ref := os.Getenv(env); ref != "" {
+				refs[img] = ref
+				continue
+			}
 		}
+		if img == images.Redis && localImage(registryRedis) {
+			refs[img] = registryRedis
+			continue
+		}
+		build = append(build, img)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	if len(build) == 0 {
+		return refs, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	start := time.Now()
-	err := images.Build(ctx, images.Options{Images: []images.Image{img}, Tag: e2eTag})
-	if err != nil {
-		return "", 0, fmt.Errorf("build (set %s to use a prebuilt image): %w", imageOverride(img), err)
+	if err := images.Build(ctx, images.Options{Images: build, Tag: e2eTag, Builder: testcontainersBuilder, KeepPaths: true}); err != nil {
+		return nil, fmt.Errorf("build %v (to use prebuilt images set %s): %w", build, strings.Join(envs, ", "), err)
 	}
-	return e2eTag(img), time.Since(start), nil
+	for _, img := range build {
+		refs[img] = e2eTag(img)
+	}
+	t.Logf("images %v built once for this run in %s", build, time.Since(start).Round(100*time.Millisecond))
+	return refs, nil
+}
+
+// registryRedis is the Redis image docker-compose.yml defaults to. The suite
+// uses it when it is already in the local image store (pulled where a
+// registry is reachable) and otherwise builds one from the host's Debian
+// redis-server: no test run ever waits on a registry.
+const registryRedis = "redis:7-alpine"
+
+func localImage(ref string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	dc, err := testcontainers.NewDockerClientWithOpts(ctx)
+	if err != nil {
+		return false
+	}
+	defer dc.Close()
+	_, err = dc.ImageInspect(ctx, ref)
+	return err == nil
+}
+
+// testcontainersBuilder builds a prepared context with testcontainers-go
+// (FromDockerfile), so the suite needs a Docker engine but no docker CLI.
+// KeepImage: the image outlives the build and serves every later test.
+func testcontainersBuilder(ctx context.Context, dir, tag string, log io.Writer) error {
+	i := strings.LastIndex(tag, ":")
+	if i < 0 {
+		return fmt.Errorf("build: tag %q has no version", tag)
+	}
+	p, err := testcontainers.NewDockerProvider()
+	if err != nil {
+		return fmt.Errorf("build %s: %w", tag, err)
+	}
+	defer p.Close()
+	req := testcontainers.ContainerRequest{FromDockerfile: testcontainers.FromDockerfile{
+		Context: dir, Dockerfile: "Dockerfile", Repo: tag[:i], Tag: tag[i+1:],
+		KeepImage: true, BuildLogWriter: log,
+	}}
+	if _, err := p.BuildImage(ctx, &req); err != nil {
+		return fmt.Errorf("build %s: %w", tag, err)
+	}
+	return nil
 }
 
 // artifactDir returns (creating it) the folder for t's artifacts: container

@@ -223,6 +223,9 @@ type gatewaySpec struct {
 	Files []testcontainers.ContainerFile
 	Port  string // the port the gateway listens on, e.g. "8080/tcp"
 	Ready string // a path answering 200 once it is ready, e.g. "/readyz"
+	// HostPort is the port published on 127.0.0.1; 0 picks one. Fixed when
+	// the gateway must know its public URL (-public-url) before it starts.
+	HostPort int
 }
 
 // startGateway starts the gateway on both networks, publishes its port on
@@ -242,7 +245,7 @@ func (tp *topology) startGateway(t *testing.T, spec gatewaySpec) string {
 	// Created on the public network, which has a route to the host for the
 	// published port; the internal one is joined before start.
 	onNetworks(&req, gwAlias, tp.Public, tp.Net)
-	publishLoopback(&req, spec.Port)
+	publishLoopbackAt(&req, spec.Port, spec.HostPort)
 	tp.Gateway = startContainer(t, "gateway", req, true)
 	return loopbackURL(t, tp.Gateway, spec.Port)
 }

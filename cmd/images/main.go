@@ -1,6 +1,7 @@
 // Command images builds Blindgate's Docker images without make:
 //
-//	go run ./cmd/images [-images keyservice,gateway,redis] [-tag dev] [-v]
+//	go run ./cmd/images [-images keyservice,gateway,admin,shop] [-tag dev] [-v]
+//	go run ./cmd/images -images redis   # Redis from the host's redis-server (no registry)
 //	go run ./cmd/images -context DIR   # only prepare build contexts in DIR/<image>
 //
 // Images are FROM scratch; the binaries are compiled on the host (see
@@ -55,26 +56,31 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *verbose {
 		opts.Log = stderr
 	}
-	for _, img := range imgs {
-		start := time.Now()
-		one := opts
-		one.Images = []images.Image{img}
-		if *contextDir != "" {
+	start := time.Now()
+	if *contextDir != "" {
+		for _, img := range imgs {
 			dir := filepath.Join(*contextDir, string(img))
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				return err
 			}
+			one := opts
+			one.Images = []images.Image{img}
 			if err := images.PrepareContext(ctx, dir, img, one); err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "%s: context in %s (%s)\n", img, dir, time.Since(start).Round(time.Millisecond))
-			continue
+			fmt.Fprintf(stdout, "%s: context in %s\n", img, dir)
 		}
-		if err := images.Build(ctx, one); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "%s: built %s (%s)\n", img, opts.Tag(img), time.Since(start).Round(time.Millisecond))
+		fmt.Fprintf(stdout, "prepared in %s\n", time.Since(start).Round(time.Millisecond))
+		return nil
 	}
+	// One Build for all: their Go binaries compile in one `go build`.
+	if err := images.Build(ctx, opts); err != nil {
+		return err
+	}
+	for _, img := range imgs {
+		fmt.Fprintf(stdout, "built %s\n", opts.Tag(img))
+	}
+	fmt.Fprintf(stdout, "in %s\n", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 

@@ -1,5 +1,6 @@
 // Package images prepares the Docker build contexts of Blindgate's images and
-// builds them with the docker CLI.
+// builds them, with the docker CLI by default or a caller's Builder (the e2e
+// suite builds through testcontainers-go).
 //
 // No base image can be pulled where Blindgate is built and tested, so every
 // image is FROM scratch and nothing is compiled inside Docker: this package
@@ -8,7 +9,8 @@
 // directory beside deploy/<image>.Dockerfile. The images hold no shell and run
 // as the unprivileged uid RuntimeUID.
 //
-// Used by `go run ./cmd/images` (make images) and by the e2e suite.
+// Used by `go run ./cmd/images` (make images) and by the e2e suite; the images
+// are what docker-compose.yml runs.
 package images
 
 import (
@@ -27,11 +29,19 @@ import (
 // Image names one of the images this package can build.
 type Image string
 
-// The images. Probe is test-only: a static HTTP GET client the e2e suite runs
-// inside a network to prove what a container there can and cannot reach.
+// The images. Admin holds the `blindgate` admin tool (merchants, operators,
+// keygen, rewrap) for one-shot containers next to the gateway: it is an image
+// of its own because that binary also links the demo, that is the whole key
+// service with its card-number code, which the gateway image must not carry
+// (DESIGN.md: the gateway holds no code that parses a PAN). Shop is the demo
+// merchant of docker-compose.yml. Probe is test-only: a static HTTP GET client
+// the e2e suite runs inside a network to prove what a container there can and
+// cannot reach.
 const (
 	KeyService Image = "keyservice"
 	Gateway    Image = "gateway"
+	Admin      Image = "admin"
+	Shop       Image = "shop"
 	Redis      Image = "redis"
 	Probe      Image = "probe"
 )
@@ -40,12 +50,14 @@ const (
 // that owns nothing on the host (distroless calls it "nonroot").
 const RuntimeUID = 65532
 
-// Defaults returns the images built when Options.Images is empty: the
-// deployable ones.
-func Defaults() []Image { return []Image{KeyService, Gateway, Redis} }
+// Defaults returns the images built when Options.Images is empty: what
+// docker-compose.yml runs. Redis is not among them: compose pulls
+// redis:7-alpine, and the Redis image (a copy of the host's redis-server) is
+// for machines without a registry (`make images-redis`).
+func Defaults() []Image { return []Image{KeyService, Gateway, Admin, Shop} }
 
 // All returns every image this package knows, for flag validation.
-func All() []Image { return []Image{KeyService, Gateway, Redis, Probe} }
+func All() []Image { return []Image{KeyService, Gateway, Admin, Shop, Redis, Probe} }
 
 // DefaultTag is the tag an image gets when Options.Tag is nil.
 func DefaultTag(img Image) string { return "blindgate/" + string(img) + ":dev" }
@@ -54,18 +66,28 @@ func DefaultTag(img Image) string { return "blindgate/" + string(img) + ":dev" }
 var ErrUnknownImage = errors.New("images: unknown image")
 
 // goPackage returns the main package (relative to the module root) of an
-// image made of one static Go binary, installed as /usr/local/bin/<img>.
-func goPackage(img Image) (string, bool) {
+// image made of one static Go binary, and the binary's name under
+// /usr/local/bin.
+func goPackage(img Image) (pkg, binary string, ok bool) {
 	switch img {
 	case KeyService:
-		return "./cmd/keyservice", true
+		return "./cmd/keyservice", "keyservice", true
 	case Gateway:
-		return "./cmd/gateway", true
+		return "./cmd/gateway", "gateway", true
+	case Admin:
+		return "./cmd/blindgate", "blindgate", true
+	case Shop:
+		return "./deploy/shop", "shop", true
 	case Probe:
-		return "./e2e/probe", true
+		return "./e2e/probe", "probe", true
 	}
-	return "", false
+	return "", "", false
 }
+
+// Builder builds the image tagged tag from a prepared context directory
+// (Dockerfile at its root). The e2e suite passes one that builds through
+// testcontainers-go; nil means the docker CLI.
+type Builder func(ctx context.Context, contextDir, tag string, log io.Writer) error
 
 // Options configure PrepareContext and Build.
 type Options struct {
@@ -85,6 +107,12 @@ type Options struct {
 	RedisServer string
 	// Log receives build output (go build, docker build); nil discards it.
 	Log io.Writer
+	// Builder runs the image build; nil means `docker build` (Docker).
+	Builder Builder
+	// KeepPaths compiles without -trimpath. Only for images that are not
+	// shipped (the e2e suite's): with CGO_ENABLED=0 in the environment,
+	// their packages then reuse what `go test ./...` already compiled.
+	KeepPaths bool
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -110,6 +138,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
+	if o.Builder == nil {
+		o.Builder = cliBuilder(o.Docker)
+	}
 	return o, nil
 }
 
@@ -133,38 +164,44 @@ func ModuleRoot() (string, error) {
 }
 
 // Build prepares a context for each requested image in a temporary directory
-// and runs `docker build` on it, tagging the result with opts.Tag(img).
-// Images are built in order; the first failure stops the build.
+// and builds it with opts.Builder, tagging the result with opts.Tag(img).
+// The Go binaries of all requested images are compiled by one `go build`
+// (packages they share are compiled once, using every core); images are then
+// built in order, and the first failure stops the build.
 func Build(ctx context.Context, opts Options) error {
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return err
 	}
+	dirs := make(map[Image]string, len(opts.Images))
+	defer func() {
+		for _, d := range dirs {
+			_ = os.RemoveAll(d)
+		}
+	}()
 	for _, img := range opts.Images {
-		if err := buildOne(ctx, img, opts); err != nil {
+		d, err := os.MkdirTemp("", "blindgate-image-"+string(img)+"-")
+		if err != nil {
+			return fmt.Errorf("images: %w", err)
+		}
+		dirs[img] = d
+	}
+	if err := prepareContexts(ctx, dirs, opts); err != nil {
+		return err
+	}
+	for _, img := range opts.Images {
+		if err := buildOne(ctx, img, dirs[img], opts); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func buildOne(ctx context.Context, img Image, opts Options) error {
-	dir, err := os.MkdirTemp("", "blindgate-image-"+string(img)+"-")
-	if err != nil {
-		return fmt.Errorf("images: %w", err)
-	}
-	defer os.RemoveAll(dir)
-	if err := PrepareContext(ctx, dir, img, opts); err != nil {
-		return err
-	}
+func buildOne(ctx context.Context, img Image, dir string, opts Options) error {
 	tag := opts.Tag(img)
 	previous := imageID(ctx, opts.Docker, tag)
-	cmd := exec.CommandContext(ctx, opts.Docker, "build", "--tag", tag, "--file", filepath.Join(dir, "Dockerfile"), dir)
-	var out bytes.Buffer
-	cmd.Stdout = io.MultiWriter(&out, opts.Log)
-	cmd.Stderr = io.MultiWriter(&out, opts.Log)
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("images: docker build %s: %w\n%s", tag, err, tail(out.String(), 4096))
+	if err := opts.Builder(ctx, dir, tag, opts.Log); err != nil {
+		return err
 	}
 	// Every source change leaves the previous build behind; remove it so
 	// repeated runs (each e2e run rebuilds) do not fill the disk, but only
@@ -174,6 +211,20 @@ func buildOne(ctx context.Context, img Image, opts Options) error {
 		_ = exec.CommandContext(ctx, opts.Docker, "image", "rm", previous).Run()
 	}
 	return nil
+}
+
+// cliBuilder builds with `docker build`.
+func cliBuilder(docker string) Builder {
+	return func(ctx context.Context, dir, tag string, log io.Writer) error {
+		cmd := exec.CommandContext(ctx, docker, "build", "--tag", tag, "--file", filepath.Join(dir, "Dockerfile"), dir)
+		var out bytes.Buffer
+		cmd.Stdout = io.MultiWriter(&out, log)
+		cmd.Stderr = io.MultiWriter(&out, log)
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("images: docker build %s: %w\n%s", tag, err, tail(out.String(), 4096))
+		}
+		return nil
+	}
 }
 
 // imageID is the ID of the image tagged tag, or "" if there is none.
@@ -194,13 +245,62 @@ func inspect(ctx context.Context, docker, ref, format string) string {
 // copied to / with root ownership, and a data/ tree copied with RuntimeUID
 // ownership (the image's writable directory).
 func PrepareContext(ctx context.Context, dir string, img Image, opts Options) error {
-	if _, ok := goPackage(img); !ok && img != Redis {
-		return fmt.Errorf("%w: %q", ErrUnknownImage, img)
-	}
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return err
 	}
+	return prepareContexts(ctx, map[Image]string{img: dir}, opts)
+}
+
+// prepareContexts prepares the context of each image in its directory.
+func prepareContexts(ctx context.Context, dirs map[Image]string, opts Options) error {
+	var pkgs []string
+	for img := range dirs {
+		if pkg, _, ok := goPackage(img); ok {
+			pkgs = append(pkgs, pkg)
+		} else if img != Redis {
+			return fmt.Errorf("%w: %q", ErrUnknownImage, img)
+		}
+	}
+	bin := ""
+	if len(pkgs) > 0 {
+		var err error
+		if bin, err = os.MkdirTemp("", "blindgate-bin-"); err != nil {
+			return fmt.Errorf("images: %w", err)
+		}
+		defer os.RemoveAll(bin)
+		slices.Sort(pkgs)
+		if err := goBuild(ctx, bin, pkgs, opts); err != nil {
+			return err
+		}
+	}
+	for img, dir := range dirs {
+		rootfs := filepath.Join(dir, "rootfs")
+		if err := prepareBase(dir); err != nil {
+			return err
+		}
+		var err error
+		if _, name, ok := goPackage(img); ok {
+			err = copyResolved(filepath.Join(bin, name), filepath.Join(rootfs, "usr/local/bin", name), 0o755)
+		} else {
+			err = prepareRedis(ctx, rootfs, opts)
+		}
+		if err != nil {
+			return err
+		}
+		df, err := os.ReadFile(filepath.Join(opts.Root, "deploy", string(img)+".Dockerfile"))
+		if err != nil {
+			return fmt.Errorf("images: %w", err)
+		}
+		if err := writeFile(filepath.Join(dir, "Dockerfile"), df, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// prepareBase lays out what every context holds besides its program.
+func prepareBase(dir string) error {
 	rootfs, data := filepath.Join(dir, "rootfs"), filepath.Join(dir, "data")
 	for _, d := range []string{filepath.Join(rootfs, "etc"), data} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -225,39 +325,26 @@ func PrepareContext(ctx context.Context, dir string, img Image, opts Options) er
 	if err := os.Chmod(filepath.Join(rootfs, "tmp"), 0o777|os.ModeSticky); err != nil {
 		return fmt.Errorf("images: %w", err)
 	}
-
-	switch img {
-	case Redis:
-		err = prepareRedis(ctx, rootfs, opts)
-	default:
-		pkg, _ := goPackage(img)
-		err = goBuild(ctx, filepath.Join(rootfs, "usr/local/bin", string(img)), pkg, opts)
-	}
-	if err != nil {
-		return err
-	}
-
-	df, err := os.ReadFile(filepath.Join(opts.Root, "deploy", string(img)+".Dockerfile"))
-	if err != nil {
-		return fmt.Errorf("images: %w", err)
-	}
-	return writeFile(filepath.Join(dir, "Dockerfile"), df, 0o644)
+	return nil
 }
 
-// goBuild compiles a static, stripped, path-free binary for Linux on the
-// host's architecture (the Docker engine is assumed to be local).
-func goBuild(ctx context.Context, out, pkg string, opts Options) error {
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return fmt.Errorf("images: %w", err)
+// goBuild compiles static, stripped, path-free binaries for Linux on the
+// host's architecture (the Docker engine is assumed to be local) into the
+// directory out, each named after its package's last path element.
+func goBuild(ctx context.Context, out string, pkgs []string, opts Options) error {
+	args := []string{"build", "-trimpath"}
+	if opts.KeepPaths {
+		args = args[:1]
 	}
-	cmd := exec.CommandContext(ctx, opts.Go, "build", "-trimpath", "-ldflags=-s -w", "-o", out, pkg)
+	args = append(append(args, "-ldflags=-s -w", "-o", out+string(filepath.Separator)), pkgs...)
+	cmd := exec.CommandContext(ctx, opts.Go, args...)
 	cmd.Dir = opts.Root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
 	var buf bytes.Buffer
 	cmd.Stdout = io.MultiWriter(&buf, opts.Log)
 	cmd.Stderr = io.MultiWriter(&buf, opts.Log)
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("images: go build %s: %w\n%s", pkg, err, tail(buf.String(), 4096))
+		return fmt.Errorf("images: go build %s: %w\n%s", strings.Join(pkgs, " "), err, tail(buf.String(), 4096))
 	}
 	return nil
 }

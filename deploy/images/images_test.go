@@ -177,3 +177,51 @@ func TestDockerfiles(t *testing.T) {
 		})
 	}
 }
+
+// TestImagePrograms pins what goes in each image: every image but Redis is
+// one Go main package whose binary is named after it, and the programs that
+// run in the public zone (gateway, shop) link no card-number or key code
+// (DESIGN.md). The admin tool does link it (its demo is the whole product),
+// which is why it is an image of its own and not a second binary in the
+// gateway's.
+func TestImagePrograms(t *testing.T) {
+	root, err := ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	goList := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command("go", append([]string{"list"}, args...)...)
+		cmd.Dir = root
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("go list %v: %v", args, err)
+		}
+		return string(out)
+	}
+	forbidden := []string{"/keyservice/card", "/keyservice/keyring", "/keyservice/unwrap", "/keyservice/seal"}
+	for _, img := range All() {
+		if img == Redis {
+			continue
+		}
+		t.Run(string(img), func(t *testing.T) {
+			pkg, bin, ok := goPackage(img)
+			if !ok {
+				t.Fatalf("no program for %s", img)
+			}
+			if name := strings.TrimSpace(goList("-f", "{{.Name}}", pkg)); name != "main" || filepath.Base(pkg) != bin {
+				t.Errorf("%s: package %q named %s, binary %q (go build -o DIR names binaries after the directory)", img, pkg, name, bin)
+			}
+			if img != Gateway && img != Shop {
+				return
+			}
+			for _, dep := range strings.Fields(goList("-deps", pkg)) {
+				for _, f := range forbidden {
+					if strings.HasSuffix(dep, f) {
+						t.Errorf("%s links %s: the %s image must hold no card-number or key code", pkg, dep, img)
+					}
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,139 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestCheckoutEveryBrand is the shopper's path through the production
+// topology: the merchant creates a session with its secret key, its page on
+// another origin embeds the checkout with SRI, the shopper types a test card
+// of each brand into the cross-origin iframe in Chromium and submits, the
+// merchant page receives the token by postMessage from that iframe, and the
+// merchant API returns the masked card. Then the key service is stopped:
+// the page shows the retry message and no token is minted; once it is back,
+// the same page succeeds. One stack, subtests in order.
+func TestCheckoutEveryBrand(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOptions{})
+	tab := newBrowser(t, "checkout")
+
+	for _, c := range brandCards {
+		t.Run("token/"+c.Brand, func(t *testing.T) {
+			sid := s.mustSession(t)
+			frame := s.checkoutFrame(t, tab, sid)
+			typeCard(t, frame, c)
+			st := pageResult(t, tab)
+			if st.Error != "" || !strings.HasPrefix(st.Token, "tok_") {
+				t.Fatalf("merchant page: token %q, error %q", st.Token, st.Error)
+			}
+			if !receivedByPostMessage(st, s.GatewayURL) {
+				b, _ := json.Marshal(st.Messages)
+				t.Errorf("the token did not arrive as a blindgate:token message from the gateway's iframe (%s): %s", s.GatewayURL, b)
+			}
+			v := s.token(t, st.Token)
+			if v.ID != st.Token || v.Brand != c.Brand || v.BIN != c.BIN || v.Last4 != c.Last4 ||
+				v.ExpMonth != 12 || v.ExpYear != expYear() || v.Fingerprint == "" {
+				t.Errorf("merchant API: %+v, want %s %s…%s 12/%d with a fingerprint", v, c.Brand, c.BIN, c.Last4, expYear())
+			}
+			// The merchant sees a token and a masked card, never the number.
+			api, _ := json.Marshal(v)
+			msgs, _ := json.Marshal(st.Messages)
+			if strings.Contains(string(api), c.PAN) || strings.Contains(string(msgs), c.PAN) {
+				t.Errorf("the card number reached the merchant: API %s, messages %s", api, msgs)
+			}
+		})
+	}
+
+	t.Run("503/keyservice-stopped-retry-message-no-token", func(t *testing.T) {
+		before := len(s.tokens(t))
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		stop := 10 * time.Second
+		if err := s.KeyService.Stop(ctx, &stop); err != nil {
+			t.Fatalf("stop keyservice: %v", err)
+		}
+		sid := s.mustSession(t)
+		// The page still loads and encrypts: the gateway serves the public
+		// keys it cached. Only the inspect step needs the key service.
+		frame := s.checkoutFrame(t, tab, sid)
+		c := brandCards[0]
+		typeCard(t, frame, c)
+		msg := statusOf(t, frame, "error")
+		if !strings.Contains(msg, "temporarily unavailable") || !strings.Contains(msg, "try again") {
+			t.Errorf("#bg-status = %q, want the retry-later message", msg)
+		}
+		if st := pageState0(t, tab); st.Token != "" {
+			t.Errorf("merchant page got token %q with the key service down", st.Token)
+		}
+		if after := len(s.tokens(t)); after != before {
+			t.Fatalf("tokens: %d before, %d after a submission with the key service down: a token without a checked ciphertext", before, after)
+		}
+
+		// Back up: the shopper retries on the same page and it goes through.
+		if err := s.KeyService.Start(ctx); err != nil {
+			t.Fatalf("start keyservice: %v", err)
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			typeCard(t, frame, c)
+			if st := waitOutcome(t, frame); st == "success" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("checkout did not recover within 30s of the key service's restart")
+			}
+			time.Sleep(time.Second)
+		}
+		st := pageResult(t, tab)
+		if v := s.token(t, st.Token); v.Last4 != c.Last4 {
+			t.Errorf("token after recovery: %+v", v)
+		}
+		if after := len(s.tokens(t)); after != before+1 {
+			t.Errorf("tokens: %d before, %d after the recovered payment, want +1", before, after)
+		}
+	})
+}
+
+// receivedByPostMessage reports whether the merchant window got the token
+// in a blindgate:token message from the gateway's origin and its iframe.
+func receivedByPostMessage(st pageState, gateway string) bool {
+	for _, m := range st.Messages {
+		if m.Origin == gateway && m.FromFrame && m.Data["type"] == "blindgate:token" && m.Data["token"] == st.Token {
+			return true
+		}
+	}
+	return false
+}
+
+// pageState0 reads what the merchant page recorded so far, without waiting.
+func pageState0(t *testing.T, tab context.Context) pageState {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(tab, 10*time.Second)
+	defer cancel()
+	var st pageState
+	raw, err := evalString(ctx, `JSON.stringify(window.__bg || {})`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(raw), &st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// waitOutcome waits for the checkout form to finish a submission and
+// returns the kind of its status ("success" or "error").
+func waitOutcome(t *testing.T, frame context.Context) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(frame, 30*time.Second)
+	defer cancel()
+	kind, err := pollString(ctx, `(function () { var s = document.getElementById("bg-status"); var k = s && s.dataset.kind; return k === "success" || k === "error" ? k : ""; })()`)
+	if err != nil {
+		t.Fatalf("checkout form shows no outcome: %v", err)
+	}
+	return kind
+}

@@ -1,0 +1,324 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/blindgate/blindgate/deploy/images"
+	"github.com/blindgate/blindgate/internal/testenv"
+)
+
+// composeService is the part of a docker-compose.yml service the suite
+// compares with its own topology.
+type composeService struct {
+	Image       string            `yaml:"image"`
+	Command     []string          `yaml:"command"`
+	Environment map[string]string `yaml:"environment"`
+	Volumes     []string          `yaml:"volumes"`
+	Networks    []string          `yaml:"networks"`
+	Ports       []string          `yaml:"ports"`
+	Profiles    []string          `yaml:"profiles"`
+}
+
+type composeFile struct {
+	Services map[string]composeService `yaml:"services"`
+	Networks map[string]struct {
+		Internal   bool              `yaml:"internal"`
+		DriverOpts map[string]string `yaml:"driver_opts"`
+	} `yaml:"networks"`
+	Volumes map[string]any `yaml:"volumes"`
+}
+
+// TestCompose keeps docker-compose.yml from rotting: its layout must be the
+// one this suite proves (same zones, names, images, Redis command, sealed
+// key service, only the gateway and the shop published), and the first-run
+// steps it documents must work: with the images this run built, compose
+// brings the stack up, the key service stays sealed until unsealed, and a
+// shopper pays on the demo shop in Chromium.
+func TestCompose(t *testing.T) {
+	t.Parallel()
+	root, err := images.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(root, "docker-compose.yml")
+
+	t.Run("matches-the-suite-topology", func(t *testing.T) {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cf composeFile
+		if err := yaml.Unmarshal(raw, &cf); err != nil {
+			t.Fatalf("docker-compose.yml: %v", err)
+		}
+		checkComposeTopology(t, cf)
+	})
+
+	t.Run("first-run-steps-then-pay-in-browser", func(t *testing.T) {
+		if testing.Short() {
+			t.Skip("e2e: skipped in -short mode")
+		}
+		testComposeUp(t, path)
+	})
+}
+
+func checkComposeTopology(t *testing.T, cf composeFile) {
+	t.Helper()
+	var names []string
+	for n := range cf.Services {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	if want := []string{"gateway", "gateway-admin", ksAlias, "keyservice-admin", redisAlias, "shop"}; !slices.Equal(names, want) {
+		t.Fatalf("services %v, want %v", names, want)
+	}
+	// The suite's zones: an internal key zone the host has no address on
+	// (newNetwork), and a public one.
+	kz, ok := cf.Networks["keyzone"]
+	if !ok || !kz.Internal || kz.DriverOpts["com.docker.network.bridge.inhibit_ipv4"] != "true" {
+		t.Errorf("network keyzone: %+v, want internal with inhibit_ipv4 (as newNetwork)", kz)
+	}
+	if pub, ok := cf.Networks["public"]; !ok || pub.Internal {
+		t.Errorf("network public: %+v", pub)
+	}
+	wantNets := map[string][]string{
+		redisAlias: {"keyzone"}, ksAlias: {"keyzone"}, "keyservice-admin": {"keyzone"}, "gateway-admin": {"keyzone"},
+		gwAlias: {"keyzone", "public"}, "shop": {"public"},
+	}
+	for name, svc := range cf.Services {
+		nets := slices.Sorted(slices.Values(svc.Networks))
+		if !slices.Equal(nets, wantNets[name]) {
+			t.Errorf("%s on networks %v, want %v", name, nets, wantNets[name])
+		}
+		switch name {
+		case gwAlias, "shop":
+			if len(svc.Ports) != 1 || !strings.HasPrefix(svc.Ports[0], "127.0.0.1:") {
+				t.Errorf("%s publishes %v, want one port on 127.0.0.1", name, svc.Ports)
+			}
+		default:
+			if len(svc.Ports) > 0 {
+				t.Errorf("%s publishes %v; only the gateway and the shop may", name, svc.Ports)
+			}
+		}
+		if strings.HasSuffix(name, "-admin") && !slices.Equal(svc.Profiles, []string{"admin"}) {
+			t.Errorf("%s: profiles %v, want [admin] (one-shot, never started by `up`)", name, svc.Profiles)
+		}
+	}
+	// Images: configurable, defaulting to what `make images` tags.
+	wantImage := map[string]string{
+		redisAlias:         "${BLINDGATE_REDIS_IMAGE:-redis:7-alpine}",
+		ksAlias:            "${BLINDGATE_KEYSERVICE_IMAGE:-" + images.DefaultTag(images.KeyService) + "}",
+		"keyservice-admin": "${BLINDGATE_KEYSERVICE_IMAGE:-" + images.DefaultTag(images.KeyService) + "}",
+		gwAlias:            "${BLINDGATE_GATEWAY_IMAGE:-" + images.DefaultTag(images.Gateway) + "}",
+		"gateway-admin":    "${BLINDGATE_ADMIN_IMAGE:-" + images.DefaultTag(images.Admin) + "}",
+		"shop":             "${BLINDGATE_SHOP_IMAGE:-" + images.DefaultTag(images.Shop) + "}",
+	}
+	for name, want := range wantImage {
+		if got := cf.Services[name].Image; got != want {
+			t.Errorf("%s image %q, want %q", name, got, want)
+		}
+	}
+	// Redis as the suite runs it (AOF in /data), on a volume.
+	redis := cf.Services[redisAlias]
+	if !slices.Equal(redis.Command, redisCmd()) || !slices.Contains(redis.Volumes, "redis-data:/data") {
+		t.Errorf("redis: command %q volumes %q, want %q and redis-data:/data", redis.Command, redis.Volumes, redisCmd())
+	}
+	// The key service starts sealed: no master key, no dev auto-unseal.
+	ks := cf.Services[ksAlias]
+	if len(ks.Command) == 0 || ks.Command[0] != "serve" || slices.Contains(ks.Command, "-dev-auto-unseal") ||
+		slices.Contains(ks.Command, "-master-key") || !containsPair(ks.Command, "-redis", redisAlias+":6379") {
+		t.Errorf("keyservice command %q: want serve, sealed (no -dev-auto-unseal, no -master-key), -redis %s:6379", ks.Command, redisAlias)
+	}
+	for _, name := range []string{ksAlias, "keyservice-admin"} {
+		if !slices.Contains(cf.Services[name].Volumes, "keyservice-data:/var/lib/blindgate") {
+			t.Errorf("%s volumes %q: want keyservice-data:/var/lib/blindgate", name, cf.Services[name].Volumes)
+		}
+	}
+	gw := cf.Services[gwAlias]
+	for k, want := range map[string]string{
+		"BLINDGATE_GW_KEYSERVICE_URL": "http://" + ksAlias + ":8443", "BLINDGATE_GW_REDIS": redisAlias + ":6379", "BLINDGATE_GW_STORE": "redis",
+	} {
+		if gw.Environment[k] != want {
+			t.Errorf("gateway %s = %q, want %q", k, gw.Environment[k], want)
+		}
+	}
+	if len(gw.Ports) == 1 && !strings.HasSuffix(gw.Ports[0], ":8080") {
+		t.Errorf("gateway port %q, want container port 8080", gw.Ports[0])
+	}
+	for _, v := range []string{"redis-data", "keyservice-data", "gateway-data"} {
+		if _, ok := cf.Volumes[v]; !ok {
+			t.Errorf("volume %s is not declared", v)
+		}
+	}
+}
+
+func containsPair(args []string, flag, value string) bool {
+	for i := 0; i+1 < len(args); i++ {
+		if args[i] == flag && args[i+1] == value {
+			return true
+		}
+	}
+	return false
+}
+
+// composeCLI finds `docker compose` (v2) or `docker-compose` (Debian's v1).
+func composeCLI(t *testing.T) []string {
+	t.Helper()
+	if exec.Command("docker", "compose", "version").Run() == nil {
+		return []string{"docker", "compose"}
+	}
+	if p, err := exec.LookPath("docker-compose"); err == nil {
+		return []string{p}
+	}
+	testenv.Missing(t, "no `docker compose` or `docker-compose` (apt-get install docker-compose)")
+	return nil
+}
+
+// composeRun is one compose project for a test.
+type composeRun struct {
+	cli  []string
+	file string
+	env  []string
+}
+
+// run runs compose with args (stdin optional) and returns its combined
+// output; a failure fails t.
+func (c *composeRun) run(t *testing.T, stdin string, args ...string) string {
+	t.Helper()
+	out, err := c.try(stdin, args...)
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", strings.Join(c.cli, " "), strings.Join(args, " "), err, tail([]byte(out), 4000))
+	}
+	return out
+}
+
+func (c *composeRun) try(stdin string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	full := append(append(append([]string(nil), c.cli[1:]...), "-f", c.file), args...)
+	cmd := exec.CommandContext(ctx, c.cli[0], full...)
+	cmd.Env = c.env
+	cmd.Stdin = strings.NewReader(stdin)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+func testComposeUp(t *testing.T, file string) {
+	refs := needImages(t, images.KeyService, images.Gateway, images.Admin, images.Shop, images.Redis)
+	cli := composeCLI(t)
+	var rnd [4]byte
+	_, _ = rand.Read(rnd[:])
+	project := "bge2e" + hex.EncodeToString(rnd[:])
+	gwPort, shopPort := testenv.FreePort(t), testenv.FreePort(t)
+	gateway, shop := fmt.Sprintf("http://127.0.0.1:%d", gwPort), fmt.Sprintf("http://localhost:%d", shopPort)
+	c := &composeRun{cli: cli, file: file, env: append(os.Environ(),
+		"COMPOSE_PROJECT_NAME="+project,
+		"BLINDGATE_REDIS_IMAGE="+refs[images.Redis],
+		"BLINDGATE_KEYSERVICE_IMAGE="+refs[images.KeyService],
+		"BLINDGATE_GATEWAY_IMAGE="+refs[images.Gateway],
+		"BLINDGATE_ADMIN_IMAGE="+refs[images.Admin],
+		"BLINDGATE_SHOP_IMAGE="+refs[images.Shop],
+		// 127.0.0.1 for the gateway, localhost for the shop: two sites, as
+		// in production, so Chromium runs the checkout frame on its own.
+		"BLINDGATE_GATEWAY_HOST=127.0.0.1",
+		fmt.Sprintf("BLINDGATE_GATEWAY_PORT=%d", gwPort),
+		fmt.Sprintf("BLINDGATE_SHOP_PORT=%d", shopPort),
+	)}
+	t.Cleanup(func() {
+		if t.Failed() {
+			logs, _ := c.try("", "logs", "--no-color")
+			saveArtifact(t, "compose.log", []byte(logs))
+		}
+		if out, err := c.try("", "--profile", "admin", "down", "-v", "--remove-orphans", "-t", "5"); err != nil {
+			t.Logf("compose down: %v\n%s", err, out)
+		}
+	})
+	start := time.Now()
+	c.run(t, "", "config", "-q")
+
+	// The documented first-run steps, in order.
+	c.run(t, "", "run", "--rm", "-T", "gateway-admin", "keygen", "-id", "gateway", "-out", "gateway.jwk", "-public-out", "gateway.pub.jwk")
+	c.run(t, "", "run", "--rm", "-T", "gateway-admin", "keygen", "-id", "backoffice", "-out", "backoffice.jwk", "-public-out", "backoffice.pub.jwk")
+	out := c.run(t, "", "run", "--rm", "-T", "keyservice-admin", "keys", "init")
+	master := firstMatch(t, out, `master key \(shown once; store it offline\):\s*\n\s+(\S+)`)
+	firstKid := firstMatch(t, out, `\(kid (\S+)\)`)
+	c.run(t, "", "run", "--rm", "-T", "keyservice-admin", "clients", "add", "-id", "gateway", "-ops", "inspect,rewrap", "-public-key", "/gateway/gateway.pub.jwk")
+	c.run(t, "", "run", "--rm", "-T", "keyservice-admin", "clients", "add", "-id", "backoffice", "-ops", "reveal,audit", "-public-key", "/gateway/backoffice.pub.jwk")
+	c.run(t, "", "up", "-d")
+
+	eventually(t, 60*time.Second, "gateway /readyz through the published port", func() (bool, string) {
+		st, b := get(t, gateway+"/readyz")
+		return st == http.StatusOK, fmt.Sprintf("%d %s", st, b)
+	})
+	// Sealed: no public key to encrypt to, so no checkout yet.
+	if st, b := get(t, gateway+"/v1/keys"); st != http.StatusServiceUnavailable {
+		t.Errorf("GET /v1/keys before unseal: %d %s, want 503 (the key service must start sealed)", st, b)
+	}
+	out = c.run(t, master+"\n", "run", "--rm", "-T", "keyservice-admin", "unseal")
+	if !strings.Contains(out, `"sealed":false`) {
+		t.Fatalf("unseal: %s", tail([]byte(out), 1000))
+	}
+	eventually(t, 30*time.Second, "public keys after unseal", func() (bool, string) {
+		st, b := get(t, gateway+"/v1/keys")
+		return st == http.StatusOK, fmt.Sprintf("%d %s", st, b)
+	})
+
+	out = c.run(t, "", "run", "--rm", "-T", "gateway-admin", "merchants", "add", "-name", "Demo Shop", "-origin", shop)
+	sk := firstMatch(t, out, `(?m)^\s+(sk_\S+)\s*$`)
+	c.env = append(c.env, "BLINDGATE_SHOP_MERCHANT_KEY="+sk)
+	c.run(t, "", "up", "-d", "shop")
+	c.run(t, "", "run", "--rm", "-T", "gateway-admin", "operators", "add", "-username", "alice", "-role", "revealer")
+	eventually(t, 30*time.Second, "the shop configured with its merchant key", func() (bool, string) {
+		st, b := get(t, shop+"/healthz")
+		return st == http.StatusOK && strings.Contains(string(b), `"configured":true`), fmt.Sprintf("%d %s", st, b)
+	})
+	t.Logf("compose stack up by its documented steps in %s", time.Since(start).Round(100*time.Millisecond))
+
+	tab := newBrowser(t, "compose-shop")
+	run(t, tab, 30*time.Second, chromedp.Navigate(shop), chromedp.WaitVisible(chromedp.ID("pay")), chromedp.Click(chromedp.ID("pay")))
+	frame := attachFrame(t, tab, gateway+"/checkout/")
+	c0 := brandCards[0]
+	typeCard(t, frame, c0)
+	run(t, tab, 30*time.Second, chromedp.WaitVisible(chromedp.ID("result")))
+	masked, token := text(t, tab, "masked"), text(t, tab, "token")
+	if !strings.HasPrefix(token, "tok_") || !regexp.MustCompile(`^visa `+c0.BIN+`…`+c0.Last4+` exp 12/\d{4}$`).MatchString(masked) {
+		t.Errorf("shop shows token %q, card %q", token, masked)
+	}
+
+	// The documented rotation: the running key service picks up the new
+	// version, and the gateway-admin service's wiring (its volume's signing
+	// key, the key zone) lets rewrap move the shop's token.
+	out = c.run(t, master+"\n", "run", "--rm", "-T", "keyservice-admin", "keys", "rotate")
+	firstMatch(t, out, `new active key (\S+)`)
+	var moved string
+	eventually(t, 20*time.Second, "rewrap after the key service reloaded", func() (bool, string) {
+		out, err := c.try("", "run", "--rm", "-T", "gateway-admin", "rewrap", "-kid", firstKid)
+		m := regexp.MustCompile(`moved (\d+), skipped \d+, failed 0`).FindStringSubmatch(out)
+		if err != nil || m == nil || m[1] == "0" {
+			return false, tail([]byte(out), 300)
+		}
+		moved = m[1]
+		return true, ""
+	})
+	if moved != "1" {
+		t.Errorf("rewrap moved %s tokens, want the shop's one", moved)
+	}
+}
