@@ -284,7 +284,9 @@ func testComposeUp(t *testing.T, file string) {
 	out = c.run(t, "", "run", "--rm", "-T", "gateway-admin", "merchants", "add", "-name", "Demo Shop", "-origin", shop)
 	sk := firstMatch(t, out, `(?m)^\s+(sk_\S+)\s*$`)
 	c.env = append(c.env, "BLINDGATE_SHOP_MERCHANT_KEY="+sk)
-	c.run(t, "", "up", "-d", "shop")
+	// --no-deps: compose would otherwise recreate the key service, which comes
+	// back sealed.
+	c.run(t, "", "up", "-d", "--no-deps", "shop")
 	c.run(t, "", "run", "--rm", "-T", "gateway-admin", "operators", "add", "-username", "alice", "-role", "revealer")
 	eventually(t, 30*time.Second, "the shop configured with its merchant key", func() (bool, string) {
 		st, b := get(t, shop+"/healthz")
