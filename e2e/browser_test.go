@@ -7,7 +7,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/blindgate/blindgate/internal/testenv"
+	"github.com/blindgate/blindgate/internal/browsertest"
 )
 
 // newBrowser starts a headless Chromium on the host (where a shopper's
@@ -18,31 +18,9 @@ import (
 // tab is saved among t's artifacts as <name>.png.
 func newBrowser(t *testing.T, name string) context.Context {
 	t.Helper()
-	chromium := testenv.ChromiumPath(t)
-	profile := t.TempDir() // removed after the browser has exited (cleanups run LIFO)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromium),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(profile),
-		chromedp.WindowSize(1280, 900),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("disable-sync", true),
-		// Straight to the address asked for: the test is about the network path.
-		chromedp.Flag("no-proxy-server", true),
-		chromedp.Flag("password-store", "basic"),
-	)
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	t.Cleanup(func() { cancel(); cancelAlloc() })
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start chromium %s: %v", chromium, err)
-	}
+	ctx := browsertest.Browser(t, chromedp.WindowSize(1280, 900))
+	// Registered after Browser's own cleanup, so it runs first (LIFO), while
+	// the browser is still up.
 	t.Cleanup(func() {
 		if !t.Failed() {
 			return

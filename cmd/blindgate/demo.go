@@ -17,6 +17,7 @@ import (
 
 	gwapp "github.com/blindgate/blindgate/gateway/app"
 	"github.com/blindgate/blindgate/gateway/operators"
+	"github.com/blindgate/blindgate/internal/demoshop"
 	"github.com/blindgate/blindgate/internal/redisx"
 	ksapp "github.com/blindgate/blindgate/keyservice/app"
 	"github.com/blindgate/blindgate/keyservice/client"
@@ -126,10 +127,15 @@ func startDemo(ctx context.Context, dc demoConfig, stderr io.Writer) (*runningDe
 	if d.state, err = demoSetup(ctx, p("demo.json"), gw.Stores(), d.shopURL); err != nil {
 		return nil, err
 	}
-	shop := newShop(d.gatewayURL, d.state.SecretKey, log.With("service", "shop"))
+	shop, err := demoshop.New(demoshop.Config{
+		Origin: d.shopURL, GatewayURL: d.gatewayURL, SecretKey: d.state.SecretKey, Log: log.With("service", "shop"),
+	})
+	if err != nil {
+		return nil, err
+	}
 	go func() { d.errc <- ks.Serve(ctx, ksLn) }()
 	go func() { d.errc <- gw.Serve(ctx, gwLn) }()
-	go func() { d.errc <- shop.serve(ctx, shopLn) }()
+	go func() { d.errc <- shop.Serve(ctx, shopLn) }()
 	d.n = 3
 	return d, nil
 }

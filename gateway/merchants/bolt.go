@@ -9,6 +9,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/blindgate/blindgate/internal/boltx"
 )
 
 // Bolt is the embedded Store for the single-binary demo:
@@ -32,38 +34,18 @@ var (
 
 // NewBolt creates the buckets it needs in db.
 func NewBolt(db *bolt.DB, opts ...Option) (*Bolt, error) {
-	err := db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bMerchants, bKeys} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	if err := boltx.CreateBuckets(db, bMerchants, bKeys); err != nil {
 		return nil, fmt.Errorf("merchants: bolt buckets: %w", err)
 	}
 	return &Bolt{db: db, o: buildOptions(opts)}, nil
 }
 
 func loadRec(tx *bolt.Tx, id string) (record, error) {
-	v := tx.Bucket(bMerchants).Get([]byte(id))
-	if v == nil {
-		return record{}, ErrNotFound
-	}
-	var rec record
-	if err := json.Unmarshal(v, &rec); err != nil {
-		return record{}, fmt.Errorf("merchants: corrupt record: %w", err)
-	}
-	return rec, nil
+	return boltx.Get[record](tx.Bucket(bMerchants), id, ErrNotFound)
 }
 
 func storeRec(tx *bolt.Tx, rec record) error {
-	v, err := json.Marshal(rec)
-	if err != nil {
-		return err
-	}
-	return tx.Bucket(bMerchants).Put([]byte(rec.ID), v)
+	return boltx.Put(tx.Bucket(bMerchants), rec.ID, rec)
 }
 
 func wrap(op string, err error) error {

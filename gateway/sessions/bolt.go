@@ -8,6 +8,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/blindgate/blindgate/internal/boltx"
 )
 
 // Bolt is the embedded Store for the single-binary demo: bucket "sessions",
@@ -24,34 +26,18 @@ var bSessions = []byte("sessions")
 
 // NewBolt creates the bucket it needs in db.
 func NewBolt(db *bolt.DB, opts ...Option) (*Bolt, error) {
-	err := db.Update(func(tx *bolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(bSessions)
-		return err
-	})
-	if err != nil {
+	if err := boltx.CreateBuckets(db, bSessions); err != nil {
 		return nil, fmt.Errorf("sessions: bolt bucket: %w", err)
 	}
 	return &Bolt{db: db, o: buildOptions(opts)}, nil
 }
 
 func load(tx *bolt.Tx, id string) (Session, error) {
-	v := tx.Bucket(bSessions).Get([]byte(id))
-	if v == nil {
-		return Session{}, ErrNotFound
-	}
-	var s Session
-	if err := json.Unmarshal(v, &s); err != nil {
-		return Session{}, fmt.Errorf("sessions: corrupt record: %w", err)
-	}
-	return s, nil
+	return boltx.Get[Session](tx.Bucket(bSessions), id, ErrNotFound)
 }
 
 func store(tx *bolt.Tx, s Session) error {
-	v, err := json.Marshal(s)
-	if err != nil {
-		return err
-	}
-	return tx.Bucket(bSessions).Put([]byte(s.ID), v)
+	return boltx.Put(tx.Bucket(bSessions), s.ID, s)
 }
 
 // gone: past expiry and grace, the session reads as absent, like a Redis key
@@ -196,28 +182,13 @@ func (b *Bolt) Sweep(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	now := b.o.now()
-	n := 0
-	err := b.db.Update(func(tx *bolt.Tx) error {
-		bk := tx.Bucket(bSessions)
-		var dead [][]byte
-		err := bk.ForEach(func(k, v []byte) error {
+	var n int
+	err := b.db.Update(func(tx *bolt.Tx) (err error) {
+		n, err = boltx.DeleteIf(tx.Bucket(bSessions), func(_, v []byte) bool {
 			var s Session
-			if json.Unmarshal(v, &s) != nil || b.gone(s, now) {
-				dead = append(dead, append([]byte(nil), k...))
-			}
-			return nil
+			return json.Unmarshal(v, &s) != nil || b.gone(s, now)
 		})
-		if err != nil {
-			return err
-		}
-		// Deleting while iterating a bbolt cursor skips keys; collect first.
-		for _, k := range dead {
-			if err := bk.Delete(k); err != nil {
-				return err
-			}
-		}
-		n = len(dead)
-		return nil
+		return err
 	})
 	if err != nil {
 		return 0, wrap("sweep", err)
@@ -227,14 +198,5 @@ func (b *Bolt) Sweep(ctx context.Context) (int, error) {
 
 // RunSweeper calls Sweep every interval until ctx ends.
 func (b *Bolt) RunSweeper(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			_, _ = b.Sweep(ctx)
-		}
-	}
+	boltx.Every(ctx, every, func(ctx context.Context) { _, _ = b.Sweep(ctx) })
 }

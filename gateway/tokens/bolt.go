@@ -9,6 +9,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/blindgate/blindgate/internal/boltx"
 )
 
 // Bolt is the embedded Store for the single-binary demo. One bbolt file may
@@ -49,15 +51,7 @@ var (
 // NewBolt creates the buckets it needs in db.
 func NewBolt(db *bolt.DB, opts ...Option) (*Bolt, error) {
 	o := buildOptions(opts)
-	err := db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bRecords, bMerchant, bTime, bFP, bKid, bIdem, bCVC} {
-			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	if err := boltx.CreateBuckets(db, bRecords, bMerchant, bTime, bFP, bKid, bIdem, bCVC); err != nil {
 		return nil, fmt.Errorf("tokens: bolt buckets: %w", err)
 	}
 	return &Bolt{db: db, now: o.now}, nil
@@ -113,23 +107,11 @@ func join(parts ...string) []byte {
 
 // read decodes the record of id inside tx (ErrNotFound when absent).
 func read(tx *bolt.Tx, id string) (boltRecord, error) {
-	v := tx.Bucket(bRecords).Get([]byte(id))
-	if v == nil {
-		return boltRecord{}, ErrNotFound
-	}
-	var rec boltRecord
-	if err := json.Unmarshal(v, &rec); err != nil {
-		return boltRecord{}, fmt.Errorf("tokens: corrupt record: %w", err)
-	}
-	return rec, nil
+	return boltx.Get[boltRecord](tx.Bucket(bRecords), id, ErrNotFound)
 }
 
 func write(tx *bolt.Tx, rec boltRecord) error {
-	v, err := json.Marshal(rec)
-	if err != nil {
-		return err
-	}
-	return tx.Bucket(bRecords).Put([]byte(rec.ID), v)
+	return boltx.Put(tx.Bucket(bRecords), rec.ID, rec)
 }
 
 // Put implements Store.
@@ -462,28 +444,13 @@ func (b *Bolt) Sweep(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	now := b.now().UnixNano()
-	n := 0
-	err := b.db.Update(func(tx *bolt.Tx) error {
-		bk := tx.Bucket(bCVC)
-		var expired [][]byte
-		err := bk.ForEach(func(k, v []byte) error {
+	var n int
+	err := b.db.Update(func(tx *bolt.Tx) (err error) {
+		n, err = boltx.DeleteIf(tx.Bucket(bCVC), func(_, v []byte) bool {
 			var cv boltCVC
-			if json.Unmarshal(v, &cv) != nil || now >= cv.Exp {
-				expired = append(expired, bytes.Clone(k))
-			}
-			return nil
+			return json.Unmarshal(v, &cv) != nil || now >= cv.Exp
 		})
-		if err != nil {
-			return err
-		}
-		// Deleting while iterating a bbolt cursor skips keys; collect first.
-		for _, k := range expired {
-			if err := bk.Delete(k); err != nil {
-				return err
-			}
-		}
-		n = len(expired)
-		return nil
+		return err
 	})
 	if err != nil {
 		return 0, wrap("sweep", err)
@@ -493,16 +460,7 @@ func (b *Bolt) Sweep(ctx context.Context) (int, error) {
 
 // RunSweeper calls Sweep every interval until ctx ends.
 func (b *Bolt) RunSweeper(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			_, _ = b.Sweep(ctx)
-		}
-	}
+	boltx.Every(ctx, every, func(ctx context.Context) { _, _ = b.Sweep(ctx) })
 }
 
 // UpdateCiphertext implements Store.

@@ -106,7 +106,7 @@ func TestBackofficeBrowser(t *testing.T) {
 	tb.NoCSPViolations(t)
 
 	// The key service recorded the reveal with the operator and the reason.
-	evs := f.kz.events(t, audit.Filter{Event: audit.EventReveal})
+	evs := f.kz.Events(t, audit.Filter{Event: audit.EventReveal})
 	if len(evs) != 1 || evs[0].Actor != rita.ID || evs[0].Reason != "Chargeback ticket #4711" || evs[0].Resource != f.tokA.ID {
 		t.Fatalf("key service audit: %+v", evs)
 	}

@@ -2,20 +2,18 @@ package web_test
 
 // Fixture of the back-office tests: bbolt stores in t.TempDir(), an
 // injectable clock shared by the server, the operator service and TOTP
-// codes, a real in-process key service (keyservice/api + unwrap + keyring +
-// sigauth behind a TCP listener, reached through keyservice/client) for
-// every test that claims a reveal or an audit query went through, and a
-// recording fake only where the key service must NOT be called or must
-// fail in a way a real one cannot be made to (down, forced 429/503).
+// codes, a real in-process key service (the keyZone of fixture_test.go,
+// reached through keyservice/client) for every test that claims a reveal or
+// an audit query went through, and a recording fake only where the key
+// service must NOT be called or must fail in a way a real one cannot be made
+// to (down, forced 429/503).
 
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"html/template"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -37,16 +35,9 @@ import (
 	"github.com/blindgate/blindgate/gateway/web"
 	"github.com/blindgate/blindgate/gateway/websession"
 	"github.com/blindgate/blindgate/internal/audit"
-	"github.com/blindgate/blindgate/internal/jose"
 	"github.com/blindgate/blindgate/internal/ratelimit"
 	"github.com/blindgate/blindgate/internal/testenv"
-	"github.com/blindgate/blindgate/keyservice/api"
 	"github.com/blindgate/blindgate/keyservice/client"
-	"github.com/blindgate/blindgate/keyservice/keyring"
-	"github.com/blindgate/blindgate/keyservice/replay"
-	"github.com/blindgate/blindgate/keyservice/seal"
-	"github.com/blindgate/blindgate/keyservice/sigauth"
-	"github.com/blindgate/blindgate/keyservice/unwrap"
 	"github.com/blindgate/blindgate/templates"
 )
 
@@ -69,110 +60,6 @@ func (c *boClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.t = c.t.Add(d)
-}
-
-// ---- the real key service ----
-
-type boKeyZone struct {
-	kr        *keyring.Keyring
-	client    *client.Client
-	auditPath string
-}
-
-// boTrail reads the key service's audit file like keyservice/app does.
-type boTrail string
-
-func (p boTrail) Query(_ context.Context, f audit.Filter) ([]audit.Event, audit.Report, error) {
-	b, err := os.ReadFile(string(p))
-	if err != nil {
-		return nil, audit.Report{}, err
-	}
-	rep, verr := audit.Verify(bytes.NewReader(b))
-	evs, err := audit.Read(bytes.NewReader(b), f)
-	if err != nil {
-		return evs, rep, err
-	}
-	return evs, rep, verr
-}
-
-// newBoKeyZone starts a real key service whose per-actor short reveal
-// limit is revealsPerHour, with a back-office client allowed reveal+audit.
-func newBoKeyZone(t *testing.T, revealsPerHour int) *boKeyZone {
-	t.Helper()
-	dir := t.TempDir()
-	kr, err := keyring.New(keyring.DefaultAlg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	master, err := keyring.GenerateMasterKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	krPath := filepath.Join(dir, "keyring.sealed")
-	if err := keyring.Save(krPath, kr, master); err != nil {
-		t.Fatal(err)
-	}
-	holder := seal.New(krPath, 1)
-	if err := holder.UnsealWithKey(master); err != nil {
-		t.Fatal(err)
-	}
-	loaded, err := holder.Keyring()
-	if err != nil {
-		t.Fatal(err)
-	}
-	al := &sigauth.AllowList{}
-	key, err := client.GenerateKey("ES256")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := al.AddClient("backoffice", []string{client.OpReveal, client.OpAudit}, "backoffice-1", key.Public()); err != nil {
-		t.Fatal(err)
-	}
-	kz := &boKeyZone{kr: loaded, auditPath: filepath.Join(dir, "audit.log")}
-	alog, err := audit.Open(kz.auditPath, audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = alog.Close() })
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	limits := unwrap.DefaultLimits()
-	limits.RevealActorShort = ratelimit.Limit{Name: "reveal-actor-short", Rate: revealsPerHour, Period: time.Hour, Burst: revealsPerHour}
-	svc := unwrap.New(holder, alog, ratelimit.NewMemory(), log, unwrap.Config{Limits: limits})
-	ks := api.New(api.Deps{
-		Unwrap: svc, Verifier: &sigauth.Verifier{Audience: "blindgate-keyservice", Clients: al, Replay: replay.NewMemory()},
-		Seal: holder, Audit: alog, Trail: boTrail(kz.auditPath), Log: log,
-	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = ks.App().Listener(ln) }()
-	t.Cleanup(func() { _ = ks.App().Shutdown() })
-	signer := &client.Signer{ClientID: "backoffice", Kid: "backoffice-1", Audience: "blindgate-keyservice", Key: key}
-	kz.client = client.New("http://"+ln.Addr().String(), signer, client.HTTPClient(false))
-	return kz
-}
-
-// encrypt makes the card ciphertext the checkout page would have sent.
-func (kz *boKeyZone) encrypt(t *testing.T, pan string) string {
-	t.Helper()
-	pub := kz.kr.PublicKeys()[0]
-	pt := fmt.Sprintf(`{"pan":%q,"exp_month":11,"exp_year":2031,"name":"Ada Lovelace","iat":%d}`, pan, time.Now().Unix())
-	out, err := jose.Encrypt([]byte(pt), pub.Key, pub.Kid, map[string]string{jose.HeaderSessionID: "cs_test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(out)
-}
-
-// events reads the key service's audit trail.
-func (kz *boKeyZone) events(t *testing.T, f audit.Filter) []audit.Event {
-	t.Helper()
-	evs, _, err := boTrail(kz.auditPath).Query(context.Background(), f)
-	if err != nil {
-		t.Fatalf("key service audit: %v", err)
-	}
-	return evs
 }
 
 // ---- a recording fake, for "must not be called" and forced failures ----
@@ -218,7 +105,7 @@ type boFix struct {
 	toks      tokens.Store
 	webs      websession.Store
 	clock     *boClock
-	kz        *boKeyZone // nil with a fake
+	kz        *keyZone // nil with a fake
 	fake      *boFakeKS
 	gwAudit   string
 	logs      *bytes.Buffer
@@ -306,8 +193,8 @@ func newBoFix(t *testing.T, o boOpts) *boFix {
 		if o.reveals == 0 {
 			o.reveals = 10
 		}
-		f.kz = newBoKeyZone(t, o.reveals)
-		ks = f.kz.client
+		f.kz = newKeyZone(t, o.reveals)
+		ks = f.kz.backoffice
 	}
 	f.pages, err = templates.Parse()
 	if err != nil {
@@ -342,7 +229,7 @@ func newBoFix(t *testing.T, o boOpts) *boFix {
 	// Tokens: two of the same card at merchant A, one at merchant B.
 	jwe := "eyJhbGciOiJFQ0RILUVTK0EyNTZLVyJ9.a.b.c.d"
 	if f.kz != nil {
-		jwe = f.kz.encrypt(t, boPAN)
+		jwe = f.kz.encrypt(t, boPAN, "cs_test")
 	}
 	put := func(m, bin, last4, fp string, created time.Time) tokens.Token {
 		tok, _, err := f.toks.Put(context.Background(), tokens.Token{MerchantID: m, JWE: jwe, Kid: "kek-1", Brand: "visa",

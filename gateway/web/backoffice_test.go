@@ -528,7 +528,7 @@ func TestBackofficeRevealRoundTrip(t *testing.T) {
 		if strings.Contains(f.logs.String(), boPAN) {
 			t.Error("card number logged")
 		}
-		evs := f.kz.events(t, audit.Filter{Event: audit.EventReveal})
+		evs := f.kz.Events(t, audit.Filter{Event: audit.EventReveal})
 		if len(evs) != 1 || evs[0].Actor != op.ID || evs[0].Reason != "chargeback ticket #1234" || evs[0].Resource != f.tokA.ID || evs[0].Client != "backoffice" {
 			t.Fatalf("key service audit: %+v", evs)
 		}
@@ -545,7 +545,7 @@ func TestBackofficeRevealRoundTrip(t *testing.T) {
 			t.Error("the limit page does not say in how many minutes")
 		}
 		f.noPAN(t, r)
-		if evs := f.kz.events(t, audit.Filter{Event: audit.EventRevealDenied}); len(evs) != 1 || evs[0].Code != "rate_limited" {
+		if evs := f.kz.Events(t, audit.Filter{Event: audit.EventRevealDenied}); len(evs) != 1 || evs[0].Code != "rate_limited" {
 			t.Errorf("key service did not record the refusal: %+v", evs)
 		}
 	})
@@ -562,7 +562,7 @@ func TestBackofficeRevealNeedsFreshAuth(t *testing.T) {
 	if r.status != http.StatusUnauthorized || !strings.Contains(r.body, `id="bo-reauth-form"`) || !strings.Contains(r.body, `value="ticket 77"`) {
 		t.Fatalf("stale auth: %d\n%.600s", r.status, r.body)
 	}
-	if n := len(f.kz.events(t, audit.Filter{})); n != 0 {
+	if n := len(f.kz.Events(t, audit.Filter{})); n != 0 {
 		t.Fatalf("key service reached before re-login (%d events)", n)
 	}
 	r = c.reveal(t, f.tokB.ID, "ticket 77", "password", "wrong password here", "code", f.code(t, "rita"))
@@ -716,12 +716,12 @@ func TestBackofficeAuditView(t *testing.T) {
 	}
 
 	t.Run("200/tampered-chain-flagged", func(t *testing.T) {
-		b, err := os.ReadFile(f.kz.auditPath)
+		b, err := os.ReadFile(f.kz.AuditPath)
 		if err != nil {
 			t.Fatal(err)
 		}
 		edited := strings.Replace(string(b), "ticket 1", "ticket X", 1)
-		if err := os.WriteFile(f.kz.auditPath, []byte(edited), 0o600); err != nil {
+		if err := os.WriteFile(f.kz.AuditPath, []byte(edited), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		r := admin.get(t, "/backoffice/audit")

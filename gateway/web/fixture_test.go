@@ -26,94 +26,48 @@ import (
 	"github.com/blindgate/blindgate/gateway/web"
 	"github.com/blindgate/blindgate/gateway/websession"
 	"github.com/blindgate/blindgate/internal/audit"
-	"github.com/blindgate/blindgate/internal/jose"
 	"github.com/blindgate/blindgate/internal/ratelimit"
-	"github.com/blindgate/blindgate/keyservice/api"
 	"github.com/blindgate/blindgate/keyservice/client"
-	"github.com/blindgate/blindgate/keyservice/keyring"
-	"github.com/blindgate/blindgate/keyservice/replay"
-	"github.com/blindgate/blindgate/keyservice/seal"
-	"github.com/blindgate/blindgate/keyservice/sigauth"
+	"github.com/blindgate/blindgate/keyservice/kstest"
 	"github.com/blindgate/blindgate/keyservice/unwrap"
 	"github.com/blindgate/blindgate/templates"
 )
 
-// keyZone is a real key service in process, behind an httptest server, with
-// a checkout client (inspect, rewrap) and a back-office client (reveal, audit).
+// keyZone is a real key service in process (keyservice/kstest) behind a
+// loopback listener, with a checkout client (inspect, rewrap) and a
+// back-office client (reveal, audit) reaching it through keyservice/client.
 type keyZone struct {
-	srv        *httptest.Server
-	kr         *keyring.Keyring
-	holder     *seal.Holder
+	*kstest.Zone
 	checkout   *client.Client
 	backoffice *client.Client
-	auditPath  string
 }
 
-func newKeyZone(t *testing.T) *keyZone {
+// newKeyZone starts a key service whose per-actor short reveal limit is
+// revealsPerHour.
+func newKeyZone(t *testing.T, revealsPerHour int) *keyZone {
 	t.Helper()
-	dir := t.TempDir()
-	kr, err := keyring.New(keyring.DefaultAlg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	master, _ := keyring.GenerateMasterKey()
-	if err := keyring.Save(filepath.Join(dir, "kr"), kr, master); err != nil {
-		t.Fatal(err)
-	}
-	holder := seal.New(filepath.Join(dir, "kr"), 1)
-	if err := holder.UnsealWithKey(master); err != nil {
-		t.Fatal(err)
-	}
-	loaded, _ := holder.Keyring()
-	al := &sigauth.AllowList{}
-	signer := func(id string, ops []string) *client.Signer {
-		key, _ := client.GenerateKey("EdDSA")
-		if err := al.AddClient(id, ops, id+"-k1", key.Public()); err != nil {
-			t.Fatal(err)
-		}
-		return &client.Signer{ClientID: id, Kid: id + "-k1", Audience: "ks", Key: key}
-	}
-	kz := &keyZone{kr: loaded, holder: holder, auditPath: filepath.Join(dir, "audit.log")}
-	alog, err := audit.Open(kz.auditPath, audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = alog.Close() })
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	limits := unwrap.DefaultLimits()
-	limits.RevealActorShort = ratelimit.Limit{Name: "ras", Rate: 2, Period: time.Hour, Burst: 2}
-	svc := unwrap.New(holder, alog, ratelimit.NewMemory(), log, unwrap.Config{Limits: limits})
-	ks := api.New(api.Deps{Unwrap: svc, Verifier: &sigauth.Verifier{Audience: "ks", Clients: al, Replay: replay.NewMemory()}, Seal: holder, Audit: alog, Log: log})
-	ln := newListener(t)
-	go func() { _ = ks.App().Listener(ln) }()
-	t.Cleanup(func() { _ = ks.App().Shutdown() })
-	base := "http://" + ln.Addr().String()
-	kz.checkout = client.New(base, signer("gateway", []string{client.OpInspect, client.OpRewrap}), client.HTTPClient(false))
-	kz.backoffice = client.New(base, signer("backoffice", []string{client.OpReveal, client.OpAudit}), client.HTTPClient(false))
-	kz.srv = &httptest.Server{URL: base}
-	return kz
+	z := kstest.NewZone(t, kstest.Options{
+		Clients: []kstest.Client{
+			{ID: "gateway", Ops: []string{client.OpInspect, client.OpRewrap}},
+			{ID: "backoffice", Ops: []string{client.OpReveal, client.OpAudit}, Alg: client.AlgES256},
+		},
+		Limits: func(l *unwrap.Limits) {
+			l.RevealActorShort = ratelimit.Limit{Name: "reveal-actor-short", Rate: revealsPerHour, Period: time.Hour, Burst: revealsPerHour}
+		},
+		Listen: true,
+	})
+	return &keyZone{Zone: z, checkout: z.Client(t, "gateway"), backoffice: z.Client(t, "backoffice")}
 }
 
 // encrypt builds the ciphertext the checkout page would post.
 func (kz *keyZone) encrypt(t *testing.T, pan, session string) string {
 	t.Helper()
-	pub := kz.kr.PublicKeys()[0]
-	pt := fmt.Sprintf(`{"pan":%q,"exp_month":11,"exp_year":%d,"name":"T","iat":%d}`, pan, time.Now().Year()+2, time.Now().Unix())
-	out, err := jose.Encrypt([]byte(pt), pub.Key, pub.Kid, map[string]string{jose.HeaderSessionID: session})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(out)
+	return kz.Encrypt(t, fmt.Sprintf(`{"pan":%q,"exp_month":11,"exp_year":%d,"name":"T","iat":%d}`, pan, time.Now().Year()+2, time.Now().Unix()), session)
 }
 
 func (kz *keyZone) encryptCVC(t *testing.T, cvc, session string) string {
 	t.Helper()
-	pub := kz.kr.PublicKeys()[0]
-	out, err := jose.Encrypt([]byte(fmt.Sprintf(`{"cvc":%q,"iat":%d}`, cvc, time.Now().Unix())), pub.Key, pub.Kid, map[string]string{jose.HeaderSessionID: session})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(out)
+	return kz.Encrypt(t, fmt.Sprintf(`{"cvc":%q,"iat":%d}`, cvc, time.Now().Unix()), session)
 }
 
 type gwFixture struct {
@@ -199,7 +153,7 @@ type fixtureOpt struct {
 
 func newTestServer(t *testing.T, o fixtureOpt) *gwFixture {
 	t.Helper()
-	kz := newKeyZone(t)
+	kz := newKeyZone(t, 2)
 	s := boltStores(t)
 	if o.stores != nil {
 		s = *o.stores

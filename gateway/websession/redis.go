@@ -39,8 +39,13 @@ func (s *Redis) opKey(opID string) string   { return s.prefix + "op:" + opID }
 
 func redisErr(op string, err error) error { return fmt.Errorf("websession: redis %s: %w", op, err) }
 
+// expiryGrace keeps a record a little past its end, so a request right after
+// expiry is told "expired" (and the session is deleted) rather than "not
+// found"; the record's own times decide validity either way.
+const expiryGrace = time.Minute
+
 // ttl turns a remaining lifetime into a Redis TTL (which must be > 0).
-func ttl(d time.Duration) time.Duration { return max(d, time.Millisecond) }
+func ttl(d time.Duration) time.Duration { return max(d, 0) + expiryGrace }
 
 const maxTxRetries = 16
 

@@ -45,11 +45,12 @@ const cspProbe = `document.addEventListener("securitypolicyviolation", function 
 
 // Browser starts a headless Chromium for the life of t (a t.Cleanup stops it)
 // and returns its context, the parent for NewTab. Without Chromium it skips t
-// (fails it under CI=true), as testenv.ChromiumPath does.
-func Browser(t testing.TB) context.Context {
+// (fails it under CI=true), as testenv.ChromiumPath does. extra options
+// (chromedp.WindowSize, ...) follow the defaults, so they may override them.
+func Browser(t testing.TB, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	chromium := testenv.ChromiumPath(t)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append([]chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromium),
 		chromedp.Headless,
 		chromedp.NoSandbox,
@@ -65,7 +66,7 @@ func Browser(t testing.TB) context.Context {
 		// Straight to the test servers: no system proxy in between.
 		chromedp.Flag("no-proxy-server", true),
 		chromedp.Flag("password-store", "basic"),
-	)
+	}, extra...)...)
 	ctx, cancel := chromedp.NewContext(allocCtx)
 	t.Cleanup(func() { cancel(); cancelAlloc() })
 	// This first Do starts the process and ties it to ctx: ctx must live as

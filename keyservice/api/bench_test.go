@@ -6,24 +6,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/blindgate/blindgate/internal/audit"
-	"github.com/blindgate/blindgate/internal/jose"
 	"github.com/blindgate/blindgate/internal/ratelimit"
 	"github.com/blindgate/blindgate/internal/testenv"
-	"github.com/blindgate/blindgate/keyservice/api"
 	"github.com/blindgate/blindgate/keyservice/client"
 	"github.com/blindgate/blindgate/keyservice/keyring"
+	"github.com/blindgate/blindgate/keyservice/kstest"
 	"github.com/blindgate/blindgate/keyservice/replay"
-	"github.com/blindgate/blindgate/keyservice/seal"
-	"github.com/blindgate/blindgate/keyservice/sigauth"
 	"github.com/blindgate/blindgate/keyservice/unwrap"
 )
 
@@ -36,78 +29,34 @@ type benchKS struct {
 	gateway    *client.Signer
 	backoffice *client.Signer
 	hc         *http.Client
-	audit      *audit.Log
 }
 
 func newBenchKS(b *testing.B, alg string, useRedis bool) *benchKS {
 	b.Helper()
-	dir := b.TempDir()
-	kr, err := keyring.New(alg)
-	if err != nil {
-		b.Fatal(err)
+	o := kstest.Options{
+		Alg: alg,
+		// Signatures are made before the timer starts: they must outlive the run.
+		Clients: []kstest.Client{
+			{ID: "gateway", Ops: []string{client.OpInspect}, TTL: client.MaxTTL},
+			{ID: "backoffice", Ops: []string{client.OpReveal}, TTL: client.MaxTTL},
+		},
+		Limits: func(limits *unwrap.Limits) {
+			for _, l := range []*ratelimit.Limit{&limits.InspectPerClient, &limits.RevealActorShort, &limits.RevealActorDaily, &limits.RevealClientShort, &limits.RevealClientDaily} {
+				l.Rate, l.Period, l.Burst = 10_000_000, time.Second, 10_000_000
+			}
+		},
+		Listen: true,
 	}
-	master, _ := keyring.GenerateMasterKey()
-	krPath := filepath.Join(dir, "keyring.sealed")
-	if err := keyring.Save(krPath, kr, master); err != nil {
-		b.Fatal(err)
-	}
-	holder := seal.New(krPath, 1)
-	if err := holder.UnsealWithKey(master); err != nil {
-		b.Fatal(err)
-	}
-	al := &sigauth.AllowList{}
-	mk := func(id string, ops []string) *client.Signer {
-		key, err := client.GenerateKey(client.AlgEdDSA)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := al.AddClient(id, ops, id+"-1", key.Public()); err != nil {
-			b.Fatal(err)
-		}
-		return &client.Signer{ClientID: id, Kid: id + "-1", Audience: "blindgate-keyservice", Key: key, TTL: client.MaxTTL}
-	}
-	ks := &benchKS{gateway: mk("gateway", []string{client.OpInspect}), backoffice: mk("backoffice", []string{client.OpReveal})}
-	var (
-		replays sigauth.ReplayCache = replay.NewMemory()
-		limiter                     = ratelimit.NewMemory()
-	)
 	if useRedis {
 		rdb := testenv.Redis(b)
-		replays, limiter = replay.NewRedis(rdb, "bg:ks:jti:"), ratelimit.NewRedis(rdb, "bg:ks:rl:")
+		o.Replay, o.Limiter = replay.NewRedis(rdb, "bg:ks:jti:"), ratelimit.NewRedis(rdb, "bg:ks:rl:")
 	}
-	if ks.audit, err = audit.Open(filepath.Join(dir, "audit.log"), audit.Options{}); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = ks.audit.Close() })
-	limits := unwrap.DefaultLimits()
-	for _, l := range []*ratelimit.Limit{&limits.InspectPerClient, &limits.RevealActorShort, &limits.RevealActorDaily, &limits.RevealClientShort, &limits.RevealClientDaily} {
-		l.Rate, l.Period, l.Burst = 10_000_000, time.Second, 10_000_000
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ks.svc = unwrap.New(holder, ks.audit, limiter, log, unwrap.Config{Limits: limits})
-	srv := api.New(api.Deps{
-		Unwrap: ks.svc, Verifier: &sigauth.Verifier{Audience: "blindgate-keyservice", Clients: al, Replay: replays},
-		Seal: holder, Audit: ks.audit, Log: log,
-	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	go func() { _ = srv.App().Listener(ln) }()
-	b.Cleanup(func() { _ = srv.App().Shutdown() })
-	ks.url = "http://" + ln.Addr().String()
+	z := kstest.NewZone(b, o)
+	ks := &benchKS{url: z.URL, svc: z.Service, gateway: z.Signer(b, "gateway"), backoffice: z.Signer(b, "backoffice")}
 	tr := &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}
 	ks.hc = &http.Client{Transport: tr}
 	b.Cleanup(tr.CloseIdleConnections)
-
-	loaded, _ := holder.Keyring()
-	pub := loaded.PublicKeys()[0]
-	pt := fmt.Sprintf(`{"pan":"4242424242424242","exp_month":12,"exp_year":%d,"name":"B","iat":%d}`, time.Now().Year()+2, time.Now().Unix())
-	out, err := jose.Encrypt([]byte(pt), pub.Key, pub.Kid, map[string]string{jose.HeaderSessionID: "cs_bench"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ks.jwe = string(out)
+	ks.jwe = z.Encrypt(b, fmt.Sprintf(`{"pan":"4242424242424242","exp_month":12,"exp_year":%d,"name":"B","iat":%d}`, time.Now().Year()+2, time.Now().Unix()), "cs_bench")
 	return ks
 }
 

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -25,24 +24,21 @@ import (
 	"github.com/blindgate/blindgate/keyservice/api"
 	"github.com/blindgate/blindgate/keyservice/client"
 	"github.com/blindgate/blindgate/keyservice/keyring"
+	"github.com/blindgate/blindgate/keyservice/kstest"
 	"github.com/blindgate/blindgate/keyservice/replay"
-	"github.com/blindgate/blindgate/keyservice/seal"
 	"github.com/blindgate/blindgate/keyservice/sigauth"
 	"github.com/blindgate/blindgate/keyservice/unwrap"
 )
 
 const testPAN = "5555555555554444"
 
+// testServer is a key service driven through app.Test, with a checkout
+// client, a back-office client and a stranger whose key is not enrolled.
 type testServer struct {
-	srv       *api.Server
-	holder    *seal.Holder
-	kr        *keyring.Keyring
-	master    []byte
+	*kstest.Zone
 	gateway   *client.Signer
 	backoffic *client.Signer
 	stranger  *client.Signer
-	clients   *sigauth.AllowList
-	auditPath string
 	logs      *bytes.Buffer
 }
 
@@ -58,82 +54,26 @@ func memoryBackends() backends {
 
 func newTestServer(t *testing.T, b backends) *testServer {
 	t.Helper()
-	dir := t.TempDir()
-	kr, err := keyring.New(keyring.DefaultAlg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	master, _ := keyring.GenerateMasterKey()
-	krPath := filepath.Join(dir, "keyring.sealed")
-	if err := keyring.Save(krPath, kr, master); err != nil {
-		t.Fatal(err)
-	}
-	holder := seal.New(krPath, 1)
-	if err := holder.UnsealWithKey(master); err != nil {
-		t.Fatal(err)
-	}
-	loaded, _ := holder.Keyring()
-
-	al := &sigauth.AllowList{}
-	mk := func(id string, ops []string, alg string, enrol bool) *client.Signer {
-		key, err := client.GenerateKey(alg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kid := id + "-1"
-		if enrol {
-			if err := al.AddClient(id, ops, kid, key.Public()); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return &client.Signer{ClientID: id, Kid: kid, Audience: "blindgate-keyservice", Key: key}
-	}
-	ts := &testServer{holder: holder, kr: loaded, master: master, clients: al, logs: &bytes.Buffer{}}
-	ts.gateway = mk("gateway", []string{client.OpInspect, client.OpRewrap}, "EdDSA", true)
-	ts.backoffic = mk("backoffice", []string{client.OpReveal, client.OpAudit}, "ES256", true)
-	ts.stranger = mk("stranger", nil, "EdDSA", false)
-
-	ts.auditPath = filepath.Join(dir, "audit.log")
-	al2, err := audit.Open(ts.auditPath, audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = al2.Close() })
-	log := slog.New(slog.NewJSONHandler(ts.logs, nil))
-	limits := unwrap.DefaultLimits()
-	limits.RevealActorShort = ratelimit.Limit{Name: "ras", Rate: 2, Period: time.Hour, Burst: 2}
-	svc := unwrap.New(holder, al2, b.limiter, log, unwrap.Config{Limits: limits})
-	ts.srv = api.New(api.Deps{
-		Unwrap: svc, Verifier: &sigauth.Verifier{Audience: "blindgate-keyservice", Clients: al, Replay: b.replay},
-		Seal: holder, Audit: al2, Trail: fileTrail(ts.auditPath), Redis: b.redis, Log: log,
+	ts := &testServer{logs: &bytes.Buffer{}}
+	ts.Zone = kstest.NewZone(t, kstest.Options{
+		Clients: []kstest.Client{
+			{ID: "gateway", Ops: []string{client.OpInspect, client.OpRewrap}},
+			{ID: "backoffice", Ops: []string{client.OpReveal, client.OpAudit}, Alg: client.AlgES256},
+			{ID: "stranger", Unlisted: true},
+		},
+		Replay: b.replay, Limiter: b.limiter, Redis: b.redis,
+		Limits: func(l *unwrap.Limits) {
+			l.RevealActorShort = ratelimit.Limit{Name: "ras", Rate: 2, Period: time.Hour, Burst: 2}
+		},
+		Log: slog.New(slog.NewJSONHandler(ts.logs, nil)),
 	})
+	ts.gateway, ts.backoffic, ts.stranger = ts.Signer(t, "gateway"), ts.Signer(t, "backoffice"), ts.Signer(t, "stranger")
 	return ts
-}
-
-type fileTrail string
-
-func (f fileTrail) Query(_ context.Context, flt audit.Filter) ([]audit.Event, audit.Report, error) {
-	b, err := readFile(string(f))
-	if err != nil {
-		return nil, audit.Report{}, err
-	}
-	rep, verr := audit.Verify(bytes.NewReader(b))
-	evs, err := audit.Read(bytes.NewReader(b), flt)
-	if err != nil {
-		return nil, rep, err
-	}
-	return evs, rep, verr
 }
 
 func (ts *testServer) cardJWE(t *testing.T, pan, session string, iat time.Time) string {
 	t.Helper()
-	pub := ts.kr.PublicKeys()[0]
-	pt := fmt.Sprintf(`{"pan":%q,"exp_month":1,"exp_year":2031,"name":"N","iat":%d}`, pan, iat.Unix())
-	out, err := jose.Encrypt([]byte(pt), pub.Key, pub.Kid, map[string]string{jose.HeaderSessionID: session})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(out)
+	return ts.Encrypt(t, fmt.Sprintf(`{"pan":%q,"exp_month":1,"exp_year":2031,"name":"N","iat":%d}`, pan, iat.Unix()), session)
 }
 
 // call signs (when s is not nil) and sends one request through app.Test.
@@ -157,7 +97,7 @@ func (ts *testServer) call(t *testing.T, s *client.Signer, method, path string, 
 
 func (ts *testServer) do(t *testing.T, req *http.Request) (*http.Response, map[string]any) {
 	t.Helper()
-	resp, err := ts.srv.App().Test(req, 10_000)
+	resp, err := ts.Server.App().Test(req, 10_000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +148,7 @@ func TestUnwrapEndpoints(t *testing.T) {
 			}
 		}},
 		{"200/rewrap", ts.gateway, "/v1/rewrap", client.RewrapRequest{JWE: good}, 200, "", func(t *testing.T, m map[string]any) {
-			if m["kid"] != ts.kr.Newest().Kid {
+			if m["kid"] != ts.Keyring.Newest().Kid {
 				t.Fatalf("rewrap kid %v", m["kid"])
 			}
 		}},
@@ -277,7 +217,7 @@ func TestSignatureRules(t *testing.T) {
 		}
 	})
 	t.Run("401/revoked", func(t *testing.T) {
-		if err := ts.clients.Revoke(ts.gateway.Kid); err != nil {
+		if err := ts.Clients.Revoke(ts.gateway.Kid); err != nil {
 			t.Fatal(err)
 		}
 		if resp, _ := send(sign("https://ks/v1/inspect", body), body); resp.StatusCode != 401 {
@@ -285,7 +225,7 @@ func TestSignatureRules(t *testing.T) {
 		}
 	})
 	// Every refusal leaves an audit record.
-	evs, _, _ := fileTrail(ts.auditPath).Query(context.Background(), audit.Filter{Event: audit.EventDenied})
+	evs, _, _ := kstest.FileTrail(ts.AuditPath).Query(context.Background(), audit.Filter{Event: audit.EventDenied})
 	if len(evs) < 4 {
 		t.Fatalf("want >= 4 denial events, got %d", len(evs))
 	}
@@ -314,7 +254,7 @@ func TestRevealLimit(t *testing.T) {
 
 func TestSealLifecycle(t *testing.T) {
 	ts := newTestServer(t, memoryBackends())
-	ts.holder.Seal()
+	ts.Holder.Seal()
 	jwe := "x.y.z.w.v"
 	if resp, m := ts.call(t, ts.gateway, http.MethodPost, "/v1/inspect", client.InspectRequest{JWE: jwe, Session: "cs_1"}); resp.StatusCode != 503 || errCode(m) != "sealed" {
 		t.Fatalf("sealed inspect: %d %v", resp.StatusCode, m)
@@ -329,7 +269,7 @@ func TestSealLifecycle(t *testing.T) {
 	if resp, m := ts.call(t, nil, http.MethodPost, "/v1/sys/unseal", client.UnsealRequest{Key: keyring.EncodeMasterKey(wrong)}); resp.StatusCode != 400 || errCode(m) != "unseal_failed" {
 		t.Fatalf("wrong share: %d %v", resp.StatusCode, m)
 	}
-	if resp, m := ts.call(t, nil, http.MethodPost, "/v1/sys/unseal", client.UnsealRequest{Key: keyring.EncodeMasterKey(ts.master)}); resp.StatusCode != 200 || m["sealed"] != false {
+	if resp, m := ts.call(t, nil, http.MethodPost, "/v1/sys/unseal", client.UnsealRequest{Key: keyring.EncodeMasterKey(ts.Master)}); resp.StatusCode != 200 || m["sealed"] != false {
 		t.Fatalf("unseal: %d %v", resp.StatusCode, m)
 	}
 	resp, _ := ts.call(t, nil, http.MethodGet, "/readyz", nil)
@@ -342,7 +282,7 @@ func TestSealLifecycle(t *testing.T) {
 		t.Fatalf("jwks: %d %v", resp.StatusCode, m)
 	}
 	k := keys[0].(map[string]any)
-	if k["use"] != "enc" || k["alg"] != jose.AlgECDHES || k["kid"] != ts.kr.Newest().Kid || k["d"] != nil {
+	if k["use"] != "enc" || k["alg"] != jose.AlgECDHES || k["kid"] != ts.Keyring.Newest().Kid || k["d"] != nil {
 		t.Fatalf("jwks key %v", k)
 	}
 }
@@ -358,8 +298,8 @@ func TestErrorsAndMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = ts.srv.App().Listener(ln) }()
-	t.Cleanup(func() { _ = ts.srv.App().Shutdown() })
+	go func() { _ = ts.Server.App().Listener(ln) }()
+	t.Cleanup(func() { _ = ts.Server.App().Shutdown() })
 	big := bytes.Repeat([]byte("a"), api.MaxBody+1)
 	hr, err := http.Post("http://"+ln.Addr().String()+"/v1/inspect", "application/json", bytes.NewReader(big))
 	if err != nil {
@@ -376,7 +316,7 @@ func TestErrorsAndMetrics(t *testing.T) {
 	jwe := ts.cardJWE(t, testPAN, "cs_1", time.Now())
 	ts.call(t, ts.gateway, http.MethodPost, "/v1/inspect", client.InspectRequest{JWE: jwe, Session: "cs_1"})
 	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
-	mr, err := ts.srv.App().Test(req)
+	mr, err := ts.Server.App().Test(req)
 	if err != nil {
 		t.Fatal(err)
 	}

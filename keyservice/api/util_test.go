@@ -1,11 +1,6 @@
 package api_test
 
-import (
-	"os"
-	"strings"
-)
-
-func readFile(p string) ([]byte, error) { return os.ReadFile(p) }
+import "strings"
 
 func grepLines(s, sub string) string {
 	var out string

@@ -1,0 +1,122 @@
+package demoshop_test
+
+import (
+	"encoding/json"
+	"html"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/blindgate/blindgate/checkout"
+	"github.com/blindgate/blindgate/internal/demoshop"
+)
+
+func newTestShop(t *testing.T, gatewayAPI, key string) *httptest.Server {
+	t.Helper()
+	s, err := demoshop.New(demoshop.Config{
+		Origin: "http://localhost:8081", GatewayURL: "http://127.0.0.1:8080", GatewayAPIURL: gatewayAPI, SecretKey: key,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestShop(t *testing.T) {
+	var got struct {
+		auth, path string
+		body       map[string]any
+	}
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got.auth, got.path = r.Header.Get("Authorization"), r.URL.Path
+		_ = json.NewDecoder(r.Body).Decode(&got.body)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		_, _ = io.WriteString(w, `{"id":"cs_1"}`)
+	}))
+	defer gw.Close()
+
+	t.Run("200/page-pins-embed-sri-and-frames-only-the-gateway", func(t *testing.T) {
+		srv := newTestShop(t, gw.URL, "sk_test_123")
+		resp, err := http.Get(srv.URL + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		assets, err := checkout.NewAssets()
+		if err != nil {
+			t.Fatal(err)
+		}
+		page := html.UnescapeString(string(b))
+		if !strings.Contains(page, `src="http://127.0.0.1:8080/embed.js" integrity="`+assets.SRI(checkout.ScriptEmbed)+`"`) || !strings.Contains(page, `id="pay"`) {
+			t.Errorf("page does not load the gateway's embed.js with this build's SRI:\n%s", page)
+		}
+		if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "frame-src http://127.0.0.1:8080;") || !strings.Contains(csp, "default-src 'none'") {
+			t.Errorf("CSP %q", csp)
+		}
+	})
+
+	t.Run("201/session-for-the-shop-origin-with-the-secret-key", func(t *testing.T) {
+		srv := newTestShop(t, gw.URL, "sk_test_123")
+		resp, err := http.Post(srv.URL+"/api/session", "application/json", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		origins, _ := got.body["allowed_origins"].([]any)
+		if resp.StatusCode != http.StatusCreated || got.auth != "Bearer sk_test_123" || got.path != "/v1/checkout/sessions" ||
+			len(origins) != 1 || origins[0] != "http://localhost:8081" {
+			t.Errorf("status %d, gateway saw %+v", resp.StatusCode, got)
+		}
+	})
+
+	t.Run("503/no-merchant-key-yet", func(t *testing.T) {
+		srv := newTestShop(t, gw.URL, "")
+		resp, err := http.Post(srv.URL+"/api/session", "application/json", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			t.Errorf("status %d, want 503", resp.StatusCode)
+		}
+		resp, err = http.Get(srv.URL + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(b), `id="setup"`) || strings.Contains(string(b), `id="pay"`) {
+			t.Errorf("page without a key should explain the setup:\n%s", b)
+		}
+	})
+
+	t.Run("400/token-id-not-passed-through", func(t *testing.T) {
+		srv := newTestShop(t, gw.URL, "sk_test_123")
+		resp, err := http.Get(srv.URL + "/api/token/tok_a%2F..%2Fx")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("status %d, want 400", resp.StatusCode)
+		}
+	})
+
+	t.Run("error/bad-config", func(t *testing.T) {
+		for _, c := range []demoshop.Config{
+			{Origin: "localhost:8081", GatewayURL: "http://g"},
+			{Origin: "http://s", GatewayURL: "http://g/path"},
+			{Origin: "http://s", GatewayURL: "http://g", GatewayAPIURL: "http://g?x"},
+		} {
+			if _, err := demoshop.New(c); err == nil {
+				t.Errorf("%+v accepted", c)
+			}
+		}
+	})
+}

@@ -1,0 +1,214 @@
+// Package kstest starts a real key service in process for tests: a fresh
+// keyring sealed in t.TempDir() and unsealed, an allow-list of signing
+// clients, a durable audit log, the unwrap service and the HTTP API. Tests of
+// the key service drive it through app.Test; tests of the gateway reach it
+// over loopback through keyservice/client, so a reveal or an inspect they
+// claim went through really did.
+//
+// Only tests import this package: it links the key service's card and key
+// code, which the gateway's own (non-test) imports must never reach.
+package kstest
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/blindgate/blindgate/internal/audit"
+	"github.com/blindgate/blindgate/internal/jose"
+	"github.com/blindgate/blindgate/internal/ratelimit"
+	"github.com/blindgate/blindgate/keyservice/api"
+	"github.com/blindgate/blindgate/keyservice/client"
+	"github.com/blindgate/blindgate/keyservice/keyring"
+	"github.com/blindgate/blindgate/keyservice/replay"
+	"github.com/blindgate/blindgate/keyservice/seal"
+	"github.com/blindgate/blindgate/keyservice/sigauth"
+	"github.com/blindgate/blindgate/keyservice/unwrap"
+)
+
+// Audience is the audience every zone's verifier and signers use.
+const Audience = "blindgate-keyservice"
+
+// Client is a signing identity of a zone. Its key id is ID+"-1".
+type Client struct {
+	ID  string
+	Ops []string
+	// Alg is the signing algorithm, client.AlgEdDSA when empty.
+	Alg string
+	// TTL of its signatures; zero means the client package's default.
+	TTL time.Duration
+	// Unlisted leaves it out of the allow-list: a stranger with a key.
+	Unlisted bool
+}
+
+// Options configure NewZone; the zero value is a memory-backed zone with
+// default limits and no clients.
+type Options struct {
+	// Alg of the keyring's first version; keyring.DefaultAlg when empty.
+	Alg     string
+	Clients []Client
+	// Replay and Limiter default to the in-memory implementations.
+	Replay  sigauth.ReplayCache
+	Limiter ratelimit.Limiter
+	// Redis is the readiness probe of /readyz; nil means none.
+	Redis api.Pinger
+	// Limits adjusts unwrap.DefaultLimits() when set.
+	Limits func(*unwrap.Limits)
+	// Log receives the key service's logs; nil discards them.
+	Log *slog.Logger
+	// Listen serves the API on a loopback listener (Zone.URL, Zone.Client);
+	// without it the tests call Zone.Server.App().Test.
+	Listen bool
+}
+
+// Zone is a running key service and what a test needs to look inside it.
+type Zone struct {
+	Server    *api.Server
+	Service   *unwrap.Service
+	Keyring   *keyring.Keyring // as unsealed by Holder
+	Holder    *seal.Holder
+	Master    []byte // unseals Holder again after a test seals it
+	Clients   *sigauth.AllowList
+	Audit     *audit.Log
+	AuditPath string
+	URL       string // the listener's base URL with Options.Listen, else ""
+	signers   map[string]*client.Signer
+}
+
+// NewZone starts a key service; everything it opens is closed by t.Cleanup.
+func NewZone(t testing.TB, o Options) *Zone {
+	t.Helper()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if o.Alg == "" {
+		o.Alg = keyring.DefaultAlg
+	}
+	if o.Replay == nil {
+		o.Replay = replay.NewMemory()
+	}
+	if o.Limiter == nil {
+		o.Limiter = ratelimit.NewMemory()
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	dir := t.TempDir()
+	kr, err := keyring.New(o.Alg)
+	must(err)
+	master, err := keyring.GenerateMasterKey()
+	must(err)
+	krPath := filepath.Join(dir, "keyring.sealed")
+	must(keyring.Save(krPath, kr, master))
+	z := &Zone{
+		Holder: seal.New(krPath, 1), Master: master, Clients: &sigauth.AllowList{},
+		AuditPath: filepath.Join(dir, "audit.log"), signers: map[string]*client.Signer{},
+	}
+	must(z.Holder.UnsealWithKey(master))
+	z.Keyring, err = z.Holder.Keyring()
+	must(err)
+
+	for _, c := range o.Clients {
+		if c.Alg == "" {
+			c.Alg = client.AlgEdDSA
+		}
+		key, err := client.GenerateKey(c.Alg)
+		must(err)
+		kid := c.ID + "-1"
+		if !c.Unlisted {
+			must(z.Clients.AddClient(c.ID, c.Ops, kid, key.Public()))
+		}
+		z.signers[c.ID] = &client.Signer{ClientID: c.ID, Kid: kid, Audience: Audience, Key: key, TTL: c.TTL}
+	}
+
+	z.Audit, err = audit.Open(z.AuditPath, audit.Options{})
+	must(err)
+	t.Cleanup(func() { _ = z.Audit.Close() })
+	limits := unwrap.DefaultLimits()
+	if o.Limits != nil {
+		o.Limits(&limits)
+	}
+	z.Service = unwrap.New(z.Holder, z.Audit, o.Limiter, o.Log, unwrap.Config{Limits: limits})
+	z.Server = api.New(api.Deps{
+		Unwrap: z.Service, Verifier: &sigauth.Verifier{Audience: Audience, Clients: z.Clients, Replay: o.Replay},
+		Seal: z.Holder, Audit: z.Audit, Trail: FileTrail(z.AuditPath), Redis: o.Redis, Log: o.Log,
+	})
+	if o.Listen {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		must(err)
+		go func() { _ = z.Server.App().Listener(ln) }()
+		t.Cleanup(func() { _ = z.Server.App().Shutdown() })
+		z.URL = "http://" + ln.Addr().String()
+	}
+	return z
+}
+
+// Signer is the signer of the client named id in Options.Clients.
+func (z *Zone) Signer(t testing.TB, id string) *client.Signer {
+	t.Helper()
+	s, ok := z.signers[id]
+	if !ok {
+		t.Fatalf("kstest: no client %q in Options.Clients", id)
+	}
+	return s
+}
+
+// Client is a signing HTTP client of the zone for the client named id; the
+// zone must listen (Options.Listen).
+func (z *Zone) Client(t testing.TB, id string) *client.Client {
+	t.Helper()
+	if z.URL == "" {
+		t.Fatal("kstest: Client needs Options.Listen")
+	}
+	return client.New(z.URL, z.Signer(t, id), client.HTTPClient(false))
+}
+
+// Encrypt makes the compact JWE the checkout page would send: plaintext (a
+// Contract 1 card or CVC JSON) to the newest key, bound to session.
+func (z *Zone) Encrypt(t testing.TB, plaintext, session string) string {
+	t.Helper()
+	pub := z.Keyring.PublicKeys()[0]
+	out, err := jose.Encrypt([]byte(plaintext), pub.Key, pub.Kid, map[string]string{jose.HeaderSessionID: session})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
+}
+
+// Events reads the zone's audit trail, newest first.
+func (z *Zone) Events(t testing.TB, f audit.Filter) []audit.Event {
+	t.Helper()
+	evs, _, err := FileTrail(z.AuditPath).Query(context.Background(), f)
+	if err != nil {
+		t.Fatalf("key service audit: %v", err)
+	}
+	return evs
+}
+
+// FileTrail reads an audit file for POST /v1/audit/query as the key service
+// binary does: the chain check over the whole file, then the filtered events.
+type FileTrail string
+
+// Query implements api.AuditReader.
+func (p FileTrail) Query(_ context.Context, f audit.Filter) ([]audit.Event, audit.Report, error) {
+	b, err := os.ReadFile(string(p))
+	if err != nil {
+		return nil, audit.Report{}, err
+	}
+	rep, verr := audit.Verify(bytes.NewReader(b))
+	evs, err := audit.Read(bytes.NewReader(b), f)
+	if err != nil {
+		return evs, rep, err
+	}
+	return evs, rep, verr
+}
+
+var _ api.AuditReader = FileTrail("")
