@@ -234,3 +234,7 @@ func (a *App) close() {
 	}
 	a.holder.Seal()
 }
+
+// AuditStats reports the audit log's group-commit counters (appends, batches,
+// fsyncs), for the benchmark harness and monitoring.
+func (a *App) AuditStats() audit.Stats { return a.audit.Stats() }

@@ -1,0 +1,194 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"encoding/json"
+	"fmt"
+	"image/png"
+	"os"
+	"os/exec"
+	"os/signal"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/blindgate/blindgate/internal/jose"
+	"github.com/blindgate/blindgate/internal/testenv"
+	"github.com/blindgate/blindgate/keyservice/keyring"
+)
+
+// childEnv makes the test binary act as a service child (see TestMain).
+const childEnv = "BLINDGATE_BENCH_CHILD"
+
+func TestMain(m *testing.M) {
+	if cfg := os.Getenv(childEnv); cfg != "" {
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+		err := ChildMain(ctx, cfg, os.Stdin, os.Stdout, os.Stderr)
+		stop()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench child:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func testChildCommand(cfgPath string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"="+cfgPath)
+	return cmd
+}
+
+// TestSmoke runs the whole harness briefly (one worker, a tiny sweep and
+// soak) against real services and Redis, and checks the report is sane. It
+// makes no claim about timings.
+func TestSmoke(t *testing.T) {
+	rdb := testenv.Redis(t) // leases and flushes a database of our own
+	if testing.Short() {
+		t.Skip("starts two service processes")
+	}
+	o := Options{
+		KEKs:               []string{keyring.AlgECDHP256},
+		Concurrency:        []int{1, 2},
+		Duration:           300 * time.Millisecond,
+		Warmup:             100 * time.Millisecond,
+		LimitDuration:      200 * time.Millisecond,
+		PointLimitDuration: 100 * time.Millisecond,
+		RedisAddr:          rdb.Options().Addr,
+		RedisDB:            rdb.Options().DB,
+		RedisFlush:         true,
+		Dir:                t.TempDir(),
+		Soak:               2 * time.Second,
+		SoakSample:         250 * time.Millisecond,
+		SoakWorkers:        1,
+		ChildCommand:       testChildCommand,
+	}
+	if testing.Verbose() {
+		o.Progress = os.Stderr
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	rep, err := Run(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Report
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatalf("report JSON does not read back: %v", err)
+	}
+	if len(back.KEKs) != 1 || len(back.KEKs[0].Limits) == 0 || back.KEKs[0].Limits[0].OpsPerSec <= 0 {
+		t.Fatalf("no crypto limit measured: %+v", back.KEKs)
+	}
+	k := back.KEKs[0]
+	if len(k.Paths) != 3 {
+		t.Fatalf("paths: got %d, want 3", len(k.Paths))
+	}
+	for _, p := range k.Paths {
+		if len(p.Points) != len(o.Concurrency) {
+			t.Fatalf("%s: %d points, want %d", p.Path, len(p.Points), len(o.Concurrency))
+		}
+		for _, pt := range p.Points {
+			if pt.Throughput <= 0 || pt.Requests == 0 {
+				t.Errorf("%s c=%d: no throughput", p.Path, pt.Workers)
+			}
+			if pt.Errors != 0 {
+				t.Errorf("%s c=%d: %d errors %v", p.Path, pt.Workers, pt.Errors, pt.ErrorKinds)
+			}
+			if pt.RatioToLimit <= 0 || pt.P50Ms <= 0 || pt.P99Ms < pt.P50Ms {
+				t.Errorf("%s c=%d: ratio %v p50 %v p99 %v", p.Path, pt.Workers, pt.RatioToLimit, pt.P50Ms, pt.P99Ms)
+			}
+			// CPU time comes in 10 ms ticks, so a slow window may show none:
+			// check that it was measured, not how much.
+			for _, k := range []string{RoleKeyService, RoleGateway, "redis", "loadgen"} {
+				if v, ok := pt.CPUPerReqUs[k]; !ok || v < 0 {
+					t.Errorf("%s c=%d: no CPU figure for %s: %v", p.Path, pt.Workers, k, pt.CPUPerReqUs)
+				}
+			}
+			if pt.PeakRSSMiB[RoleKeyService] <= 0 || pt.PeakRSSMiB[RoleGateway] <= 0 {
+				t.Errorf("%s c=%d: peak RSS missing: %v", p.Path, pt.Workers, pt.PeakRSSMiB)
+			}
+		}
+		if p.RatioToLimit <= 0 || p.BestWorkers == 0 {
+			t.Errorf("%s: ratio to limit not computed", p.Path)
+		}
+	}
+	sub := k.path(PathSubmit)
+	if sub.RatioToInspect <= 0 || sub.HalfLoad == nil || sub.HalfLoad.Requests == 0 {
+		t.Errorf("submit: ratio to inspect %v, half load %+v", sub.RatioToInspect, sub.HalfLoad)
+	}
+	if back.Soak == nil || len(back.Soak.Samples) == 0 || back.Soak.Requests == 0 {
+		t.Errorf("soak: %+v", back.Soak)
+	}
+	if len(back.Targets) == 0 {
+		t.Error("no targets evaluated")
+	}
+	img, err := Chart(&back)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := png.Decode(bytes.NewReader(img)); err != nil {
+		t.Fatalf("chart is not a PNG: %v", err)
+	}
+	var md bytes.Buffer
+	PrintSummary(&md, &back)
+	if !bytes.Contains(md.Bytes(), []byte("| inspect |")) {
+		t.Errorf("summary lacks the inspect rows:\n%s", md.String())
+	}
+}
+
+// TestStdlibDecryptMatchesJose keeps the reference decrypt of the limit
+// measurement honest: it must open what jose.Encrypt makes, to the same
+// plaintext jose.Decrypt gives.
+func TestStdlibDecryptMatchesJose(t *testing.T) {
+	fx, err := newFixture(t.TempDir(), keyring.AlgECDHP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwe, err := fx.cardJWE("cs_1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, want, err := jose.Decrypt(jwe, fx.priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ek, err := fx.priv.(*ecdsa.PrivateKey).ECDH()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := stdlibDecryptECDHES(jwe, ek)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("stdlib decrypt: %v (equal %v)", err, bytes.Equal(got, want))
+	}
+	tampered := bytes.Clone(jwe)
+	tampered[len(tampered)-3] ^= 1
+	if _, err := stdlibDecryptECDHES(tampered, ek); err == nil {
+		t.Fatal("a tampered tag decrypted")
+	}
+}
+
+func TestHistQuantiles(t *testing.T) {
+	var h hist
+	for i := 1; i <= 1000; i++ {
+		h.add(time.Duration(i) * time.Microsecond)
+	}
+	for _, c := range []struct {
+		q    float64
+		want time.Duration
+	}{{0.5, 500 * time.Microsecond}, {0.99, 990 * time.Microsecond}} {
+		got := h.quantile(c.q)
+		if d := float64(got-c.want) / float64(c.want); d > 0.04 || d < -0.04 {
+			t.Errorf("q%.2f = %v, want about %v", c.q, got, c.want)
+		}
+	}
+	if h.mean() < 495*time.Microsecond || h.mean() > 505*time.Microsecond {
+		t.Errorf("mean %v", h.mean())
+	}
+}

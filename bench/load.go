@@ -1,0 +1,374 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/blindgate/blindgate/keyservice/client"
+)
+
+// Paths the bench drives.
+const (
+	PathInspect = "inspect" // key service POST /v1/inspect, signed (the gateway's call)
+	PathReveal  = "reveal"  // key service POST /v1/reveal, signed (the back office's call)
+	PathSubmit  = "submit"  // gateway POST /checkout/{session}/submit: the shopper's whole checkout
+)
+
+// driver sends one kind of request. prepare readies n requests before a
+// window opens, so that signing, session creation and card encryption (the
+// client's work) stay out of the timed loop; if a window outruns what was
+// prepared, send prepares inline and counts it.
+type driver interface {
+	prepare(ctx context.Context, n int) error
+	send(ctx context.Context) error
+	inline() int64
+	closeIdle()
+}
+
+// httpError is a non-2xx answer, classified by status and error code.
+type httpError struct {
+	status int
+	code   string
+}
+
+func (e *httpError) Error() string { return fmt.Sprintf("%d/%s", e.status, e.code) }
+
+// newHost is the load generator's client for one service: fasthttp's
+// HostClient keeps one keep-alive connection per busy worker and costs a
+// fraction of net/http's CPU per request, which matters because the load
+// generator shares the machine's cores with the services it measures.
+func newHost(addr string) *fasthttp.HostClient {
+	return &fasthttp.HostClient{
+		Addr: addr, MaxConns: 4096, MaxIdleConnDuration: time.Minute,
+		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second,
+		NoDefaultUserAgentHeader: true, MaxIdemponentCallAttempts: 1,
+	}
+}
+
+// post sends body and reads the answer, keeping the connection alive. A
+// non-2xx answer is an *httpError; into, when set, receives a 2xx body.
+func post(hc *fasthttp.HostClient, path string, body []byte, header map[string]string, into any) error {
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer func() {
+		fasthttp.ReleaseRequest(req)
+		fasthttp.ReleaseResponse(resp)
+	}()
+	req.SetRequestURI("http://" + hc.Addr + path)
+	req.Header.SetMethod(fasthttp.MethodPost)
+	req.Header.SetContentType("application/json")
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	req.SetBodyRaw(body)
+	if err := hc.Do(req, resp); err != nil {
+		return err
+	}
+	if st := resp.StatusCode(); st/100 != 2 {
+		var eb client.ErrorBody
+		_ = json.Unmarshal(resp.Body(), &eb)
+		return &httpError{status: st, code: eb.Error.Code}
+	}
+	if into != nil {
+		return json.Unmarshal(resp.Body(), into)
+	}
+	return nil
+}
+
+// signedDriver posts one body to a key-service endpoint, each time with a
+// fresh signature (a jti is single-use). Signatures are made ahead, in
+// parallel, between windows.
+type signedDriver struct {
+	hc     *fasthttp.HostClient
+	url    string // what the signature names (htu)
+	path   string
+	body   []byte
+	signer *client.Signer
+
+	mu       sync.Mutex
+	auths    []string
+	next     atomic.Int64
+	inlined  atomic.Int64
+	presign  bool
+	prepared time.Time
+}
+
+func (d *signedDriver) prepare(ctx context.Context, n int) error {
+	d.inlined.Store(0)
+	if !d.presign {
+		return nil
+	}
+	auths := make([]string, n)
+	var wg sync.WaitGroup
+	var firstErr atomic.Pointer[error]
+	workers := runtime.GOMAXPROCS(0)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n && ctx.Err() == nil; i += workers {
+				a, err := d.signer.Authorization(http.MethodPost, d.url, d.body)
+				if err != nil {
+					firstErr.CompareAndSwap(nil, &err)
+					return
+				}
+				auths[i] = a
+			}
+		}()
+	}
+	wg.Wait()
+	if p := firstErr.Load(); p != nil {
+		return *p
+	}
+	d.mu.Lock()
+	d.auths = auths
+	d.prepared = time.Now()
+	d.mu.Unlock()
+	d.next.Store(0)
+	return ctx.Err()
+}
+
+func (d *signedDriver) auth() (string, error) {
+	i := d.next.Add(1) - 1
+	d.mu.Lock()
+	auths, at := d.auths, d.prepared
+	d.mu.Unlock()
+	// A signature older than half its lifetime is not worth the risk of
+	// expiring in flight; sign a fresh one.
+	if i < int64(len(auths)) && time.Since(at) < client.MaxTTL/2 {
+		return auths[i], nil
+	}
+	d.inlined.Add(1)
+	return d.signer.Authorization(http.MethodPost, d.url, d.body)
+}
+
+func (d *signedDriver) send(context.Context) error {
+	a, err := d.auth()
+	if err != nil {
+		return err
+	}
+	return post(d.hc, d.path, d.body, map[string]string{"Authorization": a}, nil)
+}
+
+func (d *signedDriver) inline() int64 { return d.inlined.Load() }
+func (d *signedDriver) closeIdle()    { d.hc.CloseIdleConnections() }
+
+// submitDriver completes checkouts through the gateway. Every submission
+// needs its own session (a session completes on its first success) and a
+// card JWE bound to that session id, so both are made ahead through the
+// merchant API and the public KEK, as a merchant server and a shopper's
+// browser would.
+type submitDriver struct {
+	hc        *fasthttp.HostClient
+	secretKey string
+	fx        *fixture
+
+	mu      sync.Mutex
+	items   []submitItem
+	next    atomic.Int64
+	inlined atomic.Int64
+}
+
+type submitItem struct {
+	path string
+	body []byte
+}
+
+func (d *submitDriver) prepare(ctx context.Context, n int) error {
+	d.inlined.Store(0)
+	d.mu.Lock()
+	// Keep what the last window left unused; drop what it consumed.
+	used := min(int(d.next.Load()), len(d.items))
+	d.items = append([]submitItem(nil), d.items[used:]...)
+	d.next.Store(0)
+	need := n - len(d.items)
+	d.mu.Unlock()
+	if need <= 0 {
+		return nil
+	}
+	made := make([]submitItem, need)
+	var wg sync.WaitGroup
+	var firstErr atomic.Pointer[error]
+	workers := 4 * runtime.GOMAXPROCS(0)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < need && ctx.Err() == nil; i += workers {
+				it, err := d.newItem(ctx)
+				if err != nil {
+					firstErr.CompareAndSwap(nil, &err)
+					return
+				}
+				made[i] = it
+			}
+		}()
+	}
+	wg.Wait()
+	if p := firstErr.Load(); p != nil {
+		return *p
+	}
+	d.mu.Lock()
+	d.items = append(d.items, made...)
+	d.mu.Unlock()
+	return ctx.Err()
+}
+
+// newItem creates a checkout session (merchant API) and encrypts the card
+// for it (the page's job).
+func (d *submitDriver) newItem(ctx context.Context) (submitItem, error) {
+	if err := ctx.Err(); err != nil {
+		return submitItem{}, err
+	}
+	var s struct {
+		ID string `json:"id"`
+	}
+	err := post(d.hc, "/v1/checkout/sessions", []byte(`{}`), map[string]string{"Authorization": "Bearer " + d.secretKey}, &s)
+	if err != nil || s.ID == "" {
+		return submitItem{}, fmt.Errorf("bench: create checkout session: %v", err)
+	}
+	jwe, err := d.fx.cardJWE(s.ID)
+	if err != nil {
+		return submitItem{}, err
+	}
+	body, _ := json.Marshal(map[string]string{"card_jwe": string(jwe)})
+	return submitItem{path: "/checkout/" + s.ID + "/submit", body: body}, nil
+}
+
+func (d *submitDriver) send(ctx context.Context) error {
+	i := d.next.Add(1) - 1
+	d.mu.Lock()
+	var it submitItem
+	ok := i < int64(len(d.items))
+	if ok {
+		it = d.items[i]
+	}
+	d.mu.Unlock()
+	if !ok {
+		d.inlined.Add(1)
+		var err error
+		if it, err = d.newItem(ctx); err != nil {
+			return err
+		}
+	}
+	return post(d.hc, it.path, it.body, nil, nil)
+}
+
+func (d *submitDriver) inline() int64 { return d.inlined.Load() }
+func (d *submitDriver) closeIdle()    { d.hc.CloseIdleConnections() }
+
+// window is the result of driving one load pattern for a while.
+type window struct {
+	ok, failed int64
+	errKinds   map[string]int64
+	lat        hist
+	elapsed    time.Duration
+}
+
+// drive runs workers closed-loop (each sends its next request as soon as
+// the previous answer arrives) or, with rate > 0, paced: request k is due at
+// start + k/rate and its latency counts from when it was due, so a service
+// that falls behind is charged for the queueing it causes. Only requests
+// that complete inside the window [warmup, warmup+dur) are counted; mark is
+// called at both edges (to snapshot CPU and memory).
+func drive(ctx context.Context, d driver, workers int, rate float64, warmup, dur time.Duration, mark func(edge int)) window {
+	const (
+		phaseWarm = iota
+		phaseMeasure
+		phaseDone
+	)
+	var phase atomic.Int32
+	var ticket atomic.Int64
+	type wres struct {
+		h       hist
+		ok, bad int64
+		kinds   map[string]int64
+	}
+	res := make([]*wres, workers)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := range workers {
+		r := &wres{kinds: map[string]int64{}}
+		res[w] = r
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil && phase.Load() != phaseDone {
+				t0 := time.Now()
+				if rate > 0 {
+					due := start.Add(time.Duration(float64(ticket.Add(1)-1) / rate * float64(time.Second)))
+					if wait := time.Until(due); wait > 0 {
+						select {
+						case <-time.After(wait):
+						case <-ctx.Done():
+							return
+						}
+					}
+					t0 = due
+				}
+				err := d.send(ctx)
+				lat := time.Since(t0)
+				if phase.Load() != phaseMeasure {
+					continue
+				}
+				if err != nil {
+					r.bad++
+					r.kinds[errKind(err)]++
+					continue
+				}
+				r.ok++
+				r.h.add(lat)
+			}
+		}()
+	}
+	sleepCtx(ctx, warmup)
+	mark(0)
+	phase.Store(phaseMeasure)
+	t0 := time.Now()
+	sleepCtx(ctx, dur)
+	phase.Store(phaseDone)
+	elapsed := time.Since(t0)
+	mark(1)
+	wg.Wait()
+	out := window{errKinds: map[string]int64{}, elapsed: elapsed}
+	for _, r := range res {
+		out.ok += r.ok
+		out.failed += r.bad
+		out.lat.merge(&r.h)
+		for k, v := range r.kinds {
+			out.errKinds[k] += v
+		}
+	}
+	return out
+}
+
+func errKind(err error) string {
+	var he *httpError
+	if errors.As(err, &he) {
+		return he.Error()
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return "canceled"
+	}
+	if errors.Is(err, fasthttp.ErrTimeout) {
+		return "timeout"
+	}
+	return "transport"
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
