@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/blindgate/blindgate/bench"
+	"github.com/blindgate/blindgate/internal/bench"
 )
 
 // benchCmd load-tests the key service and the gateway (see BENCHMARKS.md).
