@@ -309,3 +309,27 @@ func TestGatewayMetrics(t *testing.T) {
 		t.Fatal("no count for the submit route")
 	}
 }
+
+// TestHSTSOnlyOverTLS: browsers are told to stay on HTTPS only when the
+// gateway is served over TLS (a plain-HTTP demo must not pin itself).
+func TestHSTSOnlyOverTLS(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		tls  bool
+	}{{"tls/hsts", true}, {"http/none", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newTestServer(t, fixtureOpt{tls: tc.tls})
+			sid := f.newSession(t, nil)
+			for _, path := range []string{"/checkout/" + sid, "/v1/keys", "/embed.js"} {
+				a := f.do(t, http.MethodGet, path, "", nil)
+				hsts := a.header.Get("Strict-Transport-Security")
+				if tc.tls != strings.Contains(hsts, "max-age=") {
+					t.Fatalf("%s: Strict-Transport-Security %q with TLS=%v", path, hsts, tc.tls)
+				}
+				if a.header.Get("X-Content-Type-Options") != "nosniff" || a.header.Get("Referrer-Policy") != "no-referrer" {
+					t.Fatalf("%s: headers %v", path, a.header)
+				}
+			}
+		})
+	}
+}

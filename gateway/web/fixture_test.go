@@ -149,6 +149,7 @@ type fixtureOpt struct {
 	stores    *storeSet
 	inspector ingest.Inspector
 	limits    *ingest.Limits
+	tls       bool
 }
 
 func newTestServer(t *testing.T, o fixtureOpt) *gwFixture {
@@ -203,7 +204,7 @@ func newTestServer(t *testing.T, o fixtureOpt) *gwFixture {
 		Keys:       kek.New(kz.checkout, time.Second, time.Minute),
 		KeyService: kz.backoffice, Operators: f.ops, WebSessions: s.webs, Limiter: s.limiter,
 		Audit: gwAudit, Assets: assets, Pages: pages, Log: log,
-		Config: web.Config{PublicURL: "https://pay.example", Now: func() time.Time { return *f.now }},
+		Config: web.Config{PublicURL: "https://pay.example", TLS: o.tls, Now: func() time.Time { return *f.now }},
 	})
 	return f
 }
