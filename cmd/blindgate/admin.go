@@ -120,7 +120,7 @@ func operatorsCmd(ctx context.Context, args []string, out io.Writer) error {
 		if generated {
 			fmt.Fprintf(out, "password (shown once):\n  %s\n", pw)
 		}
-		ev := audit.Event{Event: audit.EventOperatorChange, Actor: cliActor(), Resource: op.ID, Reason: "created as " + string(op.Role) + " for " + scope, Outcome: audit.OutcomeSuccess}
+		ev := audit.Event{Event: audit.EventOperatorChange, Actor: audit.CLIActor(), Resource: op.ID, Reason: "created as " + string(op.Role) + " for " + scope, Outcome: audit.OutcomeSuccess}
 		switch err := audit.AppendOnce(ctx, *auditPath, ev); {
 		case errors.Is(err, audit.ErrLocked):
 			// A running gateway holds its log; the change is in the store and
@@ -144,16 +144,6 @@ func operatorsCmd(ctx context.Context, args []string, out io.Writer) error {
 	default:
 		return fmt.Errorf("operators: unknown subcommand %q", args[0])
 	}
-}
-
-// cliActor names who ran an admin command, for the audit trail.
-func cliActor() string {
-	for _, v := range []string{"SUDO_USER", "USER"} {
-		if u := os.Getenv(v); u != "" {
-			return "cli:" + u
-		}
-	}
-	return "cli"
 }
 
 func envOr(name, def string) string {

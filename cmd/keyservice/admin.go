@@ -314,22 +314,11 @@ func envOr(name, def string) string {
 // service runs it holds the log's lock; then it records the change itself
 // when it reloads the file, and this only says so.
 func recordAdmin(path string, e audit.Event, out io.Writer) {
-	e.Actor, e.Outcome = adminActor(), audit.OutcomeSuccess
+	e.Actor, e.Outcome = audit.CLIActor(), audit.OutcomeSuccess
 	switch err := audit.AppendOnce(context.Background(), path, e); {
 	case errors.Is(err, audit.ErrLocked):
 		fmt.Fprintln(out, "the running key service holds the audit log; it records this change when it reloads")
 	case err != nil:
 		fmt.Fprintf(out, "WARNING: could not record this change in the audit log: %v\n", err)
 	}
-}
-
-// adminActor names who ran an admin command, for the audit trail.
-func adminActor() string {
-	if u := os.Getenv("SUDO_USER"); u != "" {
-		return "cli:" + u
-	}
-	if u := os.Getenv("USER"); u != "" {
-		return "cli:" + u
-	}
-	return "cli"
 }

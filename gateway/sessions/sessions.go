@@ -196,18 +196,6 @@ func ValidID(id string) bool {
 	return randid.Valid(IDPrefix, id)
 }
 
-func validMerchantID(id string) bool {
-	if id == "" || len(id) > 64 {
-		return false
-	}
-	for _, c := range id {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
-
 // prepare fills defaults and validates a new session.
 func prepare(s Session, now time.Time) (Session, error) {
 	if s.ID == "" {
@@ -219,7 +207,7 @@ func prepare(s Session, now time.Time) (Session, error) {
 	} else if !ValidID(s.ID) {
 		return s, fmt.Errorf("%w: id", ErrInvalid)
 	}
-	if !validMerchantID(s.MerchantID) {
+	if !randid.KeySafe(s.MerchantID) {
 		return s, fmt.Errorf("%w: merchant_id", ErrInvalid)
 	}
 	if len(s.AllowedOrigins) == 0 || len(s.AllowedOrigins) > maxOrigins {

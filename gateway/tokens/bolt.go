@@ -11,6 +11,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/blindgate/blindgate/internal/boltx"
+	"github.com/blindgate/blindgate/internal/randid"
 )
 
 // Bolt is the embedded Store for the single-binary demo. One bbolt file may
@@ -295,7 +296,7 @@ func (b *Bolt) List(ctx context.Context, merchantID, cursor string, limit int) (
 	if err := checkCtx(ctx); err != nil {
 		return nil, "", err
 	}
-	if !validMerchantID(merchantID) {
+	if !randid.KeySafe(merchantID) {
 		return nil, "", fmt.Errorf("%w: merchant id", ErrInvalid)
 	}
 	limit = clampLimit(limit, DefaultListLimit, MaxListLimit)

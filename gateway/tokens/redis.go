@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/blindgate/blindgate/internal/randid"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -223,7 +224,7 @@ func fromFields(h map[string]string) (Token, string, error) {
 
 // Get implements Store.
 func (r *Redis) Get(ctx context.Context, merchantID, id string) (Token, error) {
-	if !validMerchantID(merchantID) || !ValidID(id) {
+	if !randid.KeySafe(merchantID) || !ValidID(id) {
 		return Token{}, ErrNotFound
 	}
 	h, err := r.rdb.HGetAll(ctx, r.recKey(merchantID, id)).Result()
@@ -265,7 +266,7 @@ func (r *Redis) Lookup(ctx context.Context, id string) (Token, error) {
 
 // Delete implements Store.
 func (r *Redis) Delete(ctx context.Context, merchantID, id string) error {
-	if !validMerchantID(merchantID) || !ValidID(id) {
+	if !randid.KeySafe(merchantID) || !ValidID(id) {
 		return ErrNotFound
 	}
 	m := merchantID
@@ -340,7 +341,7 @@ func memberID(orderKey string) string {
 
 // List implements Store.
 func (r *Redis) List(ctx context.Context, merchantID, cursor string, limit int) ([]Token, string, error) {
-	if !validMerchantID(merchantID) {
+	if !randid.KeySafe(merchantID) {
 		return nil, "", fmt.Errorf("%w: merchant id", ErrInvalid)
 	}
 	limit = clampLimit(limit, DefaultListLimit, MaxListLimit)

@@ -158,20 +158,6 @@ func ValidID(id string) bool {
 	return randid.Valid(IDPrefix, id)
 }
 
-// validMerchantID: merchant ids end up inside Redis hash tags and bbolt key
-// prefixes, so braces, separators and NULs must never reach them.
-func validMerchantID(id string) bool {
-	if id == "" || len(id) > 64 {
-		return false
-	}
-	for _, c := range id {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
-
 // validLabel accepts key ids, fingerprints, brands and session ids: printable
 // ASCII without spaces, braces or separators, since they too end up in keys.
 func validLabel(s string, max int) bool {
@@ -198,7 +184,7 @@ func digits(s string) bool {
 
 // prepare validates t and fills its id and creation time.
 func prepare(t Token, cvcJWE string, cvcTTL time.Duration, now time.Time) (Token, error) {
-	if !validMerchantID(t.MerchantID) {
+	if !randid.KeySafe(t.MerchantID) {
 		return t, fmt.Errorf("%w: merchant id", ErrInvalid)
 	}
 	if t.ID == "" {
@@ -324,7 +310,7 @@ func clampLimit(n, def, max int) int {
 // normQuery validates a search and fills its limit.
 func normQuery(q Query) (Query, error) {
 	q.Limit = clampLimit(q.Limit, DefaultSearchLimit, MaxSearchLimit)
-	if q.MerchantID != "" && !validMerchantID(q.MerchantID) {
+	if q.MerchantID != "" && !randid.KeySafe(q.MerchantID) {
 		return q, fmt.Errorf("%w: merchant id", ErrInvalid)
 	}
 	if q.TokenID != "" && !ValidID(q.TokenID) {

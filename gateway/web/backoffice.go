@@ -359,23 +359,8 @@ func (s *Server) boError(c *fiber.Ctx, err error) error {
 				Message: "Your session expired after 15 minutes without activity. Log in again; nothing was done."}
 		}
 	}
-	var ae *apierr.Error
-	var fe *fiber.Error
-	switch {
-	case errors.As(err, &ae):
-	case errors.As(err, &fe):
-		ae = &apierr.Error{Status: fe.Code, Code: "http_" + strconv.Itoa(fe.Code), Message: http.StatusText(fe.Code)}
-		if fe.Code == http.StatusNotFound {
-			ae = apierr.NotFound
-		}
-	default:
-		ae = apierr.Internal.Wrap(err)
-	}
-	if ae.Status >= 500 {
-		s.deps.Log.Error("backoffice request failed", "code", ae.Code, "status", ae.Status, "method", c.Method(), "route", boRouteOf(c), "cause", causeOf(ae))
-	} else {
-		s.deps.Log.Info("backoffice request refused", "code", ae.Code, "status", ae.Status, "method", c.Method(), "route", boRouteOf(c))
-	}
+	ae := apierr.From(err)
+	apierr.LogRequest(s.deps.Log, c, ae)
 	p := boErrorPage{
 		boBase:  s.base(headingOf(ae), "", nil),
 		Status:  ae.Status,
@@ -442,18 +427,4 @@ func plural(n int, unit string) string {
 		return "1 " + unit
 	}
 	return strconv.Itoa(n) + " " + unit + "s"
-}
-
-func causeOf(e *apierr.Error) string {
-	if e.Err == nil {
-		return ""
-	}
-	return fmt.Sprintf("%T: %v", e.Err, e.Err)
-}
-
-func boRouteOf(c *fiber.Ctx) string {
-	if r := c.Route(); r != nil && r.Path != "" {
-		return r.Path
-	}
-	return "unmatched"
 }

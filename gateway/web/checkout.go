@@ -116,7 +116,7 @@ func (r SubmitRequest) Validate() error {
 
 func (s *Server) submit(c *fiber.Ctx) error {
 	var req SubmitRequest
-	if err := bindJSON(c, &req); err != nil {
+	if err := apierr.Bind(c.Body(), &req); err != nil {
 		return err
 	}
 	sub := ingest.Submission{

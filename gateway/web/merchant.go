@@ -1,7 +1,6 @@
 package web
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -73,21 +72,9 @@ type SessionResponse struct {
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
-func bindJSON(c *fiber.Ctx, v interface{ Validate() error }) error {
-	dec := json.NewDecoder(strings.NewReader(string(c.Body())))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return apierr.BadRequest.Wrap(err)
-	}
-	if err := v.Validate(); err != nil {
-		return &apierr.Error{Status: 400, Code: apierr.InvalidField.Code, Message: "Invalid field: " + err.Error(), Err: err}
-	}
-	return nil
-}
-
 func (s *Server) createSession(c *fiber.Ctx) error {
 	var req CreateSessionRequest
-	if err := bindJSON(c, &req); err != nil {
+	if err := apierr.Bind(c.Body(), &req); err != nil {
 		return err
 	}
 	m := merchantOf(c)

@@ -65,21 +65,8 @@ type Body struct {
 // Handler returns the Fiber ErrorHandler shared by both services.
 func Handler(log *slog.Logger) fiber.ErrorHandler {
 	return func(c *fiber.Ctx, err error) error {
-		var ae *Error
-		var fe *fiber.Error
-		switch {
-		case errors.As(err, &ae):
-		case errors.As(err, &fe):
-			// Fiber's own errors (404 route, 405, 413 body limit) have safe messages.
-			ae = fromFiber(fe)
-		default:
-			ae = Internal.Wrap(err)
-		}
-		if ae.Status >= 500 {
-			log.Error("request failed", "code", ae.Code, "status", ae.Status, "method", c.Method(), "route", routeOf(c), "cause", causeText(ae))
-		} else {
-			log.Info("request refused", "code", ae.Code, "status", ae.Status, "method", c.Method(), "route", routeOf(c))
-		}
+		ae := From(err)
+		LogRequest(log, c, ae)
 		if ae.RetryAfter > 0 {
 			secs := int((ae.RetryAfter + time.Second - 1) / time.Second)
 			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(secs))
@@ -89,6 +76,32 @@ func Handler(log *slog.Logger) fiber.ErrorHandler {
 		c.Set(fiber.HeaderCacheControl, "no-store")
 		return c.Status(ae.Status).JSON(b)
 	}
+}
+
+// From gives any handler error its API form: an *Error as is, Fiber's own
+// errors (404 route, 405, 413 body limit) with their safe messages, and
+// anything else as a bare 500 whose cause stays internal.
+func From(err error) *Error {
+	var ae *Error
+	var fe *fiber.Error
+	switch {
+	case errors.As(err, &ae):
+		return ae
+	case errors.As(err, &fe):
+		return fromFiber(fe)
+	default:
+		return Internal.Wrap(err)
+	}
+}
+
+// LogRequest logs a refused (4xx, info) or failed (5xx, error with the cause)
+// request by route template and code: never a value from the request.
+func LogRequest(log *slog.Logger, c *fiber.Ctx, ae *Error) {
+	if ae.Status >= 500 {
+		log.Error("request failed", "code", ae.Code, "status", ae.Status, "method", c.Method(), "route", routeOf(c), "cause", causeText(ae))
+		return
+	}
+	log.Info("request refused", "code", ae.Code, "status", ae.Status, "method", c.Method(), "route", routeOf(c))
 }
 
 func fromFiber(fe *fiber.Error) *Error {

@@ -36,3 +36,18 @@ func Valid(prefix, id string) bool {
 	}
 	return true
 }
+
+// KeySafe reports whether an id from elsewhere (a merchant id) may go into a
+// store key: 1-64 letters, digits, '_' or '-', so no brace can break a Redis
+// hash tag and no separator or NUL can cross a bbolt key prefix.
+func KeySafe(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}

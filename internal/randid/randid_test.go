@@ -17,3 +17,14 @@ func TestNewAndValid(t *testing.T) {
 		}
 	}
 }
+
+func TestKeySafe(t *testing.T) {
+	for id, want := range map[string]bool{
+		"m_abc": true, "m_alpha-2": true, "": false, "m_{x}": false, "m:1": false, "m\x00": false,
+		string(make([]byte, 65)): false, "ok_" + string([]byte{'a'}): true,
+	} {
+		if got := KeySafe(id); got != want {
+			t.Errorf("KeySafe(%q) = %v", id, got)
+		}
+	}
+}

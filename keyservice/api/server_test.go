@@ -225,7 +225,7 @@ func TestSignatureRules(t *testing.T) {
 		}
 	})
 	// Every refusal leaves an audit record.
-	evs, _, _ := kstest.FileTrail(ts.AuditPath).Query(context.Background(), audit.Filter{Event: audit.EventDenied})
+	evs, _, _ := audit.FileTrail(ts.AuditPath).Query(context.Background(), audit.Filter{Event: audit.EventDenied})
 	if len(evs) < 4 {
 		t.Fatalf("want >= 4 denial events, got %d", len(evs))
 	}

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,8 +15,6 @@ import (
 	"github.com/blindgate/blindgate/keyservice/keyring"
 	"github.com/blindgate/blindgate/keyservice/seal"
 )
-
-func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
 
 // healthz says the process is alive; readyz says it can serve decrypts.
 func (s *Server) healthz(c *fiber.Ctx) error {
@@ -119,7 +116,7 @@ func (s *Server) auditQuery(c *fiber.Ctx) error {
 		return apierr.NotFound
 	}
 	var req client.AuditQueryRequest
-	if err := bind(c, &req); err != nil {
+	if err := apierr.Bind(c.Body(), &req); err != nil {
 		return err
 	}
 	events, rep, err := s.deps.Trail.Query(c.UserContext(), audit.Filter{Actor: req.Actor, Outcome: req.Outcome, Event: req.Event, Limit: req.Limit})

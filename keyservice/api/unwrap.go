@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/json"
 	"errors"
 	"strings"
 
@@ -17,26 +16,9 @@ func (s *Server) meta(c *fiber.Ctx) unwrap.Meta {
 	return unwrap.Meta{Client: callerOf(c).ClientID, Origin: strings.Clone(c.IP())}
 }
 
-// bind decodes a JSON body strictly; json.Unmarshal copies strings, so nothing
-// keeps Fiber's reused buffer alive past the handler.
-func bind(c *fiber.Ctx, v interface{ Validate() error }) error {
-	dec := json.NewDecoder(bytesReader(c.Body()))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return apierr.BadRequest.Wrap(err)
-	}
-	if dec.More() {
-		return apierr.BadRequest
-	}
-	if err := v.Validate(); err != nil {
-		return apierr.InvalidField.Wrap(err)
-	}
-	return nil
-}
-
 func (s *Server) inspect(c *fiber.Ctx) error {
 	var req client.InspectRequest
-	if err := bind(c, &req); err != nil {
+	if err := apierr.Bind(c.Body(), &req); err != nil {
 		return err
 	}
 	m, err := s.deps.Unwrap.Inspect(c.UserContext(), s.meta(c), req.JWE, req.Session)
@@ -52,7 +34,7 @@ func (s *Server) inspect(c *fiber.Ctx) error {
 
 func (s *Server) reveal(c *fiber.Ctx) error {
 	var req client.RevealRequest
-	if err := bind(c, &req); err != nil {
+	if err := apierr.Bind(c.Body(), &req); err != nil {
 		return err
 	}
 	r, err := s.deps.Unwrap.Reveal(c.UserContext(), s.meta(c), req.JWE, req.Actor, req.Reason, req.Token)
@@ -65,7 +47,7 @@ func (s *Server) reveal(c *fiber.Ctx) error {
 
 func (s *Server) rewrap(c *fiber.Ctx) error {
 	var req client.RewrapRequest
-	if err := bind(c, &req); err != nil {
+	if err := apierr.Bind(c.Body(), &req); err != nil {
 		return err
 	}
 	out, kid, err := s.deps.Unwrap.Rewrap(c.UserContext(), s.meta(c), req.JWE, req.Token)

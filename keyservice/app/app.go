@@ -90,7 +90,7 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 	svc := unwrap.New(a.holder, a.audit, limiter, log, unwrap.Config{Freshness: cfg.Freshness, Limits: limits})
 	a.server = api.New(api.Deps{
 		Unwrap: svc, Verifier: verifier, Seal: a.holder, Audit: a.audit,
-		Trail: trail{path: cfg.AuditPath}, Redis: pinger, Log: log,
+		Trail: audit.FileTrail(cfg.AuditPath), Redis: pinger, Log: log,
 	})
 	a.watch = &watcher{holder: a.holder, clients: clients, clientsPath: cfg.ClientsPath, audit: a.audit, log: log}
 	return a, nil

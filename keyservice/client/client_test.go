@@ -354,6 +354,12 @@ func TestRedaction(t *testing.T) {
 			}
 		}
 	}
+	// A revealed card logs no card field at all, not even a redacted one.
+	logBuf.Reset()
+	log.Info("value", "v", client.RevealResponse{PAN: testPAN, ExpMonth: 1, ExpYear: 2030})
+	if strings.Contains(logBuf.String(), `"pan"`) || strings.Contains(logBuf.String(), "exp_") {
+		t.Fatalf("RevealResponse logs card fields: %s", logBuf.String())
+	}
 	// The wire form still carries the data.
 	b, _ := json.Marshal(client.RevealResponse{PAN: testPAN})
 	if !strings.Contains(string(b), testPAN) {

@@ -10,11 +10,9 @@
 package kstest
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -139,7 +137,7 @@ func NewZone(t testing.TB, o Options) *Zone {
 	z.Service = unwrap.New(z.Holder, z.Audit, o.Limiter, o.Log, unwrap.Config{Limits: limits})
 	z.Server = api.New(api.Deps{
 		Unwrap: z.Service, Verifier: &sigauth.Verifier{Audience: Audience, Clients: z.Clients, Replay: o.Replay},
-		Seal: z.Holder, Audit: z.Audit, Trail: FileTrail(z.AuditPath), Redis: o.Redis, Log: o.Log,
+		Seal: z.Holder, Audit: z.Audit, Trail: audit.FileTrail(z.AuditPath), Redis: o.Redis, Log: o.Log,
 	})
 	if o.Listen {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -186,29 +184,11 @@ func (z *Zone) Encrypt(t testing.TB, plaintext, session string) string {
 // Events reads the zone's audit trail, newest first.
 func (z *Zone) Events(t testing.TB, f audit.Filter) []audit.Event {
 	t.Helper()
-	evs, _, err := FileTrail(z.AuditPath).Query(context.Background(), f)
+	evs, _, err := audit.FileTrail(z.AuditPath).Query(context.Background(), f)
 	if err != nil {
 		t.Fatalf("key service audit: %v", err)
 	}
 	return evs
 }
 
-// FileTrail reads an audit file for POST /v1/audit/query as the key service
-// binary does: the chain check over the whole file, then the filtered events.
-type FileTrail string
-
-// Query implements api.AuditReader.
-func (p FileTrail) Query(_ context.Context, f audit.Filter) ([]audit.Event, audit.Report, error) {
-	b, err := os.ReadFile(string(p))
-	if err != nil {
-		return nil, audit.Report{}, err
-	}
-	rep, verr := audit.Verify(bytes.NewReader(b))
-	evs, err := audit.Read(bytes.NewReader(b), f)
-	if err != nil {
-		return evs, rep, err
-	}
-	return evs, rep, verr
-}
-
-var _ api.AuditReader = FileTrail("")
+var _ api.AuditReader = audit.FileTrail("")
