@@ -291,19 +291,10 @@ func parseJWK(raw []byte) (PublicKey, string, error) {
 
 // jwxParsePublic converts a pre-checked JWK to a raw public key, refusing
 // anything jwx considers private.
-func jwxParsePublic(raw []byte) (pub crypto.PublicKey, err error) {
-	defer func() {
-		if recover() != nil {
-			pub, err = nil, fmt.Errorf("%w: JWK", ErrMalformed)
-		}
-	}()
-	jk, err := jwk.ParseKey(raw)
+func jwxParsePublic(raw []byte) (crypto.PublicKey, error) {
+	v, err := jwxRaw(raw)
 	if err != nil {
-		return nil, fmt.Errorf("%w: JWK", ErrMalformed)
-	}
-	var v any
-	if err := jk.Raw(&v); err != nil {
-		return nil, fmt.Errorf("%w: JWK", ErrMalformed)
+		return nil, err
 	}
 	switch k := v.(type) {
 	case *rsa.PublicKey, *ecdsa.PublicKey, ed25519.PublicKey:
@@ -424,19 +415,29 @@ func ParsePrivateJWK(data []byte) (kid string, key crypto.Signer, err error) {
 	return kid, key, nil
 }
 
-func jwxParsePrivate(raw []byte) (key crypto.Signer, err error) {
+// jwxRaw is the one place a JWK goes through jwx to a raw Go key. jwx's
+// error text is dropped, and a panic inside the third-party parser becomes
+// ErrMalformed rather than a crash.
+func jwxRaw(raw []byte) (v any, err error) {
 	defer func() {
 		if recover() != nil {
-			key, err = nil, fmt.Errorf("%w: JWK", ErrMalformed)
+			v, err = nil, fmt.Errorf("%w: JWK", ErrMalformed)
 		}
 	}()
 	jk, err := jwk.ParseKey(raw)
 	if err != nil {
 		return nil, fmt.Errorf("%w: JWK", ErrMalformed)
 	}
-	var v any
 	if err := jk.Raw(&v); err != nil {
 		return nil, fmt.Errorf("%w: JWK", ErrMalformed)
+	}
+	return v, nil
+}
+
+func jwxParsePrivate(raw []byte) (crypto.Signer, error) {
+	v, err := jwxRaw(raw)
+	if err != nil {
+		return nil, err
 	}
 	switch k := v.(type) {
 	case ed25519.PrivateKey:
