@@ -340,7 +340,7 @@ const wait = 15 * time.Second
 
 func (f *fixture) openCheckout(t *testing.T, tb *browsertest.Tab, id string) {
 	t.Helper()
-	tb.Do(t, chromedp.Navigate(f.gwOrigin()+"/checkout/"+id))
+	tb.Do(t, browsertest.Navigate(f.gwOrigin()+"/checkout/"+id))
 	tb.WaitFor(t, `document.documentElement.classList.contains("bg-ready")`, wait)
 }
 
@@ -819,7 +819,7 @@ func testEmbed(t *testing.T, f *fixture) {
 	f.addSession(id, session{locale: "en", parentOrigin: f.parentOrigin(), keys: "p384"})
 	tb := f.newTab(t)
 	q := url.Values{"session": {id}, "evil1": {f.evil.URL + "/evil.html"}, "evil2": {f.gwOrigin() + "/test/evil.html"}}
-	tb.Do(t, chromedp.Navigate(f.parentOrigin()+"/parent.html?"+q.Encode()))
+	tb.Do(t, browsertest.Navigate(f.parentOrigin()+"/parent.html?"+q.Encode()))
 
 	// The checkout says it is ready, and all three impostors have posted.
 	tb.WaitFor(t, fmt.Sprintf(`window.__seen && __seen.some(function (m) { return m.origin === %q && m.type === "blindgate:ready"; })`, f.gwOrigin()), wait)

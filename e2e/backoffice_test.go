@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/blindgate/blindgate/internal/browsertest"
 	"github.com/pquerna/otp/totp"
 
 	"github.com/blindgate/blindgate/internal/audit"
@@ -34,7 +36,7 @@ func TestBackOffice(t *testing.T) {
 
 	t.Run("login/password-then-totp-enrolment", func(t *testing.T) {
 		run(t, tab, 30*time.Second,
-			chromedp.Navigate(s.GatewayURL+"/backoffice/login"),
+			browsertest.Navigate(s.GatewayURL+"/backoffice/login"),
 			chromedp.WaitVisible(chromedp.ID("bo-username")),
 			chromedp.SendKeys(chromedp.ID("bo-username"), alice.Username),
 			chromedp.SendKeys(chromedp.ID("bo-password"), alice.Password),
@@ -64,7 +66,7 @@ func TestBackOffice(t *testing.T) {
 			t.Errorf("search last4=%s: %v, want [%s]", mc.Card.Last4, got, mc.Token)
 		}
 		run(t, tab, 30*time.Second,
-			chromedp.Navigate(s.GatewayURL+"/backoffice/tokens"),
+			browsertest.Navigate(s.GatewayURL+"/backoffice/tokens"),
 			chromedp.WaitVisible(chromedp.ID("f-token")),
 			chromedp.SendKeys(chromedp.ID("f-token"), visa.Token),
 		)
@@ -81,7 +83,7 @@ func TestBackOffice(t *testing.T) {
 
 	revealIn := func(t *testing.T, p payment, reason string) (int64, string) {
 		run(t, tab, 30*time.Second,
-			chromedp.Navigate(s.GatewayURL+"/backoffice/tokens/"+p.Token),
+			browsertest.Navigate(s.GatewayURL+"/backoffice/tokens/"+p.Token),
 			chromedp.WaitVisible(chromedp.ID("bo-reason")),
 			chromedp.SendKeys(chromedp.ID("bo-reason"), reason),
 		)

@@ -42,7 +42,7 @@ func newBrowser(t *testing.T, name string) context.Context {
 func pageText(ctx context.Context, url string, timeout time.Duration) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
+	if err := chromedp.Do(ctx, browsertest.Navigate(url)); err != nil {
 		return "", err
 	}
 	return chromedp.Run(ctx, chromedp.Evaluate[string](`document.documentElement ? document.documentElement.innerText : ""`))

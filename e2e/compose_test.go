@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/blindgate/blindgate/internal/browsertest"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/blindgate/blindgate/deploy/images"
@@ -295,7 +297,7 @@ func testComposeUp(t *testing.T, file string) {
 	t.Logf("compose stack up by its documented steps in %s", time.Since(start).Round(100*time.Millisecond))
 
 	tab := newBrowser(t, "compose-shop")
-	run(t, tab, 30*time.Second, chromedp.Navigate(shop), chromedp.WaitVisible(chromedp.ID("pay")), chromedp.Click(chromedp.ID("pay")))
+	run(t, tab, 30*time.Second, browsertest.Navigate(shop), chromedp.WaitVisible(chromedp.ID("pay")), chromedp.Click(chromedp.ID("pay")))
 	frame := attachFrame(t, tab, gateway+"/checkout/")
 	c0 := brandCards[0]
 	typeCard(t, frame, c0)

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/blindgate/blindgate/internal/browsertest"
 )
 
 // merchantPage is the merchant's own page, served by this process on
@@ -98,7 +100,7 @@ type pageState struct {
 // cross-site), once its form is ready.
 func (s *stack) checkoutFrame(t *testing.T, tab context.Context, sid string) context.Context {
 	t.Helper()
-	run(t, tab, 30*time.Second, chromedp.Navigate(s.Page.Origin+"/?session="+sid))
+	run(t, tab, 30*time.Second, browsertest.Navigate(s.Page.Origin+"/?session="+sid))
 	frame := attachFrame(t, tab, s.GatewayURL+"/checkout/"+sid)
 	run(t, frame, 30*time.Second, chromedp.WaitEnabled(chromedp.ID("bg-number")))
 	return frame

@@ -61,7 +61,7 @@ func TestDemoPayInBrowser(t *testing.T) {
 	// The shop waits on the demo's gateway and key service: allow more than
 	// the default per step.
 	tab := browsertest.NewTab(t, browser, browsertest.WithTimeout(30*time.Second))
-	tab.Do(t, chromedp.Navigate(d.shopURL), chromedp.WaitVisible(chromedp.ID("pay")), chromedp.Click(chromedp.ID("pay")))
+	tab.Do(t, browsertest.Navigate(d.shopURL), chromedp.WaitVisible(chromedp.ID("pay")), chromedp.Click(chromedp.ID("pay")))
 
 	frame := browsertest.AttachFrame(t, tab, d.gatewayURL+"/checkout/")
 	frame.Do(t, chromedp.WaitEnabled(chromedp.ID("bg-number")))
@@ -107,12 +107,12 @@ func TestDemoPayInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	bo := browsertest.NewTab(t, browser, browsertest.WithTimeout(30*time.Second))
-	bo.Do(t, chromedp.Navigate(d.gatewayURL+"/backoffice/login"), chromedp.WaitVisible(chromedp.ID("bo-username")),
+	bo.Do(t, browsertest.Navigate(d.gatewayURL+"/backoffice/login"), chromedp.WaitVisible(chromedp.ID("bo-username")),
 		chromedp.SendKeys(chromedp.ID("bo-username"), rev.Username),
 		chromedp.SendKeys(chromedp.ID("bo-password"), rev.Password),
 		chromedp.SendKeys(chromedp.ID("bo-code"), code+"\r"))
 	bo.WaitFor(t, `location.pathname === "/backoffice/tokens"`, 15*time.Second)
-	bo.Do(t, chromedp.Navigate(d.gatewayURL+"/backoffice/tokens/"+token), chromedp.WaitVisible(chromedp.ID("bo-reason")),
+	bo.Do(t, browsertest.Navigate(d.gatewayURL+"/backoffice/tokens/"+token), chromedp.WaitVisible(chromedp.ID("bo-reason")),
 		chromedp.SendKeys(chromedp.ID("bo-reason"), "Demo: customer asked"), chromedp.Click(chromedp.ID("bo-reveal-btn")))
 	bo.WaitFor(t, `document.getElementById("bo-pan") !== null`, 15*time.Second)
 	if got := strings.ReplaceAll(browsertest.Eval[string](t, bo, `document.getElementById("bo-pan").textContent`), " ", ""); got != "4242424242424242" {

@@ -42,7 +42,7 @@ func TestBackofficeBrowser(t *testing.T) {
 	tb.Do(t, chromedp.EmulateViewport(1280, 860))
 
 	// Login: username, password and the current TOTP code in one form.
-	tb.Do(t, chromedp.Navigate(base+"/backoffice/login"), chromedp.WaitVisible(chromedp.ID("bo-username")))
+	tb.Do(t, browsertest.Navigate(base+"/backoffice/login"), chromedp.WaitVisible(chromedp.ID("bo-username")))
 	tb.NoCSPViolations(t)
 	tb.Screenshot(t, filepath.Join(screenshotDir, "backoffice-login.png"))
 	tb.Do(t,
@@ -63,7 +63,7 @@ func TestBackofficeBrowser(t *testing.T) {
 	tb.Screenshot(t, filepath.Join(screenshotDir, "backoffice-tokens.png"))
 
 	// Detail page of the older token.
-	tb.Do(t, chromedp.Navigate(base+"/backoffice/tokens/"+f.tokA.ID), chromedp.WaitVisible(chromedp.ID("bo-reason")))
+	tb.Do(t, browsertest.Navigate(base+"/backoffice/tokens/"+f.tokA.ID), chromedp.WaitVisible(chromedp.ID("bo-reason")))
 	tb.NoCSPViolations(t)
 	tb.Screenshot(t, filepath.Join(screenshotDir, "backoffice-token.png"))
 
@@ -124,7 +124,7 @@ func TestBackofficeBrowser(t *testing.T) {
 	}
 
 	// Log out in the browser; the admin logs in and opens the audit trail.
-	tb.Do(t, chromedp.Navigate(base+"/backoffice/tokens"), chromedp.WaitVisible(chromedp.CSS(".bo-who button")))
+	tb.Do(t, browsertest.Navigate(base+"/backoffice/tokens"), chromedp.WaitVisible(chromedp.CSS(".bo-who button")))
 	tb.Do(t, chromedp.Click(chromedp.CSS(".bo-who button")))
 	tb.WaitFor(t, `location.pathname === "/backoffice/login" && location.search === "?out=1"`, 10*time.Second)
 	tb.Do(t,
@@ -133,7 +133,7 @@ func TestBackofficeBrowser(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("bo-code"), f.code(t, "adam")+"\r"),
 	)
 	tb.WaitFor(t, `location.pathname === "/backoffice/tokens"`, 10*time.Second)
-	tb.Do(t, chromedp.Navigate(base+"/backoffice/audit"), chromedp.WaitVisible(chromedp.ID("bo-audit")))
+	tb.Do(t, browsertest.Navigate(base+"/backoffice/audit"), chromedp.WaitVisible(chromedp.ID("bo-audit")))
 	if !browsertest.Eval[bool](t, tb, `document.querySelector("#bo-chain.bo-chain-ok") !== null && document.querySelectorAll("#bo-audit tr.bo-row-alarm").length >= 1`) {
 		t.Fatal("audit page: chain status or alarm highlight missing")
 	}

@@ -302,3 +302,25 @@ func (tb *Tab) Screenshot(t testing.TB, path string) {
 	}
 	t.Logf("wrote %s", path)
 }
+
+// Navigate is chromedp.Navigate that tries again when Chromium reports
+// net::ERR_NETWORK_CHANGED. The suite starts and stops containers, and each
+// one adds or removes a host interface; Chromium aborts a navigation that
+// overlaps such a change, as it would for a shopper whose Wi-Fi switched,
+// though nothing about the page or the server was wrong.
+func Navigate(url string) chromedp.Action[chromedp.Void] {
+	return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		var err error
+		for try := 0; try < 4; try++ {
+			if _, err = chromedp.Navigate(url)(ctx, tg); err == nil || !strings.Contains(err.Error(), "ERR_NETWORK_CHANGED") {
+				return chromedp.Void{}, err
+			}
+			select {
+			case <-ctx.Done():
+				return chromedp.Void{}, ctx.Err()
+			case <-time.After(250 * time.Millisecond):
+			}
+		}
+		return chromedp.Void{}, err
+	}
+}

@@ -68,7 +68,7 @@ func TestBrowser(t *testing.T) {
 
 	t.Run("eval-wait-console", func(t *testing.T) {
 		tab := browsertest.NewTab(t, browser, browsertest.WithCSPProbe(), browsertest.FailOnExceptions())
-		tab.Do(t, chromedp.Navigate(srv.URL+"/plain.html"))
+		tab.Do(t, browsertest.Navigate(srv.URL+"/plain.html"))
 		tab.WaitFor(t, `document.title === "plain"`, 5*time.Second)
 		if got := browsertest.Eval[int](t, tab, `Promise.resolve(40 + 2)`); got != 42 {
 			t.Errorf("Eval awaited %d, want 42", got)
@@ -84,7 +84,7 @@ func TestBrowser(t *testing.T) {
 
 	t.Run("wait-for-late-value", func(t *testing.T) {
 		tab := browsertest.NewTab(t, browser)
-		tab.Do(t, chromedp.Navigate(srv.URL+"/late.html"))
+		tab.Do(t, browsertest.Navigate(srv.URL+"/late.html"))
 		if browsertest.Eval[bool](t, tab, `window.__late === 42`) {
 			t.Fatal("value set before the timer fired; the wait below proves nothing")
 		}
@@ -93,7 +93,7 @@ func TestBrowser(t *testing.T) {
 
 	t.Run("csp-probe-sees-violations", func(t *testing.T) {
 		tab := browsertest.NewTab(t, browser, browsertest.WithCSPProbe())
-		tab.Do(t, chromedp.Navigate(srv.URL+"/violate.html"))
+		tab.Do(t, browsertest.Navigate(srv.URL+"/violate.html"))
 		tab.WaitFor(t, `window.__csp && window.__csp.length > 0`, 5*time.Second)
 		rec := &recorder{TB: t}
 		tab.NoCSPViolations(rec)
@@ -106,7 +106,7 @@ func TestBrowser(t *testing.T) {
 	t.Run("exceptions-fail-at-cleanup", func(t *testing.T) {
 		rec.TB = t
 		tab := browsertest.NewTab(rec, browser, browsertest.FailOnExceptions())
-		tab.Do(t, chromedp.Navigate(srv.URL+"/throw.html"))
+		tab.Do(t, browsertest.Navigate(srv.URL+"/throw.html"))
 		deadline := time.Now().Add(5 * time.Second)
 		for len(tab.Exceptions()) == 0 && time.Now().Before(deadline) {
 			time.Sleep(20 * time.Millisecond)
@@ -125,7 +125,7 @@ func TestBrowser(t *testing.T) {
 		// localhost and 127.0.0.1 are different sites, so the frame gets a
 		// process and a target of its own.
 		parent := strings.Replace(srv.URL, "127.0.0.1", "localhost", 1) + "/parent.html?frame=" + frameURL
-		tab.Do(t, chromedp.Navigate(parent))
+		tab.Do(t, browsertest.Navigate(parent))
 		frame := browsertest.AttachFrame(t, tab, frameURL)
 		frame.WaitFor(t, `document.title === "plain"`, 5*time.Second)
 		if got := browsertest.Eval[string](t, tab, `document.title`); got != "parent" {
@@ -135,7 +135,7 @@ func TestBrowser(t *testing.T) {
 
 	t.Run("screenshot-only-on-request", func(t *testing.T) {
 		tab := browsertest.NewTab(t, browser)
-		tab.Do(t, chromedp.Navigate(srv.URL+"/plain.html"))
+		tab.Do(t, browsertest.Navigate(srv.URL+"/plain.html"))
 		dir := t.TempDir()
 		t.Setenv(browsertest.ScreenshotEnv, "")
 		tab.Screenshot(t, filepath.Join(dir, "off.png"))
