@@ -55,7 +55,7 @@ func pageScripts() []string {
 func scriptPurpose(name string) (purpose, loadedBy string, ok bool) {
 	switch name {
 	case ScriptI18n:
-		return "Localized labels and messages of the checkout page (en, fr, de).", "checkout page", true
+		return "Localized labels and messages of the checkout page (" + strings.Join(Languages(), ", ") + ").", "checkout page", true
 	case ScriptCard:
 		return "Card field rules: brand detection, spacing, Luhn, expiry and CVC checks; keeps and sends nothing.", "checkout page", true
 	case ScriptJWE:
@@ -268,10 +268,15 @@ func (a *Assets) Languages() []string {
 }
 
 // Lang maps a session locale ("fr-CA", "de_DE", "EN") to a language of the
-// string table, falling back to English, exactly as BlindgateI18n.pick does.
+// string table, as LocaleLanguage does, falling back to English for anything
+// else (as BlindgateI18n.pick does): the session API refuses such locales, but
+// the page must still render for a session stored before a language was
+// dropped.
 func (a *Assets) Lang(locale string) string {
-	primary, _, _ := strings.Cut(strings.ToLower(locale), "-")
-	primary, _, _ = strings.Cut(primary, "_")
+	primary, ok := primaryLanguage(locale)
+	if !ok {
+		return fallbackLang
+	}
 	if _, ok := a.strings[primary]; ok {
 		return primary
 	}
