@@ -102,6 +102,7 @@ type asset struct {
 type Assets struct {
 	files   map[string]asset
 	strings map[string]map[string]string
+	codes   map[string]string // error code -> message key, from checkout.js
 }
 
 // NewAssets reads the embedded tree, hashes every file and parses the string
@@ -145,6 +146,10 @@ func NewAssets() (*Assets, error) {
 		}
 	}
 	a.strings, err = parseStrings(a.files[ScriptI18n].data)
+	if err != nil {
+		return nil, err
+	}
+	a.codes, err = parseCodes(a.files[ScriptCheckout].data, a.strings[fallbackLang])
 	if err != nil {
 		return nil, err
 	}
@@ -231,13 +236,9 @@ const (
 // parseStrings reads the JSON dictionary between the markers of i18n.js, so the
 // server renders the same labels the script uses.
 func parseStrings(js []byte) (map[string]map[string]string, error) {
-	_, rest, ok := bytes.Cut(js, []byte(stringsBegin))
-	if !ok {
-		return nil, fmt.Errorf("%w: i18n.js has no %s marker", ErrAssets, stringsBegin)
-	}
-	body, _, ok := bytes.Cut(rest, []byte(stringsEnd))
-	if !ok {
-		return nil, fmt.Errorf("%w: i18n.js has no %s marker", ErrAssets, stringsEnd)
+	body, err := between(js, stringsBegin, stringsEnd, ScriptI18n)
+	if err != nil {
+		return nil, err
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -260,6 +261,50 @@ func parseStrings(js []byte) (map[string]map[string]string, error) {
 		}
 	}
 	return m, nil
+}
+
+const (
+	codesBegin = "/*BEGIN-CODES*/"
+	codesEnd   = "/*END-CODES*/"
+)
+
+// parseCodes reads checkout.js's table of error codes and the message each
+// shows, and refuses a message that the string table lacks (parseStrings has
+// checked that every language has every key of en).
+func parseCodes(js []byte, en map[string]string) (map[string]string, error) {
+	body, err := between(js, codesBegin, codesEnd, ScriptCheckout)
+	if err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	var m map[string]string
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("%w: checkout.js codes: %w", ErrAssets, err)
+	}
+	for code, key := range m {
+		if _, ok := en[key]; !ok {
+			return nil, fmt.Errorf("%w: checkout.js maps %q to %q, which i18n.js lacks", ErrAssets, code, key)
+		}
+	}
+	return m, nil
+}
+
+func between(js []byte, begin, end, name string) ([]byte, error) {
+	_, rest, ok := bytes.Cut(js, []byte(begin))
+	if !ok {
+		return nil, fmt.Errorf("%w: %s has no %s marker", ErrAssets, name, begin)
+	}
+	body, _, ok := bytes.Cut(rest, []byte(end))
+	if !ok {
+		return nil, fmt.Errorf("%w: %s has no %s marker", ErrAssets, name, end)
+	}
+	return body, nil
+}
+
+// CodeMessages returns a copy of the page's table of server error codes and
+// the string key of the message each shows.
+func (a *Assets) CodeMessages() map[string]string {
+	return maps.Clone(a.codes)
 }
 
 // Languages lists the languages of the string table, sorted.
