@@ -55,7 +55,7 @@ func pageScripts() []string {
 func scriptPurpose(name string) (purpose, loadedBy string, ok bool) {
 	switch name {
 	case ScriptI18n:
-		return "Localized labels and messages of the checkout page (en, fr, de).", "checkout page", true
+		return "Localized labels and messages of the checkout page (" + strings.Join(Languages(), ", ") + ").", "checkout page", true
 	case ScriptCard:
 		return "Card field rules: brand detection, spacing, Luhn, expiry and CVC checks; keeps and sends nothing.", "checkout page", true
 	case ScriptJWE:
@@ -102,6 +102,7 @@ type asset struct {
 type Assets struct {
 	files   map[string]asset
 	strings map[string]map[string]string
+	codes   map[string]string // error code -> message key, from checkout.js
 }
 
 // NewAssets reads the embedded tree, hashes every file and parses the string
@@ -145,6 +146,10 @@ func NewAssets() (*Assets, error) {
 		}
 	}
 	a.strings, err = parseStrings(a.files[ScriptI18n].data)
+	if err != nil {
+		return nil, err
+	}
+	a.codes, err = parseCodes(a.files[ScriptCheckout].data, a.strings[fallbackLang])
 	if err != nil {
 		return nil, err
 	}
@@ -231,13 +236,9 @@ const (
 // parseStrings reads the JSON dictionary between the markers of i18n.js, so the
 // server renders the same labels the script uses.
 func parseStrings(js []byte) (map[string]map[string]string, error) {
-	_, rest, ok := bytes.Cut(js, []byte(stringsBegin))
-	if !ok {
-		return nil, fmt.Errorf("%w: i18n.js has no %s marker", ErrAssets, stringsBegin)
-	}
-	body, _, ok := bytes.Cut(rest, []byte(stringsEnd))
-	if !ok {
-		return nil, fmt.Errorf("%w: i18n.js has no %s marker", ErrAssets, stringsEnd)
+	body, err := between(js, stringsBegin, stringsEnd, ScriptI18n)
+	if err != nil {
+		return nil, err
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -262,16 +263,65 @@ func parseStrings(js []byte) (map[string]map[string]string, error) {
 	return m, nil
 }
 
+const (
+	codesBegin = "/*BEGIN-CODES*/"
+	codesEnd   = "/*END-CODES*/"
+)
+
+// parseCodes reads checkout.js's table of error codes and the message each
+// shows, and refuses a message that the string table lacks (parseStrings has
+// checked that every language has every key of en).
+func parseCodes(js []byte, en map[string]string) (map[string]string, error) {
+	body, err := between(js, codesBegin, codesEnd, ScriptCheckout)
+	if err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	var m map[string]string
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("%w: checkout.js codes: %w", ErrAssets, err)
+	}
+	for code, key := range m {
+		if _, ok := en[key]; !ok {
+			return nil, fmt.Errorf("%w: checkout.js maps %q to %q, which i18n.js lacks", ErrAssets, code, key)
+		}
+	}
+	return m, nil
+}
+
+func between(js []byte, begin, end, name string) ([]byte, error) {
+	_, rest, ok := bytes.Cut(js, []byte(begin))
+	if !ok {
+		return nil, fmt.Errorf("%w: %s has no %s marker", ErrAssets, name, begin)
+	}
+	body, _, ok := bytes.Cut(rest, []byte(end))
+	if !ok {
+		return nil, fmt.Errorf("%w: %s has no %s marker", ErrAssets, name, end)
+	}
+	return body, nil
+}
+
+// CodeMessages returns a copy of the page's table of server error codes and
+// the string key of the message each shows.
+func (a *Assets) CodeMessages() map[string]string {
+	return maps.Clone(a.codes)
+}
+
 // Languages lists the languages of the string table, sorted.
 func (a *Assets) Languages() []string {
 	return slices.Sorted(maps.Keys(a.strings))
 }
 
 // Lang maps a session locale ("fr-CA", "de_DE", "EN") to a language of the
-// string table, falling back to English, exactly as BlindgateI18n.pick does.
+// string table, as LocaleLanguage does, falling back to English for anything
+// else (as BlindgateI18n.pick does): the session API refuses such locales, but
+// the page must still render for a session stored before a language was
+// dropped.
 func (a *Assets) Lang(locale string) string {
-	primary, _, _ := strings.Cut(strings.ToLower(locale), "-")
-	primary, _, _ = strings.Cut(primary, "_")
+	primary, ok := primaryLanguage(locale)
+	if !ok {
+		return fallbackLang
+	}
 	if _, ok := a.strings[primary]; ok {
 		return primary
 	}

@@ -212,3 +212,43 @@ func TestNewPageData(t *testing.T) {
 		t.Errorf("scripts/styles = %+v %+v", pd.Scripts, pd.Styles)
 	}
 }
+
+// TestLocaleLanguage: the session API's locale rule. A regional locale is
+// shown in its language; an unshipped language or a malformed tag is refused.
+func TestLocaleLanguage(t *testing.T) {
+	tests := []struct {
+		locale, want string
+		ok           bool
+	}{
+		{"en", "en", true}, {"fr", "fr", true}, {"de", "de", true},
+		{"de-DE", "de", true}, {"fr-FR", "fr", true}, {"fr_CA", "fr", true}, {"DE-at", "de", true},
+		{"de-Latn-CH", "de", true}, {"en-419", "en", true},
+		{"", "", false}, {"es", "", false}, {"es-ES", "", false}, {"german", "", false},
+		{"d", "", false}, {"de-", "", false}, {"-de", "", false}, {"de--DE", "", false},
+		{"de-DEUTSCHLAND", "", false}, {"de DE", "", false}, {"dé", "", false},
+		{"de-\"><script>", "", false}, {strings.Repeat("de-", 20) + "de", "", false},
+	}
+	for _, tc := range tests {
+		got, ok := checkout.LocaleLanguage(tc.locale)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("LocaleLanguage(%q) = %q, %v; want %q, %v", tc.locale, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+// TestLanguagesAreTheStringTable: the package's language list is i18n.js's,
+// the same one the page renders from.
+func TestLanguagesAreTheStringTable(t *testing.T) {
+	a := newAssets(t)
+	if got, want := strings.Join(checkout.Languages(), ","), strings.Join(a.Languages(), ","); got != want || got == "" {
+		t.Fatalf("Languages() = %q, string table has %q", got, want)
+	}
+	for _, l := range checkout.Languages() {
+		if got, ok := checkout.LocaleLanguage(l); !ok || got != l {
+			t.Errorf("shipped language %q refused", l)
+		}
+		if a.Lang(l) != l {
+			t.Errorf("page shows %q in %q", l, a.Lang(l))
+		}
+	}
+}

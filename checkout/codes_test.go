@@ -1,37 +1,33 @@
-package checkout
+package checkout_test
 
 import (
-	"regexp"
 	"testing"
 
 	"github.com/blindgate/blindgate/internal/apierr"
 )
 
-// TestPageKnowsShopperCodes: every error code the checkout's submit and keys
-// endpoints can answer has its own message on the page, so a shopper never
-// sees a generic failure for a case we know.
-func TestPageKnowsShopperCodes(t *testing.T) {
-	a, err := NewAssets()
-	if err != nil {
-		t.Fatal(err)
+// TestPageCodesAreDeclared: every code the page maps is a code of the one
+// table, internal/apierr/codes.go, so the page never waits for a code that no
+// server sends. (gateway/web checks the other way: every code its checkout
+// endpoints can answer has a message here.)
+func TestPageCodesAreDeclared(t *testing.T) {
+	a := newAssets(t)
+	declared := map[string]bool{}
+	for _, e := range apierr.Codes() {
+		declared[e.Code] = true
 	}
-	js, _, _ := a.Asset(ScriptCheckout)
-	block := regexp.MustCompile(`(?s)var CODE_MESSAGES = \{(.*?)\};`).FindSubmatch(js)
-	if block == nil {
-		t.Fatal("checkout.js has no CODE_MESSAGES table")
+	codes := a.CodeMessages()
+	if len(codes) < 10 {
+		t.Fatalf("checkout.js maps only %d codes", len(codes))
 	}
-	known := map[string]bool{}
-	for _, m := range regexp.MustCompile(`(\w+):\s*"srv_`).FindAllSubmatch(block[1], -1) {
-		known[string(m[1])] = true
-	}
-	for _, e := range []*apierr.Error{
-		apierr.CardInvalid, apierr.CardExpired, apierr.CardUnsupported, apierr.CardUndecryptable, apierr.CardStale,
-		apierr.SessionMismatch, apierr.UnknownKey, apierr.InvalidJWE, apierr.UnsupportedAlg,
-		apierr.SessionNotFound, apierr.SessionExpired, apierr.SessionCompleted, apierr.TooManyAttempts,
-		apierr.RateLimited, apierr.KeyServiceDown, apierr.Unavailable, apierr.Sealed,
-	} {
-		if !known[e.Code] {
-			t.Errorf("checkout.js has no message for %q", e.Code)
+	for code, key := range codes {
+		if !declared[code] {
+			t.Errorf("checkout.js maps %q (to %s), which internal/apierr/codes.go does not declare", code, key)
+		}
+		for _, lang := range a.Languages() {
+			if _, s := a.Strings(lang); s[key] == "" {
+				t.Errorf("%s: no %s message for %q", lang, key, code)
+			}
 		}
 	}
 }

@@ -38,4 +38,11 @@ func TestReadmeInventory(t *testing.T) {
 			t.Errorf("README inventory lacks %s with %s", s.Name, s.Integrity)
 		}
 	}
+	// The i18n row names the languages the string table ships.
+	want := "(" + strings.Join(Languages(), ", ") + ")"
+	for _, r := range rows {
+		if strings.Contains(r, "/"+ScriptI18n+"`") && !strings.Contains(r, want) {
+			t.Errorf("README's %s row does not list the languages %s", ScriptI18n, want)
+		}
+	}
 }

@@ -1,6 +1,6 @@
 # Blindgate gateway: one static Go binary on an empty base image (no shell,
 # no package manager), running as uid 65532. It holds no private key and no
-# card-number code; see DESIGN.md for its trust zone. The admin tool
+# card-number code; see docs/contracts.md for its trust zone. The admin tool
 # (`blindgate merchants|operators|keygen|rewrap`) is a separate image,
 # deploy/admin.Dockerfile, because it links code this image must not carry.
 #

@@ -23,21 +23,35 @@
   var MSG_TOKEN = "blindgate:token", MSG_RESIZE = "blindgate:resize", MSG_READY = "blindgate:ready",
     MSG_ERROR = "blindgate:error", MSG_HELLO = "blindgate:hello";
 
-  // Server error codes -> message key. Unknown codes fall back on the HTTP status.
-  var CODE_MESSAGES = {
-    card_invalid: "srv_card_invalid", card_luhn: "srv_card_invalid", card_length: "srv_card_invalid",
-    card_brand: "srv_card_invalid", card_digits: "srv_card_invalid", card_malformed: "srv_card_invalid",
-    card_expired: "srv_card_expired",
-    session_expired: "srv_session_expired", session_not_found: "srv_session_expired",
-    session_used: "srv_session_expired", session_closed: "srv_session_expired",
-    too_many_attempts: "srv_too_many", rate_limited: "srv_too_many",
-    keyservice_unavailable: "srv_unavailable", unavailable: "srv_unavailable", sealed: "srv_unavailable",
-    stale_page: "srv_stale", key_unknown: "srv_stale", card_stale: "srv_stale", jwe_stale: "srv_stale",
-    // The gateway's and key service's own names (internal/apierr/codes.go).
-    card_brand_unsupported: "srv_card_invalid", card_undecryptable: "srv_stale",
-    stale_ciphertext: "srv_stale", session_mismatch: "srv_stale", session_completed: "srv_session_expired",
-    invalid_jwe: "srv_stale", unsupported_algorithm: "srv_stale"
-  };
+  // Server error codes -> message key. The object between the markers must stay
+  // strict JSON: the server (checkout.Assets.CodeMessages) parses it to check
+  // that every key is in i18n.js, and the tests check every code against the
+  // one code table (internal/apierr/codes.go) and every code the gateway can
+  // answer the page against this table. Unknown codes fall back on the status.
+  var CODE_MESSAGES = /*BEGIN-CODES*/
+{
+  "card_invalid": "srv_card_invalid",
+  "card_brand_unsupported": "srv_card_invalid",
+  "card_expired": "srv_card_expired",
+  "card_undecryptable": "srv_stale",
+  "stale_ciphertext": "srv_stale",
+  "key_unknown": "srv_stale",
+  "invalid_jwe": "srv_stale",
+  "unsupported_algorithm": "srv_stale",
+  "session_mismatch": "srv_stale",
+  "session_not_found": "srv_session_expired",
+  "session_expired": "srv_session_expired",
+  "session_completed": "srv_session_expired",
+  "too_many_attempts": "srv_too_many",
+  "rate_limited": "srv_too_many",
+  "keyservice_unavailable": "srv_unavailable",
+  "unavailable": "srv_unavailable",
+  "bad_request": "srv_generic",
+  "invalid_field": "srv_generic",
+  "too_large": "srv_generic",
+  "internal": "srv_generic"
+}
+/*END-CODES*/;
   var STATUS_MESSAGES = { 410: "srv_session_expired", 422: "srv_card_invalid", 429: "srv_too_many",
     502: "srv_unavailable", 503: "srv_unavailable", 504: "srv_unavailable" };
   // After these the page cannot succeed any more; the form stays disabled.

@@ -1,5 +1,5 @@
 /*
- * Blindgate JWE: builds the compact JWE of Contract 1 (docs: /work/shared/DESIGN.md)
+ * Blindgate JWE: builds the compact JWE of Contract 1 (docs/contracts.md)
  * with WebCrypto only, so the card is encrypted inside the shopper's browser and
  * the gateway never holds a key that can read it.
  *

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/blindgate/blindgate/internal/bench"
+	"github.com/blindgate/blindgate/cmd/blindgate/internal/bench"
 )
 
 // benchCmd load-tests the key service and the gateway (see BENCHMARKS.md).

@@ -33,7 +33,7 @@ type Image string
 // keygen, rewrap) for one-shot containers next to the gateway: it is an image
 // of its own because that binary also links the demo, that is the whole key
 // service with its card-number code, which the gateway image must not carry
-// (DESIGN.md: the gateway holds no code that parses a PAN). Shop is the demo
+// (docs/contracts.md: the gateway holds no code that parses a PAN). Shop is the demo
 // merchant of docker-compose.yml. Probe is test-only: a static HTTP GET client
 // the e2e suite runs inside a network to prove what a container there can and
 // cannot reach.

@@ -181,7 +181,7 @@ func TestDockerfiles(t *testing.T) {
 // TestImagePrograms pins what goes in each image: every image but Redis is
 // one Go main package whose binary is named after it, and the programs that
 // run in the public zone (gateway, shop) link no card-number or key code
-// (DESIGN.md). The admin tool does link it (its demo is the whole product),
+// (docs/contracts.md, trust zones). The admin tool does link it (its demo is the whole product),
 // which is why it is an image of its own and not a second binary in the
 // gateway's.
 func TestImagePrograms(t *testing.T) {

@@ -80,6 +80,20 @@ func runStoreContract(t *testing.T, newStore func(t *testing.T, now func() time.
 		}
 	})
 
+	// Every language i18n.js ships is accepted, alone or with a region; the
+	// locale is stored as the merchant gave it and the page picks the language.
+	t.Run("create/locales", func(t *testing.T) {
+		s := newStore(t, newClock().Now)
+		for _, locale := range []string{"en", "fr", "de", "de-DE", "fr-FR", "fr_CA", "DE-at", "en-GB", "de-Latn-CH"} {
+			in := valid()
+			in.Locale = locale
+			got, err := s.Create(ctx, in)
+			if err != nil || got.Locale != locale {
+				t.Errorf("201/%s: %+v, %v", locale, got.Locale, err)
+			}
+		}
+	})
+
 	t.Run("create/invalid", func(t *testing.T) {
 		c := newClock()
 		s := newStore(t, c.Now)
@@ -94,7 +108,10 @@ func runStoreContract(t *testing.T, newStore func(t *testing.T, now func() time.
 				x.ReturnURL = "http://shop.example/x"
 			},
 			"400/return-javascript":    func(x *Session) { x.ReturnURL = "javascript:alert(1)" },
-			"400/locale":               func(x *Session) { x.Locale = "de" },
+			"400/locale-unshipped":     func(x *Session) { x.Locale = "es" },
+			"400/locale-regional-es":   func(x *Session) { x.Locale = "es-ES" },
+			"400/locale-not-a-tag":     func(x *Session) { x.Locale = "german" },
+			"400/locale-markup":        func(x *Session) { x.Locale = "de\"><script>" },
 			"400/colour":               func(x *Session) { x.Appearance.Primary = "red" },
 			"400/colour-css-injection": func(x *Session) { x.Appearance.Text = "#fff;background:url(x)" },
 			"400/font":                 func(x *Session) { x.Appearance.Font = "Comic Sans MS" },

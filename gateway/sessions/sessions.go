@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/blindgate/blindgate/checkout"
 	"github.com/blindgate/blindgate/internal/randid"
 )
 
@@ -49,9 +50,6 @@ const (
 	maxURLLen     = 2048
 	maxOrigins    = 20
 )
-
-// Locales the checkout page is translated into.
-func Locales() []string { return []string{"en", "fr"} }
 
 // Appearance is the merchant's styling of the hosted page. Each value ends up
 // in CSS, so each is checked against a narrow shape (no free text): a value
@@ -239,8 +237,11 @@ func prepare(s Session, now time.Time) (Session, error) {
 	if s.Locale == "" {
 		s.Locale = DefaultLocale
 	}
-	if !slices.Contains(Locales(), s.Locale) {
-		return s, fmt.Errorf("%w: locale must be one of %s", ErrInvalid, strings.Join(Locales(), ", "))
+	// The checkout's string table is the one list of languages; a regional
+	// locale ("de-DE") is shown in its language, and an unknown language is
+	// refused rather than silently shown in English.
+	if _, ok := checkout.LocaleLanguage(s.Locale); !ok {
+		return s, fmt.Errorf("%w: locale must be a language tag in one of %s", ErrInvalid, strings.Join(checkout.Languages(), ", "))
 	}
 	// Millisecond precision: the Redis store compares expiry in ms, and both
 	// stores must agree to the instant.

@@ -3,7 +3,6 @@ package web
 import (
 	"bytes"
 	"errors"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -197,8 +196,8 @@ func submitError(err error) error {
 	case errors.Is(err, sessions.ErrNotFound), errors.Is(err, sessions.ErrExpired), errors.Is(err, sessions.ErrCompleted), errors.Is(err, sessions.ErrTooManyAttempts), errors.Is(err, sessions.ErrInvalid):
 		return sessionError(err)
 	case errors.As(err, &ke):
-		if passThrough(ke) {
-			return &apierr.Error{Status: ke.Status, Code: ke.Code, Message: ke.Message, Err: err}
+		if v, ok := shopperVerdict(ke); ok {
+			return v.Wrap(err)
 		}
 		retry := ke.RetryAfter
 		if retry <= 0 {
@@ -213,13 +212,37 @@ func submitError(err error) error {
 	}
 }
 
-// passThrough lists key-service verdicts about the shopper's input.
-func passThrough(e *client.Error) bool {
-	switch e.Status {
-	case http.StatusUnprocessableEntity:
-		return true
-	case http.StatusBadRequest:
-		return e.Code == apierr.UnknownKey.Code || e.Code == apierr.InvalidJWE.Code || e.Code == apierr.UnsupportedAlg.Code || e.Code == apierr.SessionMismatch.Code
+// shopperVerdicts are the key service's inspect answers about the shopper's
+// own input (the card, or a page too old for the current keys). They reach the
+// page with their code, status and our message; anything else from the key
+// service is our outage, which the shopper cannot fix: "retry later".
+func shopperVerdicts() []*apierr.Error {
+	return []*apierr.Error{
+		apierr.CardUndecryptable, apierr.CardInvalid, apierr.CardExpired, apierr.CardUnsupported, apierr.CardStale,
+		apierr.UnknownKey, apierr.InvalidJWE, apierr.UnsupportedAlg, apierr.SessionMismatch,
 	}
-	return false
+}
+
+// shopperVerdict finds a key-service answer among shopperVerdicts by its
+// code: never by status, which several codes share.
+func shopperVerdict(e *client.Error) (*apierr.Error, bool) {
+	for _, v := range shopperVerdicts() {
+		if v.Code == e.Code {
+			return v, true
+		}
+	}
+	return nil, false
+}
+
+// checkoutCodes is every code the checkout page's endpoints (GET /v1/keys,
+// POST /checkout/{session}/submit) can answer. checkout.js has a message for
+// each, in every language; a test checks both that and that submitError
+// answers nothing else.
+func checkoutCodes() []*apierr.Error {
+	return append([]*apierr.Error{
+		apierr.BadRequest, apierr.InvalidField, apierr.TooLarge, apierr.Internal,
+		apierr.RateLimited, apierr.InvalidJWE,
+		apierr.SessionNotFound, apierr.SessionExpired, apierr.SessionCompleted, apierr.TooManyAttempts,
+		apierr.KeyServiceDown, apierr.Unavailable,
+	}, shopperVerdicts()...)
 }

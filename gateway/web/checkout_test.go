@@ -33,6 +33,9 @@ func TestMerchantAPI(t *testing.T) {
 		{"400/return-url-elsewhere", http.MethodPost, "/v1/checkout/sessions", f.secret, map[string]any{"return_url": "https://evil.example/done"}, 400, "invalid_field"},
 		{"400/bad-colour", http.MethodPost, "/v1/checkout/sessions", f.secret, map[string]any{"appearance": map[string]string{"primary": "red;}body{x"}}, 400, "invalid_field"},
 		{"400/unknown-field", http.MethodPost, "/v1/checkout/sessions", f.secret, map[string]any{"pan": visa}, 400, "bad_request"},
+		{"201/locale-de", http.MethodPost, "/v1/checkout/sessions", f.secret, map[string]any{"locale": "de"}, 201, ""},
+		{"201/locale-de-DE", http.MethodPost, "/v1/checkout/sessions", f.secret, map[string]any{"locale": "de-DE"}, 201, ""},
+		{"400/locale-unshipped", http.MethodPost, "/v1/checkout/sessions", f.secret, map[string]any{"locale": "es"}, 400, "invalid_field"},
 		{"201/defaults-to-merchant-origins", http.MethodPost, "/v1/checkout/sessions", f.secret, map[string]any{"locale": "fr", "appearance": map[string]string{"primary": "#0a7"}}, 201, ""},
 		{"404/unknown-token", http.MethodGet, "/v1/tokens/tok_aaaaaaaaaaaaaaaaaaaaaaaaaa", f.secret, nil, 404, "not_found"},
 	}
@@ -49,6 +52,19 @@ func TestMerchantAPI(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCheckoutPageLanguage: a session in German (or a German region) gets the
+// German page; the list of languages is the checkout's string table.
+func TestCheckoutPageLanguage(t *testing.T) {
+	f := newTestServer(t, fixtureOpt{})
+	for locale, want := range map[string]string{"de": `lang="de"`, "de-DE": `lang="de"`, "fr-FR": `lang="fr"`, "en": `lang="en"`} {
+		sid := f.newSession(t, map[string]any{"locale": locale})
+		page := f.do(t, http.MethodGet, "/checkout/"+sid, "", nil)
+		if page.status != 200 || !strings.Contains(string(page.body), want) {
+			t.Errorf("%s: %d, page lacks %s", locale, page.status, want)
+		}
 	}
 }
 

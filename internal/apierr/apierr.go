@@ -35,9 +35,13 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// New returns an *Error with a status, a documented code and a public message.
+// New declares an error code with its status and public message, and lists
+// it in Codes. It is for the declarations of codes.go; an answer that needs
+// another message builds an *Error literal with a declared code.
 func New(status int, code, message string) *Error {
-	return &Error{Status: status, Code: code, Message: message}
+	e := &Error{Status: status, Code: code, Message: message}
+	register(e)
+	return e
 }
 
 // Wrap returns a copy of e carrying cause as its internal error.

@@ -3,7 +3,8 @@ package apierr
 import "net/http"
 
 // The error codes of both services. A code is a contract with clients: it is
-// never renamed or reused for another meaning. Add new ones at the end of a group.
+// never renamed or reused for another meaning. Add new ones at the end of a group,
+// and give each a row in docs/contracts.md (docs/contracts_test.go checks).
 var (
 	// 400: the request itself is wrong.
 	BadRequest       = New(http.StatusBadRequest, "bad_request", "The request could not be read.")

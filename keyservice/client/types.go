@@ -1,5 +1,5 @@
-// Package client is the key service's wire contract (DESIGN Contracts 2
-// and 3): the request and response types, the operations a client may be
+// Package client is the key service's wire contract (Contracts 2 and 3 in
+// docs/contracts.md): the request and response types, the operations a client may be
 // granted, Contract 2 request signing, and an HTTP client for the gateway.
 //
 // It must stay free of card code: the gateway imports it, and the gateway's

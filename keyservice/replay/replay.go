@@ -1,6 +1,6 @@
 // Package replay remembers the jti (unique id) of each signed request until
 // the request expires, so a captured request cannot be played again
-// (DESIGN Contract 2). Redis shares the memory across key-service replicas;
+// (Contract 2, docs/contracts.md). Redis shares the memory across key-service replicas;
 // Memory serves a single process.
 //
 // Both fail closed: when a jti cannot be recorded the error is returned and

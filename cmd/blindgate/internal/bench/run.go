@@ -143,7 +143,9 @@ type Settings struct {
 	Concurrency []int   `json:"concurrency"`
 	Presigned   bool    `json:"presigned"`
 	Redis       string  `json:"redis"`
-	AuditDir    string  `json:"audit_dir"`
+	// AuditDir is the -dir folder as given; empty for a temporary one. The
+	// report is published, so it holds no path the user did not choose.
+	AuditDir string `json:"audit_dir,omitempty"`
 }
 
 // KEKResult is one KEK's limit and paths.
@@ -187,7 +189,7 @@ type PathResult struct {
 	// BestCPURatio is the highest CPURatio of the sweep.
 	BestCPURatio float64  `json:"best_cpu_ratio"`
 	HalfLoad     *Point   `json:"half_load,omitempty"`
-	Profiles     []string `json:"profiles,omitempty"`
+	Profiles     []string `json:"profiles,omitempty"` // file names in the -profile folder
 }
 
 // Point is one measured window.
@@ -266,7 +268,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		Started: time.Now().UTC(), Machine: machine(),
 		Settings: Settings{
 			DurationSec: o.Duration.Seconds(), WarmupSec: o.Warmup.Seconds(), Concurrency: o.Concurrency,
-			Presigned: !o.NoPresign, Redis: fmt.Sprintf("%s db %d", o.RedisAddr, rdb.Options().DB), AuditDir: dir,
+			Presigned: !o.NoPresign, Redis: fmt.Sprintf("%s db %d", o.RedisAddr, rdb.Options().DB), AuditDir: o.Dir,
 		},
 	}
 	fmt.Fprintf(o.Progress, "machine: %d CPU (%s), %s, load %s; run folder %s\n", rep.Machine.NumCPU, rep.Machine.CPUModel, rep.Machine.GoVersion, rep.Machine.Load1, dir)
@@ -728,8 +730,9 @@ func profilePath(ctx context.Context, o Options, svc *services, d driver, label,
 	var files []string
 	errc := make(chan error, 2)
 	for _, c := range []*child{svc.ks, svc.gw} {
-		f := filepath.Join(o.ProfileDir, fmt.Sprintf("%s-%s-%s.pprof", strings.ToLower(strings.ReplaceAll(label, "-", "")), path, c.role))
-		files = append(files, f)
+		name := fmt.Sprintf("%s-%s-%s.pprof", strings.ToLower(strings.ReplaceAll(label, "-", "")), path, c.role)
+		f := filepath.Join(o.ProfileDir, name)
+		files = append(files, name)
 		go func() { errc <- c.profile(ctx, svc.hc, secs, f) }()
 	}
 	po := o

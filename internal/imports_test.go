@@ -1,0 +1,96 @@
+// Package internal_test holds the rule of the internal/ tree: it holds
+// libraries only. A package that wires the key service or the gateway belongs
+// to the command that runs it (the load harness lives in cmd/blindgate), so
+// that a library never drags an application, and its card or key code, into
+// whatever imports it.
+package internal_test
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/blindgate/blindgate/"
+
+// applications are the import-path prefixes of application packages. The
+// checkout package is not one: it is the embedded browser assets and their
+// hashes, imports only the standard library (checked below), and the demo
+// shop needs it for the embed script's SRI hash.
+var applications = []string{"gateway", "keyservice", "cmd", "deploy", "e2e", "templates"}
+
+func isApplication(path string) bool {
+	rest, ok := strings.CutPrefix(path, module)
+	if !ok {
+		return false
+	}
+	for _, a := range applications {
+		if rest == a || strings.HasPrefix(rest, a+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// TestInternalImportsNoApplication lists every package under internal/, with
+// its tests' imports too, and fails on any import of an application package.
+func TestInternalImportsNoApplication(t *testing.T) {
+	lines := goList(t, `{{.ImportPath}} {{join .Imports " "}} {{join .TestImports " "}} {{join .XTestImports " "}}`, "./...")
+	if len(lines) < 10 {
+		t.Fatalf("go list returned %d packages: the check would prove nothing", len(lines))
+	}
+	for _, fields := range lines {
+		for _, imp := range fields[1:] {
+			if isApplication(imp) {
+				t.Errorf("%s imports application package %s: internal/ holds libraries only", fields[0], imp)
+			}
+		}
+	}
+}
+
+// TestCheckoutIsALibrary: the one package outside internal/ that internal/
+// may import stays free of the rest of the module (its tests may use the
+// page templates).
+func TestCheckoutIsALibrary(t *testing.T) {
+	for _, fields := range goList(t, `{{.ImportPath}} {{join .Imports " "}}`, module+"checkout") {
+		for _, imp := range fields[1:] {
+			if strings.HasPrefix(imp, module) {
+				t.Errorf("checkout imports %s: it must stay a standard-library-only asset library", imp)
+			}
+		}
+	}
+}
+
+func goList(t *testing.T, format, pattern string) [][]string {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("go tool not on PATH")
+	}
+	out, err := exec.Command(goBin, "list", "-f", format, pattern).CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	var lines [][]string
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		lines = append(lines, strings.Fields(l))
+	}
+	return lines
+}
+
+func TestIsApplication(t *testing.T) {
+	for path, want := range map[string]bool{
+		module + "gateway/web":        true,
+		module + "keyservice/client":  true,
+		module + "cmd/blindgate":      true,
+		module + "templates":          true,
+		module + "gatewayx":           false,
+		module + "checkout":           false,
+		module + "internal/apierr":    false,
+		"github.com/gofiber/fiber/v2": false,
+	} {
+		if got := isApplication(path); got != want {
+			t.Errorf("isApplication(%s) = %v", path, got)
+		}
+	}
+}
