@@ -28,7 +28,7 @@ func TestPageKnowsShopperCodes(t *testing.T) {
 		apierr.CardInvalid, apierr.CardExpired, apierr.CardUnsupported, apierr.CardUndecryptable, apierr.CardStale,
 		apierr.SessionMismatch, apierr.UnknownKey, apierr.InvalidJWE, apierr.UnsupportedAlg,
 		apierr.SessionNotFound, apierr.SessionExpired, apierr.SessionCompleted, apierr.TooManyAttempts,
-		apierr.RateLimited, apierr.KeyServiceDown, apierr.Unavailable, apierr.Sealed,
+		apierr.RateLimited, apierr.KeyServiceDown, apierr.Unavailable, apierr.Sealed, apierr.SessionBusy,
 	} {
 		if !known[e.Code] {
 			t.Errorf("checkout.js has no message for %q", e.Code)

@@ -36,7 +36,7 @@
     // The gateway's and key service's own names (internal/apierr/codes.go).
     card_brand_unsupported: "srv_card_invalid", card_undecryptable: "srv_stale",
     stale_ciphertext: "srv_stale", session_mismatch: "srv_stale", session_completed: "srv_session_expired",
-    invalid_jwe: "srv_stale", unsupported_algorithm: "srv_stale"
+    invalid_jwe: "srv_stale", unsupported_algorithm: "srv_stale", session_busy: "srv_busy"
   };
   var STATUS_MESSAGES = { 410: "srv_session_expired", 422: "srv_card_invalid", 429: "srv_too_many",
     502: "srv_unavailable", 503: "srv_unavailable", 504: "srv_unavailable" };

@@ -178,6 +178,8 @@ func sessionError(err error) error {
 		return apierr.SessionCompleted.Wrap(err)
 	case errors.Is(err, sessions.ErrTooManyAttempts):
 		return apierr.TooManyAttempts.Wrap(err)
+	case errors.Is(err, sessions.ErrBusy):
+		return apierr.SessionBusy.WithRetry(2 * time.Second).Wrap(err)
 	default:
 		return apierr.Unavailable.Wrap(err)
 	}
@@ -194,7 +196,7 @@ func submitError(err error) error {
 		return apierr.RateLimited.WithRetry(le.RetryAfter).Wrap(err)
 	case errors.Is(err, ingest.ErrInvalid):
 		return apierr.InvalidJWE.Wrap(err)
-	case errors.Is(err, sessions.ErrNotFound), errors.Is(err, sessions.ErrExpired), errors.Is(err, sessions.ErrCompleted), errors.Is(err, sessions.ErrTooManyAttempts), errors.Is(err, sessions.ErrInvalid):
+	case errors.Is(err, sessions.ErrNotFound), errors.Is(err, sessions.ErrExpired), errors.Is(err, sessions.ErrCompleted), errors.Is(err, sessions.ErrTooManyAttempts), errors.Is(err, sessions.ErrInvalid), errors.Is(err, sessions.ErrBusy):
 		return sessionError(err)
 	case errors.As(err, &ke):
 		if passThrough(ke) {
