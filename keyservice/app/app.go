@@ -29,13 +29,13 @@ import (
 type App struct {
 	cfg      Config
 	verifier *sigauth.Verifier
-	log     *slog.Logger
-	rdb     redis.UniversalClient
-	audit   *audit.Log
-	holder  *seal.Holder
-	clients *sigauth.AllowList
-	server  *api.Server
-	watch   *watcher
+	log      *slog.Logger
+	rdb      redis.UniversalClient
+	audit    *audit.Log
+	holder   *seal.Holder
+	clients  *sigauth.AllowList
+	server   *api.Server
+	watch    *watcher
 }
 
 // New builds the key service. It opens the audit log and the allow-list and,

@@ -21,16 +21,16 @@ import (
 // Config is the key service's configuration. Every field has a flag and an
 // environment variable (BLINDGATE_KS_<NAME>); defaults are the safe choice.
 type Config struct {
-	Addr            string
-	TLSCert         string
-	TLSKey          string
-	ClientCA        string // optional: require client certificates signed by this CA
-	DevHTTP         bool   // plain HTTP: reveal answers carry card numbers, so dev only
-	KeyringPath     string
-	Shares          int
-	MasterKey       string // env:/file: reference; unseals at start (no ceremony)
-	DevUnseal       bool   // create/open a dev keyring with a dev master key file
-	ClientsPath     string
+	Addr        string
+	TLSCert     string
+	TLSKey      string
+	ClientCA    string // optional: require client certificates signed by this CA
+	DevHTTP     bool   // plain HTTP: reveal answers carry card numbers, so dev only
+	KeyringPath string
+	Shares      int
+	MasterKey   string // env:/file: reference; unseals at start (no ceremony)
+	DevUnseal   bool   // create/open a dev keyring with a dev master key file
+	ClientsPath string
 	// Audience is the aud signed requests must carry; "" means the
 	// keyring's deployment id, so each deployment has its own.
 	Audience string
