@@ -144,8 +144,9 @@ func checkComposeTopology(t *testing.T, cf composeFile) {
 	// The key service starts sealed: no master key, no dev auto-unseal.
 	ks := cf.Services[ksAlias]
 	if len(ks.Command) == 0 || ks.Command[0] != "serve" || slices.Contains(ks.Command, "-dev-auto-unseal") ||
-		slices.Contains(ks.Command, "-master-key") || !containsPair(ks.Command, "-redis", redisAlias+":6379") {
-		t.Errorf("keyservice command %q: want serve, sealed (no -dev-auto-unseal, no -master-key), -redis %s:6379", ks.Command, redisAlias)
+		slices.Contains(ks.Command, "-master-key") || !containsPair(ks.Command, "-redis", redisAlias+":6379") ||
+		!containsPair(ks.Command, "-public-url", ksURL) || slices.Contains(ks.Command, "-audience") {
+		t.Errorf("keyservice command %q: want serve, sealed (no -dev-auto-unseal, no -master-key), -redis %s:6379, -public-url %s, its own audience (no -audience)", ks.Command, redisAlias, ksURL)
 	}
 	for _, name := range []string{ksAlias, "keyservice-admin"} {
 		if !slices.Contains(cf.Services[name].Volumes, "keyservice-data:/var/lib/blindgate") {
@@ -155,6 +156,7 @@ func checkComposeTopology(t *testing.T, cf composeFile) {
 	gw := cf.Services[gwAlias]
 	for k, want := range map[string]string{
 		"BLINDGATE_GW_KEYSERVICE_URL": "http://" + ksAlias + ":8443", "BLINDGATE_GW_REDIS": redisAlias + ":6379", "BLINDGATE_GW_STORE": "redis",
+		"BLINDGATE_GW_KEYSERVICE_AUDIENCE": "${BLINDGATE_KEYSERVICE_AUDIENCE:-}",
 	} {
 		if gw.Environment[k] != want {
 			t.Errorf("gateway %s = %q, want %q", k, gw.Environment[k], want)
@@ -262,6 +264,8 @@ func testComposeUp(t *testing.T, file string) {
 	out := c.run(t, "", "run", "--rm", "-T", "keyservice-admin", "keys", "init")
 	master := firstMatch(t, out, `master key \(shown once; store it offline\):\s*\n\s+(\S+)`)
 	firstKid := firstMatch(t, out, `\(kid (\S+)\)`)
+	// The gateway signs for this deployment only (README, step 2).
+	c.env = append(c.env, "BLINDGATE_KEYSERVICE_AUDIENCE="+firstMatch(t, out, `deployment id[^\n]*:\s*\n\s+(ks_\S+)`))
 	c.run(t, "", "run", "--rm", "-T", "keyservice-admin", "clients", "add", "-id", "gateway", "-ops", "inspect,rewrap", "-public-key", "/gateway/gateway.pub.jwk")
 	c.run(t, "", "run", "--rm", "-T", "keyservice-admin", "clients", "add", "-id", "backoffice", "-ops", "reveal,audit", "-public-key", "/gateway/backoffice.pub.jwk")
 	c.run(t, "", "up", "-d")

@@ -101,7 +101,7 @@ func testReplaySurvivesRedisRestart(t *testing.T, z *keyZone, base string) {
 	// A well-formed request that passes authentication (which records the
 	// jti) and is then refused for its content: no card data needed.
 	body := []byte(`{"jwe":"e2e.not.a.card.jwe","session":"cs_e2e"}`)
-	auth, err := signer.Authorization(http.MethodPost, url, body)
+	auth, err := signer.Authorization(http.MethodPost, ksURL+client.PathInspect, body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +133,7 @@ func testReplaySurvivesRedisRestart(t *testing.T, z *keyZone, base string) {
 		st, b := get(t, base+"/readyz")
 		return st == http.StatusServiceUnavailable, fmt.Sprintf("%d %s", st, b)
 	})
-	fresh, err := signer.Authorization(http.MethodPost, url, body)
+	fresh, err := signer.Authorization(http.MethodPost, ksURL+client.PathInspect, body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +178,7 @@ func testUnknownAndRevokedKeys(t *testing.T, z *keyZone, base string) {
 	body := []byte(`{"jwe":"e2e.not.a.card.jwe","session":"cs_e2e"}`)
 	send := func(s *client.Signer) (int, string) {
 		t.Helper()
-		auth, err := s.Authorization(http.MethodPost, url, body)
+		auth, err := s.Authorization(http.MethodPost, ksURL+client.PathInspect, body)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -25,6 +25,9 @@ const (
 	ksPort     = "8443/tcp"
 	redisPort  = "6379/tcp"
 	ksAudience = "blindgate-keyservice"
+	// ksURL is the key service's URL inside the zone: the htu every signed
+	// request names, also those the host sends through a published port.
+	ksURL = "http://" + ksAlias + ":8443"
 )
 
 // redisCmd is Redis' command line in every zone: append-only persistence in
@@ -88,6 +91,7 @@ func newKeyZone(t *testing.T, opts zoneOptions) *keyZone {
 	args := append([]string{
 		"serve", "-dev-insecure-http", "-dev-auto-unseal",
 		"-redis", redisAlias + ":6379", "-addr", "0.0.0.0:8443", "-audience", ksAudience,
+		"-public-url", ksURL,
 	}, opts.ServeArgs...)
 	kreq := testcontainers.ContainerRequest{Image: z.ksImage, Cmd: args}
 	onNetworks(&kreq, ksAlias, z.Net)

@@ -42,6 +42,7 @@
   "session_not_found": "srv_session_expired",
   "session_expired": "srv_session_expired",
   "session_completed": "srv_session_expired",
+  "session_busy": "srv_busy",
   "too_many_attempts": "srv_too_many",
   "rate_limited": "srv_too_many",
   "keyservice_unavailable": "srv_unavailable",

@@ -49,6 +49,7 @@
     "srv_too_many_later": "Too many attempts. Please wait a moment and try again.",
     "srv_unavailable": "The service is temporarily unavailable. Please try again later.",
     "srv_stale": "This page is out of date. Reload the page and try again.",
+    "srv_busy": "Your payment is already being processed. Please wait a moment and try again.",
     "srv_network": "We could not reach the server. Check your connection and try again.",
     "srv_generic": "Something went wrong. Please try again."
   },
@@ -91,6 +92,7 @@
     "srv_too_many_later": "Trop de tentatives. Patientez un instant puis réessayez.",
     "srv_unavailable": "Le service est momentanément indisponible. Veuillez réessayer plus tard.",
     "srv_stale": "Cette page n’est plus à jour. Rechargez la page et réessayez.",
+    "srv_busy": "Votre paiement est déjà en cours de traitement. Patientez un instant puis réessayez.",
     "srv_network": "Impossible de joindre le serveur. Vérifiez votre connexion et réessayez.",
     "srv_generic": "Une erreur est survenue. Veuillez réessayer."
   },
@@ -133,6 +135,7 @@
     "srv_too_many_later": "Zu viele Versuche. Bitte warten Sie einen Moment und versuchen Sie es erneut.",
     "srv_unavailable": "Der Dienst ist vorübergehend nicht verfügbar. Bitte versuchen Sie es später erneut.",
     "srv_stale": "Diese Seite ist veraltet. Laden Sie die Seite neu und versuchen Sie es erneut.",
+    "srv_busy": "Ihre Zahlung wird bereits verarbeitet. Bitte warten Sie einen Moment und versuchen Sie es erneut.",
     "srv_network": "Der Server ist nicht erreichbar. Prüfen Sie Ihre Verbindung und versuchen Sie es erneut.",
     "srv_generic": "Etwas ist schiefgelaufen. Bitte versuchen Sie es erneut."
   }

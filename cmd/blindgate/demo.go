@@ -21,6 +21,7 @@ import (
 	"github.com/blindgate/blindgate/internal/redisx"
 	ksapp "github.com/blindgate/blindgate/keyservice/app"
 	"github.com/blindgate/blindgate/keyservice/client"
+	"github.com/blindgate/blindgate/keyservice/keyring"
 	"github.com/blindgate/blindgate/keyservice/sigauth"
 )
 
@@ -101,7 +102,7 @@ func startDemo(ctx context.Context, dc demoConfig, stderr io.Writer) (*runningDe
 	}
 	ks, err := ksapp.New(ksapp.Config{
 		Addr: ksLn.Addr().String(), DevHTTP: true, KeyringPath: p("keyring.sealed"), Shares: 1, DevUnseal: true,
-		ClientsPath: p("clients.json"), Audience: "blindgate-keyservice", Skew: 5 * time.Second,
+		ClientsPath: p("clients.json"), Audience: demoAudience(p("keyring.sealed")), Skew: 5 * time.Second,
 		AuditPath: p("keyservice-audit.log"), Freshness: 15 * time.Minute, Redis: redisx.Config{Addrs: ksapp.RedisMemory},
 		RevealPerMinute: 5, RevealPerDay: 50, RevealClientPerMinute: 60, RevealClientPerDay: 1000, InspectPerSecond: 2000, LogLevel: dc.logLevel,
 	}, log.With("service", "keyservice"))
@@ -116,7 +117,7 @@ func startDemo(ctx context.Context, dc demoConfig, stderr io.Writer) (*runningDe
 	}
 	gw, err := gwapp.New(gwapp.Config{
 		Addr: gwLn.Addr().String(), PublicURL: d.gatewayURL, MetricsAddr: "", Store: "bolt", BoltPath: p("gateway.db"),
-		KeyServiceURL: d.ksURL, Audience: "blindgate-keyservice",
+		KeyServiceURL: d.ksURL, Audience: ks.Audience(),
 		CheckoutClientID: "gateway", CheckoutKeyFile: p("gateway.jwk"),
 		BackofficeClientID: "backoffice", BackofficeKeyFile: p("backoffice.jwk"),
 		AuditPath: p("gateway-audit.log"), CVCTTL: 10 * time.Minute, SubmitPerIP: 30, LogLevel: dc.logLevel,
@@ -232,4 +233,14 @@ func demoSetup(ctx context.Context, path string, st *gwapp.Stores, shopOrigin st
 	}
 	b, _ := json.MarshalIndent(s, "", "  ")
 	return s, os.WriteFile(path, b, 0o600)
+}
+
+// demoAudience is "" (the keyring's deployment id, as in production) except
+// for a demo directory whose keyring predates deployment ids, which keeps
+// the audience it always had.
+func demoAudience(keyringPath string) string {
+	if dep, err := keyring.ReadDeployment(keyringPath); err == nil && dep == "" {
+		return "blindgate-keyservice"
+	}
+	return ""
 }

@@ -21,7 +21,7 @@ func signCmd(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("sign", flag.ContinueOnError)
 	keyFile := fs.String("key", "gateway.jwk", "private signing key (JWK)")
 	id := fs.String("client", "gateway", "client id (iss)")
-	aud := fs.String("audience", "blindgate-keyservice", "key service id (aud)")
+	aud := fs.String("audience", envOr("BLINDGATE_GW_KEYSERVICE_AUDIENCE", ""), "key service id (aud): its deployment id, from `keyservice keys list`")
 	method := fs.String("method", http.MethodPost, "HTTP method")
 	url := fs.String("url", "", "full request URL, e.g. https://127.0.0.1:8443/v1/inspect")
 	bodyFile := fs.String("body-file", "", "request body file ('-' = standard input); empty = no body")
@@ -30,6 +30,9 @@ func signCmd(args []string, out io.Writer) error {
 	}
 	if *url == "" {
 		return errors.New("sign: -url is required")
+	}
+	if *aud == "" {
+		return errors.New("sign: -audience is required: the key service's deployment id (keyservice keys list)")
 	}
 	var body []byte
 	var err error

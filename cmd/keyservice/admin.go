@@ -62,6 +62,7 @@ func keysCmd(args []string, out io.Writer) error {
 			return err
 		}
 		fmt.Fprintf(out, "keyring %s created with %s (kid %s)\n", *path, *alg, kr.Newest().Kid)
+		fmt.Fprintf(out, "deployment id (the audience of signed requests; give it to the gateway as -keyservice-audience):\n  %s\n", kr.Deployment())
 		recordAdmin(*auditPath, audit.Event{Event: audit.EventKeyInit, Kid: kr.Newest().Kid, Reason: *alg}, out)
 		if *shares <= 1 {
 			fmt.Fprintf(out, "master key (shown once; store it offline):\n  %s\n", keyring.EncodeMasterKey(master))
@@ -109,6 +110,9 @@ func keysCmd(args []string, out io.Writer) error {
 			}
 			fmt.Fprintf(out, "retired %s: ciphertexts under it no longer decrypt (rewrap them first)\n", *kid)
 			recordAdmin(*auditPath, audit.Event{Event: audit.EventKeyRetire, Kid: *kid}, out)
+		}
+		if kr.Deployment() != "" {
+			fmt.Fprintf(out, "deployment id: %s\n", kr.Deployment())
 		}
 		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "KID\tALG\tSTATE\tCREATED")

@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -26,6 +27,7 @@ import (
 	"github.com/blindgate/blindgate/internal/jose"
 	"github.com/blindgate/blindgate/internal/redisx"
 	"github.com/blindgate/blindgate/keyservice/client"
+	"github.com/blindgate/blindgate/keyservice/sigauth"
 )
 
 func runCmd(t *testing.T, stdin string, args ...string) (string, error) {
@@ -277,5 +279,58 @@ func writePEM(t *testing.T, path, typ string, der []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDeploymentsHaveTheirOwnAudience: two key services started with no
+// -audience each take their keyring's deployment id, and each refuses a
+// request signed for the other (401) even with the same client key enrolled
+// in both and an htu naming the right host.
+func TestDeploymentsHaveTheirOwnAudience(t *testing.T) {
+	key, err := client.GenerateKey(client.AlgEdDSA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type deployment struct {
+		audience, url string
+	}
+	var deps []deployment
+	for range 2 {
+		dir := t.TempDir()
+		al := &sigauth.AllowList{}
+		if err := al.AddClient("gateway", []string{client.OpInspect}, "gateway-1", key.Public()); err != nil {
+			t.Fatal(err)
+		}
+		if err := al.Save(filepath.Join(dir, "clients.json")); err != nil {
+			t.Fatal(err)
+		}
+		cfg := devConfig(t, dir)
+		cfg.Audience = ""
+		a, err := newApp(cfg, discard())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln := mustListen(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- a.Serve(ctx, ln) }()
+		t.Cleanup(func() { cancel(); <-done })
+		deps = append(deps, deployment{a.Audience(), "http://" + ln.Addr().String()})
+	}
+	if deps[0].audience == deps[1].audience || !strings.HasPrefix(deps[0].audience, "ks_") {
+		t.Fatalf("audiences %q and %q: want two distinct deployment ids", deps[0].audience, deps[1].audience)
+	}
+	for i, signedFor := range deps {
+		for j, at := range deps {
+			signer := &client.Signer{ClientID: "gateway", Kid: "gateway-1", Audience: signedFor.audience, Key: key}
+			_, err := client.New(at.url, signer, client.HTTPClient(false)).Inspect(context.Background(), client.InspectRequest{JWE: "a.b.c.d.e", Session: "cs_t"})
+			var ke *client.Error
+			if !errors.As(err, &ke) {
+				t.Fatalf("signed for %d at %d: %v", i, j, err)
+			}
+			if got401 := ke.Status == http.StatusUnauthorized; got401 != (i != j) {
+				t.Errorf("signed for deployment %d, sent to %d: %d %s", i, j, ke.Status, ke.Code)
+			}
+		}
 	}
 }

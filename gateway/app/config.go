@@ -64,7 +64,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.KeyServiceInsecure, "keyservice-insecure", env.Bool("KEYSERVICE_INSECURE", false), "development only: do not verify the key service's certificate")
 	fs.StringVar(&c.KeyServiceCert, "keyservice-client-cert", env.String("KEYSERVICE_CLIENT_CERT", ""), "client certificate for the key service (mTLS)")
 	fs.StringVar(&c.KeyServiceKey, "keyservice-client-key", env.String("KEYSERVICE_CLIENT_KEY", ""), "client certificate key for the key service (mTLS)")
-	fs.StringVar(&c.Audience, "keyservice-audience", env.String("KEYSERVICE_AUDIENCE", "blindgate-keyservice"), "the key service's id (aud of signed requests)")
+	fs.StringVar(&c.Audience, "keyservice-audience", env.String("KEYSERVICE_AUDIENCE", ""), "the key service's id, the aud of signed requests: its deployment id (keyservice keys list) unless it sets -audience")
 	fs.StringVar(&c.CheckoutClientID, "checkout-client-id", env.String("CHECKOUT_CLIENT_ID", "gateway"), "client id for inspect/rewrap")
 	fs.StringVar(&c.CheckoutKeyFile, "checkout-key", env.String("CHECKOUT_KEY", "gateway.jwk"), "private signing key (JWK) for inspect/rewrap")
 	fs.StringVar(&c.BackofficeClientID, "backoffice-client-id", env.String("BACKOFFICE_CLIENT_ID", "backoffice"), "client id for reveal/audit")
@@ -114,6 +114,10 @@ func (c *Config) Validate() error {
 		return errors.New("config: tls-cert and tls-key go together")
 	case c.KeyServiceURL == "":
 		return errors.New("config: keyservice-url is empty")
+	case c.Audience == "":
+		// No shared default: a default would let a request signed for one
+		// deployment pass at another that shares the client keys.
+		return errors.New("config: keyservice-audience is empty: set it to the key service's deployment id (printed by `keyservice keys init` and `keys list`)")
 	case c.CheckoutKeyFile == "":
 		return errors.New("config: checkout-key is empty")
 	case c.CVCTTL <= 0 || c.CVCTTL > time.Hour:

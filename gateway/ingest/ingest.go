@@ -6,7 +6,13 @@
 // limits, the session's attempt budget) run before the key service is asked
 // anything, and the token is stored in one atomic write with its ciphertext
 // before the session is marked complete, so a crash in between leaves either
-// no token or a whole one.
+// no token or a whole one. The rate limits run before the attempt is
+// counted, so a refusal by a limiter costs the shopper no attempt. Counting
+// the attempt also claims the session for this one submission until it
+// completes or fails: a concurrent submission is refused with
+// sessions.ErrBusy before inspect, and the token is stored under an
+// idempotency key of the session alone, so a session mints exactly one
+// token however its submissions race (even one whose claim lapsed).
 package ingest
 
 import (
@@ -48,7 +54,8 @@ type Inspector interface {
 // Sessions is the part of the checkout-session store ingest uses.
 type Sessions interface {
 	Get(ctx context.Context, id string) (sessions.Session, error)
-	Attempt(ctx context.Context, id string) (sessions.Session, error)
+	Attempt(ctx context.Context, id, claim string) (sessions.Session, error)
+	Release(ctx context.Context, id, claim string) error
 	Complete(ctx context.Context, id, token string) error
 }
 
@@ -121,8 +128,16 @@ func (svc *Service) Submit(ctx context.Context, sub Submission) (tokens.Token, e
 	if err := svc.allow(ctx, svc.limits.PerIP, sub.ClientIP); err != nil {
 		return tokens.Token{}, err
 	}
-	idem := idempotencyKey(sub)
-	sess, err := svc.sessions.Attempt(ctx, sub.SessionID)
+	if !sessions.ValidID(sub.SessionID) {
+		// Before the limiter, so no caller-chosen string becomes a limiter key.
+		return tokens.Token{}, fmt.Errorf("ingest: session: %w", sessions.ErrNotFound)
+	}
+	// Before Attempt: a submission the limiter refuses uses up no attempt.
+	if err := svc.allow(ctx, svc.limits.PerSession, sub.SessionID); err != nil {
+		return tokens.Token{}, err
+	}
+	claim := submissionKey(sub)
+	sess, err := svc.sessions.Attempt(ctx, sub.SessionID, claim)
 	if errors.Is(err, sessions.ErrCompleted) {
 		// A retry of the submission that completed the session (the answer
 		// was lost on the way back) gets the same token; anything else is refused.
@@ -131,9 +146,21 @@ func (svc *Service) Submit(ctx context.Context, sub Submission) (tokens.Token, e
 	if err != nil {
 		return tokens.Token{}, fmt.Errorf("ingest: session: %w", err)
 	}
-	if err := svc.allow(ctx, svc.limits.PerSession, sess.ID); err != nil {
+	t, err := svc.mint(ctx, sess, sub)
+	if err != nil {
+		// Free the session at once for the shopper's next try; the claim
+		// would lapse by itself anyway. Not under ctx: a cancelled request
+		// must still release.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		_ = svc.sessions.Release(rctx, sess.ID, claim)
+		cancel()
 		return tokens.Token{}, err
 	}
+	return t, nil
+}
+
+// mint runs while the submission holds the session's claim.
+func (svc *Service) mint(ctx context.Context, sess sessions.Session, sub Submission) (tokens.Token, error) {
 	m, err := svc.inspector.Inspect(ctx, client.InspectRequest{JWE: sub.CardJWE, Session: sess.ID})
 	if err != nil {
 		return tokens.Token{}, fmt.Errorf("ingest: inspect: %w", err)
@@ -143,9 +170,18 @@ func (svc *Service) Submit(ctx context.Context, sub Submission) (tokens.Token, e
 		Brand: m.Brand, BIN: m.BIN, Last4: m.Last4, ExpMonth: m.ExpMonth, ExpYear: m.ExpYear,
 		Fingerprint: m.Fingerprint, CreatedAt: svc.now().UTC(),
 	}
-	t, _, err = svc.tokens.Put(ctx, t, sub.CVCJWE, svc.cvcTTL, idem)
+	t, _, err = svc.tokens.Put(ctx, t, sub.CVCJWE, svc.cvcTTL, sessionKey(sess.ID))
 	if err != nil {
 		return tokens.Token{}, fmt.Errorf("%w: store token: %w", ErrUnavailable, err)
+	}
+	if t.JWE != sub.CardJWE {
+		// The session's one token was minted by another submission (one
+		// whose claim lapsed mid-flight, or whose Complete failed): this one
+		// gets no token of its own, and the session is marked with that one.
+		if err := svc.sessions.Complete(ctx, sess.ID, t.ID); err != nil && !errors.Is(err, sessions.ErrCompleted) {
+			return tokens.Token{}, fmt.Errorf("%w: complete session: %w", ErrUnavailable, err)
+		}
+		return tokens.Token{}, fmt.Errorf("ingest: session: %w", sessions.ErrCompleted)
 	}
 	if err := svc.sessions.Complete(ctx, sess.ID, t.ID); err != nil && !errors.Is(err, sessions.ErrCompleted) {
 		return tokens.Token{}, fmt.Errorf("%w: complete session: %w", ErrUnavailable, err)
@@ -176,12 +212,21 @@ func (svc *Service) allow(ctx context.Context, l ratelimit.Limit, key string) er
 	return nil
 }
 
-// idempotencyKey identifies one submission: the same ciphertext for the same
-// session is the same submission, however often it is retried.
-func idempotencyKey(sub Submission) string {
+// submissionKey identifies one submission: the same ciphertext for the same
+// session is the same submission, however often it is retried. It names the
+// session's claim.
+func submissionKey(sub Submission) string {
 	h := sha256.New()
 	h.Write([]byte(sub.SessionID))
 	h.Write([]byte{0})
 	h.Write([]byte(sub.CardJWE))
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// sessionKey is the token store's idempotency key of a checkout session: one
+// per session, so the store itself refuses a second token for it. The
+// prefix keeps it apart from any other kind of idempotency key.
+func sessionKey(sessionID string) string {
+	h := sha256.Sum256([]byte("checkout-session\x00" + sessionID))
+	return hex.EncodeToString(h[:])
 }

@@ -32,13 +32,29 @@ func NewBolt(db *bolt.DB, opts ...Option) (*Bolt, error) {
 	return &Bolt{db: db, o: buildOptions(opts)}, nil
 }
 
-func load(tx *bolt.Tx, id string) (Session, error) {
-	return boltx.Get[Session](tx.Bucket(bSessions), id, ErrNotFound)
+// record is a stored session with its claim, which is store state rather
+// than part of the Session a caller sees. Records written before claims
+// existed decode with no claim.
+type record struct {
+	Session
+	Claim        string    `json:"claim,omitempty"`
+	ClaimExpires time.Time `json:"claim_expires,omitzero"`
 }
 
-func store(tx *bolt.Tx, s Session) error {
-	return boltx.Put(tx.Bucket(bSessions), s.ID, s)
+func loadRecord(tx *bolt.Tx, id string) (record, error) {
+	return boltx.Get[record](tx.Bucket(bSessions), id, ErrNotFound)
 }
+
+func load(tx *bolt.Tx, id string) (Session, error) {
+	r, err := loadRecord(tx, id)
+	return r.Session, err
+}
+
+func storeRecord(tx *bolt.Tx, r record) error {
+	return boltx.Put(tx.Bucket(bSessions), r.ID, r)
+}
+
+func store(tx *bolt.Tx, s Session) error { return storeRecord(tx, record{Session: s}) }
 
 // gone: past expiry and grace, the session reads as absent, like a Redis key
 // that expired, even before Sweep removed it.
@@ -71,7 +87,7 @@ func wrap(op string, err error) error {
 	if err == nil {
 		return nil
 	}
-	for _, s := range []error{ErrNotFound, ErrExpired, ErrTooManyAttempts, ErrCompleted, ErrInvalid, ErrConflict} {
+	for _, s := range []error{ErrNotFound, ErrExpired, ErrTooManyAttempts, ErrCompleted, ErrInvalid, ErrConflict, ErrBusy} {
 		if errors.Is(err, s) {
 			return err
 		}
@@ -107,40 +123,68 @@ func (b *Bolt) Get(ctx context.Context, id string) (Session, error) {
 }
 
 // Attempt implements Store.
-func (b *Bolt) Attempt(ctx context.Context, id string) (Session, error) {
+func (b *Bolt) Attempt(ctx context.Context, id, claim string) (Session, error) {
 	if err := checkCtx(ctx); err != nil {
 		return Session{}, err
 	}
 	if !ValidID(id) {
 		return Session{}, ErrNotFound
 	}
-	var s Session
+	if !validClaim(claim) {
+		return Session{}, fmt.Errorf("%w: claim", ErrInvalid)
+	}
+	var r record
 	var refused error
 	now := b.o.now()
 	err := b.db.Update(func(tx *bolt.Tx) error {
 		var err error
-		if s, err = load(tx, id); err != nil {
+		if r, err = loadRecord(tx, id); err != nil {
 			return err
 		}
 		switch {
-		case b.gone(s, now):
+		case b.gone(r.Session, now):
 			return ErrNotFound
-		case s.Expired(now):
+		case r.Expired(now):
 			refused = ErrExpired
-		case s.Completed():
+		case r.Completed():
 			refused = ErrCompleted
-		case s.Attempts >= s.MaxAttempts:
+		case r.Claim != "" && now.Before(r.ClaimExpires):
+			refused = ErrBusy
+		case r.Attempts >= r.MaxAttempts:
 			refused = ErrTooManyAttempts
 		default:
-			s.Attempts++
-			return store(tx, s)
+			r.Attempts++
+			r.Claim, r.ClaimExpires = claim, now.Add(b.o.claimTTL)
+			return storeRecord(tx, r)
 		}
 		return nil
 	})
 	if err != nil {
 		return Session{}, wrap("attempt", err)
 	}
-	return s, refused
+	return r.Session, refused
+}
+
+// Release implements Store.
+func (b *Bolt) Release(ctx context.Context, id, claim string) error {
+	if err := checkCtx(ctx); err != nil {
+		return err
+	}
+	if !ValidID(id) || !validClaim(claim) {
+		return nil
+	}
+	err := b.db.Update(func(tx *bolt.Tx) error {
+		r, err := loadRecord(tx, id)
+		if errors.Is(err, ErrNotFound) || r.Claim != claim {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		r.Claim, r.ClaimExpires = "", time.Time{}
+		return storeRecord(tx, r)
+	})
+	return wrap("release", err)
 }
 
 // Complete implements Store.

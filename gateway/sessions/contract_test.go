@@ -3,6 +3,7 @@ package sessions
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -149,7 +150,7 @@ func runStoreContract(t *testing.T, newStore func(t *testing.T, now func() time.
 			if _, err := s.Get(ctx, id); !errors.Is(err, ErrNotFound) {
 				t.Errorf("Get(%q): %v", id, err)
 			}
-			if _, err := s.Attempt(ctx, id); !errors.Is(err, ErrNotFound) {
+			if _, err := s.Attempt(ctx, id, "c"); !errors.Is(err, ErrNotFound) {
 				t.Errorf("Attempt(%q): %v", id, err)
 			}
 			if err := s.Complete(ctx, id, "tok_x"); !errors.Is(err, ErrNotFound) {
@@ -167,12 +168,15 @@ func runStoreContract(t *testing.T, newStore func(t *testing.T, now func() time.
 			t.Fatal(err)
 		}
 		for want := 1; want <= 3; want++ {
-			got, err := s.Attempt(ctx, cs.ID)
+			got, err := s.Attempt(ctx, cs.ID, "c")
 			if err != nil || got.Attempts != want {
 				t.Fatalf("attempt %d: attempts=%d err=%v", want, got.Attempts, err)
 			}
+			if err := s.Release(ctx, cs.ID, "c"); err != nil {
+				t.Fatal(err)
+			}
 		}
-		got, err := s.Attempt(ctx, cs.ID)
+		got, err := s.Attempt(ctx, cs.ID, "c")
 		if !errors.Is(err, ErrTooManyAttempts) || got.Attempts != 3 {
 			t.Fatalf("429/fourth: attempts=%d err=%v", got.Attempts, err)
 		}
@@ -189,27 +193,40 @@ func runStoreContract(t *testing.T, newStore func(t *testing.T, now func() time.
 		}
 		var wg sync.WaitGroup
 		var mu sync.Mutex
-		ok, refused := 0, 0
-		for range 20 {
+		ok, held := 0, 0
+		for i := range 40 {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				_, err := s.Attempt(ctx, cs.ID)
+				claim := fmt.Sprint("c", i)
+				_, err := s.Attempt(ctx, cs.ID, claim)
 				mu.Lock()
-				defer mu.Unlock()
 				switch {
 				case err == nil:
 					ok++
-				case errors.Is(err, ErrTooManyAttempts):
-					refused++
+					held++
+					if held > 1 {
+						t.Error("two submissions hold the claim at once")
+					}
+				case errors.Is(err, ErrTooManyAttempts), errors.Is(err, ErrBusy):
 				default:
 					t.Error(err)
+				}
+				mu.Unlock()
+				if err == nil {
+					mu.Lock()
+					held--
+					mu.Unlock()
+					if err := s.Release(ctx, cs.ID, claim); err != nil {
+						t.Error(err)
+					}
 				}
 			}()
 		}
 		wg.Wait()
-		if ok != DefaultMaxAttempts || refused != 20-DefaultMaxAttempts {
-			t.Fatalf("ok=%d refused=%d, want %d and %d", ok, refused, DefaultMaxAttempts, 20-DefaultMaxAttempts)
+		got, _ := s.Get(ctx, cs.ID)
+		if ok > DefaultMaxAttempts || got.Attempts != ok {
+			t.Fatalf("ok=%d attempts=%d, want at most %d and equal", ok, got.Attempts, DefaultMaxAttempts)
 		}
 	})
 
@@ -223,7 +240,7 @@ func runStoreContract(t *testing.T, newStore func(t *testing.T, now func() time.
 			t.Fatal(err)
 		}
 		c.Advance(10*time.Minute - time.Second)
-		if _, err := s.Attempt(ctx, cs.ID); err != nil {
+		if _, err := s.Attempt(ctx, cs.ID, "c"); err != nil {
 			t.Fatalf("just before expiry: %v", err)
 		}
 		c.Advance(time.Second)
@@ -231,7 +248,7 @@ func runStoreContract(t *testing.T, newStore func(t *testing.T, now func() time.
 		if !errors.Is(err, ErrExpired) || got.ID != cs.ID || got.ReturnURL == "" {
 			t.Fatalf("410/get: %v (session %q must come back for the way out)", err, got.ID)
 		}
-		if got, err := s.Attempt(ctx, cs.ID); !errors.Is(err, ErrExpired) || got.Attempts != 1 {
+		if got, err := s.Attempt(ctx, cs.ID, "c"); !errors.Is(err, ErrExpired) || got.Attempts != 1 {
 			t.Fatalf("410/attempt: attempts=%d err=%v", got.Attempts, err)
 		}
 		if err := s.Complete(ctx, cs.ID, "tok_late"); !errors.Is(err, ErrExpired) {
@@ -241,7 +258,7 @@ func runStoreContract(t *testing.T, newStore func(t *testing.T, now func() time.
 		if _, err := s.Get(ctx, cs.ID); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("404/after-grace: %v", err)
 		}
-		if _, err := s.Attempt(ctx, cs.ID); !errors.Is(err, ErrNotFound) {
+		if _, err := s.Attempt(ctx, cs.ID, "c"); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("404/attempt-after-grace: %v", err)
 		}
 		if err := s.Complete(ctx, cs.ID, "tok_late"); !errors.Is(err, ErrNotFound) {
@@ -255,7 +272,7 @@ func runStoreContract(t *testing.T, newStore func(t *testing.T, now func() time.
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Attempt(ctx, cs.ID); err != nil {
+		if _, err := s.Attempt(ctx, cs.ID, "c"); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.Complete(ctx, cs.ID, ""); !errors.Is(err, ErrInvalid) {
@@ -274,8 +291,50 @@ func runStoreContract(t *testing.T, newStore func(t *testing.T, now func() time.
 		if err := s.Complete(ctx, cs.ID, "tok_second"); !errors.Is(err, ErrCompleted) {
 			t.Fatalf("409/other-token: %v", err)
 		}
-		if got, err := s.Attempt(ctx, cs.ID); !errors.Is(err, ErrCompleted) || got.Token != "tok_first" {
+		if got, err := s.Attempt(ctx, cs.ID, "c"); !errors.Is(err, ErrCompleted) || got.Token != "tok_first" {
 			t.Fatalf("409/attempt-after-complete: %v", err)
+		}
+	})
+	t.Run("attempt/claim", func(t *testing.T) {
+		c := newClock()
+		s := newStore(t, c.Now)
+		cs, err := s.Create(ctx, valid())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Attempt(ctx, cs.ID, ""); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("400/empty-claim: %v", err)
+		}
+		if got, err := s.Attempt(ctx, cs.ID, "a"); err != nil || got.Attempts != 1 {
+			t.Fatalf("first claim: attempts=%d err=%v", got.Attempts, err)
+		}
+		for _, claim := range []string{"b", "a"} {
+			if got, err := s.Attempt(ctx, cs.ID, claim); !errors.Is(err, ErrBusy) || got.Attempts != 1 {
+				t.Fatalf("409/busy %q: attempts=%d err=%v", claim, got.Attempts, err)
+			}
+		}
+		if err := s.Release(ctx, cs.ID, "b"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Attempt(ctx, cs.ID, "b"); !errors.Is(err, ErrBusy) {
+			t.Fatalf("a stranger's release freed the claim: %v", err)
+		}
+		if err := s.Release(ctx, cs.ID, "a"); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.Attempt(ctx, cs.ID, "b"); err != nil || got.Attempts != 2 {
+			t.Fatalf("after release: attempts=%d err=%v", got.Attempts, err)
+		}
+		// A crashed submission never releases: its claim lapses.
+		c.Advance(DefaultClaimTTL)
+		if got, err := s.Attempt(ctx, cs.ID, "c"); err != nil || got.Attempts != 3 {
+			t.Fatalf("after claim ttl: attempts=%d err=%v", got.Attempts, err)
+		}
+		if err := s.Complete(ctx, cs.ID, "tok_c"); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.Attempt(ctx, cs.ID, "d"); !errors.Is(err, ErrCompleted) || got.Token != "tok_c" {
+			t.Fatalf("409/completed: %v", err)
 		}
 	})
 }

@@ -13,7 +13,8 @@ import (
 // Redis is the production Store. One hash per session, so every operation
 // is on one key (any Redis topology):
 //
-//	p:cs:<id>  hash  data (JSON of the fixed fields), exp (unix ms), max, attempts, token
+//	p:cs:<id>  hash  data (JSON of the fixed fields), exp (unix ms), max, attempts, token,
+//	                 claim, claim_exp (unix ms): the submission in flight, if any
 //
 // The key expires at ExpiresAt + grace (PEXPIREAT). Expiry decisions use the
 // caller's clock passed into the script, so both stores (and tests with a
@@ -23,7 +24,7 @@ type Redis struct {
 	prefix string
 	o      options
 
-	create, attempt, complete *redis.Script
+	create, attempt, release, complete *redis.Script
 }
 
 var _ Store = (*Redis)(nil)
@@ -37,6 +38,7 @@ func NewRedis(rdb redis.UniversalClient, prefix string, opts ...Option) *Redis {
 		rdb: rdb, prefix: prefix, o: buildOptions(opts),
 		create:   redis.NewScript(createLua),
 		attempt:  redis.NewScript(attemptLua),
+		release:  redis.NewScript(releaseLua),
 		complete: redis.NewScript(completeLua),
 	}
 }
@@ -51,18 +53,30 @@ redis.call('PEXPIREAT', KEYS[1], ARGV[4])
 return 1
 `
 
-// The checks and the increment are one script, so concurrent submissions
-// cannot both pass the limit.
-// KEYS: session; ARGV: now ms, grace ms
+// The checks, the increment and the claim are one script, so concurrent
+// submissions can neither both pass the limit nor both hold the claim.
+// KEYS: session; ARGV: now ms, grace ms, claim, claim ttl ms
 const attemptLua = `
-local v = redis.call('HMGET', KEYS[1], 'exp', 'max', 'attempts', 'token')
+local v = redis.call('HMGET', KEYS[1], 'exp', 'max', 'attempts', 'token', 'claim', 'claim_exp')
 if not v[1] or tonumber(ARGV[1]) >= tonumber(v[1]) + tonumber(ARGV[2]) then return {'missing', {}} end
 local status = 'ok'
 if tonumber(ARGV[1]) >= tonumber(v[1]) then status = 'expired'
 elseif v[4] and v[4] ~= '' then status = 'completed'
+elseif v[5] and v[5] ~= '' and tonumber(v[6]) > tonumber(ARGV[1]) then status = 'busy'
 elseif tonumber(v[3]) >= tonumber(v[2]) then status = 'too_many'
-else redis.call('HINCRBY', KEYS[1], 'attempts', 1) end
+else
+  redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+  redis.call('HSET', KEYS[1], 'claim', ARGV[3], 'claim_exp', tonumber(ARGV[1]) + tonumber(ARGV[4]))
+end
 return {status, redis.call('HGETALL', KEYS[1])}
+`
+
+// KEYS: session; ARGV: claim
+const releaseLua = `
+if redis.call('HGET', KEYS[1], 'claim') == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'claim', '', 'claim_exp', 0)
+end
+return 1
 `
 
 // KEYS: session; ARGV: now ms, token, grace ms
@@ -74,7 +88,7 @@ if v[2] and v[2] ~= '' then
   if v[2] == ARGV[2] then return 'ok' end
   return 'completed'
 end
-redis.call('HSET', KEYS[1], 'token', ARGV[2])
+redis.call('HSET', KEYS[1], 'token', ARGV[2], 'claim', '', 'claim_exp', 0)
 return 'ok'
 `
 
@@ -143,11 +157,14 @@ func (r *Redis) Get(ctx context.Context, id string) (Session, error) {
 }
 
 // Attempt implements Store.
-func (r *Redis) Attempt(ctx context.Context, id string) (Session, error) {
+func (r *Redis) Attempt(ctx context.Context, id, claim string) (Session, error) {
 	if !ValidID(id) {
 		return Session{}, ErrNotFound
 	}
-	res, err := r.attempt.Run(ctx, r.rdb, []string{r.key(id)}, r.o.now().UnixMilli(), r.o.grace.Milliseconds()).Slice()
+	if !validClaim(claim) {
+		return Session{}, fmt.Errorf("%w: claim", ErrInvalid)
+	}
+	res, err := r.attempt.Run(ctx, r.rdb, []string{r.key(id)}, r.o.now().UnixMilli(), r.o.grace.Milliseconds(), claim, r.o.claimTTL.Milliseconds()).Slice()
 	if err != nil {
 		return Session{}, fmt.Errorf("sessions: redis attempt: %w", err)
 	}
@@ -176,10 +193,23 @@ func (r *Redis) Attempt(ctx context.Context, id string) (Session, error) {
 		return s, ErrExpired
 	case "completed":
 		return s, ErrCompleted
+	case "busy":
+		return s, ErrBusy
 	case "too_many":
 		return s, ErrTooManyAttempts
 	}
 	return Session{}, fmt.Errorf("sessions: redis attempt: unexpected status %q", status)
+}
+
+// Release implements Store.
+func (r *Redis) Release(ctx context.Context, id, claim string) error {
+	if !ValidID(id) || !validClaim(claim) {
+		return nil
+	}
+	if err := r.release.Run(ctx, r.rdb, []string{r.key(id)}, claim).Err(); err != nil {
+		return fmt.Errorf("sessions: redis release: %w", err)
+	}
+	return nil
 }
 
 // Complete implements Store.

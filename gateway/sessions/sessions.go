@@ -34,6 +34,9 @@ var (
 	ErrCompleted       = errors.New("sessions: already completed")
 	ErrInvalid         = errors.New("sessions: invalid")
 	ErrConflict        = errors.New("sessions: id already exists")
+	// ErrBusy: another submission holds the session's claim (its inspect is
+	// in flight). Nothing was counted; the caller may retry shortly.
+	ErrBusy = errors.New("sessions: a submission is in progress")
 )
 
 // Defaults and limits.
@@ -45,10 +48,13 @@ const (
 	MaxMaxAttempts     = 20
 	// DefaultGrace keeps an expired session readable for a while, so a late
 	// shopper sees "expired" (with a way back) rather than "not found".
-	DefaultGrace  = 15 * time.Minute
-	DefaultLocale = "en"
-	maxURLLen     = 2048
-	maxOrigins    = 20
+	DefaultGrace = 15 * time.Minute
+	// DefaultClaimTTL bounds how long a crashed submission can hold its
+	// session's claim; it must outlast the key service call (15 s at most).
+	DefaultClaimTTL = time.Minute
+	DefaultLocale   = "en"
+	maxURLLen       = 2048
+	maxOrigins      = 20
 )
 
 // Appearance is the merchant's styling of the hosted page. Each value ends up
@@ -170,12 +176,22 @@ type Store interface {
 	Create(ctx context.Context, s Session) (Session, error)
 	// Get returns the session; past its expiry it returns it with ErrExpired.
 	Get(ctx context.Context, id string) (Session, error)
-	// Attempt counts one submission, atomically, and returns the session
-	// after the increment. It refuses (without counting) with ErrExpired,
-	// ErrCompleted or, once Attempts reached MaxAttempts, ErrTooManyAttempts.
-	Attempt(ctx context.Context, id string) (Session, error)
-	// Complete records the token. Completing again with the same token is a
-	// no-op (a retried request); with another token it is ErrCompleted.
+	// Attempt counts one submission and claims the session for it (claim
+	// names the submission), in one atomic step, and returns the session
+	// after the increment. It refuses (without counting or claiming) with
+	// ErrExpired, ErrCompleted, ErrBusy while another claim is held (any
+	// claim, even an equal one: only one submission is in flight per
+	// session, so at most one token is minted) or, once Attempts reached
+	// MaxAttempts, ErrTooManyAttempts. The claim ends at Release, Complete
+	// or after the claim TTL (DefaultClaimTTL).
+	Attempt(ctx context.Context, id, claim string) (Session, error)
+	// Release ends the claim if claim still holds it (a failed submission),
+	// so the shopper can try again at once. Releasing a claim that is not
+	// held is a no-op.
+	Release(ctx context.Context, id, claim string) error
+	// Complete records the token and ends any claim. Completing again with
+	// the same token is a no-op (a retried request); with another token it
+	// is ErrCompleted.
 	Complete(ctx context.Context, id, token string) error
 }
 
@@ -434,8 +450,9 @@ func ValidateReturnURL(raw string, allowedOrigins []string) (string, error) {
 type Option func(*options)
 
 type options struct {
-	now   func() time.Time
-	grace time.Duration
+	now      func() time.Time
+	grace    time.Duration
+	claimTTL time.Duration
 }
 
 // WithClock replaces time.Now (tests).
@@ -444,16 +461,25 @@ func WithClock(now func() time.Time) Option { return func(o *options) { o.now = 
 // WithGrace sets how long an expired session stays readable (DefaultGrace).
 func WithGrace(d time.Duration) Option { return func(o *options) { o.grace = d } }
 
+// WithClaimTTL sets how long an unreleased claim holds (DefaultClaimTTL).
+func WithClaimTTL(d time.Duration) Option { return func(o *options) { o.claimTTL = d } }
+
 func buildOptions(opts []Option) options {
-	o := options{now: time.Now, grace: DefaultGrace}
+	o := options{now: time.Now, grace: DefaultGrace, claimTTL: DefaultClaimTTL}
 	for _, f := range opts {
 		f(&o)
 	}
 	if o.grace < 0 {
 		o.grace = 0
 	}
+	if o.claimTTL <= 0 {
+		o.claimTTL = DefaultClaimTTL
+	}
 	return o
 }
+
+// validClaim: a claim is stored and compared, never parsed.
+func validClaim(c string) bool { return validToken(c) }
 
 func checkCtx(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {

@@ -177,6 +177,8 @@ func sessionError(err error) error {
 		return apierr.SessionCompleted.Wrap(err)
 	case errors.Is(err, sessions.ErrTooManyAttempts):
 		return apierr.TooManyAttempts.Wrap(err)
+	case errors.Is(err, sessions.ErrBusy):
+		return apierr.SessionBusy.WithRetry(2 * time.Second).Wrap(err)
 	default:
 		return apierr.Unavailable.Wrap(err)
 	}
@@ -193,7 +195,7 @@ func submitError(err error) error {
 		return apierr.RateLimited.WithRetry(le.RetryAfter).Wrap(err)
 	case errors.Is(err, ingest.ErrInvalid):
 		return apierr.InvalidJWE.Wrap(err)
-	case errors.Is(err, sessions.ErrNotFound), errors.Is(err, sessions.ErrExpired), errors.Is(err, sessions.ErrCompleted), errors.Is(err, sessions.ErrTooManyAttempts), errors.Is(err, sessions.ErrInvalid):
+	case errors.Is(err, sessions.ErrNotFound), errors.Is(err, sessions.ErrExpired), errors.Is(err, sessions.ErrCompleted), errors.Is(err, sessions.ErrTooManyAttempts), errors.Is(err, sessions.ErrInvalid), errors.Is(err, sessions.ErrBusy):
 		return sessionError(err)
 	case errors.As(err, &ke):
 		if v, ok := shopperVerdict(ke); ok {
@@ -242,7 +244,7 @@ func checkoutCodes() []*apierr.Error {
 	return append([]*apierr.Error{
 		apierr.BadRequest, apierr.InvalidField, apierr.TooLarge, apierr.Internal,
 		apierr.RateLimited, apierr.InvalidJWE,
-		apierr.SessionNotFound, apierr.SessionExpired, apierr.SessionCompleted, apierr.TooManyAttempts,
+		apierr.SessionNotFound, apierr.SessionExpired, apierr.SessionCompleted, apierr.SessionBusy, apierr.TooManyAttempts,
 		apierr.KeyServiceDown, apierr.Unavailable,
 	}, shopperVerdicts()...)
 }

@@ -45,6 +45,7 @@ var (
 	LoginRequired    = New(http.StatusUnauthorized, "login_required", "Log in to continue.")
 	CSRFFailed       = New(http.StatusForbidden, "csrf_failed", "The form is stale or was not sent by this site; reload and retry.")
 	ReauthRequired   = New(http.StatusUnauthorized, "reauth_required", "Confirm your password and code to reveal a card.")
+	SessionBusy      = New(http.StatusConflict, "session_busy", "A payment for this checkout session is in progress; retry in a moment.")
 
 	// 5xx: our side.
 	Internal    = New(http.StatusInternalServerError, "internal", "Internal error.")

@@ -59,6 +59,7 @@ type Pinger interface {
 type Deps struct {
 	Unwrap   Unwrapper
 	Verifier Verifier
+	Audience string // shown by seal status, for configuring clients
 	Seal     Sealer
 	Audit    Auditor
 	Trail    AuditReader // optional: enables POST /v1/audit/query

@@ -188,7 +188,7 @@ func TestSignatureRules(t *testing.T) {
 		return ts.do(t, req)
 	}
 	t.Run("409/replay", func(t *testing.T) {
-		h := sign("https://ks/v1/inspect", body)
+		h := sign("https://keyservice.internal/v1/inspect", body)
 		if resp, m := send(h, body); resp.StatusCode != 200 {
 			t.Fatalf("first use: %d %v", resp.StatusCode, m)
 		}
@@ -197,21 +197,28 @@ func TestSignatureRules(t *testing.T) {
 		}
 	})
 	t.Run("401/body-hash", func(t *testing.T) {
-		h := sign("https://ks/v1/inspect", body)
+		h := sign("https://keyservice.internal/v1/inspect", body)
 		tampered := bytes.Replace(body, []byte("cs_1"), []byte("cs_2"), 1)
 		if resp, _ := send(h, tampered); resp.StatusCode != 401 {
 			t.Fatalf("tampered body: %d", resp.StatusCode)
 		}
 	})
 	t.Run("401/htu", func(t *testing.T) {
-		if resp, _ := send(sign("https://ks/v1/rewrap", body), body); resp.StatusCode != 401 {
+		if resp, _ := send(sign("https://keyservice.internal/v1/rewrap", body), body); resp.StatusCode != 401 {
 			t.Fatalf("signature for another path: %d", resp.StatusCode)
+		}
+	})
+	t.Run("401/htu-other-host", func(t *testing.T) {
+		// Right path, but signed for another key service (staging).
+		resp, m := send(sign("https://staging-keyservice.internal/v1/inspect", body), body)
+		if resp.StatusCode != 401 || errCode(m) != "unauthenticated" {
+			t.Fatalf("signature for another host: %d %v", resp.StatusCode, m)
 		}
 	})
 	t.Run("401/expired", func(t *testing.T) {
 		old := *ts.gateway
 		old.Now = func() time.Time { return time.Now().Add(-2 * time.Minute) }
-		h, _ := old.Authorization(http.MethodPost, "https://ks/v1/inspect", body)
+		h, _ := old.Authorization(http.MethodPost, "https://keyservice.internal/v1/inspect", body)
 		if resp, _ := send(h, body); resp.StatusCode != 401 {
 			t.Fatalf("expired: %d", resp.StatusCode)
 		}
@@ -220,7 +227,7 @@ func TestSignatureRules(t *testing.T) {
 		if err := ts.Clients.Revoke(ts.gateway.Kid); err != nil {
 			t.Fatal(err)
 		}
-		if resp, _ := send(sign("https://ks/v1/inspect", body), body); resp.StatusCode != 401 {
+		if resp, _ := send(sign("https://keyservice.internal/v1/inspect", body), body); resp.StatusCode != 401 {
 			t.Fatalf("revoked key: %d", resp.StatusCode)
 		}
 	})
@@ -338,7 +345,7 @@ func TestRedisBackends(t *testing.T) {
 	ts := newTestServer(t, backends{replay: replay.NewRedis(rdb, "t:jti:"), limiter: ratelimit.NewRedis(rdb, "t:rl:"), redis: redisx.Pinger{C: rdb}})
 	jwe := ts.cardJWE(t, testPAN, "cs_1", time.Now())
 	body, _ := json.Marshal(client.InspectRequest{JWE: jwe, Session: "cs_1"})
-	h, _ := ts.gateway.Authorization(http.MethodPost, "https://ks/v1/inspect", body)
+	h, _ := ts.gateway.Authorization(http.MethodPost, "https://keyservice.internal/v1/inspect", body)
 	for i, want := range []int{200, 409} {
 		req := httptest.NewRequest(http.MethodPost, "/v1/inspect", bytes.NewReader(body))
 		req.Header.Set("Authorization", h)

@@ -69,7 +69,7 @@ func marshalJWKS(kr *keyring.Keyring) ([]byte, error) {
 
 func (s *Server) sealStatus(c *fiber.Ctx) error {
 	sealed, have, need := s.deps.Seal.Status()
-	return c.JSON(client.SealStatus{Sealed: sealed, Shares: have, Needed: need})
+	return c.JSON(client.SealStatus{Sealed: sealed, Shares: have, Needed: need, Audience: s.deps.Audience})
 }
 
 // unseal takes one key share. It is unauthenticated like Vault's: a share is
@@ -107,7 +107,7 @@ func (s *Server) unseal(c *fiber.Ctx) error {
 		s.deps.Log.Info("key service unsealed")
 	}
 	sealed, have, need := s.deps.Seal.Status()
-	return c.JSON(client.SealStatus{Sealed: sealed, Shares: have, Needed: need})
+	return c.JSON(client.SealStatus{Sealed: sealed, Shares: have, Needed: need, Audience: s.deps.Audience})
 }
 
 // auditQuery serves the audit trail and its chain check to the back office.

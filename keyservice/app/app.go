@@ -27,14 +27,15 @@ import (
 
 // App is a configured key service, ready to Run.
 type App struct {
-	cfg     Config
-	log     *slog.Logger
-	rdb     redis.UniversalClient
-	audit   *audit.Log
-	holder  *seal.Holder
-	clients *sigauth.AllowList
-	server  *api.Server
-	watch   *watcher
+	cfg      Config
+	verifier *sigauth.Verifier
+	log      *slog.Logger
+	rdb      redis.UniversalClient
+	audit    *audit.Log
+	holder   *seal.Holder
+	clients  *sigauth.AllowList
+	server   *api.Server
+	watch    *watcher
 }
 
 // New builds the key service. It opens the audit log and the allow-list and,
@@ -80,7 +81,15 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 		_ = a.audit.Close()
 		return nil, err
 	}
-	verifier := &sigauth.Verifier{Audience: cfg.Audience, Skew: cfg.Skew, Clients: clients, Replay: replays}
+	audience, err := a.audience()
+	if err != nil {
+		_ = a.audit.Close()
+		return nil, err
+	}
+	// With a port of 0 the origins are known only once listening (Serve).
+	origins, _ := cfg.Origins("")
+	verifier := &sigauth.Verifier{Audience: audience, Origins: origins, Skew: cfg.Skew, Clients: clients, Replay: replays}
+	a.verifier = verifier
 	limits := unwrap.DefaultLimits()
 	limits.RevealActorShort.Rate, limits.RevealActorShort.Burst = cfg.RevealPerMinute, cfg.RevealPerMinute
 	limits.RevealActorDaily.Rate, limits.RevealActorDaily.Burst = cfg.RevealPerDay, cfg.RevealPerDay
@@ -89,12 +98,38 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 	limits.InspectPerClient.Rate, limits.InspectPerClient.Burst = cfg.InspectPerSecond, 2*cfg.InspectPerSecond
 	svc := unwrap.New(a.holder, a.audit, limiter, log, unwrap.Config{Freshness: cfg.Freshness, Limits: limits})
 	a.server = api.New(api.Deps{
-		Unwrap: svc, Verifier: verifier, Seal: a.holder, Audit: a.audit,
+		Unwrap: svc, Verifier: verifier, Audience: audience, Seal: a.holder, Audit: a.audit,
 		Trail: audit.FileTrail(cfg.AuditPath), Redis: pinger, Log: log,
 	})
 	a.watch = &watcher{holder: a.holder, clients: clients, clientsPath: cfg.ClientsPath, audit: a.audit, log: log}
 	return a, nil
 }
+
+// audience is -audience or else the keyring's deployment id, read from the
+// sealed file's header (the service may still be sealed). The header is
+// authenticated at unseal: an altered id makes unsealing fail, so a
+// service started on a forged id never decrypts.
+//
+// The gateway is given this value (-keyservice-audience) rather than
+// fetching it from an endpoint at start: a configured value needs no
+// bootstrap trust in whatever answers at the key service's URL, adds no
+// endpoint and no start-up ordering, and a mismatch fails closed (401).
+func (a *App) audience() (string, error) {
+	if a.cfg.Audience != "" {
+		return a.cfg.Audience, nil
+	}
+	dep, err := keyring.ReadDeployment(a.cfg.KeyringPath)
+	if err != nil {
+		return "", fmt.Errorf("audience: no -audience and the keyring's deployment id cannot be read (run `keyservice keys init` first): %w", err)
+	}
+	if dep == "" {
+		return "", errors.New("audience: the keyring predates deployment ids; set -audience (it was blindgate-keyservice by default)")
+	}
+	return dep, nil
+}
+
+// Audience is the aud signed requests must carry.
+func (a *App) Audience() string { return a.verifier.Audience }
 
 func (a *App) unsealAtStart() error {
 	switch {
@@ -207,12 +242,20 @@ func (a *App) tlsConfig() (*tls.Config, error) {
 
 // Serve serves on ln until ctx is cancelled.
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	if a.cfg.PublicURL == "" {
+		// The bound address: right even when Addr asked for port 0.
+		origins, err := a.cfg.Origins(ln.Addr().String())
+		if err != nil {
+			return err
+		}
+		a.verifier.Origins = origins // before the first request is served
+	}
 	wctx, stop := context.WithCancel(ctx)
 	defer stop()
 	go a.watch.run(wctx, 2*time.Second)
 	errc := make(chan error, 1)
 	go func() { errc <- a.server.App().Listener(ln) }()
-	a.log.Info("key service listening", "addr", ln.Addr().String(), "tls", !a.cfg.DevHTTP)
+	a.log.Info("key service listening", "addr", ln.Addr().String(), "tls", !a.cfg.DevHTTP, "audience", a.verifier.Audience, "public_urls", a.verifier.Origins)
 	select {
 	case err := <-errc:
 		a.close()

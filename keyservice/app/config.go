@@ -7,28 +7,36 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
+	"strings"
 	"time"
 
 	"github.com/blindgate/blindgate/internal/envflag"
 
 	"github.com/blindgate/blindgate/internal/redisx"
 	"github.com/blindgate/blindgate/internal/secret"
+	"github.com/blindgate/blindgate/keyservice/sigauth"
 )
 
 // Config is the key service's configuration. Every field has a flag and an
 // environment variable (BLINDGATE_KS_<NAME>); defaults are the safe choice.
 type Config struct {
-	Addr            string
-	TLSCert         string
-	TLSKey          string
-	ClientCA        string // optional: require client certificates signed by this CA
-	DevHTTP         bool   // plain HTTP: reveal answers carry card numbers, so dev only
-	KeyringPath     string
-	Shares          int
-	MasterKey       string // env:/file: reference; unseals at start (no ceremony)
-	DevUnseal       bool   // create/open a dev keyring with a dev master key file
-	ClientsPath     string
-	Audience        string
+	Addr        string
+	TLSCert     string
+	TLSKey      string
+	ClientCA    string // optional: require client certificates signed by this CA
+	DevHTTP     bool   // plain HTTP: reveal answers carry card numbers, so dev only
+	KeyringPath string
+	Shares      int
+	MasterKey   string // env:/file: reference; unseals at start (no ceremony)
+	DevUnseal   bool   // create/open a dev keyring with a dev master key file
+	ClientsPath string
+	// Audience is the aud signed requests must carry; "" means the
+	// keyring's deployment id, so each deployment has its own.
+	Audience string
+	// PublicURL lists (comma-separated) the URLs clients reach this service
+	// at; a signed request's htu must name one. "" derives it from Addr.
+	PublicURL       string
 	Skew            time.Duration
 	AuditPath       string
 	Freshness       time.Duration
@@ -59,7 +67,8 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.MasterKey, "master-key", env.String("MASTER_KEY", ""), "unseal at start with this master key reference (env:NAME or file:PATH)")
 	fs.BoolVar(&c.DevUnseal, "dev-auto-unseal", env.Bool("DEV_AUTO_UNSEAL", false), "development only: create or open the keyring with a master key kept beside it, unsealed at start")
 	fs.StringVar(&c.ClientsPath, "clients", env.String("CLIENTS", "clients.json"), "allow-list of client keys and operations")
-	fs.StringVar(&c.Audience, "audience", env.String("AUDIENCE", "blindgate-keyservice"), "this key service's id (the aud of signed requests)")
+	fs.StringVar(&c.Audience, "audience", env.String("AUDIENCE", ""), "this key service's id (the aud of signed requests); empty: the keyring's deployment id (keyservice keys list)")
+	fs.StringVar(&c.PublicURL, "public-url", env.String("PUBLIC_URL", ""), "URL(s) clients call this service at, comma-separated (the htu of signed requests); empty: derived from -addr")
 	fs.DurationVar(&c.Skew, "skew", env.Duration("SKEW", 5*time.Second), "tolerated clock skew for signed requests")
 	fs.StringVar(&c.AuditPath, "audit-log", env.String("AUDIT_LOG", "audit.log"), "hash-chained audit log file")
 	fs.DurationVar(&c.Freshness, "freshness", env.Duration("FRESHNESS", 15*time.Minute), "max age of a card ciphertext at first use")
@@ -91,8 +100,6 @@ func (c *Config) Validate() error {
 		return errors.New("config: unseal-shares must be 1-16")
 	case c.ClientsPath == "":
 		return errors.New("config: clients is empty")
-	case c.Audience == "":
-		return errors.New("config: audience is empty")
 	case c.Skew < 0 || c.Skew > time.Minute:
 		return errors.New("config: skew must be 0-60s")
 	case c.AuditPath == "":
@@ -106,6 +113,9 @@ func (c *Config) Validate() error {
 	case c.InspectPerSecond < 1:
 		return errors.New("config: inspect-per-second must be >= 1")
 	}
+	if _, err := c.Origins(""); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
 	if err := secret.Validate(c.MasterKey); err != nil {
 		return fmt.Errorf("config: master-key: %w", err)
 	}
@@ -115,6 +125,44 @@ func (c *Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+// Origins are the origins a signed request's htu may name: PublicURL's, or
+// without it the listen address's (listenAddr: the bound address, "" for
+// Addr), where a loopback address also answers as localhost. A wildcard
+// address names no host clients use, so it needs PublicURL.
+func (c *Config) Origins(listenAddr string) ([]string, error) {
+	if c.PublicURL != "" {
+		o, err := sigauth.ParseOrigins(c.PublicURL)
+		if err != nil {
+			return nil, fmt.Errorf("public-url: %w", err)
+		}
+		return o, nil
+	}
+	if listenAddr == "" {
+		listenAddr = c.Addr
+	}
+	host, port, err := net.SplitHostPort(listenAddr)
+	if err != nil {
+		return nil, fmt.Errorf("addr: %w", err)
+	}
+	ip := net.ParseIP(host)
+	if host == "" || (ip != nil && ip.IsUnspecified()) {
+		return nil, fmt.Errorf("public-url is required when addr %s listens on every interface: give the URL clients call, e.g. https://keyservice:8443", listenAddr)
+	}
+	scheme := "https"
+	if c.DevHTTP {
+		scheme = "http"
+	}
+	hosts := []string{host}
+	if host == "localhost" || (ip != nil && ip.IsLoopback()) {
+		hosts = []string{"127.0.0.1", "localhost", "::1"}
+	}
+	var urls []string
+	for _, h := range hosts {
+		urls = append(urls, scheme+"://"+net.JoinHostPort(h, port))
+	}
+	return sigauth.ParseOrigins(strings.Join(urls, ","))
 }
 
 // env reads BLINDGATE_KS_<NAME> defaults.

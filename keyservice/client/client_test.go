@@ -62,7 +62,7 @@ func newFixture(t *testing.T, alg string) fixture {
 	}
 	return fixture{
 		signer:   &client.Signer{ClientID: "gateway", Kid: "gateway-1", Audience: "keyservice", Key: key},
-		verifier: &sigauth.Verifier{Audience: "keyservice", Clients: al, Replay: &memReplay{}},
+		verifier: &sigauth.Verifier{Audience: "keyservice", Origins: []string{"https://ks.internal:8443", "https://ks"}, Clients: al, Replay: &memReplay{}},
 	}
 }
 
@@ -173,6 +173,8 @@ func newServer(t *testing.T, f fixture, h func(w http.ResponseWriter, r *http.Re
 		h(w, r, body)
 	}))
 	t.Cleanup(srv.Close)
+	// Before any request: the stand-in is reached at its own URL.
+	f.verifier.Origins = append(f.verifier.Origins, srv.URL)
 	return srv
 }
 
@@ -397,7 +399,7 @@ func TestKeyFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := &sigauth.Verifier{Audience: "ks", Clients: al, Replay: &memReplay{}}
+	v := &sigauth.Verifier{Audience: "ks", Origins: []string{"http://ks"}, Clients: al, Replay: &memReplay{}}
 	if _, err := v.Verify(context.Background(), auth, "POST", "/v1/inspect", nil); err != nil {
 		t.Fatal(err)
 	}

@@ -158,6 +158,9 @@ type SealStatus struct {
 	Sealed bool `json:"sealed"`
 	Shares int  `json:"shares"` // shares supplied so far
 	Needed int  `json:"needed"` // shares required to unseal
+	// Audience is the aud signed requests must carry (the keyring's
+	// deployment id unless set): what the gateway's -keyservice-audience is.
+	Audience string `json:"audience,omitempty"`
 }
 
 // UnsealRequest carries one master-key share. It prints redacted.

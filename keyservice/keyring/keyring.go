@@ -36,6 +36,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/blindgate/blindgate/internal/randid"
 )
 
 // Key algorithms of a KEK version, written "<JWE alg>/<key parameters>". The
@@ -65,6 +67,9 @@ const (
 	StateDecrypt = "decrypt"
 	StateRetired = "retired"
 )
+
+// DeploymentPrefix starts every deployment id.
+const DeploymentPrefix = "ks_"
 
 // FingerprintKeySize is the size of the HMAC key behind Fingerprint.
 const FingerprintKeySize = 32
@@ -147,7 +152,16 @@ func (s *snapshot) active() int {
 type Keyring struct {
 	mu  sync.Mutex // serialises writers; readers never take it
 	cur atomic.Pointer[snapshot]
+	// deployment is set at New and kept by every save: see Deployment.
+	deployment string
 }
+
+// Deployment is the keyring's deployment id, drawn at New ("ks_" and 128
+// random bits), public, and kept across rotations. The key service uses it
+// as the default audience of signed requests, so a request signed for one
+// deployment (staging) is refused by another (production) even when they
+// share client keys. "" for a keyring made before deployment ids existed.
+func (k *Keyring) Deployment() string { return k.deployment }
 
 func (k *Keyring) snap() *snapshot {
 	if s := k.cur.Load(); s != nil {
@@ -173,7 +187,11 @@ func New(alg string) (*Keyring, error) {
 	if _, err := rand.Read(fp); err != nil {
 		return nil, fmt.Errorf("keyring: fingerprint key: %w", err)
 	}
-	kr := &Keyring{}
+	dep, err := randid.New(DeploymentPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: deployment id: %w", err)
+	}
+	kr := &Keyring{deployment: dep}
 	kr.cur.Store(&snapshot{versions: []version{v}, fpKey: fp})
 	return kr, nil
 }

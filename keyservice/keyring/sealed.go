@@ -17,15 +17,20 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
+
+	"github.com/blindgate/blindgate/internal/randid"
 )
 
 // Sealed file format. The file is a JSON envelope
 //
-//	{"format":"blindgate-keyring","version":1,"nonce":"<b64>","ciphertext":"<b64>"}
+//	{"format":"blindgate-keyring","version":1,"deployment":"ks_...","nonce":"<b64>","ciphertext":"<b64>"}
 //
 // The ciphertext is AES-256-GCM of the inner JSON (versions with PKCS#8 DER
 // private keys, states, creation times, and the fingerprint key). The header
-// fields format and version are the AAD, so a file cannot be relabelled. The
+// fields format, version and deployment are the AAD, so a file cannot be
+// relabelled. The deployment id is readable without the master key
+// (ReadDeployment: the sealed service needs its audience); a file made
+// before deployment ids has no such member and the old AAD. The
 // AES key is derived from the master key with HKDF-SHA-256 and a fixed label,
 // so the master key is never used directly and could safely key something
 // else. A random 96-bit nonce per save is fine for the handful of saves
@@ -55,6 +60,7 @@ var (
 type envelope struct {
 	Format     string `json:"format"`
 	Version    int    `json:"version"`
+	Deployment string `json:"deployment,omitempty"`
 	Nonce      string `json:"nonce"`
 	Ciphertext string `json:"ciphertext"`
 }
@@ -63,8 +69,11 @@ type envelope struct {
 func strictB64() *base64.Encoding { return base64.StdEncoding.Strict() }
 
 // aad authenticates the header; it is rebuilt from the validated fields.
-func aad(format string, version int) []byte {
-	return fmt.Appendf(nil, `{"format":%q,"version":%d}`, format, version)
+func aad(format string, version int, deployment string) []byte {
+	if deployment == "" {
+		return fmt.Appendf(nil, `{"format":%q,"version":%d}`, format, version)
+	}
+	return fmt.Appendf(nil, `{"format":%q,"version":%d,"deployment":%q}`, format, version, deployment)
 }
 
 type sealedVersion struct {
@@ -95,6 +104,14 @@ func Save(path string, kr *Keyring, master []byte) error {
 // Load reads and opens the sealed keyring at path. A missing file is reported
 // as the os error (errors.Is(err, fs.ErrNotExist)), not as ErrCorrupt.
 func Load(path string, master []byte) (*Keyring, error) {
+	data, err := readSealed(path)
+	if err != nil {
+		return nil, err
+	}
+	return Open(data, master)
+}
+
+func readSealed(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("keyring: %w", err)
@@ -107,7 +124,7 @@ func Load(path string, master []byte) (*Keyring, error) {
 	if len(data) > maxFileSize {
 		return nil, fmt.Errorf("%w: larger than %d bytes", ErrCorrupt, maxFileSize)
 	}
-	return Open(data, master)
+	return data, nil
 }
 
 // Seal returns the sealed file bytes of kr under master.
@@ -135,8 +152,9 @@ func Seal(kr *Keyring, master []byte) ([]byte, error) {
 	env := envelope{
 		Format:     FileFormat,
 		Version:    FileVersion,
+		Deployment: kr.deployment,
 		Nonce:      strictB64().EncodeToString(nonce),
-		Ciphertext: strictB64().EncodeToString(aead.Seal(nil, nonce, plain, aad(FileFormat, FileVersion))),
+		Ciphertext: strictB64().EncodeToString(aead.Seal(nil, nonce, plain, aad(FileFormat, FileVersion, kr.deployment))),
 	}
 	out, err := json.Marshal(env)
 	if err != nil {
@@ -151,23 +169,9 @@ func Open(data, master []byte) (*Keyring, error) {
 	if err := checkMasterKey(master); err != nil {
 		return nil, err
 	}
-	if err := exactKeys(data, "format", "version", "nonce", "ciphertext"); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
-	}
-	var env envelope
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&env); err != nil {
-		return nil, fmt.Errorf("%w: envelope is not valid JSON", ErrCorrupt)
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("%w: trailing data after the envelope", ErrCorrupt)
-	}
-	if env.Format != FileFormat {
-		return nil, fmt.Errorf("%w: format is not %q", ErrCorrupt, FileFormat)
-	}
-	if env.Version != FileVersion {
-		return nil, fmt.Errorf("%w: unsupported version %d", ErrCorrupt, env.Version)
+	env, err := parseEnvelope(data)
+	if err != nil {
+		return nil, err
 	}
 	aead, err := newAEAD(master)
 	if err != nil {
@@ -184,7 +188,7 @@ func Open(data, master []byte) (*Keyring, error) {
 	if len(nonce) != aead.NonceSize() || len(ct) < aead.Overhead() {
 		return nil, fmt.Errorf("%w: nonce or ciphertext too short", ErrCorrupt)
 	}
-	plain, err := aead.Open(nil, nonce, ct, aad(env.Format, env.Version))
+	plain, err := aead.Open(nil, nonce, ct, aad(env.Format, env.Version, env.Deployment))
 	if err != nil {
 		return nil, ErrWrongMasterKey
 	}
@@ -193,9 +197,59 @@ func Open(data, master []byte) (*Keyring, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
-	kr := &Keyring{}
+	kr := &Keyring{deployment: env.Deployment}
 	kr.cur.Store(s)
 	return kr, nil
+}
+
+// parseEnvelope reads and checks the header; nothing in it is trusted until
+// the ciphertext opens under the AAD built from it.
+func parseEnvelope(data []byte) (envelope, error) {
+	names := []string{"format", "version", "nonce", "ciphertext"}
+	// The member is optional (older files lack it); base64 values cannot
+	// hold a quote, so its quoted name appears only as the member.
+	hasDeployment := bytes.Contains(data, []byte(`"deployment"`))
+	if hasDeployment {
+		names = append(names, "deployment")
+	}
+	if err := exactKeys(data, names...); err != nil {
+		return envelope{}, fmt.Errorf("%w: %w", ErrCorrupt, err)
+	}
+	var env envelope
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&env); err != nil {
+		return envelope{}, fmt.Errorf("%w: envelope is not valid JSON", ErrCorrupt)
+	}
+	if dec.More() {
+		return envelope{}, fmt.Errorf("%w: trailing data after the envelope", ErrCorrupt)
+	}
+	if env.Format != FileFormat {
+		return envelope{}, fmt.Errorf("%w: format is not %q", ErrCorrupt, FileFormat)
+	}
+	if env.Version != FileVersion {
+		return envelope{}, fmt.Errorf("%w: unsupported version %d", ErrCorrupt, env.Version)
+	}
+	if hasDeployment && !randid.Valid(DeploymentPrefix, env.Deployment) {
+		return envelope{}, fmt.Errorf("%w: deployment id is malformed", ErrCorrupt)
+	}
+	return env, nil
+}
+
+// ReadDeployment returns the deployment id of the sealed keyring at path
+// without the master key. It is not authenticated until the keyring is
+// unsealed (the id is in the AAD, so an altered one makes unsealing fail);
+// "" for a keyring made before deployment ids.
+func ReadDeployment(path string) (string, error) {
+	data, err := readSealed(path)
+	if err != nil {
+		return "", err
+	}
+	env, err := parseEnvelope(data)
+	if err != nil {
+		return "", err
+	}
+	return env.Deployment, nil
 }
 
 // exactKeys checks that data is one JSON object whose members are exactly

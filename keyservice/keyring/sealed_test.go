@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/blindgate/blindgate/internal/randid"
 )
 
 func mustMaster(t testing.TB) []byte {
@@ -115,7 +117,7 @@ func TestSealedFileHidesKeys(t *testing.T) {
 	if err := json.Unmarshal(data, &env); err != nil {
 		t.Fatal(err)
 	}
-	if env["format"] != FileFormat || env["version"] != float64(FileVersion) || len(env) != 4 {
+	if env["format"] != FileFormat || env["version"] != float64(FileVersion) || env["deployment"] != kr.Deployment() || len(env) != 5 {
 		t.Fatalf("envelope = %v", env)
 	}
 	for _, s := range []string{kr.Newest().Kid, "pkcs8", "fingerprint", "active"} {
@@ -173,7 +175,7 @@ func TestLoadDamaged(t *testing.T) {
 		e.Nonce, _ = base64.StdEncoding.DecodeString(env.Nonce)
 		e.Ciphert, _ = base64.StdEncoding.DecodeString(env.Ciphertext)
 		f(&e)
-		b, _ := json.Marshal(envelope{Format: e.Format, Version: e.Version,
+		b, _ := json.Marshal(envelope{Format: e.Format, Version: e.Version, Deployment: env.Deployment,
 			Nonce: base64.StdEncoding.EncodeToString(e.Nonce), Ciphertext: base64.StdEncoding.EncodeToString(e.Ciphert)})
 		return b
 	}
@@ -193,6 +195,9 @@ func TestLoadDamaged(t *testing.T) {
 		{"corrupt/nonce-not-base64", bytes.Replace(good, []byte(`"nonce":"`), []byte(`"nonce":"*`), 1), ErrCorrupt},
 		{"corrupt/format-case", bytes.Replace(good, []byte(`"format"`), []byte(`"Format"`), 1), ErrCorrupt},
 		{"corrupt/duplicate-member", bytes.Replace(good, []byte(`{"format"`), []byte(`{"version":1,"format"`), 1), ErrCorrupt},
+		{"auth/deployment-relabelled", bytes.Replace(good, []byte(env.Deployment), []byte(DeploymentPrefix+strings.Repeat("a", 26)), 1), ErrWrongMasterKey},
+		{"auth/deployment-removed", bytes.Replace(good, []byte(`"deployment":"`+env.Deployment+`",`), nil, 1), ErrWrongMasterKey},
+		{"corrupt/deployment-malformed", bytes.Replace(good, []byte(env.Deployment), []byte("staging"), 1), ErrCorrupt},
 		{"corrupt/short-ciphertext", reencode(func(e *rawEnvelope) { e.Ciphert = e.Ciphert[:10] }), ErrCorrupt},
 		{"auth/flipped-ciphertext", reencode(func(e *rawEnvelope) { e.Ciphert[3] ^= 1 }), ErrWrongMasterKey},
 		{"auth/flipped-tag", reencode(func(e *rawEnvelope) { e.Ciphert[len(e.Ciphert)-1] ^= 0x80 }), ErrWrongMasterKey},
@@ -305,6 +310,51 @@ func sealRaw(t *testing.T, plain, master []byte) []byte {
 	}
 	nonce := make([]byte, aead.NonceSize())
 	out, _ := json.Marshal(envelope{Format: FileFormat, Version: FileVersion, Nonce: base64.StdEncoding.EncodeToString(nonce),
-		Ciphertext: base64.StdEncoding.EncodeToString(aead.Seal(nil, nonce, plain, aad(FileFormat, FileVersion)))})
+		Ciphertext: base64.StdEncoding.EncodeToString(aead.Seal(nil, nonce, plain, aad(FileFormat, FileVersion, "")))})
 	return out
+}
+
+// TestDeploymentID: every keyring gets its own id at New, kept by every save
+// and rotation and readable without the master key; a keyring sealed before
+// deployment ids (no header member) still opens, with none.
+func TestDeploymentID(t *testing.T) {
+	a, b := mustNew(t, ""), mustNew(t, "")
+	if !randid.Valid(DeploymentPrefix, a.Deployment()) || a.Deployment() == b.Deployment() {
+		t.Fatalf("deployment ids %q and %q: want two distinct ks_ ids", a.Deployment(), b.Deployment())
+	}
+	master := mustMaster(t)
+	path := filepath.Join(t.TempDir(), "kr")
+	if err := Save(path, a, master); err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := Load(path, master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loaded.Rotate(""); err != nil {
+		t.Fatal(err)
+	}
+	if err := Save(path, loaded, master); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ReadDeployment(path); err != nil || got != a.Deployment() {
+		t.Fatalf("ReadDeployment after rotate = %q, %v; want %q", got, err, a.Deployment())
+	}
+	if again, err := Load(path, master); err != nil || again.Deployment() != a.Deployment() {
+		t.Fatalf("Load after rotate: %v", err)
+	}
+	plain, err := marshalBody(a.snap())
+	if err != nil {
+		t.Fatal(err)
+	}
+	legacy := filepath.Join(t.TempDir(), "legacy")
+	if err := os.WriteFile(legacy, sealRaw(t, plain, master), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ReadDeployment(legacy); err != nil || got != "" {
+		t.Fatalf("ReadDeployment(legacy) = %q, %v", got, err)
+	}
+	if kr, err := Load(legacy, master); err != nil || kr.Deployment() != "" {
+		t.Fatalf("Load(legacy): %v", err)
+	}
 }

@@ -32,6 +32,10 @@ import (
 // Audience is the audience every zone's verifier and signers use.
 const Audience = "blindgate-keyservice"
 
+// PublicURL is the origin the zone's verifier accepts in htu besides its
+// listener's URL: tests that drive app.Test sign for it.
+const PublicURL = "https://keyservice.internal"
+
 // Client is a signing identity of a zone. Its key id is ID+"-1".
 type Client struct {
 	ID  string
@@ -135,16 +139,18 @@ func NewZone(t testing.TB, o Options) *Zone {
 		o.Limits(&limits)
 	}
 	z.Service = unwrap.New(z.Holder, z.Audit, o.Limiter, o.Log, unwrap.Config{Limits: limits})
+	verifier := &sigauth.Verifier{Audience: Audience, Origins: []string{PublicURL}, Clients: z.Clients, Replay: o.Replay}
 	z.Server = api.New(api.Deps{
-		Unwrap: z.Service, Verifier: &sigauth.Verifier{Audience: Audience, Clients: z.Clients, Replay: o.Replay},
+		Unwrap: z.Service, Verifier: verifier,
 		Seal: z.Holder, Audit: z.Audit, Trail: audit.FileTrail(z.AuditPath), Redis: o.Redis, Log: o.Log,
 	})
 	if o.Listen {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		must(err)
+		z.URL = "http://" + ln.Addr().String()
+		verifier.Origins = append(verifier.Origins, z.URL) // before the first request
 		go func() { _ = z.Server.App().Listener(ln) }()
 		t.Cleanup(func() { _ = z.Server.App().Shutdown() })
-		z.URL = "http://" + ln.Addr().String()
 	}
 	return z
 }

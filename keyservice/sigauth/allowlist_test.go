@@ -38,7 +38,7 @@ func TestAllowListRoundTrip(t *testing.T) {
 		t.Fatalf("summary = %+v", got)
 	}
 	// The loaded list verifies what the original did.
-	v := &Verifier{Audience: "keyservice", Clients: loaded, Replay: newFakeReplay(), Now: func() time.Time { return now }}
+	v := &Verifier{Audience: "keyservice", Origins: testOrigins(t), Clients: loaded, Replay: newFakeReplay(), Now: func() time.Time { return now }}
 	if _, err := v.Verify(context.Background(), sign(t, goodClaims(), k.gwOld, "gw-old"), "POST", "/v1/inspect", body); err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func TestAllowListReloadIfChanged(t *testing.T) {
 	if changed, err := al.ReloadIfChanged(path); !changed || err != nil {
 		t.Fatalf("reload: %v %v", changed, err)
 	}
-	v := &Verifier{Audience: "keyservice", Clients: al, Replay: newFakeReplay(), Now: func() time.Time { return now }}
+	v := &Verifier{Audience: "keyservice", Origins: testOrigins(t), Clients: al, Replay: newFakeReplay(), Now: func() time.Time { return now }}
 	if _, err := v.Verify(context.Background(), sign(t, goodClaims(), k.gwOld, "gw-old"), "POST", "/v1/inspect", body); !errors.Is(err, ErrRevoked) {
 		t.Fatalf("after reload: %v", err)
 	}

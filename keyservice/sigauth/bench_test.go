@@ -30,7 +30,7 @@ func BenchmarkVerify(b *testing.B) {
 			{"redis", func(tb testing.TB) ReplayCache { return replay.NewRedis(testenv.Redis(tb), "bench:jti:") }},
 		} {
 			b.Run(key.name+"/"+store.name, func(b *testing.B) {
-				v := &Verifier{Audience: "keyservice", Clients: al, Replay: store.new(b)}
+				v := &Verifier{Audience: "keyservice", Origins: testOrigins(b), Clients: al, Replay: store.new(b)}
 				s := &client.Signer{ClientID: "gateway", Kid: key.kid, Audience: "keyservice", Key: key.key, TTL: client.MaxTTL}
 				auths := presign(b, s, b.N)
 				b.ReportAllocs()
@@ -49,7 +49,7 @@ func BenchmarkVerify(b *testing.B) {
 // goroutines at once, as under load.
 func BenchmarkVerifyParallel(b *testing.B) {
 	al, k := newTestList(b)
-	v := &Verifier{Audience: "keyservice", Clients: al, Replay: replay.NewRedis(testenv.Redis(b), "bench:jti:")}
+	v := &Verifier{Audience: "keyservice", Origins: testOrigins(b), Clients: al, Replay: replay.NewRedis(testenv.Redis(b), "bench:jti:")}
 	s := &client.Signer{ClientID: "gateway", Kid: "gw-old", Audience: "keyservice", Key: k.gwOld, TTL: client.MaxTTL}
 	auths := presign(b, s, b.N)
 	var next atomic.Int64

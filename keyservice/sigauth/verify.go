@@ -56,12 +56,15 @@ const (
 // Verifier checks signed requests. Zero Skew means DefaultSkew, zero MaxTTL
 // (or one above client.MaxTTL) means client.MaxTTL, nil Now means time.Now.
 type Verifier struct {
-	Audience string        // this key service's id: the required aud
-	Skew     time.Duration // clock tolerance on iat and exp
-	MaxTTL   time.Duration // longest exp-iat accepted
-	Clients  *AllowList
-	Replay   ReplayCache
-	Now      func() time.Time
+	Audience string // this key service's id: the required aud
+	// Origins are the scheme://host[:port] this key service is reached at
+	// (ParseOrigins); htu must name one of them. Empty refuses every request.
+	Origins []string
+	Skew    time.Duration // clock tolerance on iat and exp
+	MaxTTL  time.Duration // longest exp-iat accepted
+	Clients *AllowList
+	Replay  ReplayCache
+	Now     func() time.Time
 }
 
 // Caller is an authenticated client.
@@ -77,7 +80,7 @@ func (c Caller) May(op string) bool { return slices.Contains(c.Ops, op) }
 // Verify authenticates one request. The checks run in this order: scheme;
 // JWS with a known, unrevoked kid (the algorithm forced by the key type);
 // iss is the client owning that kid; aud; iat and exp within Skew;
-// exp-iat <= MaxTTL; htm == method; the path of htu == path; bh ==
+// exp-iat <= MaxTTL; htm == method; htu is one of Origins plus path; bh ==
 // BodyHash(body); and last the jti claim in the replay cache, so a request
 // refused for any other reason does not burn its jti.
 //
@@ -145,7 +148,7 @@ func (v *Verifier) Verify(ctx context.Context, authorization, method, path strin
 	if c.Htm != method {
 		return claimed, fmt.Errorf("%w: htm", ErrClaims)
 	}
-	if !htuMatches(c.Htu, path) {
+	if !htuMatches(c.Htu, path, v.Origins) {
 		return claimed, fmt.Errorf("%w: htu", ErrClaims)
 	}
 	if subtle.ConstantTimeCompare([]byte(c.Bh), []byte(client.BodyHash(body))) != 1 {
@@ -182,19 +185,74 @@ func (v *Verifier) limits() (skew, maxTTL time.Duration) {
 	return skew, maxTTL
 }
 
-// htuMatches compares the path of an absolute http(s) htu with the path
-// the request arrived on. Only the path is compared: scheme and host change
-// behind proxies and load balancers, while the body hash and aud pin the
-// rest. A query or fragment is refused (the signer strips them).
-func htuMatches(htu, path string) bool {
+// htuMatches checks an absolute http(s) htu against the request: its
+// origin must be one this key service is configured to be reached at, and
+// its path the path the request arrived on. The origin comes from
+// configuration, never from the request's Host header, which the caller
+// controls. A query or fragment is refused (the signer strips them).
+func htuMatches(htu, path string, origins []string) bool {
 	u, err := url.Parse(htu)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if err != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || u.User != nil {
 		return false
 	}
-	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || u.User != nil {
+	origin, err := originOf(u)
+	if err != nil || !slices.Contains(origins, origin) {
 		return false
 	}
 	return u.Path == path && path != ""
+}
+
+// ParseOrigins normalises a comma-separated list of the key service's
+// public URLs ("https://keyservice:8443, https://ks.internal") to origins:
+// lower-case scheme and host, the default port dropped. A path other than
+// "/" , a query or user information is an error: an origin is all it names.
+func ParseOrigins(list string) ([]string, error) {
+	var out []string
+	for _, raw := range strings.Split(list, ",") {
+		raw = strings.TrimSpace(raw)
+		if raw == "" {
+			continue
+		}
+		u, err := url.Parse(raw)
+		if err != nil {
+			return nil, fmt.Errorf("sigauth: public url %q: %w", raw, err)
+		}
+		if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			return nil, fmt.Errorf("sigauth: public url %q: want scheme://host[:port] only", raw)
+		}
+		o, err := originOf(u)
+		if err != nil {
+			return nil, fmt.Errorf("sigauth: public url %q: %w", raw, err)
+		}
+		if !slices.Contains(out, o) {
+			out = append(out, o)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("sigauth: no public url")
+	}
+	return out, nil
+}
+
+func originOf(u *url.URL) (string, error) {
+	scheme := strings.ToLower(u.Scheme)
+	if scheme != "http" && scheme != "https" {
+		return "", errors.New("scheme must be http or https")
+	}
+	host, port := strings.ToLower(u.Hostname()), u.Port()
+	if host == "" {
+		return "", errors.New("no host")
+	}
+	if (scheme == "https" && port == "443") || (scheme == "http" && port == "80") {
+		port = ""
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	if port != "" {
+		return scheme + "://" + host + ":" + port, nil
+	}
+	return scheme + "://" + host, nil
 }
 
 func validJti(s string) bool {

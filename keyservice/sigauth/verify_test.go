@@ -153,6 +153,10 @@ func TestVerify(t *testing.T) {
 		{name: "401/htm", auth: sign(t, with(func(c *client.Claims) { c.Htm = "GET" }), k.gwNew, "gw-new"), want: ErrClaims},
 		{name: "401/htu", auth: sign(t, with(func(c *client.Claims) { c.Htu = "https://keyservice.internal:8443/v1/reveal" }), k.gwNew, "gw-new"), want: ErrClaims},
 		{name: "401/htu-query", auth: sign(t, with(func(c *client.Claims) { c.Htu = testURL + "?x=1" }), k.gwNew, "gw-new"), want: ErrClaims},
+		{name: "401/htu-other-host", auth: sign(t, with(func(c *client.Claims) { c.Htu = "https://staging-keyservice.internal:8443/v1/inspect" }), k.gwNew, "gw-new"), want: ErrClaims},
+		{name: "401/htu-other-port", auth: sign(t, with(func(c *client.Claims) { c.Htu = "https://keyservice.internal:9443/v1/inspect" }), k.gwNew, "gw-new"), want: ErrClaims},
+		{name: "401/htu-other-scheme", auth: sign(t, with(func(c *client.Claims) { c.Htu = "http://keyservice.internal:8443/v1/inspect" }), k.gwNew, "gw-new"), want: ErrClaims},
+		{name: "ok/htu-second-name", auth: sign(t, with(func(c *client.Claims) { c.Htu = "https://KS.example/v1/inspect" }), k.gwNew, "gw-new"), wantOps: []string{client.OpInspect, client.OpRewrap}, wantClaim: true},
 		{name: "401/htu-relative", auth: sign(t, with(func(c *client.Claims) { c.Htu = "/v1/inspect" }), k.gwNew, "gw-new"), want: ErrClaims},
 		{name: "401/body-hash", auth: sign(t, good, k.gwNew, "gw-new"), body: []byte(`{"jwe":"other","session":"cs_1"}`), want: ErrBodyHash},
 		{name: "401/short-jti", auth: sign(t, with(func(c *client.Claims) { c.Jti = "1" }), k.gwNew, "gw-new"), want: ErrClaims},
@@ -173,7 +177,7 @@ func TestVerify(t *testing.T) {
 			if tc.body != nil {
 				b = tc.body
 			}
-			v := &Verifier{Audience: "keyservice", Clients: al, Replay: replay, Now: func() time.Time { return now }}
+			v := &Verifier{Audience: "keyservice", Origins: testOrigins(t), Clients: al, Replay: replay, Now: func() time.Time { return now }}
 			caller, err := v.Verify(context.Background(), tc.auth, "POST", "/v1/inspect", b)
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("err = %v, want %v", err, tc.want)
@@ -203,7 +207,7 @@ func TestVerify(t *testing.T) {
 func TestVerifyReplayWindow(t *testing.T) {
 	al, k := newTestList(t)
 	replay := newFakeReplay()
-	v := &Verifier{Audience: "keyservice", Clients: al, Replay: replay, Skew: 2 * time.Second, Now: func() time.Time { return now }}
+	v := &Verifier{Audience: "keyservice", Origins: testOrigins(t), Clients: al, Replay: replay, Skew: 2 * time.Second, Now: func() time.Time { return now }}
 	auth := sign(t, goodClaims(), k.gwNew, "gw-new")
 
 	// A refused request does not burn the jti...
@@ -228,7 +232,7 @@ func TestVerifyReplayWindow(t *testing.T) {
 
 func TestVerifyRefusedCallerNamesClaimedClient(t *testing.T) {
 	al, k := newTestList(t)
-	v := &Verifier{Audience: "keyservice", Clients: al, Replay: newFakeReplay(), Now: func() time.Time { return now }}
+	v := &Verifier{Audience: "keyservice", Origins: testOrigins(t), Clients: al, Replay: newFakeReplay(), Now: func() time.Time { return now }}
 	caller, err := v.Verify(context.Background(), sign(t, goodClaims(), k.revoked, "gw-revoked"), "POST", "/v1/inspect", body)
 	if !errors.Is(err, ErrRevoked) || caller.ClientID != "gateway" || caller.Kid != "gw-revoked" || caller.May(client.OpInspect) {
 		t.Fatalf("%+v %v", caller, err)
@@ -239,9 +243,11 @@ func TestVerifyMisconfigured(t *testing.T) {
 	al, k := newTestList(t)
 	auth := sign(t, goodClaims(), k.gwNew, "gw-new")
 	for name, v := range map[string]*Verifier{
-		"no-audience": {Clients: al, Replay: newFakeReplay(), Now: func() time.Time { return now }},
-		"no-replay":   {Audience: "keyservice", Clients: al, Now: func() time.Time { return now }},
-		"no-clients":  {Audience: "keyservice", Replay: newFakeReplay(), Now: func() time.Time { return now }},
+		"no-audience": {Origins: testOrigins(t), Clients: al, Replay: newFakeReplay(), Now: func() time.Time { return now }},
+		"no-replay":   {Audience: "keyservice", Origins: testOrigins(t), Clients: al, Now: func() time.Time { return now }},
+		"no-clients":  {Audience: "keyservice", Origins: testOrigins(t), Replay: newFakeReplay(), Now: func() time.Time { return now }},
+		// No public URL: any host would do, so none does.
+		"no-origins": {Audience: "keyservice", Clients: al, Replay: newFakeReplay(), Now: func() time.Time { return now }},
 	} {
 		t.Run("fail-closed/"+name, func(t *testing.T) {
 			if _, err := v.Verify(context.Background(), auth, "POST", "/v1/inspect", body); err == nil {
@@ -261,7 +267,7 @@ func FuzzVerify(f *testing.F) {
 	f.Add("Bearer x")
 	f.Add(client.AuthScheme)
 	f.Fuzz(func(t *testing.T, auth string) {
-		v := &Verifier{Audience: "keyservice", Clients: al, Replay: newFakeReplay(), Now: func() time.Time { return now }}
+		v := &Verifier{Audience: "keyservice", Origins: testOrigins(t), Clients: al, Replay: newFakeReplay(), Now: func() time.Time { return now }}
 		caller, err := v.Verify(context.Background(), auth, "POST", "/v1/inspect", body)
 		if err != nil {
 			if len(caller.Ops) != 0 {
@@ -273,4 +279,36 @@ func FuzzVerify(f *testing.F) {
 			t.Fatalf("accepted as %+v", caller)
 		}
 	})
+}
+
+func testOrigins(t testing.TB) []string {
+	t.Helper()
+	o, err := ParseOrigins("https://keyservice.internal:8443, https://ks.example:443/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+func TestParseOrigins(t *testing.T) {
+	tests := []struct {
+		in   string
+		want string
+	}{
+		{"https://KeyService:8443", "https://keyservice:8443"},
+		{"https://ks.example:443/, http://ks.example:80", "https://ks.example,http://ks.example"},
+		{"http://[::1]:8443", "http://[::1]:8443"},
+		{"https://a, https://a", "https://a"},
+	}
+	for _, tc := range tests {
+		got, err := ParseOrigins(tc.in)
+		if err != nil || strings.Join(got, ",") != tc.want {
+			t.Errorf("ParseOrigins(%q) = %v, %v; want %s", tc.in, got, err, tc.want)
+		}
+	}
+	for _, bad := range []string{"", " , ", "ftp://ks", "https://ks/v1", "https://u@ks", "https://ks?x", "keyservice:8443"} {
+		if _, err := ParseOrigins(bad); err == nil {
+			t.Errorf("ParseOrigins(%q) accepted", bad)
+		}
+	}
 }

@@ -1,0 +1,218 @@
+package ingest_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/blindgate/blindgate/gateway/ingest"
+	"github.com/blindgate/blindgate/gateway/sessions"
+	"github.com/blindgate/blindgate/gateway/tokens"
+	"github.com/blindgate/blindgate/internal/ratelimit"
+	"github.com/blindgate/blindgate/internal/testenv"
+	"github.com/blindgate/blindgate/keyservice/client"
+)
+
+const merchantID = "m_aaaaaaaaaaaaaaaaaaaaaaaaaa"
+
+// slowInspector answers every inspect after a pause, so concurrent
+// submissions overlap inside the key service call as they do in production.
+type slowInspector struct {
+	calls atomic.Int64
+	delay time.Duration
+	fail  error
+}
+
+func (s *slowInspector) Inspect(ctx context.Context, req client.InspectRequest) (client.InspectResponse, error) {
+	s.calls.Add(1)
+	time.Sleep(s.delay)
+	if s.fail != nil {
+		return client.InspectResponse{}, s.fail
+	}
+	return client.InspectResponse{Kid: "kek-1", Brand: "visa", BIN: "42424242", Last4: "4242", ExpMonth: 12, ExpYear: 2031, Fingerprint: "fp_x"}, nil
+}
+
+type stores struct {
+	name     string
+	sessions interface {
+		ingest.Sessions
+		Create(ctx context.Context, s sessions.Session) (sessions.Session, error)
+	}
+	tokens tokens.Store
+}
+
+func allStores(t *testing.T) []func(t *testing.T) stores {
+	return []func(t *testing.T) stores{
+		func(t *testing.T) stores {
+			db, err := bolt.Open(filepath.Join(t.TempDir(), "gw.db"), 0o600, &bolt.Options{Timeout: time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = db.Close() })
+			ss, err := sessions.NewBolt(db)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ts, err := tokens.NewBolt(db)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return stores{"bolt", ss, ts}
+		},
+		func(t *testing.T) stores {
+			rdb := testenv.Redis(t)
+			return stores{"redis", sessions.NewRedis(rdb, "t"), tokens.NewRedis(rdb, "t")}
+		},
+	}
+}
+
+func newSession(t *testing.T, st stores) sessions.Session {
+	t.Helper()
+	cs, err := st.sessions.Create(context.Background(), sessions.Session{MerchantID: merchantID, AllowedOrigins: []string{"https://shop.example"}, MaxAttempts: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs
+}
+
+func jwe(i int) string { return fmt.Sprintf("eyJhbGciOiJ4In0.k%d.iv.ct.tag", i) }
+
+// sessionTokens lists the tokens minted for a session.
+func sessionTokens(t *testing.T, st stores, sessionID string) []tokens.Token {
+	t.Helper()
+	all, _, err := st.tokens.List(context.Background(), merchantID, "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []tokens.Token
+	for _, tok := range all {
+		if tok.SessionID == sessionID {
+			out = append(out, tok)
+		}
+	}
+	return out
+}
+
+func noLimits() ingest.Limits {
+	return ingest.Limits{
+		PerIP:      ratelimit.Limit{Name: "ip", Rate: 1000, Period: time.Minute, Burst: 1000},
+		PerSession: ratelimit.Limit{Name: "session", Rate: 1000, Period: time.Minute, Burst: 1000},
+	}
+}
+
+// TestConcurrentSubmitsMintOneToken: ten submissions race on one session,
+// with different ciphertexts and with the same one. Exactly one token exists
+// afterwards, and every answer is that token or a clear refusal.
+func TestConcurrentSubmitsMintOneToken(t *testing.T) {
+	for _, mk := range allStores(t) {
+		for _, same := range []bool{false, true} {
+			st := mk(t)
+			t.Run(fmt.Sprintf("%s/same-ciphertext=%v", st.name, same), func(t *testing.T) {
+				cs := newSession(t, st)
+				in := &slowInspector{delay: 30 * time.Millisecond}
+				svc := ingest.New(st.sessions, st.tokens, in, ratelimit.NewMemory(), noLimits(), time.Minute)
+				type answer struct {
+					tok tokens.Token
+					err error
+				}
+				answers := make([]answer, 10)
+				var wg sync.WaitGroup
+				for i := range answers {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						card := jwe(i)
+						if same {
+							card = jwe(0)
+						}
+						tok, err := svc.Submit(context.Background(), ingest.Submission{SessionID: cs.ID, CardJWE: card, ClientIP: "192.0.2.1"})
+						answers[i] = answer{tok, err}
+					}()
+				}
+				wg.Wait()
+				minted := sessionTokens(t, st, cs.ID)
+				if len(minted) != 1 {
+					t.Fatalf("%d tokens for one session, want 1", len(minted))
+				}
+				for i, a := range answers {
+					switch {
+					case a.err == nil:
+						if a.tok.ID != minted[0].ID {
+							t.Errorf("answer %d: token %s, the session's is %s", i, a.tok.ID, minted[0].ID)
+						}
+					case errors.Is(a.err, sessions.ErrBusy), errors.Is(a.err, sessions.ErrCompleted):
+					default:
+						t.Errorf("answer %d: unclear refusal %v", i, a.err)
+					}
+				}
+				got, err := st.sessions.Get(context.Background(), cs.ID)
+				if err != nil || got.Token != minted[0].ID {
+					t.Fatalf("session completed with %q (%v), want %s", got.Token, err, minted[0].ID)
+				}
+				// Idempotency: a retry of the winning ciphertext gets the same token.
+				again, err := svc.Submit(context.Background(), ingest.Submission{SessionID: cs.ID, CardJWE: minted[0].JWE, ClientIP: "192.0.2.1"})
+				if err != nil || again.ID != minted[0].ID {
+					t.Fatalf("retry after success: %s %v", again.ID, err)
+				}
+				if _, err := svc.Submit(context.Background(), ingest.Submission{SessionID: cs.ID, CardJWE: jwe(99), ClientIP: "192.0.2.1"}); !errors.Is(err, sessions.ErrCompleted) {
+					t.Fatalf("another card after success: %v", err)
+				}
+			})
+		}
+	}
+}
+
+// TestFailedSubmitReleasesClaim: a refused card frees the session at once,
+// so the shopper's corrected card is not answered "busy".
+func TestFailedSubmitReleasesClaim(t *testing.T) {
+	for _, mk := range allStores(t) {
+		st := mk(t)
+		t.Run(st.name, func(t *testing.T) {
+			cs := newSession(t, st)
+			in := &slowInspector{fail: &client.Error{Status: 422, Code: "card_invalid"}}
+			svc := ingest.New(st.sessions, st.tokens, in, ratelimit.NewMemory(), noLimits(), time.Minute)
+			if _, err := svc.Submit(context.Background(), ingest.Submission{SessionID: cs.ID, CardJWE: jwe(1), ClientIP: "192.0.2.1"}); err == nil {
+				t.Fatal("refused card minted a token")
+			}
+			in.fail = nil
+			if _, err := svc.Submit(context.Background(), ingest.Submission{SessionID: cs.ID, CardJWE: jwe(2), ClientIP: "192.0.2.1"}); err != nil {
+				t.Fatalf("corrected card after a refusal: %v", err)
+			}
+		})
+	}
+}
+
+// TestLimiterRefusalKeepsAttempts: a submission the per-session limiter
+// refuses does not use up one of the session's attempts.
+func TestLimiterRefusalKeepsAttempts(t *testing.T) {
+	for _, mk := range allStores(t) {
+		st := mk(t)
+		t.Run(st.name, func(t *testing.T) {
+			cs := newSession(t, st)
+			limits := noLimits()
+			limits.PerSession = ratelimit.Limit{Name: "session", Rate: 1, Period: time.Hour, Burst: 1}
+			in := &slowInspector{fail: &client.Error{Status: 422, Code: "card_invalid"}}
+			svc := ingest.New(st.sessions, st.tokens, in, ratelimit.NewMemory(), limits, time.Minute)
+			for i := range 5 {
+				_, err := svc.Submit(context.Background(), ingest.Submission{SessionID: cs.ID, CardJWE: jwe(i), ClientIP: "192.0.2.1"})
+				if i > 0 && !errors.Is(err, ingest.ErrLimited) {
+					t.Fatalf("submit %d: %v, want rate limited", i, err)
+				}
+			}
+			got, err := st.sessions.Get(context.Background(), cs.ID)
+			if err != nil || got.Attempts != 1 {
+				t.Fatalf("attempts %d (%v), want 1: limiter refusals were counted", got.Attempts, err)
+			}
+			if in.calls.Load() != 1 {
+				t.Fatalf("inspect called %d times, want 1", in.calls.Load())
+			}
+		})
+	}
+}
