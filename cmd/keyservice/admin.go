@@ -264,14 +264,44 @@ func auditCmd(args []string, out io.Writer) error {
 }
 
 // unsealCmd sends one share to a running key service. The share comes from a
-// reference or standard input, never from a flag value.
+// reference or standard input, never from a flag value. It reads the seal
+// status first: a service already unsealed is not sent the share, and a share
+// joins the round in progress with that round's nonce (or starts one).
 func unsealCmd(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("unseal", flag.ContinueOnError)
 	addr := fs.String("url", envOr("BLINDGATE_KS_URL", "https://127.0.0.1:8443"), "key service base URL")
 	ref := fs.String("share", "", "share reference (env:NAME or file:PATH); omit to read it from standard input")
+	pin := fs.String("nonce", "", "join only this unseal round (the nonce the first custodian was shown); refuse otherwise")
+	reset := fs.Bool("reset", false, "end the round in progress and discard its shares (needs its nonce: -nonce)")
 	insecure := fs.Bool("insecure-skip-verify", false, "do not verify the TLS certificate (development only)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	base := strings.TrimRight(*addr, "/")
+	hc := client.HTTPClient(*insecure)
+	var st client.SealStatus
+	if err := sysCall(ctx, hc, http.MethodGet, base+"/v1/sys/seal-status", nil, &st); err != nil {
+		return err
+	}
+	if !st.Sealed {
+		// The status line first: scripts (and the e2e suite) read it.
+		_ = json.NewEncoder(out).Encode(st)
+		fmt.Fprintln(out, "the key service is already unsealed; nothing sent")
+		return nil
+	}
+	if *reset {
+		if *pin == "" {
+			return errors.New("unseal -reset: -nonce is required (the round's nonce, from the first custodian or seal-status)")
+		}
+		body, _ := json.Marshal(client.UnsealRequest{Reset: true, Nonce: *pin})
+		if err := sysCall(ctx, hc, http.MethodPost, base+"/v1/sys/unseal", body, &st); err != nil {
+			return err
+		}
+		fmt.Fprintln(out, "unseal round reset; the next share starts a new one")
+		return nil
+	}
+	if *pin != "" && *pin != st.Nonce {
+		return fmt.Errorf("unseal: the round in progress is %q, not %q; ask who started it", st.Nonce, *pin)
 	}
 	var raw []byte
 	var err error
@@ -283,23 +313,43 @@ func unsealCmd(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	body, _ := json.Marshal(client.UnsealRequest{Key: strings.TrimSpace(string(raw))})
+	body, _ := json.Marshal(client.UnsealRequest{Key: strings.TrimSpace(string(raw)), Nonce: st.Nonce})
 	clear(raw)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(*addr, "/")+"/v1/sys/unseal", bytes.NewReader(body))
+	err = sysCall(ctx, hc, http.MethodPost, base+"/v1/sys/unseal", body, &st)
+	clear(body)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := client.HTTPClient(*insecure).Do(req)
+	_ = json.NewEncoder(out).Encode(st)
+	if !st.Sealed {
+		fmt.Fprintln(out, "unsealed")
+		return nil
+	}
+	fmt.Fprintf(out, "share accepted: %d of %d; unseal round nonce %s (the other custodians may pass -nonce %s)\n", st.Shares, st.Needed, st.Nonce, st.Nonce)
+	return nil
+}
+
+// sysCall makes one unauthenticated /v1/sys call and decodes its answer.
+func sysCall(ctx context.Context, hc *http.Client, method, url string, body []byte, into *client.SealStatus) error {
+	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
 	rb, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("unseal refused (%d): %s", resp.StatusCode, rb)
+		return fmt.Errorf("%s %s refused (%d): %s", method, req.URL.Path, resp.StatusCode, rb)
 	}
-	fmt.Fprintf(out, "%s\n", rb)
+	if err := json.Unmarshal(rb, into); err != nil {
+		return fmt.Errorf("%s %s: unreadable answer: %w", method, req.URL.Path, err)
+	}
 	return nil
 }
 

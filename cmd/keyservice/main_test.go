@@ -279,3 +279,48 @@ func writePEM(t *testing.T, path, typ string, der []byte) {
 		t.Fatal(err)
 	}
 }
+
+// TestUnsealCLI: the CLI reads the seal status, carries the round's nonce
+// from share to share, and sends nothing to a service already unsealed.
+func TestUnsealCLI(t *testing.T) {
+	dir := t.TempDir()
+	out, err := runCmd(t, "", "keys", "init", "-keyring", filepath.Join(dir, "keyring.sealed"), "-shares", "2", "-audit-log", filepath.Join(dir, "audit.log"))
+	if err != nil {
+		t.Fatalf("keys init: %v\n%s", err, out)
+	}
+	shares := keyLine.FindAllStringSubmatch(out, -1)
+	if len(shares) != 2 {
+		t.Fatalf("want 2 shares:\n%s", out)
+	}
+	cfg := devConfig(t, dir)
+	cfg.DevUnseal, cfg.Shares = false, 2
+	a, err := newApp(cfg, discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := mustListen(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Serve(ctx, ln) }()
+	t.Cleanup(func() { cancel(); <-done })
+	url := "http://" + ln.Addr().String()
+
+	out, err = runCmd(t, shares[0][1]+"\n", "unseal", "-url", url)
+	m := regexp.MustCompile(`nonce ([0-9a-f]{32})`).FindStringSubmatch(out)
+	if err != nil || m == nil || !strings.Contains(out, "1 of 2") {
+		t.Fatalf("first share: %v\n%s", err, out)
+	}
+	if out, err := runCmd(t, shares[1][1]+"\n", "unseal", "-url", url, "-nonce", "0123"); err == nil {
+		t.Fatalf("a share for another round was sent:\n%s", out)
+	}
+	if out, err := runCmd(t, shares[1][1]+"\n", "unseal", "-url", url, "-nonce", m[1]); err != nil || !strings.Contains(out, "unsealed") {
+		t.Fatalf("second share: %v\n%s", err, out)
+	}
+	if a.Holder().Sealed() {
+		t.Fatal("still sealed")
+	}
+	out, err = runCmd(t, shares[0][1]+"\n", "unseal", "-url", url)
+	if err != nil || !strings.Contains(out, "already unsealed") {
+		t.Fatalf("share after unseal: %v\n%s", err, out)
+	}
+}

@@ -88,8 +88,12 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 	limits.RevealClientDaily.Rate, limits.RevealClientDaily.Burst = cfg.RevealClientPerDay, cfg.RevealClientPerDay
 	limits.InspectPerClient.Rate, limits.InspectPerClient.Burst = cfg.InspectPerSecond, 2*cfg.InspectPerSecond
 	svc := unwrap.New(a.holder, a.audit, limiter, log, unwrap.Config{Freshness: cfg.Freshness, Limits: limits})
+	ul := seal.DefaultCeremonyLimits()
+	ul.PerIP.Rate, ul.PerIP.Burst = cfg.UnsealIPPerMinute, cfg.UnsealIPPerMinute
+	ul.Global.Rate, ul.Global.Burst = cfg.UnsealPerMinute, cfg.UnsealPerMinute
+	ceremony := seal.NewCeremony(a.holder, a.audit, ratelimit.NewMemory(), ul, log)
 	a.server = api.New(api.Deps{
-		Unwrap: svc, Verifier: verifier, Seal: a.holder, Audit: a.audit,
+		Unwrap: svc, Verifier: verifier, Seal: a.holder, Unseal: ceremony, Audit: a.audit,
 		Trail: audit.FileTrail(cfg.AuditPath), Redis: pinger, Log: log,
 	})
 	a.watch = &watcher{holder: a.holder, clients: clients, clientsPath: cfg.ClientsPath, audit: a.audit, log: log}

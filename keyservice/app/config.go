@@ -40,7 +40,11 @@ type Config struct {
 	RevealClientPerMinute int
 	RevealClientPerDay    int
 	InspectPerSecond      int
-	LogLevel              string
+	// Unseal attempts per minute from one address and from all together
+	// (in-process limits: a sealed service may have no Redis yet).
+	UnsealIPPerMinute int
+	UnsealPerMinute   int
+	LogLevel          string
 }
 
 // RedisMemory as the Redis address selects the in-process replay cache and
@@ -73,11 +77,20 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.RevealClientPerMinute, "reveal-client-per-minute", env.Int("REVEAL_CLIENT_PER_MINUTE", 60), "reveals per client per minute (all its actors)")
 	fs.IntVar(&c.RevealClientPerDay, "reveal-client-per-day", env.Int("REVEAL_CLIENT_PER_DAY", 1000), "reveals per client per day (all its actors)")
 	fs.IntVar(&c.InspectPerSecond, "inspect-per-second", env.Int("INSPECT_PER_SECOND", 2000), "inspects per client per second")
+	fs.IntVar(&c.UnsealIPPerMinute, "unseal-ip-per-minute", env.Int("UNSEAL_IP_PER_MINUTE", 5), "unseal attempts per source address per minute")
+	fs.IntVar(&c.UnsealPerMinute, "unseal-per-minute", env.Int("UNSEAL_PER_MINUTE", 30), "unseal attempts per minute from all addresses together")
 	fs.StringVar(&c.LogLevel, "log-level", env.String("LOG_LEVEL", "info"), "debug, info, warn or error")
 }
 
-// Validate names the first bad field.
+// Validate names the first bad field and fills the defaults of fields added
+// after callers that build a Config by hand were written.
 func (c *Config) Validate() error {
+	if c.UnsealIPPerMinute == 0 {
+		c.UnsealIPPerMinute = 5
+	}
+	if c.UnsealPerMinute == 0 {
+		c.UnsealPerMinute = 30
+	}
 	switch {
 	case c.Addr == "":
 		return errors.New("config: addr is empty")
@@ -105,6 +118,8 @@ func (c *Config) Validate() error {
 		return errors.New("config: reveal-client-per-minute must be >= 1 and <= reveal-client-per-day")
 	case c.InspectPerSecond < 1:
 		return errors.New("config: inspect-per-second must be >= 1")
+	case c.UnsealIPPerMinute < 1 || c.UnsealPerMinute < c.UnsealIPPerMinute:
+		return errors.New("config: unseal-ip-per-minute must be >= 1 and <= unseal-per-minute")
 	}
 	if err := secret.Validate(c.MasterKey); err != nil {
 		return fmt.Errorf("config: master-key: %w", err)

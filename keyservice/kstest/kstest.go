@@ -137,7 +137,7 @@ func NewZone(t testing.TB, o Options) *Zone {
 	z.Service = unwrap.New(z.Holder, z.Audit, o.Limiter, o.Log, unwrap.Config{Limits: limits})
 	z.Server = api.New(api.Deps{
 		Unwrap: z.Service, Verifier: &sigauth.Verifier{Audience: Audience, Clients: z.Clients, Replay: o.Replay},
-		Seal: z.Holder, Audit: z.Audit, Trail: audit.FileTrail(z.AuditPath), Redis: o.Redis, Log: o.Log,
+		Seal: z.Holder, Audit: z.Audit, Unseal: seal.NewCeremony(z.Holder, z.Audit, ratelimit.NewMemory(), seal.DefaultCeremonyLimits(), o.Log), Trail: audit.FileTrail(z.AuditPath), Redis: o.Redis, Log: o.Log,
 	})
 	if o.Listen {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
