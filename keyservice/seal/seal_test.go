@@ -96,7 +96,10 @@ func TestRoundBoundToNonce(t *testing.T) {
 		want error
 	}{
 		{"share/no-nonce", func(h *Holder, _ string) error { _, err := h.Submit("", junk); return err }, ErrNonceMismatch},
-		{"share/other-nonce", func(h *Holder, _ string) error { _, err := h.Submit("00112233445566778899aabbccddeeff", junk); return err }, ErrNonceMismatch},
+		{"share/other-nonce", func(h *Holder, _ string) error {
+			_, err := h.Submit("00112233445566778899aabbccddeeff", junk)
+			return err
+		}, ErrNonceMismatch},
 		{"reset/no-nonce", func(h *Holder, _ string) error { _, err := h.Reset(""); return err }, ErrNonceMismatch},
 		{"reset/other-nonce", func(h *Holder, _ string) error { _, err := h.Reset("ffff"); return err }, ErrNonceMismatch},
 	} {
