@@ -58,11 +58,11 @@ func keysCmd(args []string, out io.Writer) error {
 			return err
 		}
 		defer clear(master)
-		if err := keyring.Save(*path, kr, master); err != nil {
+		ev := audit.Event{Event: audit.EventKeyInit, Kid: kr.Newest().Kid, Reason: *alg}
+		if err := audit.AdminChange(context.Background(), *auditPath, ev, out, func() error { return keyring.Save(*path, kr, master) }); err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "keyring %s created with %s (kid %s)\n", *path, *alg, kr.Newest().Kid)
-		recordAdmin(*auditPath, audit.Event{Event: audit.EventKeyInit, Kid: kr.Newest().Kid, Reason: *alg}, out)
 		if *shares <= 1 {
 			fmt.Fprintf(out, "master key (shown once; store it offline):\n  %s\n", keyring.EncodeMasterKey(master))
 			return nil
@@ -88,15 +88,16 @@ func keysCmd(args []string, out io.Writer) error {
 		}
 		switch args[0] {
 		case "rotate":
+			prev := kr.Newest().Kid
 			v, err := kr.Rotate(*alg)
 			if err != nil {
 				return err
 			}
-			if err := keyring.Save(*path, kr, master); err != nil {
+			ev := audit.Event{Event: audit.EventKeyRotate, Kid: v.Kid, Resource: prev, Reason: v.Alg}
+			if err := audit.AdminChange(context.Background(), *auditPath, ev, out, func() error { return keyring.Save(*path, kr, master) }); err != nil {
 				return err
 			}
 			fmt.Fprintf(out, "rotated: new active key %s (%s); older versions still decrypt until retired\n", v.Kid, v.Alg)
-			recordAdmin(*auditPath, audit.Event{Event: audit.EventKeyRotate, Kid: v.Kid, Reason: v.Alg}, out)
 		case "retire":
 			if *kid == "" {
 				return errors.New("keys retire: -kid is required")
@@ -104,11 +105,11 @@ func keysCmd(args []string, out io.Writer) error {
 			if err := kr.Retire(*kid); err != nil {
 				return err
 			}
-			if err := keyring.Save(*path, kr, master); err != nil {
+			ev := audit.Event{Event: audit.EventKeyRetire, Kid: *kid}
+			if err := audit.AdminChange(context.Background(), *auditPath, ev, out, func() error { return keyring.Save(*path, kr, master) }); err != nil {
 				return err
 			}
 			fmt.Fprintf(out, "retired %s: ciphertexts under it no longer decrypt (rewrap them first)\n", *kid)
-			recordAdmin(*auditPath, audit.Event{Event: audit.EventKeyRetire, Kid: *kid}, out)
 		}
 		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "KID\tALG\tSTATE\tCREATED")
@@ -201,11 +202,11 @@ func clientsCmd(args []string, out io.Writer) error {
 		if err := al.AddClient(*id, splitOps(*ops), keyID, pub); err != nil {
 			return err
 		}
-		if err := al.Save(*path); err != nil {
+		ev := audit.Event{Event: audit.EventClientAdd, Client: *id, Kid: keyID, Reason: *ops}
+		if err := audit.AdminChange(context.Background(), *auditPath, ev, out, func() error { return al.Save(*path) }); err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "client %s enrolled with key %s for %s\n", *id, keyID, *ops)
-		recordAdmin(*auditPath, audit.Event{Event: audit.EventClientAdd, Client: *id, Kid: keyID, Reason: *ops}, out)
 		return nil
 	case "revoke":
 		if *kid == "" {
@@ -214,11 +215,11 @@ func clientsCmd(args []string, out io.Writer) error {
 		if err := al.Revoke(*kid); err != nil {
 			return err
 		}
-		if err := al.Save(*path); err != nil {
+		ev := audit.Event{Event: audit.EventClientRevoke, Kid: *kid}
+		if err := audit.AdminChange(context.Background(), *auditPath, ev, out, func() error { return al.Save(*path) }); err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "key %s revoked\n", *kid)
-		recordAdmin(*auditPath, audit.Event{Event: audit.EventClientRevoke, Kid: *kid}, out)
 		return nil
 	case "list":
 		return json.NewEncoder(out).Encode(al.Summary())
@@ -358,17 +359,4 @@ func envOr(name, def string) string {
 		return v
 	}
 	return def
-}
-
-// recordAdmin appends an admin change to the audit log. While the key
-// service runs it holds the log's lock; then it records the change itself
-// when it reloads the file, and this only says so.
-func recordAdmin(path string, e audit.Event, out io.Writer) {
-	e.Actor, e.Outcome = audit.CLIActor(), audit.OutcomeSuccess
-	switch err := audit.AppendOnce(context.Background(), path, e); {
-	case errors.Is(err, audit.ErrLocked):
-		fmt.Fprintln(out, "the running key service holds the audit log; it records this change when it reloads")
-	case err != nil:
-		fmt.Fprintf(out, "WARNING: could not record this change in the audit log: %v\n", err)
-	}
 }

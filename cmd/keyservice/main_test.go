@@ -324,3 +324,46 @@ func TestUnsealCLI(t *testing.T) {
 		t.Fatalf("share after unseal: %v\n%s", err, out)
 	}
 }
+
+// TestAdminChangeWhileServing: with the key service running (it holds the
+// audit log), `clients add` still lands in the chain, through the spool; with
+// nowhere to record it, the allow-list is not changed.
+func TestAdminChangeWhileServing(t *testing.T) {
+	dir := t.TempDir()
+	cfg := devConfig(t, dir)
+	a, err := newApp(cfg, discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Serve(ctx, mustListen(t)) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	clients := filepath.Join(dir, "clients.json")
+	out, err := runCmd(t, "", "clients", "add", "-clients", clients, "-id", "gateway", "-ops", "inspect", "-private-key-out", filepath.Join(dir, "gw.jwk"), "-audit-log", cfg.AuditPath)
+	if err != nil {
+		t.Fatalf("clients add: %v\n%s", err, out)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, _ := os.ReadFile(cfg.AuditPath)
+		if strings.Contains(string(b), `"event":"client.add"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the running key service did not record the enrolment:\n%s", b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	blocked := filepath.Join(dir, "blocked.log")
+	_ = os.WriteFile(blocked+".spool", nil, 0o600)
+	before, _ := os.ReadFile(clients)
+	if out, err := runCmd(t, "", "clients", "add", "-clients", clients, "-id", "backoffice", "-ops", "reveal", "-private-key-out", filepath.Join(dir, "bo.jwk"), "-audit-log", blocked); err == nil {
+		t.Fatalf("enrolled without an audit record:\n%s", out)
+	}
+	if after, _ := os.ReadFile(clients); !bytes.Equal(before, after) {
+		t.Fatal("the allow-list changed without an audit record")
+	}
+}

@@ -55,6 +55,9 @@ type Options struct {
 	// It exists for fault injection in tests (a failing write or fsync, a
 	// slow disk); production leaves it nil.
 	WrapFile func(File) File
+	// SpoolInterval is how often the admin spool beside the log (see
+	// SpoolDir) is folded into the chain; default 1s, negative: only at Open.
+	SpoolInterval time.Duration
 }
 
 // Stats are counters for tests and metrics.
@@ -80,6 +83,9 @@ type Log struct {
 	stopped   chan struct{}
 	closeOnce sync.Once
 	closeErr  error
+
+	foldMu      sync.Mutex    // one fold at a time
+	foldStopped chan struct{} // closed when the fold loop has exited
 
 	failed  atomic.Bool
 	failErr atomic.Pointer[error]
@@ -181,6 +187,19 @@ func Open(path string, opts Options) (*Log, error) {
 	}
 	ok = true
 	go l.run()
+	// Admin changes spooled while nobody held the log go in first.
+	if _, err := l.FoldSpool(context.Background()); err != nil {
+		l.log.Error("audit spool: fold at open failed; will retry", "path", path, "err", err)
+	}
+	l.foldStopped = make(chan struct{})
+	if opts.SpoolInterval == 0 {
+		opts.SpoolInterval = time.Second
+	}
+	if opts.SpoolInterval > 0 {
+		go l.foldLoop(opts.SpoolInterval)
+	} else {
+		close(l.foldStopped)
+	}
 	return l, nil
 }
 
@@ -268,6 +287,7 @@ func (l *Log) Path() string { return l.path }
 // Appends racing with Close either complete or return ErrClosed.
 func (l *Log) Close() error {
 	l.closeOnce.Do(func() { close(l.quit) })
+	<-l.foldStopped
 	<-l.stopped
 	return l.closeErr
 }

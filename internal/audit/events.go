@@ -131,6 +131,24 @@ const (
 	// allow-list (enrolment or revocation). Fields: actor ("admin-cli"),
 	// resource ("clients").
 	EventClientsReload = "clients.reload"
+
+	// --- both services: the audit trail itself ---
+
+	// EventSpoolRejected: a file in the admin spool was not a valid event; it
+	// was renamed *.rejected and left for an operator. Outcome "failure".
+	// Fields: resource (the renamed file), reason.
+	EventSpoolRejected = "audit.spool.rejected"
+
+	// EventMerchantChange: a merchant was created or changed from the command
+	// line. Fields: actor, resource (merchant name), reason (the change),
+	// code ("admin_failed" when the change then failed).
+	EventMerchantChange = "merchant.change"
+
+	// EventAuditCheckpoint: the key service signed the chain's head with the
+	// keyring's audit key (see Checkpoint). Fields: resource ("<seq>:<hash>"
+	// of the signed head, which precedes this event), kid (audit key id),
+	// reason (the Ed25519 signature, base64url), time (the signed time).
+	EventAuditCheckpoint = "audit.checkpoint"
 )
 
 // Outcomes.
@@ -167,5 +185,8 @@ func All() []string {
 		EventAuditView,
 		EventKeyringReload,
 		EventClientsReload,
+		EventSpoolRejected,
+		EventMerchantChange,
+		EventAuditCheckpoint,
 	}
 }
