@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/ed25519"
 	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
@@ -30,9 +31,15 @@ import (
 // so the master key is never used directly and could safely key something
 // else. A random 96-bit nonce per save is fine for the handful of saves
 // (rotations) a master key sees.
+//
+// Version 2 adds "audit_public_key" (strict standard base64 of the Ed25519
+// audit key's public half) to the header, where `audit verify` reads it
+// without the master key; it is part of the AAD, so a swapped public key makes
+// the keyring refuse to open. Keyrings without an audit key stay version 1.
 const (
 	FileFormat  = "blindgate-keyring"
-	FileVersion = 1
+	FileVersion = 2
+	fileV1      = 1
 	// maxFileSize bounds what Load reads; a keyring with a hundred RSA versions
 	// is ~250 KiB.
 	maxFileSize = 4 << 20
@@ -53,18 +60,22 @@ var (
 // envelope is the on-disk header. Nonce and ciphertext are strict standard
 // base64 (canonical padding bits), so every bit of the file is significant.
 type envelope struct {
-	Format     string `json:"format"`
-	Version    int    `json:"version"`
-	Nonce      string `json:"nonce"`
-	Ciphertext string `json:"ciphertext"`
+	Format         string `json:"format"`
+	Version        int    `json:"version"`
+	AuditPublicKey string `json:"audit_public_key,omitempty"` // version 2
+	Nonce          string `json:"nonce"`
+	Ciphertext     string `json:"ciphertext"`
 }
 
 // strictB64 rejects non-zero padding bits that base64.StdEncoding ignores.
 func strictB64() *base64.Encoding { return base64.StdEncoding.Strict() }
 
 // aad authenticates the header; it is rebuilt from the validated fields.
-func aad(format string, version int) []byte {
-	return fmt.Appendf(nil, `{"format":%q,"version":%d}`, format, version)
+func aad(format string, version int, auditPub string) []byte {
+	if version == fileV1 {
+		return fmt.Appendf(nil, `{"format":%q,"version":%d}`, format, version)
+	}
+	return fmt.Appendf(nil, `{"format":%q,"version":%d,"audit_public_key":%q}`, format, version, auditPub)
 }
 
 type sealedVersion struct {
@@ -78,6 +89,7 @@ type sealedVersion struct {
 type sealedBody struct {
 	FingerprintKey []byte          `json:"fingerprint_key"`
 	Versions       []sealedVersion `json:"versions"`
+	AuditKey       []byte          `json:"audit_key,omitempty"` // Ed25519 seed; version 2
 }
 
 // Save seals kr under master and writes it to path atomically: a temporary
@@ -132,12 +144,12 @@ func Seal(kr *Keyring, master []byte) ([]byte, error) {
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, fmt.Errorf("keyring: nonce: %w", err)
 	}
-	env := envelope{
-		Format:     FileFormat,
-		Version:    FileVersion,
-		Nonce:      strictB64().EncodeToString(nonce),
-		Ciphertext: strictB64().EncodeToString(aead.Seal(nil, nonce, plain, aad(FileFormat, FileVersion))),
+	env := envelope{Format: FileFormat, Version: fileV1, Nonce: strictB64().EncodeToString(nonce)}
+	if s.auditKey != nil {
+		env.Version = FileVersion
+		env.AuditPublicKey = strictB64().EncodeToString(s.auditKey.Public().(ed25519.PublicKey))
 	}
+	env.Ciphertext = strictB64().EncodeToString(aead.Seal(nil, nonce, plain, aad(env.Format, env.Version, env.AuditPublicKey)))
 	out, err := json.Marshal(env)
 	if err != nil {
 		return nil, fmt.Errorf("keyring: encode envelope: %w", err)
@@ -151,23 +163,9 @@ func Open(data, master []byte) (*Keyring, error) {
 	if err := checkMasterKey(master); err != nil {
 		return nil, err
 	}
-	if err := exactKeys(data, "format", "version", "nonce", "ciphertext"); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
-	}
-	var env envelope
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&env); err != nil {
-		return nil, fmt.Errorf("%w: envelope is not valid JSON", ErrCorrupt)
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("%w: trailing data after the envelope", ErrCorrupt)
-	}
-	if env.Format != FileFormat {
-		return nil, fmt.Errorf("%w: format is not %q", ErrCorrupt, FileFormat)
-	}
-	if env.Version != FileVersion {
-		return nil, fmt.Errorf("%w: unsupported version %d", ErrCorrupt, env.Version)
+	env, auditPub, err := parseEnvelope(data)
+	if err != nil {
+		return nil, err
 	}
 	aead, err := newAEAD(master)
 	if err != nil {
@@ -184,7 +182,7 @@ func Open(data, master []byte) (*Keyring, error) {
 	if len(nonce) != aead.NonceSize() || len(ct) < aead.Overhead() {
 		return nil, fmt.Errorf("%w: nonce or ciphertext too short", ErrCorrupt)
 	}
-	plain, err := aead.Open(nil, nonce, ct, aad(env.Format, env.Version))
+	plain, err := aead.Open(nil, nonce, ct, aad(env.Format, env.Version, env.AuditPublicKey))
 	if err != nil {
 		return nil, ErrWrongMasterKey
 	}
@@ -193,9 +191,81 @@ func Open(data, master []byte) (*Keyring, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
+	// The header's public key must be the sealed key's: `audit verify`
+	// trusts the header.
+	switch {
+	case auditPub == nil && s.auditKey != nil:
+		return nil, fmt.Errorf("%w: version 1 keyring holds an audit key", ErrCorrupt)
+	case auditPub != nil && (s.auditKey == nil || !auditPub.Equal(s.auditKey.Public())):
+		return nil, fmt.Errorf("%w: audit public key in the header does not match the sealed key", ErrCorrupt)
+	}
 	kr := &Keyring{}
 	kr.cur.Store(s)
 	return kr, nil
+}
+
+// parseEnvelope validates the header of a sealed file; the audit public key
+// is nil for version 1.
+func parseEnvelope(data []byte) (envelope, ed25519.PublicKey, error) {
+	var env envelope
+	members := []string{"format", "version", "nonce", "ciphertext"}
+	if err := exactKeys(data, members...); err != nil {
+		if err2 := exactKeys(data, append(members, "audit_public_key")...); err2 != nil {
+			return env, nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&env); err != nil {
+		return env, nil, fmt.Errorf("%w: envelope is not valid JSON", ErrCorrupt)
+	}
+	if dec.More() {
+		return env, nil, fmt.Errorf("%w: trailing data after the envelope", ErrCorrupt)
+	}
+	if env.Format != FileFormat {
+		return env, nil, fmt.Errorf("%w: format is not %q", ErrCorrupt, FileFormat)
+	}
+	switch env.Version {
+	case fileV1:
+		if env.AuditPublicKey != "" {
+			return env, nil, fmt.Errorf("%w: version 1 has no audit_public_key", ErrCorrupt)
+		}
+		return env, nil, nil
+	case FileVersion:
+		pub, err := strictB64().DecodeString(env.AuditPublicKey)
+		if err != nil || len(pub) != ed25519.PublicKeySize {
+			return env, nil, fmt.Errorf("%w: audit_public_key is not a base64 Ed25519 public key", ErrCorrupt)
+		}
+		return env, ed25519.PublicKey(pub), nil
+	default:
+		return env, nil, fmt.Errorf("%w: unsupported version %d", ErrCorrupt, env.Version)
+	}
+}
+
+// ReadAuditPublicKey returns the audit signing key's public half from the
+// sealed keyring's header, without the master key: what `audit verify` checks
+// checkpoints against. A keyring without one returns ErrNoAuditKey.
+func ReadAuditPublicKey(path string) (ed25519.PublicKey, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("keyring: read %s: %w", path, err)
+	}
+	if len(data) > maxFileSize {
+		return nil, fmt.Errorf("%w: larger than %d bytes", ErrCorrupt, maxFileSize)
+	}
+	_, pub, err := parseEnvelope(data)
+	if err != nil {
+		return nil, err
+	}
+	if pub == nil {
+		return nil, ErrNoAuditKey
+	}
+	return pub, nil
 }
 
 // exactKeys checks that data is one JSON object whose members are exactly
@@ -253,6 +323,9 @@ func marshalBody(s *snapshot) ([]byte, error) {
 		}
 	}()
 	size := 64 + base64.StdEncoding.EncodedLen(len(s.fpKey))
+	if s.auditKey != nil {
+		size += 32 + base64.StdEncoding.EncodedLen(ed25519.SeedSize)
+	}
 	for i, v := range s.versions {
 		der, err := x509.MarshalPKCS8PrivateKey(v.priv)
 		if err != nil {
@@ -282,7 +355,13 @@ func marshalBody(s *snapshot) ([]byte, error) {
 		b = base64.StdEncoding.AppendEncode(b, ders[i])
 		b = append(b, `"}`...)
 	}
-	b = append(b, "]}"...)
+	b = append(b, ']')
+	if s.auditKey != nil {
+		b = append(b, `,"audit_key":"`...)
+		b = base64.StdEncoding.AppendEncode(b, s.auditKey.Seed())
+		b = append(b, '"')
+	}
+	b = append(b, '}')
 	if cap(b) != size {
 		// A reallocation left a copy behind; the size estimate is wrong.
 		clear(b)
@@ -302,6 +381,7 @@ func unmarshalBody(plain []byte) (_ *snapshot, err error) {
 		for _, v := range body.Versions {
 			clear(v.PKCS8)
 		}
+		clear(body.AuditKey)
 		if err != nil {
 			clear(body.FingerprintKey)
 		}
@@ -318,6 +398,12 @@ func unmarshalBody(plain []byte) (_ *snapshot, err error) {
 		return nil, errors.New("no key versions")
 	}
 	s := &snapshot{fpKey: body.FingerprintKey}
+	if body.AuditKey != nil {
+		if len(body.AuditKey) != ed25519.SeedSize {
+			return nil, fmt.Errorf("audit key is %d bytes, want %d", len(body.AuditKey), ed25519.SeedSize)
+		}
+		s.auditKey = ed25519.NewKeyFromSeed(body.AuditKey)
+	}
 	active := 0
 	for i, sv := range body.Versions {
 		if err := checkAlg(sv.Alg); err != nil {
