@@ -84,6 +84,8 @@ type Log struct {
 	closeOnce sync.Once
 	closeErr  error
 
+	commits chan struct{} // a token after each durable batch (see Committed)
+
 	foldMu      sync.Mutex    // one fold at a time
 	foldStopped chan struct{} // closed when the fold loop has exited
 
@@ -174,6 +176,7 @@ func Open(path string, opts Options) (*Log, error) {
 		log:      opts.Logger,
 		maxBatch: opts.MaxBatch,
 		reqs:     make(chan *request, opts.MaxBatch),
+		commits:  make(chan struct{}, 1),
 		quit:     make(chan struct{}),
 		stopped:  make(chan struct{}),
 		seq:      rep.LastSeq,
@@ -268,6 +271,11 @@ func (l *Log) Head() (seq uint64, hash string) {
 	defer l.mu.Unlock()
 	return l.pubSeq, l.pubHead
 }
+
+// Committed returns a channel that holds a token whenever batches were
+// committed since it was last drained: one consumer (the checkpointer) wakes
+// on it instead of polling Head.
+func (l *Log) Committed() <-chan struct{} { return l.commits }
 
 // Stats returns the log's counters.
 func (l *Log) Stats() Stats {
@@ -389,6 +397,10 @@ func (l *Log) commit(batch []*request, buf []byte) []byte {
 	l.mu.Lock()
 	l.pubSeq, l.pubHead = seq, head
 	l.mu.Unlock()
+	select {
+	case l.commits <- struct{}{}:
+	default: // a token is already waiting
+	}
 	l.syncs.Add(1)
 	l.appends.Add(uint64(n))
 	if int64(n) > l.largest.Load() {
