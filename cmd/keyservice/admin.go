@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -32,7 +34,7 @@ var newApp = app.New
 // the master key (as a reference, or shares on standard input).
 func keysCmd(args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("keys: want init, rotate, list or retire")
+		return errors.New("keys: want init, rotate, list, retire or upgrade")
 	}
 	fs := flag.NewFlagSet("keys "+args[0], flag.ContinueOnError)
 	path := fs.String("keyring", envOr("BLINDGATE_KS_KEYRING", "keyring.sealed"), "sealed keyring file")
@@ -63,6 +65,7 @@ func keysCmd(args []string, out io.Writer) error {
 			return err
 		}
 		fmt.Fprintf(out, "keyring %s created with %s (kid %s)\n", *path, *alg, kr.Newest().Kid)
+		printAuditKey(out, kr)
 		if *shares <= 1 {
 			fmt.Fprintf(out, "master key (shown once; store it offline):\n  %s\n", keyring.EncodeMasterKey(master))
 			return nil
@@ -76,7 +79,7 @@ func keysCmd(args []string, out io.Writer) error {
 			fmt.Fprintf(out, "  share %d: %s\n", i+1, keyring.EncodeMasterKey(p))
 		}
 		return nil
-	case "rotate", "list", "retire":
+	case "rotate", "list", "retire", "upgrade":
 		master, err := readMaster(*masterRef)
 		if err != nil {
 			return err
@@ -86,7 +89,25 @@ func keysCmd(args []string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
+		// Keyrings made before audit keys existed get one whenever they are
+		// saved with the master key at hand (rotate, retire, upgrade).
+		if args[0] != "list" {
+			added, err := kr.EnsureAuditKey()
+			if err != nil {
+				return err
+			}
+			if added {
+				fmt.Fprintln(out, "this keyring had no audit signing key; one is added with this change")
+				printAuditKey(out, kr)
+			}
+		}
 		switch args[0] {
+		case "upgrade":
+			ev := audit.Event{Event: audit.EventKeyUpgrade, Kid: audit.Ed25519KeyID(kr.AuditPublicKey()), Reason: "audit signing key"}
+			if err := audit.AdminChange(context.Background(), *auditPath, ev, out, func() error { return keyring.Save(*path, kr, master) }); err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "keyring %s saved in format version %d\n", *path, keyring.FileVersion)
 		case "rotate":
 			prev := kr.Newest().Kid
 			v, err := kr.Rotate(*alg)
@@ -245,7 +266,14 @@ func auditCmd(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
 	path := fs.String("audit-log", envOr("BLINDGATE_KS_AUDIT_LOG", "audit.log"), "audit log file")
 	head := fs.String("head", "", "expected head hash recorded elsewhere (detects a truncated tail)")
+	krPath := fs.String("keyring", envOr("BLINDGATE_KS_KEYRING", "keyring.sealed"), "sealed keyring whose header holds the audit public key (no master key needed)")
+	pin := fs.String("audit-public-key", "", "the audit public key (base64, as printed by keys init/upgrade) to trust instead of, and to compare with, the keyring's")
+	export := fs.String("audit-checkpoints", envOr("BLINDGATE_KS_AUDIT_CHECKPOINTS", ""), `exported checkpoints file (default <audit-log>.checkpoints; "none" to skip)`)
 	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	pub, err := auditPublicKey(*krPath, *pin)
+	if err != nil {
 		return err
 	}
 	f, err := os.Open(*path)
@@ -253,15 +281,84 @@ func auditCmd(args []string, out io.Writer) error {
 		return err
 	}
 	defer f.Close()
-	rep, err := audit.Verify(f)
+	if *export == "" {
+		*export = *path + ".checkpoints"
+	}
+	var x io.Reader
+	exportMissing := false
+	if *export != "none" {
+		xf, err := os.Open(*export)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			// Fine only if nothing was ever checkpointed: checked below.
+			exportMissing = true
+		case err != nil:
+			return fmt.Errorf("audit checkpoints: %w", err)
+		default:
+			defer xf.Close()
+			x = xf
+		}
+	}
+	var v audit.CheckpointVerifier
+	if pub != nil {
+		v = audit.Ed25519Verifier{Key: pub}
+	}
+	rep, cr, err := audit.VerifyCheckpoints(f, x, v)
 	if err != nil {
+		if errors.Is(err, audit.ErrCheckpoint) {
+			return fmt.Errorf("audit checkpoints FAILED: %w", err)
+		}
 		return fmt.Errorf("audit chain BROKEN: %w", err)
+	}
+	if exportMissing && cr.InChain > 0 {
+		return fmt.Errorf("audit checkpoints FAILED: the chain holds %d checkpoints but their exported copy %s is missing (pass -audit-checkpoints none to check the chain's own only)", cr.InChain, *export)
 	}
 	if *head != "" && rep.Head != *head {
 		return fmt.Errorf("audit chain ends at %s, expected head %s: lines were removed from the end", rep.Head, *head)
 	}
 	fmt.Fprintf(out, "audit chain OK: %d lines, last seq %d, head %s\n", rep.Lines, rep.LastSeq, rep.Head)
+	switch {
+	case pub == nil:
+		fmt.Fprintln(out, "WARNING: no audit public key (keyring without one: run `keyservice keys upgrade`); nothing but the unkeyed hash chain was checked")
+	case cr.Newest.Seq == 0:
+		fmt.Fprintln(out, "WARNING: no signed checkpoint yet; nothing but the unkeyed hash chain was checked")
+	default:
+		fmt.Fprintf(out, "checkpoints OK: %d in the chain, %d exported; newest verified seq %d (%s, %s)\n",
+			cr.InChain, cr.Exported, cr.Newest.Seq, cr.Newest.Hash, cr.Newest.Time.Format(time.RFC3339))
+		if cr.Uncovered > 0 {
+			fmt.Fprintf(out, "%d later events are covered by the hash chain only, not yet by a signature\n", cr.Uncovered)
+		}
+	}
 	return nil
+}
+
+// auditPublicKey returns the key checkpoints are checked against: the
+// keyring header's, or a pinned one (which must then agree with the header
+// when the keyring is readable). nil means neither exists.
+func auditPublicKey(krPath, pin string) (ed25519.PublicKey, error) {
+	fromKeyring, err := keyring.ReadAuditPublicKey(krPath)
+	if err != nil && !errors.Is(err, keyring.ErrNoAuditKey) && !(pin != "" && errors.Is(err, os.ErrNotExist)) {
+		return nil, fmt.Errorf("audit public key: %w", err)
+	}
+	if pin == "" {
+		return fromKeyring, nil
+	}
+	b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(pin))
+	if err != nil || len(b) != ed25519.PublicKeySize {
+		return nil, errors.New("audit public key: -audit-public-key is not a base64 Ed25519 public key")
+	}
+	if fromKeyring != nil && !fromKeyring.Equal(ed25519.PublicKey(b)) {
+		return nil, fmt.Errorf("audit public key: the keyring's (%s) is not the pinned one (%s): the keyring header was replaced",
+			audit.Ed25519KeyID(fromKeyring), audit.Ed25519KeyID(b))
+	}
+	return b, nil
+}
+
+func printAuditKey(out io.Writer, kr *keyring.Keyring) {
+	pub := kr.AuditPublicKey()
+	// One line, so that nothing parsing the indented key lines takes it for a share.
+	fmt.Fprintf(out, "audit public key %s: %s (record it off this host; `audit verify -audit-public-key` checks against it)\n",
+		audit.Ed25519KeyID(pub), base64.StdEncoding.EncodeToString(pub))
 }
 
 // unsealCmd sends one share to a running key service. The share comes from a

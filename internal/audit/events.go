@@ -149,6 +149,11 @@ const (
 	// of the signed head, which precedes this event), kid (audit key id),
 	// reason (the Ed25519 signature, base64url), time (the signed time).
 	EventAuditCheckpoint = "audit.checkpoint"
+
+	// EventKeyUpgrade: `keyservice keys upgrade` gave an older keyring the
+	// keys it lacked (the audit signing key). Fields: actor, kid (the audit
+	// key id), reason.
+	EventKeyUpgrade = "key.upgrade"
 )
 
 // Outcomes.
@@ -188,5 +193,6 @@ func All() []string {
 		EventSpoolRejected,
 		EventMerchantChange,
 		EventAuditCheckpoint,
+		EventKeyUpgrade,
 	}
 }

@@ -31,6 +31,12 @@ type Config struct {
 	Audience        string
 	Skew            time.Duration
 	AuditPath       string
+	// Signed checkpoints of the audit chain's head: every CheckpointEvery
+	// records and every CheckpointInterval, copied to CheckpointsPath (an
+	// append-only file the host operator should place or ship elsewhere).
+	CheckpointsPath    string
+	CheckpointEvery    int
+	CheckpointInterval time.Duration
 	Freshness       time.Duration
 	Redis           redisx.Config
 	RevealPerMinute int
@@ -66,6 +72,9 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Audience, "audience", env.String("AUDIENCE", "blindgate-keyservice"), "this key service's id (the aud of signed requests)")
 	fs.DurationVar(&c.Skew, "skew", env.Duration("SKEW", 5*time.Second), "tolerated clock skew for signed requests")
 	fs.StringVar(&c.AuditPath, "audit-log", env.String("AUDIT_LOG", "audit.log"), "hash-chained audit log file")
+	fs.StringVar(&c.CheckpointsPath, "audit-checkpoints", env.String("AUDIT_CHECKPOINTS", ""), "append-only file receiving a copy of every signed audit checkpoint (default <audit-log>.checkpoints; put it on another disk or ship it off the host)")
+	fs.IntVar(&c.CheckpointEvery, "audit-checkpoint-every", env.Int("AUDIT_CHECKPOINT_EVERY", 100), "sign the audit chain's head after this many records")
+	fs.DurationVar(&c.CheckpointInterval, "audit-checkpoint-interval", env.Duration("AUDIT_CHECKPOINT_INTERVAL", time.Minute), "and at least this often while records arrive")
 	fs.DurationVar(&c.Freshness, "freshness", env.Duration("FRESHNESS", 15*time.Minute), "max age of a card ciphertext at first use")
 	fs.StringVar(&c.Redis.Addrs, "redis", env.String("REDIS", "127.0.0.1:6379"), "Redis address(es), comma-separated; \"memory\" for in-process (single instance, dev)")
 	fs.StringVar(&c.Redis.MasterName, "redis-master", env.String("REDIS_MASTER", ""), "Redis Sentinel master name")
@@ -91,6 +100,15 @@ func (c *Config) Validate() error {
 	if c.UnsealPerMinute == 0 {
 		c.UnsealPerMinute = 30
 	}
+	if c.CheckpointsPath == "" && c.AuditPath != "" {
+		c.CheckpointsPath = c.AuditPath + ".checkpoints"
+	}
+	if c.CheckpointEvery == 0 {
+		c.CheckpointEvery = 100
+	}
+	if c.CheckpointInterval == 0 {
+		c.CheckpointInterval = time.Minute
+	}
 	switch {
 	case c.Addr == "":
 		return errors.New("config: addr is empty")
@@ -110,6 +128,12 @@ func (c *Config) Validate() error {
 		return errors.New("config: skew must be 0-60s")
 	case c.AuditPath == "":
 		return errors.New("config: audit-log is empty")
+	case c.CheckpointsPath == c.AuditPath:
+		return errors.New("config: audit-checkpoints must not be the audit log")
+	case c.CheckpointEvery < 1 || c.CheckpointEvery > 100000:
+		return errors.New("config: audit-checkpoint-every must be 1-100000")
+	case c.CheckpointInterval < time.Second || c.CheckpointInterval > 24*time.Hour:
+		return errors.New("config: audit-checkpoint-interval must be 1s-24h")
 	case c.Freshness < time.Minute || c.Freshness > 24*time.Hour:
 		return errors.New("config: freshness must be 1m-24h")
 	case c.RevealPerMinute < 1 || c.RevealPerDay < c.RevealPerMinute:
