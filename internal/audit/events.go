@@ -52,8 +52,11 @@ const (
 
 	// --- key service: key management ---
 
-	// EventUnseal: the keyring was unsealed. Fields: actor (operator, or
-	// "dev-auto" for dev-mode auto-unseal), reason, code (on failure).
+	// EventUnseal: an unseal attempt (a share or a reset). Outcome "success"
+	// only for a share that counted (reason says "share i of n accepted") or a
+	// reset, "failure" for a wrong or malformed share, "denied" for one refused
+	// without effect (rate limit, wrong round nonce, already unsealed).
+	// Fields: origin, reason, code (unless success).
 	EventUnseal = "unseal"
 
 	// EventSeal: the keyring was sealed (shutdown or operator request).
@@ -100,8 +103,9 @@ const (
 	EventMFAEnroll = "mfa.enroll"
 
 	// EventOperatorChange: an operator account was created, disabled or had
-	// its role changed. Fields: actor, resource (operator id), reason (the
-	// change).
+	// its role changed. Fields: actor, resource (operator id; the login name
+	// when created from the CLI, recorded before the id exists), reason (the
+	// change), code ("admin_failed" when a CLI change then failed).
 	EventOperatorChange = "operator.change"
 
 	// EventTokenCreate: a card token was stored after a checkout. Fields:
