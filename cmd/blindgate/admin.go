@@ -15,6 +15,7 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/blindgate/blindgate/gateway/app"
+	"github.com/blindgate/blindgate/gateway/merchants"
 	"github.com/blindgate/blindgate/gateway/operators"
 	"github.com/blindgate/blindgate/gateway/rewrap"
 	"github.com/blindgate/blindgate/internal/audit"
@@ -39,6 +40,7 @@ func merchantsCmd(ctx context.Context, args []string, out io.Writer) error {
 	name := fs.String("name", "", "add: merchant name")
 	var origins multiFlag
 	fs.Var(&origins, "origin", "add: an origin allowed to embed the checkout, e.g. https://shop.example (repeatable)")
+	auditPath := fs.String("audit-log", envOr("BLINDGATE_GW_AUDIT_LOG", "gateway-audit.log"), "add: the gateway audit log to record the change in")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -49,7 +51,15 @@ func merchantsCmd(ctx context.Context, args []string, out io.Writer) error {
 	defer st.Close()
 	switch args[0] {
 	case "add":
-		m, sk, err := st.Merchants.Create(ctx, *name, origins)
+		var (
+			m  merchants.Merchant
+			sk string
+		)
+		ev := audit.Event{Event: audit.EventMerchantChange, Resource: *name, Reason: "create with origins " + strings.Join(origins, " ")}
+		err := audit.AdminChange(ctx, *auditPath, ev, out, func() (err error) {
+			m, sk, err = st.Merchants.Create(ctx, *name, origins)
+			return err
+		})
 		if err != nil {
 			return err
 		}
@@ -108,26 +118,24 @@ func operatorsCmd(ctx context.Context, args []string, out io.Writer) error {
 		} else {
 			pw, generated = operators.GeneratePassword(), true
 		}
-		op, err := st.Operators.Create(ctx, *username, r, *merchant, pw)
+		scope := "all merchants"
+		if *merchant != "" {
+			scope = "merchant " + *merchant
+		}
+		// Recorded before the store changes (no record, no change); the
+		// operator id does not exist yet, so the login name stands for it.
+		ev := audit.Event{Event: audit.EventOperatorChange, Resource: *username, Reason: "create as " + string(r) + " for " + scope}
+		var op operators.Operator
+		err = audit.AdminChange(ctx, *auditPath, ev, out, func() (err error) {
+			op, err = st.Operators.Create(ctx, *username, r, *merchant, pw)
+			return err
+		})
 		if err != nil {
 			return err
-		}
-		scope := "all merchants"
-		if op.MerchantID != "" {
-			scope = "merchant " + op.MerchantID
 		}
 		fmt.Fprintf(out, "operator %s (%s) created as %s for %s; MFA enrolment happens at first login\n", op.Username, op.ID, op.Role, scope)
 		if generated {
 			fmt.Fprintf(out, "password (shown once):\n  %s\n", pw)
-		}
-		ev := audit.Event{Event: audit.EventOperatorChange, Actor: audit.CLIActor(), Resource: op.ID, Reason: "created as " + string(op.Role) + " for " + scope, Outcome: audit.OutcomeSuccess}
-		switch err := audit.AppendOnce(ctx, *auditPath, ev); {
-		case errors.Is(err, audit.ErrLocked):
-			// A running gateway holds its log; the change is in the store and
-			// in this command's output, and an operator change is rare.
-			fmt.Fprintf(out, "WARNING: %s is held by a running gateway; record this change by hand or run the command with the gateway stopped\n", *auditPath)
-		case err != nil:
-			return fmt.Errorf("operator created but not audited: %w", err)
 		}
 		return nil
 	case "list":

@@ -8,7 +8,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/internal/jose"
 )
 
@@ -22,7 +24,8 @@ func runCLI(t *testing.T, args ...string) (string, error) {
 func TestAdminCommands(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "gw.db")
-	store := []string{"-store", "bolt", "-bolt", db}
+	gwAudit := filepath.Join(dir, "gw-audit.log")
+	store := []string{"-store", "bolt", "-bolt", db, "-audit-log", gwAudit}
 
 	out, err := runCLI(t, append([]string{"merchants", "add", "-name", "Acme", "-origin", "https://acme.example"}, store...)...)
 	if err != nil {
@@ -39,7 +42,6 @@ func TestAdminCommands(t *testing.T) {
 		t.Fatalf("merchants list: %v\n%s", err, out)
 	}
 
-	gwAudit := filepath.Join(dir, "gw-audit.log")
 	out, err = runCLI(t, append([]string{"operators", "add", "-username", "alice", "-role", "revealer", "-audit-log", gwAudit}, store...)...)
 	if err != nil || !strings.Contains(out, "password (shown once)") {
 		t.Fatalf("operators add: %v\n%s", err, out)
@@ -73,5 +75,64 @@ func TestAdminCommands(t *testing.T) {
 
 	if out, err := runCLI(t, "totp", "-secret", "JBSWY3DPEHPK3PXP"); err != nil || !regexp.MustCompile(`^\d{6}\n$`).MatchString(out) {
 		t.Fatalf("totp: %v %q", err, out)
+	}
+}
+
+// TestAdminChangesAudited: every admin change reaches the gateway's audit
+// chain, with the gateway running (it holds the log) or not, and a change
+// that cannot be recorded is not made.
+func TestAdminChangesAudited(t *testing.T) {
+	dir := t.TempDir()
+	store := []string{"-store", "bolt", "-bolt", filepath.Join(dir, "gw.db")}
+	gwAudit := filepath.Join(dir, "gw-audit.log")
+	withLog := func(args ...string) []string { return append(append(args, "-audit-log", gwAudit), store...) }
+
+	// No gateway: the command folds its own record into the chain.
+	if out, err := runCLI(t, withLog("merchants", "add", "-name", "Acme", "-origin", "https://acme.example")...); err != nil {
+		t.Fatalf("merchants add: %v\n%s", err, out)
+	}
+	// A running gateway holds the log (as gateway/app does): the record is
+	// spooled and the gateway folds it into its chain.
+	held, err := audit.Open(gwAudit, audit.Options{SpoolInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runCLI(t, withLog("operators", "add", "-username", "alice", "-role", "revealer")...); err != nil {
+		t.Fatalf("operators add: %v\n%s", err, out)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for seq, _ := held.Head(); seq < 2; seq, _ = held.Head() {
+		if time.Now().After(deadline) {
+			t.Fatal("the running gateway's log did not take the operator change")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := held.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(gwAudit)
+	evs, err := audit.Read(bytes.NewReader(b), audit.Filter{})
+	if err != nil || len(evs) != 2 {
+		t.Fatalf("chain: %v %+v", err, evs)
+	}
+	if evs[1].Event != audit.EventMerchantChange || evs[1].Resource != "Acme" || evs[0].Event != audit.EventOperatorChange || evs[0].Resource != "alice" {
+		t.Fatalf("chain: %+v", evs)
+	}
+
+	// Nowhere to record: no change.
+	blocked := filepath.Join(dir, "blocked.log")
+	if err := os.WriteFile(audit.SpoolDir(blocked), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runCLI(t, append([]string{"operators", "add", "-username", "mallory", "-audit-log", blocked}, store...)...); err == nil {
+		t.Fatalf("operator added without an audit record:\n%s", out)
+	}
+	if out, err := runCLI(t, append([]string{"merchants", "add", "-name", "Ghost", "-origin", "https://ghost.example", "-audit-log", blocked}, store...)...); err == nil {
+		t.Fatalf("merchant added without an audit record:\n%s", out)
+	}
+	out, _ := runCLI(t, append([]string{"operators", "list"}, store...)...)
+	out2, _ := runCLI(t, append([]string{"merchants", "list"}, store...)...)
+	if strings.Contains(out, "mallory") || strings.Contains(out2, "Ghost") {
+		t.Fatalf("unrecorded changes were made:\n%s\n%s", out, out2)
 	}
 }

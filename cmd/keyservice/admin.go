@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -32,7 +34,7 @@ var newApp = app.New
 // the master key (as a reference, or shares on standard input).
 func keysCmd(args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("keys: want init, rotate, list or retire")
+		return errors.New("keys: want init, rotate, list, retire or upgrade")
 	}
 	fs := flag.NewFlagSet("keys "+args[0], flag.ContinueOnError)
 	path := fs.String("keyring", envOr("BLINDGATE_KS_KEYRING", "keyring.sealed"), "sealed keyring file")
@@ -58,12 +60,13 @@ func keysCmd(args []string, out io.Writer) error {
 			return err
 		}
 		defer clear(master)
-		if err := keyring.Save(*path, kr, master); err != nil {
+		ev := audit.Event{Event: audit.EventKeyInit, Kid: kr.Newest().Kid, Reason: *alg}
+		if err := audit.AdminChange(context.Background(), *auditPath, ev, out, func() error { return keyring.Save(*path, kr, master) }); err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "keyring %s created with %s (kid %s)\n", *path, *alg, kr.Newest().Kid)
 		fmt.Fprintf(out, "deployment id (the audience of signed requests; give it to the gateway as -keyservice-audience):\n  %s\n", kr.Deployment())
-		recordAdmin(*auditPath, audit.Event{Event: audit.EventKeyInit, Kid: kr.Newest().Kid, Reason: *alg}, out)
+		printAuditKey(out, kr)
 		if *shares <= 1 {
 			fmt.Fprintf(out, "master key (shown once; store it offline):\n  %s\n", keyring.EncodeMasterKey(master))
 			return nil
@@ -77,7 +80,7 @@ func keysCmd(args []string, out io.Writer) error {
 			fmt.Fprintf(out, "  share %d: %s\n", i+1, keyring.EncodeMasterKey(p))
 		}
 		return nil
-	case "rotate", "list", "retire":
+	case "rotate", "list", "retire", "upgrade":
 		master, err := readMaster(*masterRef)
 		if err != nil {
 			return err
@@ -87,17 +90,36 @@ func keysCmd(args []string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
+		// Keyrings made before audit keys existed get one whenever they are
+		// saved with the master key at hand (rotate, retire, upgrade).
+		if args[0] != "list" {
+			added, err := kr.EnsureAuditKey()
+			if err != nil {
+				return err
+			}
+			if added {
+				fmt.Fprintln(out, "this keyring had no audit signing key; one is added with this change")
+				printAuditKey(out, kr)
+			}
+		}
 		switch args[0] {
+		case "upgrade":
+			ev := audit.Event{Event: audit.EventKeyUpgrade, Kid: audit.Ed25519KeyID(kr.AuditPublicKey()), Reason: "audit signing key"}
+			if err := audit.AdminChange(context.Background(), *auditPath, ev, out, func() error { return keyring.Save(*path, kr, master) }); err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "keyring %s saved in format version %d\n", *path, keyring.FileVersion)
 		case "rotate":
+			prev := kr.Newest().Kid
 			v, err := kr.Rotate(*alg)
 			if err != nil {
 				return err
 			}
-			if err := keyring.Save(*path, kr, master); err != nil {
+			ev := audit.Event{Event: audit.EventKeyRotate, Kid: v.Kid, Resource: prev, Reason: v.Alg}
+			if err := audit.AdminChange(context.Background(), *auditPath, ev, out, func() error { return keyring.Save(*path, kr, master) }); err != nil {
 				return err
 			}
 			fmt.Fprintf(out, "rotated: new active key %s (%s); older versions still decrypt until retired\n", v.Kid, v.Alg)
-			recordAdmin(*auditPath, audit.Event{Event: audit.EventKeyRotate, Kid: v.Kid, Reason: v.Alg}, out)
 		case "retire":
 			if *kid == "" {
 				return errors.New("keys retire: -kid is required")
@@ -105,11 +127,11 @@ func keysCmd(args []string, out io.Writer) error {
 			if err := kr.Retire(*kid); err != nil {
 				return err
 			}
-			if err := keyring.Save(*path, kr, master); err != nil {
+			ev := audit.Event{Event: audit.EventKeyRetire, Kid: *kid}
+			if err := audit.AdminChange(context.Background(), *auditPath, ev, out, func() error { return keyring.Save(*path, kr, master) }); err != nil {
 				return err
 			}
 			fmt.Fprintf(out, "retired %s: ciphertexts under it no longer decrypt (rewrap them first)\n", *kid)
-			recordAdmin(*auditPath, audit.Event{Event: audit.EventKeyRetire, Kid: *kid}, out)
 		}
 		if kr.Deployment() != "" {
 			fmt.Fprintf(out, "deployment id: %s\n", kr.Deployment())
@@ -205,11 +227,11 @@ func clientsCmd(args []string, out io.Writer) error {
 		if err := al.AddClient(*id, splitOps(*ops), keyID, pub); err != nil {
 			return err
 		}
-		if err := al.Save(*path); err != nil {
+		ev := audit.Event{Event: audit.EventClientAdd, Client: *id, Kid: keyID, Reason: *ops}
+		if err := audit.AdminChange(context.Background(), *auditPath, ev, out, func() error { return al.Save(*path) }); err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "client %s enrolled with key %s for %s\n", *id, keyID, *ops)
-		recordAdmin(*auditPath, audit.Event{Event: audit.EventClientAdd, Client: *id, Kid: keyID, Reason: *ops}, out)
 		return nil
 	case "revoke":
 		if *kid == "" {
@@ -218,11 +240,11 @@ func clientsCmd(args []string, out io.Writer) error {
 		if err := al.Revoke(*kid); err != nil {
 			return err
 		}
-		if err := al.Save(*path); err != nil {
+		ev := audit.Event{Event: audit.EventClientRevoke, Kid: *kid}
+		if err := audit.AdminChange(context.Background(), *auditPath, ev, out, func() error { return al.Save(*path) }); err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "key %s revoked\n", *kid)
-		recordAdmin(*auditPath, audit.Event{Event: audit.EventClientRevoke, Kid: *kid}, out)
 		return nil
 	case "list":
 		return json.NewEncoder(out).Encode(al.Summary())
@@ -248,7 +270,14 @@ func auditCmd(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
 	path := fs.String("audit-log", envOr("BLINDGATE_KS_AUDIT_LOG", "audit.log"), "audit log file")
 	head := fs.String("head", "", "expected head hash recorded elsewhere (detects a truncated tail)")
+	krPath := fs.String("keyring", envOr("BLINDGATE_KS_KEYRING", "keyring.sealed"), "sealed keyring whose header holds the audit public key (no master key needed)")
+	pin := fs.String("audit-public-key", "", "the audit public key (base64, as printed by keys init/upgrade) to trust instead of, and to compare with, the keyring's")
+	export := fs.String("audit-checkpoints", envOr("BLINDGATE_KS_AUDIT_CHECKPOINTS", ""), `exported checkpoints file (default <audit-log>.checkpoints; "none" to skip)`)
 	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	pub, err := auditPublicKey(*krPath, *pin)
+	if err != nil {
 		return err
 	}
 	f, err := os.Open(*path)
@@ -256,26 +285,125 @@ func auditCmd(args []string, out io.Writer) error {
 		return err
 	}
 	defer f.Close()
-	rep, err := audit.Verify(f)
+	if *export == "" {
+		*export = *path + ".checkpoints"
+	}
+	var x io.Reader
+	exportMissing := false
+	if *export != "none" {
+		xf, err := os.Open(*export)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			// Fine only if nothing was ever checkpointed: checked below.
+			exportMissing = true
+		case err != nil:
+			return fmt.Errorf("audit checkpoints: %w", err)
+		default:
+			defer xf.Close()
+			x = xf
+		}
+	}
+	var v audit.CheckpointVerifier
+	if pub != nil {
+		v = audit.Ed25519Verifier{Key: pub}
+	}
+	rep, cr, err := audit.VerifyCheckpoints(f, x, v)
 	if err != nil {
+		if errors.Is(err, audit.ErrCheckpoint) {
+			return fmt.Errorf("audit checkpoints FAILED: %w", err)
+		}
 		return fmt.Errorf("audit chain BROKEN: %w", err)
+	}
+	if exportMissing && cr.InChain > 0 {
+		return fmt.Errorf("audit checkpoints FAILED: the chain holds %d checkpoints but their exported copy %s is missing (pass -audit-checkpoints none to check the chain's own only)", cr.InChain, *export)
 	}
 	if *head != "" && rep.Head != *head {
 		return fmt.Errorf("audit chain ends at %s, expected head %s: lines were removed from the end", rep.Head, *head)
 	}
 	fmt.Fprintf(out, "audit chain OK: %d lines, last seq %d, head %s\n", rep.Lines, rep.LastSeq, rep.Head)
+	switch {
+	case pub == nil:
+		fmt.Fprintln(out, "WARNING: no audit public key (keyring without one: run `keyservice keys upgrade`); nothing but the unkeyed hash chain was checked")
+	case cr.Newest.Seq == 0:
+		fmt.Fprintln(out, "WARNING: no signed checkpoint yet; nothing but the unkeyed hash chain was checked")
+	default:
+		fmt.Fprintf(out, "checkpoints OK: %d in the chain, %d exported; newest verified seq %d (%s, %s)\n",
+			cr.InChain, cr.Exported, cr.Newest.Seq, cr.Newest.Hash, cr.Newest.Time.Format(time.RFC3339))
+		if cr.Uncovered > 0 {
+			fmt.Fprintf(out, "%d later events are covered by the hash chain only, not yet by a signature\n", cr.Uncovered)
+		}
+	}
 	return nil
 }
 
+// auditPublicKey returns the key checkpoints are checked against: the
+// keyring header's, or a pinned one (which must then agree with the header
+// when the keyring is readable). nil means neither exists.
+func auditPublicKey(krPath, pin string) (ed25519.PublicKey, error) {
+	fromKeyring, err := keyring.ReadAuditPublicKey(krPath)
+	if err != nil && !errors.Is(err, keyring.ErrNoAuditKey) && !(pin != "" && errors.Is(err, os.ErrNotExist)) {
+		return nil, fmt.Errorf("audit public key: %w", err)
+	}
+	if pin == "" {
+		return fromKeyring, nil
+	}
+	b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(pin))
+	if err != nil || len(b) != ed25519.PublicKeySize {
+		return nil, errors.New("audit public key: -audit-public-key is not a base64 Ed25519 public key")
+	}
+	if fromKeyring != nil && !fromKeyring.Equal(ed25519.PublicKey(b)) {
+		return nil, fmt.Errorf("audit public key: the keyring's (%s) is not the pinned one (%s): the keyring header was replaced",
+			audit.Ed25519KeyID(fromKeyring), audit.Ed25519KeyID(b))
+	}
+	return b, nil
+}
+
+func printAuditKey(out io.Writer, kr *keyring.Keyring) {
+	pub := kr.AuditPublicKey()
+	// One line, so that nothing parsing the indented key lines takes it for a share.
+	fmt.Fprintf(out, "audit public key %s: %s (record it off this host; `audit verify -audit-public-key` checks against it)\n",
+		audit.Ed25519KeyID(pub), base64.StdEncoding.EncodeToString(pub))
+}
+
 // unsealCmd sends one share to a running key service. The share comes from a
-// reference or standard input, never from a flag value.
+// reference or standard input, never from a flag value. It reads the seal
+// status first: a service already unsealed is not sent the share, and a share
+// joins the round in progress with that round's nonce (or starts one).
 func unsealCmd(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("unseal", flag.ContinueOnError)
 	addr := fs.String("url", envOr("BLINDGATE_KS_URL", "https://127.0.0.1:8443"), "key service base URL")
 	ref := fs.String("share", "", "share reference (env:NAME or file:PATH); omit to read it from standard input")
+	pin := fs.String("nonce", "", "join only this unseal round (the nonce the first custodian was shown); refuse otherwise")
+	reset := fs.Bool("reset", false, "end the round in progress and discard its shares (needs its nonce: -nonce)")
 	insecure := fs.Bool("insecure-skip-verify", false, "do not verify the TLS certificate (development only)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	base := strings.TrimRight(*addr, "/")
+	hc := client.HTTPClient(*insecure)
+	var st client.SealStatus
+	if err := sysCall(ctx, hc, http.MethodGet, base+"/v1/sys/seal-status", nil, &st); err != nil {
+		return err
+	}
+	if !st.Sealed {
+		// The status line first: scripts (and the e2e suite) read it.
+		_ = json.NewEncoder(out).Encode(st)
+		fmt.Fprintln(out, "the key service is already unsealed; nothing sent")
+		return nil
+	}
+	if *reset {
+		if *pin == "" {
+			return errors.New("unseal -reset: -nonce is required (the round's nonce, from the first custodian or seal-status)")
+		}
+		body, _ := json.Marshal(client.UnsealRequest{Reset: true, Nonce: *pin})
+		if err := sysCall(ctx, hc, http.MethodPost, base+"/v1/sys/unseal", body, &st); err != nil {
+			return err
+		}
+		fmt.Fprintln(out, "unseal round reset; the next share starts a new one")
+		return nil
+	}
+	if *pin != "" && *pin != st.Nonce {
+		return fmt.Errorf("unseal: the round in progress is %q, not %q; ask who started it", st.Nonce, *pin)
 	}
 	var raw []byte
 	var err error
@@ -287,23 +415,43 @@ func unsealCmd(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	body, _ := json.Marshal(client.UnsealRequest{Key: strings.TrimSpace(string(raw))})
+	body, _ := json.Marshal(client.UnsealRequest{Key: strings.TrimSpace(string(raw)), Nonce: st.Nonce})
 	clear(raw)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(*addr, "/")+"/v1/sys/unseal", bytes.NewReader(body))
+	err = sysCall(ctx, hc, http.MethodPost, base+"/v1/sys/unseal", body, &st)
+	clear(body)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := client.HTTPClient(*insecure).Do(req)
+	_ = json.NewEncoder(out).Encode(st)
+	if !st.Sealed {
+		fmt.Fprintln(out, "unsealed")
+		return nil
+	}
+	fmt.Fprintf(out, "share accepted: %d of %d; unseal round nonce %s (the other custodians may pass -nonce %s)\n", st.Shares, st.Needed, st.Nonce, st.Nonce)
+	return nil
+}
+
+// sysCall makes one unauthenticated /v1/sys call and decodes its answer.
+func sysCall(ctx context.Context, hc *http.Client, method, url string, body []byte, into *client.SealStatus) error {
+	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
 	rb, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("unseal refused (%d): %s", resp.StatusCode, rb)
+		return fmt.Errorf("%s %s refused (%d): %s", method, req.URL.Path, resp.StatusCode, rb)
 	}
-	fmt.Fprintf(out, "%s\n", rb)
+	if err := json.Unmarshal(rb, into); err != nil {
+		return fmt.Errorf("%s %s: unreadable answer: %w", method, req.URL.Path, err)
+	}
 	return nil
 }
 
@@ -312,17 +460,4 @@ func envOr(name, def string) string {
 		return v
 	}
 	return def
-}
-
-// recordAdmin appends an admin change to the audit log. While the key
-// service runs it holds the log's lock; then it records the change itself
-// when it reloads the file, and this only says so.
-func recordAdmin(path string, e audit.Event, out io.Writer) {
-	e.Actor, e.Outcome = audit.CLIActor(), audit.OutcomeSuccess
-	switch err := audit.AppendOnce(context.Background(), path, e); {
-	case errors.Is(err, audit.ErrLocked):
-		fmt.Fprintln(out, "the running key service holds the audit log; it records this change when it reloads")
-	case err != nil:
-		fmt.Fprintf(out, "WARNING: could not record this change in the audit log: %v\n", err)
-	}
 }

@@ -19,9 +19,9 @@ const usage = `usage: keyservice <command> [flags]
 
 commands:
   serve                         run the key service
-  keys init|rotate|list|retire  manage the sealed keyring
+  keys init|rotate|list|retire|upgrade  manage the sealed keyring
   clients add|list|revoke       manage the signed-request allow-list
-  audit verify                  check the audit log's hash chain
+  audit verify                  check the audit log's hash chain and signed checkpoints
   unseal                        send a key share to a running key service
 Run "keyservice <command> -h" for its flags.
 `

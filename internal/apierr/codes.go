@@ -22,8 +22,10 @@ var (
 	Unauthenticated = New(http.StatusUnauthorized, "unauthenticated", "The request is not signed or the signature is not valid.")
 	Forbidden       = New(http.StatusForbidden, "forbidden", "The caller may not perform this operation.")
 
-	// 409: replay.
-	Replay = New(http.StatusConflict, "replay", "This signed request was already used.")
+	// 409: replay, and requests that conflict with the current state.
+	Replay              = New(http.StatusConflict, "replay", "This signed request was already used.")
+	AlreadyUnsealed     = New(http.StatusConflict, "already_unsealed", "The key service is already unsealed; the share was not used.")
+	UnsealNonceMismatch = New(http.StatusConflict, "unseal_nonce_mismatch", "The nonce does not match the unseal round in progress; read /v1/sys/seal-status.")
 
 	// 410/422: the card or the session.
 	CardUndecryptable = New(http.StatusUnprocessableEntity, "card_undecryptable", "The ciphertext could not be decrypted.")

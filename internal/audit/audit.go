@@ -55,6 +55,9 @@ type Options struct {
 	// It exists for fault injection in tests (a failing write or fsync, a
 	// slow disk); production leaves it nil.
 	WrapFile func(File) File
+	// SpoolInterval is how often the admin spool beside the log (see
+	// SpoolDir) is folded into the chain; default 1s, negative: only at Open.
+	SpoolInterval time.Duration
 }
 
 // Stats are counters for tests and metrics.
@@ -80,6 +83,11 @@ type Log struct {
 	stopped   chan struct{}
 	closeOnce sync.Once
 	closeErr  error
+
+	commits chan struct{} // a token after each durable batch (see Committed)
+
+	foldMu      sync.Mutex    // one fold at a time
+	foldStopped chan struct{} // closed when the fold loop has exited
 
 	failed  atomic.Bool
 	failErr atomic.Pointer[error]
@@ -168,6 +176,7 @@ func Open(path string, opts Options) (*Log, error) {
 		log:      opts.Logger,
 		maxBatch: opts.MaxBatch,
 		reqs:     make(chan *request, opts.MaxBatch),
+		commits:  make(chan struct{}, 1),
 		quit:     make(chan struct{}),
 		stopped:  make(chan struct{}),
 		seq:      rep.LastSeq,
@@ -181,6 +190,19 @@ func Open(path string, opts Options) (*Log, error) {
 	}
 	ok = true
 	go l.run()
+	// Admin changes spooled while nobody held the log go in first.
+	if _, err := l.FoldSpool(context.Background()); err != nil {
+		l.log.Error("audit spool: fold at open failed; will retry", "path", path, "err", err)
+	}
+	l.foldStopped = make(chan struct{})
+	if opts.SpoolInterval == 0 {
+		opts.SpoolInterval = time.Second
+	}
+	if opts.SpoolInterval > 0 {
+		go l.foldLoop(opts.SpoolInterval)
+	} else {
+		close(l.foldStopped)
+	}
 	return l, nil
 }
 
@@ -250,6 +272,11 @@ func (l *Log) Head() (seq uint64, hash string) {
 	return l.pubSeq, l.pubHead
 }
 
+// Committed returns a channel that holds a token whenever batches were
+// committed since it was last drained: one consumer (the checkpointer) wakes
+// on it instead of polling Head.
+func (l *Log) Committed() <-chan struct{} { return l.commits }
+
 // Stats returns the log's counters.
 func (l *Log) Stats() Stats {
 	return Stats{
@@ -268,6 +295,7 @@ func (l *Log) Path() string { return l.path }
 // Appends racing with Close either complete or return ErrClosed.
 func (l *Log) Close() error {
 	l.closeOnce.Do(func() { close(l.quit) })
+	<-l.foldStopped
 	<-l.stopped
 	return l.closeErr
 }
@@ -369,6 +397,10 @@ func (l *Log) commit(batch []*request, buf []byte) []byte {
 	l.mu.Lock()
 	l.pubSeq, l.pubHead = seq, head
 	l.mu.Unlock()
+	select {
+	case l.commits <- struct{}{}:
+	default: // a token is already waiting
+	}
 	l.syncs.Add(1)
 	l.appends.Add(uint64(n))
 	if int64(n) > l.largest.Load() {

@@ -690,24 +690,3 @@ func BenchmarkAppendSerial(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "appends/s")
 }
-
-func TestAppendOnce(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "once.log")
-	ctx := context.Background()
-	for i := 0; i < 2; i++ {
-		if err := AppendOnce(ctx, path, Event{Event: EventKeyRotate, Actor: "cli", Outcome: OutcomeSuccess}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	held, err := Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer held.Close()
-	if err := AppendOnce(ctx, path, Event{Event: EventKeyRotate, Actor: "cli", Outcome: OutcomeSuccess}); !errors.Is(err, ErrLocked) {
-		t.Fatalf("with the log held: %v, want ErrLocked", err)
-	}
-	if seq, _ := held.Head(); seq != 2 {
-		t.Fatalf("head seq %d, want 2", seq)
-	}
-}

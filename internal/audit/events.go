@@ -52,8 +52,11 @@ const (
 
 	// --- key service: key management ---
 
-	// EventUnseal: the keyring was unsealed. Fields: actor (operator, or
-	// "dev-auto" for dev-mode auto-unseal), reason, code (on failure).
+	// EventUnseal: an unseal attempt (a share or a reset). Outcome "success"
+	// only for a share that counted (reason says "share i of n accepted") or a
+	// reset, "failure" for a wrong or malformed share, "denied" for one refused
+	// without effect (rate limit, wrong round nonce, already unsealed).
+	// Fields: origin, reason, code (unless success).
 	EventUnseal = "unseal"
 
 	// EventSeal: the keyring was sealed (shutdown or operator request).
@@ -100,8 +103,9 @@ const (
 	EventMFAEnroll = "mfa.enroll"
 
 	// EventOperatorChange: an operator account was created, disabled or had
-	// its role changed. Fields: actor, resource (operator id), reason (the
-	// change).
+	// its role changed. Fields: actor, resource (operator id; the login name
+	// when created from the CLI, recorded before the id exists), reason (the
+	// change), code ("admin_failed" when a CLI change then failed).
 	EventOperatorChange = "operator.change"
 
 	// EventTokenCreate: a card token was stored after a checkout. Fields:
@@ -131,6 +135,29 @@ const (
 	// allow-list (enrolment or revocation). Fields: actor ("admin-cli"),
 	// resource ("clients").
 	EventClientsReload = "clients.reload"
+
+	// --- both services: the audit trail itself ---
+
+	// EventSpoolRejected: a file in the admin spool was not a valid event; it
+	// was renamed *.rejected and left for an operator. Outcome "failure".
+	// Fields: resource (the renamed file), reason.
+	EventSpoolRejected = "audit.spool.rejected"
+
+	// EventMerchantChange: a merchant was created or changed from the command
+	// line. Fields: actor, resource (merchant name), reason (the change),
+	// code ("admin_failed" when the change then failed).
+	EventMerchantChange = "merchant.change"
+
+	// EventAuditCheckpoint: the key service signed the chain's head with the
+	// keyring's audit key (see Checkpoint). Fields: resource ("<seq>:<hash>"
+	// of the signed head, which precedes this event), kid (audit key id),
+	// reason (the Ed25519 signature, base64url), time (the signed time).
+	EventAuditCheckpoint = "audit.checkpoint"
+
+	// EventKeyUpgrade: `keyservice keys upgrade` gave an older keyring the
+	// keys it lacked (the audit signing key). Fields: actor, kid (the audit
+	// key id), reason.
+	EventKeyUpgrade = "key.upgrade"
 )
 
 // Outcomes.
@@ -167,5 +194,9 @@ func All() []string {
 		EventAuditView,
 		EventKeyringReload,
 		EventClientsReload,
+		EventSpoolRejected,
+		EventMerchantChange,
+		EventAuditCheckpoint,
+		EventKeyUpgrade,
 	}
 }

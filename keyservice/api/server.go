@@ -14,6 +14,7 @@ import (
 	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/keyservice/client"
 	"github.com/blindgate/blindgate/keyservice/keyring"
+	"github.com/blindgate/blindgate/keyservice/seal"
 	"github.com/blindgate/blindgate/keyservice/sigauth"
 	"github.com/blindgate/blindgate/keyservice/unwrap"
 )
@@ -36,8 +37,13 @@ type Verifier interface {
 // Sealer is the keyring holder.
 type Sealer interface {
 	Keyring() (*keyring.Keyring, error)
-	Status() (sealed bool, have, need int)
-	Unseal(share []byte) (bool, error)
+	Progress() seal.Progress
+}
+
+// Unsealer is the unseal ceremony: limits, rounds bound to a nonce, audit.
+type Unsealer interface {
+	Submit(ctx context.Context, origin, nonce, key string) (seal.Progress, error)
+	Reset(ctx context.Context, origin, nonce string) (seal.Progress, error)
 }
 
 // Auditor appends durable audit events.
@@ -61,6 +67,7 @@ type Deps struct {
 	Verifier Verifier
 	Audience string // shown by seal status, for configuring clients
 	Seal     Sealer
+	Unseal   Unsealer // optional: enables POST /v1/sys/unseal
 	Audit    Auditor
 	Trail    AuditReader // optional: enables POST /v1/audit/query
 	Redis    Pinger

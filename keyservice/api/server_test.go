@@ -276,8 +276,27 @@ func TestSealLifecycle(t *testing.T) {
 	if resp, m := ts.call(t, nil, http.MethodPost, "/v1/sys/unseal", client.UnsealRequest{Key: keyring.EncodeMasterKey(wrong)}); resp.StatusCode != 400 || errCode(m) != "unseal_failed" {
 		t.Fatalf("wrong share: %d %v", resp.StatusCode, m)
 	}
+	for _, tc := range []struct {
+		name string
+		req  client.UnsealRequest
+		code string
+	}{
+		{"409/nonce-without-round", client.UnsealRequest{Key: keyring.EncodeMasterKey(ts.Master), Nonce: "abcd"}, "unseal_nonce_mismatch"},
+		{"409/reset-without-round", client.UnsealRequest{Reset: true, Nonce: "abcd"}, "unseal_nonce_mismatch"},
+		{"400/reset-without-nonce", client.UnsealRequest{Reset: true}, "invalid_field"},
+		{"400/no-share", client.UnsealRequest{}, "invalid_field"},
+	} {
+		if resp, m := ts.call(t, nil, http.MethodPost, "/v1/sys/unseal", tc.req); errCode(m) != tc.code {
+			t.Errorf("%s: %d %v", tc.name, resp.StatusCode, m)
+		}
+	}
 	if resp, m := ts.call(t, nil, http.MethodPost, "/v1/sys/unseal", client.UnsealRequest{Key: keyring.EncodeMasterKey(ts.Master)}); resp.StatusCode != 200 || m["sealed"] != false {
 		t.Fatalf("unseal: %d %v", resp.StatusCode, m)
+	}
+	// Once unsealed a share has no effect, and says so rather than "success".
+	// (This is the fifth attempt from this address: the limit allows five.)
+	if resp, m := ts.call(t, nil, http.MethodPost, "/v1/sys/unseal", client.UnsealRequest{Key: keyring.EncodeMasterKey(wrong)}); resp.StatusCode != 409 || errCode(m) != "already_unsealed" {
+		t.Fatalf("share after unseal: %d %v", resp.StatusCode, m)
 	}
 	resp, _ := ts.call(t, nil, http.MethodGet, "/readyz", nil)
 	if resp.StatusCode != 200 {

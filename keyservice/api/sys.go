@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"time"
 
@@ -22,7 +21,7 @@ func (s *Server) healthz(c *fiber.Ctx) error {
 }
 
 func (s *Server) readyz(c *fiber.Ctx) error {
-	sealed, _, _ := s.deps.Seal.Status()
+	sealed := s.deps.Seal.Progress().Sealed
 	checks := fiber.Map{"sealed": sealed}
 	ready := !sealed
 	if s.deps.Redis != nil {
@@ -68,46 +67,50 @@ func marshalJWKS(kr *keyring.Keyring) ([]byte, error) {
 }
 
 func (s *Server) sealStatus(c *fiber.Ctx) error {
-	sealed, have, need := s.deps.Seal.Status()
-	return c.JSON(client.SealStatus{Sealed: sealed, Shares: have, Needed: need, Audience: s.deps.Audience})
+	return c.JSON(s.sealStatusOf(s.deps.Seal.Progress()))
 }
 
-// unseal takes one key share. It is unauthenticated like Vault's: a share is
-// itself the credential, and a wrong one leaves an audit record.
+func (s *Server) sealStatusOf(p seal.Progress) client.SealStatus {
+	return client.SealStatus{Sealed: p.Sealed, Shares: p.Have, Needed: p.Need, Nonce: p.Nonce, Audience: s.deps.Audience}
+}
+
+// unseal takes one key share, or resets the round. It is unauthenticated like
+// Vault's: a share is itself the credential. The ceremony rate-limits and
+// audits every attempt, whatever its outcome.
 func (s *Server) unseal(c *fiber.Ctx) error {
+	if s.deps.Unseal == nil {
+		return apierr.NotFound
+	}
 	var req client.UnsealRequest
-	if err := json.Unmarshal(c.Body(), &req); err != nil {
-		return apierr.BadRequest.Wrap(err)
-	}
-	share, err := keyring.ParseMasterKey(req.Key)
-	if err != nil {
-		return apierr.InvalidField.Wrap(err)
-	}
-	defer clear(share)
-	done, err := s.deps.Seal.Unseal(share)
-	ev := audit.Event{Event: audit.EventUnseal, Origin: c.IP(), Outcome: audit.OutcomeSuccess}
-	switch {
-	case errors.Is(err, seal.ErrBadShare):
-		ev.Outcome, ev.Code = audit.OutcomeFailure, apierr.UnsealFailed.Code
-	case err != nil:
-		ev.Outcome, ev.Code = audit.OutcomeFailure, apierr.Internal.Code
-	case !done:
-		ev.Reason = "share accepted; more needed"
-	}
-	if _, aerr := s.deps.Audit.Append(c.UserContext(), ev); aerr != nil {
-		s.deps.Log.Error("audit append of unseal failed", "err", aerr)
-	}
-	if errors.Is(err, seal.ErrBadShare) {
-		return apierr.UnsealFailed.Wrap(err)
-	}
-	if err != nil {
+	if err := apierr.Bind(c.Body(), &req); err != nil {
 		return err
 	}
-	if done {
-		s.deps.Log.Info("key service unsealed")
+	var (
+		p   seal.Progress
+		err error
+	)
+	if req.Reset {
+		p, err = s.deps.Unseal.Reset(c.UserContext(), c.IP(), req.Nonce)
+	} else {
+		p, err = s.deps.Unseal.Submit(c.UserContext(), c.IP(), req.Nonce, req.Key)
 	}
-	sealed, have, need := s.deps.Seal.Status()
-	return c.JSON(client.SealStatus{Sealed: sealed, Shares: have, Needed: need, Audience: s.deps.Audience})
+	var rl *seal.RateError
+	switch {
+	case err == nil:
+		return c.JSON(s.sealStatusOf(p))
+	case errors.As(err, &rl):
+		return apierr.RateLimited.WithRetry(rl.RetryAfter).Wrap(err)
+	case errors.Is(err, seal.ErrAlreadyUnsealed):
+		return apierr.AlreadyUnsealed.Wrap(err)
+	case errors.Is(err, seal.ErrNonceMismatch):
+		return apierr.UnsealNonceMismatch.Wrap(err)
+	case errors.Is(err, seal.ErrInvalidShare):
+		return apierr.InvalidField.Wrap(err)
+	case errors.Is(err, seal.ErrBadShare), errors.Is(err, seal.ErrDuplicateShare):
+		return apierr.UnsealFailed.Wrap(err)
+	default:
+		return err
+	}
 }
 
 // auditQuery serves the audit trail and its chain check to the back office.

@@ -36,6 +36,7 @@ type App struct {
 	clients  *sigauth.AllowList
 	server   *api.Server
 	watch    *watcher
+	ckpt     *audit.Checkpointer // while serving
 }
 
 // New builds the key service. It opens the audit log and the allow-list and,
@@ -97,8 +98,12 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 	limits.RevealClientDaily.Rate, limits.RevealClientDaily.Burst = cfg.RevealClientPerDay, cfg.RevealClientPerDay
 	limits.InspectPerClient.Rate, limits.InspectPerClient.Burst = cfg.InspectPerSecond, 2*cfg.InspectPerSecond
 	svc := unwrap.New(a.holder, a.audit, limiter, log, unwrap.Config{Freshness: cfg.Freshness, Limits: limits})
+	ul := seal.DefaultCeremonyLimits()
+	ul.PerIP.Rate, ul.PerIP.Burst = cfg.UnsealIPPerMinute, cfg.UnsealIPPerMinute
+	ul.Global.Rate, ul.Global.Burst = cfg.UnsealPerMinute, cfg.UnsealPerMinute
+	ceremony := seal.NewCeremony(a.holder, a.audit, ratelimit.NewMemory(), ul, log)
 	a.server = api.New(api.Deps{
-		Unwrap: svc, Verifier: verifier, Audience: audience, Seal: a.holder, Audit: a.audit,
+		Unwrap: svc, Verifier: verifier, Audience: audience, Seal: a.holder, Unseal: ceremony, Audit: a.audit,
 		Trail: audit.FileTrail(cfg.AuditPath), Redis: pinger, Log: log,
 	})
 	a.watch = &watcher{holder: a.holder, clients: clients, clientsPath: cfg.ClientsPath, audit: a.audit, log: log}
@@ -250,6 +255,15 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		}
 		a.verifier.Origins = origins // before the first request is served
 	}
+	ckpt, err := audit.StartCheckpoints(a.audit, auditSigner{a.holder}, audit.CheckpointOptions{
+		Every: a.cfg.CheckpointEvery, Interval: a.cfg.CheckpointInterval, Export: a.cfg.CheckpointsPath, Logger: a.log,
+	})
+	if err != nil {
+		_ = ln.Close()
+		a.close()
+		return err
+	}
+	a.ckpt = ckpt
 	wctx, stop := context.WithCancel(ctx)
 	defer stop()
 	go a.watch.run(wctx, 2*time.Second)
@@ -263,12 +277,20 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	case <-ctx.Done():
 	}
 	a.log.Info("shutting down")
-	err := a.server.App().ShutdownWithTimeout(15 * time.Second)
+	err = a.server.App().ShutdownWithTimeout(15 * time.Second)
 	a.close()
 	return err
 }
 
 func (a *App) close() {
+	if a.ckpt != nil {
+		// The last checkpoint needs the audit key: before the keyring is sealed.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := a.ckpt.Close(ctx); err != nil {
+			a.log.Error("final audit checkpoint", "err", err)
+		}
+		cancel()
+	}
 	if err := a.audit.Close(); err != nil {
 		a.log.Error("close audit log", "err", err)
 	}
@@ -281,3 +303,25 @@ func (a *App) close() {
 // AuditStats reports the audit log's group-commit counters (appends, batches,
 // fsyncs), for the benchmark harness and monitoring.
 func (a *App) AuditStats() audit.Stats { return a.audit.Stats() }
+
+// auditSigner signs audit checkpoints with the unsealed keyring's audit key;
+// while sealed it cannot, and checkpoints wait.
+type auditSigner struct{ h *seal.Holder }
+
+var _ audit.CheckpointSigner = auditSigner{}
+
+func (s auditSigner) SignCheckpoint(msg []byte) (string, []byte, error) {
+	kr, err := s.h.Keyring()
+	if err != nil {
+		return "", nil, err
+	}
+	pub := kr.AuditPublicKey()
+	if pub == nil {
+		return "", nil, keyring.ErrNoAuditKey
+	}
+	sig, err := kr.SignAudit(msg)
+	if err != nil {
+		return "", nil, err
+	}
+	return audit.Ed25519KeyID(pub), sig, nil
+}

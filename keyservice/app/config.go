@@ -39,6 +39,12 @@ type Config struct {
 	PublicURL       string
 	Skew            time.Duration
 	AuditPath       string
+	// Signed checkpoints of the audit chain's head: every CheckpointEvery
+	// records and every CheckpointInterval, copied to CheckpointsPath (an
+	// append-only file the host operator should place or ship elsewhere).
+	CheckpointsPath    string
+	CheckpointEvery    int
+	CheckpointInterval time.Duration
 	Freshness       time.Duration
 	Redis           redisx.Config
 	RevealPerMinute int
@@ -48,7 +54,11 @@ type Config struct {
 	RevealClientPerMinute int
 	RevealClientPerDay    int
 	InspectPerSecond      int
-	LogLevel              string
+	// Unseal attempts per minute from one address and from all together
+	// (in-process limits: a sealed service may have no Redis yet).
+	UnsealIPPerMinute int
+	UnsealPerMinute   int
+	LogLevel          string
 }
 
 // RedisMemory as the Redis address selects the in-process replay cache and
@@ -71,6 +81,9 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.PublicURL, "public-url", env.String("PUBLIC_URL", ""), "URL(s) clients call this service at, comma-separated (the htu of signed requests); empty: derived from -addr")
 	fs.DurationVar(&c.Skew, "skew", env.Duration("SKEW", 5*time.Second), "tolerated clock skew for signed requests")
 	fs.StringVar(&c.AuditPath, "audit-log", env.String("AUDIT_LOG", "audit.log"), "hash-chained audit log file")
+	fs.StringVar(&c.CheckpointsPath, "audit-checkpoints", env.String("AUDIT_CHECKPOINTS", ""), "append-only file receiving a copy of every signed audit checkpoint (default <audit-log>.checkpoints; put it on another disk or ship it off the host)")
+	fs.IntVar(&c.CheckpointEvery, "audit-checkpoint-every", env.Int("AUDIT_CHECKPOINT_EVERY", 100), "sign the audit chain's head after this many records")
+	fs.DurationVar(&c.CheckpointInterval, "audit-checkpoint-interval", env.Duration("AUDIT_CHECKPOINT_INTERVAL", time.Minute), "and at least this often while records arrive")
 	fs.DurationVar(&c.Freshness, "freshness", env.Duration("FRESHNESS", 15*time.Minute), "max age of a card ciphertext at first use")
 	fs.StringVar(&c.Redis.Addrs, "redis", env.String("REDIS", "127.0.0.1:6379"), "Redis address(es), comma-separated; \"memory\" for in-process (single instance, dev)")
 	fs.StringVar(&c.Redis.MasterName, "redis-master", env.String("REDIS_MASTER", ""), "Redis Sentinel master name")
@@ -82,11 +95,29 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.RevealClientPerMinute, "reveal-client-per-minute", env.Int("REVEAL_CLIENT_PER_MINUTE", 60), "reveals per client per minute (all its actors)")
 	fs.IntVar(&c.RevealClientPerDay, "reveal-client-per-day", env.Int("REVEAL_CLIENT_PER_DAY", 1000), "reveals per client per day (all its actors)")
 	fs.IntVar(&c.InspectPerSecond, "inspect-per-second", env.Int("INSPECT_PER_SECOND", 2000), "inspects per client per second")
+	fs.IntVar(&c.UnsealIPPerMinute, "unseal-ip-per-minute", env.Int("UNSEAL_IP_PER_MINUTE", 5), "unseal attempts per source address per minute")
+	fs.IntVar(&c.UnsealPerMinute, "unseal-per-minute", env.Int("UNSEAL_PER_MINUTE", 30), "unseal attempts per minute from all addresses together")
 	fs.StringVar(&c.LogLevel, "log-level", env.String("LOG_LEVEL", "info"), "debug, info, warn or error")
 }
 
-// Validate names the first bad field.
+// Validate names the first bad field and fills the defaults of fields added
+// after callers that build a Config by hand were written.
 func (c *Config) Validate() error {
+	if c.UnsealIPPerMinute == 0 {
+		c.UnsealIPPerMinute = 5
+	}
+	if c.UnsealPerMinute == 0 {
+		c.UnsealPerMinute = 30
+	}
+	if c.CheckpointsPath == "" && c.AuditPath != "" {
+		c.CheckpointsPath = c.AuditPath + ".checkpoints"
+	}
+	if c.CheckpointEvery == 0 {
+		c.CheckpointEvery = 100
+	}
+	if c.CheckpointInterval == 0 {
+		c.CheckpointInterval = time.Minute
+	}
 	switch {
 	case c.Addr == "":
 		return errors.New("config: addr is empty")
@@ -104,6 +135,12 @@ func (c *Config) Validate() error {
 		return errors.New("config: skew must be 0-60s")
 	case c.AuditPath == "":
 		return errors.New("config: audit-log is empty")
+	case c.CheckpointsPath == c.AuditPath:
+		return errors.New("config: audit-checkpoints must not be the audit log")
+	case c.CheckpointEvery < 1 || c.CheckpointEvery > 100000:
+		return errors.New("config: audit-checkpoint-every must be 1-100000")
+	case c.CheckpointInterval < time.Second || c.CheckpointInterval > 24*time.Hour:
+		return errors.New("config: audit-checkpoint-interval must be 1s-24h")
 	case c.Freshness < time.Minute || c.Freshness > 24*time.Hour:
 		return errors.New("config: freshness must be 1m-24h")
 	case c.RevealPerMinute < 1 || c.RevealPerDay < c.RevealPerMinute:
@@ -112,6 +149,8 @@ func (c *Config) Validate() error {
 		return errors.New("config: reveal-client-per-minute must be >= 1 and <= reveal-client-per-day")
 	case c.InspectPerSecond < 1:
 		return errors.New("config: inspect-per-second must be >= 1")
+	case c.UnsealIPPerMinute < 1 || c.UnsealPerMinute < c.UnsealIPPerMinute:
+		return errors.New("config: unseal-ip-per-minute must be >= 1 and <= unseal-per-minute")
 	}
 	if _, err := c.Origins(""); err != nil {
 		return fmt.Errorf("config: %w", err)

@@ -12,8 +12,9 @@ import (
 
 // watcher picks up changes the admin commands make to the keyring and the
 // allow-list while the service runs (rotation, retirement, enrolment,
-// revocation), and records each change it applies in the audit log: the
-// command-line tool cannot append to a log this process is writing.
+// revocation), and records that it applied each one in the audit log (the
+// command's own record of the change arrives through the admin spool, see
+// audit.SpoolDir).
 type watcher struct {
 	holder      *seal.Holder
 	clients     *sigauth.AllowList

@@ -153,22 +153,30 @@ type AuditQueryResponse struct {
 	ChainError string        `json:"chain_error,omitempty"`
 }
 
-// SealStatus is the key service's seal state (unauthenticated endpoint).
+// SealStatus is the key service's seal state (unauthenticated endpoint) and
+// the unseal round in progress.
 type SealStatus struct {
-	Sealed bool `json:"sealed"`
-	Shares int  `json:"shares"` // shares supplied so far
-	Needed int  `json:"needed"` // shares required to unseal
+	Sealed bool   `json:"sealed"`
+	Shares int    `json:"shares"`          // shares supplied so far in this round
+	Needed int    `json:"needed"`          // shares required to unseal
+	Nonce  string `json:"nonce,omitempty"` // the round in progress; later shares and a reset carry it
 	// Audience is the aud signed requests must carry (the keyring's
 	// deployment id unless set): what the gateway's -keyservice-audience is.
 	Audience string `json:"audience,omitempty"`
 }
 
-// UnsealRequest carries one master-key share. It prints redacted.
+// UnsealRequest carries one master-key share, or a reset of the round. The
+// first share of a round has no nonce; every other share and a reset carry
+// the round's nonce (from SealStatus). It prints redacted.
 type UnsealRequest struct {
-	Key string `json:"key"`
+	Key   string `json:"key,omitempty"`
+	Nonce string `json:"nonce,omitempty"`
+	Reset bool   `json:"reset,omitempty"`
 }
 
-func (r UnsealRequest) String() string       { return "UnsealRequest{key:" + redacted + "}" }
+func (r UnsealRequest) String() string {
+	return "UnsealRequest{key:" + redacted + ",nonce:" + r.Nonce + ",reset:" + strconv.FormatBool(r.Reset) + "}"
+}
 func (r UnsealRequest) GoString() string     { return r.String() }
 func (r UnsealRequest) LogValue() slog.Value { return slog.StringValue(redacted) }
 

@@ -102,3 +102,32 @@ func (r AuditQueryRequest) Validate() error {
 	}
 	return checkID("event", r.Event, false)
 }
+
+// MaxNonceLen bounds an unseal nonce (the key service makes 32 hex digits).
+const MaxNonceLen = 64
+
+// Validate checks an unseal request's shape: a share, or a reset with the
+// round's nonce. The share itself is checked by the key service.
+func (r *UnsealRequest) Validate() error {
+	if len(r.Nonce) > MaxNonceLen {
+		return invalid("nonce")
+	}
+	if r.Nonce != "" {
+		if err := checkID("nonce", r.Nonce, true); err != nil {
+			return err
+		}
+	}
+	if r.Reset {
+		if r.Key != "" {
+			return invalid("key (a reset carries no share)")
+		}
+		if r.Nonce == "" {
+			return invalid("nonce (a reset needs the round's nonce)")
+		}
+		return nil
+	}
+	if r.Key == "" || len(r.Key) > 256 {
+		return invalid("key")
+	}
+	return nil
+}

@@ -22,6 +22,7 @@ package keyring
 import (
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/hmac"
 	"crypto/rand"
@@ -80,6 +81,9 @@ var (
 	ErrRetired        = errors.New("keyring: key version is retired")
 	ErrLastActive     = errors.New("keyring: cannot retire the active key version; rotate first")
 	ErrUnsupportedAlg = errors.New("keyring: unsupported key algorithm")
+	// ErrNoAuditKey: the keyring predates audit signing keys; any save with
+	// the master key (keys rotate, retire or upgrade) adds one.
+	ErrNoAuditKey = errors.New("keyring: no audit signing key (run `keyservice keys upgrade`)")
 )
 
 // Algs lists the supported key algorithms, the default first.
@@ -127,6 +131,7 @@ type version struct {
 type snapshot struct {
 	versions []version // oldest first; exactly one is active
 	fpKey    []byte
+	auditKey ed25519.PrivateKey // signs audit checkpoints; nil in keyrings made before it existed
 }
 
 func (s *snapshot) find(kid string) int {
@@ -191,8 +196,12 @@ func New(alg string) (*Keyring, error) {
 	if err != nil {
 		return nil, fmt.Errorf("keyring: deployment id: %w", err)
 	}
+	_, ak, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: audit key: %w", err)
+	}
 	kr := &Keyring{deployment: dep}
-	kr.cur.Store(&snapshot{versions: []version{v}, fpKey: fp})
+	kr.cur.Store(&snapshot{versions: []version{v}, fpKey: fp, auditKey: ak})
 	return kr, nil
 }
 
@@ -332,7 +341,7 @@ func (k *Keyring) Rotate(alg string) (VersionInfo, error) {
 	if err != nil {
 		return VersionInfo{}, err
 	}
-	next := &snapshot{versions: make([]version, 0, len(s.versions)+1), fpKey: s.fpKey}
+	next := &snapshot{versions: make([]version, 0, len(s.versions)+1), fpKey: s.fpKey, auditKey: s.auditKey}
 	for _, v := range s.versions {
 		if v.info.State == StateActive {
 			v.info.State = StateDecrypt
@@ -364,7 +373,7 @@ func (k *Keyring) Retire(kid string) error {
 	case StateActive:
 		return ErrLastActive
 	}
-	next := &snapshot{versions: slices.Clone(s.versions), fpKey: s.fpKey}
+	next := &snapshot{versions: slices.Clone(s.versions), fpKey: s.fpKey, auditKey: s.auditKey}
 	next.versions[i].info.State = StateRetired
 	k.cur.Store(next)
 	return nil
@@ -394,4 +403,46 @@ func (k *Keyring) Fingerprint(pan []byte) string {
 	out := make([]byte, len(FingerprintPrefix), len(FingerprintPrefix)+base64.RawURLEncoding.EncodedLen(sha256.Size))
 	copy(out, FingerprintPrefix)
 	return string(base64.RawURLEncoding.AppendEncode(out, mac.Sum(sum[:0])))
+}
+
+// The audit signing key is an Ed25519 key kept sealed with the KEKs. The
+// running key service signs the audit chain's head with it (checkpoints), so
+// that someone who can rewrite the log file but not unseal the keyring cannot
+// rebuild a chain that verifies. Its public half is in the sealed file's
+// authenticated header, readable without the master key (ReadAuditPublicKey).
+
+// AuditPublicKey returns the audit signing key's public half, or nil for a
+// keyring that has none.
+func (k *Keyring) AuditPublicKey() ed25519.PublicKey {
+	s := k.snap()
+	if s.auditKey == nil {
+		return nil
+	}
+	return s.auditKey.Public().(ed25519.PublicKey)
+}
+
+// SignAudit signs msg with the audit key (ErrNoAuditKey without one).
+func (k *Keyring) SignAudit(msg []byte) ([]byte, error) {
+	s := k.snap()
+	if s.auditKey == nil {
+		return nil, ErrNoAuditKey
+	}
+	return ed25519.Sign(s.auditKey, msg), nil
+}
+
+// EnsureAuditKey gives a keyring made before audit keys existed a fresh one;
+// it reports whether it added one. Save the keyring afterwards.
+func (k *Keyring) EnsureAuditKey() (bool, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	s := k.snap()
+	if s.auditKey != nil {
+		return false, nil
+	}
+	_, ak, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return false, fmt.Errorf("keyring: audit key: %w", err)
+	}
+	k.cur.Store(&snapshot{versions: s.versions, fpKey: s.fpKey, auditKey: ak})
+	return true, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/ed25519"
 	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
@@ -35,9 +36,15 @@ import (
 // so the master key is never used directly and could safely key something
 // else. A random 96-bit nonce per save is fine for the handful of saves
 // (rotations) a master key sees.
+//
+// Version 2 adds "audit_public_key" (strict standard base64 of the Ed25519
+// audit key's public half) to the header, where `audit verify` reads it
+// without the master key; it is part of the AAD, so a swapped public key makes
+// the keyring refuse to open. Keyrings without an audit key stay version 1.
 const (
 	FileFormat  = "blindgate-keyring"
-	FileVersion = 1
+	FileVersion = 2
+	fileV1      = 1
 	// maxFileSize bounds what Load reads; a keyring with a hundred RSA versions
 	// is ~250 KiB.
 	maxFileSize = 4 << 20
@@ -58,22 +65,27 @@ var (
 // envelope is the on-disk header. Nonce and ciphertext are strict standard
 // base64 (canonical padding bits), so every bit of the file is significant.
 type envelope struct {
-	Format     string `json:"format"`
-	Version    int    `json:"version"`
-	Deployment string `json:"deployment,omitempty"`
-	Nonce      string `json:"nonce"`
-	Ciphertext string `json:"ciphertext"`
+	Format         string `json:"format"`
+	Version        int    `json:"version"`
+	Deployment     string `json:"deployment,omitempty"`
+	AuditPublicKey string `json:"audit_public_key,omitempty"` // version 2
+	Nonce          string `json:"nonce"`
+	Ciphertext     string `json:"ciphertext"`
 }
 
 // strictB64 rejects non-zero padding bits that base64.StdEncoding ignores.
 func strictB64() *base64.Encoding { return base64.StdEncoding.Strict() }
 
 // aad authenticates the header; it is rebuilt from the validated fields.
-func aad(format string, version int, deployment string) []byte {
-	if deployment == "" {
-		return fmt.Appendf(nil, `{"format":%q,"version":%d}`, format, version)
+func aad(format string, version int, deployment, auditPub string) []byte {
+	b := fmt.Appendf(nil, `{"format":%q,"version":%d`, format, version)
+	if deployment != "" {
+		b = fmt.Appendf(b, `,"deployment":%q`, deployment)
 	}
-	return fmt.Appendf(nil, `{"format":%q,"version":%d,"deployment":%q}`, format, version, deployment)
+	if version != fileV1 {
+		b = fmt.Appendf(b, `,"audit_public_key":%q`, auditPub)
+	}
+	return append(b, '}')
 }
 
 type sealedVersion struct {
@@ -87,6 +99,7 @@ type sealedVersion struct {
 type sealedBody struct {
 	FingerprintKey []byte          `json:"fingerprint_key"`
 	Versions       []sealedVersion `json:"versions"`
+	AuditKey       []byte          `json:"audit_key,omitempty"` // Ed25519 seed; version 2
 }
 
 // Save seals kr under master and writes it to path atomically: a temporary
@@ -149,13 +162,12 @@ func Seal(kr *Keyring, master []byte) ([]byte, error) {
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, fmt.Errorf("keyring: nonce: %w", err)
 	}
-	env := envelope{
-		Format:     FileFormat,
-		Version:    FileVersion,
-		Deployment: kr.deployment,
-		Nonce:      strictB64().EncodeToString(nonce),
-		Ciphertext: strictB64().EncodeToString(aead.Seal(nil, nonce, plain, aad(FileFormat, FileVersion, kr.deployment))),
+	env := envelope{Format: FileFormat, Version: fileV1, Deployment: kr.deployment, Nonce: strictB64().EncodeToString(nonce)}
+	if s.auditKey != nil {
+		env.Version = FileVersion
+		env.AuditPublicKey = strictB64().EncodeToString(s.auditKey.Public().(ed25519.PublicKey))
 	}
+	env.Ciphertext = strictB64().EncodeToString(aead.Seal(nil, nonce, plain, aad(env.Format, env.Version, env.Deployment, env.AuditPublicKey)))
 	out, err := json.Marshal(env)
 	if err != nil {
 		return nil, fmt.Errorf("keyring: encode envelope: %w", err)
@@ -169,7 +181,7 @@ func Open(data, master []byte) (*Keyring, error) {
 	if err := checkMasterKey(master); err != nil {
 		return nil, err
 	}
-	env, err := parseEnvelope(data)
+	env, auditPub, err := parseEnvelope(data)
 	if err != nil {
 		return nil, err
 	}
@@ -188,7 +200,7 @@ func Open(data, master []byte) (*Keyring, error) {
 	if len(nonce) != aead.NonceSize() || len(ct) < aead.Overhead() {
 		return nil, fmt.Errorf("%w: nonce or ciphertext too short", ErrCorrupt)
 	}
-	plain, err := aead.Open(nil, nonce, ct, aad(env.Format, env.Version, env.Deployment))
+	plain, err := aead.Open(nil, nonce, ct, aad(env.Format, env.Version, env.Deployment, env.AuditPublicKey))
 	if err != nil {
 		return nil, ErrWrongMasterKey
 	}
@@ -197,43 +209,66 @@ func Open(data, master []byte) (*Keyring, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
+	// The header's public key must be the sealed key's: `audit verify`
+	// trusts the header.
+	switch {
+	case auditPub == nil && s.auditKey != nil:
+		return nil, fmt.Errorf("%w: version 1 keyring holds an audit key", ErrCorrupt)
+	case auditPub != nil && (s.auditKey == nil || !auditPub.Equal(s.auditKey.Public())):
+		return nil, fmt.Errorf("%w: audit public key in the header does not match the sealed key", ErrCorrupt)
+	}
 	kr := &Keyring{deployment: env.Deployment}
 	kr.cur.Store(s)
 	return kr, nil
 }
 
 // parseEnvelope reads and checks the header; nothing in it is trusted until
-// the ciphertext opens under the AAD built from it.
-func parseEnvelope(data []byte) (envelope, error) {
+// the ciphertext opens under the AAD built from it. The audit public key is
+// nil for version 1.
+func parseEnvelope(data []byte) (envelope, ed25519.PublicKey, error) {
+	var env envelope
 	names := []string{"format", "version", "nonce", "ciphertext"}
-	// The member is optional (older files lack it); base64 values cannot
-	// hold a quote, so its quoted name appears only as the member.
+	// Both members are optional (older files lack them); base64 values
+	// cannot hold a quote, so a quoted name appears only as the member.
 	hasDeployment := bytes.Contains(data, []byte(`"deployment"`))
 	if hasDeployment {
 		names = append(names, "deployment")
 	}
-	if err := exactKeys(data, names...); err != nil {
-		return envelope{}, fmt.Errorf("%w: %w", ErrCorrupt, err)
+	if bytes.Contains(data, []byte(`"audit_public_key"`)) {
+		names = append(names, "audit_public_key")
 	}
-	var env envelope
+	if err := exactKeys(data, names...); err != nil {
+		return env, nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&env); err != nil {
-		return envelope{}, fmt.Errorf("%w: envelope is not valid JSON", ErrCorrupt)
+		return env, nil, fmt.Errorf("%w: envelope is not valid JSON", ErrCorrupt)
 	}
 	if dec.More() {
-		return envelope{}, fmt.Errorf("%w: trailing data after the envelope", ErrCorrupt)
+		return env, nil, fmt.Errorf("%w: trailing data after the envelope", ErrCorrupt)
 	}
 	if env.Format != FileFormat {
-		return envelope{}, fmt.Errorf("%w: format is not %q", ErrCorrupt, FileFormat)
-	}
-	if env.Version != FileVersion {
-		return envelope{}, fmt.Errorf("%w: unsupported version %d", ErrCorrupt, env.Version)
+		return env, nil, fmt.Errorf("%w: format is not %q", ErrCorrupt, FileFormat)
 	}
 	if hasDeployment && !randid.Valid(DeploymentPrefix, env.Deployment) {
-		return envelope{}, fmt.Errorf("%w: deployment id is malformed", ErrCorrupt)
+		return env, nil, fmt.Errorf("%w: deployment id is malformed", ErrCorrupt)
 	}
-	return env, nil
+	switch env.Version {
+	case fileV1:
+		if env.AuditPublicKey != "" {
+			return env, nil, fmt.Errorf("%w: version 1 has no audit_public_key", ErrCorrupt)
+		}
+		return env, nil, nil
+	case FileVersion:
+		pub, err := strictB64().DecodeString(env.AuditPublicKey)
+		if err != nil || len(pub) != ed25519.PublicKeySize {
+			return env, nil, fmt.Errorf("%w: audit_public_key is not a base64 Ed25519 public key", ErrCorrupt)
+		}
+		return env, ed25519.PublicKey(pub), nil
+	default:
+		return env, nil, fmt.Errorf("%w: unsupported version %d", ErrCorrupt, env.Version)
+	}
 }
 
 // ReadDeployment returns the deployment id of the sealed keyring at path
@@ -245,11 +280,29 @@ func ReadDeployment(path string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	env, err := parseEnvelope(data)
+	env, _, err := parseEnvelope(data)
 	if err != nil {
 		return "", err
 	}
 	return env.Deployment, nil
+}
+
+// ReadAuditPublicKey returns the audit signing key's public half from the
+// sealed keyring's header, without the master key: what `audit verify` checks
+// checkpoints against. A keyring without one returns ErrNoAuditKey.
+func ReadAuditPublicKey(path string) (ed25519.PublicKey, error) {
+	data, err := readSealed(path)
+	if err != nil {
+		return nil, err
+	}
+	_, pub, err := parseEnvelope(data)
+	if err != nil {
+		return nil, err
+	}
+	if pub == nil {
+		return nil, ErrNoAuditKey
+	}
+	return pub, nil
 }
 
 // exactKeys checks that data is one JSON object whose members are exactly
@@ -307,6 +360,9 @@ func marshalBody(s *snapshot) ([]byte, error) {
 		}
 	}()
 	size := 64 + base64.StdEncoding.EncodedLen(len(s.fpKey))
+	if s.auditKey != nil {
+		size += 32 + base64.StdEncoding.EncodedLen(ed25519.SeedSize)
+	}
 	for i, v := range s.versions {
 		der, err := x509.MarshalPKCS8PrivateKey(v.priv)
 		if err != nil {
@@ -336,7 +392,13 @@ func marshalBody(s *snapshot) ([]byte, error) {
 		b = base64.StdEncoding.AppendEncode(b, ders[i])
 		b = append(b, `"}`...)
 	}
-	b = append(b, "]}"...)
+	b = append(b, ']')
+	if s.auditKey != nil {
+		b = append(b, `,"audit_key":"`...)
+		b = base64.StdEncoding.AppendEncode(b, s.auditKey.Seed())
+		b = append(b, '"')
+	}
+	b = append(b, '}')
 	if cap(b) != size {
 		// A reallocation left a copy behind; the size estimate is wrong.
 		clear(b)
@@ -356,6 +418,7 @@ func unmarshalBody(plain []byte) (_ *snapshot, err error) {
 		for _, v := range body.Versions {
 			clear(v.PKCS8)
 		}
+		clear(body.AuditKey)
 		if err != nil {
 			clear(body.FingerprintKey)
 		}
@@ -372,6 +435,12 @@ func unmarshalBody(plain []byte) (_ *snapshot, err error) {
 		return nil, errors.New("no key versions")
 	}
 	s := &snapshot{fpKey: body.FingerprintKey}
+	if body.AuditKey != nil {
+		if len(body.AuditKey) != ed25519.SeedSize {
+			return nil, fmt.Errorf("audit key is %d bytes, want %d", len(body.AuditKey), ed25519.SeedSize)
+		}
+		s.auditKey = ed25519.NewKeyFromSeed(body.AuditKey)
+	}
 	active := 0
 	for i, sv := range body.Versions {
 		if err := checkAlg(sv.Alg); err != nil {

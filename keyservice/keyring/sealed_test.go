@@ -3,6 +3,7 @@ package keyring
 import (
 	"bytes"
 	"crypto"
+	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -117,7 +118,7 @@ func TestSealedFileHidesKeys(t *testing.T) {
 	if err := json.Unmarshal(data, &env); err != nil {
 		t.Fatal(err)
 	}
-	if env["format"] != FileFormat || env["version"] != float64(FileVersion) || env["deployment"] != kr.Deployment() || len(env) != 5 {
+	if env["format"] != FileFormat || env["version"] != float64(FileVersion) || env["deployment"] != kr.Deployment() || len(env) != 6 {
 		t.Fatalf("envelope = %v", env)
 	}
 	for _, s := range []string{kr.Newest().Kid, "pkcs8", "fingerprint", "active"} {
@@ -168,14 +169,15 @@ func TestLoadDamaged(t *testing.T) {
 	type rawEnvelope struct {
 		Format         string
 		Version        int
+		AuditPub       string
 		Nonce, Ciphert []byte
 	}
 	reencode := func(f func(e *rawEnvelope)) []byte {
-		e := rawEnvelope{Format: env.Format, Version: env.Version}
+		e := rawEnvelope{Format: env.Format, Version: env.Version, AuditPub: env.AuditPublicKey}
 		e.Nonce, _ = base64.StdEncoding.DecodeString(env.Nonce)
 		e.Ciphert, _ = base64.StdEncoding.DecodeString(env.Ciphertext)
 		f(&e)
-		b, _ := json.Marshal(envelope{Format: e.Format, Version: e.Version, Deployment: env.Deployment,
+		b, _ := json.Marshal(envelope{Format: e.Format, Version: e.Version, Deployment: env.Deployment, AuditPublicKey: e.AuditPub,
 			Nonce: base64.StdEncoding.EncodeToString(e.Nonce), Ciphertext: base64.StdEncoding.EncodeToString(e.Ciphert)})
 		return b
 	}
@@ -190,7 +192,13 @@ func TestLoadDamaged(t *testing.T) {
 		{"corrupt/trailing", append(bytes.Clone(good), `{}`...), ErrCorrupt},
 		{"corrupt/unknown-field", bytes.Replace(good, []byte(`{"format"`), []byte(`{"x":1,"format"`), 1), ErrCorrupt},
 		{"corrupt/format", reencode(func(e *rawEnvelope) { e.Format = "other" }), ErrCorrupt},
-		{"corrupt/version-2", reencode(func(e *rawEnvelope) { e.Version = 2 }), ErrCorrupt},
+		{"corrupt/version-3", reencode(func(e *rawEnvelope) { e.Version = 3 }), ErrCorrupt},
+		{"corrupt/version-1-with-audit-key", reencode(func(e *rawEnvelope) { e.Version = 1 }), ErrCorrupt},
+		{"corrupt/audit-key-not-base64", reencode(func(e *rawEnvelope) { e.AuditPub = "*" }), ErrCorrupt},
+		{"auth/audit-key-swapped", reencode(func(e *rawEnvelope) {
+			pub, _, _ := ed25519.GenerateKey(nil)
+			e.AuditPub = base64.StdEncoding.EncodeToString(pub)
+		}), ErrWrongMasterKey},
 		{"corrupt/short-nonce", reencode(func(e *rawEnvelope) { e.Nonce = e.Nonce[:8] }), ErrCorrupt},
 		{"corrupt/nonce-not-base64", bytes.Replace(good, []byte(`"nonce":"`), []byte(`"nonce":"*`), 1), ErrCorrupt},
 		{"corrupt/format-case", bytes.Replace(good, []byte(`"format"`), []byte(`"Format"`), 1), ErrCorrupt},
@@ -309,9 +317,79 @@ func sealRaw(t *testing.T, plain, master []byte) []byte {
 		t.Fatal(err)
 	}
 	nonce := make([]byte, aead.NonceSize())
-	out, _ := json.Marshal(envelope{Format: FileFormat, Version: FileVersion, Nonce: base64.StdEncoding.EncodeToString(nonce),
-		Ciphertext: base64.StdEncoding.EncodeToString(aead.Seal(nil, nonce, plain, aad(FileFormat, FileVersion, "")))})
+	env := envelope{Format: FileFormat, Version: fileV1, Nonce: base64.StdEncoding.EncodeToString(nonce)}
+	// A body with an audit key goes in a version 2 envelope naming its public half.
+	var body struct {
+		AuditKey []byte `json:"audit_key"`
+	}
+	if json.Unmarshal(plain, &body) == nil && len(body.AuditKey) == ed25519.SeedSize {
+		env.Version = FileVersion
+		env.AuditPublicKey = base64.StdEncoding.EncodeToString(ed25519.NewKeyFromSeed(body.AuditKey).Public().(ed25519.PublicKey))
+	}
+	env.Ciphertext = base64.StdEncoding.EncodeToString(aead.Seal(nil, nonce, plain, aad(env.Format, env.Version, env.Deployment, env.AuditPublicKey)))
+	out, _ := json.Marshal(env)
 	return out
+}
+
+// TestAuditKey: new keyrings carry an audit signing key whose public half is
+// readable without the master key; older (version 1) keyrings load without
+// one and get one from EnsureAuditKey.
+func TestAuditKey(t *testing.T) {
+	dir := t.TempDir()
+	master := mustMaster(t)
+	kr := mustNew(t, "")
+	path := filepath.Join(dir, "kr")
+	if err := Save(path, kr, master); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := ReadAuditPublicKey(path)
+	if err != nil || !pub.Equal(kr.AuditPublicKey()) {
+		t.Fatalf("ReadAuditPublicKey: %v", err)
+	}
+	loaded, err := Load(path, master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := loaded.SignAudit([]byte("head"))
+	if err != nil || !ed25519.Verify(pub, []byte("head"), sig) {
+		t.Fatalf("SignAudit after a round trip: %v", err)
+	}
+	if _, err := loaded.Rotate(""); err != nil || !loaded.AuditPublicKey().Equal(pub) {
+		t.Fatalf("rotation changed the audit key: %v", err)
+	}
+
+	// A version 1 keyring, as written before audit keys existed.
+	old := mustNew(t, "")
+	old.cur.Store(&snapshot{versions: old.snap().versions, fpKey: old.snap().fpKey})
+	v1 := filepath.Join(dir, "v1")
+	if err := Save(v1, old, master); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(v1); !bytes.Contains(b, []byte(`"version":1`)) {
+		t.Fatalf("keyring without an audit key not written as version 1: %s", b)
+	}
+	if _, err := ReadAuditPublicKey(v1); !errors.Is(err, ErrNoAuditKey) {
+		t.Fatalf("ReadAuditPublicKey(v1): %v", err)
+	}
+	got, err := Load(v1, master)
+	if err != nil || got.AuditPublicKey() != nil {
+		t.Fatalf("Load(v1): %v", err)
+	}
+	if _, err := got.SignAudit([]byte("x")); !errors.Is(err, ErrNoAuditKey) {
+		t.Fatalf("SignAudit without a key: %v", err)
+	}
+	if added, err := got.EnsureAuditKey(); err != nil || !added {
+		t.Fatalf("EnsureAuditKey: %v %v", added, err)
+	}
+	if added, _ := got.EnsureAuditKey(); added {
+		t.Fatal("EnsureAuditKey replaced an existing key")
+	}
+	if err := Save(v1, got, master); err != nil {
+		t.Fatal(err)
+	}
+	if pub, err := ReadAuditPublicKey(v1); err != nil || !pub.Equal(got.AuditPublicKey()) {
+		t.Fatalf("upgraded keyring: %v", err)
+	}
 }
 
 // TestDeploymentID: every keyring gets its own id at New, kept by every save

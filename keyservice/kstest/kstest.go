@@ -142,7 +142,8 @@ func NewZone(t testing.TB, o Options) *Zone {
 	verifier := &sigauth.Verifier{Audience: Audience, Origins: []string{PublicURL}, Clients: z.Clients, Replay: o.Replay}
 	z.Server = api.New(api.Deps{
 		Unwrap: z.Service, Verifier: verifier,
-		Seal: z.Holder, Audit: z.Audit, Trail: audit.FileTrail(z.AuditPath), Redis: o.Redis, Log: o.Log,
+		Seal: z.Holder, Audit: z.Audit, Unseal: seal.NewCeremony(z.Holder, z.Audit, ratelimit.NewMemory(), seal.DefaultCeremonyLimits(), o.Log),
+		Trail: audit.FileTrail(z.AuditPath), Redis: o.Redis, Log: o.Log,
 	})
 	if o.Listen {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")

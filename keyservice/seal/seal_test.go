@@ -33,11 +33,20 @@ func TestUnsealWithShares(t *testing.T) {
 	if _, err := h.Keyring(); !errors.Is(err, ErrSealed) {
 		t.Fatalf("new holder: %v", err)
 	}
+	nonce := ""
 	for i, p := range parts {
-		done, err := h.Unseal(p)
-		if err != nil || done != (i == len(parts)-1) {
-			t.Fatalf("share %d: done=%v err=%v", i, done, err)
+		pr, err := h.Submit(nonce, p)
+		last := i == len(parts)-1
+		if err != nil || pr.Sealed == last {
+			t.Fatalf("share %d: %+v err=%v", i, pr, err)
 		}
+		if !last && (pr.Nonce == "" || pr.Have != i+1 || pr.Need != 3) {
+			t.Fatalf("share %d: progress %+v", i, pr)
+		}
+		if last && pr.Nonce != "" {
+			t.Fatalf("the round outlived the unseal: %+v", pr)
+		}
+		nonce = pr.Nonce
 	}
 	if _, err := h.Keyring(); err != nil {
 		t.Fatal(err)
@@ -51,25 +60,90 @@ func TestUnsealWithShares(t *testing.T) {
 func TestWrongShareStartsOver(t *testing.T) {
 	h, parts, _ := newSealed(t, 2)
 	wrong, _ := keyring.GenerateMasterKey()
-	if _, err := h.Unseal(parts[0]); err != nil {
+	pr, err := h.Submit("", parts[0])
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.Unseal(wrong); !errors.Is(err, ErrBadShare) {
+	if _, err := h.Submit(pr.Nonce, wrong); !errors.Is(err, ErrBadShare) {
 		t.Fatalf("wrong share: %v", err)
 	}
-	if _, have, _ := h.Status(); have != 0 {
-		t.Fatalf("after a failed attempt %d shares are kept", have)
+	if p := h.Progress(); p.Have != 0 || p.Nonce != "" {
+		t.Fatalf("after a failed attempt the round goes on: %+v", p)
 	}
-	if _, err := h.Unseal([]byte("short")); !errors.Is(err, ErrBadShare) {
+	if _, err := h.Submit("", []byte("short")); !errors.Is(err, ErrBadShare) {
 		t.Fatalf("short share: %v", err)
 	}
+	nonce := ""
 	for _, p := range parts {
-		if _, err := h.Unseal(p); err != nil {
+		pr, err := h.Submit(nonce, p)
+		if err != nil {
 			t.Fatal(err)
 		}
+		nonce = pr.Nonce
 	}
 	if h.Sealed() {
 		t.Fatal("right shares did not unseal")
+	}
+}
+
+// TestRoundBoundToNonce: once a round has started, a share or a reset without
+// its nonce changes nothing, so a stranger cannot wipe custodians' progress.
+func TestRoundBoundToNonce(t *testing.T) {
+	junk, _ := keyring.GenerateMasterKey()
+	for _, tc := range []struct {
+		name string
+		act  func(h *Holder, nonce string) error
+		want error
+	}{
+		{"share/no-nonce", func(h *Holder, _ string) error { _, err := h.Submit("", junk); return err }, ErrNonceMismatch},
+		{"share/other-nonce", func(h *Holder, _ string) error {
+			_, err := h.Submit("00112233445566778899aabbccddeeff", junk)
+			return err
+		}, ErrNonceMismatch},
+		{"reset/no-nonce", func(h *Holder, _ string) error { _, err := h.Reset(""); return err }, ErrNonceMismatch},
+		{"reset/other-nonce", func(h *Holder, _ string) error { _, err := h.Reset("ffff"); return err }, ErrNonceMismatch},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, parts, _ := newSealed(t, 3)
+			pr, err := h.Submit("", parts[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tc.act(h, pr.Nonce); !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+			if p := h.Progress(); p.Have != 1 || p.Nonce != pr.Nonce {
+				t.Fatalf("progress changed: %+v, was %+v", p, pr)
+			}
+			if _, err := h.Submit(pr.Nonce, parts[0]); !errors.Is(err, ErrDuplicateShare) {
+				t.Fatalf("same share twice: %v", err)
+			}
+			for _, p := range parts[1:] {
+				if _, err := h.Submit(pr.Nonce, p); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if h.Sealed() {
+				t.Fatal("the custodians' round did not unseal")
+			}
+			if _, err := h.Submit("", junk); !errors.Is(err, ErrAlreadyUnsealed) {
+				t.Fatalf("share after unseal: %v", err)
+			}
+		})
+	}
+}
+
+func TestResetWithNonce(t *testing.T) {
+	h, parts, _ := newSealed(t, 2)
+	pr, _ := h.Submit("", parts[0])
+	if _, err := h.Reset(pr.Nonce); err != nil {
+		t.Fatal(err)
+	}
+	if p := h.Progress(); p.Have != 0 || p.Nonce != "" || !p.Sealed {
+		t.Fatalf("after reset: %+v", p)
+	}
+	if _, err := h.Submit(pr.Nonce, parts[1]); !errors.Is(err, ErrNonceMismatch) {
+		t.Fatalf("share for an ended round: %v", err)
 	}
 }
 
