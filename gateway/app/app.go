@@ -176,6 +176,10 @@ func (a *App) build() error {
 	if err != nil {
 		return err
 	}
+	ips, err := cfg.ClientIP()
+	if err != nil {
+		return err
+	}
 	limits := ingest.DefaultLimits()
 	limits.PerIP.Rate, limits.PerIP.Burst = cfg.SubmitPerIP, max(1, cfg.SubmitPerIP/2)
 	a.server = web.New(web.Deps{
@@ -191,7 +195,7 @@ func (a *App) build() error {
 		Assets:      assets,
 		Pages:       pages,
 		Log:         a.log,
-		Config:      web.Config{PublicURL: cfg.PublicURL, TLS: cfg.TLS(), ProxyHeader: cfg.ProxyHeader},
+		Config:      web.Config{PublicURL: cfg.PublicURL, TLS: cfg.TLS(), ClientIP: ips},
 	})
 	return nil
 }

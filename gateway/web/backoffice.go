@@ -248,7 +248,7 @@ func (s *Server) boAudit(c *fiber.Ctx, e audit.Event) error {
 		return nil
 	}
 	if e.Origin == "" {
-		e.Origin = strings.Clone(c.IP())
+		e.Origin = s.clientIP(c)
 	}
 	if _, err := s.deps.Audit.Append(c.UserContext(), e); err != nil {
 		s.deps.Log.Error("backoffice: gateway audit append failed", "event", e.Event, "err", err)
@@ -269,7 +269,7 @@ func (s *Server) allowLogin(c *fiber.Ctx) error {
 	if s.deps.Limiter == nil {
 		return nil
 	}
-	res, err := s.deps.Limiter.Allow(c.UserContext(), "bo-login:"+c.IP(), loginLimit())
+	res, err := s.deps.Limiter.Allow(c.UserContext(), "bo-login:"+s.clientIP(c), loginLimit())
 	if err != nil {
 		return apierr.Unavailable.Wrap(err)
 	}
