@@ -65,7 +65,7 @@ type Config struct {
 	// ClientIP picks the client address from the peer and the trusted
 	// proxies' header; nil means the socket's peer address is the client.
 	ClientIP *clientip.Resolver
-	Now         func() time.Time
+	Now      func() time.Time
 }
 
 // Deps are the gateway's collaborators.
