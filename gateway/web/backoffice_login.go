@@ -18,6 +18,7 @@ import (
 	"github.com/blindgate/blindgate/gateway/operators"
 	"github.com/blindgate/blindgate/internal/apierr"
 	"github.com/blindgate/blindgate/internal/audit"
+	"github.com/blindgate/blindgate/internal/panshape"
 )
 
 // loginFailedMsg is the one answer to every failed login, whether the name
@@ -78,6 +79,12 @@ func (s *Server) boLogin(c *fiber.Ctx) error {
 	password := strings.Clone(c.FormValue("password"))
 	code := strings.Clone(c.FormValue("code"))
 	now := s.now()
+	if panshape.Contains(username) {
+		// A card number in the name field must not reach the lockout store
+		// or the audit trail, not even hashed (the PAN space is small).
+		s.boAuditBestEffort(c, audit.Event{Event: audit.EventLogin, Actor: refusedNameActor, Outcome: audit.OutcomeFailure, Code: apierr.PANInText.Code})
+		return apierr.PANInText
+	}
 
 	op, err := s.deps.Operators.Authenticate(ctx, username, password, code, now)
 	if err != nil {
@@ -109,17 +116,22 @@ func (s *Server) boLogin(c *fiber.Ctx) error {
 	return c.Redirect(boPrefix+"/tokens", fiber.StatusSeeOther)
 }
 
+// refusedNameActor is the audit actor of a login whose name was refused
+// unread (it looked like a card number).
+const refusedNameActor = "login-name-refused"
+
 // loginFailed audits a failed login and answers the login page again. The
-// audit names the submitted login name only when it is a well-formed one
-// (a password typed into the name field is thus usually not recorded).
+// audit names the operator by id when the name is an operator's, and any
+// other name only by its keyed hash (operators.Service.NameTag): a name
+// typed wrong is often a password.
 func (s *Server) loginFailed(c *fiber.Ctx, username string, err error) error {
-	actor := "invalid-username"
-	if u, nerr := operators.NormalizeUsername(username); nerr == nil {
-		actor = u
+	actor, aerr := s.deps.Operators.LoginActor(c.UserContext(), username)
+	if aerr != nil {
+		return apierr.Unavailable.Wrap(aerr)
 	}
-	p := boLoginPage{boBase: s.base("Log in", "", nil), Username: actor}
-	if actor == "invalid-username" {
-		p.Username = ""
+	p := boLoginPage{boBase: s.base("Log in", "", nil)}
+	if u, nerr := operators.NormalizeUsername(username); nerr == nil {
+		p.Username = u
 	}
 	p.CSRF = s.loginToken(c)
 

@@ -40,7 +40,8 @@ func TestBackofficeLogin(t *testing.T) {
 		{name: "303/username-case-folded", user: " Alice ", pass: boPassword, code: func() string { return f.code(t, "alice") }, wantStatus: 303},
 		{name: "401/wrong-password", user: "alice", pass: "not the password at all", code: func() string { return f.code(t, "alice") }, wantStatus: 401, wantText: loginFailedText, wantAudit: "bad_credentials"},
 		{name: "401/unknown-user-same-message", user: "mallory", pass: boPassword, code: func() string { return "123456" }, wantStatus: 401, wantText: loginFailedText, wantAudit: "bad_credentials"},
-		{name: "401/totp-required", user: "alice", pass: boPassword, code: func() string { return "" }, wantStatus: 401, wantText: loginFailedText, wantAudit: "mfa_required"},
+		{name: "401/totp-required", user: "alice", pass: boPassword, code: func() string { return "" }, wantStatus: 401, wantText: loginFailedText, wantAudit: "bad_credentials"}, // no password oracle
+		{name: "400/pan-as-username", user: "4242 4242 4242 4242", pass: boPassword, code: func() string { return "123456" }, wantStatus: 400, wantText: "pan_in_text", wantAudit: "pan_in_text"},
 		{name: "401/wrong-totp", user: "alice", pass: boPassword, code: func() string { return "000000" }, wantStatus: 401, wantText: loginFailedText, wantAudit: "bad_credentials"},
 		{name: "403/csrf-missing", user: "alice", pass: boPassword, code: func() string { return f.code(t, "alice") }, noCSRF: true, wantStatus: 403, wantText: "csrf_failed"},
 		{name: "403/csrf-mismatch", user: "alice", pass: boPassword, code: func() string { return f.code(t, "alice") }, badCSRF: true, wantStatus: 403, wantText: "csrf_failed"},
@@ -94,6 +95,45 @@ func TestBackofficeLogin(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestBackofficeLoginNameNotStored: a name that is no operator's (often a
+// password typed in the wrong field) reaches the audit trail and the lockout
+// store only as a keyed hash; a card number is refused before either.
+func TestBackofficeLoginNameNotStored(t *testing.T) {
+	f := newBoFix(t, boOpts{noKS: true})
+	op := f.addOperator(t, "alice", operators.RoleViewer, "", true)
+	c := f.client()
+	typed := "Tr0ub4dor&3-Secret"
+	if r := c.loginWith(t, typed, "whatever password", "123456"); r.status != 401 {
+		t.Fatalf("unknown name: %d", r.status)
+	}
+	if r := c.loginWith(t, "ALICE", "wrong password here", "123456"); r.status != 401 {
+		t.Fatalf("wrong password: %d", r.status)
+	}
+	if r := c.loginWith(t, "5555-5555-5555-4444", "whatever password", "123456"); r.status != 400 || !strings.Contains(r.body, "pan_in_text") {
+		t.Fatalf("card number as name: %d", r.status)
+	}
+	raw, err := os.ReadFile(f.gwAudit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, leak := range []string{typed, strings.ToLower(typed), "5555-5555-5555-4444", "5555555555554444"} {
+		if strings.Contains(string(raw), leak) {
+			t.Errorf("gateway audit holds %q", leak)
+		}
+	}
+	evs := f.gwEvents(t, audit.Filter{Event: audit.EventLogin, Outcome: audit.OutcomeFailure})
+	if len(evs) != 3 {
+		t.Fatalf("%d failed logins audited, want 3", len(evs))
+	}
+	actors := map[string]bool{}
+	for _, e := range evs {
+		actors[e.Actor] = true
+	}
+	if !actors[op.ID] || !actors[f.ops.NameTag(strings.ToLower(typed))] && !actors[f.ops.NameTag(typed)] {
+		t.Errorf("actors %v: want alice's id and the unknown name's tag", actors)
 	}
 }
 
