@@ -27,6 +27,7 @@ import (
 	"github.com/blindgate/blindgate/gateway/websession"
 	"github.com/blindgate/blindgate/internal/apierr"
 	"github.com/blindgate/blindgate/internal/audit"
+	"github.com/blindgate/blindgate/internal/panshape"
 	"github.com/blindgate/blindgate/internal/ratelimit"
 )
 
@@ -111,11 +112,41 @@ func (s *Server) bo(h fiber.Handler) fiber.Handler {
 		// masked card data, audit lines, and above all a revealed number.
 		c.Set(fiber.HeaderCacheControl, "no-store")
 		c.Set(fiber.HeaderPragma, "no-cache")
+		if formHasPAN(c) {
+			return s.boError(c, apierr.PANInText)
+		}
 		if err := h(c); err != nil {
 			return s.boError(c, err)
 		}
 		return nil
 	}
+}
+
+// secretFields are the form fields never written anywhere, and so exempt
+// from the card-number check (a password may be all digits).
+var secretFields = map[string]bool{"password": true, "code": true, csrfField: true}
+
+// formHasPAN reports whether any query or form field other than a secret
+// one looks like a card number. Every back-office text (login name, search
+// boxes, audit filter, reveal reason) may reach the audit trail, a store or
+// the page, so a card number typed into one is refused before any handler.
+func formHasPAN(c *fiber.Ctx) bool {
+	found := false
+	check := func(k, v []byte) {
+		if !found && !secretFields[string(k)] && panshape.Contains(string(v)) {
+			found = true
+		}
+	}
+	c.Context().QueryArgs().VisitAll(check)
+	c.Context().PostArgs().VisitAll(check)
+	if mf, err := c.Context().MultipartForm(); err == nil {
+		for k, vs := range mf.Value {
+			for _, v := range vs {
+				check([]byte(k), []byte(v))
+			}
+		}
+	}
+	return found
 }
 
 func (s *Server) now() time.Time { return s.deps.Config.Now() }

@@ -309,12 +309,19 @@ func (f *boFix) client() *boClient {
 func (c *boClient) do(t *testing.T, method, path string, form url.Values) boResp {
 	t.Helper()
 	var body io.Reader
+	ctype := ""
 	if form != nil {
-		body = strings.NewReader(form.Encode())
+		body, ctype = strings.NewReader(form.Encode()), "application/x-www-form-urlencoded"
 	}
+	return c.doBody(t, method, path, body, ctype)
+}
+
+// doBody sends a body of any content type (multipart forms, for instance).
+func (c *boClient) doBody(t *testing.T, method, path string, body io.Reader, ctype string) boResp {
+	t.Helper()
 	req := httptest.NewRequest(method, path, body)
-	if form != nil {
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
 	}
 	for k, v := range c.header {
 		req.Header.Set(k, v)

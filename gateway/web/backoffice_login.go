@@ -18,7 +18,6 @@ import (
 	"github.com/blindgate/blindgate/gateway/operators"
 	"github.com/blindgate/blindgate/internal/apierr"
 	"github.com/blindgate/blindgate/internal/audit"
-	"github.com/blindgate/blindgate/internal/panshape"
 )
 
 // loginFailedMsg is the one answer to every failed login, whether the name
@@ -79,12 +78,6 @@ func (s *Server) boLogin(c *fiber.Ctx) error {
 	password := strings.Clone(c.FormValue("password"))
 	code := strings.Clone(c.FormValue("code"))
 	now := s.now()
-	if panshape.Contains(username) {
-		// A card number in the name field must not reach the lockout store
-		// or the audit trail, not even hashed (the PAN space is small).
-		s.boAuditBestEffort(c, audit.Event{Event: audit.EventLogin, Actor: refusedNameActor, Outcome: audit.OutcomeFailure, Code: apierr.PANInText.Code})
-		return apierr.PANInText
-	}
 
 	op, err := s.deps.Operators.Authenticate(ctx, username, password, code, now)
 	if err != nil {
@@ -115,10 +108,6 @@ func (s *Server) boLogin(c *fiber.Ctx) error {
 	}
 	return c.Redirect(boPrefix+"/tokens", fiber.StatusSeeOther)
 }
-
-// refusedNameActor is the audit actor of a login whose name was refused
-// unread (it looked like a card number).
-const refusedNameActor = "login-name-refused"
 
 // loginFailed audits a failed login and answers the login page again. The
 // audit names the operator by id when the name is an operator's, and any
