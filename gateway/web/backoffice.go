@@ -228,7 +228,7 @@ func (s *Server) authed(h func(*fiber.Ctx, *boActor) error) fiber.Handler {
 			return errLoginRequired{}
 		}
 		if c.Method() != fiber.MethodGet && c.Method() != fiber.MethodHead {
-			if !sameSiteRequest(c) || !sess.CheckCSRF(c.FormValue(csrfField)) {
+			if !sameSiteRequest(c) || !sess.CheckCSRF(csrfToken(c)) {
 				return apierr.CSRFFailed
 			}
 		}
@@ -259,12 +259,31 @@ func sameSiteRequest(c *fiber.Ctx) bool {
 	return false
 }
 
+// csrfHeader carries the CSRF token of a script's request.
+const csrfHeader = "X-CSRF-Token"
+
+// csrfToken reads the CSRF token from the form body or the header, never
+// from the query string: a URL is logged by proxies, kept in history and
+// sent in links, so a token there would leak and could be replayed.
+func csrfToken(c *fiber.Ctx) string {
+	if h := c.Get(csrfHeader); h != "" {
+		return h
+	}
+	if v := c.Context().PostArgs().Peek(csrfField); v != nil {
+		return string(v)
+	}
+	if mf, err := c.Context().MultipartForm(); err == nil && len(mf.Value[csrfField]) > 0 {
+		return mf.Value[csrfField][0]
+	}
+	return ""
+}
+
 // checkLoginCSRF is the double-submit check of the login form, which has no
 // session yet: the hidden field must equal the HttpOnly, SameSite=Strict
 // pre-session cookie set when the form was served.
 func (s *Server) checkLoginCSRF(c *fiber.Ctx) bool {
 	ck := c.Cookies(s.loginCookieName())
-	f := c.FormValue(csrfField)
+	f := csrfToken(c)
 	if !sameSiteRequest(c) || len(ck) != 43 || len(f) != 43 {
 		return false
 	}
