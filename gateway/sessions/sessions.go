@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -302,11 +303,27 @@ func ValidateOrigin(s string) (string, error) {
 	if u.Path != "" && u.Path != "/" {
 		return bad("must not have a path")
 	}
-	_, host, err := normHostPort(u.Host, scheme)
+	name, host, err := normHostPort(u.Host, scheme)
 	if err != nil {
 		return bad(err.Error())
 	}
+	if scheme == "http" && !isLoopback(name) {
+		// Over plain HTTP anyone on the path could rewrite the merchant's
+		// page and receive the token; only a developer's own machine may.
+		return bad("must be https (http only for localhost, 127.0.0.0/8 and [::1])")
+	}
 	return scheme + "://" + host, nil
+}
+
+// isLoopback reports whether host names this machine: localhost,
+// 127.0.0.0/8 or [::1] (an IPv6 host comes in brackets; an IPv4-mapped one
+// is not accepted, it is no address a browser would show as loopback).
+func isLoopback(host string) bool {
+	if host == "localhost" || host == "[::1]" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Is4() && a.IsLoopback()
 }
 
 // normHostPort lower-cases the host, checks it and the port, and drops the
