@@ -93,6 +93,7 @@ func TestValidateReturnURL(t *testing.T) {
 		"400/http-for-https":     "http://shop.example/thanks",
 		"400/localhost-no-port":  "http://localhost/done",
 		"400/relative":           "/thanks",
+		"400/card-number":        "https://shop.example/thanks?c=4242424242424242",
 		"400/scheme-relative":    "//shop.example/thanks",
 		"400/javascript":         "javascript:alert(document.domain)",
 		"400/data":               "data:text/html,hi",
