@@ -29,6 +29,7 @@ import (
 	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/internal/ratelimit"
 	"github.com/blindgate/blindgate/internal/redisx"
+	"github.com/blindgate/blindgate/internal/secret"
 	"github.com/blindgate/blindgate/keyservice/client"
 	"github.com/blindgate/blindgate/templates"
 )
@@ -61,6 +62,16 @@ func OpenStores(cfg Config, log *slog.Logger) (*Stores, error) {
 	if err := cfg.ValidateStore(); err != nil {
 		return nil, err
 	}
+	nameKey, err := secret.Resolve(cfg.LoginNameKey)
+	if err != nil {
+		return nil, fmt.Errorf("login-name-key: %w", err)
+	}
+	if nameKey != nil && len(nameKey) < 32 {
+		return nil, errors.New("login-name-key: must be at least 32 bytes")
+	}
+	if nameKey == nil && cfg.Store == "redis" {
+		log.Warn("no -login-name-key: lockouts of unknown login names are per process; give every replica the same key")
+	}
 	st := &Stores{}
 	wcfg := websession.Config{}
 	switch cfg.Store {
@@ -80,7 +91,7 @@ func OpenStores(cfg Config, log *slog.Logger) (*Stores, error) {
 			return nil, err
 		}
 		st.WebSessions = ws
-		if st.Operators, err = operators.NewService(operators.NewRedis(rdb, "bg"), operators.Config{Revoker: ws, Logger: log}); err != nil {
+		if st.Operators, err = operators.NewService(operators.NewRedis(rdb, "bg"), operators.Config{Revoker: ws, Logger: log, NameKey: nameKey}); err != nil {
 			return nil, err
 		}
 	case "bolt":
@@ -112,7 +123,7 @@ func OpenStores(cfg Config, log *slog.Logger) (*Stores, error) {
 		if err != nil {
 			return nil, err
 		}
-		if st.Operators, err = operators.NewService(ob, operators.Config{Revoker: ws, Logger: log}); err != nil {
+		if st.Operators, err = operators.NewService(ob, operators.Config{Revoker: ws, Logger: log, NameKey: nameKey}); err != nil {
 			return nil, err
 		}
 		st.Limiter = ratelimit.NewMemory()
@@ -176,6 +187,10 @@ func (a *App) build() error {
 	if err != nil {
 		return err
 	}
+	ips, err := cfg.ClientIP()
+	if err != nil {
+		return err
+	}
 	limits := ingest.DefaultLimits()
 	limits.PerIP.Rate, limits.PerIP.Burst = cfg.SubmitPerIP, max(1, cfg.SubmitPerIP/2)
 	a.server = web.New(web.Deps{
@@ -191,7 +206,7 @@ func (a *App) build() error {
 		Assets:      assets,
 		Pages:       pages,
 		Log:         a.log,
-		Config:      web.Config{PublicURL: cfg.PublicURL, TLS: cfg.TLS(), ProxyHeader: cfg.ProxyHeader},
+		Config:      web.Config{PublicURL: cfg.PublicURL, TLS: cfg.TLS(), ClientIP: ips},
 	})
 	return nil
 }

@@ -11,7 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/blindgate/blindgate/gateway/clientip"
 	"github.com/blindgate/blindgate/internal/envflag"
+	"github.com/blindgate/blindgate/internal/secret"
 
 	"github.com/blindgate/blindgate/internal/redisx"
 )
@@ -26,6 +28,13 @@ type Config struct {
 	TLSKey      string
 	BehindTLS   bool   // a TLS-terminating proxy is in front: HSTS and Secure cookies
 	ProxyHeader string // header carrying the client IP when behind a proxy
+	// TrustedProxies lists (comma-separated CIDRs) the proxies whose
+	// ProxyHeader hops are believed; required with ProxyHeader.
+	TrustedProxies string
+	// LoginNameKey (env:/file: reference) keys the hash that stands for an
+	// unknown login name in the audit log and the lockout store; empty: a
+	// random key per start (lockouts of unknown names are then per process).
+	LoginNameKey string
 
 	Store    string // "redis" or "bolt"
 	BoltPath string
@@ -58,6 +67,8 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TLSKey, "tls-key", env.String("TLS_KEY", ""), "TLS private key file (PEM)")
 	fs.BoolVar(&c.BehindTLS, "behind-tls", env.Bool("BEHIND_TLS", false), "a TLS proxy terminates HTTPS in front of the gateway")
 	fs.StringVar(&c.ProxyHeader, "proxy-header", env.String("PROXY_HEADER", ""), "header with the client IP set by a trusted proxy (e.g. X-Forwarded-For)")
+	fs.StringVar(&c.TrustedProxies, "trusted-proxies", env.String("TRUSTED_PROXIES", ""), "comma-separated CIDRs of the proxies allowed to set -proxy-header (required with it)")
+	fs.StringVar(&c.LoginNameKey, "login-name-key", env.String("LOGIN_NAME_KEY", ""), "key (env:NAME or file:PATH, >= 32 bytes) of the hash that replaces unknown login names in the audit log and lockout store; same on every replica; empty: random per start")
 	c.StoreFlags(fs)
 	fs.StringVar(&c.KeyServiceURL, "keyservice-url", env.String("KEYSERVICE_URL", "https://127.0.0.1:8443"), "key service base URL")
 	fs.StringVar(&c.KeyServiceCA, "keyservice-ca", env.String("KEYSERVICE_CA", ""), "CA file for the key service's TLS certificate")
@@ -128,9 +139,32 @@ func (c *Config) Validate() error {
 		return errors.New("config: jwks-refresh must be 1s-10m")
 	case c.AuditPath == "":
 		return errors.New("config: audit-log is empty")
+	case secret.Validate(c.LoginNameKey) != nil:
+		return errors.New("config: login-name-key must be env:NAME or file:PATH")
+	}
+	if _, err := c.ClientIP(); err != nil {
+		return err
 	}
 	c.PublicURL = strings.TrimSuffix(c.PublicURL, "/")
 	return c.ValidateStore()
+}
+
+// ClientIP builds the client-address resolver: the proxy header is read
+// only from the trusted proxies, and a header without any is refused, since
+// every client could then pick the address its limits are counted under.
+func (c *Config) ClientIP() (*clientip.Resolver, error) {
+	trusted, err := clientip.ParseTrusted(c.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("config: trusted-proxies: %w", err)
+	}
+	if c.ProxyHeader == "" && len(trusted) > 0 {
+		return nil, errors.New("config: trusted-proxies needs proxy-header")
+	}
+	r, err := clientip.New(c.ProxyHeader, trusted)
+	if err != nil {
+		return nil, errors.New("config: proxy-header needs trusted-proxies (the CIDRs of the proxies that set it)")
+	}
+	return r, nil
 }
 
 // TLS reports whether browsers reach the gateway over HTTPS.

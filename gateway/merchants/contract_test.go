@@ -68,6 +68,9 @@ func runStoreContract(t *testing.T, newStore func(t *testing.T, now func() time.
 			"400/control-name": {"Shop\x00Ltd", nil},
 			"400/origin-path":  {"Shop", []string{"https://shop.example/pay"}},
 			"400/origin-ftp":   {"Shop", []string{"ftp://shop.example"}},
+			"400/origin-http":  {"Shop", []string{"http://shop.example"}},
+			"400/pan-name":     {"Shop 4242 4242 4242 4242", nil},
+			"400/bidi-name":    {"Shop\u202eLtd", nil},
 		} {
 			if _, _, err := s.Create(ctx, c.name, c.origins); !errors.Is(err, ErrInvalid) {
 				t.Errorf("%s: %v", name, err)

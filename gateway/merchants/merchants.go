@@ -24,6 +24,7 @@ import (
 	"github.com/blindgate/blindgate/internal/randid"
 
 	"github.com/blindgate/blindgate/gateway/sessions"
+	"github.com/blindgate/blindgate/internal/panshape"
 )
 
 // Sentinel errors; the HTTP layer maps them with errors.Is. None carries a key.
@@ -150,9 +151,12 @@ func normName(name string) (string, error) {
 		return "", fmt.Errorf("%w: name must be 1 to %d characters", ErrInvalid, maxNameLen)
 	}
 	for _, r := range name {
-		if unicode.IsControl(r) {
-			return "", fmt.Errorf("%w: name has control characters", ErrInvalid)
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+			return "", fmt.Errorf("%w: name has control or format characters", ErrInvalid)
 		}
+	}
+	if panshape.Contains(name) {
+		return "", fmt.Errorf("%w: name must not look like a card number", ErrInvalid)
 	}
 	return name, nil
 }

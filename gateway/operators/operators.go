@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/blindgate/blindgate/internal/panshape"
 )
 
 // Sentinel errors. The HTTP layer maps them with errors.Is; none of their
@@ -187,6 +189,10 @@ func NormalizeUsername(s string) (string, error) {
 		default:
 			return "", fmt.Errorf("%w: username may only hold a-z 0-9 . _ @ -", ErrInvalid)
 		}
+	}
+	if panshape.Contains(u) {
+		// It would be stored and audited as a name.
+		return "", fmt.Errorf("%w: username must not look like a card number", ErrInvalid)
 	}
 	return u, nil
 }

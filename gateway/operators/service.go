@@ -2,6 +2,10 @@ package operators
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -32,6 +36,12 @@ type Config struct {
 	Now             func() time.Time // for Create and ConfirmTOTP; time.Now
 	Revoker         SessionRevoker   // optional
 	Logger          *slog.Logger     // slog.Default()
+	// NameKey keys the hash that stands for a login name no operator has, in
+	// the lockout store and the audit trail: a name typed wrong may be a
+	// password or a card number, so it is never stored as typed. Replicas
+	// must share it for one lockout counter per unknown name; nil: a random
+	// key for this process.
+	NameKey []byte
 }
 
 // Validate fills defaults and names the first bad field.
@@ -74,6 +84,13 @@ func (c *Config) Validate() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.NameKey == nil {
+		c.NameKey = make([]byte, 32)
+		_, _ = rand.Read(c.NameKey) // never fails (crypto/rand since Go 1.24)
+	}
+	if len(c.NameKey) < 32 {
+		return errors.New("operators: config NameKey must be at least 32 bytes")
 	}
 	return nil
 }
@@ -189,16 +206,20 @@ const maxPasswordBytes = 4 * MaxPasswordLen
 // Authenticate checks a login at now.
 //
 // Order matters:
-//  1. A locked username is refused (*LockedError) before any hashing.
+//  1. A locked username is refused (*LockedError) before any hashing. The
+//     lockout record of a name no operator has is kept under NameTag, never
+//     under the name as typed (it may be a password).
 //  2. The password is verified in constant time; an unknown username is
 //     verified against a dummy hash, so both cost the same and both answer
 //     ErrBadCredentials.
 //  3. A failure is counted atomically in the store; the one that reaches
 //     MaxFailures returns *LockedError and ends the operator's sessions.
-//  4. Only after a correct password: ErrDisabled, then, when TOTP is enabled,
-//     ErrMFARequired for a missing code, or ErrBadCredentials (counted) for a
-//     wrong or already used code.
-//  5. Success resets the failure counter and records the TOTP step used.
+//  4. With TOTP enabled, a missing code is a counted failure whatever the
+//     password, with the same answer as a wrong password: otherwise a
+//     password could be tested without a code and without limit.
+//  5. Only after a correct password and code: ErrDisabled, then a wrong or
+//     already used code is ErrBadCredentials (counted).
+//  6. Success resets the failure counter and records the TOTP step used.
 func (s *Service) Authenticate(ctx context.Context, username, password, totpCode string, now time.Time) (Operator, error) {
 	u, err := NormalizeUsername(username)
 	if err != nil {
@@ -208,7 +229,16 @@ func (s *Service) Authenticate(ctx context.Context, username, password, totpCode
 		}
 		return Operator{}, ErrBadCredentials
 	}
-	l, err := s.store.Lockout(ctx, u)
+	op, err := s.store.GetByUsername(ctx, u)
+	found := err == nil
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return Operator{}, err
+	}
+	key := u
+	if !found {
+		key = s.NameTag(u)
+	}
+	l, err := s.store.Lockout(ctx, key)
 	if err != nil {
 		return Operator{}, err
 	}
@@ -216,11 +246,6 @@ func (s *Service) Authenticate(ctx context.Context, username, password, totpCode
 		return Operator{}, &LockedError{Until: l.LockedUntil}
 	}
 
-	op, err := s.store.GetByUsername(ctx, u)
-	found := err == nil
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		return Operator{}, err
-	}
 	phc := s.dummyHash
 	if found && len(password) <= maxPasswordBytes {
 		phc = op.PasswordHash
@@ -230,7 +255,10 @@ func (s *Service) Authenticate(ctx context.Context, username, password, totpCode
 		return Operator{}, err
 	}
 	if !found || !ok || len(password) > maxPasswordBytes {
-		return s.fail(ctx, u, op, found, now)
+		return s.fail(ctx, key, op, found, now)
+	}
+	if op.TOTPEnabled && strings.TrimSpace(totpCode) == "" {
+		return s.fail(ctx, key, op, found, now)
 	}
 	if op.Disabled {
 		return Operator{}, ErrDisabled
@@ -246,12 +274,9 @@ func (s *Service) Authenticate(ctx context.Context, username, password, totpCode
 	}
 	var step int64
 	if op.TOTPEnabled {
-		if strings.TrimSpace(totpCode) == "" {
-			return Operator{}, ErrMFARequired
-		}
 		var good bool
 		if step, good = matchTOTP(op.TOTPSecret, totpCode, now); !good {
-			return s.fail(ctx, u, op, found, now)
+			return s.fail(ctx, key, op, found, now)
 		}
 	}
 	if op.TOTPEnabled || newHash != "" {
@@ -271,7 +296,7 @@ func (s *Service) Authenticate(ctx context.Context, username, password, totpCode
 			return nil
 		})
 		if errors.Is(err, errReused) {
-			return s.fail(ctx, u, op, found, now)
+			return s.fail(ctx, key, op, found, now)
 		}
 		if err != nil {
 			return Operator{}, err
@@ -287,10 +312,37 @@ func (s *Service) Authenticate(ctx context.Context, username, password, totpCode
 	return op, nil
 }
 
-// fail counts a failed login and answers ErrBadCredentials, or *LockedError
-// when this failure locks the username.
-func (s *Service) fail(ctx context.Context, username string, op Operator, found bool, now time.Time) (Operator, error) {
-	l, err := s.store.RecordFailure(ctx, username, now, s.policy)
+// NameTag stands for a login name in the lockout store and the audit trail
+// when no operator has it: a keyed hash, enough to see repeated attempts on
+// one name, useless for reading back what was typed. The "h:" prefix cannot
+// occur in a username, so a tag never meets a real name's record.
+func (s *Service) NameTag(name string) string {
+	m := hmac.New(sha256.New, s.cfg.NameKey)
+	m.Write([]byte(name))
+	return "h:" + hex.EncodeToString(m.Sum(nil)[:16])
+}
+
+// LoginActor names who attempted a failed login, for the audit trail: the
+// operator id when the name is an operator's, else the name's NameTag.
+func (s *Service) LoginActor(ctx context.Context, username string) (string, error) {
+	u, err := NormalizeUsername(username)
+	if err != nil {
+		return s.NameTag(strings.TrimSpace(username)), nil
+	}
+	op, err := s.store.GetByUsername(ctx, u)
+	switch {
+	case err == nil:
+		return op.ID, nil
+	case errors.Is(err, ErrNotFound):
+		return s.NameTag(u), nil
+	}
+	return "", err
+}
+
+// fail counts a failed login under the lockout key and answers
+// ErrBadCredentials, or *LockedError when this failure locks it.
+func (s *Service) fail(ctx context.Context, key string, op Operator, found bool, now time.Time) (Operator, error) {
+	l, err := s.store.RecordFailure(ctx, key, now, s.policy)
 	if err != nil {
 		return Operator{}, err // fail closed: no counter, no login
 	}

@@ -254,6 +254,42 @@ func TestLockout(t *testing.T) {
 				}
 			}
 		})
+		t.Run("locked/unknown-name-stored-only-as-keyed-hash", func(t *testing.T) {
+			f := newTestService(t, s)
+			typed := "hunter2-my-password"
+			if _, err := f.svc.Authenticate(ctx, typed, wrong, "", t0); err != ErrBadCredentials {
+				t.Fatal(err)
+			}
+			if l, err := s.Lockout(ctx, typed); err != nil || l.Failures != 0 {
+				t.Fatalf("lockout kept under the typed name: %+v %v", l, err)
+			}
+			tag := f.svc.NameTag(typed)
+			if l, err := s.Lockout(ctx, tag); err != nil || l.Failures != 1 {
+				t.Fatalf("lockout under %s: %+v %v", tag, l, err)
+			}
+			if strings.Contains(tag, typed) {
+				t.Fatal("tag holds the name")
+			}
+			if actor, err := f.svc.LoginActor(ctx, typed); err != nil || actor != tag {
+				t.Fatalf("LoginActor = %q, %v; want %q", actor, err, tag)
+			}
+		})
+		t.Run("locked/right-password-without-code-counts", func(t *testing.T) {
+			f := newTestService(t, s)
+			op := f.mustCreate(t, "lock5", RoleViewer, "")
+			f.enrol(t, op)
+			if actor, err := f.svc.LoginActor(ctx, "LOCK5"); err != nil || actor != op.ID {
+				t.Fatalf("LoginActor of a known name = %q, %v", actor, err)
+			}
+			for i := 1; i <= 10; i++ {
+				// A right password with no code answers like a wrong one and
+				// counts, so it cannot be used to test passwords.
+				_, errRight := f.svc.Authenticate(ctx, "lock5", goodPW, "", t0.Add(time.Minute))
+				if want := i == 10; errors.Is(errRight, ErrLocked) != want || (!want && errRight != ErrBadCredentials) {
+					t.Fatalf("attempt %d: %v", i, errRight)
+				}
+			}
+		})
 		t.Run("200/unlock-by-admin", func(t *testing.T) {
 			f := newTestService(t, s)
 			op := f.mustCreate(t, "lock3", RoleViewer, "")
@@ -388,7 +424,8 @@ func TestTOTPLogin(t *testing.T) {
 			{name: "401/skew-plus-2-steps", codeAt: 60 * time.Second, want: ErrBadCredentials},
 			{name: "401/not-digits", raw: "abcdef", want: ErrBadCredentials},
 			{name: "401/too-short", raw: "12345", want: ErrBadCredentials},
-			{name: "mfa/missing-code", raw: " ", want: ErrMFARequired},
+			// Same answer as a wrong password, and counted (next test).
+			{name: "401/missing-code", raw: " ", want: ErrBadCredentials},
 			{name: "401/code-used-to-confirm", codeAt: -10 * time.Minute, want: ErrBadCredentials, loginNow: t0},
 		} {
 			t.Run(tc.name, func(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/blindgate/blindgate/checkout"
+	"github.com/blindgate/blindgate/internal/panshape"
 	"github.com/blindgate/blindgate/internal/randid"
 )
 
@@ -319,9 +321,14 @@ func ValidateOrigin(s string) (string, error) {
 	if u.Path != "" && u.Path != "/" {
 		return bad("must not have a path")
 	}
-	_, host, err := normHostPort(u.Host, scheme)
+	name, host, err := normHostPort(u.Host, scheme)
 	if err != nil {
 		return bad(err.Error())
+	}
+	if scheme == "http" && !loopback(name) {
+		// Over plain HTTP anyone on the path could rewrite the merchant's
+		// page and receive the token; only a developer's own machine may.
+		return bad("must be https (http only for localhost, 127.0.0.0/8 and [::1])")
 	}
 	return scheme + "://" + host, nil
 }
@@ -391,14 +398,20 @@ func validHostname(h string) bool {
 	return true
 }
 
-// loopback hosts may use plain http (local development).
+// loopback reports whether host names this machine: localhost,
+// 127.0.0.0/8 or [::1] (an IPv6 host comes in brackets; an IPv4-mapped one
+// is not accepted, it is no address a browser would show as loopback).
 func loopback(host string) bool {
-	return host == "localhost" || host == "127.0.0.1" || host == "[::1]"
+	if host == "localhost" || host == "[::1]" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Is4() && a.IsLoopback()
 }
 
 // ValidateReturnURL checks where the shopper is sent after checkout and
-// returns it normalised. It must be https (http only for localhost and
-// 127.0.0.1), carry no user info, and its origin must be one of the session's
+// returns it normalised. It must be https (http only for loopback hosts),
+// hold no card number, carry no user info, and its origin must be one of the session's
 // allowed origins: otherwise the hosted page would be an open redirect that
 // lends our domain to phishing.
 func ValidateReturnURL(raw string, allowedOrigins []string) (string, error) {
@@ -412,6 +425,10 @@ func ValidateReturnURL(raw string, allowedOrigins []string) (string, error) {
 		if raw[i] <= ' ' || raw[i] >= 0x7f || raw[i] == '\\' {
 			return bad("has spaces, backslashes, control or non-ASCII characters")
 		}
+	}
+	if panshape.Contains(raw) {
+		// It is stored with the session and put in the page.
+		return bad("must not hold a card number")
 	}
 	u, err := url.Parse(raw)
 	if err != nil {

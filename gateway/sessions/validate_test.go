@@ -13,7 +13,8 @@ func TestValidateOrigin(t *testing.T) {
 		"HTTPS://Shop.EXAMPLE":           "https://shop.example",
 		"https://shop.example/":          "https://shop.example",
 		"https://shop.example:443":       "https://shop.example",
-		"http://shop.example:80":         "http://shop.example",
+		"http://localhost:80":            "http://localhost",
+		"http://127.1.2.3":               "http://127.1.2.3",
 		"https://shop.example:8443":      "https://shop.example:8443",
 		"http://localhost:3000":          "http://localhost:3000",
 		"http://127.0.0.1:8080":          "http://127.0.0.1:8080",
@@ -53,6 +54,13 @@ func TestValidateOrigin(t *testing.T) {
 		"400/bare-ipv6":    "https://::1",
 		"400/no-host":      "https://",
 		"400/opaque":       "https:shop.example",
+		// Plain HTTP only for this machine: anyone on the path could
+		// rewrite another origin's page and take the token.
+		"400/http-remote-host":         "http://shop.example",
+		"400/http-remote-ip":           "http://192.0.2.1:8080",
+		"400/http-localhost-lookalike": "http://localhost.evil.example",
+		"400/http-ipv6-not-loopback":   "http://[2001:db8::1]",
+		"400/http-mapped-loopback":     "http://[::ffff:127.0.0.1]",
 	}
 	for name, in := range bad {
 		if got, err := ValidateOrigin(in); !errors.Is(err, ErrInvalid) {
@@ -85,6 +93,7 @@ func TestValidateReturnURL(t *testing.T) {
 		"400/http-for-https":     "http://shop.example/thanks",
 		"400/localhost-no-port":  "http://localhost/done",
 		"400/relative":           "/thanks",
+		"400/card-number":        "https://shop.example/thanks?c=4242424242424242",
 		"400/scheme-relative":    "//shop.example/thanks",
 		"400/javascript":         "javascript:alert(document.domain)",
 		"400/data":               "data:text/html,hi",

@@ -27,6 +27,7 @@ import (
 	"github.com/blindgate/blindgate/gateway/websession"
 	"github.com/blindgate/blindgate/internal/apierr"
 	"github.com/blindgate/blindgate/internal/audit"
+	"github.com/blindgate/blindgate/internal/panshape"
 	"github.com/blindgate/blindgate/internal/ratelimit"
 )
 
@@ -111,11 +112,41 @@ func (s *Server) bo(h fiber.Handler) fiber.Handler {
 		// masked card data, audit lines, and above all a revealed number.
 		c.Set(fiber.HeaderCacheControl, "no-store")
 		c.Set(fiber.HeaderPragma, "no-cache")
+		if formHasPAN(c) {
+			return s.boError(c, apierr.PANInText)
+		}
 		if err := h(c); err != nil {
 			return s.boError(c, err)
 		}
 		return nil
 	}
+}
+
+// secretFields are the form fields never written anywhere, and so exempt
+// from the card-number check (a password may be all digits).
+var secretFields = map[string]bool{"password": true, "code": true, csrfField: true}
+
+// formHasPAN reports whether any query or form field other than a secret
+// one looks like a card number. Every back-office text (login name, search
+// boxes, audit filter, reveal reason) may reach the audit trail, a store or
+// the page, so a card number typed into one is refused before any handler.
+func formHasPAN(c *fiber.Ctx) bool {
+	found := false
+	check := func(k, v []byte) {
+		if !found && !secretFields[string(k)] && panshape.Contains(string(v)) {
+			found = true
+		}
+	}
+	c.Context().QueryArgs().VisitAll(check)
+	c.Context().PostArgs().VisitAll(check)
+	if mf, err := c.Context().MultipartForm(); err == nil {
+		for k, vs := range mf.Value {
+			for _, v := range vs {
+				check([]byte(k), []byte(v))
+			}
+		}
+	}
+	return found
 }
 
 func (s *Server) now() time.Time { return s.deps.Config.Now() }
@@ -197,7 +228,7 @@ func (s *Server) authed(h func(*fiber.Ctx, *boActor) error) fiber.Handler {
 			return errLoginRequired{}
 		}
 		if c.Method() != fiber.MethodGet && c.Method() != fiber.MethodHead {
-			if !sameSiteRequest(c) || !sess.CheckCSRF(c.FormValue(csrfField)) {
+			if !sameSiteRequest(c) || !sess.CheckCSRF(csrfToken(c)) {
 				return apierr.CSRFFailed
 			}
 		}
@@ -228,12 +259,31 @@ func sameSiteRequest(c *fiber.Ctx) bool {
 	return false
 }
 
+// csrfHeader carries the CSRF token of a script's request.
+const csrfHeader = "X-CSRF-Token"
+
+// csrfToken reads the CSRF token from the form body or the header, never
+// from the query string: a URL is logged by proxies, kept in history and
+// sent in links, so a token there would leak and could be replayed.
+func csrfToken(c *fiber.Ctx) string {
+	if h := c.Get(csrfHeader); h != "" {
+		return h
+	}
+	if v := c.Context().PostArgs().Peek(csrfField); v != nil {
+		return string(v)
+	}
+	if mf, err := c.Context().MultipartForm(); err == nil && len(mf.Value[csrfField]) > 0 {
+		return mf.Value[csrfField][0]
+	}
+	return ""
+}
+
 // checkLoginCSRF is the double-submit check of the login form, which has no
 // session yet: the hidden field must equal the HttpOnly, SameSite=Strict
 // pre-session cookie set when the form was served.
 func (s *Server) checkLoginCSRF(c *fiber.Ctx) bool {
 	ck := c.Cookies(s.loginCookieName())
-	f := c.FormValue(csrfField)
+	f := csrfToken(c)
 	if !sameSiteRequest(c) || len(ck) != 43 || len(f) != 43 {
 		return false
 	}
@@ -248,7 +298,7 @@ func (s *Server) boAudit(c *fiber.Ctx, e audit.Event) error {
 		return nil
 	}
 	if e.Origin == "" {
-		e.Origin = strings.Clone(c.IP())
+		e.Origin = s.clientIP(c)
 	}
 	if _, err := s.deps.Audit.Append(c.UserContext(), e); err != nil {
 		s.deps.Log.Error("backoffice: gateway audit append failed", "event", e.Event, "err", err)
@@ -269,7 +319,7 @@ func (s *Server) allowLogin(c *fiber.Ctx) error {
 	if s.deps.Limiter == nil {
 		return nil
 	}
-	res, err := s.deps.Limiter.Allow(c.UserContext(), "bo-login:"+c.IP(), loginLimit())
+	res, err := s.deps.Limiter.Allow(c.UserContext(), "bo-login:"+s.clientIP(c), loginLimit())
 	if err != nil {
 		return apierr.Unavailable.Wrap(err)
 	}

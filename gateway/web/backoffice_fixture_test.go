@@ -30,6 +30,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/blindgate/blindgate/checkout"
+	"github.com/blindgate/blindgate/gateway/clientip"
 	"github.com/blindgate/blindgate/gateway/operators"
 	"github.com/blindgate/blindgate/gateway/tokens"
 	"github.com/blindgate/blindgate/gateway/web"
@@ -125,6 +126,7 @@ type boOpts struct {
 	hideAfter string // redefines bo_reveal_hide_seconds
 	limiter   ratelimit.Limiter
 	redis     bool // production stores (Redis) instead of bbolt
+	clientIP  *clientip.Resolver
 }
 
 // boNoLimit lets every request through, for tests that make more login
@@ -223,7 +225,7 @@ func newBoFix(t *testing.T, o boOpts) *boFix {
 		Tokens: f.toks, KeyService: ks, Operators: f.ops, WebSessions: webs,
 		Limiter: o.limiter, Audit: gwLog, Assets: assets, Pages: f.pages,
 		Log:    slog.New(slog.NewJSONHandler(f.logs, nil)),
-		Config: web.Config{PublicURL: "https://pay.example", TLS: o.tls, Now: f.clock.Now},
+		Config: web.Config{PublicURL: "https://pay.example", TLS: o.tls, Now: f.clock.Now, ClientIP: o.clientIP},
 	})
 
 	// Tokens: two of the same card at merchant A, one at merchant B.
@@ -307,12 +309,19 @@ func (f *boFix) client() *boClient {
 func (c *boClient) do(t *testing.T, method, path string, form url.Values) boResp {
 	t.Helper()
 	var body io.Reader
+	ctype := ""
 	if form != nil {
-		body = strings.NewReader(form.Encode())
+		body, ctype = strings.NewReader(form.Encode()), "application/x-www-form-urlencoded"
 	}
+	return c.doBody(t, method, path, body, ctype)
+}
+
+// doBody sends a body of any content type (multipart forms, for instance).
+func (c *boClient) doBody(t *testing.T, method, path string, body io.Reader, ctype string) boResp {
+	t.Helper()
 	req := httptest.NewRequest(method, path, body)
-	if form != nil {
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
 	}
 	for k, v := range c.header {
 		req.Header.Set(k, v)

@@ -110,16 +110,17 @@ func (s *Server) boLogin(c *fiber.Ctx) error {
 }
 
 // loginFailed audits a failed login and answers the login page again. The
-// audit names the submitted login name only when it is a well-formed one
-// (a password typed into the name field is thus usually not recorded).
+// audit names the operator by id when the name is an operator's, and any
+// other name only by its keyed hash (operators.Service.NameTag): a name
+// typed wrong is often a password.
 func (s *Server) loginFailed(c *fiber.Ctx, username string, err error) error {
-	actor := "invalid-username"
-	if u, nerr := operators.NormalizeUsername(username); nerr == nil {
-		actor = u
+	actor, aerr := s.deps.Operators.LoginActor(c.UserContext(), username)
+	if aerr != nil {
+		return apierr.Unavailable.Wrap(aerr)
 	}
-	p := boLoginPage{boBase: s.base("Log in", "", nil), Username: actor}
-	if actor == "invalid-username" {
-		p.Username = ""
+	p := boLoginPage{boBase: s.base("Log in", "", nil)}
+	if u, nerr := operators.NormalizeUsername(username); nerr == nil {
+		p.Username = u
 	}
 	p.CSRF = s.loginToken(c)
 

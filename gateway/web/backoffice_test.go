@@ -1,11 +1,13 @@
 package web_test
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/sha512"
 	"encoding/base64"
 	"errors"
 	"html"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"os"
@@ -40,7 +42,8 @@ func TestBackofficeLogin(t *testing.T) {
 		{name: "303/username-case-folded", user: " Alice ", pass: boPassword, code: func() string { return f.code(t, "alice") }, wantStatus: 303},
 		{name: "401/wrong-password", user: "alice", pass: "not the password at all", code: func() string { return f.code(t, "alice") }, wantStatus: 401, wantText: loginFailedText, wantAudit: "bad_credentials"},
 		{name: "401/unknown-user-same-message", user: "mallory", pass: boPassword, code: func() string { return "123456" }, wantStatus: 401, wantText: loginFailedText, wantAudit: "bad_credentials"},
-		{name: "401/totp-required", user: "alice", pass: boPassword, code: func() string { return "" }, wantStatus: 401, wantText: loginFailedText, wantAudit: "mfa_required"},
+		{name: "401/totp-required", user: "alice", pass: boPassword, code: func() string { return "" }, wantStatus: 401, wantText: loginFailedText, wantAudit: "bad_credentials"}, // no password oracle
+		{name: "400/pan-as-username", user: "4242 4242 4242 4242", pass: boPassword, code: func() string { return "123456" }, wantStatus: 400, wantText: "pan_in_text"},           // refused unread: not audited, not counted
 		{name: "401/wrong-totp", user: "alice", pass: boPassword, code: func() string { return "000000" }, wantStatus: 401, wantText: loginFailedText, wantAudit: "bad_credentials"},
 		{name: "403/csrf-missing", user: "alice", pass: boPassword, code: func() string { return f.code(t, "alice") }, noCSRF: true, wantStatus: 403, wantText: "csrf_failed"},
 		{name: "403/csrf-mismatch", user: "alice", pass: boPassword, code: func() string { return f.code(t, "alice") }, badCSRF: true, wantStatus: 403, wantText: "csrf_failed"},
@@ -94,6 +97,45 @@ func TestBackofficeLogin(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestBackofficeLoginNameNotStored: a name that is no operator's (often a
+// password typed in the wrong field) reaches the audit trail and the lockout
+// store only as a keyed hash; a card number is refused before either.
+func TestBackofficeLoginNameNotStored(t *testing.T) {
+	f := newBoFix(t, boOpts{noKS: true})
+	op := f.addOperator(t, "alice", operators.RoleViewer, "", true)
+	c := f.client()
+	typed := "Tr0ub4dor&3-Secret"
+	if r := c.loginWith(t, typed, "whatever password", "123456"); r.status != 401 {
+		t.Fatalf("unknown name: %d", r.status)
+	}
+	if r := c.loginWith(t, "ALICE", "wrong password here", "123456"); r.status != 401 {
+		t.Fatalf("wrong password: %d", r.status)
+	}
+	if r := c.loginWith(t, "5555-5555-5555-4444", "whatever password", "123456"); r.status != 400 || !strings.Contains(r.body, "pan_in_text") {
+		t.Fatalf("card number as name: %d", r.status)
+	}
+	raw, err := os.ReadFile(f.gwAudit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, leak := range []string{typed, strings.ToLower(typed), "5555-5555-5555-4444", "5555555555554444"} {
+		if strings.Contains(string(raw), leak) {
+			t.Errorf("gateway audit holds %q", leak)
+		}
+	}
+	evs := f.gwEvents(t, audit.Filter{Event: audit.EventLogin, Outcome: audit.OutcomeFailure})
+	if len(evs) != 2 {
+		t.Fatalf("%d failed logins audited, want 2", len(evs))
+	}
+	actors := map[string]bool{}
+	for _, e := range evs {
+		actors[e.Actor] = true
+	}
+	if !actors[op.ID] || !actors[f.ops.NameTag(strings.ToLower(typed))] && !actors[f.ops.NameTag(typed)] {
+		t.Errorf("actors %v: want alice's id and the unknown name's tag", actors)
 	}
 }
 
@@ -281,6 +323,9 @@ func TestBackofficeCSRF(t *testing.T) {
 	}{
 		{"403/logout-no-token", "/backoffice/logout", url.Values{}, false},
 		{"403/logout-wrong-token", "/backoffice/logout", url.Values{"csrf": {good + "x"}}, false},
+		// A token in the URL leaks (logs, history, Referer): only the body or a header count.
+		{"403/logout-token-in-query", "/backoffice/logout?csrf=" + url.QueryEscape(good), url.Values{}, false},
+		{"403/reveal-token-in-query", "/backoffice/tokens/" + f.tokA.ID + "/reveal?csrf=" + url.QueryEscape(good), url.Values{"reason": {"ticket 42"}}, false},
 		{"403/reveal-no-token", "/backoffice/tokens/" + f.tokA.ID + "/reveal", url.Values{"reason": {"ticket 42"}}, false},
 		{"403/reveal-other-token", "/backoffice/tokens/" + f.tokA.ID + "/reveal", url.Values{"reason": {"ticket 42"}, "csrf": {strings.Repeat("x", len(good))}}, false},
 		{"403/reveal-cross-site", "/backoffice/tokens/" + f.tokA.ID + "/reveal", url.Values{"reason": {"ticket 42"}, "csrf": {good}}, true},
@@ -307,8 +352,11 @@ func TestBackofficeCSRF(t *testing.T) {
 	if r := c.get(t, "/backoffice/tokens"); r.status != 200 {
 		t.Fatalf("session ended by a forged logout: %d", r.status)
 	}
-	// And a real logout works and ends it.
-	if r := c.post(t, "/backoffice/logout", url.Values{"csrf": {good}}); r.status != 303 {
+	// The header is accepted (scripts), and a real logout works and ends it.
+	c.header["X-CSRF-Token"] = good
+	r := c.post(t, "/backoffice/logout", url.Values{})
+	delete(c.header, "X-CSRF-Token")
+	if r.status != 303 {
 		t.Fatalf("logout: %d", r.status)
 	}
 	if r := c.get(t, "/backoffice/tokens"); r.status != 303 || !strings.HasPrefix(r.header.Get("Location"), "/backoffice/login") {
@@ -829,4 +877,55 @@ func TestBackofficePageHygiene(t *testing.T) {
 			t.Error("asset route serves outside its set")
 		}
 	})
+}
+
+// TestBackofficePANInText: a card number typed into any back-office text
+// field (search boxes, audit filter, reveal reason) is refused before it can
+// reach the audit trail, a store, the page or the key service.
+func TestBackofficePANInText(t *testing.T) {
+	f := newBoFix(t, boOpts{noKS: true})
+	f.addOperator(t, "rex", operators.RoleRevealer, "", true)
+	f.addOperator(t, "ada", operators.RoleAdmin, "", true)
+	rex, ada := f.client(), f.client()
+	rex.login(t, "rex")
+	ada.login(t, "ada")
+	const spaced = "5555 5555 5555 4444"
+	tests := []struct {
+		name string
+		do   func() boResp
+	}{
+		{"400/search-fingerprint", func() boResp { return rex.get(t, "/backoffice/tokens?fingerprint="+url.QueryEscape(spaced)) }},
+		{"400/search-dupes", func() boResp { return rex.get(t, "/backoffice/tokens?dupes=5555555555554444") }},
+		{"400/audit-actor", func() boResp { return ada.get(t, "/backoffice/audit?actor=5555-5555-5555-4444") }},
+		{"400/reveal-reason", func() boResp { return rex.reveal(t, f.tokA.ID, "customer said "+spaced) }},
+		{"400/reveal-reason-multipart", func() boResp {
+			var buf bytes.Buffer
+			mw := multipart.NewWriter(&buf)
+			_ = mw.WriteField("csrf", rex.csrf(t))
+			_ = mw.WriteField("reason", "card "+spaced)
+			_ = mw.Close()
+			return rex.doBody(t, http.MethodPost, "/backoffice/tokens/"+f.tokA.ID+"/reveal", &buf, mw.FormDataContentType())
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := tt.do()
+			if r.status != http.StatusBadRequest || !strings.Contains(r.body, "pan_in_text") {
+				t.Fatalf("status %d\n%.400s", r.status, r.body)
+			}
+			if strings.Contains(r.body, spaced) || strings.Contains(r.body, "5555555555554444") {
+				t.Error("the page echoes the card number")
+			}
+		})
+	}
+	if n, _ := f.fake.calls(); n != 0 {
+		t.Error("a reason holding a card number reached the key service")
+	}
+	raw, err := os.ReadFile(f.gwAudit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(raw), "5555") {
+		t.Error("the gateway audit holds the card number")
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/blindgate/blindgate/gateway/tokens"
 	"github.com/blindgate/blindgate/internal/apierr"
 	"github.com/blindgate/blindgate/internal/audit"
+	"github.com/blindgate/blindgate/internal/panshape"
 	"github.com/blindgate/blindgate/keyservice/client"
 )
 
@@ -272,6 +273,9 @@ func reasonProblem(r string) string {
 		if c < 0x20 || c == 0x7f {
 			return "The reason contains characters that are not allowed."
 		}
+	}
+	if panshape.Contains(r) {
+		return apierr.PANInText.Message
 	}
 	return ""
 }

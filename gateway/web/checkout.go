@@ -120,7 +120,7 @@ func (s *Server) submit(c *fiber.Ctx) error {
 	}
 	sub := ingest.Submission{
 		SessionID: strings.Clone(c.Params("session")), CardJWE: req.CardJWE, CVCJWE: req.CVCJWE,
-		ClientIP: strings.Clone(c.IP()),
+		ClientIP: s.clientIP(c),
 	}
 	t, err := s.deps.Ingest.Submit(c.UserContext(), sub)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/blindgate/blindgate/checkout"
+	"github.com/blindgate/blindgate/gateway/clientip"
 	"github.com/blindgate/blindgate/gateway/ingest"
 	"github.com/blindgate/blindgate/gateway/kek"
 	"github.com/blindgate/blindgate/gateway/merchants"
@@ -150,6 +151,7 @@ type fixtureOpt struct {
 	inspector ingest.Inspector
 	limits    *ingest.Limits
 	tls       bool
+	clientIP  *clientip.Resolver
 }
 
 func newTestServer(t *testing.T, o fixtureOpt) *gwFixture {
@@ -204,7 +206,7 @@ func newTestServer(t *testing.T, o fixtureOpt) *gwFixture {
 		Keys:       kek.New(kz.checkout, time.Second, time.Minute),
 		KeyService: kz.backoffice, Operators: f.ops, WebSessions: s.webs, Limiter: s.limiter,
 		Audit: gwAudit, Assets: assets, Pages: pages, Log: log,
-		Config: web.Config{PublicURL: "https://pay.example", TLS: o.tls, Now: func() time.Time { return *f.now }},
+		Config: web.Config{PublicURL: "https://pay.example", TLS: o.tls, Now: func() time.Time { return *f.now }, ClientIP: o.clientIP},
 	})
 	return f
 }

@@ -203,7 +203,7 @@ func (s *Server) audit(c *fiber.Ctx, e audit.Event) {
 		return
 	}
 	if e.Origin == "" {
-		e.Origin = strings.Clone(c.IP())
+		e.Origin = s.clientIP(c)
 	}
 	if _, err := s.deps.Audit.Append(c.UserContext(), e); err != nil {
 		s.deps.Log.Error("gateway audit append failed", "event", e.Event, "err", err)

@@ -9,11 +9,13 @@ import (
 	"context"
 	"html/template"
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/blindgate/blindgate/checkout"
+	"github.com/blindgate/blindgate/gateway/clientip"
 	"github.com/blindgate/blindgate/gateway/ingest"
 	"github.com/blindgate/blindgate/gateway/merchants"
 	"github.com/blindgate/blindgate/gateway/operators"
@@ -60,10 +62,10 @@ type Pinger interface {
 type Config struct {
 	PublicURL string // the gateway's external base URL, e.g. https://pay.example.com
 	TLS       bool   // served over HTTPS (directly or behind a TLS proxy): send HSTS, Secure cookies
-	// ProxyHeader names the header a trusted proxy puts the client IP in;
-	// empty means the socket's peer address is the client.
-	ProxyHeader string
-	Now         func() time.Time
+	// ClientIP picks the client address from the peer and the trusted
+	// proxies' header; nil means the socket's peer address is the client.
+	ClientIP *clientip.Resolver
+	Now      func() time.Time
 }
 
 // Deps are the gateway's collaborators.
@@ -109,7 +111,6 @@ func New(d Deps) *Server {
 		ReadTimeout:           10 * time.Second,
 		WriteTimeout:          15 * time.Second,
 		IdleTimeout:           120 * time.Second,
-		ProxyHeader:           d.Config.ProxyHeader,
 	})
 	s.routes()
 	return s
@@ -152,6 +153,22 @@ func (s *Server) routes() {
 
 	// Back office (operator login, cookies, CSRF).
 	s.backofficeRoutes(a.Group("/backoffice"))
+}
+
+// clientIP is the one answer to "who is asking" for limits and audit
+// origins. Fiber's own ProxyHeader is not used: it takes the header as the
+// client wrote it, whoever sent it.
+func (s *Server) clientIP(c *fiber.Ctx) string {
+	peer, _ := netip.AddrFromSlice(c.Context().RemoteIP())
+	r := s.deps.Config.ClientIP
+	if r == nil || r.Header() == "" {
+		return peer.Unmap().String()
+	}
+	var values []string
+	for _, v := range c.Request().Header.PeekAll(r.Header()) {
+		values = append(values, string(v))
+	}
+	return r.ClientIP(peer, values).String()
 }
 
 // baseHeaders applies to every answer; pages add their CSP on top.

@@ -17,6 +17,11 @@ var (
 	UnsealFailed     = New(http.StatusBadRequest, "unseal_failed", "The key share does not unseal the keyring.")
 	NotFound         = New(http.StatusNotFound, "not_found", "Not found.")
 	MethodNotAllowed = New(http.StatusMethodNotAllowed, "method_not_allowed", "Method not allowed.")
+	// PANInText: a card number typed into a free-text field would end up in
+	// a log or a store outside any ciphertext; such text is refused.
+	PANInText = New(http.StatusBadRequest, "pan_in_text", "A text field looks like a card number; never type a card number outside the card form.")
+	// DuplicateKey: two decoders could read the same object differently.
+	DuplicateKey = New(http.StatusBadRequest, "duplicate_key", "A JSON object repeats a key.")
 
 	// 401/403: who is asking, and may they.
 	Unauthenticated = New(http.StatusUnauthorized, "unauthenticated", "The request is not signed or the signature is not valid.")

@@ -136,6 +136,7 @@ func TestUnwrapEndpoints(t *testing.T) {
 		}},
 		{"401/unsigned", nil, "/v1/inspect", client.InspectRequest{JWE: good, Session: "cs_1"}, 401, "unauthenticated", nil},
 		{"401/unknown-client", ts.stranger, "/v1/inspect", client.InspectRequest{JWE: good, Session: "cs_1"}, 401, "unauthenticated", nil},
+		{"400/card-number-in-reason", ts.backoffic, "/v1/reveal", client.RevealRequest{JWE: good, Actor: "op_1", Reason: "card 4242 4242 4242 4242"}, 400, "pan_in_text", nil},
 		{"403/gateway-may-not-reveal", ts.gateway, "/v1/reveal", client.RevealRequest{JWE: good, Actor: "op_1", Reason: "dispute"}, 403, "forbidden", nil},
 		{"403/backoffice-may-not-inspect", ts.backoffic, "/v1/inspect", client.InspectRequest{JWE: good, Session: "cs_1"}, 403, "forbidden", nil},
 		{"400/invalid-jwe", ts.gateway, "/v1/inspect", client.InspectRequest{JWE: "a.b.c.d.e", Session: "cs_1"}, 400, "invalid_jwe", nil},

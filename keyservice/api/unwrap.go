@@ -35,6 +35,9 @@ func (s *Server) inspect(c *fiber.Ctx) error {
 func (s *Server) reveal(c *fiber.Ctx) error {
 	var req client.RevealRequest
 	if err := apierr.Bind(c.Body(), &req); err != nil {
+		if errors.Is(err, client.ErrPANInText) {
+			return apierr.PANInText.Wrap(err)
+		}
 		return err
 	}
 	r, err := s.deps.Unwrap.Reveal(c.UserContext(), s.meta(c), req.JWE, req.Actor, req.Reason, req.Token)

@@ -33,7 +33,7 @@ const (
 // required field. pan must be a JSON string of digits (no spaces: the
 // checkout strips them); exp_month must be 1-12; exp_year must have 4 digits;
 // iat (unix seconds) is required; name is optional (null = absent), at most
-// MaxNameLength bytes, without control characters.
+// MaxNameLength bytes, without control or format (Cf) characters.
 //
 // Length, Luhn, brand and expiry are Validate's job. Errors wrap ErrMalformed
 // (a non-digit pan also matches ErrDigits) and never contain the PAN, the
@@ -85,6 +85,12 @@ func checkName(name string) error {
 		// or headers wherever the name travels next.
 		if unicode.IsControl(r) || r == utf8.RuneError {
 			return fmt.Errorf("%w: name contains a control character", ErrMalformed)
+		}
+		// Format characters (Cf: bidi overrides such as U+202E, zero-width
+		// ones) make a name display as something else than it is, in the
+		// back office or on a statement.
+		if unicode.Is(unicode.Cf, r) {
+			return fmt.Errorf("%w: name contains a format character", ErrMalformed)
 		}
 	}
 	return nil

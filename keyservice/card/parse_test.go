@@ -68,6 +68,10 @@ func TestParsePlaintext(t *testing.T) {
 		{"422/malformed/name-number", `{"pan":"4242424242424242","exp_month":12,"exp_year":2030,"name":5,"iat":1700000000}`, Card{}, ErrMalformed},
 		{"422/malformed/name-too-long", `{"pan":"4242424242424242","exp_month":12,"exp_year":2030,"name":"` + strings.Repeat("a", MaxNameLength+1) + `","iat":1700000000}`, Card{}, ErrMalformed},
 		{"422/malformed/name-control", `{"pan":"4242424242424242","exp_month":12,"exp_year":2030,"name":"Jane\nINFO forged","iat":1700000000}`, Card{}, ErrMalformed},
+		{"422/malformed/name-bidi-override", `{"pan":"4242424242424242","exp_month":12,"exp_year":2030,"name":"Jane \u202eeoD","iat":1700000000}`, Card{}, ErrMalformed},
+		{"422/malformed/name-bidi-isolate", `{"pan":"4242424242424242","exp_month":12,"exp_year":2030,"name":"Jane \u2066Doe\u2069","iat":1700000000}`, Card{}, ErrMalformed},
+		{"422/malformed/name-zero-width", `{"pan":"4242424242424242","exp_month":12,"exp_year":2030,"name":"Ja\u200bne","iat":1700000000}`, Card{}, ErrMalformed},
+		{"422/malformed/name-c1-control", `{"pan":"4242424242424242","exp_month":12,"exp_year":2030,"name":"Jane\u0085Doe","iat":1700000000}`, Card{}, ErrMalformed},
 		{"422/malformed/too-large", `{"pan":"4242424242424242","exp_month":12,"exp_year":2030,"iat":1700000000,"x":"` + strings.Repeat("a", MaxPlaintextSize) + `"}`, Card{}, ErrMalformed},
 		{"422/malformed/bom", "\ufeff" + `{"pan":"4242424242424242","exp_month":12,"exp_year":2030,"iat":1700000000}`, Card{}, ErrMalformed},
 	}

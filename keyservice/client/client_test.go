@@ -320,6 +320,13 @@ func TestClientValidatesBeforeSending(t *testing.T) {
 			_, err := c.Reveal(ctx, client.RevealRequest{JWE: "x", Actor: "a", Reason: "no"})
 			return err
 		},
+		"reveal/card-number-in-reason": func() error {
+			_, err := c.Reveal(ctx, client.RevealRequest{JWE: "x", Actor: "a", Reason: "card 4242-4242-4242-4242 disputed"})
+			if !errors.Is(err, client.ErrPANInText) {
+				return fmt.Errorf("want ErrPANInText: %w", err)
+			}
+			return err
+		},
 		"reveal/no-actor": func() error { _, err := c.Reveal(ctx, client.RevealRequest{JWE: "x", Reason: "because"}); return err },
 		"audit/limit":     func() error { _, err := c.AuditQuery(ctx, client.AuditQueryRequest{Limit: -1}); return err },
 		"audit/outcome":   func() error { _, err := c.AuditQuery(ctx, client.AuditQueryRequest{Outcome: "maybe"}); return err },

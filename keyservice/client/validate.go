@@ -7,11 +7,16 @@ import (
 
 	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/internal/jose"
+	"github.com/blindgate/blindgate/internal/panshape"
 )
 
 // ErrInvalidRequest: a request fails its Validate. The message names the
 // field, never its value.
 var ErrInvalidRequest = errors.New("keyservice client: invalid request")
+
+// ErrPANInText: a reason holds what looks like a card number, which the
+// audit trail would keep forever. It matches ErrInvalidRequest too.
+var ErrPANInText = fmt.Errorf("%w: reason looks like a card number", ErrInvalidRequest)
 
 // Field limits shared by the client (fail before sending) and the key
 // service (bind then Validate).
@@ -75,6 +80,9 @@ func (r RevealRequest) Validate() error {
 		if c < 0x20 || c == 0x7f {
 			return invalid("reason")
 		}
+	}
+	if panshape.Contains(r.Reason) {
+		return ErrPANInText
 	}
 	return checkID("token", r.Token, false)
 }

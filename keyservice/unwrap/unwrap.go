@@ -22,6 +22,7 @@ import (
 
 	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/internal/jose"
+	"github.com/blindgate/blindgate/internal/panshape"
 	"github.com/blindgate/blindgate/internal/ratelimit"
 	"github.com/blindgate/blindgate/keyservice/card"
 	"github.com/blindgate/blindgate/keyservice/keyring"
@@ -207,6 +208,11 @@ func (s *Service) Reveal(ctx context.Context, m Meta, jwe, actor, reason, resour
 	if actor == "" || len(actor) > 128 || len(reason) < 4 || len(reason) > 500 {
 		err := fmt.Errorf("%w: actor and a reason of 4-500 characters are required", ErrInvalidRequest)
 		return Revealed{}, s.denied(ctx, ev, err)
+	}
+	if panshape.Contains(reason) {
+		// The trail keeps what it is given: record the refusal, not the text.
+		ev.Reason = ""
+		return Revealed{}, s.denied(ctx, ev, fmt.Errorf("%w: reason looks like a card number", ErrInvalidRequest))
 	}
 	if err := s.revealLimits(ctx, m.Client, actor, ev); err != nil {
 		return Revealed{}, s.denied(ctx, ev, err)

@@ -202,6 +202,7 @@ func TestRevealValidation(t *testing.T) {
 		{"400/no-actor", "", "a good reason"},
 		{"400/no-reason", "op_1", ""},
 		{"400/long-reason", "op_1", strings.Repeat("x", 501)},
+		{"400/card-number-in-reason", "op_1", "typed 4242 4242 4242 4242 here"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -213,6 +214,9 @@ func TestRevealValidation(t *testing.T) {
 	for _, e := range f.events(t) {
 		if e.Event != audit.EventRevealDenied || e.Outcome != audit.OutcomeDenied {
 			t.Fatalf("refused reveal recorded as %+v", e)
+		}
+		if strings.Contains(e.Reason, "4242") {
+			t.Fatalf("the audit trail holds the card number: %+v", e)
 		}
 	}
 }

@@ -1,0 +1,46 @@
+package apierr
+
+import (
+	"errors"
+	"testing"
+)
+
+type bindReq struct {
+	A     string         `json:"a"`
+	Inner map[string]any `json:"inner"`
+	List  []any          `json:"list"`
+}
+
+func (bindReq) Validate() error { return nil }
+
+func TestBindDuplicateKeys(t *testing.T) {
+	tests := []struct {
+		name, body, code string
+	}{
+		{"200/plain", `{"a":"x","inner":{"a":1,"b":{"a":2}},"list":[{"a":1},{"a":2}]}`, ""},
+		{"200/same-key-in-sibling-objects", `{"list":[{"k":1},{"k":1}],"inner":{"k":{"k":1}}}`, ""},
+		{"400/top-level", `{"a":"x","a":"y"}`, "duplicate_key"},
+		{"400/nested", `{"inner":{"b":1,"c":[1,{}],"b":2}}`, "duplicate_key"},
+		{"400/in-array", `{"list":[{"x":1},{"x":1,"x":2}]}`, "duplicate_key"},
+		{"400/deep", `{"inner":{"p":{"q":{"r":1,"r":1}}}}`, "duplicate_key"},
+		{"400/escaped-equal", `{"a":"x","\u0061":"y"}`, "duplicate_key"},
+		{"400/case-folded", `{"a":"x","A":"y"}`, "duplicate_key"},
+		{"400/broken", `{"a":`, "bad_request"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var r bindReq
+			err := Bind([]byte(tt.body), &r)
+			if tt.code == "" {
+				if err != nil {
+					t.Fatalf("Bind: %v", err)
+				}
+				return
+			}
+			var ae *Error
+			if !errors.As(err, &ae) || ae.Code != tt.code {
+				t.Fatalf("Bind = %v, want code %s", err, tt.code)
+			}
+		})
+	}
+}
