@@ -134,7 +134,9 @@ func (svc *Service) Submit(ctx context.Context, sub Submission) (tokens.Token, e
 	if err := svc.allow(ctx, svc.limits.PerSession, sess.ID); err != nil {
 		return tokens.Token{}, err
 	}
-	m, err := svc.inspector.Inspect(ctx, client.InspectRequest{JWE: sub.CardJWE, Session: sess.ID})
+	// The key service validates the CVC ciphertext with the card; it is
+	// stored below only once inspect has accepted both.
+	m, err := svc.inspector.Inspect(ctx, client.InspectRequest{JWE: sub.CardJWE, Session: sess.ID, Merchant: sess.MerchantID, CVCJWE: sub.CVCJWE})
 	if err != nil {
 		return tokens.Token{}, fmt.Errorf("ingest: inspect: %w", err)
 	}

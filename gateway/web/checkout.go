@@ -218,6 +218,9 @@ func passThrough(e *client.Error) bool {
 	switch e.Status {
 	case http.StatusUnprocessableEntity:
 		return true
+	case http.StatusTooManyRequests:
+		// The enumeration guard's refusal is about this card, not our load.
+		return e.Code == apierr.CardEnumeration.Code
 	case http.StatusBadRequest:
 		return e.Code == apierr.UnknownKey.Code || e.Code == apierr.InvalidJWE.Code || e.Code == apierr.UnsupportedAlg.Code || e.Code == apierr.SessionMismatch.Code
 	}
