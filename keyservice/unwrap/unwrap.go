@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/blindgate/blindgate/internal/audit"
@@ -183,7 +184,7 @@ func New(keys Keys, aud Auditor, limiter ratelimit.Limiter, log *slog.Logger, cf
 		cfg.Limits = DefaultLimits()
 	}
 	if cfg.Guard.Counter == nil {
-		cfg.Guard.Counter = guard.NewMemory(nil, 0)
+		cfg.Guard.Counter = guard.NewMemory(cfg.Now, 0)
 	}
 	if cfg.Guard.Window <= 0 {
 		cfg.Guard.Window = DefaultGuardWindow
@@ -322,7 +323,7 @@ func (s *Service) inspectVolume(ctx context.Context, m Meta, merchant string, ev
 			// Alarmed when it ran out; not refusing is the configured choice.
 		case r.Remaining == 0:
 			s.alarm(ctx, ev, "limit "+c.l.Name+" exhausted by "+c.who)
-		case lim.AlarmDailyFraction > 0 && r.Remaining == int(float64(c.l.Burst)*(1-lim.AlarmDailyFraction)):
+		case lim.AlarmDailyFraction > 0 && c.l.Burst-r.Remaining == int(math.Round(float64(c.l.Burst)*lim.AlarmDailyFraction)):
 			// Remaining falls one by one, so this fires once per crossing.
 			s.alarm(ctx, ev, fmt.Sprintf("%s used %.0f%% of %s", c.who, lim.AlarmDailyFraction*100, c.l.Name))
 		}
