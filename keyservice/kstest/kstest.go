@@ -22,6 +22,7 @@ import (
 	"github.com/blindgate/blindgate/internal/ratelimit"
 	"github.com/blindgate/blindgate/keyservice/api"
 	"github.com/blindgate/blindgate/keyservice/client"
+	"github.com/blindgate/blindgate/keyservice/guard"
 	"github.com/blindgate/blindgate/keyservice/keyring"
 	"github.com/blindgate/blindgate/keyservice/replay"
 	"github.com/blindgate/blindgate/keyservice/seal"
@@ -57,6 +58,8 @@ type Options struct {
 	Redis api.Pinger
 	// Limits adjusts unwrap.DefaultLimits() when set.
 	Limits func(*unwrap.Limits)
+	// Guard is the enumeration guard's store; nil is in-memory.
+	Guard guard.Counter
 	// Log receives the key service's logs; nil discards them.
 	Log *slog.Logger
 	// Listen serves the API on a loopback listener (Zone.URL, Zone.Client);
@@ -134,7 +137,7 @@ func NewZone(t testing.TB, o Options) *Zone {
 	if o.Limits != nil {
 		o.Limits(&limits)
 	}
-	z.Service = unwrap.New(z.Holder, z.Audit, o.Limiter, o.Log, unwrap.Config{Limits: limits})
+	z.Service = unwrap.New(z.Holder, z.Audit, o.Limiter, o.Log, unwrap.Config{Limits: limits, Guard: unwrap.Guard{Counter: o.Guard}})
 	z.Server = api.New(api.Deps{
 		Unwrap: z.Service, Verifier: &sigauth.Verifier{Audience: Audience, Clients: z.Clients, Replay: o.Replay},
 		Seal: z.Holder, Audit: z.Audit, Trail: audit.FileTrail(z.AuditPath), Redis: o.Redis, Log: o.Log,
