@@ -307,7 +307,7 @@ func testComposeUp(t *testing.T, file string) {
 	typeCard(t, frame, c0)
 	run(t, tab, 30*time.Second, chromedp.WaitVisible(chromedp.ID("result")))
 	masked, token := text(t, tab, "masked"), text(t, tab, "token")
-	if !strings.HasPrefix(token, "tok_") || !regexp.MustCompile(`^visa `+c0.BIN+`…`+c0.Last4+` exp 12/\d{4}$`).MatchString(masked) {
+	if !strings.HasPrefix(token, "tok_") || masked != "visa •••• "+c0.Last4 {
 		t.Errorf("shop shows token %q, card %q", token, masked)
 	}
 

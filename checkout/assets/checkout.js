@@ -33,6 +33,8 @@
   "card_invalid": "srv_card_invalid",
   "card_brand_unsupported": "srv_card_invalid",
   "card_expired": "srv_card_expired",
+  "cvc_invalid": "srv_cvc_invalid",
+  "card_enumeration": "srv_card_refused",
   "card_undecryptable": "srv_stale",
   "stale_ciphertext": "srv_stale",
   "key_unknown": "srv_stale",

@@ -50,6 +50,8 @@
     "srv_unavailable": "The service is temporarily unavailable. Please try again later.",
     "srv_stale": "This page is out of date. Reload the page and try again.",
     "srv_busy": "Your payment is already being processed. Please wait a moment and try again.",
+    "srv_cvc_invalid": "The security code was not accepted. Check it and try again.",
+    "srv_card_refused": "This card cannot be used for this payment. Please use another card.",
     "srv_network": "We could not reach the server. Check your connection and try again.",
     "srv_generic": "Something went wrong. Please try again."
   },
@@ -93,6 +95,8 @@
     "srv_unavailable": "Le service est momentanément indisponible. Veuillez réessayer plus tard.",
     "srv_stale": "Cette page n’est plus à jour. Rechargez la page et réessayez.",
     "srv_busy": "Votre paiement est déjà en cours de traitement. Patientez un instant puis réessayez.",
+    "srv_cvc_invalid": "Le cryptogramme visuel n’a pas été accepté. Vérifiez-le et réessayez.",
+    "srv_card_refused": "Cette carte ne peut pas être utilisée pour ce paiement. Veuillez utiliser une autre carte.",
     "srv_network": "Impossible de joindre le serveur. Vérifiez votre connexion et réessayez.",
     "srv_generic": "Une erreur est survenue. Veuillez réessayer."
   },
@@ -136,6 +140,8 @@
     "srv_unavailable": "Der Dienst ist vorübergehend nicht verfügbar. Bitte versuchen Sie es später erneut.",
     "srv_stale": "Diese Seite ist veraltet. Laden Sie die Seite neu und versuchen Sie es erneut.",
     "srv_busy": "Ihre Zahlung wird bereits verarbeitet. Bitte warten Sie einen Moment und versuchen Sie es erneut.",
+    "srv_cvc_invalid": "Die Prüfnummer wurde nicht akzeptiert. Prüfen Sie sie und versuchen Sie es erneut.",
+    "srv_card_refused": "Diese Karte kann für diese Zahlung nicht verwendet werden. Bitte verwenden Sie eine andere Karte.",
     "srv_network": "Der Server ist nicht erreichbar. Prüfen Sie Ihre Verbindung und versuchen Sie es erneut.",
     "srv_generic": "Etwas ist schiefgelaufen. Bitte versuchen Sie es erneut."
   }

@@ -168,11 +168,12 @@ func rewrapCmd(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("rewrap", flag.ContinueOnError)
 	cfg.Flags(fs)
 	kid := fs.String("kid", "", "the old KEK version whose ciphertexts to move (see keyservice keys list)")
+	all := fs.Bool("all", false, "every token, also those under the newest KEK: refresh masked fields and fingerprints after a change of scheme")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *kid == "" {
-		return errors.New("rewrap: -kid is required")
+	if (*kid == "") == !*all {
+		return errors.New("rewrap: give -kid <old kid> or -all")
 	}
 	st, err := app.OpenStores(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
@@ -183,11 +184,19 @@ func rewrapCmd(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	res, err := rewrap.Run(ctx, st.Tokens, ks, *kid)
-	// One line, stable for scripts: skipped = changed meanwhile, failed = refused by the key service.
-	fmt.Fprintf(out, "rewrap %s: moved %d, skipped %d, failed %d\n", *kid, res.Moved, res.Skipped, res.Failed)
+	var res rewrap.Result
+	scope := *kid
+	if *all {
+		scope = "all"
+		res, err = rewrap.RunAll(ctx, st.Tokens, ks)
+	} else {
+		res, err = rewrap.Run(ctx, st.Tokens, ks, *kid)
+	}
+	// One line, stable for scripts: skipped = changed meanwhile, failed =
+	// refused by the key service; refreshed = new masked fields only.
+	fmt.Fprintf(out, "rewrap %s: moved %d, skipped %d, failed %d, refreshed %d, unchanged %d\n", scope, res.Moved, res.Skipped, res.Failed, res.Refreshed, res.Unchanged)
 	if err == nil && res.Failed > 0 {
-		err = fmt.Errorf("rewrap: the key service refused %d ciphertexts; they stay under %s", res.Failed, *kid)
+		err = fmt.Errorf("rewrap: the key service refused %d ciphertexts; they keep their old ciphertext and fields", res.Failed)
 	}
 	return err
 }

@@ -269,7 +269,7 @@ func TestServeTLSWithClientCert(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := c.Inspect(context.Background(), client.InspectRequest{JWE: string(jwe), Session: "cs_t"})
+	m, err := c.Inspect(context.Background(), client.InspectRequest{JWE: string(jwe), Session: "cs_t", Merchant: "m_1"})
 	if err != nil {
 		t.Fatal(err)
 	}

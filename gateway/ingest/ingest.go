@@ -161,7 +161,9 @@ func (svc *Service) Submit(ctx context.Context, sub Submission) (tokens.Token, e
 
 // mint runs while the submission holds the session's claim.
 func (svc *Service) mint(ctx context.Context, sess sessions.Session, sub Submission) (tokens.Token, error) {
-	m, err := svc.inspector.Inspect(ctx, client.InspectRequest{JWE: sub.CardJWE, Session: sess.ID})
+	// The key service validates the CVC ciphertext with the card; it is
+	// stored below only once inspect has accepted both.
+	m, err := svc.inspector.Inspect(ctx, client.InspectRequest{JWE: sub.CardJWE, Session: sess.ID, Merchant: sess.MerchantID, CVCJWE: sub.CVCJWE})
 	if err != nil {
 		return tokens.Token{}, fmt.Errorf("ingest: inspect: %w", err)
 	}

@@ -1,8 +1,13 @@
-// Package rewrap moves stored card ciphertexts from a retiring KEK version to
-// the newest one. The key service re-encrypts without ever returning the
-// card; the gateway swaps the ciphertext only if the token is still under the
-// old version (compare-and-set), so a concurrent or repeated job is harmless.
-// Run it after `keyservice keys rotate` and before `keyservice keys retire`.
+// Package rewrap moves stored card ciphertexts to the newest KEK and brings
+// their masked fields (brand, BIN, last 4, fingerprint) up to date. The key
+// service re-encrypts and recomputes without ever returning the card; the
+// gateway swaps the ciphertext and fields only if the token is still under
+// the version and fingerprint it read (compare-and-set), so a concurrent or
+// repeated job is harmless.
+//
+// Run it after `keyservice keys rotate` and before `keyservice keys retire`
+// (Run with the old kid), and after a change of fingerprint scheme or
+// truncation (RunAll: every token, also those already under the newest KEK).
 package rewrap
 
 import (
@@ -22,14 +27,17 @@ type Rewrapper interface {
 // Store is the part of the token store the job needs.
 type Store interface {
 	ScanByKid(ctx context.Context, kid string, fn func(tokens.Token) error) error
-	UpdateCiphertext(ctx context.Context, id, oldKid, newJWE, newKid string) error
+	ScanAll(ctx context.Context, fn func(tokens.Token) error) error
+	UpdateCiphertext(ctx context.Context, id, oldKid, oldFingerprint string, u tokens.Rewrapped) error
 }
 
 // Result counts what a run did.
 type Result struct {
-	Moved   int // ciphertexts now under the newest KEK
-	Skipped int // changed or deleted meanwhile (someone else moved them)
-	Failed  int // the key service refused; the token keeps its old ciphertext
+	Moved     int // ciphertexts now under the newest KEK
+	Refreshed int // masked fields changed, ciphertext already under the newest KEK
+	Unchanged int // already up to date
+	Skipped   int // changed or deleted meanwhile (someone else moved them)
+	Failed    int // the key service refused; the token keeps its old ciphertext and fields
 }
 
 // Run rewraps every token under oldKid. A refusal for one token is counted
@@ -37,30 +45,44 @@ type Result struct {
 // tokens left keep decrypting under the old version until it is retired).
 func Run(ctx context.Context, st Store, ks Rewrapper, oldKid string) (Result, error) {
 	var res Result
-	err := st.ScanByKid(ctx, oldKid, func(t tokens.Token) error {
-		out, err := ks.Rewrap(ctx, client.RewrapRequest{JWE: t.JWE, Token: t.ID})
-		var ce *client.Error
-		switch {
-		case errors.As(err, &ce) && ce.Status < 500 && ce.Status != 429:
-			res.Failed++
-			return nil
-		case err != nil:
-			return fmt.Errorf("rewrap %s: %w", t.ID, err)
-		}
-		if out.Kid == oldKid {
-			// Already the newest version: nothing to move.
-			res.Skipped++
-			return nil
-		}
-		switch err := st.UpdateCiphertext(ctx, t.ID, oldKid, out.JWE, out.Kid); {
-		case errors.Is(err, tokens.ErrConflict), errors.Is(err, tokens.ErrNotFound):
-			res.Skipped++
-		case err != nil:
-			return fmt.Errorf("store %s: %w", t.ID, err)
-		default:
-			res.Moved++
-		}
-		return nil
-	})
+	err := st.ScanByKid(ctx, oldKid, func(t tokens.Token) error { return one(ctx, st, ks, t, &res) })
 	return res, err
+}
+
+// RunAll does the same for every token, whatever its kid: masked fields
+// change without a key rotation (merchant-scoped fingerprints, 6+4
+// truncation), and only the key service can recompute them.
+func RunAll(ctx context.Context, st Store, ks Rewrapper) (Result, error) {
+	var res Result
+	err := st.ScanAll(ctx, func(t tokens.Token) error { return one(ctx, st, ks, t, &res) })
+	return res, err
+}
+
+func one(ctx context.Context, st Store, ks Rewrapper, t tokens.Token, res *Result) error {
+	out, err := ks.Rewrap(ctx, client.RewrapRequest{JWE: t.JWE, Merchant: t.MerchantID, Token: t.ID})
+	var ce *client.Error
+	switch {
+	case errors.As(err, &ce) && ce.Status < 500 && ce.Status != 429:
+		res.Failed++
+		return nil
+	case err != nil:
+		return fmt.Errorf("rewrap %s: %w", t.ID, err)
+	}
+	u := tokens.Rewrapped{JWE: out.JWE, Kid: out.Kid, Brand: out.Brand, BIN: out.BIN, Last4: out.Last4, Fingerprint: out.Fingerprint}
+	moved := out.Kid != t.Kid
+	if !moved && out.Brand == t.Brand && out.BIN == t.BIN && out.Last4 == t.Last4 && out.Fingerprint == t.Fingerprint {
+		res.Unchanged++
+		return nil
+	}
+	switch err := st.UpdateCiphertext(ctx, t.ID, t.Kid, t.Fingerprint, u); {
+	case errors.Is(err, tokens.ErrConflict), errors.Is(err, tokens.ErrNotFound):
+		res.Skipped++
+	case err != nil:
+		return fmt.Errorf("store %s: %w", t.ID, err)
+	case moved:
+		res.Moved++
+	default:
+		res.Refreshed++
+	}
+	return nil
 }

@@ -28,11 +28,14 @@ func (k keys) Keyring() (*keyring.Keyring, error) { return k.kr, nil }
 type inProcess struct{ svc *unwrap.Service }
 
 func (p inProcess) Rewrap(ctx context.Context, req client.RewrapRequest) (client.RewrapResponse, error) {
-	out, kid, err := p.svc.Rewrap(ctx, unwrap.Meta{Client: "gateway"}, req.JWE, req.Token)
+	if err := req.Validate(); err != nil {
+		return client.RewrapResponse{}, &client.Error{Status: 400, Code: "invalid_field"}
+	}
+	out, err := p.svc.Rewrap(ctx, unwrap.Meta{Client: "gateway"}, req.JWE, req.Merchant, req.Token)
 	if err != nil {
 		return client.RewrapResponse{}, &client.Error{Status: 422, Code: "card_undecryptable", Message: err.Error()}
 	}
-	return client.RewrapResponse{JWE: out, Kid: kid}, nil
+	return client.RewrapResponse{JWE: out.JWE, Kid: out.Kid, Brand: out.Brand, BIN: out.BIN, Last4: out.Last4, Fingerprint: out.Fingerprint}, nil
 }
 
 func TestRunMovesTokensForward(t *testing.T) {
@@ -100,5 +103,66 @@ func TestRunMovesTokensForward(t *testing.T) {
 	res, err = Run(ctx, st, inProcess{svc}, oldKid)
 	if err != nil || res.Moved != 0 || res.Failed != 1 {
 		t.Fatalf("second run %+v %v", res, err)
+	}
+}
+
+// TestRunAllRefreshesMaskedFields: tokens stored with the old scheme (BIN 8,
+// an unscoped "fp_" fingerprint) and already under the newest KEK get the
+// key service's current fields; fingerprints are per merchant.
+func TestRunAllRefreshesMaskedFields(t *testing.T) {
+	ctx := context.Background()
+	kr, err := keyring.New(keyring.DefaultAlg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	al, err := audit.Open(filepath.Join(t.TempDir(), "a.log"), audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer al.Close()
+	svc := unwrap.New(keys{kr}, al, ratelimit.NewMemory(), slog.New(slog.NewTextHandler(io.Discard, nil)), unwrap.Config{})
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "t.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	st, err := tokens.NewBolt(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := kr.PublicKeys()[0]
+	put := func(merchant string) tokens.Token {
+		pt := fmt.Sprintf(`{"pan":"4242424242424242","exp_month":1,"exp_year":2031,"name":"","iat":%d}`, time.Now().Unix())
+		jwe, err := jose.Encrypt([]byte(pt), pub.Key, pub.Kid, map[string]string{jose.HeaderSessionID: "cs_1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, _, err := st.Put(ctx, tokens.Token{MerchantID: merchant, JWE: string(jwe), Kid: pub.Kid, Brand: "visa", BIN: "42424242", Last4: "4242", ExpMonth: 1, ExpYear: 2031, Fingerprint: "fp_sameEverywhere", CreatedAt: time.Now()}, "", 0, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	a, b := put("m_aaaaaaaaaaaaaaaaaaaaaaaaaa"), put("m_bbbbbbbbbbbbbbbbbbbbbbbbbb")
+	res, err := RunAll(ctx, st, inProcess{svc})
+	if err != nil || res.Refreshed != 2 || res.Failed != 0 {
+		t.Fatalf("run all: %+v %v", res, err)
+	}
+	ga, _ := st.Lookup(ctx, a.ID)
+	gb, _ := st.Lookup(ctx, b.ID)
+	for _, g := range []tokens.Token{ga, gb} {
+		if g.BIN != "424242" || g.Last4 != "4242" || g.Kid != pub.Kid || g.JWE != a.JWE && g.JWE != b.JWE {
+			t.Fatalf("refreshed token %v", g)
+		}
+		if g.Fingerprint == "fp_sameEverywhere" || len(g.Fingerprint) < 10 || g.Fingerprint[:4] != "fpm_" {
+			t.Fatalf("fingerprint not refreshed: %s", g.Fingerprint)
+		}
+	}
+	if ga.Fingerprint == gb.Fingerprint {
+		t.Fatal("the same card at two merchants has one fingerprint")
+	}
+	// Idempotent: a second pass finds everything up to date.
+	if res, err := RunAll(ctx, st, inProcess{svc}); err != nil || res.Unchanged != 2 || res.Refreshed != 0 {
+		t.Fatalf("second run all: %+v %v", res, err)
 	}
 }

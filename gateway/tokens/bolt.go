@@ -465,14 +465,14 @@ func (b *Bolt) RunSweeper(ctx context.Context, every time.Duration) {
 }
 
 // UpdateCiphertext implements Store.
-func (b *Bolt) UpdateCiphertext(ctx context.Context, id, oldKid, newJWE, newKid string) error {
+func (b *Bolt) UpdateCiphertext(ctx context.Context, id, oldKid, oldFingerprint string, u Rewrapped) error {
 	if err := checkCtx(ctx); err != nil {
 		return err
 	}
-	if err := checkJWE(newJWE); err != nil {
+	if err := u.validate(); err != nil {
 		return err
 	}
-	if !validLabel(oldKid, 128) || !validLabel(newKid, 128) {
+	if !validLabel(oldKid, 128) {
 		return fmt.Errorf("%w: kid", ErrInvalid)
 	}
 	if !ValidID(id) {
@@ -483,19 +483,80 @@ func (b *Bolt) UpdateCiphertext(ctx context.Context, id, oldKid, newJWE, newKid 
 		if err != nil {
 			return err
 		}
-		if rec.Kid != oldKid {
-			return fmt.Errorf("%w: kid changed", ErrConflict)
+		if rec.Kid != oldKid || rec.Fingerprint != oldFingerprint {
+			return fmt.Errorf("%w: kid or fingerprint changed", ErrConflict)
 		}
 		if err := tx.Bucket(bKid).Delete(join(oldKid, id)); err != nil {
 			return err
 		}
-		rec.JWE, rec.Kid = newJWE, newKid
-		if err := tx.Bucket(bKid).Put(join(newKid, id), nil); err != nil {
+		rec.JWE, rec.Kid = u.JWE, u.Kid
+		if err := tx.Bucket(bKid).Put(join(u.Kid, id), nil); err != nil {
 			return err
+		}
+		if u.Fingerprint != "" && u.Fingerprint != rec.Fingerprint {
+			if rec.Fingerprint != "" {
+				if err := tx.Bucket(bFP).Delete(join(rec.Fingerprint, rec.MerchantID, id)); err != nil {
+					return err
+				}
+			}
+			if err := tx.Bucket(bFP).Put(join(u.Fingerprint, rec.MerchantID, id), nil); err != nil {
+				return err
+			}
+			rec.Fingerprint = u.Fingerprint
+		}
+		if u.Brand != "" {
+			rec.Brand = u.Brand
+		}
+		if u.BIN != "" {
+			rec.BIN = u.BIN
+		}
+		if u.Last4 != "" {
+			rec.Last4 = u.Last4
 		}
 		return write(tx, rec)
 	})
 	return wrap("rewrap", err)
+}
+
+// ScanAll implements Store, in batches outside any transaction as ScanByKid.
+func (b *Bolt) ScanAll(ctx context.Context, fn func(Token) error) error {
+	var after []byte
+	for {
+		if err := checkCtx(ctx); err != nil {
+			return err
+		}
+		var batch []Token
+		err := b.db.View(func(tx *bolt.Tx) error {
+			c := tx.Bucket(bRecords).Cursor()
+			k, v := c.First()
+			if after != nil {
+				k, v = c.Seek(after)
+				if k != nil && bytes.Equal(k, after) {
+					k, v = c.Next()
+				}
+			}
+			for ; k != nil && len(batch) < 100; k, v = c.Next() {
+				after = bytes.Clone(k)
+				var rec boltRecord
+				if err := json.Unmarshal(v, &rec); err != nil {
+					return fmt.Errorf("tokens: corrupt record: %w", err)
+				}
+				batch = append(batch, rec.token())
+			}
+			return nil
+		})
+		if err != nil {
+			return wrap("scan", err)
+		}
+		if len(batch) == 0 {
+			return nil
+		}
+		for _, t := range batch {
+			if err := fn(t); err != nil {
+				return fmt.Errorf("tokens: scan: %w", err)
+			}
+		}
+	}
 }
 
 // ScanByKid implements Store. It reads ids in batches and calls fn outside any

@@ -488,29 +488,65 @@ func runStoreContract(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("rewrap/compare-and-set-on-kid", func(t *testing.T) {
 		s := newStore(t)
 		tok := mustPut(t, s, sample(alice, 1))
-		if err := s.UpdateCiphertext(ctx, tok.ID, "kek-1", fakeJWE("rewrapped"), "kek-2"); err != nil {
+		fp := tok.Fingerprint
+		if err := s.UpdateCiphertext(ctx, tok.ID, "kek-1", fp, Rewrapped{JWE: fakeJWE("rewrapped"), Kid: "kek-2"}); err != nil {
 			t.Fatal(err)
 		}
 		got, err := s.Get(ctx, alice, tok.ID)
-		if err != nil || got.Kid != "kek-2" || got.JWE != fakeJWE("rewrapped") {
+		if err != nil || got.Kid != "kek-2" || got.JWE != fakeJWE("rewrapped") || got.Fingerprint != fp || got.BIN != tok.BIN {
 			t.Fatalf("after rewrap: %v %v", got, err)
 		}
 		// A stale job still thinking kek-1 must not roll it back.
-		if err := s.UpdateCiphertext(ctx, tok.ID, "kek-1", fakeJWE("stale"), "kek-1b"); !errors.Is(err, ErrConflict) {
+		if err := s.UpdateCiphertext(ctx, tok.ID, "kek-1", fp, Rewrapped{JWE: fakeJWE("stale"), Kid: "kek-1b"}); !errors.Is(err, ErrConflict) {
 			t.Fatalf("409/stale-kid: %v", err)
 		}
 		if got, _ := s.Get(ctx, alice, tok.ID); got.JWE != fakeJWE("rewrapped") {
 			t.Fatal("conflicting rewrap changed the ciphertext")
 		}
 		unknown, _ := NewID()
-		if err := s.UpdateCiphertext(ctx, unknown, "kek-1", fakeJWE("x"), "kek-2"); !errors.Is(err, ErrNotFound) {
+		if err := s.UpdateCiphertext(ctx, unknown, "kek-1", fp, Rewrapped{JWE: fakeJWE("x"), Kid: "kek-2"}); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("404/unknown: %v", err)
 		}
-		if err := s.UpdateCiphertext(ctx, tok.ID, "kek-2", "", "kek-3"); !errors.Is(err, ErrInvalid) {
-			t.Fatalf("400/empty-jwe: %v", err)
+		for name, u := range map[string]Rewrapped{
+			"empty-jwe": {Kid: "kek-3"}, "empty-kid": {JWE: fakeJWE("y")},
+			"bin-7":       {JWE: fakeJWE("y"), Kid: "kek-3", BIN: "4242424"},
+			"last4-5":     {JWE: fakeJWE("y"), Kid: "kek-3", Last4: "42424"},
+			"fingerprint": {JWE: fakeJWE("y"), Kid: "kek-3", Fingerprint: "fp:x"},
+		} {
+			if err := s.UpdateCiphertext(ctx, tok.ID, "kek-2", fp, u); !errors.Is(err, ErrInvalid) {
+				t.Fatalf("400/%s: %v", name, err)
+			}
 		}
-		if err := s.UpdateCiphertext(ctx, tok.ID, "kek-2", fakeJWE("y"), ""); !errors.Is(err, ErrInvalid) {
-			t.Fatalf("400/empty-kid: %v", err)
+	})
+
+	t.Run("rewrap/refreshes-masked-fields-and-fingerprint-index", func(t *testing.T) {
+		s := newStore(t)
+		tok := mustPut(t, s, sample(alice, 1))
+		twin := mustPut(t, s, sample(alice, 1)) // same card: same fingerprint
+		u := Rewrapped{JWE: tok.JWE, Kid: tok.Kid, Brand: "visa", BIN: "424242", Last4: "4242", Fingerprint: "fpm_new"}
+		if err := s.UpdateCiphertext(ctx, tok.ID, tok.Kid, tok.Fingerprint, u); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Get(ctx, alice, tok.ID)
+		if err != nil || got.Kid != tok.Kid || got.BIN != "424242" || got.Last4 != "4242" || got.Fingerprint != "fpm_new" || got.Brand != "visa" {
+			t.Fatalf("after refresh: %v %v", got, err)
+		}
+		for fp, want := range map[string][]string{"fpm_new": {tok.ID}, tok.Fingerprint: {twin.ID}} {
+			found, err := s.Search(ctx, Query{MerchantID: alice, Fingerprint: fp})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(found) != len(want) || found[0].ID != want[0] {
+				t.Fatalf("search %s = %v, want %v", fp, found, want)
+			}
+		}
+		// A second job that read the old fingerprint loses the compare-and-set.
+		if err := s.UpdateCiphertext(ctx, tok.ID, tok.Kid, tok.Fingerprint, u); !errors.Is(err, ErrConflict) {
+			t.Fatalf("409/stale-fingerprint: %v", err)
+		}
+		n := 0
+		if err := s.ScanAll(ctx, func(Token) error { n++; return nil }); err != nil || n != 2 {
+			t.Fatalf("scan all: %d %v", n, err)
 		}
 	})
 
@@ -534,7 +570,7 @@ func runStoreContract(t *testing.T, newStore func(t *testing.T) Store) {
 				t.Errorf("scan yielded %v", tok)
 			}
 			seen[tok.ID] = true
-			return s.UpdateCiphertext(ctx, tok.ID, tok.Kid, fakeJWE("new-"+tok.ID), "kek-2")
+			return s.UpdateCiphertext(ctx, tok.ID, tok.Kid, tok.Fingerprint, Rewrapped{JWE: fakeJWE("new-" + tok.ID), Kid: "kek-2"})
 		})
 		if err != nil {
 			t.Fatal(err)

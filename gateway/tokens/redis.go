@@ -105,17 +105,27 @@ if redis.call('GET', KEYS[6]) == ARGV[1] then redis.call('DEL', KEYS[6]) end
 return 1
 `
 
-// rewrapLua is a compare-and-set on the kid field.
+// rewrapLua is a compare-and-set on the kid and fingerprint fields; it moves
+// the token between kid sets and fingerprint sets.
 //
-// KEYS: rec, old kid set, new kid set
-// ARGV: id, old kid, new jwe, new kid
+// KEYS: rec, old kid set, new kid set, old fp set, new fp set
+// ARGV: id, old kid, new jwe, new kid, old fp, new fp, brand, bin, last4 (” keeps a field)
 const rewrapLua = `
 local k = redis.call('HGET', KEYS[1], 'kid')
 if not k then return 0 end
 if k ~= ARGV[2] then return -1 end
+if (redis.call('HGET', KEYS[1], 'fingerprint') or '') ~= ARGV[5] then return -1 end
 redis.call('HSET', KEYS[1], 'jwe', ARGV[3], 'kid', ARGV[4])
 redis.call('SREM', KEYS[2], ARGV[1])
 redis.call('SADD', KEYS[3], ARGV[1])
+if ARGV[6] ~= '' and ARGV[6] ~= ARGV[5] then
+  if ARGV[5] ~= '' then redis.call('SREM', KEYS[4], ARGV[1]) end
+  redis.call('SADD', KEYS[5], ARGV[1])
+  redis.call('HSET', KEYS[1], 'fingerprint', ARGV[6])
+end
+if ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'brand', ARGV[7]) end
+if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'bin', ARGV[8]) end
+if ARGV[9] ~= '' then redis.call('HSET', KEYS[1], 'last4', ARGV[9]) end
 return 1
 `
 
@@ -490,19 +500,19 @@ func (r *Redis) TakeCVC(ctx context.Context, id string) (string, error) {
 }
 
 // UpdateCiphertext implements Store.
-func (r *Redis) UpdateCiphertext(ctx context.Context, id, oldKid, newJWE, newKid string) error {
-	if err := checkJWE(newJWE); err != nil {
+func (r *Redis) UpdateCiphertext(ctx context.Context, id, oldKid, oldFingerprint string, u Rewrapped) error {
+	if err := u.validate(); err != nil {
 		return err
 	}
-	if !validLabel(oldKid, 128) || !validLabel(newKid, 128) {
-		return fmt.Errorf("%w: kid", ErrInvalid)
+	if !validLabel(oldKid, 128) || oldFingerprint != "" && !validLabel(oldFingerprint, 256) {
+		return fmt.Errorf("%w: kid or fingerprint", ErrInvalid)
 	}
 	m, err := r.owner(ctx, id)
 	if err != nil {
 		return err
 	}
-	keys := []string{r.recKey(m, id), r.kidKey(m, oldKid), r.kidKey(m, newKid)}
-	n, err := r.rewrap.Run(ctx, r.rdb, keys, id, oldKid, newJWE, newKid).Int()
+	keys := []string{r.recKey(m, id), r.kidKey(m, oldKid), r.kidKey(m, u.Kid), r.fpKey(m, oldFingerprint), r.fpKey(m, u.Fingerprint)}
+	n, err := r.rewrap.Run(ctx, r.rdb, keys, id, oldKid, u.JWE, u.Kid, oldFingerprint, u.Fingerprint, u.Brand, u.BIN, u.Last4).Int()
 	if err != nil {
 		return fmt.Errorf("tokens: redis rewrap: %w", err)
 	}
@@ -510,7 +520,41 @@ func (r *Redis) UpdateCiphertext(ctx context.Context, id, oldKid, newJWE, newKid
 	case 0:
 		return ErrNotFound
 	case -1:
-		return fmt.Errorf("%w: kid changed", ErrConflict)
+		return fmt.Errorf("%w: kid or fingerprint changed", ErrConflict)
+	}
+	return nil
+}
+
+// ScanAll implements Store: each merchant's time index, by ZSCAN.
+func (r *Redis) ScanAll(ctx context.Context, fn func(Token) error) error {
+	ms, err := r.merchants(ctx)
+	if err != nil {
+		return err
+	}
+	for _, m := range ms {
+		var cur uint64
+		for {
+			kv, next, err := r.rdb.ZScan(ctx, r.toksKey(m), cur, "", 100).Result()
+			if err != nil {
+				return fmt.Errorf("tokens: redis scan: %w", err)
+			}
+			for i := 0; i < len(kv); i += 2 { // member, score, member, score...
+				t, err := r.Get(ctx, m, memberID(kv[i]))
+				if errors.Is(err, ErrNotFound) {
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				if err := fn(t); err != nil {
+					return fmt.Errorf("tokens: scan: %w", err)
+				}
+			}
+			if next == 0 {
+				break
+			}
+			cur = next
+		}
 	}
 	return nil
 }

@@ -79,7 +79,7 @@ func TestRedisDanglingOwnerPointerIsHarmless(t *testing.T) {
 	if _, err := s.TakeCVC(ctx, id); err != ErrNotFound {
 		t.Fatalf("take cvc: %v", err)
 	}
-	if err := s.UpdateCiphertext(ctx, id, "kek-1", fakeJWE("x"), "kek-2"); err != ErrNotFound {
+	if err := s.UpdateCiphertext(ctx, id, "kek-1", "fp_1", Rewrapped{JWE: fakeJWE("x"), Kid: "kek-2"}); err != ErrNotFound {
 		t.Fatalf("rewrap: %v", err)
 	}
 	// The same id can still be used by its merchant.

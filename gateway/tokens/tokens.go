@@ -130,14 +130,47 @@ type Store interface {
 	// is destroyed after its first use (PCI DSS 3.3.1); ErrNotFound when it was
 	// never stored, already taken or expired.
 	TakeCVC(ctx context.Context, id string) (string, error)
-	// UpdateCiphertext replaces the ciphertext after a rewrap, only if the
-	// token is still under oldKid (ErrConflict otherwise), so a concurrent
-	// rewrap or a stale job cannot roll a token back to an older KEK.
-	UpdateCiphertext(ctx context.Context, id, oldKid, newJWE, newKid string) error
+	// UpdateCiphertext replaces the ciphertext and the masked fields after a
+	// rewrap, only if the token is still under oldKid with oldFingerprint
+	// (ErrConflict otherwise), so a concurrent rewrap or a stale job cannot
+	// roll a token back to an older KEK or an older fingerprint. The
+	// fingerprint index follows.
+	UpdateCiphertext(ctx context.Context, id, oldKid, oldFingerprint string, u Rewrapped) error
+	// ScanAll calls fn for every token, under the same rules as ScanByKid;
+	// the rewrap job's refresh uses it when masked fields change without a
+	// key rotation.
+	ScanAll(ctx context.Context, fn func(Token) error) error
 	// ScanByKid calls fn for each token whose ciphertext is under kid. fn may
 	// call UpdateCiphertext or Delete on the token it receives. An error from
 	// fn stops the scan and is returned wrapped.
 	ScanByKid(ctx context.Context, kid string, fn func(Token) error) error
+}
+
+// Rewrapped is what a rewrap changes on a token: its ciphertext and key id,
+// and the masked fields as the key service computes them now. An empty
+// masked field is left as it was.
+type Rewrapped struct {
+	JWE, Kid                       string
+	Brand, BIN, Last4, Fingerprint string
+}
+
+func (u Rewrapped) validate() error {
+	if err := checkJWE(u.JWE); err != nil {
+		return err
+	}
+	switch {
+	case !validLabel(u.Kid, 128):
+		return fmt.Errorf("%w: kid", ErrInvalid)
+	case u.Brand != "" && !validLabel(u.Brand, 32):
+		return fmt.Errorf("%w: brand", ErrInvalid)
+	case u.Fingerprint != "" && !validLabel(u.Fingerprint, 256):
+		return fmt.Errorf("%w: fingerprint", ErrInvalid)
+	case u.Last4 != "" && (len(u.Last4) != 4 || !digits(u.Last4)):
+		return fmt.Errorf("%w: last4 must be 4 digits", ErrInvalid)
+	case u.BIN != "" && ((len(u.BIN) != 6 && len(u.BIN) != 8) || !digits(u.BIN)):
+		return fmt.Errorf("%w: bin must be 6 or 8 digits", ErrInvalid)
+	}
+	return nil
 }
 
 // IDPrefix starts every token id.

@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/sha512"
 	"encoding/base64"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/blindgate/blindgate/gateway/operators"
+	"github.com/blindgate/blindgate/gateway/tokens"
 	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/keyservice/client"
 )
@@ -470,6 +472,13 @@ func TestBackofficeSearch(t *testing.T) {
 	c := f.client()
 	c.login(t, "paul")
 	day := func(d time.Duration) string { return f.clock.Now().Add(d).Format("2006-01-02") }
+	// Fingerprints are per merchant: an equal value at another merchant is
+	// not the same card, so "duplicates of" stays within the token's merchant.
+	lookalike, _, err := f.toks.Put(context.Background(), tokens.Token{MerchantID: boMerchB, JWE: "eyJhbGciOiJFQ0RILUVTK0EyNTZLVyJ9.a.b.c.d", Kid: "kek-1", Brand: "visa",
+		BIN: "424242", Last4: "4242", ExpMonth: 11, ExpYear: 2031, Fingerprint: "fp_same", CreatedAt: f.clock.Now().Add(-3 * time.Hour)}, "", 0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	tests := []struct {
 		name       string
@@ -481,7 +490,7 @@ func TestBackofficeSearch(t *testing.T) {
 		{"200/bin-prefix", "bin=424242", 200, []string{f.tokA.ID, f.tokA2.ID}, []string{f.tokB.ID}},
 		{"200/brand", "brand=visa", 200, []string{f.tokA.ID, f.tokB.ID}, nil},
 		{"200/fingerprint", "fingerprint=fp_other", 200, []string{f.tokB.ID}, []string{f.tokA.ID}},
-		{"200/duplicates-of-a-token", "dupes=" + f.tokA.ID, 200, []string{f.tokA.ID, f.tokA2.ID}, []string{f.tokB.ID}},
+		{"200/duplicates-of-a-token", "dupes=" + f.tokA.ID, 200, []string{f.tokA.ID, f.tokA2.ID}, []string{f.tokB.ID, lookalike.ID}},
 		{"200/token-id", "token=" + f.tokA2.ID, 200, []string{f.tokA2.ID}, []string{f.tokB.ID, "/backoffice/tokens/" + f.tokA.ID + `"`}},
 		{"200/date-range", "from=" + day(-24*time.Hour) + "&to=" + day(0), 200, []string{f.tokA2.ID, f.tokB.ID}, []string{"/backoffice/tokens/" + f.tokA.ID + `"`}},
 		{"400/last4-not-digits", "last4=12a4", 400, []string{"four digits"}, nil},

@@ -138,6 +138,9 @@ func (s *Server) parseSearch(c *fiber.Ctx, a *boActor) (boSearch, tokens.Query, 
 			return f, q, "Fingerprint and duplicates-of disagree; use one of them.", nil
 		}
 		q.Fingerprint = t.Fingerprint
+		// Fingerprints are per merchant: duplicates exist only within the
+		// token's own merchant, so a platform operator searches that one.
+		q.MerchantID = t.MerchantID
 	}
 	return f, q, "", nil
 }

@@ -222,6 +222,9 @@ func shopperVerdicts() []*apierr.Error {
 	return []*apierr.Error{
 		apierr.CardUndecryptable, apierr.CardInvalid, apierr.CardExpired, apierr.CardUnsupported, apierr.CardStale,
 		apierr.UnknownKey, apierr.InvalidJWE, apierr.UnsupportedAlg, apierr.SessionMismatch,
+		apierr.CVCInvalid,
+		// The enumeration guard's refusal is about this card, not our load.
+		apierr.CardEnumeration,
 	}
 }
 

@@ -129,7 +129,7 @@ func testCheckoutRoundTrip(t *testing.T, f *gwFixture) {
 	}
 
 	got := f.do(t, http.MethodGet, "/v1/tokens/"+tok, f.secret, nil)
-	if got.status != 200 || got.json["brand"] != "visa" || got.json["bin"] != "42424242" || got.json["last4"] != "4242" || got.json["id"] != tok {
+	if got.status != 200 || got.json["brand"] != "visa" || got.json["bin"] != "424242" || got.json["last4"] != "4242" || got.json["id"] != tok {
 		t.Fatalf("token: %d %s", got.status, got.body)
 	}
 	for _, forbidden := range []string{"jwe", "pan", "kid", "merchant_id"} {
@@ -345,6 +345,33 @@ func TestHSTSOnlyOverTLS(t *testing.T) {
 				if a.header.Get("X-Content-Type-Options") != "nosniff" || a.header.Get("Referrer-Policy") != "no-referrer" {
 					t.Fatalf("%s: headers %v", path, a.header)
 				}
+			}
+		})
+	}
+}
+
+// TestSubmitValidatesCVC: the key service checks the CVC ciphertext with the
+// card; a refused one stores nothing (no token, no CVC) and the session can
+// be retried.
+func TestSubmitValidatesCVC(t *testing.T) {
+	f := newTestServer(t, fixtureOpt{})
+	for _, tc := range []struct {
+		name string
+		cvc  func(sid string) string
+	}{
+		{"422/visa-with-4-digits", func(sid string) string { return f.kz.encryptCVC(t, "1234", sid) }},
+		{"422/other-session", func(string) string { return f.kz.encryptCVC(t, "123", "cs_someone_else") }},
+		{"422/garbage", func(string) string { return "eyJhbGciOiJFQ0RILUVTK0EyNTZLVyJ9.a.b.c.d" }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sid := f.newSession(t, nil)
+			a := f.do(t, http.MethodPost, "/checkout/"+sid+"/submit", "", map[string]string{"card_jwe": f.kz.encrypt(t, "4242424242424242", sid), "cvc_jwe": tc.cvc(sid)})
+			if a.status != http.StatusUnprocessableEntity || a.code() != "cvc_invalid" {
+				t.Fatalf("submit: %d %s", a.status, a.body)
+			}
+			ok := f.do(t, http.MethodPost, "/checkout/"+sid+"/submit", "", map[string]string{"card_jwe": f.kz.encrypt(t, "4242424242424242", sid), "cvc_jwe": f.kz.encryptCVC(t, "123", sid)})
+			if ok.status != 200 {
+				t.Fatalf("retry with a good cvc: %d %s", ok.status, ok.body)
 			}
 		})
 	}

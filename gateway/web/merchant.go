@@ -127,6 +127,7 @@ func publicReason(err error) string {
 // TokenView is the masked card the merchant API returns (Contract 4).
 type TokenView struct {
 	ID          string    `json:"id"`
+	SessionID   string    `json:"session_id,omitempty"` // the checkout session that created it
 	Brand       string    `json:"brand"`
 	BIN         string    `json:"bin"`
 	Last4       string    `json:"last4"`
@@ -137,7 +138,7 @@ type TokenView struct {
 }
 
 func viewOf(t tokens.Token) TokenView {
-	return TokenView{ID: t.ID, Brand: t.Brand, BIN: t.BIN, Last4: t.Last4, ExpMonth: t.ExpMonth, ExpYear: t.ExpYear, Fingerprint: t.Fingerprint, CreatedAt: t.CreatedAt}
+	return TokenView{ID: t.ID, SessionID: t.SessionID, Brand: t.Brand, BIN: t.BIN, Last4: t.Last4, ExpMonth: t.ExpMonth, ExpYear: t.ExpYear, Fingerprint: t.Fingerprint, CreatedAt: t.CreatedAt}
 }
 
 func (s *Server) getToken(c *fiber.Ctx) error {

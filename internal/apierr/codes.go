@@ -38,9 +38,13 @@ var (
 	CardExpired       = New(http.StatusUnprocessableEntity, "card_expired", "The card has expired.")
 	CardUnsupported   = New(http.StatusUnprocessableEntity, "card_brand_unsupported", "The card brand is not accepted.")
 	CardStale         = New(http.StatusUnprocessableEntity, "stale_ciphertext", "The ciphertext is too old; re-enter the card.")
+	CVCInvalid        = New(http.StatusUnprocessableEntity, "cvc_invalid", "The security code was not accepted; re-enter it.")
 
 	// 429: limits.
 	RateLimited = New(http.StatusTooManyRequests, "rate_limited", "Too many requests; retry later.")
+	// CardEnumeration: too many different cards sharing one merchant, first 6
+	// and last 4 within the guard's window (docs/enumeration-guard.md).
+	CardEnumeration = New(http.StatusTooManyRequests, "card_enumeration", "Too many different cards like this one were submitted; retry later.")
 
 	// Gateway: checkout sessions and merchant API.
 	SessionNotFound  = New(http.StatusNotFound, "session_not_found", "This checkout session does not exist.")

@@ -1,17 +1,21 @@
 // Package demoshop is the demo merchant that `blindgate demo` and the shop
 // image of docker-compose.yml run: a shop page on its own origin that embeds
 // Blindgate's hosted checkout, and the shop's server, which holds the
-// merchant's secret API key, creates checkout sessions and reads the masked
-// card of the token the page receives. It is what a merchant integration
-// looks like, not part of Blindgate; it never sees a card number, which is why
-// it imports nothing of the key service (the shop image must link no card
-// code).
+// merchant's secret API key, creates checkout sessions and reports, once, the
+// card of the checkout this browser started (brand and last 4: what a shop
+// shows its shopper). It has no open token lookup: a page that could read
+// any token's masked card (BIN, fingerprint) through the shop's key was an
+// oracle for anyone. It is what a merchant integration looks like, not part
+// of Blindgate; it never sees a card number, which is why it imports nothing
+// of the key service (the shop image must link no card code).
 package demoshop
 
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"embed"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,6 +27,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/blindgate/blindgate/checkout"
@@ -83,6 +88,62 @@ type Shop struct {
 	embedSRI string
 	page     *template.Template
 	hc       *http.Client
+	orders   *orders
+}
+
+// orderCookie binds a browser to the checkout session the shop created for
+// it; the cookie value is random and the mapping lives only in this process.
+const orderCookie = "shop_order"
+
+// orderTTL bounds how long a started checkout may be reported.
+const orderTTL = 30 * time.Minute
+
+// orders maps a browser's cookie to the checkout session started for it.
+type orders struct {
+	mu sync.Mutex
+	m  map[string]order
+}
+
+type order struct {
+	session string
+	expires time.Time
+}
+
+// maxOrders bounds the table; the oldest expire first and a full table
+// refuses new checkouts rather than forgetting open ones.
+const maxOrders = 10_000
+
+func (o *orders) add(session string) (string, bool) {
+	var b [24]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", false
+	}
+	id := base64.RawURLEncoding.EncodeToString(b[:])
+	now := time.Now()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for k, v := range o.m {
+		if now.After(v.expires) {
+			delete(o.m, k)
+		}
+	}
+	if len(o.m) >= maxOrders {
+		return "", false
+	}
+	o.m[id] = order{session: session, expires: now.Add(orderTTL)}
+	return id, true
+}
+
+// take returns the session of cookie id and forgets it: a card is reported once.
+func (o *orders) take(id string) (string, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	v, ok := o.m[id]
+	delete(o.m, id)
+	if !ok || time.Now().After(v.expires) {
+		return "", false
+	}
+	return v.session, true
 }
 
 // New validates cfg and prepares the shop.
@@ -103,14 +164,15 @@ func New(cfg Config) (*Shop, error) {
 	}
 	return &Shop{
 		cfg: cfg, gateway: strings.TrimSuffix(cfg.GatewayURL, "/"), embedSRI: assets.SRI(checkout.ScriptEmbed), page: page,
-		hc: &http.Client{Timeout: 10 * time.Second},
+		hc: &http.Client{Timeout: 10 * time.Second}, orders: &orders{m: map[string]order{}},
 	}, nil
 }
 
 var tokenID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,100}$`)
 
 // Handler returns the shop's routes: the page and its assets, /healthz, and
-// the two API calls the page makes (start a checkout, read a token's card).
+// the two API calls the page makes (start a checkout; report the card of the
+// checkout this browser started, once).
 func (s *Shop) Handler() http.Handler {
 	csp := fmt.Sprintf("default-src 'none'; script-src 'self' %[1]s; style-src 'self'; connect-src 'self'; frame-src %[1]s; base-uri 'none'; form-action 'none'; frame-ancestors 'none'", s.gateway)
 	configured := s.cfg.SecretKey != ""
@@ -140,17 +202,59 @@ func (s *Shop) Handler() http.Handler {
 	})
 	mux.HandleFunc("POST /api/session", func(w http.ResponseWriter, r *http.Request) {
 		body, _ := json.Marshal(map[string]any{"allowed_origins": []string{s.cfg.Origin}, "locale": "en"})
-		s.proxy(w, r.Context(), http.MethodPost, "/v1/checkout/sessions", body)
-	})
-	mux.HandleFunc("GET /api/token/{id}", func(w http.ResponseWriter, r *http.Request) {
-		id := r.PathValue("id")
-		// The id goes into the gateway's URL path: nothing that could
-		// change which resource the secret key is used on.
-		if !tokenID.MatchString(id) {
-			writeError(w, http.StatusBadRequest, "bad_token", "not a token id")
+		status, out, ok := s.call(w, r.Context(), http.MethodPost, "/v1/checkout/sessions", body)
+		if !ok {
 			return
 		}
-		s.proxy(w, r.Context(), http.MethodGet, "/v1/tokens/"+id, nil)
+		var sess struct {
+			ID string `json:"id"`
+		}
+		if status == http.StatusCreated && json.Unmarshal(out, &sess) == nil && tokenID.MatchString(sess.ID) {
+			cookie, ok := s.orders.add(sess.ID)
+			if !ok {
+				writeError(w, http.StatusServiceUnavailable, "busy", "too many open checkouts; retry later")
+				return
+			}
+			http.SetCookie(w, &http.Cookie{
+				Name: orderCookie, Value: cookie, Path: "/api/", MaxAge: int(orderTTL / time.Second),
+				HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: strings.HasPrefix(s.cfg.Origin, "https://"),
+			})
+		}
+		writeJSON(w, status, out)
+	})
+	// The page posts the token it got from the checkout; the server answers
+	// only for the session it started for this browser's cookie, once, and
+	// only with what a shop shows its shopper.
+	mux.HandleFunc("POST /api/paid", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Token string `json:"token"`
+		}
+		c, err := r.Cookie(orderCookie)
+		if err != nil || json.NewDecoder(io.LimitReader(r.Body, 1024)).Decode(&req) != nil || !tokenID.MatchString(req.Token) {
+			writeError(w, http.StatusBadRequest, "bad_request", "no checkout of yours to report")
+			return
+		}
+		session, ok := s.orders.take(c.Value)
+		if !ok {
+			writeError(w, http.StatusNotFound, "not_found", "no checkout of yours to report")
+			return
+		}
+		http.SetCookie(w, &http.Cookie{Name: orderCookie, Value: "", Path: "/api/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+		status, out, ok := s.call(w, r.Context(), http.MethodGet, "/v1/tokens/"+req.Token, nil)
+		if !ok {
+			return
+		}
+		var tok struct {
+			SessionID string `json:"session_id"`
+			Brand     string `json:"brand"`
+			Last4     string `json:"last4"`
+		}
+		if status != http.StatusOK || json.Unmarshal(out, &tok) != nil || tok.SessionID != session {
+			writeError(w, http.StatusNotFound, "not_found", "no checkout of yours to report")
+			return
+		}
+		b, _ := json.Marshal(map[string]string{"token": req.Token, "brand": tok.Brand, "last4": tok.Last4})
+		writeJSON(w, http.StatusOK, b)
 	})
 	return mux
 }
@@ -170,17 +274,17 @@ func (s *Shop) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-// proxy calls the merchant API with the shop's secret key, which never
-// reaches the browser.
-func (s *Shop) proxy(w http.ResponseWriter, ctx context.Context, method, path string, body []byte) {
+// call asks the merchant API with the shop's secret key, which never
+// reaches the browser. On failure it has written the answer and ok is false.
+func (s *Shop) call(w http.ResponseWriter, ctx context.Context, method, path string, body []byte) (int, []byte, bool) {
 	if s.cfg.SecretKey == "" {
 		writeError(w, http.StatusServiceUnavailable, "not_configured", "the shop has no merchant key yet; see the page")
-		return
+		return 0, nil, false
 	}
 	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(s.cfg.GatewayAPIURL, "/")+path, bytes.NewReader(body))
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "internal", "request error")
-		return
+		return 0, nil, false
 	}
 	req.Header.Set("Authorization", "Bearer "+s.cfg.SecretKey)
 	req.Header.Set("Content-Type", "application/json")
@@ -194,13 +298,22 @@ func (s *Shop) proxy(w http.ResponseWriter, ctx context.Context, method, path st
 		}
 		s.cfg.Log.Error("gateway call failed", "method", method, "err", cause)
 		writeError(w, http.StatusBadGateway, "gateway_unreachable", "gateway unreachable")
-		return
+		return 0, nil, false
 	}
 	defer resp.Body.Close()
+	out, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		writeError(w, http.StatusBadGateway, "gateway_unreachable", "gateway answer unreadable")
+		return 0, nil, false
+	}
+	return resp.StatusCode, out, true
+}
+
+func writeJSON(w http.ResponseWriter, status int, b []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(resp.StatusCode)
-	_, _ = io.Copy(w, io.LimitReader(resp.Body, 1<<20))
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
 }
 
 func writeError(w http.ResponseWriter, status int, code, msg string) {

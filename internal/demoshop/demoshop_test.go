@@ -5,6 +5,7 @@ import (
 	"html"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -32,9 +33,17 @@ func TestShop(t *testing.T) {
 		body       map[string]any
 	}
 	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/v1/tokens/tok_mine":
+			_, _ = io.WriteString(w, `{"id":"tok_mine","session_id":"cs_1","brand":"visa","bin":"424242","last4":"4242","fingerprint":"fpm_x"}`)
+			return
+		case "/v1/tokens/tok_other":
+			_, _ = io.WriteString(w, `{"id":"tok_other","session_id":"cs_someone_else","brand":"visa","bin":"555555","last4":"4444","fingerprint":"fpm_y"}`)
+			return
+		}
 		got.auth, got.path = r.Header.Get("Authorization"), r.URL.Path
 		_ = json.NewDecoder(r.Body).Decode(&got.body)
-		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusCreated)
 		_, _ = io.WriteString(w, `{"id":"cs_1"}`)
 	}))
@@ -96,15 +105,59 @@ func TestShop(t *testing.T) {
 		}
 	})
 
-	t.Run("400/token-id-not-passed-through", func(t *testing.T) {
+	t.Run("404/no-open-token-lookup", func(t *testing.T) {
 		srv := newTestShop(t, gw.URL, "sk_test_123")
-		resp, err := http.Get(srv.URL + "/api/token/tok_a%2F..%2Fx")
-		if err != nil {
-			t.Fatal(err)
+		for _, path := range []string{"/api/token/tok_mine", "/api/token/tok_a%2F..%2Fx"} {
+			resp, err := http.Get(srv.URL + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusNotFound && resp.StatusCode != http.StatusMethodNotAllowed {
+				t.Errorf("%s: status %d, want no such route", path, resp.StatusCode)
+			}
 		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusBadRequest {
-			t.Errorf("status %d, want 400", resp.StatusCode)
+	})
+
+	t.Run("paid/reports-its-own-checkout-once-brand-and-last4-only", func(t *testing.T) {
+		srv := newTestShop(t, gw.URL, "sk_test_123")
+		paid := func(c *http.Client, token string) (int, map[string]any) {
+			t.Helper()
+			resp, err := c.Post(srv.URL+"/api/paid", "application/json", strings.NewReader(`{"token":"`+token+`"}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var m map[string]any
+			_ = json.NewDecoder(resp.Body).Decode(&m)
+			return resp.StatusCode, m
+		}
+		browser := func() *http.Client {
+			jar, _ := cookiejar.New(nil)
+			c := &http.Client{Jar: jar}
+			resp, err := c.Post(srv.URL+"/api/session", "application/json", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return c
+		}
+		// No cookie: nothing to report.
+		if st, _ := paid(http.DefaultClient, "tok_mine"); st != http.StatusBadRequest {
+			t.Errorf("without a checkout: %d", st)
+		}
+		// Another session's token: refused, and the checkout is spent.
+		b := browser()
+		if st, _ := paid(b, "tok_other"); st != http.StatusNotFound {
+			t.Errorf("another session's token: %d", st)
+		}
+		a := browser()
+		st, m := paid(a, "tok_mine")
+		if st != http.StatusOK || m["brand"] != "visa" || m["last4"] != "4242" || m["token"] != "tok_mine" || len(m) != 3 {
+			t.Fatalf("own checkout: %d %v", st, m)
+		}
+		if st, _ := paid(a, "tok_mine"); st == http.StatusOK {
+			t.Error("the card was reported twice")
 		}
 	})
 

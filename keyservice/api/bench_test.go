@@ -113,7 +113,7 @@ func BenchmarkInspect(b *testing.B) {
 		for _, backend := range []string{"memory", "redis"} {
 			b.Run(a.name+"/"+backend, func(b *testing.B) {
 				ks := newBenchKS(b, a.alg, backend == "redis")
-				body, _ := json.Marshal(client.InspectRequest{JWE: ks.jwe, Session: "cs_bench"})
+				body, _ := json.Marshal(client.InspectRequest{JWE: ks.jwe, Session: "cs_bench", Merchant: "m_bench"})
 				ks.run(b, ks.gateway, client.PathInspect, body, 8)
 			})
 		}
@@ -144,7 +144,7 @@ func BenchmarkInspectDomain(b *testing.B) {
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					if _, err := ks.svc.Inspect(context.Background(), m, ks.jwe, "cs_bench"); err != nil {
+					if _, err := ks.svc.Inspect(context.Background(), m, unwrap.InspectInput{JWE: ks.jwe, Session: "cs_bench", Merchant: "m_bench"}); err != nil {
 						b.Error(err)
 						return
 					}

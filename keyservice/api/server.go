@@ -24,9 +24,9 @@ const MaxBody = 64 << 10
 
 // Unwrapper is the domain the handlers call.
 type Unwrapper interface {
-	Inspect(ctx context.Context, m unwrap.Meta, jwe, session string) (unwrap.Masked, error)
+	Inspect(ctx context.Context, m unwrap.Meta, in unwrap.InspectInput) (unwrap.Masked, error)
 	Reveal(ctx context.Context, m unwrap.Meta, jwe, actor, reason, resource string) (unwrap.Revealed, error)
-	Rewrap(ctx context.Context, m unwrap.Meta, jwe, resource string) (string, string, error)
+	Rewrap(ctx context.Context, m unwrap.Meta, jwe, merchant, resource string) (unwrap.Rewrapped, error)
 }
 
 // Verifier authenticates Contract 2 signatures.

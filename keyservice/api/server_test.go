@@ -126,29 +126,29 @@ func TestUnwrapEndpoints(t *testing.T) {
 		code     string
 		validate func(t *testing.T, m map[string]any)
 	}{
-		{"200/inspect", ts.gateway, "/v1/inspect", client.InspectRequest{JWE: good, Session: "cs_1"}, 200, "", func(t *testing.T, m map[string]any) {
-			if m["brand"] != "mastercard" || m["bin"] != "55555555" || m["last4"] != "4444" || !strings.HasPrefix(fmt.Sprint(m["fingerprint"]), "fp_") {
+		{"200/inspect", ts.gateway, "/v1/inspect", client.InspectRequest{JWE: good, Session: "cs_1", Merchant: "m_1"}, 200, "", func(t *testing.T, m map[string]any) {
+			if m["brand"] != "mastercard" || m["bin"] != "555555" || m["last4"] != "4444" || !strings.HasPrefix(fmt.Sprint(m["fingerprint"]), "fpm_") {
 				t.Fatalf("inspect answer %v", m)
 			}
 			if _, has := m["pan"]; has {
 				t.Fatal("inspect returned a pan")
 			}
 		}},
-		{"401/unsigned", nil, "/v1/inspect", client.InspectRequest{JWE: good, Session: "cs_1"}, 401, "unauthenticated", nil},
-		{"401/unknown-client", ts.stranger, "/v1/inspect", client.InspectRequest{JWE: good, Session: "cs_1"}, 401, "unauthenticated", nil},
+		{"401/unsigned", nil, "/v1/inspect", client.InspectRequest{JWE: good, Session: "cs_1", Merchant: "m_1"}, 401, "unauthenticated", nil},
+		{"401/unknown-client", ts.stranger, "/v1/inspect", client.InspectRequest{JWE: good, Session: "cs_1", Merchant: "m_1"}, 401, "unauthenticated", nil},
 		{"400/card-number-in-reason", ts.backoffic, "/v1/reveal", client.RevealRequest{JWE: good, Actor: "op_1", Reason: "card 4242 4242 4242 4242"}, 400, "pan_in_text", nil},
 		{"403/gateway-may-not-reveal", ts.gateway, "/v1/reveal", client.RevealRequest{JWE: good, Actor: "op_1", Reason: "dispute"}, 403, "forbidden", nil},
-		{"403/backoffice-may-not-inspect", ts.backoffic, "/v1/inspect", client.InspectRequest{JWE: good, Session: "cs_1"}, 403, "forbidden", nil},
-		{"400/invalid-jwe", ts.gateway, "/v1/inspect", client.InspectRequest{JWE: "a.b.c.d.e", Session: "cs_1"}, 400, "invalid_jwe", nil},
-		{"400/session-mismatch", ts.gateway, "/v1/inspect", client.InspectRequest{JWE: good, Session: "cs_2"}, 400, "session_mismatch", nil},
-		{"422/luhn", ts.gateway, "/v1/inspect", client.InspectRequest{JWE: ts.cardJWE(t, "5555555555554445", "cs_1", now), Session: "cs_1"}, 422, "card_invalid", nil},
-		{"422/stale", ts.gateway, "/v1/inspect", client.InspectRequest{JWE: ts.cardJWE(t, testPAN, "cs_1", now.Add(-time.Hour)), Session: "cs_1"}, 422, "stale_ciphertext", nil},
+		{"403/backoffice-may-not-inspect", ts.backoffic, "/v1/inspect", client.InspectRequest{JWE: good, Session: "cs_1", Merchant: "m_1"}, 403, "forbidden", nil},
+		{"400/invalid-jwe", ts.gateway, "/v1/inspect", client.InspectRequest{JWE: "a.b.c.d.e", Session: "cs_1", Merchant: "m_1"}, 400, "invalid_jwe", nil},
+		{"400/session-mismatch", ts.gateway, "/v1/inspect", client.InspectRequest{JWE: good, Session: "cs_2", Merchant: "m_1"}, 400, "session_mismatch", nil},
+		{"422/luhn", ts.gateway, "/v1/inspect", client.InspectRequest{JWE: ts.cardJWE(t, "5555555555554445", "cs_1", now), Session: "cs_1", Merchant: "m_1"}, 422, "card_invalid", nil},
+		{"422/stale", ts.gateway, "/v1/inspect", client.InspectRequest{JWE: ts.cardJWE(t, testPAN, "cs_1", now.Add(-time.Hour)), Session: "cs_1", Merchant: "m_1"}, 422, "stale_ciphertext", nil},
 		{"200/reveal", ts.backoffic, "/v1/reveal", client.RevealRequest{JWE: good, Actor: "op_1", Reason: "customer dispute", Token: "tok_1"}, 200, "", func(t *testing.T, m map[string]any) {
 			if m["pan"] != testPAN {
 				t.Fatalf("reveal answer lacks the pan")
 			}
 		}},
-		{"200/rewrap", ts.gateway, "/v1/rewrap", client.RewrapRequest{JWE: good}, 200, "", func(t *testing.T, m map[string]any) {
+		{"200/rewrap", ts.gateway, "/v1/rewrap", client.RewrapRequest{JWE: good, Merchant: "m_1"}, 200, "", func(t *testing.T, m map[string]any) {
 			if m["kid"] != ts.Keyring.Newest().Kid {
 				t.Fatalf("rewrap kid %v", m["kid"])
 			}
@@ -175,7 +175,7 @@ func TestUnwrapEndpoints(t *testing.T) {
 
 func TestSignatureRules(t *testing.T) {
 	ts := newTestServer(t, memoryBackends())
-	body, _ := json.Marshal(client.InspectRequest{JWE: ts.cardJWE(t, testPAN, "cs_1", time.Now()), Session: "cs_1"})
+	body, _ := json.Marshal(client.InspectRequest{JWE: ts.cardJWE(t, testPAN, "cs_1", time.Now()), Session: "cs_1", Merchant: "m_1"})
 	sign := func(url string, b []byte) string {
 		h, err := ts.gateway.Authorization(http.MethodPost, url, b)
 		if err != nil {
@@ -264,7 +264,7 @@ func TestSealLifecycle(t *testing.T) {
 	ts := newTestServer(t, memoryBackends())
 	ts.Holder.Seal()
 	jwe := "x.y.z.w.v"
-	if resp, m := ts.call(t, ts.gateway, http.MethodPost, "/v1/inspect", client.InspectRequest{JWE: jwe, Session: "cs_1"}); resp.StatusCode != 503 || errCode(m) != "sealed" {
+	if resp, m := ts.call(t, ts.gateway, http.MethodPost, "/v1/inspect", client.InspectRequest{JWE: jwe, Session: "cs_1", Merchant: "m_1"}); resp.StatusCode != 503 || errCode(m) != "sealed" {
 		t.Fatalf("sealed inspect: %d %v", resp.StatusCode, m)
 	}
 	if resp, _ := ts.call(t, nil, http.MethodGet, "/readyz", nil); resp.StatusCode != 503 {
@@ -341,7 +341,7 @@ func TestErrorsAndMetrics(t *testing.T) {
 		t.Fatalf("unknown field: %d %v", resp.StatusCode, m)
 	}
 	jwe := ts.cardJWE(t, testPAN, "cs_1", time.Now())
-	ts.call(t, ts.gateway, http.MethodPost, "/v1/inspect", client.InspectRequest{JWE: jwe, Session: "cs_1"})
+	ts.call(t, ts.gateway, http.MethodPost, "/v1/inspect", client.InspectRequest{JWE: jwe, Session: "cs_1", Merchant: "m_1"})
 	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
 	mr, err := ts.Server.App().Test(req)
 	if err != nil {
@@ -364,7 +364,7 @@ func TestRedisBackends(t *testing.T) {
 	rdb := testenv.Redis(t)
 	ts := newTestServer(t, backends{replay: replay.NewRedis(rdb, "t:jti:"), limiter: ratelimit.NewRedis(rdb, "t:rl:"), redis: redisx.Pinger{C: rdb}})
 	jwe := ts.cardJWE(t, testPAN, "cs_1", time.Now())
-	body, _ := json.Marshal(client.InspectRequest{JWE: jwe, Session: "cs_1"})
+	body, _ := json.Marshal(client.InspectRequest{JWE: jwe, Session: "cs_1", Merchant: "m_1"})
 	h, _ := ts.gateway.Authorization(http.MethodPost, "https://keyservice.internal/v1/inspect", body)
 	for i, want := range []int{200, 409} {
 		req := httptest.NewRequest(http.MethodPost, "/v1/inspect", bytes.NewReader(body))
@@ -381,7 +381,7 @@ func TestRedisBackends(t *testing.T) {
 	t.Cleanup(func() { _ = dead.Close() })
 	down := newTestServer(t, backends{replay: replay.NewRedis(dead, "t:jti:"), limiter: ratelimit.NewRedis(dead, "t:rl:"), redis: redisx.Pinger{C: dead}})
 	jwe = down.cardJWE(t, testPAN, "cs_1", time.Now())
-	resp, m := down.call(t, down.gateway, http.MethodPost, "/v1/inspect", client.InspectRequest{JWE: jwe, Session: "cs_1"})
+	resp, m := down.call(t, down.gateway, http.MethodPost, "/v1/inspect", client.InspectRequest{JWE: jwe, Session: "cs_1", Merchant: "m_1"})
 	if resp.StatusCode != 503 || errCode(m) != "unavailable" {
 		t.Fatalf("redis down inspect: %d %v", resp.StatusCode, m)
 	}

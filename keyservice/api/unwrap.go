@@ -21,7 +21,9 @@ func (s *Server) inspect(c *fiber.Ctx) error {
 	if err := apierr.Bind(c.Body(), &req); err != nil {
 		return err
 	}
-	m, err := s.deps.Unwrap.Inspect(c.UserContext(), s.meta(c), req.JWE, req.Session)
+	m, err := s.deps.Unwrap.Inspect(c.UserContext(), s.meta(c), unwrap.InspectInput{
+		JWE: req.JWE, Session: req.Session, Merchant: req.Merchant, CVCJWE: req.CVCJWE,
+	})
 	if err != nil {
 		return mapUnwrapError(err)
 	}
@@ -53,18 +55,25 @@ func (s *Server) rewrap(c *fiber.Ctx) error {
 	if err := apierr.Bind(c.Body(), &req); err != nil {
 		return err
 	}
-	out, kid, err := s.deps.Unwrap.Rewrap(c.UserContext(), s.meta(c), req.JWE, req.Token)
+	out, err := s.deps.Unwrap.Rewrap(c.UserContext(), s.meta(c), req.JWE, req.Merchant, req.Token)
 	if err != nil {
 		return mapUnwrapError(err)
 	}
 	s.deps.Metrics.decrypted(callerOf(c).ClientID, client.OpRewrap)
-	return c.JSON(client.RewrapResponse{JWE: out, Kid: kid})
+	return c.JSON(client.RewrapResponse{
+		JWE: out.JWE, Kid: out.Kid, Brand: out.Brand, BIN: out.BIN, Last4: out.Last4, Fingerprint: out.Fingerprint,
+	})
 }
 
 // mapUnwrapError turns domain errors into the documented codes.
 func mapUnwrapError(err error) error {
 	var le *unwrap.LimitedError
+	var ee *unwrap.EnumerationError
 	switch {
+	case errors.As(err, &ee):
+		return apierr.CardEnumeration.WithRetry(ee.RetryAfter).Wrap(err)
+	case errors.Is(err, unwrap.ErrCVCInvalid):
+		return apierr.CVCInvalid.Wrap(err)
 	case errors.As(err, &le):
 		return apierr.RateLimited.WithRetry(le.RetryAfter).Wrap(err)
 	case errors.Is(err, unwrap.ErrAudit):

@@ -18,6 +18,8 @@ import (
 	"github.com/blindgate/blindgate/internal/redisx"
 	"github.com/blindgate/blindgate/internal/secret"
 	"github.com/blindgate/blindgate/keyservice/api"
+	"github.com/blindgate/blindgate/keyservice/card"
+	"github.com/blindgate/blindgate/keyservice/guard"
 	"github.com/blindgate/blindgate/keyservice/keyring"
 	"github.com/blindgate/blindgate/keyservice/replay"
 	"github.com/blindgate/blindgate/keyservice/seal"
@@ -50,10 +52,11 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 		replays sigauth.ReplayCache
 		limiter ratelimit.Limiter
 		pinger  api.Pinger
+		counter guard.Counter
 	)
 	if cfg.Redis.Addrs == RedisMemory {
-		log.Warn("Redis is \"memory\": replay cache and rate limits live in this process only; run one instance, and use Redis in production")
-		replays, limiter = replay.NewMemory(), ratelimit.NewMemory()
+		log.Warn("Redis is \"memory\": replay cache, rate limits and the enumeration guard live in this process only; run one instance, and use Redis in production")
+		replays, limiter, counter = replay.NewMemory(), ratelimit.NewMemory(), guard.NewMemory(nil, 0)
 	} else {
 		rdb, err := redisx.New(cfg.Redis)
 		if err != nil {
@@ -61,6 +64,7 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 		}
 		a.rdb = rdb
 		replays, limiter, pinger = replay.NewRedis(rdb, "bg:ks:jti:"), ratelimit.NewRedis(rdb, "bg:ks:rl:"), redisx.Pinger{C: rdb}
+		counter = guard.NewRedis(rdb, "bg:ks:eg:")
 	}
 	clients, err := sigauth.LoadAllowList(cfg.ClientsPath)
 	switch {
@@ -97,7 +101,16 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 	limits.RevealClientShort.Rate, limits.RevealClientShort.Burst = cfg.RevealClientPerMinute, cfg.RevealClientPerMinute
 	limits.RevealClientDaily.Rate, limits.RevealClientDaily.Burst = cfg.RevealClientPerDay, cfg.RevealClientPerDay
 	limits.InspectPerClient.Rate, limits.InspectPerClient.Burst = cfg.InspectPerSecond, 2*cfg.InspectPerSecond
-	svc := unwrap.New(a.holder, a.audit, limiter, log, unwrap.Config{Freshness: cfg.Freshness, Limits: limits})
+	limits.InspectClientDaily.Rate, limits.InspectClientDaily.Burst = cfg.InspectClientPerDay, cfg.InspectClientPerDay
+	limits.InspectMerchantDaily.Rate, limits.InspectMerchantDaily.Burst = cfg.InspectMerchantPerDay, cfg.InspectMerchantPerDay
+	limits.RefuseInspectVolume = cfg.InspectVolumeRefuse
+	if cfg.MaskBIN8 {
+		log.Warn("-mask-bin8: tokens show the first 8 digits of PANs of 16+ digits; document the business need (PCI DSS 3.4.1)")
+	}
+	svc := unwrap.New(a.holder, a.audit, limiter, log, unwrap.Config{
+		Freshness: cfg.Freshness, Limits: limits, Masking: card.Masking{BIN8: cfg.MaskBIN8},
+		Guard: unwrap.Guard{Counter: counter, Window: cfg.EnumerationWindow, Max: cfg.EnumerationMax},
+	})
 	ul := seal.DefaultCeremonyLimits()
 	ul.PerIP.Rate, ul.PerIP.Burst = cfg.UnsealIPPerMinute, cfg.UnsealIPPerMinute
 	ul.Global.Rate, ul.Global.Burst = cfg.UnsealPerMinute, cfg.UnsealPerMinute

@@ -36,19 +36,19 @@ type Config struct {
 	Audience string
 	// PublicURL lists (comma-separated) the URLs clients reach this service
 	// at; a signed request's htu must name one. "" derives it from Addr.
-	PublicURL       string
-	Skew            time.Duration
-	AuditPath       string
+	PublicURL string
+	Skew      time.Duration
+	AuditPath string
 	// Signed checkpoints of the audit chain's head: every CheckpointEvery
 	// records and every CheckpointInterval, copied to CheckpointsPath (an
 	// append-only file the host operator should place or ship elsewhere).
 	CheckpointsPath    string
 	CheckpointEvery    int
 	CheckpointInterval time.Duration
-	Freshness       time.Duration
-	Redis           redisx.Config
-	RevealPerMinute int
-	RevealPerDay    int
+	Freshness          time.Duration
+	Redis              redisx.Config
+	RevealPerMinute    int
+	RevealPerDay       int
 	// Per-client limits: a whole client (the back office, a checkout
 	// gateway) is capped too, so a stolen client key cannot reveal in bulk.
 	RevealClientPerMinute int
@@ -58,7 +58,18 @@ type Config struct {
 	// (in-process limits: a sealed service may have no Redis yet).
 	UnsealIPPerMinute int
 	UnsealPerMinute   int
-	LogLevel          string
+	// Inspect volume per client and per merchant per day: alarms at 80% and
+	// at exhaustion; a refusal only with InspectVolumeRefuse.
+	InspectClientPerDay   int
+	InspectMerchantPerDay int
+	InspectVolumeRefuse   bool
+	// The enumeration guard: more than EnumerationMax distinct cards with one
+	// (merchant, first 6, last 4) within EnumerationWindow are refused.
+	EnumerationWindow time.Duration
+	EnumerationMax    int
+	// MaskBIN8 shows the first 8 digits of PANs of 16+ digits (default 6).
+	MaskBIN8 bool
+	LogLevel string
 }
 
 // RedisMemory as the Redis address selects the in-process replay cache and
@@ -95,6 +106,12 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.RevealClientPerMinute, "reveal-client-per-minute", env.Int("REVEAL_CLIENT_PER_MINUTE", 60), "reveals per client per minute (all its actors)")
 	fs.IntVar(&c.RevealClientPerDay, "reveal-client-per-day", env.Int("REVEAL_CLIENT_PER_DAY", 1000), "reveals per client per day (all its actors)")
 	fs.IntVar(&c.InspectPerSecond, "inspect-per-second", env.Int("INSPECT_PER_SECOND", 2000), "inspects per client per second")
+	fs.IntVar(&c.InspectClientPerDay, "inspect-client-per-day", env.Int("INSPECT_CLIENT_PER_DAY", 1_000_000), "inspects per client per day before an alarm (80% and 100%)")
+	fs.IntVar(&c.InspectMerchantPerDay, "inspect-merchant-per-day", env.Int("INSPECT_MERCHANT_PER_DAY", 50_000), "inspects per merchant per day before an alarm (80% and 100%)")
+	fs.BoolVar(&c.InspectVolumeRefuse, "inspect-volume-refuse", env.Bool("INSPECT_VOLUME_REFUSE", false), "refuse inspects past the daily client and merchant volumes (default: alarm only)")
+	fs.DurationVar(&c.EnumerationWindow, "enumeration-window", env.Duration("ENUMERATION_WINDOW", 24*time.Hour), "enumeration guard window (docs/enumeration-guard.md)")
+	fs.IntVar(&c.EnumerationMax, "enumeration-max", env.Int("ENUMERATION_MAX", 8), "distinct cards per merchant, first 6 and last 4 within the window before refusing")
+	fs.BoolVar(&c.MaskBIN8, "mask-bin8", env.Bool("MASK_BIN8", false), "show the first 8 digits of PANs of 16+ digits (PCI DSS 3.4.1 business need; default first 6)")
 	fs.IntVar(&c.UnsealIPPerMinute, "unseal-ip-per-minute", env.Int("UNSEAL_IP_PER_MINUTE", 5), "unseal attempts per source address per minute")
 	fs.IntVar(&c.UnsealPerMinute, "unseal-per-minute", env.Int("UNSEAL_PER_MINUTE", 30), "unseal attempts per minute from all addresses together")
 	fs.StringVar(&c.LogLevel, "log-level", env.String("LOG_LEVEL", "info"), "debug, info, warn or error")
@@ -103,6 +120,18 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 // Validate names the first bad field and fills the defaults of fields added
 // after callers that build a Config by hand were written.
 func (c *Config) Validate() error {
+	if c.InspectClientPerDay == 0 {
+		c.InspectClientPerDay = 1_000_000
+	}
+	if c.InspectMerchantPerDay == 0 {
+		c.InspectMerchantPerDay = 50_000
+	}
+	if c.EnumerationWindow == 0 {
+		c.EnumerationWindow = 24 * time.Hour
+	}
+	if c.EnumerationMax == 0 {
+		c.EnumerationMax = 8
+	}
 	if c.UnsealIPPerMinute == 0 {
 		c.UnsealIPPerMinute = 5
 	}
@@ -149,6 +178,12 @@ func (c *Config) Validate() error {
 		return errors.New("config: reveal-client-per-minute must be >= 1 and <= reveal-client-per-day")
 	case c.InspectPerSecond < 1:
 		return errors.New("config: inspect-per-second must be >= 1")
+	case c.InspectClientPerDay < 1 || c.InspectMerchantPerDay < 1:
+		return errors.New("config: inspect-client-per-day and inspect-merchant-per-day must be >= 1")
+	case c.EnumerationWindow < time.Minute || c.EnumerationWindow > 30*24*time.Hour:
+		return errors.New("config: enumeration-window must be 1m-720h")
+	case c.EnumerationMax < 2 || c.EnumerationMax > 1000:
+		return errors.New("config: enumeration-max must be 2-1000")
 	case c.UnsealIPPerMinute < 1 || c.UnsealPerMinute < c.UnsealIPPerMinute:
 		return errors.New("config: unseal-ip-per-minute must be >= 1 and <= unseal-per-minute")
 	}

@@ -159,16 +159,17 @@ func TestLuhn(t *testing.T) {
 func TestMasking(t *testing.T) {
 	tests := []struct {
 		name, pan, bin, last4, mask string
+		bin8, mask8                 string // under Masking{BIN8: true}
 	}{
-		{"bin6/12-digit", "500000000009", "500000", "0009", "500000**0009"},
-		{"bin6/14-digit", "36227206271667", "362272", "1667", "362272****1667"},
-		{"bin6/15-digit", "378282246310005", "378282", "0005", "378282*****0005"},
-		{"bin8/16-digit", "4242424242424242", "42424242", "4242", "42424242****4242"},
-		{"bin8/19-digit", "6205500000000000004", "62055000", "0004", "62055000*******0004"},
-		{"none/11-digit", "42424242424", "", "", ""},
-		{"none/20-digit", "42424242424242424242", "", "", ""},
-		{"none/non-digit", "4242 4242 4242 4242", "", "", ""},
-		{"none/empty", "", "", "", ""},
+		{"bin6/12-digit", "500000000009", "500000", "0009", "500000**0009", "500000", "500000**0009"},
+		{"bin6/14-digit", "36227206271667", "362272", "1667", "362272****1667", "362272", "362272****1667"},
+		{"bin6/15-digit", "378282246310005", "378282", "0005", "378282*****0005", "378282", "378282*****0005"},
+		{"bin6/16-digit", "4242424242424242", "424242", "4242", "424242******4242", "42424242", "42424242****4242"},
+		{"bin6/19-digit", "6205500000000000004", "620550", "0004", "620550*********0004", "62055000", "62055000*******0004"},
+		{"none/11-digit", "42424242424", "", "", "", "", ""},
+		{"none/20-digit", "42424242424242424242", "", "", "", "", ""},
+		{"none/non-digit", "4242 4242 4242 4242", "", "", "", "", ""},
+		{"none/empty", "", "", "", "", "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -180,6 +181,16 @@ func TestMasking(t *testing.T) {
 			}
 			if got := Mask(tt.pan); got != tt.mask {
 				t.Errorf("Mask = %q, want %q", got, tt.mask)
+			}
+			if got := (Masking{}).BIN(tt.pan); got != tt.bin {
+				t.Errorf("Masking{}.BIN = %q, want %q", got, tt.bin)
+			}
+			m8 := Masking{BIN8: true}
+			if got := m8.BIN(tt.pan); got != tt.bin8 {
+				t.Errorf("bin8 BIN = %q, want %q", got, tt.bin8)
+			}
+			if got := m8.Mask(tt.pan); got != tt.mask8 {
+				t.Errorf("bin8 Mask = %q, want %q", got, tt.mask8)
 			}
 		})
 	}

@@ -37,18 +37,41 @@ func Luhn(pan string) bool {
 	return sum%10 == 0
 }
 
-// BIN returns the leading digits that PCI DSS 3.4.1 allows to be displayed:
-// 8 when the PAN has 16 or more digits, otherwise 6. It returns "" for
-// anything that is not a PAN-shaped digit string (12-19 digits), so that a
-// short or garbled value is never shown in full.
-func BIN(pan string) string {
+// BIN returns the first 6 digits, the truncation PCI DSS 3.4.1 allows for
+// every PAN length. It returns "" for anything that is not a PAN-shaped
+// digit string (12-19 digits), so that a short or garbled value is never
+// shown in full. See Masking for the opt-in first-8 form.
+func BIN(pan string) string { return Masking{}.BIN(pan) }
+
+// Masking says how many leading digits a deployment displays. The zero
+// value is first 6 + last 4 for every length.
+//
+// BIN8 opts in to first 8 + last 4 for PANs of 16 or more digits: the PCI
+// SSC FAQ on 8-digit BINs (issued with the move to 8-digit IINs, ISO/IEC
+// 7812-1:2017) accepts it under 3.4.1 for entities with a business need for
+// the issuer range, and only for PANs of 16+ digits; shorter PANs keep 6.
+// It hides two fewer digits, so an entity that enables it owns the
+// business-need justification.
+type Masking struct{ BIN8 bool }
+
+// BIN returns the displayable leading digits under m ("" when not PAN-shaped).
+func (m Masking) BIN(pan string) string {
 	if !panShaped(pan) {
 		return ""
 	}
-	if len(pan) >= 16 {
+	if m.BIN8 && len(pan) >= 16 {
 		return pan[:8]
 	}
 	return pan[:6]
+}
+
+// Mask returns the PAN with all but m.BIN and the last four replaced by '*'.
+func (m Masking) Mask(pan string) string {
+	bin, last4 := m.BIN(pan), Last4(pan)
+	if bin == "" {
+		return ""
+	}
+	return bin + strings.Repeat("*", len(pan)-len(bin)-len(last4)) + last4
 }
 
 // Last4 returns the last four digits of a PAN, or "" for anything that is not
@@ -60,19 +83,14 @@ func Last4(pan string) string {
 	return pan[len(pan)-4:]
 }
 
-// Mask returns the PAN with everything but BIN and last four replaced by '*',
-// e.g. "42424242****4242"; "" for anything that is not PAN-shaped.
+// Mask returns the PAN with everything but the first 6 and last four
+// replaced by '*', e.g. "424242******4242"; "" for anything that is not
+// PAN-shaped.
 //
 // With the shortest PANs, BIN 6 and last 4 leave only 2-3 digits hidden (one
 // of them fixed by Luhn): PCI allows it, but do not show the masked form of a
 // 12-13 digit PAN next to other partial data.
-func Mask(pan string) string {
-	bin, last4 := BIN(pan), Last4(pan)
-	if bin == "" {
-		return ""
-	}
-	return bin + strings.Repeat("*", len(pan)-len(bin)-len(last4)) + last4
-}
+func Mask(pan string) string { return Masking{}.Mask(pan) }
 
 // ValidatePAN checks a PAN in this order: digits only, 12-19 digits, Luhn,
 // known brand, length valid for that brand. It returns the brand on success.

@@ -189,7 +189,7 @@ func TestClientSuccess(t *testing.T) {
 				w.WriteHeader(400)
 				return
 			}
-			_, _ = w.Write([]byte(`{"kid":"kek-1","brand":"visa","bin":"42424242","last4":"4242","exp_month":12,"exp_year":2030,"fingerprint":"fp_x"}`))
+			_, _ = w.Write([]byte(`{"kid":"kek-1","brand":"visa","bin":"424242","last4":"4242","exp_month":12,"exp_year":2030,"fingerprint":"fpm_x"}`))
 		case client.PathReveal:
 			_, _ = fmt.Fprintf(w, `{"pan":%q,"exp_month":1,"exp_year":2031,"name":"A B"}`, testPAN)
 		case client.PathRewrap:
@@ -205,11 +205,11 @@ func TestClientSuccess(t *testing.T) {
 	c := client.New(srv.URL+"/", f.signer, srv.Client())
 	ctx := context.Background()
 
-	got, err := c.Inspect(ctx, client.InspectRequest{JWE: "a.b.c.d.e", Session: "cs_1"})
+	got, err := c.Inspect(ctx, client.InspectRequest{JWE: "a.b.c.d.e", Session: "cs_1", Merchant: "m_1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := client.InspectResponse{Kid: "kek-1", Brand: "visa", BIN: "42424242", Last4: "4242", ExpMonth: 12, ExpYear: 2030, Fingerprint: "fp_x"}
+	want := client.InspectResponse{Kid: "kek-1", Brand: "visa", BIN: "424242", Last4: "4242", ExpMonth: 12, ExpYear: 2030, Fingerprint: "fpm_x"}
 	if got != want {
 		t.Fatalf("inspect = %+v", got)
 	}
@@ -217,7 +217,7 @@ func TestClientSuccess(t *testing.T) {
 	if err != nil || rev.PAN != testPAN || rev.ExpYear != 2031 {
 		t.Fatalf("reveal = %v %v", rev, err)
 	}
-	rw, err := c.Rewrap(ctx, client.RewrapRequest{JWE: "a.b.c.d.e"})
+	rw, err := c.Rewrap(ctx, client.RewrapRequest{JWE: "a.b.c.d.e", Merchant: "m_1"})
 	if err != nil || rw.Kid != "kek-2" {
 		t.Fatalf("rewrap = %v %v", rw, err)
 	}
@@ -248,7 +248,7 @@ func TestClientErrors(t *testing.T) {
 	c := client.New(srv.URL, f.signer, srv.Client())
 	ctx := context.Background()
 
-	_, err := c.Inspect(ctx, client.InspectRequest{JWE: "a.b.c.d.e", Session: "cs_1"})
+	_, err := c.Inspect(ctx, client.InspectRequest{JWE: "a.b.c.d.e", Session: "cs_1", Merchant: "m_1"})
 	var ke *client.Error
 	if !errors.As(err, &ke) || ke.Status != 429 || ke.Code != "rate_limited" || ke.RetryAfter != 7*time.Second || !ke.Temporary() {
 		t.Fatalf("429: %#v", err)
@@ -257,7 +257,7 @@ func TestClientErrors(t *testing.T) {
 		t.Fatalf("error text carries request data: %q", err)
 	}
 
-	_, err = c.Rewrap(ctx, client.RewrapRequest{JWE: "a.b.c.d.e"})
+	_, err = c.Rewrap(ctx, client.RewrapRequest{JWE: "a.b.c.d.e", Merchant: "m_1"})
 	if !errors.As(err, &ke) || ke.Code != "sealed" || ke.RetryAfter < 80*time.Second || ke.RetryAfter > 90*time.Second {
 		t.Fatalf("503: %#v", err)
 	}
@@ -270,7 +270,7 @@ func TestClientErrors(t *testing.T) {
 	// A signature the server rejects surfaces as its 401 code.
 	other := *f.signer
 	other.Kid = "nope-1"
-	_, err = client.New(srv.URL, &other, srv.Client()).Inspect(ctx, client.InspectRequest{JWE: "a.b.c.d.e", Session: "cs_1"})
+	_, err = client.New(srv.URL, &other, srv.Client()).Inspect(ctx, client.InspectRequest{JWE: "a.b.c.d.e", Session: "cs_1", Merchant: "m_1"})
 	if !errors.As(err, &ke) || ke.Status != 401 || ke.Code != "unauthenticated" {
 		t.Fatalf("401: %v", err)
 	}
@@ -293,7 +293,7 @@ func TestClientTransportError(t *testing.T) {
 	base := srv.URL
 	srv.Close() // nothing listens any more
 	c := client.New(base, f.signer, nil)
-	_, err := c.Inspect(context.Background(), client.InspectRequest{JWE: "a.b.c.d.e", Session: "cs_1"})
+	_, err := c.Inspect(context.Background(), client.InspectRequest{JWE: "a.b.c.d.e", Session: "cs_1", Merchant: "m_1"})
 	var ue *url.Error
 	var ke *client.Error
 	if err == nil || !errors.As(err, &ue) || errors.As(err, &ke) {
@@ -316,6 +316,23 @@ func TestClientValidatesBeforeSending(t *testing.T) {
 	for name, call := range map[string]func() error{
 		"inspect/no-session": func() error { _, err := c.Inspect(ctx, client.InspectRequest{JWE: "x"}); return err },
 		"inspect/no-jwe":     func() error { _, err := c.Inspect(ctx, client.InspectRequest{Session: "cs"}); return err },
+		"inspect/no-merchant": func() error {
+			_, err := c.Inspect(ctx, client.InspectRequest{JWE: "a.b.c.d.e", Session: "cs"})
+			return err
+		},
+		"inspect/merchant-shape": func() error {
+			_, err := c.Inspect(ctx, client.InspectRequest{JWE: "a.b.c.d.e", Session: "cs", Merchant: "m 1"})
+			return err
+		},
+		"inspect/merchant-long": func() error {
+			_, err := c.Inspect(ctx, client.InspectRequest{JWE: "a.b.c.d.e", Session: "cs", Merchant: strings.Repeat("m", 65)})
+			return err
+		},
+		"inspect/cvc-too-large": func() error {
+			_, err := c.Inspect(ctx, client.InspectRequest{JWE: "a.b.c.d.e", Session: "cs", Merchant: "m_1", CVCJWE: strings.Repeat("x", 1<<20)})
+			return err
+		},
+		"rewrap/no-merchant": func() error { _, err := c.Rewrap(ctx, client.RewrapRequest{JWE: "a.b.c.d.e"}); return err },
 		"reveal/short-reason": func() error {
 			_, err := c.Reveal(ctx, client.RevealRequest{JWE: "x", Actor: "a", Reason: "no"})
 			return err
@@ -346,9 +363,9 @@ func TestRedaction(t *testing.T) {
 	jwe := "eyJhbGciOi.secret.iv.ct.tag"
 	values := []any{
 		client.RevealResponse{PAN: testPAN, ExpMonth: 1, ExpYear: 2030, Name: "Jane Holder"},
-		client.InspectRequest{JWE: jwe, Session: "cs"},
+		client.InspectRequest{JWE: jwe, Session: "cs", Merchant: "m_1"},
 		client.RevealRequest{JWE: jwe, Actor: "op", Reason: "why"},
-		client.RewrapRequest{JWE: jwe},
+		client.RewrapRequest{JWE: jwe, Merchant: "m_1"},
 		client.RewrapResponse{JWE: jwe, Kid: "k"},
 		client.UnsealRequest{Key: "c2hhcmUtc2VjcmV0"},
 	}

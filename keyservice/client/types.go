@@ -49,18 +49,24 @@ const (
 
 const redacted = "[redacted]"
 
-// InspectRequest asks for the masked view of a card ciphertext bound to session.
+// InspectRequest asks for the masked view of a card ciphertext bound to
+// session, captured for merchant. The merchant scopes the fingerprint and the
+// enumeration guard, so it is required. CVCJWE, when present, is validated
+// (same session, fresh, right length for the brand) and refused otherwise.
 type InspectRequest struct {
-	JWE     string `json:"jwe"`
-	Session string `json:"session"`
+	JWE      string `json:"jwe"`
+	Session  string `json:"session"`
+	Merchant string `json:"merchant"`
+	CVCJWE   string `json:"cvc_jwe,omitempty"`
 }
 
 func (r InspectRequest) String() string {
-	return fmt.Sprintf("InspectRequest{jwe:%s session:%s}", redactedLen(r.JWE), r.Session)
+	return fmt.Sprintf("InspectRequest{jwe:%s session:%s merchant:%s cvc_jwe:%s}", redactedLen(r.JWE), r.Session, r.Merchant, redactedLen(r.CVCJWE))
 }
 func (r InspectRequest) GoString() string { return r.String() }
 func (r InspectRequest) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("jwe", redactedLen(r.JWE)), slog.String("session", r.Session))
+	return slog.GroupValue(slog.String("jwe", redactedLen(r.JWE)), slog.String("session", r.Session),
+		slog.String("merchant", r.Merchant), slog.String("cvc_jwe", redactedLen(r.CVCJWE)))
 }
 
 // InspectResponse is the masked card: never the PAN.
@@ -108,24 +114,33 @@ func (r RevealResponse) String() string       { return "RevealResponse" + redact
 func (r RevealResponse) GoString() string     { return r.String() }
 func (r RevealResponse) LogValue() slog.Value { return slog.StringValue(r.String()) }
 
-// RewrapRequest asks for a ciphertext re-encrypted under the newest KEK.
+// RewrapRequest asks for a ciphertext re-encrypted under the newest KEK and
+// its masked fields recomputed for merchant (the token's owner), so that a
+// change of fingerprint scheme or truncation reaches stored tokens too.
 type RewrapRequest struct {
-	JWE   string `json:"jwe"`
-	Token string `json:"token,omitempty"` // audit resource, as in RevealRequest
+	JWE      string `json:"jwe"`
+	Merchant string `json:"merchant"`
+	Token    string `json:"token,omitempty"` // audit resource, as in RevealRequest
 }
 
 func (r RewrapRequest) String() string {
-	return "RewrapRequest{jwe:" + redactedLen(r.JWE) + " token:" + r.Token + "}"
+	return "RewrapRequest{jwe:" + redactedLen(r.JWE) + " merchant:" + r.Merchant + " token:" + r.Token + "}"
 }
 func (r RewrapRequest) GoString() string { return r.String() }
 func (r RewrapRequest) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("jwe", redactedLen(r.JWE)), slog.String("token", r.Token))
+	return slog.GroupValue(slog.String("jwe", redactedLen(r.JWE)), slog.String("merchant", r.Merchant), slog.String("token", r.Token))
 }
 
-// RewrapResponse is the new ciphertext and the kid it is under.
+// RewrapResponse is the ciphertext under the newest KEK (the same one when it
+// already is), the kid it is under, and the masked fields as the key service
+// computes them today.
 type RewrapResponse struct {
-	JWE string `json:"jwe"`
-	Kid string `json:"kid"`
+	JWE         string `json:"jwe"`
+	Kid         string `json:"kid"`
+	Brand       string `json:"brand"`
+	BIN         string `json:"bin"`
+	Last4       string `json:"last4"`
+	Fingerprint string `json:"fingerprint"`
 }
 
 func (r RewrapResponse) String() string {

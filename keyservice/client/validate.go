@@ -56,9 +56,35 @@ func checkID(field, s string, required bool) error {
 	return nil
 }
 
+// MaxMerchantLen bounds a merchant id; it matches the gateway's key-safe ids.
+const MaxMerchantLen = 64
+
+// checkMerchant accepts the gateway's merchant ids: 1-64 of [A-Za-z0-9_-].
+// The id keys fingerprints and the enumeration guard, so a value that could
+// be written two ways (spaces, case folding by a proxy) is refused.
+func checkMerchant(s string) error {
+	if s == "" || len(s) > MaxMerchantLen {
+		return invalid("merchant")
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return invalid("merchant")
+		}
+	}
+	return nil
+}
+
 // Validate checks the shape of an inspect request.
 func (r InspectRequest) Validate() error {
 	if err := checkJWE(r.JWE); err != nil {
+		return err
+	}
+	if r.CVCJWE != "" {
+		if err := checkJWE(r.CVCJWE); err != nil {
+			return invalid("cvc_jwe")
+		}
+	}
+	if err := checkMerchant(r.Merchant); err != nil {
 		return err
 	}
 	return checkID("session", r.Session, true)
@@ -90,6 +116,9 @@ func (r RevealRequest) Validate() error {
 // Validate checks the shape of a rewrap request.
 func (r RewrapRequest) Validate() error {
 	if err := checkJWE(r.JWE); err != nil {
+		return err
+	}
+	if err := checkMerchant(r.Merchant); err != nil {
 		return err
 	}
 	return checkID("token", r.Token, false)

@@ -379,25 +379,35 @@ func (k *Keyring) Retire(kid string) error {
 	return nil
 }
 
-// FingerprintPrefix starts every fingerprint.
-const FingerprintPrefix = "fp_"
+// FingerprintPrefix starts every fingerprint. It is "fpm_" (merchant-scoped)
+// so that a token still carrying an unscoped "fp_" value from before the
+// change is visibly stale until the rewrap job refreshes it.
+const FingerprintPrefix = "fpm_"
 
-// Fingerprint returns "fp_" + base64url (no padding) of HMAC-SHA-256 of pan
-// under the keyring's fingerprint key.
+// Domain labels of the keys derived from the fingerprint key: each use gets
+// its own key, so a value computed for one can never be replayed as another.
+const (
+	labelFingerprint = "blindgate/fingerprint/merchant/v1"
+	labelGuard       = "blindgate/enumeration-guard/v1"
+)
+
+// Fingerprint returns "fpm_" + base64url (no padding) of
+// HMAC-SHA-256(K_m, pan), where K_m = HMAC-SHA-256(fingerprint key,
+// label || len(merchant) || merchant) is a key of the merchant alone.
 //
 // It is a keyed hash (PCI DSS 3.5.1.1): a plain hash of a PAN can be reversed
 // by enumerating the few billion PANs of a BIN, a keyed one only with the key,
-// which never leaves the key service. The fingerprint key is not a KEK
-// version, so fingerprints stay the same across KEK rotation and are
-// comparable over the life of the keyring. Pass the validated digits only:
-// "4242 4242..." and "42424242..." fingerprint differently.
-func (k *Keyring) Fingerprint(pan []byte) string {
-	s := k.snap()
-	if len(s.fpKey) != FingerprintKeySize {
-		// Fail loudly: an empty-key HMAC would be an unkeyed hash.
-		panic("keyring: Fingerprint on a keyring without a fingerprint key (use New or Load)")
-	}
-	mac := hmac.New(sha256.New, s.fpKey)
+// which never leaves the key service. It is scoped per merchant so that the
+// same card at two merchants gives unrelated values: a merchant (or anyone
+// holding its tokens) cannot correlate its cards with another's, and a
+// fingerprint learnt at one merchant is no oracle at another. The length
+// prefix makes the encoding unambiguous. The fingerprint key is not a KEK
+// version, so fingerprints stay the same across KEK rotation. Pass the
+// validated digits only: "4242 4242..." and "42424242..." differ.
+func (k *Keyring) Fingerprint(merchant string, pan []byte) string {
+	mk := k.derive(labelFingerprint, merchant)
+	defer clear(mk)
+	mac := hmac.New(sha256.New, mk)
 	mac.Write(pan)
 	var sum [sha256.Size]byte
 	out := make([]byte, len(FingerprintPrefix), len(FingerprintPrefix)+base64.RawURLEncoding.EncodedLen(sha256.Size))
@@ -445,4 +455,38 @@ func (k *Keyring) EnsureAuditKey() (bool, error) {
 	}
 	k.cur.Store(&snapshot{versions: s.versions, fpKey: s.fpKey, auditKey: ak})
 	return true, nil
+}
+
+// GuardTag returns a short keyed hash (hex, 16 bytes) of parts, for the
+// enumeration guard's store keys and members: Redis, which may sit outside
+// the key zone, learns neither BINs, last fours nor fingerprints from them,
+// only equality within a window. Each part is length-prefixed.
+func (k *Keyring) GuardTag(parts ...string) string {
+	gk := k.derive(labelGuard)
+	defer clear(gk)
+	mac := hmac.New(sha256.New, gk)
+	writeParts(mac, parts...)
+	return hex.EncodeToString(mac.Sum(nil)[:16])
+}
+
+// derive returns HMAC-SHA-256(fingerprint key, label, parts...) with every
+// element length-prefixed; the caller clears it.
+func (k *Keyring) derive(label string, parts ...string) []byte {
+	s := k.snap()
+	if len(s.fpKey) != FingerprintKeySize {
+		// Fail loudly: an empty-key HMAC would be an unkeyed hash.
+		panic("keyring: Fingerprint on a keyring without a fingerprint key (use New or Load)")
+	}
+	mac := hmac.New(sha256.New, s.fpKey)
+	writeParts(mac, append([]string{label}, parts...)...)
+	return mac.Sum(nil)
+}
+
+func writeParts(w interface{ Write([]byte) (int, error) }, parts ...string) {
+	var n [4]byte
+	for _, p := range parts {
+		n[0], n[1], n[2], n[3] = byte(len(p)>>24), byte(len(p)>>16), byte(len(p)>>8), byte(len(p))
+		_, _ = w.Write(n[:])
+		_, _ = w.Write([]byte(p))
+	}
 }

@@ -203,36 +203,54 @@ func TestZeroKeyring(t *testing.T) {
 			t.Fatal("Fingerprint without a key must not hash unkeyed")
 		}
 	}()
-	kr.Fingerprint([]byte("4242424242424242"))
+	kr.Fingerprint("m_1", []byte("4242424242424242"))
 }
 
-var fpRE = regexp.MustCompile(`^fp_[A-Za-z0-9_-]{43}$`)
+var fpRE = regexp.MustCompile(`^fpm_[A-Za-z0-9_-]{43}$`)
 
 func TestFingerprint(t *testing.T) {
 	kr := mustNew(t, "")
 	pan := []byte("4242424242424242")
-	fp := kr.Fingerprint(pan)
+	const merchant = "m_alice"
+	fp := kr.Fingerprint(merchant, pan)
 	if !fpRE.MatchString(fp) {
 		t.Fatalf("fingerprint %q does not match %s", fp, fpRE)
 	}
-	// It is HMAC-SHA-256 under the fingerprint key, nothing else.
-	mac := hmac.New(sha256.New, kr.snap().fpKey)
+	// HMAC-SHA-256 under a per-merchant key derived from the fingerprint key.
+	lp := func(s string) []byte { return append([]byte{0, 0, 0, byte(len(s))}, s...) }
+	dk := hmac.New(sha256.New, kr.snap().fpKey)
+	dk.Write(lp(labelFingerprint))
+	dk.Write(lp(merchant))
+	mac := hmac.New(sha256.New, dk.Sum(nil))
 	mac.Write(pan)
-	if want := "fp_" + base64.RawURLEncoding.EncodeToString(mac.Sum(nil)); fp != want {
+	if want := "fpm_" + base64.RawURLEncoding.EncodeToString(mac.Sum(nil)); fp != want {
 		t.Fatalf("fingerprint = %s, want %s", fp, want)
 	}
 	unkeyed := sha256.Sum256(pan)
-	if fp == "fp_"+base64.RawURLEncoding.EncodeToString(unkeyed[:]) {
+	if fp == "fpm_"+base64.RawURLEncoding.EncodeToString(unkeyed[:]) {
 		t.Fatal("fingerprint is an unkeyed hash")
 	}
-	if kr.Fingerprint(pan) != fp {
+	// The pre-scoping value (HMAC of the PAN under the key itself) is not it.
+	flat := hmac.New(sha256.New, kr.snap().fpKey)
+	flat.Write(pan)
+	if fp[len("fpm_"):] == base64.RawURLEncoding.EncodeToString(flat.Sum(nil)) {
+		t.Fatal("fingerprint is not scoped by merchant")
+	}
+	if kr.Fingerprint(merchant, pan) != fp {
 		t.Fatal("fingerprint not deterministic")
 	}
-	if kr.Fingerprint([]byte("4000056655665556")) == fp {
+	if kr.Fingerprint(merchant, []byte("4000056655665556")) == fp {
 		t.Fatal("different PANs, same fingerprint")
 	}
-	if mustNew(t, "").Fingerprint(pan) == fp {
+	if mustNew(t, "").Fingerprint(merchant, pan) == fp {
 		t.Fatal("another keyring's key gave the same fingerprint")
+	}
+	if kr.Fingerprint("m_bob", pan) == fp {
+		t.Fatal("the same card at two merchants gave the same fingerprint")
+	}
+	// Unambiguous encoding: moving bytes between merchant and PAN changes it.
+	if kr.Fingerprint("m_alice4", []byte("242424242424242")) == fp {
+		t.Fatal("merchant and PAN boundary is ambiguous")
 	}
 
 	// Stable across rotation, retirement and save/load.
@@ -243,7 +261,7 @@ func TestFingerprint(t *testing.T) {
 	if err := kr.Retire(old); err != nil {
 		t.Fatal(err)
 	}
-	if kr.Fingerprint(pan) != fp {
+	if kr.Fingerprint(merchant, pan) != fp {
 		t.Fatal("fingerprint changed across rotation")
 	}
 	master, _ := GenerateMasterKey()
@@ -255,7 +273,7 @@ func TestFingerprint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if loaded.Fingerprint(pan) != fp {
+	if loaded.Fingerprint(merchant, pan) != fp {
 		t.Fatal("fingerprint changed across save/load")
 	}
 }
@@ -266,7 +284,8 @@ func TestConcurrentLookupDuringRotate(t *testing.T) {
 	kr := mustNew(t, "")
 	first := kr.Newest().Kid
 	pan := []byte("4242424242424242")
-	fp := kr.Fingerprint(pan)
+	const merchant = "m_1"
+	fp := kr.Fingerprint(merchant, pan)
 	master, _ := GenerateMasterKey()
 
 	stop := make(chan struct{})
@@ -286,7 +305,7 @@ func TestConcurrentLookupDuringRotate(t *testing.T) {
 					errs <- err
 					return
 				}
-				if got := kr.Fingerprint(pan); got != fp {
+				if got := kr.Fingerprint(merchant, pan); got != fp {
 					errs <- errors.New("fingerprint changed")
 					return
 				}
@@ -386,7 +405,7 @@ func BenchmarkFingerprint(b *testing.B) {
 	pan := []byte("4242424242424242")
 	b.ReportAllocs()
 	for b.Loop() {
-		_ = kr.Fingerprint(pan)
+		_ = kr.Fingerprint("m_1", pan)
 	}
 }
 
@@ -396,5 +415,24 @@ func BenchmarkLookup(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_, _ = kr.Lookup(kid)
+	}
+}
+
+func TestGuardTag(t *testing.T) {
+	kr := mustNew(t, "")
+	a := kr.GuardTag("bucket", "m_1", "424242", "4242")
+	if len(a) != 32 {
+		t.Fatalf("tag %q", a)
+	}
+	if kr.GuardTag("bucket", "m_1", "424242", "4242") != a {
+		t.Fatal("tag not deterministic")
+	}
+	for _, other := range [][]string{{"bucket", "m_2", "424242", "4242"}, {"bucket", "m_1", "4242424", "242"}, {"member", "m_1", "424242", "4242"}} {
+		if kr.GuardTag(other...) == a {
+			t.Fatalf("%v tags like the original", other)
+		}
+	}
+	if mustNew(t, "").GuardTag("bucket", "m_1", "424242", "4242") == a {
+		t.Fatal("another keyring's key gave the same tag")
 	}
 }

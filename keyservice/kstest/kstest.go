@@ -22,6 +22,7 @@ import (
 	"github.com/blindgate/blindgate/internal/ratelimit"
 	"github.com/blindgate/blindgate/keyservice/api"
 	"github.com/blindgate/blindgate/keyservice/client"
+	"github.com/blindgate/blindgate/keyservice/guard"
 	"github.com/blindgate/blindgate/keyservice/keyring"
 	"github.com/blindgate/blindgate/keyservice/replay"
 	"github.com/blindgate/blindgate/keyservice/seal"
@@ -61,6 +62,8 @@ type Options struct {
 	Redis api.Pinger
 	// Limits adjusts unwrap.DefaultLimits() when set.
 	Limits func(*unwrap.Limits)
+	// Guard is the enumeration guard's store; nil is in-memory.
+	Guard guard.Counter
 	// Log receives the key service's logs; nil discards them.
 	Log *slog.Logger
 	// Listen serves the API on a loopback listener (Zone.URL, Zone.Client);
@@ -138,7 +141,7 @@ func NewZone(t testing.TB, o Options) *Zone {
 	if o.Limits != nil {
 		o.Limits(&limits)
 	}
-	z.Service = unwrap.New(z.Holder, z.Audit, o.Limiter, o.Log, unwrap.Config{Limits: limits})
+	z.Service = unwrap.New(z.Holder, z.Audit, o.Limiter, o.Log, unwrap.Config{Limits: limits, Guard: unwrap.Guard{Counter: o.Guard}})
 	verifier := &sigauth.Verifier{Audience: Audience, Origins: []string{PublicURL}, Clients: z.Clients, Replay: o.Replay}
 	z.Server = api.New(api.Deps{
 		Unwrap: z.Service, Verifier: verifier,

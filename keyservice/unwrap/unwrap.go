@@ -7,7 +7,13 @@
 //     cannot answer (Redis down) refuses the request: never decrypt unlimited;
 //   - a reveal is audited (written and synced) before the ciphertext is
 //     decrypted: no audit record, no reveal;
-//   - plaintext buffers are wiped as soon as the fields needed are copied out.
+//   - plaintext buffers are wiped as soon as the fields needed are copied out;
+//   - an inspect answers only after the enumeration guard counted the card:
+//     a caller looping over candidate middle digits for a known card (first
+//     6, last 4) is refused and alarmed before it can find the fingerprint
+//     (docs/enumeration-guard.md);
+//   - a CVC ciphertext is accepted only once it decrypted, for the same
+//     session, fresh, with the digit count of the card's brand.
 package unwrap
 
 import (
@@ -18,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/blindgate/blindgate/internal/audit"
@@ -25,6 +32,7 @@ import (
 	"github.com/blindgate/blindgate/internal/panshape"
 	"github.com/blindgate/blindgate/internal/ratelimit"
 	"github.com/blindgate/blindgate/keyservice/card"
+	"github.com/blindgate/blindgate/keyservice/guard"
 	"github.com/blindgate/blindgate/keyservice/keyring"
 )
 
@@ -41,7 +49,19 @@ var (
 	ErrLimited         = errors.New("unwrap: rate limited")
 	ErrUnavailable     = errors.New("unwrap: dependency unavailable")
 	ErrAudit           = errors.New("unwrap: audit unavailable")
+	// ErrCVCInvalid: the CVC ciphertext was refused (garbage, another
+	// session, stale, or the wrong digit count for the brand).
+	ErrCVCInvalid = errors.New("unwrap: cvc invalid")
+	// ErrEnumeration: the enumeration guard refused the card.
+	ErrEnumeration = errors.New("unwrap: card enumeration")
 )
+
+// EnumerationError is a refusal by the enumeration guard; RetryAfter is the
+// guard's window, after which the bucket has emptied.
+type EnumerationError struct{ RetryAfter time.Duration }
+
+func (e *EnumerationError) Error() string { return "unwrap: card enumeration suspected" }
+func (e *EnumerationError) Unwrap() error { return ErrEnumeration }
 
 // LimitedError says which limit refused the request and when to retry.
 type LimitedError struct {
@@ -83,36 +103,60 @@ type Revealed struct {
 }
 
 // Limits are the rate limits of the service. Reveal limits exist per actor
-// and per client over a short and a daily window.
+// and per client over a short and a daily window. Inspect volume is watched
+// per client and per merchant over a day: an alarm at AlarmDailyFraction and
+// at exhaustion, and a refusal only with RefuseInspectVolume (a busy day must
+// not stop a shop; the enumeration guard is what refuses an attack).
 type Limits struct {
-	InspectPerClient   ratelimit.Limit
-	RevealActorShort   ratelimit.Limit
-	RevealActorDaily   ratelimit.Limit
-	RevealClientShort  ratelimit.Limit
-	RevealClientDaily  ratelimit.Limit
-	RewrapPerClient    ratelimit.Limit
-	AlarmDailyFraction float64 // alarm once an actor has used this share of the daily limit
+	InspectPerClient     ratelimit.Limit
+	InspectClientDaily   ratelimit.Limit
+	InspectMerchantDaily ratelimit.Limit
+	RefuseInspectVolume  bool
+	RevealActorShort     ratelimit.Limit
+	RevealActorDaily     ratelimit.Limit
+	RevealClientShort    ratelimit.Limit
+	RevealClientDaily    ratelimit.Limit
+	RewrapPerClient      ratelimit.Limit
+	AlarmDailyFraction   float64 // alarm once an actor has used this share of the daily limit
 }
 
 // DefaultLimits are conservative: a support agent reveals a handful of cards a
 // day, never hundreds.
 func DefaultLimits() Limits {
 	return Limits{
-		InspectPerClient:   ratelimit.Limit{Name: "inspect-client", Rate: 2000, Period: time.Second, Burst: 4000},
-		RevealActorShort:   ratelimit.Limit{Name: "reveal-actor-short", Rate: 5, Period: time.Minute, Burst: 5},
-		RevealActorDaily:   ratelimit.Limit{Name: "reveal-actor-daily", Rate: 50, Period: 24 * time.Hour, Burst: 50},
-		RevealClientShort:  ratelimit.Limit{Name: "reveal-client-short", Rate: 60, Period: time.Minute, Burst: 60},
-		RevealClientDaily:  ratelimit.Limit{Name: "reveal-client-daily", Rate: 1000, Period: 24 * time.Hour, Burst: 1000},
-		RewrapPerClient:    ratelimit.Limit{Name: "rewrap-client", Rate: 500, Period: time.Second, Burst: 1000},
-		AlarmDailyFraction: 0.8,
+		InspectPerClient:     ratelimit.Limit{Name: "inspect-client", Rate: 2000, Period: time.Second, Burst: 4000},
+		InspectClientDaily:   ratelimit.Limit{Name: "inspect-client-daily", Rate: 1_000_000, Period: 24 * time.Hour, Burst: 1_000_000},
+		InspectMerchantDaily: ratelimit.Limit{Name: "inspect-merchant-daily", Rate: 50_000, Period: 24 * time.Hour, Burst: 50_000},
+		RevealActorShort:     ratelimit.Limit{Name: "reveal-actor-short", Rate: 5, Period: time.Minute, Burst: 5},
+		RevealActorDaily:     ratelimit.Limit{Name: "reveal-actor-daily", Rate: 50, Period: 24 * time.Hour, Burst: 50},
+		RevealClientShort:    ratelimit.Limit{Name: "reveal-client-short", Rate: 60, Period: time.Minute, Burst: 60},
+		RevealClientDaily:    ratelimit.Limit{Name: "reveal-client-daily", Rate: 1000, Period: 24 * time.Hour, Burst: 1000},
+		RewrapPerClient:      ratelimit.Limit{Name: "rewrap-client", Rate: 500, Period: time.Second, Burst: 1000},
+		AlarmDailyFraction:   0.8,
 	}
 }
+
+// Guard is the enumeration guard's policy: refuse once more than Max
+// distinct cards share one (merchant, first 6, last 4) within Window.
+type Guard struct {
+	Counter guard.Counter
+	Window  time.Duration
+	Max     int
+}
+
+// Default guard policy; docs/enumeration-guard.md derives it.
+const (
+	DefaultGuardWindow = 24 * time.Hour
+	DefaultGuardMax    = 8
+)
 
 // Config holds the service's settings.
 type Config struct {
 	Freshness time.Duration // max age of a ciphertext at inspect (first use)
 	Skew      time.Duration // tolerated clock skew for iat in the future
 	Limits    Limits
+	Guard     Guard
+	Masking   card.Masking
 	Now       func() time.Time
 }
 
@@ -125,7 +169,8 @@ type Service struct {
 	cfg     Config
 }
 
-// New returns a Service. All dependencies are required.
+// New returns a Service. All dependencies are required; cfg.Guard.Counter
+// defaults to an in-memory guard (one instance only).
 func New(keys Keys, aud Auditor, limiter ratelimit.Limiter, log *slog.Logger, cfg Config) *Service {
 	if cfg.Freshness <= 0 {
 		cfg.Freshness = 15 * time.Minute
@@ -139,6 +184,15 @@ func New(keys Keys, aud Auditor, limiter ratelimit.Limiter, log *slog.Logger, cf
 	if cfg.Limits == (Limits{}) {
 		cfg.Limits = DefaultLimits()
 	}
+	if cfg.Guard.Counter == nil {
+		cfg.Guard.Counter = guard.NewMemory(cfg.Now, 0)
+	}
+	if cfg.Guard.Window <= 0 {
+		cfg.Guard.Window = DefaultGuardWindow
+	}
+	if cfg.Guard.Max <= 0 {
+		cfg.Guard.Max = DefaultGuardMax
+	}
 	return &Service{keys: keys, audit: aud, limiter: limiter, log: log, cfg: cfg}
 }
 
@@ -149,31 +203,44 @@ func Resource(jwe string) string {
 	return "jwe:" + hex.EncodeToString(sum[:8])
 }
 
-// Inspect decrypts a freshly captured card, validates it, and returns its
-// masked form and keyed fingerprint.
-func (s *Service) Inspect(ctx context.Context, m Meta, jwe, session string) (Masked, error) {
-	ev := audit.Event{Event: audit.EventInspect, Client: m.Client, Origin: m.Origin, Resource: Resource(jwe)}
-	res, err := s.inspect(ctx, m, jwe, session, &ev)
+// InspectInput is one inspect: the card ciphertext, the checkout session it
+// is bound to, the merchant it is captured for, and optionally the CVC
+// ciphertext to validate.
+type InspectInput struct {
+	JWE, Session, Merchant, CVCJWE string
+}
+
+// Inspect decrypts a freshly captured card, validates it (and its CVC when
+// given), and returns its masked form and merchant-scoped fingerprint.
+func (s *Service) Inspect(ctx context.Context, m Meta, in InspectInput) (Masked, error) {
+	ev := audit.Event{Event: audit.EventInspect, Client: m.Client, Origin: m.Origin, Resource: Resource(in.JWE)}
+	res, err := s.inspect(ctx, m, in, &ev)
 	if aerr := s.record(ctx, ev, err); aerr != nil {
 		return Masked{}, aerr
 	}
 	return res, err
 }
 
-func (s *Service) inspect(ctx context.Context, m Meta, jwe, session string, ev *audit.Event) (Masked, error) {
-	if session == "" {
+func (s *Service) inspect(ctx context.Context, m Meta, in InspectInput, ev *audit.Event) (Masked, error) {
+	if in.Session == "" {
 		return Masked{}, fmt.Errorf("%w: session is required", ErrInvalidRequest)
+	}
+	if in.Merchant == "" {
+		return Masked{}, fmt.Errorf("%w: merchant is required", ErrInvalidRequest)
 	}
 	if err := s.allow(ctx, s.cfg.Limits.InspectPerClient, m.Client); err != nil {
 		return Masked{}, err
 	}
-	kr, sc, err := s.open(jwe, ev)
+	if err := s.inspectVolume(ctx, m, in.Merchant, *ev); err != nil {
+		return Masked{}, err
+	}
+	kr, sc, err := s.open(in.JWE, ev)
 	if err != nil {
 		return Masked{}, err
 	}
 	hdr := sc.hdr
 	// The header is AAD, so a matching bg_sid is authenticated by the decrypt below.
-	if hdr.SessionID != session {
+	if hdr.SessionID != in.Session {
 		return Masked{}, ErrSessionMismatch
 	}
 	c, err := s.decryptCard(sc)
@@ -187,15 +254,114 @@ func (s *Service) inspect(ctx context.Context, m Meta, jwe, session string, ev *
 	if err := c.Validate(now); err != nil {
 		return Masked{}, err
 	}
+	fp := kr.Fingerprint(in.Merchant, []byte(c.PAN))
+	if err := s.guard(ctx, kr, in.Merchant, c.PAN, fp, *ev); err != nil {
+		return Masked{}, err
+	}
+	brand := card.DetectBrand(c.PAN)
+	if in.CVCJWE != "" {
+		if err := s.checkCVC(kr, in.CVCJWE, in.Session, brand, now); err != nil {
+			return Masked{}, err
+		}
+	}
 	return Masked{
 		Kid:         hdr.Kid,
-		Brand:       string(card.DetectBrand(c.PAN)),
-		BIN:         card.BIN(c.PAN),
+		Brand:       string(brand),
+		BIN:         s.cfg.Masking.BIN(c.PAN),
 		Last4:       card.Last4(c.PAN),
 		ExpMonth:    c.ExpMonth,
 		ExpYear:     c.ExpYear,
-		Fingerprint: kr.Fingerprint([]byte(c.PAN)),
+		Fingerprint: fp,
 	}, nil
+}
+
+// guard counts this card among the distinct cards seen for (merchant, first
+// 6, last 4) and refuses once there are more than the policy allows. The
+// store sees only keyed tags. Once a bucket is over the limit every card in
+// it is refused, the genuine one included: letting a card already seen
+// through would tell the prober which candidate is right. Expiry is not part
+// of the bucket although it is shown: it is not an input of the fingerprint,
+// so a prober would vary it to get a fresh budget per month.
+func (s *Service) guard(ctx context.Context, kr *keyring.Keyring, merchant, pan, fp string, ev audit.Event) error {
+	g := s.cfg.Guard
+	bucket := kr.GuardTag("bucket", merchant, pan[:6], card.Last4(pan))
+	member := kr.GuardTag("member", fp)[:16]
+	n, err := g.Counter.Observe(ctx, bucket, member, guard.Window{Period: g.Window, Keep: g.Max + 1})
+	if err != nil {
+		return fmt.Errorf("%w: enumeration guard: %w", ErrUnavailable, err)
+	}
+	if n > g.Max {
+		s.alarm(ctx, ev, fmt.Sprintf("card enumeration: %d distinct cards with the same first 6 and last 4 for merchant %s within %s", n, merchant, g.Window))
+		return &EnumerationError{RetryAfter: g.Window}
+	}
+	return nil
+}
+
+// inspectVolume watches inspect volume per client and per merchant over a
+// day: an alarm when 80% (AlarmDailyFraction) is crossed and when the
+// allowance runs out; a refusal only if configured.
+func (s *Service) inspectVolume(ctx context.Context, m Meta, merchant string, ev audit.Event) error {
+	lim := s.cfg.Limits
+	for _, c := range []struct {
+		l        ratelimit.Limit
+		key, who string
+	}{
+		{lim.InspectClientDaily, m.Client, "client " + m.Client},
+		{lim.InspectMerchantDaily, merchant, "merchant " + merchant},
+	} {
+		if c.l.Burst <= 0 {
+			continue
+		}
+		r, err := s.limiter.Allow(ctx, c.key, c.l)
+		if err != nil {
+			return fmt.Errorf("%w: rate limiter: %w", ErrUnavailable, err)
+		}
+		switch {
+		case !r.Allowed && lim.RefuseInspectVolume:
+			s.alarm(ctx, ev, "limit "+c.l.Name+" reached by "+c.who)
+			return &LimitedError{Limit: c.l.Name, RetryAfter: r.RetryAfter}
+		case !r.Allowed:
+			// Alarmed when it ran out; not refusing is the configured choice.
+		case r.Remaining == 0:
+			s.alarm(ctx, ev, "limit "+c.l.Name+" exhausted by "+c.who)
+		case lim.AlarmDailyFraction > 0 && c.l.Burst-r.Remaining == int(math.Round(float64(c.l.Burst)*lim.AlarmDailyFraction)):
+			// Remaining falls one by one, so this fires once per crossing.
+			s.alarm(ctx, ev, fmt.Sprintf("%s used %.0f%% of %s", c.who, lim.AlarmDailyFraction*100, c.l.Name))
+		}
+	}
+	return nil
+}
+
+// checkCVC applies the card ciphertext's rules to the CVC ciphertext and
+// checks its length for the brand. The plaintext is wiped on return; the
+// digits are never kept, logged or put in an error.
+func (s *Service) checkCVC(kr *keyring.Keyring, cvcJWE, session string, brand card.Brand, now time.Time) error {
+	var ev audit.Event // open records the kid; the CVC's is not audited
+	_, sc, err := s.open(cvcJWE, &ev)
+	switch {
+	case errors.Is(err, ErrSealed):
+		return err
+	case err != nil:
+		return fmt.Errorf("%w: not an acceptable ciphertext", ErrCVCInvalid)
+	case sc.hdr.SessionID != session:
+		return fmt.Errorf("%w: made for another checkout session", ErrCVCInvalid)
+	}
+	pt, err := sc.jwe.Decrypt(sc.key)
+	defer wipe(pt)
+	if err != nil {
+		return fmt.Errorf("%w: does not decrypt", ErrCVCInvalid)
+	}
+	cvc, err := card.ParseCVC(pt)
+	if err != nil {
+		return fmt.Errorf("%w: not a cvc", ErrCVCInvalid)
+	}
+	if age := now.Sub(cvc.IssuedAt); age > s.cfg.Freshness || age < -s.cfg.Skew {
+		return fmt.Errorf("%w: stale", ErrCVCInvalid)
+	}
+	if err := cvc.CheckBrand(brand); err != nil {
+		return fmt.Errorf("%w: wrong length for the brand", ErrCVCInvalid)
+	}
+	return nil
 }
 
 // Reveal returns the full card to an authorized actor with a reason. The
@@ -239,32 +405,60 @@ func (s *Service) Reveal(ctx context.Context, m Meta, jwe, actor, reason, resour
 	return Revealed{PAN: c.PAN, ExpMonth: c.ExpMonth, ExpYear: c.ExpYear, Name: c.Name}, nil
 }
 
-// Rewrap moves a ciphertext to the newest KEK. The plaintext never leaves this
-// function; the protected header's bg_sid is carried over.
-func (s *Service) Rewrap(ctx context.Context, m Meta, jwe, resource string) (string, string, error) {
+// Rewrapped is a ciphertext under the newest KEK with the masked fields as
+// they are computed today (fingerprint scope, truncation).
+type Rewrapped struct {
+	JWE, Kid                       string
+	Brand, BIN, Last4, Fingerprint string
+}
+
+// Rewrap moves a ciphertext to the newest KEK (unchanged when it already is)
+// and recomputes its masked fields for merchant. The plaintext never leaves
+// this function; the protected header's bg_sid is carried over.
+func (s *Service) Rewrap(ctx context.Context, m Meta, jwe, merchant, resource string) (Rewrapped, error) {
 	if resource == "" {
 		resource = Resource(jwe)
 	}
 	ev := audit.Event{Event: audit.EventRewrap, Client: m.Client, Origin: m.Origin, Resource: resource}
-	out, kid, err := s.rewrap(ctx, m, jwe, &ev)
+	out, err := s.rewrap(ctx, m, jwe, merchant, &ev)
 	if aerr := s.record(ctx, ev, err); aerr != nil {
-		return "", "", aerr
+		return Rewrapped{}, aerr
 	}
-	return out, kid, err
+	return out, err
 }
 
-func (s *Service) rewrap(ctx context.Context, m Meta, jwe string, ev *audit.Event) (string, string, error) {
+func (s *Service) rewrap(ctx context.Context, m Meta, jwe, merchant string, ev *audit.Event) (Rewrapped, error) {
+	if merchant == "" {
+		return Rewrapped{}, fmt.Errorf("%w: merchant is required", ErrInvalidRequest)
+	}
 	if err := s.allow(ctx, s.cfg.Limits.RewrapPerClient, m.Client); err != nil {
-		return "", "", err
+		return Rewrapped{}, err
 	}
 	kr, sc, err := s.open(jwe, ev)
 	if err != nil {
-		return "", "", err
+		return Rewrapped{}, err
 	}
-	hdr := sc.hdr
+	pt, err := sc.jwe.Decrypt(sc.key)
+	defer wipe(pt)
+	if err != nil {
+		return Rewrapped{}, ErrUndecryptable
+	}
+	// No expiry or freshness check: a stored card may have expired since;
+	// its masked fields must still be brought up to date.
+	c, err := card.ParsePlaintext(pt)
+	if err != nil {
+		return Rewrapped{}, err
+	}
+	if _, err := card.ValidatePAN(c.PAN); err != nil {
+		return Rewrapped{}, err
+	}
+	out := Rewrapped{
+		JWE: jwe, Kid: sc.hdr.Kid, Brand: string(card.DetectBrand(c.PAN)),
+		BIN: s.cfg.Masking.BIN(c.PAN), Last4: card.Last4(c.PAN), Fingerprint: kr.Fingerprint(merchant, []byte(c.PAN)),
+	}
 	newest := kr.Newest()
-	if hdr.Kid == newest.Kid {
-		return jwe, hdr.Kid, nil
+	if sc.hdr.Kid == newest.Kid {
+		return out, nil
 	}
 	var pub crypto.PublicKey
 	for _, p := range kr.PublicKeys() {
@@ -273,19 +467,15 @@ func (s *Service) rewrap(ctx context.Context, m Meta, jwe string, ev *audit.Even
 		}
 	}
 	if pub == nil {
-		return "", "", fmt.Errorf("%w: newest key %s has no public key", ErrUnavailable, newest.Kid)
+		return Rewrapped{}, fmt.Errorf("%w: newest key %s has no public key", ErrUnavailable, newest.Kid)
 	}
-	pt, err := sc.jwe.Decrypt(sc.key)
+	enc, err := jose.Encrypt(pt, pub, newest.Kid, map[string]string{jose.HeaderSessionID: sc.hdr.SessionID})
 	if err != nil {
-		return "", "", ErrUndecryptable
-	}
-	defer wipe(pt)
-	out, err := jose.Encrypt(pt, pub, newest.Kid, map[string]string{jose.HeaderSessionID: hdr.SessionID})
-	if err != nil {
-		return "", "", fmt.Errorf("rewrap encrypt: %w", err)
+		return Rewrapped{}, fmt.Errorf("rewrap encrypt: %w", err)
 	}
 	ev.Kid = newest.Kid
-	return string(out), newest.Kid, nil
+	out.JWE, out.Kid = string(enc), newest.Kid
+	return out, nil
 }
 
 // sealedCard is a ciphertext that passed the strict checks, with the key its
@@ -376,7 +566,7 @@ func (s *Service) revealLimits(ctx context.Context, client, actor string, ev aud
 // that monitoring pages on.
 func (s *Service) alarm(ctx context.Context, ev audit.Event, why string) {
 	a := audit.Event{Event: audit.EventAlarm, Client: ev.Client, Actor: ev.Actor, Origin: ev.Origin, Resource: ev.Resource, Outcome: audit.OutcomeFailure, Reason: why, Code: "alarm"}
-	s.log.Error("ALARM: unusual reveal volume", "client", ev.Client, "actor", ev.Actor, "why", why)
+	s.log.Error("ALARM: unusual "+ev.Event+" activity", "client", ev.Client, "actor", ev.Actor, "why", why)
 	if _, err := s.audit.Append(ctx, a); err != nil {
 		s.log.Error("audit append of alarm failed", "err", err)
 	}
@@ -408,7 +598,7 @@ func (s *Service) denied(ctx context.Context, ev audit.Event, opErr error) error
 
 func outcomeOf(err error) string {
 	switch {
-	case errors.Is(err, ErrLimited), errors.Is(err, ErrSealed), errors.Is(err, ErrInvalidRequest):
+	case errors.Is(err, ErrLimited), errors.Is(err, ErrSealed), errors.Is(err, ErrInvalidRequest), errors.Is(err, ErrEnumeration):
 		return audit.OutcomeDenied
 	default:
 		return audit.OutcomeFailure
@@ -421,6 +611,7 @@ func codeOf(err error) string {
 		err  error
 		code string
 	}{
+		{ErrEnumeration, "card_enumeration"}, {ErrCVCInvalid, "cvc_invalid"},
 		{ErrSealed, "sealed"}, {ErrInvalidJWE, "invalid_jwe"}, {ErrUnsupportedAlg, "unsupported_algorithm"},
 		{ErrUnknownKey, "key_unknown"}, {ErrSessionMismatch, "session_mismatch"}, {ErrUndecryptable, "card_undecryptable"},
 		{ErrStale, "stale_ciphertext"}, {ErrInvalidRequest, "invalid_field"}, {ErrLimited, "rate_limited"},

@@ -127,7 +127,7 @@ func TestInspect(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m, err := f.svc.Inspect(context.Background(), Meta{Client: "gateway", Origin: "10.0.0.1"}, tt.jwe(), tt.session)
+			m, err := f.svc.Inspect(context.Background(), Meta{Client: "gateway", Origin: "10.0.0.1"}, InspectInput{JWE: tt.jwe(), Session: tt.session, Merchant: "m_1"})
 			if tt.want != nil {
 				if !errors.Is(err, tt.want) {
 					t.Fatalf("err = %v, want %v", err, tt.want)
@@ -137,7 +137,7 @@ func TestInspect(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := Masked{Kid: f.kr.Newest().Kid, Brand: "visa", BIN: "42424242", Last4: "4242", ExpMonth: 12, ExpYear: 2030, Fingerprint: f.kr.Fingerprint([]byte(testPAN))}
+			want := Masked{Kid: f.kr.Newest().Kid, Brand: "visa", BIN: "424242", Last4: "4242", ExpMonth: 12, ExpYear: 2030, Fingerprint: f.kr.Fingerprint("m_1", []byte(testPAN))}
 			if m != want {
 				t.Fatalf("got %+v, want %+v", m, want)
 			}
@@ -159,11 +159,11 @@ func TestInspectSealedAndLimiterDown(t *testing.T) {
 	f := newFixture(t, nil)
 	jwe := f.encrypt(t, testPAN, f.now, "cs_1")
 	sealed := New(staticKeys{err: errors.New("sealed")}, f.log, ratelimit.NewMemory(), slog.Default(), Config{Now: func() time.Time { return f.now }})
-	if _, err := sealed.Inspect(context.Background(), Meta{Client: "gateway"}, jwe, "cs_1"); !errors.Is(err, ErrSealed) {
+	if _, err := sealed.Inspect(context.Background(), Meta{Client: "gateway"}, InspectInput{JWE: jwe, Session: "cs_1", Merchant: "m_1"}); !errors.Is(err, ErrSealed) {
 		t.Fatalf("sealed: err = %v", err)
 	}
 	down := New(staticKeys{kr: f.kr}, f.log, downLimiter{}, slog.Default(), Config{Now: func() time.Time { return f.now }})
-	if _, err := down.Inspect(context.Background(), Meta{Client: "gateway"}, jwe, "cs_1"); !errors.Is(err, ErrUnavailable) {
+	if _, err := down.Inspect(context.Background(), Meta{Client: "gateway"}, InspectInput{JWE: jwe, Session: "cs_1", Merchant: "m_1"}); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("limiter down: err = %v, want ErrUnavailable (fail closed)", err)
 	}
 	if _, err := down.Reveal(context.Background(), Meta{Client: "bo"}, jwe, "op_1", "customer dispute", ""); !errors.Is(err, ErrUnavailable) {
@@ -267,9 +267,13 @@ func TestRewrapAfterRotation(t *testing.T) {
 	if _, err := f.kr.Rotate(keyring.AlgRSA3072); err != nil {
 		t.Fatal(err)
 	}
-	out, kid, err := f.svc.Rewrap(context.Background(), Meta{Client: "gateway"}, jwe, "tok_1")
+	rw, err := f.svc.Rewrap(context.Background(), Meta{Client: "gateway"}, jwe, "m_1", "tok_1")
 	if err != nil {
 		t.Fatal(err)
+	}
+	out, kid := rw.JWE, rw.Kid
+	if rw.BIN != "424242" || rw.Last4 != "4242" || rw.Brand != "visa" || rw.Fingerprint != f.kr.Fingerprint("m_1", []byte(testPAN)) {
+		t.Fatalf("rewrap masked fields %+v", rw)
 	}
 	if kid == oldKid || kid != f.kr.Newest().Kid {
 		t.Fatalf("kid = %s, want the new active %s", kid, f.kr.Newest().Kid)
@@ -290,8 +294,17 @@ func TestRewrapAfterRotation(t *testing.T) {
 		t.Fatalf("retired key: err = %v", err)
 	}
 	// Rewrapping a ciphertext already under the newest key is a no-op.
-	same, _, err := f.svc.Rewrap(context.Background(), Meta{Client: "gateway"}, out, "")
-	if err != nil || same != out {
+	same, err := f.svc.Rewrap(context.Background(), Meta{Client: "gateway"}, out, "m_1", "")
+	if err != nil || same.JWE != out || same.Fingerprint != rw.Fingerprint {
 		t.Fatalf("no-op rewrap changed the ciphertext: %v", err)
+	}
+	// ... but the masked fields are recomputed for the merchant asked about,
+	// and under the deployment's truncation.
+	other, err := f.svc.Rewrap(context.Background(), Meta{Client: "gateway"}, out, "m_2", "")
+	if err != nil || other.JWE != out || other.Fingerprint == rw.Fingerprint {
+		t.Fatalf("rewrap for another merchant: %+v %v", other, err)
+	}
+	if _, err := f.svc.Rewrap(context.Background(), Meta{Client: "gateway"}, out, "", ""); !errors.Is(err, ErrInvalidRequest) {
+		t.Fatalf("rewrap without merchant: %v", err)
 	}
 }

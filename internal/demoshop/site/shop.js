@@ -1,6 +1,7 @@
 // The demo shop's page script: asks the shop's server for a checkout session,
-// mounts Blindgate's hosted form, and shows the masked card the server read
-// with the token. The card itself never reaches this page.
+// mounts Blindgate's hosted form, and shows what a shop shows its shopper
+// (brand, last 4) as the server reports it for this browser's checkout. The
+// card itself, its BIN and its fingerprint never reach this page.
 (function () {
   "use strict";
   var pay = document.getElementById("pay");
@@ -17,11 +18,13 @@
       .then(function (s) { return window.Blindgate.mount("#checkout", { session: s.id }); })
       .then(function (token) {
         document.getElementById("token").textContent = token;
-        return fetch("/api/token/" + encodeURIComponent(token)).then(function (r) { return r.json(); });
+        return fetch("/api/paid", {
+          method: "POST", credentials: "same-origin",
+          headers: { "Content-Type": "application/json" }, body: JSON.stringify({ token: token })
+        }).then(function (r) { if (!r.ok) { throw new Error("could not confirm the payment (" + r.status + ")"); } return r.json(); });
       })
       .then(function (card) {
-        var exp = String(card.exp_month).padStart(2, "0") + "/" + card.exp_year;
-        document.getElementById("masked").textContent = card.brand + " " + card.bin + "…" + card.last4 + " exp " + exp;
+        document.getElementById("masked").textContent = card.brand + " •••• " + card.last4;
         document.getElementById("result").hidden = false;
         document.getElementById("checkout").textContent = "";
       })

@@ -181,7 +181,7 @@ func keyService(cfg childConfig, ln net.Listener, log *slog.Logger) (func(contex
 		Redis:           redisx.Config{Addrs: cfg.Redis, DB: cfg.RedisDB},
 		RevealPerMinute: perMinute, RevealPerDay: perDay,
 		RevealClientPerMinute: perMinute, RevealClientPerDay: perDay,
-		InspectPerSecond: perSecond, LogLevel: cfg.LogLevel,
+		InspectPerSecond: perSecond, InspectClientPerDay: perDay, InspectMerchantPerDay: perDay, LogLevel: cfg.LogLevel,
 	}, log)
 	if err != nil {
 		return nil, nil, err

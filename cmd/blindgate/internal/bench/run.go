@@ -701,7 +701,7 @@ func newDriver(fx *fixture, svc *services, path string, presign bool) (driver, e
 		if err != nil {
 			return nil, err
 		}
-		body, _ := json.Marshal(client.InspectRequest{JWE: string(jwe), Session: session})
+		body, _ := json.Marshal(client.InspectRequest{JWE: string(jwe), Session: session, Merchant: "m_bench"})
 		return &signedDriver{hc: newHost(svc.ks.ready.Addr), url: ks + client.PathInspect, path: client.PathInspect, body: body, signer: fx.gateway, presign: presign}, nil
 	case PathReveal:
 		jwe, err := fx.cardJWE("cs_bench")

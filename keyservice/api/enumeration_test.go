@@ -1,0 +1,96 @@
+package api_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/blindgate/blindgate/internal/audit"
+	"github.com/blindgate/blindgate/internal/ratelimit"
+	"github.com/blindgate/blindgate/internal/testenv"
+	"github.com/blindgate/blindgate/keyservice/card"
+	"github.com/blindgate/blindgate/keyservice/client"
+	"github.com/blindgate/blindgate/keyservice/guard"
+	"github.com/blindgate/blindgate/keyservice/kstest"
+	"github.com/blindgate/blindgate/keyservice/replay"
+	"github.com/blindgate/blindgate/keyservice/unwrap"
+)
+
+// TestAttackerWithCheckoutKeyIsRefused plays the attacker of issue 9: they
+// hold the gateway's checkout signing key and a stored token (first 6, last
+// 4, expiry, fingerprint), and loop over Luhn-valid middle digits, asking a
+// real key service on Redis to inspect each candidate and comparing
+// fingerprints. Before the fix a Visa came back after ~100 inspects; now
+// the search is refused within a few candidates and the audit log holds an
+// alarm. Asking under another merchant id does not help: fingerprints are
+// per merchant, so they never match the target's.
+func TestAttackerWithCheckoutKeyIsRefused(t *testing.T) {
+	rdb := testenv.Redis(t)
+	z := kstest.NewZone(t, kstest.Options{
+		Clients: []kstest.Client{{ID: "gateway", Ops: []string{client.OpInspect, client.OpRewrap}}},
+		Replay:  replay.NewRedis(rdb, "bg:ks:jti:"), Limiter: ratelimit.NewRedis(rdb, "bg:ks:rl:"),
+		Guard:  guard.NewRedis(rdb, "bg:ks:eg:"),
+		Listen: true,
+	})
+	gw := z.Client(t, "gateway")
+	ctx := context.Background()
+	const victimPAN, merchant = "4000056655665556", "m_victimshop"
+	cardJSON := func(pan string) string {
+		return fmt.Sprintf(`{"pan":%q,"exp_month":12,"exp_year":%d,"name":"","iat":%d}`, pan, time.Now().Year()+2, time.Now().Unix())
+	}
+	// The victim pays: the stored token is what the attacker starts from.
+	target, err := gw.Inspect(ctx, client.InspectRequest{JWE: z.Encrypt(t, cardJSON(victimPAN), "cs_victim"), Session: "cs_victim", Merchant: merchant})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	found, tried, refusedAt := false, 0, 0
+	for mid := 0; mid < 1_000_000 && refusedAt == 0; mid++ {
+		cand := target.BIN + fmt.Sprintf("%06d", mid) + target.Last4
+		if !card.Luhn(cand) {
+			continue
+		}
+		tried++
+		sid := fmt.Sprintf("cs_probe%d", tried)
+		m, err := gw.Inspect(ctx, client.InspectRequest{JWE: z.Encrypt(t, cardJSON(cand), sid), Session: sid, Merchant: merchant})
+		var ce *client.Error
+		switch {
+		case errors.As(err, &ce) && ce.Code == "card_enumeration" && ce.Status == 429:
+			refusedAt = tried
+		case err != nil:
+			t.Fatalf("candidate %d: %v", tried, err)
+		case m.Fingerprint == target.Fingerprint:
+			found = true
+		}
+		if tried > 50 {
+			break
+		}
+	}
+	if found || refusedAt == 0 || refusedAt > unwrap.DefaultGuardMax {
+		t.Fatalf("found=%v refused at candidate %d of %d, want a refusal within %d candidates", found, refusedAt, tried, unwrap.DefaultGuardMax)
+	}
+	// Every further candidate, the right one included, is refused.
+	sid := "cs_probe_right"
+	_, err = gw.Inspect(ctx, client.InspectRequest{JWE: z.Encrypt(t, cardJSON(victimPAN), sid), Session: sid, Merchant: merchant})
+	var ce *client.Error
+	if !errors.As(err, &ce) || ce.Code != "card_enumeration" || ce.RetryAfter <= 0 {
+		t.Fatalf("the right candidate after the refusal: %v", err)
+	}
+	// The same card under another merchant id has an unrelated fingerprint.
+	other, err := gw.Inspect(ctx, client.InspectRequest{JWE: z.Encrypt(t, cardJSON(victimPAN), "cs_o"), Session: "cs_o", Merchant: "m_attacker"})
+	if err != nil || other.Fingerprint == target.Fingerprint {
+		t.Fatalf("other merchant: %v %s", err, other.Fingerprint)
+	}
+	alarms := z.Events(t, audit.Filter{Event: audit.EventAlarm})
+	if len(alarms) == 0 || !strings.Contains(alarms[0].Reason, "card enumeration") || alarms[0].Client != "gateway" {
+		t.Fatalf("no enumeration alarm in the audit log: %+v", alarms)
+	}
+	for _, e := range z.Events(t, audit.Filter{}) {
+		if s := fmt.Sprintf("%+v", e); strings.Contains(s, victimPAN[6:12]) || strings.Contains(s, target.Fingerprint) {
+			t.Fatalf("audit event holds card data: %s", s)
+		}
+	}
+}
