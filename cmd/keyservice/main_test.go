@@ -378,7 +378,7 @@ func TestDeploymentsHaveTheirOwnAudience(t *testing.T) {
 	for i, signedFor := range deps {
 		for j, at := range deps {
 			signer := &client.Signer{ClientID: "gateway", Kid: "gateway-1", Audience: signedFor.audience, Key: key}
-			_, err := client.New(at.url, signer, client.HTTPClient(false)).Inspect(context.Background(), client.InspectRequest{JWE: "a.b.c.d.e", Session: "cs_t"})
+			_, err := client.New(at.url, signer, client.HTTPClient(false)).Inspect(context.Background(), client.InspectRequest{JWE: "a.b.c.d.e", Session: "cs_t", Merchant: "m_t"})
 			var ke *client.Error
 			if !errors.As(err, &ke) {
 				t.Fatalf("signed for %d at %d: %v", i, j, err)
