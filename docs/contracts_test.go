@@ -15,6 +15,7 @@ import (
 
 	gwweb "github.com/blindgate/blindgate/gateway/web"
 	"github.com/blindgate/blindgate/internal/apierr"
+	"github.com/blindgate/blindgate/internal/audit"
 	ksapi "github.com/blindgate/blindgate/keyservice/api"
 	"github.com/blindgate/blindgate/keyservice/client"
 )
@@ -129,6 +130,43 @@ func TestContractsListEveryOperation(t *testing.T) {
 	for _, op := range client.Ops() {
 		if !strings.Contains(doc, "| `"+op+"` | `") {
 			t.Errorf("docs/contracts.md has no row for operation %q", op)
+		}
+	}
+}
+
+// TestContractsListEveryAuditEvent: every event name of internal/audit has a
+// row in the audit-events table (a row may name several), and every name in
+// the table is one.
+func TestContractsListEveryAuditEvent(t *testing.T) {
+	doc := readContracts(t)
+	start := strings.Index(doc, "## Audit events")
+	end := strings.Index(doc, "## Errors")
+	if start < 0 || end < start {
+		t.Fatal("docs/contracts.md has no \"## Audit events\" section before \"## Errors\"")
+	}
+	documented := map[string]bool{}
+	for _, line := range strings.Split(doc[start:end], "\n") {
+		cell, ok := strings.CutPrefix(line, "| ")
+		if !ok {
+			continue
+		}
+		cell, _, _ = strings.Cut(cell, " |")
+		for _, name := range strings.Split(cell, ", ") {
+			if n, ok := strings.CutPrefix(name, "`"); ok {
+				documented[strings.TrimSuffix(n, "`")] = true
+			}
+		}
+	}
+	known := map[string]bool{}
+	for _, name := range audit.All() {
+		known[name] = true
+		if !documented[name] {
+			t.Errorf("docs/contracts.md has no audit-event row for %q", name)
+		}
+	}
+	for name := range documented {
+		if !known[name] {
+			t.Errorf("docs/contracts.md lists audit event %q, which internal/audit does not define", name)
 		}
 	}
 }
