@@ -67,11 +67,11 @@ func TestValidateReason(t *testing.T) {
 		{"ok/300-accented", strings.Repeat("é", 300), nil},
 		{"ok/max-accented", strings.Repeat("é", MaxReasonLen), nil},
 		{"ok/min-runes", "éééé", nil},
-		{"invalid/short", "abc", ErrInvalidRequest},
-		{"invalid/long", strings.Repeat("é", MaxReasonLen+1), ErrInvalidRequest},
-		{"invalid/not-utf8", "abc\xff", ErrInvalidRequest},
-		{"invalid/control", "line\nbreak", ErrInvalidRequest},
-		{"invalid/del", "abcd\x7f", ErrInvalidRequest},
+		{"invalid/short", "abc", ErrReasonLength},
+		{"invalid/long", strings.Repeat("é", MaxReasonLen+1), ErrReasonLength},
+		{"invalid/not-utf8", "abcd\xff", ErrReasonCharacters},
+		{"invalid/control", "line\nbreak", ErrReasonCharacters},
+		{"invalid/del", "abcd\x7f", ErrReasonCharacters},
 		{"pan/in-text", "card 4242 4242 4242 4242 disputed", ErrPANInText},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -88,8 +88,10 @@ func TestValidateReason(t *testing.T) {
 			}
 		})
 	}
-	if !errors.Is(ErrPANInText, ErrInvalidRequest) {
-		t.Fatal("ErrPANInText must match ErrInvalidRequest")
+	for _, e := range []error{ErrPANInText, ErrReasonLength, ErrReasonCharacters} {
+		if !errors.Is(e, ErrInvalidRequest) {
+			t.Fatalf("%v must match ErrInvalidRequest", e)
+		}
 	}
 }
 
