@@ -1,6 +1,6 @@
 // Package docs_test keeps docs/contracts.md true to the code: the error table
 // is internal/apierr/codes.go, the routes are the ones the servers register,
-// the operations are client.Ops(), and nothing is documented that is not.
+// the operations are wire.Ops(), and nothing is documented that is not.
 package docs_test
 
 import (
@@ -17,7 +17,7 @@ import (
 	"github.com/blindgate/blindgate/internal/apierr"
 	"github.com/blindgate/blindgate/internal/audit"
 	ksapi "github.com/blindgate/blindgate/keyservice/api"
-	"github.com/blindgate/blindgate/keyservice/client"
+	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
 func readContracts(t *testing.T) string {
@@ -127,7 +127,7 @@ func TestContractsListEveryRoute(t *testing.T) {
 // has its row in Contract 2.
 func TestContractsListEveryOperation(t *testing.T) {
 	doc := readContracts(t)
-	for _, op := range client.Ops() {
+	for _, op := range wire.Ops() {
 		if !strings.Contains(doc, "| `"+op+"` | `") {
 			t.Errorf("docs/contracts.md has no row for operation %q", op)
 		}

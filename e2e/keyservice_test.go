@@ -18,6 +18,7 @@ import (
 	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/internal/jose"
 	"github.com/blindgate/blindgate/keyservice/client"
+	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
 // TestKeyServiceAlone runs the key service image with the Redis image on an
@@ -28,7 +29,7 @@ func TestKeyServiceAlone(t *testing.T) {
 	t.Parallel()
 	z := newKeyZone(t, zoneOptions{
 		Exposed: true,
-		Clients: []clientSpec{{ID: "e2e-gateway", Ops: []string{client.OpInspect}}},
+		Clients: []clientSpec{{ID: "e2e-gateway", Ops: []string{wire.OpInspect}}},
 	})
 	base := loopbackURL(t, z.KeyService, ksPort)
 
@@ -41,7 +42,7 @@ func TestKeyServiceAlone(t *testing.T) {
 	})
 
 	t.Run("200/jwks-public-enc-keys-only", func(t *testing.T) {
-		st, body := get(t, base+client.PathJWKS)
+		st, body := get(t, base+wire.PathJWKS)
 		if st != http.StatusOK {
 			t.Fatalf("GET jwks = %d %s", st, body)
 		}
@@ -96,12 +97,12 @@ func checkJWKS(t *testing.T, body []byte) []string {
 // While Redis is down the key service must fail closed.
 func testReplaySurvivesRedisRestart(t *testing.T, z *keyZone, base string) {
 	signer := *z.Signers["e2e-gateway"]
-	signer.TTL = client.MaxTTL // the restart must fit in the jti's lifetime
-	url := base + client.PathInspect
+	signer.TTL = wire.MaxTTL // the restart must fit in the jti's lifetime
+	url := base + wire.PathInspect
 	// A well-formed request that passes authentication (which records the
 	// jti) and is then refused for its content: no card data needed.
 	body := []byte(`{"jwe":"e2e.not.a.card.jwe","session":"cs_e2e"}`)
-	auth, err := signer.Authorization(http.MethodPost, ksURL+client.PathInspect, body)
+	auth, err := signer.Authorization(http.MethodPost, ksURL+wire.PathInspect, body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +134,7 @@ func testReplaySurvivesRedisRestart(t *testing.T, z *keyZone, base string) {
 		st, b := get(t, base+"/readyz")
 		return st == http.StatusServiceUnavailable, fmt.Sprintf("%d %s", st, b)
 	})
-	fresh, err := signer.Authorization(http.MethodPost, ksURL+client.PathInspect, body)
+	fresh, err := signer.Authorization(http.MethodPost, ksURL+wire.PathInspect, body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +160,7 @@ func testReplaySurvivesRedisRestart(t *testing.T, z *keyZone, base string) {
 	})
 	t.Logf("Redis restart and key service recovery took %s", time.Since(restartAt).Round(100*time.Millisecond))
 
-	if age := time.Since(signedAt); age > client.MaxTTL-5*time.Second {
+	if age := time.Since(signedAt); age > wire.MaxTTL-5*time.Second {
 		t.Fatalf("restart took too long (%s): the jti may have expired, the replay check would prove nothing", age)
 	}
 	if st, code := post(t, url, auth, body); st != http.StatusConflict || code != "replay" {
@@ -174,11 +175,11 @@ func testReplaySurvivesRedisRestart(t *testing.T, z *keyZone, base string) {
 // in the audit trail. Each probe is a well-formed inspect that an
 // authenticated caller gets a 400 for (the JWE is not a card).
 func testUnknownAndRevokedKeys(t *testing.T, z *keyZone, base string) {
-	url := base + client.PathInspect
+	url := base + wire.PathInspect
 	body := []byte(`{"jwe":"e2e.not.a.card.jwe","session":"cs_e2e"}`)
 	send := func(s *client.Signer) (int, string) {
 		t.Helper()
-		auth, err := s.Authorization(http.MethodPost, ksURL+client.PathInspect, body)
+		auth, err := s.Authorization(http.MethodPost, ksURL+wire.PathInspect, body)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -214,7 +215,7 @@ func testUnknownAndRevokedKeys(t *testing.T, z *keyZone, base string) {
 		}
 	})
 	t.Run("401/revoked-key", func(t *testing.T) {
-		z.enroll(t, clientSpec{ID: "e2e-revoked", Ops: []string{client.OpInspect}})
+		z.enroll(t, clientSpec{ID: "e2e-revoked", Ops: []string{wire.OpInspect}})
 		s := z.Signers["e2e-revoked"]
 		// The running service picks up allow-list changes within ~2 s.
 		eventually(t, 15*time.Second, "the new client accepted", func() (bool, string) {
@@ -268,7 +269,7 @@ func TestKeyZoneIsolation(t *testing.T) {
 	}
 
 	// Positive control first: without it, "unreachable" could mean "down".
-	jwksURL := "http://" + ksAlias + ":8443" + client.PathJWKS
+	jwksURL := "http://" + ksAlias + ":8443" + wire.PathJWKS
 	in := probe(t, jwksURL, tp.Net)
 	if !in.Reached || in.Status != http.StatusOK {
 		t.Fatalf("from the key zone: %s", in.Output)
@@ -297,7 +298,7 @@ func TestKeyZoneIsolation(t *testing.T) {
 			t.Errorf("public zone reached the key service by name: %s", r.Output)
 		}
 		for _, ip := range ips {
-			if r := probe(t, "http://"+ip+":8443"+client.PathJWKS, tp.Public); r.Reached && answeredByKeyService(r.Body) {
+			if r := probe(t, "http://"+ip+":8443"+wire.PathJWKS, tp.Public); r.Reached && answeredByKeyService(r.Body) {
 				t.Errorf("public zone reached the key service at %s: %s", ip, r.Output)
 			}
 		}
@@ -308,7 +309,7 @@ func TestKeyZoneIsolation(t *testing.T) {
 		// otherwise hang; some other host answering is no failure.
 		hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{Proxy: nil}}
 		for _, ip := range ips {
-			resp, err := hc.Get("http://" + ip + ":8443" + client.PathJWKS)
+			resp, err := hc.Get("http://" + ip + ":8443" + wire.PathJWKS)
 			if err != nil {
 				continue
 			}
@@ -323,7 +324,7 @@ func TestKeyZoneIsolation(t *testing.T) {
 	t.Run("unreached/from-host-browser", func(t *testing.T) {
 		browser := newBrowser(t, "keyservice-by-ip")
 		for _, ip := range ips {
-			text, err := pageText(browser, "http://"+ip+":8443"+client.PathJWKS, 5*time.Second)
+			text, err := pageText(browser, "http://"+ip+":8443"+wire.PathJWKS, 5*time.Second)
 			if err == nil && answeredByKeyService(text) {
 				t.Errorf("Chromium on the host loaded the key service's JWKS from %s", ip)
 			}
@@ -359,7 +360,7 @@ func post(t *testing.T, url, auth string, body []byte) (int, string) {
 		return 0, "transport: " + err.Error()
 	}
 	defer resp.Body.Close()
-	var eb client.ErrorBody
+	var eb wire.ErrorBody
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	_ = json.Unmarshal(b, &eb)
 	return resp.StatusCode, eb.Error.Code

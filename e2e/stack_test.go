@@ -22,7 +22,7 @@ import (
 	"github.com/blindgate/blindgate/deploy/images"
 	"github.com/blindgate/blindgate/internal/jose"
 	"github.com/blindgate/blindgate/internal/testenv"
-	"github.com/blindgate/blindgate/keyservice/client"
+	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
 // The gateway inside its container, and where its signing keys are put.
@@ -70,8 +70,8 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 	refs := needImages(t, images.KeyService, images.Redis, images.Gateway, images.Admin)
 	tp := newTopology(t, zoneOptions{
 		Clients: []clientSpec{
-			{ID: "gateway", Ops: []string{client.OpInspect, client.OpRewrap}},
-			{ID: "backoffice", Ops: []string{client.OpReveal, client.OpAudit}},
+			{ID: "gateway", Ops: []string{wire.OpInspect, wire.OpRewrap}},
+			{ID: "backoffice", Ops: []string{wire.OpReveal, wire.OpAudit}},
 		},
 		ServeArgs: opts.KeyServiceArgs,
 	})
@@ -219,7 +219,7 @@ func (s *stack) do(ctx context.Context, merchant bool, method, path string, in, 
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode/100 != 2 {
-		var eb client.ErrorBody
+		var eb wire.ErrorBody
 		_ = json.Unmarshal(b, &eb)
 		return &apiError{Status: resp.StatusCode, Code: eb.Error.Code}
 	}

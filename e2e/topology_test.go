@@ -15,6 +15,7 @@ import (
 	"github.com/blindgate/blindgate/deploy/images"
 	"github.com/blindgate/blindgate/internal/jose"
 	"github.com/blindgate/blindgate/keyservice/client"
+	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
 // Names and ports inside the zones.
@@ -41,7 +42,7 @@ func redisCmd() []string {
 // allow-list before it starts.
 type clientSpec struct {
 	ID  string
-	Ops []string // client.OpInspect, ...
+	Ops []string // wire.OpInspect, ...
 }
 
 type zoneOptions struct {
@@ -110,7 +111,7 @@ func newKeyZone(t *testing.T, opts zoneOptions) *keyZone {
 
 	clients := opts.Clients
 	if len(clients) == 0 {
-		clients = []clientSpec{{ID: "e2e", Ops: []string{client.OpInspect}}}
+		clients = []clientSpec{{ID: "e2e", Ops: []string{wire.OpInspect}}}
 	}
 	for _, c := range clients {
 		z.enroll(t, c)

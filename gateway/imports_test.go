@@ -22,7 +22,7 @@ func TestGatewayCannotReachCardCode(t *testing.T) {
 	if err != nil {
 		t.Skip("go tool not on PATH")
 	}
-	for _, root := range []string{"github.com/blindgate/blindgate/gateway/...", "github.com/blindgate/blindgate/cmd/gateway", "github.com/blindgate/blindgate/keyservice/client"} {
+	for _, root := range []string{"github.com/blindgate/blindgate/gateway/...", "github.com/blindgate/blindgate/cmd/gateway", "github.com/blindgate/blindgate/keyservice/client", "github.com/blindgate/blindgate/keyservice/wire"} {
 		t.Run(root, func(t *testing.T) {
 			out, err := exec.Command(goBin, "list", "-deps", root).CombinedOutput()
 			if err != nil {

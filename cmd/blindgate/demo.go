@@ -23,6 +23,7 @@ import (
 	"github.com/blindgate/blindgate/keyservice/client"
 	"github.com/blindgate/blindgate/keyservice/keyring"
 	"github.com/blindgate/blindgate/keyservice/sigauth"
+	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
 // demoState is what the first run creates and later runs reuse. It holds
@@ -181,8 +182,8 @@ func demoClients(clientsPath, gatewayKey, backofficeKey string) error {
 		id, path string
 		ops      []string
 	}{
-		{"gateway", gatewayKey, []string{client.OpInspect, client.OpRewrap}},
-		{"backoffice", backofficeKey, []string{client.OpReveal, client.OpAudit}},
+		{"gateway", gatewayKey, []string{wire.OpInspect, wire.OpRewrap}},
+		{"backoffice", backofficeKey, []string{wire.OpReveal, wire.OpAudit}},
 	} {
 		_ = os.Remove(c.path)
 		kid, pub, err := client.GenerateKeyFile(c.path, c.id)

@@ -24,6 +24,7 @@ import (
 	"github.com/blindgate/blindgate/keyservice/client"
 	"github.com/blindgate/blindgate/keyservice/keyring"
 	"github.com/blindgate/blindgate/keyservice/sigauth"
+	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
 type appConfig = app.Config
@@ -381,7 +382,7 @@ func unsealCmd(ctx context.Context, args []string, out io.Writer) error {
 	}
 	base := strings.TrimRight(*addr, "/")
 	hc := client.HTTPClient(*insecure)
-	var st client.SealStatus
+	var st wire.SealStatus
 	if err := sysCall(ctx, hc, http.MethodGet, base+"/v1/sys/seal-status", nil, &st); err != nil {
 		return err
 	}
@@ -395,7 +396,7 @@ func unsealCmd(ctx context.Context, args []string, out io.Writer) error {
 		if *pin == "" {
 			return errors.New("unseal -reset: -nonce is required (the round's nonce, from the first custodian or seal-status)")
 		}
-		body, _ := json.Marshal(client.UnsealRequest{Reset: true, Nonce: *pin})
+		body, _ := json.Marshal(wire.UnsealRequest{Reset: true, Nonce: *pin})
 		if err := sysCall(ctx, hc, http.MethodPost, base+"/v1/sys/unseal", body, &st); err != nil {
 			return err
 		}
@@ -415,7 +416,7 @@ func unsealCmd(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	body, _ := json.Marshal(client.UnsealRequest{Key: strings.TrimSpace(string(raw)), Nonce: st.Nonce})
+	body, _ := json.Marshal(wire.UnsealRequest{Key: strings.TrimSpace(string(raw)), Nonce: st.Nonce})
 	clear(raw)
 	err = sysCall(ctx, hc, http.MethodPost, base+"/v1/sys/unseal", body, &st)
 	clear(body)
@@ -432,7 +433,7 @@ func unsealCmd(ctx context.Context, args []string, out io.Writer) error {
 }
 
 // sysCall makes one unauthenticated /v1/sys call and decodes its answer.
-func sysCall(ctx context.Context, hc *http.Client, method, url string, body []byte, into *client.SealStatus) error {
+func sysCall(ctx context.Context, hc *http.Client, method, url string, body []byte, into *wire.SealStatus) error {
 	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
 	if err != nil {
 		return err

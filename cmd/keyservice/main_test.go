@@ -31,6 +31,7 @@ import (
 	"github.com/blindgate/blindgate/internal/redisx"
 	"github.com/blindgate/blindgate/keyservice/client"
 	"github.com/blindgate/blindgate/keyservice/sigauth"
+	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
 func runCmd(t *testing.T, stdin string, args ...string) (string, error) {
@@ -269,14 +270,14 @@ func TestServeTLSWithClientCert(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := c.Inspect(context.Background(), client.InspectRequest{JWE: string(jwe), Session: "cs_t", Merchant: "m_1"})
+	m, err := c.Inspect(context.Background(), wire.InspectRequest{JWE: string(jwe), Session: "cs_t", Merchant: "m_1"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if m.Brand != "amex" || m.BIN != "378282" || m.Last4 != "0005" {
 		t.Fatalf("inspect over TLS: %+v", m)
 	}
-	_, err = c.Reveal(context.Background(), client.RevealRequest{JWE: string(jwe), Actor: "op_1", Reason: "not allowed"})
+	_, err = c.Reveal(context.Background(), wire.RevealRequest{JWE: string(jwe), Actor: "op_1", Reason: "not allowed"})
 	var ce *client.Error
 	if !asErr(err, &ce) || ce.Status != 403 {
 		t.Fatalf("gateway reveal: %v", err)
@@ -353,7 +354,7 @@ func TestDeploymentsHaveTheirOwnAudience(t *testing.T) {
 	for range 2 {
 		dir := t.TempDir()
 		al := &sigauth.AllowList{}
-		if err := al.AddClient("gateway", []string{client.OpInspect}, "gateway-1", key.Public()); err != nil {
+		if err := al.AddClient("gateway", []string{wire.OpInspect}, "gateway-1", key.Public()); err != nil {
 			t.Fatal(err)
 		}
 		if err := al.Save(filepath.Join(dir, "clients.json")); err != nil {
@@ -378,7 +379,7 @@ func TestDeploymentsHaveTheirOwnAudience(t *testing.T) {
 	for i, signedFor := range deps {
 		for j, at := range deps {
 			signer := &client.Signer{ClientID: "gateway", Kid: "gateway-1", Audience: signedFor.audience, Key: key}
-			_, err := client.New(at.url, signer, client.HTTPClient(false)).Inspect(context.Background(), client.InspectRequest{JWE: "a.b.c.d.e", Session: "cs_t", Merchant: "m_t"})
+			_, err := client.New(at.url, signer, client.HTTPClient(false)).Inspect(context.Background(), wire.InspectRequest{JWE: "a.b.c.d.e", Session: "cs_t", Merchant: "m_t"})
 			var ke *client.Error
 			if !errors.As(err, &ke) {
 				t.Fatalf("signed for %d at %d: %v", i, j, err)

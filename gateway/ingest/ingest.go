@@ -21,13 +21,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/blindgate/blindgate/gateway/sessions"
 	"github.com/blindgate/blindgate/gateway/tokens"
+	"github.com/blindgate/blindgate/internal/jose/compact"
 	"github.com/blindgate/blindgate/internal/ratelimit"
-	"github.com/blindgate/blindgate/keyservice/client"
+	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
 // Errors the HTTP layer maps to codes the checkout page understands.
@@ -48,7 +48,7 @@ func (e *LimitedError) Unwrap() error { return ErrLimited }
 
 // Inspector is the key service's signed inspect.
 type Inspector interface {
-	Inspect(ctx context.Context, req client.InspectRequest) (client.InspectResponse, error)
+	Inspect(ctx context.Context, req wire.InspectRequest) (wire.InspectResponse, error)
 }
 
 // Sessions is the part of the checkout-session store ingest uses.
@@ -106,16 +106,17 @@ type Submission struct {
 	ClientIP  string
 }
 
-// maxJWE bounds a ciphertext; a card JWE is about 1 KiB.
-const maxJWE = 16 << 10
-
-// Validate checks shape only: the gateway cannot and must not look inside.
+// Validate checks shape only, with the one ciphertext shape rule
+// (compact.CheckJWE) the key service applies too: the gateway cannot and
+// must not look inside.
 func (s Submission) Validate() error {
-	if s.CardJWE == "" || len(s.CardJWE) > maxJWE || strings.Count(s.CardJWE, ".") != 4 {
-		return fmt.Errorf("%w: card_jwe must be a compact JWE", ErrInvalid)
+	if err := compact.CheckJWE(s.CardJWE); err != nil {
+		return fmt.Errorf("%w: card_jwe must be a compact JWE: %w", ErrInvalid, err)
 	}
-	if s.CVCJWE != "" && (len(s.CVCJWE) > maxJWE || strings.Count(s.CVCJWE, ".") != 4) {
-		return fmt.Errorf("%w: cvc_jwe must be a compact JWE", ErrInvalid)
+	if s.CVCJWE != "" {
+		if err := compact.CheckJWE(s.CVCJWE); err != nil {
+			return fmt.Errorf("%w: cvc_jwe must be a compact JWE: %w", ErrInvalid, err)
+		}
 	}
 	return nil
 }
@@ -163,7 +164,7 @@ func (svc *Service) Submit(ctx context.Context, sub Submission) (tokens.Token, e
 func (svc *Service) mint(ctx context.Context, sess sessions.Session, sub Submission) (tokens.Token, error) {
 	// The key service validates the CVC ciphertext with the card; it is
 	// stored below only once inspect has accepted both.
-	m, err := svc.inspector.Inspect(ctx, client.InspectRequest{JWE: sub.CardJWE, Session: sess.ID, Merchant: sess.MerchantID, CVCJWE: sub.CVCJWE})
+	m, err := svc.inspector.Inspect(ctx, wire.InspectRequest{JWE: sub.CardJWE, Session: sess.ID, Merchant: sess.MerchantID, CVCJWE: sub.CVCJWE})
 	if err != nil {
 		return tokens.Token{}, fmt.Errorf("ingest: inspect: %w", err)
 	}

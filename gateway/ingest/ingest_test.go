@@ -18,6 +18,7 @@ import (
 	"github.com/blindgate/blindgate/internal/ratelimit"
 	"github.com/blindgate/blindgate/internal/testenv"
 	"github.com/blindgate/blindgate/keyservice/client"
+	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
 const merchantID = "m_aaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -30,13 +31,13 @@ type slowInspector struct {
 	fail  error
 }
 
-func (s *slowInspector) Inspect(ctx context.Context, req client.InspectRequest) (client.InspectResponse, error) {
+func (s *slowInspector) Inspect(ctx context.Context, req wire.InspectRequest) (wire.InspectResponse, error) {
 	s.calls.Add(1)
 	time.Sleep(s.delay)
 	if s.fail != nil {
-		return client.InspectResponse{}, s.fail
+		return wire.InspectResponse{}, s.fail
 	}
-	return client.InspectResponse{Kid: "kek-1", Brand: "visa", BIN: "42424242", Last4: "4242", ExpMonth: 12, ExpYear: 2031, Fingerprint: "fp_x"}, nil
+	return wire.InspectResponse{Kid: "kek-1", Brand: "visa", BIN: "42424242", Last4: "4242", ExpMonth: 12, ExpYear: 2031, Fingerprint: "fp_x"}, nil
 }
 
 type stores struct {

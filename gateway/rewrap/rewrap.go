@@ -17,11 +17,12 @@ import (
 
 	"github.com/blindgate/blindgate/gateway/tokens"
 	"github.com/blindgate/blindgate/keyservice/client"
+	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
 // Rewrapper is the key service's signed rewrap.
 type Rewrapper interface {
-	Rewrap(ctx context.Context, req client.RewrapRequest) (client.RewrapResponse, error)
+	Rewrap(ctx context.Context, req wire.RewrapRequest) (wire.RewrapResponse, error)
 }
 
 // Store is the part of the token store the job needs.
@@ -59,7 +60,7 @@ func RunAll(ctx context.Context, st Store, ks Rewrapper) (Result, error) {
 }
 
 func one(ctx context.Context, st Store, ks Rewrapper, t tokens.Token, res *Result) error {
-	out, err := ks.Rewrap(ctx, client.RewrapRequest{JWE: t.JWE, Merchant: t.MerchantID, Token: t.ID})
+	out, err := ks.Rewrap(ctx, wire.RewrapRequest{JWE: t.JWE, Merchant: t.MerchantID, Token: t.ID})
 	var ce *client.Error
 	switch {
 	case errors.As(err, &ce) && ce.Status < 500 && ce.Status != 429:

@@ -18,6 +18,7 @@ import (
 	"github.com/blindgate/blindgate/keyservice/client"
 	"github.com/blindgate/blindgate/keyservice/keyring"
 	"github.com/blindgate/blindgate/keyservice/unwrap"
+	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
 type keys struct{ kr *keyring.Keyring }
@@ -27,15 +28,15 @@ func (k keys) Keyring() (*keyring.Keyring, error) { return k.kr, nil }
 // inProcess is the real key-service domain behind the Rewrapper interface.
 type inProcess struct{ svc *unwrap.Service }
 
-func (p inProcess) Rewrap(ctx context.Context, req client.RewrapRequest) (client.RewrapResponse, error) {
+func (p inProcess) Rewrap(ctx context.Context, req wire.RewrapRequest) (wire.RewrapResponse, error) {
 	if err := req.Validate(); err != nil {
-		return client.RewrapResponse{}, &client.Error{Status: 400, Code: "invalid_field"}
+		return wire.RewrapResponse{}, &client.Error{Status: 400, Code: "invalid_field"}
 	}
 	out, err := p.svc.Rewrap(ctx, unwrap.Meta{Client: "gateway"}, req.JWE, req.Merchant, req.Token)
 	if err != nil {
-		return client.RewrapResponse{}, &client.Error{Status: 422, Code: "card_undecryptable", Message: err.Error()}
+		return wire.RewrapResponse{}, &client.Error{Status: 422, Code: "card_undecryptable", Message: err.Error()}
 	}
-	return client.RewrapResponse{JWE: out.JWE, Kid: out.Kid, Brand: out.Brand, BIN: out.BIN, Last4: out.Last4, Fingerprint: out.Fingerprint}, nil
+	return wire.RewrapResponse{JWE: out.JWE, Kid: out.Kid, Brand: out.Brand, BIN: out.BIN, Last4: out.Last4, Fingerprint: out.Fingerprint}, nil
 }
 
 func TestRunMovesTokensForward(t *testing.T) {

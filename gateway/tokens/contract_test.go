@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/blindgate/blindgate/internal/jose/compact"
 )
 
 // fakeJWE returns a distinct compact-JWE-shaped string. The store treats the
@@ -148,7 +150,7 @@ func runStoreContract(t *testing.T, newStore func(t *testing.T) Store) {
 			"400/empty-jwe":       func(x *Token) (string, time.Duration) { x.JWE = ""; return "", 0 },
 			"400/not-compact-jwe": func(x *Token) (string, time.Duration) { x.JWE = "a.b.c"; return "", 0 },
 			"400/huge-jwe": func(x *Token) (string, time.Duration) {
-				x.JWE = fakeJWE(strings.Repeat("A", MaxJWESize))
+				x.JWE = fakeJWE(strings.Repeat("A", compact.MaxSize))
 				return "", 0
 			},
 			"400/no-kid":          func(x *Token) (string, time.Duration) { x.Kid = ""; return "", 0 },

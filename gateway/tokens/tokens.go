@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/blindgate/blindgate/internal/jose/compact"
 	"github.com/blindgate/blindgate/internal/randid"
 )
 
@@ -40,10 +41,6 @@ var (
 
 // Limits.
 const (
-	// MaxJWESize bounds a stored ciphertext; it matches the key service's cap on
-	// compact JWEs (Contract 1, jose.MaxCompactSize) so we never store what it
-	// would refuse to open.
-	MaxJWESize = 16 << 10
 	// DefaultListLimit and MaxListLimit bound one page of List.
 	DefaultListLimit = 20
 	MaxListLimit     = 100
@@ -273,23 +270,12 @@ func prepare(t Token, cvcJWE string, cvcTTL time.Duration, now time.Time) (Token
 	return t, nil
 }
 
-// checkJWE is a shape check only: the store treats the ciphertext as opaque,
-// but a value that is not even a 5-part compact serialization is a bug upstream.
+// checkJWE is a shape check only, the one every entry point applies
+// (compact.CheckJWE): the store treats the ciphertext as opaque, but never
+// stores what the key service would refuse to open.
 func checkJWE(s string) error {
-	if s == "" {
-		return fmt.Errorf("%w: missing ciphertext", ErrInvalid)
-	}
-	if len(s) > MaxJWESize {
-		return fmt.Errorf("%w: ciphertext too large", ErrInvalid)
-	}
-	if strings.Count(s, ".") != 4 {
-		return fmt.Errorf("%w: ciphertext is not a compact JWE", ErrInvalid)
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return fmt.Errorf("%w: ciphertext is not base64url", ErrInvalid)
-		}
+	if err := compact.CheckJWE(s); err != nil {
+		return fmt.Errorf("%w: ciphertext: %w", ErrInvalid, err)
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/blindgate/blindgate/internal/apierr"
 	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/keyservice/client"
+	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
 // boAuditLimit is how many events one audit page asks for.
@@ -55,7 +56,7 @@ func (s *Server) boAuditView(c *fiber.Ctx, a *boActor) error {
 		Outcomes: []string{audit.OutcomeSuccess, audit.OutcomeFailure, audit.OutcomeDenied},
 		Scoped:   !a.Op.Platform(),
 	}
-	req := client.AuditQueryRequest{Actor: p.Actor, Outcome: p.Outcome, Limit: boAuditLimit}
+	req := wire.AuditQueryRequest{Actor: p.Actor, Outcome: p.Outcome, Limit: boAuditLimit}
 	if err := req.Validate(); err != nil {
 		p.Error = "Actor must be an operator id (no spaces) and outcome one of the listed values."
 		return s.render(c, http.StatusBadRequest, "backoffice_audit.html", p)
@@ -75,7 +76,7 @@ func (s *Server) boAuditView(c *fiber.Ctx, a *boActor) error {
 			return s.render(c, http.StatusBadRequest, "backoffice_audit.html", p)
 		}
 		if p.Actor == "" {
-			req.Limit = client.MaxAuditPage // filtered below
+			req.Limit = wire.MaxAuditPage // filtered below
 		}
 	}
 	filter := "all"
@@ -107,8 +108,8 @@ func (s *Server) boAuditView(c *fiber.Ctx, a *boActor) error {
 			Client: e.Client, Origin: e.Origin, Outcome: e.Outcome, Resource: e.Resource, Kid: e.Kid,
 			Reason: e.Reason, Code: e.Code,
 			Alarm:   e.Event == audit.EventAlarm,
-			Denied:  e.Outcome == audit.OutcomeDenied,
-			Failure: e.Outcome == audit.OutcomeFailure,
+			Denied:  e.Outcome == wire.OutcomeDenied,
+			Failure: e.Outcome == wire.OutcomeFailure,
 		}
 		if r.Alarm {
 			p.Alarms++
@@ -121,7 +122,7 @@ func (s *Server) boAuditView(c *fiber.Ctx, a *boActor) error {
 // operatorNames maps the operator ids among the events' actors to
 // usernames, so "who" reads as a person. Only operators the viewer may see
 // are named; an id that is not found stays an id.
-func (s *Server) operatorNames(c *fiber.Ctx, events []audit.Event, mine map[string]bool) map[string]string {
+func (s *Server) operatorNames(c *fiber.Ctx, events []wire.AuditEvent, mine map[string]bool) map[string]string {
 	names := map[string]string{}
 	for _, e := range events {
 		if _, done := names[e.Actor]; done || !strings.HasPrefix(e.Actor, "op_") || (mine != nil && !mine[e.Actor]) {

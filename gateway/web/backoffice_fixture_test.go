@@ -38,7 +38,7 @@ import (
 	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/internal/ratelimit"
 	"github.com/blindgate/blindgate/internal/testenv"
-	"github.com/blindgate/blindgate/keyservice/client"
+	"github.com/blindgate/blindgate/keyservice/wire"
 	"github.com/blindgate/blindgate/templates"
 )
 
@@ -72,24 +72,24 @@ type boFakeKS struct {
 	queryErr         error
 }
 
-func (f *boFakeKS) Reveal(context.Context, client.RevealRequest) (client.RevealResponse, error) {
+func (f *boFakeKS) Reveal(context.Context, wire.RevealRequest) (wire.RevealResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.reveals++
 	if f.revealErr != nil {
-		return client.RevealResponse{}, f.revealErr
+		return wire.RevealResponse{}, f.revealErr
 	}
-	return client.RevealResponse{PAN: boPAN, ExpMonth: 11, ExpYear: 2031, Name: "Fake"}, nil
+	return wire.RevealResponse{PAN: boPAN, ExpMonth: 11, ExpYear: 2031, Name: "Fake"}, nil
 }
 
-func (f *boFakeKS) AuditQuery(context.Context, client.AuditQueryRequest) (client.AuditQueryResponse, error) {
+func (f *boFakeKS) AuditQuery(context.Context, wire.AuditQueryRequest) (wire.AuditQueryResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.queries++
 	if f.queryErr != nil {
-		return client.AuditQueryResponse{}, f.queryErr
+		return wire.AuditQueryResponse{}, f.queryErr
 	}
-	return client.AuditQueryResponse{ChainOK: true}, nil
+	return wire.AuditQueryResponse{ChainOK: true}, nil
 }
 
 func (f *boFakeKS) calls() (int, int) {

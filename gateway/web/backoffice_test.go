@@ -21,6 +21,7 @@ import (
 	"github.com/blindgate/blindgate/gateway/tokens"
 	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/keyservice/client"
+	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
 const loginFailedText = "Invalid username, password or code."
@@ -604,6 +605,37 @@ func TestBackofficeRevealRoundTrip(t *testing.T) {
 		f.noPAN(t, r)
 		if evs := f.kz.Events(t, audit.Filter{Event: audit.EventRevealDenied}); len(evs) != 1 || evs[0].Code != "rate_limited" {
 			t.Errorf("key service did not record the refusal: %+v", evs)
+		}
+	})
+}
+
+// TestBackofficeRevealReasonAgreesWithKeyService: the back office and the
+// key service apply one reason rule, in characters. 300 accented letters
+// (600 bytes) once passed here and failed there, and the operator saw a
+// 502; 501 of them are refused here, before the key service is called.
+func TestBackofficeRevealReasonAgreesWithKeyService(t *testing.T) {
+	f := newBoFix(t, boOpts{reveals: 2})
+	f.addOperator(t, "rita", operators.RoleRevealer, boMerchA, true)
+	c := f.client()
+	c.login(t, "rita")
+	accented := strings.Repeat("é", 300)
+	t.Run("200/300-accented-characters", func(t *testing.T) {
+		r := c.reveal(t, f.tokA.ID, accented)
+		if r.status != 200 || !strings.Contains(r.body, boPANShown) {
+			t.Fatalf("status %d\n%.600s", r.status, r.body)
+		}
+		if evs := f.kz.Events(t, audit.Filter{Event: audit.EventReveal}); len(evs) != 1 || evs[0].Reason != accented {
+			t.Fatalf("key service audit: %+v", evs)
+		}
+	})
+	t.Run("400/too-many-characters", func(t *testing.T) {
+		r := c.reveal(t, f.tokA.ID, strings.Repeat("é", wire.MaxReasonLen+1))
+		if r.status != 400 || !strings.Contains(r.body, "reason") {
+			t.Fatalf("status %d", r.status)
+		}
+		f.noPAN(t, r)
+		if evs := f.kz.Events(t, audit.Filter{Event: audit.EventRevealDenied}); len(evs) != 0 {
+			t.Fatalf("the key service was called: %+v", evs)
 		}
 	})
 }

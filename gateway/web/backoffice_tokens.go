@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -15,21 +14,13 @@ import (
 	"github.com/blindgate/blindgate/gateway/tokens"
 	"github.com/blindgate/blindgate/internal/apierr"
 	"github.com/blindgate/blindgate/internal/audit"
-	"github.com/blindgate/blindgate/internal/panshape"
 	"github.com/blindgate/blindgate/keyservice/client"
+	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
-// boBrand is a card brand with an icon under /assets/brands/.
-type boBrand struct{ ID, Name string }
-
-// boBrands lists the brands the search form offers, with their names.
-func boBrands() []boBrand {
-	return []boBrand{
-		{"visa", "Visa"}, {"mastercard", "Mastercard"}, {"amex", "American Express"},
-		{"discover", "Discover"}, {"jcb", "JCB"}, {"diners", "Diners Club"},
-		{"unionpay", "UnionPay"}, {"maestro", "Maestro"},
-	}
-}
+// boBrands lists the brands the search form offers, with their names; an
+// icon for each is under /assets/brands/.
+func boBrands() []wire.BrandInfo { return wire.Brands() }
 
 // boTokenRow is a token as the back office shows it: masked fields only
 // (PCI DSS 3.4.1: at most the BIN and the last four digits).
@@ -70,7 +61,7 @@ type boSearch struct {
 type boTokensPage struct {
 	boBase
 	Form     boSearch
-	Brands   []boBrand
+	Brands   []wire.BrandInfo
 	Rows     []boTokenRow
 	Error    string
 	Filtered bool
@@ -265,22 +256,20 @@ func (s *Server) boToken(c *fiber.Ctx, a *boActor) error {
 // normReason folds whitespace (a reason is one line in the audit trail).
 func normReason(s string) string { return strings.Join(strings.Fields(s), " ") }
 
-// reasonProblem checks a reason against the key service's own rule
-// (client.RevealRequest.Validate), so the operator hears about it here.
+// reasonProblem checks a reason with the key service's own rule
+// (wire.ValidateReason), so the operator hears about it here and a reason
+// accepted here is never refused there.
 func reasonProblem(r string) string {
-	n := utf8.RuneCountInString(r)
-	if !utf8.ValidString(r) || n < client.MinReasonLen || n > client.MaxReasonLen {
-		return fmt.Sprintf("Type the reason for this reveal (%d to %d characters), e.g. the ticket number.", client.MinReasonLen, client.MaxReasonLen)
-	}
-	for _, c := range r {
-		if c < 0x20 || c == 0x7f {
-			return "The reason contains characters that are not allowed."
-		}
-	}
-	if panshape.Contains(r) {
+	err := wire.ValidateReason(r)
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, wire.ErrPANInText):
 		return apierr.PANInText.Message
+	case errors.Is(err, wire.ErrReasonCharacters):
+		return "The reason contains characters that are not allowed."
 	}
-	return ""
+	return fmt.Sprintf("Type the reason for this reveal (%d to %d characters), e.g. the ticket number.", wire.MinReasonLen, wire.MaxReasonLen)
 }
 
 // boReauthPage is the data of backoffice_reauth.html.
@@ -372,7 +361,7 @@ func (s *Server) boReveal(c *fiber.Ctx, a *boActor) error {
 	if s.deps.KeyService == nil {
 		return apierr.KeyServiceDown
 	}
-	card, err := s.deps.KeyService.Reveal(ctx, client.RevealRequest{JWE: t.JWE, Actor: a.Op.ID, Reason: reason, Token: t.ID})
+	card, err := s.deps.KeyService.Reveal(ctx, wire.RevealRequest{JWE: t.JWE, Actor: a.Op.ID, Reason: reason, Token: t.ID})
 	if err != nil {
 		return revealError(err)
 	}
@@ -396,7 +385,7 @@ func (s *Server) boReveal(c *fiber.Ctx, a *boActor) error {
 func revealError(err error) error {
 	var ke *client.Error
 	if !errors.As(err, &ke) {
-		if errors.Is(err, client.ErrInvalidRequest) {
+		if errors.Is(err, wire.ErrInvalidRequest) {
 			return &apierr.Error{Status: http.StatusBadRequest, Code: apierr.InvalidField.Code, Message: "The reveal request is not valid; check the reason.", Err: err}
 		}
 		// Transport failure: the key service did not answer.

@@ -12,6 +12,7 @@ import (
 	"github.com/blindgate/blindgate/internal/ratelimit"
 	"github.com/blindgate/blindgate/internal/testenv"
 	"github.com/blindgate/blindgate/keyservice/client"
+	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
 const visa = "4242424242424242"
@@ -142,7 +143,7 @@ func testCheckoutRoundTrip(t *testing.T, f *gwFixture) {
 	if err != nil || stored.JWE != jwe {
 		t.Fatalf("stored token lacks its ciphertext: %v", err)
 	}
-	rev, err := f.kz.backoffice.Reveal(context.Background(), client.RevealRequest{JWE: stored.JWE, Actor: "op_t", Reason: "test reveal", Token: tok})
+	rev, err := f.kz.backoffice.Reveal(context.Background(), wire.RevealRequest{JWE: stored.JWE, Actor: "op_t", Reason: "test reveal", Token: tok})
 	if err != nil || rev.PAN != visa {
 		t.Fatalf("reveal stored ciphertext: %v", err)
 	}
@@ -249,11 +250,11 @@ func TestSubmitLimits(t *testing.T) {
 // TestKeyServiceDown: the shopper gets "retry later" and no token exists
 // without its ciphertext having been inspected and stored.
 func TestKeyServiceDown(t *testing.T) {
-	down := inspectorFunc(func(context.Context, client.InspectRequest) (client.InspectResponse, error) {
-		return client.InspectResponse{}, errors.New("dial tcp: connection refused")
+	down := inspectorFunc(func(context.Context, wire.InspectRequest) (wire.InspectResponse, error) {
+		return wire.InspectResponse{}, errors.New("dial tcp: connection refused")
 	})
-	sealed := inspectorFunc(func(context.Context, client.InspectRequest) (client.InspectResponse, error) {
-		return client.InspectResponse{}, &client.Error{Status: 503, Code: "sealed", Message: "sealed"}
+	sealed := inspectorFunc(func(context.Context, wire.InspectRequest) (wire.InspectResponse, error) {
+		return wire.InspectResponse{}, &client.Error{Status: 503, Code: "sealed", Message: "sealed"}
 	})
 	for name, in := range map[string]ingest.Inspector{"503/unreachable": down, "503/sealed": sealed} {
 		t.Run(name, func(t *testing.T) {

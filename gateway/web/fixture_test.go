@@ -31,6 +31,7 @@ import (
 	"github.com/blindgate/blindgate/keyservice/client"
 	"github.com/blindgate/blindgate/keyservice/kstest"
 	"github.com/blindgate/blindgate/keyservice/unwrap"
+	"github.com/blindgate/blindgate/keyservice/wire"
 	"github.com/blindgate/blindgate/templates"
 )
 
@@ -49,8 +50,8 @@ func newKeyZone(t *testing.T, revealsPerHour int) *keyZone {
 	t.Helper()
 	z := kstest.NewZone(t, kstest.Options{
 		Clients: []kstest.Client{
-			{ID: "gateway", Ops: []string{client.OpInspect, client.OpRewrap}},
-			{ID: "backoffice", Ops: []string{client.OpReveal, client.OpAudit}, Alg: client.AlgES256},
+			{ID: "gateway", Ops: []string{wire.OpInspect, wire.OpRewrap}},
+			{ID: "backoffice", Ops: []string{wire.OpReveal, wire.OpAudit}, Alg: client.AlgES256},
 		},
 		Limits: func(l *unwrap.Limits) {
 			l.RevealActorShort = ratelimit.Limit{Name: "reveal-actor-short", Rate: revealsPerHour, Period: time.Hour, Burst: revealsPerHour}
@@ -140,9 +141,9 @@ func redisStores(t *testing.T, rdb *redis.Client) storeSet {
 }
 
 // inspectorFunc lets a test put a broken key service in front of ingest.
-type inspectorFunc func(ctx context.Context, req client.InspectRequest) (client.InspectResponse, error)
+type inspectorFunc func(ctx context.Context, req wire.InspectRequest) (wire.InspectResponse, error)
 
-func (f inspectorFunc) Inspect(ctx context.Context, req client.InspectRequest) (client.InspectResponse, error) {
+func (f inspectorFunc) Inspect(ctx context.Context, req wire.InspectRequest) (wire.InspectResponse, error) {
 	return f(ctx, req)
 }
 

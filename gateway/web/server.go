@@ -26,7 +26,7 @@ import (
 	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/internal/httpmetrics"
 	"github.com/blindgate/blindgate/internal/ratelimit"
-	"github.com/blindgate/blindgate/keyservice/client"
+	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
 // MaxBody caps request bodies: a card and a CVC ciphertext fit in a few KiB.
@@ -44,8 +44,8 @@ type KeySource interface {
 
 // KeyService is the part of the signed key-service client the back office uses.
 type KeyService interface {
-	Reveal(ctx context.Context, req client.RevealRequest) (client.RevealResponse, error)
-	AuditQuery(ctx context.Context, req client.AuditQueryRequest) (client.AuditQueryResponse, error)
+	Reveal(ctx context.Context, req wire.RevealRequest) (wire.RevealResponse, error)
+	AuditQuery(ctx context.Context, req wire.AuditQueryRequest) (wire.AuditQueryResponse, error)
 }
 
 // Auditor appends to the gateway's own audit log.

@@ -22,6 +22,8 @@ import (
 	"fmt"
 	"io"
 	"unicode/utf8"
+
+	"github.com/blindgate/blindgate/internal/jose/compact"
 )
 
 // Algorithms of Contract 1 (card ciphertexts) and Contract 2 (signed requests).
@@ -41,8 +43,9 @@ const (
 	// required so a JWS minted for another purpose cannot be replayed here.
 	TypeRequest = "bg-req+jwt"
 
-	// MaxCompactSize caps a compact JWE or JWS before any parsing.
-	MaxCompactSize = 16 << 10
+	// MaxCompactSize caps a compact JWE or JWS before any parsing. It is
+	// compact.MaxSize, the one cap every entry point applies.
+	MaxCompactSize = compact.MaxSize
 
 	// MinRSABits is the smallest RSA modulus accepted for key encryption.
 	MinRSABits = 3072
@@ -55,13 +58,14 @@ const (
 
 // Sentinel errors. Callers map them with errors.Is.
 var (
-	// ErrMalformed: not a well-formed compact object, header or JWK.
-	ErrMalformed = errors.New("jose: malformed")
+	// ErrMalformed: not a well-formed compact object, header or JWK. It is
+	// compact.ErrMalformed, so the shape check and the parse agree.
+	ErrMalformed = compact.ErrMalformed
 	// ErrUnsupported: well-formed but outside what we accept (algorithm,
 	// header member, key type or size, serialization).
 	ErrUnsupported = errors.New("jose: unsupported")
-	// ErrTooLarge: input above MaxCompactSize (or the JWKS cap).
-	ErrTooLarge = errors.New("jose: too large")
+	// ErrTooLarge: input above MaxCompactSize (or the JWKS cap); compact.ErrTooLarge.
+	ErrTooLarge = compact.ErrTooLarge
 	// ErrDecrypt: the ciphertext could not be decrypted with this key. It is
 	// deliberately uninformative.
 	ErrDecrypt = errors.New("jose: decryption failed")

@@ -18,6 +18,7 @@ import (
 	"github.com/blindgate/blindgate/keyservice/kstest"
 	"github.com/blindgate/blindgate/keyservice/replay"
 	"github.com/blindgate/blindgate/keyservice/unwrap"
+	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
 // benchKS is a key service on a loopback listener with a durable audit log
@@ -37,8 +38,8 @@ func newBenchKS(b *testing.B, alg string, useRedis bool) *benchKS {
 		Alg: alg,
 		// Signatures are made before the timer starts: they must outlive the run.
 		Clients: []kstest.Client{
-			{ID: "gateway", Ops: []string{client.OpInspect}, TTL: client.MaxTTL},
-			{ID: "backoffice", Ops: []string{client.OpReveal}, TTL: client.MaxTTL},
+			{ID: "gateway", Ops: []string{wire.OpInspect}, TTL: wire.MaxTTL},
+			{ID: "backoffice", Ops: []string{wire.OpReveal}, TTL: wire.MaxTTL},
 		},
 		Limits: func(limits *unwrap.Limits) {
 			for _, l := range []*ratelimit.Limit{&limits.InspectPerClient, &limits.RevealActorShort, &limits.RevealActorDaily, &limits.RevealClientShort, &limits.RevealClientDaily} {
@@ -113,8 +114,8 @@ func BenchmarkInspect(b *testing.B) {
 		for _, backend := range []string{"memory", "redis"} {
 			b.Run(a.name+"/"+backend, func(b *testing.B) {
 				ks := newBenchKS(b, a.alg, backend == "redis")
-				body, _ := json.Marshal(client.InspectRequest{JWE: ks.jwe, Session: "cs_bench", Merchant: "m_bench"})
-				ks.run(b, ks.gateway, client.PathInspect, body, 8)
+				body, _ := json.Marshal(wire.InspectRequest{JWE: ks.jwe, Session: "cs_bench", Merchant: "m_bench"})
+				ks.run(b, ks.gateway, wire.PathInspect, body, 8)
 			})
 		}
 	}
@@ -126,8 +127,8 @@ func BenchmarkReveal(b *testing.B) {
 	for _, a := range benchAlgs {
 		b.Run(a.name+"/redis", func(b *testing.B) {
 			ks := newBenchKS(b, a.alg, true)
-			body, _ := json.Marshal(client.RevealRequest{JWE: ks.jwe, Actor: "op_bench", Reason: "benchmark"})
-			ks.run(b, ks.backoffice, client.PathReveal, body, 8)
+			body, _ := json.Marshal(wire.RevealRequest{JWE: ks.jwe, Actor: "op_bench", Reason: "benchmark"})
+			ks.run(b, ks.backoffice, wire.PathReveal, body, 8)
 		})
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/blindgate/blindgate/keyservice/kstest"
 	"github.com/blindgate/blindgate/keyservice/replay"
 	"github.com/blindgate/blindgate/keyservice/unwrap"
+	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
 // TestAttackerWithCheckoutKeyIsRefused plays the attacker of issue 9: they
@@ -30,7 +31,7 @@ import (
 func TestAttackerWithCheckoutKeyIsRefused(t *testing.T) {
 	rdb := testenv.Redis(t)
 	z := kstest.NewZone(t, kstest.Options{
-		Clients: []kstest.Client{{ID: "gateway", Ops: []string{client.OpInspect, client.OpRewrap}}},
+		Clients: []kstest.Client{{ID: "gateway", Ops: []string{wire.OpInspect, wire.OpRewrap}}},
 		Replay:  replay.NewRedis(rdb, "bg:ks:jti:"), Limiter: ratelimit.NewRedis(rdb, "bg:ks:rl:"),
 		Guard:  guard.NewRedis(rdb, "bg:ks:eg:"),
 		Listen: true,
@@ -42,7 +43,7 @@ func TestAttackerWithCheckoutKeyIsRefused(t *testing.T) {
 		return fmt.Sprintf(`{"pan":%q,"exp_month":12,"exp_year":%d,"name":"","iat":%d}`, pan, time.Now().Year()+2, time.Now().Unix())
 	}
 	// The victim pays: the stored token is what the attacker starts from.
-	target, err := gw.Inspect(ctx, client.InspectRequest{JWE: z.Encrypt(t, cardJSON(victimPAN), "cs_victim"), Session: "cs_victim", Merchant: merchant})
+	target, err := gw.Inspect(ctx, wire.InspectRequest{JWE: z.Encrypt(t, cardJSON(victimPAN), "cs_victim"), Session: "cs_victim", Merchant: merchant})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +56,7 @@ func TestAttackerWithCheckoutKeyIsRefused(t *testing.T) {
 		}
 		tried++
 		sid := fmt.Sprintf("cs_probe%d", tried)
-		m, err := gw.Inspect(ctx, client.InspectRequest{JWE: z.Encrypt(t, cardJSON(cand), sid), Session: sid, Merchant: merchant})
+		m, err := gw.Inspect(ctx, wire.InspectRequest{JWE: z.Encrypt(t, cardJSON(cand), sid), Session: sid, Merchant: merchant})
 		var ce *client.Error
 		switch {
 		case errors.As(err, &ce) && ce.Code == "card_enumeration" && ce.Status == 429:
@@ -74,13 +75,13 @@ func TestAttackerWithCheckoutKeyIsRefused(t *testing.T) {
 	}
 	// Every further candidate, the right one included, is refused.
 	sid := "cs_probe_right"
-	_, err = gw.Inspect(ctx, client.InspectRequest{JWE: z.Encrypt(t, cardJSON(victimPAN), sid), Session: sid, Merchant: merchant})
+	_, err = gw.Inspect(ctx, wire.InspectRequest{JWE: z.Encrypt(t, cardJSON(victimPAN), sid), Session: sid, Merchant: merchant})
 	var ce *client.Error
 	if !errors.As(err, &ce) || ce.Code != "card_enumeration" || ce.RetryAfter <= 0 {
 		t.Fatalf("the right candidate after the refusal: %v", err)
 	}
 	// The same card under another merchant id has an unrelated fingerprint.
-	other, err := gw.Inspect(ctx, client.InspectRequest{JWE: z.Encrypt(t, cardJSON(victimPAN), "cs_o"), Session: "cs_o", Merchant: "m_attacker"})
+	other, err := gw.Inspect(ctx, wire.InspectRequest{JWE: z.Encrypt(t, cardJSON(victimPAN), "cs_o"), Session: "cs_o", Merchant: "m_attacker"})
 	if err != nil || other.Fingerprint == target.Fingerprint {
 		t.Fatalf("other merchant: %v %s", err, other.Fingerprint)
 	}

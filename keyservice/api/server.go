@@ -12,11 +12,11 @@ import (
 
 	"github.com/blindgate/blindgate/internal/apierr"
 	"github.com/blindgate/blindgate/internal/audit"
-	"github.com/blindgate/blindgate/keyservice/client"
 	"github.com/blindgate/blindgate/keyservice/keyring"
 	"github.com/blindgate/blindgate/keyservice/seal"
 	"github.com/blindgate/blindgate/keyservice/sigauth"
 	"github.com/blindgate/blindgate/keyservice/unwrap"
+	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
 // MaxBody caps request bodies: a card JWE is well under 4 KiB.
@@ -118,10 +118,10 @@ func (s *Server) routes() {
 	a.Get("/v1/sys/seal-status", s.sealStatus)
 	a.Post("/v1/sys/unseal", s.unseal)
 
-	a.Post("/v1/inspect", s.signed(client.OpInspect), s.inspect)
-	a.Post("/v1/reveal", s.signed(client.OpReveal), s.reveal)
-	a.Post("/v1/rewrap", s.signed(client.OpRewrap), s.rewrap)
-	a.Post("/v1/audit/query", s.signed(client.OpAudit), s.auditQuery)
+	a.Post("/v1/inspect", s.signed(wire.OpInspect), s.inspect)
+	a.Post("/v1/reveal", s.signed(wire.OpReveal), s.reveal)
+	a.Post("/v1/rewrap", s.signed(wire.OpRewrap), s.rewrap)
+	a.Post("/v1/audit/query", s.signed(wire.OpAudit), s.auditQuery)
 }
 
 func securityHeaders(c *fiber.Ctx) error {

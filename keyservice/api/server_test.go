@@ -28,6 +28,7 @@ import (
 	"github.com/blindgate/blindgate/keyservice/replay"
 	"github.com/blindgate/blindgate/keyservice/sigauth"
 	"github.com/blindgate/blindgate/keyservice/unwrap"
+	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
 const testPAN = "5555555555554444"
@@ -57,8 +58,8 @@ func newTestServer(t *testing.T, b backends) *testServer {
 	ts := &testServer{logs: &bytes.Buffer{}}
 	ts.Zone = kstest.NewZone(t, kstest.Options{
 		Clients: []kstest.Client{
-			{ID: "gateway", Ops: []string{client.OpInspect, client.OpRewrap}},
-			{ID: "backoffice", Ops: []string{client.OpReveal, client.OpAudit}, Alg: client.AlgES256},
+			{ID: "gateway", Ops: []string{wire.OpInspect, wire.OpRewrap}},
+			{ID: "backoffice", Ops: []string{wire.OpReveal, wire.OpAudit}, Alg: client.AlgES256},
 			{ID: "stranger", Unlisted: true},
 		},
 		Replay: b.replay, Limiter: b.limiter, Redis: b.redis,
@@ -126,7 +127,7 @@ func TestUnwrapEndpoints(t *testing.T) {
 		code     string
 		validate func(t *testing.T, m map[string]any)
 	}{
-		{"200/inspect", ts.gateway, "/v1/inspect", client.InspectRequest{JWE: good, Session: "cs_1", Merchant: "m_1"}, 200, "", func(t *testing.T, m map[string]any) {
+		{"200/inspect", ts.gateway, "/v1/inspect", wire.InspectRequest{JWE: good, Session: "cs_1", Merchant: "m_1"}, 200, "", func(t *testing.T, m map[string]any) {
 			if m["brand"] != "mastercard" || m["bin"] != "555555" || m["last4"] != "4444" || !strings.HasPrefix(fmt.Sprint(m["fingerprint"]), "fpm_") {
 				t.Fatalf("inspect answer %v", m)
 			}
@@ -134,21 +135,21 @@ func TestUnwrapEndpoints(t *testing.T) {
 				t.Fatal("inspect returned a pan")
 			}
 		}},
-		{"401/unsigned", nil, "/v1/inspect", client.InspectRequest{JWE: good, Session: "cs_1", Merchant: "m_1"}, 401, "unauthenticated", nil},
-		{"401/unknown-client", ts.stranger, "/v1/inspect", client.InspectRequest{JWE: good, Session: "cs_1", Merchant: "m_1"}, 401, "unauthenticated", nil},
-		{"400/card-number-in-reason", ts.backoffic, "/v1/reveal", client.RevealRequest{JWE: good, Actor: "op_1", Reason: "card 4242 4242 4242 4242"}, 400, "pan_in_text", nil},
-		{"403/gateway-may-not-reveal", ts.gateway, "/v1/reveal", client.RevealRequest{JWE: good, Actor: "op_1", Reason: "dispute"}, 403, "forbidden", nil},
-		{"403/backoffice-may-not-inspect", ts.backoffic, "/v1/inspect", client.InspectRequest{JWE: good, Session: "cs_1", Merchant: "m_1"}, 403, "forbidden", nil},
-		{"400/invalid-jwe", ts.gateway, "/v1/inspect", client.InspectRequest{JWE: "a.b.c.d.e", Session: "cs_1", Merchant: "m_1"}, 400, "invalid_jwe", nil},
-		{"400/session-mismatch", ts.gateway, "/v1/inspect", client.InspectRequest{JWE: good, Session: "cs_2", Merchant: "m_1"}, 400, "session_mismatch", nil},
-		{"422/luhn", ts.gateway, "/v1/inspect", client.InspectRequest{JWE: ts.cardJWE(t, "5555555555554445", "cs_1", now), Session: "cs_1", Merchant: "m_1"}, 422, "card_invalid", nil},
-		{"422/stale", ts.gateway, "/v1/inspect", client.InspectRequest{JWE: ts.cardJWE(t, testPAN, "cs_1", now.Add(-time.Hour)), Session: "cs_1", Merchant: "m_1"}, 422, "stale_ciphertext", nil},
-		{"200/reveal", ts.backoffic, "/v1/reveal", client.RevealRequest{JWE: good, Actor: "op_1", Reason: "customer dispute", Token: "tok_1"}, 200, "", func(t *testing.T, m map[string]any) {
+		{"401/unsigned", nil, "/v1/inspect", wire.InspectRequest{JWE: good, Session: "cs_1", Merchant: "m_1"}, 401, "unauthenticated", nil},
+		{"401/unknown-client", ts.stranger, "/v1/inspect", wire.InspectRequest{JWE: good, Session: "cs_1", Merchant: "m_1"}, 401, "unauthenticated", nil},
+		{"400/card-number-in-reason", ts.backoffic, "/v1/reveal", wire.RevealRequest{JWE: good, Actor: "op_1", Reason: "card 4242 4242 4242 4242"}, 400, "pan_in_text", nil},
+		{"403/gateway-may-not-reveal", ts.gateway, "/v1/reveal", wire.RevealRequest{JWE: good, Actor: "op_1", Reason: "dispute"}, 403, "forbidden", nil},
+		{"403/backoffice-may-not-inspect", ts.backoffic, "/v1/inspect", wire.InspectRequest{JWE: good, Session: "cs_1", Merchant: "m_1"}, 403, "forbidden", nil},
+		{"400/invalid-jwe", ts.gateway, "/v1/inspect", wire.InspectRequest{JWE: "a.b.c.d.e", Session: "cs_1", Merchant: "m_1"}, 400, "invalid_jwe", nil},
+		{"400/session-mismatch", ts.gateway, "/v1/inspect", wire.InspectRequest{JWE: good, Session: "cs_2", Merchant: "m_1"}, 400, "session_mismatch", nil},
+		{"422/luhn", ts.gateway, "/v1/inspect", wire.InspectRequest{JWE: ts.cardJWE(t, "5555555555554445", "cs_1", now), Session: "cs_1", Merchant: "m_1"}, 422, "card_invalid", nil},
+		{"422/stale", ts.gateway, "/v1/inspect", wire.InspectRequest{JWE: ts.cardJWE(t, testPAN, "cs_1", now.Add(-time.Hour)), Session: "cs_1", Merchant: "m_1"}, 422, "stale_ciphertext", nil},
+		{"200/reveal", ts.backoffic, "/v1/reveal", wire.RevealRequest{JWE: good, Actor: "op_1", Reason: "customer dispute", Token: "tok_1"}, 200, "", func(t *testing.T, m map[string]any) {
 			if m["pan"] != testPAN {
 				t.Fatalf("reveal answer lacks the pan")
 			}
 		}},
-		{"200/rewrap", ts.gateway, "/v1/rewrap", client.RewrapRequest{JWE: good, Merchant: "m_1"}, 200, "", func(t *testing.T, m map[string]any) {
+		{"200/rewrap", ts.gateway, "/v1/rewrap", wire.RewrapRequest{JWE: good, Merchant: "m_1"}, 200, "", func(t *testing.T, m map[string]any) {
 			if m["kid"] != ts.Keyring.Newest().Kid {
 				t.Fatalf("rewrap kid %v", m["kid"])
 			}
@@ -175,7 +176,7 @@ func TestUnwrapEndpoints(t *testing.T) {
 
 func TestSignatureRules(t *testing.T) {
 	ts := newTestServer(t, memoryBackends())
-	body, _ := json.Marshal(client.InspectRequest{JWE: ts.cardJWE(t, testPAN, "cs_1", time.Now()), Session: "cs_1", Merchant: "m_1"})
+	body, _ := json.Marshal(wire.InspectRequest{JWE: ts.cardJWE(t, testPAN, "cs_1", time.Now()), Session: "cs_1", Merchant: "m_1"})
 	sign := func(url string, b []byte) string {
 		h, err := ts.gateway.Authorization(http.MethodPost, url, b)
 		if err != nil {
@@ -243,15 +244,15 @@ func TestRevealLimit(t *testing.T) {
 	ts := newTestServer(t, memoryBackends())
 	jwe := ts.cardJWE(t, testPAN, "cs_1", time.Now())
 	for i := 0; i < 2; i++ {
-		if resp, m := ts.call(t, ts.backoffic, http.MethodPost, "/v1/reveal", client.RevealRequest{JWE: jwe, Actor: "op_9", Reason: "refund"}); resp.StatusCode != 200 {
+		if resp, m := ts.call(t, ts.backoffic, http.MethodPost, "/v1/reveal", wire.RevealRequest{JWE: jwe, Actor: "op_9", Reason: "refund"}); resp.StatusCode != 200 {
 			t.Fatalf("reveal %d: %d %v", i, resp.StatusCode, m)
 		}
 	}
-	resp, m := ts.call(t, ts.backoffic, http.MethodPost, "/v1/reveal", client.RevealRequest{JWE: jwe, Actor: "op_9", Reason: "refund"})
+	resp, m := ts.call(t, ts.backoffic, http.MethodPost, "/v1/reveal", wire.RevealRequest{JWE: jwe, Actor: "op_9", Reason: "refund"})
 	if resp.StatusCode != 429 || errCode(m) != "rate_limited" || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("3rd reveal: %d %v retry-after %q", resp.StatusCode, m, resp.Header.Get("Retry-After"))
 	}
-	resp, m = ts.call(t, ts.backoffic, http.MethodPost, "/v1/audit/query", client.AuditQueryRequest{Event: audit.EventReveal})
+	resp, m = ts.call(t, ts.backoffic, http.MethodPost, "/v1/audit/query", wire.AuditQueryRequest{Event: audit.EventReveal})
 	if resp.StatusCode != 200 || m["chain_ok"] != true {
 		t.Fatalf("audit query: %d %v", resp.StatusCode, m)
 	}
@@ -264,7 +265,7 @@ func TestSealLifecycle(t *testing.T) {
 	ts := newTestServer(t, memoryBackends())
 	ts.Holder.Seal()
 	jwe := "x.y.z.w.v"
-	if resp, m := ts.call(t, ts.gateway, http.MethodPost, "/v1/inspect", client.InspectRequest{JWE: jwe, Session: "cs_1", Merchant: "m_1"}); resp.StatusCode != 503 || errCode(m) != "sealed" {
+	if resp, m := ts.call(t, ts.gateway, http.MethodPost, "/v1/inspect", wire.InspectRequest{JWE: jwe, Session: "cs_1", Merchant: "m_1"}); resp.StatusCode != 503 || errCode(m) != "sealed" {
 		t.Fatalf("sealed inspect: %d %v", resp.StatusCode, m)
 	}
 	if resp, _ := ts.call(t, nil, http.MethodGet, "/readyz", nil); resp.StatusCode != 503 {
@@ -274,29 +275,29 @@ func TestSealLifecycle(t *testing.T) {
 		t.Fatalf("sealed jwks: %d", resp.StatusCode)
 	}
 	wrong, _ := keyring.GenerateMasterKey()
-	if resp, m := ts.call(t, nil, http.MethodPost, "/v1/sys/unseal", client.UnsealRequest{Key: keyring.EncodeMasterKey(wrong)}); resp.StatusCode != 400 || errCode(m) != "unseal_failed" {
+	if resp, m := ts.call(t, nil, http.MethodPost, "/v1/sys/unseal", wire.UnsealRequest{Key: keyring.EncodeMasterKey(wrong)}); resp.StatusCode != 400 || errCode(m) != "unseal_failed" {
 		t.Fatalf("wrong share: %d %v", resp.StatusCode, m)
 	}
 	for _, tc := range []struct {
 		name string
-		req  client.UnsealRequest
+		req  wire.UnsealRequest
 		code string
 	}{
-		{"409/nonce-without-round", client.UnsealRequest{Key: keyring.EncodeMasterKey(ts.Master), Nonce: "abcd"}, "unseal_nonce_mismatch"},
-		{"409/reset-without-round", client.UnsealRequest{Reset: true, Nonce: "abcd"}, "unseal_nonce_mismatch"},
-		{"400/reset-without-nonce", client.UnsealRequest{Reset: true}, "invalid_field"},
-		{"400/no-share", client.UnsealRequest{}, "invalid_field"},
+		{"409/nonce-without-round", wire.UnsealRequest{Key: keyring.EncodeMasterKey(ts.Master), Nonce: "abcd"}, "unseal_nonce_mismatch"},
+		{"409/reset-without-round", wire.UnsealRequest{Reset: true, Nonce: "abcd"}, "unseal_nonce_mismatch"},
+		{"400/reset-without-nonce", wire.UnsealRequest{Reset: true}, "invalid_field"},
+		{"400/no-share", wire.UnsealRequest{}, "invalid_field"},
 	} {
 		if resp, m := ts.call(t, nil, http.MethodPost, "/v1/sys/unseal", tc.req); errCode(m) != tc.code {
 			t.Errorf("%s: %d %v", tc.name, resp.StatusCode, m)
 		}
 	}
-	if resp, m := ts.call(t, nil, http.MethodPost, "/v1/sys/unseal", client.UnsealRequest{Key: keyring.EncodeMasterKey(ts.Master)}); resp.StatusCode != 200 || m["sealed"] != false {
+	if resp, m := ts.call(t, nil, http.MethodPost, "/v1/sys/unseal", wire.UnsealRequest{Key: keyring.EncodeMasterKey(ts.Master)}); resp.StatusCode != 200 || m["sealed"] != false {
 		t.Fatalf("unseal: %d %v", resp.StatusCode, m)
 	}
 	// Once unsealed a share has no effect, and says so rather than "success".
 	// (This is the fifth attempt from this address: the limit allows five.)
-	if resp, m := ts.call(t, nil, http.MethodPost, "/v1/sys/unseal", client.UnsealRequest{Key: keyring.EncodeMasterKey(wrong)}); resp.StatusCode != 409 || errCode(m) != "already_unsealed" {
+	if resp, m := ts.call(t, nil, http.MethodPost, "/v1/sys/unseal", wire.UnsealRequest{Key: keyring.EncodeMasterKey(wrong)}); resp.StatusCode != 409 || errCode(m) != "already_unsealed" {
 		t.Fatalf("share after unseal: %d %v", resp.StatusCode, m)
 	}
 	resp, _ := ts.call(t, nil, http.MethodGet, "/readyz", nil)
@@ -341,7 +342,7 @@ func TestErrorsAndMetrics(t *testing.T) {
 		t.Fatalf("unknown field: %d %v", resp.StatusCode, m)
 	}
 	jwe := ts.cardJWE(t, testPAN, "cs_1", time.Now())
-	ts.call(t, ts.gateway, http.MethodPost, "/v1/inspect", client.InspectRequest{JWE: jwe, Session: "cs_1", Merchant: "m_1"})
+	ts.call(t, ts.gateway, http.MethodPost, "/v1/inspect", wire.InspectRequest{JWE: jwe, Session: "cs_1", Merchant: "m_1"})
 	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
 	mr, err := ts.Server.App().Test(req)
 	if err != nil {
@@ -364,7 +365,7 @@ func TestRedisBackends(t *testing.T) {
 	rdb := testenv.Redis(t)
 	ts := newTestServer(t, backends{replay: replay.NewRedis(rdb, "t:jti:"), limiter: ratelimit.NewRedis(rdb, "t:rl:"), redis: redisx.Pinger{C: rdb}})
 	jwe := ts.cardJWE(t, testPAN, "cs_1", time.Now())
-	body, _ := json.Marshal(client.InspectRequest{JWE: jwe, Session: "cs_1", Merchant: "m_1"})
+	body, _ := json.Marshal(wire.InspectRequest{JWE: jwe, Session: "cs_1", Merchant: "m_1"})
 	h, _ := ts.gateway.Authorization(http.MethodPost, "https://keyservice.internal/v1/inspect", body)
 	for i, want := range []int{200, 409} {
 		req := httptest.NewRequest(http.MethodPost, "/v1/inspect", bytes.NewReader(body))
@@ -381,11 +382,11 @@ func TestRedisBackends(t *testing.T) {
 	t.Cleanup(func() { _ = dead.Close() })
 	down := newTestServer(t, backends{replay: replay.NewRedis(dead, "t:jti:"), limiter: ratelimit.NewRedis(dead, "t:rl:"), redis: redisx.Pinger{C: dead}})
 	jwe = down.cardJWE(t, testPAN, "cs_1", time.Now())
-	resp, m := down.call(t, down.gateway, http.MethodPost, "/v1/inspect", client.InspectRequest{JWE: jwe, Session: "cs_1", Merchant: "m_1"})
+	resp, m := down.call(t, down.gateway, http.MethodPost, "/v1/inspect", wire.InspectRequest{JWE: jwe, Session: "cs_1", Merchant: "m_1"})
 	if resp.StatusCode != 503 || errCode(m) != "unavailable" {
 		t.Fatalf("redis down inspect: %d %v", resp.StatusCode, m)
 	}
-	resp, m = down.call(t, down.backoffic, http.MethodPost, "/v1/reveal", client.RevealRequest{JWE: jwe, Actor: "op_1", Reason: "dispute"})
+	resp, m = down.call(t, down.backoffic, http.MethodPost, "/v1/reveal", wire.RevealRequest{JWE: jwe, Actor: "op_1", Reason: "dispute"})
 	if resp.StatusCode != 503 || m["pan"] != nil {
 		t.Fatalf("redis down reveal: %d %v", resp.StatusCode, m)
 	}

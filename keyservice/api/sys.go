@@ -10,9 +10,9 @@ import (
 	"github.com/blindgate/blindgate/internal/apierr"
 	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/internal/jose"
-	"github.com/blindgate/blindgate/keyservice/client"
 	"github.com/blindgate/blindgate/keyservice/keyring"
 	"github.com/blindgate/blindgate/keyservice/seal"
+	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
 // healthz says the process is alive; readyz says it can serve decrypts.
@@ -70,8 +70,8 @@ func (s *Server) sealStatus(c *fiber.Ctx) error {
 	return c.JSON(s.sealStatusOf(s.deps.Seal.Progress()))
 }
 
-func (s *Server) sealStatusOf(p seal.Progress) client.SealStatus {
-	return client.SealStatus{Sealed: p.Sealed, Shares: p.Have, Needed: p.Need, Nonce: p.Nonce, Audience: s.deps.Audience}
+func (s *Server) sealStatusOf(p seal.Progress) wire.SealStatus {
+	return wire.SealStatus{Sealed: p.Sealed, Shares: p.Have, Needed: p.Need, Nonce: p.Nonce, Audience: s.deps.Audience}
 }
 
 // unseal takes one key share, or resets the round. It is unauthenticated like
@@ -81,7 +81,7 @@ func (s *Server) unseal(c *fiber.Ctx) error {
 	if s.deps.Unseal == nil {
 		return apierr.NotFound
 	}
-	var req client.UnsealRequest
+	var req wire.UnsealRequest
 	if err := apierr.Bind(c.Body(), &req); err != nil {
 		return err
 	}
@@ -118,14 +118,28 @@ func (s *Server) auditQuery(c *fiber.Ctx) error {
 	if s.deps.Trail == nil {
 		return apierr.NotFound
 	}
-	var req client.AuditQueryRequest
+	var req wire.AuditQueryRequest
 	if err := apierr.Bind(c.Body(), &req); err != nil {
 		return err
 	}
 	events, rep, err := s.deps.Trail.Query(c.UserContext(), audit.Filter{Actor: req.Actor, Outcome: req.Outcome, Event: req.Event, Limit: req.Limit})
-	resp := client.AuditQueryResponse{Events: events, Lines: rep.Lines, Head: rep.Head, ChainOK: err == nil}
+	resp := wire.AuditQueryResponse{Events: wireEvents(events), Lines: rep.Lines, Head: rep.Head, ChainOK: err == nil}
 	if err != nil {
 		resp.ChainError = err.Error()
 	}
 	return c.JSON(resp)
+}
+
+// wireEvents converts log records to the wire's audit events, field by
+// field: a field added to the log reaches the wire only when added here.
+func wireEvents(events []audit.Event) []wire.AuditEvent {
+	out := make([]wire.AuditEvent, len(events))
+	for i, e := range events {
+		out[i] = wire.AuditEvent{
+			Seq: e.Seq, Time: e.Time, Event: e.Event, Client: e.Client, Actor: e.Actor, Origin: e.Origin,
+			Outcome: e.Outcome, Resource: e.Resource, Kid: e.Kid, Reason: e.Reason, Code: e.Code,
+			Prev: e.Prev, Hash: e.Hash,
+		}
+	}
+	return out
 }

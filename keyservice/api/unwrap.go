@@ -7,18 +7,37 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/blindgate/blindgate/internal/apierr"
+	"github.com/blindgate/blindgate/internal/jose/compact"
 	"github.com/blindgate/blindgate/keyservice/card"
-	"github.com/blindgate/blindgate/keyservice/client"
 	"github.com/blindgate/blindgate/keyservice/unwrap"
+	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
 func (s *Server) meta(c *fiber.Ctx) unwrap.Meta {
 	return unwrap.Meta{Client: callerOf(c).ClientID, Origin: strings.Clone(c.IP())}
 }
 
+// bind reads a request and applies its wire Validate, which checks every
+// ciphertext's shape (compact.CheckJWE) once: the domain trusts that and
+// runs only the strict parse. A malformed ciphertext answers invalid_jwe,
+// as the strict parse would; a card number in a reason answers
+// pan_in_text, as the gateway's back office does.
+func bind(c *fiber.Ctx, req apierr.Validator) error {
+	err := apierr.Bind(c.Body(), req)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, wire.ErrPANInText):
+		return apierr.PANInText.Wrap(err)
+	case errors.Is(err, compact.ErrMalformed):
+		return apierr.InvalidJWE.Wrap(err)
+	}
+	return err
+}
+
 func (s *Server) inspect(c *fiber.Ctx) error {
-	var req client.InspectRequest
-	if err := apierr.Bind(c.Body(), &req); err != nil {
+	var req wire.InspectRequest
+	if err := bind(c, &req); err != nil {
 		return err
 	}
 	m, err := s.deps.Unwrap.Inspect(c.UserContext(), s.meta(c), unwrap.InspectInput{
@@ -27,40 +46,37 @@ func (s *Server) inspect(c *fiber.Ctx) error {
 	if err != nil {
 		return mapUnwrapError(err)
 	}
-	s.deps.Metrics.decrypted(callerOf(c).ClientID, client.OpInspect)
-	return c.JSON(client.InspectResponse{
+	s.deps.Metrics.decrypted(callerOf(c).ClientID, wire.OpInspect)
+	return c.JSON(wire.InspectResponse{
 		Kid: m.Kid, Brand: m.Brand, BIN: m.BIN, Last4: m.Last4,
 		ExpMonth: m.ExpMonth, ExpYear: m.ExpYear, Fingerprint: m.Fingerprint,
 	})
 }
 
 func (s *Server) reveal(c *fiber.Ctx) error {
-	var req client.RevealRequest
-	if err := apierr.Bind(c.Body(), &req); err != nil {
-		if errors.Is(err, client.ErrPANInText) {
-			return apierr.PANInText.Wrap(err)
-		}
+	var req wire.RevealRequest
+	if err := bind(c, &req); err != nil {
 		return err
 	}
 	r, err := s.deps.Unwrap.Reveal(c.UserContext(), s.meta(c), req.JWE, req.Actor, req.Reason, req.Token)
 	if err != nil {
 		return mapUnwrapError(err)
 	}
-	s.deps.Metrics.decrypted(callerOf(c).ClientID, client.OpReveal)
-	return c.JSON(client.RevealResponse{PAN: r.PAN, ExpMonth: r.ExpMonth, ExpYear: r.ExpYear, Name: r.Name})
+	s.deps.Metrics.decrypted(callerOf(c).ClientID, wire.OpReveal)
+	return c.JSON(wire.RevealResponse{PAN: r.PAN, ExpMonth: r.ExpMonth, ExpYear: r.ExpYear, Name: r.Name})
 }
 
 func (s *Server) rewrap(c *fiber.Ctx) error {
-	var req client.RewrapRequest
-	if err := apierr.Bind(c.Body(), &req); err != nil {
+	var req wire.RewrapRequest
+	if err := bind(c, &req); err != nil {
 		return err
 	}
 	out, err := s.deps.Unwrap.Rewrap(c.UserContext(), s.meta(c), req.JWE, req.Merchant, req.Token)
 	if err != nil {
 		return mapUnwrapError(err)
 	}
-	s.deps.Metrics.decrypted(callerOf(c).ClientID, client.OpRewrap)
-	return c.JSON(client.RewrapResponse{
+	s.deps.Metrics.decrypted(callerOf(c).ClientID, wire.OpRewrap)
+	return c.JSON(wire.RewrapResponse{
 		JWE: out.JWE, Kid: out.Kid, Brand: out.Brand, BIN: out.BIN, Last4: out.Last4, Fingerprint: out.Fingerprint,
 	})
 }
@@ -82,6 +98,8 @@ func mapUnwrapError(err error) error {
 		return apierr.Sealed.Wrap(err)
 	case errors.Is(err, unwrap.ErrUnavailable):
 		return apierr.Unavailable.Wrap(err)
+	case errors.Is(err, wire.ErrPANInText):
+		return apierr.PANInText.Wrap(err)
 	case errors.Is(err, unwrap.ErrInvalidRequest):
 		return apierr.InvalidField.Wrap(err)
 	case errors.Is(err, unwrap.ErrUnsupportedAlg):

@@ -3,23 +3,26 @@ package card
 import (
 	"slices"
 	"strings"
+
+	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
 // Brand is a card scheme, detected from the issuer identification number
 // (IIN, the leading digits of the PAN).
 type Brand string
 
-// Supported brands. The string values are part of the wire contract
-// (inspect responses, the checkout JS) and are never renamed.
+// Supported brands. The string values are the wire contract's
+// (keyservice/wire, which the gateway reads too; a test proves this table
+// and wire.Brands agree), mirrored by the checkout JS, never renamed.
 const (
-	Visa       Brand = "visa"
-	Mastercard Brand = "mastercard"
-	Amex       Brand = "amex"
-	Discover   Brand = "discover"
-	JCB        Brand = "jcb"
-	Diners     Brand = "diners"
-	UnionPay   Brand = "unionpay"
-	Maestro    Brand = "maestro"
+	Visa       Brand = wire.BrandVisa
+	Mastercard Brand = wire.BrandMastercard
+	Amex       Brand = wire.BrandAmex
+	Discover   Brand = wire.BrandDiscover
+	JCB        Brand = wire.BrandJCB
+	Diners     Brand = wire.BrandDiners
+	UnionPay   Brand = wire.BrandUnionPay
+	Maestro    Brand = wire.BrandMaestro
 )
 
 // IINRange is an inclusive range of PAN prefixes. From and To have the same

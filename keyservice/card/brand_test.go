@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/brand_table.json")
@@ -179,5 +181,23 @@ func TestBrandTableGolden(t *testing.T) {
 	}
 	if !bytes.Equal(got, want) {
 		t.Fatalf("brand table changed; update the checkout JS and run with -update\n%s", got)
+	}
+}
+
+// TestBrandTableMatchesWire: every brand detected here is one the wire
+// contract names (the gateway shows and searches by that list), and every
+// brand the wire names is detected here: one list, no drift.
+func TestBrandTableMatchesWire(t *testing.T) {
+	var table, listed []string
+	for _, r := range BrandTable() {
+		table = append(table, string(r.Brand))
+	}
+	for _, b := range wire.Brands() {
+		listed = append(listed, b.ID)
+	}
+	slices.Sort(table)
+	slices.Sort(listed)
+	if !slices.Equal(table, listed) {
+		t.Fatalf("brand table %v, wire.Brands %v", table, listed)
 	}
 }

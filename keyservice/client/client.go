@@ -1,3 +1,11 @@
+// Package client is the key service's HTTP client and Contract 2 request
+// signer, used by the gateway and the admin tools. The contract it speaks
+// (request and response types, their validation, claims, paths) is
+// keyservice/wire; this package adds only what a caller needs: signing,
+// client keys, the HTTP calls and Error, its reading of an error answer.
+//
+// Like wire, it must stay free of card code: the gateway imports it (a
+// test in gateway/ checks).
 package client
 
 import (
@@ -12,6 +20,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
 // ErrBadResponse: the key service answered 2xx with a body we cannot read.
@@ -59,43 +69,43 @@ func HTTPClient(insecure bool) *http.Client {
 }
 
 // Inspect returns the masked card of a ciphertext (POST /v1/inspect).
-func (c *Client) Inspect(ctx context.Context, req InspectRequest) (InspectResponse, error) {
-	var out InspectResponse
-	err := c.call(ctx, PathInspect, req, &out)
+func (c *Client) Inspect(ctx context.Context, req wire.InspectRequest) (wire.InspectResponse, error) {
+	var out wire.InspectResponse
+	err := c.call(ctx, wire.PathInspect, req, &out)
 	return out, err
 }
 
 // Reveal returns the full card (POST /v1/reveal); the caller must hold the
 // reveal operation and the service audits before it decrypts.
-func (c *Client) Reveal(ctx context.Context, req RevealRequest) (RevealResponse, error) {
-	var out RevealResponse
-	err := c.call(ctx, PathReveal, req, &out)
+func (c *Client) Reveal(ctx context.Context, req wire.RevealRequest) (wire.RevealResponse, error) {
+	var out wire.RevealResponse
+	err := c.call(ctx, wire.PathReveal, req, &out)
 	return out, err
 }
 
 // Rewrap re-encrypts a ciphertext under the newest KEK (POST /v1/rewrap).
-func (c *Client) Rewrap(ctx context.Context, req RewrapRequest) (RewrapResponse, error) {
-	var out RewrapResponse
-	err := c.call(ctx, PathRewrap, req, &out)
+func (c *Client) Rewrap(ctx context.Context, req wire.RewrapRequest) (wire.RewrapResponse, error) {
+	var out wire.RewrapResponse
+	err := c.call(ctx, wire.PathRewrap, req, &out)
 	return out, err
 }
 
 // AuditQuery reads the key service's audit trail (POST /v1/audit/query).
-func (c *Client) AuditQuery(ctx context.Context, req AuditQueryRequest) (AuditQueryResponse, error) {
-	var out AuditQueryResponse
-	err := c.call(ctx, PathAuditQuery, req, &out)
+func (c *Client) AuditQuery(ctx context.Context, req wire.AuditQueryRequest) (wire.AuditQueryResponse, error) {
+	var out wire.AuditQueryResponse
+	err := c.call(ctx, wire.PathAuditQuery, req, &out)
 	return out, err
 }
 
 // JWKS fetches the published key-encryption keys (unsigned GET). The bytes
 // are returned as served; parse them with the jose package.
 func (c *Client) JWKS(ctx context.Context) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+PathJWKS, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+wire.PathJWKS, nil)
 	if err != nil {
 		return nil, fmt.Errorf("keyservice client: jwks: %w", err)
 	}
 	req.Header.Set("Accept", "application/json")
-	return c.do(req, PathJWKS)
+	return c.do(req, wire.PathJWKS)
 }
 
 func (c *Client) call(ctx context.Context, path string, in interface{ Validate() error }, out any) error {
@@ -154,7 +164,7 @@ func (c *Client) do(req *http.Request, path string) ([]byte, error) {
 // proxy's HTML page, say) still yields an *Error with a synthetic code.
 func responseError(resp *http.Response, data []byte) *Error {
 	e := &Error{Status: resp.StatusCode, RetryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now())}
-	var body ErrorBody
+	var body wire.ErrorBody
 	if json.Unmarshal(data, &body) == nil && body.Error.Code != "" {
 		e.Code, e.Message = body.Error.Code, body.Error.Message
 	} else {

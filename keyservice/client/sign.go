@@ -7,7 +7,6 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -20,10 +19,8 @@ import (
 	"time"
 
 	"github.com/blindgate/blindgate/internal/jose"
+	"github.com/blindgate/blindgate/keyservice/wire"
 )
-
-// AuthScheme is the Authorization scheme of a Contract 2 signed request.
-const AuthScheme = "Blindgate-Sig"
 
 // Signing algorithms for client keys.
 const (
@@ -31,33 +28,12 @@ const (
 	AlgES256 = jose.AlgES256
 )
 
-// Lifetimes of a signed request: the key service refuses exp-iat above MaxTTL.
-const (
-	DefaultTTL = 30 * time.Second
-	MaxTTL     = 60 * time.Second
-)
+// DefaultTTL is a signed request's lifetime unless the Signer says; the key
+// service refuses one above wire.wire.MaxTTL.
+const DefaultTTL = 30 * time.Second
 
 // maxKeyFile caps a private key file read.
 const maxKeyFile = 64 << 10
-
-// Claims is the payload of a Contract 2 request signature (modelled on
-// DPoP, RFC 9449, plus a body hash).
-type Claims struct {
-	Iss string `json:"iss"` // client id
-	Aud string `json:"aud"` // key service id
-	Iat int64  `json:"iat"`
-	Exp int64  `json:"exp"`
-	Jti string `json:"jti"` // unique; the key service refuses a replay until exp
-	Htm string `json:"htm"` // HTTP method
-	Htu string `json:"htu"` // request URL without query or fragment
-	Bh  string `json:"bh"`  // BodyHash(body)
-}
-
-// BodyHash is base64url(SHA-256(body)) without padding.
-func BodyHash(body []byte) string {
-	sum := sha256.Sum256(body)
-	return base64.RawURLEncoding.EncodeToString(sum[:])
-}
 
 // Signer signs requests for one client key. Its zero TTL means DefaultTTL;
 // a nil Now means time.Now. Safe for concurrent use if Key is.
@@ -81,8 +57,8 @@ func (s *Signer) Authorization(method, rawURL string, body []byte) (string, erro
 	if ttl == 0 {
 		ttl = DefaultTTL
 	}
-	if ttl < time.Second || ttl > MaxTTL {
-		return "", fmt.Errorf("keyservice client: signer TTL %s outside 1s..%s", ttl, MaxTTL)
+	if ttl < time.Second || ttl > wire.MaxTTL {
+		return "", fmt.Errorf("keyservice client: signer TTL %s outside 1s..%s", ttl, wire.MaxTTL)
 	}
 	if method == "" {
 		return "", errors.New("keyservice client: empty method")
@@ -100,7 +76,7 @@ func (s *Signer) Authorization(method, rawURL string, body []byte) (string, erro
 	if _, err := io.ReadFull(rand.Reader, jti[:]); err != nil {
 		return "", fmt.Errorf("keyservice client: jti: %w", err)
 	}
-	c := Claims{
+	c := wire.Claims{
 		Iss: s.ClientID,
 		Aud: s.Audience,
 		Iat: iat,
@@ -108,7 +84,7 @@ func (s *Signer) Authorization(method, rawURL string, body []byte) (string, erro
 		Jti: base64.RawURLEncoding.EncodeToString(jti[:]),
 		Htm: strings.ToUpper(method),
 		Htu: htu,
-		Bh:  BodyHash(body),
+		Bh:  wire.BodyHash(body),
 	}
 	payload, err := json.Marshal(c)
 	if err != nil {
@@ -118,7 +94,7 @@ func (s *Signer) Authorization(method, rawURL string, body []byte) (string, erro
 	if err != nil {
 		return "", fmt.Errorf("keyservice client: sign: %w", err)
 	}
-	return AuthScheme + " " + jws, nil
+	return wire.AuthScheme + " " + jws, nil
 }
 
 // requestURI is the htu claim: the absolute http(s) URL without query or

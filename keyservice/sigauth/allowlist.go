@@ -17,7 +17,7 @@ import (
 	"sync"
 
 	"github.com/blindgate/blindgate/internal/jose"
-	"github.com/blindgate/blindgate/keyservice/client"
+	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
 // maxAllowListSize caps the allow-list file.
@@ -321,7 +321,7 @@ func build(doc fileDoc) (*snapshot, error) {
 		ids[c.ID] = true
 		seenOp := map[string]bool{}
 		for _, op := range c.Ops {
-			if !client.ValidOp(op) || seenOp[op] {
+			if !wire.ValidOp(op) || seenOp[op] {
 				return nil, fmt.Errorf("%w: client %q op %q", ErrInvalidList, c.ID, op)
 			}
 			seenOp[op] = true

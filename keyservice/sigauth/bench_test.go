@@ -10,6 +10,7 @@ import (
 	"github.com/blindgate/blindgate/internal/testenv"
 	"github.com/blindgate/blindgate/keyservice/client"
 	"github.com/blindgate/blindgate/keyservice/replay"
+	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
 // BenchmarkVerify measures one signed-request check as the key service runs
@@ -31,7 +32,7 @@ func BenchmarkVerify(b *testing.B) {
 		} {
 			b.Run(key.name+"/"+store.name, func(b *testing.B) {
 				v := &Verifier{Audience: "keyservice", Origins: testOrigins(b), Clients: al, Replay: store.new(b)}
-				s := &client.Signer{ClientID: "gateway", Kid: key.kid, Audience: "keyservice", Key: key.key, TTL: client.MaxTTL}
+				s := &client.Signer{ClientID: "gateway", Kid: key.kid, Audience: "keyservice", Key: key.key, TTL: wire.MaxTTL}
 				auths := presign(b, s, b.N)
 				b.ReportAllocs()
 				b.ResetTimer()
@@ -50,7 +51,7 @@ func BenchmarkVerify(b *testing.B) {
 func BenchmarkVerifyParallel(b *testing.B) {
 	al, k := newTestList(b)
 	v := &Verifier{Audience: "keyservice", Origins: testOrigins(b), Clients: al, Replay: replay.NewRedis(testenv.Redis(b), "bench:jti:")}
-	s := &client.Signer{ClientID: "gateway", Kid: "gw-old", Audience: "keyservice", Key: k.gwOld, TTL: client.MaxTTL}
+	s := &client.Signer{ClientID: "gateway", Kid: "gw-old", Audience: "keyservice", Key: k.gwOld, TTL: wire.MaxTTL}
 	auths := presign(b, s, b.N)
 	var next atomic.Int64
 	b.ReportAllocs()

@@ -23,7 +23,7 @@ import (
 	"time"
 
 	"github.com/blindgate/blindgate/internal/jose"
-	"github.com/blindgate/blindgate/keyservice/client"
+	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
 // Sentinel errors; the HTTP layer maps them to statuses.
@@ -54,7 +54,7 @@ const (
 )
 
 // Verifier checks signed requests. Zero Skew means DefaultSkew, zero MaxTTL
-// (or one above client.MaxTTL) means client.MaxTTL, nil Now means time.Now.
+// (or one above wire.MaxTTL) means wire.MaxTTL, nil Now means time.Now.
 type Verifier struct {
 	Audience string // this key service's id: the required aud
 	// Origins are the scheme://host[:port] this key service is reached at
@@ -89,7 +89,7 @@ func (c Caller) May(op string) bool { return slices.Contains(c.Ops, op) }
 // and grants nothing (Ops is empty).
 func (v *Verifier) Verify(ctx context.Context, authorization, method, path string, body []byte) (Caller, error) {
 	scheme, token, ok := strings.Cut(authorization, " ")
-	if !ok || !strings.EqualFold(scheme, client.AuthScheme) || token == "" {
+	if !ok || !strings.EqualFold(scheme, wire.AuthScheme) || token == "" {
 		return Caller{}, ErrMissing
 	}
 	var entry keyEntry
@@ -112,7 +112,7 @@ func (v *Verifier) Verify(ctx context.Context, authorization, method, path strin
 		}
 	}
 
-	var c client.Claims
+	var c wire.Claims
 	dec := json.NewDecoder(bytes.NewReader(payload))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil || dec.More() {
@@ -151,7 +151,7 @@ func (v *Verifier) Verify(ctx context.Context, authorization, method, path strin
 	if !htuMatches(c.Htu, path, v.Origins) {
 		return claimed, fmt.Errorf("%w: htu", ErrClaims)
 	}
-	if subtle.ConstantTimeCompare([]byte(c.Bh), []byte(client.BodyHash(body))) != 1 {
+	if subtle.ConstantTimeCompare([]byte(c.Bh), []byte(wire.BodyHash(body))) != 1 {
 		return claimed, ErrBodyHash
 	}
 	if !validJti(c.Jti) {
@@ -179,8 +179,8 @@ func (v *Verifier) limits() (skew, maxTTL time.Duration) {
 	if skew <= 0 {
 		skew = DefaultSkew
 	}
-	if maxTTL <= 0 || maxTTL > client.MaxTTL {
-		maxTTL = client.MaxTTL
+	if maxTTL <= 0 || maxTTL > wire.MaxTTL {
+		maxTTL = wire.MaxTTL
 	}
 	return skew, maxTTL
 }

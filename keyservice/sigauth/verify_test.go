@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/blindgate/blindgate/internal/jose"
-	"github.com/blindgate/blindgate/keyservice/client"
+	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
 // fakeReplay is an in-memory ReplayCache that records what it was asked
@@ -82,10 +82,10 @@ func newTestList(t testing.TB) (*AllowList, keys) {
 		ops     []string
 		key     crypto.Signer
 	}{
-		{"gateway", "gw-old", []string{client.OpInspect, client.OpRewrap}, k.gwOld},
+		{"gateway", "gw-old", []string{wire.OpInspect, wire.OpRewrap}, k.gwOld},
 		{"gateway", "gw-new", nil, k.gwNew},
 		{"gateway", "gw-revoked", nil, k.revoked},
-		{"backoffice", "bo-1", []string{client.OpReveal}, k.bo},
+		{"backoffice", "bo-1", []string{wire.OpReveal}, k.bo},
 	} {
 		if err := al.AddClient(e.id, e.ops, e.kid, e.key.Public()); err != nil {
 			t.Fatal(err)
@@ -97,10 +97,10 @@ func newTestList(t testing.TB) (*AllowList, keys) {
 	return al, k
 }
 
-func goodClaims() client.Claims {
-	return client.Claims{
+func goodClaims() wire.Claims {
+	return wire.Claims{
 		Iss: "gateway", Aud: "keyservice", Iat: now.Unix(), Exp: now.Unix() + 30,
-		Jti: "AAAAAAAAAAAAAAAAAAAAAA", Htm: "POST", Htu: testURL, Bh: client.BodyHash(body),
+		Jti: "AAAAAAAAAAAAAAAAAAAAAA", Htm: "POST", Htu: testURL, Bh: wire.BodyHash(body),
 	}
 }
 
@@ -114,12 +114,12 @@ func sign(t testing.TB, c any, key crypto.Signer, kid string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return client.AuthScheme + " " + s
+	return wire.AuthScheme + " " + s
 }
 
 func TestVerify(t *testing.T) {
 	al, k := newTestList(t)
-	with := func(f func(c *client.Claims)) client.Claims {
+	with := func(f func(c *wire.Claims)) wire.Claims {
 		c := goodClaims()
 		f(&c)
 		return c
@@ -134,32 +134,32 @@ func TestVerify(t *testing.T) {
 		wantOps   []string
 		wantClaim bool // the replay cache must have been asked
 	}{
-		{name: "ok/current-key", auth: sign(t, good, k.gwNew, "gw-new"), wantOps: []string{client.OpInspect, client.OpRewrap}, wantClaim: true},
-		{name: "ok/previous-key", auth: sign(t, good, k.gwOld, "gw-old"), wantOps: []string{client.OpInspect, client.OpRewrap}, wantClaim: true},
-		{name: "ok/within-skew", auth: sign(t, with(func(c *client.Claims) { c.Iat, c.Exp = now.Unix()-34, now.Unix()-4 }), k.gwNew, "gw-new"), wantOps: []string{client.OpInspect, client.OpRewrap}, wantClaim: true},
-		{name: "ok/iat-within-skew", auth: sign(t, with(func(c *client.Claims) { c.Iat, c.Exp = now.Unix()+4, now.Unix()+34 }), k.gwNew, "gw-new"), wantOps: []string{client.OpInspect, client.OpRewrap}, wantClaim: true},
-		{name: "ok/backoffice", auth: sign(t, with(func(c *client.Claims) { c.Iss = "backoffice" }), k.bo, "bo-1"), wantOps: []string{client.OpReveal}, wantClaim: true},
+		{name: "ok/current-key", auth: sign(t, good, k.gwNew, "gw-new"), wantOps: []string{wire.OpInspect, wire.OpRewrap}, wantClaim: true},
+		{name: "ok/previous-key", auth: sign(t, good, k.gwOld, "gw-old"), wantOps: []string{wire.OpInspect, wire.OpRewrap}, wantClaim: true},
+		{name: "ok/within-skew", auth: sign(t, with(func(c *wire.Claims) { c.Iat, c.Exp = now.Unix()-34, now.Unix()-4 }), k.gwNew, "gw-new"), wantOps: []string{wire.OpInspect, wire.OpRewrap}, wantClaim: true},
+		{name: "ok/iat-within-skew", auth: sign(t, with(func(c *wire.Claims) { c.Iat, c.Exp = now.Unix()+4, now.Unix()+34 }), k.gwNew, "gw-new"), wantOps: []string{wire.OpInspect, wire.OpRewrap}, wantClaim: true},
+		{name: "ok/backoffice", auth: sign(t, with(func(c *wire.Claims) { c.Iss = "backoffice" }), k.bo, "bo-1"), wantOps: []string{wire.OpReveal}, wantClaim: true},
 		{name: "401/missing", auth: "", want: ErrMissing},
-		{name: "401/wrong-scheme", auth: "Bearer " + strings.TrimPrefix(sign(t, good, k.gwNew, "gw-new"), client.AuthScheme+" "), want: ErrMissing},
-		{name: "401/scheme-only", auth: client.AuthScheme + " ", want: ErrMissing},
+		{name: "401/wrong-scheme", auth: "Bearer " + strings.TrimPrefix(sign(t, good, k.gwNew, "gw-new"), wire.AuthScheme+" "), want: ErrMissing},
+		{name: "401/scheme-only", auth: wire.AuthScheme + " ", want: ErrMissing},
 		{name: "401/bad-signature", auth: sign(t, good, k.stranger, "gw-old"), want: ErrBadSignature},
 		{name: "401/alg-confusion", auth: sign(t, good, mustP256(t), "gw-old"), want: ErrBadSignature},
-		{name: "401/malformed-token", auth: client.AuthScheme + " not.a.jws", want: ErrBadSignature},
-		{name: "401/expired", auth: sign(t, with(func(c *client.Claims) { c.Iat, c.Exp = now.Unix()-40, now.Unix()-10 }), k.gwNew, "gw-new"), want: ErrExpired},
-		{name: "401/iat-in-future", auth: sign(t, with(func(c *client.Claims) { c.Iat, c.Exp = now.Unix()+30, now.Unix()+60 }), k.gwNew, "gw-new"), want: ErrClaims},
-		{name: "401/ttl-too-long", auth: sign(t, with(func(c *client.Claims) { c.Exp = c.Iat + 61 }), k.gwNew, "gw-new"), want: ErrClaims},
-		{name: "401/exp-before-iat", auth: sign(t, with(func(c *client.Claims) { c.Exp = c.Iat - 1 }), k.gwNew, "gw-new"), want: ErrClaims},
-		{name: "401/wrong-aud", auth: sign(t, with(func(c *client.Claims) { c.Aud = "other-keyservice" }), k.gwNew, "gw-new"), want: ErrClaims},
-		{name: "401/htm", auth: sign(t, with(func(c *client.Claims) { c.Htm = "GET" }), k.gwNew, "gw-new"), want: ErrClaims},
-		{name: "401/htu", auth: sign(t, with(func(c *client.Claims) { c.Htu = "https://keyservice.internal:8443/v1/reveal" }), k.gwNew, "gw-new"), want: ErrClaims},
-		{name: "401/htu-query", auth: sign(t, with(func(c *client.Claims) { c.Htu = testURL + "?x=1" }), k.gwNew, "gw-new"), want: ErrClaims},
-		{name: "401/htu-other-host", auth: sign(t, with(func(c *client.Claims) { c.Htu = "https://staging-keyservice.internal:8443/v1/inspect" }), k.gwNew, "gw-new"), want: ErrClaims},
-		{name: "401/htu-other-port", auth: sign(t, with(func(c *client.Claims) { c.Htu = "https://keyservice.internal:9443/v1/inspect" }), k.gwNew, "gw-new"), want: ErrClaims},
-		{name: "401/htu-other-scheme", auth: sign(t, with(func(c *client.Claims) { c.Htu = "http://keyservice.internal:8443/v1/inspect" }), k.gwNew, "gw-new"), want: ErrClaims},
-		{name: "ok/htu-second-name", auth: sign(t, with(func(c *client.Claims) { c.Htu = "https://KS.example/v1/inspect" }), k.gwNew, "gw-new"), wantOps: []string{client.OpInspect, client.OpRewrap}, wantClaim: true},
-		{name: "401/htu-relative", auth: sign(t, with(func(c *client.Claims) { c.Htu = "/v1/inspect" }), k.gwNew, "gw-new"), want: ErrClaims},
+		{name: "401/malformed-token", auth: wire.AuthScheme + " not.a.jws", want: ErrBadSignature},
+		{name: "401/expired", auth: sign(t, with(func(c *wire.Claims) { c.Iat, c.Exp = now.Unix()-40, now.Unix()-10 }), k.gwNew, "gw-new"), want: ErrExpired},
+		{name: "401/iat-in-future", auth: sign(t, with(func(c *wire.Claims) { c.Iat, c.Exp = now.Unix()+30, now.Unix()+60 }), k.gwNew, "gw-new"), want: ErrClaims},
+		{name: "401/ttl-too-long", auth: sign(t, with(func(c *wire.Claims) { c.Exp = c.Iat + 61 }), k.gwNew, "gw-new"), want: ErrClaims},
+		{name: "401/exp-before-iat", auth: sign(t, with(func(c *wire.Claims) { c.Exp = c.Iat - 1 }), k.gwNew, "gw-new"), want: ErrClaims},
+		{name: "401/wrong-aud", auth: sign(t, with(func(c *wire.Claims) { c.Aud = "other-keyservice" }), k.gwNew, "gw-new"), want: ErrClaims},
+		{name: "401/htm", auth: sign(t, with(func(c *wire.Claims) { c.Htm = "GET" }), k.gwNew, "gw-new"), want: ErrClaims},
+		{name: "401/htu", auth: sign(t, with(func(c *wire.Claims) { c.Htu = "https://keyservice.internal:8443/v1/reveal" }), k.gwNew, "gw-new"), want: ErrClaims},
+		{name: "401/htu-query", auth: sign(t, with(func(c *wire.Claims) { c.Htu = testURL + "?x=1" }), k.gwNew, "gw-new"), want: ErrClaims},
+		{name: "401/htu-other-host", auth: sign(t, with(func(c *wire.Claims) { c.Htu = "https://staging-keyservice.internal:8443/v1/inspect" }), k.gwNew, "gw-new"), want: ErrClaims},
+		{name: "401/htu-other-port", auth: sign(t, with(func(c *wire.Claims) { c.Htu = "https://keyservice.internal:9443/v1/inspect" }), k.gwNew, "gw-new"), want: ErrClaims},
+		{name: "401/htu-other-scheme", auth: sign(t, with(func(c *wire.Claims) { c.Htu = "http://keyservice.internal:8443/v1/inspect" }), k.gwNew, "gw-new"), want: ErrClaims},
+		{name: "ok/htu-second-name", auth: sign(t, with(func(c *wire.Claims) { c.Htu = "https://KS.example/v1/inspect" }), k.gwNew, "gw-new"), wantOps: []string{wire.OpInspect, wire.OpRewrap}, wantClaim: true},
+		{name: "401/htu-relative", auth: sign(t, with(func(c *wire.Claims) { c.Htu = "/v1/inspect" }), k.gwNew, "gw-new"), want: ErrClaims},
 		{name: "401/body-hash", auth: sign(t, good, k.gwNew, "gw-new"), body: []byte(`{"jwe":"other","session":"cs_1"}`), want: ErrBodyHash},
-		{name: "401/short-jti", auth: sign(t, with(func(c *client.Claims) { c.Jti = "1" }), k.gwNew, "gw-new"), want: ErrClaims},
+		{name: "401/short-jti", auth: sign(t, with(func(c *wire.Claims) { c.Jti = "1" }), k.gwNew, "gw-new"), want: ErrClaims},
 		{name: "401/unknown-claim", auth: sign(t, map[string]any{"iss": "gateway", "aud": "keyservice", "iat": now.Unix(), "exp": now.Unix() + 30, "jti": good.Jti, "htm": "POST", "htu": testURL, "bh": good.Bh, "admin": true}, k.gwNew, "gw-new"), want: ErrClaims},
 		{name: "401/unknown-kid", auth: sign(t, good, k.stranger, "who-1"), want: ErrUnknownClient},
 		{name: "401/revoked", auth: sign(t, good, k.revoked, "gw-revoked"), want: ErrRevoked},
@@ -234,7 +234,7 @@ func TestVerifyRefusedCallerNamesClaimedClient(t *testing.T) {
 	al, k := newTestList(t)
 	v := &Verifier{Audience: "keyservice", Origins: testOrigins(t), Clients: al, Replay: newFakeReplay(), Now: func() time.Time { return now }}
 	caller, err := v.Verify(context.Background(), sign(t, goodClaims(), k.revoked, "gw-revoked"), "POST", "/v1/inspect", body)
-	if !errors.Is(err, ErrRevoked) || caller.ClientID != "gateway" || caller.Kid != "gw-revoked" || caller.May(client.OpInspect) {
+	if !errors.Is(err, ErrRevoked) || caller.ClientID != "gateway" || caller.Kid != "gw-revoked" || caller.May(wire.OpInspect) {
 		t.Fatalf("%+v %v", caller, err)
 	}
 }
@@ -263,9 +263,9 @@ func FuzzVerify(f *testing.F) {
 	f.Add(good)
 	f.Add(sign(f, goodClaims(), k.gwOld, "gw-old"))
 	f.Add(sign(f, goodClaims(), k.revoked, "gw-revoked"))
-	f.Add(client.AuthScheme + " " + "eyJhbGciOiJub25lIn0.e30.")
+	f.Add(wire.AuthScheme + " " + "eyJhbGciOiJub25lIn0.e30.")
 	f.Add("Bearer x")
-	f.Add(client.AuthScheme)
+	f.Add(wire.AuthScheme)
 	f.Fuzz(func(t *testing.T, auth string) {
 		v := &Verifier{Audience: "keyservice", Origins: testOrigins(t), Clients: al, Replay: newFakeReplay(), Now: func() time.Time { return now }}
 		caller, err := v.Verify(context.Background(), auth, "POST", "/v1/inspect", body)

@@ -29,11 +29,11 @@ import (
 
 	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/internal/jose"
-	"github.com/blindgate/blindgate/internal/panshape"
 	"github.com/blindgate/blindgate/internal/ratelimit"
 	"github.com/blindgate/blindgate/keyservice/card"
 	"github.com/blindgate/blindgate/keyservice/guard"
 	"github.com/blindgate/blindgate/keyservice/keyring"
+	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
 // Domain errors; the api package maps them to codes.
@@ -371,14 +371,17 @@ func (s *Service) Reveal(ctx context.Context, m Meta, jwe, actor, reason, resour
 		resource = Resource(jwe)
 	}
 	ev := audit.Event{Event: audit.EventReveal, Client: m.Client, Actor: actor, Origin: m.Origin, Resource: resource, Reason: reason}
-	if actor == "" || len(actor) > 128 || len(reason) < 4 || len(reason) > 500 {
-		err := fmt.Errorf("%w: actor and a reason of 4-500 characters are required", ErrInvalidRequest)
-		return Revealed{}, s.denied(ctx, ev, err)
+	// The wire contract's rules, not a copy: a reason the gateway accepted
+	// (counted in characters) must not be refused here (counted in bytes).
+	if err := wire.ValidateID("actor", actor); err != nil {
+		ev.Actor = ""
+		return Revealed{}, s.denied(ctx, ev, fmt.Errorf("%w: %w", ErrInvalidRequest, err))
 	}
-	if panshape.Contains(reason) {
-		// The trail keeps what it is given: record the refusal, not the text.
+	if err := wire.ValidateReason(reason); err != nil {
+		// The trail keeps what it is given: record the refusal, not a text
+		// that may hold a card number or not fit an audit line.
 		ev.Reason = ""
-		return Revealed{}, s.denied(ctx, ev, fmt.Errorf("%w: reason looks like a card number", ErrInvalidRequest))
+		return Revealed{}, s.denied(ctx, ev, fmt.Errorf("%w: %w", ErrInvalidRequest, err))
 	}
 	if err := s.revealLimits(ctx, m.Client, actor, ev); err != nil {
 		return Revealed{}, s.denied(ctx, ev, err)

@@ -18,6 +18,7 @@ import (
 	"github.com/blindgate/blindgate/internal/ratelimit"
 	"github.com/blindgate/blindgate/keyservice/card"
 	"github.com/blindgate/blindgate/keyservice/keyring"
+	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
 const testPAN = "4242424242424242"
@@ -202,6 +203,8 @@ func TestRevealValidation(t *testing.T) {
 		{"400/no-actor", "", "a good reason"},
 		{"400/no-reason", "op_1", ""},
 		{"400/long-reason", "op_1", strings.Repeat("x", 501)},
+		{"400/actor-shape", "op 1", "a good reason"},
+		{"400/control-in-reason", "op_1", "a good\x00reason"},
 		{"400/card-number-in-reason", "op_1", "typed 4242 4242 4242 4242 here"},
 	}
 	for _, tt := range tests {
@@ -218,6 +221,35 @@ func TestRevealValidation(t *testing.T) {
 		if strings.Contains(e.Reason, "4242") {
 			t.Fatalf("the audit trail holds the card number: %+v", e)
 		}
+	}
+}
+
+// TestRevealReasonInCharacters: the domain applies the wire's reason rule,
+// in characters, as the gateway's back office does. 300 accented letters
+// are 600 bytes; counted in bytes they were refused here after the gateway
+// accepted them, and the operator saw a 502.
+func TestRevealReasonInCharacters(t *testing.T) {
+	f := newFixture(t, nil)
+	jwe := f.encrypt(t, testPAN, f.now, "cs_1")
+	for _, tc := range []struct {
+		name, reason string
+		ok           bool
+	}{
+		{"200/300-accented", strings.Repeat("é", 300), true},
+		{"200/500-accented", strings.Repeat("ü", wire.MaxReasonLen), true},
+		{"200/4-accented", "éèêë", true},
+		{"400/501-accented", strings.Repeat("é", wire.MaxReasonLen+1), false},
+		{"400/3-accented", "éèê", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := f.svc.Reveal(context.Background(), Meta{Client: "bo"}, jwe, "op_1", tc.reason, "")
+			if wireOK := wire.ValidateReason(tc.reason) == nil; wireOK != tc.ok || (err == nil) != tc.ok {
+				t.Fatalf("wire accepts: %v, domain err = %v, want ok=%v", wireOK, err, tc.ok)
+			}
+			if !tc.ok && !errors.Is(err, ErrInvalidRequest) {
+				t.Fatalf("err = %v, want ErrInvalidRequest", err)
+			}
+		})
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/blindgate/blindgate/keyservice/client"
 	"github.com/blindgate/blindgate/keyservice/keyring"
 	"github.com/blindgate/blindgate/keyservice/sigauth"
+	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
 // Files of one KEK's run folder.
@@ -105,8 +106,8 @@ func newFixture(dir, alg string) (*fixture, error) {
 		ops      []string
 		dst      **client.Signer
 	}{
-		{clientGateway, fileGatewayKey, []string{client.OpInspect, client.OpRewrap}, &fx.gateway},
-		{clientBackoffice, fileBackofficeKey, []string{client.OpReveal, client.OpAudit}, &fx.backoffice},
+		{clientGateway, fileGatewayKey, []string{wire.OpInspect, wire.OpRewrap}, &fx.gateway},
+		{clientBackoffice, fileBackofficeKey, []string{wire.OpReveal, wire.OpAudit}, &fx.backoffice},
 	} {
 		kid, pub, err := client.GenerateKeyFile(p(c.file), c.id)
 		if err != nil {
@@ -119,7 +120,7 @@ func newFixture(dir, alg string) (*fixture, error) {
 		if err != nil {
 			return nil, err
 		}
-		*c.dst = &client.Signer{ClientID: c.id, Kid: kid, Audience: Audience, Key: key, TTL: client.MaxTTL}
+		*c.dst = &client.Signer{ClientID: c.id, Kid: kid, Audience: Audience, Key: key, TTL: wire.MaxTTL}
 	}
 	if err := al.Save(p(fileClients)); err != nil {
 		return nil, err

@@ -14,6 +14,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/blindgate/blindgate/keyservice/client"
+	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
 // Paths the bench drives.
@@ -73,7 +74,7 @@ func post(hc *fasthttp.HostClient, path string, body []byte, header map[string]s
 		return err
 	}
 	if st := resp.StatusCode(); st/100 != 2 {
-		var eb client.ErrorBody
+		var eb wire.ErrorBody
 		_ = json.Unmarshal(resp.Body(), &eb)
 		return &httpError{status: st, code: eb.Error.Code}
 	}
@@ -143,7 +144,7 @@ func (d *signedDriver) auth() (string, error) {
 	d.mu.Unlock()
 	// A signature older than half its lifetime is not worth the risk of
 	// expiring in flight; sign a fresh one.
-	if i < int64(len(auths)) && time.Since(at) < client.MaxTTL/2 {
+	if i < int64(len(auths)) && time.Since(at) < wire.MaxTTL/2 {
 		return auths[i], nil
 	}
 	d.inlined.Add(1)

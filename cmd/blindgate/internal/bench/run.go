@@ -27,8 +27,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/blindgate/blindgate/keyservice/client"
 	"github.com/blindgate/blindgate/keyservice/keyring"
+	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
 // Options configure a run. Zero fields take the defaults of Defaults.
@@ -556,7 +556,7 @@ func runKEK(ctx context.Context, o Options, alg, dir string, rdb *redis.Client) 
 
 	tputAt := map[string]map[int]float64{}
 	for _, path := range o.Paths {
-		d, err := newDriver(fx, svc, path, !o.NoPresign && o.Warmup+o.Duration < client.MaxTTL/2)
+		d, err := newDriver(fx, svc, path, !o.NoPresign && o.Warmup+o.Duration < wire.MaxTTL/2)
 		if err != nil {
 			return nil, err
 		}
@@ -701,15 +701,15 @@ func newDriver(fx *fixture, svc *services, path string, presign bool) (driver, e
 		if err != nil {
 			return nil, err
 		}
-		body, _ := json.Marshal(client.InspectRequest{JWE: string(jwe), Session: session, Merchant: "m_bench"})
-		return &signedDriver{hc: newHost(svc.ks.ready.Addr), url: ks + client.PathInspect, path: client.PathInspect, body: body, signer: fx.gateway, presign: presign}, nil
+		body, _ := json.Marshal(wire.InspectRequest{JWE: string(jwe), Session: session, Merchant: "m_bench"})
+		return &signedDriver{hc: newHost(svc.ks.ready.Addr), url: ks + wire.PathInspect, path: wire.PathInspect, body: body, signer: fx.gateway, presign: presign}, nil
 	case PathReveal:
 		jwe, err := fx.cardJWE("cs_bench")
 		if err != nil {
 			return nil, err
 		}
-		body, _ := json.Marshal(client.RevealRequest{JWE: string(jwe), Actor: "op_bench", Reason: "load test of the reveal path"})
-		return &signedDriver{hc: newHost(svc.ks.ready.Addr), url: ks + client.PathReveal, path: client.PathReveal, body: body, signer: fx.backoffice, presign: presign}, nil
+		body, _ := json.Marshal(wire.RevealRequest{JWE: string(jwe), Actor: "op_bench", Reason: "load test of the reveal path"})
+		return &signedDriver{hc: newHost(svc.ks.ready.Addr), url: ks + wire.PathReveal, path: wire.PathReveal, body: body, signer: fx.backoffice, presign: presign}, nil
 	case PathSubmit:
 		return &submitDriver{hc: newHost(svc.gw.ready.Addr), secretKey: svc.gw.ready.SecretKey, fx: fx}, nil
 	}

@@ -1,50 +1,9 @@
-// Package client is the key service's wire contract (Contracts 2 and 3 in
-// docs/contracts.md): the request and response types, the operations a client may be
-// granted, Contract 2 request signing, and an HTTP client for the gateway.
-//
-// It must stay free of card code: the gateway imports it, and the gateway's
-// package graph may never reach keyservice/card or keyservice/keyring (a test
-// in gateway/ checks). Types that carry a ciphertext, a card number or a key
-// share print themselves redacted (String, GoString, LogValue) so that a
-// stray log line or %v cannot leak them; their JSON form is the wire form.
-package client
+package wire
 
 import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"time"
-
-	"github.com/blindgate/blindgate/internal/audit"
-)
-
-// Operations a client may be allowed (the allow-list's "ops").
-const (
-	OpInspect = "inspect"
-	OpReveal  = "reveal"
-	OpRewrap  = "rewrap"
-	OpAudit   = "audit"
-)
-
-// Ops lists every operation, for validation of allow-list entries.
-func Ops() []string { return []string{OpInspect, OpReveal, OpRewrap, OpAudit} }
-
-// ValidOp reports whether op is a known operation.
-func ValidOp(op string) bool {
-	switch op {
-	case OpInspect, OpReveal, OpRewrap, OpAudit:
-		return true
-	}
-	return false
-}
-
-// Endpoint paths of the key service (Contract 3).
-const (
-	PathInspect    = "/v1/inspect"
-	PathReveal     = "/v1/reveal"
-	PathRewrap     = "/v1/rewrap"
-	PathAuditQuery = "/v1/audit/query"
-	PathJWKS       = "/.well-known/jwks.json"
 )
 
 const redacted = "[redacted]"
@@ -161,11 +120,11 @@ type AuditQueryRequest struct {
 
 // AuditQueryResponse is a page of audit events and the state of the hash chain.
 type AuditQueryResponse struct {
-	Events     []audit.Event `json:"events"`
-	Lines      int           `json:"lines"`
-	Head       string        `json:"head"`
-	ChainOK    bool          `json:"chain_ok"`
-	ChainError string        `json:"chain_error,omitempty"`
+	Events     []AuditEvent `json:"events"`
+	Lines      int          `json:"lines"`
+	Head       string       `json:"head"`
+	ChainOK    bool         `json:"chain_ok"`
+	ChainError string       `json:"chain_error,omitempty"`
 }
 
 // SealStatus is the key service's seal state (unauthenticated endpoint) and
@@ -211,28 +170,3 @@ type ErrorBody struct {
 		Message string `json:"message"`
 	} `json:"error"`
 }
-
-// Error is a non-2xx answer from the key service. Code is the stable
-// machine-readable code; Message is the service's public text. Neither ever
-// contains request data, and Error() adds none.
-type Error struct {
-	Status     int
-	Code       string
-	Message    string
-	RetryAfter time.Duration // from Retry-After, on 429 and 503
-}
-
-func (e *Error) Error() string {
-	s := fmt.Sprintf("keyservice: %d %s", e.Status, e.Code)
-	if e.Message != "" {
-		s += ": " + e.Message
-	}
-	if e.RetryAfter > 0 {
-		s += fmt.Sprintf(" (retry after %s)", e.RetryAfter)
-	}
-	return s
-}
-
-// Temporary reports whether the same request may succeed later (rate
-// limited, sealed, or a dependency down); the caller must sign it afresh.
-func (e *Error) Temporary() bool { return e.Status == 429 || e.Status == 503 }

@@ -1,40 +1,86 @@
-package client
+package wire
 
 import (
 	"errors"
 	"fmt"
 	"unicode/utf8"
 
-	"github.com/blindgate/blindgate/internal/audit"
-	"github.com/blindgate/blindgate/internal/jose"
+	"github.com/blindgate/blindgate/internal/jose/compact"
 	"github.com/blindgate/blindgate/internal/panshape"
 )
 
 // ErrInvalidRequest: a request fails its Validate. The message names the
 // field, never its value.
-var ErrInvalidRequest = errors.New("keyservice client: invalid request")
+var ErrInvalidRequest = errors.New("keyservice: invalid request")
 
 // ErrPANInText: a reason holds what looks like a card number, which the
 // audit trail would keep forever. It matches ErrInvalidRequest too.
 var ErrPANInText = fmt.Errorf("%w: reason looks like a card number", ErrInvalidRequest)
 
+// The ways a reveal reason fails ValidateReason besides ErrPANInText, so a
+// form can say which; both match ErrInvalidRequest.
+var (
+	ErrReasonLength     = fmt.Errorf("%w: reason: %d to %d characters", ErrInvalidRequest, MinReasonLen, MaxReasonLen)
+	ErrReasonCharacters = fmt.Errorf("%w: reason: invalid UTF-8 or control characters", ErrInvalidRequest)
+)
+
 // Field limits shared by the client (fail before sending) and the key
 // service (bind then Validate).
 const (
-	MaxIDLen     = 128 // session, actor, token
-	MinReasonLen = 4   // characters
-	MaxReasonLen = 500 // characters
+	MaxIDLen = 128 // session, actor, token
+	// MinReasonLen and MaxReasonLen bound a reveal reason in characters
+	// (Unicode code points, not bytes): an operator's 300 accented letters
+	// are 300, on every side.
+	MinReasonLen = 4
+	MaxReasonLen = 500
 	MaxAuditPage = 1000
 )
 
 func invalid(field string) error { return fmt.Errorf("%w: %s", ErrInvalidRequest, field) }
 
-func checkJWE(s string) error {
-	if s == "" || len(s) > jose.MaxCompactSize {
-		return invalid("jwe")
+// checkJWE applies the one ciphertext shape rule (compact.CheckJWE). A
+// missing or oversized value is a field error; a malformed one also wraps
+// compact.ErrMalformed, so the key service answers invalid_jwe for it as its
+// strict parse would.
+func checkJWE(field, s string) error {
+	err := compact.CheckJWE(s)
+	switch {
+	case err == nil:
+		return nil
+	case s == "" || errors.Is(err, compact.ErrTooLarge):
+		return invalid(field)
+	default:
+		return fmt.Errorf("%w: %s: %w", ErrInvalidRequest, field, err)
+	}
+}
+
+// ValidateReason is the rule for a reveal reason, applied by the gateway's
+// back office (to tell the operator), the client (before signing) and the
+// key service (bind, then the domain): valid UTF-8, MinReasonLen to
+// MaxReasonLen characters, no control characters, and nothing shaped like
+// a card number (ErrPANInText), which the audit trail would keep forever.
+// The error names the rule, never the reason.
+func ValidateReason(reason string) error {
+	if !utf8.ValidString(reason) {
+		return ErrReasonCharacters
+	}
+	if n := utf8.RuneCountInString(reason); n < MinReasonLen || n > MaxReasonLen {
+		return ErrReasonLength
+	}
+	for _, c := range reason {
+		if c < 0x20 || c == 0x7f {
+			return ErrReasonCharacters
+		}
+	}
+	if panshape.Contains(reason) {
+		return ErrPANInText
 	}
 	return nil
 }
+
+// ValidateID is the rule for an actor, session or token id: 1 to MaxIDLen
+// printable ASCII characters, no spaces or quotes.
+func ValidateID(field, s string) error { return checkID(field, s, true) }
 
 // checkID accepts printable ASCII without spaces or quotes: these values
 // end up in audit lines and logs.
@@ -76,12 +122,12 @@ func checkMerchant(s string) error {
 
 // Validate checks the shape of an inspect request.
 func (r InspectRequest) Validate() error {
-	if err := checkJWE(r.JWE); err != nil {
+	if err := checkJWE("jwe", r.JWE); err != nil {
 		return err
 	}
 	if r.CVCJWE != "" {
-		if err := checkJWE(r.CVCJWE); err != nil {
-			return invalid("cvc_jwe")
+		if err := checkJWE("cvc_jwe", r.CVCJWE); err != nil {
+			return err
 		}
 	}
 	if err := checkMerchant(r.Merchant); err != nil {
@@ -91,31 +137,23 @@ func (r InspectRequest) Validate() error {
 }
 
 // Validate checks the shape of a reveal request: a named actor and a
-// reason of MinReasonLen to MaxReasonLen characters are required.
+// reason that passes ValidateReason are required.
 func (r RevealRequest) Validate() error {
-	if err := checkJWE(r.JWE); err != nil {
+	if err := checkJWE("jwe", r.JWE); err != nil {
 		return err
 	}
 	if err := checkID("actor", r.Actor, true); err != nil {
 		return err
 	}
-	if n := utf8.RuneCountInString(r.Reason); !utf8.ValidString(r.Reason) || n < MinReasonLen || n > MaxReasonLen {
-		return invalid("reason")
-	}
-	for _, c := range r.Reason {
-		if c < 0x20 || c == 0x7f {
-			return invalid("reason")
-		}
-	}
-	if panshape.Contains(r.Reason) {
-		return ErrPANInText
+	if err := ValidateReason(r.Reason); err != nil {
+		return err
 	}
 	return checkID("token", r.Token, false)
 }
 
 // Validate checks the shape of a rewrap request.
 func (r RewrapRequest) Validate() error {
-	if err := checkJWE(r.JWE); err != nil {
+	if err := checkJWE("jwe", r.JWE); err != nil {
 		return err
 	}
 	if err := checkMerchant(r.Merchant); err != nil {
@@ -127,7 +165,7 @@ func (r RewrapRequest) Validate() error {
 // Validate checks an audit query: known outcome, limit within a page.
 func (r AuditQueryRequest) Validate() error {
 	switch r.Outcome {
-	case "", audit.OutcomeSuccess, audit.OutcomeFailure, audit.OutcomeDenied:
+	case "", OutcomeSuccess, OutcomeFailure, OutcomeDenied:
 	default:
 		return invalid("outcome")
 	}
