@@ -16,6 +16,7 @@ import (
 	"fmt"
 
 	"github.com/blindgate/blindgate/gateway/tokens"
+	"github.com/blindgate/blindgate/internal/apierr"
 	"github.com/blindgate/blindgate/keyservice/client"
 	"github.com/blindgate/blindgate/keyservice/wire"
 )
@@ -46,7 +47,7 @@ type Result struct {
 // tokens left keep decrypting under the old version until it is retired).
 func Run(ctx context.Context, st Store, ks Rewrapper, oldKid string) (Result, error) {
 	var res Result
-	err := st.ScanByKid(ctx, oldKid, func(t tokens.Token) error { return one(ctx, st, ks, t, &res) })
+	err := st.ScanByKid(ctx, oldKid, func(t tokens.Token) error { return one(ctx, st, ks, t, false, &res) })
 	return res, err
 }
 
@@ -55,15 +56,19 @@ func Run(ctx context.Context, st Store, ks Rewrapper, oldKid string) (Result, er
 // truncation), and only the key service can recompute them.
 func RunAll(ctx context.Context, st Store, ks Rewrapper) (Result, error) {
 	var res Result
-	err := st.ScanAll(ctx, func(t tokens.Token) error { return one(ctx, st, ks, t, &res) })
+	err := st.ScanAll(ctx, func(t tokens.Token) error { return one(ctx, st, ks, t, true, &res) })
 	return res, err
 }
 
-func one(ctx context.Context, st Store, ks Rewrapper, t tokens.Token, res *Result) error {
-	out, err := ks.Rewrap(ctx, wire.RewrapRequest{JWE: t.JWE, Merchant: t.MerchantID, Token: t.ID})
+// one moves (and with refresh, re-masks) one token. A refresh is guarded by
+// the key service like an inspect, so a merchant with many cards sharing a
+// first 6 and last 4 may see some refused with card_enumeration: they count
+// as failed and a later run picks them up once the window has slid.
+func one(ctx context.Context, st Store, ks Rewrapper, t tokens.Token, refresh bool, res *Result) error {
+	out, err := ks.Rewrap(ctx, wire.RewrapRequest{JWE: t.JWE, Merchant: t.MerchantID, Token: t.ID, Refresh: refresh})
 	var ce *client.Error
 	switch {
-	case errors.As(err, &ce) && ce.Status < 500 && ce.Status != 429:
+	case errors.As(err, &ce) && ((ce.Status < 500 && ce.Status != 429) || ce.Code == apierr.CardEnumeration.Code):
 		res.Failed++
 		return nil
 	case err != nil:
@@ -71,7 +76,7 @@ func one(ctx context.Context, st Store, ks Rewrapper, t tokens.Token, res *Resul
 	}
 	u := tokens.Rewrapped{JWE: out.JWE, Kid: out.Kid, Brand: out.Brand, BIN: out.BIN, Last4: out.Last4, Fingerprint: out.Fingerprint}
 	moved := out.Kid != t.Kid
-	if !moved && out.Brand == t.Brand && out.BIN == t.BIN && out.Last4 == t.Last4 && out.Fingerprint == t.Fingerprint {
+	if !moved && (!refresh || out.Brand == t.Brand && out.BIN == t.BIN && out.Last4 == t.Last4 && out.Fingerprint == t.Fingerprint) {
 		res.Unchanged++
 		return nil
 	}

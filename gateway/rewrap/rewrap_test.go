@@ -32,7 +32,7 @@ func (p inProcess) Rewrap(ctx context.Context, req wire.RewrapRequest) (wire.Rew
 	if err := req.Validate(); err != nil {
 		return wire.RewrapResponse{}, &client.Error{Status: 400, Code: "invalid_field"}
 	}
-	out, err := p.svc.Rewrap(ctx, unwrap.Meta{Client: "gateway"}, req.JWE, req.Merchant, req.Token)
+	out, err := p.svc.Rewrap(ctx, unwrap.Meta{Client: "gateway"}, unwrap.RewrapInput{JWE: req.JWE, Merchant: req.Merchant, Resource: req.Token, Refresh: req.Refresh})
 	if err != nil {
 		return wire.RewrapResponse{}, &client.Error{Status: 422, Code: "card_undecryptable", Message: err.Error()}
 	}

@@ -23,12 +23,39 @@ import (
 // TestAttackerWithCheckoutKeyIsRefused plays the attacker of issue 9: they
 // hold the gateway's checkout signing key and a stored token (first 6, last
 // 4, expiry, fingerprint), and loop over Luhn-valid middle digits, asking a
-// real key service on Redis to inspect each candidate and comparing
-// fingerprints. Before the fix a Visa came back after ~100 inspects; now
-// the search is refused within a few candidates and the audit log holds an
-// alarm. Asking under another merchant id does not help: fingerprints are
-// per merchant, so they never match the target's.
+// real key service on Redis for the fingerprint of each candidate and
+// comparing. Before the fix a Visa came back after ~100 inspects; now the
+// search is refused within a few candidates and the audit log holds an
+// alarm, whichever operation answers fingerprints: inspect, or a rewrap
+// refresh (which takes any ciphertext, with no freshness check). A plain
+// rewrap answers no fingerprint at all. Asking under another merchant id
+// does not help: fingerprints are per merchant, so they never match the
+// target's.
 func TestAttackerWithCheckoutKeyIsRefused(t *testing.T) {
+	type probe func(t *testing.T, gw *client.Client, jwe, sid, merchant string) (string, error)
+	probes := map[string]probe{
+		"inspect": func(t *testing.T, gw *client.Client, jwe, sid, merchant string) (string, error) {
+			m, err := gw.Inspect(context.Background(), wire.InspectRequest{JWE: jwe, Session: sid, Merchant: merchant})
+			return m.Fingerprint, err
+		},
+		"rewrap-refresh": func(t *testing.T, gw *client.Client, jwe, _, merchant string) (string, error) {
+			r, err := gw.Rewrap(context.Background(), wire.RewrapRequest{JWE: jwe, Merchant: merchant, Refresh: true})
+			return r.Fingerprint, err
+		},
+		"rewrap": func(t *testing.T, gw *client.Client, jwe, _, merchant string) (string, error) {
+			r, err := gw.Rewrap(context.Background(), wire.RewrapRequest{JWE: jwe, Merchant: merchant})
+			if err == nil && (r.Fingerprint != "" || r.BIN != "" || r.Last4 != "") {
+				t.Fatalf("a plain rewrap answered masked fields: %+v", r)
+			}
+			return r.Fingerprint, err
+		},
+	}
+	for name, ask := range probes {
+		t.Run(name, func(t *testing.T) { attackWithCheckoutKey(t, ask, name != "rewrap") })
+	}
+}
+
+func attackWithCheckoutKey(t *testing.T, ask func(t *testing.T, gw *client.Client, jwe, sid, merchant string) (string, error), answersFingerprints bool) {
 	rdb := testenv.Redis(t)
 	z := kstest.NewZone(t, kstest.Options{
 		Clients: []kstest.Client{{ID: "gateway", Ops: []string{wire.OpInspect, wire.OpRewrap}}},
@@ -56,26 +83,34 @@ func TestAttackerWithCheckoutKeyIsRefused(t *testing.T) {
 		}
 		tried++
 		sid := fmt.Sprintf("cs_probe%d", tried)
-		m, err := gw.Inspect(ctx, wire.InspectRequest{JWE: z.Encrypt(t, cardJSON(cand), sid), Session: sid, Merchant: merchant})
+		fp, err := ask(t, gw, z.Encrypt(t, cardJSON(cand), sid), sid, merchant)
 		var ce *client.Error
 		switch {
 		case errors.As(err, &ce) && ce.Code == "card_enumeration" && ce.Status == 429:
 			refusedAt = tried
 		case err != nil:
 			t.Fatalf("candidate %d: %v", tried, err)
-		case m.Fingerprint == target.Fingerprint:
+		case fp == target.Fingerprint:
 			found = true
 		}
 		if tried > 50 {
 			break
 		}
 	}
+	if !answersFingerprints {
+		// Nothing to compare, so nothing to guard: the run never refuses
+		// and never matches.
+		if found || refusedAt != 0 {
+			t.Fatalf("plain rewrap: found=%v refused at %d", found, refusedAt)
+		}
+		return
+	}
 	if found || refusedAt == 0 || refusedAt > unwrap.DefaultGuardMax {
 		t.Fatalf("found=%v refused at candidate %d of %d, want a refusal within %d candidates", found, refusedAt, tried, unwrap.DefaultGuardMax)
 	}
 	// Every further candidate, the right one included, is refused.
 	sid := "cs_probe_right"
-	_, err = gw.Inspect(ctx, wire.InspectRequest{JWE: z.Encrypt(t, cardJSON(victimPAN), sid), Session: sid, Merchant: merchant})
+	_, err = ask(t, gw, z.Encrypt(t, cardJSON(victimPAN), sid), sid, merchant)
 	var ce *client.Error
 	if !errors.As(err, &ce) || ce.Code != "card_enumeration" || ce.RetryAfter <= 0 {
 		t.Fatalf("the right candidate after the refusal: %v", err)

@@ -26,7 +26,7 @@ const MaxBody = 64 << 10
 type Unwrapper interface {
 	Inspect(ctx context.Context, m unwrap.Meta, in unwrap.InspectInput) (unwrap.Masked, error)
 	Reveal(ctx context.Context, m unwrap.Meta, jwe, actor, reason, resource string) (unwrap.Revealed, error)
-	Rewrap(ctx context.Context, m unwrap.Meta, jwe, merchant, resource string) (unwrap.Rewrapped, error)
+	Rewrap(ctx context.Context, m unwrap.Meta, in unwrap.RewrapInput) (unwrap.Rewrapped, error)
 }
 
 // Verifier authenticates Contract 2 signatures.

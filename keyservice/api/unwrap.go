@@ -71,7 +71,7 @@ func (s *Server) rewrap(c *fiber.Ctx) error {
 	if err := bind(c, &req); err != nil {
 		return err
 	}
-	out, err := s.deps.Unwrap.Rewrap(c.UserContext(), s.meta(c), req.JWE, req.Merchant, req.Token)
+	out, err := s.deps.Unwrap.Rewrap(c.UserContext(), s.meta(c), unwrap.RewrapInput{JWE: req.JWE, Merchant: req.Merchant, Resource: req.Token, Refresh: req.Refresh})
 	if err != nil {
 		return mapUnwrapError(err)
 	}

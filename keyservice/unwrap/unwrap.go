@@ -415,22 +415,33 @@ type Rewrapped struct {
 	Brand, BIN, Last4, Fingerprint string
 }
 
+// RewrapInput is a rewrap request. Refresh asks for the masked fields and
+// the merchant's fingerprint as they are computed today (a change of
+// truncation or fingerprint scheme); without it only the ciphertext moves.
+type RewrapInput struct {
+	JWE, Merchant, Resource string
+	Refresh                 bool
+}
+
 // Rewrap moves a ciphertext to the newest KEK (unchanged when it already is)
-// and recomputes its masked fields for merchant. The plaintext never leaves
-// this function; the protected header's bg_sid is carried over.
-func (s *Service) Rewrap(ctx context.Context, m Meta, jwe, merchant, resource string) (Rewrapped, error) {
+// and, with Refresh, recomputes its masked fields for the merchant. The
+// plaintext never leaves this function; the protected header's bg_sid is
+// carried over.
+func (s *Service) Rewrap(ctx context.Context, m Meta, in RewrapInput) (Rewrapped, error) {
+	resource := in.Resource
 	if resource == "" {
-		resource = Resource(jwe)
+		resource = Resource(in.JWE)
 	}
 	ev := audit.Event{Event: audit.EventRewrap, Client: m.Client, Origin: m.Origin, Resource: resource}
-	out, err := s.rewrap(ctx, m, jwe, merchant, &ev)
+	out, err := s.rewrap(ctx, m, in, &ev)
 	if aerr := s.record(ctx, ev, err); aerr != nil {
 		return Rewrapped{}, aerr
 	}
 	return out, err
 }
 
-func (s *Service) rewrap(ctx context.Context, m Meta, jwe, merchant string, ev *audit.Event) (Rewrapped, error) {
+func (s *Service) rewrap(ctx context.Context, m Meta, in RewrapInput, ev *audit.Event) (Rewrapped, error) {
+	jwe, merchant := in.JWE, in.Merchant
 	if merchant == "" {
 		return Rewrapped{}, fmt.Errorf("%w: merchant is required", ErrInvalidRequest)
 	}
@@ -455,9 +466,21 @@ func (s *Service) rewrap(ctx context.Context, m Meta, jwe, merchant string, ev *
 	if _, err := card.ValidatePAN(c.PAN); err != nil {
 		return Rewrapped{}, err
 	}
-	out := Rewrapped{
-		JWE: jwe, Kid: sc.hdr.Kid, Brand: string(card.DetectBrand(c.PAN)),
-		BIN: s.cfg.Masking.BIN(c.PAN), Last4: card.Last4(c.PAN), Fingerprint: kr.Fingerprint(merchant, []byte(c.PAN)),
+	out := Rewrapped{JWE: jwe, Kid: sc.hdr.Kid}
+	if in.Refresh {
+		// A refresh answers the merchant's fingerprint of whatever card it is
+		// sent, exactly as inspect does, and rewrap takes any ciphertext with
+		// no freshness check: without inspect's volume watch and enumeration
+		// guard it would be the oracle they close (candidate cards encrypted
+		// to the public key, compared with a stored token's fingerprint).
+		if err := s.inspectVolume(ctx, m, merchant, *ev); err != nil {
+			return Rewrapped{}, err
+		}
+		fp := kr.Fingerprint(merchant, []byte(c.PAN))
+		if err := s.guard(ctx, kr, merchant, c.PAN, fp, *ev); err != nil {
+			return Rewrapped{}, err
+		}
+		out.Brand, out.BIN, out.Last4, out.Fingerprint = string(card.DetectBrand(c.PAN)), s.cfg.Masking.BIN(c.PAN), card.Last4(c.PAN), fp
 	}
 	newest := kr.Newest()
 	if sc.hdr.Kid == newest.Kid {

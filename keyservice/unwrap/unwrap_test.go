@@ -299,7 +299,7 @@ func TestRewrapAfterRotation(t *testing.T) {
 	if _, err := f.kr.Rotate(keyring.AlgRSA3072); err != nil {
 		t.Fatal(err)
 	}
-	rw, err := f.svc.Rewrap(context.Background(), Meta{Client: "gateway"}, jwe, "m_1", "tok_1")
+	rw, err := f.svc.Rewrap(context.Background(), Meta{Client: "gateway"}, RewrapInput{JWE: jwe, Merchant: "m_1", Resource: "tok_1", Refresh: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -326,17 +326,17 @@ func TestRewrapAfterRotation(t *testing.T) {
 		t.Fatalf("retired key: err = %v", err)
 	}
 	// Rewrapping a ciphertext already under the newest key is a no-op.
-	same, err := f.svc.Rewrap(context.Background(), Meta{Client: "gateway"}, out, "m_1", "")
+	same, err := f.svc.Rewrap(context.Background(), Meta{Client: "gateway"}, RewrapInput{JWE: out, Merchant: "m_1", Refresh: true})
 	if err != nil || same.JWE != out || same.Fingerprint != rw.Fingerprint {
 		t.Fatalf("no-op rewrap changed the ciphertext: %v", err)
 	}
 	// ... but the masked fields are recomputed for the merchant asked about,
 	// and under the deployment's truncation.
-	other, err := f.svc.Rewrap(context.Background(), Meta{Client: "gateway"}, out, "m_2", "")
+	other, err := f.svc.Rewrap(context.Background(), Meta{Client: "gateway"}, RewrapInput{JWE: out, Merchant: "m_2", Refresh: true})
 	if err != nil || other.JWE != out || other.Fingerprint == rw.Fingerprint {
 		t.Fatalf("rewrap for another merchant: %+v %v", other, err)
 	}
-	if _, err := f.svc.Rewrap(context.Background(), Meta{Client: "gateway"}, out, "", ""); !errors.Is(err, ErrInvalidRequest) {
+	if _, err := f.svc.Rewrap(context.Background(), Meta{Client: "gateway"}, RewrapInput{JWE: out}); !errors.Is(err, ErrInvalidRequest) {
 		t.Fatalf("rewrap without merchant: %v", err)
 	}
 }

@@ -80,6 +80,10 @@ type RewrapRequest struct {
 	JWE      string `json:"jwe"`
 	Merchant string `json:"merchant"`
 	Token    string `json:"token,omitempty"` // audit resource, as in RevealRequest
+	// Refresh asks for the masked fields and fingerprint as the key service
+	// computes them today. It is counted and guarded like an inspect (it
+	// answers a fingerprint); a plain rewrap answers only jwe and kid.
+	Refresh bool `json:"refresh,omitempty"`
 }
 
 func (r RewrapRequest) String() string {
@@ -91,15 +95,15 @@ func (r RewrapRequest) LogValue() slog.Value {
 }
 
 // RewrapResponse is the ciphertext under the newest KEK (the same one when it
-// already is), the kid it is under, and the masked fields as the key service
-// computes them today.
+// already is), the kid it is under, and, for a refresh only, the masked fields
+// as the key service computes them today.
 type RewrapResponse struct {
 	JWE         string `json:"jwe"`
 	Kid         string `json:"kid"`
-	Brand       string `json:"brand"`
-	BIN         string `json:"bin"`
-	Last4       string `json:"last4"`
-	Fingerprint string `json:"fingerprint"`
+	Brand       string `json:"brand,omitempty"`
+	BIN         string `json:"bin,omitempty"`
+	Last4       string `json:"last4,omitempty"`
+	Fingerprint string `json:"fingerprint,omitempty"`
 }
 
 func (r RewrapResponse) String() string {
