@@ -6,6 +6,8 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -62,6 +64,24 @@ func (z *keyZone) auditTrail(t *testing.T) []audit.Event {
 	}
 	t.Logf("key service audit chain OK: %d events, head %s", rep.Lines, rep.Head)
 	return events
+}
+
+// auditCheckpoints runs `keyservice audit verify` beside the key service
+// (the chain, and every signed checkpoint in it and in its exported copy
+// against the keyring's audit public key) and returns how many checkpoints
+// it verified in the chain and in the export. No checkpoint at all is a
+// failure: the command then only warns.
+func (z *keyZone) auditCheckpoints(t *testing.T) (inChain, exported int) {
+	t.Helper()
+	out := z.admin(t, nil, "audit", "verify")
+	m := regexp.MustCompile(`checkpoints OK: (\d+) in the chain, (\d+) exported`).FindStringSubmatch(out)
+	if !strings.Contains(out, "audit chain OK") || m == nil || strings.Contains(out, "WARNING") {
+		t.Fatalf("keyservice audit verify, want the chain and signed checkpoints verified:\n%s", tail([]byte(out), 2000))
+	}
+	inChain, _ = strconv.Atoi(m[1])
+	exported, _ = strconv.Atoi(m[2])
+	t.Logf("keyservice audit verify: %s", strings.TrimSpace(out))
+	return inChain, exported
 }
 
 // revealRecord is a reveal the test made and expects on record.

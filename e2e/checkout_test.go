@@ -15,11 +15,18 @@ import (
 // merchant page receives the token by postMessage from that iframe, and the
 // merchant API returns the masked card. Then the key service is stopped:
 // the page shows the retry message and no token is minted; once it is back,
-// the same page succeeds. One stack, subtests in order.
+// the same page succeeds, and the card keeps its fingerprint. Last, the key
+// service's audit chain verifies with its signed checkpoints. One stack,
+// subtests in order.
 func TestCheckoutEveryBrand(t *testing.T) {
 	t.Parallel()
-	s := newStack(t, stackOptions{})
+	s := newStack(t, stackOptions{
+		// A checkpoint every 4 records: this scenario's inspects get some
+		// signed while it serves, not only the one its stop writes.
+		KeyServiceArgs: []string{"-audit-checkpoint-every", "4"},
+	})
 	tab := newBrowser(t, "checkout")
+	fingerprints := map[string]string{} // brand -> the merchant API's fingerprint
 
 	for _, c := range brandCards {
 		t.Run("token/"+c.Brand, func(t *testing.T) {
@@ -35,10 +42,14 @@ func TestCheckoutEveryBrand(t *testing.T) {
 				t.Errorf("the token did not arrive as a blindgate:token message from the gateway's iframe (%s): %s", s.GatewayURL, b)
 			}
 			v := s.token(t, st.Token)
-			if v.ID != st.Token || v.Brand != c.Brand || v.BIN != c.BIN || v.Last4 != c.Last4 ||
-				v.ExpMonth != 12 || v.ExpYear != expYear() || v.Fingerprint == "" {
-				t.Errorf("merchant API: %+v, want %s %s…%s 12/%d with a fingerprint", v, c.Brand, c.BIN, c.Last4, expYear())
+			// First 6 and last 4 (BIN 8 is opt-in), and a fingerprint scoped
+			// to this merchant ("fpm_"): one merchant cannot join its cards
+			// with another's.
+			if v.ID != st.Token || v.Brand != c.Brand || v.BIN != c.BIN || len(v.BIN) != 6 || v.Last4 != c.Last4 ||
+				v.ExpMonth != 12 || v.ExpYear != expYear() || !strings.HasPrefix(v.Fingerprint, "fpm_") {
+				t.Errorf("merchant API: %+v, want %s %s…%s 12/%d with an fpm_ fingerprint", v, c.Brand, c.BIN, c.Last4, expYear())
 			}
+			fingerprints[c.Brand] = v.Fingerprint
 			// The merchant sees a token and a masked card, never the number.
 			api, _ := json.Marshal(v)
 			msgs, _ := json.Marshal(st.Messages)
@@ -89,11 +100,21 @@ func TestCheckoutEveryBrand(t *testing.T) {
 			time.Sleep(time.Second)
 		}
 		st := pageResult(t, tab)
-		if v := s.token(t, st.Token); v.Last4 != c.Last4 {
-			t.Errorf("token after recovery: %+v", v)
+		// Same card, same merchant: the same fingerprint, across the key
+		// service's restart (the merchant can recognise a returning card).
+		if v := s.token(t, st.Token); v.Last4 != c.Last4 || v.Fingerprint != fingerprints[c.Brand] {
+			t.Errorf("token after recovery: %+v, want last4 %s and fingerprint %s", v, c.Last4, fingerprints[c.Brand])
 		}
 		if after := len(s.tokens(t)); after != before+1 {
 			t.Errorf("tokens: %d before, %d after the recovered payment, want +1", before, after)
+		}
+	})
+
+	t.Run("audit/signed-checkpoints-verify", func(t *testing.T) {
+		// Those signed while serving and the one the stop above wrote, each
+		// also in the exported copy, checked by the image's own command.
+		if in, exported := s.auditCheckpoints(t); in < 2 || exported != in {
+			t.Errorf("checkpoints: %d in the chain, %d exported; want at least 2, all exported", in, exported)
 		}
 	})
 }

@@ -264,8 +264,14 @@ func testComposeUp(t *testing.T, file string) {
 	out := c.run(t, "", "run", "--rm", "-T", "keyservice-admin", "keys", "init")
 	master := firstMatch(t, out, `master key \(shown once; store it offline\):\s*\n\s+(\S+)`)
 	firstKid := firstMatch(t, out, `\(kid (\S+)\)`)
-	// The gateway signs for this deployment only (README, step 2).
-	c.env = append(c.env, "BLINDGATE_KEYSERVICE_AUDIENCE="+firstMatch(t, out, `deployment id[^\n]*:\s*\n\s+(ks_\S+)`))
+	// The gateway signs for this deployment only (README, step 2): the
+	// export line `keys init` prints, taken as printed, names the variable
+	// docker-compose.yml reads and the id, both checked here.
+	ks := firstMatch(t, out, `deployment id[^\n]*:\s*\n\s+(ks_\S+)`)
+	if line := firstMatch(t, out, `(?m)^\s+export (\S+)\s*$`); line != "BLINDGATE_KEYSERVICE_AUDIENCE="+ks {
+		t.Errorf("keys init prints `export %s`, want BLINDGATE_KEYSERVICE_AUDIENCE=%s (the compose variable)", line, ks)
+	}
+	c.env = append(c.env, "BLINDGATE_KEYSERVICE_AUDIENCE="+ks)
 	c.run(t, "", "run", "--rm", "-T", "keyservice-admin", "clients", "add", "-id", "gateway", "-ops", "inspect,rewrap", "-public-key", "/gateway/gateway.pub.jwk")
 	c.run(t, "", "run", "--rm", "-T", "keyservice-admin", "clients", "add", "-id", "backoffice", "-ops", "reveal,audit", "-public-key", "/gateway/backoffice.pub.jwk")
 	c.run(t, "", "up", "-d")

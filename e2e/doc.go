@@ -14,8 +14,10 @@
 //	TestKeyServiceAlone     its endpoints; unknown, forged and revoked client keys
 //	                        refused; replayed request refused, also after a Redis restart
 //	TestCheckoutEveryBrand  a test card per brand typed in the embedded checkout,
-//	                        token by postMessage, masked card from the merchant API;
-//	                        key service stopped: retry message, no token, recovery
+//	                        token by postMessage, masked card (first 6, last 4, fpm_
+//	                        fingerprint) from the merchant API; key service stopped:
+//	                        retry message, no token, recovery with the same
+//	                        fingerprint; audit chain and signed checkpoints verify
 //	TestBackOffice          login + TOTP enrolment, search, reveal with a reason,
 //	                        reveal limit (429 page), audit chain with every reveal
 //	TestKeyRotation         `keyservice keys rotate` under traffic, new kid, old

@@ -29,6 +29,10 @@ import (
 
 type appConfig = app.Config
 
+// composeAudienceEnv is the variable docker-compose.yml hands to the gateway
+// as BLINDGATE_GW_KEYSERVICE_AUDIENCE.
+const composeAudienceEnv = "BLINDGATE_KEYSERVICE_AUDIENCE"
+
 var newApp = app.New
 
 // keysCmd manages the sealed keyring file. Every subcommand but init needs
@@ -67,6 +71,9 @@ func keysCmd(args []string, out io.Writer) error {
 		}
 		fmt.Fprintf(out, "keyring %s created with %s (kid %s)\n", *path, *alg, kr.Newest().Kid)
 		fmt.Fprintf(out, "deployment id (the audience of signed requests; give it to the gateway as -keyservice-audience):\n  %s\n", kr.Deployment())
+		// The exact line, so the README's Docker Compose step is a paste, not
+		// a transcription: the gateway refuses to start without it.
+		fmt.Fprintf(out, "for docker compose, run this (or keep the line without `export` in .env beside docker-compose.yml):\n  export %s=%s\n", composeAudienceEnv, kr.Deployment())
 		printAuditKey(out, kr)
 		if *shares <= 1 {
 			fmt.Fprintf(out, "master key (shown once; store it offline):\n  %s\n", keyring.EncodeMasterKey(master))

@@ -61,6 +61,10 @@ func TestKeysLifecycle(t *testing.T) {
 	if len(shares) != 2 {
 		t.Fatalf("want 2 shares printed, got %d:\n%s", len(shares), out)
 	}
+	// The deployment id, and the exact line docker-compose.yml's gateway reads it from.
+	if m := regexp.MustCompile(`(?m)^  (ks_\S+)\n(?:.*\n)?  export BLINDGATE_KEYSERVICE_AUDIENCE=(ks_\S+)$`).FindStringSubmatch(out); m == nil || m[1] != m[2] {
+		t.Errorf("init prints no deployment id with its compose export line:\n%s", out)
+	}
 	both := shares[0][1] + "\n" + shares[1][1] + "\n"
 	if _, err := runCmd(t, "", "keys", "init", "-keyring", kr); err == nil {
 		t.Fatal("init over an existing keyring must refuse")

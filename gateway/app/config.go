@@ -128,7 +128,7 @@ func (c *Config) Validate() error {
 	case c.Audience == "":
 		// No shared default: a default would let a request signed for one
 		// deployment pass at another that shares the client keys.
-		return errors.New("config: keyservice-audience is empty: set it to the key service's deployment id (printed by `keyservice keys init` and `keys list`)")
+		return errors.New("config: keyservice-audience is empty: set it (-keyservice-audience or BLINDGATE_GW_KEYSERVICE_AUDIENCE) to the key service's deployment id (printed by `keyservice keys init` and `keys list`)")
 	case c.CheckoutKeyFile == "":
 		return errors.New("config: checkout-key is empty")
 	case c.CVCTTL <= 0 || c.CVCTTL > time.Hour:
