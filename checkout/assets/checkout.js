@@ -50,6 +50,7 @@
   "keyservice_unavailable": "srv_unavailable",
   "unavailable": "srv_unavailable",
   "bad_request": "srv_generic",
+  "duplicate_key": "srv_generic",
   "invalid_field": "srv_generic",
   "too_large": "srv_generic",
   "internal": "srv_generic"

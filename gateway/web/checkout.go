@@ -245,7 +245,7 @@ func shopperVerdict(e *client.Error) (*apierr.Error, bool) {
 // answers nothing else.
 func checkoutCodes() []*apierr.Error {
 	return append([]*apierr.Error{
-		apierr.BadRequest, apierr.InvalidField, apierr.TooLarge, apierr.Internal,
+		apierr.BadRequest, apierr.DuplicateKey, apierr.InvalidField, apierr.TooLarge, apierr.Internal,
 		apierr.RateLimited, apierr.InvalidJWE,
 		apierr.SessionNotFound, apierr.SessionExpired, apierr.SessionCompleted, apierr.SessionBusy, apierr.TooManyAttempts,
 		apierr.KeyServiceDown, apierr.Unavailable,
