@@ -23,6 +23,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/blindgate/blindgate/gateway/backoffice"
 	"github.com/blindgate/blindgate/gateway/operators"
 	"github.com/blindgate/blindgate/gateway/websession"
 	"github.com/blindgate/blindgate/internal/apierr"
@@ -33,10 +34,6 @@ import (
 
 // Back-office policy.
 const (
-	// ReauthWindow: a reveal needs a password+TOTP check this recent
-	// (issue 4: "re-login for reveal after 5" minutes).
-	ReauthWindow = 5 * time.Minute
-
 	// boPrefix is where the back office is mounted (server.go routes()).
 	boPrefix = "/backoffice"
 
@@ -96,10 +93,7 @@ func (s *Server) backofficeRoutes(r fiber.Router) {
 }
 
 // boActor is the signed-in operator of a request.
-type boActor struct {
-	Op   operators.Operator
-	Sess websession.Session
-}
+type boActor struct{ backoffice.Actor }
 
 // bo wraps a back-office handler: page headers first (so error pages carry
 // them too), then the handler; an error becomes an HTML page here, the one
@@ -244,7 +238,7 @@ func (s *Server) authed(h func(*fiber.Ctx, *boActor) error) fiber.Handler {
 				return apierr.Forbidden
 			}
 		}
-		return h(c, &boActor{Op: op, Sess: sess})
+		return h(c, &boActor{backoffice.Actor{Op: op, Sess: sess, Origin: s.clientIP(c)}})
 	}
 }
 
