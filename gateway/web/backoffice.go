@@ -6,6 +6,11 @@ package web
 // no inline script or style; every answer, errors included, is an HTML page
 // (never the JSON of the merchant API) sent with Cache-Control: no-store.
 //
+// The policy of search, reveal and the audit view (roles, merchant scope,
+// the reason rule, re-authentication, lockout, audit before access, and
+// reading the key service's answers by code) is gateway/backoffice's; the
+// handlers here bind the form, call it, and render.
+//
 // Files: backoffice.go (routes, session and CSRF checks, page and error
 // rendering), backoffice_login.go (login, TOTP enrolment, logout),
 // backoffice_tokens.go (search, detail, reveal), backoffice_audit.go (the
