@@ -6,6 +6,11 @@ package web
 // no inline script or style; every answer, errors included, is an HTML page
 // (never the JSON of the merchant API) sent with Cache-Control: no-store.
 //
+// The policy of search, reveal and the audit view (roles, merchant scope,
+// the reason rule, re-authentication, lockout, audit before access, and
+// reading the key service's answers by code) is gateway/backoffice's; the
+// handlers here bind the form, call it, and render.
+//
 // Files: backoffice.go (routes, session and CSRF checks, page and error
 // rendering), backoffice_login.go (login, TOTP enrolment, logout),
 // backoffice_tokens.go (search, detail, reveal), backoffice_audit.go (the
@@ -23,6 +28,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/blindgate/blindgate/gateway/backoffice"
 	"github.com/blindgate/blindgate/gateway/operators"
 	"github.com/blindgate/blindgate/gateway/websession"
 	"github.com/blindgate/blindgate/internal/apierr"
@@ -33,10 +39,6 @@ import (
 
 // Back-office policy.
 const (
-	// ReauthWindow: a reveal needs a password+TOTP check this recent
-	// (issue 4: "re-login for reveal after 5" minutes).
-	ReauthWindow = 5 * time.Minute
-
 	// boPrefix is where the back office is mounted (server.go routes()).
 	boPrefix = "/backoffice"
 
@@ -96,10 +98,7 @@ func (s *Server) backofficeRoutes(r fiber.Router) {
 }
 
 // boActor is the signed-in operator of a request.
-type boActor struct {
-	Op   operators.Operator
-	Sess websession.Session
-}
+type boActor struct{ backoffice.Actor }
 
 // bo wraps a back-office handler: page headers first (so error pages carry
 // them too), then the handler; an error becomes an HTML page here, the one
@@ -244,7 +243,7 @@ func (s *Server) authed(h func(*fiber.Ctx, *boActor) error) fiber.Handler {
 				return apierr.Forbidden
 			}
 		}
-		return h(c, &boActor{Op: op, Sess: sess})
+		return h(c, &boActor{backoffice.Actor{Op: op, Sess: sess, Origin: s.clientIP(c)}})
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/pquerna/otp"
 
+	"github.com/blindgate/blindgate/gateway/backoffice"
 	"github.com/blindgate/blindgate/gateway/operators"
 	"github.com/blindgate/blindgate/internal/apierr"
 	"github.com/blindgate/blindgate/internal/audit"
@@ -135,24 +136,12 @@ func (s *Server) loginFailed(c *fiber.Ctx, username string, err error) error {
 		return s.render(c, http.StatusForbidden, "backoffice_login.html", p)
 	case errors.Is(err, operators.ErrBadCredentials), errors.Is(err, operators.ErrMFARequired),
 		errors.Is(err, operators.ErrDisabled), errors.Is(err, operators.ErrInvalid):
-		s.boAuditBestEffort(c, audit.Event{Event: audit.EventLogin, Actor: actor, Outcome: audit.OutcomeFailure, Code: loginCode(err)})
+		s.boAuditBestEffort(c, audit.Event{Event: audit.EventLogin, Actor: actor, Outcome: audit.OutcomeFailure, Code: backoffice.LoginCode(err)})
 		p.Error = loginFailedMsg
 		return s.render(c, http.StatusUnauthorized, "backoffice_login.html", p)
 	default:
 		return apierr.Unavailable.Wrap(err)
 	}
-}
-
-// loginCode is the audit code of a failed login: the trail may say more
-// than the page does.
-func loginCode(err error) string {
-	switch {
-	case errors.Is(err, operators.ErrMFARequired):
-		return "mfa_required"
-	case errors.Is(err, operators.ErrDisabled):
-		return "disabled"
-	}
-	return "bad_credentials"
 }
 
 func (s *Server) boLogout(c *fiber.Ctx, a *boActor) error {

@@ -686,6 +686,9 @@ func TestBackofficeKeyServiceErrors(t *testing.T) {
 		{"429/limit-with-retry", &client.Error{Status: 429, Code: "rate_limited", RetryAfter: 3 * time.Minute}, 429, []string{"Reveal limit reached", "Try again in 3 minutes"}},
 		{"422/undecryptable", &client.Error{Status: 422, Code: "card_undecryptable"}, 422, []string{"cannot be decrypted"}},
 		{"502/refused-signature", &client.Error{Status: 401, Code: "unauthenticated"}, 502, []string{"did not accept"}},
+		// Mapped by code, not status: this was a 502 when read by status.
+		{"400/key-service-invalid-field", &client.Error{Status: 400, Code: "invalid_field"}, 400, []string{"found a field of the reveal request invalid", "Nothing was revealed", "invalid_field"}},
+		{"422/key-unknown-is-undecryptable", &client.Error{Status: 400, Code: "key_unknown"}, 422, []string{"cannot be decrypted"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

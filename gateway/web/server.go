@@ -15,6 +15,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/blindgate/blindgate/checkout"
+	"github.com/blindgate/blindgate/gateway/backoffice"
 	"github.com/blindgate/blindgate/gateway/clientip"
 	"github.com/blindgate/blindgate/gateway/ingest"
 	"github.com/blindgate/blindgate/gateway/merchants"
@@ -90,8 +91,9 @@ type Deps struct {
 
 // Server is the gateway's HTTP front.
 type Server struct {
-	deps Deps
-	app  *fiber.App
+	deps   Deps
+	office *backoffice.Service // the back office's policy
+	app    *fiber.App
 }
 
 // New builds the Fiber app with every route.
@@ -103,6 +105,10 @@ func New(d Deps) *Server {
 		d.Metrics = httpmetrics.New("blindgate_gateway")
 	}
 	s := &Server{deps: d}
+	s.office = backoffice.New(backoffice.Deps{
+		Operators: d.Operators, Sessions: d.WebSessions, Tokens: d.Tokens,
+		KeyService: d.KeyService, Audit: d.Audit, Log: d.Log, Now: d.Config.Now,
+	})
 	s.app = fiber.New(fiber.Config{
 		AppName:               "blindgate-gateway",
 		BodyLimit:             MaxBody,

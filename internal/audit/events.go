@@ -27,6 +27,8 @@ const (
 	// reveal); outcome "success" means the reveal was authorised and went
 	// ahead. Fields: client, actor (operator id), reason (operator's stated
 	// reason), resource (token id when known), kid, code (on failure).
+	// The gateway's back office writes one to its own log too, before it
+	// asks the key service (no client field; never the card number).
 	EventReveal = "reveal"
 
 	// EventRevealDenied: a reveal was refused before decryption (operation

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 )
 
 // ErrChain is wrapped by every *ChainError: the log is not an intact chain.
@@ -94,6 +95,8 @@ type Filter struct {
 	Actor   string
 	Client  string
 	Outcome string
+	// Actors, when not empty, keeps only events whose actor is one of them.
+	Actors []string
 	// BeforeSeq, when non-zero, keeps only events with a smaller seq: the
 	// back office pages backwards by passing the last seq it showed.
 	BeforeSeq uint64
@@ -107,6 +110,7 @@ func (f Filter) match(e *Event) bool {
 		(f.Actor == "" || e.Actor == f.Actor) &&
 		(f.Client == "" || e.Client == f.Client) &&
 		(f.Outcome == "" || e.Outcome == f.Outcome) &&
+		(len(f.Actors) == 0 || slices.Contains(f.Actors, e.Actor)) &&
 		(f.BeforeSeq == 0 || e.Seq < f.BeforeSeq)
 }
 

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -393,4 +394,72 @@ func TestRedisBackends(t *testing.T) {
 	if resp, _ := down.call(t, nil, http.MethodGet, "/readyz", nil); resp.StatusCode != 503 {
 		t.Fatalf("readyz with redis down: %d", resp.StatusCode)
 	}
+}
+
+// TestAuditQueryPages: the key service filters by a set of actors and pages
+// with a before_seq cursor, so the back office never fetches the trail to
+// filter it itself.
+func TestAuditQueryPages(t *testing.T) {
+	ts := newTestServer(t, memoryBackends())
+	jwe := ts.cardJWE(t, testPAN, "cs_1", time.Now())
+	for _, actor := range []string{"op_1", "op_2", "op_3", "op_1"} {
+		if resp, m := ts.call(t, ts.backoffic, http.MethodPost, "/v1/reveal", wire.RevealRequest{JWE: jwe, Actor: actor, Reason: "refund"}); resp.StatusCode != 200 {
+			t.Fatalf("reveal by %s: %d %v", actor, resp.StatusCode, m)
+		}
+	}
+	query := func(t *testing.T, req wire.AuditQueryRequest) wire.AuditQueryResponse {
+		t.Helper()
+		resp, m := ts.call(t, ts.backoffic, http.MethodPost, "/v1/audit/query", req)
+		if resp.StatusCode != 200 {
+			t.Fatalf("audit query: %d %v", resp.StatusCode, m)
+		}
+		b, _ := json.Marshal(m)
+		var out wire.AuditQueryResponse
+		if err := json.Unmarshal(b, &out); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	actors := func(r wire.AuditQueryResponse) string {
+		var s []string
+		for _, e := range r.Events {
+			s = append(s, e.Actor)
+		}
+		return strings.Join(s, ",")
+	}
+	t.Run("200/pages-newest-first", func(t *testing.T) {
+		p1 := query(t, wire.AuditQueryRequest{Event: audit.EventReveal, Limit: 3})
+		if actors(p1) != "op_1,op_3,op_2" || p1.NextBeforeSeq != p1.Events[2].Seq {
+			t.Fatalf("page 1: %s next %d", actors(p1), p1.NextBeforeSeq)
+		}
+		p2 := query(t, wire.AuditQueryRequest{Event: audit.EventReveal, Limit: 3, BeforeSeq: p1.NextBeforeSeq})
+		if actors(p2) != "op_1" || p2.NextBeforeSeq != 0 {
+			t.Fatalf("page 2: %s next %d", actors(p2), p2.NextBeforeSeq)
+		}
+	})
+	t.Run("200/exact-page-has-no-next", func(t *testing.T) {
+		if p := query(t, wire.AuditQueryRequest{Event: audit.EventReveal, Limit: 4}); len(p.Events) != 4 || p.NextBeforeSeq != 0 {
+			t.Fatalf("%s next %d", actors(p), p.NextBeforeSeq)
+		}
+	})
+	t.Run("200/actor-set", func(t *testing.T) {
+		if p := query(t, wire.AuditQueryRequest{Event: audit.EventReveal, Actors: []string{"op_1", "op_3"}}); actors(p) != "op_1,op_3,op_1" {
+			t.Fatalf("got %s", actors(p))
+		}
+	})
+	t.Run("200/actor-and-set-both-apply", func(t *testing.T) {
+		if p := query(t, wire.AuditQueryRequest{Actor: "op_2", Actors: []string{"op_1"}}); len(p.Events) != 0 {
+			t.Fatalf("got %s", actors(p))
+		}
+	})
+	t.Run("400/too-many-actors", func(t *testing.T) {
+		many := make([]string, wire.MaxAuditActors+1)
+		for i := range many {
+			many[i] = "op_" + strconv.Itoa(i)
+		}
+		resp, m := ts.call(t, ts.backoffic, http.MethodPost, "/v1/audit/query", wire.AuditQueryRequest{Actors: many})
+		if resp.StatusCode != 400 || errCode(m) != "invalid_field" {
+			t.Fatalf("%d %v", resp.StatusCode, m)
+		}
+	})
 }

@@ -122,8 +122,19 @@ func (s *Server) auditQuery(c *fiber.Ctx) error {
 	if err := apierr.Bind(c.Body(), &req); err != nil {
 		return err
 	}
-	events, rep, err := s.deps.Trail.Query(c.UserContext(), audit.Filter{Actor: req.Actor, Outcome: req.Outcome, Event: req.Event, Limit: req.Limit})
-	resp := wire.AuditQueryResponse{Events: wireEvents(events), Lines: rep.Lines, Head: rep.Head, ChainOK: err == nil}
+	limit := req.Limit
+	if limit == 0 {
+		limit = wire.MaxAuditPage // never the whole trail in one answer
+	}
+	// One more than the page, to learn whether an older page exists.
+	events, rep, err := s.deps.Trail.Query(c.UserContext(), audit.Filter{Actor: req.Actor, Actors: req.Actors,
+		Outcome: req.Outcome, Event: req.Event, BeforeSeq: req.BeforeSeq, Limit: limit + 1})
+	var next uint64
+	if len(events) > limit {
+		events = events[:limit]
+		next = events[limit-1].Seq
+	}
+	resp := wire.AuditQueryResponse{Events: wireEvents(events), Lines: rep.Lines, Head: rep.Head, ChainOK: err == nil, NextBeforeSeq: next}
 	if err != nil {
 		resp.ChainError = err.Error()
 	}

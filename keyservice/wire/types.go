@@ -114,12 +114,22 @@ func (r RewrapResponse) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("jwe", redactedLen(r.JWE)), slog.String("kid", r.Kid))
 }
 
-// AuditQueryRequest filters the key service's audit trail (newest first).
+// AuditQueryRequest filters the key service's audit trail (newest first)
+// and asks for one page of it. The key service filters and pages: a caller
+// never fetches the whole trail to filter it locally.
 type AuditQueryRequest struct {
 	Actor   string `json:"actor,omitempty"`
 	Outcome string `json:"outcome,omitempty"`
 	Event   string `json:"event,omitempty"`
-	Limit   int    `json:"limit,omitempty"`
+	// Actors, when not empty, keeps only events whose actor is one of them
+	// (a merchant's admin sees its own operators' events); at most
+	// MaxAuditActors. With Actor, both must match.
+	Actors []string `json:"actors,omitempty"`
+	// BeforeSeq, when not 0, keeps only events older than that seq: the
+	// cursor of the next page is the previous answer's NextBeforeSeq.
+	BeforeSeq uint64 `json:"before_seq,omitempty"`
+	// Limit is the page size, 1 to MaxAuditPage; 0 means MaxAuditPage.
+	Limit int `json:"limit,omitempty"`
 }
 
 // AuditQueryResponse is a page of audit events and the state of the hash chain.
@@ -129,6 +139,9 @@ type AuditQueryResponse struct {
 	Head       string       `json:"head"`
 	ChainOK    bool         `json:"chain_ok"`
 	ChainError string       `json:"chain_error,omitempty"`
+	// NextBeforeSeq is the BeforeSeq of the next (older) page; 0 when this
+	// page is the last.
+	NextBeforeSeq uint64 `json:"next_before_seq,omitempty"`
 }
 
 // SealStatus is the key service's seal state (unauthenticated endpoint) and

@@ -34,6 +34,10 @@ const (
 	MinReasonLen = 4
 	MaxReasonLen = 500
 	MaxAuditPage = 1000
+	// MaxAuditActors bounds an audit query's actor set (a merchant's
+	// operators); it keeps the signed body well under the key service's
+	// body limit.
+	MaxAuditActors = 500
 )
 
 func invalid(field string) error { return fmt.Errorf("%w: %s", ErrInvalidRequest, field) }
@@ -162,7 +166,8 @@ func (r RewrapRequest) Validate() error {
 	return checkID("token", r.Token, false)
 }
 
-// Validate checks an audit query: known outcome, limit within a page.
+// Validate checks an audit query: known outcome, limit within a page,
+// printable ids, a bounded actor set.
 func (r AuditQueryRequest) Validate() error {
 	switch r.Outcome {
 	case "", OutcomeSuccess, OutcomeFailure, OutcomeDenied:
@@ -174,6 +179,14 @@ func (r AuditQueryRequest) Validate() error {
 	}
 	if err := checkID("actor", r.Actor, false); err != nil {
 		return err
+	}
+	if len(r.Actors) > MaxAuditActors {
+		return invalid("actors")
+	}
+	for _, a := range r.Actors {
+		if err := checkID("actors", a, true); err != nil {
+			return err
+		}
 	}
 	return checkID("event", r.Event, false)
 }
