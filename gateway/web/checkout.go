@@ -14,6 +14,7 @@ import (
 	"github.com/blindgate/blindgate/gateway/sessions"
 	"github.com/blindgate/blindgate/internal/apierr"
 	"github.com/blindgate/blindgate/internal/audit"
+	"github.com/blindgate/blindgate/internal/httpapi"
 	"github.com/blindgate/blindgate/keyservice/client"
 )
 
@@ -115,7 +116,7 @@ func (r SubmitRequest) Validate() error {
 
 func (s *Server) submit(c *fiber.Ctx) error {
 	var req SubmitRequest
-	if err := apierr.Bind(c.Body(), &req); err != nil {
+	if err := httpapi.Bind(c.Body(), &req); err != nil {
 		return err
 	}
 	sub := ingest.Submission{

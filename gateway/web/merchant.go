@@ -14,6 +14,7 @@ import (
 	"github.com/blindgate/blindgate/gateway/tokens"
 	"github.com/blindgate/blindgate/internal/apierr"
 	"github.com/blindgate/blindgate/internal/audit"
+	"github.com/blindgate/blindgate/internal/httpapi"
 )
 
 const merchantKey = "bg.merchant"
@@ -74,7 +75,7 @@ type SessionResponse struct {
 
 func (s *Server) createSession(c *fiber.Ctx) error {
 	var req CreateSessionRequest
-	if err := apierr.Bind(c.Body(), &req); err != nil {
+	if err := httpapi.Bind(c.Body(), &req); err != nil {
 		return err
 	}
 	m := merchantOf(c)

@@ -22,8 +22,8 @@ import (
 	"github.com/blindgate/blindgate/gateway/sessions"
 	"github.com/blindgate/blindgate/gateway/tokens"
 	"github.com/blindgate/blindgate/gateway/websession"
-	"github.com/blindgate/blindgate/internal/apierr"
 	"github.com/blindgate/blindgate/internal/audit"
+	"github.com/blindgate/blindgate/internal/httpapi"
 	"github.com/blindgate/blindgate/internal/httpmetrics"
 	"github.com/blindgate/blindgate/internal/ratelimit"
 	"github.com/blindgate/blindgate/keyservice/wire"
@@ -106,7 +106,7 @@ func New(d Deps) *Server {
 	s.app = fiber.New(fiber.Config{
 		AppName:               "blindgate-gateway",
 		BodyLimit:             MaxBody,
-		ErrorHandler:          apierr.Handler(d.Log),
+		ErrorHandler:          httpapi.ErrorHandler(d.Log),
 		DisableStartupMessage: true,
 		ReadTimeout:           10 * time.Second,
 		WriteTimeout:          15 * time.Second,

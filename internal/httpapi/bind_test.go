@@ -1,8 +1,10 @@
-package apierr
+package httpapi
 
 import (
 	"errors"
 	"testing"
+
+	"github.com/blindgate/blindgate/internal/apierr"
 )
 
 type bindReq struct {
@@ -37,7 +39,7 @@ func TestBindDuplicateKeys(t *testing.T) {
 				}
 				return
 			}
-			var ae *Error
+			var ae *apierr.Error
 			if !errors.As(err, &ae) || ae.Code != tt.code {
 				t.Fatalf("Bind = %v, want code %s", err, tt.code)
 			}

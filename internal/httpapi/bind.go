@@ -1,4 +1,4 @@
-package apierr
+package httpapi
 
 import (
 	"bytes"
@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+
+	"github.com/blindgate/blindgate/internal/apierr"
 )
 
 // Validator is a request body that checks its own fields.
@@ -21,25 +23,25 @@ func Bind(body []byte, v Validator) error {
 	// first: a signed or checked body must have one reading only.
 	if err := noDuplicateKeys(body); err != nil {
 		if errors.Is(err, errDuplicateKey) {
-			return DuplicateKey.Wrap(err)
+			return apierr.DuplicateKey.Wrap(err)
 		}
-		return BadRequest.Wrap(err)
+		return apierr.BadRequest.Wrap(err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return BadRequest.Wrap(err)
+		return apierr.BadRequest.Wrap(err)
 	}
 	if dec.More() {
-		return BadRequest
+		return apierr.BadRequest
 	}
 	if err := v.Validate(); err != nil {
-		return &Error{Status: http.StatusBadRequest, Code: InvalidField.Code, Message: "Invalid field: " + err.Error(), Err: err}
+		return &apierr.Error{Status: http.StatusBadRequest, Code: apierr.InvalidField.Code, Message: "Invalid field: " + err.Error(), Err: err}
 	}
 	return nil
 }
 
-var errDuplicateKey = errors.New("apierr: duplicate JSON key")
+var errDuplicateKey = errors.New("httpapi: duplicate JSON key")
 
 // maxDepth bounds nesting, as encoding/json does (10000); a body this deep
 // is no request of ours.
@@ -59,7 +61,7 @@ func noDuplicateKeys(body []byte) error {
 	for {
 		tok, err := dec.Token()
 		if err != nil {
-			return fmt.Errorf("apierr: read JSON: %w", err)
+			return fmt.Errorf("httpapi: read JSON: %w", err)
 		}
 		if n := len(stack); n > 0 && stack[n-1].keys != nil && stack[n-1].keyNext {
 			if d, ok := tok.(json.Delim); ok && d == '}' {
@@ -80,13 +82,13 @@ func noDuplicateKeys(body []byte) error {
 			case json.Delim('{'):
 				stack = append(stack, frame{keys: map[string]struct{}{}, keyNext: true})
 				if len(stack) > maxDepth {
-					return errors.New("apierr: JSON nested too deep")
+					return errors.New("httpapi: JSON nested too deep")
 				}
 				continue
 			case json.Delim('['):
 				stack = append(stack, frame{})
 				if len(stack) > maxDepth {
-					return errors.New("apierr: JSON nested too deep")
+					return errors.New("httpapi: JSON nested too deep")
 				}
 				continue
 			case json.Delim(']'):
