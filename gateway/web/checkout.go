@@ -109,7 +109,7 @@ type SubmitRequest struct {
 // Validate is shape only; ingest checks the rest.
 func (r SubmitRequest) Validate() error {
 	if r.CardJWE == "" {
-		return errors.New("card_jwe is required")
+		return &httpapi.FieldError{Field: "card_jwe", Reason: "is required"}
 	}
 	return nil
 }

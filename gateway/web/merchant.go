@@ -57,11 +57,11 @@ type CreateSessionRequest struct {
 func (r CreateSessionRequest) Validate() error {
 	switch {
 	case len(r.AllowedOrigins) > 10:
-		return errors.New("allowed_origins: at most 10")
+		return &httpapi.FieldError{Field: "allowed_origins", Reason: "must be at most 10"}
 	case r.MaxAttempts < 0 || r.MaxAttempts > 20:
-		return errors.New("max_attempts: 0 (default) to 20")
+		return &httpapi.FieldError{Field: "max_attempts", Reason: "must be 0 (default) to 20"}
 	case r.TTLSeconds != 0 && (r.TTLSeconds < 60 || r.TTLSeconds > 24*3600):
-		return errors.New("ttl_seconds: 60 to 86400")
+		return &httpapi.FieldError{Field: "ttl_seconds", Reason: "must be 60 to 86400"}
 	}
 	return nil
 }
@@ -106,23 +106,14 @@ func (s *Server) createSession(c *fiber.Ctx) error {
 	created, err := s.deps.Sessions.Create(c.UserContext(), sess)
 	if err != nil {
 		if errors.Is(err, sessions.ErrInvalid) {
-			return &apierr.Error{Status: 400, Code: apierr.InvalidField.Code, Message: "Invalid field: " + publicReason(err), Err: err}
+			// The store's FieldError says which rule; nothing else of err is shown.
+			return httpapi.InvalidField(err)
 		}
 		return apierr.Unavailable.Wrap(err)
 	}
 	return c.Status(fiber.StatusCreated).JSON(SessionResponse{
 		ID: created.ID, URL: s.deps.Config.PublicURL + "/checkout/" + created.ID, ExpiresAt: created.ExpiresAt,
 	})
-}
-
-// publicReason keeps the store's validation reason (which names a field, never
-// a secret) and drops the package prefix.
-func publicReason(err error) string {
-	msg := err.Error()
-	if i := strings.LastIndex(msg, ": "); i >= 0 && i+2 < len(msg) {
-		return msg[i+2:]
-	}
-	return msg
 }
 
 // TokenView is the masked card the merchant API returns (Contract 4).
