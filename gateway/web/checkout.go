@@ -13,7 +13,6 @@ import (
 	"github.com/blindgate/blindgate/gateway/ingest"
 	"github.com/blindgate/blindgate/gateway/sessions"
 	"github.com/blindgate/blindgate/internal/apierr"
-	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/internal/httpapi"
 	"github.com/blindgate/blindgate/keyservice/client"
 )
@@ -127,7 +126,6 @@ func (s *Server) submit(c *fiber.Ctx) error {
 	if err != nil {
 		return submitError(err)
 	}
-	s.audit(c, audit.Event{Event: audit.EventTokenCreate, Client: t.MerchantID, Resource: t.ID, Kid: t.Kid, Outcome: audit.OutcomeSuccess})
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	return c.JSON(fiber.Map{"token": t.ID})
 }

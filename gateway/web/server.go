@@ -32,8 +32,10 @@ import (
 // MaxBody caps request bodies: a card and a CVC ciphertext fit in a few KiB.
 const MaxBody = 64 << 10
 
-// Submitter turns a checkout submission into a token.
+// Submitter is the checkout's domain (ingest): it opens a merchant's
+// checkout session and turns a submission into a token, auditing it.
 type Submitter interface {
+	Open(ctx context.Context, m merchants.Merchant, req ingest.OpenRequest) (sessions.Session, error)
 	Submit(ctx context.Context, sub ingest.Submission) (tokens.Token, error)
 }
 
