@@ -61,6 +61,38 @@ func TestCheckoutIsALibrary(t *testing.T) {
 	}
 }
 
+// httpLayers are the packages under internal/ that exist to serve HTTP with
+// Fiber. Every other one is a domain helper (error codes, audit, limits,
+// keys, storage) and must not link Fiber, even through another package, so
+// that a rule it holds can be used without a web server and no HTTP type
+// leaks into a domain package's API.
+var httpLayers = map[string]bool{
+	module + "internal/httpapi":     true,
+	module + "internal/httpmetrics": true,
+}
+
+// TestDomainHelpersDoNotImportFiber: apierr keeps the error type and codes;
+// rendering and binding them is internal/httpapi's job.
+func TestDomainHelpersDoNotImportFiber(t *testing.T) {
+	lines := goList(t, `{{.ImportPath}} {{join .Deps " "}}`, "./...")
+	checked := false
+	for _, fields := range lines {
+		if httpLayers[fields[0]] {
+			continue
+		}
+		checked = checked || fields[0] == module+"internal/apierr"
+		for _, dep := range fields[1:] {
+			if strings.HasPrefix(dep, "github.com/gofiber/") {
+				t.Errorf("%s links %s: a domain helper under internal/ knows nothing of HTTP servers", fields[0], dep)
+				break
+			}
+		}
+	}
+	if !checked {
+		t.Fatal("internal/apierr was not listed: the check would prove nothing")
+	}
+}
+
 func goList(t *testing.T, format, pattern string) [][]string {
 	t.Helper()
 	goBin, err := exec.LookPath("go")

@@ -195,7 +195,7 @@ func (a *App) build() error {
 	limits.PerIP.Rate, limits.PerIP.Burst = cfg.SubmitPerIP, max(1, cfg.SubmitPerIP/2)
 	a.server = web.New(web.Deps{
 		Merchants: a.stores.Merchants, Sessions: a.stores.Sessions, Tokens: a.stores.Tokens,
-		Ingest:      ingest.New(a.stores.Sessions, a.stores.Tokens, checkoutClient, a.stores.Limiter, limits, cfg.CVCTTL),
+		Ingest:      ingest.New(a.stores.Sessions, a.stores.Tokens, checkoutClient, a.stores.Limiter, limits, cfg.CVCTTL, ingest.WithAudit(a.audit, a.log)),
 		Keys:        kek.New(checkoutClient, cmp.Or(cfg.JWKSRefresh, 30*time.Second), time.Hour),
 		KeyService:  backoffice,
 		Operators:   a.stores.Operators,

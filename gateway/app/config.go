@@ -119,6 +119,10 @@ func (c *Config) Validate() error {
 	switch {
 	case c.Addr == "":
 		return errors.New("config: addr is empty")
+	case c.MetricsAddr != "" && c.MetricsAddr == c.Addr:
+		// Metrics describe the gateway's load to whoever can read them;
+		// they are served to scrapers on the internal address only.
+		return errors.New("config: metrics-addr must differ from addr (the public port)")
 	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.TrimSuffix(u.Path, "/") != "":
 		return errors.New("config: public-url must be an origin like https://pay.example.com")
 	case (c.TLSCert == "") != (c.TLSKey == ""):

@@ -1,6 +1,8 @@
-// Package ingest turns a submitted checkout into a token. The gateway never
-// sees the card: it forwards the ciphertext to the key service's signed
-// inspect, and stores the ciphertext with the masked answer.
+// Package ingest is the checkout's domain: a merchant opens a checkout
+// session (Open, open.go), and the shopper's submission becomes a token
+// (Submit). The gateway never sees the card: it forwards the ciphertext to
+// the key service's signed inspect, and stores the ciphertext with the
+// masked answer.
 //
 // Order matters: the cheap card-testing defences (per-IP and per-session
 // limits, the session's attempt budget) run before the key service is asked
@@ -13,6 +15,15 @@
 // sessions.ErrBusy before inspect, and the token is stored under an
 // idempotency key of the session alone, so a session mints exactly one
 // token however its submissions race (even one whose claim lapsed).
+//
+// The gateway's audit trail gets one token.create record per minted token,
+// written after the token is stored: never for a refused submission, nor
+// for a retry that is answered with the token already minted (its record
+// exists). The write is best effort, as for every gateway event: a failure
+// is logged at ERROR and the token is still returned, because the token is
+// already committed (refusing the answer would not undo it, and the
+// shopper's retry would get it anyway), and the decryption it rests on is
+// audited, fail closed, by the key service.
 package ingest
 
 import (
@@ -21,10 +32,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/blindgate/blindgate/gateway/sessions"
 	"github.com/blindgate/blindgate/gateway/tokens"
+	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/internal/jose/compact"
 	"github.com/blindgate/blindgate/internal/ratelimit"
 	"github.com/blindgate/blindgate/keyservice/wire"
@@ -53,6 +66,7 @@ type Inspector interface {
 
 // Sessions is the part of the checkout-session store ingest uses.
 type Sessions interface {
+	Create(ctx context.Context, s sessions.Session) (sessions.Session, error)
 	Get(ctx context.Context, id string) (sessions.Session, error)
 	Attempt(ctx context.Context, id, claim string) (sessions.Session, error)
 	Release(ctx context.Context, id, claim string) error
@@ -63,6 +77,11 @@ type Sessions interface {
 type Tokens interface {
 	Put(ctx context.Context, t tokens.Token, cvcJWE string, cvcTTL time.Duration, idempotencyKey string) (tokens.Token, bool, error)
 	Lookup(ctx context.Context, id string) (tokens.Token, error)
+}
+
+// Auditor is the gateway's audit trail.
+type Auditor interface {
+	Append(ctx context.Context, e audit.Event) (audit.Event, error)
 }
 
 // Limits are the card-testing defences.
@@ -88,14 +107,34 @@ type Service struct {
 	limits    Limits
 	cvcTTL    time.Duration
 	now       func() time.Time
+	audit     Auditor
+	log       *slog.Logger
+}
+
+// Option configures a Service.
+type Option func(*Service)
+
+// WithClock sets the clock of token times and session expiries (tests).
+func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
+
+// WithAudit records each minted token in a; a failed write is logged to log.
+func WithAudit(a Auditor, log *slog.Logger) Option {
+	return func(s *Service) { s.audit, s.log = a, log }
 }
 
 // New returns a Service; cvcTTL bounds how long a CVC ciphertext is kept.
-func New(s Sessions, t Tokens, in Inspector, l ratelimit.Limiter, limits Limits, cvcTTL time.Duration) *Service {
+func New(s Sessions, t Tokens, in Inspector, l ratelimit.Limiter, limits Limits, cvcTTL time.Duration, opts ...Option) *Service {
 	if cvcTTL <= 0 {
 		cvcTTL = 10 * time.Minute
 	}
-	return &Service{sessions: s, tokens: t, inspector: in, limiter: l, limits: limits, cvcTTL: cvcTTL, now: time.Now}
+	svc := &Service{sessions: s, tokens: t, inspector: in, limiter: l, limits: limits, cvcTTL: cvcTTL, now: time.Now}
+	for _, o := range opts {
+		o(svc)
+	}
+	if svc.log == nil {
+		svc.log = slog.New(slog.DiscardHandler)
+	}
+	return svc
 }
 
 // Submission is what the checkout page posts.
@@ -189,7 +228,24 @@ func (svc *Service) mint(ctx context.Context, sess sessions.Session, sub Submiss
 	if err := svc.sessions.Complete(ctx, sess.ID, t.ID); err != nil && !errors.Is(err, sessions.ErrCompleted) {
 		return tokens.Token{}, fmt.Errorf("%w: complete session: %w", ErrUnavailable, err)
 	}
+	svc.auditMinted(ctx, t, sub.ClientIP)
 	return t, nil
+}
+
+// auditMinted records a token this submission minted (see the package
+// comment for why a failed write does not withdraw it).
+func (svc *Service) auditMinted(ctx context.Context, t tokens.Token, clientIP string) {
+	if svc.audit == nil {
+		return
+	}
+	// The token is committed: its record is written even if the shopper
+	// has gone away.
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	e := audit.Event{Event: audit.EventTokenCreate, Client: t.MerchantID, Resource: t.ID, Kid: t.Kid, Origin: clientIP, Outcome: audit.OutcomeSuccess}
+	if _, err := svc.audit.Append(actx, e); err != nil {
+		svc.log.ErrorContext(ctx, "gateway audit append failed", "event", e.Event, "err", err)
+	}
 }
 
 func (svc *Service) replayed(ctx context.Context, sub Submission) (tokens.Token, error) {

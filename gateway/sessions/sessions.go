@@ -41,6 +41,28 @@ var (
 	ErrBusy = errors.New("sessions: a submission is in progress")
 )
 
+// FieldError is a refused value: which field, and the rule it breaks in
+// words fit for the caller. The rule text is written here, beside the rule;
+// it never holds the value or an internal cause, so the HTTP layer may show
+// PublicReason as it is. It matches ErrInvalid.
+type FieldError struct {
+	Field  string // the request field, as the merchant API names it
+	Reason string // the rule, e.g. "must be https"; may be empty
+}
+
+func (e *FieldError) Error() string { return "sessions: invalid " + e.PublicReason() }
+func (e *FieldError) Unwrap() error { return ErrInvalid }
+
+// PublicReason is the field and the rule it breaks.
+func (e *FieldError) PublicReason() string {
+	if e.Reason == "" {
+		return e.Field
+	}
+	return e.Field + " " + e.Reason
+}
+
+func invalid(field, reason string) error { return &FieldError{Field: field, Reason: reason} }
+
 // Defaults and limits.
 const (
 	IDPrefix           = "cs_"
@@ -102,15 +124,15 @@ func (a Appearance) Normalize() (Appearance, error) {
 	}{{"primary", &a.Primary}, {"background", &a.Background}, {"text", &a.Text}} {
 		*c.v = strings.ToLower(*c.v)
 		if *c.v != "" && !validColour(*c.v) {
-			return a, fmt.Errorf("%w: appearance.%s must be #rgb or #rrggbb", ErrInvalid, c.name)
+			return a, invalid("appearance."+c.name, "must be #rgb or #rrggbb")
 		}
 	}
 	a.Font = strings.ToLower(a.Font)
 	if a.Font != "" && !slices.Contains(AllowedFonts(), a.Font) {
-		return a, fmt.Errorf("%w: appearance.font must be one of %s", ErrInvalid, strings.Join(AllowedFonts(), ", "))
+		return a, invalid("appearance.font", "must be one of "+strings.Join(AllowedFonts(), ", "))
 	}
 	if a.Radius != "" && !validRadius(a.Radius) {
-		return a, fmt.Errorf("%w: appearance.radius must be 0 or 0px to 32px", ErrInvalid)
+		return a, invalid("appearance.radius", "must be 0 or 0px to 32px")
 	}
 	return a, nil
 }
@@ -221,13 +243,13 @@ func prepare(s Session, now time.Time) (Session, error) {
 		}
 		s.ID = id
 	} else if !ValidID(s.ID) {
-		return s, fmt.Errorf("%w: id", ErrInvalid)
+		return s, invalid("id", "")
 	}
 	if !randid.KeySafe(s.MerchantID) {
-		return s, fmt.Errorf("%w: merchant_id", ErrInvalid)
+		return s, invalid("merchant_id", "")
 	}
 	if len(s.AllowedOrigins) == 0 || len(s.AllowedOrigins) > maxOrigins {
-		return s, fmt.Errorf("%w: allowed_origins needs 1 to %d origins", ErrInvalid, maxOrigins)
+		return s, invalid("allowed_origins", fmt.Sprintf("needs 1 to %d origins", maxOrigins))
 	}
 	origins := make([]string, 0, len(s.AllowedOrigins))
 	for _, o := range s.AllowedOrigins {
@@ -259,7 +281,7 @@ func prepare(s Session, now time.Time) (Session, error) {
 	// locale ("de-DE") is shown in its language, and an unknown language is
 	// refused rather than silently shown in English.
 	if _, ok := checkout.LocaleLanguage(s.Locale); !ok {
-		return s, fmt.Errorf("%w: locale must be a language tag in one of %s", ErrInvalid, strings.Join(checkout.Languages(), ", "))
+		return s, invalid("locale", "must be a language tag in one of "+strings.Join(checkout.Languages(), ", "))
 	}
 	// Millisecond precision: the Redis store compares expiry in ms, and both
 	// stores must agree to the instant.
@@ -273,16 +295,16 @@ func prepare(s Session, now time.Time) (Session, error) {
 	}
 	s.ExpiresAt = s.ExpiresAt.UTC().Truncate(time.Millisecond)
 	if !s.ExpiresAt.After(now) || s.ExpiresAt.Sub(s.CreatedAt) > MaxTTL {
-		return s, fmt.Errorf("%w: expires_at must be in the future and within %s", ErrInvalid, MaxTTL)
+		return s, invalid("expires_at", fmt.Sprintf("must be in the future and within %s", MaxTTL))
 	}
 	if s.MaxAttempts == 0 {
 		s.MaxAttempts = DefaultMaxAttempts
 	}
 	if s.MaxAttempts < 1 || s.MaxAttempts > MaxMaxAttempts {
-		return s, fmt.Errorf("%w: max_attempts must be 1 to %d", ErrInvalid, MaxMaxAttempts)
+		return s, invalid("max_attempts", fmt.Sprintf("must be 1 to %d", MaxMaxAttempts))
 	}
 	if s.Attempts != 0 || s.Token != "" {
-		return s, fmt.Errorf("%w: a new session has no attempts and no token", ErrInvalid)
+		return s, invalid("session", "must be new: no attempts and no token")
 	}
 	return s, nil
 }
@@ -294,7 +316,7 @@ func prepare(s Session, now time.Time) (Session, error) {
 // postMessage target is then a plain string comparison.
 func ValidateOrigin(s string) (string, error) {
 	bad := func(why string) (string, error) {
-		return "", fmt.Errorf("%w: origin %s", ErrInvalid, why)
+		return "", invalid("origin", why)
 	}
 	if s == "" || len(s) > maxURLLen {
 		return bad("is empty or too long")
@@ -321,9 +343,9 @@ func ValidateOrigin(s string) (string, error) {
 	if u.Path != "" && u.Path != "/" {
 		return bad("must not have a path")
 	}
-	name, host, err := normHostPort(u.Host, scheme)
-	if err != nil {
-		return bad(err.Error())
+	name, host, why := normHostPort(u.Host, scheme)
+	if why != "" {
+		return bad(why)
 	}
 	if scheme == "http" && !loopback(name) {
 		// Over plain HTTP anyone on the path could rewrite the merchant's
@@ -335,10 +357,10 @@ func ValidateOrigin(s string) (string, error) {
 
 // normHostPort lower-cases the host, checks it and the port, and drops the
 // scheme's default port. It returns the host alone (IPv6 in brackets) and
-// the host with its port as an origin carries it.
-func normHostPort(hostport, scheme string) (host, full string, err error) {
+// the host with its port as an origin carries it, or the rule it breaks.
+func normHostPort(hostport, scheme string) (host, full, why string) {
 	if hostport == "" {
-		return "", "", errors.New("needs a host")
+		return "", "", "needs a host"
 	}
 	port, bracketed := "", false
 	if h, p, err := net.SplitHostPort(hostport); err == nil {
@@ -346,7 +368,7 @@ func normHostPort(hostport, scheme string) (host, full string, err error) {
 	} else if strings.HasPrefix(hostport, "[") && strings.HasSuffix(hostport, "]") {
 		host, bracketed = hostport[1:len(hostport)-1], true
 	} else if strings.ContainsAny(hostport, ":[]") {
-		return "", "", errors.New("has a malformed host or port")
+		return "", "", "has a malformed host or port"
 	} else {
 		host = hostport
 	}
@@ -354,30 +376,30 @@ func normHostPort(hostport, scheme string) (host, full string, err error) {
 	switch ip := net.ParseIP(host); {
 	case bracketed:
 		if ip == nil || ip.To4() != nil && !strings.Contains(host, ":") {
-			return "", "", errors.New("has an invalid IPv6 address")
+			return "", "", "has an invalid IPv6 address"
 		}
 		host = "[" + ip.String() + "]"
 	case ip != nil:
 		if strings.Contains(host, ":") {
-			return "", "", errors.New("needs brackets around an IPv6 address")
+			return "", "", "needs brackets around an IPv6 address"
 		}
 		host = ip.String()
 	case !validHostname(host):
-		return "", "", errors.New("has an invalid host name")
+		return "", "", "has an invalid host name"
 	}
 	if port != "" {
 		n, err := strconv.Atoi(port)
 		if err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != port {
-			return "", "", errors.New("has an invalid port")
+			return "", "", "has an invalid port"
 		}
 		if scheme == "https" && n == 443 || scheme == "http" && n == 80 {
 			port = ""
 		}
 	}
 	if port != "" {
-		return host, host + ":" + port, nil
+		return host, host + ":" + port, ""
 	}
-	return host, host, nil
+	return host, host, ""
 }
 
 func validHostname(h string) bool {
@@ -416,7 +438,7 @@ func loopback(host string) bool {
 // lends our domain to phishing.
 func ValidateReturnURL(raw string, allowedOrigins []string) (string, error) {
 	bad := func(why string) (string, error) {
-		return "", fmt.Errorf("%w: return_url %s", ErrInvalid, why)
+		return "", invalid("return_url", why)
 	}
 	if raw == "" || len(raw) > maxURLLen {
 		return bad("is empty or too long")
@@ -438,9 +460,9 @@ func ValidateReturnURL(raw string, allowedOrigins []string) (string, error) {
 	if u.Opaque != "" || u.User != nil || strings.Contains(u.Host, "@") {
 		return bad("must be an absolute URL without user info")
 	}
-	hostOnly, host, err := normHostPort(u.Host, scheme)
-	if err != nil {
-		return bad(err.Error())
+	hostOnly, host, why := normHostPort(u.Host, scheme)
+	if why != "" {
+		return bad(why)
 	}
 	switch {
 	case scheme == "https":

@@ -33,6 +33,7 @@ import (
 	"github.com/blindgate/blindgate/gateway/websession"
 	"github.com/blindgate/blindgate/internal/apierr"
 	"github.com/blindgate/blindgate/internal/audit"
+	"github.com/blindgate/blindgate/internal/httpapi"
 	"github.com/blindgate/blindgate/internal/panshape"
 	"github.com/blindgate/blindgate/internal/ratelimit"
 )
@@ -408,8 +409,8 @@ func (s *Server) boError(c *fiber.Ctx, err error) error {
 				Message: "Your session expired after 15 minutes without activity. Log in again; nothing was done."}
 		}
 	}
-	ae := apierr.From(err)
-	apierr.LogRequest(s.deps.Log, c, ae)
+	ae := httpapi.From(err)
+	httpapi.LogRequest(s.deps.Log, c, ae)
 	p := boErrorPage{
 		boBase:  s.base(headingOf(ae), "", nil),
 		Status:  ae.Status,

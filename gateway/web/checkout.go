@@ -13,7 +13,7 @@ import (
 	"github.com/blindgate/blindgate/gateway/ingest"
 	"github.com/blindgate/blindgate/gateway/sessions"
 	"github.com/blindgate/blindgate/internal/apierr"
-	"github.com/blindgate/blindgate/internal/audit"
+	"github.com/blindgate/blindgate/internal/httpapi"
 	"github.com/blindgate/blindgate/keyservice/client"
 )
 
@@ -108,14 +108,14 @@ type SubmitRequest struct {
 // Validate is shape only; ingest checks the rest.
 func (r SubmitRequest) Validate() error {
 	if r.CardJWE == "" {
-		return errors.New("card_jwe is required")
+		return &httpapi.FieldError{Field: "card_jwe", Reason: "is required"}
 	}
 	return nil
 }
 
 func (s *Server) submit(c *fiber.Ctx) error {
 	var req SubmitRequest
-	if err := apierr.Bind(c.Body(), &req); err != nil {
+	if err := httpapi.Bind(c.Body(), &req); err != nil {
 		return err
 	}
 	sub := ingest.Submission{
@@ -126,7 +126,6 @@ func (s *Server) submit(c *fiber.Ctx) error {
 	if err != nil {
 		return submitError(err)
 	}
-	s.audit(c, audit.Event{Event: audit.EventTokenCreate, Client: t.MerchantID, Resource: t.ID, Kid: t.Kid, Outcome: audit.OutcomeSuccess})
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	return c.JSON(fiber.Map{"token": t.ID})
 }

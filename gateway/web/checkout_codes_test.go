@@ -10,6 +10,7 @@ import (
 	"github.com/blindgate/blindgate/gateway/ingest"
 	"github.com/blindgate/blindgate/gateway/sessions"
 	"github.com/blindgate/blindgate/internal/apierr"
+	"github.com/blindgate/blindgate/internal/httpapi"
 	"github.com/blindgate/blindgate/keyservice/client"
 )
 
@@ -34,7 +35,7 @@ func TestSubmitAnswersOnlyCheckoutCodes(t *testing.T) {
 	}
 	causes = append(causes, &client.Error{Status: 422, Code: "card_new_verdict"})
 	for _, cause := range causes {
-		ae := apierr.From(submitError(cause))
+		ae := httpapi.From(submitError(cause))
 		want, ok := listed[ae.Code]
 		if !ok {
 			t.Errorf("%v answers %q, which checkoutCodes lacks", cause, ae.Code)
@@ -46,7 +47,7 @@ func TestSubmitAnswersOnlyCheckoutCodes(t *testing.T) {
 	}
 	// A key-service outage, sealed or limited, is ours: retry later.
 	for _, e := range []*apierr.Error{apierr.Sealed, apierr.RateLimited, apierr.Unauthenticated, apierr.Replay, apierr.AuditFailed} {
-		if got := apierr.From(submitError(&client.Error{Status: e.Status, Code: e.Code})); got.Code != apierr.KeyServiceDown.Code {
+		if got := httpapi.From(submitError(&client.Error{Status: e.Status, Code: e.Code})); got.Code != apierr.KeyServiceDown.Code {
 			t.Errorf("key service %s reached the page as %s", e.Code, got.Code)
 		}
 	}

@@ -203,7 +203,8 @@ func newTestServer(t *testing.T, o fixtureOpt) *gwFixture {
 	log := slog.New(slog.NewJSONHandler(f.logs, nil))
 	f.srv = web.New(web.Deps{
 		Merchants: s.merchants, Sessions: s.sessions, Tokens: s.tokens,
-		Ingest:     ingest.New(s.sessions, s.tokens, inspector, s.limiter, limits, time.Minute),
+		Ingest: ingest.New(s.sessions, s.tokens, inspector, s.limiter, limits, time.Minute,
+			ingest.WithClock(func() time.Time { return *f.now }), ingest.WithAudit(gwAudit, log)),
 		Keys:       kek.New(kz.checkout, time.Second, time.Minute),
 		KeyService: kz.backoffice, Operators: f.ops, WebSessions: s.webs, Limiter: s.limiter,
 		Audit: gwAudit, Assets: assets, Pages: pages, Log: log,

@@ -9,11 +9,13 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/blindgate/blindgate/gateway/ingest"
 	"github.com/blindgate/blindgate/gateway/merchants"
 	"github.com/blindgate/blindgate/gateway/sessions"
 	"github.com/blindgate/blindgate/gateway/tokens"
 	"github.com/blindgate/blindgate/internal/apierr"
 	"github.com/blindgate/blindgate/internal/audit"
+	"github.com/blindgate/blindgate/internal/httpapi"
 )
 
 const merchantKey = "bg.merchant"
@@ -52,18 +54,15 @@ type CreateSessionRequest struct {
 	TTLSeconds     int                 `json:"ttl_seconds"`
 }
 
-// Validate checks shape; the store checks values.
-func (r CreateSessionRequest) Validate() error {
-	switch {
-	case len(r.AllowedOrigins) > 10:
-		return errors.New("allowed_origins: at most 10")
-	case r.MaxAttempts < 0 || r.MaxAttempts > 20:
-		return errors.New("max_attempts: 0 (default) to 20")
-	case r.TTLSeconds != 0 && (r.TTLSeconds < 60 || r.TTLSeconds > 24*3600):
-		return errors.New("ttl_seconds: 60 to 86400")
+func (r CreateSessionRequest) open() ingest.OpenRequest {
+	return ingest.OpenRequest{
+		AllowedOrigins: r.AllowedOrigins, ReturnURL: r.ReturnURL, Appearance: r.Appearance,
+		Locale: r.Locale, MaxAttempts: r.MaxAttempts, TTL: time.Duration(r.TTLSeconds) * time.Second,
 	}
-	return nil
 }
+
+// Validate applies ingest's rule for the request's shape.
+func (r CreateSessionRequest) Validate() error { return r.open().Validate() }
 
 // SessionResponse answers session creation.
 type SessionResponse struct {
@@ -74,54 +73,23 @@ type SessionResponse struct {
 
 func (s *Server) createSession(c *fiber.Ctx) error {
 	var req CreateSessionRequest
-	if err := apierr.Bind(c.Body(), &req); err != nil {
+	if err := httpapi.Bind(c.Body(), &req); err != nil {
 		return err
 	}
-	m := merchantOf(c)
-	origins := req.AllowedOrigins
-	if len(origins) == 0 {
-		origins = m.AllowedOrigins
-	}
-	// A session may only name origins the merchant registered: a leaked
-	// secret key must not let anyone frame the page on their own site.
-	for i, o := range origins {
-		n, err := sessions.ValidateOrigin(o)
-		if err != nil || !contains(m.AllowedOrigins, n) {
-			return apierr.OriginNotAllowed.Wrap(fmt.Errorf("origin %d", i))
-		}
-		origins[i] = n
-	}
-	if len(origins) == 0 {
-		return apierr.OriginNotAllowed.Wrap(errors.New("no allowed origin"))
-	}
-	sess := sessions.Session{
-		MerchantID: m.ID, AllowedOrigins: origins, ReturnURL: req.ReturnURL,
-		Appearance: req.Appearance, Locale: req.Locale, MaxAttempts: req.MaxAttempts,
-	}
-	if req.TTLSeconds > 0 {
-		sess.CreatedAt = s.deps.Config.Now().UTC()
-		sess.ExpiresAt = sess.CreatedAt.Add(time.Duration(req.TTLSeconds) * time.Second)
-	}
-	created, err := s.deps.Sessions.Create(c.UserContext(), sess)
-	if err != nil {
-		if errors.Is(err, sessions.ErrInvalid) {
-			return &apierr.Error{Status: 400, Code: apierr.InvalidField.Code, Message: "Invalid field: " + publicReason(err), Err: err}
-		}
+	created, err := s.deps.Ingest.Open(c.UserContext(), merchantOf(c), req.open())
+	switch {
+	case err == nil:
+	case errors.Is(err, ingest.ErrOriginNotAllowed):
+		return apierr.OriginNotAllowed.Wrap(err)
+	case errors.Is(err, sessions.ErrInvalid):
+		// The store's FieldError says which rule; nothing else of err is shown.
+		return httpapi.InvalidField(err)
+	default:
 		return apierr.Unavailable.Wrap(err)
 	}
 	return c.Status(fiber.StatusCreated).JSON(SessionResponse{
 		ID: created.ID, URL: s.deps.Config.PublicURL + "/checkout/" + created.ID, ExpiresAt: created.ExpiresAt,
 	})
-}
-
-// publicReason keeps the store's validation reason (which names a field, never
-// a secret) and drops the package prefix.
-func publicReason(err error) string {
-	msg := err.Error()
-	if i := strings.LastIndex(msg, ": "); i >= 0 && i+2 < len(msg) {
-		return msg[i+2:]
-	}
-	return msg
 }
 
 // TokenView is the masked card the merchant API returns (Contract 4).
@@ -209,13 +177,4 @@ func (s *Server) audit(c *fiber.Ctx, e audit.Event) {
 	if _, err := s.deps.Audit.Append(c.UserContext(), e); err != nil {
 		s.deps.Log.Error("gateway audit append failed", "event", e.Event, "err", err)
 	}
-}
-
-func contains(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }

@@ -23,8 +23,8 @@ import (
 	"github.com/blindgate/blindgate/gateway/sessions"
 	"github.com/blindgate/blindgate/gateway/tokens"
 	"github.com/blindgate/blindgate/gateway/websession"
-	"github.com/blindgate/blindgate/internal/apierr"
 	"github.com/blindgate/blindgate/internal/audit"
+	"github.com/blindgate/blindgate/internal/httpapi"
 	"github.com/blindgate/blindgate/internal/httpmetrics"
 	"github.com/blindgate/blindgate/internal/ratelimit"
 	"github.com/blindgate/blindgate/keyservice/wire"
@@ -33,8 +33,10 @@ import (
 // MaxBody caps request bodies: a card and a CVC ciphertext fit in a few KiB.
 const MaxBody = 64 << 10
 
-// Submitter turns a checkout submission into a token.
+// Submitter is the checkout's domain (ingest): it opens a merchant's
+// checkout session and turns a submission into a token, auditing it.
 type Submitter interface {
+	Open(ctx context.Context, m merchants.Merchant, req ingest.OpenRequest) (sessions.Session, error)
 	Submit(ctx context.Context, sub ingest.Submission) (tokens.Token, error)
 }
 
@@ -112,7 +114,7 @@ func New(d Deps) *Server {
 	s.app = fiber.New(fiber.Config{
 		AppName:               "blindgate-gateway",
 		BodyLimit:             MaxBody,
-		ErrorHandler:          apierr.Handler(d.Log),
+		ErrorHandler:          httpapi.ErrorHandler(d.Log),
 		DisableStartupMessage: true,
 		ReadTimeout:           10 * time.Second,
 		WriteTimeout:          15 * time.Second,

@@ -10,8 +10,8 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/blindgate/blindgate/internal/apierr"
 	"github.com/blindgate/blindgate/internal/audit"
+	"github.com/blindgate/blindgate/internal/httpapi"
 	"github.com/blindgate/blindgate/keyservice/keyring"
 	"github.com/blindgate/blindgate/keyservice/seal"
 	"github.com/blindgate/blindgate/keyservice/sigauth"
@@ -90,7 +90,7 @@ func New(d Deps) *Server {
 	s.app = fiber.New(fiber.Config{
 		AppName:               "blindgate-keyservice",
 		BodyLimit:             MaxBody,
-		ErrorHandler:          apierr.Handler(d.Log),
+		ErrorHandler:          httpapi.ErrorHandler(d.Log),
 		DisableStartupMessage: true,
 		ReadTimeout:           10 * time.Second,
 		WriteTimeout:          10 * time.Second,

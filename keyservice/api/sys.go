@@ -9,6 +9,7 @@ import (
 
 	"github.com/blindgate/blindgate/internal/apierr"
 	"github.com/blindgate/blindgate/internal/audit"
+	"github.com/blindgate/blindgate/internal/httpapi"
 	"github.com/blindgate/blindgate/internal/jose"
 	"github.com/blindgate/blindgate/keyservice/keyring"
 	"github.com/blindgate/blindgate/keyservice/seal"
@@ -82,7 +83,7 @@ func (s *Server) unseal(c *fiber.Ctx) error {
 		return apierr.NotFound
 	}
 	var req wire.UnsealRequest
-	if err := apierr.Bind(c.Body(), &req); err != nil {
+	if err := httpapi.Bind(c.Body(), &req); err != nil {
 		return err
 	}
 	var (
@@ -119,7 +120,7 @@ func (s *Server) auditQuery(c *fiber.Ctx) error {
 		return apierr.NotFound
 	}
 	var req wire.AuditQueryRequest
-	if err := apierr.Bind(c.Body(), &req); err != nil {
+	if err := httpapi.Bind(c.Body(), &req); err != nil {
 		return err
 	}
 	limit := req.Limit

@@ -7,6 +7,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/blindgate/blindgate/internal/apierr"
+	"github.com/blindgate/blindgate/internal/httpapi"
 	"github.com/blindgate/blindgate/internal/jose/compact"
 	"github.com/blindgate/blindgate/keyservice/card"
 	"github.com/blindgate/blindgate/keyservice/unwrap"
@@ -22,8 +23,8 @@ func (s *Server) meta(c *fiber.Ctx) unwrap.Meta {
 // runs only the strict parse. A malformed ciphertext answers invalid_jwe,
 // as the strict parse would; a card number in a reason answers
 // pan_in_text, as the gateway's back office does.
-func bind(c *fiber.Ctx, req apierr.Validator) error {
-	err := apierr.Bind(c.Body(), req)
+func bind(c *fiber.Ctx, req httpapi.Validator) error {
+	err := httpapi.Bind(c.Body(), req)
 	switch {
 	case err == nil:
 		return nil

@@ -9,19 +9,53 @@ import (
 	"github.com/blindgate/blindgate/internal/panshape"
 )
 
-// ErrInvalidRequest: a request fails its Validate. The message names the
-// field, never its value.
+// ErrInvalidRequest: a request fails its Validate. Every such error is a
+// *FieldError, which names the field, never its value.
 var ErrInvalidRequest = errors.New("keyservice: invalid request")
+
+// FieldError is a request field that breaks its rule: the field and the
+// rule in words written here, beside the rule, for the caller
+// (PublicReason). It never holds the value; a cause it wraps (a
+// ciphertext's shape error) is for errors.Is and the logs, never for the
+// answer. It matches ErrInvalidRequest.
+type FieldError struct {
+	Field  string
+	Reason string // the rule; may be empty
+	Err    error  // an internal cause; may be nil
+}
+
+func (e *FieldError) Error() string {
+	s := "keyservice: invalid request: " + e.PublicReason()
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+func (e *FieldError) Unwrap() []error {
+	if e.Err != nil {
+		return []error{ErrInvalidRequest, e.Err}
+	}
+	return []error{ErrInvalidRequest}
+}
+
+// PublicReason is the field and the rule it breaks.
+func (e *FieldError) PublicReason() string {
+	if e.Reason == "" {
+		return e.Field
+	}
+	return e.Field + " " + e.Reason
+}
 
 // ErrPANInText: a reason holds what looks like a card number, which the
 // audit trail would keep forever. It matches ErrInvalidRequest too.
-var ErrPANInText = fmt.Errorf("%w: reason looks like a card number", ErrInvalidRequest)
+var ErrPANInText error = &FieldError{Field: "reason", Reason: "looks like a card number"}
 
 // The ways a reveal reason fails ValidateReason besides ErrPANInText, so a
 // form can say which; both match ErrInvalidRequest.
 var (
-	ErrReasonLength     = fmt.Errorf("%w: reason: %d to %d characters", ErrInvalidRequest, MinReasonLen, MaxReasonLen)
-	ErrReasonCharacters = fmt.Errorf("%w: reason: invalid UTF-8 or control characters", ErrInvalidRequest)
+	ErrReasonLength     error = &FieldError{Field: "reason", Reason: fmt.Sprintf("must be %d to %d characters", MinReasonLen, MaxReasonLen)}
+	ErrReasonCharacters error = &FieldError{Field: "reason", Reason: "has invalid UTF-8 or control characters"}
 )
 
 // Field limits shared by the client (fail before sending) and the key
@@ -40,7 +74,7 @@ const (
 	MaxAuditActors = 500
 )
 
-func invalid(field string) error { return fmt.Errorf("%w: %s", ErrInvalidRequest, field) }
+func invalid(field string) error { return &FieldError{Field: field} }
 
 // checkJWE applies the one ciphertext shape rule (compact.CheckJWE). A
 // missing or oversized value is a field error; a malformed one also wraps
@@ -54,7 +88,7 @@ func checkJWE(field, s string) error {
 	case s == "" || errors.Is(err, compact.ErrTooLarge):
 		return invalid(field)
 	default:
-		return fmt.Errorf("%w: %s: %w", ErrInvalidRequest, field, err)
+		return &FieldError{Field: field, Reason: "is not a compact JWE", Err: err}
 	}
 }
 
@@ -207,10 +241,10 @@ func (r *UnsealRequest) Validate() error {
 	}
 	if r.Reset {
 		if r.Key != "" {
-			return invalid("key (a reset carries no share)")
+			return &FieldError{Field: "key", Reason: "must be empty in a reset"}
 		}
 		if r.Nonce == "" {
-			return invalid("nonce (a reset needs the round's nonce)")
+			return &FieldError{Field: "nonce", Reason: "is required in a reset (the round's nonce)"}
 		}
 		return nil
 	}

@@ -1,45 +1,77 @@
-package apierr
+package httpapi
 
 import (
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
+
+	"github.com/blindgate/blindgate/internal/apierr"
 )
 
 // Validator is a request body that checks its own fields.
 type Validator interface{ Validate() error }
 
+// PublicReasoner is a validation error whose text is written for the caller
+// where the rule is defined: the field and the rule it breaks, never the
+// value and never an internal cause. A domain package's field error
+// implements it; InvalidField shows PublicReason and nothing else of the
+// error, so a wrapped cause cannot reach the answer.
+type PublicReasoner interface {
+	error
+	PublicReason() string
+}
+
+// FieldError is the PublicReasoner of a handler's own request checks.
+type FieldError struct {
+	Field  string
+	Reason string // the rule, e.g. "is required"
+}
+
+func (e *FieldError) Error() string        { return "invalid field: " + e.PublicReason() }
+func (e *FieldError) PublicReason() string { return e.Field + " " + e.Reason }
+
+// InvalidField is the invalid_field answer for err: its public reason if
+// it has one, else the code's generic message. err.Error() is never shown.
+func InvalidField(err error) *apierr.Error {
+	var pr PublicReasoner
+	if errors.As(err, &pr) {
+		if r := pr.PublicReason(); r != "" {
+			return &apierr.Error{Status: apierr.InvalidField.Status, Code: apierr.InvalidField.Code, Message: "Invalid field: " + r, Err: err}
+		}
+	}
+	return apierr.InvalidField.Wrap(err)
+}
+
 // Bind decodes a JSON request body strictly (no unknown fields, one value)
 // and validates it. json.Unmarshal copies strings, so nothing keeps a
-// server's reused body buffer alive past the handler. The validation error
-// names a field and is shown to the caller; it never holds request data.
+// server's reused body buffer alive past the handler. Of a validation error
+// only its PublicReason is shown (see InvalidField).
 func Bind(body []byte, v Validator) error {
 	// encoding/json keeps the last of two equal keys, other parsers the
 	// first: a signed or checked body must have one reading only.
 	if err := noDuplicateKeys(body); err != nil {
 		if errors.Is(err, errDuplicateKey) {
-			return DuplicateKey.Wrap(err)
+			return apierr.DuplicateKey.Wrap(err)
 		}
-		return BadRequest.Wrap(err)
+		return apierr.BadRequest.Wrap(err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return BadRequest.Wrap(err)
+		return apierr.BadRequest.Wrap(err)
 	}
 	if dec.More() {
-		return BadRequest
+		return apierr.BadRequest
 	}
 	if err := v.Validate(); err != nil {
-		return &Error{Status: http.StatusBadRequest, Code: InvalidField.Code, Message: "Invalid field: " + err.Error(), Err: err}
+		return InvalidField(err)
 	}
 	return nil
 }
 
-var errDuplicateKey = errors.New("apierr: duplicate JSON key")
+var errDuplicateKey = errors.New("httpapi: duplicate JSON key")
 
 // maxDepth bounds nesting, as encoding/json does (10000); a body this deep
 // is no request of ours.
@@ -59,7 +91,7 @@ func noDuplicateKeys(body []byte) error {
 	for {
 		tok, err := dec.Token()
 		if err != nil {
-			return fmt.Errorf("apierr: read JSON: %w", err)
+			return fmt.Errorf("httpapi: read JSON: %w", err)
 		}
 		if n := len(stack); n > 0 && stack[n-1].keys != nil && stack[n-1].keyNext {
 			if d, ok := tok.(json.Delim); ok && d == '}' {
@@ -80,13 +112,13 @@ func noDuplicateKeys(body []byte) error {
 			case json.Delim('{'):
 				stack = append(stack, frame{keys: map[string]struct{}{}, keyNext: true})
 				if len(stack) > maxDepth {
-					return errors.New("apierr: JSON nested too deep")
+					return errors.New("httpapi: JSON nested too deep")
 				}
 				continue
 			case json.Delim('['):
 				stack = append(stack, frame{})
 				if len(stack) > maxDepth {
-					return errors.New("apierr: JSON nested too deep")
+					return errors.New("httpapi: JSON nested too deep")
 				}
 				continue
 			case json.Delim(']'):
