@@ -28,7 +28,7 @@ import (
 
 	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/internal/jose"
-	"github.com/blindgate/blindgate/internal/redisx"
+	"github.com/blindgate/blindgate/keyservice/app"
 	"github.com/blindgate/blindgate/keyservice/client"
 	"github.com/blindgate/blindgate/keyservice/sigauth"
 	"github.com/blindgate/blindgate/keyservice/wire"
@@ -199,12 +199,7 @@ func TestAuditVerifyCatchesTampering(t *testing.T) {
 
 func devConfig(t *testing.T, dir string) appConfig {
 	t.Helper()
-	return appConfig{
-		Addr: "127.0.0.1:0", DevHTTP: true, KeyringPath: filepath.Join(dir, "keyring.sealed"), Shares: 1,
-		DevUnseal: true, ClientsPath: filepath.Join(dir, "clients.json"), Audience: "blindgate-keyservice",
-		Skew: 5 * time.Second, AuditPath: filepath.Join(dir, "audit.log"), Freshness: 15 * time.Minute,
-		RevealPerMinute: 5, RevealPerDay: 50, RevealClientPerMinute: 60, RevealClientPerDay: 1000, InspectPerSecond: 2000, LogLevel: "error", Redis: redisx.Config{Addrs: "memory"},
-	}
+	return app.DevConfig(dir)
 }
 
 func mustListen(t *testing.T) net.Listener {

@@ -43,21 +43,14 @@ import (
 	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
-// Errors the HTTP layer maps to codes the checkout page understands.
+// Errors the HTTP layer maps to codes the checkout page understands. A
+// refusal by a limit is a *ratelimit.Refused (its Retry-After) that also
+// matches ErrLimited.
 var (
 	ErrInvalid     = errors.New("ingest: invalid submission")
 	ErrLimited     = errors.New("ingest: rate limited")
 	ErrUnavailable = errors.New("ingest: dependency unavailable")
 )
-
-// LimitedError carries the retry delay of a refused submission.
-type LimitedError struct {
-	Limit      string
-	RetryAfter time.Duration
-}
-
-func (e *LimitedError) Error() string { return "ingest: limit " + e.Limit + " reached" }
-func (e *LimitedError) Unwrap() error { return ErrLimited }
 
 // Inspector is the key service's signed inspect.
 type Inspector interface {
@@ -103,7 +96,7 @@ type Service struct {
 	sessions  Sessions
 	tokens    Tokens
 	inspector Inspector
-	limiter   ratelimit.Limiter
+	limiter   ratelimit.Gate
 	limits    Limits
 	cvcTTL    time.Duration
 	now       func() time.Time
@@ -127,7 +120,7 @@ func New(s Sessions, t Tokens, in Inspector, l ratelimit.Limiter, limits Limits,
 	if cvcTTL <= 0 {
 		cvcTTL = 10 * time.Minute
 	}
-	svc := &Service{sessions: s, tokens: t, inspector: in, limiter: l, limits: limits, cvcTTL: cvcTTL, now: time.Now}
+	svc := &Service{sessions: s, tokens: t, inspector: in, limiter: ratelimit.Gate{Limiter: l, Limited: ErrLimited, Unavailable: ErrUnavailable}, limits: limits, cvcTTL: cvcTTL, now: time.Now}
 	for _, o := range opts {
 		o(svc)
 	}
@@ -165,7 +158,7 @@ func (svc *Service) Submit(ctx context.Context, sub Submission) (tokens.Token, e
 	if err := sub.Validate(); err != nil {
 		return tokens.Token{}, err
 	}
-	if err := svc.allow(ctx, svc.limits.PerIP, sub.ClientIP); err != nil {
+	if err := svc.limiter.Check(ctx, svc.limits.PerIP, sub.ClientIP); err != nil {
 		return tokens.Token{}, err
 	}
 	if !sessions.ValidID(sub.SessionID) {
@@ -173,7 +166,7 @@ func (svc *Service) Submit(ctx context.Context, sub Submission) (tokens.Token, e
 		return tokens.Token{}, fmt.Errorf("ingest: session: %w", sessions.ErrNotFound)
 	}
 	// Before Attempt: a submission the limiter refuses uses up no attempt.
-	if err := svc.allow(ctx, svc.limits.PerSession, sub.SessionID); err != nil {
+	if err := svc.limiter.Check(ctx, svc.limits.PerSession, sub.SessionID); err != nil {
 		return tokens.Token{}, err
 	}
 	claim := submissionKey(sub)
@@ -258,17 +251,6 @@ func (svc *Service) replayed(ctx context.Context, sub Submission) (tokens.Token,
 		return t, nil
 	}
 	return tokens.Token{}, fmt.Errorf("ingest: session: %w", sessions.ErrCompleted)
-}
-
-func (svc *Service) allow(ctx context.Context, l ratelimit.Limit, key string) error {
-	r, err := svc.limiter.Allow(ctx, key, l)
-	if err != nil {
-		return fmt.Errorf("%w: rate limiter: %w", ErrUnavailable, err)
-	}
-	if !r.Allowed {
-		return &LimitedError{Limit: l.Name, RetryAfter: r.RetryAfter}
-	}
-	return nil
 }
 
 // submissionKey identifies one submission: the same ciphertext for the same

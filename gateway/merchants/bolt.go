@@ -20,10 +20,7 @@ import (
 //
 // A rotated-out key's index entry stays until the next rotation; the record's
 // PrevUntil decides whether it still authenticates.
-type Bolt struct {
-	db *bolt.DB
-	o  options
-}
+type Bolt struct{ st boltx.Store }
 
 var _ Store = (*Bolt)(nil)
 
@@ -34,10 +31,14 @@ var (
 
 // NewBolt creates the buckets it needs in db.
 func NewBolt(db *bolt.DB, opts ...Option) (*Bolt, error) {
-	if err := boltx.CreateBuckets(db, bMerchants, bKeys); err != nil {
-		return nil, fmt.Errorf("merchants: bolt buckets: %w", err)
+	st, err := boltx.NewStore(db, boltx.StoreOptions{
+		Name: "merchants", Now: buildOptions(opts).now, Buckets: [][]byte{bMerchants, bKeys},
+		Sentinels: []error{ErrNotFound, ErrInvalid, ErrUnauthorized},
+	})
+	if err != nil {
+		return nil, err
 	}
-	return &Bolt{db: db, o: buildOptions(opts)}, nil
+	return &Bolt{st: st}, nil
 }
 
 func loadRec(tx *bolt.Tx, id string) (record, error) {
@@ -48,37 +49,30 @@ func storeRec(tx *bolt.Tx, rec record) error {
 	return boltx.Put(tx.Bucket(bMerchants), rec.ID, rec)
 }
 
-func wrap(op string, err error) error {
-	if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrInvalid) || errors.Is(err, ErrUnauthorized) {
-		return err
-	}
-	return fmt.Errorf("merchants: bolt %s: %w", op, err)
-}
-
 // Create implements Store.
 func (b *Bolt) Create(ctx context.Context, name string, origins []string) (Merchant, string, error) {
-	if err := checkCtx(ctx); err != nil {
+	if err := b.st.Check(ctx); err != nil {
 		return Merchant{}, "", err
 	}
-	rec, secret, err := newRecord(name, origins, b.o.now())
+	rec, secret, err := newRecord(name, origins, b.st.Now())
 	if err != nil {
 		return Merchant{}, "", err
 	}
-	err = b.db.Update(func(tx *bolt.Tx) error {
+	err = b.st.DB().Update(func(tx *bolt.Tx) error {
 		if err := storeRec(tx, rec); err != nil {
 			return err
 		}
 		return tx.Bucket(bKeys).Put([]byte(rec.KeyHash), []byte(rec.ID))
 	})
 	if err != nil {
-		return Merchant{}, "", wrap("create", err)
+		return Merchant{}, "", b.st.Wrap("create", err)
 	}
 	return rec.Merchant, secret, nil
 }
 
 // Authenticate implements Store.
 func (b *Bolt) Authenticate(ctx context.Context, secretKey string) (Merchant, error) {
-	if err := checkCtx(ctx); err != nil {
+	if err := b.st.Check(ctx); err != nil {
 		return Merchant{}, err
 	}
 	h := hashSecret(secretKey)
@@ -86,7 +80,7 @@ func (b *Bolt) Authenticate(ctx context.Context, secretKey string) (Merchant, er
 		return Merchant{}, ErrUnauthorized
 	}
 	var m Merchant
-	err := b.db.View(func(tx *bolt.Tx) error {
+	err := b.st.DB().View(func(tx *bolt.Tx) error {
 		id := tx.Bucket(bKeys).Get([]byte(hex.EncodeToString(h)))
 		if id == nil {
 			return ErrUnauthorized
@@ -98,45 +92,45 @@ func (b *Bolt) Authenticate(ctx context.Context, secretKey string) (Merchant, er
 		if err != nil {
 			return err
 		}
-		if !rec.matches(h, b.o.now()) {
+		if !rec.matches(h, b.st.Now()) {
 			return ErrUnauthorized
 		}
 		m = rec.Merchant
 		return nil
 	})
 	if err != nil {
-		return Merchant{}, wrap("authenticate", err)
+		return Merchant{}, b.st.Wrap("authenticate", err)
 	}
 	return m, nil
 }
 
 // Get implements Store.
 func (b *Bolt) Get(ctx context.Context, id string) (Merchant, error) {
-	if err := checkCtx(ctx); err != nil {
+	if err := b.st.Check(ctx); err != nil {
 		return Merchant{}, err
 	}
 	if !ValidID(id) {
 		return Merchant{}, ErrNotFound
 	}
 	var m Merchant
-	err := b.db.View(func(tx *bolt.Tx) error {
+	err := b.st.DB().View(func(tx *bolt.Tx) error {
 		rec, err := loadRec(tx, id)
 		m = rec.Merchant
 		return err
 	})
 	if err != nil {
-		return Merchant{}, wrap("get", err)
+		return Merchant{}, b.st.Wrap("get", err)
 	}
 	return m, nil
 }
 
 // List implements Store.
 func (b *Bolt) List(ctx context.Context) ([]Merchant, error) {
-	if err := checkCtx(ctx); err != nil {
+	if err := b.st.Check(ctx); err != nil {
 		return nil, err
 	}
 	out := []Merchant{}
-	err := b.db.View(func(tx *bolt.Tx) error {
+	err := b.st.DB().View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bMerchants).ForEach(func(_, v []byte) error {
 			var rec record
 			if err := json.Unmarshal(v, &rec); err != nil {
@@ -147,7 +141,7 @@ func (b *Bolt) List(ctx context.Context) ([]Merchant, error) {
 		})
 	})
 	if err != nil {
-		return nil, wrap("list", err)
+		return nil, b.st.Wrap("list", err)
 	}
 	sortMerchants(out)
 	return out, nil
@@ -155,19 +149,19 @@ func (b *Bolt) List(ctx context.Context) ([]Merchant, error) {
 
 // RotateKey implements Store.
 func (b *Bolt) RotateKey(ctx context.Context, id string, grace time.Duration) (string, error) {
-	if err := checkCtx(ctx); err != nil {
+	if err := b.st.Check(ctx); err != nil {
 		return "", err
 	}
 	if !ValidID(id) {
 		return "", ErrNotFound
 	}
 	var secret string
-	err := b.db.Update(func(tx *bolt.Tx) error {
+	err := b.st.DB().Update(func(tx *bolt.Tx) error {
 		rec, err := loadRec(tx, id)
 		if err != nil {
 			return err
 		}
-		s, drop, _, err := rotate(&rec, grace, b.o.now())
+		s, drop, _, err := rotate(&rec, grace, b.st.Now())
 		if err != nil {
 			return err
 		}
@@ -184,14 +178,14 @@ func (b *Bolt) RotateKey(ctx context.Context, id string, grace time.Duration) (s
 		return storeRec(tx, rec)
 	})
 	if err != nil {
-		return "", wrap("rotate", err)
+		return "", b.st.Wrap("rotate", err)
 	}
 	return secret, nil
 }
 
 // SetOrigins implements Store.
 func (b *Bolt) SetOrigins(ctx context.Context, id string, origins []string) (Merchant, error) {
-	if err := checkCtx(ctx); err != nil {
+	if err := b.st.Check(ctx); err != nil {
 		return Merchant{}, err
 	}
 	if !ValidID(id) {
@@ -202,7 +196,7 @@ func (b *Bolt) SetOrigins(ctx context.Context, id string, origins []string) (Mer
 		return Merchant{}, err
 	}
 	var m Merchant
-	err = b.db.Update(func(tx *bolt.Tx) error {
+	err = b.st.DB().Update(func(tx *bolt.Tx) error {
 		rec, err := loadRec(tx, id)
 		if err != nil {
 			return err
@@ -212,7 +206,7 @@ func (b *Bolt) SetOrigins(ctx context.Context, id string, origins []string) (Mer
 		return storeRec(tx, rec)
 	})
 	if err != nil {
-		return Merchant{}, wrap("set origins", err)
+		return Merchant{}, b.st.Wrap("set origins", err)
 	}
 	return m, nil
 }

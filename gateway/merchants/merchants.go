@@ -244,13 +244,6 @@ func buildOptions(opts []Option) options {
 	return o
 }
 
-func checkCtx(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("merchants: %w", err)
-	}
-	return nil
-}
-
 func sortMerchants(ms []Merchant) {
 	slices.SortFunc(ms, func(a, b Merchant) int {
 		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {

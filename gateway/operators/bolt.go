@@ -7,6 +7,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/blindgate/blindgate/internal/boltx"
 )
 
 // Bucket names in the shared gateway bbolt file.
@@ -23,27 +25,18 @@ const pruneFailuresOver = 1024
 // Bolt is the embedded Store, in a bbolt file the gateway shares with its
 // other stores. Every method is one bbolt transaction, so the read-modify-
 // write of Update and RecordFailure is atomic.
-type Bolt struct{ db *bolt.DB }
+type Bolt struct{ st boltx.Store }
 
 var _ Store = (*Bolt)(nil)
 
 // NewBolt creates the buckets it needs in db.
 func NewBolt(db *bolt.DB) (*Bolt, error) {
-	err := db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketOps, bucketUsers, bucketFailures} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	st, err := boltx.NewStore(db, boltx.StoreOptions{Name: "operators", Buckets: [][]byte{bucketOps, bucketUsers, bucketFailures}})
 	if err != nil {
-		return nil, fmt.Errorf("operators: bolt buckets: %w", err)
+		return nil, err
 	}
-	return &Bolt{db: db}, nil
+	return &Bolt{st: st}, nil
 }
-
-func boltErr(op string, err error) error { return fmt.Errorf("operators: bolt %s: %w", op, err) }
 
 // Create implements Store.
 func (s *Bolt) Create(ctx context.Context, op Operator) error {
@@ -54,16 +47,16 @@ func (s *Bolt) Create(ctx context.Context, op Operator) error {
 	if err != nil {
 		return err
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.st.DB().Update(func(tx *bolt.Tx) error {
 		users, ops := tx.Bucket(bucketUsers), tx.Bucket(bucketOps)
 		if users.Get([]byte(op.Username)) != nil || ops.Get([]byte(op.ID)) != nil {
 			return ErrExists
 		}
 		if err := ops.Put([]byte(op.ID), b); err != nil {
-			return boltErr("put", err)
+			return s.st.Wrap("put", err)
 		}
 		if err := users.Put([]byte(op.Username), []byte(op.ID)); err != nil {
-			return boltErr("put", err)
+			return s.st.Wrap("put", err)
 		}
 		return nil
 	})
@@ -97,7 +90,7 @@ func getTx(tx *bolt.Tx, id string) (Operator, error) {
 
 // Get implements Store.
 func (s *Bolt) Get(ctx context.Context, id string) (op Operator, err error) {
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.st.DB().View(func(tx *bolt.Tx) error {
 		op, err = getTx(tx, id)
 		return err
 	})
@@ -106,7 +99,7 @@ func (s *Bolt) Get(ctx context.Context, id string) (op Operator, err error) {
 
 // GetByUsername implements Store.
 func (s *Bolt) GetByUsername(ctx context.Context, username string) (op Operator, err error) {
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.st.DB().View(func(tx *bolt.Tx) error {
 		id := tx.Bucket(bucketUsers).Get([]byte(username))
 		if id == nil {
 			return ErrNotFound
@@ -119,7 +112,7 @@ func (s *Bolt) GetByUsername(ctx context.Context, username string) (op Operator,
 
 // List implements Store.
 func (s *Bolt) List(ctx context.Context, merchantID string) (ops []Operator, err error) {
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.st.DB().View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketOps).ForEach(func(k, v []byte) error {
 			r, err := decodeRecord(v)
 			if err != nil {
@@ -142,7 +135,7 @@ func (s *Bolt) List(ctx context.Context, merchantID string) (ops []Operator, err
 
 // Update implements Store.
 func (s *Bolt) Update(ctx context.Context, id string, fn func(*Operator) error) (op Operator, err error) {
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.st.DB().Update(func(tx *bolt.Tx) error {
 		old, err := getTx(tx, id)
 		if err != nil {
 			return err
@@ -170,7 +163,7 @@ func (s *Bolt) Update(ctx context.Context, id string, fn func(*Operator) error) 
 
 // Lockout implements Store.
 func (s *Bolt) Lockout(ctx context.Context, username string) (l Lockout, err error) {
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.st.DB().View(func(tx *bolt.Tx) error {
 		f, err := readFailures(tx, username)
 		l = f.lockout()
 		return err
@@ -182,7 +175,7 @@ func (s *Bolt) Lockout(ctx context.Context, username string) (l Lockout, err err
 func (s *Bolt) RecordFailure(ctx context.Context, username string, now time.Time, p LockoutPolicy) (l Lockout, err error) {
 	// Millisecond precision, as in the Redis store, so both answer alike.
 	now = now.Truncate(time.Millisecond)
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.st.DB().Update(func(tx *bolt.Tx) error {
 		f, err := readFailures(tx, username)
 		if err != nil {
 			return err
@@ -194,11 +187,11 @@ func (s *Bolt) RecordFailure(ctx context.Context, username string, now time.Time
 		}
 		bk := tx.Bucket(bucketFailures)
 		if err := bk.Put([]byte(username), b); err != nil {
-			return boltErr("put", err)
+			return s.st.Wrap("put", err)
 		}
 		l = f.lockout()
 		if bk.Stats().KeyN > pruneFailuresOver {
-			return pruneFailures(bk, now, p.Window)
+			return s.pruneFailures(bk, now, p.Window)
 		}
 		return nil
 	})
@@ -206,7 +199,7 @@ func (s *Bolt) RecordFailure(ctx context.Context, username string, now time.Time
 }
 
 // pruneFailures deletes counters that read as zero at now.
-func pruneFailures(bk *bolt.Bucket, now time.Time, window time.Duration) error {
+func (s *Bolt) pruneFailures(bk *bolt.Bucket, now time.Time, window time.Duration) error {
 	var stale [][]byte
 	err := bk.ForEach(func(k, v []byte) error {
 		var f failureState
@@ -220,7 +213,7 @@ func pruneFailures(bk *bolt.Bucket, now time.Time, window time.Duration) error {
 	}
 	for _, k := range stale {
 		if err := bk.Delete(k); err != nil {
-			return boltErr("delete", err)
+			return s.st.Wrap("delete", err)
 		}
 	}
 	return nil
@@ -228,7 +221,7 @@ func pruneFailures(bk *bolt.Bucket, now time.Time, window time.Duration) error {
 
 // ResetFailures implements Store.
 func (s *Bolt) ResetFailures(ctx context.Context, username string) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.st.DB().Update(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketFailures).Delete([]byte(username))
 	})
 }

@@ -16,7 +16,7 @@ import (
 // id -> JSON Session. Each operation is one bbolt transaction. Expired
 // sessions are removed by Sweep (run it periodically with RunSweeper).
 type Bolt struct {
-	db *bolt.DB
+	st boltx.Store
 	o  options
 }
 
@@ -26,10 +26,15 @@ var bSessions = []byte("sessions")
 
 // NewBolt creates the bucket it needs in db.
 func NewBolt(db *bolt.DB, opts ...Option) (*Bolt, error) {
-	if err := boltx.CreateBuckets(db, bSessions); err != nil {
-		return nil, fmt.Errorf("sessions: bolt bucket: %w", err)
+	o := buildOptions(opts)
+	st, err := boltx.NewStore(db, boltx.StoreOptions{
+		Name: "sessions", Now: o.now, Buckets: [][]byte{bSessions},
+		Sentinels: []error{ErrNotFound, ErrExpired, ErrTooManyAttempts, ErrCompleted, ErrInvalid, ErrConflict, ErrBusy},
+	})
+	if err != nil {
+		return nil, err
 	}
-	return &Bolt{db: db, o: buildOptions(opts)}, nil
+	return &Bolt{st: st, o: o}, nil
 }
 
 // record is a stored session with its claim, which is store state rather
@@ -64,55 +69,43 @@ func (b *Bolt) gone(s Session, now time.Time) bool {
 
 // Create implements Store.
 func (b *Bolt) Create(ctx context.Context, s Session) (Session, error) {
-	if err := checkCtx(ctx); err != nil {
+	if err := b.st.Check(ctx); err != nil {
 		return Session{}, err
 	}
-	s, err := prepare(s, b.o.now())
+	s, err := prepare(s, b.st.Now())
 	if err != nil {
 		return Session{}, err
 	}
-	err = b.db.Update(func(tx *bolt.Tx) error {
+	err = b.st.DB().Update(func(tx *bolt.Tx) error {
 		if tx.Bucket(bSessions).Get([]byte(s.ID)) != nil {
 			return ErrConflict
 		}
 		return store(tx, s)
 	})
 	if err != nil {
-		return Session{}, wrap("create", err)
+		return Session{}, b.st.Wrap("create", err)
 	}
 	return s, nil
 }
 
-func wrap(op string, err error) error {
-	if err == nil {
-		return nil
-	}
-	for _, s := range []error{ErrNotFound, ErrExpired, ErrTooManyAttempts, ErrCompleted, ErrInvalid, ErrConflict, ErrBusy} {
-		if errors.Is(err, s) {
-			return err
-		}
-	}
-	return fmt.Errorf("sessions: bolt %s: %w", op, err)
-}
-
 // Get implements Store.
 func (b *Bolt) Get(ctx context.Context, id string) (Session, error) {
-	if err := checkCtx(ctx); err != nil {
+	if err := b.st.Check(ctx); err != nil {
 		return Session{}, err
 	}
 	if !ValidID(id) {
 		return Session{}, ErrNotFound
 	}
 	var s Session
-	err := b.db.View(func(tx *bolt.Tx) error {
+	err := b.st.DB().View(func(tx *bolt.Tx) error {
 		var err error
 		s, err = load(tx, id)
 		return err
 	})
 	if err != nil {
-		return Session{}, wrap("get", err)
+		return Session{}, b.st.Wrap("get", err)
 	}
-	now := b.o.now()
+	now := b.st.Now()
 	if b.gone(s, now) {
 		return Session{}, ErrNotFound
 	}
@@ -124,7 +117,7 @@ func (b *Bolt) Get(ctx context.Context, id string) (Session, error) {
 
 // Attempt implements Store.
 func (b *Bolt) Attempt(ctx context.Context, id, claim string) (Session, error) {
-	if err := checkCtx(ctx); err != nil {
+	if err := b.st.Check(ctx); err != nil {
 		return Session{}, err
 	}
 	if !ValidID(id) {
@@ -135,8 +128,8 @@ func (b *Bolt) Attempt(ctx context.Context, id, claim string) (Session, error) {
 	}
 	var r record
 	var refused error
-	now := b.o.now()
-	err := b.db.Update(func(tx *bolt.Tx) error {
+	now := b.st.Now()
+	err := b.st.DB().Update(func(tx *bolt.Tx) error {
 		var err error
 		if r, err = loadRecord(tx, id); err != nil {
 			return err
@@ -160,20 +153,20 @@ func (b *Bolt) Attempt(ctx context.Context, id, claim string) (Session, error) {
 		return nil
 	})
 	if err != nil {
-		return Session{}, wrap("attempt", err)
+		return Session{}, b.st.Wrap("attempt", err)
 	}
 	return r.Session, refused
 }
 
 // Release implements Store.
 func (b *Bolt) Release(ctx context.Context, id, claim string) error {
-	if err := checkCtx(ctx); err != nil {
+	if err := b.st.Check(ctx); err != nil {
 		return err
 	}
 	if !ValidID(id) || !validClaim(claim) {
 		return nil
 	}
-	err := b.db.Update(func(tx *bolt.Tx) error {
+	err := b.st.DB().Update(func(tx *bolt.Tx) error {
 		r, err := loadRecord(tx, id)
 		if errors.Is(err, ErrNotFound) || r.Claim != claim {
 			return nil
@@ -184,12 +177,12 @@ func (b *Bolt) Release(ctx context.Context, id, claim string) error {
 		r.Claim, r.ClaimExpires = "", time.Time{}
 		return storeRecord(tx, r)
 	})
-	return wrap("release", err)
+	return b.st.Wrap("release", err)
 }
 
 // Complete implements Store.
 func (b *Bolt) Complete(ctx context.Context, id, token string) error {
-	if err := checkCtx(ctx); err != nil {
+	if err := b.st.Check(ctx); err != nil {
 		return err
 	}
 	if !ValidID(id) {
@@ -198,8 +191,8 @@ func (b *Bolt) Complete(ctx context.Context, id, token string) error {
 	if !validToken(token) {
 		return fmt.Errorf("%w: token", ErrInvalid)
 	}
-	now := b.o.now()
-	err := b.db.Update(func(tx *bolt.Tx) error {
+	now := b.st.Now()
+	err := b.st.DB().Update(func(tx *bolt.Tx) error {
 		s, err := load(tx, id)
 		if err != nil {
 			return err
@@ -217,27 +210,15 @@ func (b *Bolt) Complete(ctx context.Context, id, token string) error {
 		s.Token = token
 		return store(tx, s)
 	})
-	return wrap("complete", err)
+	return b.st.Wrap("complete", err)
 }
 
 // Sweep deletes sessions past expiry and grace; it returns how many.
 func (b *Bolt) Sweep(ctx context.Context) (int, error) {
-	if err := checkCtx(ctx); err != nil {
-		return 0, err
-	}
-	now := b.o.now()
-	var n int
-	err := b.db.Update(func(tx *bolt.Tx) (err error) {
-		n, err = boltx.DeleteIf(tx.Bucket(bSessions), func(_, v []byte) bool {
-			var s Session
-			return json.Unmarshal(v, &s) != nil || b.gone(s, now)
-		})
-		return err
+	return b.st.Sweep(ctx, bSessions, func(v []byte, now time.Time) bool {
+		var s Session
+		return json.Unmarshal(v, &s) != nil || b.gone(s, now)
 	})
-	if err != nil {
-		return 0, wrap("sweep", err)
-	}
-	return n, nil
 }
 
 // RunSweeper calls Sweep every interval until ctx ends.

@@ -520,13 +520,6 @@ func buildOptions(opts []Option) options {
 // validClaim: a claim is stored and compared, never parsed.
 func validClaim(c string) bool { return validToken(c) }
 
-func checkCtx(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("sessions: %w", err)
-	}
-	return nil
-}
-
 // validToken: a completing token id is stored, never parsed; it only has to
 // be a sane opaque label.
 func validToken(t string) bool {

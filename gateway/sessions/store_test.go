@@ -75,7 +75,7 @@ func TestBoltSweep(t *testing.T) {
 	if err != nil || n != 1 {
 		t.Fatalf("swept %d (%v), want 1", n, err)
 	}
-	_ = s.db.View(func(tx *bolt.Tx) error {
+	_ = s.st.DB().View(func(tx *bolt.Tx) error {
 		if tx.Bucket(bSessions).Get([]byte(old.ID)) != nil {
 			t.Error("expired session still in the file")
 		}

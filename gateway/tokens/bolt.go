@@ -32,10 +32,7 @@ import (
 // Caveat for the demo only: bbolt reuses freed pages but does not zero them,
 // so a deleted CVC ciphertext may linger in the file until overwritten.
 // Production uses Redis.
-type Bolt struct {
-	db  *bolt.DB
-	now func() time.Time
-}
+type Bolt struct{ st boltx.Store }
 
 var _ Store = (*Bolt)(nil)
 
@@ -51,11 +48,14 @@ var (
 
 // NewBolt creates the buckets it needs in db.
 func NewBolt(db *bolt.DB, opts ...Option) (*Bolt, error) {
-	o := buildOptions(opts)
-	if err := boltx.CreateBuckets(db, bRecords, bMerchant, bTime, bFP, bKid, bIdem, bCVC); err != nil {
-		return nil, fmt.Errorf("tokens: bolt buckets: %w", err)
+	st, err := boltx.NewStore(db, boltx.StoreOptions{
+		Name: "tokens", Now: buildOptions(opts).now, Sentinels: []error{ErrNotFound, ErrConflict, ErrInvalid},
+		Buckets: [][]byte{bRecords, bMerchant, bTime, bFP, bKid, bIdem, bCVC},
+	})
+	if err != nil {
+		return nil, err
 	}
-	return &Bolt{db: db, now: o.now}, nil
+	return &Bolt{st: st}, nil
 }
 
 type boltRecord struct {
@@ -117,10 +117,10 @@ func write(tx *bolt.Tx, rec boltRecord) error {
 
 // Put implements Store.
 func (b *Bolt) Put(ctx context.Context, t Token, cvcJWE string, cvcTTL time.Duration, idempotencyKey string) (Token, bool, error) {
-	if err := checkCtx(ctx); err != nil {
+	if err := b.st.Check(ctx); err != nil {
 		return Token{}, false, err
 	}
-	now := b.now()
+	now := b.st.Now()
 	t, err := prepare(t, cvcJWE, cvcTTL, now)
 	if err != nil {
 		return Token{}, false, err
@@ -131,7 +131,7 @@ func (b *Bolt) Put(ctx context.Context, t Token, cvcJWE string, cvcTTL time.Dura
 	}
 	var out Token
 	created := false
-	err = b.db.Update(func(tx *bolt.Tx) error {
+	err = b.st.DB().Update(func(tx *bolt.Tx) error {
 		if idem != "" {
 			if prev := tx.Bucket(bIdem).Get(join(t.MerchantID, idem)); prev != nil {
 				rec, err := read(tx, string(prev))
@@ -178,17 +178,9 @@ func (b *Bolt) Put(ctx context.Context, t Token, cvcJWE string, cvcTTL time.Dura
 		return nil
 	})
 	if err != nil {
-		return Token{}, false, wrap("put", err)
+		return Token{}, false, b.st.Wrap("put", err)
 	}
 	return out, created, nil
-}
-
-// wrap keeps sentinels matchable and names the operation on store failures.
-func wrap(op string, err error) error {
-	if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict) || errors.Is(err, ErrInvalid) {
-		return err
-	}
-	return fmt.Errorf("tokens: bolt %s: %w", op, err)
 }
 
 // Get implements Store.
@@ -205,33 +197,33 @@ func (b *Bolt) Get(ctx context.Context, merchantID, id string) (Token, error) {
 
 // Lookup implements Store.
 func (b *Bolt) Lookup(ctx context.Context, id string) (Token, error) {
-	if err := checkCtx(ctx); err != nil {
+	if err := b.st.Check(ctx); err != nil {
 		return Token{}, err
 	}
 	if !ValidID(id) {
 		return Token{}, ErrNotFound
 	}
 	var t Token
-	err := b.db.View(func(tx *bolt.Tx) error {
+	err := b.st.DB().View(func(tx *bolt.Tx) error {
 		rec, err := read(tx, id)
 		t = rec.token()
 		return err
 	})
 	if err != nil {
-		return Token{}, wrap("get", err)
+		return Token{}, b.st.Wrap("get", err)
 	}
 	return t, nil
 }
 
 // Delete implements Store.
 func (b *Bolt) Delete(ctx context.Context, merchantID, id string) error {
-	if err := checkCtx(ctx); err != nil {
+	if err := b.st.Check(ctx); err != nil {
 		return err
 	}
 	if !ValidID(id) {
 		return ErrNotFound
 	}
-	err := b.db.Update(func(tx *bolt.Tx) error {
+	err := b.st.DB().Update(func(tx *bolt.Tx) error {
 		rec, err := read(tx, id)
 		if err != nil {
 			return err
@@ -259,7 +251,7 @@ func (b *Bolt) Delete(ctx context.Context, merchantID, id string) error {
 		}
 		return nil
 	})
-	return wrap("delete", err)
+	return b.st.Wrap("delete", err)
 }
 
 // reverse walks the keys of c that start with prefix and sort below upper
@@ -293,7 +285,7 @@ func reverse(c *bolt.Cursor, prefix, upper []byte, fn func(k []byte) bool) {
 
 // List implements Store.
 func (b *Bolt) List(ctx context.Context, merchantID, cursor string, limit int) ([]Token, string, error) {
-	if err := checkCtx(ctx); err != nil {
+	if err := b.st.Check(ctx); err != nil {
 		return nil, "", err
 	}
 	if !randid.KeySafe(merchantID) {
@@ -311,7 +303,7 @@ func (b *Bolt) List(ctx context.Context, merchantID, cursor string, limit int) (
 	}
 	page := []Token{}
 	next := ""
-	err := b.db.View(func(tx *bolt.Tx) error {
+	err := b.st.DB().View(func(tx *bolt.Tx) error {
 		var ferr error
 		reverse(tx.Bucket(bMerchant).Cursor(), prefix, upper, func(k []byte) bool {
 			ok := string(k[len(prefix):])
@@ -330,14 +322,14 @@ func (b *Bolt) List(ctx context.Context, merchantID, cursor string, limit int) (
 		return ferr
 	})
 	if err != nil {
-		return nil, "", wrap("list", err)
+		return nil, "", b.st.Wrap("list", err)
 	}
 	return page, next, nil
 }
 
 // Search implements Store; see Redis.Search for the cost model.
 func (b *Bolt) Search(ctx context.Context, q Query) ([]Token, error) {
-	if err := checkCtx(ctx); err != nil {
+	if err := b.st.Check(ctx); err != nil {
 		return nil, err
 	}
 	q, err := normQuery(q)
@@ -345,7 +337,7 @@ func (b *Bolt) Search(ctx context.Context, q Query) ([]Token, error) {
 		return nil, err
 	}
 	out := []Token{}
-	err = b.db.View(func(tx *bolt.Tx) error {
+	err = b.st.DB().View(func(tx *bolt.Tx) error {
 		var ferr error
 		consider := func(id string) bool {
 			rec, err := read(tx, id)
@@ -397,14 +389,14 @@ func (b *Bolt) Search(ctx context.Context, q Query) ([]Token, error) {
 		return ferr
 	})
 	if err != nil {
-		return nil, wrap("search", err)
+		return nil, b.st.Wrap("search", err)
 	}
 	return out, nil
 }
 
 // TakeCVC implements Store: read and delete happen in one write transaction.
 func (b *Bolt) TakeCVC(ctx context.Context, id string) (string, error) {
-	if err := checkCtx(ctx); err != nil {
+	if err := b.st.Check(ctx); err != nil {
 		return "", err
 	}
 	if !ValidID(id) {
@@ -412,7 +404,7 @@ func (b *Bolt) TakeCVC(ctx context.Context, id string) (string, error) {
 	}
 	var cvc string
 	found := false
-	err := b.db.Update(func(tx *bolt.Tx) error {
+	err := b.st.DB().Update(func(tx *bolt.Tx) error {
 		bk := tx.Bucket(bCVC)
 		v := bk.Get([]byte(id))
 		if v == nil {
@@ -424,13 +416,13 @@ func (b *Bolt) TakeCVC(ctx context.Context, id string) (string, error) {
 		if err := bk.Delete([]byte(id)); err != nil {
 			return err
 		}
-		if jerr == nil && b.now().UnixNano() < c.Exp {
+		if jerr == nil && b.st.Now().UnixNano() < c.Exp {
 			cvc, found = c.JWE, true
 		}
 		return nil
 	})
 	if err != nil {
-		return "", wrap("take cvc", err)
+		return "", b.st.Wrap("take cvc", err)
 	}
 	if !found {
 		return "", ErrNotFound
@@ -441,22 +433,10 @@ func (b *Bolt) TakeCVC(ctx context.Context, id string) (string, error) {
 // Sweep deletes expired CVC ciphertexts and returns how many. Redis expires
 // them by itself; with bbolt the caller runs Sweep periodically (RunSweeper).
 func (b *Bolt) Sweep(ctx context.Context) (int, error) {
-	if err := checkCtx(ctx); err != nil {
-		return 0, err
-	}
-	now := b.now().UnixNano()
-	var n int
-	err := b.db.Update(func(tx *bolt.Tx) (err error) {
-		n, err = boltx.DeleteIf(tx.Bucket(bCVC), func(_, v []byte) bool {
-			var cv boltCVC
-			return json.Unmarshal(v, &cv) != nil || now >= cv.Exp
-		})
-		return err
+	return b.st.Sweep(ctx, bCVC, func(v []byte, now time.Time) bool {
+		var cv boltCVC
+		return json.Unmarshal(v, &cv) != nil || now.UnixNano() >= cv.Exp
 	})
-	if err != nil {
-		return 0, wrap("sweep", err)
-	}
-	return n, nil
 }
 
 // RunSweeper calls Sweep every interval until ctx ends.
@@ -466,7 +446,7 @@ func (b *Bolt) RunSweeper(ctx context.Context, every time.Duration) {
 
 // UpdateCiphertext implements Store.
 func (b *Bolt) UpdateCiphertext(ctx context.Context, id, oldKid, oldFingerprint string, u Rewrapped) error {
-	if err := checkCtx(ctx); err != nil {
+	if err := b.st.Check(ctx); err != nil {
 		return err
 	}
 	if err := u.validate(); err != nil {
@@ -478,7 +458,7 @@ func (b *Bolt) UpdateCiphertext(ctx context.Context, id, oldKid, oldFingerprint 
 	if !ValidID(id) {
 		return ErrNotFound
 	}
-	err := b.db.Update(func(tx *bolt.Tx) error {
+	err := b.st.DB().Update(func(tx *bolt.Tx) error {
 		rec, err := read(tx, id)
 		if err != nil {
 			return err
@@ -515,18 +495,18 @@ func (b *Bolt) UpdateCiphertext(ctx context.Context, id, oldKid, oldFingerprint 
 		}
 		return write(tx, rec)
 	})
-	return wrap("rewrap", err)
+	return b.st.Wrap("rewrap", err)
 }
 
 // ScanAll implements Store, in batches outside any transaction as ScanByKid.
 func (b *Bolt) ScanAll(ctx context.Context, fn func(Token) error) error {
 	var after []byte
 	for {
-		if err := checkCtx(ctx); err != nil {
+		if err := b.st.Check(ctx); err != nil {
 			return err
 		}
 		var batch []Token
-		err := b.db.View(func(tx *bolt.Tx) error {
+		err := b.st.DB().View(func(tx *bolt.Tx) error {
 			c := tx.Bucket(bRecords).Cursor()
 			k, v := c.First()
 			if after != nil {
@@ -546,7 +526,7 @@ func (b *Bolt) ScanAll(ctx context.Context, fn func(Token) error) error {
 			return nil
 		})
 		if err != nil {
-			return wrap("scan", err)
+			return b.st.Wrap("scan", err)
 		}
 		if len(batch) == 0 {
 			return nil
@@ -569,11 +549,11 @@ func (b *Bolt) ScanByKid(ctx context.Context, kid string, fn func(Token) error) 
 	prefix := join(kid, "")
 	after := prefix
 	for {
-		if err := checkCtx(ctx); err != nil {
+		if err := b.st.Check(ctx); err != nil {
 			return err
 		}
 		var batch []Token
-		err := b.db.View(func(tx *bolt.Tx) error {
+		err := b.st.DB().View(func(tx *bolt.Tx) error {
 			c := tx.Bucket(bKid).Cursor()
 			k, _ := c.Seek(after)
 			if k != nil && bytes.Equal(k, after) {
@@ -593,7 +573,7 @@ func (b *Bolt) ScanByKid(ctx context.Context, kid string, fn func(Token) error) 
 			return nil
 		})
 		if err != nil {
-			return wrap("scan kid", err)
+			return b.st.Wrap("scan kid", err)
 		}
 		if len(batch) == 0 {
 			return nil

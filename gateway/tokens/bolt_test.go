@@ -53,7 +53,7 @@ func TestBoltSweepRemovesExpiredCVC(t *testing.T) {
 		t.Fatalf("sweep removed %d (%v), want 1", n, err)
 	}
 	// Gone from the file, not merely refused on read.
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.st.DB().View(func(tx *bolt.Tx) error {
 		if tx.Bucket(bCVC).Get([]byte(short.ID)) != nil {
 			return errors.New("expired cvc still stored")
 		}
@@ -82,7 +82,7 @@ func TestBoltExpiredCVCIsDeletedOnRead(t *testing.T) {
 	if _, err := s.TakeCVC(ctx, tok.ID); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("expired: %v", err)
 	}
-	_ = s.db.View(func(tx *bolt.Tx) error {
+	_ = s.st.DB().View(func(tx *bolt.Tx) error {
 		if tx.Bucket(bCVC).Get([]byte(tok.ID)) != nil {
 			t.Error("expired cvc left in the file after a read")
 		}

@@ -403,11 +403,3 @@ func sortTokens(ts []Token) {
 }
 
 func parseInt(s string) (int64, error) { return strconv.ParseInt(s, 10, 64) }
-
-// checkCtx lets the bbolt store honour cancellation like the Redis one does.
-func checkCtx(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("tokens: %w", err)
-	}
-	return nil
-}

@@ -319,13 +319,14 @@ func (s *Server) allowLogin(c *fiber.Ctx) error {
 	if s.deps.Limiter == nil {
 		return nil
 	}
-	res, err := s.deps.Limiter.Allow(c.UserContext(), "bo-login:"+s.clientIP(c), loginLimit())
-	if err != nil {
-		return apierr.Unavailable.Wrap(err)
-	}
-	if !res.Allowed {
+	err := ratelimit.Check(c.UserContext(), s.deps.Limiter, loginLimit(), "bo-login:"+s.clientIP(c))
+	var rf *ratelimit.Refused
+	switch {
+	case errors.As(err, &rf):
 		return &apierr.Error{Status: http.StatusTooManyRequests, Code: apierr.RateLimited.Code,
-			Message: "Too many login attempts from your network. Wait a minute and try again.", RetryAfter: res.RetryAfter}
+			Message: "Too many login attempts from your network. Wait a minute and try again.", RetryAfter: rf.RetryAfter, Err: err}
+	case err != nil:
+		return apierr.Unavailable.Wrap(err)
 	}
 	return nil
 }

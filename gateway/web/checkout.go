@@ -14,6 +14,7 @@ import (
 	"github.com/blindgate/blindgate/gateway/sessions"
 	"github.com/blindgate/blindgate/internal/apierr"
 	"github.com/blindgate/blindgate/internal/httpapi"
+	"github.com/blindgate/blindgate/internal/ratelimit"
 	"github.com/blindgate/blindgate/keyservice/client"
 )
 
@@ -187,7 +188,7 @@ func sessionError(err error) error {
 // verdicts from the key service pass through with their own code; anything
 // else from it means "retry later": the shopper cannot fix our outage.
 func submitError(err error) error {
-	var le *ingest.LimitedError
+	var le *ratelimit.Refused
 	var ke *client.Error
 	switch {
 	case errors.As(err, &le):

@@ -11,6 +11,7 @@ import (
 	"github.com/blindgate/blindgate/gateway/sessions"
 	"github.com/blindgate/blindgate/internal/apierr"
 	"github.com/blindgate/blindgate/internal/httpapi"
+	"github.com/blindgate/blindgate/internal/ratelimit"
 	"github.com/blindgate/blindgate/keyservice/client"
 )
 
@@ -23,7 +24,7 @@ func TestSubmitAnswersOnlyCheckoutCodes(t *testing.T) {
 		listed[e.Code] = e
 	}
 	causes := []error{
-		&ingest.LimitedError{Limit: "ip", RetryAfter: time.Second},
+		&ratelimit.Refused{Limit: "ip", RetryAfter: time.Second},
 		ingest.ErrInvalid, ingest.ErrUnavailable, ingest.ErrLimited,
 		sessions.ErrNotFound, sessions.ErrExpired, sessions.ErrCompleted, sessions.ErrTooManyAttempts, sessions.ErrInvalid,
 		errors.New("dial tcp: connection refused"),

@@ -3,10 +3,11 @@ package websession
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/blindgate/blindgate/internal/boltx"
 )
 
 // Bucket names in the shared gateway bbolt file.
@@ -19,7 +20,7 @@ var (
 // sessions are swept whenever a session is created (back-office sessions
 // are few, so the scan is cheap).
 type Bolt struct {
-	db  *bolt.DB
+	st  boltx.Store
 	cfg Config
 }
 
@@ -30,21 +31,12 @@ func NewBolt(db *bolt.DB, cfg Config) (*Bolt, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	err := db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketSessions, bucketByOp} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	st, err := boltx.NewStore(db, boltx.StoreOptions{Name: "websession", Buckets: [][]byte{bucketSessions, bucketByOp}})
 	if err != nil {
-		return nil, fmt.Errorf("websession: bolt buckets: %w", err)
+		return nil, err
 	}
-	return &Bolt{db: db, cfg: cfg}, nil
+	return &Bolt{st: st, cfg: cfg}, nil
 }
-
-func boltErr(op string, err error) error { return fmt.Errorf("websession: bolt %s: %w", op, err) }
 
 // Create implements Store.
 func (s *Bolt) Create(ctx context.Context, operatorID string, now time.Time) (Session, error) {
@@ -57,16 +49,16 @@ func (s *Bolt) Create(ctx context.Context, operatorID string, now time.Time) (Se
 		return Session{}, err
 	}
 	h := []byte(idHash(sess.ID))
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.st.DB().Update(func(tx *bolt.Tx) error {
 		if err := s.sweep(tx, now); err != nil {
 			return err
 		}
 		if err := tx.Bucket(bucketSessions).Put(h, b); err != nil {
-			return boltErr("put", err)
+			return s.st.Wrap("put", err)
 		}
 		idx, err := tx.Bucket(bucketByOp).CreateBucketIfNotExists([]byte(operatorID))
 		if err != nil {
-			return boltErr("index", err)
+			return s.st.Wrap("index", err)
 		}
 		return idx.Put(h, nil)
 	})
@@ -91,7 +83,7 @@ func (s *Bolt) sweep(tx *bolt.Tx, now time.Time) error {
 		return err
 	}
 	for _, d := range gone {
-		if err := remove(tx, d.h, d.op); err != nil {
+		if err := s.remove(tx, d.h, d.op); err != nil {
 			return err
 		}
 	}
@@ -99,9 +91,9 @@ func (s *Bolt) sweep(tx *bolt.Tx, now time.Time) error {
 }
 
 // remove deletes one session and its index entry (dropping an empty index).
-func remove(tx *bolt.Tx, h, opID []byte) error {
+func (s *Bolt) remove(tx *bolt.Tx, h, opID []byte) error {
 	if err := tx.Bucket(bucketSessions).Delete(h); err != nil {
-		return boltErr("delete", err)
+		return s.st.Wrap("delete", err)
 	}
 	if len(opID) == 0 {
 		return nil
@@ -112,11 +104,11 @@ func remove(tx *bolt.Tx, h, opID []byte) error {
 		return nil
 	}
 	if err := idx.Delete(h); err != nil {
-		return boltErr("delete", err)
+		return s.st.Wrap("delete", err)
 	}
 	if k, _ := idx.Cursor().First(); k == nil {
 		if err := byOp.DeleteBucket(opID); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
-			return boltErr("delete index", err)
+			return s.st.Wrap("delete index", err)
 		}
 	}
 	return nil
@@ -127,7 +119,7 @@ func (s *Bolt) touch(id string, now time.Time, reauth bool) (sess Session, err e
 		return Session{}, ErrNotFound
 	}
 	h := []byte(idHash(id))
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.st.DB().Update(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketSessions).Get(h)
 		if v == nil {
 			return ErrNotFound
@@ -138,7 +130,7 @@ func (s *Bolt) touch(id string, now time.Time, reauth bool) (sess Session, err e
 		}
 		r, _, err = s.cfg.touch(r, now, reauth)
 		if errors.Is(err, ErrExpired) {
-			if err := remove(tx, h, []byte(r.OperatorID)); err != nil {
+			if err := s.remove(tx, h, []byte(r.OperatorID)); err != nil {
 				return err
 			}
 			sess = Session{}
@@ -176,7 +168,7 @@ func (s *Bolt) Delete(ctx context.Context, id string) error {
 		return nil
 	}
 	h := []byte(idHash(id))
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.st.DB().Update(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketSessions).Get(h)
 		if v == nil {
 			return nil
@@ -185,13 +177,13 @@ func (s *Bolt) Delete(ctx context.Context, id string) error {
 		if r, err := decode(v); err == nil {
 			opID = []byte(r.OperatorID)
 		}
-		return remove(tx, h, opID)
+		return s.remove(tx, h, opID)
 	})
 }
 
 // DeleteForOperator implements Store.
 func (s *Bolt) DeleteForOperator(ctx context.Context, operatorID string) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.st.DB().Update(func(tx *bolt.Tx) error {
 		byOp := tx.Bucket(bucketByOp)
 		idx := byOp.Bucket([]byte(operatorID))
 		if idx == nil {
@@ -200,7 +192,7 @@ func (s *Bolt) DeleteForOperator(ctx context.Context, operatorID string) error {
 		sessions := tx.Bucket(bucketSessions)
 		err := idx.ForEach(func(k, _ []byte) error { return sessions.Delete(k) })
 		if err != nil {
-			return boltErr("delete", err)
+			return s.st.Wrap("delete", err)
 		}
 		return byOp.DeleteBucket([]byte(operatorID))
 	})

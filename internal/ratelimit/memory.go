@@ -1,11 +1,12 @@
 package ratelimit
 
 import (
-	"container/heap"
 	"context"
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/blindgate/blindgate/internal/expiry"
 )
 
 // MemoryOptions tune a Memory limiter.
@@ -26,21 +27,15 @@ type Memory struct {
 	mu      sync.Mutex
 	now     func() time.Time
 	maxKeys int
-	states  map[memKey]*state
-	byTAT   tatHeap // min-heap on tat: the front state is the first to go fresh
+	// tats holds GCRA's theoretical arrival time (TAT) per key: once it is
+	// not after now the key is indistinguishable from a new one, so it can
+	// go; expiry drops it then.
+	tats *expiry.Set[memKey]
 }
 
 var _ Limiter = (*Memory)(nil)
 
 type memKey struct{ name, key string }
-
-// state is GCRA's theoretical arrival time (TAT) for one key; once tat is
-// not after now the key is indistinguishable from a new one, so it can go.
-type state struct {
-	k   memKey
-	tat time.Time
-	idx int
-}
 
 // NewMemory returns a Memory limiter with default options.
 func NewMemory() Limiter { return NewMemoryWith(MemoryOptions{}) }
@@ -53,7 +48,7 @@ func NewMemoryWith(o MemoryOptions) *Memory {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Memory{now: o.Now, maxKeys: o.MaxKeys, states: make(map[memKey]*state)}
+	return &Memory{now: o.Now, maxKeys: o.MaxKeys, tats: expiry.New[memKey]()}
 }
 
 // Allow implements Limiter with the same GCRA arithmetic as redis_rate.
@@ -67,12 +62,11 @@ func (m *Memory) Allow(_ context.Context, key string, l Limit) (Result, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.now()
-	m.purge(now)
+	m.tats.Expire(now)
 
-	st := m.states[k]
-	tat := now
-	if st != nil && st.tat.After(now) {
-		tat = st.tat
+	tat, held := m.tats.Until(k)
+	if !held {
+		tat = now
 	}
 	newTAT := tat.Add(t)
 	allowAt := newTAT.Add(-t * time.Duration(l.Burst))
@@ -81,17 +75,10 @@ func (m *Memory) Allow(_ context.Context, key string, l Limit) (Result, error) {
 		// Denied events are not counted, as in redis_rate.
 		return Result{RetryAfter: max(-diff, time.Nanosecond)}, nil
 	}
-	if st == nil {
-		if len(m.states) >= m.maxKeys {
-			return Result{}, fmt.Errorf("%w: %s: in-memory limiter holds %d live keys", ErrUnavailable, l.Name, m.maxKeys)
-		}
-		st = &state{k: k, tat: newTAT}
-		m.states[k] = st
-		heap.Push(&m.byTAT, st)
-	} else {
-		st.tat = newTAT
-		heap.Fix(&m.byTAT, st.idx)
+	if !held && m.tats.Len() >= m.maxKeys {
+		return Result{}, fmt.Errorf("%w: %s: in-memory limiter holds %d live keys", ErrUnavailable, l.Name, m.maxKeys)
 	}
+	m.tats.Hold(k, newTAT)
 	return Result{Allowed: true, Remaining: int(diff / t)}, nil
 }
 
@@ -100,35 +87,5 @@ func (m *Memory) Allow(_ context.Context, key string, l Limit) (Result, error) {
 func (m *Memory) Len() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return len(m.states)
-}
-
-// purge drops every state that is back to fresh: amortised O(log n) per
-// state, since each is pushed once and popped once.
-func (m *Memory) purge(now time.Time) {
-	for len(m.byTAT) > 0 && !m.byTAT[0].tat.After(now) {
-		st := heap.Pop(&m.byTAT).(*state)
-		delete(m.states, st.k)
-	}
-}
-
-type tatHeap []*state
-
-func (h tatHeap) Len() int           { return len(h) }
-func (h tatHeap) Less(i, j int) bool { return h[i].tat.Before(h[j].tat) }
-func (h tatHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].idx, h[j].idx = i, j
-}
-func (h *tatHeap) Push(x any) {
-	st := x.(*state)
-	st.idx = len(*h)
-	*h = append(*h, st)
-}
-func (h *tatHeap) Pop() any {
-	old := *h
-	st := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	return st
+	return m.tats.Len()
 }

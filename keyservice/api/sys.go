@@ -11,6 +11,7 @@ import (
 	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/internal/httpapi"
 	"github.com/blindgate/blindgate/internal/jose"
+	"github.com/blindgate/blindgate/internal/ratelimit"
 	"github.com/blindgate/blindgate/keyservice/keyring"
 	"github.com/blindgate/blindgate/keyservice/seal"
 	"github.com/blindgate/blindgate/keyservice/wire"
@@ -95,7 +96,7 @@ func (s *Server) unseal(c *fiber.Ctx) error {
 	} else {
 		p, err = s.deps.Unseal.Submit(c.UserContext(), c.IP(), req.Nonce, req.Key)
 	}
-	var rl *seal.RateError
+	var rl *ratelimit.Refused
 	switch {
 	case err == nil:
 		return c.JSON(s.sealStatusOf(p))

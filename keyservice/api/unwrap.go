@@ -9,6 +9,7 @@ import (
 	"github.com/blindgate/blindgate/internal/apierr"
 	"github.com/blindgate/blindgate/internal/httpapi"
 	"github.com/blindgate/blindgate/internal/jose/compact"
+	"github.com/blindgate/blindgate/internal/ratelimit"
 	"github.com/blindgate/blindgate/keyservice/card"
 	"github.com/blindgate/blindgate/keyservice/unwrap"
 	"github.com/blindgate/blindgate/keyservice/wire"
@@ -84,7 +85,7 @@ func (s *Server) rewrap(c *fiber.Ctx) error {
 
 // mapUnwrapError turns domain errors into the documented codes.
 func mapUnwrapError(err error) error {
-	var le *unwrap.LimitedError
+	var le *ratelimit.Refused
 	var ee *unwrap.EnumerationError
 	switch {
 	case errors.As(err, &ee):

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -241,3 +242,18 @@ func (c *Config) Origins(listenAddr string) ([]string, error) {
 
 // env reads BLINDGATE_KS_<NAME> defaults.
 const env = envflag.Env("BLINDGATE_KS_")
+
+// DevConfig is a development key service kept in dir: plain HTTP on a free
+// loopback port, a dev-unsealed keyring, the in-process stand-ins for Redis
+// and the default limits. It passes Validate; tests and local tools start
+// from it and change what they need.
+func DevConfig(dir string) Config {
+	p := func(name string) string { return filepath.Join(dir, name) }
+	return Config{
+		Addr: "127.0.0.1:0", DevHTTP: true, KeyringPath: p("keyring.sealed"), Shares: 1,
+		DevUnseal: true, ClientsPath: p("clients.json"), Audience: "blindgate-keyservice",
+		Skew: 5 * time.Second, AuditPath: p("audit.log"), Freshness: 15 * time.Minute,
+		RevealPerMinute: 5, RevealPerDay: 50, RevealClientPerMinute: 60, RevealClientPerDay: 1000, InspectPerSecond: 2000,
+		LogLevel: "error", Redis: redisx.Config{Addrs: RedisMemory},
+	}
+}

@@ -1,11 +1,12 @@
 package replay
 
 import (
-	"container/heap"
 	"context"
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/blindgate/blindgate/internal/expiry"
 )
 
 // MemoryOptions tune a Memory cache.
@@ -17,19 +18,13 @@ type MemoryOptions struct {
 	Now func() time.Time
 }
 
-// Memory is an in-process replay cache: a map of jti to expiry with a
-// min-heap on expiry, purged lazily on each Claim. Safe for concurrent use.
+// Memory is an in-process replay cache: jtis held until they expire,
+// purged lazily on each Claim. Safe for concurrent use.
 type Memory struct {
-	mu      sync.Mutex
-	now     func() time.Time
-	max     int
-	entries map[string]*entry
-	byUntil untilHeap
-}
-
-type entry struct {
-	jti   string
-	until time.Time
+	mu   sync.Mutex
+	now  func() time.Time
+	max  int
+	jtis *expiry.Set[string]
 }
 
 // NewMemory returns a Memory cache with default options.
@@ -43,7 +38,7 @@ func NewMemoryWith(o MemoryOptions) *Memory {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Memory{now: o.Now, max: o.MaxEntries, entries: make(map[string]*entry)}
+	return &Memory{now: o.Now, max: o.MaxEntries, jtis: expiry.New[string]()}
 }
 
 // Claim records jti until until and reports whether it was new. When the
@@ -56,17 +51,15 @@ func (m *Memory) Claim(_ context.Context, jti string, until time.Time) (bool, er
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.now()
-	m.purge(now)
-	if _, seen := m.entries[jti]; seen {
+	m.jtis.Expire(now)
+	if _, seen := m.jtis.Until(jti); seen {
 		return false, nil
 	}
-	if len(m.entries) >= m.max {
+	if m.jtis.Len() >= m.max {
 		return false, fmt.Errorf("%w: %d unexpired jtis", ErrFull, m.max)
 	}
 	// Like the Redis cache, hold even an already-expired jti for 1 ms.
-	e := &entry{jti: jti, until: maxTime(until, now.Add(time.Millisecond))}
-	m.entries[jti] = e
-	heap.Push(&m.byUntil, e)
+	m.jtis.Hold(jti, maxTime(until, now.Add(time.Millisecond)))
 	return true, nil
 }
 
@@ -75,16 +68,7 @@ func (m *Memory) Claim(_ context.Context, jti string, until time.Time) (bool, er
 func (m *Memory) Len() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return len(m.entries)
-}
-
-// purge drops expired jtis, soonest first; each entry is pushed and popped
-// once, so this costs O(log n) per claim amortised.
-func (m *Memory) purge(now time.Time) {
-	for len(m.byUntil) > 0 && !m.byUntil[0].until.After(now) {
-		e := heap.Pop(&m.byUntil).(*entry)
-		delete(m.entries, e.jti)
-	}
+	return m.jtis.Len()
 }
 
 func maxTime(a, b time.Time) time.Time {
@@ -92,18 +76,4 @@ func maxTime(a, b time.Time) time.Time {
 		return a
 	}
 	return b
-}
-
-type untilHeap []*entry
-
-func (h untilHeap) Len() int           { return len(h) }
-func (h untilHeap) Less(i, j int) bool { return h[i].until.Before(h[j].until) }
-func (h untilHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *untilHeap) Push(x any)        { *h = append(*h, x.(*entry)) }
-func (h *untilHeap) Pop() any {
-	old := *h
-	e := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	return e
 }

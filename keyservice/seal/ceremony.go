@@ -13,17 +13,12 @@ import (
 )
 
 // ErrRateLimited is returned when an unseal attempt exceeds its limits; the
-// attempt had no effect.
+// attempt had no effect. The error is also a *ratelimit.Refused saying when
+// to retry.
 var ErrRateLimited = errors.New("seal: too many unseal attempts")
 
 // ErrInvalidShare is returned for a share that is not a base64 32-byte value.
 var ErrInvalidShare = errors.New("seal: share is not a base64 32-byte key share")
-
-// RateError carries how long the caller should wait.
-type RateError struct{ RetryAfter time.Duration }
-
-func (e *RateError) Error() string { return ErrRateLimited.Error() }
-func (e *RateError) Unwrap() error { return ErrRateLimited }
 
 // CeremonyLimits bound unseal attempts. The endpoint is unauthenticated (a
 // share is its own credential), so guessing and round-wrecking are slowed
@@ -54,7 +49,7 @@ type Auditor interface {
 type Ceremony struct {
 	holder  *Holder
 	audit   Auditor
-	limiter ratelimit.Limiter
+	limiter ratelimit.Gate
 	limits  CeremonyLimits
 	log     *slog.Logger
 }
@@ -64,11 +59,11 @@ func NewCeremony(h *Holder, a Auditor, l ratelimit.Limiter, limits CeremonyLimit
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Ceremony{holder: h, audit: a, limiter: l, limits: limits, log: log}
+	return &Ceremony{holder: h, audit: a, limiter: ratelimit.Gate{Limiter: l, Limited: ErrRateLimited}, limits: limits, log: log}
 }
 
 // Submit takes one share (base64, as custodians hold it) for the round named
-// by nonce. Errors: *RateError, ErrInvalidShare, ErrAlreadyUnsealed,
+// by nonce. Errors: ErrRateLimited (a *ratelimit.Refused), ErrInvalidShare, ErrAlreadyUnsealed,
 // ErrNonceMismatch, ErrDuplicateShare, ErrBadShare, or an internal error.
 func (c *Ceremony) Submit(ctx context.Context, origin, nonce, key string) (Progress, error) {
 	ev := audit.Event{Event: audit.EventUnseal, Origin: origin}
@@ -110,13 +105,15 @@ func (c *Ceremony) allow(ctx context.Context, origin string) error {
 		key   string
 		limit ratelimit.Limit
 	}{{origin, c.limits.PerIP}, {"all", c.limits.Global}} {
-		res, err := c.limiter.Allow(ctx, l.key, l.limit)
-		if err != nil {
-			// Fail closed: an unlimited unseal endpoint is what the limit prevents.
-			return &RateError{RetryAfter: time.Minute}
+		err := c.limiter.Check(ctx, l.limit, l.key)
+		if errors.Is(err, ratelimit.ErrUnavailable) {
+			// Fail closed: an unlimited unseal endpoint is what the limit
+			// prevents. Answered as a refusal: the ceremony has nothing
+			// else to wait for.
+			return fmt.Errorf("%w: %w: %w", ErrRateLimited, &ratelimit.Refused{Limit: l.limit.Name, RetryAfter: time.Minute}, err)
 		}
-		if !res.Allowed {
-			return &RateError{RetryAfter: res.RetryAfter}
+		if err != nil {
+			return err
 		}
 	}
 	return nil

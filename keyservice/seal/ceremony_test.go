@@ -3,6 +3,7 @@ package seal
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -93,7 +94,7 @@ func TestCeremonyRateLimits(t *testing.T) {
 			t.Fatalf("attempt %d: %v", i, err)
 		}
 	}
-	var rl *RateError
+	var rl *ratelimit.Refused
 	if _, err := c.Submit(ctx, "10.0.0.9", "ffff", junk); !errors.As(err, &rl) || rl.RetryAfter <= 0 {
 		t.Fatalf("3rd attempt from one address: %v", err)
 	}
@@ -117,5 +118,26 @@ func TestCeremonyRateLimits(t *testing.T) {
 	}
 	if denied != 3 {
 		t.Fatalf("%d refused attempts audited, want 3", denied)
+	}
+}
+
+type downLimiter struct{}
+
+func (downLimiter) Allow(context.Context, string, ratelimit.Limit) (ratelimit.Result, error) {
+	return ratelimit.Result{}, fmt.Errorf("%w: connection refused", ratelimit.ErrUnavailable)
+}
+
+// TestCeremonyLimiterDownRefuses: a limiter that cannot answer refuses the
+// attempt as rate limited (fail closed), with a minute to wait.
+func TestCeremonyLimiterDownRefuses(t *testing.T) {
+	c, parts, _ := newCeremony(t, 2, DefaultCeremonyLimits())
+	c.limiter.Limiter = downLimiter{}
+	_, err := c.Submit(context.Background(), "10.0.0.9", "", keyring.EncodeMasterKey(parts[0]))
+	var rl *ratelimit.Refused
+	if !errors.Is(err, ErrRateLimited) || !errors.As(err, &rl) || rl.RetryAfter != time.Minute {
+		t.Fatalf("Submit with the limiter down = %v, want ErrRateLimited with a 1m retry", err)
+	}
+	if p := c.holder.Progress(); p.Have != 0 {
+		t.Fatalf("a refused share counted: %+v", p)
 	}
 }

@@ -195,7 +195,7 @@ func TestInspectVolumeAlarms(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var le *LimitedError
+	var le *ratelimit.Refused
 	if _, err := g.inspect(t, "m_1", testPAN); !errors.As(err, &le) || le.Limit != "imd" {
 		t.Fatalf("refusing volume: %v", err)
 	}

@@ -46,9 +46,11 @@ var (
 	ErrUndecryptable   = errors.New("unwrap: undecryptable")
 	ErrStale           = errors.New("unwrap: stale ciphertext")
 	ErrInvalidRequest  = errors.New("unwrap: invalid request")
-	ErrLimited         = errors.New("unwrap: rate limited")
-	ErrUnavailable     = errors.New("unwrap: dependency unavailable")
-	ErrAudit           = errors.New("unwrap: audit unavailable")
+	// ErrLimited: a limit refused the request; the error is a
+	// *ratelimit.Refused naming the limit and when to retry.
+	ErrLimited     = errors.New("unwrap: rate limited")
+	ErrUnavailable = errors.New("unwrap: dependency unavailable")
+	ErrAudit       = errors.New("unwrap: audit unavailable")
 	// ErrCVCInvalid: the CVC ciphertext was refused (garbage, another
 	// session, stale, or the wrong digit count for the brand).
 	ErrCVCInvalid = errors.New("unwrap: cvc invalid")
@@ -62,15 +64,6 @@ type EnumerationError struct{ RetryAfter time.Duration }
 
 func (e *EnumerationError) Error() string { return "unwrap: card enumeration suspected" }
 func (e *EnumerationError) Unwrap() error { return ErrEnumeration }
-
-// LimitedError says which limit refused the request and when to retry.
-type LimitedError struct {
-	Limit      string
-	RetryAfter time.Duration
-}
-
-func (e *LimitedError) Error() string { return "unwrap: limit " + e.Limit + " reached" }
-func (e *LimitedError) Unwrap() error { return ErrLimited }
 
 // Keys gives the loaded keyring, or an error wrapping ErrSealed-like state.
 type Keys interface {
@@ -164,7 +157,7 @@ type Config struct {
 type Service struct {
 	keys    Keys
 	audit   Auditor
-	limiter ratelimit.Limiter
+	limiter ratelimit.Gate
 	log     *slog.Logger
 	cfg     Config
 }
@@ -193,7 +186,8 @@ func New(keys Keys, aud Auditor, limiter ratelimit.Limiter, log *slog.Logger, cf
 	if cfg.Guard.Max <= 0 {
 		cfg.Guard.Max = DefaultGuardMax
 	}
-	return &Service{keys: keys, audit: aud, limiter: limiter, log: log, cfg: cfg}
+	gate := ratelimit.Gate{Limiter: limiter, Limited: ErrLimited, Unavailable: ErrUnavailable}
+	return &Service{keys: keys, audit: aud, limiter: gate, log: log, cfg: cfg}
 }
 
 // Resource names a ciphertext in the audit trail without revealing anything
@@ -228,7 +222,7 @@ func (s *Service) inspect(ctx context.Context, m Meta, in InspectInput, ev *audi
 	if in.Merchant == "" {
 		return Masked{}, fmt.Errorf("%w: merchant is required", ErrInvalidRequest)
 	}
-	if err := s.allow(ctx, s.cfg.Limits.InspectPerClient, m.Client); err != nil {
+	if err := s.limiter.Check(ctx, s.cfg.Limits.InspectPerClient, m.Client); err != nil {
 		return Masked{}, err
 	}
 	if err := s.inspectVolume(ctx, m, in.Merchant, *ev); err != nil {
@@ -312,14 +306,14 @@ func (s *Service) inspectVolume(ctx context.Context, m Meta, merchant string, ev
 		if c.l.Burst <= 0 {
 			continue
 		}
-		r, err := s.limiter.Allow(ctx, c.key, c.l)
-		if err != nil {
-			return fmt.Errorf("%w: rate limiter: %w", ErrUnavailable, err)
+		r, err := s.limiter.Take(ctx, c.l, c.key)
+		if err != nil && !errors.Is(err, ErrLimited) {
+			return err
 		}
 		switch {
 		case !r.Allowed && lim.RefuseInspectVolume:
 			s.alarm(ctx, ev, "limit "+c.l.Name+" reached by "+c.who)
-			return &LimitedError{Limit: c.l.Name, RetryAfter: r.RetryAfter}
+			return err
 		case !r.Allowed:
 			// Alarmed when it ran out; not refusing is the configured choice.
 		case r.Remaining == 0:
@@ -445,7 +439,7 @@ func (s *Service) rewrap(ctx context.Context, m Meta, in RewrapInput, ev *audit.
 	if merchant == "" {
 		return Rewrapped{}, fmt.Errorf("%w: merchant is required", ErrInvalidRequest)
 	}
-	if err := s.allow(ctx, s.cfg.Limits.RewrapPerClient, m.Client); err != nil {
+	if err := s.limiter.Check(ctx, s.cfg.Limits.RewrapPerClient, m.Client); err != nil {
 		return Rewrapped{}, err
 	}
 	kr, sc, err := s.open(jwe, ev)
@@ -546,18 +540,6 @@ func (s *Service) decryptCard(sc sealedCard) (card.Card, error) {
 	return c, nil
 }
 
-// allow applies one limit; a limiter failure refuses the request.
-func (s *Service) allow(ctx context.Context, l ratelimit.Limit, key string) error {
-	r, err := s.limiter.Allow(ctx, key, l)
-	if err != nil {
-		return fmt.Errorf("%w: rate limiter: %w", ErrUnavailable, err)
-	}
-	if !r.Allowed {
-		return &LimitedError{Limit: l.Name, RetryAfter: r.RetryAfter}
-	}
-	return nil
-}
-
 func (s *Service) revealLimits(ctx context.Context, client, actor string, ev audit.Event) error {
 	lim := s.cfg.Limits
 	checks := []struct {
@@ -570,13 +552,12 @@ func (s *Service) revealLimits(ctx context.Context, client, actor string, ev aud
 		{lim.RevealClientDaily, client},
 	}
 	for _, c := range checks {
-		r, err := s.limiter.Allow(ctx, c.key, c.l)
-		if err != nil {
-			return fmt.Errorf("%w: rate limiter: %w", ErrUnavailable, err)
-		}
-		if !r.Allowed {
+		r, err := s.limiter.Take(ctx, c.l, c.key)
+		if errors.Is(err, ErrLimited) {
 			s.alarm(ctx, ev, "limit "+c.l.Name+" reached")
-			return &LimitedError{Limit: c.l.Name, RetryAfter: r.RetryAfter}
+		}
+		if err != nil {
+			return err
 		}
 		if c.l == lim.RevealActorDaily && lim.AlarmDailyFraction > 0 && c.l.Burst > 0 {
 			used := float64(c.l.Burst-r.Remaining) / float64(c.l.Burst)

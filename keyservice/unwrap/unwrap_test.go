@@ -267,7 +267,7 @@ func TestRevealLimitsAndAlarm(t *testing.T) {
 		}
 	}
 	_, err := f.svc.Reveal(context.Background(), Meta{Client: "bo"}, jwe, "op_bob", "refund check", "")
-	var le *LimitedError
+	var le *ratelimit.Refused
 	if !errors.As(err, &le) || le.RetryAfter <= 0 || le.Limit != "ras" {
 		t.Fatalf("4th reveal: err = %v, want the short actor limit with a retry delay", err)
 	}
