@@ -77,6 +77,13 @@ var forbiddenHeaders = map[string]bool{
 	"Set-Cookie": true,
 }
 
+// forbiddenAnswerHeaders describe the connection or carry the processor's
+// session, not the answer.
+var forbiddenAnswerHeaders = map[string]bool{
+	"Set-Cookie": true, "Connection": true, "Transfer-Encoding": true, "Content-Length": true,
+	"Keep-Alive": true, "Trailer": true, "Upgrade": true,
+}
+
 // Destination is one entry of the file, as the operator wrote it.
 type Destination struct {
 	ID     string `json:"id"`
@@ -213,10 +220,10 @@ func Compile(d Destination, dir string) (*Compiled, error) {
 		return nil, fail("method: POST, PUT or PATCH")
 	}
 	var err error
-	if c.requestHeaders, err = headerSet(d.RequestHeaders); err != nil {
+	if c.requestHeaders, err = headerSet(d.RequestHeaders, forbiddenHeaders); err != nil {
 		return nil, fail("request_headers: %v", err)
 	}
-	if c.answerHeaders, err = headerSet(d.AnswerHeaders); err != nil {
+	if c.answerHeaders, err = headerSet(d.AnswerHeaders, forbiddenAnswerHeaders); err != nil {
 		return nil, fail("answer_headers: %v", err)
 	}
 	if d.CAFile == "" && len(d.PinSHA256) == 0 && !d.SystemRoots {
@@ -339,7 +346,7 @@ func (c *Compiled) URLFor(suffix string) (string, error) {
 	return c.Scheme + "://" + net.JoinHostPort(c.Host, c.Port) + p, nil
 }
 
-func headerSet(names []string) (map[string]bool, error) {
+func headerSet(names []string, forbidden map[string]bool) (map[string]bool, error) {
 	set := map[string]bool{}
 	for _, n := range names {
 		if n == "" || len(n) > 64 || strings.ContainsFunc(n, func(r rune) bool {
@@ -348,7 +355,7 @@ func headerSet(names []string) (map[string]bool, error) {
 			return nil, fmt.Errorf("header name %q", n)
 		}
 		k := http.CanonicalHeaderKey(n)
-		if forbiddenHeaders[k] || strings.HasPrefix(k, "Proxy-") {
+		if forbidden[k] || strings.HasPrefix(k, "Proxy-") {
 			return nil, fmt.Errorf("header %q is set by the key service or governs the connection", k)
 		}
 		set[k] = true
