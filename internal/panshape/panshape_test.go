@@ -145,7 +145,7 @@ func TestSpans(t *testing.T) {
 		{"none/date", "2024-01-15 ticket 42", "2024-01-15 ticket 42"},
 		{"none/20-digit-run", "42424242424242420000", "42424242424242420000"},
 		{"after-short-number", "ref 12 5555 5555 5555 4444", "ref ** **** **** **** ****"}, // "12 5555 5555 5555" is Luhn-valid too
-		{"many-groups", strings.Repeat("7 ", 70) + "4242 4242 4242 4242", ""}, // more groups than the table: only the tail is checked
+		{"many-groups", strings.Repeat("7 ", 70) + "4242 4242 4242 4242", ""},              // more groups than the table: only the tail is checked
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := mask(tc.in, Spans(tc.in))

@@ -34,4 +34,6 @@ func TestPresetsParseAndFill(t *testing.T) {
 	}
 }
 
-func destinationsCompile(p Preset) (*destinations.Compiled, error) { return destinations.Compile(p.Destination, "") }
+func destinationsCompile(p Preset) (*destinations.Compiled, error) {
+	return destinations.Compile(p.Destination, "")
+}
