@@ -21,6 +21,7 @@ commands:
   serve                         run the key service
   keys init|rotate|list|retire|upgrade  manage the sealed keyring
   clients add|list|revoke       manage the signed-request allow-list
+  destinations add|list|remove  manage where cards may be forwarded (forwarding in progress)
   audit verify                  check the audit log's hash chain and signed checkpoints
   unseal                        send a key share to a running key service
 Run "keyservice <command> -h" for its flags.
@@ -47,6 +48,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return keysCmd(args[1:], stdout)
 	case "clients":
 		return clientsCmd(args[1:], stdout)
+	case "destinations":
+		return destinationsCmd(args[1:], stdout)
 	case "audit":
 		return auditCmd(args[1:], stdout)
 	case "unseal":

@@ -160,6 +160,41 @@ const (
 	// keys it lacked (the audit signing key). Fields: actor, kid (the audit
 	// key id), reason.
 	EventKeyUpgrade = "key.upgrade"
+
+	// --- key service: forwarding a card to a processor ---
+
+	// EventForward: a forward was authorised and the card is about to be
+	// decrypted. Written and synced BEFORE the decrypt (no audit, no
+	// forward). Fields: client (signing client), actor (merchant id),
+	// resource (token id), kid, reason ("destination=<id>
+	// idempotency_key=<key>"). Never the card, the template or a body.
+	EventForward = "forward"
+
+	// EventForwardResult: what became of an authorised forward. Outcome
+	// "success" when the destination answered (any HTTP status) or the card
+	// was re-encrypted, "failure" otherwise. Fields: client, actor
+	// (merchant), resource (token id), reason ("destination=<id>
+	// idempotency_key=<key> status=<HTTP status> latency_ms=<n>"), code (on
+	// failure).
+	EventForwardResult = "forward.result"
+
+	// EventForwardDenied: a forward refused before any decryption (invalid
+	// template, destination not allowed for the merchant, rate limit,
+	// idempotency key reused for another request). Outcome "denied".
+	// Fields: client, actor (merchant), resource (token id), reason
+	// (destination and idempotency key when valid), code.
+	EventForwardDenied = "forward.denied"
+
+	// EventDestinationChange: `keyservice destinations add|remove` changed
+	// the forward destinations. Fields: actor, resource (destination id),
+	// reason ("add <url or processor key kid> for <merchants>" or
+	// "remove"), code ("admin_failed" when the change then failed).
+	EventDestinationChange = "destination.change"
+
+	// EventDestinationsReload: the running key service loaded a changed
+	// destinations file. Fields: actor ("admin-cli"), resource
+	// ("destinations").
+	EventDestinationsReload = "destinations.reload"
 )
 
 // Outcomes.
@@ -200,5 +235,10 @@ func All() []string {
 		EventMerchantChange,
 		EventAuditCheckpoint,
 		EventKeyUpgrade,
+		EventForward,
+		EventForwardResult,
+		EventForwardDenied,
+		EventDestinationChange,
+		EventDestinationsReload,
 	}
 }

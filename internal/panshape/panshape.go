@@ -101,3 +101,76 @@ func luhn(s string, starts, ends []int) bool {
 func isDigit(b byte) bool { return b >= '0' && b <= '9' }
 
 func isSep(b byte) bool { return b == ' ' || b == '-' }
+
+// Span is a PAN-shaped window of a text as byte offsets: s[Start:End] runs
+// from the first digit to the last, separators between groups included.
+type Span struct{ Start, End int }
+
+// Spans returns the PAN-shaped windows of s, by the same rule as Contains,
+// as the union of every Luhn-valid window (overlapping windows merged), so
+// a text Contains flags always has at least one span and masking every
+// digit of every span leaves a text Contains no longer flags. Only offsets
+// are returned: the digits stay where they are, for a caller (the key
+// zone's redaction) that overwrites them in place.
+func Spans(s string) []Span {
+	var out []Span
+	var starts, ends [maxGroups]int
+	n := 0
+	add := func(start, end int) {
+		if k := len(out) - 1; k >= 0 && start <= out[k].End {
+			out[k].End = max(out[k].End, end)
+			return
+		}
+		out = append(out, Span{start, end})
+	}
+	// collect adds the windows starting at groups [0, lastStart).
+	collect := func(lastStart int) {
+		for a := 0; a < lastStart; a++ {
+			total := 0
+			for b := a; b < n; b++ {
+				total += ends[b] - starts[b]
+				if total > maxDigits {
+					break
+				}
+				if total >= minDigits && luhn(s, starts[a:b+1], ends[a:b+1]) {
+					add(starts[a], ends[b])
+				}
+			}
+		}
+	}
+	flush := func() {
+		collect(n)
+		n = 0
+	}
+	i := 0
+	for i < len(s) {
+		if !isDigit(s[i]) {
+			if !isSep(s[i]) || n == 0 {
+				if n > 0 {
+					flush()
+				}
+			}
+			i++
+			continue
+		}
+		j := i
+		for j < len(s) && isDigit(s[j]) {
+			j++
+		}
+		if n == maxGroups {
+			// Windows starting in the older groups end within the table;
+			// the last maxDigits groups are kept for windows ending later.
+			collect(n - maxDigits)
+			copy(starts[:], starts[n-maxDigits:n])
+			copy(ends[:], ends[n-maxDigits:n])
+			n = maxDigits
+		}
+		starts[n], ends[n] = i, j
+		n++
+		i = j
+	}
+	if n > 0 {
+		flush()
+	}
+	return out
+}

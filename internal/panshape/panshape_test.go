@@ -121,3 +121,64 @@ func FuzzContains(f *testing.F) {
 		}
 	})
 }
+
+func mask(s string, spans []Span) string {
+	b := []byte(s)
+	for _, sp := range spans {
+		for k := sp.Start; k < sp.End; k++ {
+			if isDigit(b[k]) {
+				b[k] = '*'
+			}
+		}
+	}
+	return string(b)
+}
+
+func TestSpans(t *testing.T) {
+	for _, tc := range []struct {
+		name, in, want string
+	}{
+		{"one/plain", "pan 4242424242424242 ok", "pan **************** ok"},
+		{"one/spaced", "4242 4242 4242 4242", "**** **** **** ****"},
+		{"one/json", `{"n":"5555-5555-5555-4444","a":12}`, `{"n":"****-****-****-****","a":12}`},
+		{"two", "a 4242424242424242 b 4111 1111 1111 1111", "a **************** b **** **** **** ****"},
+		{"none/date", "2024-01-15 ticket 42", "2024-01-15 ticket 42"},
+		{"none/20-digit-run", "42424242424242420000", "42424242424242420000"},
+		{"after-short-number", "ref 12 5555 5555 5555 4444", "ref ** **** **** **** ****"}, // "12 5555 5555 5555" is Luhn-valid too
+		{"many-groups", strings.Repeat("7 ", 70) + "4242 4242 4242 4242", ""},              // more groups than the table: only the tail is checked
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := mask(tc.in, Spans(tc.in))
+			if tc.want == "" && !strings.HasSuffix(got, "**** **** **** ****") || tc.want != "" && got != tc.want {
+				t.Fatalf("masked %q, want %q", got, tc.want)
+			}
+			if Contains(got) {
+				t.Fatalf("masked text still PAN-shaped: %q", got)
+			}
+		})
+	}
+}
+
+// FuzzSpans: Spans agrees with Contains, and masking its spans leaves
+// nothing PAN-shaped.
+func FuzzSpans(f *testing.F) {
+	for _, s := range []string{"4242 4242 4242 4242", "ref 12 5555 5555 5555 4444", strings.Repeat("4 ", 80), "x4111111111111111y 378282246310005"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		spans := Spans(s)
+		if Contains(s) != (len(spans) > 0) {
+			t.Fatalf("Contains=%v, %d spans", Contains(s), len(spans))
+		}
+		prev := 0
+		for _, sp := range spans {
+			if sp.Start < prev || sp.End <= sp.Start || sp.End > len(s) {
+				t.Fatalf("bad span %+v after %d", sp, prev)
+			}
+			prev = sp.End
+		}
+		if m := mask(s, spans); Contains(m) {
+			t.Fatalf("masked text still PAN-shaped")
+		}
+	})
+}

@@ -12,15 +12,19 @@ const (
 	OpReveal  = "reveal"
 	OpRewrap  = "rewrap"
 	OpAudit   = "audit"
+	// OpForward: send a stored card to an operator-configured destination
+	// (or re-encrypt it to a processor's key). Planned: the key service
+	// does not serve it yet (see docs/contracts.md).
+	OpForward = "forward"
 )
 
 // Ops lists every operation, for validation of allow-list entries.
-func Ops() []string { return []string{OpInspect, OpReveal, OpRewrap, OpAudit} }
+func Ops() []string { return []string{OpInspect, OpReveal, OpRewrap, OpAudit, OpForward} }
 
 // ValidOp reports whether op is a known operation.
 func ValidOp(op string) bool {
 	switch op {
-	case OpInspect, OpReveal, OpRewrap, OpAudit:
+	case OpInspect, OpReveal, OpRewrap, OpAudit, OpForward:
 		return true
 	}
 	return false

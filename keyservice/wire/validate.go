@@ -253,3 +253,7 @@ func (r *UnsealRequest) Validate() error {
 	}
 	return nil
 }
+
+// ValidateMerchant applies the merchant id rule of every request, for other
+// lists that name merchants (forward destinations).
+func ValidateMerchant(s string) error { return checkMerchant(s) }

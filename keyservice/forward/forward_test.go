@@ -1,0 +1,430 @@
+package forward
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/blindgate/blindgate/internal/audit"
+	"github.com/blindgate/blindgate/internal/jose"
+	"github.com/blindgate/blindgate/internal/ratelimit"
+	"github.com/blindgate/blindgate/internal/testenv"
+	"github.com/blindgate/blindgate/keyservice/card"
+	"github.com/blindgate/blindgate/keyservice/destinations"
+	"github.com/blindgate/blindgate/keyservice/wire"
+)
+
+const testPAN = "4242424242424242"
+
+// testOpener is the CardOpener unwrap will provide, built from the same
+// pieces (internal/jose, keyservice/card) so the tests decrypt for real.
+type testOpener struct{ key *ecdsa.PrivateKey }
+
+func (o testOpener) OpenCard(_ context.Context, jwe, cvcJWE string) (Opened, error) {
+	hdr, pt, err := jose.Decrypt([]byte(jwe), o.key)
+	defer clear(pt)
+	if err != nil {
+		return Opened{}, err
+	}
+	c, err := card.ParsePlaintext(pt)
+	if err != nil {
+		return Opened{}, err
+	}
+	out := Opened{Card: c, Kid: hdr.Kid}
+	if cvcJWE != "" {
+		chdr, cpt, err := jose.Decrypt([]byte(cvcJWE), o.key)
+		defer clear(cpt)
+		if err != nil || chdr.SessionID != hdr.SessionID {
+			return Opened{}, errors.New("cvc refused")
+		}
+		if out.CVC, err = card.ParseCVC(cpt); err != nil {
+			return Opened{}, err
+		}
+		out.HasCVC = true
+	}
+	return out, nil
+}
+
+type memAudit struct {
+	mu     sync.Mutex
+	events []audit.Event
+}
+
+func (a *memAudit) Append(_ context.Context, e audit.Event) (audit.Event, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.events = append(a.events, e)
+	return e, nil
+}
+
+// loopbackDialer fails the test if asked for anything but loopback.
+type loopbackDialer struct {
+	t     *testing.T
+	mu    sync.Mutex
+	addrs []string
+}
+
+func (d *loopbackDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	d.mu.Lock()
+	d.addrs = append(d.addrs, addr)
+	d.mu.Unlock()
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil || !ap.Addr().IsLoopback() {
+		d.t.Errorf("dial to non-loopback %q", addr)
+		return nil, errors.New("test: refused non-loopback dial")
+	}
+	var nd net.Dialer
+	return nd.DialContext(ctx, network, addr)
+}
+
+type fixedResolver struct {
+	mu      sync.Mutex
+	answers [][]netip.Addr
+	calls   int
+}
+
+func (r *fixedResolver) LookupNetIP(context.Context, string, string) ([]netip.Addr, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	a := r.answers[min(r.calls, len(r.answers)-1)]
+	r.calls++
+	return a, nil
+}
+
+type fixture struct {
+	t      *testing.T
+	key    *ecdsa.PrivateKey
+	list   *destinations.List
+	dialer *loopbackDialer
+	res    *fixedResolver
+	audit  *memAudit
+	svc    *Service
+	hits   atomic.Int32
+	got    chan []byte
+}
+
+func newFixture(t *testing.T, handler http.HandlerFunc, idem Store) *fixture {
+	t.Helper()
+	f := &fixture{t: t, got: make(chan []byte, 100), audit: &memAudit{}}
+	var err error
+	if f.key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.hits.Add(1)
+		b, _ := io.ReadAll(r.Body)
+		f.got <- b
+		handler(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	dir := t.TempDir()
+	caFile := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	port := srv.Listener.Addr().(*net.TCPAddr).Port
+	f.list = destinations.New(dir)
+	for _, d := range []destinations.Destination{
+		{ID: "psp", URL: "https://127.0.0.1:" + itoa(port) + "/v1", RequestHeaders: []string{"X-API-Key"}, AnswerHeaders: []string{"Psp-Reference"},
+			CAFile: "ca.pem", Merchants: []string{"m_1"}, AllowPrivate: []string{"127.0.0.1/32"}, TimeoutMS: 5000},
+		{ID: "named", URL: "https://example.com:" + itoa(port) + "/v1", RequestHeaders: []string{"X-API-Key"}, CAFile: "ca.pem", Merchants: []string{"m_1"}, AllowPrivate: []string{"127.0.0.1/32"}},
+		{ID: "no-private", URL: "https://example.com:" + itoa(port) + "/v1", RequestHeaders: []string{"X-API-Key"}, CAFile: "ca.pem", Merchants: []string{"m_1"}},
+		{ID: "other", URL: "https://127.0.0.1:" + itoa(port) + "/v1", CAFile: "ca.pem", Merchants: []string{"m_2"}, AllowPrivate: []string{"127.0.0.1/32"}},
+	} {
+		if err := f.list.Add(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.dialer = &loopbackDialer{t: t}
+	f.res = &fixedResolver{answers: [][]netip.Addr{{netip.MustParseAddr("127.0.0.1")}}}
+	if idem == nil {
+		idem = NewMemory(0, nil)
+	}
+	f.svc, err = New(Config{Destinations: f.list, Opener: testOpener{f.key}, Sender: &Sender{Resolver: f.res, Dialer: f.dialer},
+		Audit: f.audit, Limiter: ratelimit.NewMemory(), Idempotency: idem,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), PollInterval: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
+
+func (f *fixture) cardJWE(name string) string {
+	pt, _ := json.Marshal(map[string]any{"pan": testPAN, "exp_month": 3, "exp_year": 2031, "name": name, "iat": time.Now().Unix()})
+	enc, err := jose.Encrypt(pt, &f.key.PublicKey, "k1", map[string]string{jose.HeaderSessionID: "cs_1"})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return string(enc)
+}
+
+func (f *fixture) cvcJWE(cvc string) string {
+	pt, _ := json.Marshal(map[string]any{"cvc": cvc, "iat": time.Now().Unix()})
+	enc, err := jose.Encrypt(pt, &f.key.PublicKey, "k1", map[string]string{jose.HeaderSessionID: "cs_1"})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return string(enc)
+}
+
+func (f *fixture) request(dest, key string) wire.ForwardRequest {
+	return wire.ForwardRequest{JWE: f.cardJWE(`Jane "O'Hara"`), Merchant: "m_1", Token: "tok_1", Destination: dest, IdempotencyKey: key,
+		Template: wire.ForwardTemplate{ContentType: wire.ContentTypeJSON, Path: "/payments", Headers: map[string]string{"X-API-Key": "k"},
+			Body: `{"card":{"number":"{{card.number}}","expiryMonth":"{{card.exp_month}}","expiryYear":{{card.exp_year}},"holderName":"{{card.name}}"}}`}}
+}
+
+func echoPAN(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Psp-Reference", "psp-"+testPAN)
+	w.Header().Set("X-Secret", "not passed on")
+	w.WriteHeader(201)
+	io.WriteString(w, `{"result":"Authorised","echo":"`+testPAN+`","other":"4111 1111 1111 1111","amount":1234}`)
+}
+
+func TestForwardSendsFilledAndRedacts(t *testing.T) {
+	f := newFixture(t, echoPAN, nil)
+	resp, err := f.svc.Forward(context.Background(), Meta{Client: "gateway"}, f.request("psp", "k-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sent map[string]map[string]any
+	if err := json.Unmarshal(<-f.got, &sent); err != nil {
+		t.Fatalf("destination got invalid JSON: %v", err)
+	}
+	c := sent["card"]
+	if c["number"] != testPAN || c["expiryMonth"] != "03" || c["expiryYear"] != float64(2031) || c["holderName"] != `Jane "O'Hara"` {
+		t.Fatalf("destination got %v", c)
+	}
+	if resp.Status != 201 || strings.Contains(resp.Body, "4242") || strings.Contains(resp.Body, "4111") || !strings.Contains(resp.Body, "1234") {
+		t.Fatalf("answer %d %q", resp.Status, resp.Body)
+	}
+	if resp.Headers["Psp-Reference"] != "psp-****************" || resp.Headers["X-Secret"] != "" {
+		t.Fatalf("answer headers %v", resp.Headers)
+	}
+	evs := f.audit.events
+	if len(evs) != 2 || evs[0].Event != audit.EventForward || evs[1].Event != audit.EventForwardResult || !strings.Contains(evs[1].Reason, "status=201") {
+		t.Fatalf("audit %+v", evs)
+	}
+	for _, e := range evs {
+		if b, _ := json.Marshal(e); strings.Contains(string(b), "4242") {
+			t.Fatalf("audit holds the card: %s", b)
+		}
+	}
+}
+
+func TestForwardRefusals(t *testing.T) {
+	f := newFixture(t, echoPAN, nil)
+	for _, tc := range []struct {
+		name string
+		edit func(r *wire.ForwardRequest)
+		want error
+	}{
+		{"destination/other-merchants", func(r *wire.ForwardRequest) { r.Destination = "other" }, ErrDestination},
+		{"destination/unknown", func(r *wire.ForwardRequest) { r.Destination = "nope" }, ErrDestination},
+		{"template/header-not-allowed", func(r *wire.ForwardRequest) { r.Template.Headers = map[string]string{"Authorization": "x"} }, ErrTemplate},
+		{"template/path-climbs", func(r *wire.ForwardRequest) { r.Template.Path = "/../admin" }, ErrTemplate},
+		{"template/unknown-placeholder", func(r *wire.ForwardRequest) { r.Template.Body = `{"a":"{{card.pin}}"}` }, ErrTemplate},
+		{"cvc/missing", func(r *wire.ForwardRequest) { r.Template.Body = `{"a":"{{card.cvc}}"}` }, ErrCVCMissing},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := f.request("psp", "k-"+tc.name)
+			tc.edit(&r)
+			if _, err := f.svc.Forward(context.Background(), Meta{}, r); !errors.Is(err, tc.want) {
+				t.Fatalf("Forward = %v, want %v", err, tc.want)
+			}
+		})
+	}
+	if f.hits.Load() != 0 {
+		t.Fatalf("destination reached %d times", f.hits.Load())
+	}
+	// The CVC, when given, fills the template.
+	r := f.request("psp", "k-cvc")
+	r.CVCJWE, r.Template.Body = f.cvcJWE("123"), `{"cvc":"{{card.cvc}}"}`
+	if _, err := f.svc.Forward(context.Background(), Meta{}, r); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(<-f.got); got != `{"cvc":"123"}` {
+		t.Fatalf("destination got %s", got)
+	}
+	// Same key, different request: refused, nothing sent.
+	r.Template.Body = `{"cvc2":"{{card.cvc}}"}`
+	if _, err := f.svc.Forward(context.Background(), Meta{}, r); !errors.Is(err, ErrIdempotencyMismatch) {
+		t.Fatalf("reuse = %v", err)
+	}
+	if f.hits.Load() != 1 {
+		t.Fatalf("destination reached %d times", f.hits.Load())
+	}
+}
+
+func TestSSRF(t *testing.T) {
+	t.Run("private-refused-before-dial", func(t *testing.T) {
+		f := newFixture(t, echoPAN, nil)
+		_, err := f.svc.Forward(context.Background(), Meta{}, f.request("no-private", "k1"))
+		if !errors.Is(err, ErrAddressRefused) || len(f.dialer.addrs) != 0 {
+			t.Fatalf("Forward = %v, dials %v", err, f.dialer.addrs)
+		}
+		// Nothing was sent: the key is released and a retry may send.
+		if _, err := f.svc.Forward(context.Background(), Meta{}, f.request("no-private", "k1")); !errors.Is(err, ErrAddressRefused) {
+			t.Fatalf("retry = %v", err)
+		}
+	})
+	t.Run("mixed-answer-refused", func(t *testing.T) {
+		f := newFixture(t, echoPAN, nil)
+		f.res.answers = [][]netip.Addr{{netip.MustParseAddr("203.0.113.7"), netip.MustParseAddr("10.0.0.1")}}
+		if _, err := f.svc.Forward(context.Background(), Meta{}, f.request("named", "k1")); !errors.Is(err, ErrAddressRefused) || len(f.dialer.addrs) != 0 {
+			t.Fatalf("Forward = %v, dials %v", err, f.dialer.addrs)
+		}
+	})
+	t.Run("rebinding-dials-the-checked-address", func(t *testing.T) {
+		f := newFixture(t, echoPAN, nil)
+		// First answer checked and dialed; a rebinding second answer is
+		// never asked for.
+		f.res.answers = [][]netip.Addr{{netip.MustParseAddr("127.0.0.1")}, {netip.MustParseAddr("10.9.9.9")}}
+		if _, err := f.svc.Forward(context.Background(), Meta{}, f.request("named", "k1")); err != nil {
+			t.Fatal(err)
+		}
+		if f.res.calls != 1 || len(f.dialer.addrs) != 1 || !strings.HasPrefix(f.dialer.addrs[0], "127.0.0.1:") {
+			t.Fatalf("resolver calls %d, dials %v", f.res.calls, f.dialer.addrs)
+		}
+	})
+	t.Run("rebinding-to-private-refused", func(t *testing.T) {
+		f := newFixture(t, echoPAN, nil)
+		f.res.answers = [][]netip.Addr{{netip.MustParseAddr("127.0.0.1")}}
+		// no-private: the loopback answer is refused, not dialed.
+		if _, err := f.svc.Forward(context.Background(), Meta{}, f.request("no-private", "k1")); !errors.Is(err, ErrAddressRefused) || len(f.dialer.addrs) != 0 {
+			t.Fatalf("Forward = %v, dials %v", err, f.dialer.addrs)
+		}
+	})
+	t.Run("redirect-not-followed", func(t *testing.T) {
+		var followed atomic.Bool
+		f := newFixture(t, func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/elsewhere" {
+				followed.Store(true)
+			}
+			http.Redirect(w, r, "/elsewhere", http.StatusTemporaryRedirect)
+		}, nil)
+		resp, err := f.svc.Forward(context.Background(), Meta{}, f.request("psp", "k1"))
+		if err != nil || resp.Status != http.StatusTemporaryRedirect || followed.Load() || f.hits.Load() != 1 {
+			t.Fatalf("Forward = %v %v, followed %v, hits %d", resp, err, followed.Load(), f.hits.Load())
+		}
+	})
+	t.Run("answer-too-large-outcome-unknown-stored", func(t *testing.T) {
+		f := newFixture(t, func(w http.ResponseWriter, r *http.Request) { w.Write(make([]byte, 2<<20)) }, nil)
+		for range 2 {
+			_, err := f.svc.Forward(context.Background(), Meta{}, f.request("psp", "k1"))
+			if !errors.Is(err, ErrOutcomeUnknown) && !errors.Is(err, ErrStoredFailure) {
+				t.Fatalf("Forward = %v", err)
+			}
+		}
+		if f.hits.Load() != 1 {
+			t.Fatalf("a retry after an unknown outcome sent again: %d hits", f.hits.Load())
+		}
+	})
+}
+
+func TestAddressAllowed(t *testing.T) {
+	for _, tc := range []struct {
+		ip   string
+		want bool
+	}{
+		{"203.0.113.7", true}, {"2001:db8::1", true}, {"127.0.0.1", false}, {"10.1.2.3", false}, {"172.16.0.1", false},
+		{"192.168.1.1", false}, {"169.254.169.254", false}, {"100.64.0.1", false}, {"0.0.0.0", false}, {"::1", false},
+		{"::", false}, {"fe80::1", false}, {"fc00::1", false}, {"224.0.0.1", false}, {"::ffff:127.0.0.1", false},
+		{"64:ff9b::a00:1", false}, {"2002:a00:1::", false}, {"255.255.255.255", false},
+	} {
+		if got := AddressAllowed(netip.MustParseAddr(tc.ip), nil); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.ip, got, tc.want)
+		}
+	}
+	if !AddressAllowed(netip.MustParseAddr("10.1.2.3"), []netip.Prefix{netip.MustParsePrefix("10.1.2.0/24")}) {
+		t.Error("allow_private prefix not honoured")
+	}
+}
+
+func TestIdempotencyConcurrentRetries(t *testing.T) {
+	stores := map[string]func(t *testing.T) Store{
+		"memory": func(*testing.T) Store { return NewMemory(0, nil) },
+		"redis": func(t *testing.T) Store {
+			rdb := testenv.Redis(t)
+			return NewRedis(rdb, "bg:test:fwd:"+t.Name()+":"+itoa(int(time.Now().UnixNano()))+":", time.Minute)
+		},
+	}
+	for name, mk := range stores {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t, func(w http.ResponseWriter, r *http.Request) {
+				time.Sleep(50 * time.Millisecond) // keep the first in flight while the others retry
+				echoPAN(w, r)
+			}, mk(t))
+			req := f.request("psp", "order-1")
+			var wg sync.WaitGroup
+			resps := make([]wire.ForwardResponse, 10)
+			errs := make([]error, 10)
+			for i := range 10 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					resps[i], errs[i] = f.svc.Forward(context.Background(), Meta{}, req)
+				}()
+			}
+			wg.Wait()
+			replayed := 0
+			for i := range 10 {
+				if errs[i] != nil || resps[i].Status != 201 || resps[i].Body != resps[0].Body {
+					t.Fatalf("retry %d: %v %v", i, resps[i], errs[i])
+				}
+				if resps[i].Replayed {
+					replayed++
+				}
+			}
+			if f.hits.Load() != 1 || replayed != 9 {
+				t.Fatalf("destination reached %d times, %d replays", f.hits.Load(), replayed)
+			}
+		})
+	}
+}
+
+func TestEncryptToProcessorKey(t *testing.T) {
+	f := newFixture(t, echoPAN, nil)
+	proc, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	jwk, err := jose.MarshalPublicJWK(&proc.PublicKey, "proc-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.list.Add(destinations.Destination{ID: "enc", ProcessorKey: jwk, Merchants: []string{"m_1"}}); err != nil {
+		t.Fatal(err)
+	}
+	r := f.request("enc", "k1")
+	r.Template.Path, r.Template.Headers = "", nil
+	resp, err := f.svc.Forward(context.Background(), Meta{}, r)
+	if err != nil || resp.JWE == "" || resp.Body != "" {
+		t.Fatalf("Forward = %v %v", resp, err)
+	}
+	hdr, pt, err := jose.Decrypt([]byte(resp.JWE), proc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hdr.Kid != "proc-1" || !strings.Contains(string(pt), `"number":"`+testPAN+`"`) {
+		t.Fatalf("processor got kid %s, %s", hdr.Kid, pt)
+	}
+	if f.hits.Load() != 0 {
+		t.Fatal("encrypt mode sent something")
+	}
+}
