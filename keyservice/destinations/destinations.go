@@ -31,12 +31,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
-	"os"
 	"path"
 	"path/filepath"
 	"slices"
@@ -44,6 +42,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/blindgate/blindgate/internal/atomicfile"
 
 	"github.com/blindgate/blindgate/internal/jose"
 	"github.com/blindgate/blindgate/keyservice/wire"
@@ -456,7 +456,7 @@ func (l *List) Save(file string) error {
 		return fmt.Errorf("destinations: encode: %w", err)
 	}
 	data = append(data, '\n')
-	if err := writeAtomic(file, data); err != nil {
+	if err := atomicfile.Write(file, data); err != nil {
 		return fmt.Errorf("destinations: save: %w", err)
 	}
 	l.mu.Lock()
@@ -573,56 +573,12 @@ func (l *List) build(doc fileDoc) (*snapshot, error) {
 }
 
 func readCapped(file string, limit int64) ([]byte, error) {
-	f, err := os.Open(file)
-	if err != nil {
-		return nil, fmt.Errorf("destinations: open: %w", err)
+	data, err := atomicfile.ReadCapped(file, limit)
+	if errors.Is(err, atomicfile.ErrTooLarge) {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
-		return nil, fmt.Errorf("destinations: read: %w", err)
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%w: %s too large", ErrInvalid, filepath.Base(file))
+		return nil, fmt.Errorf("destinations: %w", err)
 	}
 	return data, nil
-}
-
-// writeAtomic: temporary file, fsync, rename, fsync of the directory, so a
-// reader (the running service) sees the old file or the new one, whole.
-func writeAtomic(file string, data []byte) error {
-	dir := filepath.Dir(file)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(file)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	name := tmp.Name()
-	defer os.Remove(name) // no-op after a successful rename
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(name, file); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
-		return err
-	}
-	return nil
 }

@@ -13,11 +13,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
 	"slices"
 	"time"
+
+	"github.com/blindgate/blindgate/internal/atomicfile"
 
 	"github.com/blindgate/blindgate/internal/randid"
 )
@@ -122,22 +121,6 @@ func Load(path string, master []byte) (*Keyring, error) {
 		return nil, err
 	}
 	return Open(data, master)
-}
-
-func readSealed(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("keyring: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("keyring: read %s: %w", path, err)
-	}
-	if len(data) > maxFileSize {
-		return nil, fmt.Errorf("%w: larger than %d bytes", ErrCorrupt, maxFileSize)
-	}
-	return data, nil
 }
 
 // Seal returns the sealed file bytes of kr under master.
@@ -475,44 +458,20 @@ func unmarshalBody(plain []byte) (_ *snapshot, err error) {
 	return s, nil
 }
 
-func writeFileAtomic(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+func readSealed(path string) ([]byte, error) {
+	data, err := atomicfile.ReadCapped(path, maxFileSize)
+	if errors.Is(err, atomicfile.ErrTooLarge) {
+		return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
+	}
 	if err != nil {
+		return nil, fmt.Errorf("keyring: %w", err)
+	}
+	return data, nil
+}
+
+func writeFileAtomic(path string, data []byte) error {
+	if err := atomicfile.Write(path, data); err != nil {
 		return fmt.Errorf("keyring: save: %w", err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(tmp)
-		}
-	}()
-	// CreateTemp already uses 0600; Chmod makes it independent of that detail.
-	if err = f.Chmod(0o600); err != nil {
-		return fmt.Errorf("keyring: save: %w", err)
-	}
-	if _, err = f.Write(data); err != nil {
-		return fmt.Errorf("keyring: save: %w", err)
-	}
-	// Data must be durable before the rename makes it the keyring.
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("keyring: save: sync: %w", err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("keyring: save: %w", err)
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("keyring: save: %w", err)
-	}
-	// The rename itself is durable only once the directory is synced.
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("keyring: save: open dir: %w", err)
-	}
-	defer d.Close()
-	if err = d.Sync(); err != nil {
-		return fmt.Errorf("keyring: save: sync dir: %w", err)
 	}
 	return nil
 }

@@ -10,11 +10,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
 	"slices"
 	"sync"
+
+	"github.com/blindgate/blindgate/internal/atomicfile"
 
 	"github.com/blindgate/blindgate/internal/jose"
 	"github.com/blindgate/blindgate/keyservice/wire"
@@ -128,7 +127,7 @@ func (a *AllowList) Save(path string) error {
 		return fmt.Errorf("sigauth: encode allow-list: %w", err)
 	}
 	data = append(data, '\n')
-	if err := writeAtomic(path, data); err != nil {
+	if err := atomicfile.Write(path, data); err != nil {
 		return fmt.Errorf("sigauth: save allow-list: %w", err)
 	}
 	a.mu.Lock()
@@ -396,55 +395,12 @@ func sameSet(a, b []string) bool {
 }
 
 func readCapped(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("sigauth: open allow-list: %w", err)
+	data, err := atomicfile.ReadCapped(path, maxAllowListSize)
+	if errors.Is(err, atomicfile.ErrTooLarge) {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidList, err)
 	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxAllowListSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("sigauth: read allow-list: %w", err)
 	}
-	if len(data) > maxAllowListSize {
-		return nil, fmt.Errorf("%w: file too large", ErrInvalidList)
-	}
 	return data, nil
-}
-
-func writeAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	name := tmp.Name()
-	defer os.Remove(name) // no-op after a successful rename
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(name, path); err != nil {
-		return err
-	}
-	// The rename is durable only once the directory entry is synced.
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
-		return err
-	}
-	return nil
 }
