@@ -1,4 +1,4 @@
-package web_test
+package backofficehttp_test
 
 import (
 	"net"
@@ -16,7 +16,7 @@ import (
 )
 
 // screenshotDir is where BLINDGATE_SCREENSHOTS=1 writes the README's images.
-const screenshotDir = "../../docs/screenshots"
+const screenshotDir = "../../../docs/screenshots"
 
 // TestBackofficeBrowser drives real Chromium through login (TOTP code from
 // pquerna/otp) -> search -> token detail -> reveal with a reason ->
@@ -33,8 +33,8 @@ func TestBackofficeBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = f.srv.App().Listener(ln) }()
-	t.Cleanup(func() { _ = f.srv.App().Shutdown() })
+	go func() { _ = f.app.Listener(ln) }()
+	t.Cleanup(func() { _ = f.app.Shutdown() })
 	base := "http://" + ln.Addr().String()
 
 	// Uncaught exceptions fail the test when it ends.

@@ -1,9 +1,9 @@
-package web_test
+package backofficehttp_test
 
 // Fixture of the back-office tests: bbolt stores in t.TempDir(), an
 // injectable clock shared by the server, the operator service and TOTP
-// codes, a real in-process key service (the keyZone of fixture_test.go,
-// reached through keyservice/client) for every test that claims a reveal or
+// codes, a real in-process key service (keyservice/kstest, reached through
+// keyservice/client) for every test that claims a reveal or
 // an audit query went through, and a recording fake only where the key
 // service must NOT be called or must fail in a way a real one cannot be made
 // to (down, forced 429/503).
@@ -11,6 +11,7 @@ package web_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"html/template"
 	"io"
 	"log/slog"
@@ -25,11 +26,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gofiber/fiber/v2"
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/blindgate/blindgate/checkout"
+	"github.com/blindgate/blindgate/gateway/backoffice"
 	"github.com/blindgate/blindgate/gateway/clientip"
 	"github.com/blindgate/blindgate/gateway/operators"
 	"github.com/blindgate/blindgate/gateway/tokens"
@@ -38,6 +41,9 @@ import (
 	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/internal/ratelimit"
 	"github.com/blindgate/blindgate/internal/testenv"
+	"github.com/blindgate/blindgate/keyservice/client"
+	"github.com/blindgate/blindgate/keyservice/kstest"
+	"github.com/blindgate/blindgate/keyservice/unwrap"
 	"github.com/blindgate/blindgate/keyservice/wire"
 	"github.com/blindgate/blindgate/templates"
 )
@@ -98,10 +104,40 @@ func (f *boFakeKS) calls() (int, int) {
 	return f.reveals, f.queries
 }
 
-// ---- the gateway ----
+// ---- a real key service ----
+
+// keyZone is a real key service in process (keyservice/kstest) behind a
+// loopback listener, with the back office's client (reveal, audit) reaching
+// it through keyservice/client.
+type keyZone struct {
+	*kstest.Zone
+	backoffice *client.Client
+}
+
+// newKeyZone starts a key service whose per-actor short reveal limit is
+// revealsPerHour.
+func newKeyZone(t *testing.T, revealsPerHour int) *keyZone {
+	t.Helper()
+	z := kstest.NewZone(t, kstest.Options{
+		Clients: []kstest.Client{{ID: "backoffice", Ops: []string{wire.OpReveal, wire.OpAudit}, Alg: client.AlgES256}},
+		Limits: func(l *unwrap.Limits) {
+			l.RevealActorShort = ratelimit.Limit{Name: "reveal-actor-short", Rate: revealsPerHour, Period: time.Hour, Burst: revealsPerHour}
+		},
+		Listen: true,
+	})
+	return &keyZone{Zone: z, backoffice: z.Client(t, "backoffice")}
+}
+
+// encrypt builds the ciphertext the checkout page would post.
+func (kz *keyZone) encrypt(t *testing.T, pan, session string) string {
+	t.Helper()
+	return kz.Encrypt(t, fmt.Sprintf(`{"pan":%q,"exp_month":11,"exp_year":%d,"name":"T","iat":%d}`, pan, time.Now().Year()+2, time.Now().Unix()), session)
+}
+
+// ---- the pages ----
 
 type boFix struct {
-	srv       *web.Server
+	app       *fiber.App
 	ops       *operators.Service
 	toks      tokens.Store
 	webs      websession.Store
@@ -119,9 +155,9 @@ type boFix struct {
 }
 
 type boOpts struct {
-	ks        web.KeyService // overrides the real key service
-	noKS      bool           // use the recording fake
-	reveals   int            // per-actor short reveal limit of the real key service (default 10)
+	ks        backoffice.KeyService // overrides the real key service
+	noKS      bool                  // use the recording fake
+	reveals   int                   // per-actor short reveal limit of the real key service (default 10)
 	tls       bool
 	hideAfter string // redefines bo_reveal_hide_seconds
 	limiter   ratelimit.Limiter
@@ -184,7 +220,7 @@ func newBoFix(t *testing.T, o boOpts) *boFix {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ks web.KeyService
+	var ks backoffice.KeyService
 	switch {
 	case o.ks != nil:
 		ks = o.ks
@@ -208,10 +244,6 @@ func newBoFix(t *testing.T, o boOpts) *boFix {
 			t.Fatal(err)
 		}
 	}
-	assets, err := checkout.NewAssets()
-	if err != nil {
-		t.Fatal(err)
-	}
 	f.gwAudit = filepath.Join(dir, "gw-audit.log")
 	gwLog, err := audit.Open(f.gwAudit, audit.Options{Now: f.clock.Now})
 	if err != nil {
@@ -221,12 +253,19 @@ func newBoFix(t *testing.T, o boOpts) *boFix {
 	if o.limiter == nil {
 		o.limiter = ratelimit.NewMemory()
 	}
-	f.srv = web.New(web.Deps{
+	assets, err := checkout.NewAssets()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The whole gateway, as served: the pages link the checkout's brand
+	// icons and rely on its security headers and error handler.
+	srv := web.New(web.Deps{
 		Tokens: f.toks, KeyService: ks, Operators: f.ops, WebSessions: webs,
 		Limiter: o.limiter, Audit: gwLog, Assets: assets, Pages: f.pages,
 		Log:    slog.New(slog.NewJSONHandler(f.logs, nil)),
 		Config: web.Config{PublicURL: "https://pay.example", TLS: o.tls, Now: f.clock.Now, ClientIP: o.clientIP},
 	})
+	f.app = srv.App()
 
 	// Tokens: two of the same card at merchant A, one at merchant B.
 	jwe := "eyJhbGciOiJFQ0RILUVTK0EyNTZLVyJ9.a.b.c.d"
@@ -329,7 +368,7 @@ func (c *boClient) doBody(t *testing.T, method, path string, body io.Reader, cty
 	for k, v := range c.jar {
 		req.AddCookie(&http.Cookie{Name: k, Value: v})
 	}
-	resp, err := c.f.srv.App().Test(req, 20_000)
+	resp, err := c.f.app.Test(req, 20_000)
 	if err != nil {
 		t.Fatal(err)
 	}
