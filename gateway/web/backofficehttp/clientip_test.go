@@ -36,9 +36,9 @@ func TestLoginLimitSpoofedHeader(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newBoFix(t, boOpts{noKS: true, clientIP: resolver(t, tt.trusted)})
+			f := newFixture(t, fixtureOpts{noKS: true, clientIP: resolver(t, tt.trusted)})
 			c := f.client()
-			var last boResp
+			var last response
 			for i := 0; i < 21; i++ {
 				c.header["X-Forwarded-For"] = tt.xff(i)
 				last = c.loginWith(t, "user"+string(rune('a'+i)), "some wrong password", "123456")

@@ -108,9 +108,9 @@ func New(d Deps) *Handler {
 	return &Handler{d: d}
 }
 
-// Back-office policy.
+// The pages' constants.
 const (
-	// Prefix is where the back office is mounted (server.go routes()).
+	// Prefix is where gateway/web mounts the back office (server.go).
 	Prefix = "/backoffice"
 
 	// Cookie names. The __Host- prefix makes the browser refuse the cookie
