@@ -1,8 +1,9 @@
 // Package backoffice is the back office's policy, with no HTTP in it: who
 // may reveal a card number and when, what an operator's search and audit
 // view may cover, and how the key service's answers are read (by their
-// stable error code, never by HTTP status). The pages in
-// gateway/web/backoffice bind a request, call a Service method and render.
+// stable error code, never by HTTP status), and whether a session still
+// stands for a signed-in operator. The pages in gateway/web/backofficehttp
+// bind a request, call a Service method and render.
 //
 // Reveal checks, in this order (Service.Reveal; tested in order_test.go):
 //
@@ -51,6 +52,7 @@ type Operators interface {
 
 // Sessions is the part of the web-session store the back office uses.
 type Sessions interface {
+	Get(ctx context.Context, id string, now time.Time) (websession.Session, error)
 	Reauth(ctx context.Context, id string, now time.Time) (websession.Session, error)
 	Delete(ctx context.Context, id string) error
 }

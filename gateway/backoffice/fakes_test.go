@@ -118,15 +118,34 @@ func (f *fakeOperators) List(_ context.Context, merchantID string) ([]operators.
 	return out, nil
 }
 
-type fakeSessions struct{ c *calls }
+// fakeSessions holds the live sessions by id; getErr, when set, is every
+// Get's answer.
+type fakeSessions struct {
+	c      *calls
+	live   map[string]websession.Session
+	getErr error
+}
+
+func (f *fakeSessions) Get(_ context.Context, id string, _ time.Time) (websession.Session, error) {
+	f.c.add("sessions.get")
+	if f.getErr != nil {
+		return websession.Session{}, f.getErr
+	}
+	s, ok := f.live[id]
+	if !ok {
+		return websession.Session{}, websession.ErrNotFound
+	}
+	return s, nil
+}
 
 func (f *fakeSessions) Reauth(_ context.Context, id string, now time.Time) (websession.Session, error) {
 	f.c.add("sessions.reauth")
 	return websession.Session{ID: id, AuthAt: now}, nil
 }
 
-func (f *fakeSessions) Delete(context.Context, string) error {
+func (f *fakeSessions) Delete(_ context.Context, id string) error {
 	f.c.add("sessions.delete")
+	delete(f.live, id)
 	return nil
 }
 
@@ -176,6 +195,7 @@ type fixture struct {
 	calls *calls
 	toks  *fakeTokens
 	ops   *fakeOperators
+	sess  *fakeSessions
 	audit *fakeAudit
 	ks    *fakeKS
 }
@@ -204,11 +224,12 @@ func newFixture(t *testing.T) *fixture {
 			tokBID:  {ID: tokBID, MerchantID: merchB, JWE: "a.b.c.d.e", Kid: "kek-1", Fingerprint: "fp_same"},
 		}},
 		ops:   &fakeOperators{c: c, ops: []operators.Operator{rita, anna, vera, adam, mia, bruno}},
+		sess:  &fakeSessions{c: c, live: map[string]websession.Session{}},
 		audit: &fakeAudit{c: c},
 		ks:    &fakeKS{c: c},
 	}
 	f.svc = backoffice.New(backoffice.Deps{
-		Operators: f.ops, Sessions: &fakeSessions{c: c}, Tokens: f.toks, KeyService: f.ks, Audit: f.audit,
+		Operators: f.ops, Sessions: f.sess, Tokens: f.toks, KeyService: f.ks, Audit: f.audit,
 		Now: func() time.Time { return testNow },
 	})
 	return f

@@ -337,7 +337,7 @@ func TestHSTSOnlyOverTLS(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newTestServer(t, fixtureOpt{tls: tc.tls})
 			sid := f.newSession(t, nil)
-			for _, path := range []string{"/checkout/" + sid, "/v1/keys", "/embed.js"} {
+			for _, path := range []string{"/checkout/" + sid, "/v1/keys", "/embed.js", "/backoffice/login"} {
 				a := f.do(t, http.MethodGet, path, "", nil)
 				hsts := a.header.Get("Strict-Transport-Security")
 				if tc.tls != strings.Contains(hsts, "max-age=") {

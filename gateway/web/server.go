@@ -1,6 +1,7 @@
 // Package web is the gateway's HTTP layer: the merchant API, the hosted
-// checkout, the embed script and the back office. Handlers bind, validate,
-// call a domain store or service, and render; errors go to the one
+// checkout and the embed script, and the one list of routes, which mounts
+// the back office's pages (gateway/web/backofficehttp). Handlers bind,
+// validate, call a domain store or service, and render; errors go to the one
 // apierr handler. Nothing here can read a card: the page encrypts in the
 // browser and the gateway forwards ciphertext.
 package web
@@ -9,7 +10,6 @@ import (
 	"context"
 	"html/template"
 	"log/slog"
-	"net/netip"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -22,6 +22,8 @@ import (
 	"github.com/blindgate/blindgate/gateway/operators"
 	"github.com/blindgate/blindgate/gateway/sessions"
 	"github.com/blindgate/blindgate/gateway/tokens"
+	"github.com/blindgate/blindgate/gateway/web/backofficehttp"
+	"github.com/blindgate/blindgate/gateway/web/clientaddr"
 	"github.com/blindgate/blindgate/gateway/websession"
 	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/internal/httpapi"
@@ -94,7 +96,7 @@ type Deps struct {
 // Server is the gateway's HTTP front.
 type Server struct {
 	deps   Deps
-	office *backoffice.Service // the back office's policy
+	office *backofficehttp.Handler // the back office's pages
 	app    *fiber.App
 }
 
@@ -107,9 +109,13 @@ func New(d Deps) *Server {
 		d.Metrics = httpmetrics.New("blindgate_gateway")
 	}
 	s := &Server{deps: d}
-	s.office = backoffice.New(backoffice.Deps{
-		Operators: d.Operators, Sessions: d.WebSessions, Tokens: d.Tokens,
-		KeyService: d.KeyService, Audit: d.Audit, Log: d.Log, Now: d.Config.Now,
+	s.office = backofficehttp.New(backofficehttp.Deps{
+		Office: backoffice.New(backoffice.Deps{
+			Operators: d.Operators, Sessions: d.WebSessions, Tokens: d.Tokens,
+			KeyService: d.KeyService, Audit: d.Audit, Log: d.Log, Now: d.Config.Now,
+		}),
+		Operators: d.Operators, Sessions: d.WebSessions, Limiter: d.Limiter, Audit: d.Audit,
+		Pages: d.Pages, Log: d.Log, TLS: d.Config.TLS, ClientIP: d.Config.ClientIP, Now: d.Config.Now,
 	})
 	s.app = fiber.New(fiber.Config{
 		AppName:               "blindgate-gateway",
@@ -159,25 +165,14 @@ func (s *Server) routes() {
 	a.Get("/checkout/:session/theme.css", s.themeCSS)
 	a.Post("/checkout/:session/submit", s.submit)
 
-	// Back office (operator login, cookies, CSRF).
-	s.backofficeRoutes(a.Group("/backoffice"))
+	// Back office (operator login, cookies, CSRF): its routes are listed in
+	// backofficehttp.Handler.Routes.
+	s.office.Routes(a.Group(backofficehttp.Prefix))
 }
 
 // clientIP is the one answer to "who is asking" for limits and audit
-// origins. Fiber's own ProxyHeader is not used: it takes the header as the
-// client wrote it, whoever sent it.
-func (s *Server) clientIP(c *fiber.Ctx) string {
-	peer, _ := netip.AddrFromSlice(c.Context().RemoteIP())
-	r := s.deps.Config.ClientIP
-	if r == nil || r.Header() == "" {
-		return peer.Unmap().String()
-	}
-	var values []string
-	for _, v := range c.Request().Header.PeekAll(r.Header()) {
-		values = append(values, string(v))
-	}
-	return r.ClientIP(peer, values).String()
-}
+// origins (gateway/web/clientaddr, shared with the back office).
+func (s *Server) clientIP(c *fiber.Ctx) string { return clientaddr.Of(c, s.deps.Config.ClientIP) }
 
 // baseHeaders applies to every answer; pages add their CSP on top.
 func (s *Server) baseHeaders(c *fiber.Ctx) error {

@@ -1,4 +1,4 @@
-package web_test
+package backofficehttp_test
 
 import (
 	"bytes"
@@ -27,7 +27,7 @@ import (
 const loginFailedText = "Invalid username, password or code."
 
 func TestBackofficeLogin(t *testing.T) {
-	f := newBoFix(t, boOpts{noKS: true})
+	f := newFixture(t, fixtureOpts{noKS: true})
 	f.addOperator(t, "alice", operators.RoleViewer, "", true)
 
 	tests := []struct {
@@ -41,16 +41,16 @@ func TestBackofficeLogin(t *testing.T) {
 		wantText   string
 		wantAudit  string // gateway audit code of the failure
 	}{
-		{name: "303/ok", user: "alice", pass: boPassword, code: func() string { return f.code(t, "alice") }, wantStatus: 303},
-		{name: "303/username-case-folded", user: " Alice ", pass: boPassword, code: func() string { return f.code(t, "alice") }, wantStatus: 303},
+		{name: "303/ok", user: "alice", pass: testPassword, code: func() string { return f.code(t, "alice") }, wantStatus: 303},
+		{name: "303/username-case-folded", user: " Alice ", pass: testPassword, code: func() string { return f.code(t, "alice") }, wantStatus: 303},
 		{name: "401/wrong-password", user: "alice", pass: "not the password at all", code: func() string { return f.code(t, "alice") }, wantStatus: 401, wantText: loginFailedText, wantAudit: "bad_credentials"},
-		{name: "401/unknown-user-same-message", user: "mallory", pass: boPassword, code: func() string { return "123456" }, wantStatus: 401, wantText: loginFailedText, wantAudit: "bad_credentials"},
-		{name: "401/totp-required", user: "alice", pass: boPassword, code: func() string { return "" }, wantStatus: 401, wantText: loginFailedText, wantAudit: "bad_credentials"}, // no password oracle
-		{name: "400/pan-as-username", user: "4242 4242 4242 4242", pass: boPassword, code: func() string { return "123456" }, wantStatus: 400, wantText: "pan_in_text"},           // refused unread: not audited, not counted
-		{name: "401/wrong-totp", user: "alice", pass: boPassword, code: func() string { return "000000" }, wantStatus: 401, wantText: loginFailedText, wantAudit: "bad_credentials"},
-		{name: "403/csrf-missing", user: "alice", pass: boPassword, code: func() string { return f.code(t, "alice") }, noCSRF: true, wantStatus: 403, wantText: "csrf_failed"},
-		{name: "403/csrf-mismatch", user: "alice", pass: boPassword, code: func() string { return f.code(t, "alice") }, badCSRF: true, wantStatus: 403, wantText: "csrf_failed"},
-		{name: "403/cross-site", user: "alice", pass: boPassword, code: func() string { return f.code(t, "alice") }, crossSite: true, wantStatus: 403, wantText: "csrf_failed"},
+		{name: "401/unknown-user-same-message", user: "mallory", pass: testPassword, code: func() string { return "123456" }, wantStatus: 401, wantText: loginFailedText, wantAudit: "bad_credentials"},
+		{name: "401/totp-required", user: "alice", pass: testPassword, code: func() string { return "" }, wantStatus: 401, wantText: loginFailedText, wantAudit: "bad_credentials"}, // no password oracle
+		{name: "400/pan-as-username", user: "4242 4242 4242 4242", pass: testPassword, code: func() string { return "123456" }, wantStatus: 400, wantText: "pan_in_text"},           // refused unread: not audited, not counted
+		{name: "401/wrong-totp", user: "alice", pass: testPassword, code: func() string { return "000000" }, wantStatus: 401, wantText: loginFailedText, wantAudit: "bad_credentials"},
+		{name: "403/csrf-missing", user: "alice", pass: testPassword, code: func() string { return f.code(t, "alice") }, noCSRF: true, wantStatus: 403, wantText: "csrf_failed"},
+		{name: "403/csrf-mismatch", user: "alice", pass: testPassword, code: func() string { return f.code(t, "alice") }, badCSRF: true, wantStatus: 403, wantText: "csrf_failed"},
+		{name: "403/cross-site", user: "alice", pass: testPassword, code: func() string { return f.code(t, "alice") }, crossSite: true, wantStatus: 403, wantText: "csrf_failed"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -107,7 +107,7 @@ func TestBackofficeLogin(t *testing.T) {
 // password typed in the wrong field) reaches the audit trail and the lockout
 // store only as a keyed hash; a card number is refused before either.
 func TestBackofficeLoginNameNotStored(t *testing.T) {
-	f := newBoFix(t, boOpts{noKS: true})
+	f := newFixture(t, fixtureOpts{noKS: true})
 	op := f.addOperator(t, "alice", operators.RoleViewer, "", true)
 	c := f.client()
 	typed := "Tr0ub4dor&3-Secret"
@@ -151,11 +151,11 @@ func TestBackofficeCookies(t *testing.T) {
 		{"tls", "__Host-bg_session", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newBoFix(t, boOpts{noKS: true, tls: tc.tls})
+			f := newFixture(t, fixtureOpts{noKS: true, tls: tc.tls})
 			f.addOperator(t, "alice", operators.RoleViewer, "", true)
 			c := f.client()
 			page := c.get(t, "/backoffice/login")
-			r := c.post(t, "/backoffice/login", url.Values{"csrf": {csrfOf(t, page.body)}, "username": {"alice"}, "password": {boPassword}, "code": {f.code(t, "alice")}})
+			r := c.post(t, "/backoffice/login", url.Values{"csrf": {csrfOf(t, page.body)}, "username": {"alice"}, "password": {testPassword}, "code": {f.code(t, "alice")}})
 			if r.status != 303 {
 				t.Fatalf("login: %d", r.status)
 			}
@@ -186,13 +186,13 @@ func TestBackofficeCookies(t *testing.T) {
 func TestBackofficeLockout(t *testing.T) {
 	for _, backend := range []string{"bolt", "redis"} {
 		t.Run(backend, func(t *testing.T) {
-			testLockout(t, boOpts{noKS: true, limiter: boNoLimit{}, redis: backend == "redis"})
+			testLockout(t, fixtureOpts{noKS: true, limiter: noLimit{}, redis: backend == "redis"})
 		})
 	}
 }
 
-func testLockout(t *testing.T, o boOpts) {
-	f := newBoFix(t, o)
+func testLockout(t *testing.T, o fixtureOpts) {
+	f := newFixture(t, o)
 	f.addOperator(t, "bob", operators.RoleViewer, "", true)
 
 	lockText := "Too many failed attempts"
@@ -221,7 +221,7 @@ func testLockout(t *testing.T, o boOpts) {
 			if user == "bob" {
 				code = f.code(t, "bob")
 			}
-			r := c.loginWith(t, user, boPassword, code)
+			r := c.loginWith(t, user, testPassword, code)
 			if r.status != http.StatusForbidden || !strings.Contains(r.body, lockText) {
 				t.Fatalf("locked login: %d", r.status)
 			}
@@ -248,9 +248,9 @@ func testLockout(t *testing.T, o boOpts) {
 }
 
 func TestBackofficeLoginRateLimit(t *testing.T) {
-	f := newBoFix(t, boOpts{noKS: true})
+	f := newFixture(t, fixtureOpts{noKS: true})
 	c := f.client()
-	var last boResp
+	var last response
 	for i := 0; i < 21; i++ {
 		// Different names, so no account lockout interferes.
 		last = c.loginWith(t, "user"+string(rune('a'+i)), "some wrong password", "123456")
@@ -261,11 +261,11 @@ func TestBackofficeLoginRateLimit(t *testing.T) {
 }
 
 func TestBackofficeTOTPEnrolment(t *testing.T) {
-	f := newBoFix(t, boOpts{noKS: true})
+	f := newFixture(t, fixtureOpts{noKS: true})
 	op := f.addOperator(t, "carol", operators.RoleViewer, "", false)
 	c := f.client()
 
-	r := c.loginWith(t, "carol", boPassword, "")
+	r := c.loginWith(t, "carol", testPassword, "")
 	if r.status != 303 || r.header.Get("Location") != "/backoffice/enroll" {
 		t.Fatalf("first login: %d %s", r.status, r.header.Get("Location"))
 	}
@@ -305,7 +305,7 @@ func TestBackofficeTOTPEnrolment(t *testing.T) {
 	}
 	// From now on a code is required.
 	f.clock.Advance(31 * time.Second)
-	if r := f.client().loginWith(t, "carol", boPassword, ""); r.status != 401 {
+	if r := f.client().loginWith(t, "carol", testPassword, ""); r.status != 401 {
 		t.Fatalf("login without code after enrolment: %d", r.status)
 	}
 	f.secrets["carol"] = secret
@@ -313,7 +313,7 @@ func TestBackofficeTOTPEnrolment(t *testing.T) {
 }
 
 func TestBackofficeCSRF(t *testing.T) {
-	f := newBoFix(t, boOpts{noKS: true})
+	f := newFixture(t, fixtureOpts{noKS: true})
 	f.addOperator(t, "rita", operators.RoleRevealer, "", true)
 	c := f.client()
 	c.login(t, "rita")
@@ -372,12 +372,12 @@ func TestBackofficeCSRF(t *testing.T) {
 
 func TestBackofficeSessionIdleExpiry(t *testing.T) {
 	for _, backend := range []string{"bolt", "redis"} {
-		t.Run(backend, func(t *testing.T) { testSessionIdleExpiry(t, boOpts{noKS: true, redis: backend == "redis"}) })
+		t.Run(backend, func(t *testing.T) { testSessionIdleExpiry(t, fixtureOpts{noKS: true, redis: backend == "redis"}) })
 	}
 }
 
-func testSessionIdleExpiry(t *testing.T, o boOpts) {
-	f := newBoFix(t, o)
+func testSessionIdleExpiry(t *testing.T, o fixtureOpts) {
+	f := newFixture(t, o)
 	f.addOperator(t, "vic", operators.RoleViewer, "", true)
 	c := f.client()
 	c.login(t, "vic")
@@ -410,13 +410,13 @@ func testSessionIdleExpiry(t *testing.T, o boOpts) {
 
 func TestBackofficeMerchantScope(t *testing.T) {
 	for _, backend := range []string{"bolt", "redis"} {
-		t.Run(backend, func(t *testing.T) { testMerchantScope(t, boOpts{noKS: true, redis: backend == "redis"}) })
+		t.Run(backend, func(t *testing.T) { testMerchantScope(t, fixtureOpts{noKS: true, redis: backend == "redis"}) })
 	}
 }
 
-func testMerchantScope(t *testing.T, o boOpts) {
-	f := newBoFix(t, o)
-	f.addOperator(t, "anna", operators.RoleRevealer, boMerchA, true)
+func testMerchantScope(t *testing.T, o fixtureOpts) {
+	f := newFixture(t, o)
+	f.addOperator(t, "anna", operators.RoleRevealer, merchA, true)
 	f.addOperator(t, "paul", operators.RoleViewer, "", true)
 	anna, paul := f.client(), f.client()
 	anna.login(t, "anna")
@@ -424,7 +424,7 @@ func testMerchantScope(t *testing.T, o boOpts) {
 
 	tests := []struct {
 		name       string
-		c          *boClient
+		c          *webClient
 		path       string
 		wantStatus int
 		want, not  []string
@@ -468,14 +468,14 @@ func testMerchantScope(t *testing.T, o boOpts) {
 }
 
 func TestBackofficeSearch(t *testing.T) {
-	f := newBoFix(t, boOpts{noKS: true})
+	f := newFixture(t, fixtureOpts{noKS: true})
 	f.addOperator(t, "paul", operators.RoleViewer, "", true)
 	c := f.client()
 	c.login(t, "paul")
 	day := func(d time.Duration) string { return f.clock.Now().Add(d).Format("2006-01-02") }
 	// Fingerprints are per merchant: an equal value at another merchant is
 	// not the same card, so "duplicates of" stays within the token's merchant.
-	lookalike, _, err := f.toks.Put(context.Background(), tokens.Token{MerchantID: boMerchB, JWE: "eyJhbGciOiJFQ0RILUVTK0EyNTZLVyJ9.a.b.c.d", Kid: "kek-1", Brand: "visa",
+	lookalike, _, err := f.toks.Put(context.Background(), tokens.Token{MerchantID: merchB, JWE: "eyJhbGciOiJFQ0RILUVTK0EyNTZLVyJ9.a.b.c.d", Kid: "kek-1", Brand: "visa",
 		BIN: "424242", Last4: "4242", ExpMonth: 11, ExpYear: 2031, Fingerprint: "fp_same", CreatedAt: f.clock.Now().Add(-3 * time.Hour)}, "", 0, "")
 	if err != nil {
 		t.Fatal(err)
@@ -531,10 +531,10 @@ func TestBackofficeSearch(t *testing.T) {
 }
 
 func TestBackofficeRevealRoles(t *testing.T) {
-	f := newBoFix(t, boOpts{noKS: true})
+	f := newFixture(t, fixtureOpts{noKS: true})
 	f.addOperator(t, "vera", operators.RoleViewer, "", true)
 	f.addOperator(t, "adam", operators.RoleAdmin, "", true)
-	f.addOperator(t, "anna", operators.RoleViewer, boMerchA, true)
+	f.addOperator(t, "anna", operators.RoleViewer, merchA, true)
 	for _, name := range []string{"vera", "adam", "anna"} {
 		t.Run("403/"+name+"-may-not-reveal", func(t *testing.T) {
 			c := f.client()
@@ -560,8 +560,8 @@ func TestBackofficeRevealRoles(t *testing.T) {
 }
 
 func TestBackofficeRevealRoundTrip(t *testing.T) {
-	f := newBoFix(t, boOpts{reveals: 2})
-	op := f.addOperator(t, "rita", operators.RoleRevealer, boMerchA, true)
+	f := newFixture(t, fixtureOpts{reveals: 2})
+	op := f.addOperator(t, "rita", operators.RoleRevealer, merchA, true)
 	c := f.client()
 	c.login(t, "rita")
 
@@ -574,7 +574,7 @@ func TestBackofficeRevealRoundTrip(t *testing.T) {
 	})
 	t.Run("200/revealed-once-no-store", func(t *testing.T) {
 		r := c.reveal(t, f.tokA.ID, "chargeback   ticket\n#1234")
-		if r.status != 200 || !strings.Contains(r.body, boPANShown) {
+		if r.status != 200 || !strings.Contains(r.body, testPANShown) {
 			t.Fatalf("status %d\n%.600s", r.status, r.body)
 		}
 		if cc := r.header.Get("Cache-Control"); cc != "no-store" {
@@ -583,7 +583,7 @@ func TestBackofficeRevealRoundTrip(t *testing.T) {
 		if !strings.Contains(r.body, `data-hide-after="60"`) {
 			t.Error("production hide delay is not 60 s")
 		}
-		if strings.Contains(f.logs.String(), boPAN) {
+		if strings.Contains(f.logs.String(), testPAN) {
 			t.Error("card number logged")
 		}
 		evs := f.kz.Events(t, audit.Filter{Event: audit.EventReveal})
@@ -614,14 +614,14 @@ func TestBackofficeRevealRoundTrip(t *testing.T) {
 // (600 bytes) once passed here and failed there, and the operator saw a
 // 502; 501 of them are refused here, before the key service is called.
 func TestBackofficeRevealReasonAgreesWithKeyService(t *testing.T) {
-	f := newBoFix(t, boOpts{reveals: 2})
-	f.addOperator(t, "rita", operators.RoleRevealer, boMerchA, true)
+	f := newFixture(t, fixtureOpts{reveals: 2})
+	f.addOperator(t, "rita", operators.RoleRevealer, merchA, true)
 	c := f.client()
 	c.login(t, "rita")
 	accented := strings.Repeat("é", 300)
 	t.Run("200/300-accented-characters", func(t *testing.T) {
 		r := c.reveal(t, f.tokA.ID, accented)
-		if r.status != 200 || !strings.Contains(r.body, boPANShown) {
+		if r.status != 200 || !strings.Contains(r.body, testPANShown) {
 			t.Fatalf("status %d\n%.600s", r.status, r.body)
 		}
 		if evs := f.kz.Events(t, audit.Filter{Event: audit.EventReveal}); len(evs) != 1 || evs[0].Reason != accented {
@@ -641,7 +641,7 @@ func TestBackofficeRevealReasonAgreesWithKeyService(t *testing.T) {
 }
 
 func TestBackofficeRevealNeedsFreshAuth(t *testing.T) {
-	f := newBoFix(t, boOpts{})
+	f := newFixture(t, fixtureOpts{})
 	f.addOperator(t, "rita", operators.RoleRevealer, "", true)
 	c := f.client()
 	c.login(t, "rita")
@@ -660,13 +660,13 @@ func TestBackofficeRevealNeedsFreshAuth(t *testing.T) {
 	}
 	f.noPAN(t, r)
 	f.clock.Advance(30 * time.Second)
-	r = c.reveal(t, f.tokB.ID, "ticket 77", "password", boPassword, "code", f.code(t, "rita"))
+	r = c.reveal(t, f.tokB.ID, "ticket 77", "password", testPassword, "code", f.code(t, "rita"))
 	if r.status != 200 || !strings.Contains(r.body, "5555") {
 		t.Fatalf("after re-login: %d\n%.600s", r.status, r.body)
 	}
 	// Fresh now: the next reveal within 5 minutes needs no password.
 	f.clock.Advance(4 * time.Minute)
-	if r := c.reveal(t, f.tokA.ID, "ticket 78"); r.status != 200 || !strings.Contains(r.body, boPANShown) {
+	if r := c.reveal(t, f.tokA.ID, "ticket 78"); r.status != 200 || !strings.Contains(r.body, testPANShown) {
 		t.Fatalf("reveal inside the window: %d", r.status)
 	}
 	if evs := f.gwEvents(t, audit.Filter{Event: audit.EventLogin, Outcome: audit.OutcomeFailure}); len(evs) != 1 || evs[0].Reason != "re-authentication for reveal" {
@@ -692,8 +692,8 @@ func TestBackofficeKeyServiceErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			fake := &boFakeKS{revealErr: tc.err}
-			f := newBoFix(t, boOpts{ks: fake})
+			fake := &fakeKS{revealErr: tc.err}
+			f := newFixture(t, fixtureOpts{ks: fake})
 			f.addOperator(t, "rita", operators.RoleRevealer, "", true)
 			c := f.client()
 			c.login(t, "rita")
@@ -717,7 +717,7 @@ func TestBackofficeKeyServiceErrors(t *testing.T) {
 	}
 	t.Run("503/real-client-nothing-listening", func(t *testing.T) {
 		dead := client.New("http://127.0.0.1:1", &client.Signer{ClientID: "backoffice", Kid: "k", Audience: "a", Key: mustKey(t)}, client.HTTPClient(false))
-		f := newBoFix(t, boOpts{ks: dead})
+		f := newFixture(t, fixtureOpts{ks: dead})
 		f.addOperator(t, "rita", operators.RoleRevealer, "", true)
 		c := f.client()
 		c.login(t, "rita")
@@ -739,12 +739,12 @@ func mustKey(t *testing.T) crypto.Signer {
 }
 
 func TestBackofficeAuditView(t *testing.T) {
-	f := newBoFix(t, boOpts{reveals: 1})
+	f := newFixture(t, fixtureOpts{reveals: 1})
 	f.addOperator(t, "rita", operators.RoleRevealer, "", true)
 	f.addOperator(t, "adam", operators.RoleAdmin, "", true)
 	f.addOperator(t, "vera", operators.RoleViewer, "", true)
-	f.addOperator(t, "mia", operators.RoleAdmin, boMerchA, true)
-	f.addOperator(t, "anna", operators.RoleRevealer, boMerchA, true)
+	f.addOperator(t, "mia", operators.RoleAdmin, merchA, true)
+	f.addOperator(t, "anna", operators.RoleRevealer, merchA, true)
 
 	// Two reveals by rita against a limit of one: a success, then a refusal
 	// and an alarm in the key service's trail; one success by anna.
@@ -771,7 +771,7 @@ func TestBackofficeAuditView(t *testing.T) {
 
 	tests := []struct {
 		name       string
-		c          *boClient
+		c          *webClient
 		query      string
 		wantStatus int
 		want, not  []string
@@ -822,8 +822,8 @@ func TestBackofficeAuditView(t *testing.T) {
 		}
 	})
 	t.Run("503/key-service-down", func(t *testing.T) {
-		fake := &boFakeKS{queryErr: &client.Error{Status: 503, Code: "unavailable"}}
-		g := newBoFix(t, boOpts{ks: fake})
+		fake := &fakeKS{queryErr: &client.Error{Status: 503, Code: "unavailable"}}
+		g := newFixture(t, fixtureOpts{ks: fake})
 		g.addOperator(t, "adam", operators.RoleAdmin, "", true)
 		c := g.client()
 		c.login(t, "adam")
@@ -834,42 +834,42 @@ func TestBackofficeAuditView(t *testing.T) {
 }
 
 var (
-	boScriptTag = regexp.MustCompile(`(?is)<script\b[^>]*>`)
-	boEventAttr = regexp.MustCompile(`(?i)\son[a-z]+\s*=`)
-	boStyleAttr = regexp.MustCompile(`(?i)\sstyle\s*=`)
-	boFormTag   = regexp.MustCompile(`(?is)<form\b[^>]*method="post"[^>]*>.*?</form>`)
+	scriptTag = regexp.MustCompile(`(?is)<script\b[^>]*>`)
+	eventAttr = regexp.MustCompile(`(?i)\son[a-z]+\s*=`)
+	styleAttr = regexp.MustCompile(`(?i)\sstyle\s*=`)
+	formTag   = regexp.MustCompile(`(?is)<form\b[^>]*method="post"[^>]*>.*?</form>`)
 )
 
 // TestBackofficePageHygiene renders every page and checks the CSP-related
 // rules: no inline script, style or handler; scripts and styles with SRI;
 // every POST form has the CSRF field; headers on every answer.
 func TestBackofficePageHygiene(t *testing.T) {
-	f := newBoFix(t, boOpts{})
+	f := newFixture(t, fixtureOpts{})
 	f.addOperator(t, "rita", operators.RoleRevealer, "", true)
 	f.addOperator(t, "adam", operators.RoleAdmin, "", true)
 	f.addOperator(t, "newbie", operators.RoleViewer, "", false)
 	rita, adam, newbie, anon := f.client(), f.client(), f.client(), f.client()
 	rita.login(t, "rita")
 	adam.login(t, "adam")
-	if r := newbie.loginWith(t, "newbie", boPassword, ""); r.status != 303 {
+	if r := newbie.loginWith(t, "newbie", testPassword, ""); r.status != 303 {
 		t.Fatal("newbie login")
 	}
 	pages := []struct {
 		name string
-		get  func() boResp
+		get  func() response
 	}{
-		{"login", func() boResp { return anon.get(t, "/backoffice/login") }},
-		{"enroll", func() boResp { return newbie.get(t, "/backoffice/enroll") }},
-		{"tokens", func() boResp { return rita.get(t, "/backoffice/tokens") }},
-		{"token", func() boResp { return rita.get(t, "/backoffice/tokens/"+f.tokA.ID) }},
-		{"revealed", func() boResp { return rita.reveal(t, f.tokA.ID, "hygiene check") }},
-		{"reauth", func() boResp {
+		{"login", func() response { return anon.get(t, "/backoffice/login") }},
+		{"enroll", func() response { return newbie.get(t, "/backoffice/enroll") }},
+		{"tokens", func() response { return rita.get(t, "/backoffice/tokens") }},
+		{"token", func() response { return rita.get(t, "/backoffice/tokens/"+f.tokA.ID) }},
+		{"revealed", func() response { return rita.reveal(t, f.tokA.ID, "hygiene check") }},
+		{"reauth", func() response {
 			f.clock.Advance(6 * time.Minute)
 			_ = rita.get(t, "/backoffice/tokens")
 			return rita.reveal(t, f.tokA.ID, "hygiene check")
 		}},
-		{"audit", func() boResp { return adam.get(t, "/backoffice/audit") }},
-		{"error-404", func() boResp { return rita.get(t, "/backoffice/nope") }},
+		{"audit", func() response { return adam.get(t, "/backoffice/audit") }},
+		{"error-404", func() response { return rita.get(t, "/backoffice/nope") }},
 	}
 	for _, p := range pages {
 		t.Run(p.name, func(t *testing.T) {
@@ -886,18 +886,18 @@ func TestBackofficePageHygiene(t *testing.T) {
 			if r.header.Get("Cache-Control") != "no-store" || r.header.Get("X-Frame-Options") != "DENY" {
 				t.Error("missing no-store or X-Frame-Options")
 			}
-			for _, tag := range boScriptTag.FindAllString(r.body, -1) {
+			for _, tag := range scriptTag.FindAllString(r.body, -1) {
 				if !strings.Contains(tag, `src="/backoffice/assets/backoffice.js"`) || !strings.Contains(tag, `integrity="sha384-`) {
 					t.Errorf("script without our src and SRI: %s", tag)
 				}
 			}
-			if strings.Contains(r.body, "<style") || boStyleAttr.MatchString(r.body) || boEventAttr.MatchString(r.body) {
+			if strings.Contains(r.body, "<style") || styleAttr.MatchString(r.body) || eventAttr.MatchString(r.body) {
 				t.Error("inline style or event handler")
 			}
 			if !strings.Contains(r.body, `href="/backoffice/assets/backoffice.css" integrity="sha384-`) {
 				t.Error("stylesheet without SRI")
 			}
-			for _, form := range boFormTag.FindAllString(r.body, -1) {
+			for _, form := range formTag.FindAllString(r.body, -1) {
 				if !strings.Contains(form, `name="csrf"`) {
 					t.Errorf("POST form without CSRF field: %.200s", form)
 				}
@@ -927,7 +927,7 @@ func TestBackofficePageHygiene(t *testing.T) {
 // field (search boxes, audit filter, reveal reason) is refused before it can
 // reach the audit trail, a store, the page or the key service.
 func TestBackofficePANInText(t *testing.T) {
-	f := newBoFix(t, boOpts{noKS: true})
+	f := newFixture(t, fixtureOpts{noKS: true})
 	f.addOperator(t, "rex", operators.RoleRevealer, "", true)
 	f.addOperator(t, "ada", operators.RoleAdmin, "", true)
 	rex, ada := f.client(), f.client()
@@ -936,13 +936,13 @@ func TestBackofficePANInText(t *testing.T) {
 	const spaced = "5555 5555 5555 4444"
 	tests := []struct {
 		name string
-		do   func() boResp
+		do   func() response
 	}{
-		{"400/search-fingerprint", func() boResp { return rex.get(t, "/backoffice/tokens?fingerprint="+url.QueryEscape(spaced)) }},
-		{"400/search-dupes", func() boResp { return rex.get(t, "/backoffice/tokens?dupes=5555555555554444") }},
-		{"400/audit-actor", func() boResp { return ada.get(t, "/backoffice/audit?actor=5555-5555-5555-4444") }},
-		{"400/reveal-reason", func() boResp { return rex.reveal(t, f.tokA.ID, "customer said "+spaced) }},
-		{"400/reveal-reason-multipart", func() boResp {
+		{"400/search-fingerprint", func() response { return rex.get(t, "/backoffice/tokens?fingerprint="+url.QueryEscape(spaced)) }},
+		{"400/search-dupes", func() response { return rex.get(t, "/backoffice/tokens?dupes=5555555555554444") }},
+		{"400/audit-actor", func() response { return ada.get(t, "/backoffice/audit?actor=5555-5555-5555-4444") }},
+		{"400/reveal-reason", func() response { return rex.reveal(t, f.tokA.ID, "customer said "+spaced) }},
+		{"400/reveal-reason-multipart", func() response {
 			var buf bytes.Buffer
 			mw := multipart.NewWriter(&buf)
 			_ = mw.WriteField("csrf", rex.csrf(t))

@@ -1,26 +1,30 @@
-package web
-
-// The back office: operator login with TOTP, masked token search, the
-// role-gated reveal through the key service, and the key service's audit
-// trail for admins. Pages are rendered on the server from templates/ with
-// no inline script or style; every answer, errors included, is an HTML page
-// (never the JSON of the merchant API) sent with Cache-Control: no-store.
+// Package backofficehttp is the back office's HTTP layer: operator login
+// with TOTP, masked token search, the role-gated reveal through the key
+// service, and the key service's audit trail for admins. Pages are rendered
+// on the server from templates/ with no inline script or style; every
+// answer, errors included, is an HTML page (never the JSON of the merchant
+// API) sent with Cache-Control: no-store.
 //
 // The policy of search, reveal and the audit view (roles, merchant scope,
 // the reason rule, re-authentication, lockout, audit before access, and
 // reading the key service's answers by code) is gateway/backoffice's; the
-// handlers here bind the form, call it, and render.
+// handlers here bind the form, call it, and render. gateway/web mounts
+// Routes at Prefix.
 //
-// Files: backoffice.go (routes, session and CSRF checks, page and error
-// rendering), backoffice_login.go (login, TOTP enrolment, logout),
-// backoffice_tokens.go (search, detail, reveal), backoffice_audit.go (the
-// audit view), backoffice_assets.go (the page's own CSS and JS).
+// Files: handler.go (routes, session and CSRF checks, page and error
+// rendering), login.go (login, TOTP enrolment, logout), tokens.go (search,
+// detail, reveal), audit.go (the audit view), assets.go (the pages' own CSS
+// and JS).
+package backofficehttp
 
 import (
 	"bytes"
+	"context"
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"html/template"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -29,7 +33,10 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/blindgate/blindgate/gateway/backoffice"
+	"github.com/blindgate/blindgate/gateway/clientip"
 	"github.com/blindgate/blindgate/gateway/operators"
+	"github.com/blindgate/blindgate/gateway/tokens"
+	"github.com/blindgate/blindgate/gateway/web/clientaddr"
 	"github.com/blindgate/blindgate/gateway/websession"
 	"github.com/blindgate/blindgate/internal/apierr"
 	"github.com/blindgate/blindgate/internal/audit"
@@ -38,10 +45,73 @@ import (
 	"github.com/blindgate/blindgate/internal/ratelimit"
 )
 
-// Back-office policy.
+// Office is the back office's policy (gateway/backoffice).
+type Office interface {
+	Resume(ctx context.Context, sessionID, origin string) (backoffice.Actor, error)
+	Search(ctx context.Context, a backoffice.Actor, f backoffice.SearchForm) ([]tokens.Token, error)
+	Token(ctx context.Context, a backoffice.Actor, id string) (tokens.Token, error)
+	Reveal(ctx context.Context, a backoffice.Actor, r backoffice.RevealRequest) (backoffice.Revealed, error)
+	AuditView(ctx context.Context, a backoffice.Actor, f backoffice.AuditFilter) (backoffice.AuditPage, error)
+}
+
+var _ Office = (*backoffice.Service)(nil)
+
+// Operators is the part of the operator service the login pages use.
+type Operators interface {
+	Authenticate(ctx context.Context, username, password, totpCode string, now time.Time) (operators.Operator, error)
+	LoginActor(ctx context.Context, username string) (string, error)
+	EnrollTOTP(ctx context.Context, id string) (secret, otpauthURL string, qrPNG []byte, err error)
+	ConfirmTOTP(ctx context.Context, id, code string) error
+}
+
+var _ Operators = (*operators.Service)(nil)
+
+// Sessions is the part of the web-session store the login pages use.
+type Sessions interface {
+	Create(ctx context.Context, operatorID string, now time.Time) (websession.Session, error)
+	Reauth(ctx context.Context, id string, now time.Time) (websession.Session, error)
+	Delete(ctx context.Context, id string) error
+}
+
+// Auditor appends to the gateway's own audit log.
+type Auditor interface {
+	Append(ctx context.Context, e audit.Event) (audit.Event, error)
+}
+
+// Deps are the back office pages' collaborators.
+type Deps struct {
+	Office    Office
+	Operators Operators
+	Sessions  Sessions
+	Limiter   ratelimit.Limiter // optional: no per-IP login limit
+	Audit     Auditor           // optional: no gateway audit log
+	Pages     *template.Template
+	Log       *slog.Logger
+	// TLS: served over HTTPS, so cookies are Secure and __Host- prefixed.
+	TLS bool
+	// ClientIP picks the client address (see gateway/web/clientaddr).
+	ClientIP *clientip.Resolver
+	Now      func() time.Time
+}
+
+// Handler serves the back office's pages.
+type Handler struct{ d Deps }
+
+// New returns the pages over d; a nil Log discards and a nil Now is time.Now.
+func New(d Deps) *Handler {
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	return &Handler{d: d}
+}
+
+// The pages' constants.
 const (
-	// boPrefix is where the back office is mounted (server.go routes()).
-	boPrefix = "/backoffice"
+	// Prefix is where gateway/web mounts the back office (server.go).
+	Prefix = "/backoffice"
 
 	// Cookie names. The __Host- prefix makes the browser refuse the cookie
 	// unless it is Secure, host-only and Path=/, so a sibling subdomain
@@ -58,9 +128,9 @@ const (
 	// csrfField is the hidden form field of every back-office form.
 	csrfField = "csrf"
 
-	// boCSP: pages load only our own script and style; the enrolment QR
+	// pageCSP: pages load only our own script and style; the enrolment QR
 	// code is a data: image; forms post only to us; nobody may frame us.
-	boCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+	pageCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
 		"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 
@@ -71,52 +141,49 @@ func loginLimit() ratelimit.Limit {
 	return ratelimit.Limit{Name: "backoffice-login", Rate: 20, Period: time.Minute, Burst: 20}
 }
 
-// backofficeRoutes registers every back-office route on r (mounted at
-// /backoffice). Routes are listed here only; each handler is wrapped by bo,
-// which sets the page headers and renders any error as an HTML page.
-func (s *Server) backofficeRoutes(r fiber.Router) {
+// Routes registers every back-office route on r, which gateway/web mounts
+// at Prefix. Each handler is wrapped by page, which sets the page headers
+// and renders any error as an HTML page.
+func (h *Handler) Routes(r fiber.Router) {
 	// Public: the login form and the page assets.
-	r.Get("/login", s.bo(s.boLoginForm))
-	r.Post("/login", s.bo(s.boLogin))
-	r.Get("/assets/:name", s.serveBoAsset)
+	r.Get("/login", h.page(h.loginForm))
+	r.Post("/login", h.page(h.login))
+	r.Get("/assets/:name", h.serveAsset)
 
-	// Signed in, possibly before TOTP enrolment (authed lets these two through).
-	r.Get("/enroll", s.bo(s.authed(s.boEnrollForm)))
-	r.Post("/enroll", s.bo(s.authed(s.boEnroll)))
-	r.Post("/logout", s.bo(s.authed(s.boLogout)))
+	// Signed in, possibly before TOTP enrolment.
+	r.Get("/enroll", h.page(h.signedIn(h.enrollForm)))
+	r.Post("/enroll", h.page(h.signedIn(h.enroll)))
+	r.Post("/logout", h.page(h.signedIn(h.logout)))
 
 	// Signed in with TOTP.
-	r.Get("/", s.bo(s.authed(func(c *fiber.Ctx, _ *boActor) error {
-		return c.Redirect(boPrefix+"/tokens", fiber.StatusSeeOther)
+	r.Get("/", h.page(h.authed(func(c *fiber.Ctx, _ *backoffice.Actor) error {
+		return c.Redirect(Prefix+"/tokens", fiber.StatusSeeOther)
 	})))
-	r.Get("/tokens", s.bo(s.authed(s.boTokens)))
-	r.Get("/tokens/:id", s.bo(s.authed(s.boToken)))
-	r.Post("/tokens/:id/reveal", s.bo(s.authed(s.boReveal)))
-	r.Get("/audit", s.bo(s.authed(s.boAuditView)))
+	r.Get("/tokens", h.page(h.authed(h.search)))
+	r.Get("/tokens/:id", h.page(h.authed(h.tokenDetail)))
+	r.Post("/tokens/:id/reveal", h.page(h.authed(h.reveal)))
+	r.Get("/audit", h.page(h.authed(h.auditView)))
 
-	// Anything else under /backoffice is an HTML 404, not the API's JSON.
-	r.All("/*", s.bo(func(*fiber.Ctx) error { return apierr.NotFound }))
+	// Anything else under the prefix is an HTML 404, not the API's JSON.
+	r.All("/*", h.page(func(*fiber.Ctx) error { return apierr.NotFound }))
 }
 
-// boActor is the signed-in operator of a request.
-type boActor struct{ backoffice.Actor }
-
-// bo wraps a back-office handler: page headers first (so error pages carry
+// page wraps a back-office handler: page headers first (so error pages carry
 // them too), then the handler; an error becomes an HTML page here, the one
 // place that renders back-office errors.
-func (s *Server) bo(h fiber.Handler) fiber.Handler {
+func (h *Handler) page(next fiber.Handler) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		c.Set(fiber.HeaderContentSecurityPolicy, boCSP)
+		c.Set(fiber.HeaderContentSecurityPolicy, pageCSP)
 		c.Set(fiber.HeaderXFrameOptions, "DENY")
 		// Nothing of the back office may be stored by the browser or a proxy:
 		// masked card data, audit lines, and above all a revealed number.
 		c.Set(fiber.HeaderCacheControl, "no-store")
 		c.Set(fiber.HeaderPragma, "no-cache")
 		if formHasPAN(c) {
-			return s.boError(c, apierr.PANInText)
+			return h.renderError(c, apierr.PANInText)
 		}
-		if err := h(c); err != nil {
-			return s.boError(c, err)
+		if err := next(c); err != nil {
+			return h.renderError(c, err)
 		}
 		return nil
 	}
@@ -149,18 +216,18 @@ func formHasPAN(c *fiber.Ctx) bool {
 	return found
 }
 
-func (s *Server) now() time.Time { return s.deps.Config.Now() }
+func (h *Handler) now() time.Time { return h.d.Now() }
 
 // cookieName is the session cookie's name for this deployment.
-func (s *Server) cookieName() string {
-	if s.deps.Config.TLS {
+func (h *Handler) cookieName() string {
+	if h.d.TLS {
 		return cookieSessionTLS
 	}
 	return cookieSessionPlain
 }
 
-func (s *Server) loginCookieName() string {
-	if s.deps.Config.TLS {
+func (h *Handler) loginCookieName() string {
+	if h.d.TLS {
 		return cookieLoginTLS
 	}
 	return cookieLoginPlain
@@ -170,13 +237,13 @@ func (s *Server) loginCookieName() string {
 // SameSite=Strict (no cross-site request carries it), Secure over TLS,
 // Path=/ (required by the __Host- prefix). maxAge 0 makes a browser-session
 // cookie; < 0 deletes it.
-func (s *Server) setCookie(c *fiber.Ctx, name, value string, maxAge time.Duration) {
+func (h *Handler) setCookie(c *fiber.Ctx, name, value string, maxAge time.Duration) {
 	ck := &fiber.Cookie{
 		Name:     name,
 		Value:    value,
 		Path:     "/",
 		HTTPOnly: true,
-		Secure:   s.deps.Config.TLS,
+		Secure:   h.d.TLS,
 		SameSite: fiber.CookieSameSiteStrictMode,
 	}
 	switch {
@@ -190,62 +257,41 @@ func (s *Server) setCookie(c *fiber.Ctx, name, value string, maxAge time.Duratio
 	c.Cookie(ck)
 }
 
-// errLoginRequired carries whether an existing session expired, so the
-// login page can say why the operator is back there.
-type errLoginRequired struct{ expired bool }
-
-func (e errLoginRequired) Error() string { return "backoffice: login required" }
-
-// authed resolves the session cookie to a signed-in operator, checks the
-// CSRF token of every POST, and sends an operator without a second factor
-// to TOTP enrolment. Order matters: the session is checked before CSRF (a
-// CSRF token is per session), and the operator record is re-read on every
-// request so a disabled or locked account stops at once.
-func (s *Server) authed(h func(*fiber.Ctx, *boActor) error) fiber.Handler {
+// signedIn resolves the session cookie to a signed-in operator
+// (backoffice.Service.Resume) and checks the CSRF token of every POST. The
+// session is checked before CSRF: a CSRF token is per session.
+func (h *Handler) signedIn(next func(*fiber.Ctx, *backoffice.Actor) error) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		ctx := c.UserContext()
-		now := s.now()
-		id := c.Cookies(s.cookieName())
-		if id == "" {
-			return errLoginRequired{}
-		}
-		sess, err := s.deps.WebSessions.Get(ctx, strings.Clone(id), now)
-		switch {
-		case errors.Is(err, websession.ErrNotFound), errors.Is(err, websession.ErrExpired):
-			s.setCookie(c, s.cookieName(), "", -1)
-			return errLoginRequired{expired: errors.Is(err, websession.ErrExpired)}
-		case err != nil:
-			return apierr.Unavailable.Wrap(err)
-		}
-		op, err := s.deps.Operators.Get(ctx, sess.OperatorID)
-		if err != nil && !errors.Is(err, operators.ErrNotFound) {
-			return apierr.Unavailable.Wrap(err)
-		}
-		if err != nil || op.Disabled || op.Locked(now) {
-			// The account went away under a live session: end it.
-			_ = s.deps.WebSessions.Delete(ctx, sess.ID)
-			s.setCookie(c, s.cookieName(), "", -1)
-			return errLoginRequired{}
+		id := strings.Clone(c.Cookies(h.cookieName()))
+		a, err := h.d.Office.Resume(c.UserContext(), id, clientaddr.Of(c, h.d.ClientIP))
+		if err != nil {
+			if id != "" && errors.Is(err, backoffice.ErrLoginRequired) {
+				h.setCookie(c, h.cookieName(), "", -1)
+			}
+			return err
 		}
 		if c.Method() != fiber.MethodGet && c.Method() != fiber.MethodHead {
-			if !sameSiteRequest(c) || !sess.CheckCSRF(csrfToken(c)) {
+			if !sameSiteRequest(c) || !a.Sess.CheckCSRF(csrfToken(c)) {
 				return apierr.CSRFFailed
 			}
 		}
-		if !op.TOTPEnabled {
-			switch c.Route().Path {
-			case boPrefix + "/enroll", boPrefix + "/logout":
-			default:
-				// Until a second factor is confirmed the session is good for
-				// enrolment only (PCI DSS 8.4.2: MFA for all non-console access).
-				if c.Method() == fiber.MethodGet {
-					return c.Redirect(boPrefix+"/enroll", fiber.StatusSeeOther)
-				}
-				return apierr.Forbidden
-			}
-		}
-		return h(c, &boActor{backoffice.Actor{Op: op, Sess: sess, Origin: s.clientIP(c)}})
+		return next(c, &a)
 	}
+}
+
+// authed is signedIn for every page but enrolment and logout: an operator
+// without a second factor is sent to TOTP enrolment
+// (backoffice.RequireSecondFactor).
+func (h *Handler) authed(next func(*fiber.Ctx, *backoffice.Actor) error) fiber.Handler {
+	return h.signedIn(func(c *fiber.Ctx, a *backoffice.Actor) error {
+		if err := backoffice.RequireSecondFactor(*a); err != nil {
+			if c.Method() == fiber.MethodGet {
+				return c.Redirect(Prefix+"/enroll", fiber.StatusSeeOther)
+			}
+			return apierr.Forbidden.Wrap(err)
+		}
+		return next(c, a)
+	})
 }
 
 // sameSiteRequest refuses a POST that the browser says came from another
@@ -281,8 +327,8 @@ func csrfToken(c *fiber.Ctx) string {
 // checkLoginCSRF is the double-submit check of the login form, which has no
 // session yet: the hidden field must equal the HttpOnly, SameSite=Strict
 // pre-session cookie set when the form was served.
-func (s *Server) checkLoginCSRF(c *fiber.Ctx) bool {
-	ck := c.Cookies(s.loginCookieName())
+func (h *Handler) checkLoginCSRF(c *fiber.Ctx) bool {
+	ck := c.Cookies(h.loginCookieName())
 	f := csrfToken(c)
 	if !sameSiteRequest(c) || len(ck) != 43 || len(f) != 43 {
 		return false
@@ -290,36 +336,36 @@ func (s *Server) checkLoginCSRF(c *fiber.Ctx) bool {
 	return subtle.ConstantTimeCompare([]byte(ck), []byte(f)) == 1
 }
 
-// boAudit appends a gateway audit event. Unlike the checkout path, the back
+// record appends a gateway audit event. Unlike the checkout path, the back
 // office fails closed where the event records access (a login, a search, an
 // audit view): the caller turns the error into a 503 and withholds the page.
-func (s *Server) boAudit(c *fiber.Ctx, e audit.Event) error {
-	if s.deps.Audit == nil {
+func (h *Handler) record(c *fiber.Ctx, e audit.Event) error {
+	if h.d.Audit == nil {
 		return nil
 	}
 	if e.Origin == "" {
-		e.Origin = s.clientIP(c)
+		e.Origin = clientaddr.Of(c, h.d.ClientIP)
 	}
-	if _, err := s.deps.Audit.Append(c.UserContext(), e); err != nil {
-		s.deps.Log.Error("backoffice: gateway audit append failed", "event", e.Event, "err", err)
+	if _, err := h.d.Audit.Append(c.UserContext(), e); err != nil {
+		h.d.Log.Error("backoffice: gateway audit append failed", "event", e.Event, "err", err)
 		return apierr.AuditFailed.Wrap(err)
 	}
 	return nil
 }
 
-// boAuditBestEffort records an event whose request fails anyway (a failed
+// recordBestEffort records an event whose request fails anyway (a failed
 // login, a refused reveal): a broken log must not change the answer.
-func (s *Server) boAuditBestEffort(c *fiber.Ctx, e audit.Event) {
-	_ = s.boAudit(c, e)
+func (h *Handler) recordBestEffort(c *fiber.Ctx, e audit.Event) {
+	_ = h.record(c, e)
 }
 
 // allowLogin applies the per-IP login limit; a limiter failure refuses
 // (fail closed), since the lockout alone does not stop password spraying.
-func (s *Server) allowLogin(c *fiber.Ctx) error {
-	if s.deps.Limiter == nil {
+func (h *Handler) allowLogin(c *fiber.Ctx) error {
+	if h.d.Limiter == nil {
 		return nil
 	}
-	err := ratelimit.Check(c.UserContext(), s.deps.Limiter, loginLimit(), "bo-login:"+s.clientIP(c))
+	err := ratelimit.Check(c.UserContext(), h.d.Limiter, loginLimit(), "bo-login:"+clientaddr.Of(c, h.d.ClientIP))
 	var rf *ratelimit.Refused
 	switch {
 	case errors.As(err, &rf):
@@ -333,32 +379,32 @@ func (s *Server) allowLogin(c *fiber.Ctx) error {
 
 // ---- pages ----
 
-// boBase is what every page's layout needs.
-type boBase struct {
+// pageBase is what every page's layout needs.
+type pageBase struct {
 	Title string
-	Nav   string      // active menu entry: "tokens", "audit"
-	Op    *boOpView   // nil when signed out
-	CSRF  string      // this session's (or the login form's) CSRF token
-	CSS   boStyleRef  // the back office's stylesheet, with its SRI hash
-	JS    boScriptRef // the back office's script, with its SRI hash
+	Nav   string    // active menu entry: "tokens", "audit"
+	Op    *opView   // nil when signed out
+	CSRF  string    // this session's (or the login form's) CSRF token
+	CSS   styleRef  // the back office's stylesheet, with its SRI hash
+	JS    scriptRef // the back office's script, with its SRI hash
 }
 
-type boOpView struct {
+type opView struct {
 	ID, Username, Role, Scope string
 	CanReveal, CanAudit       bool
 }
 
-func (s *Server) base(title, nav string, a *boActor) boBase {
-	b := boBase{Title: title, Nav: nav}
-	assets := boAssetSet()
-	b.CSS = boStyleRef{Href: boPrefix + "/assets/" + boStyle, Integrity: assets.sri(boStyle)}
-	b.JS = boScriptRef{Src: boPrefix + "/assets/" + boScript, Integrity: assets.sri(boScript)}
+func (h *Handler) base(title, nav string, a *backoffice.Actor) pageBase {
+	b := pageBase{Title: title, Nav: nav}
+	assets := loadAssets()
+	b.CSS = styleRef{Href: Prefix + "/assets/" + styleFile, Integrity: assets.sri(styleFile)}
+	b.JS = scriptRef{Src: Prefix + "/assets/" + scriptFile, Integrity: assets.sri(scriptFile)}
 	if a != nil {
 		scope := "all merchants"
 		if !a.Op.Platform() {
 			scope = a.Op.MerchantID
 		}
-		b.Op = &boOpView{
+		b.Op = &opView{
 			ID: a.Op.ID, Username: a.Op.Username, Role: string(a.Op.Role), Scope: scope,
 			CanReveal: a.Op.Role.Can(operators.ActionReveal), CanAudit: a.Op.Role.Can(operators.ActionAudit),
 		}
@@ -369,21 +415,21 @@ func (s *Server) base(title, nav string, a *boActor) boBase {
 
 // render executes a page into a buffer first, so a template error becomes a
 // clean error page instead of half a page.
-func (s *Server) render(c *fiber.Ctx, status int, page string, data any) error {
-	if s.deps.Pages == nil {
+func (h *Handler) render(c *fiber.Ctx, status int, page string, data any) error {
+	if h.d.Pages == nil {
 		return apierr.Internal.Wrap(errors.New("backoffice: no templates"))
 	}
 	var buf bytes.Buffer
-	if err := s.deps.Pages.ExecuteTemplate(&buf, page, data); err != nil {
+	if err := h.d.Pages.ExecuteTemplate(&buf, page, data); err != nil {
 		return apierr.Internal.Wrap(fmt.Errorf("backoffice: render %s: %w", page, err))
 	}
 	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
 	return c.Status(status).Send(buf.Bytes())
 }
 
-// boErrorPage is the data of backoffice_error.html.
-type boErrorPage struct {
-	boBase
+// errorPage is the data of backoffice_error.html.
+type errorPage struct {
+	pageBase
 	Status  int
 	Code    string
 	Heading string
@@ -392,33 +438,33 @@ type boErrorPage struct {
 	Login   bool   // offer the login link
 }
 
-// boError renders err as an HTML page. A missing or expired session on a
+// renderError renders err as an HTML page. A missing or expired session on a
 // GET is sent to the login page instead.
-func (s *Server) boError(c *fiber.Ctx, err error) error {
-	var lr errLoginRequired
-	if errors.As(err, &lr) {
+func (h *Handler) renderError(c *fiber.Ctx, err error) error {
+	if errors.Is(err, backoffice.ErrLoginRequired) {
+		expired := errors.Is(err, backoffice.ErrSessionExpired)
 		if c.Method() == fiber.MethodGet {
-			to := boPrefix + "/login"
-			if lr.expired {
+			to := Prefix + "/login"
+			if expired {
 				to += "?expired=1"
 			}
 			return c.Redirect(to, fiber.StatusSeeOther)
 		}
 		err = apierr.LoginRequired
-		if lr.expired {
+		if expired {
 			err = &apierr.Error{Status: http.StatusUnauthorized, Code: apierr.LoginRequired.Code,
 				Message: "Your session expired after 15 minutes without activity. Log in again; nothing was done."}
 		}
 	}
 	ae := httpapi.From(err)
-	httpapi.LogRequest(s.deps.Log, c, ae)
-	p := boErrorPage{
-		boBase:  s.base(headingOf(ae), "", nil),
-		Status:  ae.Status,
-		Code:    ae.Code,
-		Heading: headingOf(ae),
-		Message: ae.Message,
-		Login:   ae.Status == http.StatusUnauthorized || ae.Code == apierr.CSRFFailed.Code,
+	httpapi.LogRequest(h.d.Log, c, ae)
+	p := errorPage{
+		pageBase: h.base(headingOf(ae), "", nil),
+		Status:   ae.Status,
+		Code:     ae.Code,
+		Heading:  headingOf(ae),
+		Message:  ae.Message,
+		Login:    ae.Status == http.StatusUnauthorized || ae.Code == apierr.CSRFFailed.Code,
 	}
 	if ae.RetryAfter > 0 {
 		secs := int((ae.RetryAfter + time.Second - 1) / time.Second)
@@ -426,7 +472,7 @@ func (s *Server) boError(c *fiber.Ctx, err error) error {
 		p.Retry = humanDuration(ae.RetryAfter)
 	}
 	var buf bytes.Buffer
-	if s.deps.Pages == nil || s.deps.Pages.ExecuteTemplate(&buf, "backoffice_error.html", p) != nil {
+	if h.d.Pages == nil || h.d.Pages.ExecuteTemplate(&buf, "backoffice_error.html", p) != nil {
 		// Last resort: a fixed text, never err's text.
 		return c.Status(ae.Status).SendString(http.StatusText(ae.Status))
 	}

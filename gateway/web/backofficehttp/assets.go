@@ -1,4 +1,4 @@
-package web
+package backofficehttp
 
 import (
 	"crypto/sha512"
@@ -17,33 +17,33 @@ import (
 // script inventory (PCI DSS 6.4.3) must list exactly the scripts a shopper's
 // browser runs. The operator pages' script has no place in it.
 //
-//go:embed backoffice_assets/*
-var boFS embed.FS
+//go:embed assets/*
+var assetFS embed.FS
 
 const (
-	boStyle  = "backoffice.css"
-	boScript = "backoffice.js"
+	styleFile  = "backoffice.css"
+	scriptFile = "backoffice.js"
 )
 
-type boStyleRef struct{ Href, Integrity string }
-type boScriptRef struct{ Src, Integrity string }
+type styleRef struct{ Href, Integrity string }
+type scriptRef struct{ Src, Integrity string }
 
-type boAsset struct {
+type assetFile struct {
 	data        []byte
 	contentType string
 	integrity   string
 }
 
-type boAssets map[string]boAsset
+type assetSet map[string]assetFile
 
-func (a boAssets) sri(name string) string { return a[name].integrity }
+func (a assetSet) sri(name string) string { return a[name].integrity }
 
-// boAssetSet reads and hashes the embedded files once; the result is never
+// loadAssets reads and hashes the embedded files once; the result is never
 // modified afterwards.
-var boAssetSet = sync.OnceValue(func() boAssets {
-	out := boAssets{}
-	for _, name := range []string{boStyle, boScript} {
-		data, err := boFS.ReadFile("backoffice_assets/" + name)
+var loadAssets = sync.OnceValue(func() assetSet {
+	out := assetSet{}
+	for _, name := range []string{styleFile, scriptFile} {
+		data, err := assetFS.ReadFile("assets/" + name)
 		if err != nil {
 			panic("backoffice: embedded asset missing: " + name) // a build defect, caught by every test
 		}
@@ -52,16 +52,16 @@ var boAssetSet = sync.OnceValue(func() boAssets {
 		if path.Ext(name) == ".js" {
 			ct = "text/javascript; charset=utf-8"
 		}
-		out[name] = boAsset{data: data, contentType: ct, integrity: "sha384-" + base64.StdEncoding.EncodeToString(sum[:])}
+		out[name] = assetFile{data: data, contentType: ct, integrity: "sha384-" + base64.StdEncoding.EncodeToString(sum[:])}
 	}
 	return out
 })
 
-// serveBoAsset serves the back office's CSS and JS. They are public (the login
+// serveAsset serves the back office's CSS and JS. They are public (the login
 // page needs them) and immutable for a build; the SRI hash in the page pins
 // the exact bytes.
-func (s *Server) serveBoAsset(c *fiber.Ctx) error {
-	a, ok := boAssetSet()[c.Params("name")]
+func (h *Handler) serveAsset(c *fiber.Ctx) error {
+	a, ok := loadAssets()[c.Params("name")]
 	if !ok {
 		return apierr.NotFound
 	}

@@ -1,9 +1,9 @@
-package web_test
+package backofficehttp_test
 
 // Fixture of the back-office tests: bbolt stores in t.TempDir(), an
 // injectable clock shared by the server, the operator service and TOTP
-// codes, a real in-process key service (the keyZone of fixture_test.go,
-// reached through keyservice/client) for every test that claims a reveal or
+// codes, a real in-process key service (keyservice/kstest, reached through
+// keyservice/client) for every test that claims a reveal or
 // an audit query went through, and a recording fake only where the key
 // service must NOT be called or must fail in a way a real one cannot be made
 // to (down, forced 429/503).
@@ -11,6 +11,7 @@ package web_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"html/template"
 	"io"
 	"log/slog"
@@ -25,11 +26,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gofiber/fiber/v2"
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/blindgate/blindgate/checkout"
+	"github.com/blindgate/blindgate/gateway/backoffice"
 	"github.com/blindgate/blindgate/gateway/clientip"
 	"github.com/blindgate/blindgate/gateway/operators"
 	"github.com/blindgate/blindgate/gateway/tokens"
@@ -38,26 +41,29 @@ import (
 	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/internal/ratelimit"
 	"github.com/blindgate/blindgate/internal/testenv"
+	"github.com/blindgate/blindgate/keyservice/client"
+	"github.com/blindgate/blindgate/keyservice/kstest"
+	"github.com/blindgate/blindgate/keyservice/unwrap"
 	"github.com/blindgate/blindgate/keyservice/wire"
 	"github.com/blindgate/blindgate/templates"
 )
 
 const (
-	boPassword = "correct horse battery staple"
-	boPAN      = "4242424242424242"
-	boPANShown = "4242 4242 4242 4242"
-	boMerchA   = "m_alpha"
-	boMerchB   = "m_beta"
+	testPassword = "correct horse battery staple"
+	testPAN      = "4242424242424242"
+	testPANShown = "4242 4242 4242 4242"
+	merchA       = "m_alpha"
+	merchB       = "m_beta"
 )
 
-// boClock is the fixture's time.
-type boClock struct {
+// fakeClock is the fixture's time.
+type fakeClock struct {
 	mu sync.Mutex
 	t  time.Time
 }
 
-func (c *boClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *boClock) Advance(d time.Duration) {
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.t = c.t.Add(d)
@@ -65,24 +71,24 @@ func (c *boClock) Advance(d time.Duration) {
 
 // ---- a recording fake, for "must not be called" and forced failures ----
 
-type boFakeKS struct {
+type fakeKS struct {
 	mu               sync.Mutex
 	reveals, queries int
 	revealErr        error
 	queryErr         error
 }
 
-func (f *boFakeKS) Reveal(context.Context, wire.RevealRequest) (wire.RevealResponse, error) {
+func (f *fakeKS) Reveal(context.Context, wire.RevealRequest) (wire.RevealResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.reveals++
 	if f.revealErr != nil {
 		return wire.RevealResponse{}, f.revealErr
 	}
-	return wire.RevealResponse{PAN: boPAN, ExpMonth: 11, ExpYear: 2031, Name: "Fake"}, nil
+	return wire.RevealResponse{PAN: testPAN, ExpMonth: 11, ExpYear: 2031, Name: "Fake"}, nil
 }
 
-func (f *boFakeKS) AuditQuery(context.Context, wire.AuditQueryRequest) (wire.AuditQueryResponse, error) {
+func (f *fakeKS) AuditQuery(context.Context, wire.AuditQueryRequest) (wire.AuditQueryResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.queries++
@@ -92,22 +98,52 @@ func (f *boFakeKS) AuditQuery(context.Context, wire.AuditQueryRequest) (wire.Aud
 	return wire.AuditQueryResponse{ChainOK: true}, nil
 }
 
-func (f *boFakeKS) calls() (int, int) {
+func (f *fakeKS) calls() (int, int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.reveals, f.queries
 }
 
-// ---- the gateway ----
+// ---- a real key service ----
 
-type boFix struct {
-	srv       *web.Server
+// keyZone is a real key service in process (keyservice/kstest) behind a
+// loopback listener, with the back office's client (reveal, audit) reaching
+// it through keyservice/client.
+type keyZone struct {
+	*kstest.Zone
+	backoffice *client.Client
+}
+
+// newKeyZone starts a key service whose per-actor short reveal limit is
+// revealsPerHour.
+func newKeyZone(t *testing.T, revealsPerHour int) *keyZone {
+	t.Helper()
+	z := kstest.NewZone(t, kstest.Options{
+		Clients: []kstest.Client{{ID: "backoffice", Ops: []string{wire.OpReveal, wire.OpAudit}, Alg: client.AlgES256}},
+		Limits: func(l *unwrap.Limits) {
+			l.RevealActorShort = ratelimit.Limit{Name: "reveal-actor-short", Rate: revealsPerHour, Period: time.Hour, Burst: revealsPerHour}
+		},
+		Listen: true,
+	})
+	return &keyZone{Zone: z, backoffice: z.Client(t, "backoffice")}
+}
+
+// encrypt builds the ciphertext the checkout page would post.
+func (kz *keyZone) encrypt(t *testing.T, pan, session string) string {
+	t.Helper()
+	return kz.Encrypt(t, fmt.Sprintf(`{"pan":%q,"exp_month":11,"exp_year":%d,"name":"T","iat":%d}`, pan, time.Now().Year()+2, time.Now().Unix()), session)
+}
+
+// ---- the pages ----
+
+type fixture struct {
+	app       *fiber.App
 	ops       *operators.Service
 	toks      tokens.Store
 	webs      websession.Store
-	clock     *boClock
+	clock     *fakeClock
 	kz        *keyZone // nil with a fake
-	fake      *boFakeKS
+	fake      *fakeKS
 	gwAudit   string
 	logs      *bytes.Buffer
 	pages     *template.Template
@@ -118,10 +154,10 @@ type boFix struct {
 	operators map[string]operators.Operator
 }
 
-type boOpts struct {
-	ks        web.KeyService // overrides the real key service
-	noKS      bool           // use the recording fake
-	reveals   int            // per-actor short reveal limit of the real key service (default 10)
+type fixtureOpts struct {
+	ks        backoffice.KeyService // overrides the real key service
+	noKS      bool                  // use the recording fake
+	reveals   int                   // per-actor short reveal limit of the real key service (default 10)
 	tls       bool
 	hideAfter string // redefines bo_reveal_hide_seconds
 	limiter   ratelimit.Limiter
@@ -129,16 +165,16 @@ type boOpts struct {
 	clientIP  *clientip.Resolver
 }
 
-// boNoLimit lets every request through, for tests that make more login
+// noLimit lets every request through, for tests that make more login
 // attempts from one address than the per-IP limit allows in order to test
 // something else (the per-account lockout).
-type boNoLimit struct{}
+type noLimit struct{}
 
-func (boNoLimit) Allow(context.Context, string, ratelimit.Limit) (ratelimit.Result, error) {
+func (noLimit) Allow(context.Context, string, ratelimit.Limit) (ratelimit.Result, error) {
 	return ratelimit.Result{Allowed: true}, nil
 }
 
-func newBoFix(t *testing.T, o boOpts) *boFix {
+func newFixture(t *testing.T, o fixtureOpts) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	db, err := bolt.Open(filepath.Join(dir, "gw.db"), 0o600, nil)
@@ -146,7 +182,7 @@ func newBoFix(t *testing.T, o boOpts) *boFix {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
-	f := &boFix{clock: &boClock{t: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)}, logs: &bytes.Buffer{},
+	f := &fixture{clock: &fakeClock{t: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)}, logs: &bytes.Buffer{},
 		secrets: map[string]string{}, operators: map[string]operators.Operator{}}
 	var webs interface {
 		websession.Store
@@ -184,12 +220,12 @@ func newBoFix(t *testing.T, o boOpts) *boFix {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ks web.KeyService
+	var ks backoffice.KeyService
 	switch {
 	case o.ks != nil:
 		ks = o.ks
 	case o.noKS:
-		f.fake = &boFakeKS{}
+		f.fake = &fakeKS{}
 		ks = f.fake
 	default:
 		if o.reveals == 0 {
@@ -208,10 +244,6 @@ func newBoFix(t *testing.T, o boOpts) *boFix {
 			t.Fatal(err)
 		}
 	}
-	assets, err := checkout.NewAssets()
-	if err != nil {
-		t.Fatal(err)
-	}
 	f.gwAudit = filepath.Join(dir, "gw-audit.log")
 	gwLog, err := audit.Open(f.gwAudit, audit.Options{Now: f.clock.Now})
 	if err != nil {
@@ -221,17 +253,24 @@ func newBoFix(t *testing.T, o boOpts) *boFix {
 	if o.limiter == nil {
 		o.limiter = ratelimit.NewMemory()
 	}
-	f.srv = web.New(web.Deps{
+	assets, err := checkout.NewAssets()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The whole gateway, as served: the pages link the checkout's brand
+	// icons and rely on its security headers and error handler.
+	srv := web.New(web.Deps{
 		Tokens: f.toks, KeyService: ks, Operators: f.ops, WebSessions: webs,
 		Limiter: o.limiter, Audit: gwLog, Assets: assets, Pages: f.pages,
 		Log:    slog.New(slog.NewJSONHandler(f.logs, nil)),
 		Config: web.Config{PublicURL: "https://pay.example", TLS: o.tls, Now: f.clock.Now, ClientIP: o.clientIP},
 	})
+	f.app = srv.App()
 
 	// Tokens: two of the same card at merchant A, one at merchant B.
 	jwe := "eyJhbGciOiJFQ0RILUVTK0EyNTZLVyJ9.a.b.c.d"
 	if f.kz != nil {
-		jwe = f.kz.encrypt(t, boPAN, "cs_test")
+		jwe = f.kz.encrypt(t, testPAN, "cs_test")
 	}
 	put := func(m, bin, last4, fp string, created time.Time) tokens.Token {
 		tok, _, err := f.toks.Put(context.Background(), tokens.Token{MerchantID: m, JWE: jwe, Kid: "kek-1", Brand: "visa",
@@ -241,19 +280,19 @@ func newBoFix(t *testing.T, o boOpts) *boFix {
 		}
 		return tok
 	}
-	f.tokA = put(boMerchA, "42424242", "4242", "fp_same", f.clock.Now().Add(-48*time.Hour))
-	f.tokA2 = put(boMerchA, "42424242", "4242", "fp_same", f.clock.Now().Add(-2*time.Hour))
-	f.tokB = put(boMerchB, "55555555", "4444", "fp_other", f.clock.Now().Add(-time.Hour))
+	f.tokA = put(merchA, "42424242", "4242", "fp_same", f.clock.Now().Add(-48*time.Hour))
+	f.tokA2 = put(merchA, "42424242", "4242", "fp_same", f.clock.Now().Add(-2*time.Hour))
+	f.tokB = put(merchB, "55555555", "4444", "fp_other", f.clock.Now().Add(-time.Hour))
 	return f
 }
 
 // addOperator creates an operator; with totp it also enrols a second factor
 // and returns its secret, then moves the clock past the confirming code's
 // time step (a TOTP code is single use).
-func (f *boFix) addOperator(t *testing.T, name string, role operators.Role, merchant string, withTOTP bool) operators.Operator {
+func (f *fixture) addOperator(t *testing.T, name string, role operators.Role, merchant string, withTOTP bool) operators.Operator {
 	t.Helper()
 	ctx := context.Background()
-	op, err := f.ops.Create(ctx, name, role, merchant, boPassword)
+	op, err := f.ops.Create(ctx, name, role, merchant, testPassword)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,7 +311,7 @@ func (f *boFix) addOperator(t *testing.T, name string, role operators.Role, merc
 	return op
 }
 
-func (f *boFix) codeAt(t *testing.T, secret string, at time.Time) string {
+func (f *fixture) codeAt(t *testing.T, secret string, at time.Time) string {
 	t.Helper()
 	code, err := totp.GenerateCodeCustom(secret, at, totp.ValidateOpts{Period: 30, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
 	if err != nil {
@@ -283,30 +322,30 @@ func (f *boFix) codeAt(t *testing.T, secret string, at time.Time) string {
 
 // code is the current TOTP code of name. Callers that use it move the
 // clock to the next time step before asking again (codes are single use).
-func (f *boFix) code(t *testing.T, name string) string {
+func (f *fixture) code(t *testing.T, name string) string {
 	t.Helper()
 	return f.codeAt(t, f.secrets[name], f.clock.Now())
 }
 
 // ---- a browser-like client over app.Test ----
 
-type boResp struct {
+type response struct {
 	status int
 	header http.Header
 	body   string
 }
 
-type boClient struct {
-	f      *boFix
+type webClient struct {
+	f      *fixture
 	jar    map[string]string
 	header map[string]string
 }
 
-func (f *boFix) client() *boClient {
-	return &boClient{f: f, jar: map[string]string{}, header: map[string]string{}}
+func (f *fixture) client() *webClient {
+	return &webClient{f: f, jar: map[string]string{}, header: map[string]string{}}
 }
 
-func (c *boClient) do(t *testing.T, method, path string, form url.Values) boResp {
+func (c *webClient) do(t *testing.T, method, path string, form url.Values) response {
 	t.Helper()
 	var body io.Reader
 	ctype := ""
@@ -317,7 +356,7 @@ func (c *boClient) do(t *testing.T, method, path string, form url.Values) boResp
 }
 
 // doBody sends a body of any content type (multipart forms, for instance).
-func (c *boClient) doBody(t *testing.T, method, path string, body io.Reader, ctype string) boResp {
+func (c *webClient) doBody(t *testing.T, method, path string, body io.Reader, ctype string) response {
 	t.Helper()
 	req := httptest.NewRequest(method, path, body)
 	if ctype != "" {
@@ -329,7 +368,7 @@ func (c *boClient) doBody(t *testing.T, method, path string, body io.Reader, cty
 	for k, v := range c.jar {
 		req.AddCookie(&http.Cookie{Name: k, Value: v})
 	}
-	resp, err := c.f.srv.App().Test(req, 20_000)
+	resp, err := c.f.app.Test(req, 20_000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,23 +381,23 @@ func (c *boClient) doBody(t *testing.T, method, path string, body io.Reader, cty
 			c.jar[ck.Name] = ck.Value
 		}
 	}
-	return boResp{status: resp.StatusCode, header: resp.Header, body: string(b)}
+	return response{status: resp.StatusCode, header: resp.Header, body: string(b)}
 }
 
-func (c *boClient) get(t *testing.T, path string) boResp {
+func (c *webClient) get(t *testing.T, path string) response {
 	t.Helper()
 	return c.do(t, http.MethodGet, path, nil)
 }
-func (c *boClient) post(t *testing.T, path string, form url.Values) boResp {
+func (c *webClient) post(t *testing.T, path string, form url.Values) response {
 	t.Helper()
 	return c.do(t, http.MethodPost, path, form)
 }
 
-var boCSRFRe = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+var csrfRe = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
 func csrfOf(t *testing.T, body string) string {
 	t.Helper()
-	m := boCSRFRe.FindStringSubmatch(body)
+	m := csrfRe.FindStringSubmatch(body)
 	if m == nil {
 		t.Fatalf("no csrf field in page:\n%.600s", body)
 	}
@@ -366,7 +405,7 @@ func csrfOf(t *testing.T, body string) string {
 }
 
 // loginWith posts the login form (after fetching it for its CSRF token).
-func (c *boClient) loginWith(t *testing.T, username, password, code string) boResp {
+func (c *webClient) loginWith(t *testing.T, username, password, code string) response {
 	t.Helper()
 	page := c.get(t, "/backoffice/login")
 	if page.status != http.StatusOK {
@@ -376,9 +415,9 @@ func (c *boClient) loginWith(t *testing.T, username, password, code string) boRe
 }
 
 // login signs name in with its TOTP code and expects the tokens page.
-func (c *boClient) login(t *testing.T, name string) {
+func (c *webClient) login(t *testing.T, name string) {
 	t.Helper()
-	r := c.loginWith(t, name, boPassword, c.f.code(t, name))
+	r := c.loginWith(t, name, testPassword, c.f.code(t, name))
 	if r.status != http.StatusSeeOther || r.header.Get("Location") != "/backoffice/tokens" {
 		t.Fatalf("login %s: %d %s\n%.800s", name, r.status, r.header.Get("Location"), r.body)
 	}
@@ -386,7 +425,7 @@ func (c *boClient) login(t *testing.T, name string) {
 }
 
 // csrf fetches a signed-in page and returns the session's CSRF token.
-func (c *boClient) csrf(t *testing.T) string {
+func (c *webClient) csrf(t *testing.T) string {
 	t.Helper()
 	r := c.get(t, "/backoffice/tokens")
 	if r.status != http.StatusOK {
@@ -395,7 +434,7 @@ func (c *boClient) csrf(t *testing.T) string {
 	return csrfOf(t, r.body)
 }
 
-func (c *boClient) reveal(t *testing.T, tokID, reason string, extra ...string) boResp {
+func (c *webClient) reveal(t *testing.T, tokID, reason string, extra ...string) response {
 	t.Helper()
 	form := url.Values{"csrf": {c.csrf(t)}, "reason": {reason}}
 	for i := 0; i+1 < len(extra); i += 2 {
@@ -405,7 +444,7 @@ func (c *boClient) reveal(t *testing.T, tokID, reason string, extra ...string) b
 }
 
 // gwEvents reads the gateway's own audit log.
-func (f *boFix) gwEvents(t *testing.T, flt audit.Filter) []audit.Event {
+func (f *fixture) gwEvents(t *testing.T, flt audit.Filter) []audit.Event {
 	t.Helper()
 	b, err := os.ReadFile(f.gwAudit)
 	if err != nil {
@@ -419,9 +458,9 @@ func (f *boFix) gwEvents(t *testing.T, flt audit.Filter) []audit.Event {
 }
 
 // noPAN fails if the card number appears anywhere in an answer or the logs.
-func (f *boFix) noPAN(t *testing.T, r boResp) {
+func (f *fixture) noPAN(t *testing.T, r response) {
 	t.Helper()
-	for _, s := range []string{boPAN, boPANShown} {
+	for _, s := range []string{testPAN, testPANShown} {
 		if strings.Contains(r.body, s) {
 			t.Errorf("the card number is in the page")
 		}

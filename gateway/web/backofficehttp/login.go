@@ -1,4 +1,4 @@
-package web
+package backofficehttp
 
 import (
 	"bytes"
@@ -26,9 +26,9 @@ import (
 // disabled: the page must not help anyone find a valid name or password.
 const loginFailedMsg = "Invalid username, password or code."
 
-// boLoginPage is the data of backoffice_login.html.
-type boLoginPage struct {
-	boBase
+// loginPage is the data of backoffice_login.html.
+type loginPage struct {
+	pageBase
 	Error    string
 	Info     string
 	Username string
@@ -43,53 +43,53 @@ func newFormToken() string {
 
 // loginToken returns the pre-session CSRF token, reusing the cookie's so
 // that two open login tabs both keep working.
-func (s *Server) loginToken(c *fiber.Ctx) string {
-	if tok := c.Cookies(s.loginCookieName()); len(tok) == 43 {
+func (h *Handler) loginToken(c *fiber.Ctx) string {
+	if tok := c.Cookies(h.loginCookieName()); len(tok) == 43 {
 		return strings.Clone(tok)
 	}
 	tok := newFormToken()
-	s.setCookie(c, s.loginCookieName(), tok, loginCSRFMaxAge)
+	h.setCookie(c, h.loginCookieName(), tok, loginCSRFMaxAge)
 	return tok
 }
 
-func (s *Server) boLoginForm(c *fiber.Ctx) error {
-	p := boLoginPage{boBase: s.base("Log in", "", nil)}
-	p.CSRF = s.loginToken(c)
+func (h *Handler) loginForm(c *fiber.Ctx) error {
+	p := loginPage{pageBase: h.base("Log in", "", nil)}
+	p.CSRF = h.loginToken(c)
 	switch {
 	case c.Query("expired") != "":
 		p.Info = "Your session expired after 15 minutes without activity. Please log in again."
 	case c.Query("out") != "":
 		p.Info = "You are logged out."
 	}
-	return s.render(c, http.StatusOK, "backoffice_login.html", p)
+	return h.render(c, http.StatusOK, "backoffice_login.html", p)
 }
 
-// boLogin checks username, password and TOTP code in one step
+// login checks username, password and TOTP code in one step
 // (operators.Service.Authenticate: lockout first, constant work for unknown
 // names, TOTP code single use), then starts a new session.
-func (s *Server) boLogin(c *fiber.Ctx) error {
-	if !s.checkLoginCSRF(c) {
+func (h *Handler) login(c *fiber.Ctx) error {
+	if !h.checkLoginCSRF(c) {
 		return apierr.CSRFFailed
 	}
-	if err := s.allowLogin(c); err != nil {
+	if err := h.allowLogin(c); err != nil {
 		return err
 	}
 	ctx := c.UserContext()
 	username := strings.Clone(c.FormValue("username"))
 	password := strings.Clone(c.FormValue("password"))
 	code := strings.Clone(c.FormValue("code"))
-	now := s.now()
+	now := h.now()
 
-	op, err := s.deps.Operators.Authenticate(ctx, username, password, code, now)
+	op, err := h.d.Operators.Authenticate(ctx, username, password, code, now)
 	if err != nil {
-		return s.loginFailed(c, username, err)
+		return h.loginFailed(c, username, err)
 	}
 	// Always a new session id at login, and the old one (if any) ended, so
 	// a session id planted before login is worth nothing after it.
-	if old := c.Cookies(s.cookieName()); old != "" {
-		_ = s.deps.WebSessions.Delete(ctx, strings.Clone(old))
+	if old := c.Cookies(h.cookieName()); old != "" {
+		_ = h.d.Sessions.Delete(ctx, strings.Clone(old))
 	}
-	sess, err := s.deps.WebSessions.Create(ctx, op.ID, now)
+	sess, err := h.d.Sessions.Create(ctx, op.ID, now)
 	if err != nil {
 		return apierr.Unavailable.Wrap(err)
 	}
@@ -97,126 +97,126 @@ func (s *Server) boLogin(c *fiber.Ctx) error {
 	if !op.TOTPEnabled {
 		reason = "login (password only, TOTP enrolment required)"
 	}
-	if err := s.boAudit(c, audit.Event{Event: audit.EventLogin, Actor: op.ID, Outcome: audit.OutcomeSuccess, Reason: reason}); err != nil {
+	if err := h.record(c, audit.Event{Event: audit.EventLogin, Actor: op.ID, Outcome: audit.OutcomeSuccess, Reason: reason}); err != nil {
 		// No audit record, no access (PCI DSS 10.2.1).
-		_ = s.deps.WebSessions.Delete(ctx, sess.ID)
+		_ = h.d.Sessions.Delete(ctx, sess.ID)
 		return err
 	}
-	s.setCookie(c, s.cookieName(), sess.ID, 0)
-	s.setCookie(c, s.loginCookieName(), "", -1)
+	h.setCookie(c, h.cookieName(), sess.ID, 0)
+	h.setCookie(c, h.loginCookieName(), "", -1)
 	if !op.TOTPEnabled {
-		return c.Redirect(boPrefix+"/enroll", fiber.StatusSeeOther)
+		return c.Redirect(Prefix+"/enroll", fiber.StatusSeeOther)
 	}
-	return c.Redirect(boPrefix+"/tokens", fiber.StatusSeeOther)
+	return c.Redirect(Prefix+"/tokens", fiber.StatusSeeOther)
 }
 
 // loginFailed audits a failed login and answers the login page again. The
 // audit names the operator by id when the name is an operator's, and any
 // other name only by its keyed hash (operators.Service.NameTag): a name
 // typed wrong is often a password.
-func (s *Server) loginFailed(c *fiber.Ctx, username string, err error) error {
-	actor, aerr := s.deps.Operators.LoginActor(c.UserContext(), username)
+func (h *Handler) loginFailed(c *fiber.Ctx, username string, err error) error {
+	actor, aerr := h.d.Operators.LoginActor(c.UserContext(), username)
 	if aerr != nil {
 		return apierr.Unavailable.Wrap(aerr)
 	}
-	p := boLoginPage{boBase: s.base("Log in", "", nil)}
+	p := loginPage{pageBase: h.base("Log in", "", nil)}
 	if u, nerr := operators.NormalizeUsername(username); nerr == nil {
 		p.Username = u
 	}
-	p.CSRF = s.loginToken(c)
+	p.CSRF = h.loginToken(c)
 
 	var locked *operators.LockedError
 	switch {
 	case errors.As(err, &locked):
-		s.boAuditBestEffort(c, audit.Event{Event: audit.EventLogin, Actor: actor, Outcome: audit.OutcomeDenied, Code: "locked"})
+		h.recordBestEffort(c, audit.Event{Event: audit.EventLogin, Actor: actor, Outcome: audit.OutcomeDenied, Code: "locked"})
 		// Usernames that do not exist lock exactly like real ones (operators
 		// keeps counters per name), so this message reveals nothing either.
 		p.Error = fmt.Sprintf("Too many failed attempts: logins for this name are locked. Try again in %s, or ask an administrator.",
-			humanDuration(locked.Until.Sub(s.now())))
-		return s.render(c, http.StatusForbidden, "backoffice_login.html", p)
+			humanDuration(locked.Until.Sub(h.now())))
+		return h.render(c, http.StatusForbidden, "backoffice_login.html", p)
 	case errors.Is(err, operators.ErrBadCredentials), errors.Is(err, operators.ErrMFARequired),
 		errors.Is(err, operators.ErrDisabled), errors.Is(err, operators.ErrInvalid):
-		s.boAuditBestEffort(c, audit.Event{Event: audit.EventLogin, Actor: actor, Outcome: audit.OutcomeFailure, Code: backoffice.LoginCode(err)})
+		h.recordBestEffort(c, audit.Event{Event: audit.EventLogin, Actor: actor, Outcome: audit.OutcomeFailure, Code: backoffice.LoginCode(err)})
 		p.Error = loginFailedMsg
-		return s.render(c, http.StatusUnauthorized, "backoffice_login.html", p)
+		return h.render(c, http.StatusUnauthorized, "backoffice_login.html", p)
 	default:
 		return apierr.Unavailable.Wrap(err)
 	}
 }
 
-func (s *Server) boLogout(c *fiber.Ctx, a *boActor) error {
-	if err := s.deps.WebSessions.Delete(c.UserContext(), a.Sess.ID); err != nil {
+func (h *Handler) logout(c *fiber.Ctx, a *backoffice.Actor) error {
+	if err := h.d.Sessions.Delete(c.UserContext(), a.Sess.ID); err != nil {
 		return apierr.Unavailable.Wrap(err)
 	}
-	s.setCookie(c, s.cookieName(), "", -1)
-	s.boAuditBestEffort(c, audit.Event{Event: audit.EventLogout, Actor: a.Op.ID, Outcome: audit.OutcomeSuccess})
-	return c.Redirect(boPrefix+"/login?out=1", fiber.StatusSeeOther)
+	h.setCookie(c, h.cookieName(), "", -1)
+	h.recordBestEffort(c, audit.Event{Event: audit.EventLogout, Actor: a.Op.ID, Outcome: audit.OutcomeSuccess})
+	return c.Redirect(Prefix+"/login?out=1", fiber.StatusSeeOther)
 }
 
 // ---- TOTP enrolment ----
 
-// boEnrollPage is the data of backoffice_enroll.html.
-type boEnrollPage struct {
-	boBase
+// enrollPage is the data of backoffice_enroll.html.
+type enrollPage struct {
+	pageBase
 	QR     template.URL // data:image/png;base64,... of the otpauth:// URL
 	Secret string       // base32, in groups of four for typing
 	Error  string
 }
 
-// boEnrollForm shows the pending TOTP secret (starting an enrolment if none
+// enrollForm shows the pending TOTP secret (starting an enrolment if none
 // is pending, so a reload does not invalidate a code already scanned).
-func (s *Server) boEnrollForm(c *fiber.Ctx, a *boActor) error {
+func (h *Handler) enrollForm(c *fiber.Ctx, a *backoffice.Actor) error {
 	if a.Op.TOTPEnabled {
-		return c.Redirect(boPrefix+"/tokens", fiber.StatusSeeOther)
+		return c.Redirect(Prefix+"/tokens", fiber.StatusSeeOther)
 	}
-	return s.renderEnroll(c, a, http.StatusOK, "")
+	return h.renderEnroll(c, a, http.StatusOK, "")
 }
 
-func (s *Server) renderEnroll(c *fiber.Ctx, a *boActor, status int, msg string) error {
+func (h *Handler) renderEnroll(c *fiber.Ctx, a *backoffice.Actor, status int, msg string) error {
 	secret := a.Op.TOTPPending
 	var qr []byte
 	var err error
 	if secret == "" {
-		secret, _, qr, err = s.deps.Operators.EnrollTOTP(c.UserContext(), a.Op.ID)
+		secret, _, qr, err = h.d.Operators.EnrollTOTP(c.UserContext(), a.Op.ID)
 	} else {
 		qr, err = totpQR(a.Op.Username, secret)
 	}
 	if err != nil {
 		return apierr.Unavailable.Wrap(err)
 	}
-	p := boEnrollPage{
-		boBase: s.base("Set up two-factor authentication", "", a),
-		QR:     template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(qr)), //nolint:gosec // our own PNG bytes
-		Secret: groupsOf(secret, 4),
-		Error:  msg,
+	p := enrollPage{
+		pageBase: h.base("Set up two-factor authentication", "", a),
+		QR:       template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(qr)), //nolint:gosec // our own PNG bytes
+		Secret:   groupsOf(secret, 4),
+		Error:    msg,
 	}
-	return s.render(c, status, "backoffice_enroll.html", p)
+	return h.render(c, status, "backoffice_enroll.html", p)
 }
 
-// boEnroll confirms the pending secret with a code from the authenticator.
-func (s *Server) boEnroll(c *fiber.Ctx, a *boActor) error {
+// enroll confirms the pending secret with a code from the authenticator.
+func (h *Handler) enroll(c *fiber.Ctx, a *backoffice.Actor) error {
 	if a.Op.TOTPEnabled {
-		return c.Redirect(boPrefix+"/tokens", fiber.StatusSeeOther)
+		return c.Redirect(Prefix+"/tokens", fiber.StatusSeeOther)
 	}
-	if err := s.allowLogin(c); err != nil {
+	if err := h.allowLogin(c); err != nil {
 		return err
 	}
 	ctx := c.UserContext()
-	err := s.deps.Operators.ConfirmTOTP(ctx, a.Op.ID, strings.Clone(c.FormValue("code")))
+	err := h.d.Operators.ConfirmTOTP(ctx, a.Op.ID, strings.Clone(c.FormValue("code")))
 	switch {
 	case errors.Is(err, operators.ErrBadCredentials):
-		return s.renderEnroll(c, a, http.StatusUnauthorized, "That code does not match. Check the clock of your device and enter the current code.")
+		return h.renderEnroll(c, a, http.StatusUnauthorized, "That code does not match. Check the clock of your device and enter the current code.")
 	case errors.Is(err, operators.ErrInvalid):
-		return c.Redirect(boPrefix+"/enroll", fiber.StatusSeeOther)
+		return c.Redirect(Prefix+"/enroll", fiber.StatusSeeOther)
 	case err != nil:
 		return apierr.Unavailable.Wrap(err)
 	}
-	s.boAuditBestEffort(c, audit.Event{Event: audit.EventMFAEnroll, Actor: a.Op.ID, Resource: a.Op.ID, Outcome: audit.OutcomeSuccess, Reason: "totp"})
+	h.recordBestEffort(c, audit.Event{Event: audit.EventMFAEnroll, Actor: a.Op.ID, Resource: a.Op.ID, Outcome: audit.OutcomeSuccess, Reason: "totp"})
 	// Password and a code from the new factor were both just checked.
-	if _, err := s.deps.WebSessions.Reauth(ctx, a.Sess.ID, s.now()); err != nil {
+	if _, err := h.d.Sessions.Reauth(ctx, a.Sess.ID, h.now()); err != nil {
 		return apierr.Unavailable.Wrap(err)
 	}
-	return c.Redirect(boPrefix+"/tokens", fiber.StatusSeeOther)
+	return c.Redirect(Prefix+"/tokens", fiber.StatusSeeOther)
 }
 
 // totpIssuer labels the account in authenticator apps (operators' default).

@@ -1,4 +1,4 @@
-package web
+package backofficehttp
 
 import (
 	"errors"
@@ -15,13 +15,13 @@ import (
 	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
-// boBrands lists the brands the search form offers, with their names; an
+// brands lists the brands the search form offers, with their names; an
 // icon for each is under /assets/brands/.
-func boBrands() []wire.BrandInfo { return wire.Brands() }
+func brands() []wire.BrandInfo { return wire.Brands() }
 
-// boTokenRow is a token as the back office shows it: masked fields only
+// tokenRow is a token as the back office shows it: masked fields only
 // (PCI DSS 3.4.1: at most the BIN and the last four digits).
-type boTokenRow struct {
+type tokenRow struct {
 	ID, Merchant           string
 	Brand, BrandName, Icon string
 	Masked                 string // "42424242 •••• 4242"
@@ -32,16 +32,16 @@ type boTokenRow struct {
 	DupesURL               string
 }
 
-func tokenRow(t tokens.Token) boTokenRow {
-	r := boTokenRow{
+func rowOf(t tokens.Token) tokenRow {
+	r := tokenRow{
 		ID: t.ID, Merchant: t.MerchantID, Brand: t.Brand, BrandName: "Card", Icon: "/assets/brands/unknown.svg",
 		Masked: t.BIN + " •••• " + t.Last4, Last4: t.Last4,
 		Exp:     fmt.Sprintf("%02d/%d", t.ExpMonth, t.ExpYear),
 		Created: t.CreatedAt.UTC().Format("2006-01-02 15:04 UTC"),
 		Kid:     t.Kid, Fingerprint: t.Fingerprint,
-		DupesURL: boPrefix + "/tokens?" + url.Values{"dupes": {t.ID}}.Encode(),
+		DupesURL: Prefix + "/tokens?" + url.Values{"dupes": {t.ID}}.Encode(),
 	}
-	for _, b := range boBrands() {
+	for _, b := range brands() {
 		if strings.EqualFold(t.Brand, b.ID) {
 			r.BrandName, r.Icon = b.Name, "/assets/brands/"+b.ID+".svg"
 		}
@@ -49,79 +49,79 @@ func tokenRow(t tokens.Token) boTokenRow {
 	return r
 }
 
-// boTokensPage is the data of backoffice_tokens.html.
-type boTokensPage struct {
-	boBase
+// tokensPage is the data of backoffice_tokens.html.
+type tokensPage struct {
+	pageBase
 	Form     backoffice.SearchForm
 	Brands   []wire.BrandInfo
-	Rows     []boTokenRow
+	Rows     []tokenRow
 	Error    string
 	Filtered bool
 	Limit    int
 }
 
-func (s *Server) boTokens(c *fiber.Ctx, a *boActor) error {
+func (h *Handler) search(c *fiber.Ctx, a *backoffice.Actor) error {
 	f := backoffice.SearchForm{
 		Token: c.Query("token"), Last4: c.Query("last4"), BIN: c.Query("bin"), Brand: c.Query("brand"),
 		Fingerprint: c.Query("fingerprint"), Dupes: c.Query("dupes"), From: c.Query("from"), To: c.Query("to"),
 	}.Normalize()
-	p := boTokensPage{boBase: s.base("Tokens", "tokens", a), Form: f, Brands: boBrands(), Limit: backoffice.SearchLimit,
+	p := tokensPage{pageBase: h.base("Tokens", "tokens", a), Form: f, Brands: brands(), Limit: backoffice.SearchLimit,
 		Filtered: f != backoffice.SearchForm{}}
-	found, err := s.office.Search(c.UserContext(), a.Actor, f)
+	found, err := h.d.Office.Search(c.UserContext(), *a, f)
 	var ie *backoffice.InvalidError
 	if errors.As(err, &ie) {
 		p.Error = ie.Msg
-		return s.render(c, http.StatusBadRequest, "backoffice_tokens.html", p)
+		return h.render(c, http.StatusBadRequest, "backoffice_tokens.html", p)
 	}
 	if err != nil {
-		return boDomainError(err)
+		return domainError(err)
 	}
 	for _, t := range found {
-		p.Rows = append(p.Rows, tokenRow(t))
+		p.Rows = append(p.Rows, rowOf(t))
 	}
-	return s.render(c, http.StatusOK, "backoffice_tokens.html", p)
+	return h.render(c, http.StatusOK, "backoffice_tokens.html", p)
 }
 
-// boTokenPage is the data of backoffice_token.html (detail and reveal form).
-type boTokenPage struct {
-	boBase
-	Token  boTokenRow
+// tokenPage is the data of backoffice_token.html (detail and reveal form).
+type tokenPage struct {
+	pageBase
+	Token  tokenRow
 	Reason string
 	Error  string
 }
 
-func (s *Server) boToken(c *fiber.Ctx, a *boActor) error {
-	t, err := s.office.Token(c.UserContext(), a.Actor, strings.Clone(c.Params("id")))
+func (h *Handler) tokenDetail(c *fiber.Ctx, a *backoffice.Actor) error {
+	t, err := h.d.Office.Token(c.UserContext(), *a, strings.Clone(c.Params("id")))
 	if err != nil {
-		return boDomainError(err)
+		return domainError(err)
 	}
-	return s.render(c, http.StatusOK, "backoffice_token.html", boTokenPage{boBase: s.base("Token", "tokens", a), Token: tokenRow(t)})
+	return h.render(c, http.StatusOK, "backoffice_token.html", tokenPage{pageBase: h.base("Token", "tokens", a), Token: rowOf(t)})
 }
 
-// boReauthPage is the data of backoffice_reauth.html.
-type boReauthPage struct {
-	boBase
-	Token  boTokenRow
+// reauthPage is the data of backoffice_reauth.html.
+type reauthPage struct {
+	pageBase
+	Token  tokenRow
 	Reason string
 	Error  string
 }
 
-// boRevealedPage is the data of backoffice_revealed.html. PAN is the full
+// revealedPage is the data of backoffice_revealed.html. PAN is the full
 // number; this struct is rendered once and never logged.
-type boRevealedPage struct {
-	boBase
-	Token  boTokenRow
+type revealedPage struct {
+	pageBase
+	Token  tokenRow
 	PAN    string // grouped in fours
 	Exp    string
 	Name   string
 	Reason string
 }
 
-// boReveal binds the reveal form, lets backoffice.Service.Reveal apply the
+// reveal binds the reveal form, lets backoffice.Service.Reveal apply the
 // policy (role, scope, reason, fresh authentication, lockout, audit, then
 // the key service) and renders its answer.
-func (s *Server) boReveal(c *fiber.Ctx, a *boActor) error {
-	res, err := s.office.Reveal(c.UserContext(), a.Actor, backoffice.RevealRequest{
+func (h *Handler) reveal(c *fiber.Ctx, a *backoffice.Actor) error {
+	res, err := h.d.Office.Reveal(c.UserContext(), *a, backoffice.RevealRequest{
 		TokenID:  strings.Clone(c.Params("id")),
 		Reason:   c.FormValue("reason"),
 		Password: strings.Clone(c.FormValue("password")),
@@ -137,34 +137,34 @@ func (s *Server) boReveal(c *fiber.Ctx, a *boActor) error {
 		if errors.Is(err, wire.ErrPANInText) {
 			msg = apierr.PANInText.Message
 		}
-		return s.render(c, http.StatusBadRequest, "backoffice_token.html",
-			boTokenPage{boBase: s.base("Token", "tokens", a), Token: tokenRow(res.Token), Reason: res.Reason, Error: msg})
+		return h.render(c, http.StatusBadRequest, "backoffice_token.html",
+			tokenPage{pageBase: h.base("Token", "tokens", a), Token: rowOf(res.Token), Reason: res.Reason, Error: msg})
 	case errors.Is(err, backoffice.ErrReauthRequired), errors.Is(err, backoffice.ErrReauthFailed):
 		msg := ""
 		if errors.Is(err, backoffice.ErrReauthFailed) {
 			msg = "Wrong password or code."
 		}
-		return s.render(c, http.StatusUnauthorized, "backoffice_reauth.html",
-			boReauthPage{boBase: s.base("Confirm it is you", "tokens", a), Token: tokenRow(res.Token), Reason: res.Reason, Error: msg})
+		return h.render(c, http.StatusUnauthorized, "backoffice_reauth.html",
+			reauthPage{pageBase: h.base("Confirm it is you", "tokens", a), Token: rowOf(res.Token), Reason: res.Reason, Error: msg})
 	case errors.Is(err, backoffice.ErrLocked):
-		s.setCookie(c, s.cookieName(), "", -1)
+		h.setCookie(c, h.cookieName(), "", -1)
 		return &apierr.Error{Status: http.StatusForbidden, Code: apierr.Forbidden.Code, Err: err,
 			Message: "Too many failed attempts: your account is locked and you have been logged out. Ask an administrator, or try again later."}
 	case err != nil:
 		return revealError(err)
 	}
-	p := boRevealedPage{
-		boBase: s.base("Card number", "tokens", a),
-		Token:  tokenRow(res.Token),
-		PAN:    groupsOf(res.Card.PAN, 4),
-		Exp:    fmt.Sprintf("%02d/%d", res.Card.ExpMonth, res.Card.ExpYear),
-		Name:   res.Card.Name,
-		Reason: res.Reason,
+	p := revealedPage{
+		pageBase: h.base("Card number", "tokens", a),
+		Token:    rowOf(res.Token),
+		PAN:      groupsOf(res.Card.PAN, 4),
+		Exp:      fmt.Sprintf("%02d/%d", res.Card.ExpMonth, res.Card.ExpYear),
+		Name:     res.Card.Name,
+		Reason:   res.Reason,
 	}
 	// The page is the only copy: no-store (set by bo) keeps it out of every
 	// cache and the back/forward cache; the script hides it after 60 s.
 	c.Set(fiber.HeaderExpires, "0")
-	return s.render(c, http.StatusOK, "backoffice_revealed.html", p)
+	return h.render(c, http.StatusOK, "backoffice_revealed.html", p)
 }
 
 // revealError says what a failed reveal means and that nothing was
@@ -173,7 +173,7 @@ func (s *Server) boReveal(c *fiber.Ctx, a *boActor) error {
 func revealError(err error) error {
 	var ke *backoffice.KeyServiceError
 	if !errors.As(err, &ke) {
-		return boDomainError(err)
+		return domainError(err)
 	}
 	switch {
 	case errors.Is(err, backoffice.ErrKeyServiceLimited):
@@ -199,8 +199,8 @@ func revealError(err error) error {
 		Message: "The key service did not accept the request. Nothing was revealed."}
 }
 
-// boDomainError maps the back office's domain errors that every page shares.
-func boDomainError(err error) error {
+// domainError maps the back office's domain errors that every page shares.
+func domainError(err error) error {
 	switch {
 	case errors.Is(err, backoffice.ErrNotFound):
 		return apierr.NotFound.Wrap(err)

@@ -1,4 +1,4 @@
-package web
+package backofficehttp
 
 import (
 	"errors"
@@ -15,8 +15,8 @@ import (
 	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
-// boAuditRow is one key-service audit event as the page shows it.
-type boAuditRow struct {
+// auditRow is one key-service audit event as the page shows it.
+type auditRow struct {
 	Seq                                  uint64
 	Time, Event, Actor, Client, Origin   string
 	ActorName                            string // the operator's username, when Actor is one
@@ -24,12 +24,12 @@ type boAuditRow struct {
 	Alarm, Denied, Failure               bool
 }
 
-// boAuditPage is the data of backoffice_audit.html.
-type boAuditPage struct {
-	boBase
+// auditPage is the data of backoffice_audit.html.
+type auditPage struct {
+	pageBase
 	Actor, Outcome string
 	Outcomes       []string
-	Rows           []boAuditRow
+	Rows           []auditRow
 	ChainOK        bool
 	ChainError     string
 	Head           string
@@ -40,12 +40,12 @@ type boAuditPage struct {
 	Error          string
 }
 
-// boAuditView shows one page of the key service's audit trail; the policy
+// auditView shows one page of the key service's audit trail; the policy
 // (admins only, a merchant admin's scope, auditing the view) is
 // backoffice.Service.AuditView's.
-func (s *Server) boAuditView(c *fiber.Ctx, a *boActor) error {
-	p := boAuditPage{
-		boBase:   s.base("Audit trail", "audit", a),
+func (h *Handler) auditView(c *fiber.Ctx, a *backoffice.Actor) error {
+	p := auditPage{
+		pageBase: h.base("Audit trail", "audit", a),
 		Actor:    strings.TrimSpace(c.Query("actor")),
 		Outcome:  strings.TrimSpace(c.Query("outcome")),
 		Outcomes: []string{audit.OutcomeSuccess, audit.OutcomeFailure, audit.OutcomeDenied},
@@ -56,11 +56,11 @@ func (s *Server) boAuditView(c *fiber.Ctx, a *boActor) error {
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
 			p.Error = "The page cursor is not valid; start from the newest events."
-			return s.render(c, http.StatusBadRequest, "backoffice_audit.html", p)
+			return h.render(c, http.StatusBadRequest, "backoffice_audit.html", p)
 		}
 		f.Before = n
 	}
-	res, err := s.office.AuditView(c.UserContext(), a.Actor, f)
+	res, err := h.d.Office.AuditView(c.UserContext(), *a, f)
 	var ie *backoffice.InvalidError
 	switch {
 	case errors.Is(err, backoffice.ErrForbidden):
@@ -68,7 +68,7 @@ func (s *Server) boAuditView(c *fiber.Ctx, a *boActor) error {
 			Message: "Only administrators may read the audit trail."}
 	case errors.As(err, &ie):
 		p.Error = ie.Msg
-		return s.render(c, http.StatusBadRequest, "backoffice_audit.html", p)
+		return h.render(c, http.StatusBadRequest, "backoffice_audit.html", p)
 	case err != nil:
 		return auditQueryError(err)
 	}
@@ -81,10 +81,10 @@ func (s *Server) boAuditView(c *fiber.Ctx, a *boActor) error {
 		if p.Outcome != "" {
 			q.Set("outcome", p.Outcome)
 		}
-		p.Older = boPrefix + "/audit?" + q.Encode()
+		p.Older = Prefix + "/audit?" + q.Encode()
 	}
 	for _, e := range res.Events {
-		r := boAuditRow{
+		r := auditRow{
 			Seq: e.Seq, Time: e.Time.UTC().Format("2006-01-02 15:04:05 UTC"), Event: e.Event, Actor: e.Actor, ActorName: res.Names[e.Actor],
 			Client: e.Client, Origin: e.Origin, Outcome: e.Outcome, Resource: e.Resource, Kid: e.Kid,
 			Reason: e.Reason, Code: e.Code,
@@ -97,7 +97,7 @@ func (s *Server) boAuditView(c *fiber.Ctx, a *boActor) error {
 		}
 		p.Rows = append(p.Rows, r)
 	}
-	return s.render(c, http.StatusOK, "backoffice_audit.html", p)
+	return h.render(c, http.StatusOK, "backoffice_audit.html", p)
 }
 
 // auditQueryError says why the trail cannot be shown; the domain classified
@@ -105,7 +105,7 @@ func (s *Server) boAuditView(c *fiber.Ctx, a *boActor) error {
 func auditQueryError(err error) error {
 	var ke *backoffice.KeyServiceError
 	if !errors.As(err, &ke) {
-		return boDomainError(err)
+		return domainError(err)
 	}
 	switch {
 	case errors.Is(err, backoffice.ErrKeyServiceForbidden):

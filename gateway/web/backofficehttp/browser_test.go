@@ -1,4 +1,4 @@
-package web_test
+package backofficehttp_test
 
 import (
 	"net"
@@ -16,7 +16,7 @@ import (
 )
 
 // screenshotDir is where BLINDGATE_SCREENSHOTS=1 writes the README's images.
-const screenshotDir = "../../docs/screenshots"
+const screenshotDir = "../../../docs/screenshots"
 
 // TestBackofficeBrowser drives real Chromium through login (TOTP code from
 // pquerna/otp) -> search -> token detail -> reveal with a reason ->
@@ -24,17 +24,17 @@ const screenshotDir = "../../docs/screenshots"
 // (the page's template knob); production is 60 s.
 func TestBackofficeBrowser(t *testing.T) {
 	browser := browsertest.Browser(t)
-	f := newBoFix(t, boOpts{reveals: 2, hideAfter: "2"})
+	f := newFixture(t, fixtureOpts{reveals: 2, hideAfter: "2"})
 	rita := f.addOperator(t, "rita", operators.RoleRevealer, "", true)
 	f.addOperator(t, "adam", operators.RoleAdmin, "", true)
-	f.addOperator(t, "nina", operators.RoleViewer, boMerchA, false)
+	f.addOperator(t, "nina", operators.RoleViewer, merchA, false)
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = f.srv.App().Listener(ln) }()
-	t.Cleanup(func() { _ = f.srv.App().Shutdown() })
+	go func() { _ = f.app.Listener(ln) }()
+	t.Cleanup(func() { _ = f.app.Shutdown() })
 	base := "http://" + ln.Addr().String()
 
 	// Uncaught exceptions fail the test when it ends.
@@ -47,7 +47,7 @@ func TestBackofficeBrowser(t *testing.T) {
 	tb.Screenshot(t, filepath.Join(screenshotDir, "backoffice-login.png"))
 	tb.Do(t,
 		chromedp.SendKeys(chromedp.ID("bo-username"), "rita"),
-		chromedp.SendKeys(chromedp.ID("bo-password"), boPassword),
+		chromedp.SendKeys(chromedp.ID("bo-password"), testPassword),
 		chromedp.SendKeys(chromedp.ID("bo-code"), f.code(t, "rita")+"\r"),
 	)
 	tb.WaitFor(t, `location.pathname === "/backoffice/tokens" && document.getElementById("bo-search")`, 10*time.Second)
@@ -56,7 +56,7 @@ func TestBackofficeBrowser(t *testing.T) {
 	tb.Do(t, chromedp.SendKeys(chromedp.ID("f-last4"), "4242"), chromedp.Click(chromedp.ID("bo-search")))
 	tb.WaitFor(t, `location.search.includes("last4=4242") && document.querySelectorAll("#bo-results tbody tr").length === 2`, 10*time.Second)
 	tb.WaitFor(t, `[...document.images].every(function (i) { return i.complete && i.naturalWidth > 0; })`, 5*time.Second)
-	if body := browsertest.Eval[string](t, tb, `document.body.innerText`); strings.Contains(body, boPANShown) || !strings.Contains(body, "42424242 •••• 4242") {
+	if body := browsertest.Eval[string](t, tb, `document.body.innerText`); strings.Contains(body, testPANShown) || !strings.Contains(body, "42424242 •••• 4242") {
 		t.Fatalf("token list is not masked as expected:\n%s", body)
 	}
 	tb.NoCSPViolations(t)
@@ -71,7 +71,7 @@ func TestBackofficeBrowser(t *testing.T) {
 	tb.Do(t, chromedp.SendKeys(chromedp.ID("bo-reason"), "Chargeback ticket #4711"), chromedp.Click(chromedp.ID("bo-reveal-btn")))
 	tb.WaitFor(t, `document.getElementById("bo-pan") !== null`, 10*time.Second)
 	shownAt := time.Now()
-	if got := browsertest.Eval[string](t, tb, `document.getElementById("bo-pan").textContent`); got != boPANShown {
+	if got := browsertest.Eval[string](t, tb, `document.getElementById("bo-pan").textContent`); got != testPANShown {
 		t.Fatalf("revealed number %q", got)
 	}
 	if state := browsertest.Eval[string](t, tb, `document.getElementById("bo-reveal").dataset.state`); state != "shown" {
@@ -97,7 +97,7 @@ func TestBackofficeBrowser(t *testing.T) {
 	if el := time.Since(shownAt); el < time.Second {
 		t.Errorf("hidden after %s, before its 2 s delay", el)
 	}
-	if html := browsertest.Eval[string](t, tb, `document.documentElement.outerHTML`); strings.Contains(html, boPANShown) || strings.Contains(html, boPAN) {
+	if html := browsertest.Eval[string](t, tb, `document.documentElement.outerHTML`); strings.Contains(html, testPANShown) || strings.Contains(html, testPAN) {
 		t.Fatal("the card number is still in the DOM after hiding")
 	}
 	if !browsertest.Eval[bool](t, tb, `document.getElementById("bo-copy").disabled && document.getElementById("bo-hide").disabled`) {
@@ -129,7 +129,7 @@ func TestBackofficeBrowser(t *testing.T) {
 	tb.WaitFor(t, `location.pathname === "/backoffice/login" && location.search === "?out=1"`, 10*time.Second)
 	tb.Do(t,
 		chromedp.SendKeys(chromedp.ID("bo-username"), "adam"),
-		chromedp.SendKeys(chromedp.ID("bo-password"), boPassword),
+		chromedp.SendKeys(chromedp.ID("bo-password"), testPassword),
 		chromedp.SendKeys(chromedp.ID("bo-code"), f.code(t, "adam")+"\r"),
 	)
 	tb.WaitFor(t, `location.pathname === "/backoffice/tokens"`, 10*time.Second)
@@ -150,7 +150,7 @@ func TestBackofficeBrowser(t *testing.T) {
 	tb.WaitFor(t, `location.pathname === "/backoffice/login"`, 10*time.Second)
 	tb.Do(t,
 		chromedp.SendKeys(chromedp.ID("bo-username"), "nina"),
-		chromedp.SendKeys(chromedp.ID("bo-password"), boPassword+"\r"),
+		chromedp.SendKeys(chromedp.ID("bo-password"), testPassword+"\r"),
 	)
 	tb.WaitFor(t, `location.pathname === "/backoffice/enroll"`, 10*time.Second)
 	tb.WaitFor(t, `document.querySelector("img.bo-qr").complete && document.querySelector("img.bo-qr").naturalWidth === 256`, 5*time.Second)
