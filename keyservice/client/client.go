@@ -68,6 +68,19 @@ func HTTPClient(insecure bool) *http.Client {
 	}
 }
 
+// ForwardTimeout bounds a forward call: the longest destination timeout the
+// key service allows (two minutes) and room for the key service's own work.
+const ForwardTimeout = 135 * time.Second
+
+// ForwardHTTPClient is HTTPClient with room for a forward's wait on its
+// destination.
+func ForwardHTTPClient(insecure bool) *http.Client {
+	hc := HTTPClient(insecure)
+	hc.Transport.(*http.Transport).ResponseHeaderTimeout = ForwardTimeout
+	hc.Timeout = ForwardTimeout
+	return hc
+}
+
 // Inspect returns the masked card of a ciphertext (POST /v1/inspect).
 func (c *Client) Inspect(ctx context.Context, req wire.InspectRequest) (wire.InspectResponse, error) {
 	var out wire.InspectResponse
@@ -94,6 +107,17 @@ func (c *Client) Rewrap(ctx context.Context, req wire.RewrapRequest) (wire.Rewra
 func (c *Client) AuditQuery(ctx context.Context, req wire.AuditQueryRequest) (wire.AuditQueryResponse, error) {
 	var out wire.AuditQueryResponse
 	err := c.call(ctx, wire.PathAuditQuery, req, &out)
+	return out, err
+}
+
+// Forward fills a template with a stored card inside the key zone and sends
+// it to an operator-configured destination, or re-encrypts it to the
+// destination's processor key (POST /v1/forward). The answer holds no card
+// number. A forward waits on the destination: give this client an
+// http.Client whose timeout exceeds the destinations' (ForwardHTTPClient).
+func (c *Client) Forward(ctx context.Context, req wire.ForwardRequest) (wire.ForwardResponse, error) {
+	var out wire.ForwardResponse
+	err := c.call(ctx, wire.PathForward, req, &out)
 	return out, err
 }
 
