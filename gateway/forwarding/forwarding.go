@@ -137,7 +137,7 @@ func Verdicts() []*apierr.Error {
 		apierr.CVCUnavailable, apierr.CVCInvalid, apierr.IdempotencyMismatch, apierr.IdempotencyInProgress,
 		apierr.RateLimited, apierr.DestinationRefused, apierr.DestinationUnreachable, apierr.DestinationOutcomeUnknown,
 		// The stored card itself: damaged, or under a retired key.
-		apierr.CardUndecryptable, apierr.CardInvalid, apierr.UnknownKey, apierr.InvalidJWE, apierr.UnsupportedAlg,
+		apierr.CardUndecryptable, apierr.CardInvalid, apierr.CardUnsupported, apierr.UnknownKey, apierr.InvalidJWE, apierr.UnsupportedAlg,
 	}
 }
 
