@@ -18,6 +18,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/blindgate/blindgate/checkout"
+	"github.com/blindgate/blindgate/gateway/idempotency"
 	"github.com/blindgate/blindgate/gateway/ingest"
 	"github.com/blindgate/blindgate/gateway/kek"
 	"github.com/blindgate/blindgate/gateway/merchants"
@@ -42,6 +43,7 @@ type Stores struct {
 	Operators   *operators.Service
 	WebSessions websession.Store
 	Limiter     ratelimit.Limiter
+	Idempotency idempotency.Store
 	Redis       redis.UniversalClient // nil with bolt
 	closers     []func() error
 	sweepers    []func(ctx context.Context)
@@ -86,6 +88,7 @@ func OpenStores(cfg Config, log *slog.Logger) (*Stores, error) {
 		st.Sessions = sessions.NewRedis(rdb, "bg")
 		st.Tokens = tokens.NewRedis(rdb, "bg")
 		st.Limiter = ratelimit.NewRedis(rdb, "bg:gw:rl:")
+		st.Idempotency = idempotency.NewRedis(rdb, "bg")
 		ws, err := websession.NewRedis(rdb, "bg", wcfg)
 		if err != nil {
 			return nil, err
@@ -112,6 +115,12 @@ func OpenStores(cfg Config, log *slog.Logger) (*Stores, error) {
 			return nil, err
 		}
 		st.Sessions, st.Tokens = ss, ts
+		is, err := idempotency.NewBolt(db)
+		if err != nil {
+			return nil, err
+		}
+		st.Idempotency = is
+		st.sweepers = append(st.sweepers, func(ctx context.Context) { is.RunSweeper(ctx, time.Minute) })
 		// bbolt does not expire keys; sweepers drop expired CVCs and sessions.
 		st.sweepers = append(st.sweepers, func(ctx context.Context) { ss.RunSweeper(ctx, time.Minute) }, func(ctx context.Context) { ts.RunSweeper(ctx, time.Minute) })
 		ws, err := websession.NewBolt(db, wcfg)
@@ -202,6 +211,7 @@ func (a *App) build() error {
 		WebSessions: a.stores.WebSessions,
 		Limiter:     a.stores.Limiter,
 		Audit:       a.audit,
+		Idempotency: a.stores.Idempotency,
 		Ready:       a.stores.pinger(),
 		Assets:      assets,
 		Pages:       pages,

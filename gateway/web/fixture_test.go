@@ -18,6 +18,7 @@ import (
 
 	"github.com/blindgate/blindgate/checkout"
 	"github.com/blindgate/blindgate/gateway/clientip"
+	"github.com/blindgate/blindgate/gateway/idempotency"
 	"github.com/blindgate/blindgate/gateway/ingest"
 	"github.com/blindgate/blindgate/gateway/kek"
 	"github.com/blindgate/blindgate/gateway/merchants"
@@ -94,6 +95,7 @@ type storeSet struct {
 	ops       operators.Store
 	webs      websession.Store
 	limiter   ratelimit.Limiter
+	idem      idempotency.Store
 }
 
 // clock is the fixture's time, shared by the API and the session store so a
@@ -125,6 +127,8 @@ func boltStores(t *testing.T) storeSet {
 	s.webs, e = websession.NewBolt(db, websession.Config{})
 	must(e)
 	s.limiter = ratelimit.NewMemory()
+	s.idem, e = idempotency.NewBolt(db)
+	must(e)
 	return s
 }
 
@@ -137,6 +141,7 @@ func redisStores(t *testing.T, rdb *redis.Client) storeSet {
 	return storeSet{
 		merchants: merchants.NewRedis(rdb, "bg"), sessions: sessions.NewRedis(rdb, "bg", sessions.WithClock(func() time.Time { return clock.now() })), tokens: tokens.NewRedis(rdb, "bg"),
 		ops: operators.NewRedis(rdb, "bg"), webs: ws, limiter: ratelimit.NewRedis(rdb, "bg:rl:"),
+		idem: idempotency.NewRedis(rdb, "bg"),
 	}
 }
 
@@ -207,7 +212,7 @@ func newTestServer(t *testing.T, o fixtureOpt) *gwFixture {
 			ingest.WithClock(func() time.Time { return *f.now }), ingest.WithAudit(gwAudit, log)),
 		Keys:       kek.New(kz.checkout, time.Second, time.Minute),
 		KeyService: kz.backoffice, Operators: f.ops, WebSessions: s.webs, Limiter: s.limiter,
-		Audit: gwAudit, Assets: assets, Pages: pages, Log: log,
+		Audit: gwAudit, Idempotency: s.idem, Assets: assets, Pages: pages, Log: log,
 		Config: web.Config{PublicURL: "https://pay.example", TLS: o.tls, Now: func() time.Time { return *f.now }, ClientIP: o.clientIP},
 	})
 	return f

@@ -17,6 +17,7 @@ import (
 	"github.com/blindgate/blindgate/checkout"
 	"github.com/blindgate/blindgate/gateway/backoffice"
 	"github.com/blindgate/blindgate/gateway/clientip"
+	"github.com/blindgate/blindgate/gateway/idempotency"
 	"github.com/blindgate/blindgate/gateway/ingest"
 	"github.com/blindgate/blindgate/gateway/merchants"
 	"github.com/blindgate/blindgate/gateway/operators"
@@ -83,6 +84,9 @@ type Deps struct {
 	WebSessions websession.Store
 	Limiter     ratelimit.Limiter
 	Audit       Auditor
+	// Idempotency keeps the merchant API's Idempotency-Key answers; without
+	// it a request that carries the header is refused (503).
+	Idempotency idempotency.Store
 	Ready       Pinger // optional: the store's readiness (Redis ping)
 	Assets      *checkout.Assets
 	Pages       *template.Template
@@ -147,7 +151,7 @@ func (s *Server) routes() {
 
 	// Merchant API (Bearer secret key).
 	m := a.Group("/v1", s.merchantAuth)
-	m.Post("/checkout/sessions", s.createSession)
+	m.Post("/checkout/sessions", s.idempotent(s.createSession))
 	m.Get("/tokens", s.listTokens)
 	m.Get("/tokens/:id", s.getToken)
 	m.Delete("/tokens/:id", s.deleteToken)

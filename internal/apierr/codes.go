@@ -57,6 +57,11 @@ var (
 	CSRFFailed       = New(http.StatusForbidden, "csrf_failed", "The form is stale or was not sent by this site; reload and retry.")
 	ReauthRequired   = New(http.StatusUnauthorized, "reauth_required", "Confirm your password and code to reveal a card.")
 	SessionBusy      = New(http.StatusConflict, "session_busy", "A payment for this checkout session is in progress; retry in a moment.")
+	// IdempotencyKeyReused: the merchant's Idempotency-Key names an earlier
+	// request with another method, path or body (IETF httpapi idempotency draft: 422).
+	IdempotencyKeyReused = New(http.StatusUnprocessableEntity, "idempotency_key_reused", "This Idempotency-Key was used for a different request; use a new key.")
+	// IdempotencyInProgress: the first request with this key is still running.
+	IdempotencyInProgress = New(http.StatusConflict, "idempotency_in_progress", "A request with this Idempotency-Key is in progress; retry in a moment.")
 
 	// 5xx: our side.
 	Internal    = New(http.StatusInternalServerError, "internal", "Internal error.")
