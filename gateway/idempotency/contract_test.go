@@ -304,3 +304,19 @@ func TestRequestHash(t *testing.T) {
 		t.Error("not deterministic")
 	}
 }
+
+func TestSealOpen(t *testing.T) {
+	a := Answer{Status: 201, ContentType: "application/json", Body: []byte(`{"secret":"whsec_abc"}`)}
+	sealed, err := Seal("m_a", "key-1", a)
+	if err != nil || bytes.Contains(sealed.Body, []byte("whsec_abc")) {
+		t.Fatalf("sealed %q, %v", sealed.Body, err)
+	}
+	if got, err := Open("m_a", "key-1", sealed); err != nil || !bytes.Equal(got.Body, a.Body) {
+		t.Fatalf("open = %q, %v", got.Body, err)
+	}
+	for name, mk := range map[string][2]string{"other-key": {"m_a", "key-2"}, "other-merchant": {"m_b", "key-1"}} {
+		if _, err := Open(mk[0], mk[1], sealed); err == nil {
+			t.Errorf("%s opened the answer", name)
+		}
+	}
+}

@@ -12,9 +12,9 @@
 // again once the lease ends (a crash must not block a merchant's key for a
 // day). An answer is kept for the retention (24 h) after it is stored.
 //
-// Stored answers are kept as they were sent. An answer that holds a secret
-// must not be stored through this package in clear; none of the merchant
-// API's answers that use it today do (session creation returns ids and URLs).
+// Stored answers are kept as they were sent, unless the caller seals them
+// (Seal, Open): an answer that holds a secret (a new webhook endpoint's
+// signing secret) must be sealed before it is stored.
 //
 // The package knows nothing of HTTP frameworks; gateway/web wraps handlers
 // with it.
@@ -22,10 +22,14 @@ package idempotency
 
 import (
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/blindgate/blindgate/internal/randid"
@@ -192,4 +196,51 @@ func buildOptions(opts []Option) options {
 		o.lease = DefaultLease
 	}
 	return o
+}
+
+// Seal encrypts a's body for storage under a key derived from the merchant
+// and the caller's Idempotency-Key, which the store never holds (it keeps a
+// SHA-256 of the key, a different derivation): an answer that holds a
+// secret (a webhook signing secret) is then not readable from the store
+// alone. Open reverses it for the retry that presents the same key.
+func Seal(merchant, key string, a Answer) (Answer, error) {
+	aead, err := sealAEAD(merchant, key)
+	if err != nil {
+		return Answer{}, err
+	}
+	nonce := make([]byte, aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return Answer{}, err
+	}
+	a.Body = aead.Seal(nonce, nonce, a.Body, []byte(a.ContentType))
+	return a, nil
+}
+
+// Open decrypts an answer made by Seal.
+func Open(merchant, key string, a Answer) (Answer, error) {
+	aead, err := sealAEAD(merchant, key)
+	if err != nil {
+		return Answer{}, err
+	}
+	if len(a.Body) < aead.NonceSize() {
+		return Answer{}, errors.New("idempotency: sealed answer too short")
+	}
+	body, err := aead.Open(nil, a.Body[:aead.NonceSize()], a.Body[aead.NonceSize():], []byte(a.ContentType))
+	if err != nil {
+		return Answer{}, fmt.Errorf("idempotency: open sealed answer: %w", err)
+	}
+	a.Body = body
+	return a, nil
+}
+
+func sealAEAD(merchant, key string) (cipher.AEAD, error) {
+	m := hmac.New(sha256.New, []byte("blindgate idempotency answer seal v1"))
+	m.Write([]byte(merchant))
+	m.Write([]byte{0})
+	m.Write([]byte(key))
+	block, err := aes.NewCipher(m.Sum(nil))
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
 }

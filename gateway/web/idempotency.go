@@ -34,9 +34,13 @@ const (
 // error or a 5xx releases the key, so a retry runs again (a refusal changed
 // nothing worth protecting, and a failure must stay retryable).
 //
-// A handler whose answer holds a secret must seal it before it is stored;
-// none wrapped today does.
-func (s *Server) idempotent(h fiber.Handler) fiber.Handler {
+// A handler whose answer holds a secret is wrapped with sealed: its answer
+// is stored encrypted under the merchant's key (idempotency.Seal).
+func (s *Server) idempotent(h fiber.Handler, opts ...idemOption) fiber.Handler {
+	var o idemOptions
+	for _, f := range opts {
+		f(&o)
+	}
 	return func(c *fiber.Ctx) error {
 		raw := c.Get(HeaderIdempotencyKey)
 		if raw == "" {
@@ -66,7 +70,13 @@ func (s *Server) idempotent(h fiber.Handler) fiber.Handler {
 			// Fail closed: without the store a retry could do the work twice.
 			return apierr.Unavailable.Wrap(err)
 		}
-		if a := res.Answer; a != nil {
+		if res.Answer != nil {
+			a := *res.Answer
+			if o.seal {
+				if a, err = idempotency.Open(merchant, key, a); err != nil {
+					return apierr.Unavailable.Wrap(err)
+				}
+			}
 			c.Set(HeaderReplayed, "true")
 			if a.ContentType != "" {
 				c.Set(fiber.HeaderContentType, a.ContentType)
@@ -90,6 +100,12 @@ func (s *Server) idempotent(h fiber.Handler) fiber.Handler {
 			ContentType: string(c.Response().Header.ContentType()),
 			Body:        bytes.Clone(c.Response().Body()),
 		}
+		if o.seal {
+			if a, err = idempotency.Seal(merchant, key, a); err != nil {
+				s.deps.Log.Error("idempotency seal failed", "err", err)
+				return nil
+			}
+		}
 		if err := store.Complete(ctx, merchant, key, res.Claim, a); err != nil {
 			// The work is done and is answered; only its replay is lost.
 			// The claim is kept: retries get 409 until its lease ends rather
@@ -104,3 +120,10 @@ func invalidIdempotencyKey(cause error) error {
 	return &apierr.Error{Status: 400, Code: apierr.InvalidField.Code,
 		Message: "Invalid field: Idempotency-Key must be 1-255 visible ASCII characters", Err: cause}
 }
+
+type idemOptions struct{ seal bool }
+
+type idemOption func(*idemOptions)
+
+// sealed stores the wrapped handler's answer encrypted (it holds a secret).
+func sealed() idemOption { return func(o *idemOptions) { o.seal = true } }

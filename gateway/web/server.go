@@ -87,12 +87,15 @@ type Deps struct {
 	// Idempotency keeps the merchant API's Idempotency-Key answers; without
 	// it a request that carries the header is refused (503).
 	Idempotency idempotency.Store
-	Ready       Pinger // optional: the store's readiness (Redis ping)
-	Assets      *checkout.Assets
-	Pages       *template.Template
-	Log         *slog.Logger
-	Metrics     *httpmetrics.Metrics // optional; New makes one
-	Config      Config
+	// Webhooks manages the merchant's webhook endpoints and log; without
+	// it those routes answer 404.
+	Webhooks Webhooks
+	Ready    Pinger // optional: the store's readiness (Redis ping)
+	Assets   *checkout.Assets
+	Pages    *template.Template
+	Log      *slog.Logger
+	Metrics  *httpmetrics.Metrics // optional; New makes one
+	Config   Config
 }
 
 // Server is the gateway's HTTP front.
@@ -155,6 +158,11 @@ func (s *Server) routes() {
 	m.Get("/tokens", s.listTokens)
 	m.Get("/tokens/:id", s.getToken)
 	m.Delete("/tokens/:id", s.deleteToken)
+	// The answer holds the endpoint's signing secret: stored sealed.
+	m.Post("/webhooks/endpoints", s.idempotent(s.createWebhookEndpoint, sealed()))
+	m.Get("/webhooks/endpoints", s.listWebhookEndpoints)
+	m.Delete("/webhooks/endpoints/:id", s.deleteWebhookEndpoint)
+	m.Get("/webhooks/deliveries", s.listWebhookDeliveries)
 
 	// Hosted checkout and its assets (public).
 	a.Get("/embed.js", s.embedJS)
