@@ -19,6 +19,7 @@ import (
 
 	"github.com/blindgate/blindgate/checkout"
 	"github.com/blindgate/blindgate/gateway/forwarding"
+	"github.com/blindgate/blindgate/gateway/idempotency"
 	"github.com/blindgate/blindgate/gateway/ingest"
 	"github.com/blindgate/blindgate/gateway/kek"
 	"github.com/blindgate/blindgate/gateway/merchants"
@@ -26,6 +27,7 @@ import (
 	"github.com/blindgate/blindgate/gateway/sessions"
 	"github.com/blindgate/blindgate/gateway/tokens"
 	"github.com/blindgate/blindgate/gateway/web"
+	"github.com/blindgate/blindgate/gateway/webhooks"
 	"github.com/blindgate/blindgate/gateway/websession"
 	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/internal/ratelimit"
@@ -43,6 +45,8 @@ type Stores struct {
 	Operators   *operators.Service
 	WebSessions websession.Store
 	Limiter     ratelimit.Limiter
+	Idempotency idempotency.Store
+	Webhooks    webhooks.Store
 	Redis       redis.UniversalClient // nil with bolt
 	closers     []func() error
 	sweepers    []func(ctx context.Context)
@@ -87,6 +91,8 @@ func OpenStores(cfg Config, log *slog.Logger) (*Stores, error) {
 		st.Sessions = sessions.NewRedis(rdb, "bg")
 		st.Tokens = tokens.NewRedis(rdb, "bg")
 		st.Limiter = ratelimit.NewRedis(rdb, "bg:gw:rl:")
+		st.Idempotency = idempotency.NewRedis(rdb, "bg")
+		st.Webhooks = webhooks.NewRedis(rdb, "bg")
 		ws, err := websession.NewRedis(rdb, "bg", wcfg)
 		if err != nil {
 			return nil, err
@@ -113,6 +119,17 @@ func OpenStores(cfg Config, log *slog.Logger) (*Stores, error) {
 			return nil, err
 		}
 		st.Sessions, st.Tokens = ss, ts
+		is, err := idempotency.NewBolt(db)
+		if err != nil {
+			return nil, err
+		}
+		st.Idempotency = is
+		wh, err := webhooks.NewBolt(db, nil)
+		if err != nil {
+			return nil, err
+		}
+		st.Webhooks = wh
+		st.sweepers = append(st.sweepers, func(ctx context.Context) { is.RunSweeper(ctx, time.Minute) }, func(ctx context.Context) { wh.RunSweeper(ctx, time.Hour) })
 		// bbolt does not expire keys; sweepers drop expired CVCs and sessions.
 		st.sweepers = append(st.sweepers, func(ctx context.Context) { ss.RunSweeper(ctx, time.Minute) }, func(ctx context.Context) { ts.RunSweeper(ctx, time.Minute) })
 		ws, err := websession.NewBolt(db, wcfg)
@@ -139,6 +156,7 @@ type App struct {
 	stores *Stores
 	audit  *audit.Log
 	server *web.Server
+	hooks  *webhooks.Service
 }
 
 // New builds the gateway.
@@ -204,18 +222,24 @@ func (a *App) build() error {
 	if err != nil {
 		return err
 	}
+	if cfg.WebhookAllowLoopback {
+		a.log.Warn("webhook endpoints on loopback are allowed (-webhook-allow-loopback): development only")
+	}
+	a.hooks = webhooks.New(a.stores.Webhooks, webhooks.Config{AllowLoopback: cfg.WebhookAllowLoopback, MaxAttempts: cfg.WebhookMaxAttempts, Log: a.log})
 	limits := ingest.DefaultLimits()
 	limits.PerIP.Rate, limits.PerIP.Burst = cfg.SubmitPerIP, max(1, cfg.SubmitPerIP/2)
 	a.server = web.New(web.Deps{
 		Merchants: a.stores.Merchants, Sessions: a.stores.Sessions, Tokens: a.stores.Tokens,
-		Ingest:      ingest.New(a.stores.Sessions, a.stores.Tokens, checkoutClient, a.stores.Limiter, limits, cfg.CVCTTL, ingest.WithAudit(a.audit, a.log)),
+		Ingest:      ingest.New(a.stores.Sessions, a.stores.Tokens, checkoutClient, a.stores.Limiter, limits, cfg.CVCTTL, ingest.WithAudit(a.audit, a.log), ingest.WithEvents(a.hooks)),
 		Keys:        kek.New(checkoutClient, cmp.Or(cfg.JWKSRefresh, 30*time.Second), time.Hour),
 		KeyService:  backoffice,
-		Forwarding:  forwarding.New(a.stores.Tokens, fwdClient, nil),
+		Forwarding:  forwarding.New(a.stores.Tokens, fwdClient, a.hooks),
 		Operators:   a.stores.Operators,
 		WebSessions: a.stores.WebSessions,
 		Limiter:     a.stores.Limiter,
 		Audit:       a.audit,
+		Idempotency: a.stores.Idempotency,
+		Webhooks:    a.hooks,
 		Ready:       a.stores.pinger(),
 		Assets:      assets,
 		Pages:       pages,
@@ -270,6 +294,10 @@ func keyServiceHTTP(cfg Config) (*http.Client, error) {
 // Stores exposes the stores (demo setup, tests).
 func (a *App) Stores() *Stores { return a.stores }
 
+// Webhooks exposes the webhook service: the forward path emits its
+// forward.succeeded and forward.failed through it.
+func (a *App) Webhooks() *webhooks.Service { return a.hooks }
+
 // Server exposes the HTTP server for tests.
 func (a *App) Server() *web.Server { return a.server }
 
@@ -297,6 +325,8 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	for _, sw := range a.stores.sweepers {
 		go sw(sctx)
 	}
+	hooksDone := make(chan struct{})
+	go func() { a.hooks.Run(sctx); close(hooksDone) }()
 	errc := make(chan error, 1)
 	go func() { errc <- a.server.App().Listener(ln) }()
 	if a.cfg.MetricsAddr != "" {
@@ -310,6 +340,10 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		a.log.Info("shutting down")
 		err = a.server.App().ShutdownWithTimeout(15 * time.Second)
 	}
+	// The webhook worker finishes its attempts in flight before the stores
+	// close; an attempt cut short is not counted and is retried after restart.
+	stop()
+	<-hooksDone
 	if cerr := a.audit.Close(); cerr != nil {
 		a.log.Error("close audit log", "err", cerr)
 	}

@@ -58,6 +58,11 @@ type Config struct {
 	CVCTTL      time.Duration
 	SubmitPerIP int // per minute
 	LogLevel    string
+
+	// WebhookAllowLoopback lets merchants register webhook endpoints on
+	// loopback addresses, over plain http (development only).
+	WebhookAllowLoopback bool
+	WebhookMaxAttempts   int // attempts per webhook delivery before it is failed
 }
 
 // Flags registers the configuration's flags, with defaults from the environment.
@@ -88,6 +93,8 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.AuditPath, "audit-log", env.String("AUDIT_LOG", "gateway-audit.log"), "gateway audit log (logins, token changes)")
 	fs.DurationVar(&c.CVCTTL, "cvc-ttl", env.Duration("CVC_TTL", 10*time.Minute), "how long a CVC ciphertext is kept (destroyed at first use)")
 	fs.IntVar(&c.SubmitPerIP, "submit-per-ip", env.Int("SUBMIT_PER_IP", 20), "checkout submissions per client IP per minute")
+	fs.BoolVar(&c.WebhookAllowLoopback, "webhook-allow-loopback", env.Bool("WEBHOOK_ALLOW_LOOPBACK", false), "development only: allow webhook endpoints on loopback addresses (http://localhost, 127.0.0.0/8, [::1])")
+	fs.IntVar(&c.WebhookMaxAttempts, "webhook-max-attempts", env.Int("WEBHOOK_MAX_ATTEMPTS", 8), "attempts per webhook delivery (1-20) before it is marked failed")
 	fs.StringVar(&c.LogLevel, "log-level", env.String("LOG_LEVEL", "info"), "debug, info, warn or error")
 }
 
@@ -147,6 +154,8 @@ func (c *Config) Validate() error {
 		return errors.New("config: jwks-refresh must be 1s-10m")
 	case c.AuditPath == "":
 		return errors.New("config: audit-log is empty")
+	case c.WebhookMaxAttempts != 0 && (c.WebhookMaxAttempts < 1 || c.WebhookMaxAttempts > 20):
+		return errors.New("config: webhook-max-attempts must be 1-20")
 	case secret.Validate(c.LoginNameKey) != nil:
 		return errors.New("config: login-name-key must be env:NAME or file:PATH")
 	}

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/blindgate/blindgate/gateway/tokens"
+	"github.com/blindgate/blindgate/internal/apierr"
+	"github.com/blindgate/blindgate/keyservice/client"
 	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
@@ -79,5 +81,60 @@ func TestForwardTakesCVCOnlyWhenNeeded(t *testing.T) {
 	}
 	if New(toks, nil, nil).Enabled() {
 		t.Fatal("enabled without a key service")
+	}
+}
+
+type recordedEvents struct{ succeeded, failed []Event }
+
+func (r *recordedEvents) ForwardSucceeded(_ context.Context, e Event) {
+	r.succeeded = append(r.succeeded, e)
+}
+func (r *recordedEvents) ForwardFailed(_ context.Context, e Event) { r.failed = append(r.failed, e) }
+
+type scriptedKS struct {
+	resp wire.ForwardResponse
+	err  error
+}
+
+func (f scriptedKS) Forward(context.Context, wire.ForwardRequest) (wire.ForwardResponse, error) {
+	return f.resp, f.err
+}
+
+// The merchant's webhooks hear of every forward that ran, once: a replayed
+// answer raises nothing (its first run did), a refusal raises forward.failed
+// with its code, and a refusal before the key service was asked (another
+// merchant's token) raises nothing.
+func TestForwardEvents(t *testing.T) {
+	id, _ := tokens.NewID()
+	for _, tc := range []struct {
+		name              string
+		merchant          string
+		ks                scriptedKS
+		succeeded, failed int
+		code              string
+	}{
+		{"succeeded", "m_a", scriptedKS{resp: wire.ForwardResponse{Status: 201}}, 1, 0, ""},
+		{"replayed/silent", "m_a", scriptedKS{resp: wire.ForwardResponse{Status: 201, Replayed: true}}, 0, 0, ""},
+		{"failed/keyservice-code", "m_a", scriptedKS{err: &client.Error{Status: 502, Code: apierr.DestinationUnreachable.Code}}, 0, 1, apierr.DestinationUnreachable.Code},
+		{"failed/keyservice-down", "m_a", scriptedKS{err: errors.New("dial tcp: refused")}, 0, 1, apierr.KeyServiceDown.Code},
+		{"refused-before/silent", "m_b", scriptedKS{resp: wire.ForwardResponse{Status: 201}}, 0, 0, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := &recordedEvents{}
+			s := New(&fakeTokens{}, tc.ks, ev)
+			_, _ = s.Forward(context.Background(), Call{MerchantID: tc.merchant, TokenID: id, IdempotencyKey: "order-1",
+				Request: Request{Destination: "psp", Request: wire.ForwardTemplate{ContentType: wire.ContentTypeJSON, Body: `{"n":"{{card.number}}"}`}}})
+			if len(ev.succeeded) != tc.succeeded || len(ev.failed) != tc.failed {
+				t.Fatalf("events: %d succeeded, %d failed; want %d, %d", len(ev.succeeded), len(ev.failed), tc.succeeded, tc.failed)
+			}
+			for _, e := range append(ev.succeeded, ev.failed...) {
+				if e.MerchantID != tc.merchant || e.TokenID != id || e.Destination != "psp" || e.Code != tc.code {
+					t.Fatalf("event %+v", e)
+				}
+			}
+			if tc.succeeded == 1 && ev.succeeded[0].Status != 201 {
+				t.Fatalf("status %d", ev.succeeded[0].Status)
+			}
+		})
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/blindgate/blindgate/gateway/ingest"
+	"github.com/blindgate/blindgate/gateway/tokens"
 	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/internal/ratelimit"
 	"github.com/blindgate/blindgate/keyservice/client"
@@ -97,5 +98,44 @@ func TestSubmitAuditFailureKeepsToken(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), tok.ID) || strings.Contains(logs.String(), jwe(1)) {
 		t.Fatalf("log holds the token or ciphertext: %s", logs.String())
+	}
+}
+
+// events records the tokens ingest reports as minted.
+type events struct {
+	mu  sync.Mutex
+	ids []string
+}
+
+func (e *events) TokenCreated(_ context.Context, t tokens.Token) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.ids = append(e.ids, t.ID)
+}
+
+// TestSubmitEmitsTokenCreatedOnce: the webhook hook hears of each minted
+// token once; a refused submission, a retry answered with the existing
+// token and a second card on the completed session emit nothing.
+func TestSubmitEmitsTokenCreatedOnce(t *testing.T) {
+	st := allStores(t)[0](t)
+	ev := &events{}
+	in := &slowInspector{fail: &client.Error{Status: 422, Code: "card_invalid"}}
+	svc := ingest.New(st.sessions, st.tokens, in, ratelimit.NewMemory(), noLimits(), time.Minute, ingest.WithEvents(ev))
+	cs := newSession(t, st)
+	sub := ingest.Submission{SessionID: cs.ID, CardJWE: jwe(1), ClientIP: "192.0.2.7"}
+	if _, err := svc.Submit(context.Background(), sub); err == nil {
+		t.Fatal("refused card minted a token")
+	}
+	in.fail = nil
+	tok, err := svc.Submit(context.Background(), sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Submit(context.Background(), sub); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = svc.Submit(context.Background(), ingest.Submission{SessionID: cs.ID, CardJWE: jwe(2), ClientIP: "192.0.2.7"})
+	if len(ev.ids) != 1 || ev.ids[0] != tok.ID {
+		t.Fatalf("token.created for %v, want once for %s", ev.ids, tok.ID)
 	}
 }

@@ -77,6 +77,13 @@ type Auditor interface {
 	Append(ctx context.Context, e audit.Event) (audit.Event, error)
 }
 
+// Events hears of each minted token (gateway/webhooks: token.created). It
+// is called once per token, after its audit record, and must not block the
+// shopper long nor fail the submission: the token is committed.
+type Events interface {
+	TokenCreated(ctx context.Context, t tokens.Token)
+}
+
 // Limits are the card-testing defences.
 type Limits struct {
 	PerIP      ratelimit.Limit
@@ -101,6 +108,7 @@ type Service struct {
 	cvcTTL    time.Duration
 	now       func() time.Time
 	audit     Auditor
+	events    Events
 	log       *slog.Logger
 }
 
@@ -114,6 +122,9 @@ func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = 
 func WithAudit(a Auditor, log *slog.Logger) Option {
 	return func(s *Service) { s.audit, s.log = a, log }
 }
+
+// WithEvents tells e of each minted token.
+func WithEvents(e Events) Option { return func(s *Service) { s.events = e } }
 
 // New returns a Service; cvcTTL bounds how long a CVC ciphertext is kept.
 func New(s Sessions, t Tokens, in Inspector, l ratelimit.Limiter, limits Limits, cvcTTL time.Duration, opts ...Option) *Service {
@@ -222,6 +233,9 @@ func (svc *Service) mint(ctx context.Context, sess sessions.Session, sub Submiss
 		return tokens.Token{}, fmt.Errorf("%w: complete session: %w", ErrUnavailable, err)
 	}
 	svc.auditMinted(ctx, t, sub.ClientIP)
+	if svc.events != nil {
+		svc.events.TokenCreated(ctx, t)
+	}
 	return t, nil
 }
 

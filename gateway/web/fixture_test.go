@@ -18,6 +18,7 @@ import (
 
 	"github.com/blindgate/blindgate/checkout"
 	"github.com/blindgate/blindgate/gateway/clientip"
+	"github.com/blindgate/blindgate/gateway/idempotency"
 	"github.com/blindgate/blindgate/gateway/ingest"
 	"github.com/blindgate/blindgate/gateway/kek"
 	"github.com/blindgate/blindgate/gateway/merchants"
@@ -25,6 +26,7 @@ import (
 	"github.com/blindgate/blindgate/gateway/sessions"
 	"github.com/blindgate/blindgate/gateway/tokens"
 	"github.com/blindgate/blindgate/gateway/web"
+	"github.com/blindgate/blindgate/gateway/webhooks"
 	"github.com/blindgate/blindgate/gateway/websession"
 	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/internal/ratelimit"
@@ -85,6 +87,7 @@ type gwFixture struct {
 	webs     websession.Store
 	now      *time.Time
 	logs     *bytes.Buffer
+	hooks    *webhooks.Service
 }
 
 type storeSet struct {
@@ -94,6 +97,8 @@ type storeSet struct {
 	ops       operators.Store
 	webs      websession.Store
 	limiter   ratelimit.Limiter
+	idem      idempotency.Store
+	hooks     webhooks.Store
 }
 
 // clock is the fixture's time, shared by the API and the session store so a
@@ -125,6 +130,10 @@ func boltStores(t *testing.T) storeSet {
 	s.webs, e = websession.NewBolt(db, websession.Config{})
 	must(e)
 	s.limiter = ratelimit.NewMemory()
+	s.idem, e = idempotency.NewBolt(db)
+	must(e)
+	s.hooks, e = webhooks.NewBolt(db, nil)
+	must(e)
 	return s
 }
 
@@ -137,6 +146,7 @@ func redisStores(t *testing.T, rdb *redis.Client) storeSet {
 	return storeSet{
 		merchants: merchants.NewRedis(rdb, "bg"), sessions: sessions.NewRedis(rdb, "bg", sessions.WithClock(func() time.Time { return clock.now() })), tokens: tokens.NewRedis(rdb, "bg"),
 		ops: operators.NewRedis(rdb, "bg"), webs: ws, limiter: ratelimit.NewRedis(rdb, "bg:rl:"),
+		idem: idempotency.NewRedis(rdb, "bg"), hooks: webhooks.NewRedis(rdb, "bg"),
 	}
 }
 
@@ -201,13 +211,14 @@ func newTestServer(t *testing.T, o fixtureOpt) *gwFixture {
 		limits = *o.limits
 	}
 	log := slog.New(slog.NewJSONHandler(f.logs, nil))
+	f.hooks = webhooks.New(s.hooks, webhooks.Config{AllowLoopback: true, Log: log})
 	f.srv = web.New(web.Deps{
 		Merchants: s.merchants, Sessions: s.sessions, Tokens: s.tokens,
 		Ingest: ingest.New(s.sessions, s.tokens, inspector, s.limiter, limits, time.Minute,
-			ingest.WithClock(func() time.Time { return *f.now }), ingest.WithAudit(gwAudit, log)),
+			ingest.WithClock(func() time.Time { return *f.now }), ingest.WithAudit(gwAudit, log), ingest.WithEvents(f.hooks)),
 		Keys:       kek.New(kz.checkout, time.Second, time.Minute),
 		KeyService: kz.backoffice, Operators: f.ops, WebSessions: s.webs, Limiter: s.limiter,
-		Audit: gwAudit, Assets: assets, Pages: pages, Log: log,
+		Audit: gwAudit, Idempotency: s.idem, Webhooks: f.hooks, Assets: assets, Pages: pages, Log: log,
 		Config: web.Config{PublicURL: "https://pay.example", TLS: o.tls, Now: func() time.Time { return *f.now }, ClientIP: o.clientIP},
 	})
 	return f

@@ -18,6 +18,7 @@ import (
 	"github.com/blindgate/blindgate/gateway/backoffice"
 	"github.com/blindgate/blindgate/gateway/clientip"
 	"github.com/blindgate/blindgate/gateway/forwarding"
+	"github.com/blindgate/blindgate/gateway/idempotency"
 	"github.com/blindgate/blindgate/gateway/ingest"
 	"github.com/blindgate/blindgate/gateway/merchants"
 	"github.com/blindgate/blindgate/gateway/operators"
@@ -92,12 +93,18 @@ type Deps struct {
 	WebSessions websession.Store
 	Limiter     ratelimit.Limiter
 	Audit       Auditor
-	Ready       Pinger // optional: the store's readiness (Redis ping)
-	Assets      *checkout.Assets
-	Pages       *template.Template
-	Log         *slog.Logger
-	Metrics     *httpmetrics.Metrics // optional; New makes one
-	Config      Config
+	// Idempotency keeps the merchant API's Idempotency-Key answers; without
+	// it a request that carries the header is refused (503).
+	Idempotency idempotency.Store
+	// Webhooks manages the merchant's webhook endpoints and log; without
+	// it those routes answer 404.
+	Webhooks Webhooks
+	Ready    Pinger // optional: the store's readiness (Redis ping)
+	Assets   *checkout.Assets
+	Pages    *template.Template
+	Log      *slog.Logger
+	Metrics  *httpmetrics.Metrics // optional; New makes one
+	Config   Config
 }
 
 // Server is the gateway's HTTP front.
@@ -160,11 +167,16 @@ func (s *Server) routes() {
 
 	// Merchant API (Bearer secret key).
 	m := a.Group("/v1", s.merchantAuth)
-	m.Post("/checkout/sessions", s.createSession)
+	m.Post("/checkout/sessions", s.idempotent(s.createSession))
 	m.Get("/tokens", s.listTokens)
 	m.Get("/tokens/:id", s.getToken)
 	m.Delete("/tokens/:id", s.deleteToken)
 	m.Post("/tokens/:id/forward", s.forwardToken)
+	// The answer holds the endpoint's signing secret: stored sealed.
+	m.Post("/webhooks/endpoints", s.idempotent(s.createWebhookEndpoint, sealed()))
+	m.Get("/webhooks/endpoints", s.listWebhookEndpoints)
+	m.Delete("/webhooks/endpoints/:id", s.deleteWebhookEndpoint)
+	m.Get("/webhooks/deliveries", s.listWebhookDeliveries)
 
 	// Hosted checkout and its assets (public).
 	a.Get("/embed.js", s.embedJS)

@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/blindgate/blindgate/internal/safedial"
 	"github.com/blindgate/blindgate/keyservice/destinations"
 )
 
@@ -37,15 +38,11 @@ var (
 
 // Resolver resolves a host name; net.DefaultResolver fits. Injectable so
 // tests can serve any answer without DNS.
-type Resolver interface {
-	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
-}
+type Resolver = safedial.Resolver
 
 // Dialer opens a TCP connection to an address already checked; tests
 // inject one that refuses anything but loopback.
-type Dialer interface {
-	DialContext(ctx context.Context, network, addr string) (net.Conn, error)
-}
+type Dialer = safedial.Dialer
 
 // Request is a filled request for a destination.
 type Request struct {
@@ -126,7 +123,7 @@ func (s *Sender) Send(ctx context.Context, d *destinations.Compiled, r Request) 
 	start := time.Now()
 	resp, err := hc.Do(req)
 	if err != nil {
-		var ar *addressError
+		var ar *safedial.AddressError
 		switch {
 		case errors.As(err, &ar):
 			return Answer{}, ErrAddressRefused
@@ -165,87 +162,29 @@ func scrub(err error) error {
 	return errors.New("transport error")
 }
 
-// addressError is a refusal by the address check; it never reaches the
-// network.
-type addressError struct{ addr netip.Addr }
-
-func (e *addressError) Error() string { return "address " + e.addr.String() + " refused" }
-
-// dialer resolves the destination's host once, checks every address, and
-// dials the checked addresses in order. addr (from the URL) is ignored but
-// for its port, which must be the destination's.
+// dialer checks that the dial is to the destination, then resolves its
+// host once, checks every address against the destination's rules, and
+// dials the checked addresses in order (internal/safedial). addr (from the
+// URL) is ignored but for its port, which must be the destination's.
 func (s *Sender) dialer(d *destinations.Compiled) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		host, port, err := net.SplitHostPort(addr)
 		if err != nil || host != d.Host || port != d.Port {
 			return nil, fmt.Errorf("forward: dial to %q is not the destination", addr)
 		}
-		var ips []netip.Addr
-		if ip, err := netip.ParseAddr(d.Host); err == nil {
-			ips = []netip.Addr{ip}
-		} else {
-			ips, err = s.Resolver.LookupNetIP(ctx, "ip", d.Host)
-			if err != nil {
-				return nil, errors.New("forward: resolve failed")
-			}
+		c, err := safedial.Dial(ctx, s.Resolver, s.Dialer, d.Host, d.Port, func(ip netip.Addr) bool { return AddressAllowed(ip, d.Private) })
+		if errors.Is(err, safedial.ErrResolve) || errors.Is(err, safedial.ErrNoAddress) {
+			return nil, fmt.Errorf("forward: %w", err)
 		}
-		if len(ips) == 0 {
-			return nil, errors.New("forward: no address")
-		}
-		for _, ip := range ips {
-			if !AddressAllowed(ip, d.Private) {
-				return nil, &addressError{ip.Unmap()}
-			}
-		}
-		var last error
-		for _, ip := range ips {
-			c, err := s.Dialer.DialContext(ctx, "tcp", net.JoinHostPort(ip.Unmap().String(), d.Port))
-			if err == nil {
-				return c, nil
-			}
-			last = err
-		}
-		return nil, last
+		return c, err
 	}
 }
 
 // AddressAllowed reports whether ip may be dialed: a global unicast
 // address outside the private and shared ranges, or one inside a prefix
-// the destination names.
+// the destination names (the rule is internal/safedial's).
 func AddressAllowed(ip netip.Addr, allow []netip.Prefix) bool {
-	ip = ip.Unmap()
-	for _, p := range allow {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	switch {
-	case !ip.IsValid(), ip.IsUnspecified(), ip.IsLoopback(), ip.IsPrivate(), ip.IsLinkLocalUnicast(),
-		ip.IsLinkLocalMulticast(), ip.IsInterfaceLocalMulticast(), ip.IsMulticast(), !ip.IsGlobalUnicast():
-		return false
-	}
-	for _, p := range refusedPrefixes {
-		if p.Contains(ip) {
-			return false
-		}
-	}
-	return true
-}
-
-// refusedPrefixes are special-purpose ranges netip does not flag: shared
-// address space (carrier NAT), benchmarking, IETF protocol assignments, the
-// IPv4 "this network" and class E ranges, NAT64 and 6to4 (which embed an
-// IPv4 address, possibly a private one), and the IPv6 discard prefix.
-var refusedPrefixes = []netip.Prefix{
-	netip.MustParsePrefix("0.0.0.0/8"),
-	netip.MustParsePrefix("100.64.0.0/10"),
-	netip.MustParsePrefix("192.0.0.0/24"),
-	netip.MustParsePrefix("198.18.0.0/15"),
-	netip.MustParsePrefix("240.0.0.0/4"),
-	netip.MustParsePrefix("64:ff9b::/96"),
-	netip.MustParsePrefix("64:ff9b:1::/48"),
-	netip.MustParsePrefix("2002::/16"),
-	netip.MustParsePrefix("100::/64"),
+	return safedial.AddressAllowed(ip, allow)
 }
 
 // tlsConfig verifies the server as the destination says: CA bundle or
