@@ -27,9 +27,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/blindgate/blindgate/gateway/idempotency"
 	"github.com/blindgate/blindgate/gateway/tokens"
 	"github.com/blindgate/blindgate/internal/apierr"
-	"github.com/blindgate/blindgate/internal/panshape"
 	"github.com/blindgate/blindgate/keyservice/client"
 	"github.com/blindgate/blindgate/keyservice/wire"
 )
@@ -51,9 +51,6 @@ var (
 	// the key service never forwards one key twice.
 	ErrKeyServiceDown = errors.New("forwarding: key service unavailable")
 )
-
-// MaxIdempotencyKey is the longest Idempotency-Key accepted.
-const MaxIdempotencyKey = 255
 
 // Tokens is the part of the token store a forward reads.
 type Tokens interface {
@@ -251,15 +248,8 @@ func classify(err error) error {
 // nothing shaped like a card number (the key is hashed before it leaves the
 // gateway, but a merchant's logs hold it as sent).
 func ValidateIdempotencyKey(k string) error {
-	bad := k == "" || len(k) > MaxIdempotencyKey
-	for i := 0; i < len(k) && !bad; i++ {
-		bad = k[i] < 0x20 || k[i] > 0x7e
-	}
-	switch {
-	case bad:
-		return &FieldError{Field: "Idempotency-Key", Reason: fmt.Sprintf("header is required: 1-%d printable characters", MaxIdempotencyKey)}
-	case panshape.Contains(k):
-		return &FieldError{Field: "Idempotency-Key", Reason: "header looks like a card number"}
+	if !idempotency.ValidKey(k) {
+		return &FieldError{Field: "Idempotency-Key", Reason: fmt.Sprintf("header is required: 1-%d printable characters, not a card number", idempotency.MaxKeyLen)}
 	}
 	return nil
 }

@@ -32,6 +32,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/blindgate/blindgate/internal/panshape"
+
 	"github.com/blindgate/blindgate/internal/randid"
 )
 
@@ -88,17 +90,19 @@ type Store interface {
 }
 
 // ValidKey reports whether key is an acceptable Idempotency-Key: 1-255
-// visible ASCII characters.
+// printable ASCII characters, and nothing shaped like a card number (a key
+// is stored and logged as a merchant's free text). The one rule for every
+// merchant API POST, forward included.
 func ValidKey(key string) bool {
 	if key == "" || len(key) > MaxKeyLen {
 		return false
 	}
 	for i := 0; i < len(key); i++ {
-		if key[i] < 0x21 || key[i] > 0x7e {
+		if key[i] < 0x20 || key[i] > 0x7e {
 			return false
 		}
 	}
-	return true
+	return !panshape.Contains(key)
 }
 
 // RequestHash is the fingerprint of a request compared across retries:

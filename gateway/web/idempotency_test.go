@@ -87,7 +87,7 @@ func TestCreateSessionIdempotency(t *testing.T) {
 	})
 
 	t.Run("400/invalid-key", func(t *testing.T) {
-		for name, k := range map[string]string{"space": "a b", "long": strings.Repeat("k", 256), "non-ascii": "clé"} {
+		for name, k := range map[string]string{"control": "a\tb", "long": strings.Repeat("k", 256), "non-ascii": "clé", "card-number": "4242 4242 4242 4242"} {
 			if a := post(t, f.secret, body, "Idempotency-Key", k); a.status != 400 || a.code() != "invalid_field" {
 				t.Errorf("%s: %d %s", name, a.status, a.body)
 			}
