@@ -1,6 +1,7 @@
 package forward
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -14,9 +15,11 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/netip"
+	"net/url"
 	"sync/atomic"
 	"time"
 
+	"github.com/blindgate/blindgate/internal/publicaddr"
 	"github.com/blindgate/blindgate/keyservice/destinations"
 )
 
@@ -76,9 +79,20 @@ type Answer struct {
 // verified against the destination's CA bundle, pins or system roots;
 // redirects are never followed (a 3xx is the answer); no proxy from the
 // environment is used.
+//
+// With EgressProxy set, the connection is a CONNECT tunnel through that
+// proxy (cmd/egress) instead: the key zone has no route and no DNS of its
+// own, so the proxy resolves the name, applies the same address rule
+// (publicaddr) against its own allow-list, and dials the checked IP. The
+// key service still builds the URL from the destination, checks an IP
+// literal itself, and verifies TLS end to end: the proxy sees a host, a
+// port and ciphertext.
 type Sender struct {
 	Resolver Resolver
 	Dialer   Dialer
+	// EgressProxy is the CONNECT proxy's URL (http://host:port); nil dials
+	// destinations directly.
+	EgressProxy *url.URL
 }
 
 // NewSender returns a Sender on the system resolver and a plain dialer.
@@ -128,7 +142,7 @@ func (s *Sender) Send(ctx context.Context, d *destinations.Compiled, r Request) 
 	if err != nil {
 		var ar *addressError
 		switch {
-		case errors.As(err, &ar):
+		case errors.As(err, &ar), errors.Is(err, errProxyRefused):
 			return Answer{}, ErrAddressRefused
 		case !wrote.Load():
 			return Answer{}, fmt.Errorf("%w: %w", ErrUnreachable, scrub(err))
@@ -180,6 +194,9 @@ func (s *Sender) dialer(d *destinations.Compiled) func(ctx context.Context, netw
 		if err != nil || host != d.Host || port != d.Port {
 			return nil, fmt.Errorf("forward: dial to %q is not the destination", addr)
 		}
+		if s.EgressProxy != nil {
+			return s.tunnel(ctx, d)
+		}
 		var ips []netip.Addr
 		if ip, err := netip.ParseAddr(d.Host); err == nil {
 			ips = []netip.Addr{ip}
@@ -209,44 +226,59 @@ func (s *Sender) dialer(d *destinations.Compiled) func(ctx context.Context, netw
 	}
 }
 
-// AddressAllowed reports whether ip may be dialed: a global unicast
-// address outside the private and shared ranges, or one inside a prefix
-// the destination names.
-func AddressAllowed(ip netip.Addr, allow []netip.Prefix) bool {
-	ip = ip.Unmap()
-	for _, p := range allow {
-		if p.Contains(ip) {
-			return true
-		}
+// errProxyRefused is the egress proxy's 403: the destination's host:port is
+// not on its allow-list, or resolves to an address it may not reach.
+var errProxyRefused = errors.New("forward: the egress proxy refused the destination")
+
+// tunnel opens a CONNECT tunnel to the destination through the egress
+// proxy. The proxy's answer is read header by header with nothing buffered
+// past it: the TLS handshake that follows is the destination's.
+func (s *Sender) tunnel(ctx context.Context, d *destinations.Compiled) (net.Conn, error) {
+	if ip, err := netip.ParseAddr(d.Host); err == nil && !AddressAllowed(ip, d.Private) {
+		return nil, &addressError{ip.Unmap()}
 	}
+	proxy := s.EgressProxy.Host
+	if s.EgressProxy.Port() == "" {
+		proxy = net.JoinHostPort(s.EgressProxy.Hostname(), "80")
+	}
+	c, err := s.Dialer.DialContext(ctx, "tcp", proxy)
+	if err != nil {
+		return nil, fmt.Errorf("forward: egress proxy: %w", err)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = c.SetDeadline(dl)
+	}
+	target := net.JoinHostPort(d.Host, d.Port)
+	if _, err := fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: blindgate-keyservice\r\n\r\n", target, target); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("forward: egress proxy: %w", err)
+	}
+	br := bufio.NewReaderSize(c, 1024)
+	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("forward: egress proxy: %w", err)
+	}
+	resp.Body.Close()
 	switch {
-	case !ip.IsValid(), ip.IsUnspecified(), ip.IsLoopback(), ip.IsPrivate(), ip.IsLinkLocalUnicast(),
-		ip.IsLinkLocalMulticast(), ip.IsInterfaceLocalMulticast(), ip.IsMulticast(), !ip.IsGlobalUnicast():
-		return false
+	case resp.StatusCode == http.StatusForbidden:
+		c.Close()
+		return nil, errProxyRefused
+	case resp.StatusCode != http.StatusOK:
+		c.Close()
+		return nil, fmt.Errorf("forward: egress proxy answered %d", resp.StatusCode)
+	case br.Buffered() > 0:
+		// The destination cannot speak before our ClientHello.
+		c.Close()
+		return nil, errors.New("forward: egress proxy sent data after its answer")
 	}
-	for _, p := range refusedPrefixes {
-		if p.Contains(ip) {
-			return false
-		}
-	}
-	return true
+	_ = c.SetDeadline(time.Time{})
+	return c, nil
 }
 
-// refusedPrefixes are special-purpose ranges netip does not flag: shared
-// address space (carrier NAT), benchmarking, IETF protocol assignments, the
-// IPv4 "this network" and class E ranges, NAT64 and 6to4 (which embed an
-// IPv4 address, possibly a private one), and the IPv6 discard prefix.
-var refusedPrefixes = []netip.Prefix{
-	netip.MustParsePrefix("0.0.0.0/8"),
-	netip.MustParsePrefix("100.64.0.0/10"),
-	netip.MustParsePrefix("192.0.0.0/24"),
-	netip.MustParsePrefix("198.18.0.0/15"),
-	netip.MustParsePrefix("240.0.0.0/4"),
-	netip.MustParsePrefix("64:ff9b::/96"),
-	netip.MustParsePrefix("64:ff9b:1::/48"),
-	netip.MustParsePrefix("2002::/16"),
-	netip.MustParsePrefix("100::/64"),
-}
+// AddressAllowed reports whether ip may be dialed: publicaddr.Allowed, the
+// rule the egress proxy applies too.
+func AddressAllowed(ip netip.Addr, allow []netip.Prefix) bool { return publicaddr.Allowed(ip, allow) }
 
 // tlsConfig verifies the server as the destination says: CA bundle or
 // system roots (chain and name), and, with pins, the leaf's public key too.
