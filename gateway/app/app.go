@@ -18,6 +18,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/blindgate/blindgate/checkout"
+	"github.com/blindgate/blindgate/gateway/forwarding"
 	"github.com/blindgate/blindgate/gateway/ingest"
 	"github.com/blindgate/blindgate/gateway/kek"
 	"github.com/blindgate/blindgate/gateway/merchants"
@@ -176,6 +177,18 @@ func (a *App) build() error {
 	} else {
 		a.log.Warn("no back-office signing key: reveal and the audit view are disabled")
 	}
+	// Forward has its own identity: the checkout's key may inspect but not
+	// send cards out, and a forward identity that leaks cannot inspect.
+	var fwdClient forwarding.KeyService
+	if cfg.ForwardKeyFile != "" {
+		fc, err := KeyServiceClient(cfg, cfg.ForwardClientID, cfg.ForwardKeyFile)
+		if err != nil {
+			return fmt.Errorf("forward identity: %w", err)
+		}
+		fwdClient = fc.WithHTTPTimeout(client.ForwardTimeout)
+	} else {
+		a.log.Info("no forward signing key: POST /v1/tokens/{id}/forward is disabled")
+	}
 	if a.audit, err = audit.Open(cfg.AuditPath, audit.Options{Logger: a.log}); err != nil {
 		return fmt.Errorf("gateway audit log: %w", err)
 	}
@@ -198,6 +211,7 @@ func (a *App) build() error {
 		Ingest:      ingest.New(a.stores.Sessions, a.stores.Tokens, checkoutClient, a.stores.Limiter, limits, cfg.CVCTTL, ingest.WithAudit(a.audit, a.log)),
 		Keys:        kek.New(checkoutClient, cmp.Or(cfg.JWKSRefresh, 30*time.Second), time.Hour),
 		KeyService:  backoffice,
+		Forwarding:  forwarding.New(a.stores.Tokens, fwdClient, nil),
 		Operators:   a.stores.Operators,
 		WebSessions: a.stores.WebSessions,
 		Limiter:     a.stores.Limiter,

@@ -50,6 +50,8 @@ type Config struct {
 	CheckoutKeyFile    string // private JWK for inspect/rewrap
 	BackofficeClientID string
 	BackofficeKeyFile  string // private JWK for reveal/audit (optional: no back-office reveal without it)
+	ForwardClientID    string
+	ForwardKeyFile     string // private JWK for forward (optional: no POST /v1/tokens/{id}/forward without it)
 
 	JWKSRefresh time.Duration // how often the public KEK set is re-fetched (rotation reaches pages this fast)
 	AuditPath   string
@@ -80,6 +82,8 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.CheckoutKeyFile, "checkout-key", env.String("CHECKOUT_KEY", "gateway.jwk"), "private signing key (JWK) for inspect/rewrap")
 	fs.StringVar(&c.BackofficeClientID, "backoffice-client-id", env.String("BACKOFFICE_CLIENT_ID", "backoffice"), "client id for reveal/audit")
 	fs.StringVar(&c.BackofficeKeyFile, "backoffice-key", env.String("BACKOFFICE_KEY", ""), "private signing key (JWK) for reveal/audit; empty disables reveal")
+	fs.StringVar(&c.ForwardClientID, "forward-client-id", env.String("FORWARD_CLIENT_ID", "forward"), "client id for forward (the merchant API's forward identity)")
+	fs.StringVar(&c.ForwardKeyFile, "forward-key", env.String("FORWARD_KEY", ""), "private signing key (JWK) for forward; empty disables POST /v1/tokens/{id}/forward")
 	fs.DurationVar(&c.JWKSRefresh, "jwks-refresh", env.Duration("JWKS_REFRESH", 30*time.Second), "how often to re-fetch the public KEK set from the key service (1s-10m)")
 	fs.StringVar(&c.AuditPath, "audit-log", env.String("AUDIT_LOG", "gateway-audit.log"), "gateway audit log (logins, token changes)")
 	fs.DurationVar(&c.CVCTTL, "cvc-ttl", env.Duration("CVC_TTL", 10*time.Minute), "how long a CVC ciphertext is kept (destroyed at first use)")

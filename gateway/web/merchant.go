@@ -9,6 +9,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/blindgate/blindgate/gateway/forwarding"
 	"github.com/blindgate/blindgate/gateway/ingest"
 	"github.com/blindgate/blindgate/gateway/merchants"
 	"github.com/blindgate/blindgate/gateway/sessions"
@@ -154,6 +155,63 @@ func (s *Server) deleteToken(c *fiber.Ctx) error {
 	}
 	s.audit(c, audit.Event{Event: audit.EventTokenDelete, Client: m.ID, Resource: id, Outcome: audit.OutcomeSuccess})
 	return c.SendStatus(fiber.StatusNoContent)
+}
+
+// ForwardView is a forward's answer on the merchant API (Contract 4): the
+// destination's status, its allowed headers and its body with every card
+// number masked; or, for a processor-key destination, only jwe. Replayed
+// says a retry with the same Idempotency-Key got the stored answer and
+// nothing was sent again.
+type ForwardView struct {
+	Status   int               `json:"status,omitempty"`
+	Headers  map[string]string `json:"headers,omitempty"`
+	Body     string            `json:"body,omitempty"`
+	JWE      string            `json:"jwe,omitempty"`
+	Replayed bool              `json:"replayed,omitempty"`
+}
+
+func (s *Server) forwardToken(c *fiber.Ctx) error {
+	if s.deps.Forwarding == nil {
+		return forwardDisabled
+	}
+	var req forwarding.Request
+	if err := httpapi.Bind(c.Body(), &req); err != nil {
+		return err
+	}
+	resp, err := s.deps.Forwarding.Forward(c.UserContext(), forwarding.Call{
+		MerchantID: merchantOf(c).ID, TokenID: strings.Clone(c.Params("id")),
+		IdempotencyKey: strings.Clone(c.Get("Idempotency-Key")), Request: req,
+	})
+	if err != nil {
+		return forwardError(err)
+	}
+	return c.JSON(ForwardView{Status: resp.Status, Headers: resp.Headers, Body: resp.Body, JWE: resp.JWE, Replayed: resp.Replayed})
+}
+
+var forwardDisabled = &apierr.Error{Status: fiber.StatusNotFound, Code: apierr.NotFound.Code, Message: "Forwarding is not enabled on this gateway."}
+
+// forwardError maps the forward policy's errors; the key service's verdicts
+// keep their code (found by code, never by status), and anything else from
+// it is keyservice_unavailable: a retry with the same Idempotency-Key is safe.
+func forwardError(err error) error {
+	var ke *forwarding.KeyServiceError
+	switch {
+	case errors.Is(err, forwarding.ErrDisabled):
+		return forwardDisabled
+	case errors.Is(err, forwarding.ErrInvalid):
+		return httpapi.InvalidField(err)
+	case errors.Is(err, forwarding.ErrNotFound):
+		return apierr.NotFound.Wrap(err)
+	case errors.Is(err, forwarding.ErrUnavailable):
+		return apierr.Unavailable.Wrap(err)
+	case errors.As(err, &ke):
+		for _, v := range forwarding.Verdicts() {
+			if v.Code == ke.Code {
+				return v.WithRetry(ke.RetryAfter).Wrap(err)
+			}
+		}
+	}
+	return apierr.KeyServiceDown.WithRetry(5 * time.Second).Wrap(err)
 }
 
 func tokenError(err error) error {

@@ -17,6 +17,7 @@ import (
 	"github.com/blindgate/blindgate/checkout"
 	"github.com/blindgate/blindgate/gateway/backoffice"
 	"github.com/blindgate/blindgate/gateway/clientip"
+	"github.com/blindgate/blindgate/gateway/forwarding"
 	"github.com/blindgate/blindgate/gateway/ingest"
 	"github.com/blindgate/blindgate/gateway/merchants"
 	"github.com/blindgate/blindgate/gateway/operators"
@@ -53,6 +54,11 @@ type KeyService interface {
 	AuditQuery(ctx context.Context, req wire.AuditQueryRequest) (wire.AuditQueryResponse, error)
 }
 
+// Forwarder is the merchant API's forward policy (gateway/forwarding).
+type Forwarder interface {
+	Forward(ctx context.Context, c forwarding.Call) (wire.ForwardResponse, error)
+}
+
 // Auditor appends to the gateway's own audit log.
 type Auditor interface {
 	Append(ctx context.Context, e audit.Event) (audit.Event, error)
@@ -81,6 +87,7 @@ type Deps struct {
 	Ingest      Submitter
 	Keys        KeySource
 	KeyService  KeyService
+	Forwarding  Forwarder // optional: POST /v1/tokens/{id}/forward answers not_found without it
 	Operators   *operators.Service
 	WebSessions websession.Store
 	Limiter     ratelimit.Limiter
@@ -157,6 +164,7 @@ func (s *Server) routes() {
 	m.Get("/tokens", s.listTokens)
 	m.Get("/tokens/:id", s.getToken)
 	m.Delete("/tokens/:id", s.deleteToken)
+	m.Post("/tokens/:id/forward", s.forwardToken)
 
 	// Hosted checkout and its assets (public).
 	a.Get("/embed.js", s.embedJS)

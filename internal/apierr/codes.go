@@ -22,15 +22,25 @@ var (
 	PANInText = New(http.StatusBadRequest, "pan_in_text", "A text field looks like a card number; never type a card number outside the card form.")
 	// DuplicateKey: two decoders could read the same object differently.
 	DuplicateKey = New(http.StatusBadRequest, "duplicate_key", "A JSON object repeats a key.")
+	// TemplateInvalid: a forward template the key service cannot fill safely
+	// (unknown placeholder, a placeholder where it cannot be escaped, a
+	// header the destination does not allow, a path that leaves its prefix).
+	TemplateInvalid = New(http.StatusBadRequest, "template_invalid", "The forward template is not valid for this destination.")
 
 	// 401/403: who is asking, and may they.
 	Unauthenticated = New(http.StatusUnauthorized, "unauthenticated", "The request is not signed or the signature is not valid.")
 	Forbidden       = New(http.StatusForbidden, "forbidden", "The caller may not perform this operation.")
+	// DestinationNotAllowed: one answer for an unknown destination and one
+	// the merchant may not use, so destinations cannot be enumerated.
+	DestinationNotAllowed = New(http.StatusForbidden, "destination_not_allowed", "The destination is unknown or not allowed for this merchant.")
 
 	// 409: replay, and requests that conflict with the current state.
 	Replay              = New(http.StatusConflict, "replay", "This signed request was already used.")
 	AlreadyUnsealed     = New(http.StatusConflict, "already_unsealed", "The key service is already unsealed; the share was not used.")
 	UnsealNonceMismatch = New(http.StatusConflict, "unseal_nonce_mismatch", "The nonce does not match the unseal round in progress; read /v1/sys/seal-status.")
+	// IdempotencyInProgress: a forward with this Idempotency-Key is still
+	// running; retry later with the same key to get its answer.
+	IdempotencyInProgress = New(http.StatusConflict, "idempotency_in_progress", "A request with this Idempotency-Key is in progress; retry with the same key later.")
 
 	// 410/422: the card or the session.
 	CardUndecryptable = New(http.StatusUnprocessableEntity, "card_undecryptable", "The ciphertext could not be decrypted.")
@@ -39,6 +49,11 @@ var (
 	CardUnsupported   = New(http.StatusUnprocessableEntity, "card_brand_unsupported", "The card brand is not accepted.")
 	CardStale         = New(http.StatusUnprocessableEntity, "stale_ciphertext", "The ciphertext is too old; re-enter the card.")
 	CVCInvalid        = New(http.StatusUnprocessableEntity, "cvc_invalid", "The security code was not accepted; re-enter it.")
+	// CVCUnavailable: the template needs {{card.cvc}} and the CVC is gone
+	// (never collected, used once already, or past its lifetime).
+	CVCUnavailable = New(http.StatusUnprocessableEntity, "cvc_unavailable", "The template needs the security code, which is no longer available; remove {{card.cvc}} or collect the card again.")
+	// IdempotencyMismatch: the key was used for a different request.
+	IdempotencyMismatch = New(http.StatusUnprocessableEntity, "idempotency_mismatch", "This Idempotency-Key was used for a different request.")
 
 	// 429: limits.
 	RateLimited = New(http.StatusTooManyRequests, "rate_limited", "Too many requests; retry later.")
@@ -63,4 +78,10 @@ var (
 	Sealed      = New(http.StatusServiceUnavailable, "sealed", "The key service is sealed.")
 	Unavailable = New(http.StatusServiceUnavailable, "unavailable", "A dependency is unavailable; retry later.")
 	AuditFailed = New(http.StatusServiceUnavailable, "audit_unavailable", "The audit log cannot be written; nothing was decrypted.")
+	// The forward's destination. Refused and unreachable: nothing was sent,
+	// a retry may succeed. Outcome unknown: the request may have reached the
+	// processor; it is never sent again under the same Idempotency-Key.
+	DestinationRefused        = New(http.StatusBadGateway, "destination_refused", "The destination resolves to an address it may not use; nothing was sent.")
+	DestinationUnreachable    = New(http.StatusBadGateway, "destination_unreachable", "The destination could not be reached; nothing was sent. Retry later.")
+	DestinationOutcomeUnknown = New(http.StatusGatewayTimeout, "destination_outcome_unknown", "The request may have reached the destination but no full answer came back; it is not sent again under this Idempotency-Key. Check with the processor.")
 )

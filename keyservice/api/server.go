@@ -12,6 +12,7 @@ import (
 
 	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/internal/httpapi"
+	"github.com/blindgate/blindgate/keyservice/forward"
 	"github.com/blindgate/blindgate/keyservice/keyring"
 	"github.com/blindgate/blindgate/keyservice/seal"
 	"github.com/blindgate/blindgate/keyservice/sigauth"
@@ -27,6 +28,11 @@ type Unwrapper interface {
 	Inspect(ctx context.Context, m unwrap.Meta, in unwrap.InspectInput) (unwrap.Masked, error)
 	Reveal(ctx context.Context, m unwrap.Meta, jwe, actor, reason, resource string) (unwrap.Revealed, error)
 	Rewrap(ctx context.Context, m unwrap.Meta, in unwrap.RewrapInput) (unwrap.Rewrapped, error)
+}
+
+// Forwarder is the forwarding domain (keyservice/forward).
+type Forwarder interface {
+	Forward(ctx context.Context, m forward.Meta, req wire.ForwardRequest) (wire.ForwardResponse, error)
 }
 
 // Verifier authenticates Contract 2 signatures.
@@ -64,6 +70,7 @@ type Pinger interface {
 // Deps are the server's collaborators.
 type Deps struct {
 	Unwrap   Unwrapper
+	Forward  Forwarder // optional: without it POST /v1/forward answers not_found
 	Verifier Verifier
 	Audience string // shown by seal status, for configuring clients
 	Seal     Sealer
@@ -122,6 +129,7 @@ func (s *Server) routes() {
 	a.Post("/v1/reveal", s.signed(wire.OpReveal), s.reveal)
 	a.Post("/v1/rewrap", s.signed(wire.OpRewrap), s.rewrap)
 	a.Post("/v1/audit/query", s.signed(wire.OpAudit), s.auditQuery)
+	a.Post(wire.PathForward, s.signed(wire.OpForward), s.forward)
 }
 
 func securityHeaders(c *fiber.Ctx) error {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -19,6 +20,8 @@ import (
 	"github.com/blindgate/blindgate/internal/secret"
 	"github.com/blindgate/blindgate/keyservice/api"
 	"github.com/blindgate/blindgate/keyservice/card"
+	"github.com/blindgate/blindgate/keyservice/destinations"
+	"github.com/blindgate/blindgate/keyservice/forward"
 	"github.com/blindgate/blindgate/keyservice/guard"
 	"github.com/blindgate/blindgate/keyservice/keyring"
 	"github.com/blindgate/blindgate/keyservice/replay"
@@ -36,6 +39,7 @@ type App struct {
 	audit    *audit.Log
 	holder   *seal.Holder
 	clients  *sigauth.AllowList
+	dests    *destinations.List
 	server   *api.Server
 	watch    *watcher
 	ckpt     *audit.Checkpointer // while serving
@@ -53,10 +57,12 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 		limiter ratelimit.Limiter
 		pinger  api.Pinger
 		counter guard.Counter
+		idem    forward.Store
 	)
 	if cfg.Redis.Addrs == RedisMemory {
 		log.Warn("Redis is \"memory\": replay cache, rate limits and the enumeration guard live in this process only; run one instance, and use Redis in production")
 		replays, limiter, counter = replay.NewMemory(), ratelimit.NewMemory(), guard.NewMemory(nil, 0)
+		idem = forward.NewMemory(0, nil)
 	} else {
 		rdb, err := redisx.New(cfg.Redis)
 		if err != nil {
@@ -65,6 +71,7 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 		a.rdb = rdb
 		replays, limiter, pinger = replay.NewRedis(rdb, "bg:ks:jti:"), ratelimit.NewRedis(rdb, "bg:ks:rl:"), redisx.Pinger{C: rdb}
 		counter = guard.NewRedis(rdb, "bg:ks:eg:")
+		idem = forward.NewRedis(rdb, "bg:ks:fwd:idem:", 0)
 	}
 	clients, err := sigauth.LoadAllowList(cfg.ClientsPath)
 	switch {
@@ -77,6 +84,9 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 		return nil, fmt.Errorf("load clients: %w", err)
 	}
 	a.clients = clients
+	if a.dests, err = loadDestinations(cfg.DestinationsPath, log); err != nil {
+		return nil, err
+	}
 	a.audit, err = audit.Open(cfg.AuditPath, audit.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("open audit log: %w", err)
@@ -111,16 +121,47 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 		Freshness: cfg.Freshness, Limits: limits, Masking: card.Masking{BIN8: cfg.MaskBIN8},
 		Guard: unwrap.Guard{Counter: counter, Window: cfg.EnumerationWindow, Max: cfg.EnumerationMax},
 	})
+	fwd, err := forward.New(forward.Config{
+		Destinations: a.dests, Opener: svc, Sender: forward.NewSender(), Audit: a.audit, Limiter: limiter,
+		Limits: forwardLimits(cfg), Idempotency: idem, Log: log,
+	})
+	if err != nil {
+		_ = a.audit.Close()
+		return nil, fmt.Errorf("forward: %w", err)
+	}
 	ul := seal.DefaultCeremonyLimits()
 	ul.PerIP.Rate, ul.PerIP.Burst = cfg.UnsealIPPerMinute, cfg.UnsealIPPerMinute
 	ul.Global.Rate, ul.Global.Burst = cfg.UnsealPerMinute, cfg.UnsealPerMinute
 	ceremony := seal.NewCeremony(a.holder, a.audit, ratelimit.NewMemory(), ul, log)
 	a.server = api.New(api.Deps{
-		Unwrap: svc, Verifier: verifier, Audience: audience, Seal: a.holder, Unseal: ceremony, Audit: a.audit,
+		Unwrap: svc, Forward: fwd, Verifier: verifier, Audience: audience, Seal: a.holder, Unseal: ceremony, Audit: a.audit,
 		Trail: audit.FileTrail(cfg.AuditPath), Redis: pinger, Log: log,
 	})
-	a.watch = &watcher{holder: a.holder, clients: clients, clientsPath: cfg.ClientsPath, audit: a.audit, log: log}
+	a.watch = &watcher{holder: a.holder, clients: clients, clientsPath: cfg.ClientsPath, dests: a.dests, destsPath: cfg.DestinationsPath, audit: a.audit, log: log}
 	return a, nil
+}
+
+// loadDestinations reads the forward destinations. A missing file is no
+// destinations (every forward refused) until `keyservice destinations add`
+// creates it and the watcher picks it up; a bad file stops the start.
+func loadDestinations(path string, log *slog.Logger) (*destinations.List, error) {
+	l, err := destinations.Load(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		log.Info("no forward destinations: every forward is refused until `keyservice destinations add`", "destinations", path)
+		return destinations.New(filepath.Dir(path)), nil
+	case err != nil:
+		return nil, fmt.Errorf("load destinations: %w", err)
+	}
+	return l, nil
+}
+
+// forwardLimits are forward.DefaultLimits at the configured rates.
+func forwardLimits(cfg Config) forward.Limits {
+	l := forward.DefaultLimits()
+	l.PerMerchant.Rate, l.PerMerchant.Burst = cfg.ForwardMerchantPerSecond, 2*cfg.ForwardMerchantPerSecond
+	l.PerDestination.Rate, l.PerDestination.Burst = cfg.ForwardDestinationPerSecond, 2*cfg.ForwardDestinationPerSecond
+	return l
 }
 
 // audience is -audience or else the keyring's deployment id, read from the

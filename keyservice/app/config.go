@@ -68,6 +68,13 @@ type Config struct {
 	// (merchant, first 6, last 4) within EnumerationWindow are refused.
 	EnumerationWindow time.Duration
 	EnumerationMax    int
+	// DestinationsPath is the operator's forward destinations (keyservice
+	// destinations add); a missing file means none: every forward is refused.
+	DestinationsPath string
+	// Forwards per second per merchant and per destination (burst: twice
+	// the rate); a limiter that cannot answer refuses.
+	ForwardMerchantPerSecond    int
+	ForwardDestinationPerSecond int
 	// MaskBIN8 shows the first 8 digits of PANs of 16+ digits (default 6).
 	MaskBIN8 bool
 	LogLevel string
@@ -112,6 +119,9 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.InspectVolumeRefuse, "inspect-volume-refuse", env.Bool("INSPECT_VOLUME_REFUSE", false), "refuse inspects past the daily client and merchant volumes (default: alarm only)")
 	fs.DurationVar(&c.EnumerationWindow, "enumeration-window", env.Duration("ENUMERATION_WINDOW", 24*time.Hour), "enumeration guard window (docs/enumeration-guard.md)")
 	fs.IntVar(&c.EnumerationMax, "enumeration-max", env.Int("ENUMERATION_MAX", 8), "distinct cards per merchant, first 6 and last 4 within the window before refusing")
+	fs.StringVar(&c.DestinationsPath, "destinations", env.String("DESTINATIONS", "destinations.json"), "forward destinations file (keyservice destinations add); missing: no destinations, every forward refused")
+	fs.IntVar(&c.ForwardMerchantPerSecond, "forward-merchant-per-second", env.Int("FORWARD_MERCHANT_PER_SECOND", 20), "forwards per merchant per second (burst twice that)")
+	fs.IntVar(&c.ForwardDestinationPerSecond, "forward-destination-per-second", env.Int("FORWARD_DESTINATION_PER_SECOND", 100), "forwards per destination per second, all merchants (burst twice that)")
 	fs.BoolVar(&c.MaskBIN8, "mask-bin8", env.Bool("MASK_BIN8", false), "show the first 8 digits of PANs of 16+ digits (PCI DSS 3.4.1 business need; default first 6)")
 	fs.IntVar(&c.UnsealIPPerMinute, "unseal-ip-per-minute", env.Int("UNSEAL_IP_PER_MINUTE", 5), "unseal attempts per source address per minute")
 	fs.IntVar(&c.UnsealPerMinute, "unseal-per-minute", env.Int("UNSEAL_PER_MINUTE", 30), "unseal attempts per minute from all addresses together")
@@ -141,6 +151,15 @@ func (c *Config) Validate() error {
 	}
 	if c.CheckpointsPath == "" && c.AuditPath != "" {
 		c.CheckpointsPath = c.AuditPath + ".checkpoints"
+	}
+	if c.DestinationsPath == "" && c.ClientsPath != "" {
+		c.DestinationsPath = filepath.Join(filepath.Dir(c.ClientsPath), "destinations.json")
+	}
+	if c.ForwardMerchantPerSecond == 0 {
+		c.ForwardMerchantPerSecond = 20
+	}
+	if c.ForwardDestinationPerSecond == 0 {
+		c.ForwardDestinationPerSecond = 100
 	}
 	if c.CheckpointEvery == 0 {
 		c.CheckpointEvery = 100
@@ -185,6 +204,10 @@ func (c *Config) Validate() error {
 		return errors.New("config: enumeration-window must be 1m-720h")
 	case c.EnumerationMax < 2 || c.EnumerationMax > 1000:
 		return errors.New("config: enumeration-max must be 2-1000")
+	case c.ForwardMerchantPerSecond < 1 || c.ForwardMerchantPerSecond > 10000:
+		return errors.New("config: forward-merchant-per-second must be 1-10000")
+	case c.ForwardDestinationPerSecond < 1 || c.ForwardDestinationPerSecond > 10000:
+		return errors.New("config: forward-destination-per-second must be 1-10000")
 	case c.UnsealIPPerMinute < 1 || c.UnsealPerMinute < c.UnsealIPPerMinute:
 		return errors.New("config: unseal-ip-per-minute must be >= 1 and <= unseal-per-minute")
 	}

@@ -2,10 +2,13 @@ package app
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/blindgate/blindgate/internal/audit"
+	"github.com/blindgate/blindgate/keyservice/destinations"
 	"github.com/blindgate/blindgate/keyservice/seal"
 	"github.com/blindgate/blindgate/keyservice/sigauth"
 )
@@ -19,6 +22,8 @@ type watcher struct {
 	holder      *seal.Holder
 	clients     *sigauth.AllowList
 	clientsPath string
+	dests       *destinations.List
+	destsPath   string
 	audit       *audit.Log
 	log         *slog.Logger
 }
@@ -50,6 +55,16 @@ func (w *watcher) once(ctx context.Context) {
 	}
 	if changed {
 		w.record(ctx, audit.EventClientsReload, "clients")
+	}
+	changed, err = w.dests.ReloadIfChanged(w.destsPath)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		// No file yet (or removed): the list in force stays, as for a bad file.
+	case err != nil:
+		w.log.Error("destinations reload failed; keeping the loaded list", "err", err)
+	}
+	if changed {
+		w.record(ctx, audit.EventDestinationsReload, "destinations")
 	}
 }
 

@@ -68,6 +68,24 @@ func HTTPClient(insecure bool) *http.Client {
 	}
 }
 
+// ForwardTimeout bounds a forward call: the longest destination timeout the
+// key service allows (two minutes) and room for the key service's own work.
+const ForwardTimeout = 135 * time.Second
+
+// WithHTTPTimeout returns a client like c whose calls may wait d for an
+// answer (a forward waits on its destination). c is not changed; the copy
+// has its own transport.
+func (c *Client) WithHTTPTimeout(d time.Duration) *Client {
+	hc := *c.hc
+	if tr, ok := hc.Transport.(*http.Transport); ok {
+		tr = tr.Clone()
+		tr.ResponseHeaderTimeout = d
+		hc.Transport = tr
+	}
+	hc.Timeout = d
+	return &Client{base: c.base, signer: c.signer, hc: &hc}
+}
+
 // Inspect returns the masked card of a ciphertext (POST /v1/inspect).
 func (c *Client) Inspect(ctx context.Context, req wire.InspectRequest) (wire.InspectResponse, error) {
 	var out wire.InspectResponse
@@ -94,6 +112,17 @@ func (c *Client) Rewrap(ctx context.Context, req wire.RewrapRequest) (wire.Rewra
 func (c *Client) AuditQuery(ctx context.Context, req wire.AuditQueryRequest) (wire.AuditQueryResponse, error) {
 	var out wire.AuditQueryResponse
 	err := c.call(ctx, wire.PathAuditQuery, req, &out)
+	return out, err
+}
+
+// Forward fills a template with a stored card inside the key zone and sends
+// it to an operator-configured destination, or re-encrypts it to the
+// destination's processor key (POST /v1/forward). The answer holds no card
+// number. A forward waits on the destination: call it on a client made by
+// WithHTTPTimeout(ForwardTimeout).
+func (c *Client) Forward(ctx context.Context, req wire.ForwardRequest) (wire.ForwardResponse, error) {
+	var out wire.ForwardResponse
+	err := c.call(ctx, wire.PathForward, req, &out)
 	return out, err
 }
 

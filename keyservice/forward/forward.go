@@ -386,7 +386,8 @@ func (s *Service) limits(ctx context.Context, req wire.ForwardRequest, ev audit.
 		}
 		if !r.Allowed {
 			s.alarm(ctx, ev, "limit "+c.l.Name+" reached")
-			return fmt.Errorf("%w: %s", ErrLimited, c.l.Name)
+			// The shared refusal carries Retry-After to the caller.
+			return fmt.Errorf("%w: %w", ErrLimited, &ratelimit.Refused{Limit: c.l.Name, RetryAfter: r.RetryAfter})
 		}
 	}
 	return nil

@@ -22,6 +22,8 @@ import (
 	"github.com/blindgate/blindgate/internal/ratelimit"
 	"github.com/blindgate/blindgate/keyservice/api"
 	"github.com/blindgate/blindgate/keyservice/client"
+	"github.com/blindgate/blindgate/keyservice/destinations"
+	"github.com/blindgate/blindgate/keyservice/forward"
 	"github.com/blindgate/blindgate/keyservice/guard"
 	"github.com/blindgate/blindgate/keyservice/keyring"
 	"github.com/blindgate/blindgate/keyservice/replay"
@@ -66,6 +68,16 @@ type Options struct {
 	Guard guard.Counter
 	// Log receives the key service's logs; nil discards them.
 	Log *slog.Logger
+	// Destinations are the forward destinations; nil is an empty list (every
+	// forward refused). Tests point one at an httptest TLS server on
+	// loopback, named in its allow_private.
+	Destinations *destinations.List
+	// Sender sends forwards; nil is forward.NewSender() (the real one).
+	Sender forward.Sending
+	// Idempotency is the forward's idempotency store; nil is in-memory.
+	Idempotency forward.Store
+	// ForwardLimits adjusts forward.DefaultLimits() when set.
+	ForwardLimits func(*forward.Limits)
 	// Listen serves the API on a loopback listener (Zone.URL, Zone.Client);
 	// without it the tests call Zone.Server.App().Test.
 	Listen bool
@@ -75,6 +87,7 @@ type Options struct {
 type Zone struct {
 	Server    *api.Server
 	Service   *unwrap.Service
+	Forward   *forward.Service
 	Keyring   *keyring.Keyring // as unsealed by Holder
 	Holder    *seal.Holder
 	Master    []byte // unseals Holder again after a test seals it
@@ -142,9 +155,27 @@ func NewZone(t testing.TB, o Options) *Zone {
 		o.Limits(&limits)
 	}
 	z.Service = unwrap.New(z.Holder, z.Audit, o.Limiter, o.Log, unwrap.Config{Limits: limits, Guard: unwrap.Guard{Counter: o.Guard}})
+	if o.Destinations == nil {
+		o.Destinations = destinations.New(dir)
+	}
+	if o.Sender == nil {
+		o.Sender = forward.NewSender()
+	}
+	if o.Idempotency == nil {
+		o.Idempotency = forward.NewMemory(0, nil)
+	}
+	fl := forward.DefaultLimits()
+	if o.ForwardLimits != nil {
+		o.ForwardLimits(&fl)
+	}
+	z.Forward, err = forward.New(forward.Config{
+		Destinations: o.Destinations, Opener: z.Service, Sender: o.Sender, Audit: z.Audit,
+		Limiter: o.Limiter, Limits: fl, Idempotency: o.Idempotency, Log: o.Log, PollInterval: 10 * time.Millisecond,
+	})
+	must(err)
 	verifier := &sigauth.Verifier{Audience: Audience, Origins: []string{PublicURL}, Clients: z.Clients, Replay: o.Replay}
 	z.Server = api.New(api.Deps{
-		Unwrap: z.Service, Verifier: verifier,
+		Unwrap: z.Service, Forward: z.Forward, Verifier: verifier,
 		Seal: z.Holder, Audit: z.Audit, Unseal: seal.NewCeremony(z.Holder, z.Audit, ratelimit.NewMemory(), seal.DefaultCeremonyLimits(), o.Log),
 		Trail: audit.FileTrail(z.AuditPath), Redis: o.Redis, Log: o.Log,
 	})

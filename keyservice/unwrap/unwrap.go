@@ -329,33 +329,40 @@ func (s *Service) inspectVolume(ctx context.Context, m Meta, merchant string, ev
 // checkCVC applies the card ciphertext's rules to the CVC ciphertext and
 // checks its length for the brand. The plaintext is wiped on return; the
 // digits are never kept, logged or put in an error.
-func (s *Service) checkCVC(kr *keyring.Keyring, cvcJWE, session string, brand card.Brand, now time.Time) error {
+func (s *Service) checkCVC(_ *keyring.Keyring, cvcJWE, session string, brand card.Brand, now time.Time) error {
+	_, err := s.openCVC(cvcJWE, session, brand, now)
+	return err
+}
+
+// openCVC opens a CVC ciphertext under checkCVC's rules and returns it, for
+// the one caller that uses the digits (a forward).
+func (s *Service) openCVC(cvcJWE, session string, brand card.Brand, now time.Time) (card.CVC, error) {
 	var ev audit.Event // open records the kid; the CVC's is not audited
 	_, sc, err := s.open(cvcJWE, &ev)
 	switch {
 	case errors.Is(err, ErrSealed):
-		return err
+		return card.CVC{}, err
 	case err != nil:
-		return fmt.Errorf("%w: not an acceptable ciphertext", ErrCVCInvalid)
+		return card.CVC{}, fmt.Errorf("%w: not an acceptable ciphertext", ErrCVCInvalid)
 	case sc.hdr.SessionID != session:
-		return fmt.Errorf("%w: made for another checkout session", ErrCVCInvalid)
+		return card.CVC{}, fmt.Errorf("%w: made for another checkout session", ErrCVCInvalid)
 	}
 	pt, err := sc.jwe.Decrypt(sc.key)
 	defer wipe(pt)
 	if err != nil {
-		return fmt.Errorf("%w: does not decrypt", ErrCVCInvalid)
+		return card.CVC{}, fmt.Errorf("%w: does not decrypt", ErrCVCInvalid)
 	}
 	cvc, err := card.ParseCVC(pt)
 	if err != nil {
-		return fmt.Errorf("%w: not a cvc", ErrCVCInvalid)
+		return card.CVC{}, fmt.Errorf("%w: not a cvc", ErrCVCInvalid)
 	}
 	if age := now.Sub(cvc.IssuedAt); age > s.cfg.Freshness || age < -s.cfg.Skew {
-		return fmt.Errorf("%w: stale", ErrCVCInvalid)
+		return card.CVC{}, fmt.Errorf("%w: stale", ErrCVCInvalid)
 	}
 	if err := cvc.CheckBrand(brand); err != nil {
-		return fmt.Errorf("%w: wrong length for the brand", ErrCVCInvalid)
+		return card.CVC{}, fmt.Errorf("%w: wrong length for the brand", ErrCVCInvalid)
 	}
-	return nil
+	return cvc, nil
 }
 
 // Reveal returns the full card to an authorized actor with a reason. The

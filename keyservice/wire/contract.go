@@ -13,8 +13,7 @@ const (
 	OpRewrap  = "rewrap"
 	OpAudit   = "audit"
 	// OpForward: send a stored card to an operator-configured destination
-	// (or re-encrypt it to a processor's key). Planned: the key service
-	// does not serve it yet (see docs/contracts.md).
+	// (or re-encrypt it to a processor's key).
 	OpForward = "forward"
 )
 
@@ -36,6 +35,7 @@ const (
 	PathReveal     = "/v1/reveal"
 	PathRewrap     = "/v1/rewrap"
 	PathAuditQuery = "/v1/audit/query"
+	PathForward    = "/v1/forward"
 	PathJWKS       = "/.well-known/jwks.json"
 )
 

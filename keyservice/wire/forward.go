@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 
 	"github.com/blindgate/blindgate/internal/panshape"
 )
@@ -36,6 +37,15 @@ type ForwardTemplate struct {
 	Body        string            `json:"body"`
 	ContentType string            `json:"content_type"`
 }
+
+// PlaceholderCVC is the CVC's placeholder. The grammar has no spelling of it
+// but this one ("{{" always opens a placeholder, no spaces), so its presence
+// in the body is exactly whether a template needs the CVC.
+const PlaceholderCVC = "{{card.cvc}}"
+
+// NeedsCVC reports whether the template uses the CVC: the gateway takes the
+// single-use CVC ciphertext out of its store only for such a template.
+func (t ForwardTemplate) NeedsCVC() bool { return strings.Contains(t.Body, PlaceholderCVC) }
 
 // ForwardRequest asks the key service to fill Template with the card in
 // JWE and send it to Destination (or re-encrypt it, for a destination that
