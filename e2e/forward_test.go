@@ -91,15 +91,16 @@ func newForwardPath(t *testing.T, s *stack) *forwardPath {
 		})
 		return b
 	}
-	files := []testcontainers.ContainerFile{
-		// Into the key service's state volume, where its destinations
-		// resolve relative paths.
+	// The CA goes into the key service's state volume, where its
+	// destinations resolve relative paths; each one-shot admin container
+	// gets the files it reads.
+	s.keyZone.admin(t, []testcontainers.ContainerFile{
 		{Reader: bytes.NewReader(caPEM), ContainerFilePath: "/var/lib/blindgate/processor-ca.pem", FileMode: 0o444},
-		{Reader: bytes.NewReader(dest("standin", processorAlias)), ContainerFilePath: "/tmp/standin.json", FileMode: 0o444},
-		{Reader: bytes.NewReader(dest("unlisted", unlistedAlias)), ContainerFilePath: "/tmp/unlisted.json", FileMode: 0o444},
-	}
-	s.keyZone.admin(t, files, "destinations", "add", "-from", "/tmp/standin.json")
-	s.keyZone.admin(t, nil, "destinations", "add", "-from", "/tmp/unlisted.json")
+		{Reader: bytes.NewReader(dest("standin", processorAlias)), ContainerFilePath: "/tmp/d.json", FileMode: 0o444},
+	}, "destinations", "add", "-from", "/tmp/d.json")
+	s.keyZone.admin(t, []testcontainers.ContainerFile{
+		{Reader: bytes.NewReader(dest("unlisted", unlistedAlias)), ContainerFilePath: "/tmp/d.json", FileMode: 0o444},
+	}, "destinations", "add", "-from", "/tmp/d.json")
 	t.Logf("forward path up in %s (egress proxy, processor stand-in at %s)", time.Since(start).Round(100*time.Millisecond), ip)
 	return fp
 }
