@@ -91,16 +91,18 @@ func newForwardPath(t *testing.T, s *stack) *forwardPath {
 		})
 		return b
 	}
+	// A destination is read by `destinations add` in a one-shot container.
+	const destFile = "/var/lib/blindgate/new-destination.json"
 	// The CA goes into the key service's state volume, where its
 	// destinations resolve relative paths; each one-shot admin container
 	// gets the files it reads.
 	s.keyZone.admin(t, []testcontainers.ContainerFile{
 		{Reader: bytes.NewReader(caPEM), ContainerFilePath: "/var/lib/blindgate/processor-ca.pem", FileMode: 0o444},
-		{Reader: bytes.NewReader(dest("standin", processorAlias)), ContainerFilePath: "/tmp/d.json", FileMode: 0o444},
-	}, "destinations", "add", "-from", "/tmp/d.json")
+		{Reader: bytes.NewReader(dest("standin", processorAlias)), ContainerFilePath: destFile, FileMode: 0o444},
+	}, "destinations", "add", "-from", destFile)
 	s.keyZone.admin(t, []testcontainers.ContainerFile{
-		{Reader: bytes.NewReader(dest("unlisted", unlistedAlias)), ContainerFilePath: "/tmp/d.json", FileMode: 0o444},
-	}, "destinations", "add", "-from", "/tmp/d.json")
+		{Reader: bytes.NewReader(dest("unlisted", unlistedAlias)), ContainerFilePath: destFile, FileMode: 0o444},
+	}, "destinations", "add", "-from", destFile)
 	t.Logf("forward path up in %s (egress proxy, processor stand-in at %s)", time.Since(start).Round(100*time.Millisecond), ip)
 	return fp
 }
