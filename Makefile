@@ -6,7 +6,7 @@ COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compos
 
 .PHONY: images images-redis images-context e2e compose-config
 
-## images: build blindgate/{keyservice,gateway,admin,shop}:$(TAG), what docker-compose.yml runs
+## images: build blindgate/{keyservice,gateway,admin,shop,egress}:$(TAG), what docker-compose.yml runs
 images:
 	$(GO) run ./cmd/images -tag $(TAG)
 

@@ -24,9 +24,12 @@ func TestCheckoutEveryBrand(t *testing.T) {
 		// A checkpoint every 4 records: this scenario's inspects get some
 		// signed while it serves, not only the one its stop writes.
 		KeyServiceArgs: []string{"-audit-checkpoint-every", "4"},
+		Forward:        true,
 	})
+	fp := newForwardPath(t, s)
 	tab := newBrowser(t, "checkout")
 	fingerprints := map[string]string{} // brand -> the merchant API's fingerprint
+	paid := map[string]string{}         // brand -> token, paid in Chromium
 
 	for _, c := range brandCards {
 		t.Run("token/"+c.Brand, func(t *testing.T) {
@@ -50,6 +53,7 @@ func TestCheckoutEveryBrand(t *testing.T) {
 				t.Errorf("merchant API: %+v, want %s %s…%s 12/%d with an fpm_ fingerprint", v, c.Brand, c.BIN, c.Last4, expYear())
 			}
 			fingerprints[c.Brand] = v.Fingerprint
+			paid[c.Brand] = st.Token
 			// The merchant sees a token and a masked card, never the number.
 			api, _ := json.Marshal(v)
 			msgs, _ := json.Marshal(st.Messages)
@@ -57,6 +61,13 @@ func TestCheckoutEveryBrand(t *testing.T) {
 				t.Errorf("the card number reached the merchant: API %s, messages %s", api, msgs)
 			}
 		})
+	}
+
+	// The Visa card's CVC is still within its lifetime: the forward fills it.
+	if tok := paid[brandCards[0].Brand]; tok != "" {
+		testForward(t, s, fp, tok, brandCards[0])
+	} else {
+		t.Error("forward: no Visa token was paid in the browser")
 	}
 
 	t.Run("503/keyservice-stopped-retry-message-no-token", func(t *testing.T) {
@@ -82,6 +93,9 @@ func TestCheckoutEveryBrand(t *testing.T) {
 		}
 		if after := len(s.tokens(t)); after != before {
 			t.Fatalf("tokens: %d before, %d after a submission with the key service down: a token without a checked ciphertext", before, after)
+		}
+		if tok := paid[brandCards[1].Brand]; tok != "" {
+			testForwardKeyServiceDown(t, s, fp, tok)
 		}
 
 		// Back up: the shopper retries on the same page and it goes through.

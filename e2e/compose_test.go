@@ -87,7 +87,7 @@ func checkComposeTopology(t *testing.T, cf composeFile) {
 		names = append(names, n)
 	}
 	slices.Sort(names)
-	if want := []string{"gateway", "gateway-admin", ksAlias, "keyservice-admin", redisAlias, "shop"}; !slices.Equal(names, want) {
+	if want := []string{"egress", "gateway", "gateway-admin", ksAlias, "keyservice-admin", redisAlias, "shop"}; !slices.Equal(names, want) {
 		t.Fatalf("services %v, want %v", names, want)
 	}
 	// The suite's zones: an internal key zone the host has no address on
@@ -99,9 +99,17 @@ func checkComposeTopology(t *testing.T, cf composeFile) {
 	if pub, ok := cf.Networks["public"]; !ok || pub.Internal {
 		t.Errorf("network public: %+v", pub)
 	}
+	// The egress proxy's outside network: a route out, which the key
+	// service itself never joins.
+	if eg, ok := cf.Networks["egress"]; !ok || eg.Internal {
+		t.Errorf("network egress: %+v, want an ordinary network", eg)
+	}
+	if ks := cf.Services[ksAlias]; !slices.Contains(ks.Command, "-egress-proxy") || !slices.Contains(ks.Command, "http://egress:3128") {
+		t.Errorf("keyservice command %v: want -egress-proxy http://egress:3128", ks.Command)
+	}
 	wantNets := map[string][]string{
 		redisAlias: {"keyzone"}, ksAlias: {"keyzone"}, "keyservice-admin": {"keyzone"}, "gateway-admin": {"keyzone"},
-		gwAlias: {"keyzone", "public"}, "shop": {"public"},
+		gwAlias: {"keyzone", "public"}, "shop": {"public"}, "egress": {"egress", "keyzone"},
 	}
 	for name, svc := range cf.Services {
 		nets := slices.Sorted(slices.Values(svc.Networks))
@@ -130,6 +138,7 @@ func checkComposeTopology(t *testing.T, cf composeFile) {
 		gwAlias:            "${BLINDGATE_GATEWAY_IMAGE:-" + images.DefaultTag(images.Gateway) + "}",
 		"gateway-admin":    "${BLINDGATE_ADMIN_IMAGE:-" + images.DefaultTag(images.Admin) + "}",
 		"shop":             "${BLINDGATE_SHOP_IMAGE:-" + images.DefaultTag(images.Shop) + "}",
+		"egress":           "${BLINDGATE_EGRESS_IMAGE:-" + images.DefaultTag(images.Egress) + "}",
 	}
 	for name, want := range wantImage {
 		if got := cf.Services[name].Image; got != want {
@@ -226,7 +235,7 @@ func (c *composeRun) try(stdin string, args ...string) (string, error) {
 }
 
 func testComposeUp(t *testing.T, file string) {
-	refs := needImages(t, images.KeyService, images.Gateway, images.Admin, images.Shop, images.Redis)
+	refs := needImages(t, images.KeyService, images.Gateway, images.Admin, images.Shop, images.Redis, images.Egress)
 	cli := composeCLI(t)
 	var rnd [4]byte
 	_, _ = rand.Read(rnd[:])
@@ -240,6 +249,7 @@ func testComposeUp(t *testing.T, file string) {
 		"BLINDGATE_GATEWAY_IMAGE="+refs[images.Gateway],
 		"BLINDGATE_ADMIN_IMAGE="+refs[images.Admin],
 		"BLINDGATE_SHOP_IMAGE="+refs[images.Shop],
+		"BLINDGATE_EGRESS_IMAGE="+refs[images.Egress],
 		// 127.0.0.1 for the gateway, localhost for the shop: two sites, as
 		// in production, so Chromium runs the checkout frame on its own.
 		"BLINDGATE_GATEWAY_HOST=127.0.0.1",

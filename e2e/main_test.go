@@ -57,6 +57,8 @@ func imageOverride(img images.Image) string {
 		return "BLINDGATE_SHOP_IMAGE"
 	case images.Redis:
 		return "BLINDGATE_E2E_REDIS_IMAGE"
+	case images.Egress:
+		return "BLINDGATE_EGRESS_IMAGE"
 	}
 	return ""
 }

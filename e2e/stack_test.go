@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -42,6 +43,10 @@ type stackOptions struct {
 	KeyServiceArgs []string // extra `keyservice serve` flags
 	GatewayArgs    []string // extra gateway flags
 	Operators      []operatorSpec
+	// Forward enrolls the gateway's forward identity (op forward) and has
+	// the key service send forwards through the egress proxy at
+	// http://egress:3128 (newForwardPath starts it).
+	Forward bool
 }
 
 // stack is the whole product as it runs in production: the key zone (Redis
@@ -68,13 +73,16 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 	start := time.Now()
 	// All at once: the builds run concurrently, once per run.
 	refs := needImages(t, images.KeyService, images.Redis, images.Gateway, images.Admin)
-	tp := newTopology(t, zoneOptions{
-		Clients: []clientSpec{
-			{ID: "gateway", Ops: []string{wire.OpInspect, wire.OpRewrap}},
-			{ID: "backoffice", Ops: []string{wire.OpReveal, wire.OpAudit}},
-		},
-		ServeArgs: opts.KeyServiceArgs,
-	})
+	clients := []clientSpec{
+		{ID: "gateway", Ops: []string{wire.OpInspect, wire.OpRewrap}},
+		{ID: "backoffice", Ops: []string{wire.OpReveal, wire.OpAudit}},
+	}
+	ksArgs := opts.KeyServiceArgs
+	if opts.Forward {
+		clients = append(clients, clientSpec{ID: "forward", Ops: []string{wire.OpForward}})
+		ksArgs = append(slices.Clone(ksArgs), "-egress-proxy", "http://"+egressAlias+":3128")
+	}
+	tp := newTopology(t, zoneOptions{Clients: clients, ServeArgs: ksArgs})
 	s := &stack{
 		topology: tp, Page: newMerchantPage(t), Operators: map[string]operatorAccount{},
 		adminImage: refs[images.Admin], hc: &http.Client{Timeout: 15 * time.Second},
@@ -89,12 +97,16 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 		"-backoffice-client-id", "backoffice", "-backoffice-key", gwKeyDir + "/backoffice.jwk",
 		"-audit-log", "/var/lib/blindgate/gateway-audit.log",
 	}, opts.GatewayArgs...)
+	files := []testcontainers.ContainerFile{
+		tp.signingKeyFile(t, "gateway", gwKeyDir+"/gateway.jwk"),
+		tp.signingKeyFile(t, "backoffice", gwKeyDir+"/backoffice.jwk"),
+	}
+	if opts.Forward {
+		args = append(args, "-forward-client-id", "forward", "-forward-key", gwKeyDir+"/forward.jwk")
+		files = append(files, tp.signingKeyFile(t, "forward", gwKeyDir+"/forward.jwk"))
+	}
 	url := tp.startGateway(t, gatewaySpec{
-		Args: args, Port: gwPort, HostPort: port, Ready: "/readyz",
-		Files: []testcontainers.ContainerFile{
-			tp.signingKeyFile(t, "gateway", gwKeyDir+"/gateway.jwk"),
-			tp.signingKeyFile(t, "backoffice", gwKeyDir+"/backoffice.jwk"),
-		},
+		Args: args, Port: gwPort, HostPort: port, Ready: "/readyz", Files: files,
 	})
 	if url != s.GatewayURL {
 		t.Fatalf("gateway published at %s, want %s", url, s.GatewayURL)

@@ -14,7 +14,7 @@ func TestParseImages(t *testing.T) {
 		want    []images.Image
 		wantErr bool
 	}{
-		{name: "ok/defaults", in: "keyservice,gateway,admin,shop", want: images.Defaults()},
+		{name: "ok/defaults", in: "keyservice,gateway,admin,shop,egress", want: images.Defaults()},
 		{name: "ok/spaces-and-empty-items", in: " redis, ,probe ", want: []images.Image{images.Redis, images.Probe}},
 		{name: "error/unknown", in: "keyservice,nginx", wantErr: true},
 		{name: "error/empty", in: " , ", wantErr: true},

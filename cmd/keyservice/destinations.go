@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,6 +27,7 @@ func destinationsCmd(args []string, out io.Writer) error {
 	path := fs.String("destinations", envOr("BLINDGATE_KS_DESTINATIONS", "destinations.json"), "destinations file")
 	from := fs.String("from", "", "add: a JSON file holding one destination (or a preset with a \"destination\" member)")
 	id := fs.String("id", "", "remove: the destination id")
+	hosts := fs.Bool("hosts", false, "list: print the egress proxy's allow-list instead (host:port and the destination's allow_private prefixes, one a line)")
 	auditPath := fs.String("audit-log", envOr("BLINDGATE_KS_AUDIT_LOG", "audit.log"), "audit log to record the change in")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
@@ -82,6 +84,9 @@ func destinationsCmd(args []string, out io.Writer) error {
 		fmt.Fprintf(out, "destination %s removed\n", *id)
 		return nil
 	case "list":
+		if *hosts {
+			return printEgressAllowList(out, l.All())
+		}
 		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "ID\tTARGET\tMETHOD\tTRUST\tMERCHANTS")
 		for _, c := range l.All() {
@@ -95,4 +100,28 @@ func destinationsCmd(args []string, out io.Writer) error {
 	default:
 		return fmt.Errorf("destinations: unknown subcommand %q", args[0])
 	}
+}
+
+// printEgressAllowList prints what cmd/egress takes as -allow or
+// -allow-file: every URL destination's host:port once, with the private
+// prefixes it may resolve to. Processor-key destinations need no route.
+func printEgressAllowList(out io.Writer, all []*destinations.Compiled) error {
+	seen := map[string]bool{}
+	for _, c := range all {
+		if c.Encrypts() {
+			continue
+		}
+		line := net.JoinHostPort(c.Host, c.Port)
+		for _, p := range c.Private {
+			line += " " + p.String()
+		}
+		if seen[line] {
+			continue
+		}
+		seen[line] = true
+		if _, err := fmt.Fprintln(out, line); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -34,9 +34,12 @@ type Image string
 // of its own because that binary also links the demo, that is the whole key
 // service with its card-number code, which the gateway image must not carry
 // (docs/contracts.md: the gateway holds no code that parses a PAN). Shop is the demo
-// merchant of docker-compose.yml. Probe is test-only: a static HTTP GET client
+// merchant of docker-compose.yml. Egress is the key zone's CONNECT proxy to
+// the forward destinations (cmd/egress), on the key zone and an outside
+// network. Probe is test-only: a static HTTP GET client
 // the e2e suite runs inside a network to prove what a container there can and
-// cannot reach.
+// cannot reach. Processor is a processor stand-in (deploy/processor) that
+// forwards reach, for the e2e suite and trying forwarding with compose.
 const (
 	KeyService Image = "keyservice"
 	Gateway    Image = "gateway"
@@ -44,6 +47,8 @@ const (
 	Shop       Image = "shop"
 	Redis      Image = "redis"
 	Probe      Image = "probe"
+	Egress     Image = "egress"
+	Processor  Image = "processor"
 )
 
 // RuntimeUID is the user (and group) every image runs as: an unprivileged id
@@ -54,10 +59,12 @@ const RuntimeUID = 65532
 // docker-compose.yml runs. Redis is not among them: compose pulls
 // redis:7-alpine, and the Redis image (a copy of the host's redis-server) is
 // for machines without a registry (`make images-redis`).
-func Defaults() []Image { return []Image{KeyService, Gateway, Admin, Shop} }
+func Defaults() []Image { return []Image{KeyService, Gateway, Admin, Shop, Egress} }
 
 // All returns every image this package knows, for flag validation.
-func All() []Image { return []Image{KeyService, Gateway, Admin, Shop, Redis, Probe} }
+func All() []Image {
+	return []Image{KeyService, Gateway, Admin, Shop, Redis, Probe, Egress, Processor}
+}
 
 // DefaultTag is the tag an image gets when Options.Tag is nil.
 func DefaultTag(img Image) string { return "blindgate/" + string(img) + ":dev" }
@@ -80,6 +87,10 @@ func goPackage(img Image) (pkg, binary string, ok bool) {
 		return "./deploy/shop", "shop", true
 	case Probe:
 		return "./e2e/probe", "probe", true
+	case Egress:
+		return "./cmd/egress", "egress", true
+	case Processor:
+		return "./deploy/processor", "processor", true
 	}
 	return "", "", false
 }

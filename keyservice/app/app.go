@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"time"
@@ -121,8 +122,14 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 		Freshness: cfg.Freshness, Limits: limits, Masking: card.Masking{BIN8: cfg.MaskBIN8},
 		Guard: unwrap.Guard{Counter: counter, Window: cfg.EnumerationWindow, Max: cfg.EnumerationMax},
 	})
+	sender := forward.NewSender()
+	if cfg.EgressProxy != "" {
+		// Validate checked the URL; the key zone has no other way out.
+		sender.EgressProxy, _ = url.Parse(cfg.EgressProxy)
+		log.Info("forwards leave through the egress proxy", "proxy", sender.EgressProxy.Host)
+	}
 	fwd, err := forward.New(forward.Config{
-		Destinations: a.dests, Opener: svc, Sender: forward.NewSender(), Audit: a.audit, Limiter: limiter,
+		Destinations: a.dests, Opener: svc, Sender: sender, Audit: a.audit, Limiter: limiter,
 		Limits: forwardLimits(cfg), Idempotency: idem, Log: log,
 	})
 	if err != nil {

@@ -50,6 +50,9 @@ func TestConfigValidate(t *testing.T) {
 		{"public-url/not-a-url", "public-url", func(c *app.Config) { c.PublicURL = "ftp://x y" }},
 		{"master-key/inline", "master-key", func(c *app.Config) { c.MasterKey = "c2VjcmV0" }},
 		{"redis/bad-address", "redis", func(c *app.Config) { c.Redis.Addrs = "" }},
+		{"egress-proxy/https", "egress-proxy", func(c *app.Config) { c.EgressProxy = "https://egress:3128" }},
+		{"egress-proxy/credentials", "egress-proxy", func(c *app.Config) { c.EgressProxy = "http://u:p@egress:3128" }},
+		{"egress-proxy/no-port", "egress-proxy", func(c *app.Config) { c.EgressProxy = "http://egress" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -61,6 +64,13 @@ func TestConfigValidate(t *testing.T) {
 			}
 		})
 	}
+	t.Run("ok/egress-proxy", func(t *testing.T) {
+		c := app.DevConfig(t.TempDir())
+		c.EgressProxy = "http://egress:3128"
+		if err := c.Validate(); err != nil {
+			t.Fatalf("Validate = %v", err)
+		}
+	})
 	t.Run("ok/dev", func(t *testing.T) {
 		c := app.DevConfig(t.TempDir())
 		if err := c.Validate(); err != nil {

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"time"
@@ -75,6 +76,9 @@ type Config struct {
 	// the rate); a limiter that cannot answer refuses.
 	ForwardMerchantPerSecond    int
 	ForwardDestinationPerSecond int
+	// EgressProxy is the CONNECT proxy (cmd/egress) forwards leave the key
+	// zone through; empty dials destinations directly.
+	EgressProxy string
 	// MaskBIN8 shows the first 8 digits of PANs of 16+ digits (default 6).
 	MaskBIN8 bool
 	LogLevel string
@@ -121,6 +125,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.EnumerationMax, "enumeration-max", env.Int("ENUMERATION_MAX", 8), "distinct cards per merchant, first 6 and last 4 within the window before refusing")
 	fs.StringVar(&c.DestinationsPath, "destinations", env.String("DESTINATIONS", "destinations.json"), "forward destinations file (keyservice destinations add); missing: no destinations, every forward refused")
 	fs.IntVar(&c.ForwardMerchantPerSecond, "forward-merchant-per-second", env.Int("FORWARD_MERCHANT_PER_SECOND", 20), "forwards per merchant per second (burst twice that)")
+	fs.StringVar(&c.EgressProxy, "egress-proxy", env.String("EGRESS_PROXY", ""), "forward through this HTTP CONNECT proxy (http://host:port, cmd/egress); empty: dial destinations directly")
 	fs.IntVar(&c.ForwardDestinationPerSecond, "forward-destination-per-second", env.Int("FORWARD_DESTINATION_PER_SECOND", 100), "forwards per destination per second, all merchants (burst twice that)")
 	fs.BoolVar(&c.MaskBIN8, "mask-bin8", env.Bool("MASK_BIN8", false), "show the first 8 digits of PANs of 16+ digits (PCI DSS 3.4.1 business need; default first 6)")
 	fs.IntVar(&c.UnsealIPPerMinute, "unseal-ip-per-minute", env.Int("UNSEAL_IP_PER_MINUTE", 5), "unseal attempts per source address per minute")
@@ -208,6 +213,8 @@ func (c *Config) Validate() error {
 		return errors.New("config: forward-merchant-per-second must be 1-10000")
 	case c.ForwardDestinationPerSecond < 1 || c.ForwardDestinationPerSecond > 10000:
 		return errors.New("config: forward-destination-per-second must be 1-10000")
+	case c.EgressProxy != "" && !validProxyURL(c.EgressProxy):
+		return errors.New("config: egress-proxy must be http://host:port with nothing else")
 	case c.UnsealIPPerMinute < 1 || c.UnsealPerMinute < c.UnsealIPPerMinute:
 		return errors.New("config: unseal-ip-per-minute must be >= 1 and <= unseal-per-minute")
 	}
@@ -279,4 +286,12 @@ func DevConfig(dir string) Config {
 		RevealPerMinute: 5, RevealPerDay: 50, RevealClientPerMinute: 60, RevealClientPerDay: 1000, InspectPerSecond: 2000,
 		LogLevel: "error", Redis: redisx.Config{Addrs: RedisMemory},
 	}
+}
+
+// validProxyURL accepts http://host:port only: no credentials (they would
+// sit in the process list) and no path, which CONNECT has no use for.
+func validProxyURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && u.Scheme == "http" && u.Hostname() != "" && u.Port() != "" && u.User == nil &&
+		(u.Path == "" || u.Path == "/") && u.RawQuery == "" && u.Fragment == ""
 }

@@ -1,6 +1,7 @@
 package forward
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -14,6 +15,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/netip"
+	"net/url"
 	"sync/atomic"
 	"time"
 
@@ -73,9 +75,20 @@ type Answer struct {
 // verified against the destination's CA bundle, pins or system roots;
 // redirects are never followed (a 3xx is the answer); no proxy from the
 // environment is used.
+//
+// With EgressProxy set, the connection is a CONNECT tunnel through that
+// proxy (cmd/egress) instead: the key zone has no route and no DNS of its
+// own, so the proxy resolves the name, applies the same address rule
+// (internal/safedial) against its own allow-list, and dials the checked IP. The
+// key service still builds the URL from the destination, checks an IP
+// literal itself, and verifies TLS end to end: the proxy sees a host, a
+// port and ciphertext.
 type Sender struct {
-	Resolver Resolver
-	Dialer   Dialer
+	// EgressProxy is the CONNECT proxy's URL (http://host:port); nil dials
+	// destinations directly.
+	EgressProxy *url.URL
+	Resolver    Resolver
+	Dialer      Dialer
 }
 
 // NewSender returns a Sender on the system resolver and a plain dialer.
@@ -125,7 +138,7 @@ func (s *Sender) Send(ctx context.Context, d *destinations.Compiled, r Request) 
 	if err != nil {
 		var ar *safedial.AddressError
 		switch {
-		case errors.As(err, &ar):
+		case errors.As(err, &ar), errors.Is(err, errProxyRefused):
 			return Answer{}, ErrAddressRefused
 		case !wrote.Load():
 			return Answer{}, fmt.Errorf("%w: %w", ErrUnreachable, scrub(err))
@@ -172,12 +185,65 @@ func (s *Sender) dialer(d *destinations.Compiled) func(ctx context.Context, netw
 		if err != nil || host != d.Host || port != d.Port {
 			return nil, fmt.Errorf("forward: dial to %q is not the destination", addr)
 		}
+		if s.EgressProxy != nil {
+			return s.tunnel(ctx, d)
+		}
 		c, err := safedial.Dial(ctx, s.Resolver, s.Dialer, d.Host, d.Port, func(ip netip.Addr) bool { return AddressAllowed(ip, d.Private) })
 		if errors.Is(err, safedial.ErrResolve) || errors.Is(err, safedial.ErrNoAddress) {
 			return nil, fmt.Errorf("forward: %w", err)
 		}
 		return c, err
 	}
+}
+
+// errProxyRefused is the egress proxy's 403: the destination's host:port is
+// not on its allow-list, or resolves to an address it may not reach.
+var errProxyRefused = errors.New("forward: the egress proxy refused the destination")
+
+// tunnel opens a CONNECT tunnel to the destination through the egress
+// proxy. The proxy's answer is read header by header with nothing buffered
+// past it: the TLS handshake that follows is the destination's.
+func (s *Sender) tunnel(ctx context.Context, d *destinations.Compiled) (net.Conn, error) {
+	if ip, err := netip.ParseAddr(d.Host); err == nil && !AddressAllowed(ip, d.Private) {
+		return nil, &safedial.AddressError{Addr: ip.Unmap()}
+	}
+	proxy := s.EgressProxy.Host
+	if s.EgressProxy.Port() == "" {
+		proxy = net.JoinHostPort(s.EgressProxy.Hostname(), "80")
+	}
+	c, err := s.Dialer.DialContext(ctx, "tcp", proxy)
+	if err != nil {
+		return nil, fmt.Errorf("forward: egress proxy: %w", err)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = c.SetDeadline(dl)
+	}
+	target := net.JoinHostPort(d.Host, d.Port)
+	if _, err := fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: blindgate-keyservice\r\n\r\n", target, target); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("forward: egress proxy: %w", err)
+	}
+	br := bufio.NewReaderSize(c, 1024)
+	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("forward: egress proxy: %w", err)
+	}
+	resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusForbidden:
+		c.Close()
+		return nil, errProxyRefused
+	case resp.StatusCode != http.StatusOK:
+		c.Close()
+		return nil, fmt.Errorf("forward: egress proxy answered %d", resp.StatusCode)
+	case br.Buffered() > 0:
+		// The destination cannot speak before our ClientHello.
+		c.Close()
+		return nil, errors.New("forward: egress proxy sent data after its answer")
+	}
+	_ = c.SetDeadline(time.Time{})
+	return c, nil
 }
 
 // AddressAllowed reports whether ip may be dialed: a global unicast
