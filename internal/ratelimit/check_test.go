@@ -74,3 +74,42 @@ func TestCheckIsGateWithoutSentinels(t *testing.T) {
 		t.Fatalf("second Check = %v, want a *Refused for limit one", err)
 	}
 }
+
+func TestGateWatch(t *testing.T) {
+	five := Limit{Name: "day", Rate: 5, Period: 24 * time.Hour, Burst: 5}
+	tests := []struct {
+		name   string
+		w      Window
+		alarms []string // per event, "" for none; the last event's error is checked
+		refuse bool
+	}{
+		{"alarm-only/80-and-exhausted", Window{Limit: five, AlarmAt: 0.8}, []string{"", "", "", "80% of limit day used", "limit day exhausted", "", ""}, false},
+		{"refuse/each-refusal-alarms", Window{Limit: five, AlarmAt: 0.8, Refuse: true}, []string{"", "", "", "80% of limit day used", "limit day exhausted", "limit day reached", "limit day reached"}, true},
+		{"no-early-alarm", Window{Limit: five}, []string{"", "", "", "", "limit day exhausted"}, false},
+		{"off/no-burst", Window{Limit: Limit{Name: "off"}, Refuse: true}, []string{"", "", ""}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := Gate{Limiter: NewMemory()}
+			var err error
+			for i, want := range tt.alarms {
+				var got string
+				got, err = g.Watch(context.Background(), tt.w, "m_1")
+				if got != want {
+					t.Fatalf("event %d: alarm %q, want %q", i+1, got, want)
+				}
+			}
+			var r *Refused
+			if got := errors.As(err, &r); got != tt.refuse {
+				t.Fatalf("last event: %v, want refused=%v", err, tt.refuse)
+			}
+		})
+	}
+	t.Run("unavailable/no-alarm-refuses", func(t *testing.T) {
+		g := Gate{Limiter: failing{fmt.Errorf("%w: down", ErrUnavailable)}}
+		why, err := g.Watch(context.Background(), Window{Limit: five, AlarmAt: 0.8}, "m_1")
+		if why != "" || !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("Watch = %q, %v; want no alarm and ErrUnavailable", why, err)
+		}
+	})
+}

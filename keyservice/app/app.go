@@ -168,6 +168,9 @@ func forwardLimits(cfg Config) forward.Limits {
 	l := forward.DefaultLimits()
 	l.PerMerchant.Rate, l.PerMerchant.Burst = cfg.ForwardMerchantPerSecond, 2*cfg.ForwardMerchantPerSecond
 	l.PerDestination.Rate, l.PerDestination.Burst = cfg.ForwardDestinationPerSecond, 2*cfg.ForwardDestinationPerSecond
+	l.MerchantDaily.Rate, l.MerchantDaily.Burst = cfg.ForwardMerchantPerDay, cfg.ForwardMerchantPerDay
+	l.DestinationDaily.Rate, l.DestinationDaily.Burst = cfg.ForwardDestinationPerDay, cfg.ForwardDestinationPerDay
+	l.DailyAlarmOnly = cfg.ForwardVolumeAlarmOnly
 	return l
 }
 

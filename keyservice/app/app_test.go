@@ -50,6 +50,8 @@ func TestConfigValidate(t *testing.T) {
 		{"public-url/not-a-url", "public-url", func(c *app.Config) { c.PublicURL = "ftp://x y" }},
 		{"master-key/inline", "master-key", func(c *app.Config) { c.MasterKey = "c2VjcmV0" }},
 		{"redis/bad-address", "redis", func(c *app.Config) { c.Redis.Addrs = "" }},
+		{"forward-merchant-per-day/under-per-second", "forward-merchant-per-day", func(c *app.Config) { c.ForwardMerchantPerSecond, c.ForwardMerchantPerDay = 20, 19 }},
+		{"forward-destination-per-day/too-high", "forward-destination-per-day", func(c *app.Config) { c.ForwardDestinationPerDay = 100_000_001 }},
 		{"egress-proxy/https", "egress-proxy", func(c *app.Config) { c.EgressProxy = "https://egress:3128" }},
 		{"egress-proxy/credentials", "egress-proxy", func(c *app.Config) { c.EgressProxy = "http://u:p@egress:3128" }},
 		{"egress-proxy/no-port", "egress-proxy", func(c *app.Config) { c.EgressProxy = "http://egress" }},
@@ -76,7 +78,7 @@ func TestConfigValidate(t *testing.T) {
 		if err := c.Validate(); err != nil {
 			t.Fatalf("DevConfig does not validate: %v", err)
 		}
-		if c.CheckpointsPath != c.AuditPath+".checkpoints" || c.EnumerationMax == 0 || c.UnsealPerMinute == 0 {
+		if c.CheckpointsPath != c.AuditPath+".checkpoints" || c.EnumerationMax == 0 || c.UnsealPerMinute == 0 || c.ForwardMerchantPerDay != 50_000 || c.ForwardDestinationPerDay != 500_000 || c.ForwardVolumeAlarmOnly {
 			t.Fatalf("Validate did not fill the defaults: %+v", c)
 		}
 	})

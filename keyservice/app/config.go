@@ -76,6 +76,12 @@ type Config struct {
 	// the rate); a limiter that cannot answer refuses.
 	ForwardMerchantPerSecond    int
 	ForwardDestinationPerSecond int
+	// Forwards per merchant and per destination per day: alarms at 80% and
+	// at exhaustion, and a refusal past them unless ForwardVolumeAlarmOnly
+	// (the zero value refuses: a forward sends the card out of the zone).
+	ForwardMerchantPerDay    int
+	ForwardDestinationPerDay int
+	ForwardVolumeAlarmOnly   bool
 	// EgressProxy is the CONNECT proxy (cmd/egress) forwards leave the key
 	// zone through; empty dials destinations directly.
 	EgressProxy string
@@ -125,6 +131,9 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.EnumerationMax, "enumeration-max", env.Int("ENUMERATION_MAX", 8), "distinct cards per merchant, first 6 and last 4 within the window before refusing")
 	fs.StringVar(&c.DestinationsPath, "destinations", env.String("DESTINATIONS", "destinations.json"), "forward destinations file (keyservice destinations add); missing: no destinations, every forward refused")
 	fs.IntVar(&c.ForwardMerchantPerSecond, "forward-merchant-per-second", env.Int("FORWARD_MERCHANT_PER_SECOND", 20), "forwards per merchant per second (burst twice that)")
+	fs.IntVar(&c.ForwardMerchantPerDay, "forward-merchant-per-day", env.Int("FORWARD_MERCHANT_PER_DAY", 50_000), "forwards per merchant per day: an alarm at 80% and 100%, refused past it")
+	fs.IntVar(&c.ForwardDestinationPerDay, "forward-destination-per-day", env.Int("FORWARD_DESTINATION_PER_DAY", 500_000), "forwards per destination per day, all merchants: an alarm at 80% and 100%, refused past it")
+	fs.BoolVar(&c.ForwardVolumeAlarmOnly, "forward-volume-alarm-only", env.Bool("FORWARD_VOLUME_ALARM_ONLY", false), "let forwards past the daily merchant and destination volumes through, alarmed (default: refuse)")
 	fs.StringVar(&c.EgressProxy, "egress-proxy", env.String("EGRESS_PROXY", ""), "forward through this HTTP CONNECT proxy (http://host:port, cmd/egress); empty: dial destinations directly")
 	fs.IntVar(&c.ForwardDestinationPerSecond, "forward-destination-per-second", env.Int("FORWARD_DESTINATION_PER_SECOND", 100), "forwards per destination per second, all merchants (burst twice that)")
 	fs.BoolVar(&c.MaskBIN8, "mask-bin8", env.Bool("MASK_BIN8", false), "show the first 8 digits of PANs of 16+ digits (PCI DSS 3.4.1 business need; default first 6)")
@@ -165,6 +174,12 @@ func (c *Config) Validate() error {
 	}
 	if c.ForwardDestinationPerSecond == 0 {
 		c.ForwardDestinationPerSecond = 100
+	}
+	if c.ForwardMerchantPerDay == 0 {
+		c.ForwardMerchantPerDay = 50_000
+	}
+	if c.ForwardDestinationPerDay == 0 {
+		c.ForwardDestinationPerDay = 500_000
 	}
 	if c.CheckpointEvery == 0 {
 		c.CheckpointEvery = 100
@@ -213,6 +228,10 @@ func (c *Config) Validate() error {
 		return errors.New("config: forward-merchant-per-second must be 1-10000")
 	case c.ForwardDestinationPerSecond < 1 || c.ForwardDestinationPerSecond > 10000:
 		return errors.New("config: forward-destination-per-second must be 1-10000")
+	case c.ForwardMerchantPerDay < c.ForwardMerchantPerSecond || c.ForwardMerchantPerDay > 100_000_000:
+		return errors.New("config: forward-merchant-per-day must be >= forward-merchant-per-second and <= 100000000")
+	case c.ForwardDestinationPerDay < c.ForwardDestinationPerSecond || c.ForwardDestinationPerDay > 100_000_000:
+		return errors.New("config: forward-destination-per-day must be >= forward-destination-per-second and <= 100000000")
 	case c.EgressProxy != "" && !validProxyURL(c.EgressProxy):
 		return errors.New("config: egress-proxy must be http://host:port with nothing else")
 	case c.UnsealIPPerMinute < 1 || c.UnsealPerMinute < c.UnsealIPPerMinute:

@@ -8,8 +8,10 @@
 // Ordering invariants of Forward, each enforced here:
 //   - the request, the destination (and the merchant's right to it) and the
 //     template are checked before anything is counted or decrypted;
-//   - rate limits per merchant and per destination come next, and a limiter
-//     that cannot answer refuses: never forward unlimited;
+//   - rate limits per merchant and per destination come next, then their
+//     daily windows (alarms at 80% and at exhaustion, and a refusal past
+//     them unless configured alarm-only); a limiter that cannot answer
+//     refuses: never forward unlimited;
 //   - the idempotency key is claimed before the audit record, so a retry
 //     of a forward already made gets the stored answer and sends nothing;
 //   - the forward is audited (written and synced) before the card is
@@ -98,18 +100,37 @@ type Meta struct {
 	Origin string
 }
 
-// Limits are the forward rate limits.
+// Limits are the forward rate limits. The per-second limits keep a
+// merchant to checkout pace; the daily windows bound how many cards can
+// leave the key zone in a day, with an alarm at AlarmDailyFraction and at
+// exhaustion, like reveal's. Past a daily window a forward is refused unless
+// DailyAlarmOnly: a forward, like a reveal, sends the whole card out of the
+// zone, and the per-second limits alone let a gateway holding the forward
+// key push every stored card of a merchant out within a day. (Inspect only
+// alarms by default: it answers masked data, and its enumeration guard
+// refuses attacks.)
 type Limits struct {
-	PerMerchant    ratelimit.Limit
-	PerDestination ratelimit.Limit
+	PerMerchant        ratelimit.Limit
+	PerDestination     ratelimit.Limit
+	MerchantDaily      ratelimit.Limit
+	DestinationDaily   ratelimit.Limit
+	AlarmDailyFraction float64
+	// DailyAlarmOnly lets forwards past a daily window through, alarmed
+	// once at exhaustion. The zero value refuses.
+	DailyAlarmOnly bool
 }
 
 // DefaultLimits: a merchant charges stored cards at checkout pace, not
-// in bulk; a destination is shared by its merchants.
+// in bulk; a destination is shared by its merchants. The daily windows are
+// a day's captures at the inspect watch's merchant volume (a scheduled
+// billing run larger than that raises it beforehand).
 func DefaultLimits() Limits {
 	return Limits{
-		PerMerchant:    ratelimit.Limit{Name: "forward-merchant", Rate: 20, Period: time.Second, Burst: 50},
-		PerDestination: ratelimit.Limit{Name: "forward-destination", Rate: 100, Period: time.Second, Burst: 200},
+		PerMerchant:        ratelimit.Limit{Name: "forward-merchant", Rate: 20, Period: time.Second, Burst: 50},
+		PerDestination:     ratelimit.Limit{Name: "forward-destination", Rate: 100, Period: time.Second, Burst: 200},
+		MerchantDaily:      ratelimit.Limit{Name: "forward-merchant-daily", Rate: 50_000, Period: 24 * time.Hour, Burst: 50_000},
+		DestinationDaily:   ratelimit.Limit{Name: "forward-destination-daily", Rate: 500_000, Period: 24 * time.Hour, Burst: 500_000},
+		AlarmDailyFraction: 0.8,
 	}
 }
 
@@ -142,10 +163,15 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Limits == (Limits{}) {
 		cfg.Limits = DefaultLimits()
 	}
-	for _, l := range []ratelimit.Limit{cfg.Limits.PerMerchant, cfg.Limits.PerDestination} {
+	// Every limit is required: a zero daily window would silently forward
+	// unwatched.
+	for _, l := range []ratelimit.Limit{cfg.Limits.PerMerchant, cfg.Limits.PerDestination, cfg.Limits.MerchantDaily, cfg.Limits.DestinationDaily} {
 		if err := l.Validate(); err != nil {
 			return nil, err
 		}
+	}
+	if f := cfg.Limits.AlarmDailyFraction; f < 0 || f >= 1 {
+		return nil, errors.New("forward: alarm daily fraction must be in [0, 1)")
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
@@ -375,30 +401,41 @@ func (s *Service) replay(ctx context.Context, ev audit.Event, rec Record) (wire.
 	return resp, nil
 }
 
+// limits counts the forward against the per-second limits and the daily
+// windows, merchant first. Every refusal and every window's alarm is raised.
 func (s *Service) limits(ctx context.Context, req wire.ForwardRequest, ev audit.Event) error {
+	lim := s.cfg.Limits
+	gate := ratelimit.Gate{Limiter: s.cfg.Limiter, Limited: ErrLimited, Unavailable: ErrUnavailable}
 	for _, c := range []struct {
-		l   ratelimit.Limit
-		key string
-	}{{s.cfg.Limits.PerMerchant, req.Merchant}, {s.cfg.Limits.PerDestination, req.Destination}} {
-		r, err := s.cfg.Limiter.Allow(ctx, c.key, c.l)
-		if err != nil {
-			return fmt.Errorf("%w: rate limiter: %w", ErrUnavailable, err)
+		l        ratelimit.Limit
+		key, who string
+	}{{lim.PerMerchant, req.Merchant, "merchant " + req.Merchant}, {lim.PerDestination, req.Destination, "destination " + req.Destination}} {
+		if err := gate.Check(ctx, c.l, c.key); err != nil {
+			if errors.Is(err, ErrLimited) {
+				s.alarm(ctx, ev, "limit "+c.l.Name+" reached by "+c.who)
+			}
+			return err
 		}
-		if !r.Allowed {
-			s.alarm(ctx, ev, "limit "+c.l.Name+" reached")
-			// The shared refusal carries Retry-After to the caller.
-			return fmt.Errorf("%w: %w", ErrLimited, &ratelimit.Refused{Limit: c.l.Name, RetryAfter: r.RetryAfter})
+	}
+	for _, c := range []struct {
+		l        ratelimit.Limit
+		key, who string
+	}{{lim.MerchantDaily, req.Merchant, "merchant " + req.Merchant}, {lim.DestinationDaily, req.Destination, "destination " + req.Destination}} {
+		why, err := gate.Watch(ctx, ratelimit.Window{Limit: c.l, AlarmAt: lim.AlarmDailyFraction, Refuse: !lim.DailyAlarmOnly}, c.key)
+		if why != "" {
+			s.alarm(ctx, ev, why+" by "+c.who)
+		}
+		if err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
+// alarm raises an unusual-volume alarm about this forward (audit.RaiseAlarm).
 func (s *Service) alarm(ctx context.Context, ev audit.Event, why string) {
-	a := audit.Event{Event: audit.EventAlarm, Client: ev.Client, Actor: ev.Actor, Origin: ev.Origin, Resource: ev.Resource, Outcome: audit.OutcomeFailure, Reason: why, Code: "alarm"}
-	s.cfg.Log.Error("ALARM: unusual forward activity", "client", ev.Client, "merchant", ev.Actor, "why", why)
-	if _, err := s.cfg.Audit.Append(ctx, a); err != nil {
-		s.cfg.Log.Error("audit append of alarm failed", "err", err)
-	}
+	ev.Event = audit.EventForward
+	audit.RaiseAlarm(ctx, s.cfg.Audit, s.cfg.Log, ev, why)
 }
 
 // deny records a refusal before any decryption; if the refusal cannot be

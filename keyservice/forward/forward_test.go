@@ -428,3 +428,92 @@ func TestEncryptToProcessorKey(t *testing.T) {
 		t.Fatal("encrypt mode sent something")
 	}
 }
+
+// TestForwardVolume: the daily windows per merchant and per destination
+// alarm at 80% and at exhaustion and, unless alarm-only, refuse past them
+// (each refusal alarmed too), before anything is decrypted or sent.
+func TestForwardVolume(t *testing.T) {
+	day := func(name string) ratelimit.Limit {
+		return ratelimit.Limit{Name: name, Rate: 5, Period: 24 * time.Hour, Burst: 5}
+	}
+	tests := []struct {
+		name      string
+		edit      func(l *Limits)
+		forwards  int
+		wantHits  int32
+		refusedBy string // the limit refusing the last forward, "" for none
+		alarms    []string
+	}{
+		{"429/merchant-daily", func(l *Limits) { l.MerchantDaily = day("fmd") }, 6, 5, "fmd", []string{
+			"80% of limit fmd used by merchant m_1", "limit fmd exhausted by merchant m_1", "limit fmd reached by merchant m_1"}},
+		{"429/destination-daily", func(l *Limits) { l.DestinationDaily = day("fdd") }, 6, 5, "fdd", []string{
+			"80% of limit fdd used by destination psp", "limit fdd exhausted by destination psp", "limit fdd reached by destination psp"}},
+		{"200/alarm-only", func(l *Limits) { l.MerchantDaily, l.DailyAlarmOnly = day("fmd"), true }, 7, 7, "", []string{
+			"80% of limit fmd used by merchant m_1", "limit fmd exhausted by merchant m_1"}},
+		{"429/per-second", func(l *Limits) { l.PerMerchant = ratelimit.Limit{Name: "fm", Rate: 1, Period: time.Hour, Burst: 1} }, 2, 1, "fm", []string{
+			"limit fm reached by merchant m_1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, echoPAN, nil)
+			var logs strings.Builder
+			cfg := f.svc.cfg
+			cfg.Limits, cfg.Log = DefaultLimits(), slog.New(slog.NewTextHandler(&logs, nil))
+			tt.edit(&cfg.Limits)
+			svc, err := New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range tt.forwards {
+				_, err = svc.Forward(context.Background(), Meta{Client: "forward"}, f.request("psp", "k-"+itoa(i)))
+				if i < tt.forwards-1 && err != nil {
+					t.Fatalf("forward %d: %v", i+1, err)
+				}
+			}
+			var r *ratelimit.Refused
+			switch {
+			case tt.refusedBy == "" && err != nil:
+				t.Fatalf("last forward: %v, want it through", err)
+			case tt.refusedBy != "" && (!errors.As(err, &r) || r.Limit != tt.refusedBy || !errors.Is(err, ErrLimited) || Code(err) != "rate_limited"):
+				t.Fatalf("last forward: %v, want refused by %s", err, tt.refusedBy)
+			}
+			if got := f.hits.Load(); got != tt.wantHits {
+				t.Fatalf("destination reached %d times, want %d", got, tt.wantHits)
+			}
+			var alarms []string
+			for _, e := range f.audit.events {
+				if e.Event == audit.EventAlarm {
+					if e.Actor != "m_1" || e.Client != "forward" || e.Resource != "tok_1" {
+						t.Errorf("alarm without its caller: %+v", e)
+					}
+					alarms = append(alarms, e.Reason)
+				}
+			}
+			if strings.Join(alarms, "|") != strings.Join(tt.alarms, "|") {
+				t.Fatalf("alarms %q, want %q", alarms, tt.alarms)
+			}
+			if n := strings.Count(logs.String(), `level=ERROR msg="ALARM: unusual forward activity"`); n != len(tt.alarms) {
+				t.Fatalf("%d ALARM log lines, want %d:\n%s", n, len(tt.alarms), logs.String())
+			}
+			if strings.Contains(logs.String(), "4242") {
+				t.Fatal("a log line holds the card")
+			}
+		})
+	}
+}
+
+func TestNewRefusesUnwatchedLimits(t *testing.T) {
+	f := newFixture(t, echoPAN, nil)
+	for name, edit := range map[string]func(l *Limits){
+		"merchant-daily-missing":    func(l *Limits) { l.MerchantDaily = ratelimit.Limit{} },
+		"destination-daily-missing": func(l *Limits) { l.DestinationDaily = ratelimit.Limit{} },
+		"fraction-100%":             func(l *Limits) { l.AlarmDailyFraction = 1 },
+	} {
+		cfg := f.svc.cfg
+		cfg.Limits = DefaultLimits()
+		edit(&cfg.Limits)
+		if _, err := New(cfg); err == nil {
+			t.Errorf("%s: New accepted it", name)
+		}
+	}
+}

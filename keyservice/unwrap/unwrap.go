@@ -24,7 +24,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"time"
 
 	"github.com/blindgate/blindgate/internal/audit"
@@ -303,24 +302,12 @@ func (s *Service) inspectVolume(ctx context.Context, m Meta, merchant string, ev
 		{lim.InspectClientDaily, m.Client, "client " + m.Client},
 		{lim.InspectMerchantDaily, merchant, "merchant " + merchant},
 	} {
-		if c.l.Burst <= 0 {
-			continue
+		why, err := s.limiter.Watch(ctx, ratelimit.Window{Limit: c.l, AlarmAt: lim.AlarmDailyFraction, Refuse: lim.RefuseInspectVolume}, c.key)
+		if why != "" {
+			s.alarm(ctx, ev, why+" by "+c.who)
 		}
-		r, err := s.limiter.Take(ctx, c.l, c.key)
-		if err != nil && !errors.Is(err, ErrLimited) {
+		if err != nil {
 			return err
-		}
-		switch {
-		case !r.Allowed && lim.RefuseInspectVolume:
-			s.alarm(ctx, ev, "limit "+c.l.Name+" reached by "+c.who)
-			return err
-		case !r.Allowed:
-			// Alarmed when it ran out; not refusing is the configured choice.
-		case r.Remaining == 0:
-			s.alarm(ctx, ev, "limit "+c.l.Name+" exhausted by "+c.who)
-		case lim.AlarmDailyFraction > 0 && c.l.Burst-r.Remaining == int(math.Round(float64(c.l.Burst)*lim.AlarmDailyFraction)):
-			// Remaining falls one by one, so this fires once per crossing.
-			s.alarm(ctx, ev, fmt.Sprintf("%s used %.0f%% of %s", c.who, lim.AlarmDailyFraction*100, c.l.Name))
 		}
 	}
 	return nil
@@ -576,14 +563,9 @@ func (s *Service) revealLimits(ctx context.Context, client, actor string, ev aud
 	return nil
 }
 
-// alarm raises an unusual-volume alarm: an audit event and an ERROR log line
-// that monitoring pages on.
+// alarm raises an unusual-volume alarm (audit.RaiseAlarm).
 func (s *Service) alarm(ctx context.Context, ev audit.Event, why string) {
-	a := audit.Event{Event: audit.EventAlarm, Client: ev.Client, Actor: ev.Actor, Origin: ev.Origin, Resource: ev.Resource, Outcome: audit.OutcomeFailure, Reason: why, Code: "alarm"}
-	s.log.Error("ALARM: unusual "+ev.Event+" activity", "client", ev.Client, "actor", ev.Actor, "why", why)
-	if _, err := s.audit.Append(ctx, a); err != nil {
-		s.log.Error("audit append of alarm failed", "err", err)
-	}
+	audit.RaiseAlarm(ctx, s.audit, s.log, ev, why)
 }
 
 // record writes the outcome of an inspect or rewrap. If the audit log cannot

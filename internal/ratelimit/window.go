@@ -1,0 +1,51 @@
+package ratelimit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+)
+
+// Window is a volume allowance over a long period (a day) that is watched,
+// not only enforced: an alarm when AlarmAt of it has been used and when it
+// runs out, and a refusal past it only with Refuse. Whether running out
+// stops the work is the caller's policy: a busy day is not always an attack.
+type Window struct {
+	Limit Limit
+	// AlarmAt is the share of Limit.Burst whose use raises an alarm, once
+	// per crossing; 0: no early alarm.
+	AlarmAt float64
+	Refuse  bool
+}
+
+// Watch counts one event for key under w. alarm, when not empty, says why
+// this event is worth an alarm: it crossed AlarmAt, used the last of the
+// allowance, or was refused. err is a *Refused past the allowance when
+// w.Refuse, or a limiter failure (fail closed: the caller must refuse). A
+// window with no Burst is off.
+func (g Gate) Watch(ctx context.Context, w Window, key string) (alarm string, err error) {
+	l := w.Limit
+	if l.Burst <= 0 {
+		return "", nil
+	}
+	r, err := g.Take(ctx, l, key)
+	if err != nil && !errors.Is(err, ErrRefused) {
+		return "", err
+	}
+	switch {
+	case !r.Allowed && w.Refuse:
+		// Every refusal alarms: someone is being turned away.
+		return "limit " + l.Name + " reached", err
+	case !r.Allowed:
+		// Alarmed when it ran out; letting it through is the configured choice.
+		return "", nil
+	case r.Remaining == 0:
+		return "limit " + l.Name + " exhausted", nil
+	case w.AlarmAt > 0 && l.Burst-r.Remaining == int(math.Round(float64(l.Burst)*w.AlarmAt)):
+		// Remaining falls by at most one per event (refills only raise it),
+		// so this fires once per crossing, not on every event above it.
+		return fmt.Sprintf("%.0f%% of limit %s used", w.AlarmAt*100, l.Name), nil
+	}
+	return "", nil
+}
