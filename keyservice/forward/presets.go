@@ -16,8 +16,11 @@ var presetFiles embed.FS
 // Preset is a starting point for a processor: a destination the operator
 // adds (with its own merchants) and a template the merchant fills in.
 type Preset struct {
-	Name        string                   `json:"-"`
-	About       string                   `json:"about"`
+	Name  string `json:"-"`
+	About string `json:"about"`
+	// Reference names the processor's public pages the preset was checked
+	// against, and what they did not confirm.
+	Reference   string                   `json:"reference"`
 	Destination destinations.Destination `json:"destination"`
 	Template    wire.ForwardTemplate     `json:"template"`
 }
