@@ -22,7 +22,6 @@ package forwarding
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -263,10 +262,17 @@ func (e *FieldError) PublicReason() string { return e.Field + " " + e.Reason }
 func (e *FieldError) Unwrap() error        { return ErrInvalid }
 
 // WireKey is the idempotency key the key service sees: "idk_" and 128 bits
-// of SHA-256 of the merchant's key. The key service scopes it by merchant;
-// its audit trail and store hold a fixed-shape value, never the merchant's
-// text.
+// of SHA-256 of the merchant's key, one letter a-p per nibble. The key
+// service scopes it by merchant; its audit trail and store hold a
+// fixed-shape value, never the merchant's text. Letters, not hex: a hex
+// string holds digit runs, and about one key in 350 had a Luhn-valid run of
+// 12 or more that the key service's card-shape check refused.
 func WireKey(k string) string {
 	sum := sha256.Sum256([]byte(k))
-	return "idk_" + hex.EncodeToString(sum[:16])
+	out := make([]byte, 0, 4+32)
+	out = append(out, "idk_"...)
+	for _, b := range sum[:16] {
+		out = append(out, 'a'+b>>4, 'a'+b&0x0f)
+	}
+	return string(out)
 }

@@ -3,11 +3,13 @@ package forwarding
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/blindgate/blindgate/gateway/tokens"
 	"github.com/blindgate/blindgate/internal/apierr"
+	"github.com/blindgate/blindgate/internal/panshape"
 	"github.com/blindgate/blindgate/keyservice/client"
 	"github.com/blindgate/blindgate/keyservice/wire"
 )
@@ -136,5 +138,22 @@ func TestForwardEvents(t *testing.T) {
 				t.Fatalf("status %d", ev.succeeded[0].Status)
 			}
 		})
+	}
+}
+
+// A wire key never looks like a card number, whatever the merchant's key:
+// the key service refuses card-shaped keys, and a hex digest once held a
+// Luhn-valid digit run for about one key in 350.
+func TestWireKeyIsNeverCardShaped(t *testing.T) {
+	seen := map[string]bool{}
+	for i := range 20000 {
+		k := WireKey(fmt.Sprintf("order-%d", i))
+		if len(k) != 36 || strings.ContainsAny(k[4:], "0123456789") || panshape.Contains(k) {
+			t.Fatalf("WireKey(order-%d) = %q", i, k)
+		}
+		if seen[k] {
+			t.Fatalf("collision at %d", i)
+		}
+		seen[k] = true
 	}
 }
