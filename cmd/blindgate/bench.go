@@ -32,7 +32,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&keks, "kek", "rsa3072,p256", "KEK algorithms to measure: rsa3072, p256, p384 (comma-separated)")
-	fs.StringVar(&paths, "paths", "inspect,reveal,submit", "paths to drive (comma-separated)")
+	fs.StringVar(&paths, "paths", "inspect,reveal,submit", "paths to drive (comma-separated): inspect, reveal, submit, forward, forward-replay")
 	fs.StringVar(&conc, "c", "1,2,4,8,16,32", "closed-loop worker counts to sweep (comma-separated)")
 	fs.DurationVar(&o.Duration, "d", 2*time.Second, "measured window per point")
 	fs.DurationVar(&o.Warmup, "warmup", 300*time.Millisecond, "unmeasured warm-up before each window")

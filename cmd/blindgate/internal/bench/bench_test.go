@@ -43,8 +43,9 @@ func testChildCommand(cfgPath string) *exec.Cmd {
 }
 
 // TestSmoke runs the whole harness briefly (one worker, a tiny sweep and
-// soak) against real services and Redis, and checks the report is sane. It
-// makes no claim about timings.
+// soak, every path including forward to the processor stand-in) against
+// real services and Redis, and checks the report is sane. It makes no
+// claim about timings.
 func TestSmoke(t *testing.T) {
 	rdb := testenv.Redis(t) // leases and flushes a database of our own
 	if testing.Short() {
@@ -52,6 +53,7 @@ func TestSmoke(t *testing.T) {
 	}
 	o := Options{
 		KEKs:               []string{keyring.AlgECDHP256},
+		Paths:              []string{PathInspect, PathReveal, PathSubmit, PathForward, PathForwardReplay},
 		Concurrency:        []int{1, 2},
 		Duration:           300 * time.Millisecond,
 		Warmup:             100 * time.Millisecond,
@@ -87,8 +89,8 @@ func TestSmoke(t *testing.T) {
 		t.Fatalf("no crypto limit measured: %+v", back.KEKs)
 	}
 	k := back.KEKs[0]
-	if len(k.Paths) != 3 {
-		t.Fatalf("paths: got %d, want 3", len(k.Paths))
+	if len(k.Paths) != len(o.Paths) {
+		t.Fatalf("paths: got %d, want %d", len(k.Paths), len(o.Paths))
 	}
 	for _, p := range k.Paths {
 		if len(p.Points) != len(o.Concurrency) {
@@ -123,6 +125,23 @@ func TestSmoke(t *testing.T) {
 	if sub.RatioToInspect <= 0 || sub.HalfLoad == nil || sub.HalfLoad.Requests == 0 {
 		t.Errorf("submit: ratio to inspect %v, half load %+v", sub.RatioToInspect, sub.HalfLoad)
 	}
+	// Forward: the path ran through to the stand-in and produced its
+	// figures; a replay never reached it (the driver counts an answer that
+	// is not a replay as an error, checked above).
+	fwd, replay := k.path(PathForward), k.path(PathForwardReplay)
+	if fwd.RatioToInspect <= 0 || fwd.ThroughputToInspect <= 0 || replay.ThroughputToInspect <= 0 {
+		t.Errorf("forward: ratio to inspect %v (throughput %v), replay %v", fwd.RatioToInspect, fwd.ThroughputToInspect, replay.ThroughputToInspect)
+	}
+	for _, pt := range fwd.Points {
+		if s := pt.Standin; s == nil || s.Requests == 0 || s.P50Ms <= 0 || pt.AddedP50Ms == 0 || pt.AddedP99Ms == 0 {
+			t.Errorf("forward c=%d: stand-in %+v, added p50 %v p99 %v", pt.Workers, pt.Standin, pt.AddedP50Ms, pt.AddedP99Ms)
+		}
+	}
+	for _, pt := range replay.Points {
+		if s := pt.Standin; s == nil || s.Requests != 0 {
+			t.Errorf("forward-replay c=%d: the stand-in saw %+v", pt.Workers, pt.Standin)
+		}
+	}
 	if back.Soak == nil || len(back.Soak.Samples) == 0 || back.Soak.Requests == 0 {
 		t.Errorf("soak: %+v", back.Soak)
 	}
@@ -138,7 +157,7 @@ func TestSmoke(t *testing.T) {
 	}
 	var md bytes.Buffer
 	PrintSummary(&md, &back)
-	if !bytes.Contains(md.Bytes(), []byte("| inspect |")) {
+	if !bytes.Contains(md.Bytes(), []byte("| inspect |")) || !bytes.Contains(md.Bytes(), []byte("forward / inspect")) {
 		t.Errorf("summary lacks the inspect rows:\n%s", md.String())
 	}
 }

@@ -46,9 +46,11 @@ var (
 	grey      = color.RGBA{150, 150, 150, 255}
 	lightGrey = color.RGBA{225, 225, 225, 255}
 	pathColor = map[string]color.RGBA{
-		PathInspect: {31, 119, 180, 255},
-		PathReveal:  {44, 160, 44, 255},
-		PathSubmit:  {214, 39, 40, 255},
+		PathInspect:       {31, 119, 180, 255},
+		PathReveal:        {44, 160, 44, 255},
+		PathSubmit:        {214, 39, 40, 255},
+		PathForward:       {255, 127, 14, 255},
+		PathForwardReplay: {148, 103, 189, 255},
 	}
 )
 

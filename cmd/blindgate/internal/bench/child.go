@@ -43,16 +43,19 @@ type childConfig struct {
 	Redis         string `json:"redis"`
 	RedisDB       int    `json:"redis_db"`
 	KeyServiceURL string `json:"keyservice_url,omitempty"`
-	LogLevel      string `json:"log_level"`
+	// Forward: the gateway signs forwards with the forward identity.
+	Forward  bool   `json:"forward,omitempty"`
+	LogLevel string `json:"log_level"`
 }
 
 // childReady is the one line a child prints on stdout once it accepts
 // connections. SecretKey is the bench merchant's API key, created for this
 // run in a throw-away database.
 type childReady struct {
-	Addr      string `json:"addr"`
-	Debug     string `json:"debug"`
-	SecretKey string `json:"secret_key,omitempty"`
+	Addr       string `json:"addr"`
+	Debug      string `json:"debug"`
+	SecretKey  string `json:"secret_key,omitempty"`
+	MerchantID string `json:"merchant_id,omitempty"`
 }
 
 // ChildStats is what a child's /stats answers: the runtime figures the
@@ -117,7 +120,7 @@ func ChildMain(ctx context.Context, cfgPath string, stdin io.Reader, stdout, std
 		serve, stats, err = keyService(cfg, ln, log)
 		auditStats.Store(&stats)
 	case RoleGateway:
-		serve, ready.SecretKey, err = gateway(ctx, cfg, ln, log)
+		serve, ready.MerchantID, ready.SecretKey, err = gateway(ctx, cfg, ln, log)
 	default:
 		err = fmt.Errorf("bench child: unknown role %q", cfg.Role)
 	}
@@ -174,6 +177,8 @@ func debugMux(auditStats *atomic.Pointer[func() (audit.Stats, bool)]) *http.Serv
 func keyService(cfg childConfig, ln net.Listener, log *slog.Logger) (func(context.Context, net.Listener) error, func() (audit.Stats, bool), error) {
 	p := func(name string) string { return filepath.Join(cfg.Dir, name) }
 	const perMinute, perDay, perSecond = 60_000_000, 100_000_000_000, 10_000_000
+	// The forward limits' ceiling (config.Validate): far above a forward's pace here.
+	const forwardPerSecond = 10_000
 	ks, err := ksapp.New(ksapp.Config{
 		Addr: ln.Addr().String(), DevHTTP: true, KeyringPath: p(fileKeyring), Shares: 1,
 		MasterKey: "file:" + p(fileMasterKey), ClientsPath: p(fileClients), Audience: Audience,
@@ -182,6 +187,10 @@ func keyService(cfg childConfig, ln net.Listener, log *slog.Logger) (func(contex
 		RevealPerMinute: perMinute, RevealPerDay: perDay,
 		RevealClientPerMinute: perMinute, RevealClientPerDay: perDay,
 		InspectPerSecond: perSecond, InspectClientPerDay: perDay, InspectMerchantPerDay: perDay, LogLevel: cfg.LogLevel,
+		// Written by the parent once the gateway has made the bench merchant
+		// (the forward paths only); the key service's watcher loads it.
+		DestinationsPath:         p(fileDestinations),
+		ForwardMerchantPerSecond: forwardPerSecond, ForwardDestinationPerSecond: forwardPerSecond,
 	}, log)
 	if err != nil {
 		return nil, nil, err
@@ -197,10 +206,14 @@ func keyService(cfg childConfig, ln net.Listener, log *slog.Logger) (func(contex
 }
 
 // gateway builds the real gateway (gateway/app) on Redis and creates the
-// bench merchant.
-func gateway(ctx context.Context, cfg childConfig, ln net.Listener, log *slog.Logger) (func(context.Context, net.Listener) error, string, error) {
+// bench merchant; it returns the merchant's id and secret key.
+func gateway(ctx context.Context, cfg childConfig, ln net.Listener, log *slog.Logger) (func(context.Context, net.Listener) error, string, string, error) {
 	p := func(name string) string { return filepath.Join(cfg.Dir, name) }
 	publicURL := "http://" + ln.Addr().String()
+	forwardKey := ""
+	if cfg.Forward {
+		forwardKey = p(fileForwardKey)
+	}
 	gw, err := gwapp.New(gwapp.Config{
 		Addr: ln.Addr().String(), PublicURL: publicURL, Store: "redis",
 		Redis:         redisx.Config{Addrs: cfg.Redis, DB: cfg.RedisDB},
@@ -209,15 +222,16 @@ func gateway(ctx context.Context, cfg childConfig, ln net.Listener, log *slog.Lo
 		AuditPath: p("gateway-audit.log"), CVCTTL: 10 * time.Minute,
 		// Per-IP submissions per minute: every bench request comes from 127.0.0.1.
 		SubmitPerIP: 100_000_000, LogLevel: cfg.LogLevel,
+		ForwardClientID: clientForward, ForwardKeyFile: forwardKey,
 	}, log)
 	if err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
-	_, sk, err := gw.Stores().Merchants.Create(ctx, "Bench Shop", []string{merchantOrigin})
+	m, sk, err := gw.Stores().Merchants.Create(ctx, "Bench Shop", []string{merchantOrigin})
 	if err != nil {
-		return nil, "", fmt.Errorf("bench merchant: %w", err)
+		return nil, "", "", fmt.Errorf("bench merchant: %w", err)
 	}
-	return gw.Serve, sk, nil
+	return gw.Serve, m.ID, sk, nil
 }
 
 // readReady waits for a child's ready line.

@@ -22,9 +22,11 @@ const (
 	fileClients       = "clients.json"
 	fileGatewayKey    = "gateway.jwk"
 	fileBackofficeKey = "backoffice.jwk"
+	fileForwardKey    = "forward.jwk"
 
 	clientGateway    = "gateway"
 	clientBackoffice = "backoffice"
+	clientForward    = "forward"
 )
 
 // benchPAN is a test card number (Visa test range); it never leaves the
@@ -58,9 +60,10 @@ func kekLabel(alg string) string {
 }
 
 // fixture is one KEK's run folder: a fresh sealed keyring, its master key,
-// the client allow-list and the two client signing keys, plus the public and
-// private KEK the load generator needs (to encrypt cards, and to measure the
-// raw crypto limit with the very key the service uses).
+// the client allow-list and the client signing keys (gateway, back office,
+// the gateway's forward identity), plus the public and private KEK the
+// load generator needs (to encrypt cards, and to measure the raw crypto
+// limit with the very key the service uses).
 type fixture struct {
 	dir        string
 	alg        string
@@ -69,6 +72,7 @@ type fixture struct {
 	priv       crypto.PrivateKey
 	gateway    *client.Signer
 	backoffice *client.Signer
+	forward    *client.Signer // the gateway's forward identity (its child signs with the key file)
 }
 
 func newFixture(dir, alg string) (*fixture, error) {
@@ -108,6 +112,7 @@ func newFixture(dir, alg string) (*fixture, error) {
 	}{
 		{clientGateway, fileGatewayKey, []string{wire.OpInspect, wire.OpRewrap}, &fx.gateway},
 		{clientBackoffice, fileBackofficeKey, []string{wire.OpReveal, wire.OpAudit}, &fx.backoffice},
+		{clientForward, fileForwardKey, []string{wire.OpForward}, &fx.forward},
 	} {
 		kid, pub, err := client.GenerateKeyFile(p(c.file), c.id)
 		if err != nil {

@@ -22,7 +22,15 @@ const (
 	PathInspect = "inspect" // key service POST /v1/inspect, signed (the gateway's call)
 	PathReveal  = "reveal"  // key service POST /v1/reveal, signed (the back office's call)
 	PathSubmit  = "submit"  // gateway POST /checkout/{session}/submit: the shopper's whole checkout
+	// PathForward is the merchant API's POST /v1/tokens/{id}/forward to the
+	// bench's processor stand-in, each with a fresh Idempotency-Key;
+	// PathForwardReplay repeats one key, so every answer is a replay.
+	PathForward       = "forward"
+	PathForwardReplay = "forward-replay"
 )
+
+// forwardPath reports whether path is one of the forward paths.
+func forwardPath(path string) bool { return path == PathForward || path == PathForwardReplay }
 
 // driver sends one kind of request. prepare readies n requests before a
 // window opens, so that signing, session creation and card encryption (the

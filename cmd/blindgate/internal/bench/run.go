@@ -1,7 +1,8 @@
 // Package bench is Blindgate's load harness. It starts the real key service
 // and gateway as child processes on loopback (Redis, durable audit logs),
 // measures the raw crypto limit of the configured KEK on this machine, then
-// drives inspect, reveal and the full checkout submit closed-loop over
+// drives inspect, reveal, the full checkout submit and (on request) the
+// merchant API's forward to a local processor stand-in closed-loop over
 // keep-alive HTTP, and reports throughput, latency, CPU per request, peak
 // RSS and the ratio to the measured limit, as text, JSON and a PNG chart.
 //
@@ -34,7 +35,7 @@ import (
 // Options configure a run. Zero fields take the defaults of Defaults.
 type Options struct {
 	KEKs          []string      // keyring algorithms (keyring.Alg*)
-	Paths         []string      // PathInspect, PathReveal, PathSubmit
+	Paths         []string      // PathInspect, PathReveal, PathSubmit, PathForward, PathForwardReplay
 	Concurrency   []int         // closed-loop worker counts swept per path
 	Duration      time.Duration // measured window per point
 	Warmup        time.Duration // unmeasured lead-in per point
@@ -180,12 +181,15 @@ type PathResult struct {
 	// points), reached at RatioWorkers.
 	RatioToLimit float64 `json:"ratio_to_limit"`
 	RatioWorkers int     `json:"ratio_workers"`
-	// RatioToInspect is submit's RatioToLimit over inspect's: throughputs
-	// each normalised by the crypto limit measured around them, so that a
-	// drift of the machine between the two sweeps cancels out.
-	// CPURatioToInspect is the same from the CPU-basis ratios.
+	// RatioToInspect is submit's (or a forward path's) RatioToLimit over
+	// inspect's: throughputs each normalised by the crypto limit measured
+	// around them, so that a drift of the machine between the two sweeps
+	// cancels out. CPURatioToInspect is the same from the CPU-basis ratios.
 	RatioToInspect    float64 `json:"ratio_to_inspect,omitempty"`
 	CPURatioToInspect float64 `json:"cpu_ratio_to_inspect,omitempty"`
+	// ThroughputToInspect is the path's best throughput over inspect's
+	// best, as measured (forward paths only).
+	ThroughputToInspect float64 `json:"throughput_to_inspect,omitempty"`
 	// BestCPURatio is the highest CPURatio of the sweep.
 	BestCPURatio float64  `json:"best_cpu_ratio"`
 	HalfLoad     *Point   `json:"half_load,omitempty"`
@@ -234,6 +238,24 @@ type Point struct {
 	// Inline counts requests whose client-side preparation (signature or
 	// session) ran inside the window because the prepared pool ran out.
 	Inline int64 `json:"inline,omitempty"`
+	// Standin is what the processor stand-in saw in the window (forward
+	// paths only; a replay window should show no requests).
+	Standin *StandinWindow `json:"standin,omitempty"`
+	// AddedP50Ms and AddedP99Ms are the forward's latency percentiles minus
+	// the stand-in's own handling time at the same percentile: what the
+	// gateway, the key service and the connection to the destination add
+	// (PathForward only).
+	AddedP50Ms float64 `json:"added_p50_ms,omitempty"`
+	AddedP99Ms float64 `json:"added_p99_ms,omitempty"`
+}
+
+// StandinWindow is the processor stand-in's side of one window: requests
+// it handled and its own handling time (request body read to answer
+// written, inside its handler).
+type StandinWindow struct {
+	Requests int64   `json:"requests"`
+	P50Ms    float64 `json:"p50_ms"`
+	P99Ms    float64 `json:"p99_ms"`
 }
 
 // Run executes the benchmark.
@@ -243,7 +265,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, errors.New("bench: no child command")
 	}
 	for _, p := range o.Paths {
-		if p != PathInspect && p != PathReveal && p != PathSubmit {
+		if p != PathInspect && p != PathReveal && p != PathSubmit && !forwardPath(p) {
 			return nil, fmt.Errorf("bench: unknown path %q", p)
 		}
 	}
@@ -368,16 +390,19 @@ func openRedis(ctx context.Context, o Options) (*redis.Client, func(), error) {
 	}, nil
 }
 
-// services are the two child processes of one KEK's run.
+// services are the two child processes of one KEK's run, and the
+// processor stand-in when a forward path is driven.
 type services struct {
-	ks, gw *child
-	rdb    *redis.Client
-	hc     *http.Client
+	ks, gw  *child
+	standin *standin
+	rdb     *redis.Client
+	hc      *http.Client
 }
 
 func startServices(ctx context.Context, o Options, dir string, rdb *redis.Client) (*services, error) {
 	s := &services{rdb: rdb, hc: &http.Client{Timeout: 5 * time.Minute}}
-	base := childConfig{Dir: dir, Redis: o.RedisAddr, RedisDB: rdb.Options().DB, LogLevel: o.LogLevel}
+	base := childConfig{Dir: dir, Redis: o.RedisAddr, RedisDB: rdb.Options().DB, LogLevel: o.LogLevel,
+		Forward: slices.ContainsFunc(o.Paths, forwardPath)}
 	ksCfg := base
 	ksCfg.Role = RoleKeyService
 	var err error
@@ -390,12 +415,25 @@ func startServices(ctx context.Context, o Options, dir string, rdb *redis.Client
 		s.ks.stop()
 		return nil, err
 	}
+	if base.Forward {
+		// The destination names the merchant the gateway just made; the key
+		// service's watcher loads the file within seconds, and the forward
+		// driver waits for it.
+		if s.standin, err = startStandin(dir); err == nil {
+			err = s.standin.writeDestinations(dir, s.gw.ready.MerchantID)
+		}
+		if err != nil {
+			s.stop()
+			return nil, fmt.Errorf("bench: processor stand-in: %w", err)
+		}
+	}
 	return s, nil
 }
 
 func (s *services) stop() {
 	s.gw.stop()
 	s.ks.stop()
+	s.standin.stop()
 }
 
 // snapshot is the CPU and memory state at one edge of a window.
@@ -458,14 +496,23 @@ func (s *services) measureQuiet(ctx context.Context, o Options, d driver, n, wor
 // measure runs one window and turns it into a Point.
 func (s *services) measure(ctx context.Context, o Options, d driver, workers int, rate, limit float64) Point {
 	var before, after snapshot
+	var sin StandinWindow
+	var sinLat hist
+	fwd, _ := d.(*forwardDriver)
 	mark := func(edge int) {
 		if edge == 0 {
 			_ = resetPeakRSS(s.ks.pid())
 			_ = resetPeakRSS(s.gw.pid())
+			if fwd != nil {
+				s.standin.take()
+			}
 			before = s.snap(ctx)
 			return
 		}
 		after = s.snap(ctx)
+		if fwd != nil {
+			sin.Requests, sinLat = s.standin.take()
+		}
 	}
 	w := drive(ctx, d, workers, rate, o.Warmup, o.Duration, mark)
 	ms := func(d time.Duration) float64 { return round(float64(d)/float64(time.Millisecond), 3) }
@@ -479,6 +526,13 @@ func (s *services) measure(ctx context.Context, o Options, d driver, workers int
 	}
 	if len(w.errKinds) > 0 {
 		p.ErrorKinds = w.errKinds
+	}
+	if fwd != nil {
+		sin.P50Ms, sin.P99Ms = ms(sinLat.quantile(0.50)), ms(sinLat.quantile(0.99))
+		p.Standin = &sin
+		if !fwd.replay && sin.Requests > 0 {
+			p.AddedP50Ms, p.AddedP99Ms = round(p.P50Ms-sin.P50Ms, 3), round(p.P99Ms-sin.P99Ms, 3)
+		}
 	}
 	if limit > 0 {
 		p.RatioToLimit = round(p.Throughput/limit, 3)
@@ -642,7 +696,7 @@ func (r *KEKResult) finish() {
 		}
 		return s[i]
 	}
-	var inspect *PathResult
+	inspect := r.path(PathInspect)
 	for i := range r.Paths {
 		p := &r.Paths[i]
 		pts := make([]*Point, 0, len(p.Points)+1)
@@ -678,16 +732,22 @@ func (r *KEKResult) finish() {
 			p.BestCPURatio = max(p.BestCPURatio, pt.CPURatio)
 		}
 		p.Limit = round(limitSum/float64(len(pts)), 1)
-		switch p.Path {
-		case PathInspect:
-			inspect = p
-		case PathSubmit:
-			if inspect != nil && inspect.RatioToLimit > 0 {
-				p.RatioToInspect = round(p.RatioToLimit/inspect.RatioToLimit, 3)
-			}
-			if inspect != nil && inspect.BestCPURatio > 0 {
-				p.CPURatioToInspect = round(p.BestCPURatio/inspect.BestCPURatio, 3)
-			}
+	}
+	// Ratios to inspect once every path's own figures are in (inspect need
+	// not be swept first).
+	for i := range r.Paths {
+		p := &r.Paths[i]
+		if inspect == nil || (p.Path != PathSubmit && !forwardPath(p.Path)) {
+			continue
+		}
+		if inspect.RatioToLimit > 0 {
+			p.RatioToInspect = round(p.RatioToLimit/inspect.RatioToLimit, 3)
+		}
+		if inspect.BestCPURatio > 0 {
+			p.CPURatioToInspect = round(p.BestCPURatio/inspect.BestCPURatio, 3)
+		}
+		if forwardPath(p.Path) && inspect.BestThroughput > 0 {
+			p.ThroughputToInspect = round(p.BestThroughput/inspect.BestThroughput, 3)
 		}
 	}
 }
@@ -712,6 +772,8 @@ func newDriver(fx *fixture, svc *services, path string, presign bool) (driver, e
 		return &signedDriver{hc: newHost(svc.ks.ready.Addr), url: ks + wire.PathReveal, path: wire.PathReveal, body: body, signer: fx.backoffice, presign: presign}, nil
 	case PathSubmit:
 		return &submitDriver{hc: newHost(svc.gw.ready.Addr), secretKey: svc.gw.ready.SecretKey, fx: fx}, nil
+	case PathForward, PathForwardReplay:
+		return newForwardDriver(svc, fx, path == PathForwardReplay)
 	}
 	return nil, fmt.Errorf("bench: unknown path %q", path)
 }
@@ -752,6 +814,12 @@ func printPoint(w io.Writer, label, path string, p Point) {
 	}
 	if p.ForeignCores > 0.1 {
 		errs += fmt.Sprintf("  [others used %.2f cores]", p.ForeignCores)
+	}
+	if s := p.Standin; s != nil {
+		errs += fmt.Sprintf("  stand-in %d req p50 %.3f p99 %.3f ms", s.Requests, s.P50Ms, s.P99Ms)
+		if s.Requests > 0 && p.P50Ms > 0 {
+			errs += fmt.Sprintf(", forward adds p50 %.2f p99 %.2f ms", p.AddedP50Ms, p.AddedP99Ms)
+		}
 	}
 	fmt.Fprintf(w, "   %-8s %-11s c=%-3d %8.0f req/s %5.1f%%  p50 %6.2f p99 %6.2f ms  cpu/req us ks %5.0f gw %5.0f redis %4.0f gen %4.0f  audit/fsync %5s  rss MiB ks %4.1f gw %5.1f%s\n",
 		label, path, p.Workers, p.Throughput, 100*p.RatioToLimit, p.P50Ms, p.P99Ms,

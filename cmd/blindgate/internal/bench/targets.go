@@ -142,6 +142,7 @@ func PrintSummary(w io.Writer, rep *Report) {
 		}
 		fmt.Fprintln(w)
 	}
+	printForward(w, rep)
 	if s := rep.Soak; s != nil {
 		fmt.Fprintf(w, "### Soak (%s, %s, %d workers per path, %.0f req/s on average, %d errors)\n\n", s.Duration, s.KEK, s.Workers, s.Throughput, s.Errors)
 		fmt.Fprintln(w, "| service | metric | start (2nd quarter avg) | end (last quarter avg) | idle before | idle after |")
@@ -164,6 +165,60 @@ func PrintSummary(w io.Writer, rep *Report) {
 				cpu = fmt.Sprintf("%.1f %%", t.GotCPU)
 			}
 			fmt.Fprintf(w, "| %s | %s | %.1f %s | %s | %s |\n", t.Name, t.Want, t.Got, t.Unit, met, cpu)
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+// printForward writes the forward paths' figures: throughput beside
+// inspect's in the same run, and the latency a forward adds over the
+// stand-in's own handling. Ratios only, never a verdict.
+func printForward(w io.Writer, rep *Report) {
+	for _, k := range rep.KEKs {
+		inspect := k.path(PathInspect)
+		var fwd []PathResult
+		for _, p := range k.Paths {
+			if forwardPath(p.Path) {
+				fwd = append(fwd, p)
+			}
+		}
+		if len(fwd) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "### %s forward\n\n", k.Label)
+		for _, p := range fwd {
+			if inspect == nil {
+				fmt.Fprintf(w, "- %s: best %.0f req/s at %d workers (no inspect in this run to compare with)\n", p.Path, p.BestThroughput, p.BestWorkers)
+				continue
+			}
+			fmt.Fprintf(w, "- %s / inspect: **%.1f%%** (best %.0f vs %.0f req/s); each over its crypto limit %.1f%%, CPU basis %.1f%%\n",
+				p.Path, p.ThroughputToInspect*100, p.BestThroughput, inspect.BestThroughput, p.RatioToInspect*100, p.CPURatioToInspect*100)
+		}
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "| path | workers | req/s | % of inspect (same workers) | p50 ms | p99 ms | stand-in requests | stand-in p50 ms | stand-in p99 ms | added p50 ms | added p99 ms | CPU µs/req ks | gw | errors |")
+		fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+		for _, p := range fwd {
+			for _, pt := range p.Points {
+				ofInspect := "-"
+				if inspect != nil {
+					for _, ip := range inspect.Points {
+						if ip.Workers == pt.Workers && ip.Throughput > 0 {
+							ofInspect = fmt.Sprintf("%.1f", 100*pt.Throughput/ip.Throughput)
+						}
+					}
+				}
+				var s StandinWindow
+				if pt.Standin != nil {
+					s = *pt.Standin
+				}
+				added := "- | -"
+				if p.Path == PathForward && s.Requests > 0 {
+					added = fmt.Sprintf("%.2f | %.2f", pt.AddedP50Ms, pt.AddedP99Ms)
+				}
+				fmt.Fprintf(w, "| %s | %d | %.0f | %s | %.2f | %.2f | %d | %.3f | %.3f | %s | %.0f | %.0f | %d |\n",
+					p.Path, pt.Workers, pt.Throughput, ofInspect, pt.P50Ms, pt.P99Ms, s.Requests, s.P50Ms, s.P99Ms, added,
+					pt.CPUPerReqUs[RoleKeyService], pt.CPUPerReqUs[RoleGateway], pt.Errors)
+			}
 		}
 		fmt.Fprintln(w)
 	}
