@@ -56,6 +56,7 @@ func TestSmoke(t *testing.T) {
 		Paths:              []string{PathInspect, PathReveal, PathSubmit, PathForward, PathForwardReplay},
 		Concurrency:        []int{1, 2},
 		Duration:           300 * time.Millisecond,
+		MinRequests:        5, // CI runs this beside the e2e suite on two cores
 		Warmup:             100 * time.Millisecond,
 		LimitDuration:      200 * time.Millisecond,
 		PointLimitDuration: 100 * time.Millisecond,

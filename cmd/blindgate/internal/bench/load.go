@@ -287,15 +287,17 @@ type window struct {
 // start + k/rate and its latency counts from when it was due, so a service
 // that falls behind is charged for the queueing it causes. Only requests
 // that complete inside the window [warmup, warmup+dur) are counted; mark is
-// called at both edges (to snapshot CPU and memory).
-func drive(ctx context.Context, d driver, workers int, rate float64, warmup, dur time.Duration, mark func(edge int)) window {
+// called at both edges (to snapshot CPU and memory). With minOK > 0 the
+// window is stretched (up to 20 times dur, or 10 s) until minOK requests succeeded in
+// it; throughput is counted over the real elapsed time either way.
+func drive(ctx context.Context, d driver, workers int, rate float64, warmup, dur time.Duration, minOK int64, mark func(edge int)) window {
 	const (
 		phaseWarm = iota
 		phaseMeasure
 		phaseDone
 	)
 	var phase atomic.Int32
-	var ticket atomic.Int64
+	var ticket, measured atomic.Int64
 	type wres struct {
 		h       hist
 		ok, bad int64
@@ -334,6 +336,7 @@ func drive(ctx context.Context, d driver, workers int, rate float64, warmup, dur
 					continue
 				}
 				r.ok++
+				measured.Add(1)
 				r.h.add(lat)
 			}
 		}()
@@ -343,6 +346,9 @@ func drive(ctx context.Context, d driver, workers int, rate float64, warmup, dur
 	phase.Store(phaseMeasure)
 	t0 := time.Now()
 	sleepCtx(ctx, dur)
+	for minOK > 0 && measured.Load() < minOK && time.Since(t0) < max(20*dur, 10*time.Second) && ctx.Err() == nil {
+		sleepCtx(ctx, dur/10+time.Millisecond)
+	}
 	phase.Store(phaseDone)
 	elapsed := time.Since(t0)
 	mark(1)

@@ -34,10 +34,14 @@ import (
 
 // Options configure a run. Zero fields take the defaults of Defaults.
 type Options struct {
-	KEKs          []string      // keyring algorithms (keyring.Alg*)
-	Paths         []string      // PathInspect, PathReveal, PathSubmit, PathForward, PathForwardReplay
-	Concurrency   []int         // closed-loop worker counts swept per path
-	Duration      time.Duration // measured window per point
+	KEKs        []string      // keyring algorithms (keyring.Alg*)
+	Paths       []string      // PathInspect, PathReveal, PathSubmit, PathForward, PathForwardReplay
+	Concurrency []int         // closed-loop worker counts swept per path
+	Duration    time.Duration // measured window per point
+	// MinRequests stretches a window past Duration (up to 20 times, or 10 s) until
+	// that many requests have completed in it: a tiny window on a starved
+	// machine may otherwise hold none. Zero keeps windows exact.
+	MinRequests   int64
 	Warmup        time.Duration // unmeasured lead-in per point
 	LimitDuration time.Duration // per crypto-limit measurement at the start of a KEK
 	// PointLimitDuration is the primary limit's re-measurement before
@@ -514,7 +518,7 @@ func (s *services) measure(ctx context.Context, o Options, d driver, workers int
 			sin.Requests, sinLat = s.standin.take()
 		}
 	}
-	w := drive(ctx, d, workers, rate, o.Warmup, o.Duration, mark)
+	w := drive(ctx, d, workers, rate, o.Warmup, o.Duration, o.MinRequests, mark)
 	ms := func(d time.Duration) float64 { return round(float64(d)/float64(time.Millisecond), 3) }
 	p := Point{
 		Workers: workers, TargetRate: round(rate, 1), Seconds: round(w.elapsed.Seconds(), 3),

@@ -87,7 +87,7 @@ func runSoak(ctx context.Context, o Options, alg, dir string, rdb *redis.Client)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w := drive(ctx, d, o.SoakWorkers, 0, 0, o.Soak, func(int) {})
+			w := drive(ctx, d, o.SoakWorkers, 0, 0, o.Soak, 0, func(int) {})
 			mu.Lock()
 			res.Requests += w.ok
 			res.Errors += w.failed
