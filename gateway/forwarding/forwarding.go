@@ -134,6 +134,9 @@ func Verdicts() []*apierr.Error {
 		apierr.RateLimited, apierr.DestinationRefused, apierr.DestinationUnreachable, apierr.DestinationOutcomeUnknown,
 		// The stored card itself: damaged, or under a retired key.
 		apierr.CardUndecryptable, apierr.CardInvalid, apierr.CardUnsupported, apierr.UnknownKey, apierr.InvalidJWE, apierr.UnsupportedAlg,
+		// No merchant binding for this card and merchant (a token stored
+		// before bindings, not yet through `blindgate rewrap -all`).
+		apierr.CardNotBound,
 	}
 }
 
@@ -186,9 +189,14 @@ func (s *Service) Forward(ctx context.Context, c Call) (wire.ForwardResponse, er
 	case err != nil:
 		return wire.ForwardResponse{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
+	if t.Binding == "" {
+		// Stored before merchant bindings: the key service would refuse it,
+		// so the CVC is not spent on the attempt.
+		return wire.ForwardResponse{}, &KeyServiceError{Code: apierr.CardNotBound.Code, Err: errors.New("forwarding: token has no merchant binding")}
+	}
 	req := wire.ForwardRequest{
 		JWE: t.JWE, Merchant: c.MerchantID, Token: t.ID, Destination: c.Request.Destination,
-		IdempotencyKey: WireKey(c.IdempotencyKey), Template: c.Request.Request,
+		IdempotencyKey: WireKey(c.IdempotencyKey), Template: c.Request.Request, Binding: t.Binding,
 	}
 	if c.Request.Request.NeedsCVC() {
 		cvc, err := s.tokens.TakeCVC(ctx, t.ID)

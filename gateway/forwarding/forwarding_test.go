@@ -37,13 +37,22 @@ func TestValidateIdempotencyKey(t *testing.T) {
 	}
 }
 
-type fakeTokens struct{ taken int }
+type fakeTokens struct {
+	taken   int
+	unbound bool // a token stored before merchant bindings
+}
+
+const testBinding = "bnd_AAAAAAAAAAAAAAAAAAAAAA"
 
 func (f *fakeTokens) Get(_ context.Context, merchant, id string) (tokens.Token, error) {
 	if merchant != "m_a" {
 		return tokens.Token{}, tokens.ErrNotFound
 	}
-	return tokens.Token{ID: id, MerchantID: merchant, JWE: "h.k.i.c.t"}, nil
+	t := tokens.Token{ID: id, MerchantID: merchant, JWE: "h.k.i.c.t", Binding: testBinding}
+	if f.unbound {
+		t.Binding = ""
+	}
+	return t, nil
 }
 
 func (f *fakeTokens) TakeCVC(context.Context, string) (string, error) {
@@ -80,6 +89,9 @@ func TestForwardTakesCVCOnlyWhenNeeded(t *testing.T) {
 	}
 	if k := ks.got[0].IdempotencyKey; k != WireKey("order-1") || strings.Contains(k, "order") {
 		t.Fatalf("wire key %q", k)
+	}
+	if ks.got[0].Binding != testBinding {
+		t.Fatalf("binding sent %q, want the token's", ks.got[0].Binding)
 	}
 	if New(toks, nil, nil).Enabled() {
 		t.Fatal("enabled without a key service")
@@ -155,5 +167,19 @@ func TestWireKeyIsNeverCardShaped(t *testing.T) {
 			t.Fatalf("collision at %d", i)
 		}
 		seen[k] = true
+	}
+}
+
+// A token stored before merchant bindings cannot be forwarded (the key
+// service would refuse it): refused as card_not_bound without asking the
+// key service or spending the CVC.
+func TestForwardUnboundToken(t *testing.T) {
+	id, _ := tokens.NewID()
+	toks, ks := &fakeTokens{unbound: true}, &fakeKS{}
+	_, err := New(toks, ks, nil).Forward(context.Background(), Call{MerchantID: "m_a", TokenID: id, IdempotencyKey: "order-1",
+		Request: Request{Destination: "psp", Request: wire.ForwardTemplate{ContentType: wire.ContentTypeJSON, Body: `{"c":"{{card.cvc}}"}`}}})
+	var ke *KeyServiceError
+	if !errors.As(err, &ke) || ke.Code != apierr.CardNotBound.Code || toks.taken != 0 || len(ks.got) != 0 {
+		t.Fatalf("Forward = %v; cvc taken %d, key service asked %d times", err, toks.taken, len(ks.got))
 	}
 }

@@ -65,7 +65,10 @@ func RunAll(ctx context.Context, st Store, ks Rewrapper) (Result, error) {
 // first 6 and last 4 may see some refused with card_enumeration: they count
 // as failed and a later run picks them up once the window has slid.
 func one(ctx context.Context, st Store, ks Rewrapper, t tokens.Token, refresh bool, res *Result) error {
-	out, err := ks.Rewrap(ctx, wire.RewrapRequest{JWE: t.JWE, Merchant: t.MerchantID, Token: t.ID, Refresh: refresh})
+	// The binding goes along so the key service can bind the new
+	// ciphertext; a token without one gets one only while the key service
+	// runs with -bind-legacy.
+	out, err := ks.Rewrap(ctx, wire.RewrapRequest{JWE: t.JWE, Merchant: t.MerchantID, Token: t.ID, Refresh: refresh, Binding: t.Binding})
 	var ce *client.Error
 	switch {
 	case errors.As(err, &ce) && ((ce.Status < 500 && ce.Status != 429) || ce.Code == apierr.CardEnumeration.Code):
@@ -74,9 +77,12 @@ func one(ctx context.Context, st Store, ks Rewrapper, t tokens.Token, refresh bo
 	case err != nil:
 		return fmt.Errorf("rewrap %s: %w", t.ID, err)
 	}
-	u := tokens.Rewrapped{JWE: out.JWE, Kid: out.Kid, Brand: out.Brand, BIN: out.BIN, Last4: out.Last4, Fingerprint: out.Fingerprint}
+	u := tokens.Rewrapped{JWE: out.JWE, Kid: out.Kid, Brand: out.Brand, BIN: out.BIN, Last4: out.Last4, Fingerprint: out.Fingerprint, Binding: out.Binding}
+	if u.Binding == "" && out.JWE == t.JWE {
+		u.Binding = t.Binding // the same ciphertext keeps its binding
+	}
 	moved := out.Kid != t.Kid
-	if !moved && (!refresh || out.Brand == t.Brand && out.BIN == t.BIN && out.Last4 == t.Last4 && out.Fingerprint == t.Fingerprint) {
+	if !moved && u.Binding == t.Binding && (!refresh || out.Brand == t.Brand && out.BIN == t.BIN && out.Last4 == t.Last4 && out.Fingerprint == t.Fingerprint) {
 		res.Unchanged++
 		return nil
 	}

@@ -32,11 +32,11 @@ func (p inProcess) Rewrap(ctx context.Context, req wire.RewrapRequest) (wire.Rew
 	if err := req.Validate(); err != nil {
 		return wire.RewrapResponse{}, &client.Error{Status: 400, Code: "invalid_field"}
 	}
-	out, err := p.svc.Rewrap(ctx, unwrap.Meta{Client: "gateway"}, unwrap.RewrapInput{JWE: req.JWE, Merchant: req.Merchant, Resource: req.Token, Refresh: req.Refresh})
+	out, err := p.svc.Rewrap(ctx, unwrap.Meta{Client: "gateway"}, unwrap.RewrapInput{JWE: req.JWE, Merchant: req.Merchant, Resource: req.Token, Refresh: req.Refresh, Binding: req.Binding})
 	if err != nil {
 		return wire.RewrapResponse{}, &client.Error{Status: 422, Code: "card_undecryptable", Message: err.Error()}
 	}
-	return wire.RewrapResponse{JWE: out.JWE, Kid: out.Kid, Brand: out.Brand, BIN: out.BIN, Last4: out.Last4, Fingerprint: out.Fingerprint}, nil
+	return wire.RewrapResponse{JWE: out.JWE, Kid: out.Kid, Brand: out.Brand, BIN: out.BIN, Last4: out.Last4, Fingerprint: out.Fingerprint, Binding: out.Binding}, nil
 }
 
 func TestRunMovesTokensForward(t *testing.T) {

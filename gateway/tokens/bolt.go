@@ -72,6 +72,7 @@ type boltRecord struct {
 	Fingerprint string `json:"fingerprint"`
 	CreatedAt   int64  `json:"created_at"` // unix nanoseconds
 	Idem        string `json:"idem,omitempty"`
+	Binding     string `json:"binding,omitempty"`
 }
 
 type boltCVC struct {
@@ -83,7 +84,7 @@ func toRecord(t Token, idem string) boltRecord {
 	return boltRecord{
 		ID: t.ID, MerchantID: t.MerchantID, SessionID: t.SessionID, JWE: t.JWE, Kid: t.Kid,
 		Brand: t.Brand, BIN: t.BIN, Last4: t.Last4, ExpMonth: t.ExpMonth, ExpYear: t.ExpYear,
-		Fingerprint: t.Fingerprint, CreatedAt: t.CreatedAt.UnixNano(), Idem: idem,
+		Fingerprint: t.Fingerprint, CreatedAt: t.CreatedAt.UnixNano(), Idem: idem, Binding: t.Binding,
 	}
 }
 
@@ -91,7 +92,7 @@ func (r boltRecord) token() Token {
 	return Token{
 		ID: r.ID, MerchantID: r.MerchantID, SessionID: r.SessionID, JWE: r.JWE, Kid: r.Kid,
 		Brand: r.Brand, BIN: r.BIN, Last4: r.Last4, ExpMonth: r.ExpMonth, ExpYear: r.ExpYear,
-		Fingerprint: r.Fingerprint, CreatedAt: time.Unix(0, r.CreatedAt).UTC(),
+		Fingerprint: r.Fingerprint, CreatedAt: time.Unix(0, r.CreatedAt).UTC(), Binding: r.Binding,
 	}
 }
 
@@ -469,7 +470,7 @@ func (b *Bolt) UpdateCiphertext(ctx context.Context, id, oldKid, oldFingerprint 
 		if err := tx.Bucket(bKid).Delete(join(oldKid, id)); err != nil {
 			return err
 		}
-		rec.JWE, rec.Kid = u.JWE, u.Kid
+		rec.JWE, rec.Kid, rec.Binding = u.JWE, u.Kid, u.Binding
 		if err := tx.Bucket(bKid).Put(join(u.Kid, id), nil); err != nil {
 			return err
 		}

@@ -35,6 +35,7 @@ func sample(m string, i int) Token {
 		ExpMonth:    1 + i%12,
 		ExpYear:     2030,
 		Fingerprint: fmt.Sprintf("fp_%d", i),
+		Binding:     fmt.Sprintf("bnd_card%d", i),
 	}
 }
 
@@ -74,7 +75,8 @@ func runStoreContract(t *testing.T, newStore func(t *testing.T) Store) {
 		}
 		if back.JWE != got.JWE || back.Kid != got.Kid || back.BIN != got.BIN || back.Last4 != got.Last4 ||
 			back.ExpMonth != got.ExpMonth || back.ExpYear != got.ExpYear || back.Fingerprint != got.Fingerprint ||
-			back.SessionID != got.SessionID || back.Brand != got.Brand || !back.CreatedAt.Equal(got.CreatedAt) {
+			back.SessionID != got.SessionID || back.Brand != got.Brand || !back.CreatedAt.Equal(got.CreatedAt) ||
+			back.Binding == "" || back.Binding != got.Binding {
 			t.Fatalf("round trip: put %v, got %v", got, back)
 		}
 	})
@@ -491,18 +493,18 @@ func runStoreContract(t *testing.T, newStore func(t *testing.T) Store) {
 		s := newStore(t)
 		tok := mustPut(t, s, sample(alice, 1))
 		fp := tok.Fingerprint
-		if err := s.UpdateCiphertext(ctx, tok.ID, "kek-1", fp, Rewrapped{JWE: fakeJWE("rewrapped"), Kid: "kek-2"}); err != nil {
+		if err := s.UpdateCiphertext(ctx, tok.ID, "kek-1", fp, Rewrapped{JWE: fakeJWE("rewrapped"), Kid: "kek-2", Binding: "bnd_rewrapped"}); err != nil {
 			t.Fatal(err)
 		}
 		got, err := s.Get(ctx, alice, tok.ID)
-		if err != nil || got.Kid != "kek-2" || got.JWE != fakeJWE("rewrapped") || got.Fingerprint != fp || got.BIN != tok.BIN {
+		if err != nil || got.Kid != "kek-2" || got.JWE != fakeJWE("rewrapped") || got.Fingerprint != fp || got.BIN != tok.BIN || got.Binding != "bnd_rewrapped" {
 			t.Fatalf("after rewrap: %v %v", got, err)
 		}
 		// A stale job still thinking kek-1 must not roll it back.
 		if err := s.UpdateCiphertext(ctx, tok.ID, "kek-1", fp, Rewrapped{JWE: fakeJWE("stale"), Kid: "kek-1b"}); !errors.Is(err, ErrConflict) {
 			t.Fatalf("409/stale-kid: %v", err)
 		}
-		if got, _ := s.Get(ctx, alice, tok.ID); got.JWE != fakeJWE("rewrapped") {
+		if got, _ := s.Get(ctx, alice, tok.ID); got.JWE != fakeJWE("rewrapped") || got.Binding != "bnd_rewrapped" {
 			t.Fatal("conflicting rewrap changed the ciphertext")
 		}
 		unknown, _ := NewID()
@@ -514,10 +516,30 @@ func runStoreContract(t *testing.T, newStore func(t *testing.T) Store) {
 			"bin-7":       {JWE: fakeJWE("y"), Kid: "kek-3", BIN: "4242424"},
 			"last4-5":     {JWE: fakeJWE("y"), Kid: "kek-3", Last4: "42424"},
 			"fingerprint": {JWE: fakeJWE("y"), Kid: "kek-3", Fingerprint: "fp:x"},
+			"binding":     {JWE: fakeJWE("y"), Kid: "kek-3", Binding: "bnd x"},
 		} {
 			if err := s.UpdateCiphertext(ctx, tok.ID, "kek-2", fp, u); !errors.Is(err, ErrInvalid) {
 				t.Fatalf("400/%s: %v", name, err)
 			}
+		}
+	})
+
+	// A binding fits one ciphertext: a rewrap answered without one (a
+	// token stored before bindings) leaves none, never the old one.
+	t.Run("rewrap/binding-follows-the-ciphertext", func(t *testing.T) {
+		s := newStore(t)
+		tok := mustPut(t, s, sample(alice, 1))
+		if err := s.UpdateCiphertext(ctx, tok.ID, tok.Kid, tok.Fingerprint, Rewrapped{JWE: fakeJWE("moved"), Kid: "kek-2"}); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.Get(ctx, alice, tok.ID); err != nil || got.Binding != "" {
+			t.Fatalf("binding of the old ciphertext kept: %q %v", got.Binding, err)
+		}
+		if err := s.UpdateCiphertext(ctx, tok.ID, "kek-2", tok.Fingerprint, Rewrapped{JWE: fakeJWE("bound"), Kid: "kek-3", Binding: "bnd_bound"}); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.Get(ctx, alice, tok.ID); err != nil || got.Binding != "bnd_bound" {
+			t.Fatalf("binding: %q %v", got.Binding, err)
 		}
 	})
 
@@ -605,7 +627,7 @@ func runStoreContract(t *testing.T, newStore func(t *testing.T) Store) {
 		}
 	})
 
-	t.Run("format/never-prints-ciphertext", func(t *testing.T) {
+	t.Run("format/never-prints-ciphertext-or-binding", func(t *testing.T) {
 		tok := sample(alice, 1)
 		secret := tok.JWE
 		js, _ := json.Marshal(tok)
@@ -617,6 +639,9 @@ func runStoreContract(t *testing.T, newStore func(t *testing.T) Store) {
 		} {
 			if strings.Contains(out, "ZW5jcnlwdGVkLWtleQ") || strings.Contains(out, secret) {
 				t.Errorf("%s leaks the ciphertext: %s", name, out)
+			}
+			if strings.Contains(out, tok.Binding) {
+				t.Errorf("%s leaks the merchant binding: %s", name, out)
 			}
 		}
 	})

@@ -109,7 +109,8 @@ return 1
 // the token between kid sets and fingerprint sets.
 //
 // KEYS: rec, old kid set, new kid set, old fp set, new fp set
-// ARGV: id, old kid, new jwe, new kid, old fp, new fp, brand, bin, last4 (” keeps a field)
+// ARGV: id, old kid, new jwe, new kid, old fp, new fp, brand, bin, last4 (” keeps a field),
+// binding (” removes it: an old binding never fits the new ciphertext)
 const rewrapLua = `
 local k = redis.call('HGET', KEYS[1], 'kid')
 if not k then return 0 end
@@ -126,6 +127,7 @@ end
 if ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'brand', ARGV[7]) end
 if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'bin', ARGV[8]) end
 if ARGV[9] ~= '' then redis.call('HSET', KEYS[1], 'last4', ARGV[9]) end
+if ARGV[10] ~= '' then redis.call('HSET', KEYS[1], 'binding', ARGV[10]) else redis.call('HDEL', KEYS[1], 'binding') end
 return 1
 `
 
@@ -209,7 +211,7 @@ func toFields(t Token, idem string) []any {
 		"id", t.ID, "merchant_id", t.MerchantID, "session_id", t.SessionID,
 		"jwe", t.JWE, "kid", t.Kid, "brand", t.Brand, "bin", t.BIN, "last4", t.Last4,
 		"exp_month", t.ExpMonth, "exp_year", t.ExpYear, "fingerprint", t.Fingerprint,
-		"created_at", t.CreatedAt.UnixNano(), "idem", idem,
+		"created_at", t.CreatedAt.UnixNano(), "idem", idem, "binding", t.Binding,
 	}
 }
 
@@ -228,7 +230,7 @@ func fromFields(h map[string]string) (Token, string, error) {
 		ID: h["id"], MerchantID: h["merchant_id"], SessionID: h["session_id"],
 		JWE: h["jwe"], Kid: h["kid"], Brand: h["brand"], BIN: h["bin"], Last4: h["last4"],
 		ExpMonth: em, ExpYear: ey, Fingerprint: h["fingerprint"],
-		CreatedAt: time.Unix(0, ns).UTC(),
+		CreatedAt: time.Unix(0, ns).UTC(), Binding: h["binding"],
 	}, h["idem"], nil
 }
 
@@ -512,7 +514,7 @@ func (r *Redis) UpdateCiphertext(ctx context.Context, id, oldKid, oldFingerprint
 		return err
 	}
 	keys := []string{r.recKey(m, id), r.kidKey(m, oldKid), r.kidKey(m, u.Kid), r.fpKey(m, oldFingerprint), r.fpKey(m, u.Fingerprint)}
-	n, err := r.rewrap.Run(ctx, r.rdb, keys, id, oldKid, u.JWE, u.Kid, oldFingerprint, u.Fingerprint, u.Brand, u.BIN, u.Last4).Int()
+	n, err := r.rewrap.Run(ctx, r.rdb, keys, id, oldKid, u.JWE, u.Kid, oldFingerprint, u.Fingerprint, u.Brand, u.BIN, u.Last4, u.Binding).Int()
 	if err != nil {
 		return fmt.Errorf("tokens: redis rewrap: %w", err)
 	}

@@ -68,6 +68,11 @@ type Token struct {
 	ExpYear     int       `json:"exp_year"`
 	Fingerprint string    `json:"fingerprint"`
 	CreatedAt   time.Time `json:"created_at"`
+	// Binding is the key service's merchant binding of JWE (from inspect or
+	// rewrap), sent with every forward and rewrap: without it the card
+	// cannot be forwarded. It is the key zone's capability, not the
+	// merchant's: never shown, printed or logged.
+	Binding string `json:"-"`
 }
 
 // Format prints a Token without its ciphertext, whatever the verb (%v, %+v, %#v, %s).
@@ -149,6 +154,9 @@ type Store interface {
 type Rewrapped struct {
 	JWE, Kid                       string
 	Brand, BIN, Last4, Fingerprint string
+	// Binding is the new ciphertext's merchant binding; it replaces the
+	// token's, empty included (an old binding never fits a new ciphertext).
+	Binding string
 }
 
 func (u Rewrapped) validate() error {
@@ -162,6 +170,8 @@ func (u Rewrapped) validate() error {
 		return fmt.Errorf("%w: brand", ErrInvalid)
 	case u.Fingerprint != "" && !validLabel(u.Fingerprint, 256):
 		return fmt.Errorf("%w: fingerprint", ErrInvalid)
+	case u.Binding != "" && !validLabel(u.Binding, maxBinding):
+		return fmt.Errorf("%w: binding", ErrInvalid)
 	case u.Last4 != "" && (len(u.Last4) != 4 || !digits(u.Last4)):
 		return fmt.Errorf("%w: last4 must be 4 digits", ErrInvalid)
 	case u.BIN != "" && ((len(u.BIN) != 6 && len(u.BIN) != 8) || !digits(u.BIN)):
@@ -169,6 +179,10 @@ func (u Rewrapped) validate() error {
 	}
 	return nil
 }
+
+// maxBinding bounds a stored merchant binding; the key service's are 26
+// characters, and its shape is the key service's to check.
+const maxBinding = 64
 
 // IDPrefix starts every token id.
 const IDPrefix = "tok_"
@@ -241,6 +255,9 @@ func prepare(t Token, cvcJWE string, cvcTTL time.Duration, now time.Time) (Token
 	}
 	if t.Fingerprint != "" && !validLabel(t.Fingerprint, 256) {
 		return t, fmt.Errorf("%w: fingerprint", ErrInvalid)
+	}
+	if t.Binding != "" && !validLabel(t.Binding, maxBinding) {
+		return t, fmt.Errorf("%w: binding", ErrInvalid)
 	}
 	// Masked fields only: at most the first 8 and last 4 digits (PCI DSS 3.4.1).
 	if len(t.Last4) != 4 || !digits(t.Last4) {

@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -27,11 +28,13 @@ import (
 	"github.com/blindgate/blindgate/gateway/forwarding"
 	"github.com/blindgate/blindgate/gateway/ingest"
 	"github.com/blindgate/blindgate/gateway/kek"
+	"github.com/blindgate/blindgate/gateway/rewrap"
 	"github.com/blindgate/blindgate/gateway/web"
 	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/internal/jose"
 	"github.com/blindgate/blindgate/keyservice/client"
 	"github.com/blindgate/blindgate/keyservice/destinations"
+	"github.com/blindgate/blindgate/keyservice/keyring"
 	"github.com/blindgate/blindgate/keyservice/kstest"
 	"github.com/blindgate/blindgate/keyservice/wire"
 	"github.com/blindgate/blindgate/templates"
@@ -132,7 +135,7 @@ type fwdFixture struct {
 // has destinations pointing at the stand-in, a checkout identity and a
 // separate forward identity. Checkout and forward go through the real
 // ingest path and the real key-service client, over loopback only.
-func newForwardServer(t *testing.T) *fwdFixture {
+func newForwardServer(t *testing.T, opts ...func(*kstest.Options)) *fwdFixture {
 	t.Helper()
 	dir := t.TempDir()
 	psp := newProcessor(t, dir)
@@ -180,14 +183,18 @@ func newForwardServer(t *testing.T) *fwdFixture {
 		}
 	}
 	var ksLogs bytes.Buffer
-	z := kstest.NewZone(t, kstest.Options{
+	ko := kstest.Options{
 		Clients: []kstest.Client{
 			{ID: "gateway", Ops: []string{wire.OpInspect, wire.OpRewrap}},
 			{ID: "forward", Ops: []string{wire.OpForward}},
 		},
 		Destinations: list, Listen: true,
 		Log: slog.New(slog.NewJSONHandler(&syncWriter{w: &ksLogs}, nil)),
-	})
+	}
+	for _, o := range opts {
+		o(&ko)
+	}
+	z := kstest.NewZone(t, ko)
 	t.Cleanup(func() {
 		if strings.Contains(ksLogs.String(), fwdPAN) {
 			t.Errorf("the key service's log holds the card number")
@@ -402,6 +409,83 @@ func TestForwardEncryptsToProcessorKey(t *testing.T) {
 	}
 	if f.psp.hits.Load() != 0 {
 		t.Fatal("a processor-key destination sent something")
+	}
+}
+
+// R11: a compromised gateway holds the forward key and rewrites the
+// merchant of a forward to one the destination allows. The card was bound
+// to its own merchant at inspect: refused, nothing decrypted or sent. The
+// merchant's view of its token never shows the binding.
+func TestForwardCompromisedGatewayRewritesMerchant(t *testing.T) {
+	f := newForwardServer(t)
+	tok := f.mint(t, f.secret, "https://shop-a.example")
+	stored, err := f.tokens.Lookup(context.Background(), tok)
+	if err != nil || stored.Binding == "" {
+		t.Fatalf("minted token has no binding: %v", err)
+	}
+	if a := f.do(t, http.MethodGet, "/v1/tokens/"+tok, f.secret, nil); a.status != 200 || strings.Contains(string(a.body), stored.Binding) || strings.Contains(string(a.body), "binding") {
+		t.Fatalf("token view: %d %s", a.status, a.body)
+	}
+	evil := f.kz.Client(t, "forward")
+	for name, req := range map[string]wire.ForwardRequest{
+		"other-merchant":   {Merchant: f.other.ID, Destination: "psp-b", Binding: stored.Binding},
+		"other-ciphertext": {Merchant: f.merchant.ID, Destination: "psp", Binding: f.kz.Keyring.Binding(f.merchant.ID, []byte(f.kz.encrypt(t, fwdPAN, "cs_x")))},
+	} {
+		req.JWE, req.Token, req.IdempotencyKey = stored.JWE, stored.ID, "evil"+strings.ReplaceAll(name, "-", "")
+		req.Template = wire.ForwardTemplate{ContentType: wire.ContentTypeJSON, Path: "/payments", Body: bodyNoCVC}
+		var ce *client.Error
+		if _, err := evil.Forward(context.Background(), req); !errors.As(err, &ce) || ce.Status != 403 || ce.Code != "card_not_bound" {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	if f.psp.hits.Load() != 0 {
+		t.Fatal("the processor was reached")
+	}
+	for _, e := range f.kz.Events(t, audit.Filter{}) {
+		if e.Event == audit.EventForward || e.Event == audit.EventForwardResult {
+			t.Fatalf("a forward was authorised: %+v", e)
+		}
+	}
+}
+
+// A rotation moves the token to a new ciphertext with its binding, and it
+// still forwards. A token stored before bindings cannot be forwarded, and
+// `rewrap -all` binds it only while the key service runs -bind-legacy.
+func TestForwardAfterRewrap(t *testing.T) {
+	for _, legacy := range []bool{false, true} {
+		t.Run(fmt.Sprintf("bind-legacy=%v", legacy), func(t *testing.T) {
+			f := newForwardServer(t, func(o *kstest.Options) { o.BindLegacy = legacy })
+			ctx := context.Background()
+			tok := f.mint(t, f.secret, "https://shop-a.example")
+			before, _ := f.tokens.Lookup(ctx, tok)
+			// The same card stored before bindings existed.
+			old := before
+			old.ID, old.Binding, old.SessionID = "", "", ""
+			old, _, err := f.tokens.Put(ctx, old, "", 0, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a := f.forward(t, f.secret, old.ID, "legacy-1", fwdBody("psp", bodyNoCVC)); a.status != 403 || a.code() != "card_not_bound" {
+				t.Fatalf("legacy token: %d %s", a.status, a.body)
+			}
+			if _, err := f.kz.Keyring.Rotate(keyring.DefaultAlg); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := rewrap.RunAll(ctx, f.tokens, f.kz.checkout); err != nil {
+				t.Fatal(err)
+			}
+			after, _ := f.tokens.Lookup(ctx, tok)
+			if after.JWE == before.JWE || after.Binding == "" || after.Binding == before.Binding {
+				t.Fatalf("rewrap did not move the token with a new binding: kid %s -> %s", before.Kid, after.Kid)
+			}
+			if a := f.forward(t, f.secret, tok, "moved-1", fwdBody("psp", bodyNoCVC)); a.status != 200 {
+				t.Fatalf("moved token: %d %s", a.status, a.body)
+			}
+			a := f.forward(t, f.secret, old.ID, "legacy-2", fwdBody("psp", bodyNoCVC))
+			if legacy && a.status != 200 || !legacy && (a.status != 403 || a.code() != "card_not_bound") {
+				t.Fatalf("legacy token after rewrap -all: %d %s", a.status, a.body)
+			}
+		})
 	}
 }
 

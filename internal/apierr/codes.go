@@ -33,6 +33,10 @@ var (
 	// DestinationNotAllowed: one answer for an unknown destination and one
 	// the merchant may not use, so destinations cannot be enumerated.
 	DestinationNotAllowed = New(http.StatusForbidden, "destination_not_allowed", "The destination is unknown or not allowed for this merchant.")
+	// CardNotBound: the stored card was not bound to the merchant named (no
+	// merchant binding, or one issued for another merchant or ciphertext).
+	// Nothing was decrypted.
+	CardNotBound = New(http.StatusForbidden, "card_not_bound", "The card is not bound to this merchant; nothing was decrypted.")
 
 	// 409: replay, and requests that conflict with the current state.
 	Replay              = New(http.StatusConflict, "replay", "This signed request was already used.")

@@ -179,7 +179,8 @@ const (
 	EventForwardResult = "forward.result"
 
 	// EventForwardDenied: a forward refused before any decryption (invalid
-	// template, destination not allowed for the merchant, rate limit,
+	// template, destination not allowed for the merchant, a card not bound
+	// to the merchant (code card_not_bound), rate limit,
 	// idempotency key reused for another request). Outcome "denied".
 	// Fields: client, actor (merchant), resource (token id), reason
 	// (destination and idempotency key when valid), code.

@@ -55,6 +55,8 @@ func mapForwardError(err error) error {
 	switch {
 	case errors.Is(err, forward.ErrAudit):
 		return apierr.AuditFailed.Wrap(err)
+	case errors.Is(err, forward.ErrNotBound):
+		return apierr.CardNotBound.Wrap(err)
 	case errors.Is(err, forward.ErrCard):
 		return mapUnwrapError(err)
 	case errors.Is(err, forward.ErrCVCMissing):

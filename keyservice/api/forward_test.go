@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/internal/jose"
 	"github.com/blindgate/blindgate/keyservice/destinations"
 	"github.com/blindgate/blindgate/keyservice/kstest"
@@ -28,7 +29,7 @@ func TestForwardEndpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	list := destinations.New(t.TempDir())
-	if err := list.Add(destinations.Destination{ID: "enc", ProcessorKey: jwk, Merchants: []string{"m_1"}}); err != nil {
+	if err := list.Add(destinations.Destination{ID: "enc", ProcessorKey: jwk, Merchants: []string{"m_1", "m_2"}}); err != nil {
 		t.Fatal(err)
 	}
 	ts := &testServer{}
@@ -40,11 +41,19 @@ func TestForwardEndpoint(t *testing.T) {
 		Destinations: list,
 	})
 	jwe := ts.cardJWE(t, testPAN, "cs_1", time.Now().Add(-72*time.Hour))
+	// A stored card, bound to m_1 when it was captured (inspect).
+	bnd := ts.Keyring.Binding("m_1", []byte(jwe))
 	req := func(dest, key, body string) wire.ForwardRequest {
-		return wire.ForwardRequest{JWE: jwe, Merchant: "m_1", Token: "tok_1", Destination: dest, IdempotencyKey: key,
+		return wire.ForwardRequest{JWE: jwe, Merchant: "m_1", Token: "tok_1", Destination: dest, IdempotencyKey: key, Binding: bnd,
 			Template: wire.ForwardTemplate{ContentType: wire.ContentTypeJSON, Body: body}}
 	}
 	const body = `{"number":"{{card.number}}","exp":"{{card.exp_month}}/{{card.exp_year}}"}`
+	// R11: the caller holds the forward key and names m_2, which the
+	// destination allows; the card is m_1's.
+	otherMerchant := req("enc", "k6", body)
+	otherMerchant.Merchant = "m_2"
+	otherCiphertext := req("enc", "k7", body)
+	otherCiphertext.Binding = ts.Keyring.Binding("m_1", []byte(ts.cardJWE(t, testPAN, "cs_2", time.Now())))
 
 	for _, tc := range []struct {
 		name   string
@@ -57,11 +66,25 @@ func TestForwardEndpoint(t *testing.T) {
 		{"403/destination", "forward", req("nope", "k2", body), 403, "destination_not_allowed"},
 		{"400/template", "forward", req("enc", "k3", `{"a":"{{card.pin}}"}`), 400, "template_invalid"},
 		{"422/cvc-unavailable", "forward", req("enc", "k4", `{"c":"{{card.cvc}}"}`), 422, "cvc_unavailable"},
+		{"403/card-of-another-merchant", "forward", otherMerchant, 403, "card_not_bound"},
+		{"403/binding-of-another-ciphertext", "forward", otherCiphertext, 403, "card_not_bound"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp, m := ts.call(t, ts.Signer(t, tc.signer), "POST", wire.PathForward, tc.req)
 			if resp.StatusCode != tc.status || errCode(m) != tc.code {
 				t.Fatalf("got %d %v", resp.StatusCode, m)
+			}
+			if tc.code != "card_not_bound" {
+				return
+			}
+			// Refused before the audit record that precedes a decrypt.
+			for _, e := range ts.Events(t, audit.Filter{}) {
+				if e.Reason == "destination=enc idempotency_key="+tc.req.IdempotencyKey && e.Event != audit.EventForwardDenied {
+					t.Fatalf("audit %+v", e)
+				}
+			}
+			if evs := ts.Events(t, audit.Filter{Event: audit.EventForwardDenied}); len(evs) == 0 || evs[0].Code != "card_not_bound" {
+				t.Fatalf("no forward.denied card_not_bound record: %+v", evs)
 			}
 		})
 	}

@@ -51,7 +51,7 @@ func (s *Server) inspect(c *fiber.Ctx) error {
 	s.deps.Metrics.decrypted(callerOf(c).ClientID, wire.OpInspect)
 	return c.JSON(wire.InspectResponse{
 		Kid: m.Kid, Brand: m.Brand, BIN: m.BIN, Last4: m.Last4,
-		ExpMonth: m.ExpMonth, ExpYear: m.ExpYear, Fingerprint: m.Fingerprint,
+		ExpMonth: m.ExpMonth, ExpYear: m.ExpYear, Fingerprint: m.Fingerprint, Binding: m.Binding,
 	})
 }
 
@@ -73,13 +73,14 @@ func (s *Server) rewrap(c *fiber.Ctx) error {
 	if err := bind(c, &req); err != nil {
 		return err
 	}
-	out, err := s.deps.Unwrap.Rewrap(c.UserContext(), s.meta(c), unwrap.RewrapInput{JWE: req.JWE, Merchant: req.Merchant, Resource: req.Token, Refresh: req.Refresh})
+	out, err := s.deps.Unwrap.Rewrap(c.UserContext(), s.meta(c), unwrap.RewrapInput{JWE: req.JWE, Merchant: req.Merchant, Resource: req.Token, Refresh: req.Refresh, Binding: req.Binding})
 	if err != nil {
 		return mapUnwrapError(err)
 	}
 	s.deps.Metrics.decrypted(callerOf(c).ClientID, wire.OpRewrap)
 	return c.JSON(wire.RewrapResponse{
 		JWE: out.JWE, Kid: out.Kid, Brand: out.Brand, BIN: out.BIN, Last4: out.Last4, Fingerprint: out.Fingerprint,
+		Binding: out.Binding,
 	})
 }
 
@@ -92,6 +93,8 @@ func mapUnwrapError(err error) error {
 		return apierr.CardEnumeration.WithRetry(ee.RetryAfter).Wrap(err)
 	case errors.Is(err, unwrap.ErrCVCInvalid):
 		return apierr.CVCInvalid.Wrap(err)
+	case errors.Is(err, unwrap.ErrNotBound):
+		return apierr.CardNotBound.Wrap(err)
 	case errors.As(err, &le):
 		return apierr.RateLimited.WithRetry(le.RetryAfter).Wrap(err)
 	case errors.Is(err, unwrap.ErrAudit):

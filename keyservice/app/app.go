@@ -118,8 +118,17 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 	if cfg.MaskBIN8 {
 		log.Warn("-mask-bin8: tokens show the first 8 digits of PANs of 16+ digits; document the business need (PCI DSS 3.4.1)")
 	}
+	if cfg.BindLegacy {
+		const why = "-bind-legacy: a rewrap without a merchant binding gets one for the merchant it names; any holder of the rewrap key can bind any stored card to any merchant. Run `blindgate rewrap -all` and restart without it"
+		log.Warn("MIGRATION MODE: " + why)
+		if _, err := a.audit.Append(context.Background(), audit.Event{Event: audit.EventAlarm, Actor: "keyservice", Outcome: audit.OutcomeFailure, Reason: why, Code: "bind_legacy"}); err != nil {
+			_ = a.audit.Close()
+			return nil, fmt.Errorf("audit -bind-legacy: %w", err)
+		}
+	}
 	svc := unwrap.New(a.holder, a.audit, limiter, log, unwrap.Config{
-		Freshness: cfg.Freshness, Limits: limits, Masking: card.Masking{BIN8: cfg.MaskBIN8},
+		BindLegacy: cfg.BindLegacy,
+		Freshness:  cfg.Freshness, Limits: limits, Masking: card.Masking{BIN8: cfg.MaskBIN8},
 		Guard: unwrap.Guard{Counter: counter, Window: cfg.EnumerationWindow, Max: cfg.EnumerationMax},
 	})
 	sender := forward.NewSender()

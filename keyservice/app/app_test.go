@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/blindgate/blindgate/internal/apierr"
+	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/keyservice/app"
 	"github.com/blindgate/blindgate/keyservice/client"
 	"github.com/blindgate/blindgate/keyservice/sigauth"
@@ -197,5 +198,38 @@ func TestSignedForAnotherHostRefused(t *testing.T) {
 	}
 	if status, code := send(t, base); status == http.StatusUnauthorized || code == apierr.Unauthenticated.Code {
 		t.Fatalf("signed for this host: %d %q, want past authentication", status, code)
+	}
+}
+
+// -bind-legacy is a migration window: starting with it warns and leaves an
+// alarm in the audit trail, so it cannot stay on unnoticed.
+func TestBindLegacyWarnsAndAudits(t *testing.T) {
+	cfg := app.DevConfig(t.TempDir())
+	cfg.BindLegacy = true
+	var logs bytes.Buffer
+	a, err := app.New(cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "bind-legacy") {
+		t.Fatalf("no warning: %s", logs.String())
+	}
+	// Serve until the end, which closes the audit log.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Serve(ctx, ln) }()
+	t.Cleanup(func() { cancel(); <-done })
+	f, err := os.Open(cfg.AuditPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	evs, err := audit.Read(f, audit.Filter{Event: audit.EventAlarm})
+	if err != nil || len(evs) != 1 || evs[0].Code != "bind_legacy" {
+		t.Fatalf("audit: %+v %v", evs, err)
 	}
 }

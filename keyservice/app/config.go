@@ -87,7 +87,12 @@ type Config struct {
 	EgressProxy string
 	// MaskBIN8 shows the first 8 digits of PANs of 16+ digits (default 6).
 	MaskBIN8 bool
-	LogLevel string
+	// BindLegacy makes a rewrap without a merchant binding issue one for
+	// the merchant it names: for `blindgate rewrap -all` right after
+	// upgrading, then off. While on, the rewrap key can bind any stored
+	// card to any merchant (docs/SECURITY.md R11).
+	BindLegacy bool
+	LogLevel   string
 }
 
 // RedisMemory as the Redis address selects the in-process replay cache and
@@ -136,6 +141,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.ForwardVolumeAlarmOnly, "forward-volume-alarm-only", env.Bool("FORWARD_VOLUME_ALARM_ONLY", false), "let forwards past the daily merchant and destination volumes through, alarmed (default: refuse)")
 	fs.StringVar(&c.EgressProxy, "egress-proxy", env.String("EGRESS_PROXY", ""), "forward through this HTTP CONNECT proxy (http://host:port, cmd/egress); empty: dial destinations directly")
 	fs.IntVar(&c.ForwardDestinationPerSecond, "forward-destination-per-second", env.Int("FORWARD_DESTINATION_PER_SECOND", 100), "forwards per destination per second, all merchants (burst twice that)")
+	fs.BoolVar(&c.BindLegacy, "bind-legacy", env.Bool("BIND_LEGACY", false), "migration window: a rewrap without a merchant binding gets one for the merchant it names (run `blindgate rewrap -all`, then turn off)")
 	fs.BoolVar(&c.MaskBIN8, "mask-bin8", env.Bool("MASK_BIN8", false), "show the first 8 digits of PANs of 16+ digits (PCI DSS 3.4.1 business need; default first 6)")
 	fs.IntVar(&c.UnsealIPPerMinute, "unseal-ip-per-minute", env.Int("UNSEAL_IP_PER_MINUTE", 5), "unseal attempts per source address per minute")
 	fs.IntVar(&c.UnsealPerMinute, "unseal-per-minute", env.Int("UNSEAL_PER_MINUTE", 30), "unseal attempts per minute from all addresses together")

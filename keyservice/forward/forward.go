@@ -8,6 +8,9 @@
 // Ordering invariants of Forward, each enforced here:
 //   - the request, the destination (and the merchant's right to it) and the
 //     template are checked before anything is counted or decrypted;
+//   - so is the merchant binding: the card must be the merchant's (a tag
+//     the key service issued at inspect or rewrap), not merely the
+//     destination allowed for the merchant the caller names;
 //   - rate limits per merchant and per destination come next, then their
 //     daily windows (alarms at 80% and at exhaustion, and a refusal past
 //     them unless configured alarm-only); a limiter that cannot answer
@@ -58,6 +61,10 @@ var (
 	// after something may have been sent; the failure is repeated, nothing
 	// is sent again. Use a new key to try again deliberately.
 	ErrStoredFailure = errors.New("forward: earlier attempt with this idempotency key failed with an unknown outcome")
+	// ErrNotBound: the request's merchant binding is not the one the key
+	// service issued for its merchant and ciphertext, so the card may be
+	// another merchant's. Nothing is decrypted.
+	ErrNotBound = errors.New("forward: card not bound to the merchant")
 )
 
 // Opened is a decrypted card and, when one was given and accepted, its CVC.
@@ -75,7 +82,12 @@ type Opened struct {
 // card (bg_sid), is fresh, and has the digit count of the card's brand;
 // otherwise it returns an error and no CVC. The caller wipes nothing it did
 // not get: the opener wipes its own buffers.
+//
+// CheckBinding tells whether binding is the merchant binding the key service
+// issued for (merchant, jwe), without decrypting: nil, ErrNotBound, or
+// another error when it cannot tell (sealed).
 type CardOpener interface {
+	CheckBinding(ctx context.Context, merchant, jwe, binding string) error
 	OpenCard(ctx context.Context, jwe, cvcJWE string) (Opened, error)
 }
 
@@ -240,6 +252,15 @@ func (s *Service) Forward(ctx context.Context, m Meta, req wire.ForwardRequest) 
 		}
 	} else if tpl.Path() != "" || len(tpl.Headers()) > 0 {
 		return wire.ForwardResponse{}, s.deny(ctx, ev, fmt.Errorf("%w: %w: a processor-key destination takes a body only", ErrInvalidRequest, ErrTemplate))
+	}
+	// The merchant comes from the request: only the binding says the card
+	// is that merchant's, so a caller holding the forward key cannot send
+	// another merchant's card by naming a merchant the destination allows.
+	if err := s.cfg.Opener.CheckBinding(ctx, req.Merchant, req.JWE, req.Binding); err != nil {
+		if !errors.Is(err, ErrNotBound) {
+			err = fmt.Errorf("%w: %w", ErrCard, err)
+		}
+		return wire.ForwardResponse{}, s.deny(ctx, ev, err)
 	}
 	if err := s.limits(ctx, req, ev); err != nil {
 		return wire.ForwardResponse{}, s.deny(ctx, ev, err)
@@ -457,7 +478,7 @@ func Code(err error) string {
 	}{
 		{ErrCVCMissing, "cvc_unavailable"}, {ErrTemplate, "template_invalid"}, {ErrIdempotencyMismatch, "idempotency_mismatch"},
 		{ErrInProgress, "idempotency_in_progress"}, {ErrStoredFailure, "stored_failure"},
-		{ErrDestination, "destination_not_allowed"}, {ErrInvalidRequest, "invalid_field"}, {ErrLimited, "rate_limited"},
+		{ErrNotBound, "card_not_bound"}, {ErrDestination, "destination_not_allowed"}, {ErrInvalidRequest, "invalid_field"}, {ErrLimited, "rate_limited"},
 		{ErrAddressRefused, "destination_refused"}, {ErrUnreachable, "destination_unreachable"},
 		{ErrOutcomeUnknown, "destination_outcome_unknown"}, {ErrCard, "card_unavailable"},
 		{ErrAudit, "audit_unavailable"}, {ErrUnavailable, "unavailable"},

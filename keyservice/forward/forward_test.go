@@ -4,7 +4,10 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -35,9 +38,28 @@ const testPAN = "4242424242424242"
 
 // testOpener is the CardOpener unwrap will provide, built from the same
 // pieces (internal/jose, keyservice/card) so the tests decrypt for real.
-type testOpener struct{ key *ecdsa.PrivateKey }
+type testOpener struct {
+	key   *ecdsa.PrivateKey
+	opens *atomic.Int32
+}
+
+// testBinding stands in for keyring.Binding: a tag of (merchant, jwe) that
+// the caller cannot compute without the opener's secret.
+func testBinding(merchant, jwe string) string {
+	mac := hmac.New(sha256.New, []byte("test binding key"))
+	mac.Write([]byte(merchant + "\x00" + jwe))
+	return wire.BindingPrefix + base64.RawURLEncoding.EncodeToString(mac.Sum(nil)[:16])
+}
+
+func (o testOpener) CheckBinding(_ context.Context, merchant, jwe, binding string) error {
+	if !hmac.Equal([]byte(binding), []byte(testBinding(merchant, jwe))) {
+		return ErrNotBound
+	}
+	return nil
+}
 
 func (o testOpener) OpenCard(_ context.Context, jwe, cvcJWE string) (Opened, error) {
+	o.opens.Add(1)
 	hdr, pt, err := jose.Decrypt([]byte(jwe), o.key)
 	defer clear(pt)
 	if err != nil {
@@ -117,6 +139,7 @@ type fixture struct {
 	audit  *memAudit
 	svc    *Service
 	hits   atomic.Int32
+	opens  atomic.Int32
 	got    chan []byte
 }
 
@@ -157,7 +180,7 @@ func newFixture(t *testing.T, handler http.HandlerFunc, idem Store) *fixture {
 	if idem == nil {
 		idem = NewMemory(0, nil)
 	}
-	f.svc, err = New(Config{Destinations: f.list, Opener: testOpener{f.key}, Sender: &Sender{Resolver: f.res, Dialer: f.dialer},
+	f.svc, err = New(Config{Destinations: f.list, Opener: testOpener{f.key, &f.opens}, Sender: &Sender{Resolver: f.res, Dialer: f.dialer},
 		Audit: f.audit, Limiter: ratelimit.NewMemory(), Idempotency: idem,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), PollInterval: 5 * time.Millisecond})
 	if err != nil {
@@ -187,7 +210,9 @@ func (f *fixture) cvcJWE(cvc string) string {
 }
 
 func (f *fixture) request(dest, key string) wire.ForwardRequest {
-	return wire.ForwardRequest{JWE: f.cardJWE(`Jane "O'Hara"`), Merchant: "m_1", Token: "tok_1", Destination: dest, IdempotencyKey: key,
+	jwe := f.cardJWE(`Jane "O'Hara"`)
+	return wire.ForwardRequest{JWE: jwe, Merchant: "m_1", Token: "tok_1", Destination: dest, IdempotencyKey: key,
+		Binding: testBinding("m_1", jwe),
 		Template: wire.ForwardTemplate{ContentType: wire.ContentTypeJSON, Path: "/payments", Headers: map[string]string{"X-API-Key": "k"},
 			Body: `{"card":{"number":"{{card.number}}","expiryMonth":"{{card.exp_month}}","expiryYear":{{card.exp_year}},"holderName":"{{card.name}}"}}`}}
 }
@@ -243,12 +268,27 @@ func TestForwardRefusals(t *testing.T) {
 		{"template/path-climbs", func(r *wire.ForwardRequest) { r.Template.Path = "/../admin" }, ErrTemplate},
 		{"template/unknown-placeholder", func(r *wire.ForwardRequest) { r.Template.Body = `{"a":"{{card.pin}}"}` }, ErrTemplate},
 		{"cvc/missing", func(r *wire.ForwardRequest) { r.Template.Body = `{"a":"{{card.cvc}}"}` }, ErrCVCMissing},
+		// R11: a caller with the forward key names a merchant the
+		// destination allows; the card was bound to another.
+		{"binding/other-merchant", func(r *wire.ForwardRequest) { r.Merchant, r.Destination, r.Template.Headers = "m_2", "other", nil }, ErrNotBound},
+		{"binding/other-ciphertext", func(r *wire.ForwardRequest) { r.Binding = testBinding("m_1", f.cardJWE("x")) }, ErrNotBound},
+		{"binding/missing", func(r *wire.ForwardRequest) { r.Binding = "" }, ErrInvalidRequest},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := f.request("psp", "k-"+tc.name)
 			tc.edit(&r)
+			n, opens := len(f.audit.events), f.opens.Load()
 			if _, err := f.svc.Forward(context.Background(), Meta{}, r); !errors.Is(err, tc.want) {
 				t.Fatalf("Forward = %v, want %v", err, tc.want)
+			}
+			if tc.want == ErrCVCMissing {
+				return // refused once the card is open: it names no CVC
+			}
+			if evs := f.audit.events[n:]; len(evs) != 1 || evs[0].Event != audit.EventForwardDenied || evs[0].Code != Code(tc.want) {
+				t.Fatalf("audit %+v", evs)
+			}
+			if f.opens.Load() != opens {
+				t.Fatal("the card was opened")
 			}
 		})
 	}

@@ -389,7 +389,43 @@ const FingerprintPrefix = "fpm_"
 const (
 	labelFingerprint = "blindgate/fingerprint/merchant/v1"
 	labelGuard       = "blindgate/enumeration-guard/v1"
+	labelBinding     = "blindgate/merchant-binding/v1"
 )
+
+// BindingPrefix starts every merchant binding.
+const BindingPrefix = "bnd_"
+
+// Binding returns the merchant binding of a stored card ciphertext: "bnd_" +
+// base64url (no padding) of the first 16 bytes of HMAC(K_b, merchant,
+// SHA-256(jwe)), K_b derived from the fingerprint key for this use alone.
+//
+// A ciphertext names its checkout session, not its merchant, so the key
+// service issues this tag when it sees the merchant and the ciphertext
+// together (inspect, within the freshness window; rewrap, from an earlier
+// binding) and a forward must present it: whoever holds only the forward
+// key cannot name another merchant for a stored card, since it cannot
+// compute a tag. 128 bits are ample for a tag that cannot be checked
+// offline.
+func (k *Keyring) Binding(merchant string, jwe []byte) string {
+	sum := sha256.Sum256(jwe)
+	return BindingPrefix + base64.RawURLEncoding.EncodeToString(k.bindingMAC(merchant, sum[:]))
+}
+
+// VerifyBinding reports whether binding is Binding(merchant, jwe), in
+// constant time.
+func (k *Keyring) VerifyBinding(merchant string, jwe []byte, binding string) bool {
+	sum := sha256.Sum256(jwe)
+	want := []byte(BindingPrefix + base64.RawURLEncoding.EncodeToString(k.bindingMAC(merchant, sum[:])))
+	return hmac.Equal(want, []byte(binding))
+}
+
+func (k *Keyring) bindingMAC(merchant string, jweSum []byte) []byte {
+	bk := k.derive(labelBinding)
+	defer clear(bk)
+	mac := hmac.New(sha256.New, bk)
+	writeParts(mac, merchant, string(jweSum))
+	return mac.Sum(nil)[:16]
+}
 
 // Fingerprint returns "fpm_" + base64url (no padding) of
 // HMAC-SHA-256(K_m, pan), where K_m = HMAC-SHA-256(fingerprint key,

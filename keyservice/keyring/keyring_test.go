@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"regexp"
+	"strings"
 	"sync"
 	"testing"
 
@@ -434,5 +435,28 @@ func TestGuardTag(t *testing.T) {
 	}
 	if mustNew(t, "").GuardTag("bucket", "m_1", "424242", "4242") == a {
 		t.Fatal("another keyring's key gave the same tag")
+	}
+}
+
+func TestBinding(t *testing.T) {
+	kr := mustNew(t, "")
+	jwe := []byte("h.k.iv.ct.tag")
+	b := kr.Binding("m_1", jwe)
+	if !strings.HasPrefix(b, BindingPrefix) || len(b) != len(BindingPrefix)+22 {
+		t.Fatalf("binding %q", b)
+	}
+	if !kr.VerifyBinding("m_1", jwe, b) {
+		t.Fatal("own binding refused")
+	}
+	for name, ok := range map[string]bool{
+		"other merchant":   kr.VerifyBinding("m_2", jwe, b),
+		"other ciphertext": kr.VerifyBinding("m_1", []byte("h.k.iv.ct.tag2"), b),
+		"empty":            kr.VerifyBinding("m_1", jwe, ""),
+		"truncated":        kr.VerifyBinding("m_1", jwe, b[:len(b)-1]),
+		"other keyring":    mustNew(t, "").VerifyBinding("m_1", jwe, b),
+	} {
+		if ok {
+			t.Errorf("%s verified", name)
+		}
 	}
 }

@@ -78,6 +78,8 @@ type Options struct {
 	Idempotency forward.Store
 	// ForwardLimits adjusts forward.DefaultLimits() when set.
 	ForwardLimits func(*forward.Limits)
+	// BindLegacy runs the key service with -bind-legacy.
+	BindLegacy bool
 	// Listen serves the API on a loopback listener (Zone.URL, Zone.Client);
 	// without it the tests call Zone.Server.App().Test.
 	Listen bool
@@ -154,7 +156,7 @@ func NewZone(t testing.TB, o Options) *Zone {
 	if o.Limits != nil {
 		o.Limits(&limits)
 	}
-	z.Service = unwrap.New(z.Holder, z.Audit, o.Limiter, o.Log, unwrap.Config{Limits: limits, Guard: unwrap.Guard{Counter: o.Guard}})
+	z.Service = unwrap.New(z.Holder, z.Audit, o.Limiter, o.Log, unwrap.Config{Limits: limits, Guard: unwrap.Guard{Counter: o.Guard}, BindLegacy: o.BindLegacy})
 	if o.Destinations == nil {
 		o.Destinations = destinations.New(dir)
 	}

@@ -2,6 +2,7 @@ package unwrap
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/keyservice/card"
@@ -9,6 +10,21 @@ import (
 )
 
 var _ forward.CardOpener = (*Service)(nil)
+
+// CheckBinding is forward's check that the ciphertext was bound to the
+// merchant named, before anything is decrypted: ErrNotBound (which is
+// forward.ErrNotBound) unless binding is the one issued for (merchant,
+// jwe) by inspect or rewrap.
+func (s *Service) CheckBinding(_ context.Context, merchant, jwe, binding string) error {
+	kr, err := s.keys.Keyring()
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrSealed, err)
+	}
+	if !kr.VerifyBinding(merchant, []byte(jwe), binding) {
+		return ErrNotBound
+	}
+	return nil
+}
 
 // OpenCard opens a stored card for keyservice/forward, which has already
 // checked, limited and audited the forward: the same strict header checks,

@@ -30,6 +30,7 @@ import (
 	"github.com/blindgate/blindgate/internal/jose"
 	"github.com/blindgate/blindgate/internal/ratelimit"
 	"github.com/blindgate/blindgate/keyservice/card"
+	"github.com/blindgate/blindgate/keyservice/forward"
 	"github.com/blindgate/blindgate/keyservice/guard"
 	"github.com/blindgate/blindgate/keyservice/keyring"
 	"github.com/blindgate/blindgate/keyservice/wire"
@@ -55,6 +56,10 @@ var (
 	ErrCVCInvalid = errors.New("unwrap: cvc invalid")
 	// ErrEnumeration: the enumeration guard refused the card.
 	ErrEnumeration = errors.New("unwrap: card enumeration")
+	// ErrNotBound: the merchant binding given with a stored ciphertext is
+	// not the one the key service issued for that merchant and ciphertext.
+	// One error for rewrap and forward, so both answer card_not_bound.
+	ErrNotBound = forward.ErrNotBound
 )
 
 // EnumerationError is a refusal by the enumeration guard; RetryAfter is the
@@ -85,6 +90,9 @@ type Masked struct {
 	Kid, Brand, BIN, Last4 string
 	ExpMonth, ExpYear      int
 	Fingerprint            string
+	// Binding ties the inspected ciphertext to the merchant
+	// (keyring.Binding): what a forward of it must present.
+	Binding string
 }
 
 // Revealed is the full card, returned only by Reveal.
@@ -150,6 +158,11 @@ type Config struct {
 	Guard     Guard
 	Masking   card.Masking
 	Now       func() time.Time
+	// BindLegacy makes a rewrap without a merchant binding issue one for the
+	// merchant it names: the migration of tokens stored before bindings
+	// existed, for a short window after upgrading. While it is on, a holder
+	// of the rewrap key can bind any stored card to any merchant.
+	BindLegacy bool
 }
 
 // Service unwraps card ciphertexts for authorized callers.
@@ -265,6 +278,10 @@ func (s *Service) inspect(ctx context.Context, m Meta, in InspectInput, ev *audi
 		ExpMonth:    c.ExpMonth,
 		ExpYear:     c.ExpYear,
 		Fingerprint: fp,
+		// Only here and within the freshness window does the key service
+		// take the caller's word for whose card this is: a stored card cannot
+		// be bound to another merchant later.
+		Binding: kr.Binding(in.Merchant, []byte(in.JWE)),
 	}, nil
 }
 
@@ -401,6 +418,9 @@ func (s *Service) Reveal(ctx context.Context, m Meta, jwe, actor, reason, resour
 type Rewrapped struct {
 	JWE, Kid                       string
 	Brand, BIN, Last4, Fingerprint string
+	// Binding is the new ciphertext's merchant binding: when the request
+	// carried a valid one, or with BindLegacy.
+	Binding string
 }
 
 // RewrapInput is a rewrap request. Refresh asks for the masked fields and
@@ -409,6 +429,8 @@ type Rewrapped struct {
 type RewrapInput struct {
 	JWE, Merchant, Resource string
 	Refresh                 bool
+	// Binding is the token's merchant binding, if it has one.
+	Binding string
 }
 
 // Rewrap moves a ciphertext to the newest KEK (unchanged when it already is)
@@ -439,6 +461,16 @@ func (s *Service) rewrap(ctx context.Context, m Meta, in RewrapInput, ev *audit.
 	kr, sc, err := s.open(jwe, ev)
 	if err != nil {
 		return Rewrapped{}, err
+	}
+	bind := in.Binding != ""
+	switch {
+	case bind && !kr.VerifyBinding(merchant, []byte(jwe), in.Binding):
+		// Checked before decrypting: a wrong binding gets nothing, and
+		// never a binding of the new ciphertext.
+		return Rewrapped{}, ErrNotBound
+	case !bind && s.cfg.BindLegacy:
+		bind = true
+		ev.Reason = "bind-legacy: binding issued to the merchant named"
 	}
 	pt, err := sc.jwe.Decrypt(sc.key)
 	defer wipe(pt)
@@ -472,6 +504,9 @@ func (s *Service) rewrap(ctx context.Context, m Meta, in RewrapInput, ev *audit.
 	}
 	newest := kr.Newest()
 	if sc.hdr.Kid == newest.Kid {
+		if bind {
+			out.Binding = kr.Binding(merchant, []byte(out.JWE))
+		}
 		return out, nil
 	}
 	var pub crypto.PublicKey
@@ -489,6 +524,9 @@ func (s *Service) rewrap(ctx context.Context, m Meta, in RewrapInput, ev *audit.
 	}
 	ev.Kid = newest.Kid
 	out.JWE, out.Kid = string(enc), newest.Kid
+	if bind {
+		out.Binding = kr.Binding(merchant, enc)
+	}
 	return out, nil
 }
 
@@ -594,7 +632,8 @@ func (s *Service) denied(ctx context.Context, ev audit.Event, opErr error) error
 
 func outcomeOf(err error) string {
 	switch {
-	case errors.Is(err, ErrLimited), errors.Is(err, ErrSealed), errors.Is(err, ErrInvalidRequest), errors.Is(err, ErrEnumeration):
+	case errors.Is(err, ErrLimited), errors.Is(err, ErrSealed), errors.Is(err, ErrInvalidRequest), errors.Is(err, ErrEnumeration),
+		errors.Is(err, ErrNotBound):
 		return audit.OutcomeDenied
 	default:
 		return audit.OutcomeFailure
@@ -607,7 +646,7 @@ func codeOf(err error) string {
 		err  error
 		code string
 	}{
-		{ErrEnumeration, "card_enumeration"}, {ErrCVCInvalid, "cvc_invalid"},
+		{ErrEnumeration, "card_enumeration"}, {ErrCVCInvalid, "cvc_invalid"}, {ErrNotBound, "card_not_bound"},
 		{ErrSealed, "sealed"}, {ErrInvalidJWE, "invalid_jwe"}, {ErrUnsupportedAlg, "unsupported_algorithm"},
 		{ErrUnknownKey, "key_unknown"}, {ErrSessionMismatch, "session_mismatch"}, {ErrUndecryptable, "card_undecryptable"},
 		{ErrStale, "stale_ciphertext"}, {ErrInvalidRequest, "invalid_field"}, {ErrLimited, "rate_limited"},

@@ -128,7 +128,8 @@ func TestInspect(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m, err := f.svc.Inspect(context.Background(), Meta{Client: "gateway", Origin: "10.0.0.1"}, InspectInput{JWE: tt.jwe(), Session: tt.session, Merchant: "m_1"})
+			jwe := tt.jwe()
+			m, err := f.svc.Inspect(context.Background(), Meta{Client: "gateway", Origin: "10.0.0.1"}, InspectInput{JWE: jwe, Session: tt.session, Merchant: "m_1"})
 			if tt.want != nil {
 				if !errors.Is(err, tt.want) {
 					t.Fatalf("err = %v, want %v", err, tt.want)
@@ -139,6 +140,10 @@ func TestInspect(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := Masked{Kid: f.kr.Newest().Kid, Brand: "visa", BIN: "424242", Last4: "4242", ExpMonth: 12, ExpYear: 2030, Fingerprint: f.kr.Fingerprint("m_1", []byte(testPAN))}
+			if !f.kr.VerifyBinding("m_1", []byte(jwe), m.Binding) {
+				t.Fatalf("binding %q is not m_1's of the inspected ciphertext", m.Binding)
+			}
+			m.Binding = ""
 			if m != want {
 				t.Fatalf("got %+v, want %+v", m, want)
 			}

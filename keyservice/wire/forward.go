@@ -60,6 +60,10 @@ type ForwardRequest struct {
 	IdempotencyKey string          `json:"idempotency_key"`
 	Template       ForwardTemplate `json:"template"`
 	CVCJWE         string          `json:"cvc_jwe,omitempty"`
+	// Binding is the merchant binding the key service issued for (Merchant,
+	// JWE) at inspect or rewrap: without it the key service cannot tell
+	// whose card JWE is, and refuses (card_not_bound).
+	Binding string `json:"binding"`
 }
 
 // ForwardResponse is the destination's answer with its allowed headers
@@ -91,6 +95,9 @@ func (r ForwardRequest) Validate() error {
 		return err
 	}
 	if err := checkID("token", r.Token, true); err != nil {
+		return err
+	}
+	if err := checkBinding(r.Binding, true); err != nil {
 		return err
 	}
 	if err := checkID("destination", r.Destination, true); err != nil {
@@ -160,15 +167,15 @@ func headerNameChar(c byte) bool {
 }
 
 func (r ForwardRequest) String() string {
-	return fmt.Sprintf("ForwardRequest{jwe:%s merchant:%s token:%s destination:%s idempotency_key:%s template:%s cvc_jwe:%s}",
-		redactedLen(r.JWE), r.Merchant, r.Token, r.Destination, r.IdempotencyKey, r.Template, redactedLen(r.CVCJWE))
+	return fmt.Sprintf("ForwardRequest{jwe:%s merchant:%s token:%s destination:%s idempotency_key:%s template:%s cvc_jwe:%s binding:%s}",
+		redactedLen(r.JWE), r.Merchant, r.Token, r.Destination, r.IdempotencyKey, r.Template, redactedLen(r.CVCJWE), redactedLen(r.Binding))
 }
 func (r ForwardRequest) GoString() string { return r.String() }
 func (r ForwardRequest) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("jwe", redactedLen(r.JWE)), slog.String("merchant", r.Merchant),
 		slog.String("token", r.Token), slog.String("destination", r.Destination),
 		slog.String("idempotency_key", r.IdempotencyKey), slog.String("template", r.Template.String()),
-		slog.String("cvc_jwe", redactedLen(r.CVCJWE)))
+		slog.String("cvc_jwe", redactedLen(r.CVCJWE)), slog.String("binding", redactedLen(r.Binding)))
 }
 
 // String shows the template's shape only: header values may be the

@@ -12,6 +12,7 @@ import (
 func okForward() ForwardRequest {
 	return ForwardRequest{
 		JWE: "a.b.c.d.e", Merchant: "m_1", Token: "tok_1", Destination: "adyen", IdempotencyKey: "order-17",
+		Binding: "bnd_secretbindingAAAAAAAAA",
 		Template: ForwardTemplate{ContentType: ContentTypeJSON, Body: `{"n":"{{card.number}}"}`,
 			Headers: map[string]string{"X-API-Key": "sk_live_secret"}},
 	}
@@ -39,6 +40,10 @@ func TestForwardRequestValidate(t *testing.T) {
 		{"invalid/header-name", func(r *ForwardRequest) { r.Template.Headers["X A:"] = "v" }, false},
 		{"invalid/path-space", func(r *ForwardRequest) { r.Template.Path = "/a b" }, false},
 		{"invalid/cvc-jwe", func(r *ForwardRequest) { r.CVCJWE = "x.y" }, false},
+		{"invalid/no-binding", func(r *ForwardRequest) { r.Binding = "" }, false},
+		{"invalid/binding-prefix", func(r *ForwardRequest) { r.Binding = "fpm_secretbindingAAAAAAAAA" }, false},
+		{"invalid/binding-short", func(r *ForwardRequest) { r.Binding = r.Binding[:len(r.Binding)-1] }, false},
+		{"invalid/binding-char", func(r *ForwardRequest) { r.Binding = "bnd_secretbindingAAAAAAAA=" }, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := okForward()
@@ -67,7 +72,7 @@ func TestForwardRedaction(t *testing.T) {
 	for _, v := range []any{r, r.Template, resp} {
 		s := fmt.Sprintf("%v %+v %#v %s", v, v, v, v)
 		log.Info("v", "v", v)
-		for _, secret := range []string{"4242", "sk_live_secret", "secret-header", "a.b.c.d.e"} {
+		for _, secret := range []string{"4242", "sk_live_secret", "secret-header", "a.b.c.d.e", "secretbinding"} {
 			if strings.Contains(s, secret) || strings.Contains(logBuf.String(), secret) {
 				t.Fatalf("%T leaks %q: %s | %s", v, secret, s, logBuf.String())
 			}

@@ -37,6 +37,20 @@ type InspectResponse struct {
 	ExpMonth    int    `json:"exp_month"`
 	ExpYear     int    `json:"exp_year"`
 	Fingerprint string `json:"fingerprint"`
+	// Binding ties this ciphertext to the merchant it was inspected for; the
+	// gateway stores it with the token and sends it with every forward and
+	// rewrap. It is the key zone's capability: never shown to a merchant or
+	// logged.
+	Binding string `json:"binding"`
+}
+
+func (r InspectResponse) String() string {
+	return "InspectResponse{kid:" + r.Kid + " brand:" + r.Brand + " last4:" + r.Last4 + " binding:" + redactedLen(r.Binding) + "}"
+}
+func (r InspectResponse) GoString() string { return r.String() }
+func (r InspectResponse) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("kid", r.Kid), slog.String("brand", r.Brand), slog.String("last4", r.Last4),
+		slog.String("binding", redactedLen(r.Binding)))
 }
 
 // RevealRequest asks for the full card, on behalf of a named operator and reason.
@@ -84,14 +98,20 @@ type RewrapRequest struct {
 	// computes them today. It is counted and guarded like an inspect (it
 	// answers a fingerprint); a plain rewrap answers only jwe and kid.
 	Refresh bool `json:"refresh,omitempty"`
+	// Binding is the token's merchant binding for (Merchant, JWE), if it has
+	// one: the answer then carries the binding of the new ciphertext. A
+	// wrong one is refused; without one the answer has none (unless the key
+	// service runs with -bind-legacy).
+	Binding string `json:"binding,omitempty"`
 }
 
 func (r RewrapRequest) String() string {
-	return "RewrapRequest{jwe:" + redactedLen(r.JWE) + " merchant:" + r.Merchant + " token:" + r.Token + "}"
+	return "RewrapRequest{jwe:" + redactedLen(r.JWE) + " merchant:" + r.Merchant + " token:" + r.Token + " binding:" + redactedLen(r.Binding) + "}"
 }
 func (r RewrapRequest) GoString() string { return r.String() }
 func (r RewrapRequest) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("jwe", redactedLen(r.JWE)), slog.String("merchant", r.Merchant), slog.String("token", r.Token))
+	return slog.GroupValue(slog.String("jwe", redactedLen(r.JWE)), slog.String("merchant", r.Merchant), slog.String("token", r.Token),
+		slog.String("binding", redactedLen(r.Binding)))
 }
 
 // RewrapResponse is the ciphertext under the newest KEK (the same one when it
@@ -104,14 +124,17 @@ type RewrapResponse struct {
 	BIN         string `json:"bin,omitempty"`
 	Last4       string `json:"last4,omitempty"`
 	Fingerprint string `json:"fingerprint,omitempty"`
+	// Binding is the merchant binding of JWE, when the request carried a
+	// valid one (or the key service runs with -bind-legacy).
+	Binding string `json:"binding,omitempty"`
 }
 
 func (r RewrapResponse) String() string {
-	return "RewrapResponse{jwe:" + redactedLen(r.JWE) + " kid:" + r.Kid + "}"
+	return "RewrapResponse{jwe:" + redactedLen(r.JWE) + " kid:" + r.Kid + " binding:" + redactedLen(r.Binding) + "}"
 }
 func (r RewrapResponse) GoString() string { return r.String() }
 func (r RewrapResponse) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("jwe", redactedLen(r.JWE)), slog.String("kid", r.Kid))
+	return slog.GroupValue(slog.String("jwe", redactedLen(r.JWE)), slog.String("kid", r.Kid), slog.String("binding", redactedLen(r.Binding)))
 }
 
 // AuditQueryRequest filters the key service's audit trail (newest first)

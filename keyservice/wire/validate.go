@@ -197,6 +197,9 @@ func (r RewrapRequest) Validate() error {
 	if err := checkMerchant(r.Merchant); err != nil {
 		return err
 	}
+	if err := checkBinding(r.Binding, false); err != nil {
+		return err
+	}
 	return checkID("token", r.Token, false)
 }
 
@@ -257,3 +260,28 @@ func (r *UnsealRequest) Validate() error {
 // ValidateMerchant applies the merchant id rule of every request, for other
 // lists that name merchants (forward destinations).
 func ValidateMerchant(s string) error { return checkMerchant(s) }
+
+// BindingPrefix starts every merchant binding, and BindingLen is a binding's
+// length: the prefix and 16 bytes in unpadded base64url. The key service
+// computes them (keyservice/keyring); everyone else only carries them.
+const (
+	BindingPrefix = "bnd_"
+	BindingLen    = len(BindingPrefix) + 22
+)
+
+// checkBinding accepts the shape of a merchant binding; whether it is the
+// right one only the key service can tell.
+func checkBinding(s string, required bool) error {
+	if s == "" && !required {
+		return nil
+	}
+	if len(s) != BindingLen || s[:len(BindingPrefix)] != BindingPrefix {
+		return invalid("binding")
+	}
+	for i := len(BindingPrefix); i < len(s); i++ {
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return invalid("binding")
+		}
+	}
+	return nil
+}

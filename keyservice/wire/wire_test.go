@@ -27,8 +27,9 @@ func TestRedaction(t *testing.T) {
 		RevealResponse{PAN: testPAN, ExpMonth: 1, ExpYear: 2030, Name: "Jane Holder"},
 		InspectRequest{JWE: jwe, Session: "cs", Merchant: "m_1"},
 		RevealRequest{JWE: jwe, Actor: "op", Reason: "why"},
-		RewrapRequest{JWE: jwe, Merchant: "m_1"},
-		RewrapResponse{JWE: jwe, Kid: "k"},
+		RewrapRequest{JWE: jwe, Merchant: "m_1", Binding: "bnd_secretbindingAAAAAAAAA"},
+		RewrapResponse{JWE: jwe, Kid: "k", Binding: "bnd_secretbindingAAAAAAAAA"},
+		InspectResponse{Kid: "k", Last4: "4242", Fingerprint: "fpm_x", Binding: "bnd_secretbindingAAAAAAAAA"},
 		UnsealRequest{Key: "c2hhcmUtc2VjcmV0"},
 	}
 	var logBuf bytes.Buffer
