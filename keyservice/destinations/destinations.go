@@ -12,6 +12,7 @@
 //	{"destinations":[{"id":"adyen-test","url":"https://checkout-test.adyen.com/v71",
 //	  "method":"POST","request_headers":["X-API-Key"],"answer_headers":["Psp-Reference"],
 //	  "system_roots":true,"timeout_ms":15000,"max_answer_bytes":1048576,
+//	  "card_fields":{"card.number":["paymentMethod.number"],"card.cvc":["paymentMethod.cvc"]},
 //	  "merchants":["m_shop"]}]}
 //
 // Like the client allow-list, the list is safe for concurrent use and a
@@ -42,6 +43,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/blindgate/blindgate/internal/atomicfile"
 
@@ -112,7 +115,103 @@ type Destination struct {
 	// ProcessorKey, instead of URL: a public JWK (RSA >= 3072 for
 	// RSA-OAEP-256, or P-256/P-384 for ECDH-ES+A256KW) with a kid.
 	ProcessorKey json.RawMessage `json:"processor_key,omitempty"`
+	// CardFields says where in a template's body each card placeholder may
+	// sit; without it a template may hold no card placeholder at all, so
+	// a merchant cannot put the card into a field the processor stores and
+	// shows back (a description, metadata). See CardFields.
+	CardFields *CardFields `json:"card_fields,omitempty"`
+	// ExactPath: the URL is the whole endpoint; a template's path must be
+	// empty, so a merchant cannot reach other endpoints below it.
+	ExactPath bool `json:"exact_path,omitempty"`
 }
+
+// CardPlaceholders are the names card_fields may list, as in a template's
+// placeholders without the braces.
+var CardPlaceholders = []string{"card.number", "card.exp_month", "card.exp_year", "card.name", "card.cvc"}
+
+// maxCardFieldLen bounds one path or form key.
+const maxCardFieldLen = 256
+
+// CardFields is card_fields: either the string "any" (the operator's
+// explicit opt-out: a placeholder may sit anywhere the template grammar
+// allows) or an object mapping a placeholder name to the places it may
+// fill. A place is, for a JSON body, a path of object member names joined
+// by "." from the top-level object ("paymentMethod.number"; no arrays, and
+// a member name holding "." cannot be named); for a form body, a form key
+// as it is once decoded ("card[number]"). The placeholder must then be the
+// whole value there: the whole JSON string (or, for the expiry, the whole
+// JSON number) or the whole form value.
+type CardFields struct {
+	Any    bool
+	Places map[string][]string
+}
+
+// MarshalJSON writes "any" or the object.
+func (f CardFields) MarshalJSON() ([]byte, error) {
+	if f.Any {
+		return []byte(`"any"`), nil
+	}
+	return json.Marshal(f.Places)
+}
+
+// UnmarshalJSON reads "any" or the object; Compile validates it.
+func (f *CardFields) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		if s != "any" {
+			return fmt.Errorf("card_fields: the only string form is \"any\"")
+		}
+		*f = CardFields{Any: true}
+		return nil
+	}
+	var m map[string][]string
+	if err := json.Unmarshal(b, &m); err != nil {
+		return fmt.Errorf("card_fields: want \"any\" or an object of placeholder to places: %w", err)
+	}
+	*f = CardFields{Places: m}
+	return nil
+}
+
+func (f *CardFields) validate() error {
+	if f.Any {
+		if len(f.Places) > 0 {
+			return errors.New("card_fields: \"any\" or places, not both")
+		}
+		return nil
+	}
+	if len(f.Places) == 0 {
+		return errors.New("card_fields: list at least one placeholder (or leave card_fields out: no card field)")
+	}
+	for name, places := range f.Places {
+		if !slices.Contains(CardPlaceholders, name) {
+			return fmt.Errorf("card_fields: unknown placeholder %q (want one of %s)", name, strings.Join(CardPlaceholders, ", "))
+		}
+		if len(places) == 0 {
+			return fmt.Errorf("card_fields: %s: at least one place (or leave the placeholder out)", name)
+		}
+		for _, p := range places {
+			if p == "" || len(p) > maxCardFieldLen || !utf8.ValidString(p) || strings.ContainsFunc(p, unicode.IsControl) {
+				return fmt.Errorf("card_fields: %s: a place is 1-%d printable characters", name, maxCardFieldLen)
+			}
+			if strings.HasPrefix(p, ".") || strings.HasSuffix(p, ".") || strings.Contains(p, "..") {
+				return fmt.Errorf("card_fields: %s: %q has an empty path segment", name, p)
+			}
+		}
+	}
+	return nil
+}
+
+// AllowsCardField reports whether placeholder (say "card.number") may fill
+// place (a dotted JSON path or a form key, see CardFields).
+func (c *Compiled) AllowsCardField(placeholder, place string) bool {
+	if c.CardFields == nil {
+		return false
+	}
+	return c.CardFields.Any || slices.Contains(c.CardFields.Places[placeholder], place)
+}
+
+// AnyCardField reports whether the operator opted out of card_fields.
+func (c *Compiled) AnyCardField() bool { return c.CardFields != nil && c.CardFields.Any }
 
 // Compiled is a validated destination with its files read and parsed.
 // It is immutable.
@@ -187,12 +286,17 @@ func Compile(d Destination, dir string) (*Compiled, error) {
 		}
 		c.merchants[m] = true
 	}
+	if d.CardFields != nil {
+		if err := d.CardFields.validate(); err != nil {
+			return nil, fail("%v", err)
+		}
+	}
 	switch {
 	case d.URL != "" && len(d.ProcessorKey) > 0:
 		return nil, fail("give url or processor_key, not both")
 	case len(d.ProcessorKey) > 0:
 		if d.Method != "" || len(d.RequestHeaders) > 0 || len(d.AnswerHeaders) > 0 || d.CAFile != "" ||
-			len(d.PinSHA256) > 0 || d.SystemRoots || d.ClientCertFile != "" || d.ClientKeyFile != "" || len(d.AllowPrivate) > 0 {
+			len(d.PinSHA256) > 0 || d.SystemRoots || d.ClientCertFile != "" || d.ClientKeyFile != "" || len(d.AllowPrivate) > 0 || d.ExactPath {
 			return nil, fail("a processor_key destination has no connection settings")
 		}
 		kid, pub, err := jose.ParsePublicJWK(d.ProcessorKey)
@@ -320,10 +424,14 @@ func (c *Compiled) compileURL() error {
 	return nil
 }
 
-// URLFor joins the fixed prefix and a merchant's path suffix. The suffix
+// URLFor joins the fixed prefix and a merchant's path suffix (none with
+// ExactPath). The suffix
 // may only add path segments of unreserved characters: it cannot climb out
 // of the prefix, add a query, or change anything before the path.
 func (c *Compiled) URLFor(suffix string) (string, error) {
+	if suffix != "" && c.ExactPath {
+		return "", fmt.Errorf("%w: this destination's URL is the whole endpoint: give no path", ErrInvalid)
+	}
 	if suffix != "" {
 		if suffix[0] != '/' || strings.Contains(suffix, "//") || len(suffix) > wire.MaxTemplatePathLen {
 			return "", fmt.Errorf("%w: path must start with one / and have no empty segment", ErrInvalid)

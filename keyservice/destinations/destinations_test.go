@@ -30,6 +30,18 @@ func TestCompileRules(t *testing.T) {
 		{"invalid/allow-private", func(d *Destination) { d.AllowPrivate = []string{"10.0.0.1"} }, false},
 		{"invalid/timeout", func(d *Destination) { d.TimeoutMS = 10 * 60 * 1000 }, false},
 		{"invalid/url-and-key", func(d *Destination) { d.ProcessorKey = []byte(`{}`) }, false},
+		{"card-fields/ok", func(d *Destination) { d.CardFields = &CardFields{Places: map[string][]string{"card.number": {"pm.number", "card[number]"}}} }, true},
+		{"card-fields/any", func(d *Destination) { d.CardFields = &CardFields{Any: true} }, true},
+		{"invalid/card-fields-empty", func(d *Destination) { d.CardFields = &CardFields{} }, false},
+		{"invalid/card-fields-unknown-placeholder", func(d *Destination) { d.CardFields = &CardFields{Places: map[string][]string{"card.pin": {"pin"}}} }, false},
+		{"invalid/card-fields-braces", func(d *Destination) { d.CardFields = &CardFields{Places: map[string][]string{"{{card.number}}": {"n"}}} }, false},
+		{"invalid/card-fields-no-place", func(d *Destination) { d.CardFields = &CardFields{Places: map[string][]string{"card.number": {}}} }, false},
+		{"invalid/card-fields-empty-place", func(d *Destination) { d.CardFields = &CardFields{Places: map[string][]string{"card.number": {""}}} }, false},
+		{"invalid/card-fields-empty-segment", func(d *Destination) { d.CardFields = &CardFields{Places: map[string][]string{"card.number": {"pm..number"}}} }, false},
+		{"invalid/card-fields-control", func(d *Destination) { d.CardFields = &CardFields{Places: map[string][]string{"card.number": {"pm\nnumber"}}} }, false},
+		{"invalid/card-fields-any-and-places", func(d *Destination) {
+			d.CardFields = &CardFields{Any: true, Places: map[string][]string{"card.number": {"n"}}}
+		}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := ok
@@ -39,6 +51,45 @@ func TestCompileRules(t *testing.T) {
 				t.Fatalf("Compile = %v", err)
 			}
 		})
+	}
+}
+
+// TestCardFieldsFile: card_fields is "any" or an object in the file, and
+// survives a save.
+func TestCardFieldsFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "destinations.json")
+	for _, tc := range []struct {
+		cf string
+		ok bool
+	}{
+		{`"any"`, true},
+		{`{"card.number":["paymentMethod.number"],"card.cvc":["paymentMethod.cvc"]}`, true},
+		{`"all"`, false},
+		{`["card.number"]`, false},
+		{`{"card.number":"paymentMethod.number"}`, false},
+		{`{"card.expiry":["exp"]}`, false},
+	} {
+		doc := `{"destinations":[{"id":"psp","url":"https://psp.example/v1/pay","exact_path":true,"system_roots":true,"merchants":["m_1"],"card_fields":` + tc.cf + `}]}`
+		if err := os.WriteFile(file, []byte(doc), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		l, err := Load(file)
+		if tc.ok != (err == nil) {
+			t.Fatalf("Load(%s) = %v", tc.cf, err)
+		}
+		if err != nil {
+			continue
+		}
+		c, _ := l.Lookup("psp")
+		if isAny := tc.cf == `"any"`; c.AnyCardField() != isAny || !isAny && (!c.AllowsCardField("card.number", "paymentMethod.number") || c.AllowsCardField("card.number", "paymentMethod.cvc") || c.AllowsCardField("card.name", "paymentMethod.number")) {
+			t.Fatalf("%s: compiled %+v", tc.cf, c.CardFields)
+		}
+		if err := l.Save(file); err != nil {
+			t.Fatal(err)
+		}
+		if again, err := Load(file); err != nil || again.All()[0].AnyCardField() != c.AnyCardField() || !again.All()[0].ExactPath {
+			t.Fatalf("reload after save: %v", err)
+		}
 	}
 }
 
@@ -53,6 +104,19 @@ func TestURLFor(t *testing.T) {
 	for _, bad := range []string{"payments", "/../x", "//evil.example/x", "/a?b=1", "/a#b", "/%2e%2e", "/a/./b", "/@evil"} {
 		if _, err := c.URLFor(bad); err == nil {
 			t.Errorf("URLFor(%q) accepted", bad)
+		}
+	}
+	// exact_path: the URL is the endpoint, no suffix at all.
+	exact, err := Compile(Destination{ID: "pay", URL: "https://psp.example/v1/payments", ExactPath: true, SystemRoots: true, Merchants: []string{"m_1"}}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u, err := exact.URLFor(""); err != nil || u != "https://psp.example:443/v1/payments" {
+		t.Fatalf("URLFor exact = %q, %v", u, err)
+	}
+	for _, suffix := range []string{"/refunds", "/x"} {
+		if _, err := exact.URLFor(suffix); !errors.Is(err, ErrInvalid) {
+			t.Errorf("exact URLFor(%q) = %v", suffix, err)
 		}
 	}
 }

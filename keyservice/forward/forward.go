@@ -7,7 +7,9 @@
 //
 // Ordering invariants of Forward, each enforced here:
 //   - the request, the destination (and the merchant's right to it) and the
-//     template are checked before anything is counted or decrypted;
+//     template (including where its card placeholders sit: the
+//     destination's card_fields) are checked before anything is counted
+//     or decrypted;
 //   - so is the merchant binding: the card must be the merchant's (a tag
 //     the key service issued at inspect or rewrap), not merely the
 //     destination allowed for the merchant the caller names;
@@ -242,6 +244,9 @@ func (s *Service) Forward(ctx context.Context, m Meta, req wire.ForwardRequest) 
 		allowed = d.AllowsRequestHeader
 	}
 	tpl, err := Parse(req.Template, allowed)
+	if err == nil {
+		err = tpl.CheckCardFields(d)
+	}
 	if err != nil {
 		return wire.ForwardResponse{}, s.deny(ctx, ev, fmt.Errorf("%w: %w", ErrInvalidRequest, err))
 	}

@@ -166,10 +166,14 @@ func newFixture(t *testing.T, handler http.HandlerFunc, idem Store) *fixture {
 	f.list = destinations.New(dir)
 	for _, d := range []destinations.Destination{
 		{ID: "psp", URL: "https://127.0.0.1:" + itoa(port) + "/v1", RequestHeaders: []string{"X-API-Key"}, AnswerHeaders: []string{"Psp-Reference"},
-			CAFile: "ca.pem", Merchants: []string{"m_1"}, AllowPrivate: []string{"127.0.0.1/32"}, TimeoutMS: 5000},
-		{ID: "named", URL: "https://example.com:" + itoa(port) + "/v1", RequestHeaders: []string{"X-API-Key"}, CAFile: "ca.pem", Merchants: []string{"m_1"}, AllowPrivate: []string{"127.0.0.1/32"}},
-		{ID: "no-private", URL: "https://example.com:" + itoa(port) + "/v1", RequestHeaders: []string{"X-API-Key"}, CAFile: "ca.pem", Merchants: []string{"m_1"}},
-		{ID: "other", URL: "https://127.0.0.1:" + itoa(port) + "/v1", CAFile: "ca.pem", Merchants: []string{"m_2"}, AllowPrivate: []string{"127.0.0.1/32"}},
+			CAFile: "ca.pem", Merchants: []string{"m_1"}, AllowPrivate: []string{"127.0.0.1/32"}, TimeoutMS: 5000, CardFields: anyField},
+		{ID: "named", URL: "https://example.com:" + itoa(port) + "/v1", RequestHeaders: []string{"X-API-Key"}, CAFile: "ca.pem", Merchants: []string{"m_1"}, AllowPrivate: []string{"127.0.0.1/32"}, CardFields: anyField},
+		{ID: "no-private", URL: "https://example.com:" + itoa(port) + "/v1", RequestHeaders: []string{"X-API-Key"}, CAFile: "ca.pem", Merchants: []string{"m_1"}, CardFields: anyField},
+		{ID: "other", URL: "https://127.0.0.1:" + itoa(port) + "/v1", CAFile: "ca.pem", Merchants: []string{"m_2"}, AllowPrivate: []string{"127.0.0.1/32"}, CardFields: anyField},
+		// A processor's endpoint as an operator lists it: the card's own
+		// fields only, and no path below the URL.
+		{ID: "fields", URL: "https://127.0.0.1:" + itoa(port) + "/v1/payments", ExactPath: true, RequestHeaders: []string{"X-API-Key"},
+			CAFile: "ca.pem", Merchants: []string{"m_1"}, AllowPrivate: []string{"127.0.0.1/32"}, CardFields: requestCardFields},
 	} {
 		if err := f.list.Add(d); err != nil {
 			t.Fatal(err)
@@ -188,6 +192,16 @@ func newFixture(t *testing.T, handler http.HandlerFunc, idem Store) *fixture {
 	}
 	return f
 }
+
+// anyField is the operator's opt-out of card_fields, for fixtures that test
+// other rules with assorted templates.
+var anyField = &destinations.CardFields{Any: true}
+
+// requestCardFields lists the card fields of fixture.request's body.
+var requestCardFields = &destinations.CardFields{Places: map[string][]string{
+	"card.number": {"card.number"}, "card.exp_month": {"card.expiryMonth"}, "card.exp_year": {"card.expiryYear"},
+	"card.name": {"card.holderName"}, "card.cvc": {"card.cvc"},
+}}
 
 func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
 
@@ -448,7 +462,7 @@ func TestEncryptToProcessorKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.list.Add(destinations.Destination{ID: "enc", ProcessorKey: jwk, Merchants: []string{"m_1"}}); err != nil {
+	if err := f.list.Add(destinations.Destination{ID: "enc", ProcessorKey: jwk, Merchants: []string{"m_1"}, CardFields: requestCardFields}); err != nil {
 		t.Fatal(err)
 	}
 	r := f.request("enc", "k1")
@@ -555,5 +569,58 @@ func TestNewRefusesUnwatchedLimits(t *testing.T) {
 		if _, err := New(cfg); err == nil {
 			t.Errorf("%s: New accepted it", name)
 		}
+	}
+}
+
+// TestForwardCardFields (R12): with card_fields, a card placeholder goes
+// only into the fields the operator listed for it, as their whole value,
+// and with exact_path the template adds no path. Anything else is refused
+// as template_invalid before the card is opened or anything is sent, so a
+// merchant cannot park the card in a field the processor stores and shows
+// back (metadata, a description).
+func TestForwardCardFields(t *testing.T) {
+	f := newFixture(t, echoPAN, nil)
+	if err := f.list.Add(destinations.Destination{ID: "no-fields", URL: "https://127.0.0.1:1/v1", CAFile: "ca.pem", Merchants: []string{"m_1"}, AllowPrivate: []string{"127.0.0.1/32"}}); err != nil {
+		t.Fatal(err)
+	}
+	const card = `"card":{"number":"{{card.number}}","expiryMonth":"{{card.exp_month}}","expiryYear":{{card.exp_year}},"holderName":"{{card.name}}"}`
+	for _, tc := range []struct {
+		name string
+		edit func(r *wire.ForwardRequest)
+	}{
+		{"metadata", func(r *wire.ForwardRequest) { r.Template.Body = `{` + card + `,"metadata":{"n":"{{card.number}}"}}` }},
+		{"description", func(r *wire.ForwardRequest) { r.Template.Body = `{` + card + `,"description":"{{card.number}}"}` }},
+		{"description-only", func(r *wire.ForwardRequest) { r.Template.Body = `{"description":"{{card.number}}"}` }},
+		{"inside-a-longer-string", func(r *wire.ForwardRequest) { r.Template.Body = `{"card":{"number":"n {{card.number}}"}}` }},
+		{"field-of-another-placeholder", func(r *wire.ForwardRequest) { r.Template.Body = `{"card":{"holderName":"{{card.number}}"}}` }},
+		{"in-an-array", func(r *wire.ForwardRequest) { r.Template.Body = `{"card":{"number":["{{card.number}}"]}}` }},
+		{"dotted-member-name", func(r *wire.ForwardRequest) { r.Template.Body = `{"card.number":"{{card.number}}"}` }},
+		{"bare-expiry-in-metadata", func(r *wire.ForwardRequest) { r.Template.Body = `{` + card + `,"metadata":{{card.exp_year}}}` }},
+		{"exact-path-suffix", func(r *wire.ForwardRequest) { r.Template.Path = "/refunds" }},
+		{"destination-without-card-fields", func(r *wire.ForwardRequest) { r.Destination = "no-fields" }},
+	} {
+		t.Run("422/"+tc.name, func(t *testing.T) {
+			r := f.request("fields", "k-"+tc.name)
+			r.Template.Path = ""
+			tc.edit(&r)
+			n, opens := len(f.audit.events), f.opens.Load()
+			if _, err := f.svc.Forward(context.Background(), Meta{}, r); !errors.Is(err, ErrTemplate) || Code(err) != "template_invalid" {
+				t.Fatalf("Forward = %v, want template_invalid", err)
+			}
+			if evs := f.audit.events[n:]; len(evs) != 1 || evs[0].Event != audit.EventForwardDenied || evs[0].Code != "template_invalid" {
+				t.Fatalf("audit %+v", evs)
+			}
+			if f.opens.Load() != opens || f.hits.Load() != 0 {
+				t.Fatalf("card opened (%d) or sent (%d hits)", f.opens.Load()-opens, f.hits.Load())
+			}
+		})
+	}
+	r := f.request("fields", "k-ok")
+	r.Template.Path = ""
+	if _, err := f.svc.Forward(context.Background(), Meta{}, r); err != nil {
+		t.Fatalf("the card in its listed fields: %v", err)
+	}
+	if got := string(<-f.got); !strings.Contains(got, `"number":"`+testPAN+`"`) || f.hits.Load() != 1 {
+		t.Fatalf("destination got %s (%d hits)", got, f.hits.Load())
 	}
 }

@@ -28,6 +28,13 @@ func TestPresetsParseAndFill(t *testing.T) {
 			if _, err := d.URLFor(tpl.Path()); err != nil {
 				t.Fatal(err)
 			}
+			// Every card placeholder at its own field, and nowhere else.
+			if err := tpl.CheckCardFields(d); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := d.URLFor("/other"); err == nil {
+				t.Fatal("a preset destination reaches another endpoint below its URL")
+			}
 			if !tpl.Needs(FieldNumber) {
 				t.Fatal("preset does not send the card number")
 			}
@@ -58,7 +65,7 @@ func TestPresetsMatchTheirReferences(t *testing.T) {
 		"stripe-payment-methods.json": {"type": "card", "card[number]": v.Number, "card[exp_month]": "03", "card[exp_year]": "2031",
 			"card[cvc]": "123", "billing_details[name]": "Jane Doe"},
 	}
-	paths := map[string]string{"adyen-payments.json": "/payments", "checkout-payments.json": "/payments", "stripe-payment-methods.json": "/payment_methods"}
+	paths := map[string]string{"adyen-payments.json": "/v71/payments", "checkout-payments.json": "/payments", "stripe-payment-methods.json": "/v1/payment_methods"}
 	ps, err := Presets()
 	if err != nil {
 		t.Fatal(err)
@@ -71,8 +78,9 @@ func TestPresetsMatchTheirReferences(t *testing.T) {
 			if !strings.Contains(p.Reference, "https://") {
 				t.Fatalf("reference %q names no page", p.Reference)
 			}
-			if p.Template.Path != paths[p.Name] || p.Destination.Method != "POST" {
-				t.Fatalf("%s %s, want POST %s", p.Destination.Method, p.Template.Path, paths[p.Name])
+			// The destination is the one endpoint: the template adds no path.
+			if !strings.HasSuffix(p.Destination.URL, paths[p.Name]) || !p.Destination.ExactPath || p.Template.Path != "" || p.Destination.Method != "POST" {
+				t.Fatalf("%s %s (exact %v) + %q, want POST ...%s exactly", p.Destination.Method, p.Destination.URL, p.Destination.ExactPath, p.Template.Path, paths[p.Name])
 			}
 			tpl, err := Parse(p.Template, nil)
 			if err != nil {

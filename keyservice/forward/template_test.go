@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/blindgate/blindgate/keyservice/destinations"
 	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
@@ -138,4 +139,46 @@ func FuzzTemplate(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestCheckCardFields: placement by decoded field, for JSON paths and form
+// keys, however the template spells the field.
+func TestCheckCardFields(t *testing.T) {
+	d, err := destinations.Compile(destinations.Destination{ID: "psp", URL: "https://psp.example/v1/pay", ExactPath: true, SystemRoots: true, Merchants: []string{"m_1"},
+		CardFields: &destinations.CardFields{Places: map[string][]string{
+			"card.number": {"pm.number", "card[number]"}, "card.exp_month": {"pm.month", "card[exp_month]"}, "card.cvc": {"card[cvc]"},
+		}}}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, ct, body string
+		ok             bool
+	}{
+		{"json/ok", wire.ContentTypeJSON, `{"pm":{"number":"{{card.number}}","month":{{card.exp_month}}},"amount":1}`, true},
+		{"json/no-placeholder", wire.ContentTypeJSON, `{"amount":1}`, true},
+		{"json/escaped-member-name", wire.ContentTypeJSON, `{"pm":{"num\u0062er":"{{card.number}}"}}`, true},
+		{"json/metadata", wire.ContentTypeJSON, `{"pm":{"number":"{{card.number}}"},"metadata":{"pm":"{{card.number}}"}}`, false},
+		{"json/longer-string", wire.ContentTypeJSON, `{"pm":{"number":"{{card.number}} "}}`, false},
+		{"json/two-in-one", wire.ContentTypeJSON, `{"pm":{"number":"{{card.number}}{{card.number}}"}}`, false},
+		{"json/not-listed-placeholder", wire.ContentTypeJSON, `{"pm":{"number":"{{card.name}}"}}`, false},
+		{"json/top-level-string", wire.ContentTypeJSON, `"{{card.number}}"`, false},
+		{"json/escape-eats-placeholder", wire.ContentTypeJSON, `{"pm":{"number":"\u00{{card.number}}"}}`, false},
+		{"form/ok", wire.ContentTypeForm, `type=card&card[number]={{card.number}}&card[exp_month]={{card.exp_month}}&card[cvc]={{card.cvc}}`, true},
+		{"form/encoded-key", wire.ContentTypeForm, `card%5Bnumber%5D={{card.number}}`, true},
+		{"form/metadata", wire.ContentTypeForm, `card[number]={{card.number}}&metadata[n]={{card.number}}`, false},
+		{"form/description", wire.ContentTypeForm, `description={{card.number}}`, false},
+		{"form/longer-value", wire.ContentTypeForm, `card[number]=x{{card.number}}`, false},
+		{"form/json-path-as-key", wire.ContentTypeForm, `card[cvc]={{card.number}}`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tpl, err := Parse(wire.ForwardTemplate{ContentType: tc.ct, Body: tc.body}, nil)
+			if err == nil {
+				err = tpl.CheckCardFields(d)
+			}
+			if tc.ok != (err == nil) || err != nil && !errors.Is(err, ErrTemplate) {
+				t.Fatalf("CheckCardFields = %v, want ok %v", err, tc.ok)
+			}
+		})
+	}
 }
