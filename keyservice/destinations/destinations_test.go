@@ -30,15 +30,23 @@ func TestCompileRules(t *testing.T) {
 		{"invalid/allow-private", func(d *Destination) { d.AllowPrivate = []string{"10.0.0.1"} }, false},
 		{"invalid/timeout", func(d *Destination) { d.TimeoutMS = 10 * 60 * 1000 }, false},
 		{"invalid/url-and-key", func(d *Destination) { d.ProcessorKey = []byte(`{}`) }, false},
-		{"card-fields/ok", func(d *Destination) { d.CardFields = &CardFields{Places: map[string][]string{"card.number": {"pm.number", "card[number]"}}} }, true},
+		{"card-fields/ok", func(d *Destination) {
+			d.CardFields = &CardFields{Places: map[string][]string{"card.number": {"pm.number", "card[number]"}}}
+		}, true},
 		{"card-fields/any", func(d *Destination) { d.CardFields = &CardFields{Any: true} }, true},
 		{"invalid/card-fields-empty", func(d *Destination) { d.CardFields = &CardFields{} }, false},
 		{"invalid/card-fields-unknown-placeholder", func(d *Destination) { d.CardFields = &CardFields{Places: map[string][]string{"card.pin": {"pin"}}} }, false},
-		{"invalid/card-fields-braces", func(d *Destination) { d.CardFields = &CardFields{Places: map[string][]string{"{{card.number}}": {"n"}}} }, false},
+		{"invalid/card-fields-braces", func(d *Destination) {
+			d.CardFields = &CardFields{Places: map[string][]string{"{{card.number}}": {"n"}}}
+		}, false},
 		{"invalid/card-fields-no-place", func(d *Destination) { d.CardFields = &CardFields{Places: map[string][]string{"card.number": {}}} }, false},
 		{"invalid/card-fields-empty-place", func(d *Destination) { d.CardFields = &CardFields{Places: map[string][]string{"card.number": {""}}} }, false},
-		{"invalid/card-fields-empty-segment", func(d *Destination) { d.CardFields = &CardFields{Places: map[string][]string{"card.number": {"pm..number"}}} }, false},
-		{"invalid/card-fields-control", func(d *Destination) { d.CardFields = &CardFields{Places: map[string][]string{"card.number": {"pm\nnumber"}}} }, false},
+		{"invalid/card-fields-empty-segment", func(d *Destination) {
+			d.CardFields = &CardFields{Places: map[string][]string{"card.number": {"pm..number"}}}
+		}, false},
+		{"invalid/card-fields-control", func(d *Destination) {
+			d.CardFields = &CardFields{Places: map[string][]string{"card.number": {"pm\nnumber"}}}
+		}, false},
 		{"invalid/card-fields-any-and-places", func(d *Destination) {
 			d.CardFields = &CardFields{Any: true, Places: map[string][]string{"card.number": {"n"}}}
 		}, false},
