@@ -88,6 +88,9 @@ func newForwardPath(t *testing.T, s *stack) *forwardPath {
 			"id": id, "url": "https://" + host + ":8443/v1", "method": "POST",
 			"answer_headers": []string{"Psp-Reference"}, "ca_file": "processor-ca.pem",
 			"timeout_ms": 10000, "merchants": []string{s.MerchantID},
+			// The stand-in's card fields (forwardTemplate's body, R12).
+			"card_fields": map[string][]string{"card.number": {"number"}, "card.exp_month": {"exp_month"},
+				"card.exp_year": {"exp_year"}, "card.cvc": {"cvc"}},
 		})
 		return b
 	}

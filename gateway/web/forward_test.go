@@ -171,12 +171,16 @@ func newForwardServer(t *testing.T, opts ...func(*kstest.Options)) *fwdFixture {
 	}
 	list := destinations.New(dir)
 	loop := []string{"127.0.0.1/32"}
+	// The processor stand-in's card fields, as its operator lists them (R12).
+	cf := &destinations.CardFields{Places: map[string][]string{
+		"card.number": {"number"}, "card.exp_month": {"exp_month"}, "card.exp_year": {"exp_year"}, "card.cvc": {"cvc"},
+	}}
 	for _, d := range []destinations.Destination{
 		{ID: "psp", URL: "https://127.0.0.1:" + port + "/v1", RequestHeaders: []string{"X-API-Key"}, AnswerHeaders: []string{"Psp-Reference"},
-			CAFile: psp.caFile, Merchants: []string{f.merchant.ID}, AllowPrivate: loop, TimeoutMS: 5000},
-		{ID: "psp-b", URL: "https://127.0.0.1:" + port + "/v1", CAFile: psp.caFile, Merchants: []string{f.other.ID}, AllowPrivate: loop},
-		{ID: "down", URL: "https://127.0.0.1:" + downPort + "/v1", RequestHeaders: []string{"X-API-Key"}, CAFile: psp.caFile, Merchants: []string{f.merchant.ID}, AllowPrivate: loop, TimeoutMS: 2000},
-		{ID: "psp-enc", ProcessorKey: jwk, Merchants: []string{f.merchant.ID}},
+			CAFile: psp.caFile, Merchants: []string{f.merchant.ID}, AllowPrivate: loop, TimeoutMS: 5000, CardFields: cf},
+		{ID: "psp-b", URL: "https://127.0.0.1:" + port + "/v1", CAFile: psp.caFile, Merchants: []string{f.other.ID}, AllowPrivate: loop, CardFields: cf},
+		{ID: "down", URL: "https://127.0.0.1:" + downPort + "/v1", RequestHeaders: []string{"X-API-Key"}, CAFile: psp.caFile, Merchants: []string{f.merchant.ID}, AllowPrivate: loop, TimeoutMS: 2000, CardFields: cf},
+		{ID: "psp-enc", ProcessorKey: jwk, Merchants: []string{f.merchant.ID}, CardFields: cf},
 	} {
 		if err := list.Add(d); err != nil {
 			t.Fatal(err)
@@ -316,6 +320,10 @@ func TestForwardEndToEnd(t *testing.T) {
 		{"403/destination-of-another-merchant", f.secret, tok, "order-1005", fwdBody("psp-b", bodyNoCVC), 403, "destination_not_allowed"},
 		{"403/unknown-destination", f.secret, tok, "order-1006", fwdBody("nope", bodyNoCVC), 403, "destination_not_allowed"},
 		{"400/template", f.secret, tok, "order-1007", fwdBody("psp", `{"pin":"{{card.pin}}"}`), 400, "template_invalid"},
+		// R12: the card in a field the processor stores and shows back to
+		// whoever holds the merchant's processor credentials.
+		{"400/card-in-metadata", f.secret, tok, "order-1010", fwdBody("psp", `{"number":"{{card.number}}","metadata":{"note":"{{card.number}}"},"amount":1200}`), 400, "template_invalid"},
+		{"400/card-in-description", f.secret, tok, "order-1011", fwdBody("psp", `{"description":"order {{card.number}}","amount":1200}`), 400, "template_invalid"},
 		{"400/no-idempotency-key", f.secret, tok, "", fwdBody("psp", bodyNoCVC), 400, "invalid_field"},
 		{"400/pan-shaped-idempotency-key", f.secret, tok, "4111 1111 1111 1111", fwdBody("psp", bodyNoCVC), 400, "invalid_field"},
 		{"400/content-type", f.secret, tok, "order-1008", map[string]any{"destination": "psp", "request": map[string]any{"body": "x", "content_type": "text/plain"}}, 400, "invalid_field"},

@@ -90,6 +90,11 @@ func (s *standin) destination(merchant string) destinations.Destination {
 		ID: destStandin, URL: "https://" + s.addr + "/v1", Method: http.MethodPost,
 		AnswerHeaders: []string{"Psp-Reference"}, CAFile: s.caFile, TimeoutMS: 10_000,
 		Merchants: []string{merchant}, AllowPrivate: []string{"127.0.0.0/8"},
+		// The stand-in's card fields (forward.go's template): the card goes
+		// nowhere else.
+		CardFields: &destinations.CardFields{Places: map[string][]string{
+			"card.number": {"number"}, "card.exp_month": {"exp_month"}, "card.exp_year": {"exp_year"},
+		}},
 	}
 }
 
