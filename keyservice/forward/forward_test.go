@@ -588,18 +588,18 @@ func TestForwardCardFields(t *testing.T) {
 		name string
 		edit func(r *wire.ForwardRequest)
 	}{
-		{"metadata", func(r *wire.ForwardRequest) { r.Template.Body = `{` + card + `,"metadata":{"n":"{{card.number}}"}}` }},
-		{"description", func(r *wire.ForwardRequest) { r.Template.Body = `{` + card + `,"description":"{{card.number}}"}` }},
-		{"description-only", func(r *wire.ForwardRequest) { r.Template.Body = `{"description":"{{card.number}}"}` }},
-		{"inside-a-longer-string", func(r *wire.ForwardRequest) { r.Template.Body = `{"card":{"number":"n {{card.number}}"}}` }},
-		{"field-of-another-placeholder", func(r *wire.ForwardRequest) { r.Template.Body = `{"card":{"holderName":"{{card.number}}"}}` }},
-		{"in-an-array", func(r *wire.ForwardRequest) { r.Template.Body = `{"card":{"number":["{{card.number}}"]}}` }},
-		{"dotted-member-name", func(r *wire.ForwardRequest) { r.Template.Body = `{"card.number":"{{card.number}}"}` }},
-		{"bare-expiry-in-metadata", func(r *wire.ForwardRequest) { r.Template.Body = `{` + card + `,"metadata":{{card.exp_year}}}` }},
-		{"exact-path-suffix", func(r *wire.ForwardRequest) { r.Template.Path = "/refunds" }},
-		{"destination-without-card-fields", func(r *wire.ForwardRequest) { r.Destination = "no-fields" }},
+		{"refused/metadata", func(r *wire.ForwardRequest) { r.Template.Body = `{` + card + `,"metadata":{"n":"{{card.number}}"}}` }},
+		{"refused/description", func(r *wire.ForwardRequest) { r.Template.Body = `{` + card + `,"description":"{{card.number}}"}` }},
+		{"refused/description-only", func(r *wire.ForwardRequest) { r.Template.Body = `{"description":"{{card.number}}"}` }},
+		{"refused/inside-a-longer-string", func(r *wire.ForwardRequest) { r.Template.Body = `{"card":{"number":"n {{card.number}}"}}` }},
+		{"refused/field-of-another-placeholder", func(r *wire.ForwardRequest) { r.Template.Body = `{"card":{"holderName":"{{card.number}}"}}` }},
+		{"refused/in-an-array", func(r *wire.ForwardRequest) { r.Template.Body = `{"card":{"number":["{{card.number}}"]}}` }},
+		{"refused/dotted-member-name", func(r *wire.ForwardRequest) { r.Template.Body = `{"card.number":"{{card.number}}"}` }},
+		{"refused/bare-expiry-in-metadata", func(r *wire.ForwardRequest) { r.Template.Body = `{` + card + `,"metadata":{{card.exp_year}}}` }},
+		{"refused/exact-path-suffix", func(r *wire.ForwardRequest) { r.Template.Path = "/refunds" }},
+		{"refused/destination-without-card-fields", func(r *wire.ForwardRequest) { r.Destination = "no-fields" }},
 	} {
-		t.Run("422/"+tc.name, func(t *testing.T) {
+		t.Run(tc.name, func(t *testing.T) {
 			r := f.request("fields", "k-"+tc.name)
 			r.Template.Path = ""
 			tc.edit(&r)
