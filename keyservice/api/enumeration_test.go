@@ -125,7 +125,10 @@ func attackWithCheckoutKey(t *testing.T, ask func(t *testing.T, gw *client.Clien
 		t.Fatalf("no enumeration alarm in the audit log: %+v", alarms)
 	}
 	for _, e := range z.Events(t, audit.Filter{}) {
-		if s := fmt.Sprintf("%+v", e); strings.Contains(s, victimPAN[6:12]) || strings.Contains(s, target.Fingerprint) {
+		// Six middle digits are checked in the text fields only: a time's
+		// nanoseconds or a hash could hold them by chance.
+		text := strings.Join([]string{e.Client, e.Actor, e.Origin, e.Kid, e.Reason, e.Code, e.Resource}, "|")
+		if s := fmt.Sprintf("%+v", e); strings.Contains(s, victimPAN) || strings.Contains(text, victimPAN[6:12]) || strings.Contains(s, target.Fingerprint) {
 			t.Fatalf("audit event holds card data: %s", s)
 		}
 	}
