@@ -41,7 +41,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -493,11 +492,8 @@ func resolve(dir, name string) string {
 
 // List is the set of destinations. The zero value is empty and usable.
 type List struct {
-	wmu  sync.Mutex   // serializes read-modify-write updates
-	mu   sync.RWMutex // guards snap and hash
-	snap *snapshot
-	hash [sha256.Size]byte
-	dir  string
+	doc atomicfile.Doc[*snapshot]
+	dir string
 }
 
 type fileDoc struct {
@@ -521,7 +517,7 @@ func Load(file string) (*List, error) {
 	if err != nil {
 		return nil, fmt.Errorf("destinations %s: %w", file, err)
 	}
-	l.snap, l.hash = snap, sha256.Sum256(data)
+	l.doc.Load(snap, data)
 	return l, nil
 }
 
@@ -535,41 +531,23 @@ func (l *List) ReloadIfChanged(file string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	sum := sha256.Sum256(data)
-	l.wmu.Lock()
-	defer l.wmu.Unlock()
-	l.mu.RLock()
-	same := sum == l.hash
-	l.mu.RUnlock()
-	if same {
-		return false, nil
-	}
-	snap, err := l.parse(data)
+	changed, err := l.doc.Reload(data, l.parse)
 	if err != nil {
 		return false, fmt.Errorf("destinations %s: %w", file, err)
 	}
-	l.mu.Lock()
-	l.snap, l.hash = snap, sum
-	l.mu.Unlock()
-	return true, nil
+	return changed, nil
 }
 
 // Save writes the list atomically with mode 0600.
 func (l *List) Save(file string) error {
-	l.mu.RLock()
-	doc := l.current().doc
-	l.mu.RUnlock()
-	data, err := json.MarshalIndent(doc, "", "  ")
+	data, err := json.MarshalIndent(l.current().doc, "", "  ")
 	if err != nil {
 		return fmt.Errorf("destinations: encode: %w", err)
 	}
 	data = append(data, '\n')
-	if err := atomicfile.Write(file, data); err != nil {
+	if err := l.doc.Save(file, data); err != nil {
 		return fmt.Errorf("destinations: save: %w", err)
 	}
-	l.mu.Lock()
-	l.hash = sha256.Sum256(data)
-	l.mu.Unlock()
 	return nil
 }
 
@@ -602,9 +580,7 @@ func (l *List) Lookup(id string) (*Compiled, error) {
 	if l == nil {
 		return nil, ErrUnknown
 	}
-	l.mu.RLock()
 	c, ok := l.current().byID[id]
-	l.mu.RUnlock()
 	if !ok {
 		return nil, ErrUnknown
 	}
@@ -613,9 +589,7 @@ func (l *List) Lookup(id string) (*Compiled, error) {
 
 // All returns the destinations in file order.
 func (l *List) All() []*Compiled {
-	l.mu.RLock()
 	snap := l.current()
-	l.mu.RUnlock()
 	out := make([]*Compiled, 0, len(snap.doc.Destinations))
 	for _, d := range snap.doc.Destinations {
 		out = append(out, snap.byID[d.ID])
@@ -624,29 +598,20 @@ func (l *List) All() []*Compiled {
 }
 
 func (l *List) current() *snapshot {
-	if l.snap == nil {
-		return &snapshot{doc: fileDoc{Destinations: []Destination{}}, byID: map[string]*Compiled{}}
+	if s := l.doc.Get(); s != nil {
+		return s
 	}
-	return l.snap
+	return &snapshot{doc: fileDoc{Destinations: []Destination{}}, byID: map[string]*Compiled{}}
 }
 
 func (l *List) update(f func(doc *fileDoc) error) error {
-	l.wmu.Lock()
-	defer l.wmu.Unlock()
-	l.mu.RLock()
-	doc := fileDoc{Destinations: slices.Clone(l.current().doc.Destinations)}
-	l.mu.RUnlock()
-	if err := f(&doc); err != nil {
-		return err
-	}
-	snap, err := l.build(doc)
-	if err != nil {
-		return err
-	}
-	l.mu.Lock()
-	l.snap = snap
-	l.mu.Unlock()
-	return nil
+	return l.doc.Update(func(*snapshot) (*snapshot, error) {
+		doc := fileDoc{Destinations: slices.Clone(l.current().doc.Destinations)}
+		if err := f(&doc); err != nil {
+			return nil, err
+		}
+		return l.build(doc)
+	})
 }
 
 func (l *List) parse(data []byte) (*snapshot, error) {

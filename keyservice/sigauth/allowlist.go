@@ -6,12 +6,10 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 
 	"github.com/blindgate/blindgate/internal/atomicfile"
 
@@ -36,10 +34,7 @@ const maxAllowListSize = 1 << 20
 //	             "keys":[{"kty":"OKP","crv":"Ed25519","x":"...","kid":"gateway-1"}],
 //	             "revoked_kids":[]}]}
 type AllowList struct {
-	wmu  sync.Mutex   // serializes read-modify-write updates
-	mu   sync.RWMutex // guards snap and hash
-	snap *snapshot
-	hash [sha256.Size]byte // of the file last loaded or saved, for ReloadIfChanged
+	doc atomicfile.Doc[*snapshot]
 }
 
 type fileDoc struct {
@@ -85,7 +80,9 @@ func LoadAllowList(path string) (*AllowList, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sigauth: allow-list %s: %w", path, err)
 	}
-	return &AllowList{snap: snap, hash: sha256.Sum256(data)}, nil
+	a := &AllowList{}
+	a.doc.Load(snap, data)
+	return a, nil
 }
 
 // ReloadIfChanged re-reads path and, if its content differs from what was
@@ -97,42 +94,24 @@ func (a *AllowList) ReloadIfChanged(path string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	sum := sha256.Sum256(data)
-	a.wmu.Lock()
-	defer a.wmu.Unlock()
-	a.mu.RLock()
-	same := sum == a.hash
-	a.mu.RUnlock()
-	if same {
-		return false, nil
-	}
-	snap, err := parse(data)
+	changed, err := a.doc.Reload(data, parse)
 	if err != nil {
 		return false, fmt.Errorf("sigauth: allow-list %s: %w", path, err)
 	}
-	a.mu.Lock()
-	a.snap, a.hash = snap, sum
-	a.mu.Unlock()
-	return true, nil
+	return changed, nil
 }
 
 // Save writes the list atomically (temporary file, fsync, rename, fsync of
 // the directory) with mode 0600.
 func (a *AllowList) Save(path string) error {
-	a.mu.RLock()
-	doc := a.current().doc
-	a.mu.RUnlock()
-	data, err := json.MarshalIndent(doc, "", "  ")
+	data, err := json.MarshalIndent(a.current().doc, "", "  ")
 	if err != nil {
 		return fmt.Errorf("sigauth: encode allow-list: %w", err)
 	}
 	data = append(data, '\n')
-	if err := atomicfile.Write(path, data); err != nil {
+	if err := a.doc.Save(path, data); err != nil {
 		return fmt.Errorf("sigauth: save allow-list: %w", err)
 	}
-	a.mu.Lock()
-	a.hash = sha256.Sum256(data)
-	a.mu.Unlock()
 	return nil
 }
 
@@ -153,9 +132,7 @@ func (a *AllowList) AddClient(id string, ops []string, kid string, pub crypto.Pu
 		return fmt.Errorf("sigauth: encode key: %w", err)
 	}
 	return a.update(func(doc *fileDoc) error {
-		a.mu.RLock()
 		_, used := a.current().byKid[kid]
-		a.mu.RUnlock()
 		if used {
 			// Revoked kids and tombstones included: a kid names one key forever.
 			return fmt.Errorf("%w: kid %q already used", ErrInvalidList, kid)
@@ -191,9 +168,7 @@ func (a *AllowList) SetOps(id string, ops []string) error {
 // reused. Revoking an already revoked kid is not an error.
 func (a *AllowList) Revoke(kid string) error {
 	return a.update(func(doc *fileDoc) error {
-		a.mu.RLock()
 		e, ok := a.current().byKid[kid]
-		a.mu.RUnlock()
 		if !ok {
 			return fmt.Errorf("%w: kid %q", ErrUnknownClient, kid)
 		}
@@ -211,9 +186,7 @@ func (a *AllowList) Revoke(kid string) error {
 
 // Summary lists the clients, their ops and kids, without key material.
 func (a *AllowList) Summary() []ClientSummary {
-	a.mu.RLock()
 	snap := a.current()
-	a.mu.RUnlock()
 	out := make([]ClientSummary, 0, len(snap.doc.Clients))
 	for _, c := range snap.doc.Clients {
 		s := ClientSummary{ID: c.ID, Ops: slices.Clone(c.Ops), Kids: []string{}, RevokedKids: slices.Clone(c.RevokedKids)}
@@ -240,9 +213,7 @@ func (a *AllowList) lookup(kid string) (keyEntry, error) {
 	if a == nil {
 		return keyEntry{}, ErrUnknownClient
 	}
-	a.mu.RLock()
 	e, ok := a.current().byKid[kid]
-	a.mu.RUnlock()
 	switch {
 	case !ok:
 		return keyEntry{}, ErrUnknownClient
@@ -252,33 +223,24 @@ func (a *AllowList) lookup(kid string) (keyEntry, error) {
 	return e, nil
 }
 
-// current is the snapshot in force; callers hold a.mu.
+// current is the snapshot in force (an empty list for the zero value).
 func (a *AllowList) current() *snapshot {
-	if a.snap == nil {
-		return &snapshot{doc: fileDoc{Clients: []fileClient{}}, byKid: map[string]keyEntry{}}
+	if s := a.doc.Get(); s != nil {
+		return s
 	}
-	return a.snap
+	return &snapshot{doc: fileDoc{Clients: []fileClient{}}, byKid: map[string]keyEntry{}}
 }
 
 // update applies f to a copy of the document, validates the result, and
 // swaps it in only if valid.
 func (a *AllowList) update(f func(doc *fileDoc) error) error {
-	a.wmu.Lock()
-	defer a.wmu.Unlock()
-	a.mu.RLock()
-	doc := cloneDoc(a.current().doc)
-	a.mu.RUnlock()
-	if err := f(&doc); err != nil {
-		return err
-	}
-	snap, err := build(doc)
-	if err != nil {
-		return err
-	}
-	a.mu.Lock()
-	a.snap = snap
-	a.mu.Unlock()
-	return nil
+	return a.doc.Update(func(*snapshot) (*snapshot, error) {
+		doc := cloneDoc(a.current().doc)
+		if err := f(&doc); err != nil {
+			return nil, err
+		}
+		return build(doc)
+	})
 }
 
 func cloneDoc(d fileDoc) fileDoc {
