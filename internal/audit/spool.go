@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/blindgate/blindgate/internal/atomicfile"
 )
 
 // The admin spool is how a command-line admin change reaches the audit chain
@@ -70,37 +72,11 @@ func Spool(logPath string, e Event) error {
 	}
 	// Names sort in the order the events were made: the fold keeps it.
 	name := fmt.Sprintf("%020d-%s%s", e.Time.UnixNano(), hex.EncodeToString(rnd[:]), spoolSuffix)
-	if err := writeDurable(dir, name, append(body, '\n')); err != nil {
+	// Written whole or not at all (the fold skips the dot-named temporary).
+	if err := atomicfile.Write(filepath.Join(dir, name), append(body, '\n')); err != nil {
 		return fmt.Errorf("%w: %w", ErrSpool, err)
 	}
 	return nil
-}
-
-func writeDurable(dir, name string, data []byte) (err error) {
-	f, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(tmp)
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-		return err
-	}
-	return syncDir(dir)
 }
 
 // SpoolAdmin records an admin change made from the command line: it spools e
