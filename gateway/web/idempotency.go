@@ -102,6 +102,8 @@ func (s *Server) idempotent(h fiber.Handler, opts ...idemOption) fiber.Handler {
 		}
 		if o.seal {
 			if a, err = idempotency.Seal(merchant, key, a); err != nil {
+				// As when Complete fails below: the work is done, so the
+				// claim is kept and retries wait out its lease.
 				s.deps.Log.Error("idempotency seal failed", "err", err)
 				return nil
 			}
@@ -118,7 +120,7 @@ func (s *Server) idempotent(h fiber.Handler, opts ...idemOption) fiber.Handler {
 
 func invalidIdempotencyKey(cause error) error {
 	return &apierr.Error{Status: 400, Code: apierr.InvalidField.Code,
-		Message: "Invalid field: Idempotency-Key must be 1-255 visible ASCII characters", Err: cause}
+		Message: "Invalid field: Idempotency-Key must be 1-255 printable ASCII characters, not a card number", Err: cause}
 }
 
 type idemOptions struct{ seal bool }
