@@ -108,30 +108,45 @@ func (b *Bolt) Enqueue(ctx context.Context, d Delivery) error {
 	return b.Save(ctx, d)
 }
 
-// ClaimDue implements Store.
+// ClaimDue implements Store. The due set is found under a read transaction:
+// the worker polls every second, and a write transaction on this shared file
+// would hold up checkout writes even when nothing is due. Only the chosen
+// deliveries are then re-read and leased in a short write.
 func (b *Bolt) ClaimDue(ctx context.Context, now time.Time, lease time.Duration, n int) ([]Delivery, error) {
-	var out []Delivery
-	err := b.st.Update(ctx, "claim", func(tx *bolt.Tx) error {
-		bk := tx.Bucket(bDeliveries)
-		err := bk.ForEach(func(_, v []byte) error {
+	due := func(d Delivery) bool { return d.Status == StatusPending && !d.NextAt.After(now) }
+	var cand []Delivery
+	err := b.st.View(ctx, "claim", func(tx *bolt.Tx) error {
+		return tx.Bucket(bDeliveries).ForEach(func(_, v []byte) error {
 			var d Delivery
-			if json.Unmarshal(v, &d) == nil && d.Status == StatusPending && !d.NextAt.After(now) {
-				out = append(out, d)
+			if json.Unmarshal(v, &d) == nil && due(d) {
+				cand = append(cand, d)
 			}
 			return nil
 		})
-		if err != nil {
-			return err
-		}
-		sort.Slice(out, func(i, j int) bool { return out[i].NextAt.Before(out[j].NextAt) })
-		if len(out) > n {
-			out = out[:n]
-		}
-		for i := range out {
-			out[i].NextAt = now.Add(lease)
-			if err := boltx.Put(bk, out[i].ID, out[i]); err != nil {
+	})
+	if err != nil || len(cand) == 0 {
+		return nil, err
+	}
+	sort.Slice(cand, func(i, j int) bool { return cand[i].NextAt.Before(cand[j].NextAt) })
+	if len(cand) > n {
+		cand = cand[:n]
+	}
+	var out []Delivery
+	err = b.st.Update(ctx, "claim", func(tx *bolt.Tx) error {
+		out = out[:0]
+		bk := tx.Bucket(bDeliveries)
+		for _, c := range cand {
+			// Another worker may have leased or finished it meanwhile.
+			var d Delivery
+			v := bk.Get([]byte(c.ID))
+			if v == nil || json.Unmarshal(v, &d) != nil || !due(d) {
+				continue
+			}
+			d.NextAt = now.Add(lease)
+			if err := boltx.Put(bk, d.ID, d); err != nil {
 				return err
 			}
+			out = append(out, d)
 		}
 		return nil
 	})
