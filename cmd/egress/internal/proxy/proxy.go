@@ -28,14 +28,10 @@ import (
 )
 
 // Resolver resolves a host name; net.DefaultResolver fits.
-type Resolver interface {
-	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
-}
+type Resolver = safedial.Resolver
 
 // Dialer connects to a checked address.
-type Dialer interface {
-	DialContext(ctx context.Context, network, addr string) (net.Conn, error)
-}
+type Dialer = safedial.Dialer
 
 // Proxy is the CONNECT handler. Safe for concurrent use; SetAllowList may
 // replace the list while tunnels run (open tunnels are not cut).
@@ -93,8 +89,6 @@ func (p *Proxy) rule(authority string) (Rule, bool) {
 // Refusal reasons, logged and counted; the client only sees the status.
 var (
 	errNotListed = errors.New("not on the allow-list")
-	errAddress   = errors.New("address refused")
-	errResolve   = errors.New("resolve failed")
 )
 
 // ServeHTTP implements the proxy.
@@ -113,19 +107,29 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.refuse(w, host, port, errNotListed, http.StatusForbidden)
 		return
 	}
-	ips, err := p.resolve(r.Context(), rule)
-	if err != nil {
-		status := http.StatusBadGateway
-		if errors.Is(err, errAddress) {
-			status = http.StatusForbidden
-		}
-		p.refuse(w, rule.Host, rule.Port, err, status)
+	// The key service's rule, resolved once and dialed at the checked
+	// address (internal/safedial): one refused address refuses the name, as
+	// a mix of public and private answers is an attack or a misconfiguration.
+	ctx, cancel := context.WithTimeout(r.Context(), 20*time.Second)
+	up, err := safedial.Dial(ctx, p.resolver, p.dialer, rule.Host, rule.Port, func(ip netip.Addr) bool {
+		return safedial.AddressAllowed(ip, rule.Private)
+	})
+	cancel()
+	var ae *safedial.AddressError
+	switch {
+	case errors.As(err, &ae):
+		p.refuse(w, rule.Host, rule.Port, errors.New("address refused"), http.StatusForbidden)
 		return
-	}
-	up, ip, err := p.dial(r.Context(), ips, rule.Port)
-	if err != nil {
+	case errors.Is(err, safedial.ErrResolve), errors.Is(err, safedial.ErrNoAddress):
+		p.refuse(w, rule.Host, rule.Port, errors.New("resolve failed"), http.StatusBadGateway)
+		return
+	case err != nil:
 		p.refuse(w, rule.Host, rule.Port, errors.New("dial failed"), http.StatusBadGateway)
 		return
+	}
+	var ip netip.Addr
+	if ta, ok := up.RemoteAddr().(*net.TCPAddr); ok {
+		ip = ta.AddrPort().Addr().Unmap()
 	}
 	rc := http.NewResponseController(w)
 	down, brw, err := rc.Hijack()
@@ -140,40 +144,6 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (p *Proxy) refuse(w http.ResponseWriter, host, port string, why error, status int) {
 	p.log.Warn("egress refused", "host", host, "port", port, "reason", why.Error(), "status", status)
 	http.Error(w, http.StatusText(status), status)
-}
-
-// resolve returns the addresses of the rule's host, all of them allowed.
-func (p *Proxy) resolve(ctx context.Context, rule Rule) ([]netip.Addr, error) {
-	var ips []netip.Addr
-	if ip, err := netip.ParseAddr(rule.Host); err == nil {
-		ips = []netip.Addr{ip}
-	} else {
-		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		if ips, err = p.resolver.LookupNetIP(ctx, "ip", rule.Host); err != nil || len(ips) == 0 {
-			return nil, errResolve
-		}
-	}
-	for _, ip := range ips {
-		// One refused address refuses the name: a mix of public and
-		// private answers is an attack or a misconfiguration.
-		if !safedial.AddressAllowed(ip, rule.Private) {
-			return nil, errAddress
-		}
-	}
-	return ips, nil
-}
-
-func (p *Proxy) dial(ctx context.Context, ips []netip.Addr, port string) (net.Conn, netip.Addr, error) {
-	var last error
-	for _, ip := range ips {
-		c, err := p.dialer.DialContext(ctx, "tcp", net.JoinHostPort(ip.Unmap().String(), port))
-		if err == nil {
-			return c, ip.Unmap(), nil
-		}
-		last = err
-	}
-	return nil, netip.Addr{}, last
 }
 
 // splice answers 200 and copies both ways until either side closes or the
