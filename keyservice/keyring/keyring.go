@@ -132,6 +132,10 @@ type snapshot struct {
 	versions []version // oldest first; exactly one is active
 	fpKey    []byte
 	auditKey ed25519.PrivateKey // signs audit checkpoints; nil in keyrings made before it existed
+	// The guard's and the binding's keys depend on fpKey alone, which a
+	// snapshot never changes: derived once, at first use, not per inspect.
+	fixedOnce         sync.Once
+	guardKey, bindKey []byte
 }
 
 func (s *snapshot) find(kid string) int {
@@ -420,9 +424,7 @@ func (k *Keyring) VerifyBinding(merchant string, jwe []byte, binding string) boo
 }
 
 func (k *Keyring) bindingMAC(merchant string, jweSum []byte) []byte {
-	bk := k.derive(labelBinding)
-	defer clear(bk)
-	mac := hmac.New(sha256.New, bk)
+	mac := hmac.New(sha256.New, k.snap().fixed().bindKey)
 	writeParts(mac, merchant, string(jweSum))
 	return mac.Sum(nil)[:16]
 }
@@ -498,9 +500,7 @@ func (k *Keyring) EnsureAuditKey() (bool, error) {
 // the key zone, learns neither BINs, last fours nor fingerprints from them,
 // only equality within a window. Each part is length-prefixed.
 func (k *Keyring) GuardTag(parts ...string) string {
-	gk := k.derive(labelGuard)
-	defer clear(gk)
-	mac := hmac.New(sha256.New, gk)
+	mac := hmac.New(sha256.New, k.snap().fixed().guardKey)
 	writeParts(mac, parts...)
 	return hex.EncodeToString(mac.Sum(nil)[:16])
 }
@@ -508,7 +508,18 @@ func (k *Keyring) GuardTag(parts ...string) string {
 // derive returns HMAC-SHA-256(fingerprint key, label, parts...) with every
 // element length-prefixed; the caller clears it.
 func (k *Keyring) derive(label string, parts ...string) []byte {
-	s := k.snap()
+	return k.snap().derive(label, parts...)
+}
+
+// fixed returns s with its per-use keys derived (once).
+func (s *snapshot) fixed() *snapshot {
+	s.fixedOnce.Do(func() {
+		s.guardKey, s.bindKey = s.derive(labelGuard), s.derive(labelBinding)
+	})
+	return s
+}
+
+func (s *snapshot) derive(label string, parts ...string) []byte {
 	if len(s.fpKey) != FingerprintKeySize {
 		// Fail loudly: an empty-key HMAC would be an unkeyed hash.
 		panic("keyring: Fingerprint on a keyring without a fingerprint key (use New or Load)")
