@@ -298,7 +298,7 @@ func (s *Service) Forward(ctx context.Context, m Meta, req wire.ForwardRequest) 
 		return wire.ForwardResponse{}, fmt.Errorf("%w: %w", ErrAudit, err)
 	}
 	start := s.cfg.Now()
-	resp, sendErr := s.send(ctx, d, tpl, url, req, &sent)
+	resp, sendErr := s.send(ctx, d, tpl, url, req, hash, &sent)
 	latency := s.cfg.Now().Sub(start)
 
 	result := audit.Event{Event: audit.EventForwardResult, Client: m.Client, Origin: m.Origin, Actor: req.Merchant, Resource: req.Token}
@@ -329,7 +329,7 @@ func (s *Service) Forward(ctx context.Context, m Meta, req wire.ForwardRequest) 
 
 // send decrypts, fills, sends or encrypts, and redacts. *sent turns true
 // once bytes may have left for the destination.
-func (s *Service) send(ctx context.Context, d *destinations.Compiled, tpl *Template, url string, req wire.ForwardRequest, sent *bool) (wire.ForwardResponse, error) {
+func (s *Service) send(ctx context.Context, d *destinations.Compiled, tpl *Template, url string, req wire.ForwardRequest, hash string, sent *bool) (wire.ForwardResponse, error) {
 	o, err := s.cfg.Opener.OpenCard(ctx, req.JWE, req.CVCJWE)
 	if err != nil {
 		return wire.ForwardResponse{}, fmt.Errorf("%w: %w", ErrCard, err)
@@ -346,7 +346,7 @@ func (s *Service) send(ctx context.Context, d *destinations.Compiled, tpl *Templ
 	if d.Encrypts() {
 		// bg_sid is required by the JWE profile; it names the forward, not
 		// a checkout session, and tells the processor nothing about the card.
-		sid := "fwd_" + RequestHash(req)[:32]
+		sid := "fwd_" + hash[:32]
 		enc, err := jose.Encrypt(body, d.Key, d.KeyKid, map[string]string{jose.HeaderSessionID: sid, "cty": tpl.ContentType()})
 		if err != nil {
 			return wire.ForwardResponse{}, fmt.Errorf("%w: encrypt to the processor key: %w", ErrUnavailable, err)
