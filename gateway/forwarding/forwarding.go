@@ -118,7 +118,9 @@ type Call struct {
 type KeyServiceError struct {
 	Code       string
 	RetryAfter time.Duration
-	Err        error
+	// Verdict is the code's entry in our table, found once by classify.
+	Verdict *apierr.Error
+	Err     error
 }
 
 func (e *KeyServiceError) Error() string { return "forwarding: key service refused: " + e.Code }
@@ -233,20 +235,27 @@ func (s *Service) Forward(ctx context.Context, c Call) (wire.ForwardResponse, er
 }
 
 // classify sorts a key-service failure by its stable code, never by status.
+// verdictByCode indexes Verdicts once: classify runs on every refusal.
+var verdictByCode = func() map[string]*apierr.Error {
+	m := map[string]*apierr.Error{}
+	for _, v := range Verdicts() {
+		m[v.Code] = v
+	}
+	return m
+}()
+
 func classify(err error) error {
 	var ke *client.Error
 	if !errors.As(err, &ke) {
 		if errors.Is(err, wire.ErrInvalidRequest) {
 			// The client refused to sign what the contract forbids; Validate
 			// above should have caught it.
-			return &KeyServiceError{Code: apierr.InvalidField.Code, Err: err}
+			return &KeyServiceError{Code: apierr.InvalidField.Code, Verdict: apierr.InvalidField, Err: err}
 		}
 		return fmt.Errorf("%w: %w", ErrKeyServiceDown, err)
 	}
-	for _, v := range Verdicts() {
-		if v.Code == ke.Code {
-			return &KeyServiceError{Code: ke.Code, RetryAfter: ke.RetryAfter, Err: err}
-		}
+	if v, ok := verdictByCode[ke.Code]; ok {
+		return &KeyServiceError{Code: ke.Code, RetryAfter: ke.RetryAfter, Verdict: v, Err: err}
 	}
 	return fmt.Errorf("%w: %w", ErrKeyServiceDown, err)
 }

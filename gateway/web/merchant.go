@@ -204,12 +204,8 @@ func forwardError(err error) error {
 		return apierr.NotFound.Wrap(err)
 	case errors.Is(err, forwarding.ErrUnavailable):
 		return apierr.Unavailable.Wrap(err)
-	case errors.As(err, &ke):
-		for _, v := range forwarding.Verdicts() {
-			if v.Code == ke.Code {
-				return v.WithRetry(ke.RetryAfter).Wrap(err)
-			}
-		}
+	case errors.As(err, &ke) && ke.Verdict != nil:
+		return ke.Verdict.WithRetry(ke.RetryAfter).Wrap(err)
 	}
 	return apierr.KeyServiceDown.WithRetry(5 * time.Second).Wrap(err)
 }
