@@ -194,7 +194,7 @@ func (s *Service) Forward(ctx context.Context, c Call) (wire.ForwardResponse, er
 	if t.Binding == "" {
 		// Stored before merchant bindings: the key service would refuse it,
 		// so the CVC is not spent on the attempt.
-		return wire.ForwardResponse{}, &KeyServiceError{Code: apierr.CardNotBound.Code, Err: errors.New("forwarding: token has no merchant binding")}
+		return wire.ForwardResponse{}, &KeyServiceError{Code: apierr.CardNotBound.Code, Verdict: apierr.CardNotBound, Err: errors.New("forwarding: token has no merchant binding")}
 	}
 	req := wire.ForwardRequest{
 		JWE: t.JWE, Merchant: c.MerchantID, Token: t.ID, Destination: c.Request.Destination,
