@@ -199,9 +199,15 @@ type tokenView struct {
 type apiError struct {
 	Status int
 	Code   string
+	Body   string // the start of a body that is not an error object, to diagnose
 }
 
-func (e *apiError) Error() string { return fmt.Sprintf("HTTP %d %s", e.Status, e.Code) }
+func (e *apiError) Error() string {
+	if e.Code == "" && e.Body != "" {
+		return fmt.Sprintf("HTTP %d (no error code; body %q)", e.Status, e.Body)
+	}
+	return fmt.Sprintf("HTTP %d %s", e.Status, e.Code)
+}
 
 // do sends a JSON request to the gateway (with the merchant's key when
 // merchant is set) and decodes a 2xx answer into out.
@@ -233,7 +239,11 @@ func (s *stack) do(ctx context.Context, merchant bool, method, path string, in, 
 	if resp.StatusCode/100 != 2 {
 		var eb wire.ErrorBody
 		_ = json.Unmarshal(b, &eb)
-		return &apiError{Status: resp.StatusCode, Code: eb.Error.Code}
+		ae := &apiError{Status: resp.StatusCode, Code: eb.Error.Code}
+		if ae.Code == "" {
+			ae.Body = string(b[:min(len(b), 200)])
+		}
+		return ae
 	}
 	if out != nil {
 		if err := json.Unmarshal(b, out); err != nil {
