@@ -194,17 +194,21 @@ func (l *Log) recover() error {
 	}
 	end := l.now().UTC()
 	ev := Event{
-		Event: EventAuditRecovered, Outcome: OutcomeSuccess, Code: h.Class, Resource: filepath.Base(quarantined),
+		Event: EventAuditRecovered, Outcome: OutcomeSuccess, Code: h.Class,
 		Reason: fmt.Sprintf("outage_start=%s outage_end=%s discarded_bytes=%d", l.outage.Format(time.RFC3339Nano), end.Format(time.RFC3339Nano), discarded),
 	}
-	// Only the writer commits, and it is here: nothing queued goes in
-	// before this record.
-	l.failed.Store(false)
-	if err := l.commitNow(ev, "audit log recovered after an outage ("+h.Class+")"); err != nil {
-		return l.health.Load() // commit failed the log again; the outage goes on
+	if quarantined != "" {
+		ev.Resource = filepath.Base(quarantined)
 	}
+	// Only the writer commits, and it is here: nothing queued goes in
+	// before this record. Should it fail, commit fails the log again and
+	// the outage (l.outage) goes on.
 	l.health.Store(nil)
 	l.failErr.Store(nil)
+	l.failed.Store(false)
+	if err := l.commitNow(ev, "audit log recovered after an outage ("+h.Class+")"); err != nil {
+		return l.health.Load()
+	}
 	l.outage = time.Time{}
 	l.recNext = l.recFirst
 	l.recoveries.Add(1)
