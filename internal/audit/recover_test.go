@@ -337,4 +337,3 @@ func lastHash(t *testing.T, b []byte) string {
 	}
 	return rep.Head
 }
-
