@@ -294,10 +294,12 @@ func Open(path string, opts Options) (*Log, error) {
 		if err := l.finishRotation(); err != nil {
 			return nil, fmt.Errorf("audit: open %s: finish the segment closed before the last stop: %w", path, err)
 		}
+		f = l.f // what the deferred close must close now
 	}
 	if repair != nil {
-		ev, why := repair.events()
-		if err := l.commitNow(ev, why); err != nil {
+		ev, err := l.commitNow(repair.events())
+		f = l.f // the commit may have started a new segment
+		if err != nil {
 			return nil, fmt.Errorf("audit: open %s: record the repair: %w", path, err)
 		}
 		repair.Event = ev
@@ -580,7 +582,7 @@ func (l *Log) advance(seq uint64, head string, headRaw []byte, n int64, now time
 // before it runs), for the records the log makes about itself, and raises
 // the alarm why when it is not empty. The alarm goes into the same batch:
 // the writer cannot wait on itself through Append.
-func (l *Log) commitNow(e Event, why string) error {
+func (l *Log) commitNow(e Event, why string) (Event, error) {
 	evs := []Event{e}
 	if why != "" {
 		evs = append(evs, alarmEvent(e, why))
@@ -590,15 +592,20 @@ func (l *Log) commitNow(e Event, why string) error {
 		batch[i] = &request{e: e, done: make(chan result, 1)}
 	}
 	l.commit(batch, nil)
-	for _, r := range batch {
-		if res := <-r.done; res.err != nil {
-			return res.err
+	var written Event
+	for i, r := range batch {
+		res := <-r.done
+		if res.err != nil {
+			return Event{}, res.err
+		}
+		if i == 0 {
+			written = res.e
 		}
 	}
 	if why != "" {
 		l.log.Error("ALARM: "+why, "path", l.path, "event", e.Event, "code", e.Code)
 	}
-	return nil
+	return written, nil
 }
 
 func (l *Log) write(b []byte) error {

@@ -206,7 +206,7 @@ func (l *Log) recover() error {
 	l.health.Store(nil)
 	l.failErr.Store(nil)
 	l.failed.Store(false)
-	if err := l.commitNow(ev, "audit log recovered after an outage ("+h.Class+")"); err != nil {
+	if _, err := l.commitNow(ev, "audit log recovered after an outage ("+h.Class+")"); err != nil {
 		return l.health.Load()
 	}
 	l.outage = time.Time{}

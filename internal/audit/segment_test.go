@@ -349,3 +349,35 @@ func TestCheckpointsAcrossSegments(t *testing.T) {
 		t.Fatalf("without the oldest segment: %+v %+v %v", rep, cr, err)
 	}
 }
+
+func TestParseSize(t *testing.T) {
+	tests := []struct {
+		in   string
+		want Size
+		ok   bool
+	}{
+		{"64MiB", 64 << 20, true},
+		{"512KiB", 512 << 10, true},
+		{"1GiB", 1 << 30, true},
+		{"4096", 4096, true},
+		{"4096B", 4096, true},
+		{"off", -1, true},
+		{"0", -1, true},
+		{"-5MiB", 0, false},
+		{"64MB", 0, false},
+		{"", 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := ParseSize(tt.in)
+			if (err == nil) != tt.ok || got != tt.want {
+				t.Fatalf("ParseSize(%q) = %d, %v", tt.in, got, err)
+			}
+			if tt.ok {
+				if back, _ := ParseSize(got.String()); back != got {
+					t.Fatalf("%q prints as %q, which reads back as %d", tt.in, got.String(), back)
+				}
+			}
+		})
+	}
+}
