@@ -49,11 +49,11 @@ type Config struct {
 	CheckpointEvery    int
 	CheckpointInterval time.Duration
 	// AuditLog: the audit log's segments and recovery schedule.
-	AuditLog audit.LogFlags
-	Freshness          time.Duration
-	Redis              redisx.Config
-	RevealPerMinute    int
-	RevealPerDay       int
+	AuditLog        audit.LogFlags
+	Freshness       time.Duration
+	Redis           redisx.Config
+	RevealPerMinute int
+	RevealPerDay    int
 	// Per-client limits: a whole client (the back office, a checkout
 	// gateway) is capped too, so a stolen client key cannot reveal in bulk.
 	RevealClientPerMinute int
