@@ -88,7 +88,7 @@ func (f *LogFlags) Register(fs *flag.FlagSet, env envflag.Env) {
 		f.SegmentSize = s
 	}
 	fs.Var(&f.SegmentSize, "audit-segment-size", "start a new audit log segment past this size (KiB, MiB, GiB; off: by day only); start-up verifies only the open segment")
-	fs.BoolVar(&f.SegmentDaily, "audit-segment-daily", env.Bool("AUDIT_SEGMENT_DAILY", true), "also start a new audit log segment each UTC day (retention and export by day)")
+	fs.BoolVar(&f.SegmentDaily, "audit-segment-daily", env.Bool("AUDIT_SEGMENT_DAILY", false), "also start a new audit log segment each UTC day (one file per day: retention and export by day)")
 	fs.DurationVar(&f.RecoverInterval, "audit-recover-interval", env.Duration("AUDIT_RECOVER_INTERVAL", 5*time.Second), "after an audit write or fsync error, first try to recover after this long (doubling up to 1m)")
 }
 
