@@ -272,27 +272,32 @@ func splitOps(s string) []string {
 }
 
 func auditCmd(args []string, out io.Writer) error {
-	if len(args) == 0 || args[0] != "verify" {
-		return errors.New("audit: want verify")
+	if len(args) > 0 {
+		switch args[0] {
+		case "verify":
+			return auditVerify(args[1:], out)
+		case "recover":
+			return auditRecover(args[1:], out)
+		}
 	}
+	return errors.New("audit: want verify or recover")
+}
+
+// auditVerify checks the whole chain, every segment, and the checkpoints.
+func auditVerify(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
-	path := fs.String("audit-log", envOr("BLINDGATE_KS_AUDIT_LOG", "audit.log"), "audit log file")
+	path := fs.String("audit-log", envOr("BLINDGATE_KS_AUDIT_LOG", "audit.log"), "audit log file (the open segment; its closed segments <audit-log>.seg-* beside it are read too)")
 	head := fs.String("head", "", "expected head hash recorded elsewhere (detects a truncated tail)")
 	krPath := fs.String("keyring", envOr("BLINDGATE_KS_KEYRING", "keyring.sealed"), "sealed keyring whose header holds the audit public key (no master key needed)")
 	pin := fs.String("audit-public-key", "", "the audit public key (base64, as printed by keys init/upgrade) to trust instead of, and to compare with, the keyring's")
 	export := fs.String("audit-checkpoints", envOr("BLINDGATE_KS_AUDIT_CHECKPOINTS", ""), `exported checkpoints file (default <audit-log>.checkpoints; "none" to skip)`)
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	pub, err := auditPublicKey(*krPath, *pin)
 	if err != nil {
 		return err
 	}
-	f, err := os.Open(*path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
 	if *export == "" {
 		*export = *path + ".checkpoints"
 	}
@@ -315,7 +320,7 @@ func auditCmd(args []string, out io.Writer) error {
 	if pub != nil {
 		v = audit.Ed25519Verifier{Key: pub}
 	}
-	rep, cr, err := audit.VerifyCheckpoints(f, x, v)
+	rep, cr, err := audit.VerifySegmentsCheckpoints(*path, x, v)
 	if err != nil {
 		if errors.Is(err, audit.ErrCheckpoint) {
 			return fmt.Errorf("audit checkpoints FAILED: %w", err)
@@ -328,7 +333,13 @@ func auditCmd(args []string, out io.Writer) error {
 	if *head != "" && rep.Head != *head {
 		return fmt.Errorf("audit chain ends at %s, expected head %s: lines were removed from the end", rep.Head, *head)
 	}
-	fmt.Fprintf(out, "audit chain OK: %d lines, last seq %d, head %s\n", rep.Lines, rep.LastSeq, rep.Head)
+	fmt.Fprintf(out, "audit chain OK: %d lines in %d segment files, last seq %d, head %s\n", rep.Lines, rep.Files, rep.LastSeq, rep.Head)
+	if rep.From > 0 {
+		fmt.Fprintf(out, "WARNING: the chain is verified from seq %d: the segments before it are not here (removed after their retention?); check them in the archive\n", rep.From+1)
+	}
+	if cr.Pruned > 0 {
+		fmt.Fprintf(out, "%d checkpoints sign heads in segments no longer here: their signatures verify, their heads were not checked\n", cr.Pruned)
+	}
 	switch {
 	case pub == nil:
 		fmt.Fprintln(out, "WARNING: no audit public key (keyring without one: run `keyservice keys upgrade`); nothing but the unkeyed hash chain was checked")
@@ -341,6 +352,46 @@ func auditCmd(args []string, out io.Writer) error {
 			fmt.Fprintf(out, "%d later events are covered by the hash chain only, not yet by a signature\n", cr.Uncovered)
 		}
 	}
+	return nil
+}
+
+// auditRecover does by hand what a start does: a torn last line after a
+// prefix that verifies is set aside and the repair recorded and alarmed.
+// It needs the log's lock, so the service must be stopped (a running one
+// recovers on its own).
+func auditRecover(args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("audit recover", flag.ContinueOnError)
+	path := fs.String("audit-log", envOr("BLINDGATE_KS_AUDIT_LOG", "audit.log"), "audit log file (the open segment)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if files, err := audit.Segments(*path); err != nil {
+		return err
+	} else if len(files) == 0 {
+		return fmt.Errorf("audit recover: no audit log at %s", *path)
+	}
+	l, err := audit.Open(*path, audit.Options{SpoolInterval: -1})
+	switch {
+	case errors.Is(err, audit.ErrLocked):
+		return fmt.Errorf("audit recover: %s is held by a running process, which recovers the log on its own (see its /readyz and its log); stop it to recover by hand", *path)
+	case errors.Is(err, audit.ErrChain), errors.Is(err, audit.ErrSegment):
+		return fmt.Errorf("audit recover: the log is broken in a way that is not a torn last line, so nothing was changed; investigate (keyservice audit verify) before anything else: %w", err)
+	case err != nil:
+		return fmt.Errorf("audit recover: %w", err)
+	}
+	rep, repaired := l.Repaired()
+	seq, head := l.Head()
+	if err := l.Close(); err != nil {
+		return fmt.Errorf("audit recover: %w", err)
+	}
+	if !repaired {
+		fmt.Fprintf(out, "nothing to recover: the open segment %s verifies (last seq %d, head %s)\n", *path, seq, head)
+		return nil
+	}
+	fmt.Fprintf(out, "torn last line set aside: line %d of %s (%d bytes; %s)\n", rep.Line, *path, rep.Bytes, rep.Reason)
+	fmt.Fprintf(out, "  moved to %s (keep it with the log for the investigation)\n", rep.Quarantine)
+	fmt.Fprintf(out, "the chain continues from seq %d (head %s)\n", rep.Kept.LastSeq, rep.Kept.Head)
+	fmt.Fprintf(out, "recorded as %s at seq %d, with an alarm; the log now ends at seq %d, head %s\n", audit.EventAuditRecovered, rep.Event.Seq, seq, head)
 	return nil
 }
 

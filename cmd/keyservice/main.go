@@ -23,6 +23,7 @@ commands:
   clients add|list|revoke       manage the signed-request allow-list
   destinations add|list|remove  manage where cards may be forwarded (forwarding in progress)
   audit verify                  check the audit log's hash chain and signed checkpoints
+  audit recover                 set aside a torn last line of a stopped service's audit log (as a start does)
   unseal                        send a key share to a running key service
 Run "keyservice <command> -h" for its flags.
 `

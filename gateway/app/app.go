@@ -207,7 +207,7 @@ func (a *App) build() error {
 	} else {
 		a.log.Info("no forward signing key: POST /v1/tokens/{id}/forward is disabled")
 	}
-	if a.audit, err = audit.Open(cfg.AuditPath, audit.Options{Logger: a.log}); err != nil {
+	if a.audit, err = audit.Open(cfg.AuditPath, cfg.AuditLog.Apply(audit.Options{Logger: a.log})); err != nil {
 		return fmt.Errorf("gateway audit log: %w", err)
 	}
 	assets, err := checkout.NewAssets()

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/blindgate/blindgate/gateway/clientip"
+	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/internal/envflag"
 	"github.com/blindgate/blindgate/internal/secret"
 
@@ -55,6 +56,7 @@ type Config struct {
 
 	JWKSRefresh time.Duration // how often the public KEK set is re-fetched (rotation reaches pages this fast)
 	AuditPath   string
+	AuditLog    audit.LogFlags // segments and recovery schedule
 	CVCTTL      time.Duration
 	SubmitPerIP int // per minute
 	LogLevel    string
@@ -91,6 +93,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ForwardKeyFile, "forward-key", env.String("FORWARD_KEY", ""), "private signing key (JWK) for forward; empty disables POST /v1/tokens/{id}/forward")
 	fs.DurationVar(&c.JWKSRefresh, "jwks-refresh", env.Duration("JWKS_REFRESH", 30*time.Second), "how often to re-fetch the public KEK set from the key service (1s-10m)")
 	fs.StringVar(&c.AuditPath, "audit-log", env.String("AUDIT_LOG", "gateway-audit.log"), "gateway audit log (logins, token changes)")
+	c.AuditLog.Register(fs, env)
 	fs.DurationVar(&c.CVCTTL, "cvc-ttl", env.Duration("CVC_TTL", 10*time.Minute), "how long a CVC ciphertext is kept (destroyed at first use)")
 	fs.IntVar(&c.SubmitPerIP, "submit-per-ip", env.Int("SUBMIT_PER_IP", 20), "checkout submissions per client IP per minute")
 	fs.BoolVar(&c.WebhookAllowLoopback, "webhook-allow-loopback", env.Bool("WEBHOOK_ALLOW_LOOPBACK", false), "development only: allow webhook endpoints on loopback addresses (http://localhost, 127.0.0.0/8, [::1])")
@@ -154,6 +157,8 @@ func (c *Config) Validate() error {
 		return errors.New("config: jwks-refresh must be 1s-10m")
 	case c.AuditPath == "":
 		return errors.New("config: audit-log is empty")
+	case c.AuditLog.Validate() != nil:
+		return c.AuditLog.Validate()
 	case c.WebhookMaxAttempts != 0 && (c.WebhookMaxAttempts < 1 || c.WebhookMaxAttempts > 20):
 		return errors.New("config: webhook-max-attempts must be 1-20")
 	case secret.Validate(c.LoginNameKey) != nil:

@@ -7,9 +7,15 @@
 // fsynced. Concurrent appends are group-committed by a single writer
 // goroutine (one write and one fsync per batch), so durability costs one
 // fsync per batch rather than one per request. The log fails closed: after
-// any write or sync error every Append returns ErrUnavailable until the
-// process reopens the file, and a caller must not perform an audited action
-// (a reveal, say) whose Append failed.
+// any write or sync error every Append returns ErrUnavailable, and a caller
+// must not perform an audited action (a reveal, say) whose Append failed.
+// It then recovers on its own when it safely can (see Recover): the file
+// reopened, its synced prefix verified against the head held in memory, the
+// unsynced bytes set aside, and the outage recorded (EventAuditRecovered)
+// and alarmed. Healthy says which state it is in.
+//
+// The log is a series of segment files (see Segments), so it never grows
+// without bound and a start reads only the open one.
 package audit
 
 import (
@@ -27,7 +33,7 @@ import (
 
 // ErrUnavailable is returned by Append once the log has failed (a write or
 // fsync error): the event may not be on disk, so the audited action must not
-// happen. The log stays failed until reopened.
+// happen. The log stays failed until it recovers (Recover) or is reopened.
 var ErrUnavailable = errors.New("audit: log unavailable")
 
 // ErrClosed is returned by Append after Close.
@@ -43,7 +49,8 @@ type File interface {
 	Sync() error
 }
 
-// Options tune a Log. The zero value is ready for production.
+// Options tune a Log. The zero value is ready for production (segments by
+// size only; set SegmentDaily for a segment per day too).
 type Options struct {
 	// Now stamps events whose Time is zero; default time.Now.
 	Now func() time.Time
@@ -51,13 +58,30 @@ type Options struct {
 	MaxBatch int
 	// Logger reports the log failing; default slog.Default().
 	Logger *slog.Logger
-	// WrapFile, when set, wraps the opened file before the writer uses it.
-	// It exists for fault injection in tests (a failing write or fsync, a
+	// WrapFile, when set, wraps every file the writer opens (the log at
+	// Open, after a recovery, a new segment) before it writes to it. It
+	// exists for fault injection in tests (a failing write or fsync, a
 	// slow disk); production leaves it nil.
 	WrapFile func(File) File
 	// SpoolInterval is how often the admin spool beside the log (see
 	// SpoolDir) is folded into the chain; default 1s, negative: only at Open.
 	SpoolInterval time.Duration
+	// SegmentSize is the open segment's size at which the next batch
+	// starts a new one; default DefaultSegmentSize (64 MiB), negative: no
+	// limit by size.
+	SegmentSize int64
+	// SegmentDaily also starts a new segment with the first batch of each
+	// UTC day (by Now).
+	SegmentDaily bool
+	// RecoverInterval is how long after a failure the writer first tries
+	// to recover (see Recover), doubling after each failed try up to
+	// RecoverMaxInterval; default 5s, negative: never on its own.
+	RecoverInterval time.Duration
+	// RecoverMaxInterval caps the backoff; default 1m.
+	RecoverMaxInterval time.Duration
+	// After schedules the recovery tries; default time.After. Tests
+	// inject a fake to fire them at will.
+	After func(time.Duration) <-chan time.Time
 }
 
 // Stats are counters for tests and metrics.
@@ -66,40 +90,66 @@ type Stats struct {
 	Batches      uint64 // batches the writer attempted
 	Syncs        uint64 // successful fsyncs (one per committed batch)
 	LargestBatch int    // most events committed by one fsync
-	Failed       bool   // the log refuses appends until reopened
+	Failed       bool   // the log refuses appends (see Healthy)
+	// FailClass is the class of the fault the log is failed by ("" while
+	// healthy): see HealthError.Class.
+	FailClass  string
+	Recoveries uint64 // outages recovered from since Open
+	Rotations  uint64 // segments closed since Open
 }
 
 // Log is an open audit log. It is safe for concurrent use.
 type Log struct {
 	path     string
-	f        *os.File
-	w        File
 	now      func() time.Time
 	log      *slog.Logger
 	maxBatch int
+	wrap     func(File) File
+	segSize  int64
+	segDaily bool
 
 	reqs      chan *request
 	quit      chan struct{}
 	stopped   chan struct{}
 	closeOnce sync.Once
 	closeErr  error
+	closed    atomic.Bool
 
 	commits chan struct{} // a token after each durable batch (see Committed)
 
 	foldMu      sync.Mutex    // one fold at a time
 	foldStopped chan struct{} // closed when the fold loop has exited
 
+	// failed is the fast check of Append; health says why (nil: healthy).
 	failed  atomic.Bool
 	failErr atomic.Pointer[error]
+	health  atomic.Pointer[HealthError]
 
 	appends, batches, syncs atomic.Uint64
+	recoveries, rotations   atomic.Uint64
 	largest                 atomic.Int64
 
-	// The writer goroutine owns seq, head and headRaw; mu publishes the
-	// durable head to Head().
+	// Recovery scheduling (writer-owned, but for the channels).
+	after      func(time.Duration) <-chan time.Time
+	recFirst   time.Duration
+	recMax     time.Duration
+	recNext    time.Duration
+	recoverNow chan chan error
+
+	// The writer goroutine owns everything below (before it starts, Open
+	// does); mu publishes the durable head to Head().
+	f       *os.File
+	w       File
+	fi      os.FileInfo // the open file's identity, to see it replaced
 	seq     uint64
 	head    string
 	headRaw []byte
+	size    int64  // bytes of the open segment up to the last durable batch
+	start   anchor // the record before the open segment's first line
+	segDay  string // UTC day of the open segment's first batch ("": empty)
+	closing bool   // the open file ends with its closing record: rotation to finish
+	outage  time.Time
+	repair  *Repair
 	mu      sync.Mutex
 	pubSeq  uint64
 	pubHead string
@@ -116,10 +166,14 @@ type result struct {
 }
 
 // Open opens (creating with mode 0600) the log at path and continues its
-// chain. An existing file is verified in full first; a broken chain
-// (including a torn last line left by a crash mid-write) is refused with the
-// *ChainError, for an operator to investigate rather than for the log to
-// paper over. Close releases the file.
+// chain. The open segment is verified in full first, from the closing record
+// of the newest closed segment (only that line of it is read). A torn last
+// line (no newline, or not JSON: a crash in the middle of a write) after a
+// prefix that verifies is moved aside to a quarantine file beside the log,
+// the file cut back to the prefix, and the repair recorded
+// (EventAuditRecovered) and alarmed; see Repaired. Any other break is
+// refused with the *ChainError, for an operator to investigate rather than
+// for the log to paper over. Close releases the file.
 func Open(path string, opts Options) (*Log, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -129,6 +183,31 @@ func Open(path string, opts Options) (*Log, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.SegmentSize == 0 {
+		opts.SegmentSize = DefaultSegmentSize
+	}
+	if opts.RecoverInterval == 0 {
+		opts.RecoverInterval = 5 * time.Second
+	}
+	if opts.RecoverMaxInterval <= 0 {
+		opts.RecoverMaxInterval = time.Minute
+	}
+	if opts.After == nil {
+		opts.After = time.After
+	}
+	if opts.WrapFile == nil {
+		opts.WrapFile = func(f File) File { return f }
+	}
+	closed, err := closedSegments(path)
+	if err != nil {
+		return nil, err
+	}
+	start := genesisAnchor
+	if len(closed) > 0 {
+		if start, err = segmentEnd(closed[len(closed)-1]); err != nil {
+			return nil, fmt.Errorf("audit: open %s: refusing to continue a broken log: %w", path, err)
+		}
 	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
@@ -153,9 +232,19 @@ func Open(path string, opts Options) (*Log, error) {
 			return nil, fmt.Errorf("audit: open: restrict mode: %w", err)
 		}
 	}
-	rep, err := Verify(f)
+	var first, last Event
+	rep, err := walkFrom(f, start, func(e *Event) bool {
+		if first.Seq == 0 {
+			first = *e
+		}
+		last = *e
+		return true
+	})
+	var repair *Repair
 	if err != nil {
-		return nil, fmt.Errorf("audit: open %s: refusing to continue a broken log: %w", path, err)
+		if repair, err = repairTornTail(f, path, rep, err, opts.Now()); err != nil {
+			return nil, fmt.Errorf("audit: open %s: refusing to continue a broken log: %w", path, err)
+		}
 	}
 	if rep.Lines == 0 {
 		// A new file's directory entry must be durable too, or the first
@@ -169,24 +258,52 @@ func Open(path string, opts Options) (*Log, error) {
 		return nil, fmt.Errorf("audit: open: %w", err)
 	}
 	l := &Log{
-		path:     path,
-		f:        f,
-		w:        f,
-		now:      opts.Now,
-		log:      opts.Logger,
-		maxBatch: opts.MaxBatch,
-		reqs:     make(chan *request, opts.MaxBatch),
-		commits:  make(chan struct{}, 1),
-		quit:     make(chan struct{}),
-		stopped:  make(chan struct{}),
-		seq:      rep.LastSeq,
-		head:     rep.Head,
-		headRaw:  headRaw,
-		pubSeq:   rep.LastSeq,
-		pubHead:  rep.Head,
+		path:       path,
+		f:          f,
+		w:          opts.WrapFile(f),
+		fi:         fi,
+		now:        opts.Now,
+		log:        opts.Logger,
+		maxBatch:   opts.MaxBatch,
+		wrap:       opts.WrapFile,
+		segSize:    opts.SegmentSize,
+		segDaily:   opts.SegmentDaily,
+		after:      opts.After,
+		recFirst:   opts.RecoverInterval,
+		recMax:     max(opts.RecoverMaxInterval, opts.RecoverInterval),
+		recoverNow: make(chan chan error),
+		reqs:       make(chan *request, opts.MaxBatch),
+		commits:    make(chan struct{}, 1),
+		quit:       make(chan struct{}),
+		stopped:    make(chan struct{}),
+		seq:        rep.LastSeq,
+		head:       rep.Head,
+		headRaw:    headRaw,
+		size:       rep.Bytes,
+		start:      start,
+		pubSeq:     rep.LastSeq,
+		pubHead:    rep.Head,
 	}
-	if opts.WrapFile != nil {
-		l.w = opts.WrapFile(f)
+	if rep.Lines > 0 {
+		l.segDay = first.Time.UTC().Format(time.DateOnly)
+	}
+	l.recNext = l.recFirst
+	if rep.Lines > 0 && last.Event == EventAuditSegment {
+		// A crash between closing a segment and starting the next.
+		l.closing = true
+		if err := l.finishRotation(); err != nil {
+			return nil, fmt.Errorf("audit: open %s: finish the segment closed before the last stop: %w", path, err)
+		}
+		f = l.f // what the deferred close must close now
+	}
+	if repair != nil {
+		ev, err := l.commitNow(repair.events())
+		f = l.f // the commit may have started a new segment
+		if err != nil {
+			return nil, fmt.Errorf("audit: open %s: record the repair: %w", path, err)
+		}
+		repair.Event = ev
+		l.repair = repair
 	}
 	ok = true
 	go l.run()
@@ -279,22 +396,39 @@ func (l *Log) Committed() <-chan struct{} { return l.commits }
 
 // Stats returns the log's counters.
 func (l *Log) Stats() Stats {
-	return Stats{
+	st := Stats{
 		Appends:      l.appends.Load(),
 		Batches:      l.batches.Load(),
 		Syncs:        l.syncs.Load(),
 		LargestBatch: int(l.largest.Load()),
 		Failed:       l.failed.Load(),
+		Recoveries:   l.recoveries.Load(),
+		Rotations:    l.rotations.Load(),
 	}
+	if h := l.health.Load(); h != nil {
+		st.FailClass = h.Class
+	}
+	return st
 }
 
-// Path returns the file the log writes.
+// Path returns the file the log writes (the open segment).
 func (l *Log) Path() string { return l.path }
+
+// Repaired reports what Open set aside (a torn last line), if anything.
+func (l *Log) Repaired() (Repair, bool) {
+	if l.repair == nil {
+		return Repair{}, false
+	}
+	return *l.repair, true
+}
 
 // Close writes what is already queued, stops the writer and closes the file.
 // Appends racing with Close either complete or return ErrClosed.
 func (l *Log) Close() error {
-	l.closeOnce.Do(func() { close(l.quit) })
+	l.closeOnce.Do(func() {
+		l.closed.Store(true)
+		close(l.quit)
+	})
 	<-l.foldStopped
 	<-l.stopped
 	return l.closeErr
@@ -310,15 +444,26 @@ func (l *Log) unavailable() error {
 // run is the single writer: it takes whatever appends are queued (up to
 // MaxBatch), writes them with one write and one fsync, then answers them all.
 // While it waits on a fsync new appends queue up, so batches grow with load.
+// While the log is failed it also tries to recover on its schedule.
 func (l *Log) run() {
 	defer close(l.stopped)
 	batch := make([]*request, 0, l.maxBatch)
 	var buf []byte
+	var retry <-chan time.Time
 	for {
+		if retry == nil && l.shouldRetry() {
+			retry = l.after(l.recNext)
+			l.recNext = min(2*l.recNext, l.recMax)
+		}
 		select {
 		case r := <-l.reqs:
 			batch = l.gather(append(batch[:0], r))
 			buf = l.commit(batch, buf)
+		case <-retry:
+			retry = nil
+			_ = l.recover()
+		case done := <-l.recoverNow:
+			done <- l.recover()
 		case <-l.quit:
 			// Answer everything queued before Close rather than strand it.
 			for {
@@ -357,6 +502,14 @@ func (l *Log) commit(batch []*request, buf []byte) []byte {
 	}
 	l.batches.Add(1)
 	now := l.now().UTC()
+	if err := l.maybeRotate(now); err != nil {
+		l.fail(err, "rotate_error")
+		uerr := l.unavailable()
+		for _, r := range batch {
+			r.done <- result{err: uerr}
+		}
+		return buf
+	}
 	seq, head, headRaw := l.seq, l.head, l.headRaw
 	events := make([]Event, len(batch))
 	b := buf[:0]
@@ -381,9 +534,8 @@ func (l *Log) commit(batch []*request, buf []byte) []byte {
 	if n == 0 {
 		return b
 	}
-	err := l.write(b)
-	if err != nil {
-		l.fail(err)
+	if err := l.write(b); err != nil {
+		l.fail(err, "")
 		uerr := l.unavailable()
 		for _, r := range batch {
 			if r != nil {
@@ -393,15 +545,7 @@ func (l *Log) commit(batch []*request, buf []byte) []byte {
 		return b
 	}
 	// Only now, with the batch durable, does the chain move forward.
-	l.seq, l.head, l.headRaw = seq, head, headRaw
-	l.mu.Lock()
-	l.pubSeq, l.pubHead = seq, head
-	l.mu.Unlock()
-	select {
-	case l.commits <- struct{}{}:
-	default: // a token is already waiting
-	}
-	l.syncs.Add(1)
+	l.advance(seq, head, headRaw, int64(len(b)), now)
 	l.appends.Add(uint64(n))
 	if int64(n) > l.largest.Load() {
 		l.largest.Store(int64(n))
@@ -417,21 +561,59 @@ func (l *Log) commit(batch []*request, buf []byte) []byte {
 	return b
 }
 
-func (l *Log) write(b []byte) error {
-	if _, err := l.w.Write(b); err != nil {
-		return fmt.Errorf("write %s: %w", l.path, err)
+// advance moves the chain past a durable write of n bytes.
+func (l *Log) advance(seq uint64, head string, headRaw []byte, n int64, now time.Time) {
+	l.seq, l.head, l.headRaw = seq, head, headRaw
+	if l.size == 0 {
+		l.segDay = now.Format(time.DateOnly)
 	}
-	if err := l.w.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", l.path, err)
+	l.size += n
+	l.mu.Lock()
+	l.pubSeq, l.pubHead = seq, head
+	l.mu.Unlock()
+	select {
+	case l.commits <- struct{}{}:
+	default: // a token is already waiting
 	}
-	return nil
+	l.syncs.Add(1)
 }
 
-// fail puts the log in the failed state for good. A failed write may have
-// left part of a batch in the file, so the chain cannot safely continue:
-// reopening (after an operator looks) is the way back.
-func (l *Log) fail(err error) {
-	l.failErr.Store(&err)
-	l.failed.Store(true)
-	l.log.Error("audit log failed; refusing all appends until reopened", "path", l.path, "err", err)
+// commitNow writes events in one batch from the writer's own goroutine (or
+// before it runs), for the records the log makes about itself, and raises
+// the alarm why when it is not empty. The alarm goes into the same batch:
+// the writer cannot wait on itself through Append.
+func (l *Log) commitNow(e Event, why string) (Event, error) {
+	evs := []Event{e}
+	if why != "" {
+		evs = append(evs, alarmEvent(e, why))
+	}
+	batch := make([]*request, len(evs))
+	for i, e := range evs {
+		batch[i] = &request{e: e, done: make(chan result, 1)}
+	}
+	l.commit(batch, nil)
+	var written Event
+	for i, r := range batch {
+		res := <-r.done
+		if res.err != nil {
+			return Event{}, res.err
+		}
+		if i == 0 {
+			written = res.e
+		}
+	}
+	if why != "" {
+		l.log.Error("ALARM: "+why, "path", l.path, "event", e.Event, "code", e.Code)
+	}
+	return written, nil
+}
+
+func (l *Log) write(b []byte) error {
+	if _, err := l.w.Write(b); err != nil {
+		return &opError{op: "write", path: l.path, err: err}
+	}
+	if err := l.w.Sync(); err != nil {
+		return &opError{op: "fsync", path: l.path, err: err}
+	}
+	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -431,12 +432,17 @@ func TestOpenRefusesBrokenChain(t *testing.T) {
 	appendN(t, l, 3)
 	_ = l.Close()
 	lines := readLines(t, path)
+	edited := bytes.Replace(lines[2], []byte("tok_2"), []byte("tok_9"), 1)
 	tests := []struct {
 		name string
 		data []byte
 	}{
 		{"refused/deleted-line", join([][]byte{lines[0], lines[2]})},
-		{"refused/torn-tail", join(lines)[:len(join(lines))-5]},
+		// Valid JSON with a wrong hash is an edit, not a torn write.
+		{"refused/last-line-edited", join([][]byte{lines[0], lines[1], edited})},
+		// A torn-looking line that is not the last one.
+		{"refused/garbage-before-last-line", join([][]byte{lines[0], []byte("{\"seq\":2,\"ti\n"), lines[2]})},
+		{"refused/last-line-too-long", append(join(lines), bytes.Repeat([]byte("x"), MaxLineSize+10)...)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -447,6 +453,12 @@ func TestOpenRefusesBrokenChain(t *testing.T) {
 			_, err := Open(p, Options{})
 			if !errors.Is(err, ErrChain) {
 				t.Fatalf("Open = %v, want ErrChain", err)
+			}
+			if b, _ := os.ReadFile(p); !bytes.Equal(b, tt.data) {
+				t.Fatal("a refused log was changed")
+			}
+			if q, _ := filepath.Glob(p + ".quarantine-*"); len(q) != 0 {
+				t.Fatalf("a refused log was quarantined: %v", q)
 			}
 		})
 	}
@@ -468,22 +480,38 @@ func TestOpenTightensMode(t *testing.T) {
 	}
 }
 
+// faults is a disk that fails on demand, shared by every file the log
+// opens through Options.WrapFile (the log at Open, after a recovery, a new
+// segment).
+type faults struct {
+	failWrite, failSync atomic.Bool
+	// partial: a failing write first writes half its bytes, as a full
+	// disk does with a batch that does not fit.
+	partial atomic.Bool
+}
+
+func (fs *faults) wrap(f File) File { return &faultyFile{File: f, fs: fs} }
+
 // faultyFile fails writes or fsyncs on demand, like a full or failing disk.
 type faultyFile struct {
 	File
-	failWrite, failSync atomic.Bool
+	fs *faults
 }
 
 func (f *faultyFile) Write(p []byte) (int, error) {
-	if f.failWrite.Load() {
-		return 0, errors.New("injected: no space left on device")
+	if f.fs.failWrite.Load() {
+		n := 0
+		if f.fs.partial.Load() {
+			n, _ = f.File.Write(p[:len(p)/2])
+		}
+		return n, &os.PathError{Op: "write", Path: "injected", Err: syscall.ENOSPC}
 	}
 	return f.File.Write(p)
 }
 
 func (f *faultyFile) Sync() error {
-	if f.failSync.Load() {
-		return errors.New("injected: input/output error")
+	if f.fs.failSync.Load() {
+		return &os.PathError{Op: "fsync", Path: "injected", Err: syscall.EIO}
 	}
 	return f.File.Sync()
 }
@@ -491,19 +519,21 @@ func (f *faultyFile) Sync() error {
 func TestFailureFailsClosed(t *testing.T) {
 	tests := []struct {
 		name  string
-		fault func(*faultyFile) *atomic.Bool
+		fault func(*faults) *atomic.Bool
+		class string
 	}{
-		{"503/write-error", func(f *faultyFile) *atomic.Bool { return &f.failWrite }},
-		{"503/fsync-error", func(f *faultyFile) *atomic.Bool { return &f.failSync }},
+		{"503/write-error", func(f *faults) *atomic.Bool { return &f.failWrite }, "no_space"},
+		{"503/fsync-error", func(f *faults) *atomic.Bool { return &f.failSync }, "io_error"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var ff *faultyFile
-			l, _ := openLog(t, Options{WrapFile: func(f File) File {
-				ff = &faultyFile{File: f}
-				return ff
-			}})
+			ff := &faults{}
+			// No recovery on its own here: what a failed log refuses.
+			l, _ := openLog(t, Options{WrapFile: ff.wrap, RecoverInterval: -1})
 			appendN(t, l, 2)
+			if err := l.Healthy(); err != nil {
+				t.Fatalf("Healthy before the fault = %v", err)
+			}
 			tt.fault(ff).Store(true)
 
 			// A whole concurrent batch fails, not just one caller.
@@ -520,10 +550,18 @@ func TestFailureFailsClosed(t *testing.T) {
 			if unavailable.Load() != 20 {
 				t.Fatalf("%d of 20 appends returned ErrUnavailable", unavailable.Load())
 			}
-			if !l.Stats().Failed {
-				t.Fatal("Stats().Failed is false after a failure")
+			if st := l.Stats(); !st.Failed || st.FailClass != tt.class {
+				t.Fatalf("Stats after a failure: %+v, want failed with class %s", st, tt.class)
 			}
-			// The disk recovering does not revive the log: the chain's tail is unknown.
+			var he *HealthError
+			if err := l.Healthy(); !errors.As(err, &he) || !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrUnrecoverable) || he.Class != tt.class {
+				t.Fatalf("Healthy = %v, want a retrying *HealthError of class %s", err, tt.class)
+			}
+			if strings.Contains(l.Healthy().Error(), "injected") {
+				t.Fatalf("Healthy carries the system's error text: %v", l.Healthy())
+			}
+			// The disk healing alone does not revive the log: only a
+			// recovery, which checks the file first, does.
 			tt.fault(ff).Store(false)
 			if _, err := l.Append(context.Background(), ev(99)); !errors.Is(err, ErrUnavailable) {
 				t.Fatalf("Append after failure = %v, want ErrUnavailable", err)

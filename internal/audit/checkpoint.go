@@ -263,6 +263,9 @@ type CheckpointReport struct {
 	// Uncovered is how many events follow Newest: those are protected by
 	// the hash chain only.
 	Uncovered uint64
+	// Pruned counts checkpoints signing heads in segments no longer kept
+	// (VerifySegmentsCheckpoints): signature checked, head not.
+	Pruned int
 }
 
 // VerifyCheckpoints is Verify plus the checkpoints: every checkpoint in the
@@ -272,6 +275,32 @@ type CheckpointReport struct {
 // after a checkpoint (lines deleted, hashes recomputed) fails, as does a cut
 // tail that an exported checkpoint had covered. log is read twice.
 func VerifyCheckpoints(log io.ReadSeeker, export io.Reader, v CheckpointVerifier) (Report, CheckpointReport, error) {
+	passes := 0
+	return verifyCheckpoints(func(visit func(*Event) bool) (Report, error) {
+		if passes++; passes > 1 {
+			if _, err := log.Seek(0, io.SeekStart); err != nil {
+				return Report{}, fmt.Errorf("audit: rewind log: %w", err)
+			}
+		}
+		return walk(log, visit)
+	}, export, v)
+}
+
+// VerifySegmentsCheckpoints is VerifyCheckpoints over every segment of the
+// log at path, read as one chain (see VerifySegments). When the oldest
+// segments were removed after their retention, checkpoints that sign a head
+// before the first segment kept cannot be checked against the chain: they
+// are counted in CheckpointReport.Pruned instead (their signatures are still
+// checked).
+func VerifySegmentsCheckpoints(path string, export io.Reader, v CheckpointVerifier) (Report, CheckpointReport, error) {
+	return verifyCheckpoints(func(visit func(*Event) bool) (Report, error) {
+		return walkSegments(path, visit)
+	}, export, v)
+}
+
+// verifyCheckpoints does VerifyCheckpoints over the chain that walk reads
+// (twice).
+func verifyCheckpoints(walk func(visit func(*Event) bool) (Report, error), export io.Reader, v CheckpointVerifier) (Report, CheckpointReport, error) {
 	var cr CheckpointReport
 	exported := map[uint64]Checkpoint{}
 	if export != nil {
@@ -295,7 +324,7 @@ func VerifyCheckpoints(log io.ReadSeeker, export io.Reader, v CheckpointVerifier
 	}
 	var inChain []Checkpoint
 	var cpErr error
-	rep, err := walk(log, func(e *Event) bool {
+	rep, err := walk(func(e *Event) bool {
 		if e.Event != EventAuditCheckpoint {
 			return true
 		}
@@ -326,10 +355,7 @@ func VerifyCheckpoints(log io.ReadSeeker, export io.Reader, v CheckpointVerifier
 	for seq := range exported {
 		want[seq] = ""
 	}
-	if _, err := log.Seek(0, io.SeekStart); err != nil {
-		return rep, cr, fmt.Errorf("audit: rewind log: %w", err)
-	}
-	rep2, err := walk(log, func(e *Event) bool {
+	rep2, err := walk(func(e *Event) bool {
 		if _, ok := want[e.Seq]; ok {
 			want[e.Seq] = e.Hash
 		}
@@ -341,7 +367,13 @@ func VerifyCheckpoints(log io.ReadSeeker, export io.Reader, v CheckpointVerifier
 	if rep2 != rep {
 		return rep, cr, fmt.Errorf("%w: the log changed while it was verified", ErrCheckpoint)
 	}
+	pruned := map[uint64]bool{}
 	check := func(where string, cp Checkpoint) error {
+		if cp.Seq <= rep.From {
+			// Signs a head in a segment no longer kept: nothing to hold it against.
+			pruned[cp.Seq] = true
+			return nil
+		}
 		if cp.Seq > rep.LastSeq {
 			return fmt.Errorf("%w: %s checkpoint signs seq %d but the log ends at seq %d (tail cut)", ErrCheckpoint, where, cp.Seq, rep.LastSeq)
 		}
@@ -370,6 +402,7 @@ func VerifyCheckpoints(log io.ReadSeeker, export io.Reader, v CheckpointVerifier
 		}
 		cr.Exported++
 	}
-	cr.Uncovered = rep.LastSeq - cr.Newest.Seq
+	cr.Pruned = len(pruned)
+	cr.Uncovered = rep.LastSeq - max(cr.Newest.Seq, rep.From)
 	return rep, cr, nil
 }

@@ -145,6 +145,26 @@ const (
 	// Fields: resource (the renamed file), reason.
 	EventSpoolRejected = "audit.spool.rejected"
 
+	// EventAuditRecovered: the log came back from a fault without a person.
+	// Either the writer recovered after a write or fsync error (the file
+	// reopened, its synced prefix verified against the head held in memory,
+	// unsynced bytes set aside) or a start found a torn last line (cut by a
+	// crash mid-write) after a prefix that verifies, and set it aside.
+	// Always followed by an alarm. Outcome "success". Fields: code (the
+	// fault's class: "no_space", "quota", "io_error", "read_only",
+	// "write_error", "sync_error", "rotate_error" or "torn_tail"), resource
+	// (the quarantine file the set-aside bytes went to, if any), reason
+	// ("outage_start=<RFC 3339> outage_end=<RFC 3339> discarded_bytes=<n>"
+	// or "torn_line=<n> discarded_bytes=<n>"). Never an error's text: that
+	// could carry anything the failing system call saw.
+	EventAuditRecovered = "audit.recovered"
+
+	// EventAuditSegment: the last record of a closed segment (see Segments):
+	// the log's open file reached its size or a new day began, and the next
+	// record starts a new file. Fields: resource (the closed segment's file
+	// name), reason ("first_seq=<n> lines=<n> bytes=<n> rotate=size|day").
+	EventAuditSegment = "audit.segment"
+
 	// EventMerchantChange: a merchant was created or changed from the command
 	// line. Fields: actor, resource (merchant name), reason (the change),
 	// code ("admin_failed" when the change then failed).
@@ -233,6 +253,8 @@ func All() []string {
 		EventKeyringReload,
 		EventClientsReload,
 		EventSpoolRejected,
+		EventAuditRecovered,
+		EventAuditSegment,
 		EventMerchantChange,
 		EventAuditCheckpoint,
 		EventKeyUpgrade,

@@ -199,6 +199,9 @@ func (l *Log) foldLoop(every time.Duration) {
 		case <-l.quit:
 			return
 		case <-t.C:
+			if l.failed.Load() {
+				continue // nothing can go in; the recovery comes first
+			}
 			if _, err := l.FoldSpool(context.Background()); err != nil && !errors.Is(err, ErrClosed) {
 				l.log.Error("audit spool: fold failed; will retry", "path", l.path, "err", err)
 			}

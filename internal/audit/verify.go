@@ -24,11 +24,20 @@ var ErrHeadMismatch = errors.New("audit: log does not contain the recorded head"
 // ChainError names the first line (1-based) at which a log stops being an
 // intact chain, and why.
 type ChainError struct {
+	// File names the segment file when the chain was read file by file
+	// (Segments); empty for a single reader. Line counts within it.
+	File   string
 	Line   int
 	Reason string
+	// torn: the line has no newline or does not parse: what a crash in the
+	// middle of a write leaves, when it is the last line of a file.
+	torn bool
 }
 
 func (e *ChainError) Error() string {
+	if e.File != "" {
+		return fmt.Sprintf("audit: chain broken at %s line %d: %s", e.File, e.Line, e.Reason)
+	}
 	return fmt.Sprintf("audit: chain broken at line %d: %s", e.Line, e.Reason)
 }
 
@@ -40,7 +49,29 @@ type Report struct {
 	Lines   int
 	LastSeq uint64
 	Head    string
+	// Bytes is the length of the intact prefix (the whole input when the
+	// chain holds).
+	Bytes int64
+	// From is the seq of the record before the first line read: 0 for a
+	// chain read from its genesis, more when it was read from a segment
+	// whose predecessors are not part of the read (see Segments).
+	From uint64
+	// Files is how many segment files were read (0 for a single reader).
+	Files int
 }
+
+// anchor is where a stream's chain starts: the seq and hash of the record
+// before its first line.
+type anchor struct {
+	seq  uint64
+	hash string
+	// trustFirst takes the hash from the first line's prev (its seq must
+	// still be seq+1): for the oldest segment kept when older ones were
+	// removed after their retention, whose predecessor is gone.
+	trustFirst bool
+}
+
+var genesisAnchor = anchor{hash: genesis}
 
 // Verify reads a whole log and checks that it is an intact chain: every line
 // is a canonical event whose hash matches its content, seqs run 1, 2, 3...
@@ -56,6 +87,10 @@ type Report struct {
 // writer cannot change (a SIEM, another host, a printed checkpoint).
 func Verify(r io.Reader) (Report, error) {
 	return walk(r, nil)
+}
+
+func walk(r io.Reader, visit func(*Event) bool) (Report, error) {
+	return walkFrom(r, genesisAnchor, visit)
 }
 
 // VerifyHead is Verify plus a check against a head recorded earlier (from
@@ -120,9 +155,15 @@ func (f Filter) match(e *Event) bool {
 // prefix together with the *ChainError, so the caller can show both the
 // events and the tamper warning.
 func Read(r io.Reader, f Filter) ([]Event, error) {
+	evs, _, err := readFrom(r, genesisAnchor, f)
+	return evs, err
+}
+
+// readFrom is Read of a chain continuing from a, with its report.
+func readFrom(r io.Reader, a anchor, f Filter) ([]Event, Report, error) {
 	var ring []Event // the newest matches; a ring of f.Limit once full
 	next := 0
-	_, err := walk(r, func(e *Event) bool {
+	rep, err := walkFrom(r, a, func(e *Event) bool {
 		if !f.match(e) {
 			return true
 		}
@@ -141,13 +182,14 @@ func Read(r io.Reader, f Filter) ([]Event, error) {
 	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
 		out[i], out[j] = out[j], out[i]
 	}
-	return out, err
+	return out, rep, err
 }
 
-// walk verifies r line by line and calls visit for each intact event (visit
-// returning false stops early, with the report so far).
-func walk(r io.Reader, visit func(*Event) bool) (Report, error) {
-	rep := Report{Head: genesis}
+// walkFrom verifies r line by line as a chain continuing from a and calls
+// visit for each intact event (visit returning false stops early, with the
+// report so far).
+func walkFrom(r io.Reader, a anchor, visit func(*Event) bool) (Report, error) {
+	rep := Report{LastSeq: a.seq, Head: a.hash, From: a.seq}
 	br := bufio.NewReaderSize(r, MaxLineSize+1)
 	for {
 		line, err := br.ReadSlice('\n')
@@ -157,19 +199,26 @@ func walk(r io.Reader, visit func(*Event) bool) (Report, error) {
 		lineNo := rep.Lines + 1
 		switch {
 		case errors.Is(err, bufio.ErrBufferFull):
-			return rep, &ChainError{lineNo, fmt.Sprintf("line longer than %d bytes", MaxLineSize)}
+			return rep, &ChainError{Line: lineNo, Reason: fmt.Sprintf("line longer than %d bytes", MaxLineSize)}
 		case err == io.EOF:
-			return rep, &ChainError{lineNo, "last line has no newline (torn write, or cut inside a line)"}
+			return rep, &ChainError{Line: lineNo, Reason: "last line has no newline (torn write, or cut inside a line)", torn: true}
 		case err != nil:
 			return rep, fmt.Errorf("audit: read line %d: %w", lineNo, err)
 		}
-		e, reason := checkLine(line, rep.LastSeq+1, rep.Head)
+		if lineNo == 1 && a.trustFirst {
+			var first struct{ Prev string }
+			if json.Unmarshal(line, &first) == nil {
+				rep.Head = first.Prev
+			}
+		}
+		e, reason, torn := checkLine(line, rep.LastSeq+1, rep.Head)
 		if reason != "" {
-			return rep, &ChainError{lineNo, reason}
+			return rep, &ChainError{Line: lineNo, Reason: reason, torn: torn}
 		}
 		rep.Lines = lineNo
 		rep.LastSeq = e.Seq
 		rep.Head = e.Hash
+		rep.Bytes += int64(len(line))
 		if visit != nil && !visit(&e) {
 			return rep, nil
 		}
@@ -181,12 +230,36 @@ func walk(r io.Reader, visit func(*Event) bool) (Report, error) {
 // the line's own consistency outwards, so the reason names the likeliest
 // tampering: content edited, then a line missing or out of place, then a
 // broken link.
-func checkLine(line []byte, wantSeq uint64, head string) (Event, string) {
+func checkLine(line []byte, wantSeq uint64, head string) (Event, string, bool) {
+	e, reason := checkContent(line)
+	if reason != "" {
+		// Not even JSON: a line cut short by a crash (or garbage), which a
+		// start may set aside when it is the file's last line.
+		return e, reason, reason == notEventLine && !json.Valid(line)
+	}
+	switch {
+	case e.Seq > wantSeq:
+		return e, fmt.Sprintf("seq %d where %d was expected (line deleted or lines reordered)", e.Seq, wantSeq), false
+	case e.Seq < wantSeq:
+		return e, fmt.Sprintf("seq %d where %d was expected (line inserted, duplicated or reordered)", e.Seq, wantSeq), false
+	}
+	if e.Prev != head {
+		return e, "prev does not match the hash of the line before (lines replaced or rewritten)", false
+	}
+	return e, "", false
+}
+
+const notEventLine = "not a valid event line (edited or inserted)"
+
+// checkContent verifies one line on its own: a canonical event whose hash
+// matches its content and its prev. It says nothing about where the line
+// belongs in a chain.
+func checkContent(line []byte) (Event, string) {
 	var e Event
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.DisallowUnknownFields() // an added field would otherwise be ignored, unhashed
 	if err := dec.Decode(&e); err != nil {
-		return e, "not a valid event line (edited or inserted)"
+		return Event{}, notEventLine
 	}
 	prevRaw, err := decodeHash(e.Prev)
 	if err != nil {
@@ -202,15 +275,6 @@ func checkLine(line []byte, wantSeq uint64, head string) (Event, string) {
 	}
 	if !bytes.Equal(canonical, line) {
 		return e, "line is not in canonical form (edited)"
-	}
-	switch {
-	case e.Seq > wantSeq:
-		return e, fmt.Sprintf("seq %d where %d was expected (line deleted or lines reordered)", e.Seq, wantSeq)
-	case e.Seq < wantSeq:
-		return e, fmt.Sprintf("seq %d where %d was expected (line inserted, duplicated or reordered)", e.Seq, wantSeq)
-	}
-	if e.Prev != head {
-		return e, "prev does not match the hash of the line before (lines replaced or rewritten)"
 	}
 	return sealed, ""
 }

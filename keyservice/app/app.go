@@ -88,7 +88,7 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 	if a.dests, err = loadDestinations(cfg.DestinationsPath, log); err != nil {
 		return nil, err
 	}
-	a.audit, err = audit.Open(cfg.AuditPath, audit.Options{})
+	a.audit, err = audit.Open(cfg.AuditPath, cfg.AuditLog.Apply(audit.Options{Logger: log}))
 	if err != nil {
 		return nil, fmt.Errorf("open audit log: %w", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/internal/envflag"
 
 	"github.com/blindgate/blindgate/internal/redisx"
@@ -47,10 +48,12 @@ type Config struct {
 	CheckpointsPath    string
 	CheckpointEvery    int
 	CheckpointInterval time.Duration
-	Freshness          time.Duration
-	Redis              redisx.Config
-	RevealPerMinute    int
-	RevealPerDay       int
+	// AuditLog: the audit log's segments and recovery schedule.
+	AuditLog        audit.LogFlags
+	Freshness       time.Duration
+	Redis           redisx.Config
+	RevealPerMinute int
+	RevealPerDay    int
 	// Per-client limits: a whole client (the back office, a checkout
 	// gateway) is capped too, so a stolen client key cannot reveal in bulk.
 	RevealClientPerMinute int
@@ -116,6 +119,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Skew, "skew", env.Duration("SKEW", 5*time.Second), "tolerated clock skew for signed requests")
 	fs.StringVar(&c.AuditPath, "audit-log", env.String("AUDIT_LOG", "audit.log"), "hash-chained audit log file")
 	fs.StringVar(&c.CheckpointsPath, "audit-checkpoints", env.String("AUDIT_CHECKPOINTS", ""), "append-only file receiving a copy of every signed audit checkpoint (default <audit-log>.checkpoints; put it on another disk or ship it off the host)")
+	c.AuditLog.Register(fs, env)
 	fs.IntVar(&c.CheckpointEvery, "audit-checkpoint-every", env.Int("AUDIT_CHECKPOINT_EVERY", 100), "sign the audit chain's head after this many records")
 	fs.DurationVar(&c.CheckpointInterval, "audit-checkpoint-interval", env.Duration("AUDIT_CHECKPOINT_INTERVAL", time.Minute), "and at least this often while records arrive")
 	fs.DurationVar(&c.Freshness, "freshness", env.Duration("FRESHNESS", 15*time.Minute), "max age of a card ciphertext at first use")
@@ -212,6 +216,8 @@ func (c *Config) Validate() error {
 		return errors.New("config: audit-log is empty")
 	case c.CheckpointsPath == c.AuditPath:
 		return errors.New("config: audit-checkpoints must not be the audit log")
+	case c.AuditLog.Validate() != nil:
+		return c.AuditLog.Validate()
 	case c.CheckpointEvery < 1 || c.CheckpointEvery > 100000:
 		return errors.New("config: audit-checkpoint-every must be 1-100000")
 	case c.CheckpointInterval < time.Second || c.CheckpointInterval > 24*time.Hour:
