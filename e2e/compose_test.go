@@ -73,9 +73,7 @@ func TestCompose(t *testing.T) {
 	})
 
 	t.Run("first-run-steps-then-pay-in-browser", func(t *testing.T) {
-		if testing.Short() {
-			t.Skip("e2e: skipped in -short mode")
-		}
+		testenv.SkipShort(t, "e2e")
 		testComposeUp(t, path)
 	})
 }
