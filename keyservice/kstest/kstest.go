@@ -110,9 +110,9 @@ type Zone struct {
 	AuditPath string
 	// Logs is everything the key service logged, at every level; checked
 	// for card numbers when the test ends.
-	Logs *logtest.Sink
-	URL       string // the listener's base URL with Options.Listen, else ""
-	signers   map[string]*client.Signer
+	Logs    *logtest.Sink
+	URL     string // the listener's base URL with Options.Listen, else ""
+	signers map[string]*client.Signer
 }
 
 // NewZone starts a key service; everything it opens is closed by t.Cleanup.
