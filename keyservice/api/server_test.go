@@ -55,8 +55,14 @@ func memoryBackends() backends {
 
 func newTestServer(t *testing.T, b backends) *testServer {
 	t.Helper()
+	return newTestServerWith(t, b, nil)
+}
+
+// newTestServerWith is newTestServer with edit applied to the zone's options.
+func newTestServerWith(t *testing.T, b backends, edit func(*kstest.Options)) *testServer {
+	t.Helper()
 	ts := &testServer{}
-	ts.Zone = kstest.NewZone(t, kstest.Options{
+	o := kstest.Options{
 		Clients: []kstest.Client{
 			{ID: "gateway", Ops: []string{wire.OpInspect, wire.OpRewrap}},
 			{ID: "backoffice", Ops: []string{wire.OpReveal, wire.OpAudit}, Alg: client.AlgES256},
@@ -66,7 +72,11 @@ func newTestServer(t *testing.T, b backends) *testServer {
 		Limits: func(l *unwrap.Limits) {
 			l.RevealActorShort = ratelimit.Limit{Name: "ras", Rate: 2, Period: time.Hour, Burst: 2}
 		},
-	})
+	}
+	if edit != nil {
+		edit(&o)
+	}
+	ts.Zone = kstest.NewZone(t, o)
 	ts.gateway, ts.backoffic, ts.stranger = ts.Signer(t, "gateway"), ts.Signer(t, "backoffice"), ts.Signer(t, "stranger")
 	return ts
 }
