@@ -73,9 +73,7 @@ func TestCompose(t *testing.T) {
 	})
 
 	t.Run("first-run-steps-then-pay-in-browser", func(t *testing.T) {
-		if testing.Short() {
-			t.Skip("e2e: skipped in -short mode")
-		}
+		testenv.SkipShort(t, "e2e")
 		testComposeUp(t, path)
 	})
 }
@@ -257,8 +255,9 @@ func testComposeUp(t *testing.T, file string) {
 		fmt.Sprintf("BLINDGATE_SHOP_PORT=%d", shopPort),
 	)}
 	t.Cleanup(func() {
+		logs, _ := c.try("", "logs", "--no-color")
+		noCardsIn(t, "compose", []byte(logs))
 		if t.Failed() {
-			logs, _ := c.try("", "logs", "--no-color")
 			saveArtifact(t, "compose.log", []byte(logs))
 		}
 		if out, err := c.try("", "--profile", "admin", "down", "-v", "--remove-orphans", "-t", "5"); err != nil {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/blindgate/blindgate/internal/logtest"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
 	dockerclient "github.com/moby/moby/client"
@@ -30,8 +31,9 @@ func labels(role string) map[string]string {
 }
 
 // startContainer creates (and, if start, starts) a container that lives until
-// t ends. If t fails, the container's logs are saved as <role>.log among
-// t's artifacts before it is removed.
+// t ends. When t ends its logs are checked for the suite's card numbers
+// (noCardsIn) and, if t failed, saved as <role>.log among t's artifacts,
+// before the container is removed.
 func startContainer(t *testing.T, role string, req testcontainers.ContainerRequest, start bool) testcontainers.Container {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -45,8 +47,13 @@ func startContainer(t *testing.T, role string, req testcontainers.ContainerReque
 	// Cleanups run last-in first-out: the logs are read before removal.
 	testcontainers.CleanupContainer(t, c)
 	t.Cleanup(func() {
-		if t.Failed() && c != nil {
-			saveArtifact(t, role+".log", containerLogs(c))
+		if c == nil {
+			return
+		}
+		logs := containerLogs(c)
+		noCardsIn(t, role, logs)
+		if t.Failed() {
+			saveArtifact(t, role+".log", logs)
 		}
 	})
 	if err != nil {
@@ -57,7 +64,8 @@ func startContainer(t *testing.T, role string, req testcontainers.ContainerReque
 
 // runOnce runs a one-shot container to completion and returns its exit code
 // and combined output; a non-zero exit is the caller's to judge. Its output
-// is kept as <role>.log among t's artifacts if t fails.
+// is checked for the suite's card numbers, and kept as <role>.log among t's
+// artifacts if t fails.
 func runOnce(t *testing.T, role string, req testcontainers.ContainerRequest) (int, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -70,6 +78,7 @@ func runOnce(t *testing.T, role string, req testcontainers.ContainerRequest) (in
 		Logger:           tclog.TestLogger(t),
 	})
 	out := string(containerLogs(c))
+	noCardsIn(t, role, []byte(out))
 	defer func() {
 		if err := testcontainers.TerminateContainer(c); err != nil {
 			t.Logf("remove %s: %v", role, err)
@@ -88,6 +97,25 @@ func runOnce(t *testing.T, role string, req testcontainers.ContainerRequest) (in
 		t.Fatalf("run %s: state: %v", role, err)
 	}
 	return st.ExitCode, out
+}
+
+// suiteCards are the card numbers the suite types, encrypts and forwards.
+func suiteCards() []string {
+	pans := make([]string, 0, len(brandCards))
+	for _, c := range brandCards {
+		pans = append(pans, c.PAN)
+	}
+	return pans
+}
+
+// noCardsIn fails t if a container's logs hold a card number the suite
+// used, unbroken or grouped (internal/logtest's forms). The key service and
+// the gateway run with their log level at debug here, so no level escapes.
+func noCardsIn(t *testing.T, role string, logs []byte) {
+	t.Helper()
+	if found := logtest.Find(string(logs), suiteCards()...); found != "" {
+		t.Errorf("the %s container's logs hold a card number (%s): no level may log one", role, found)
+	}
 }
 
 func containerLogs(c testcontainers.Container) []byte {

@@ -27,8 +27,8 @@
 //	TestCompose             docker-compose.yml matches this topology; its documented
 //	                        first-run steps work and a shopper pays on the demo shop
 //
-//	go test ./e2e/...            # skips without Docker (fails under CI=true)
-//	go test -short ./e2e/...     # skips the suite
+//	go test ./e2e/...            # skips without Docker (fails when CI is set)
+//	go test -short ./e2e/...     # skips the suite (fails when CI is set)
 //
 // Prebuilt images: BLINDGATE_KEYSERVICE_IMAGE, BLINDGATE_GATEWAY_IMAGE,
 // BLINDGATE_ADMIN_IMAGE, BLINDGATE_SHOP_IMAGE, BLINDGATE_E2E_REDIS_IMAGE

@@ -10,10 +10,12 @@ import (
 
 // TestRedisRestart restarts Redis (append-only file on) under the whole
 // product while payments flow: the gateway reports not ready and refuses
-// payments while it is down (fail closed), then the gateway and the key
-// service recover on their own, payments go through again, and nothing
-// stored is lost: every acknowledged token, an open checkout session and an
-// operator's back-office session all survive, and the operator can still
+// payments while it is down (fail closed: a card submitted to a session
+// opened before the outage gets a 503 and no token), then the gateway and
+// the key service recover on their own, payments go through again, and
+// nothing stored is lost: every acknowledged token, an open checkout session
+// and an operator's back-office session all survive, the session refused
+// during the outage takes a card afterwards, and the operator can still
 // reveal (key-service limits and audit included).
 func TestRedisRestart(t *testing.T) {
 	t.Parallel()
@@ -24,6 +26,11 @@ func TestRedisRestart(t *testing.T) {
 	bo := s.boLogin(t, "rob")
 	before := []payment{s.mustPay(t, brandCards[0]), s.mustPay(t, brandCards[1])}
 	openSession := s.mustSession(t)
+	// Opened, and the page's keys fetched, before the outage: the
+	// submission during it is a real card submission, not a failure to
+	// start one.
+	outageSession := s.mustSession(t)
+	keys := s.publicKeys(t)
 
 	tr := s.startTraffic(brandCards[2], 100*time.Millisecond)
 	t.Cleanup(tr.stop)
@@ -40,10 +47,11 @@ func TestRedisRestart(t *testing.T) {
 		st, b := get(t, s.GatewayURL+"/readyz")
 		return st == http.StatusServiceUnavailable, fmt.Sprintf("%d %s", st, b)
 	})
-	// Fail closed: with its store away the gateway refuses a payment (503,
+	// Fail closed: with its store away the gateway refuses a card (503,
 	// the page's "retry later") rather than answer with a token it may lose.
-	if p, err := s.pay(ctx, brandCards[4]); !isStatus(err, http.StatusServiceUnavailable) {
-		t.Errorf("payment with Redis down: token %q, error %v; want a 503 refusal", p.Token, err)
+	if p, err := s.payWithKey(ctx, outageSession, brandCards[4], keys[0]); !isCode(err, http.StatusServiceUnavailable, "unavailable") &&
+		!isCode(err, http.StatusServiceUnavailable, "keyservice_unavailable") {
+		t.Errorf("card submitted with Redis down: token %q, error %v; want 503 unavailable or keyservice_unavailable", p.Token, err)
 	}
 	if err := s.Redis.Start(ctx); err != nil {
 		t.Fatalf("start redis: %v", err)
@@ -98,6 +106,20 @@ func TestRedisRestart(t *testing.T) {
 			t.Fatalf("paying into the session created before the restart: %v", err)
 		}
 		if v := s.token(t, p.Token); v.Last4 != brandCards[3].Last4 {
+			t.Errorf("token %+v", v)
+		}
+	})
+
+	t.Run("session-refused-during-outage-takes-a-card", func(t *testing.T) {
+		// Had the refused submission minted a token after all, the session
+		// would be completed and refuse this other card.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		p, err := s.payInto(ctx, outageSession, brandCards[5])
+		if err != nil {
+			t.Fatalf("paying into the session refused during the outage: %v", err)
+		}
+		if v := s.token(t, p.Token); v.Last4 != brandCards[5].Last4 {
 			t.Errorf("token %+v", v)
 		}
 	})

@@ -526,3 +526,9 @@ func isStatus(err error, status int) bool {
 	var ae *apiError
 	return errors.As(err, &ae) && ae.Status == status
 }
+
+// isCode reports whether err is the gateway's answer with status and code.
+func isCode(err error, status int, code string) bool {
+	var ae *apiError
+	return errors.As(err, &ae) && ae.Status == status && ae.Code == code
+}

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"maps"
 	"strconv"
 	"strings"
 	"testing"
@@ -94,7 +95,9 @@ func newKeyZone(t *testing.T, opts zoneOptions) *keyZone {
 		"-redis", redisAlias + ":6379", "-addr", "0.0.0.0:8443", "-audience", ksAudience,
 		"-public-url", ksURL,
 	}, opts.ServeArgs...)
-	kreq := testcontainers.ContainerRequest{Image: z.ksImage, Cmd: args}
+	// Every level is logged, so the check for card numbers in its logs
+	// (startContainer) covers DEBUG too.
+	kreq := testcontainers.ContainerRequest{Image: z.ksImage, Cmd: args, Env: map[string]string{"BLINDGATE_KS_LOG_LEVEL": "debug"}}
 	onNetworks(&kreq, ksAlias, z.Net)
 	if opts.Exposed {
 		publishLoopback(&kreq, ksPort)
@@ -239,10 +242,14 @@ type gatewaySpec struct {
 func (tp *topology) startGateway(t *testing.T, spec gatewaySpec) string {
 	t.Helper()
 	refs := needImages(t, images.Gateway)
+	// Every level is logged, so the check for card numbers in its logs
+	// (startContainer) covers DEBUG too.
+	env := map[string]string{"BLINDGATE_GW_LOG_LEVEL": "debug"}
+	maps.Copy(env, spec.Env)
 	req := testcontainers.ContainerRequest{
 		Image: refs[images.Gateway],
 		Cmd:   spec.Args,
-		Env:   spec.Env,
+		Env:   env,
 		Files: spec.Files,
 		WaitingFor: wait.ForHTTP(spec.Ready).WithPort(spec.Port).WithForcedIPv4LocalHost().
 			WithStartupTimeout(60 * time.Second),

@@ -25,9 +25,7 @@ const screenshotDir = "../../docs/screenshots"
 // page (real Chromium, checkout in a cross-origin iframe), and the shop shows
 // the masked card it got back through the merchant API.
 func TestDemoPayInBrowser(t *testing.T) {
-	if testing.Short() {
-		t.Skip("browser test")
-	}
+	testenv.SkipShort(t, "browser test")
 	browser := browsertest.Browser(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	dc := demoConfig{

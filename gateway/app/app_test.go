@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/blindgate/blindgate/internal/logtest"
 	"github.com/blindgate/blindgate/keyservice/client"
 )
 
@@ -37,7 +38,12 @@ func testConfig(t *testing.T, args ...string) Config {
 	return c
 }
 
-func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+// testLog keeps what the service logs, at every level, and fails t on a card
+// number in it.
+func testLog(t *testing.T) *slog.Logger {
+	log, _ := logtest.JSON(t)
+	return log
+}
 
 // TestNewRefusesBadConfig: New validates before it opens anything, and
 // names the bad field.
@@ -57,7 +63,7 @@ func TestNewRefusesBadConfig(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := testConfig(t, tt.args...)
-			a, err := New(cfg, discard())
+			a, err := New(cfg, testLog(t))
 			if err == nil {
 				_ = a.stores.Close()
 				t.Fatal("New accepted a bad config")
@@ -76,7 +82,7 @@ func TestNewRefusesBadConfig(t *testing.T) {
 // headers on every answer (a page, an API error, a 404), and the public
 // port has no /metrics.
 func TestNewServesThroughRealApp(t *testing.T) {
-	a, err := New(testConfig(t), discard())
+	a, err := New(testConfig(t), testLog(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,8 @@
 package ingest_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +11,7 @@ import (
 	"github.com/blindgate/blindgate/gateway/ingest"
 	"github.com/blindgate/blindgate/gateway/tokens"
 	"github.com/blindgate/blindgate/internal/audit"
+	"github.com/blindgate/blindgate/internal/logtest"
 	"github.com/blindgate/blindgate/internal/ratelimit"
 	"github.com/blindgate/blindgate/keyservice/client"
 )
@@ -84,10 +83,10 @@ func TestSubmitAuditsMintedToken(t *testing.T) {
 // token is still answered.
 func TestSubmitAuditFailureKeepsToken(t *testing.T) {
 	st := allStores(t)[0](t)
-	var logs bytes.Buffer
+	log, logs := logtest.Text(t)
 	rec := &recorder{fail: errors.New("disk full")}
 	svc := ingest.New(st.sessions, st.tokens, &slowInspector{}, ratelimit.NewMemory(), noLimits(), time.Minute,
-		ingest.WithAudit(rec, slog.New(slog.NewTextHandler(&logs, nil))))
+		ingest.WithAudit(rec, log))
 	cs := newSession(t, st)
 	tok, err := svc.Submit(context.Background(), ingest.Submission{SessionID: cs.ID, CardJWE: jwe(1), ClientIP: "192.0.2.7"})
 	if err != nil || tok.ID == "" {

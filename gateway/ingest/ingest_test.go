@@ -217,3 +217,45 @@ func TestLimiterRefusalKeepsAttempts(t *testing.T) {
 		})
 	}
 }
+
+// TestPerSessionLimit: the per-session submit limit refuses a session past
+// its burst whatever address the submissions come from (it is keyed by the
+// session, not the address), names itself, and leaves another session from
+// the same address alone. The refused submission never reaches the key
+// service.
+func TestPerSessionLimit(t *testing.T) {
+	for _, mk := range allStores(t) {
+		st := mk(t)
+		t.Run(st.name, func(t *testing.T) {
+			limits := noLimits()
+			limits.PerSession = ratelimit.Limit{Name: "session", Rate: 2, Period: time.Hour, Burst: 2}
+			// Every card is refused by the key service, so the session stays
+			// open and only the limiter can stop the next try.
+			in := &slowInspector{fail: &client.Error{Status: 422, Code: "card_invalid"}}
+			svc := ingest.New(st.sessions, st.tokens, in, ratelimit.NewMemory(), limits, time.Minute)
+			cs, other := newSession(t, st), newSession(t, st)
+			submit := func(sessionID, ip string, i int) error {
+				_, err := svc.Submit(context.Background(), ingest.Submission{SessionID: sessionID, CardJWE: jwe(i), ClientIP: ip})
+				return err
+			}
+			for i, ip := range []string{"192.0.2.1", "192.0.2.2"} {
+				if err := submit(cs.ID, ip, i); errors.Is(err, ingest.ErrLimited) {
+					t.Fatalf("submit %d within the session's burst: %v", i+1, err)
+				}
+			}
+			calls := in.calls.Load()
+			var rf *ratelimit.Refused
+			for i, ip := range []string{"192.0.2.1", "198.51.100.9"} {
+				if err := submit(cs.ID, ip, 10+i); !errors.As(err, &rf) || rf.Limit != "session" || !errors.Is(err, ingest.ErrLimited) {
+					t.Fatalf("submit from %s past the session's burst: %v, want refused by the session limit", ip, err)
+				}
+			}
+			if n := in.calls.Load() - calls; n != 0 {
+				t.Fatalf("refused submissions reached the key service %d times", n)
+			}
+			if err := submit(other.ID, "192.0.2.1", 20); errors.Is(err, ingest.ErrLimited) {
+				t.Fatalf("another session from the same address: %v, want not limited", err)
+			}
+		})
+	}
+}

@@ -29,6 +29,7 @@ import (
 	"github.com/blindgate/blindgate/gateway/webhooks"
 	"github.com/blindgate/blindgate/gateway/websession"
 	"github.com/blindgate/blindgate/internal/audit"
+	"github.com/blindgate/blindgate/internal/logtest"
 	"github.com/blindgate/blindgate/internal/ratelimit"
 	"github.com/blindgate/blindgate/keyservice/client"
 	"github.com/blindgate/blindgate/keyservice/kstest"
@@ -86,7 +87,7 @@ type gwFixture struct {
 	ops      *operators.Service
 	webs     websession.Store
 	now      *time.Time
-	logs     *bytes.Buffer
+	logs     *logtest.Sink // the gateway's logs, every level; checked for card numbers
 	hooks    *webhooks.Service
 }
 
@@ -175,7 +176,7 @@ func newTestServer(t *testing.T, o fixtureOpt) *gwFixture {
 	now := time.Now()
 	clock.now = func() time.Time { return now }
 	t.Cleanup(func() { clock.now = time.Now })
-	f := &gwFixture{kz: kz, tokens: s.tokens, sessions: s.sessions, webs: s.webs, now: &now, logs: &bytes.Buffer{}}
+	f := &gwFixture{kz: kz, tokens: s.tokens, sessions: s.sessions, webs: s.webs, now: &now}
 	var err error
 	f.merchant, f.secret, err = s.merchants.Create(context.Background(), "Shop A", []string{"https://shop-a.example", "http://localhost:9999"})
 	if err != nil {
@@ -210,7 +211,8 @@ func newTestServer(t *testing.T, o fixtureOpt) *gwFixture {
 	if o.limits != nil {
 		limits = *o.limits
 	}
-	log := slog.New(slog.NewJSONHandler(f.logs, nil))
+	var log *slog.Logger
+	log, f.logs = logtest.JSON(t)
 	f.hooks = webhooks.New(s.hooks, webhooks.Config{AllowLoopback: true, Log: log})
 	f.srv = web.New(web.Deps{
 		Merchants: s.merchants, Sessions: s.sessions, Tokens: s.tokens,

@@ -45,7 +45,7 @@ const cspProbe = `document.addEventListener("securitypolicyviolation", function 
 
 // Browser starts a headless Chromium for the life of t (a t.Cleanup stops it)
 // and returns its context, the parent for NewTab. Without Chromium it skips t
-// (fails it under CI=true), as testenv.ChromiumPath does. extra options
+// (fails it under CI), as testenv.ChromiumPath does. extra options
 // (chromedp.WindowSize, ...) follow the defaults, so they may override them.
 func Browser(t testing.TB, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()

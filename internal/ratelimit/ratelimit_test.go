@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,17 +15,63 @@ import (
 	"github.com/blindgate/blindgate/internal/testenv"
 )
 
+// env is a limiter under test and a way to let time pass for it. Memory's
+// clock is injected. Redis's script reads the server's clock, so advance
+// moves every stored state that much into the past, which is what GCRA
+// sees when that much time has passed: its arithmetic is all differences
+// between the stored arrival time and now. No test waits on a wall clock.
+type env struct {
+	l       Limiter
+	advance func(t *testing.T, d time.Duration)
+}
+
 // impls returns both limiters; the Redis one skips (fails under CI) without a server.
 func impls() []struct {
 	name string
-	new  func(t testing.TB) Limiter
+	new  func(t testing.TB) env
 } {
 	return []struct {
 		name string
-		new  func(t testing.TB) Limiter
+		new  func(t testing.TB) env
 	}{
-		{"memory", func(testing.TB) Limiter { return NewMemory() }},
-		{"redis", func(t testing.TB) Limiter { return NewRedis(testenv.Redis(t), "bg:test:rl:") }},
+		{"memory", func(testing.TB) env {
+			clk := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+			return env{NewMemoryWith(MemoryOptions{Now: clk.Now}), func(_ *testing.T, d time.Duration) { clk.Advance(d) }}
+		}},
+		{"redis", func(t testing.TB) env {
+			rdb := testenv.Redis(t)
+			return env{NewRedis(rdb, "bg:test:rl:"), func(t *testing.T, d time.Duration) { ageStates(t, rdb, d) }}
+		}},
+	}
+}
+
+// ageStates moves redis_rate's stored states (the theoretical arrival time,
+// in seconds, under "rate:" keys with a TTL) d into the past, deleting
+// those whose TTL d outlasts.
+func ageStates(t *testing.T, rdb *redis.Client, d time.Duration) {
+	t.Helper()
+	ctx := context.Background()
+	keys, err := rdb.Keys(ctx, "rate:*").Result()
+	if err != nil || len(keys) == 0 {
+		t.Fatalf("no limiter state to age (%v): the test would prove nothing", err)
+	}
+	for _, k := range keys {
+		tat, err := rdb.Get(ctx, k).Float64()
+		if err != nil {
+			t.Fatalf("state %s: %v", k, err)
+		}
+		ttl, err := rdb.PTTL(ctx, k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ttl <= d {
+			err = rdb.Del(ctx, k).Err()
+		} else {
+			err = rdb.Set(ctx, k, strconv.FormatFloat(tat-d.Seconds(), 'f', -1, 64), ttl-d).Err()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -40,9 +87,10 @@ func mustAllow(t *testing.T, l Limiter, key string, lim Limit) Result {
 func TestLimiterContract(t *testing.T) {
 	tests := []struct {
 		name string
-		run  func(t *testing.T, l Limiter)
+		run  func(t *testing.T, e env)
 	}{
-		{"allowed/burst-then-denied", func(t *testing.T, l Limiter) {
+		{"allowed/burst-then-denied", func(t *testing.T, e env) {
+			l := e.l
 			lim := Limit{Name: "burst", Rate: 3, Period: time.Hour, Burst: 3}
 			for i, wantRemaining := range []int{2, 1, 0} {
 				r := mustAllow(t, l, "actor-1", lim)
@@ -56,7 +104,8 @@ func TestLimiterContract(t *testing.T) {
 				t.Fatalf("4th event: %+v, want denied with 0 < RetryAfter <= 20m", r)
 			}
 		}},
-		{"independent/keys", func(t *testing.T, l Limiter) {
+		{"independent/keys", func(t *testing.T, e env) {
+			l := e.l
 			lim := Limit{Name: "keys", Rate: 1, Period: time.Hour, Burst: 1}
 			mustAllow(t, l, "a", lim)
 			if r := mustAllow(t, l, "a", lim); r.Allowed {
@@ -66,7 +115,8 @@ func TestLimiterContract(t *testing.T) {
 				t.Fatal("key b denied because of key a")
 			}
 		}},
-		{"independent/names", func(t *testing.T, l Limiter) {
+		{"independent/names", func(t *testing.T, e env) {
+			l := e.l
 			minute := Limit{Name: "reveal-minute", Rate: 1, Period: time.Hour, Burst: 1}
 			day := Limit{Name: "reveal-day", Rate: 1, Period: time.Hour, Burst: 1}
 			mustAllow(t, l, "op_1", minute)
@@ -77,32 +127,41 @@ func TestLimiterContract(t *testing.T) {
 				t.Fatal("limit reveal-day denied because of reveal-minute")
 			}
 		}},
-		{"allowed/refills-after-retry-after", func(t *testing.T, l Limiter) {
-			lim := Limit{Name: "refill", Rate: 10, Period: 500 * time.Millisecond, Burst: 1} // 50 ms per event
+		{"allowed/refills-after-retry-after", func(t *testing.T, e env) {
+			l := e.l
+			lim := Limit{Name: "refill", Rate: 10, Period: time.Hour, Burst: 1} // 6 min per event
 			mustAllow(t, l, "k", lim)
 			r := mustAllow(t, l, "k", lim)
-			if r.Allowed || r.RetryAfter <= 0 || r.RetryAfter > 50*time.Millisecond {
-				t.Fatalf("second event: %+v, want denied with 0 < RetryAfter <= 50ms", r)
+			if r.Allowed || r.RetryAfter <= 0 || r.RetryAfter > 6*time.Minute {
+				t.Fatalf("second event: %+v, want denied with 0 < RetryAfter <= 6m", r)
 			}
-			time.Sleep(r.RetryAfter + 20*time.Millisecond)
+			e.advance(t, r.RetryAfter-10*time.Second)
+			if r := mustAllow(t, l, "k", lim); r.Allowed {
+				t.Fatalf("allowed 10 s before RetryAfter: %+v", r)
+			}
+			e.advance(t, 10*time.Second)
 			if r := mustAllow(t, l, "k", lim); !r.Allowed {
 				t.Fatalf("not refilled after RetryAfter: %+v", r)
 			}
 		}},
-		{"allowed/denials-not-counted", func(t *testing.T, l Limiter) {
-			lim := Limit{Name: "denials", Rate: 5, Period: 500 * time.Millisecond, Burst: 1} // 100 ms per event
+		{"allowed/denials-not-counted", func(t *testing.T, e env) {
+			l := e.l
+			lim := Limit{Name: "denials", Rate: 5, Period: time.Hour, Burst: 1} // 12 min per event
 			mustAllow(t, l, "k", lim)
 			for range 5 {
 				if r := mustAllow(t, l, "k", lim); r.Allowed {
 					t.Fatal("allowed past burst")
 				}
 			}
-			time.Sleep(130 * time.Millisecond)
+			// One event's cost later: counted denials would have pushed the
+			// next allowed event an hour further.
+			e.advance(t, 12*time.Minute)
 			if r := mustAllow(t, l, "k", lim); !r.Allowed {
 				t.Fatalf("denied events pushed the limit back: %+v", r)
 			}
 		}},
-		{"exact/concurrent-burst", func(t *testing.T, l Limiter) {
+		{"exact/concurrent-burst", func(t *testing.T, e env) {
+			l := e.l
 			lim := Limit{Name: "concurrent", Rate: 1, Period: time.Hour, Burst: 25}
 			var allowed atomic.Int32
 			var wg sync.WaitGroup
@@ -121,7 +180,8 @@ func TestLimiterContract(t *testing.T) {
 				t.Fatalf("%d of 60 concurrent events allowed, want exactly the burst of 25", allowed.Load())
 			}
 		}},
-		{"invalid/limits", func(t *testing.T, l Limiter) {
+		{"invalid/limits", func(t *testing.T, e env) {
+			l := e.l
 			for _, lim := range []Limit{
 				{Name: "", Rate: 1, Period: time.Second, Burst: 1},
 				{Name: "a:b", Rate: 1, Period: time.Second, Burst: 1},
@@ -215,7 +275,7 @@ func TestMemoryBounded(t *testing.T) {
 func BenchmarkAllow(b *testing.B) {
 	for _, impl := range impls() {
 		b.Run(impl.name, func(b *testing.B) {
-			l := impl.new(b)
+			l := impl.new(b).l
 			lim := Limit{Name: "bench", Rate: 1_000_000, Period: time.Second, Burst: 1000}
 			var n atomic.Int64
 			b.RunParallel(func(pb *testing.PB) {

@@ -1,7 +1,9 @@
 // Package testenv finds the real services that integration tests need (Redis,
 // Chromium, Docker) and decides what their absence means: a skip with a clear
-// message on a developer machine, a failure under CI=true, where a skipped
-// integration test would hide a missing install step.
+// message on a developer machine, a failure under CI (the CI variable set to
+// anything), where a skipped integration test would hide a missing install
+// step. The same rule holds for -short: under CI it fails a test that would
+// skip for it, so no flag can quietly turn the suite into a subset.
 package testenv
 
 import (
@@ -16,17 +18,37 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// InCI reports whether the tests run under CI, where every dependency must be present.
-func InCI() bool { return os.Getenv("CI") == "true" }
+// InCI reports whether the tests run under CI, where every dependency must
+// be present. Any non-empty CI counts: CI systems set CI=true, CI=1 or
+// CI=yes, and a check for one spelling would let the others skip silently.
+func InCI() bool { return ciSet(os.Getenv("CI")) }
+
+func ciSet(v string) bool { return v != "" }
 
 // Missing skips the test, or fails it under CI, because a dependency is absent.
 func Missing(t testing.TB, format string, args ...any) {
 	t.Helper()
 	msg := fmt.Sprintf(format, args...)
 	if InCI() {
-		t.Fatalf("CI=true and a test dependency is missing: %s", msg)
+		t.Fatalf("CI is set and a test dependency is missing: %s", msg)
+		return
 	}
 	t.Skipf("skipping: %s (set CI=true to make this a failure)", msg)
+}
+
+// SkipShort skips the test in -short mode, saying what it needs the time
+// for; under CI it fails instead: CI runs the whole suite, and a -short that
+// reached it would hide every long test behind a green run.
+func SkipShort(t testing.TB, why string) {
+	t.Helper()
+	if !testing.Short() {
+		return
+	}
+	if InCI() {
+		t.Fatalf("CI is set and -short would skip this test (%s): CI runs without -short", why)
+		return
+	}
+	t.Skipf("skipping in -short mode: %s", why)
 }
 
 // RedisAddr is where integration tests look for Redis: $BLINDGATE_TEST_REDIS or

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -42,7 +41,6 @@ type testServer struct {
 	gateway   *client.Signer
 	backoffic *client.Signer
 	stranger  *client.Signer
-	logs      *bytes.Buffer
 }
 
 type backends struct {
@@ -57,8 +55,14 @@ func memoryBackends() backends {
 
 func newTestServer(t *testing.T, b backends) *testServer {
 	t.Helper()
-	ts := &testServer{logs: &bytes.Buffer{}}
-	ts.Zone = kstest.NewZone(t, kstest.Options{
+	return newTestServerWith(t, b, nil)
+}
+
+// newTestServerWith is newTestServer with edit applied to the zone's options.
+func newTestServerWith(t *testing.T, b backends, edit func(*kstest.Options)) *testServer {
+	t.Helper()
+	ts := &testServer{}
+	o := kstest.Options{
 		Clients: []kstest.Client{
 			{ID: "gateway", Ops: []string{wire.OpInspect, wire.OpRewrap}},
 			{ID: "backoffice", Ops: []string{wire.OpReveal, wire.OpAudit}, Alg: client.AlgES256},
@@ -68,8 +72,11 @@ func newTestServer(t *testing.T, b backends) *testServer {
 		Limits: func(l *unwrap.Limits) {
 			l.RevealActorShort = ratelimit.Limit{Name: "ras", Rate: 2, Period: time.Hour, Burst: 2}
 		},
-		Log: slog.New(slog.NewJSONHandler(ts.logs, nil)),
-	})
+	}
+	if edit != nil {
+		edit(&o)
+	}
+	ts.Zone = kstest.NewZone(t, o)
 	ts.gateway, ts.backoffic, ts.stranger = ts.Signer(t, "gateway"), ts.Signer(t, "backoffice"), ts.Signer(t, "stranger")
 	return ts
 }
@@ -171,7 +178,7 @@ func TestUnwrapEndpoints(t *testing.T) {
 			}
 		})
 	}
-	if strings.Contains(ts.logs.String(), testPAN) {
+	if strings.Contains(ts.Logs.String(), testPAN) {
 		t.Fatal("a card number reached the logs")
 	}
 }

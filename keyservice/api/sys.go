@@ -120,6 +120,12 @@ func (s *Server) auditQuery(c *fiber.Ctx) error {
 	if s.deps.Trail == nil {
 		return apierr.NotFound
 	}
+	// Sealed, the service serves nothing signed, as Vault serves nothing
+	// but its seal status: sealing is the operators' stop, and the trail
+	// (who revealed which token, and why) is not served past it either.
+	if _, err := s.deps.Seal.Keyring(); err != nil {
+		return apierr.Sealed.Wrap(err)
+	}
 	var req wire.AuditQueryRequest
 	if err := httpapi.Bind(c.Body(), &req); err != nil {
 		return err

@@ -15,6 +15,7 @@ import (
 
 	"github.com/blindgate/blindgate/internal/apierr"
 	"github.com/blindgate/blindgate/internal/audit"
+	"github.com/blindgate/blindgate/internal/logtest"
 	"github.com/blindgate/blindgate/keyservice/app"
 	"github.com/blindgate/blindgate/keyservice/client"
 	"github.com/blindgate/blindgate/keyservice/sigauth"
@@ -85,7 +86,12 @@ func TestConfigValidate(t *testing.T) {
 	})
 }
 
-func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+// testLog keeps what the service logs, at every level, and fails t on a card
+// number in it.
+func testLog(t *testing.T) *slog.Logger {
+	log, _ := logtest.JSON(t)
+	return log
+}
 
 // serve builds the key service from a dev config in a temp dir, with one
 // enrolled client (inspect only), and serves it on a loopback port until the
@@ -104,7 +110,7 @@ func serve(t *testing.T) (string, *client.Signer) {
 	if err := clients.Save(cfg.ClientsPath); err != nil {
 		t.Fatal(err)
 	}
-	a, err := app.New(cfg, discard())
+	a, err := app.New(cfg, testLog(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +148,7 @@ func TestNewRefusesBadInput(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := app.DevConfig(t.TempDir())
 			tt.edit(t, &c)
-			if a, err := app.New(c, discard()); err == nil || a != nil || !strings.Contains(err.Error(), tt.want) {
+			if a, err := app.New(c, testLog(t)); err == nil || a != nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("New = %v, %v; want an error naming %q", a, err, tt.want)
 			}
 		})
@@ -206,8 +212,8 @@ func TestSignedForAnotherHostRefused(t *testing.T) {
 func TestBindLegacyWarnsAndAudits(t *testing.T) {
 	cfg := app.DevConfig(t.TempDir())
 	cfg.BindLegacy = true
-	var logs bytes.Buffer
-	a, err := app.New(cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	log, logs := logtest.Text(t)
+	a, err := app.New(cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,6 +27,7 @@ import (
 
 	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/internal/jose"
+	"github.com/blindgate/blindgate/internal/logtest"
 	"github.com/blindgate/blindgate/internal/ratelimit"
 	"github.com/blindgate/blindgate/internal/testenv"
 	"github.com/blindgate/blindgate/keyservice/card"
@@ -141,11 +142,14 @@ type fixture struct {
 	hits   atomic.Int32
 	opens  atomic.Int32
 	got    chan []byte
+	log    *slog.Logger
+	logs   *logtest.Sink // the service's logs, every level; checked for card numbers
 }
 
 func newFixture(t *testing.T, handler http.HandlerFunc, idem Store) *fixture {
 	t.Helper()
 	f := &fixture{t: t, got: make(chan []byte, 100), audit: &memAudit{}}
+	f.log, f.logs = logtest.Text(t)
 	var err error
 	if f.key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
 		t.Fatal(err)
@@ -186,7 +190,7 @@ func newFixture(t *testing.T, handler http.HandlerFunc, idem Store) *fixture {
 	}
 	f.svc, err = New(Config{Destinations: f.list, Opener: testOpener{f.key, &f.opens}, Sender: &Sender{Resolver: f.res, Dialer: f.dialer},
 		Audit: f.audit, Limiter: ratelimit.NewMemory(), Idempotency: idem,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), PollInterval: 5 * time.Millisecond})
+		Log: f.log, PollInterval: 5 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -510,9 +514,9 @@ func TestForwardVolume(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t, echoPAN, nil)
-			var logs strings.Builder
+			log, logs := logtest.Text(t)
 			cfg := f.svc.cfg
-			cfg.Limits, cfg.Log = DefaultLimits(), slog.New(slog.NewTextHandler(&logs, nil))
+			cfg.Limits, cfg.Log = DefaultLimits(), log
 			tt.edit(&cfg.Limits)
 			svc, err := New(cfg)
 			if err != nil {

@@ -5,12 +5,18 @@
 // over loopback through keyservice/client, so a reveal or an inspect they
 // claim went through really did.
 //
+// The zone keeps everything its key service logs, DEBUG included (Zone.Logs),
+// and fails the test when it ends if a test card number reached those logs,
+// unbroken or grouped: the cards of internal/logtest and every one Encrypt
+// was given.
+//
 // Only tests import this package: it links the key service's card and key
 // code, which the gateway's own (non-test) imports must never reach.
 package kstest
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net"
 	"path/filepath"
@@ -19,6 +25,7 @@ import (
 
 	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/internal/jose"
+	"github.com/blindgate/blindgate/internal/logtest"
 	"github.com/blindgate/blindgate/internal/ratelimit"
 	"github.com/blindgate/blindgate/keyservice/api"
 	"github.com/blindgate/blindgate/keyservice/client"
@@ -66,8 +73,13 @@ type Options struct {
 	Limits func(*unwrap.Limits)
 	// Guard is the enumeration guard's store; nil is in-memory.
 	Guard guard.Counter
-	// Log receives the key service's logs; nil discards them.
+	// Log also receives the key service's logs, which Zone.Logs keeps
+	// anyway.
 	Log *slog.Logger
+	// Audit wraps the auditor of the unwrap domain (inspect, reveal,
+	// rewrap), for tests that make its appends fail; nil is the zone's
+	// audit log itself.
+	Audit func(unwrap.Auditor) unwrap.Auditor
 	// Destinations are the forward destinations; nil is an empty list (every
 	// forward refused). Tests point one at an httptest TLS server on
 	// loopback, named in its allow_private.
@@ -96,8 +108,11 @@ type Zone struct {
 	Clients   *sigauth.AllowList
 	Audit     *audit.Log
 	AuditPath string
-	URL       string // the listener's base URL with Options.Listen, else ""
-	signers   map[string]*client.Signer
+	// Logs is everything the key service logged, at every level; checked
+	// for card numbers when the test ends.
+	Logs    *logtest.Sink
+	URL     string // the listener's base URL with Options.Listen, else ""
+	signers map[string]*client.Signer
 }
 
 // NewZone starts a key service; everything it opens is closed by t.Cleanup.
@@ -118,8 +133,12 @@ func NewZone(t testing.TB, o Options) *Zone {
 	if o.Limiter == nil {
 		o.Limiter = ratelimit.NewMemory()
 	}
+	logs := logtest.NewSink(t)
+	keep := slog.NewJSONHandler(logs, logtest.Debug)
 	if o.Log == nil {
-		o.Log = slog.New(slog.DiscardHandler)
+		o.Log = slog.New(keep)
+	} else {
+		o.Log = slog.New(slog.NewMultiHandler(keep, o.Log.Handler()))
 	}
 	dir := t.TempDir()
 	kr, err := keyring.New(o.Alg)
@@ -130,7 +149,7 @@ func NewZone(t testing.TB, o Options) *Zone {
 	must(keyring.Save(krPath, kr, master))
 	z := &Zone{
 		Holder: seal.New(krPath, 1), Master: master, Clients: &sigauth.AllowList{},
-		AuditPath: filepath.Join(dir, "audit.log"), signers: map[string]*client.Signer{},
+		AuditPath: filepath.Join(dir, "audit.log"), signers: map[string]*client.Signer{}, Logs: logs,
 	}
 	must(z.Holder.UnsealWithKey(master))
 	z.Keyring, err = z.Holder.Keyring()
@@ -156,7 +175,11 @@ func NewZone(t testing.TB, o Options) *Zone {
 	if o.Limits != nil {
 		o.Limits(&limits)
 	}
-	z.Service = unwrap.New(z.Holder, z.Audit, o.Limiter, o.Log, unwrap.Config{Limits: limits, Guard: unwrap.Guard{Counter: o.Guard}, BindLegacy: o.BindLegacy})
+	var unwrapAudit unwrap.Auditor = z.Audit
+	if o.Audit != nil {
+		unwrapAudit = o.Audit(z.Audit)
+	}
+	z.Service = unwrap.New(z.Holder, unwrapAudit, o.Limiter, o.Log, unwrap.Config{Limits: limits, Guard: unwrap.Guard{Counter: o.Guard}, BindLegacy: o.BindLegacy})
 	if o.Destinations == nil {
 		o.Destinations = destinations.New(dir)
 	}
@@ -213,9 +236,16 @@ func (z *Zone) Client(t testing.TB, id string) *client.Client {
 }
 
 // Encrypt makes the compact JWE the checkout page would send: plaintext (a
-// Contract 1 card or CVC JSON) to the newest key, bound to session.
+// Contract 1 card or CVC JSON) to the newest key, bound to session. The
+// card's number joins those the zone's logs are checked for.
 func (z *Zone) Encrypt(t testing.TB, plaintext, session string) string {
 	t.Helper()
+	var c struct {
+		PAN string `json:"pan"`
+	}
+	if json.Unmarshal([]byte(plaintext), &c) == nil {
+		z.Logs.Watch(c.PAN)
+	}
 	pub := z.Keyring.PublicKeys()[0]
 	out, err := jose.Encrypt([]byte(plaintext), pub.Key, pub.Kid, map[string]string{jose.HeaderSessionID: session})
 	if err != nil {

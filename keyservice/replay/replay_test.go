@@ -25,16 +25,58 @@ var (
 	_ cache = (*Memory)(nil)
 )
 
+// env is a cache under test and its clock: now is the time the cache goes
+// by, and advance moves it on. Memory's clock is injected; Redis expires
+// keys by its own clock, so advance does to every key what that much time
+// would (a TTL shortened, or the key gone). No test waits on a wall clock.
+type env struct {
+	c       cache
+	now     func() time.Time
+	advance func(t *testing.T, d time.Duration)
+}
+
 func impls() []struct {
 	name string
-	new  func(t testing.TB) cache
+	new  func(t testing.TB) env
 } {
 	return []struct {
 		name string
-		new  func(t testing.TB) cache
+		new  func(t testing.TB) env
 	}{
-		{"memory", func(testing.TB) cache { return NewMemory() }},
-		{"redis", func(t testing.TB) cache { return NewRedis(testenv.Redis(t), "bg:test:jti:") }},
+		{"memory", func(testing.TB) env {
+			clk := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+			return env{NewMemoryWith(MemoryOptions{Now: clk.Now}), clk.Now, func(_ *testing.T, d time.Duration) { clk.Advance(d) }}
+		}},
+		{"redis", func(t testing.TB) env {
+			rdb := testenv.Redis(t)
+			return env{NewRedis(rdb, "bg:test:jti:"), time.Now, func(t *testing.T, d time.Duration) { ageKeys(t, rdb, d) }}
+		}},
+	}
+}
+
+// ageKeys does to every key of rdb's database what d of Redis's time would:
+// a key whose TTL is up is deleted, the others keep d less.
+func ageKeys(t *testing.T, rdb *redis.Client, d time.Duration) {
+	t.Helper()
+	ctx := context.Background()
+	keys, err := rdb.Keys(ctx, "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		ttl, err := rdb.PTTL(ctx, k).Result()
+		switch {
+		case err != nil:
+			t.Fatal(err)
+		case ttl <= 0: // gone already, or no TTL (never ours)
+		case ttl <= d:
+			err = rdb.Del(ctx, k).Err()
+		default:
+			err = rdb.PExpire(ctx, k, ttl-d).Err()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -50,10 +92,10 @@ func claim(t *testing.T, c cache, jti string, until time.Time) bool {
 func TestCacheContract(t *testing.T) {
 	tests := []struct {
 		name string
-		run  func(t *testing.T, c cache)
+		run  func(t *testing.T, e env)
 	}{
-		{"fresh-then-409/replay", func(t *testing.T, c cache) {
-			until := time.Now().Add(time.Minute)
+		{"fresh-then-409/replay", func(t *testing.T, e env) {
+			c, until := e.c, e.now().Add(time.Minute)
 			if !claim(t, c, "jti-1", until) {
 				t.Fatal("first claim not fresh")
 			}
@@ -61,26 +103,30 @@ func TestCacheContract(t *testing.T) {
 				t.Fatal("second claim of the same jti fresh: replay accepted")
 			}
 		}},
-		{"fresh/other-jti", func(t *testing.T, c cache) {
-			until := time.Now().Add(time.Minute)
+		{"fresh/other-jti", func(t *testing.T, e env) {
+			c, until := e.c, e.now().Add(time.Minute)
 			claim(t, c, "jti-a", until)
 			if !claim(t, c, "jti-b", until) {
 				t.Fatal("a different jti is not fresh")
 			}
 		}},
-		{"fresh/after-expiry", func(t *testing.T, c cache) {
-			until := time.Now().Add(50 * time.Millisecond)
+		{"fresh/after-expiry", func(t *testing.T, e env) {
+			c, until := e.c, e.now().Add(time.Minute)
 			claim(t, c, "jti-exp", until)
 			if claim(t, c, "jti-exp", until) {
 				t.Fatal("replay before expiry accepted")
 			}
-			time.Sleep(time.Until(until) + 30*time.Millisecond)
-			if !claim(t, c, "jti-exp", time.Now().Add(time.Minute)) {
+			e.advance(t, 50*time.Second)
+			if claim(t, c, "jti-exp", until) {
+				t.Fatal("replay 10 s before expiry accepted")
+			}
+			e.advance(t, 11*time.Second)
+			if !claim(t, c, "jti-exp", e.now().Add(time.Minute)) {
 				t.Fatal("jti not fresh after its expiry")
 			}
 		}},
-		{"exact/concurrent-claims", func(t *testing.T, c cache) {
-			until := time.Now().Add(time.Minute)
+		{"exact/concurrent-claims", func(t *testing.T, e env) {
+			c, until := e.c, e.now().Add(time.Minute)
 			var fresh atomic.Int32
 			var wg sync.WaitGroup
 			for range 40 {
@@ -98,9 +144,9 @@ func TestCacheContract(t *testing.T) {
 				t.Fatalf("%d of 40 concurrent claims fresh, want exactly 1", fresh.Load())
 			}
 		}},
-		{"invalid/jti", func(t *testing.T, c cache) {
+		{"invalid/jti", func(t *testing.T, e env) {
 			for _, jti := range []string{"", strings.Repeat("x", MaxJTILen+1)} {
-				if _, err := c.Claim(context.Background(), jti, time.Now().Add(time.Minute)); !errors.Is(err, ErrInvalidJTI) {
+				if _, err := e.c.Claim(context.Background(), jti, e.now().Add(time.Minute)); !errors.Is(err, ErrInvalidJTI) {
 					t.Errorf("Claim(len %d) = %v, want ErrInvalidJTI", len(jti), err)
 				}
 			}
@@ -204,7 +250,7 @@ func TestMemoryBounded(t *testing.T) {
 func BenchmarkClaim(b *testing.B) {
 	for _, impl := range impls() {
 		b.Run(impl.name, func(b *testing.B) {
-			c := impl.new(b)
+			c := impl.new(b).c
 			var n atomic.Int64
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {

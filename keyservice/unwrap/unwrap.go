@@ -172,6 +172,12 @@ type Service struct {
 	limiter ratelimit.Gate
 	log     *slog.Logger
 	cfg     Config
+	// decrypt is the one use of a private key: every card and CVC
+	// ciphertext is opened through it. A seam for the package's tests,
+	// which watch it beside the auditor to prove the order of the two
+	// (nothing decrypted before a reveal's audit record is durable, nothing
+	// at all when it cannot be written).
+	decrypt func(*jose.JWE, crypto.PrivateKey) ([]byte, error)
 }
 
 // New returns a Service. All dependencies are required; cfg.Guard.Counter
@@ -199,7 +205,7 @@ func New(keys Keys, aud Auditor, limiter ratelimit.Limiter, log *slog.Logger, cf
 		cfg.Guard.Max = DefaultGuardMax
 	}
 	gate := ratelimit.Gate{Limiter: limiter, Limited: ErrLimited, Unavailable: ErrUnavailable}
-	return &Service{keys: keys, audit: aud, limiter: gate, log: log, cfg: cfg}
+	return &Service{keys: keys, audit: aud, limiter: gate, log: log, cfg: cfg, decrypt: (*jose.JWE).Decrypt}
 }
 
 // Resource names a ciphertext in the audit trail without revealing anything
@@ -351,7 +357,7 @@ func (s *Service) openCVC(cvcJWE, session string, brand card.Brand, now time.Tim
 	case sc.hdr.SessionID != session:
 		return card.CVC{}, fmt.Errorf("%w: made for another checkout session", ErrCVCInvalid)
 	}
-	pt, err := sc.jwe.Decrypt(sc.key)
+	pt, err := s.decrypt(sc.jwe, sc.key)
 	defer wipe(pt)
 	if err != nil {
 		return card.CVC{}, fmt.Errorf("%w: does not decrypt", ErrCVCInvalid)
@@ -472,7 +478,7 @@ func (s *Service) rewrap(ctx context.Context, m Meta, in RewrapInput, ev *audit.
 		bind = true
 		ev.Reason = "bind-legacy: binding issued to the merchant named"
 	}
-	pt, err := sc.jwe.Decrypt(sc.key)
+	pt, err := s.decrypt(sc.jwe, sc.key)
 	defer wipe(pt)
 	if err != nil {
 		return Rewrapped{}, ErrUndecryptable
@@ -560,7 +566,7 @@ func (s *Service) open(jwe string, ev *audit.Event) (*keyring.Keyring, sealedCar
 }
 
 func (s *Service) decryptCard(sc sealedCard) (card.Card, error) {
-	pt, err := sc.jwe.Decrypt(sc.key)
+	pt, err := s.decrypt(sc.jwe, sc.key)
 	if err != nil {
 		return card.Card{}, ErrUndecryptable
 	}

@@ -1,7 +1,6 @@
 package unwrap
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/internal/jose"
+	"github.com/blindgate/blindgate/internal/logtest"
 	"github.com/blindgate/blindgate/internal/ratelimit"
 	"github.com/blindgate/blindgate/keyservice/card"
 	"github.com/blindgate/blindgate/keyservice/keyring"
@@ -49,7 +49,7 @@ type fixture struct {
 	logPath  string
 	log      *audit.Log
 	now      time.Time
-	logLines *bytes.Buffer
+	logLines *logtest.Sink // the service's logs, every level; checked for card numbers
 }
 
 func newFixture(t *testing.T, mutate func(*Config)) *fixture {
@@ -64,13 +64,20 @@ func newFixture(t *testing.T, mutate func(*Config)) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = al.Close() })
-	f := &fixture{kr: kr, logPath: path, log: al, now: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC), logLines: &bytes.Buffer{}}
+	f := &fixture{kr: kr, logPath: path, log: al, now: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
 	cfg := Config{Now: func() time.Time { return f.now }}
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	f.svc = New(staticKeys{kr: kr}, al, ratelimit.NewMemory(), slog.New(slog.NewTextHandler(f.logLines, nil)), cfg)
+	var log *slog.Logger
+	log, f.logLines = logtest.Text(t)
+	f.svc = New(staticKeys{kr: kr}, al, ratelimit.NewMemory(), log, cfg)
 	return f
+}
+
+// logger is another service's logger into the fixture's sink.
+func (f *fixture) logger(*testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(f.logLines, logtest.Debug))
 }
 
 // encrypt makes a card ciphertext the way the checkout page does.
@@ -164,11 +171,11 @@ func TestInspect(t *testing.T) {
 func TestInspectSealedAndLimiterDown(t *testing.T) {
 	f := newFixture(t, nil)
 	jwe := f.encrypt(t, testPAN, f.now, "cs_1")
-	sealed := New(staticKeys{err: errors.New("sealed")}, f.log, ratelimit.NewMemory(), slog.Default(), Config{Now: func() time.Time { return f.now }})
+	sealed := New(staticKeys{err: errors.New("sealed")}, f.log, ratelimit.NewMemory(), f.logger(t), Config{Now: func() time.Time { return f.now }})
 	if _, err := sealed.Inspect(context.Background(), Meta{Client: "gateway"}, InspectInput{JWE: jwe, Session: "cs_1", Merchant: "m_1"}); !errors.Is(err, ErrSealed) {
 		t.Fatalf("sealed: err = %v", err)
 	}
-	down := New(staticKeys{kr: f.kr}, f.log, downLimiter{}, slog.Default(), Config{Now: func() time.Time { return f.now }})
+	down := New(staticKeys{kr: f.kr}, f.log, downLimiter{}, f.logger(t), Config{Now: func() time.Time { return f.now }})
 	if _, err := down.Inspect(context.Background(), Meta{Client: "gateway"}, InspectInput{JWE: jwe, Session: "cs_1", Merchant: "m_1"}); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("limiter down: err = %v, want ErrUnavailable (fail closed)", err)
 	}
@@ -194,7 +201,7 @@ func TestRevealAuditedBeforeDecrypt(t *testing.T) {
 
 	// No audit, no reveal.
 	fa := &failingAudit{}
-	noAudit := New(staticKeys{kr: f.kr}, fa, ratelimit.NewMemory(), slog.Default(), Config{Now: func() time.Time { return f.now }})
+	noAudit := New(staticKeys{kr: f.kr}, fa, ratelimit.NewMemory(), f.logger(t), Config{Now: func() time.Time { return f.now }})
 	r, err = noAudit.Reveal(context.Background(), Meta{Client: "backoffice"}, jwe, "op_alice", "chargeback 1234", "")
 	if !errors.Is(err, ErrAudit) || r.PAN != "" {
 		t.Fatalf("with a failing audit log: r=%+v err=%v, want ErrAudit and nothing revealed", r.ExpYear, err)

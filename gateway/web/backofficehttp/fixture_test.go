@@ -39,6 +39,7 @@ import (
 	"github.com/blindgate/blindgate/gateway/web"
 	"github.com/blindgate/blindgate/gateway/websession"
 	"github.com/blindgate/blindgate/internal/audit"
+	"github.com/blindgate/blindgate/internal/logtest"
 	"github.com/blindgate/blindgate/internal/ratelimit"
 	"github.com/blindgate/blindgate/internal/testenv"
 	"github.com/blindgate/blindgate/keyservice/client"
@@ -145,7 +146,7 @@ type fixture struct {
 	kz        *keyZone // nil with a fake
 	fake      *fakeKS
 	gwAudit   string
-	logs      *bytes.Buffer
+	logs      *logtest.Sink // the gateway's logs, every level; checked for card numbers
 	pages     *template.Template
 	tokA      tokens.Token // merchant A, the real ciphertext when kz != nil
 	tokA2     tokens.Token // merchant A, same card (fingerprint) as tokA
@@ -182,8 +183,10 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
-	f := &fixture{clock: &fakeClock{t: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)}, logs: &bytes.Buffer{},
+	f := &fixture{clock: &fakeClock{t: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)},
 		secrets: map[string]string{}, operators: map[string]operators.Operator{}}
+	var log *slog.Logger
+	log, f.logs = logtest.JSON(t)
 	var webs interface {
 		websession.Store
 		operators.SessionRevoker
@@ -262,7 +265,7 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 	srv := web.New(web.Deps{
 		Tokens: f.toks, KeyService: ks, Operators: f.ops, WebSessions: webs,
 		Limiter: o.limiter, Audit: gwLog, Assets: assets, Pages: f.pages,
-		Log:    slog.New(slog.NewJSONHandler(f.logs, nil)),
+		Log:    log,
 		Config: web.Config{PublicURL: "https://pay.example", TLS: o.tls, Now: f.clock.Now, ClientIP: o.clientIP},
 	})
 	f.app = srv.App()

@@ -854,26 +854,34 @@ func TestBackofficePageHygiene(t *testing.T) {
 	if r := newbie.loginWith(t, "newbie", testPassword, ""); r.status != 303 {
 		t.Fatal("newbie login")
 	}
+	// Each page with the status it must have and a text only it shows: the
+	// rules below hold for any HTML answer, so without these an error page
+	// in place of the page would pass them.
 	pages := []struct {
-		name string
-		get  func() response
+		name   string
+		get    func() response
+		status int
+		shows  string
 	}{
-		{"login", func() response { return anon.get(t, "/backoffice/login") }},
-		{"enroll", func() response { return newbie.get(t, "/backoffice/enroll") }},
-		{"tokens", func() response { return rita.get(t, "/backoffice/tokens") }},
-		{"token", func() response { return rita.get(t, "/backoffice/tokens/"+f.tokA.ID) }},
-		{"revealed", func() response { return rita.reveal(t, f.tokA.ID, "hygiene check") }},
+		{"login", func() response { return anon.get(t, "/backoffice/login") }, 200, `name="password"`},
+		{"enroll", func() response { return newbie.get(t, "/backoffice/enroll") }, 200, `name="code"`},
+		{"tokens", func() response { return rita.get(t, "/backoffice/tokens") }, 200, f.tokA.ID},
+		{"token", func() response { return rita.get(t, "/backoffice/tokens/"+f.tokA.ID) }, 200, `name="reason"`},
+		{"revealed", func() response { return rita.reveal(t, f.tokA.ID, "hygiene check") }, 200, testPANShown},
 		{"reauth", func() response {
 			f.clock.Advance(6 * time.Minute)
 			_ = rita.get(t, "/backoffice/tokens")
 			return rita.reveal(t, f.tokA.ID, "hygiene check")
-		}},
-		{"audit", func() response { return adam.get(t, "/backoffice/audit") }},
-		{"error-404", func() response { return rita.get(t, "/backoffice/nope") }},
+		}, 401, `name="password"`},
+		{"audit", func() response { return adam.get(t, "/backoffice/audit") }, 200, "hygiene check"},
+		{"error-404", func() response { return rita.get(t, "/backoffice/nope") }, 404, "not_found"},
 	}
 	for _, p := range pages {
 		t.Run(p.name, func(t *testing.T) {
 			r := p.get()
+			if r.status != p.status || !strings.Contains(r.body, p.shows) {
+				t.Fatalf("status %d, shows %q: %v; want %d and that text\n%.800s", r.status, p.shows, strings.Contains(r.body, p.shows), p.status, r.body)
+			}
 			if !strings.HasPrefix(r.header.Get("Content-Type"), "text/html") {
 				t.Fatalf("%d %s is not HTML", r.status, r.header.Get("Content-Type"))
 			}

@@ -48,9 +48,7 @@ func testChildCommand(cfgPath string) *exec.Cmd {
 // claim about timings.
 func TestSmoke(t *testing.T) {
 	rdb := testenv.Redis(t) // leases and flushes a database of our own
-	if testing.Short() {
-		t.Skip("starts two service processes")
-	}
+	testenv.SkipShort(t, "starts two service processes")
 	o := Options{
 		KEKs:               []string{keyring.AlgECDHP256},
 		Paths:              []string{PathInspect, PathReveal, PathSubmit, PathForward, PathForwardReplay},
