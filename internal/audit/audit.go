@@ -288,6 +288,20 @@ func (l *Log) Stats() Stats {
 	}
 }
 
+// Healthy reports whether appends can succeed: nil, or why they are refused
+// (the failed state's cause, or ErrClosed). It is what readiness asks.
+func (l *Log) Healthy() error {
+	if l.failed.Load() {
+		return l.unavailable()
+	}
+	select {
+	case <-l.quit:
+		return ErrClosed
+	default:
+		return nil
+	}
+}
+
 // Path returns the file the log writes.
 func (l *Log) Path() string { return l.path }
 
