@@ -46,6 +46,11 @@ const AuthScheme = "Blindgate-Sig"
 // service accepts; a signer must stay within it.
 const MaxTTL = 60 * time.Second
 
+// DefaultSkew is the clock difference the key service tolerates on a signed
+// request's iat and exp unless its -skew says otherwise; a caller compares
+// its clock with the key service's against it (client.Clock).
+const DefaultSkew = 5 * time.Second
+
 // Claims is the payload of a Contract 2 request signature (modelled on
 // DPoP, RFC 9449, plus a body hash).
 type Claims struct {
