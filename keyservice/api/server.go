@@ -132,7 +132,7 @@ func (s *Server) routes() {
 	a.Get("/metrics", s.deps.Metrics.handler())
 	a.Get("/.well-known/jwks.json", s.jwks)
 
-	a.Get("/v1/sys/seal-status", s.sealStatus)
+	a.Get(wire.PathSealStatus, s.sealStatus)
 	a.Post("/v1/sys/unseal", s.unseal)
 
 	a.Post("/v1/inspect", s.signed(wire.OpInspect), s.inspect)

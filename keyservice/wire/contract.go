@@ -37,6 +37,7 @@ const (
 	PathAuditQuery = "/v1/audit/query"
 	PathForward    = "/v1/forward"
 	PathJWKS       = "/.well-known/jwks.json"
+	PathSealStatus = "/v1/sys/seal-status"
 )
 
 // AuthScheme is the Authorization scheme of a Contract 2 signed request.
