@@ -153,11 +153,14 @@ func (c *Checker) Names() []string {
 // remote checks as "timeout".
 func (c *Checker) Report(ctx context.Context) Report {
 	statuses := make(map[string]string, len(c.local)+len(c.remote))
-	for _, ch := range c.local {
-		statuses[ch.Name] = c.run(ch)
-	}
 	for name, st := range c.remoteStatuses(ctx) {
 		statuses[name] = st
+	}
+	// After the remote probes: a local check may read what they just
+	// learnt (the gateway's clock check reads the Date of the key-service
+	// probe's answer).
+	for _, ch := range c.local {
+		statuses[ch.Name] = c.run(ch)
 	}
 	r := Report{Ready: true, Checks: statuses, Failing: []string{}}
 	for name, st := range statuses {
