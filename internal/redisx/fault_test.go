@@ -39,7 +39,9 @@ var calls = []struct {
 	do   func(ctx context.Context, rdb redis.UniversalClient) error
 }{
 	{"ping", func(ctx context.Context, rdb redis.UniversalClient) error { return rdb.Ping(ctx).Err() }},
-	{"set", func(ctx context.Context, rdb redis.UniversalClient) error { return rdb.Set(ctx, "k", "v", time.Minute).Err() }},
+	{"set", func(ctx context.Context, rdb redis.UniversalClient) error {
+		return rdb.Set(ctx, "k", "v", time.Minute).Err()
+	}},
 	{"script", func(ctx context.Context, rdb redis.UniversalClient) error {
 		return rdb.Eval(ctx, `return redis.call("INCR", KEYS[1])`, []string{"n"}).Err()
 	}},
