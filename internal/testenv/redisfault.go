@@ -379,3 +379,41 @@ func (p *FaultProxy) hold(done chan struct{}) bool {
 		}
 	}
 }
+
+// FaultyRedis is a dedicated redis-server behind a FaultProxy: clients
+// under test connect to Addr, and Faults break the pair in each way Redis
+// breaks in production.
+type FaultyRedis struct {
+	Addr   string // the proxy's address: give it to the client under test
+	Server *RedisServer
+	Proxy  *FaultProxy
+}
+
+// NewFaultyRedis starts the server and the proxy in front of it.
+func NewFaultyRedis(t testing.TB) *FaultyRedis {
+	t.Helper()
+	srv := StartRedisServer(t)
+	p := NewFaultProxy(t, srv.Addr)
+	return &FaultyRedis{Addr: p.Addr, Server: srv, Proxy: p}
+}
+
+// RedisFault is one way Redis fails, and its end.
+type RedisFault struct {
+	Name   string
+	Inject func(t testing.TB)
+	Heal   func(t testing.TB)
+}
+
+// Faults are: "full" (maxmemory reached with noeviction: writes refused
+// with OOM, reads answered), "stalled" (connections accepted, nothing
+// answered), "slow" (every answer late by slow: pick it well above the
+// client's timeout) and "restarted" (the server killed, then started again
+// empty on the same address).
+func (r *FaultyRedis) Faults(slow time.Duration) []RedisFault {
+	return []RedisFault{
+		{"full", r.Server.RefuseWrites, r.Server.FreeMemory},
+		{"stalled", func(testing.TB) { r.Proxy.Stall() }, func(testing.TB) { r.Proxy.Pass() }},
+		{"slow", func(testing.TB) { r.Proxy.Delay(slow) }, func(testing.TB) { r.Proxy.Pass() }},
+		{"restarted", r.Server.Stop, r.Server.Start},
+	}
+}
