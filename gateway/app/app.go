@@ -277,7 +277,7 @@ const (
 func (a *App) readiness(ks *client.Client) *readiness.Checker {
 	var checks []readiness.Check
 	if a.stores.Redis != nil {
-		checks = append(checks, readiness.Check{Name: CheckRedis, Probe: redisx.Pinger{C: a.stores.Redis}.Ping})
+		checks = append(checks, readiness.Check{Name: CheckRedis, Probe: redisx.Pinger{C: a.stores.Redis, Key: "bg:gw:ready"}.Ping})
 	}
 	checks = append(checks,
 		readiness.Check{Name: CheckAudit, Local: true, Probe: func(context.Context) error { return a.audit.Healthy() }},

@@ -140,7 +140,18 @@ func (d deadline) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Proc
 }
 
 // Pinger adapts a client to a readiness check.
-type Pinger struct{ C redis.UniversalClient }
+type Pinger struct {
+	C redis.UniversalClient
+	// Key, when set, makes Ping a write (SET Key with a short expiry)
+	// instead of PING: a Redis at maxmemory with noeviction answers PING
+	// but refuses every write the services need.
+	Key string
+}
 
-// Ping reports whether Redis answers.
-func (p Pinger) Ping(ctx context.Context) error { return p.C.Ping(ctx).Err() }
+// Ping reports whether Redis answers (and, with Key, takes a write).
+func (p Pinger) Ping(ctx context.Context) error {
+	if p.Key == "" {
+		return p.C.Ping(ctx).Err()
+	}
+	return p.C.Set(ctx, p.Key, "1", 10*time.Second).Err()
+}

@@ -137,8 +137,10 @@ func (s *RedisServer) RefuseWrites(t testing.TB) {
 	}
 }
 
-// FreeMemory deletes the filler of RefuseWrites (DEL is allowed when full):
-// the server takes writes again, as after an operator freed memory.
+// FreeMemory deletes the filler of RefuseWrites (DEL is allowed when full)
+// and lifts maxmemory (the clients' own connections grow the server's use
+// meanwhile): the server takes writes again, as after an operator freed
+// memory or raised the limit.
 func (s *RedisServer) FreeMemory(t testing.TB) {
 	t.Helper()
 	c := s.Client(t)
@@ -147,6 +149,9 @@ func (s *RedisServer) FreeMemory(t testing.TB) {
 		if err := c.Del(ctx, fmt.Sprintf("testenv:fill:%d", i)).Err(); err != nil {
 			t.Fatalf("freeing the dedicated Redis: %v", err)
 		}
+	}
+	if err := c.ConfigSet(ctx, "maxmemory", "0").Err(); err != nil {
+		t.Fatalf("config set: %v", err)
 	}
 	if err := c.Set(ctx, "testenv:probe", "x", 0).Err(); err != nil {
 		t.Fatalf("the dedicated Redis refuses writes after freeing memory: %v", err)
