@@ -42,7 +42,7 @@ func TestReadyzTellsTheTruth(t *testing.T) {
 		fault   func(t *testing.T, a *App, z *kstest.Zone)
 		failing []string
 		status  map[string]string
-		metric  string // a line /metrics must hold
+		metric  string  // a line /metrics must hold
 		skew    float64 // about what the skew gauge says (±5 s)
 	}{
 		{"200/all-ok", nil, nil, nil,

@@ -98,11 +98,11 @@ type Deps struct {
 	// Readiness is /readyz's list of checks (gateway/app builds it); nil
 	// means none: always ready.
 	Readiness *readiness.Checker
-	Assets   *checkout.Assets
-	Pages    *template.Template
-	Log      *slog.Logger
-	Metrics  *httpmetrics.Metrics // optional; New makes one
-	Config   Config
+	Assets    *checkout.Assets
+	Pages     *template.Template
+	Log       *slog.Logger
+	Metrics   *httpmetrics.Metrics // optional; New makes one
+	Config    Config
 }
 
 // Server is the gateway's HTTP front.
