@@ -394,10 +394,13 @@ type FaultyRedis struct {
 	Proxy  *FaultProxy
 }
 
-// NewFaultyRedis starts the server and the proxy in front of it.
+// NewFaultyRedis starts the server and the proxy in front of it. The
+// server keeps an append-only file synced on every write, as production's
+// does (docs/contracts.md: the replay cache survives a restart), so a
+// restart loses nothing.
 func NewFaultyRedis(t testing.TB) *FaultyRedis {
 	t.Helper()
-	srv := StartRedisServer(t)
+	srv := StartRedisServer(t, "--appendonly", "yes", "--appendfsync", "always")
 	p := NewFaultProxy(t, srv.Addr)
 	return &FaultyRedis{Addr: p.Addr, Server: srv, Proxy: p}
 }
@@ -413,7 +416,7 @@ type RedisFault struct {
 // with OOM, reads answered), "stalled" (connections accepted, nothing
 // answered), "slow" (every answer late by slow: pick it well above the
 // client's timeout) and "restarted" (the server killed, then started again
-// empty on the same address).
+// on the same address from its append-only file).
 func (r *FaultyRedis) Faults(slow time.Duration) []RedisFault {
 	return []RedisFault{
 		{"full", r.Server.RefuseWrites, r.Server.FreeMemory},

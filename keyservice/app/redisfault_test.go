@@ -190,6 +190,7 @@ func waitReadyz(t *testing.T, ks *faultyKeyService, status int, check string) {
 		st, m := ks.readyz(t)
 		failing, _ := json.Marshal(m["failing"])
 		if st == status && (check == "" || strings.Contains(string(failing), `"`+check+`"`)) {
+			t.Logf("readyz %d after %s", st, time.Since(start).Round(time.Millisecond))
 			return
 		}
 		if time.Since(start) > 10*time.Second {

@@ -32,6 +32,11 @@ func TestRedisFaultsNeverFresh(t *testing.T) {
 	}
 	for _, f := range fr.Faults(10 * timeout) {
 		t.Run("503/"+f.Name, func(t *testing.T) {
+			// Claimed before the fault: must stay claimed after it.
+			before := jti()
+			if fresh, err := c.Claim(ctx, before, time.Now().Add(time.Minute)); err != nil || !fresh {
+				t.Fatalf("claim before the fault: %v %v", fresh, err)
+			}
 			f.Inject(t)
 			start := time.Now()
 			fresh, err := c.Claim(ctx, jti(), time.Now().Add(time.Minute))
@@ -55,6 +60,9 @@ func TestRedisFaultsNeverFresh(t *testing.T) {
 				time.Sleep(10 * time.Millisecond)
 			}
 			t.Logf("claiming again %s after Redis %s ended", time.Since(start).Round(time.Millisecond), f.Name)
+			if fresh, err := c.Claim(ctx, before, time.Now().Add(time.Minute)); err != nil || fresh {
+				t.Fatalf("a jti claimed before Redis was %s is fresh again after (%v): a replay would pass", f.Name, err)
+			}
 		})
 	}
 }
