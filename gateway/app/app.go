@@ -185,7 +185,7 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 func (a *App) build() error {
 	cfg := a.cfg
 	// One clock for the three identities: they talk to one key service.
-	a.clock = client.NewClock(cfg.KeyServiceSkew, nil, a.log)
+	a.clock = client.NewClock(cfg.KeyServiceSkew, cfg.Now, a.log)
 	checkoutClient, err := KeyServiceClient(cfg, cfg.CheckoutClientID, cfg.CheckoutKeyFile)
 	if err != nil {
 		return fmt.Errorf("checkout identity: %w", err)
@@ -315,7 +315,7 @@ func KeyServiceClient(cfg Config, clientID, keyFile string) (*client.Client, err
 	if err != nil {
 		return nil, fmt.Errorf("signing key: %w", err)
 	}
-	return client.New(cfg.KeyServiceURL, &client.Signer{ClientID: clientID, Kid: kid, Audience: cfg.Audience, Key: key}, hc), nil
+	return client.New(cfg.KeyServiceURL, &client.Signer{ClientID: clientID, Kid: kid, Audience: cfg.Audience, Key: key, Now: cfg.Now}, hc), nil
 }
 
 // keyServiceHTTP builds the HTTP client to the key service: TLS verified

@@ -67,6 +67,11 @@ type Config struct {
 	// loopback addresses, over plain http (development only).
 	WebhookAllowLoopback bool
 	WebhookMaxAttempts   int // attempts per webhook delivery before it is failed
+
+	// Now is this host's clock for signing key-service requests and
+	// comparing clocks with the key service; nil is time.Now. No flag:
+	// tests set it.
+	Now func() time.Time
 }
 
 // Flags registers the configuration's flags, with defaults from the environment.

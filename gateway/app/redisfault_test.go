@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -23,16 +24,16 @@ import (
 
 const redisTimeout = 200 * time.Millisecond
 
-// faultyGateway is the gateway as cmd/gateway wires it, its store on a
-// dedicated Redis behind a fault proxy, checking cards with a real key
-// service (in process, memory backends: only the gateway's Redis fails).
-type faultyGateway struct {
+// checkoutGateway is the gateway as cmd/gateway wires it, checking cards
+// with a real key service (in process, memory backends), with its store
+// and anything else as args and edit say.
+type checkoutGateway struct {
 	app    *App
 	zone   *kstest.Zone
 	secret string
 }
 
-func newFaultyGateway(t *testing.T, fr *testenv.FaultyRedis) *faultyGateway {
+func newCheckoutGateway(t *testing.T, log *slog.Logger, args []string, edit func(*Config)) *checkoutGateway {
 	t.Helper()
 	z := kstest.NewZone(t, kstest.Options{Listen: true, Clients: []kstest.Client{{ID: "gateway", Ops: []string{wire.OpInspect}}}})
 	s := z.Signer(t, "gateway")
@@ -44,12 +45,18 @@ func newFaultyGateway(t *testing.T, fr *testenv.FaultyRedis) *faultyGateway {
 	if err := os.WriteFile(keyFile, jwk, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg := testConfig(t, "-store", "redis", "-redis", fr.Addr, "-redis-timeout", redisTimeout.String(),
-		"-keyservice-url", z.URL, "-keyservice-audience", kstest.Audience, "-checkout-client-id", "gateway", "-checkout-key", keyFile,
+	cfg := testConfig(t, append([]string{"-keyservice-url", z.URL, "-keyservice-audience", kstest.Audience,
+		"-checkout-client-id", "gateway", "-checkout-key", keyFile,
 		// The test's own submissions from one address must not meet the
 		// per-IP limit: recovery is measured to the first token.
-		"-submit-per-ip", "100000")
-	a, err := New(cfg, discard())
+		"-submit-per-ip", "100000"}, args...)...)
+	if edit != nil {
+		edit(&cfg)
+	}
+	if log == nil {
+		log = discard()
+	}
+	a, err := New(cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,10 +68,17 @@ func newFaultyGateway(t *testing.T, fr *testenv.FaultyRedis) *faultyGateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &faultyGateway{app: a, zone: z, secret: secret}
+	return &checkoutGateway{app: a, zone: z, secret: secret}
 }
 
-func (g *faultyGateway) do(t *testing.T, method, path, bearer string, body any) (int, map[string]any) {
+// newFaultyGateway has its store on a dedicated Redis behind a fault proxy
+// (only the gateway's Redis fails).
+func newFaultyGateway(t *testing.T, fr *testenv.FaultyRedis) *checkoutGateway {
+	t.Helper()
+	return newCheckoutGateway(t, nil, []string{"-store", "redis", "-redis", fr.Addr, "-redis-timeout", redisTimeout.String()}, nil)
+}
+
+func (g *checkoutGateway) do(t *testing.T, method, path, bearer string, body any) (int, map[string]any) {
 	t.Helper()
 	var rd io.Reader
 	if body != nil {
@@ -85,7 +99,7 @@ func (g *faultyGateway) do(t *testing.T, method, path, bearer string, body any) 
 	return resp.StatusCode, m
 }
 
-func (g *faultyGateway) session(t *testing.T) (string, error) {
+func (g *checkoutGateway) session(t *testing.T) (string, error) {
 	t.Helper()
 	st, m := g.do(t, http.MethodPost, "/v1/checkout/sessions", g.secret, map[string]any{"allowed_origins": []string{"https://shop.example"}})
 	if st != http.StatusCreated {
@@ -94,7 +108,7 @@ func (g *faultyGateway) session(t *testing.T) (string, error) {
 	return m["id"].(string), nil
 }
 
-func (g *faultyGateway) submit(t *testing.T, sid string) (int, map[string]any) {
+func (g *checkoutGateway) submit(t *testing.T, sid string) (int, map[string]any) {
 	t.Helper()
 	jwe := g.zone.Encrypt(t, fmt.Sprintf(`{"pan":"4242424242424242","exp_month":11,"exp_year":%d,"name":"T","iat":%d}`, time.Now().Year()+2, time.Now().Unix()), sid)
 	return g.do(t, http.MethodPost, "/checkout/"+sid+"/submit", "", map[string]string{"card_jwe": jwe})
@@ -180,7 +194,7 @@ func TestRedisFaults(t *testing.T) {
 	}
 }
 
-func (g *faultyGateway) waitReadyz(t *testing.T, status int, check string) {
+func (g *checkoutGateway) waitReadyz(t *testing.T, status int, check string) {
 	t.Helper()
 	start := time.Now()
 	for {
