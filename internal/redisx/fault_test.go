@@ -3,6 +3,7 @@ package redisx_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"strings"
 	"sync"
@@ -146,9 +147,16 @@ func TestSlowRedisBoundedNoPileUp(t *testing.T) {
 			if st.TotalConns > 64 {
 				t.Errorf("pool holds %d connections after the storm, above its size 64", st.TotalConns)
 			}
-			if g := runtime.NumGoroutine() - proxy.Conns(); g > baseline+20 {
-				t.Errorf("%d goroutines (not counting the proxy's) after %d failed calls, %d before: a pile-up", g, storm, baseline)
-			}
+			// Every call returned, so none of the test's goroutines waits on
+			// Redis; what must not grow is what the client keeps behind
+			// them. Goroutines that are just ending (the proxy's, go-redis's
+			// closing of timed-out connections) get a moment to finish.
+			eventually(t, 5*time.Second, "goroutines back near the baseline", func() error {
+				if g := runtime.NumGoroutine() - proxy.Conns(); g > baseline+20 {
+					return fmt.Errorf("%d goroutines (not counting the proxy's) after %d failed calls, %d before: a pile-up", g, storm, baseline)
+				}
+				return nil
+			})
 			t.Logf("after %d failed calls: pool %+v, goroutines %d (baseline %d)", storm, *st, runtime.NumGoroutine()-proxy.Conns(), baseline)
 		})
 		took := eventually(t, 10*time.Second, "calls after "+mode.name+" Redis answers again", func() error {
