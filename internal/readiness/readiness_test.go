@@ -53,7 +53,9 @@ func (p *probe) Probe(context.Context) error {
 
 func TestReport(t *testing.T) {
 	hang := func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }
-	deaf := func(context.Context) error { select {} } // ignores its context
+	release := make(chan struct{})
+	defer close(release)
+	deaf := func(context.Context) error { <-release; return nil } // ignores its context
 	tests := []struct {
 		name    string
 		checks  []readiness.Check
