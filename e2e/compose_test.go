@@ -285,9 +285,15 @@ func testComposeUp(t *testing.T, file string) {
 	c.run(t, "", "run", "--rm", "-T", "keyservice-admin", "clients", "add", "-id", "backoffice", "-ops", "reveal,audit", "-public-key", "/gateway/backoffice.pub.jwk")
 	c.run(t, "", "up", "-d")
 
-	eventually(t, 60*time.Second, "gateway /readyz through the published port", func() (bool, string) {
-		st, b := get(t, gateway+"/readyz")
+	// Up (liveness) but not ready: the key service starts sealed, and the
+	// gateway's readiness names that as the reason it cannot take checkouts.
+	eventually(t, 60*time.Second, "gateway /healthz through the published port", func() (bool, string) {
+		st, b := get(t, gateway+"/healthz")
 		return st == http.StatusOK, fmt.Sprintf("%d %s", st, b)
+	})
+	eventually(t, 30*time.Second, "gateway /readyz 503 naming the sealed key service", func() (bool, string) {
+		st, b := get(t, gateway+"/readyz")
+		return st == http.StatusServiceUnavailable && strings.Contains(string(b), `"keyservice":"sealed"`), fmt.Sprintf("%d %s", st, b)
 	})
 	// Sealed: no public key to encrypt to, so no checkout yet.
 	if st, b := get(t, gateway+"/v1/keys"); st != http.StatusServiceUnavailable {
@@ -299,6 +305,10 @@ func testComposeUp(t *testing.T, file string) {
 	}
 	eventually(t, 30*time.Second, "public keys after unseal", func() (bool, string) {
 		st, b := get(t, gateway+"/v1/keys")
+		return st == http.StatusOK, fmt.Sprintf("%d %s", st, b)
+	})
+	eventually(t, 30*time.Second, "gateway /readyz 200 after unseal", func() (bool, string) {
+		st, b := get(t, gateway+"/readyz")
 		return st == http.StatusOK, fmt.Sprintf("%d %s", st, b)
 	})
 

@@ -13,6 +13,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 	bolt "go.etcd.io/bbolt"
@@ -31,6 +32,7 @@ import (
 	"github.com/blindgate/blindgate/gateway/websession"
 	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/internal/ratelimit"
+	"github.com/blindgate/blindgate/internal/readiness"
 	"github.com/blindgate/blindgate/internal/redisx"
 	"github.com/blindgate/blindgate/internal/secret"
 	"github.com/blindgate/blindgate/keyservice/client"
@@ -157,6 +159,7 @@ type App struct {
 	audit  *audit.Log
 	server *web.Server
 	hooks  *webhooks.Service
+	clock  *client.Clock // the key service's clock against ours
 }
 
 // New builds the gateway.
@@ -181,17 +184,20 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 
 func (a *App) build() error {
 	cfg := a.cfg
+	// One clock for the three identities: they talk to one key service.
+	a.clock = client.NewClock(cfg.KeyServiceSkew, cfg.Now, a.log)
 	checkoutClient, err := KeyServiceClient(cfg, cfg.CheckoutClientID, cfg.CheckoutKeyFile)
 	if err != nil {
 		return fmt.Errorf("checkout identity: %w", err)
 	}
+	checkoutClient = checkoutClient.WithClock(a.clock)
 	var backoffice web.KeyService
 	if cfg.BackofficeKeyFile != "" {
 		bc, err := KeyServiceClient(cfg, cfg.BackofficeClientID, cfg.BackofficeKeyFile)
 		if err != nil {
 			return fmt.Errorf("back-office identity: %w", err)
 		}
-		backoffice = bc
+		backoffice = bc.WithClock(a.clock)
 	} else {
 		a.log.Warn("no back-office signing key: reveal and the audit view are disabled")
 	}
@@ -203,7 +209,7 @@ func (a *App) build() error {
 		if err != nil {
 			return fmt.Errorf("forward identity: %w", err)
 		}
-		fwdClient = fc.WithHTTPTimeout(client.ForwardTimeout)
+		fwdClient = fc.WithClock(a.clock).WithHTTPTimeout(client.ForwardTimeout)
 	} else {
 		a.log.Info("no forward signing key: POST /v1/tokens/{id}/forward is disabled")
 	}
@@ -240,14 +246,63 @@ func (a *App) build() error {
 		Audit:       a.audit,
 		Idempotency: a.stores.Idempotency,
 		Webhooks:    a.hooks,
-		Ready:       a.stores.pinger(),
+		Readiness:   a.readiness(checkoutClient),
 		Assets:      assets,
 		Pages:       pages,
 		Log:         a.log,
 		Config:      web.Config{PublicURL: cfg.PublicURL, TLS: cfg.TLS(), ClientIP: ips},
 	})
+	a.server.Metrics().Registry().MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "blindgate_gateway_keyservice_clock_skew_seconds",
+		Help: "The key service's clock minus this gateway's, from the Date of its answers (0 until one arrives).",
+	}, func() float64 {
+		off, _ := a.clock.Offset()
+		return off.Seconds()
+	}))
 	return nil
 }
+
+// Readiness check names of the gateway (docs/contracts.md, Contract 4).
+const (
+	CheckRedis           = "redis"
+	CheckAudit           = "audit"
+	CheckKeyService      = "keyservice"
+	CheckKeyServiceClock = "keyservice_clock"
+)
+
+// readiness lists what a checkout needs: the store (Redis; bbolt is a
+// local file and has no check), the gateway's audit log taking appends, the
+// key service answering and unsealed, and the two clocks close enough for
+// signed requests to pass.
+func (a *App) readiness(ks *client.Client) *readiness.Checker {
+	var checks []readiness.Check
+	if a.stores.Redis != nil {
+		checks = append(checks, readiness.Check{Name: CheckRedis, Probe: redisx.Pinger{C: a.stores.Redis, Key: "bg:gw:ready"}.Ping})
+	}
+	checks = append(checks,
+		readiness.Check{Name: CheckAudit, Local: true, Probe: func(context.Context) error { return a.audit.Healthy() }},
+		readiness.Check{Name: CheckKeyService, Probe: func(ctx context.Context) error {
+			st, err := ks.SealStatus(ctx)
+			switch {
+			case err != nil:
+				return readiness.Fail("unreachable", err)
+			case st.Sealed:
+				return readiness.Fail("sealed", nil)
+			}
+			return nil
+		}},
+		readiness.Check{Name: CheckKeyServiceClock, Local: true, Probe: func(context.Context) error {
+			if err := a.clock.Skewed(); err != nil {
+				return readiness.Fail("skewed", err)
+			}
+			return nil
+		}},
+	)
+	return readiness.New(readiness.Options{Log: a.log}, checks...)
+}
+
+// Clock is the gateway's comparison of its clock with the key service's.
+func (a *App) Clock() *client.Clock { return a.clock }
 
 // KeyServiceClient returns a signed client of the key service for one of the
 // gateway's identities (checkout: inspect/rewrap; back office: reveal/audit).
@@ -260,7 +315,7 @@ func KeyServiceClient(cfg Config, clientID, keyFile string) (*client.Client, err
 	if err != nil {
 		return nil, fmt.Errorf("signing key: %w", err)
 	}
-	return client.New(cfg.KeyServiceURL, &client.Signer{ClientID: clientID, Kid: kid, Audience: cfg.Audience, Key: key}, hc), nil
+	return client.New(cfg.KeyServiceURL, &client.Signer{ClientID: clientID, Kid: kid, Audience: cfg.Audience, Key: key, Now: cfg.Now}, hc), nil
 }
 
 // keyServiceHTTP builds the HTTP client to the key service: TLS verified
@@ -351,13 +406,6 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		a.log.Error("close stores", "err", cerr)
 	}
 	return err
-}
-
-func (s *Stores) pinger() web.Pinger {
-	if s.Redis == nil {
-		return nil
-	}
-	return redisx.Pinger{C: s.Redis}
 }
 
 // serveMetrics serves Prometheus metrics on the internal address only: the

@@ -15,6 +15,7 @@ import (
 	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/internal/envflag"
 	"github.com/blindgate/blindgate/internal/secret"
+	"github.com/blindgate/blindgate/keyservice/wire"
 
 	"github.com/blindgate/blindgate/internal/redisx"
 )
@@ -47,6 +48,9 @@ type Config struct {
 	KeyServiceCert     string // client certificate (mTLS), optional
 	KeyServiceKey      string
 	Audience           string
+	// KeyServiceSkew is the clock difference with the key service beyond
+	// which /readyz fails keyservice_clock: the key service's -skew.
+	KeyServiceSkew     time.Duration
 	CheckoutClientID   string
 	CheckoutKeyFile    string // private JWK for inspect/rewrap
 	BackofficeClientID string
@@ -65,6 +69,11 @@ type Config struct {
 	// loopback addresses, over plain http (development only).
 	WebhookAllowLoopback bool
 	WebhookMaxAttempts   int // attempts per webhook delivery before it is failed
+
+	// Now is this host's clock for signing key-service requests and
+	// comparing clocks with the key service; nil is time.Now. No flag:
+	// tests set it.
+	Now func() time.Time
 }
 
 // Flags registers the configuration's flags, with defaults from the environment.
@@ -85,6 +94,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.KeyServiceCert, "keyservice-client-cert", env.String("KEYSERVICE_CLIENT_CERT", ""), "client certificate for the key service (mTLS)")
 	fs.StringVar(&c.KeyServiceKey, "keyservice-client-key", env.String("KEYSERVICE_CLIENT_KEY", ""), "client certificate key for the key service (mTLS)")
 	fs.StringVar(&c.Audience, "keyservice-audience", env.String("KEYSERVICE_AUDIENCE", ""), "the key service's id, the aud of signed requests: its deployment id (keyservice keys list) unless it sets -audience")
+	fs.DurationVar(&c.KeyServiceSkew, "keyservice-skew", env.Duration("KEYSERVICE_SKEW", wire.DefaultSkew), "clock difference with the key service tolerated before /readyz fails keyservice_clock: set it to the key service's -skew (0-60s)")
 	fs.StringVar(&c.CheckoutClientID, "checkout-client-id", env.String("CHECKOUT_CLIENT_ID", "gateway"), "client id for inspect/rewrap")
 	fs.StringVar(&c.CheckoutKeyFile, "checkout-key", env.String("CHECKOUT_KEY", "gateway.jwk"), "private signing key (JWK) for inspect/rewrap")
 	fs.StringVar(&c.BackofficeClientID, "backoffice-client-id", env.String("BACKOFFICE_CLIENT_ID", "backoffice"), "client id for reveal/audit")
@@ -110,6 +120,7 @@ func (c *Config) StoreFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Redis.PasswordRef, "redis-password", env.String("REDIS_PASSWORD", ""), "Redis password reference (env:NAME or file:PATH)")
 	fs.IntVar(&c.Redis.DB, "redis-db", env.Int("REDIS_DB", 0), "Redis database")
 	fs.BoolVar(&c.Redis.TLS, "redis-tls", env.Bool("REDIS_TLS", false), "use TLS to Redis")
+	fs.DurationVar(&c.Redis.Timeout, "redis-timeout", env.Duration("REDIS_TIMEOUT", redisx.DefaultTimeout), "bound on every Redis call, retries included (10ms-30s); past it the request is refused 503 unavailable")
 }
 
 // ValidateStore checks the store settings alone.
@@ -149,6 +160,8 @@ func (c *Config) Validate() error {
 		return errors.New("config: keyservice-audience is empty: set it (-keyservice-audience or BLINDGATE_GW_KEYSERVICE_AUDIENCE) to the key service's deployment id (printed by `keyservice keys init` and `keys list`)")
 	case c.CheckoutKeyFile == "":
 		return errors.New("config: checkout-key is empty")
+	case c.KeyServiceSkew < 0 || c.KeyServiceSkew > time.Minute:
+		return errors.New("config: keyservice-skew must be 0-60s")
 	case c.CVCTTL <= 0 || c.CVCTTL > time.Hour:
 		return errors.New("config: cvc-ttl must be within (0, 1h]")
 	case c.SubmitPerIP < 1:

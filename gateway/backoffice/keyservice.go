@@ -12,8 +12,9 @@ import (
 // What a key-service answer means for the operator. A KeyServiceError
 // matches exactly one of these.
 var (
-	// ErrKeyServiceDown: no answer, or the key service is sealed or one of
-	// its dependencies (its audit log included) is down. Retry later.
+	// ErrKeyServiceDown: no answer, or the key service is sealed, one of its
+	// dependencies (its audit log included) is down, or it refused our
+	// signature's time (clock_skew). Retry later.
 	ErrKeyServiceDown = errors.New("backoffice: key service unavailable")
 	// ErrKeyServiceLimited: a per-actor or per-client limit was reached.
 	ErrKeyServiceLimited = errors.New("backoffice: key service limit reached")
@@ -66,7 +67,10 @@ func kindOf(code string) error {
 	switch code {
 	case apierr.RateLimited.Code:
 		return ErrKeyServiceLimited
-	case apierr.Sealed.Code, apierr.Unavailable.Code, apierr.AuditFailed.Code:
+	case apierr.Sealed.Code, apierr.Unavailable.Code, apierr.AuditFailed.Code,
+		// Our clock and the key service's disagree: our outage, not the
+		// operator's mistake (the gateway's /readyz says keyservice_clock).
+		apierr.ClockSkew.Code:
 		return ErrKeyServiceDown
 	case apierr.Forbidden.Code:
 		return ErrKeyServiceForbidden

@@ -145,6 +145,7 @@ func TestKeyServiceErrorsByCode(t *testing.T) {
 		{"down/sealed", &client.Error{Status: 503, Code: "sealed"}, backoffice.ErrKeyServiceDown},
 		{"down/audit-unavailable", &client.Error{Status: 503, Code: "audit_unavailable"}, backoffice.ErrKeyServiceDown},
 		{"down/unreachable", errors.New("dial tcp 127.0.0.1:1: connection refused"), backoffice.ErrKeyServiceDown},
+		{"down/clock-skew", &client.Error{Status: 401, Code: "clock_skew"}, backoffice.ErrKeyServiceDown},
 		{"forbidden/allow-list", &client.Error{Status: 403, Code: "forbidden"}, backoffice.ErrKeyServiceForbidden},
 		{"rejected/signature", &client.Error{Status: 401, Code: "unauthenticated"}, backoffice.ErrKeyServiceRejected},
 		{"rejected/unknown-code", &client.Error{Status: 400, Code: "something_new"}, backoffice.ErrKeyServiceRejected},

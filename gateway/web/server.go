@@ -31,6 +31,7 @@ import (
 	"github.com/blindgate/blindgate/internal/httpapi"
 	"github.com/blindgate/blindgate/internal/httpmetrics"
 	"github.com/blindgate/blindgate/internal/ratelimit"
+	"github.com/blindgate/blindgate/internal/readiness"
 	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
@@ -65,11 +66,6 @@ type Auditor interface {
 	Append(ctx context.Context, e audit.Event) (audit.Event, error)
 }
 
-// Pinger reports whether a dependency answers.
-type Pinger interface {
-	Ping(ctx context.Context) error
-}
-
 // Config holds what the pages and headers need to know about deployment.
 type Config struct {
 	PublicURL string // the gateway's external base URL, e.g. https://pay.example.com
@@ -99,12 +95,14 @@ type Deps struct {
 	// Webhooks manages the merchant's webhook endpoints and log; without
 	// it those routes answer 404.
 	Webhooks Webhooks
-	Ready    Pinger // optional: the store's readiness (Redis ping)
-	Assets   *checkout.Assets
-	Pages    *template.Template
-	Log      *slog.Logger
-	Metrics  *httpmetrics.Metrics // optional; New makes one
-	Config   Config
+	// Readiness is /readyz's list of checks (gateway/app builds it); nil
+	// means none: always ready.
+	Readiness *readiness.Checker
+	Assets    *checkout.Assets
+	Pages     *template.Template
+	Log       *slog.Logger
+	Metrics   *httpmetrics.Metrics // optional; New makes one
+	Config    Config
 }
 
 // Server is the gateway's HTTP front.
@@ -122,6 +120,10 @@ func New(d Deps) *Server {
 	if d.Metrics == nil {
 		d.Metrics = httpmetrics.New("blindgate_gateway")
 	}
+	if d.Readiness == nil {
+		d.Readiness = readiness.New(readiness.Options{Log: d.Log})
+	}
+	d.Metrics.Registry().MustRegister(d.Readiness.Collector("blindgate_gateway_ready"))
 	s := &Server{deps: d}
 	s.office = backofficehttp.New(backofficehttp.Deps{
 		Office: backoffice.New(backoffice.Deps{
@@ -205,16 +207,14 @@ func (s *Server) baseHeaders(c *fiber.Ctx) error {
 	return c.Next()
 }
 
-// readyz says whether this gateway can take checkouts: its store answers.
-// The key service is not part of it, so a key-service outage shows shoppers
-// the "retry later" message instead of taking the gateway out of rotation.
+// readyz says whether this gateway can take checkouts now (readiness; the
+// checks are gateway/app's). /healthz is liveness only.
 func (s *Server) readyz(c *fiber.Ctx) error {
-	if s.deps.Ready != nil {
-		ctx, cancel := context.WithTimeout(c.UserContext(), time.Second)
-		defer cancel()
-		if err := s.deps.Ready.Ping(ctx); err != nil {
-			return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"ready": false, "store": "down"})
-		}
+	r := s.deps.Readiness.Report(c.UserContext())
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	status := fiber.StatusOK
+	if !r.Ready {
+		status = fiber.StatusServiceUnavailable
 	}
-	return c.JSON(fiber.Map{"ready": true})
+	return c.Status(status).JSON(r)
 }

@@ -30,6 +30,11 @@ var (
 	// 401/403: who is asking, and may they.
 	Unauthenticated = New(http.StatusUnauthorized, "unauthenticated", "The request is not signed or the signature is not valid.")
 	Forbidden       = New(http.StatusForbidden, "forbidden", "The caller may not perform this operation.")
+	// ClockSkew: a valid signature whose iat/exp fall outside the key
+	// service's clock window. Only a holder of a client key can get it (the
+	// signature is checked first); it tells the caller to fix its clock
+	// rather than its key.
+	ClockSkew = New(http.StatusUnauthorized, "clock_skew", "The request's signing time is outside the key service's clock window; check both hosts' clocks (NTP).")
 	// DestinationNotAllowed: one answer for an unknown destination and one
 	// the merchant may not use, so destinations cannot be enumerated.
 	DestinationNotAllowed = New(http.StatusForbidden, "destination_not_allowed", "The destination is unknown or not allowed for this merchant.")

@@ -24,7 +24,22 @@ type Config struct {
 	PasswordRef string // env:NAME or file:PATH
 	DB          int
 	TLS         bool
+	// Timeout bounds every call to Redis, start to end: waiting for a pooled
+	// connection, dialing, writing, reading and go-redis's retries all fit
+	// in it. Zero means DefaultTimeout.
+	Timeout time.Duration
 }
+
+// DefaultTimeout is -redis-timeout's default: a healthy Redis answers in
+// well under a millisecond, and a request waiting on a sick one gets its
+// 503 within a second instead of piling up.
+const DefaultTimeout = time.Second
+
+// Bounds of -redis-timeout.
+const (
+	MinTimeout = 10 * time.Millisecond
+	MaxTimeout = 30 * time.Second
+)
 
 // Validate checks the configuration's form.
 func (c Config) Validate() error {
@@ -33,6 +48,9 @@ func (c Config) Validate() error {
 	}
 	if err := secret.Validate(c.PasswordRef); err != nil {
 		return fmt.Errorf("redis: password: %w", err)
+	}
+	if c.Timeout != 0 && (c.Timeout < MinTimeout || c.Timeout > MaxTimeout) {
+		return fmt.Errorf("redis: timeout must be %s-%s", MinTimeout, MaxTimeout)
 	}
 	return nil
 }
@@ -52,25 +70,88 @@ func New(c Config) (redis.UniversalClient, error) {
 			addrs = append(addrs, a)
 		}
 	}
+	timeout := c.Timeout
+	if timeout == 0 {
+		timeout = DefaultTimeout
+	}
 	opts := &redis.UniversalOptions{
-		Addrs:        addrs,
-		MasterName:   c.MasterName,
-		Username:     c.Username,
-		Password:     string(pw),
-		DB:           c.DB,
-		DialTimeout:  2 * time.Second,
-		ReadTimeout:  time.Second,
-		WriteTimeout: time.Second,
-		PoolSize:     64,
+		Addrs:      addrs,
+		MasterName: c.MasterName,
+		Username:   c.Username,
+		Password:   string(pw),
+		DB:         c.DB,
+		// Each step is capped by the timeout on its own, and the deadline
+		// the hook puts on every call caps them together: go-redis applies
+		// a context's deadline to the socket only with ContextTimeoutEnabled.
+		DialTimeout:           timeout,
+		ReadTimeout:           timeout,
+		WriteTimeout:          timeout,
+		PoolTimeout:           timeout,
+		ContextTimeoutEnabled: true,
+		// A retry after a broken pooled connection (Redis restarted) is what
+		// lets the service recover without a restart of its own; one is
+		// enough, and it runs within the same deadline.
+		MaxRetries: 1,
+		// One dial per attempt: go-redis's own dial retries (five, 100 ms
+		// apart) would spend the deadline on a refused port and report a
+		// Redis that is down as one that is slow.
+		DialerRetries: 1,
+		PoolSize:      64,
 	}
 	if c.TLS {
 		opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
-	return redis.NewUniversalClient(opts), nil
+	rdb := redis.NewUniversalClient(opts)
+	rdb.AddHook(deadline(timeout))
+	return rdb, nil
+}
+
+// deadline is a hook that gives every command and pipeline a deadline of d
+// unless its context already ends sooner. Request contexts carry no deadline
+// of their own (Fiber's is context.Background), so without it a Redis that
+// accepts connections and never answers would hold each request, and its
+// goroutine and connection, for as long as the socket timeouts and retries
+// add up to.
+type deadline time.Duration
+
+func (d deadline) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= time.Duration(d) {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, time.Duration(d))
+}
+
+func (d deadline) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (d deadline) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		ctx, cancel := d.bound(ctx)
+		defer cancel()
+		return next(ctx, cmd)
+	}
+}
+
+func (d deadline) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		ctx, cancel := d.bound(ctx)
+		defer cancel()
+		return next(ctx, cmds)
+	}
 }
 
 // Pinger adapts a client to a readiness check.
-type Pinger struct{ C redis.UniversalClient }
+type Pinger struct {
+	C redis.UniversalClient
+	// Key, when set, makes Ping a write (SET Key with a short expiry)
+	// instead of PING: a Redis at maxmemory with noeviction answers PING
+	// but refuses every write the services need.
+	Key string
+}
 
-// Ping reports whether Redis answers.
-func (p Pinger) Ping(ctx context.Context) error { return p.C.Ping(ctx).Err() }
+// Ping reports whether Redis answers (and, with Key, takes a write).
+func (p Pinger) Ping(ctx context.Context) error {
+	if p.Key == "" {
+		return p.C.Ping(ctx).Err()
+	}
+	return p.C.Set(ctx, p.Key, "1", 10*time.Second).Err()
+}

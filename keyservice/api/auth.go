@@ -50,6 +50,8 @@ func mapAuthError(err error) *apierr.Error {
 		return apierr.Replay.Wrap(err)
 	case errors.Is(err, sigauth.ErrReplayStore):
 		return apierr.Unavailable.Wrap(err)
+	case errors.Is(err, sigauth.ErrClockSkew):
+		return apierr.ClockSkew.Wrap(err)
 	case errors.Is(err, sigauth.ErrRevoked), errors.Is(err, sigauth.ErrUnknownClient):
 		return apierr.Unauthenticated.Wrap(err)
 	default:

@@ -12,6 +12,7 @@ import (
 
 	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/internal/httpapi"
+	"github.com/blindgate/blindgate/internal/readiness"
 	"github.com/blindgate/blindgate/keyservice/forward"
 	"github.com/blindgate/blindgate/keyservice/keyring"
 	"github.com/blindgate/blindgate/keyservice/seal"
@@ -80,12 +81,16 @@ type Deps struct {
 	Redis    Pinger
 	Log      *slog.Logger
 	Metrics  *Metrics
+	// Readiness tunes /readyz's probes (timeouts, cache, clock); the zero
+	// value is the production default.
+	Readiness readiness.Options
 }
 
 // Server is the key service's HTTP front.
 type Server struct {
-	deps Deps
-	app  *fiber.App
+	deps  Deps
+	app   *fiber.App
+	ready *readiness.Checker
 }
 
 // New builds the Fiber app with every route.
@@ -93,7 +98,12 @@ func New(d Deps) *Server {
 	if d.Metrics == nil {
 		d.Metrics = NewMetrics()
 	}
+	if d.Readiness.Log == nil {
+		d.Readiness.Log = d.Log
+	}
 	s := &Server{deps: d}
+	s.ready = readiness.New(d.Readiness, s.readinessChecks()...)
+	d.Metrics.Registry().MustRegister(s.ready.Collector("blindgate_keyservice_ready"))
 	s.app = fiber.New(fiber.Config{
 		AppName:               "blindgate-keyservice",
 		BodyLimit:             MaxBody,
@@ -122,7 +132,7 @@ func (s *Server) routes() {
 	a.Get("/metrics", s.deps.Metrics.handler())
 	a.Get("/.well-known/jwks.json", s.jwks)
 
-	a.Get("/v1/sys/seal-status", s.sealStatus)
+	a.Get(wire.PathSealStatus, s.sealStatus)
 	a.Post("/v1/sys/unseal", s.unseal)
 
 	a.Post("/v1/inspect", s.signed(wire.OpInspect), s.inspect)

@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -12,36 +11,72 @@ import (
 	"github.com/blindgate/blindgate/internal/httpapi"
 	"github.com/blindgate/blindgate/internal/jose"
 	"github.com/blindgate/blindgate/internal/ratelimit"
+	"github.com/blindgate/blindgate/internal/readiness"
 	"github.com/blindgate/blindgate/keyservice/keyring"
 	"github.com/blindgate/blindgate/keyservice/seal"
 	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
-// healthz says the process is alive; readyz says it can serve decrypts.
+// healthz says the process is alive (liveness: restart it if this fails);
+// readyz says whether it can serve decrypts now (readiness: send it traffic).
 func (s *Server) healthz(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"status": "ok"})
 }
 
 func (s *Server) readyz(c *fiber.Ctx) error {
-	sealed := s.deps.Seal.Progress().Sealed
-	checks := fiber.Map{"sealed": sealed}
-	ready := !sealed
-	if s.deps.Redis != nil {
-		ctx, cancel := context.WithTimeout(c.UserContext(), time.Second)
-		defer cancel()
-		if err := s.deps.Redis.Ping(ctx); err != nil {
-			checks["redis"] = "down"
-			ready = false
-		} else {
-			checks["redis"] = "ok"
-		}
-	}
+	r := s.ready.Report(c.UserContext())
 	status := fiber.StatusOK
-	if !ready {
+	if !r.Ready {
 		status = fiber.StatusServiceUnavailable
 	}
-	checks["ready"] = ready
-	return c.Status(status).JSON(checks)
+	return c.Status(status).JSON(r)
+}
+
+// Readiness check names of the key service (docs/contracts.md, Contract 3).
+const (
+	CheckSeal    = "seal"
+	CheckKeyring = "keyring"
+	CheckAudit   = "audit"
+	CheckRedis   = "redis"
+)
+
+// keyringReader is seal.Holder's check that its keyring file can still be
+// read: a key service that cannot read it cannot pick up a rotation, nor
+// start again.
+type keyringReader interface{ KeyringReadable() error }
+
+// healthReporter is audit.Log's failed state.
+type healthReporter interface{ Healthy() error }
+
+// readinessChecks are what the key service needs to decrypt: unsealed, its
+// keyring file readable, its audit log taking appends, and its Redis
+// (replay cache, limits, enumeration guard) answering.
+func (s *Server) readinessChecks() []readiness.Check {
+	d := s.deps
+	var checks []readiness.Check
+	if d.Seal != nil {
+		checks = append(checks, readiness.Check{Name: CheckSeal, Local: true, Probe: func(context.Context) error {
+			if d.Seal.Progress().Sealed {
+				return readiness.Fail("sealed", nil)
+			}
+			return nil
+		}})
+		if kr, ok := d.Seal.(keyringReader); ok {
+			checks = append(checks, readiness.Check{Name: CheckKeyring, Probe: func(context.Context) error {
+				if err := kr.KeyringReadable(); err != nil {
+					return readiness.Fail("unreadable", err)
+				}
+				return nil
+			}})
+		}
+	}
+	if h, ok := d.Audit.(healthReporter); ok {
+		checks = append(checks, readiness.Check{Name: CheckAudit, Local: true, Probe: func(context.Context) error { return h.Healthy() }})
+	}
+	if d.Redis != nil {
+		checks = append(checks, readiness.Check{Name: CheckRedis, Probe: d.Redis.Ping})
+	}
+	return checks
 }
 
 // jwks publishes the public KEKs open for encryption.

@@ -70,7 +70,7 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 			return nil, err
 		}
 		a.rdb = rdb
-		replays, limiter, pinger = replay.NewRedis(rdb, "bg:ks:jti:"), ratelimit.NewRedis(rdb, "bg:ks:rl:"), redisx.Pinger{C: rdb}
+		replays, limiter, pinger = replay.NewRedis(rdb, "bg:ks:jti:"), ratelimit.NewRedis(rdb, "bg:ks:rl:"), redisx.Pinger{C: rdb, Key: "bg:ks:ready"}
 		counter = guard.NewRedis(rdb, "bg:ks:eg:")
 		idem = forward.NewRedis(rdb, "bg:ks:fwd:idem:", 0)
 	}

@@ -38,6 +38,7 @@ type Client struct {
 	base   string
 	signer *Signer
 	hc     *http.Client
+	clock  *Clock // optional: compares clocks from every answer's Date
 }
 
 // New returns a client for the key service at baseURL (e.g.
@@ -83,7 +84,15 @@ func (c *Client) WithHTTPTimeout(d time.Duration) *Client {
 		hc.Transport = tr
 	}
 	hc.Timeout = d
-	return &Client{base: c.base, signer: c.signer, hc: &hc}
+	return &Client{base: c.base, signer: c.signer, hc: &hc, clock: c.clock}
+}
+
+// WithClock returns a client like c that reports every answer's Date to
+// clk (one Clock for all clients of a key service). c is not changed.
+func (c *Client) WithClock(clk *Clock) *Client {
+	cc := *c
+	cc.clock = clk
+	return &cc
 }
 
 // Inspect returns the masked card of a ciphertext (POST /v1/inspect).
@@ -134,7 +143,27 @@ func (c *Client) JWKS(ctx context.Context) ([]byte, error) {
 		return nil, fmt.Errorf("keyservice client: jwks: %w", err)
 	}
 	req.Header.Set("Accept", "application/json")
-	return c.do(req, wire.PathJWKS)
+	return c.do(req, wire.PathJWKS, false)
+}
+
+// SealStatus reads whether the key service is sealed (unsigned GET): the
+// gateway's readiness asks it, and its Date header keeps the Clock current
+// while no checkout runs.
+func (c *Client) SealStatus(ctx context.Context) (wire.SealStatus, error) {
+	var out wire.SealStatus
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+wire.PathSealStatus, nil)
+	if err != nil {
+		return out, fmt.Errorf("keyservice client: seal status: %w", err)
+	}
+	req.Header.Set("Accept", "application/json")
+	data, err := c.do(req, wire.PathSealStatus, false)
+	if err != nil {
+		return out, err
+	}
+	if err := json.Unmarshal(data, &out); err != nil {
+		return out, fmt.Errorf("%w from %s", ErrBadResponse, wire.PathSealStatus)
+	}
+	return out, nil
 }
 
 func (c *Client) call(ctx context.Context, path string, in interface{ Validate() error }, out any) error {
@@ -159,7 +188,7 @@ func (c *Client) call(ctx context.Context, path string, in interface{ Validate()
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("Authorization", auth)
-	data, err := c.do(req, path)
+	data, err := c.do(req, path, true)
 	if err != nil {
 		return err
 	}
@@ -169,22 +198,35 @@ func (c *Client) call(ctx context.Context, path string, in interface{ Validate()
 	return nil
 }
 
-// do sends req and returns the body of a 2xx answer, or *Error.
-func (c *Client) do(req *http.Request, path string) ([]byte, error) {
+// do sends req and returns the body of a 2xx answer, or *Error. signed
+// says whether req carries a signature (for the Clock).
+func (c *Client) do(req *http.Request, path string, signed bool) ([]byte, error) {
+	now := time.Now
+	if c.clock != nil {
+		now = c.clock.now
+	}
+	sent := now()
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("keyservice client: %s: %w", path, err)
 	}
+	received := now()
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
-	if err != nil {
+	code := ""
+	var rerr *Error
+	if err == nil && (resp.StatusCode < 200 || resp.StatusCode > 299) {
+		rerr = responseError(resp, data)
+		code = rerr.Code
+	}
+	c.clock.observe(resp.Header.Get("Date"), sent, received, signed, resp.StatusCode, code)
+	switch {
+	case err != nil:
 		return nil, fmt.Errorf("keyservice client: %s: read: %w", path, err)
-	}
-	if len(data) > maxResponse {
+	case len(data) > maxResponse:
 		return nil, fmt.Errorf("%w from %s: too large", ErrBadResponse, path)
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, responseError(resp, data)
+	case rerr != nil:
+		return nil, rerr
 	}
 	return data, nil
 }

@@ -95,6 +95,9 @@ type Options struct {
 	// Listen serves the API on a loopback listener (Zone.URL, Zone.Client);
 	// without it the tests call Zone.Server.App().Test.
 	Listen bool
+	// AuditFile wraps the audit log's file (audit.Options.WrapFile): a test
+	// injects a full or failing disk.
+	AuditFile func(audit.File) audit.File
 }
 
 // Zone is a running key service and what a test needs to look inside it.
@@ -168,7 +171,7 @@ func NewZone(t testing.TB, o Options) *Zone {
 		z.signers[c.ID] = &client.Signer{ClientID: c.ID, Kid: kid, Audience: Audience, Key: key, TTL: c.TTL}
 	}
 
-	z.Audit, err = audit.Open(z.AuditPath, audit.Options{})
+	z.Audit, err = audit.Open(z.AuditPath, audit.Options{WrapFile: o.AuditFile})
 	must(err)
 	t.Cleanup(func() { _ = z.Audit.Close() })
 	limits := unwrap.DefaultLimits()

@@ -238,6 +238,17 @@ func (h *Holder) ReloadIfChanged() (bool, error) {
 	return true, nil
 }
 
+// KeyringReadable reports whether the keyring file can still be read and
+// parsed (its header; the master key is not needed). The keyring in memory
+// keeps working without it, but a rotation cannot be picked up and the
+// service could not start again: readiness reports it.
+func (h *Holder) KeyringReadable() error {
+	if _, err := keyring.ReadDeployment(h.path); err != nil {
+		return fmt.Errorf("seal: keyring file: %w", err)
+	}
+	return nil
+}
+
 func (h *Holder) loadLocked(master []byte) error {
 	st, err := os.Stat(h.path)
 	if err != nil {

@@ -33,11 +33,15 @@ var (
 	ErrUnknownClient = errors.New("sigauth: unknown client key")             // 401
 	ErrRevoked       = errors.New("sigauth: client key revoked")             // 401
 	ErrExpired       = errors.New("sigauth: request signature expired")      // 401
-	ErrClaims        = errors.New("sigauth: request claims invalid")         // 401
-	ErrBodyHash      = errors.New("sigauth: body hash mismatch")             // 401
-	ErrReplay        = errors.New("sigauth: request replayed")               // 409
-	ErrReplayStore   = errors.New("sigauth: replay store unavailable")       // 503
-	ErrInvalidList   = errors.New("sigauth: invalid allow-list")             // admin/config errors
+	// ErrClockSkew is wrapped by the iat-in-the-future and expired refusals
+	// of an otherwise valid signature: the two clocks disagree (or the
+	// request waited longer than its lifetime).
+	ErrClockSkew   = errors.New("sigauth: request time outside the clock window") // 401 clock_skew
+	ErrClaims      = errors.New("sigauth: request claims invalid")                // 401
+	ErrBodyHash    = errors.New("sigauth: body hash mismatch")                    // 401
+	ErrReplay      = errors.New("sigauth: request replayed")                      // 409
+	ErrReplayStore = errors.New("sigauth: replay store unavailable")              // 503
+	ErrInvalidList = errors.New("sigauth: invalid allow-list")                    // admin/config errors
 )
 
 // ReplayCache claims a jti until a time. fresh is false if it was already
@@ -48,7 +52,7 @@ type ReplayCache interface {
 
 // Defaults for Verifier.
 const (
-	DefaultSkew = 5 * time.Second
+	DefaultSkew = wire.DefaultSkew
 	maxJtiLen   = 128
 	minJtiLen   = 16
 )
@@ -139,11 +143,13 @@ func (v *Verifier) Verify(ctx context.Context, authorization, method, path strin
 		return claimed, fmt.Errorf("%w: lifetime above %s", ErrClaims, maxTTL)
 	}
 	if time.Unix(c.Iat, 0).After(now.Add(skew)) {
-		return claimed, fmt.Errorf("%w: iat in the future", ErrClaims)
+		return claimed, fmt.Errorf("%w: %w: iat %s is after now %s + %s", ErrClaims, ErrClockSkew,
+			time.Unix(c.Iat, 0).UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339), skew)
 	}
 	acceptUntil := time.Unix(c.Exp, 0).Add(skew)
 	if now.After(acceptUntil) {
-		return claimed, ErrExpired
+		return claimed, fmt.Errorf("%w: %w: exp %s + %s is before now %s", ErrExpired, ErrClockSkew,
+			time.Unix(c.Exp, 0).UTC().Format(time.RFC3339), skew, now.UTC().Format(time.RFC3339))
 	}
 	if c.Htm != method {
 		return claimed, fmt.Errorf("%w: htm", ErrClaims)

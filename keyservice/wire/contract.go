@@ -37,6 +37,7 @@ const (
 	PathAuditQuery = "/v1/audit/query"
 	PathForward    = "/v1/forward"
 	PathJWKS       = "/.well-known/jwks.json"
+	PathSealStatus = "/v1/sys/seal-status"
 )
 
 // AuthScheme is the Authorization scheme of a Contract 2 signed request.
@@ -45,6 +46,11 @@ const AuthScheme = "Blindgate-Sig"
 // MaxTTL is the longest lifetime (exp - iat) of a signed request the key
 // service accepts; a signer must stay within it.
 const MaxTTL = 60 * time.Second
+
+// DefaultSkew is the clock difference the key service tolerates on a signed
+// request's iat and exp unless its -skew says otherwise; a caller compares
+// its clock with the key service's against it (client.Clock).
+const DefaultSkew = 5 * time.Second
 
 // Claims is the payload of a Contract 2 request signature (modelled on
 // DPoP, RFC 9449, plus a body hash).

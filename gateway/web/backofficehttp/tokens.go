@@ -184,7 +184,7 @@ func revealError(err error) error {
 			Message: "The key service cannot be reached. Nothing was revealed; try again later."}
 	case errors.Is(err, backoffice.ErrKeyServiceDown):
 		return &apierr.Error{Status: http.StatusServiceUnavailable, Code: apierr.KeyServiceDown.Code, RetryAfter: ke.RetryAfter, Err: err,
-			Message: "The key service is unavailable (sealed, or its audit log or a dependency is down). Nothing was revealed; try again later."}
+			Message: "The key service is unavailable (sealed, its audit log or a dependency is down, or its clock and the gateway's disagree). Nothing was revealed; try again later."}
 	case errors.Is(err, backoffice.ErrKeyServiceForbidden):
 		return &apierr.Error{Status: http.StatusForbidden, Code: apierr.Forbidden.Code, Err: err,
 			Message: "The key service refused this reveal. Nothing was revealed."}
