@@ -63,6 +63,9 @@ func TestScheduledRotationReachesThePage(t *testing.T) {
 	if kid, _ := kidOf(); kid != v.Kid {
 		t.Fatalf("after the refresh interval the page gets %s, want the new %s", kid, v.Kid)
 	}
+	if kids, err := c.Kids(ctx); err != nil || len(kids) != 1 || kids[0] != v.Kid {
+		t.Fatalf("Kids = %v, %v; want [%s] (what the background rewrap keeps)", kids, err, v.Kid)
+	}
 	out, err := ks.Inspect(ctx, wire.InspectRequest{JWE: string(jwe), Session: "cs_rot", Merchant: "m_rot"})
 	if err != nil || out.Kid != oldKid {
 		t.Fatalf("inspect under the previous version: %+v %v", out, err)
