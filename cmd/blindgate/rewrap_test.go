@@ -131,3 +131,46 @@ func TestProgressDisplay(t *testing.T) {
 		})
 	}
 }
+
+// TestTokensCountByKid: the count the key service's `keys retire` reads:
+// tokens by version, before and after the rewrap, for the deployment named.
+func TestTokensCountByKid(t *testing.T) {
+	z, flags, oldKid := rewrapFixture(t, 5)
+	newKid := z.Keyring.Newest().Kid
+	store := flags[:4] // -store bolt -bolt <file>
+	countFile := filepath.Join(t.TempDir(), "counts.json")
+	count := func() wire.TokenCounts {
+		t.Helper()
+		var out bytes.Buffer
+		if err := run(context.Background(), append([]string{"tokens", "count-by-kid", "-keyservice-audience", "ks_test", "-out", countFile}, store...), &out, &out); err != nil {
+			t.Fatalf("count-by-kid: %v\n%s", err, out.String())
+		}
+		b, err := os.ReadFile(countFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := wire.ParseTokenCounts(b)
+		if err != nil || c.Audience != "ks_test" || c.Total != 5 {
+			t.Fatalf("count file %s: %v", b, err)
+		}
+		return c
+	}
+	if c := count(); c.Kids[oldKid] != 5 {
+		t.Fatalf("before the rewrap: %v", c.Kids)
+	}
+	var out bytes.Buffer
+	if err := run(context.Background(), append([]string{"rewrap", "-kid", oldKid}, flags...), &out, &out); err != nil {
+		t.Fatalf("rewrap: %v\n%s", err, out.String())
+	}
+	c := count()
+	if c.Kids[oldKid] != 0 || c.Kids[newKid] != 5 {
+		t.Fatalf("after the rewrap: %v", c.Kids)
+	}
+	// What the key service will check, were the rotation 3 hours old.
+	if err := c.AllowsRetire(oldKid, "ks_test", time.Now().Add(-3*time.Hour), time.Now()); err != nil {
+		t.Fatalf("the count does not allow the retirement: %v", err)
+	}
+	if err := run(context.Background(), append([]string{"tokens", "count-by-kid", "-out", countFile}, store...), &out, &out); err == nil {
+		t.Fatal("-out without -keyservice-audience accepted")
+	}
+}

@@ -78,7 +78,8 @@ const (
 	EventKeyRotate = "key.rotate"
 
 	// EventKeyRetire: a KEK version was retired (can no longer decrypt).
-	// Fields: actor, kid.
+	// Fields: actor, kid, reason (the gateway's token count it relied on,
+	// or "forced" with the operator's reason).
 	EventKeyRetire = "key.retire"
 
 	// EventClientAdd: a client key was added to the signed-request

@@ -2,7 +2,7 @@
 // active version is older than the configured maximum age (-kek-max-age),
 // the key service makes a new version active by itself, audits it and
 // writes the sealed keyring, as `keyservice keys rotate` would (PCI DSS
-// 3.6.1.4: keys changed at the end of their defined cryptoperiod). The old
+// 3.7.4: keys changed at the end of their defined cryptoperiod). The old
 // version keeps decrypting until an operator retires it after the rewrap
 // (3.7.4, 3.7.5); the gateway picks the new public key up with its next
 // JWKS refresh.
