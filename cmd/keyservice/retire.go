@@ -14,10 +14,11 @@ import (
 // retireAllowed decides whether kid may be retired, and returns what the
 // audit record says about it. The key zone cannot see the token store, so
 // it asks for the gateway's count (`blindgate tokens count-by-kid -out`):
-// retiring a version that still opens tokens makes them unreadable until
-// the version is put back from the archive. -force retires without a
-// count, or despite one, for a reason that is audited: a compromised key is
-// retired at once (PCI DSS 3.7.5), whatever it still opens.
+// retiring a version that still opens tokens makes them unusable (the key
+// stays in the sealed archive, but no command returns it to service).
+// -force retires without a count, or despite one, for a reason that is
+// audited: a compromised key is retired at once (PCI DSS 3.7.5), whatever
+// it still opens.
 func retireAllowed(kr *keyring.Keyring, kid, countsPath, force string, now time.Time) (string, error) {
 	if panshape.Contains(force) {
 		return "", errors.New("keys retire: the -force reason holds something shaped like a card number")

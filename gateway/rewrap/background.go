@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/blindgate/blindgate/internal/redisx"
+	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
 // Background is the gateway's own rewrap job. It runs a pass over the
@@ -17,6 +18,9 @@ import (
 // references no token and can be retired:
 //
 //   - as soon as the published versions differ from the last pass's target,
+//   - once more wire.RetireGrace after that, for the tokens made under the
+//     old version by pages that still had its public key (the window
+//     `keyservice keys retire` waits out before it trusts a count),
 //   - when a pass was left unfinished (it resumes from its saved position),
 //   - and at least every Interval, which also refreshes the counts of
 //     tokens by version (Metrics: blindgate_gateway_tokens{kid}).
@@ -67,7 +71,9 @@ func (b *Background) Check(ctx context.Context) (Progress, bool, error) {
 		return Progress{}, false, err
 	}
 	now := b.Job.Now()
-	due := !found || !last.Done() || last.Target != scope.target() || now.Sub(last.Finished) >= b.Interval
+	graceEnd := last.TargetSince.Add(wire.RetireGrace)
+	followUp := !last.TargetSince.IsZero() && last.Started.Before(graceEnd) && !now.Before(graceEnd)
+	due := !found || !last.Done() || last.Target != scope.target() || followUp || now.Sub(last.Finished) >= b.Interval
 	if !due {
 		return Progress{}, false, nil
 	}

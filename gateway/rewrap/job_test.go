@@ -281,10 +281,10 @@ type heldElsewhere struct{}
 
 func (heldElsewhere) TryLease(context.Context) (Lease, error) { return nil, nil }
 
-// TestBackground: a pass runs when the published versions change, resumes
-// when one was cut short, runs again after Interval, not otherwise, and not
-// while another replica holds the lease; its counts by version reach the
-// metrics.
+// TestBackground: a pass runs when the published versions change and once
+// more when the retire grace has passed, resumes when one was cut short,
+// runs again after Interval, not otherwise, and not while another replica
+// holds the lease; its counts by version reach the metrics.
 func TestBackground(t *testing.T) {
 	ctx := context.Background()
 	st, state := boltStores(t)
@@ -326,22 +326,34 @@ func TestBackground(t *testing.T) {
 		t.Fatalf("after the rotation's pass: %+v; tokens{kek-new}=%v over %d series, moved=%v, ratio=%v", p.Result, byNew, series, moved, ratio)
 	}
 
-	clock.now = clock.now.Add(23 * time.Hour)
+	// Pages that still had kek-old's public key made two more tokens; the
+	// follow-up pass at the end of the grace moves them.
+	putFake(t, st, "kek-old", 2)
+	clock.now = clock.now.Add(wire.RetireGrace - time.Minute)
 	check(false, 6)
+	clock.now = clock.now.Add(time.Minute)
+	if p := check(true, 8); p.Moved != 2 || p.ByKid["kek-old"] != 0 {
+		t.Fatalf("follow-up pass: %+v by kid %v", p.Result, p.ByKid)
+	}
 	clock.now = clock.now.Add(time.Hour)
-	check(true, 6) // the daily pass: counts refreshed, nothing to send
+	check(false, 8) // no second follow-up
+
+	clock.now = clock.now.Add(22 * time.Hour)
+	check(false, 8)
+	clock.now = clock.now.Add(time.Hour)
+	check(true, 8) // the daily pass: counts refreshed, nothing to send
 
 	// A pass cut short is taken over at the next check.
 	putFake(t, st, "kek-old", 4)
-	published = []string{"kek-newer"} // the fake moves to kek-new: 10 tokens to send
+	published = []string{"kek-newer"} // the fake moves to kek-new: 12 tokens to send
 	cctx, cancel := context.WithCancel(ctx)
 	b.Job.KS = &counting{Rewrapper: ks, calls: map[string]int{}, stopAt: 3, stop: cancel}
 	if _, ran, err := b.Check(cctx); !ran || !errors.Is(err, context.Canceled) {
 		t.Fatalf("cut-short check: ran=%v err=%v", ran, err)
 	}
 	b.Job.KS = ks
-	p = check(true, 6+10)
-	if !p.Resumed || p.Moved+p.Unchanged != 10 || p.Moved != 4 {
+	p = check(true, 8+12)
+	if !p.Resumed || p.Moved+p.Unchanged != 12 || p.Moved != 4 {
 		t.Fatalf("resumed background pass: %+v resumed=%v", p.Result, p.Resumed)
 	}
 }

@@ -159,10 +159,13 @@ type Progress struct {
 	// ByKid counts the tokens seen, under the version each is under once
 	// the pass is done with it: after a finished pass, how many tokens
 	// still reference each KEK version.
-	ByKid    map[string]int `json:"by_kid"`
-	Started  time.Time      `json:"started"`
-	Updated  time.Time      `json:"updated"`
-	Finished time.Time      `json:"finished,omitzero"`
+	ByKid map[string]int `json:"by_kid"`
+	// TargetSince is when the background job first saw this target (the
+	// rotation reaching the gateway); zero when no change was seen.
+	TargetSince time.Time `json:"target_since,omitzero"`
+	Started     time.Time `json:"started"`
+	Updated     time.Time `json:"updated"`
+	Finished    time.Time `json:"finished,omitzero"`
 	// Resumed is set when this run took the pass over from an earlier one.
 	Resumed bool `json:"-"`
 	// Last is the outcome of the token just finished (for Job.Progress).
@@ -248,7 +251,14 @@ func (j *Job) Run(ctx context.Context, scope Scope, fresh bool) (Progress, error
 			return Progress{}, fmt.Errorf("rewrap: count: %w", err)
 		}
 		now := j.Now()
-		p = Progress{Scope: name, Target: scope.target(), Total: total, ByKid: map[string]int{}, Started: now, Updated: now}
+		since := time.Time{}
+		switch {
+		case found && p.Target == scope.target():
+			since = p.TargetSince
+		case found:
+			since = now
+		}
+		p = Progress{Scope: name, Target: scope.target(), TargetSince: since, Total: total, ByKid: map[string]int{}, Started: now, Updated: now}
 		j.Log.Info("rewrap: pass started", "scope", name, "total", total)
 	}
 	if p.ByKid == nil {

@@ -13,8 +13,8 @@ import (
 // keys retire -token-counts` before it retires a version: the key zone
 // cannot see the token store, so the count crosses on a file the operator
 // carries. It is a guard against retiring a version that still opens
-// tokens (a mistake that makes them unreadable until the version is put
-// back), not against the operator: whoever can retire holds the master key.
+// tokens (a mistake that leaves them unusable), not against the operator:
+// whoever can retire holds the master key.
 type TokenCounts struct {
 	// Audience is the key service the gateway is configured for (its
 	// -keyservice-audience): a count of staging's tokens does not let
