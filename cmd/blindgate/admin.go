@@ -161,19 +161,25 @@ func envOr(name, def string) string {
 	return def
 }
 
-// rewrapCmd runs the rewrap job with the gateway's configuration (its store
-// and its checkout identity, which may call rewrap).
-func rewrapCmd(ctx context.Context, args []string, out io.Writer) error {
+// rewrapCmd runs a rewrap pass with the gateway's configuration (its store
+// and its checkout identity, which may call rewrap), paced by -rewrap-rate.
+// A pass cut short (Ctrl-C, a crash) is resumed by the next run of the same
+// command from its saved position; -restart starts it over.
+func rewrapCmd(ctx context.Context, args []string, out, errw io.Writer) error {
 	var cfg app.Config
 	fs := flag.NewFlagSet("rewrap", flag.ContinueOnError)
 	cfg.Flags(fs)
 	kid := fs.String("kid", "", "the old KEK version whose ciphertexts to move (see keyservice keys list)")
 	all := fs.Bool("all", false, "every token, also those under the newest KEK: refresh masked fields and fingerprints after a change of scheme")
+	restart := fs.Bool("restart", false, "discard the saved position of an interrupted pass and start over")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if (*kid == "") == !*all {
 		return errors.New("rewrap: give -kid <old kid> or -all")
+	}
+	if cfg.RewrapRate < 0 {
+		return errors.New("rewrap: -rewrap-rate must be >= 0")
 	}
 	st, err := app.OpenStores(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
@@ -184,19 +190,39 @@ func rewrapCmd(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var res rewrap.Result
-	scope := *kid
-	if *all {
-		scope = "all"
-		res, err = rewrap.RunAll(ctx, st.Tokens, ks)
-	} else {
-		res, err = rewrap.Run(ctx, st.Tokens, ks, *kid)
+	scope := rewrap.Scope{Kid: *kid, All: *all}
+	bar := newProgress(errw)
+	job := &rewrap.Job{Store: st.Tokens, KS: ks, State: st.RewrapState, Rate: float64(cfg.RewrapRate), Progress: bar.update}
+	if st.RewrapLeaser != nil {
+		// One pass at a time across the gateways' background jobs and
+		// this command.
+		lease, err := st.RewrapLeaser.TryLease(ctx)
+		if err != nil {
+			return err
+		}
+		if lease == nil {
+			return errors.New("rewrap: another pass is running (a gateway's background rewrap or another blindgate rewrap); run this again when it is done (blindgate_gateway_rewrap_progress_ratio)")
+		}
+		defer func() { _ = lease.Release(context.WithoutCancel(ctx)) }()
+		job.KeepAlive = lease.Refresh
+	}
+	p, err := job.Run(ctx, scope, *restart)
+	bar.finish(p)
+	if p.Resumed {
+		fmt.Fprintf(out, "resumed a pass started %s; the counts include its earlier runs\n", p.Started.UTC().Format(time.RFC3339))
 	}
 	// One line, stable for scripts: skipped = changed meanwhile, failed =
 	// refused by the key service; refreshed = new masked fields only.
-	fmt.Fprintf(out, "rewrap %s: moved %d, skipped %d, failed %d, refreshed %d, unchanged %d\n", scope, res.Moved, res.Skipped, res.Failed, res.Refreshed, res.Unchanged)
-	if err == nil && res.Failed > 0 {
-		err = fmt.Errorf("rewrap: the key service refused %d ciphertexts; they keep their old ciphertext and fields", res.Failed)
+	name := *kid
+	if *all {
+		name = "all"
+	}
+	fmt.Fprintf(out, "rewrap %s: moved %d, skipped %d, failed %d, refreshed %d, unchanged %d\n", name, p.Moved, p.Skipped, p.Failed, p.Refreshed, p.Unchanged)
+	switch {
+	case err != nil && !p.Done():
+		return fmt.Errorf("%w (position saved: run the same command again to go on)", err)
+	case err == nil && p.Failed > 0:
+		err = fmt.Errorf("rewrap: the key service refused %d ciphertexts; they keep their old ciphertext and fields", p.Failed)
 	}
 	return err
 }

@@ -21,7 +21,8 @@ commands:
   demo                 run key service + gateway + demo shop locally (bbolt, no Redis)
   merchants add|list   manage merchants (prints a secret API key once)
   operators add|list   manage back-office operators (prints a password once)
-  rewrap               move stored ciphertexts from an old KEK version to the newest
+  rewrap               move stored ciphertexts from an old KEK version to the newest (resumable, paced)
+  tokens count-by-kid  count stored tokens by KEK version (-out: the count keyservice keys retire reads)
   keygen               make a request-signing key pair for a key-service client
   totp                 print the current TOTP code for a secret (demo helper)
   sign                 print a signed Authorization header for a key-service request (curl)
@@ -55,7 +56,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "operators":
 		return operatorsCmd(ctx, args[1:], stdout)
 	case "rewrap":
-		return rewrapCmd(ctx, args[1:], stdout)
+		return rewrapCmd(ctx, args[1:], stdout, stderr)
+	case "tokens":
+		return tokensCmd(ctx, args[1:], stdout)
 	case "keygen":
 		return keygenCmd(args[1:], stdout)
 	case "sign":

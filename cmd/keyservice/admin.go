@@ -47,6 +47,8 @@ func keysCmd(args []string, out io.Writer) error {
 	shares := fs.Int("shares", 1, "init: split the new master key into this many shares (all needed)")
 	alg := fs.String("alg", keyring.DefaultAlg, "KEK algorithm: "+strings.Join(keyring.Algs(), ", "))
 	kid := fs.String("kid", "", "retire: the key version to retire")
+	tokenCounts := fs.String("token-counts", "", "retire: the gateway's token count (blindgate tokens count-by-kid -out); it must show no token under -kid")
+	force := fs.String("force", "", "retire: retire without a token count, or despite it, for this reason (audited), e.g. a compromised key")
 	auditPath := fs.String("audit-log", envOr("BLINDGATE_KS_AUDIT_LOG", "audit.log"), "audit log to record the change in")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
@@ -132,10 +134,14 @@ func keysCmd(args []string, out io.Writer) error {
 			if *kid == "" {
 				return errors.New("keys retire: -kid is required")
 			}
+			why, err := retireAllowed(kr, *kid, *tokenCounts, *force, time.Now())
+			if err != nil {
+				return err
+			}
 			if err := kr.Retire(*kid); err != nil {
 				return err
 			}
-			ev := audit.Event{Event: audit.EventKeyRetire, Kid: *kid}
+			ev := audit.Event{Event: audit.EventKeyRetire, Kid: *kid, Reason: why}
 			if err := audit.AdminChange(context.Background(), *auditPath, ev, out, func() error { return keyring.Save(*path, kr, master) }); err != nil {
 				return err
 			}

@@ -86,7 +86,7 @@ func TestKeysLifecycle(t *testing.T) {
 			oldKid = f[0]
 		}
 	}
-	out, err = runCmd(t, both, "keys", "retire", "-keyring", kr, "-kid", oldKid, "-audit-log", al)
+	out, err = runCmd(t, both, "keys", "retire", "-keyring", kr, "-kid", oldKid, "-audit-log", al, "-force", "no gateway in this test")
 	if err != nil || !strings.Contains(out, "retired") {
 		t.Fatalf("retire: %v\n%s", err, out)
 	}

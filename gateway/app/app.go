@@ -25,6 +25,7 @@ import (
 	"github.com/blindgate/blindgate/gateway/kek"
 	"github.com/blindgate/blindgate/gateway/merchants"
 	"github.com/blindgate/blindgate/gateway/operators"
+	"github.com/blindgate/blindgate/gateway/rewrap"
 	"github.com/blindgate/blindgate/gateway/sessions"
 	"github.com/blindgate/blindgate/gateway/tokens"
 	"github.com/blindgate/blindgate/gateway/web"
@@ -49,9 +50,13 @@ type Stores struct {
 	Limiter     ratelimit.Limiter
 	Idempotency idempotency.Store
 	Webhooks    webhooks.Store
-	Redis       redis.UniversalClient // nil with bolt
-	closers     []func() error
-	sweepers    []func(ctx context.Context)
+	// RewrapState keeps rewrap passes' positions; RewrapLeaser elects the
+	// replica that runs one (nil with bolt: one instance).
+	RewrapState  rewrap.State
+	RewrapLeaser rewrap.Leaser
+	Redis        redis.UniversalClient // nil with bolt
+	closers      []func() error
+	sweepers     []func(ctx context.Context)
 }
 
 // Close releases the stores.
@@ -95,6 +100,7 @@ func OpenStores(cfg Config, log *slog.Logger) (*Stores, error) {
 		st.Limiter = ratelimit.NewRedis(rdb, "bg:gw:rl:")
 		st.Idempotency = idempotency.NewRedis(rdb, "bg")
 		st.Webhooks = webhooks.NewRedis(rdb, "bg")
+		st.RewrapState, st.RewrapLeaser = rewrap.NewRedisState(rdb, "bg:gw:rewrap"), rewrap.RedisLeaser{RDB: rdb}
 		ws, err := websession.NewRedis(rdb, "bg", wcfg)
 		if err != nil {
 			return nil, err
@@ -131,6 +137,9 @@ func OpenStores(cfg Config, log *slog.Logger) (*Stores, error) {
 			return nil, err
 		}
 		st.Webhooks = wh
+		if st.RewrapState, err = rewrap.NewBoltState(db); err != nil {
+			return nil, err
+		}
 		st.sweepers = append(st.sweepers, func(ctx context.Context) { is.RunSweeper(ctx, time.Minute) }, func(ctx context.Context) { wh.RunSweeper(ctx, time.Hour) })
 		// bbolt does not expire keys; sweepers drop expired CVCs and sessions.
 		st.sweepers = append(st.sweepers, func(ctx context.Context) { ss.RunSweeper(ctx, time.Minute) }, func(ctx context.Context) { ts.RunSweeper(ctx, time.Minute) })
@@ -160,6 +169,7 @@ type App struct {
 	server *web.Server
 	hooks  *webhooks.Service
 	clock  *client.Clock // the key service's clock against ours
+	rewrap *rewrap.Background // nil with -rewrap-interval 0
 }
 
 // New builds the gateway.
@@ -232,12 +242,13 @@ func (a *App) build() error {
 		a.log.Warn("webhook endpoints on loopback are allowed (-webhook-allow-loopback): development only")
 	}
 	a.hooks = webhooks.New(a.stores.Webhooks, webhooks.Config{AllowLoopback: cfg.WebhookAllowLoopback, MaxAttempts: cfg.WebhookMaxAttempts, Log: a.log})
+	keys := kek.New(checkoutClient, cmp.Or(cfg.JWKSRefresh, 30*time.Second), time.Hour)
 	limits := ingest.DefaultLimits()
 	limits.PerIP.Rate, limits.PerIP.Burst = cfg.SubmitPerIP, max(1, cfg.SubmitPerIP/2)
 	a.server = web.New(web.Deps{
 		Merchants: a.stores.Merchants, Sessions: a.stores.Sessions, Tokens: a.stores.Tokens,
 		Ingest:      ingest.New(a.stores.Sessions, a.stores.Tokens, checkoutClient, a.stores.Limiter, limits, cfg.CVCTTL, ingest.WithAudit(a.audit, a.log), ingest.WithEvents(a.hooks)),
-		Keys:        kek.New(checkoutClient, cmp.Or(cfg.JWKSRefresh, 30*time.Second), time.Hour),
+		Keys:        keys,
 		KeyService:  backoffice,
 		Forwarding:  forwarding.New(a.stores.Tokens, fwdClient, a.hooks),
 		Operators:   a.stores.Operators,
@@ -259,6 +270,13 @@ func (a *App) build() error {
 		off, _ := a.clock.Offset()
 		return off.Seconds()
 	}))
+	if cfg.RewrapInterval > 0 {
+		a.rewrap = &rewrap.Background{
+			Job:  &rewrap.Job{Store: a.stores.Tokens, KS: checkoutClient, State: a.stores.RewrapState, Rate: float64(cfg.RewrapRate), Log: a.log},
+			Kids: keys.Kids, Leaser: a.stores.RewrapLeaser, Interval: cfg.RewrapInterval,
+			Metrics: rewrap.NewMetrics(a.server.Metrics().Registry()), Log: a.log,
+		}
+	}
 	return nil
 }
 
@@ -382,6 +400,13 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	hooksDone := make(chan struct{})
 	go func() { a.hooks.Run(sctx); close(hooksDone) }()
+	rewrapDone := make(chan struct{})
+	go func() {
+		defer close(rewrapDone)
+		if a.rewrap != nil {
+			a.rewrap.Run(sctx, time.Minute)
+		}
+	}()
 	errc := make(chan error, 1)
 	go func() { errc <- a.server.App().Listener(ln) }()
 	if a.cfg.MetricsAddr != "" {
@@ -399,6 +424,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	// close; an attempt cut short is not counted and is retried after restart.
 	stop()
 	<-hooksDone
+	<-rewrapDone // a pass saves its position before the stores close
 	if cerr := a.audit.Close(); cerr != nil {
 		a.log.Error("close audit log", "err", cerr)
 	}

@@ -74,6 +74,14 @@ type Config struct {
 	// comparing clocks with the key service; nil is time.Now. No flag:
 	// tests set it.
 	Now func() time.Time
+	// RewrapInterval: the background rewrap runs a pass whenever the key
+	// service publishes another KEK version, resumes a pass cut short, and
+	// runs one at least this often (fresh counts of tokens by version);
+	// 0 turns it off.
+	RewrapInterval time.Duration
+	// RewrapRate caps rewraps per second sent to the key service, by the
+	// background job and by `blindgate rewrap`; 0: no cap.
+	RewrapRate int
 }
 
 // Flags registers the configuration's flags, with defaults from the environment.
@@ -108,6 +116,8 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.SubmitPerIP, "submit-per-ip", env.Int("SUBMIT_PER_IP", 20), "checkout submissions per client IP per minute")
 	fs.BoolVar(&c.WebhookAllowLoopback, "webhook-allow-loopback", env.Bool("WEBHOOK_ALLOW_LOOPBACK", false), "development only: allow webhook endpoints on loopback addresses (http://localhost, 127.0.0.0/8, [::1])")
 	fs.IntVar(&c.WebhookMaxAttempts, "webhook-max-attempts", env.Int("WEBHOOK_MAX_ATTEMPTS", 8), "attempts per webhook delivery (1-20) before it is marked failed")
+	fs.DurationVar(&c.RewrapInterval, "rewrap-interval", env.Duration("REWRAP_INTERVAL", 24*time.Hour), "background rewrap: a pass on every KEK rotation, and at least this often (1h-720h); 0: off")
+	fs.IntVar(&c.RewrapRate, "rewrap-rate", env.Int("REWRAP_RATE", 50), "rewraps per second sent to the key service by the background job and blindgate rewrap (0: no cap)")
 	fs.StringVar(&c.LogLevel, "log-level", env.String("LOG_LEVEL", "info"), "debug, info, warn or error")
 }
 
@@ -174,6 +184,10 @@ func (c *Config) Validate() error {
 		return c.AuditLog.Validate()
 	case c.WebhookMaxAttempts != 0 && (c.WebhookMaxAttempts < 1 || c.WebhookMaxAttempts > 20):
 		return errors.New("config: webhook-max-attempts must be 1-20")
+	case c.RewrapInterval != 0 && (c.RewrapInterval < time.Hour || c.RewrapInterval > 720*time.Hour):
+		return errors.New("config: rewrap-interval must be 0 (off) or 1h-720h")
+	case c.RewrapRate < 0 || c.RewrapRate > 10000:
+		return errors.New("config: rewrap-rate must be 0-10000")
 	case secret.Validate(c.LoginNameKey) != nil:
 		return errors.New("config: login-name-key must be env:NAME or file:PATH")
 	}

@@ -18,6 +18,9 @@ func TestValidateProxyTrust(t *testing.T) {
 		{"err/trust-without-proxy", []string{"-trusted-proxies", "10.0.0.0/8"}, "needs proxy-header"},
 		{"err/bad-cidr", []string{"-proxy-header", "X-Forwarded-For", "-trusted-proxies", "10.0.0.0/40"}, "trusted-proxies"},
 		{"err/inline-name-key", []string{"-login-name-key", "hunter2hunter2"}, "login-name-key"},
+		{"ok/rewrap-off", []string{"-rewrap-interval", "0"}, ""},
+		{"err/rewrap-interval-too-short", []string{"-rewrap-interval", "5m"}, "rewrap-interval"},
+		{"err/rewrap-rate-negative", []string{"-rewrap-rate", "-1"}, "rewrap-rate"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

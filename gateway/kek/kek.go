@@ -62,6 +62,27 @@ func (c *Cache) JWKS(ctx context.Context) ([]byte, error) {
 	return b, nil
 }
 
+// Kids lists the key ids of the cached set's encryption keys: the versions
+// the key service publishes, which new ciphertexts use (the background
+// rewrap moves every token under another one).
+func (c *Cache) Kids(ctx context.Context) ([]string, error) {
+	b, err := c.JWKS(ctx)
+	if err != nil {
+		return nil, err
+	}
+	set, err := parse(b)
+	if err != nil {
+		return nil, err
+	}
+	var kids []string
+	for _, k := range set.Keys {
+		if k.Use == "enc" && k.Kid != "" {
+			kids = append(kids, k.Kid)
+		}
+	}
+	return kids, nil
+}
+
 // Invalidate forgets the cached set (after the page reports an unknown kid).
 func (c *Cache) Invalidate() {
 	c.mu.Lock()
@@ -72,14 +93,9 @@ func (c *Cache) Invalidate() {
 // check makes sure the set is a JWKS with at least one encryption key; the
 // page would otherwise fail with a less helpful error.
 func check(b []byte) error {
-	var set struct {
-		Keys []struct {
-			Use string `json:"use"`
-			Kid string `json:"kid"`
-		} `json:"keys"`
-	}
-	if err := json.Unmarshal(b, &set); err != nil {
-		return fmt.Errorf("kek: not a JWKS: %w", err)
+	set, err := parse(b)
+	if err != nil {
+		return err
 	}
 	for _, k := range set.Keys {
 		if k.Use == "enc" && k.Kid != "" {
@@ -87,4 +103,19 @@ func check(b []byte) error {
 		}
 	}
 	return errors.New("kek: JWKS has no encryption key")
+}
+
+type jwks struct {
+	Keys []struct {
+		Use string `json:"use"`
+		Kid string `json:"kid"`
+	} `json:"keys"`
+}
+
+func parse(b []byte) (jwks, error) {
+	var set jwks
+	if err := json.Unmarshal(b, &set); err != nil {
+		return set, fmt.Errorf("kek: not a JWKS: %w", err)
+	}
+	return set, nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -627,6 +628,98 @@ func runStoreContract(t *testing.T, newStore func(t *testing.T) Store) {
 		}
 	})
 
+	t.Run("walk/one-order-resumable-from-any-position", func(t *testing.T) {
+		s := newStore(t)
+		const carol = "m_carol"
+		base := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+		var want []string // in walk order: merchant, then creation
+		for _, m := range []string{alice, bob, carol} {
+			for i := range 4 {
+				tok := sample(m, i)
+				id, err := NewID()
+				if err != nil {
+					t.Fatal(err)
+				}
+				tok.ID, tok.CreatedAt = id, base.Add(time.Duration(3-i)*time.Second) // put newest first
+				mustPut(t, s, tok)
+				want = append(want, encodePos(m, orderKey(tok.CreatedAt, tok.ID)))
+			}
+		}
+		// Within a merchant the walk goes by creation: reverse each run of 4.
+		for i := 0; i < len(want); i += 4 {
+			slices.Reverse(want[i : i+4])
+		}
+		if n, err := s.Count(ctx); err != nil || n != len(want) {
+			t.Fatalf("Count = %d, %v; want %d", n, err, len(want))
+		}
+		walk := func(after string) (ids, pos []string) {
+			t.Helper()
+			err := s.Walk(ctx, after, func(tok Token, p string) error {
+				if tok.JWE == "" || encodePos(tok.MerchantID, orderKey(tok.CreatedAt, tok.ID)) != p {
+					t.Errorf("walk gave %v at %q", tok, p)
+				}
+				ids, pos = append(ids, tok.ID), append(pos, p)
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ids, pos
+		}
+		_, pos := walk(WalkStart)
+		if !slices.Equal(pos, want) {
+			t.Fatalf("walk order\n got %q\nwant %q", pos, want)
+		}
+		// Resuming after any position yields exactly the rest: nothing twice,
+		// nothing skipped.
+		for i := range pos {
+			if _, rest := walk(pos[i]); !slices.Equal(rest, pos[i+1:]) {
+				t.Fatalf("resume after %d: %d tokens, want %d", i, len(rest), len(pos)-i-1)
+			}
+		}
+		// fn may rewrap the token it holds; an error stops the walk.
+		stop := errors.New("stop")
+		calls := 0
+		err := s.Walk(ctx, WalkStart, func(tok Token, _ string) error {
+			calls++
+			if err := s.UpdateCiphertext(ctx, tok.ID, tok.Kid, tok.Fingerprint, Rewrapped{JWE: fakeJWE("w" + tok.ID), Kid: "kek-2"}); err != nil {
+				return err
+			}
+			if calls == 5 {
+				return stop
+			}
+			return nil
+		})
+		if !errors.Is(err, stop) || calls != 5 {
+			t.Fatalf("fn error must stop the walk: calls=%d err=%v", calls, err)
+		}
+		for _, bad := range []string{"!!", encodePos("m bad", "x"), encodePos(alice, "nope")} {
+			if err := s.Walk(ctx, bad, func(Token, string) error { return nil }); !errors.Is(err, ErrInvalid) {
+				t.Errorf("position %q: %v, want ErrInvalid", bad, err)
+			}
+		}
+	})
+
+	t.Run("walk/pages-past-a-batch", func(t *testing.T) {
+		s := newStore(t)
+		const n = 2*walkBatch + 30
+		for i := range n {
+			mustPut(t, s, sample(alice, i))
+		}
+		seen := map[string]bool{}
+		var last string
+		err := s.Walk(ctx, WalkStart, func(tok Token, p string) error {
+			if seen[tok.ID] || last != "" && decodedLess(t, p, last) {
+				t.Errorf("token %s again or out of order", tok.ID)
+			}
+			seen[tok.ID], last = true, p
+			return nil
+		})
+		if err != nil || len(seen) != n {
+			t.Fatalf("walked %d of %d: %v", len(seen), n, err)
+		}
+	})
+
 	t.Run("format/never-prints-ciphertext-or-binding", func(t *testing.T) {
 		tok := sample(alice, 1)
 		secret := tok.JWE
@@ -645,4 +738,15 @@ func runStoreContract(t *testing.T, newStore func(t *testing.T) Store) {
 			}
 		}
 	})
+}
+
+// decodedLess compares two walk positions in walk order.
+func decodedLess(t *testing.T, a, b string) bool {
+	t.Helper()
+	am, ak, err1 := decodeWalkPos(a)
+	bm, bk, err2 := decodeWalkPos(b)
+	if err1 != nil || err2 != nil {
+		t.Fatalf("positions %q %q: %v %v", a, b, err1, err2)
+	}
+	return am < bm || am == bm && ak <= bk
 }

@@ -146,6 +146,19 @@ type Store interface {
 	// call UpdateCiphertext or Delete on the token it receives. An error from
 	// fn stops the scan and is returned wrapped.
 	ScanByKid(ctx context.Context, kid string, fn func(Token) error) error
+	// Walk calls fn for every token in one fixed order (merchant id, then
+	// creation), starting after the position after (WalkStart for the
+	// first), with the token's position. A job that keeps the position of
+	// the last token it finished resumes there after a crash: nothing is
+	// visited twice and nothing is skipped, but for tokens created during
+	// the walk, which may or may not be visited. Positions mean the same in
+	// both stores. fn may call UpdateCiphertext on the token it receives; an
+	// error from fn stops the walk and is returned wrapped. ErrInvalid for a
+	// position Walk could not have given.
+	Walk(ctx context.Context, after string, fn func(t Token, pos string) error) error
+	// Count is the number of tokens (what a Walk from the start visits,
+	// give or take those created or deleted meanwhile).
+	Count(ctx context.Context) (int, error)
 }
 
 // Rewrapped is what a rewrap changes on a token: its ciphertext and key id,

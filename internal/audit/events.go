@@ -71,10 +71,15 @@ const (
 
 	// EventKeyRotate: a new KEK version became active. Fields: actor, kid
 	// (new version), resource (previous active version), reason (algorithm).
+	// A scheduled rotation (the key service's -kek-max-age) has actor
+	// "keyservice" and a reason that goes on with the cryptoperiod; if its
+	// write then fails, a "failure" record with code "rotation_failed"
+	// follows.
 	EventKeyRotate = "key.rotate"
 
 	// EventKeyRetire: a KEK version was retired (can no longer decrypt).
-	// Fields: actor, kid.
+	// Fields: actor, kid, reason (the gateway's token count it relied on,
+	// or "forced" with the operator's reason).
 	EventKeyRetire = "key.retire"
 
 	// EventClientAdd: a client key was added to the signed-request

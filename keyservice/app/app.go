@@ -26,6 +26,7 @@ import (
 	"github.com/blindgate/blindgate/keyservice/guard"
 	"github.com/blindgate/blindgate/keyservice/keyring"
 	"github.com/blindgate/blindgate/keyservice/replay"
+	"github.com/blindgate/blindgate/keyservice/rotation"
 	"github.com/blindgate/blindgate/keyservice/seal"
 	"github.com/blindgate/blindgate/keyservice/sigauth"
 	"github.com/blindgate/blindgate/keyservice/unwrap"
@@ -43,6 +44,7 @@ type App struct {
 	dests    *destinations.List
 	server   *api.Server
 	watch    *watcher
+	rotator  *rotation.Rotator   // nil without -kek-max-age
 	ckpt     *audit.Checkpointer // while serving
 }
 
@@ -153,6 +155,17 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 		Unwrap: svc, Forward: fwd, Verifier: verifier, Audience: audience, Seal: a.holder, Unseal: ceremony, Audit: a.audit,
 		Trail: audit.FileTrail(cfg.AuditPath), Redis: pinger, Log: log,
 	})
+	if cfg.KEKMaxAge > 0 {
+		rc := rotation.Config{MaxAge: cfg.KEKMaxAge, Audit: a.audit, Log: log}
+		if a.rdb != nil {
+			rc.Locker = rotation.RedisLocker{RDB: a.rdb}
+		}
+		if a.rotator, err = rotation.New(a.holder, rc); err != nil {
+			_ = a.audit.Close()
+			return nil, err
+		}
+		log.Info("scheduled KEK rotation on: the active version is replaced once it is -kek-max-age old; every replica must share this keyring file", "kek_max_age", cfg.KEKMaxAge, "keyring", cfg.KeyringPath)
+	}
 	a.watch = &watcher{holder: a.holder, clients: clients, clientsPath: cfg.ClientsPath, dests: a.dests, destsPath: cfg.DestinationsPath, audit: a.audit, log: log}
 	return a, nil
 }
@@ -340,6 +353,9 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	wctx, stop := context.WithCancel(ctx)
 	defer stop()
 	go a.watch.run(wctx, 2*time.Second)
+	if a.rotator != nil {
+		go a.rotator.Run(wctx, time.Minute)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- a.server.App().Listener(ln) }()
 	a.log.Info("key service listening", "addr", ln.Addr().String(), "tls", !a.cfg.DevHTTP, "audience", a.verifier.Audience, "public_urls", a.verifier.Origins)

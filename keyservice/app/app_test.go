@@ -57,6 +57,8 @@ func TestConfigValidate(t *testing.T) {
 		{"egress-proxy/https", "egress-proxy", func(c *app.Config) { c.EgressProxy = "https://egress:3128" }},
 		{"egress-proxy/credentials", "egress-proxy", func(c *app.Config) { c.EgressProxy = "http://u:p@egress:3128" }},
 		{"egress-proxy/no-port", "egress-proxy", func(c *app.Config) { c.EgressProxy = "http://egress" }},
+		{"kek-max-age/under-a-day", "kek-max-age", func(c *app.Config) { c.KEKMaxAge = time.Hour }},
+		{"kek-max-age/negative", "kek-max-age", func(c *app.Config) { c.KEKMaxAge = -time.Hour }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

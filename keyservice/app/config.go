@@ -95,7 +95,11 @@ type Config struct {
 	// upgrading, then off. While on, the rewrap key can bind any stored
 	// card to any merchant (docs/SECURITY.md R11).
 	BindLegacy bool
-	LogLevel   string
+	// KEKMaxAge is the active KEK version's cryptoperiod: once it is this
+	// old the service rotates by itself (keyservice/rotation). 0: rotation
+	// by hand only.
+	KEKMaxAge time.Duration
+	LogLevel  string
 }
 
 // RedisMemory as the Redis address selects the in-process replay cache and
@@ -150,6 +154,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.MaskBIN8, "mask-bin8", env.Bool("MASK_BIN8", false), "show the first 8 digits of PANs of 16+ digits (PCI DSS 3.4.1 business need; default first 6)")
 	fs.IntVar(&c.UnsealIPPerMinute, "unseal-ip-per-minute", env.Int("UNSEAL_IP_PER_MINUTE", 5), "unseal attempts per source address per minute")
 	fs.IntVar(&c.UnsealPerMinute, "unseal-per-minute", env.Int("UNSEAL_PER_MINUTE", 30), "unseal attempts per minute from all addresses together")
+	fs.DurationVar(&c.KEKMaxAge, "kek-max-age", env.Duration("KEK_MAX_AGE", 0), "cryptoperiod of the active KEK: rotate by itself once it is this old (e.g. 2160h; needs a writable keyring file, shared by all replicas); 0: rotate by hand only")
 	fs.StringVar(&c.LogLevel, "log-level", env.String("LOG_LEVEL", "info"), "debug, info, warn or error")
 }
 
@@ -249,6 +254,10 @@ func (c *Config) Validate() error {
 		return errors.New("config: egress-proxy must be http://host:port with nothing else")
 	case c.UnsealIPPerMinute < 1 || c.UnsealPerMinute < c.UnsealIPPerMinute:
 		return errors.New("config: unseal-ip-per-minute must be >= 1 and <= unseal-per-minute")
+	case c.KEKMaxAge != 0 && (c.KEKMaxAge < 24*time.Hour || c.KEKMaxAge > 10*365*24*time.Hour):
+		// Under a day, the rewrap and the retirement after each rotation
+		// could not keep up; a cryptoperiod is counted in months.
+		return errors.New("config: kek-max-age must be 0 (off) or 24h-87600h")
 	}
 	if _, err := c.Origins(""); err != nil {
 		return fmt.Errorf("config: %w", err)

@@ -188,7 +188,7 @@ func New(alg string) (*Keyring, error) {
 	if err := checkAlg(alg); err != nil {
 		return nil, err
 	}
-	v, err := newVersion(alg, nil)
+	v, err := newVersion(alg, nil, time.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -209,12 +209,12 @@ func New(alg string) (*Keyring, error) {
 	return kr, nil
 }
 
-func newVersion(alg string, existing []version) (version, error) {
+func newVersion(alg string, existing []version, now time.Time) (version, error) {
 	priv, err := generateKey(alg)
 	if err != nil {
 		return version{}, err
 	}
-	now := time.Now().UTC().Truncate(time.Second)
+	now = now.UTC().Truncate(time.Second)
 	for range 8 {
 		kid, err := newKid(now)
 		if err != nil {
@@ -328,7 +328,12 @@ func (k *Keyring) Lookup(kid string) (crypto.PrivateKey, error) {
 
 // Rotate adds a new active version of alg ("" = the alg of the current
 // active version) and demotes the previous active version to decrypt-only.
-func (k *Keyring) Rotate(alg string) (VersionInfo, error) {
+func (k *Keyring) Rotate(alg string) (VersionInfo, error) { return k.RotateAt(alg, time.Now()) }
+
+// RotateAt is Rotate with the new version created at now: the key service's
+// scheduled rotation measures a version's age on its own (injectable) clock,
+// so the version it makes must be dated by that clock too.
+func (k *Keyring) RotateAt(alg string, now time.Time) (VersionInfo, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	s := k.snap()
@@ -341,7 +346,7 @@ func (k *Keyring) Rotate(alg string) (VersionInfo, error) {
 	if err := checkAlg(alg); err != nil {
 		return VersionInfo{}, err
 	}
-	nv, err := newVersion(alg, s.versions)
+	nv, err := newVersion(alg, s.versions, now)
 	if err != nil {
 		return VersionInfo{}, err
 	}

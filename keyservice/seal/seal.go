@@ -53,6 +53,12 @@ type Holder struct {
 	path   string
 	shares int
 
+	// upd serialises the writers of the keyring file in this process
+	// (Update) with the reader of others' writes (ReloadIfChanged); mu is
+	// held only to swap what is served, so no request waits on a key
+	// generation or an fsync.
+	upd sync.Mutex
+
 	mu      sync.RWMutex
 	kr      *keyring.Keyring
 	master  []byte
@@ -221,6 +227,8 @@ func (h *Holder) Seal() {
 // was rotated or retired by the admin command). A failed reload keeps the
 // keyring that is loaded: serving old keys beats serving none.
 func (h *Holder) ReloadIfChanged() (bool, error) {
+	h.upd.Lock()
+	defer h.upd.Unlock()
 	st, err := os.Stat(h.path)
 	if err != nil {
 		return false, fmt.Errorf("seal: stat keyring: %w", err)
