@@ -168,7 +168,7 @@ type App struct {
 	audit  *audit.Log
 	server *web.Server
 	hooks  *webhooks.Service
-	clock  *client.Clock // the key service's clock against ours
+	clock  *client.Clock      // the key service's clock against ours
 	rewrap *rewrap.Background // nil with -rewrap-interval 0
 }
 
