@@ -40,8 +40,9 @@ type operatorSpec struct{ Username, Role string }
 type operatorAccount struct{ ID, Username, Password, Role string }
 
 type stackOptions struct {
-	KeyServiceArgs []string // extra `keyservice serve` flags
-	GatewayArgs    []string // extra gateway flags
+	KeyServiceArgs  []string // extra `keyservice serve` flags
+	KeyServiceBinds []string // host:container bind mounts for the key service
+	GatewayArgs     []string // extra gateway flags
 	Operators      []operatorSpec
 	// Forward enrolls the gateway's forward identity (op forward) and has
 	// the key service send forwards through the egress proxy at
@@ -82,7 +83,7 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 		clients = append(clients, clientSpec{ID: "forward", Ops: []string{wire.OpForward}})
 		ksArgs = append(slices.Clone(ksArgs), "-egress-proxy", "http://"+egressAlias+":3128")
 	}
-	tp := newTopology(t, zoneOptions{Clients: clients, ServeArgs: ksArgs})
+	tp := newTopology(t, zoneOptions{Clients: clients, ServeArgs: ksArgs, Binds: opts.KeyServiceBinds})
 	s := &stack{
 		topology: tp, Page: newMerchantPage(t), Operators: map[string]operatorAccount{},
 		adminImage: refs[images.Admin], hc: &http.Client{Timeout: 15 * time.Second},

@@ -56,6 +56,9 @@ type zoneOptions struct {
 	Clients []clientSpec
 	// ServeArgs are extra `keyservice serve` flags.
 	ServeArgs []string
+	// Binds are host:container bind mounts for the key service (a
+	// size-limited audit disk).
+	Binds []string
 }
 
 // keyZone is Redis and the key service on one network of their own.
@@ -98,6 +101,9 @@ func newKeyZone(t *testing.T, opts zoneOptions) *keyZone {
 	// Every level is logged, so the check for card numbers in its logs
 	// (startContainer) covers DEBUG too.
 	kreq := testcontainers.ContainerRequest{Image: z.ksImage, Cmd: args, Env: map[string]string{"BLINDGATE_KS_LOG_LEVEL": "debug"}}
+	if len(opts.Binds) > 0 {
+		kreq.HostConfigModifier = func(hc *container.HostConfig) { hc.Binds = append(hc.Binds, opts.Binds...) }
+	}
 	onNetworks(&kreq, ksAlias, z.Net)
 	if opts.Exposed {
 		publishLoopback(&kreq, ksPort)
