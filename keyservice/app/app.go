@@ -232,7 +232,8 @@ func (a *App) unsealAtStart() error {
 		defer clear(master)
 		return a.holder.UnsealWithKey(master)
 	default:
-		a.log.Warn("key service is SEALED: submit key shares to POST /v1/sys/unseal (keyservice unseal)", "shares", a.cfg.Shares)
+		p := a.holder.Progress()
+		a.log.Warn("key service is SEALED: submit key shares to POST /v1/sys/unseal (keyservice unseal)", "threshold", p.Need, "total", p.Total, "scheme", p.Scheme)
 		return nil
 	}
 }

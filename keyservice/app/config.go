@@ -107,7 +107,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ClientCA, "client-ca", env.String("CLIENT_CA", ""), "CA file: require and verify client certificates (second factor beside signatures)")
 	fs.BoolVar(&c.DevHTTP, "dev-insecure-http", env.Bool("DEV_INSECURE_HTTP", false), "serve plain HTTP (development only: reveal answers carry card numbers)")
 	fs.StringVar(&c.KeyringPath, "keyring", env.String("KEYRING", "keyring.sealed"), "sealed keyring file")
-	fs.IntVar(&c.Shares, "unseal-shares", env.Int("UNSEAL_SHARES", 1), "number of key shares needed to unseal")
+	fs.IntVar(&c.Shares, "unseal-shares", env.Int("UNSEAL_SHARES", 1), "n-of-n shares needed to unseal a keyring whose header records no share set (made before threshold unseal); a share set's own threshold wins")
 	fs.StringVar(&c.MasterKey, "master-key", env.String("MASTER_KEY", ""), "unseal at start with this master key reference (env:NAME or file:PATH)")
 	fs.BoolVar(&c.DevUnseal, "dev-auto-unseal", env.Bool("DEV_AUTO_UNSEAL", false), "development only: create or open the keyring with a master key kept beside it, unsealed at start")
 	fs.StringVar(&c.ClientsPath, "clients", env.String("CLIENTS", "clients.json"), "allow-list of client keys and operations")

@@ -43,7 +43,10 @@ func (w *watcher) run(ctx context.Context, every time.Duration) {
 
 func (w *watcher) once(ctx context.Context) {
 	changed, err := w.holder.ReloadIfChanged()
-	if err != nil {
+	switch {
+	case errors.Is(err, seal.ErrMasterRotated):
+		w.log.Warn("the keyring file was re-sealed under a new master key (keys rotate-master): serving the loaded keyring until the new shares are submitted (keyservice unseal)")
+	case err != nil:
 		w.log.Error("keyring reload failed; keeping the loaded keyring", "err", err)
 	}
 	if changed {
