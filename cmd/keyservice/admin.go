@@ -23,6 +23,7 @@ import (
 	"github.com/blindgate/blindgate/internal/secret"
 	"github.com/blindgate/blindgate/keyservice/app"
 	"github.com/blindgate/blindgate/keyservice/client"
+	"github.com/blindgate/blindgate/keyservice/hsm"
 	"github.com/blindgate/blindgate/keyservice/keyring"
 	"github.com/blindgate/blindgate/keyservice/sigauth"
 	"github.com/blindgate/blindgate/keyservice/wire"
@@ -49,13 +50,14 @@ func keysCmd(args []string, out io.Writer) error {
 	threshold := fs.Int("threshold", 0, "init, rekey, rotate-master: shares needed to unseal, 2 to -shares (default: all of them)")
 	recipients := fs.String("recipients", "", "init, rekey, rotate-master: comma-separated age public keys (age1...), one per share in order: write each share encrypted to its custodian instead of printing it")
 	shareDir := fs.String("share-dir", "", "where -recipients writes the share files (default: the keyring's directory)")
+	hsmCfg := hsmFlags(fs)
 	alg := fs.String("alg", keyring.DefaultAlg, "KEK algorithm: "+strings.Join(keyring.Algs(), ", "))
 	kid := fs.String("kid", "", "retire: the key version to retire")
 	auditPath := fs.String("audit-log", envOr("BLINDGATE_KS_AUDIT_LOG", "audit.log"), "audit log to record the change in")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	split := splitFlags{shares: *shares, threshold: *threshold, recipients: *recipients, dir: *shareDir}
+	split := splitFlags{shares: *shares, threshold: *threshold, recipients: *recipients, dir: *shareDir, hsm: *hsmCfg}
 	fs.Visit(func(f *flag.Flag) { split.sharesSet = split.sharesSet || f.Name == "shares" || f.Name == "threshold" })
 	if split.dir == "" {
 		split.dir = filepath.Dir(*path)
@@ -81,11 +83,12 @@ func keysCmd(args []string, out io.Writer) error {
 			return err
 		}
 		defer h.wipe()
-		reason := *alg
-		if h.set != nil {
-			kr.SetCustody(keyring.Custody{Shares: h.set})
-			reason += "; master key in shares " + h.set.String()
+		c, err := split.custody(h, master, kr.Deployment())
+		if err != nil {
+			return err
 		}
+		kr.SetCustody(c)
+		reason := *alg + "; " + describeCustody(c)
 		if err := h.writeFiles(); err != nil {
 			return err
 		}
@@ -103,7 +106,7 @@ func keysCmd(args []string, out io.Writer) error {
 		h.print(out)
 		return nil
 	case "rotate", "list", "retire", "upgrade":
-		master, _, err := readMaster(*masterRef, *path)
+		master, _, err := readMaster(*masterRef, *path, *hsmCfg)
 		if err != nil {
 			return err
 		}
@@ -169,13 +172,16 @@ func keysCmd(args []string, out io.Writer) error {
 	}
 }
 
-// readMaster gets the master key from a reference or, without one, as shares
-// typed on standard input, one per line (split knowledge: no custodian needs
+// readMaster gets the master key from a reference, from the HSM (with
+// -hsm-module), or as shares typed on standard input, one per line (split knowledge: no custodian needs
 // to see another's share): threshold shares of the keyring's share set, or
 // all n of an n-of-n split. It returns the ids of the shares given (for the
 // audit trail; none for a whole key or n-of-n shares). Whether the key is
 // right is for keyring.Load to say.
-func readMaster(ref, path string) ([]byte, []string, error) {
+func readMaster(ref, path string, hc hsm.Config) ([]byte, []string, error) {
+	if hc.Enabled() && ref == "" {
+		return masterFromHSM(path, hc)
+	}
 	if ref != "" {
 		raw, err := secret.Resolve(ref)
 		if err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"filippo.io/age"
 
 	"github.com/blindgate/blindgate/internal/audit"
+	"github.com/blindgate/blindgate/keyservice/hsm"
 	"github.com/blindgate/blindgate/keyservice/keyring"
 	"github.com/blindgate/blindgate/keyservice/sharefile"
 )
@@ -22,17 +24,84 @@ type splitFlags struct {
 	sharesSet         bool // -shares or -threshold given
 	recipients        string
 	dir               string
+	hsm               hsm.Config // with a module: the master key is also wrapped by the token
+}
+
+// hsmFlags registers the HSM seal's flags of the admin commands.
+func hsmFlags(fs *flag.FlagSet) *hsm.Config {
+	c := &hsm.Config{}
+	fs.StringVar(&c.Module, "hsm-module", envOr("BLINDGATE_KS_HSM_MODULE", ""), "HSM seal: PKCS#11 module; init and rotate-master wrap the master key with the token's AES key, other commands get the master key from it (binary built with -tags hsm)")
+	fs.StringVar(&c.TokenLabel, "hsm-token-label", envOr("BLINDGATE_KS_HSM_TOKEN_LABEL", ""), "HSM seal: the token's label")
+	fs.StringVar(&c.PIN, "hsm-pin", envOr("BLINDGATE_KS_HSM_PIN", ""), "HSM seal: user PIN reference (env:NAME or file:PATH)")
+	fs.StringVar(&c.KeyLabel, "hsm-key-label", "blindgate-master", "HSM seal: label of the token's AES key that wraps the master key (init, rekey, rotate-master)")
+	fs.BoolVar(&c.CreateKey, "hsm-create-key", false, "HSM seal: generate that AES key in the token (sensitive, not extractable) when none has the label")
+	return c
+}
+
+// masterFromHSM unwraps the keyring's master key with the token.
+func masterFromHSM(path string, hc hsm.Config) ([]byte, []string, error) {
+	c, err := keyring.ReadCustody(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	if c.HSM == nil {
+		return nil, nil, errors.New("-hsm-module: this keyring's master key is not wrapped by an HSM; give its shares on standard input")
+	}
+	dep, err := keyring.ReadDeployment(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	tok, err := hsm.Open(hc)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer tok.Close()
+	m, err := tok.Unwrap(c.HSM, hsm.AAD(dep))
+	return m, []string{"hsm:" + c.HSM.KeyLabel}, err
+}
+
+// custody is the header's record for a new split of master: the share set,
+// and with -hsm-module the master key wrapped by the token.
+func (f splitFlags) custody(h *handout, master []byte, deployment string) (keyring.Custody, error) {
+	c := keyring.Custody{Shares: h.set}
+	if !f.hsm.Enabled() {
+		return c, nil
+	}
+	tok, err := hsm.Open(f.hsm)
+	if err != nil {
+		return c, err
+	}
+	defer tok.Close()
+	if c.HSM, err = tok.Wrap(master, f.hsm.KeyLabel, hsm.AAD(deployment)); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+func describeCustody(c keyring.Custody) string {
+	var parts []string
+	if c.Shares != nil {
+		parts = append(parts, "master key in shares "+c.Shares.String())
+	}
+	if c.HSM != nil {
+		parts = append(parts, "master key wrapped by the HSM key "+c.HSM.KeyLabel)
+	}
+	if len(parts) == 0 {
+		return "whole master key"
+	}
+	return strings.Join(parts, "; ")
 }
 
 // handout is a master key split and ready to be handed out: printed, or
 // written to share files encrypted to the custodians' age keys.
 type handout struct {
-	master []byte            // a whole key to print (no share set); nil otherwise
-	set    *keyring.ShareSet // nil for a whole key
-	shares [][]byte
-	rs     []age.Recipient
-	dir    string
-	files  []string
+	hsmOnly bool              // no shares: the HSM alone holds the master key
+	master  []byte            // a whole key to print (no share set); nil otherwise
+	set     *keyring.ShareSet // nil for a whole key
+	shares  [][]byte
+	rs      []age.Recipient
+	dir     string
+	files   []string
 }
 
 // prepare splits master as the flags say. One share is the whole key
@@ -59,6 +128,9 @@ func (f splitFlags) prepare(master []byte) (*handout, error) {
 		}
 		if rs != nil {
 			return nil, errors.New("-recipients needs -shares 2 or more: a custodian is handed a share, never the whole master key")
+		}
+		if f.hsm.Enabled() {
+			return &handout{hsmOnly: true}, nil
 		}
 		return &handout{master: append([]byte(nil), master...)}, nil
 	}
@@ -99,6 +171,8 @@ func (h *handout) wipe() {
 // (shown once), or the whole master key.
 func (h *handout) print(out io.Writer) {
 	switch {
+	case h.hsmOnly:
+		fmt.Fprintln(out, "WARNING: the master key exists only wrapped by the HSM key: losing that key (or the token) loses the keyring; -shares N -threshold K adds recovery shares")
 	case h.set == nil:
 		fmt.Fprintf(out, "master key (shown once; store it offline):\n  %s\n", keyring.EncodeMasterKey(h.master))
 	case h.files != nil:
@@ -132,7 +206,7 @@ func rekeyCmd(ctx context.Context, rotate bool, path, masterRef, auditPath strin
 	if rotate {
 		name = "keys rotate-master"
 	}
-	master, ids, err := readMaster(masterRef, path)
+	master, ids, err := readMaster(masterRef, path, f.hsm)
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
@@ -142,16 +216,20 @@ func rekeyCmd(ctx context.Context, rotate bool, path, masterRef, auditPath strin
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	old := kr.Custody()
-	if rotate && old.HSM != nil {
-		return fmt.Errorf("%s: this keyring's master key is also wrapped by an HSM key; rotate it with the HSM at hand (keys rotate-master -hsm-module ...)", name)
+	if rotate && old.HSM != nil && !f.hsm.Enabled() {
+		return fmt.Errorf("%s: this keyring's master key is wrapped by an HSM key; rotate it with the HSM at hand (-hsm-module ...)", name)
 	}
 	if !f.sharesSet {
-		if old.Shares == nil {
+		switch {
+		case old.Shares != nil:
+			f.shares, f.threshold = old.Shares.Total, old.Shares.Threshold
+		case old.HSM != nil:
+			f.shares, f.threshold = 1, 0 // HSM only, as before
+		default:
 			return fmt.Errorf("%s: -shares is required (this keyring records no share set yet)", name)
 		}
-		f.shares, f.threshold = old.Shares.Total, old.Shares.Threshold
 	}
-	if !rotate && f.shares < 2 {
+	if !rotate && f.shares < 2 && !(f.hsm.Enabled() && old.HSM == nil) {
 		return errors.New("keys rekey: -shares must be 2 or more (rekey makes a new share set; a whole master key would only be a copy of the one in use)")
 	}
 	if added, err := kr.EnsureAuditKey(); err != nil {
@@ -172,13 +250,19 @@ func rekeyCmd(ctx context.Context, rotate bool, path, masterRef, auditPath strin
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	defer h.wipe()
-	c := old
-	c.Shares = h.set
+	// The HSM wrapping: kept for a rekey (same master key), made anew for a
+	// master rotation, or added with -hsm-module.
+	c := keyring.Custody{Shares: h.set, HSM: old.HSM}
+	if rotate || f.hsm.Enabled() && old.HSM == nil {
+		if c, err = f.custody(h, newMaster, kr.Deployment()); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
 	kr.SetCustody(c)
 	if err := h.writeFiles(); err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
-	ev := audit.Event{Event: audit.EventKeyRekey, Resource: givenBy(ids), Reason: describe(old.Shares) + " -> " + describe(h.set)}
+	ev := audit.Event{Event: audit.EventKeyRekey, Resource: givenBy(ids), Reason: describe(old) + " -> " + describe(c)}
 	save := func() error { return keyring.Save(path, kr, master) }
 	if rotate {
 		ev.Event = audit.EventKeyRotateMaster
@@ -208,12 +292,23 @@ func givenBy(ids []string) string {
 	if len(ids) == 0 {
 		return "master key"
 	}
+	if label, ok := strings.CutPrefix(ids[0], "hsm:"); ok {
+		return "HSM key " + label
+	}
 	return "shares " + strings.Join(ids, ",")
 }
 
-func describe(s *keyring.ShareSet) string {
-	if s == nil {
-		return "no share set (whole master key or n-of-n shares)"
+// describe is a custody for the audit trail: "2-of-3 (set a1b2c3d4)",
+// "+ HSM key <label>" when the token wraps it too.
+func describe(c keyring.Custody) string {
+	s := "no share set (whole master key or n-of-n shares)"
+	if c.Shares != nil {
+		s = c.Shares.String()
+	} else if c.HSM != nil {
+		s = "no shares"
 	}
-	return s.String()
+	if c.HSM != nil {
+		s += " + HSM key " + c.HSM.KeyLabel
+	}
+	return s
 }

@@ -39,6 +39,12 @@ func serveSealed(t *testing.T, dir string) *served {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveApp(t, a)
+}
+
+// serveApp serves a until the test ends or stop is called.
+func serveApp(t *testing.T, a *app.App) *served {
+	t.Helper()
 	ln := mustListen(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -152,9 +158,9 @@ func TestThresholdCustody(t *testing.T) {
 	if st = ks.status(t); !st.Sealed || st.Progress != 1 || st.Nonce == "" || !strings.Contains(out, "1 of 2") {
 		t.Fatalf("after one share: %+v\n%s", st, out)
 	}
-	wrong := []byte(shares[0])
-	wrong[3] ^= 1 // a typo
-	if out, err := runCmd(t, string(wrong)+"\n", "unseal", "-url", ks.url); err == nil || !strings.Contains(out+err.Error(), "unseal_failed") {
+	wrong, _ := keyring.ParseShare(shares[0])
+	wrong[3] ^= 1 // a typo that still decodes
+	if out, err := runCmd(t, keyring.EncodeMasterKey(wrong)+"\n", "unseal", "-url", ks.url); err == nil || !strings.Contains(out+err.Error(), "unseal_failed") {
 		t.Fatalf("a wrong share: %v\n%s", err, out)
 	}
 	if st = ks.status(t); st.Progress != 1 {
