@@ -180,7 +180,9 @@ func keysCmd(args []string, out io.Writer) error {
 // right is for keyring.Load to say.
 func readMaster(ref, path string, hc hsm.Config) ([]byte, []string, error) {
 	if hc.Enabled() && ref == "" {
-		return masterFromHSM(path, hc)
+		if c, err := keyring.ReadCustody(path); err == nil && c.HSM != nil {
+			return masterFromHSM(path, hc)
+		}
 	}
 	if ref != "" {
 		raw, err := secret.Resolve(ref)

@@ -161,3 +161,35 @@ func spooled(t *testing.T, logPath, s string) bool {
 	}
 	return false
 }
+
+// TestRekeyAddsHSM: a keyring with shares only gets the HSM seal by a rekey
+// from its custodians; the token then opens it alone.
+func TestRekeyAddsHSM(t *testing.T) {
+	tok := testenv.SoftHSM(t, "blindgate")
+	t.Setenv("TEST_HSM_PIN", tok.PIN)
+	hsmArgs := []string{"-hsm-module", tok.Module, "-hsm-token-label", tok.Label, "-hsm-pin", "env:TEST_HSM_PIN"}
+	dir := t.TempDir()
+	krPath, al := filepath.Join(dir, "keyring.sealed"), filepath.Join(dir, "audit.log")
+	out, err := runCmd(t, "", "keys", "init", "-keyring", krPath, "-audit-log", al, "-shares", "2")
+	if err != nil {
+		t.Fatalf("init: %v\n%s", err, out)
+	}
+	shares := keyLine.FindAllStringSubmatch(out, -1)
+	if len(shares) != 2 {
+		t.Fatalf("init:\n%s", out)
+	}
+	if _, err := runCmd(t, "", append([]string{"keys", "list", "-keyring", krPath}, hsmArgs...)...); err == nil {
+		t.Fatal("the token opened a keyring it does not wrap")
+	}
+	out, err = runCmd(t, shares[0][1]+"\n"+shares[1][1]+"\n",
+		append([]string{"keys", "rekey", "-keyring", krPath, "-audit-log", al, "-hsm-create-key"}, hsmArgs...)...)
+	if err != nil {
+		t.Fatalf("rekey adding the HSM: %v\n%s", err, out)
+	}
+	if c, _ := keyring.ReadCustody(krPath); c.HSM == nil || c.Shares == nil || c.Shares.Threshold != 2 {
+		t.Fatalf("custody after the rekey: %+v", c)
+	}
+	if out, err := runCmd(t, "", append([]string{"keys", "list", "-keyring", krPath}, hsmArgs...)...); err != nil {
+		t.Fatalf("list with the token alone: %v\n%s", err, out)
+	}
+}
