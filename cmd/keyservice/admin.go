@@ -133,7 +133,7 @@ func keysCmd(args []string, out io.Writer) error {
 			if err := audit.AdminChange(context.Background(), *auditPath, ev, out, func() error { return keyring.Save(*path, kr, master) }); err != nil {
 				return err
 			}
-			fmt.Fprintf(out, "keyring %s saved in format version %d\n", *path, keyring.FileVersion)
+			fmt.Fprintf(out, "keyring %s saved with an audit signing key (format version %d or later)\n", *path, keyring.FileVersion)
 		case "rotate":
 			prev := kr.Newest().Kid
 			v, err := kr.Rotate(*alg)

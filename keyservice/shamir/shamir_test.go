@@ -181,3 +181,29 @@ func TestSplitUsesItsRandomness(t *testing.T) {
 		t.Fatal("Split's shares show the secret")
 	}
 }
+
+// FuzzSplitCombine: any secret, count and threshold either is refused or
+// splits into shares of which the first threshold recover it; Combine never
+// panics on what Split did not make.
+func FuzzSplitCombine(f *testing.F) {
+	f.Add([]byte("master key"), uint8(5), uint8(3), []byte{1, 2, 3})
+	f.Fuzz(func(t *testing.T, secret []byte, n, k uint8, junk []byte) {
+		shares, err := Split(secret, int(n), int(k))
+		if err != nil {
+			if !errors.Is(err, ErrParams) {
+				t.Fatal(err)
+			}
+		} else {
+			got, err := Combine(shares[:k])
+			if err != nil || !bytes.Equal(got, secret) {
+				t.Fatalf("%d of %d: %v", k, n, err)
+			}
+		}
+		_, _ = Combine([][]byte{junk, junk})
+		if len(junk) > 1 {
+			other := append([]byte(nil), junk...)
+			other[len(other)-1]++
+			_, _ = Combine([][]byte{junk, other})
+		}
+	})
+}
