@@ -415,7 +415,11 @@ func prepareKeyServiceHSM(ctx context.Context, dir string, opts Options) error {
 	}
 	defer os.RemoveAll(bin)
 	out := filepath.Join(bin, "keyservice")
-	cmd := exec.CommandContext(ctx, opts.Go, "build", "-trimpath", "-tags", "hsm", "-ldflags=-s -w", "-o", out, "./cmd/keyservice")
+	args := []string{"build", "-trimpath", "-tags", "hsm", "-ldflags=-s -w", "-o", out, "./cmd/keyservice"}
+	if opts.KeepPaths {
+		args = append(args[:1], args[2:]...) // shares the cgo test build's cache
+	}
+	cmd := exec.CommandContext(ctx, opts.Go, args...)
 	cmd.Dir = opts.Root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=1", "GOOS=linux")
 	var buf bytes.Buffer
