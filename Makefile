@@ -4,7 +4,7 @@ GO ?= go
 TAG ?= dev
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
-.PHONY: images images-redis images-context e2e compose-config
+.PHONY: images images-redis images-hsm images-context e2e compose-config
 
 ## images: build blindgate/{keyservice,gateway,admin,shop,egress}:$(TAG), what docker-compose.yml runs
 images:
@@ -14,6 +14,11 @@ images:
 ## with no registry (then: export BLINDGATE_REDIS_IMAGE=blindgate/redis:$(TAG))
 images-redis:
 	$(GO) run ./cmd/images -images redis -tag $(TAG)
+
+## images-hsm: blindgate/keyservice-hsm:$(TAG), the key service with the HSM seal
+## (cgo, -tags hsm; needs gcc and softhsm2 on the host): docs/KEYS.md
+images-hsm:
+	$(GO) run ./cmd/images -images keyservice-hsm -tag $(TAG)
 
 ## images-context: only prepare the build contexts in build/images/<image>
 images-context:

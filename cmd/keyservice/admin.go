@@ -13,6 +13,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"github.com/blindgate/blindgate/internal/secret"
 	"github.com/blindgate/blindgate/keyservice/app"
 	"github.com/blindgate/blindgate/keyservice/client"
+	"github.com/blindgate/blindgate/keyservice/hsm"
 	"github.com/blindgate/blindgate/keyservice/keyring"
 	"github.com/blindgate/blindgate/keyservice/sigauth"
 	"github.com/blindgate/blindgate/keyservice/wire"
@@ -39,12 +41,16 @@ var newApp = app.New
 // the master key (as a reference, or shares on standard input).
 func keysCmd(args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("keys: want init, rotate, list, retire or upgrade")
+		return errors.New("keys: want init, rotate, list, retire, upgrade, rekey or rotate-master")
 	}
 	fs := flag.NewFlagSet("keys "+args[0], flag.ContinueOnError)
 	path := fs.String("keyring", envOr("BLINDGATE_KS_KEYRING", "keyring.sealed"), "sealed keyring file")
 	masterRef := fs.String("master-key", envOr("BLINDGATE_KS_MASTER_KEY", ""), "master key reference (env:NAME or file:PATH); omit to type shares on standard input")
-	shares := fs.Int("shares", 1, "init: split the new master key into this many shares (all needed)")
+	shares := fs.Int("shares", 1, "init, rekey, rotate-master: split the master key into this many shares (rekey, rotate-master: default the current count)")
+	threshold := fs.Int("threshold", 0, "init, rekey, rotate-master: shares needed to unseal, 2 to -shares (default: all of them)")
+	recipients := fs.String("recipients", "", "init, rekey, rotate-master: comma-separated age public keys (age1...), one per share in order: write each share encrypted to its custodian instead of printing it")
+	shareDir := fs.String("share-dir", "", "where -recipients writes the share files (default: the keyring's directory)")
+	hsmCfg := hsmFlags(fs)
 	alg := fs.String("alg", keyring.DefaultAlg, "KEK algorithm: "+strings.Join(keyring.Algs(), ", "))
 	kid := fs.String("kid", "", "retire: the key version to retire")
 	tokenCounts := fs.String("token-counts", "", "retire: the gateway's token count (blindgate tokens count-by-kid -out); it must show no token under -kid")
@@ -53,7 +59,14 @@ func keysCmd(args []string, out io.Writer) error {
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
+	split := splitFlags{shares: *shares, threshold: *threshold, recipients: *recipients, dir: *shareDir, hsm: *hsmCfg}
+	fs.Visit(func(f *flag.Flag) { split.sharesSet = split.sharesSet || f.Name == "shares" || f.Name == "threshold" })
+	if split.dir == "" {
+		split.dir = filepath.Dir(*path)
+	}
 	switch args[0] {
+	case "rekey", "rotate-master":
+		return rekeyCmd(context.Background(), args[0] == "rotate-master", *path, *masterRef, *auditPath, split, out)
 	case "init":
 		if _, err := os.Stat(*path); err == nil {
 			return fmt.Errorf("keys init: %s exists; refusing to overwrite a keyring", *path)
@@ -67,8 +80,23 @@ func keysCmd(args []string, out io.Writer) error {
 			return err
 		}
 		defer clear(master)
-		ev := audit.Event{Event: audit.EventKeyInit, Kid: kr.Newest().Kid, Reason: *alg}
+		h, err := split.prepare(master)
+		if err != nil {
+			return err
+		}
+		defer h.wipe()
+		c, err := split.custody(h, master, kr.Deployment())
+		if err != nil {
+			return err
+		}
+		kr.SetCustody(c)
+		reason := *alg + "; " + describeCustody(c)
+		if err := h.writeFiles(); err != nil {
+			return err
+		}
+		ev := audit.Event{Event: audit.EventKeyInit, Kid: kr.Newest().Kid, Reason: reason}
 		if err := audit.AdminChange(context.Background(), *auditPath, ev, out, func() error { return keyring.Save(*path, kr, master) }); err != nil {
+			h.removeFiles()
 			return err
 		}
 		fmt.Fprintf(out, "keyring %s created with %s (kid %s)\n", *path, *alg, kr.Newest().Kid)
@@ -77,21 +105,10 @@ func keysCmd(args []string, out io.Writer) error {
 		// a transcription: the gateway refuses to start without it.
 		fmt.Fprintf(out, "for docker compose, run this (or keep the line without `export` in .env beside docker-compose.yml):\n  export %s=%s\n", composeAudienceEnv, kr.Deployment())
 		printAuditKey(out, kr)
-		if *shares <= 1 {
-			fmt.Fprintf(out, "master key (shown once; store it offline):\n  %s\n", keyring.EncodeMasterKey(master))
-			return nil
-		}
-		parts, err := keyring.SplitKey(master, *shares)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "master key split into %d shares; ALL are needed to unseal. Give each to a different custodian (shown once):\n", *shares)
-		for i, p := range parts {
-			fmt.Fprintf(out, "  share %d: %s\n", i+1, keyring.EncodeMasterKey(p))
-		}
+		h.print(out)
 		return nil
 	case "rotate", "list", "retire", "upgrade":
-		master, err := readMaster(*masterRef)
+		master, _, err := readMaster(*masterRef, *path, *hsmCfg)
 		if err != nil {
 			return err
 		}
@@ -118,7 +135,7 @@ func keysCmd(args []string, out io.Writer) error {
 			if err := audit.AdminChange(context.Background(), *auditPath, ev, out, func() error { return keyring.Save(*path, kr, master) }); err != nil {
 				return err
 			}
-			fmt.Fprintf(out, "keyring %s saved in format version %d\n", *path, keyring.FileVersion)
+			fmt.Fprintf(out, "keyring %s saved with an audit signing key (format version %d or later)\n", *path, keyring.FileVersion)
 		case "rotate":
 			prev := kr.Newest().Kid
 			v, err := kr.Rotate(*alg)
@@ -161,34 +178,57 @@ func keysCmd(args []string, out io.Writer) error {
 	}
 }
 
-// readMaster gets the master key from a reference or, without one, as shares
-// typed on standard input, one per line (split knowledge: no custodian needs
-// to see another's share).
-func readMaster(ref string) ([]byte, error) {
+// readMaster gets the master key from a reference, from the HSM (with
+// -hsm-module), or as shares typed on standard input, one per line (split knowledge: no custodian needs
+// to see another's share): threshold shares of the keyring's share set, or
+// all n of an n-of-n split. It returns the ids of the shares given (for the
+// audit trail; none for a whole key or n-of-n shares). Whether the key is
+// right is for keyring.Load to say.
+func readMaster(ref, path string, hc hsm.Config) ([]byte, []string, error) {
+	if hc.Enabled() && ref == "" {
+		if c, err := keyring.ReadCustody(path); err == nil && c.HSM != nil {
+			return masterFromHSM(path, hc)
+		}
+	}
 	if ref != "" {
 		raw, err := secret.Resolve(ref)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		defer clear(raw)
-		return keyring.ParseMasterKey(string(raw))
+		m, err := keyring.ParseMasterKey(string(raw))
+		return m, nil, err
 	}
 	b, err := io.ReadAll(io.LimitReader(os.Stdin, 64<<10))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	defer clear(b)
 	var shares [][]byte
+	defer func() {
+		for _, s := range shares {
+			clear(s)
+		}
+	}()
 	for _, line := range strings.Fields(string(b)) {
-		s, err := keyring.ParseMasterKey(line)
+		s, err := keyring.ParseShare(line)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		shares = append(shares, s)
 	}
 	if len(shares) == 0 {
-		return nil, errors.New("no master key: pass -master-key or type the shares on standard input")
+		return nil, nil, errors.New("no master key: pass -master-key or type the shares on standard input")
 	}
-	return keyring.CombineShares(shares...)
+	c, err := keyring.ReadCustody(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	if c.Shares != nil {
+		return c.Shares.Combine(shares)
+	}
+	m, err := keyring.CombineShares(shares...)
+	return m, nil, err
 }
 
 func clientsCmd(args []string, out io.Writer) error {
@@ -450,7 +490,7 @@ func unsealCmd(ctx context.Context, args []string, out io.Writer) error {
 	if err := sysCall(ctx, hc, http.MethodGet, base+"/v1/sys/seal-status", nil, &st); err != nil {
 		return err
 	}
-	if !st.Sealed {
+	if !st.Sealed && !st.MasterRotated {
 		// The status line first: scripts (and the e2e suite) read it.
 		_ = json.NewEncoder(out).Encode(st)
 		fmt.Fprintln(out, "the key service is already unsealed; nothing sent")
@@ -488,11 +528,11 @@ func unsealCmd(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	_ = json.NewEncoder(out).Encode(st)
-	if !st.Sealed {
+	if !st.Sealed && !st.MasterRotated {
 		fmt.Fprintln(out, "unsealed")
 		return nil
 	}
-	fmt.Fprintf(out, "share accepted: %d of %d; unseal round nonce %s (the other custodians may pass -nonce %s)\n", st.Shares, st.Needed, st.Nonce, st.Nonce)
+	fmt.Fprintf(out, "share accepted: %d of %d; unseal round nonce %s (the other custodians may pass -nonce %s)\n", st.Progress, st.Threshold, st.Nonce, st.Nonce)
 	return nil
 }
 
@@ -514,6 +554,7 @@ func sysCall(ctx context.Context, hc *http.Client, method, url string, body []by
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("%s %s refused (%d): %s", method, req.URL.Path, resp.StatusCode, rb)
 	}
+	*into = wire.SealStatus{} // members left out of the answer (omitempty) are not the previous answer's
 	if err := json.Unmarshal(rb, into); err != nil {
 		return fmt.Errorf("%s %s: unreadable answer: %w", method, req.URL.Path, err)
 	}

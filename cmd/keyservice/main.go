@@ -20,6 +20,7 @@ const usage = `usage: keyservice <command> [flags]
 commands:
   serve                         run the key service
   keys init|rotate|list|retire|upgrade  manage the sealed keyring
+  keys rekey|rotate-master      new key shares (same master key), or a new master key
   clients add|list|revoke       manage the signed-request allow-list
   destinations add|list|remove  manage where cards may be forwarded (forwarding in progress)
   audit verify                  check the audit log's hash chain and signed checkpoints

@@ -49,7 +49,17 @@ const (
 	Probe      Image = "probe"
 	Egress     Image = "egress"
 	Processor  Image = "processor"
+	// KeyServiceHSM is the key service built with cgo and -tags hsm (the
+	// HSM seal over PKCS#11), with the shared libraries ldd lists for it and
+	// Debian's SoftHSM2 (module and softhsm2-util) to try it: a dynamic
+	// binary needs a loader and libc, so it cannot be the static default.
+	// Production mounts its HSM vendor's module (and that module's
+	// libraries) and points -hsm-module at it.
+	KeyServiceHSM Image = "keyservice-hsm"
 )
+
+// SoftHSMModule is where the keyservice-hsm image holds SoftHSM2's module.
+const SoftHSMModule = "/usr/lib/softhsm/libsofthsm2.so"
 
 // RuntimeUID is the user (and group) every image runs as: an unprivileged id
 // that owns nothing on the host (distroless calls it "nonroot").
@@ -63,7 +73,7 @@ func Defaults() []Image { return []Image{KeyService, Gateway, Admin, Shop, Egres
 
 // All returns every image this package knows, for flag validation.
 func All() []Image {
-	return []Image{KeyService, Gateway, Admin, Shop, Redis, Probe, Egress, Processor}
+	return []Image{KeyService, Gateway, Admin, Shop, Redis, Probe, Egress, Processor, KeyServiceHSM}
 }
 
 // DefaultTag is the tag an image gets when Options.Tag is nil.
@@ -269,7 +279,7 @@ func prepareContexts(ctx context.Context, dirs map[Image]string, opts Options) e
 	for img := range dirs {
 		if pkg, _, ok := goPackage(img); ok {
 			pkgs = append(pkgs, pkg)
-		} else if img != Redis {
+		} else if img != Redis && img != KeyServiceHSM {
 			return fmt.Errorf("%w: %q", ErrUnknownImage, img)
 		}
 	}
@@ -293,6 +303,8 @@ func prepareContexts(ctx context.Context, dirs map[Image]string, opts Options) e
 		var err error
 		if _, name, ok := goPackage(img); ok {
 			err = copyResolved(filepath.Join(bin, name), filepath.Join(rootfs, "usr/local/bin", name), 0o755)
+		} else if img == KeyServiceHSM {
+			err = prepareKeyServiceHSM(ctx, dir, opts)
 		} else {
 			err = prepareRedis(ctx, rootfs, opts)
 		}
@@ -381,6 +393,76 @@ func prepareRedis(ctx context.Context, rootfs string, opts Options) error {
 		return err
 	}
 	if err := copyResolved(bin, filepath.Join(rootfs, "usr/bin/redis-server"), 0o755); err != nil {
+		return err
+	}
+	for _, lib := range libs {
+		if err := copyResolved(lib, filepath.Join(rootfs, lib), 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// prepareKeyServiceHSM builds the key service with cgo and the hsm tag and
+// copies it with the shared objects ldd lists, plus SoftHSM2's module,
+// softhsm2-util and theirs, and a softhsm2.conf keeping tokens under the
+// data directory.
+func prepareKeyServiceHSM(ctx context.Context, dir string, opts Options) error {
+	rootfs := filepath.Join(dir, "rootfs")
+	bin, err := os.MkdirTemp("", "blindgate-hsm-")
+	if err != nil {
+		return fmt.Errorf("images: %w", err)
+	}
+	defer os.RemoveAll(bin)
+	out := filepath.Join(bin, "keyservice")
+	args := []string{"build", "-trimpath", "-tags", "hsm", "-ldflags=-s -w", "-o", out, "./cmd/keyservice"}
+	if opts.KeepPaths {
+		args = append(args[:1], args[2:]...) // shares the cgo test build's cache
+	}
+	cmd := exec.CommandContext(ctx, opts.Go, args...)
+	cmd.Dir = opts.Root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=1", "GOOS=linux")
+	var buf bytes.Buffer
+	cmd.Stdout, cmd.Stderr = io.MultiWriter(&buf, opts.Log), io.MultiWriter(&buf, opts.Log)
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("images: go build -tags hsm ./cmd/keyservice (cgo: needs gcc): %w\n%s", err, tail(buf.String(), 4096))
+	}
+	util, err := exec.LookPath("softhsm2-util")
+	if err != nil {
+		return fmt.Errorf("images: the keyservice-hsm image carries SoftHSM2, and none is installed (apt-get install softhsm2): %w", err)
+	}
+	for src, dst := range map[string]string{out: "/usr/local/bin/keyservice", SoftHSMModule: SoftHSMModule, util: "/usr/bin/softhsm2-util"} {
+		if err := copyWithLibraries(ctx, src, rootfs, dst); err != nil {
+			return err
+		}
+	}
+	// softhsm2-util loads the module by its multiarch path, of which
+	// SoftHSMModule is a link on Debian: the file is at both.
+	if real, err := filepath.EvalSymlinks(SoftHSMModule); err == nil && real != SoftHSMModule {
+		if err := copyResolved(real, filepath.Join(rootfs, real), 0o755); err != nil {
+			return err
+		}
+	}
+	conf := "directories.tokendir = /var/lib/blindgate/softhsm/tokens/\nobjectstore.backend = file\nlog.level = ERROR\n"
+	if err := writeFile(filepath.Join(rootfs, "etc/softhsm/softhsm2.conf"), []byte(conf), 0o644); err != nil {
+		return err
+	}
+	return os.MkdirAll(filepath.Join(dir, "data/softhsm/tokens"), 0o755)
+}
+
+// copyWithLibraries copies a dynamically linked file to the image path dst
+// under rootfs, and every shared object ldd lists for it to the path ldd
+// printed.
+func copyWithLibraries(ctx context.Context, src, rootfs, dst string) error {
+	out, err := exec.CommandContext(ctx, "ldd", src).Output()
+	if err != nil {
+		return fmt.Errorf("images: ldd %s: %w", src, err)
+	}
+	libs, err := ParseLDD(out)
+	if err != nil {
+		return err
+	}
+	if err := copyResolved(src, filepath.Join(rootfs, dst), 0o755); err != nil {
 		return err
 	}
 	for _, lib := range libs {

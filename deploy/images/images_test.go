@@ -2,6 +2,7 @@ package images
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"debug/elf"
 	"errors"
@@ -107,6 +108,55 @@ func TestPrepareContext(t *testing.T) {
 	})
 }
 
+// TestPrepareKeyServiceHSM: the HSM variant is the key service built with
+// cgo and the hsm tag, with its loader and libraries and SoftHSM2's.
+func TestPrepareKeyServiceHSM(t *testing.T) {
+	for _, tool := range []string{"gcc", "ldd", "softhsm2-util"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			testenv.Missing(t, "no %s (apt-get install gcc softhsm2): %v", tool, err)
+		}
+	}
+	dir := prepare(t, KeyServiceHSM, Options{})
+	bin := filepath.Join(dir, "rootfs/usr/local/bin/keyservice")
+	f, err := elf.Open(bin)
+	if err != nil {
+		t.Fatalf("binary: %v", err)
+	}
+	libs, _ := f.ImportedLibraries()
+	f.Close()
+	if len(libs) == 0 {
+		t.Fatal("the HSM key service is static: built without cgo")
+	}
+	for _, file := range []string{"usr/local/bin/keyservice", strings.TrimPrefix(SoftHSMModule, "/"), "usr/bin/softhsm2-util", "etc/softhsm/softhsm2.conf"} {
+		if fi, err := os.Stat(filepath.Join(dir, "rootfs", file)); err != nil || !fi.Mode().IsRegular() {
+			t.Errorf("%s: %v", file, err)
+		}
+	}
+	for _, obj := range []string{bin, filepath.Join(dir, "rootfs", SoftHSMModule)} {
+		out, err := exec.Command("ldd", obj).Output()
+		if err != nil {
+			t.Fatalf("ldd %s: %v", obj, err)
+		}
+		needed, err := ParseLDD(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, lib := range needed {
+			if fi, err := os.Lstat(filepath.Join(dir, "rootfs", lib)); err != nil || !fi.Mode().IsRegular() {
+				t.Errorf("%s needs %s, not in the context as a file: %v", filepath.Base(obj), lib, err)
+			}
+		}
+	}
+	// The binary holds the PKCS#11 code (the hsm tag), not only cgo.
+	if b, _ := os.ReadFile(bin); !bytes.Contains(b, []byte("C_Initialize")) {
+		t.Error("the HSM key service was built without the hsm tag")
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "data/softhsm/tokens")); err != nil || !fi.IsDir() {
+		t.Errorf("data/softhsm/tokens: %v", err)
+	}
+	checkBase(t, dir)
+}
+
 func prepare(t *testing.T, img Image, opts Options) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -201,8 +251,8 @@ func TestImagePrograms(t *testing.T) {
 	}
 	forbidden := []string{"/keyservice/card", "/keyservice/keyring", "/keyservice/unwrap", "/keyservice/seal"}
 	for _, img := range All() {
-		if img == Redis {
-			continue
+		if img == Redis || img == KeyServiceHSM {
+			continue // not a static build of a main package
 		}
 		t.Run(string(img), func(t *testing.T) {
 			pkg, bin, ok := goPackage(img)

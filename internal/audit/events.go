@@ -186,6 +186,18 @@ const (
 	// key id), reason.
 	EventKeyUpgrade = "key.upgrade"
 
+	// EventKeyRekey: `keyservice keys rekey` split the same master key into
+	// a new share set (new custodians, count or threshold); stored cards and
+	// the keyring's keys are untouched. Fields: actor, resource ("shares "
+	// and the ids of the shares given, "<set>-<x>", never a share), reason
+	// (old and new sets: "2-of-3 (set a1b2c3d4) -> 3-of-5 (set ...)").
+	EventKeyRekey = "key.rekey"
+
+	// EventKeyRotateMaster: `keyservice keys rotate-master` re-sealed the
+	// keyring under a new master key with a new share set (or HSM
+	// wrapping). Fields as EventKeyRekey.
+	EventKeyRotateMaster = "key.rotate_master"
+
 	// --- key service: forwarding a card to a processor ---
 
 	// EventForward: a forward was authorised and the card is about to be
@@ -263,6 +275,8 @@ func All() []string {
 		EventMerchantChange,
 		EventAuditCheckpoint,
 		EventKeyUpgrade,
+		EventKeyRekey,
+		EventKeyRotateMaster,
 		EventForward,
 		EventForwardResult,
 		EventForwardDenied,

@@ -108,7 +108,8 @@ func (s *Server) sealStatus(c *fiber.Ctx) error {
 }
 
 func (s *Server) sealStatusOf(p seal.Progress) wire.SealStatus {
-	return wire.SealStatus{Sealed: p.Sealed, Shares: p.Have, Needed: p.Need, Nonce: p.Nonce, Audience: s.deps.Audience}
+	return wire.SealStatus{Sealed: p.Sealed, Shares: p.Have, Needed: p.Need, Nonce: p.Nonce, Audience: s.deps.Audience,
+		Threshold: p.Need, Total: p.Total, Progress: p.Have, Scheme: p.Scheme, ShareSet: p.Set, MasterRotated: p.MasterRotated}
 }
 
 // unseal takes one key share, or resets the round. It is unauthenticated like
@@ -143,7 +144,7 @@ func (s *Server) unseal(c *fiber.Ctx) error {
 		return apierr.UnsealNonceMismatch.Wrap(err)
 	case errors.Is(err, seal.ErrInvalidShare):
 		return apierr.InvalidField.Wrap(err)
-	case errors.Is(err, seal.ErrBadShare), errors.Is(err, seal.ErrDuplicateShare):
+	case errors.Is(err, seal.ErrBadShare), errors.Is(err, seal.ErrDuplicateShare), errors.Is(err, seal.ErrWrongShare):
 		return apierr.UnsealFailed.Wrap(err)
 	default:
 		return err

@@ -46,6 +46,7 @@ type App struct {
 	watch    *watcher
 	rotator  *rotation.Rotator   // nil without -kek-max-age
 	ckpt     *audit.Checkpointer // while serving
+	hsm      *hsmUnsealer        // with -hsm-module
 }
 
 // New builds the key service. It opens the audit log and the allow-list and,
@@ -95,6 +96,9 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 		return nil, fmt.Errorf("open audit log: %w", err)
 	}
 	a.holder = seal.New(cfg.KeyringPath, cfg.Shares)
+	if cfg.HSM.Enabled() {
+		a.hsm = &hsmUnsealer{cfg: cfg.HSM, path: cfg.KeyringPath, holder: a.holder, audit: a.audit, log: log}
+	}
 	if err := a.unsealAtStart(); err != nil {
 		_ = a.audit.Close()
 		return nil, err
@@ -166,7 +170,7 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 		}
 		log.Info("scheduled KEK rotation on: the active version is replaced once it is -kek-max-age old; every replica must share this keyring file", "kek_max_age", cfg.KEKMaxAge, "keyring", cfg.KeyringPath)
 	}
-	a.watch = &watcher{holder: a.holder, clients: clients, clientsPath: cfg.ClientsPath, dests: a.dests, destsPath: cfg.DestinationsPath, audit: a.audit, log: log}
+	a.watch = &watcher{hsm: a.hsm, holder: a.holder, clients: clients, clientsPath: cfg.ClientsPath, dests: a.dests, destsPath: cfg.DestinationsPath, audit: a.audit, log: log}
 	return a, nil
 }
 
@@ -232,6 +236,11 @@ func (a *App) unsealAtStart() error {
 		defer clear(master)
 		a.log.Warn("DEVELOPMENT MODE: keyring auto-unsealed with a master key stored beside it; never use -dev-auto-unseal with real cards", "keyring", a.cfg.KeyringPath)
 		return a.holder.UnsealWithKey(master)
+	case a.hsm != nil:
+		// A token that cannot answer now leaves the service sealed (shares
+		// still unseal it); the watcher retries.
+		_ = a.hsm.unseal(context.Background())
+		return nil
 	case a.cfg.MasterKey != "":
 		raw, err := secret.Resolve(a.cfg.MasterKey)
 		if err != nil {
@@ -245,7 +254,8 @@ func (a *App) unsealAtStart() error {
 		defer clear(master)
 		return a.holder.UnsealWithKey(master)
 	default:
-		a.log.Warn("key service is SEALED: submit key shares to POST /v1/sys/unseal (keyservice unseal)", "shares", a.cfg.Shares)
+		p := a.holder.Progress()
+		a.log.Warn("key service is SEALED: submit key shares to POST /v1/sys/unseal (keyservice unseal)", "threshold", p.Need, "total", p.Total, "scheme", p.Scheme)
 		return nil
 	}
 }
@@ -280,6 +290,15 @@ func DevKeyring(path string) ([]byte, error) {
 
 // Handler exposes the HTTP server for tests and embedding.
 func (a *App) Server() *api.Server { return a.server }
+
+// UnsealWithHSM asks the HSM for the master key now (what the watcher does
+// while sealed or after a master rotation); an error without -hsm-module.
+func (a *App) UnsealWithHSM(ctx context.Context) error {
+	if a.hsm == nil {
+		return errors.New("no -hsm-module configured")
+	}
+	return a.hsm.unseal(ctx)
+}
 
 // Holder exposes the seal holder (tests, demo).
 func (a *App) Holder() *seal.Holder { return a.holder }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/blindgate/blindgate/internal/redisx"
 	"github.com/blindgate/blindgate/internal/secret"
+	"github.com/blindgate/blindgate/keyservice/hsm"
 	"github.com/blindgate/blindgate/keyservice/sigauth"
 )
 
@@ -33,6 +34,9 @@ type Config struct {
 	Shares      int
 	MasterKey   string // env:/file: reference; unseals at start (no ceremony)
 	DevUnseal   bool   // create/open a dev keyring with a dev master key file
+	// HSM unseals with the master key a PKCS#11 token unwraps (the keyring
+	// header names the key); needs a binary built with -tags hsm.
+	HSM         hsm.Config
 	ClientsPath string
 	// Audience is the aud signed requests must carry; "" means the
 	// keyring's deployment id, so each deployment has its own.
@@ -114,8 +118,11 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ClientCA, "client-ca", env.String("CLIENT_CA", ""), "CA file: require and verify client certificates (second factor beside signatures)")
 	fs.BoolVar(&c.DevHTTP, "dev-insecure-http", env.Bool("DEV_INSECURE_HTTP", false), "serve plain HTTP (development only: reveal answers carry card numbers)")
 	fs.StringVar(&c.KeyringPath, "keyring", env.String("KEYRING", "keyring.sealed"), "sealed keyring file")
-	fs.IntVar(&c.Shares, "unseal-shares", env.Int("UNSEAL_SHARES", 1), "number of key shares needed to unseal")
+	fs.IntVar(&c.Shares, "unseal-shares", env.Int("UNSEAL_SHARES", 1), "n-of-n shares needed to unseal a keyring whose header records no share set (made before threshold unseal); a share set's own threshold wins")
 	fs.StringVar(&c.MasterKey, "master-key", env.String("MASTER_KEY", ""), "unseal at start with this master key reference (env:NAME or file:PATH)")
+	fs.StringVar(&c.HSM.Module, "hsm-module", env.String("HSM_MODULE", ""), "HSM seal: PKCS#11 module path; the key service unseals at start with the master key the token unwraps (binary built with -tags hsm)")
+	fs.StringVar(&c.HSM.TokenLabel, "hsm-token-label", env.String("HSM_TOKEN_LABEL", ""), "HSM seal: the token's label")
+	fs.StringVar(&c.HSM.PIN, "hsm-pin", env.String("HSM_PIN", ""), "HSM seal: user PIN reference (env:NAME or file:PATH)")
 	fs.BoolVar(&c.DevUnseal, "dev-auto-unseal", env.Bool("DEV_AUTO_UNSEAL", false), "development only: create or open the keyring with a master key kept beside it, unsealed at start")
 	fs.StringVar(&c.ClientsPath, "clients", env.String("CLIENTS", "clients.json"), "allow-list of client keys and operations")
 	fs.StringVar(&c.Audience, "audience", env.String("AUDIENCE", ""), "this key service's id (the aud of signed requests); empty: the keyring's deployment id (keyservice keys list)")
@@ -264,6 +271,12 @@ func (c *Config) Validate() error {
 	}
 	if err := secret.Validate(c.MasterKey); err != nil {
 		return fmt.Errorf("config: master-key: %w", err)
+	}
+	if err := c.HSM.Validate(); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	if c.HSM.Enabled() && (c.DevUnseal || c.MasterKey != "") {
+		return errors.New("config: hsm-module excludes master-key and dev-auto-unseal: choose one way to unseal")
 	}
 	if c.Redis.Addrs != RedisMemory {
 		if err := c.Redis.Validate(); err != nil {

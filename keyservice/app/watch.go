@@ -19,6 +19,7 @@ import (
 // command's own record of the change arrives through the admin spool, see
 // audit.SpoolDir).
 type watcher struct {
+	hsm         *hsmUnsealer // nil without -hsm-module
 	holder      *seal.Holder
 	clients     *sigauth.AllowList
 	clientsPath string
@@ -43,8 +44,15 @@ func (w *watcher) run(ctx context.Context, every time.Duration) {
 
 func (w *watcher) once(ctx context.Context) {
 	changed, err := w.holder.ReloadIfChanged()
-	if err != nil {
+	switch {
+	case errors.Is(err, seal.ErrMasterRotated) && w.hsm != nil:
+		_ = w.hsm.unseal(ctx) // the new master key is wrapped by the HSM too
+	case errors.Is(err, seal.ErrMasterRotated):
+		w.log.Warn("the keyring file was re-sealed under a new master key (keys rotate-master): serving the loaded keyring until the new shares are submitted (keyservice unseal)")
+	case err != nil:
 		w.log.Error("keyring reload failed; keeping the loaded keyring", "err", err)
+	case w.hsm != nil && w.hsm.due(time.Now()):
+		_ = w.hsm.unseal(ctx)
 	}
 	if changed {
 		w.record(ctx, audit.EventKeyringReload, "keyring")

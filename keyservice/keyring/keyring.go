@@ -163,7 +163,20 @@ type Keyring struct {
 	cur atomic.Pointer[snapshot]
 	// deployment is set at New and kept by every save: see Deployment.
 	deployment string
+	custody    atomic.Pointer[Custody] // header metadata: see Custody
 }
+
+// Custody is how the master key is held, as recorded in the sealed file's
+// header (the zero Custody for a keyring that records none).
+func (k *Keyring) Custody() Custody {
+	if c := k.custody.Load(); c != nil {
+		return *c
+	}
+	return Custody{}
+}
+
+// SetCustody records how the master key is held; the next Save writes it.
+func (k *Keyring) SetCustody(c Custody) { k.custody.Store(&c) }
 
 // Deployment is the keyring's deployment id, drawn at New ("ks_" and 128
 // random bits), public, and kept across rotations. The key service uses it

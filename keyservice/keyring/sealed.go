@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"slices"
 	"time"
 
@@ -40,10 +41,15 @@ import (
 // audit key's public half) to the header, where `audit verify` reads it
 // without the master key; it is part of the AAD, so a swapped public key makes
 // the keyring refuse to open. Keyrings without an audit key stay version 1.
+//
+// Version 3 adds the custody of the master key (Custody: the Shamir share
+// set and/or the HSM wrapping) as the members "shares" and "hsm", also in
+// the AAD. Keyrings without custody stay version 2.
 const (
 	FileFormat  = "blindgate-keyring"
 	FileVersion = 2
 	fileV1      = 1
+	fileV3      = 3
 	// maxFileSize bounds what Load reads; a keyring with a hundred RSA versions
 	// is ~250 KiB.
 	maxFileSize = 4 << 20
@@ -64,25 +70,33 @@ var (
 // envelope is the on-disk header. Nonce and ciphertext are strict standard
 // base64 (canonical padding bits), so every bit of the file is significant.
 type envelope struct {
-	Format         string `json:"format"`
-	Version        int    `json:"version"`
-	Deployment     string `json:"deployment,omitempty"`
-	AuditPublicKey string `json:"audit_public_key,omitempty"` // version 2
-	Nonce          string `json:"nonce"`
-	Ciphertext     string `json:"ciphertext"`
+	Format         string    `json:"format"`
+	Version        int       `json:"version"`
+	Deployment     string    `json:"deployment,omitempty"`
+	AuditPublicKey string    `json:"audit_public_key,omitempty"` // version 2
+	Shares         *ShareSet `json:"shares,omitempty"`           // version 3
+	HSM            *HSMSeal  `json:"hsm,omitempty"`              // version 3
+	Nonce          string    `json:"nonce"`
+	Ciphertext     string    `json:"ciphertext"`
 }
+
+func (e envelope) custody() Custody { return Custody{Shares: e.Shares, HSM: e.HSM} }
 
 // strictB64 rejects non-zero padding bits that base64.StdEncoding ignores.
 func strictB64() *base64.Encoding { return base64.StdEncoding.Strict() }
 
 // aad authenticates the header; it is rebuilt from the validated fields.
-func aad(format string, version int, deployment, auditPub string) []byte {
-	b := fmt.Appendf(nil, `{"format":%q,"version":%d`, format, version)
-	if deployment != "" {
-		b = fmt.Appendf(b, `,"deployment":%q`, deployment)
+func aad(env envelope) []byte {
+	b := fmt.Appendf(nil, `{"format":%q,"version":%d`, env.Format, env.Version)
+	if env.Deployment != "" {
+		b = fmt.Appendf(b, `,"deployment":%q`, env.Deployment)
 	}
-	if version != fileV1 {
-		b = fmt.Appendf(b, `,"audit_public_key":%q`, auditPub)
+	if env.Version != fileV1 {
+		b = fmt.Appendf(b, `,"audit_public_key":%q`, env.AuditPublicKey)
+	}
+	if env.Version == fileV3 {
+		b = append(b, `,"custody":`...)
+		b = append(b, env.custody().canonical()...)
 	}
 	return append(b, '}')
 }
@@ -105,12 +119,53 @@ type sealedBody struct {
 // file in the same directory, fsync, rename over path, fsync of the
 // directory. The file mode is 0600. A crash leaves either the old or the new
 // keyring, never a torn one.
+//
+// Save refuses (ErrWrongMasterKey) to replace a keyring that master does
+// not open: after `keys rotate-master`, a writer still holding the old
+// master key (a running key service, a stale shell) would otherwise put the
+// keyring back under the key whose shares were just destroyed. Reseal is
+// the one way to change the master key.
 func Save(path string, kr *Keyring, master []byte) error {
+	if err := checkSealedUnder(path, master); err != nil {
+		return err
+	}
 	data, err := Seal(kr, master)
 	if err != nil {
 		return err
 	}
 	return writeFileAtomic(path, data)
+}
+
+// Reseal writes kr under newMaster over the keyring at path, which must open
+// under oldMaster: the master key rotation.
+func Reseal(path string, kr *Keyring, oldMaster, newMaster []byte) error {
+	if err := checkSealedUnder(path, oldMaster); err != nil {
+		return err
+	}
+	data, err := Seal(kr, newMaster)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, data)
+}
+
+// checkSealedUnder returns ErrWrongMasterKey when path holds a sealed
+// keyring that master does not open; nothing (no file, or a file that is no
+// sealed keyring at all) otherwise.
+func checkSealedUnder(path string, master []byte) error {
+	data, err := readSealed(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	plain, _, _, err := authenticate(data, master)
+	clear(plain)
+	if errors.Is(err, ErrWrongMasterKey) {
+		return fmt.Errorf("%w: refusing to replace %s, sealed under another master key (rotated by `keys rotate-master`?)", err, path)
+	}
+	return nil
 }
 
 // Load reads and opens the sealed keyring at path. A missing file is reported
@@ -150,7 +205,16 @@ func Seal(kr *Keyring, master []byte) ([]byte, error) {
 		env.Version = FileVersion
 		env.AuditPublicKey = strictB64().EncodeToString(s.auditKey.Public().(ed25519.PublicKey))
 	}
-	env.Ciphertext = strictB64().EncodeToString(aead.Seal(nil, nonce, plain, aad(env.Format, env.Version, env.Deployment, env.AuditPublicKey)))
+	if c := kr.Custody(); !c.Empty() {
+		if s.auditKey == nil {
+			return nil, errors.New("keyring: a keyring recording its custody needs an audit key (EnsureAuditKey)")
+		}
+		if err := c.validate(); err != nil {
+			return nil, fmt.Errorf("keyring: custody: %w", err)
+		}
+		env.Version, env.Shares, env.HSM = fileV3, c.Shares, c.HSM
+	}
+	env.Ciphertext = strictB64().EncodeToString(aead.Seal(nil, nonce, plain, aad(env)))
 	out, err := json.Marshal(env)
 	if err != nil {
 		return nil, fmt.Errorf("keyring: encode envelope: %w", err)
@@ -161,31 +225,9 @@ func Seal(kr *Keyring, master []byte) ([]byte, error) {
 // Open parses sealed file bytes: ErrCorrupt for anything that is not a sealed
 // keyring, ErrWrongMasterKey when authentication fails.
 func Open(data, master []byte) (*Keyring, error) {
-	if err := checkMasterKey(master); err != nil {
-		return nil, err
-	}
-	env, auditPub, err := parseEnvelope(data)
+	plain, env, auditPub, err := authenticate(data, master)
 	if err != nil {
 		return nil, err
-	}
-	aead, err := newAEAD(master)
-	if err != nil {
-		return nil, err
-	}
-	nonce, err := strictB64().DecodeString(env.Nonce)
-	if err != nil {
-		return nil, fmt.Errorf("%w: nonce is not base64", ErrCorrupt)
-	}
-	ct, err := strictB64().DecodeString(env.Ciphertext)
-	if err != nil {
-		return nil, fmt.Errorf("%w: ciphertext is not base64", ErrCorrupt)
-	}
-	if len(nonce) != aead.NonceSize() || len(ct) < aead.Overhead() {
-		return nil, fmt.Errorf("%w: nonce or ciphertext too short", ErrCorrupt)
-	}
-	plain, err := aead.Open(nil, nonce, ct, aad(env.Format, env.Version, env.Deployment, env.AuditPublicKey))
-	if err != nil {
-		return nil, ErrWrongMasterKey
 	}
 	defer clear(plain)
 	s, err := unmarshalBody(plain)
@@ -202,7 +244,40 @@ func Open(data, master []byte) (*Keyring, error) {
 	}
 	kr := &Keyring{deployment: env.Deployment}
 	kr.cur.Store(s)
+	kr.SetCustody(env.custody())
 	return kr, nil
+}
+
+// authenticate checks the header and opens the ciphertext: the inner JSON,
+// which the caller clears.
+func authenticate(data, master []byte) ([]byte, envelope, ed25519.PublicKey, error) {
+	if err := checkMasterKey(master); err != nil {
+		return nil, envelope{}, nil, err
+	}
+	env, auditPub, err := parseEnvelope(data)
+	if err != nil {
+		return nil, env, nil, err
+	}
+	aead, err := newAEAD(master)
+	if err != nil {
+		return nil, env, nil, err
+	}
+	nonce, err := strictB64().DecodeString(env.Nonce)
+	if err != nil {
+		return nil, env, nil, fmt.Errorf("%w: nonce is not base64", ErrCorrupt)
+	}
+	ct, err := strictB64().DecodeString(env.Ciphertext)
+	if err != nil {
+		return nil, env, nil, fmt.Errorf("%w: ciphertext is not base64", ErrCorrupt)
+	}
+	if len(nonce) != aead.NonceSize() || len(ct) < aead.Overhead() {
+		return nil, env, nil, fmt.Errorf("%w: nonce or ciphertext too short", ErrCorrupt)
+	}
+	plain, err := aead.Open(nil, nonce, ct, aad(env))
+	if err != nil {
+		return nil, env, nil, ErrWrongMasterKey
+	}
+	return plain, env, auditPub, nil
 }
 
 // parseEnvelope reads and checks the header; nothing in it is trusted until
@@ -219,6 +294,11 @@ func parseEnvelope(data []byte) (envelope, ed25519.PublicKey, error) {
 	}
 	if bytes.Contains(data, []byte(`"audit_public_key"`)) {
 		names = append(names, "audit_public_key")
+	}
+	for _, m := range custodyMembers {
+		if bytes.Contains(data, m) {
+			names = append(names, string(m[1:len(m)-1]))
+		}
 	}
 	if err := exactKeys(data, names...); err != nil {
 		return env, nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
@@ -237,13 +317,18 @@ func parseEnvelope(data []byte) (envelope, ed25519.PublicKey, error) {
 	if hasDeployment && !randid.Valid(DeploymentPrefix, env.Deployment) {
 		return env, nil, fmt.Errorf("%w: deployment id is malformed", ErrCorrupt)
 	}
+	if c := env.custody(); env.Version == fileV3 && c.Empty() || env.Version != fileV3 && !c.Empty() {
+		return env, nil, fmt.Errorf("%w: custody members belong to version 3, and only to it", ErrCorrupt)
+	} else if err := c.validate(); err != nil {
+		return env, nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
+	}
 	switch env.Version {
 	case fileV1:
 		if env.AuditPublicKey != "" {
 			return env, nil, fmt.Errorf("%w: version 1 has no audit_public_key", ErrCorrupt)
 		}
 		return env, nil, nil
-	case FileVersion:
+	case FileVersion, fileV3:
 		pub, err := strictB64().DecodeString(env.AuditPublicKey)
 		if err != nil || len(pub) != ed25519.PublicKeySize {
 			return env, nil, fmt.Errorf("%w: audit_public_key is not a base64 Ed25519 public key", ErrCorrupt)

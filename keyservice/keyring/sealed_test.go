@@ -326,7 +326,7 @@ func sealRaw(t *testing.T, plain, master []byte) []byte {
 		env.Version = FileVersion
 		env.AuditPublicKey = base64.StdEncoding.EncodeToString(ed25519.NewKeyFromSeed(body.AuditKey).Public().(ed25519.PublicKey))
 	}
-	env.Ciphertext = base64.StdEncoding.EncodeToString(aead.Seal(nil, nonce, plain, aad(env.Format, env.Version, env.Deployment, env.AuditPublicKey)))
+	env.Ciphertext = base64.StdEncoding.EncodeToString(aead.Seal(nil, nonce, plain, aad(env)))
 	out, _ := json.Marshal(env)
 	return out
 }

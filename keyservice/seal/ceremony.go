@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/blindgate/blindgate/internal/audit"
@@ -17,8 +18,9 @@ import (
 // to retry.
 var ErrRateLimited = errors.New("seal: too many unseal attempts")
 
-// ErrInvalidShare is returned for a share that is not a base64 32-byte value.
-var ErrInvalidShare = errors.New("seal: share is not a base64 32-byte key share")
+// ErrInvalidShare is returned for a share that is not a base64 key share (32
+// bytes: a whole master key or an n-of-n share; 33: a threshold share).
+var ErrInvalidShare = errors.New("seal: share is not a base64 key share")
 
 // CeremonyLimits bound unseal attempts. The endpoint is unauthenticated (a
 // share is its own credential), so guessing and round-wrecking are slowed
@@ -70,17 +72,28 @@ func (c *Ceremony) Submit(ctx context.Context, origin, nonce, key string) (Progr
 	if err := c.allow(ctx, origin); err != nil {
 		return c.finish(ctx, ev, c.holder.Progress(), err)
 	}
-	share, err := keyring.ParseMasterKey(key)
+	share, err := keyring.ParseShare(key)
 	if err != nil {
 		return c.finish(ctx, ev, c.holder.Progress(), fmt.Errorf("%w: %w", ErrInvalidShare, err))
 	}
 	defer clear(share)
+	before := c.holder.Progress()
 	p, err := c.holder.Submit(nonce, share)
-	if err == nil && p.Sealed {
-		ev.Reason = fmt.Sprintf("share %d of %d accepted", p.Have, p.Need)
+	// The share's public id (never the share): the custodian who gave it.
+	if n := len(p.ShareIDs); n > 0 && (err == nil || errors.Is(err, ErrBadShare)) {
+		ev.Resource = "share " + p.ShareIDs[n-1]
 	}
-	if err == nil && !p.Sealed {
-		c.log.Info("key service unsealed")
+	switch {
+	case err == nil && p.Have > 0:
+		ev.Reason = fmt.Sprintf("share %d of %d accepted", p.Have, p.Need)
+	case err == nil && before.MasterRotated:
+		ev.Reason = "keyring re-opened under its rotated master key with shares " + strings.Join(p.ShareIDs, ",")
+		c.log.Info("keyring re-opened under its rotated master key", "shares", p.ShareIDs)
+	case err == nil:
+		ev.Reason = "unsealed with shares " + strings.Join(p.ShareIDs, ",")
+		c.log.Info("key service unsealed", "shares", p.ShareIDs)
+	case errors.Is(err, ErrBadShare) && len(p.ShareIDs) > 0:
+		ev.Reason = "shares " + strings.Join(p.ShareIDs, ",") + " do not open the keyring; round ended"
 	}
 	return c.finish(ctx, ev, p, err)
 }
@@ -135,11 +148,16 @@ func (c *Ceremony) finish(ctx context.Context, ev audit.Event, p Progress, err e
 	case errors.Is(err, ErrDuplicateShare):
 		ev.Outcome, ev.Code = audit.OutcomeFailure, "unseal_failed"
 		ev.Reason = "share given twice in one round"
+	case errors.Is(err, ErrWrongShare):
+		ev.Outcome, ev.Code = audit.OutcomeFailure, "unseal_failed"
+		ev.Reason = "not a share of this keyring's current share set (mistyped, another keyring's, or replaced by a rekey); round kept"
 	case errors.Is(err, ErrInvalidShare):
 		ev.Outcome, ev.Code = audit.OutcomeFailure, "invalid_field"
 	case errors.Is(err, ErrBadShare):
 		ev.Outcome, ev.Code = audit.OutcomeFailure, "unseal_failed"
-		ev.Reason = "shares do not open the keyring; round ended"
+		if ev.Reason == "" {
+			ev.Reason = "shares do not open the keyring; round ended"
+		}
 	default:
 		ev.Outcome, ev.Code = audit.OutcomeFailure, "internal"
 	}

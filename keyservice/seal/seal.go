@@ -12,6 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -39,6 +41,24 @@ var ErrNonceMismatch = errors.New("seal: nonce does not match the unseal round i
 // round keeps its progress (a custodian pressing enter twice).
 var ErrDuplicateShare = errors.New("seal: this share was already given in this round")
 
+// ErrWrongShare is returned for a share that is not one of the keyring's
+// share set (a typo, another keyring's share, one replaced by a rekey). The
+// share is not added; the round keeps its progress.
+var ErrWrongShare = errors.New("seal: not a share of this keyring's current share set")
+
+// ErrMasterRotated is returned by ReloadIfChanged when the keyring file no
+// longer opens under the master key in memory: `keys rotate-master`
+// re-sealed it. The loaded keyring keeps serving; a round of the new shares
+// (or the HSM) re-opens the file without a restart.
+var ErrMasterRotated = errors.New("seal: the keyring file was re-sealed under a new master key; submit the new shares to re-open it")
+
+// Schemes of Progress.Scheme besides keyring.SchemeShamir: keyrings that
+// record no share set have a whole master key or an n-of-n XOR split.
+const (
+	SchemeKey = "key"
+	SchemeXOR = "xor"
+)
+
 // Holder owns the unsealed keyring and the master key that opened it (kept so
 // that a rotation made by `keyservice keys rotate` can be picked up without a
 // new unseal ceremony).
@@ -46,12 +66,17 @@ var ErrDuplicateShare = errors.New("seal: this share was already given in this r
 // Shares are collected in rounds, as in Vault: the first share starts a round
 // and gets its nonce; every later share, and a reset, must carry that nonce.
 // A round ends when the keyring opens, when the combined shares fail, or on a
-// reset. The model counts shares against Need and leaves combining to one
-// place (combineLocked), so a threshold scheme can replace the n-of-n XOR
-// without changing the round logic.
+// reset; a restart ends it too (rounds live in memory only). How many shares
+// a round needs comes from the keyring's header: the threshold of its share
+// set (Shamir, k of n), or for keyrings that record none the n-of-n count
+// the holder was made with.
+//
+// The same rounds re-open the keyring while serving when `keys rotate-master`
+// has re-sealed it under a new master key (MasterRotated): the old keyring
+// serves until the new shares arrive.
 type Holder struct {
 	path   string
-	shares int
+	shares int // n-of-n count for keyrings without a share set
 
 	// upd serialises the writers of the keyring file in this process
 	// (Update) with the reader of others' writes (ReloadIfChanged); mu is
@@ -59,29 +84,46 @@ type Holder struct {
 	// generation or an fsync.
 	upd sync.Mutex
 
-	mu      sync.RWMutex
-	kr      *keyring.Keyring
-	master  []byte
-	pending [][]byte
-	nonce   string // of the round in progress; "" when none
-	modTime time.Time
+	mu         sync.RWMutex
+	kr         *keyring.Keyring
+	master     []byte
+	set        *keyring.ShareSet // from the file's header; nil: n-of-n or whole key
+	setMod     time.Time         // modification time of the file set was read from
+	pending    [][]byte
+	pendingIDs []string
+	nonce      string // of the round in progress; "" when none
+	modTime    time.Time
+	rotated    bool      // the file no longer opens under master
+	rotatedMod time.Time // the file version found re-sealed
 }
 
 // Progress is the seal state: sealed or not, and the round in progress.
 type Progress struct {
 	Sealed bool
 	Have   int    // shares given in this round
-	Need   int    // shares needed to unseal
+	Need   int    // shares needed to unseal (the threshold)
+	Total  int    // shares in the set; 0 when the keyring does not record it
+	Scheme string // keyring.SchemeShamir, SchemeXOR or SchemeKey
+	Set    string // the share set's id (Shamir)
 	Nonce  string // the round's nonce; "" when no round is in progress
+	// MasterRotated: serving, but the file on disk was re-sealed under a
+	// new master key; a round of the new shares re-opens it.
+	MasterRotated bool
+	// ShareIDs are the public ids ("<set>-<x>") of the shares given in
+	// this round; after the share that ends a round, the round's.
+	ShareIDs []string
 }
 
-// New returns a sealed holder for the keyring file at path that needs the given
-// number of shares (1 = a whole master key).
+// New returns a sealed holder for the keyring file at path. shares is the
+// number of n-of-n shares (1 = a whole master key) for a keyring whose
+// header records no share set; a share set's own threshold wins.
 func New(path string, shares int) *Holder {
 	if shares < 1 {
 		shares = 1
 	}
-	return &Holder{path: path, shares: shares}
+	h := &Holder{path: path, shares: shares}
+	h.refreshSetLocked()
+	return h
 }
 
 // Keyring returns the loaded keyring, or ErrSealed.
@@ -107,15 +149,49 @@ func (h *Holder) Status() (sealed bool, have, need int) {
 	return p.Sealed, p.Have, p.Need
 }
 
-// Progress reports the seal state and the round in progress.
+// Progress reports the seal state and the round in progress. While sealed
+// between rounds it re-reads the header, so a rekey made meanwhile shows.
 func (h *Holder) Progress() Progress {
 	h.mu.RLock()
-	defer h.mu.RUnlock()
+	idle := h.kr == nil && h.nonce == ""
+	if !idle {
+		defer h.mu.RUnlock()
+		return h.progressLocked()
+	}
+	h.mu.RUnlock()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.kr == nil && h.nonce == "" {
+		h.refreshSetLocked()
+	}
 	return h.progressLocked()
 }
 
 func (h *Holder) progressLocked() Progress {
-	return Progress{Sealed: h.kr == nil, Have: len(h.pending), Need: h.shares, Nonce: h.nonce}
+	p := Progress{Sealed: h.kr == nil, Have: len(h.pending), Need: h.shares, Nonce: h.nonce, MasterRotated: h.rotated,
+		ShareIDs: slices.Clone(h.pendingIDs), Scheme: SchemeXOR}
+	switch {
+	case h.set != nil:
+		p.Need, p.Total, p.Scheme, p.Set = h.set.Threshold, h.set.Total, h.set.Scheme, h.set.Set
+	case h.shares == 1:
+		p.Scheme = SchemeKey
+	}
+	return p
+}
+
+// refreshSetLocked reads the share set from the file's header when the file
+// changed. A header that cannot be read leaves the set as it was: the round
+// then fails at the GCM tag, which is the real check.
+func (h *Holder) refreshSetLocked() {
+	st, err := os.Stat(h.path)
+	if err != nil || st.ModTime().Equal(h.setMod) {
+		return
+	}
+	c, err := keyring.ReadCustody(h.path)
+	if err != nil {
+		return
+	}
+	h.set, h.setMod = c.Shares, st.ModTime()
 }
 
 // Submit adds one key share to the round named by nonce ("" to start a new
@@ -125,19 +201,18 @@ func (h *Holder) progressLocked() Progress {
 func (h *Holder) Submit(nonce string, share []byte) (Progress, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.kr != nil {
+	if h.kr != nil && !h.rotated {
 		return h.progressLocked(), ErrAlreadyUnsealed
 	}
 	if !sameNonce(nonce, h.nonce) {
 		return h.progressLocked(), ErrNonceMismatch
 	}
-	if len(share) != keyring.MasterKeySize {
-		return h.progressLocked(), fmt.Errorf("%w: a share is %d bytes", ErrBadShare, keyring.MasterKeySize)
+	if h.nonce == "" {
+		h.refreshSetLocked()
 	}
-	for _, p := range h.pending {
-		if subtle.ConstantTimeCompare(p, share) == 1 {
-			return h.progressLocked(), ErrDuplicateShare
-		}
+	id, err := h.checkShareLocked(share)
+	if err != nil {
+		return h.progressLocked(), err
 	}
 	if h.nonce == "" {
 		n, err := newNonce()
@@ -147,19 +222,48 @@ func (h *Holder) Submit(nonce string, share []byte) (Progress, error) {
 		h.nonce = n
 	}
 	h.pending = append(h.pending, append([]byte(nil), share...))
-	if len(h.pending) < h.shares {
-		return h.progressLocked(), nil
+	h.pendingIDs = append(h.pendingIDs, id)
+	p := h.progressLocked()
+	if len(h.pending) < p.Need {
+		return p, nil
 	}
-	err := h.combineLocked()
+	err = h.combineLocked()
 	h.endRoundLocked()
-	return h.progressLocked(), err
+	done := h.progressLocked()
+	done.ShareIDs = p.ShareIDs
+	return done, err
+}
+
+// checkShareLocked returns the share's public id: "<set>-<x>" for a share of
+// the keyring's share set, its place in the round for an n-of-n share.
+func (h *Holder) checkShareLocked(share []byte) (string, error) {
+	if h.set != nil {
+		x, err := h.set.Identify(share)
+		if err != nil {
+			return "", fmt.Errorf("%w (set %s)", ErrWrongShare, h.set.Set)
+		}
+		id := h.set.ShareID(x)
+		if slices.Contains(h.pendingIDs, id) {
+			return id, ErrDuplicateShare
+		}
+		return id, nil
+	}
+	if len(share) != keyring.MasterKeySize {
+		return "", fmt.Errorf("%w: a share of this keyring is %d bytes", ErrWrongShare, keyring.MasterKeySize)
+	}
+	for _, p := range h.pending {
+		if subtle.ConstantTimeCompare(p, share) == 1 {
+			return "", ErrDuplicateShare
+		}
+	}
+	return strconv.Itoa(len(h.pending) + 1), nil
 }
 
 // Reset ends the round named by nonce and discards its shares.
 func (h *Holder) Reset(nonce string) (Progress, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.kr != nil {
+	if h.kr != nil && !h.rotated {
 		return h.progressLocked(), ErrAlreadyUnsealed
 	}
 	if nonce == "" || !sameNonce(nonce, h.nonce) {
@@ -172,7 +276,15 @@ func (h *Holder) Reset(nonce string) (Progress, error) {
 // combineLocked turns the round's shares into the master key and opens the
 // keyring with it.
 func (h *Holder) combineLocked() error {
-	master, err := keyring.CombineShares(h.pending...)
+	var (
+		master []byte
+		err    error
+	)
+	if h.set != nil {
+		master, _, err = h.set.Combine(h.pending)
+	} else {
+		master, err = keyring.CombineShares(h.pending...)
+	}
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrBadShare, err)
 	}
@@ -188,6 +300,7 @@ func (h *Holder) combineLocked() error {
 
 func (h *Holder) endRoundLocked() {
 	h.wipePending()
+	h.pendingIDs = nil
 	h.nonce = ""
 }
 
@@ -205,12 +318,18 @@ func newNonce() (string, error) {
 	return hex.EncodeToString(b[:]), nil
 }
 
-// UnsealWithKey opens the keyring with a whole master key (dev mode and
-// -master-key deployments).
+// UnsealWithKey opens the keyring with a whole master key (dev mode,
+// -master-key deployments, the HSM seal). While serving it replaces the
+// keyring only if the file opens with the key (after a master rotation).
 func (h *Holder) UnsealWithKey(master []byte) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.loadLocked(append([]byte(nil), master...))
+	m := append([]byte(nil), master...)
+	if err := h.loadLocked(m); err != nil {
+		wipe(m)
+		return err
+	}
+	return nil
 }
 
 // Seal drops the keyring and the master key from memory.
@@ -220,12 +339,15 @@ func (h *Holder) Seal() {
 	h.kr = nil
 	wipe(h.master)
 	h.master = nil
+	h.rotated = false
 	h.endRoundLocked()
 }
 
 // ReloadIfChanged reloads the keyring when the file changed on disk (a key
-// was rotated or retired by the admin command). A failed reload keeps the
-// keyring that is loaded: serving old keys beats serving none.
+// was rotated or retired, the shares rekeyed, by the admin command). A
+// failed reload keeps the keyring that is loaded: serving old keys beats
+// serving none. A file re-sealed under a new master key is reported once
+// (ErrMasterRotated), then waits for the new shares.
 func (h *Holder) ReloadIfChanged() (bool, error) {
 	h.upd.Lock()
 	defer h.upd.Unlock()
@@ -235,14 +357,19 @@ func (h *Holder) ReloadIfChanged() (bool, error) {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.kr == nil || st.ModTime().Equal(h.modTime) {
+	if h.kr == nil || st.ModTime().Equal(h.modTime) || h.rotated && st.ModTime().Equal(h.rotatedMod) {
 		return false, nil
 	}
 	kr, err := keyring.Load(h.path, h.master)
+	if errors.Is(err, keyring.ErrWrongMasterKey) {
+		h.rotated, h.rotatedMod = true, st.ModTime()
+		h.refreshSetLocked()
+		return false, ErrMasterRotated
+	}
 	if err != nil {
 		return false, fmt.Errorf("seal: reload keyring: %w", err)
 	}
-	h.kr, h.modTime = kr, st.ModTime()
+	h.setLoadedLocked(kr, h.master, st.ModTime())
 	return true, nil
 }
 
@@ -257,6 +384,14 @@ func (h *Holder) KeyringReadable() error {
 	return nil
 }
 
+// MasterRotated reports whether the keyring file was re-sealed under a new
+// master key that this process does not hold yet.
+func (h *Holder) MasterRotated() bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.rotated
+}
+
 func (h *Holder) loadLocked(master []byte) error {
 	st, err := os.Stat(h.path)
 	if err != nil {
@@ -266,8 +401,20 @@ func (h *Holder) loadLocked(master []byte) error {
 	if err != nil {
 		return fmt.Errorf("seal: %w", err)
 	}
-	h.kr, h.master, h.modTime = kr, master, st.ModTime()
+	if h.master != nil && &h.master[0] != &master[0] {
+		wipe(h.master) // the master key before a rotation
+	}
+	h.setLoadedLocked(kr, master, st.ModTime())
 	return nil
+}
+
+// setLoadedLocked installs an opened keyring; its header's custody is now
+// authenticated. Any round (a re-open after a master rotation) is over.
+func (h *Holder) setLoadedLocked(kr *keyring.Keyring, master []byte, mod time.Time) {
+	h.kr, h.master, h.modTime = kr, master, mod
+	h.set, h.setMod = kr.Custody().Shares, mod
+	h.rotated = false
+	h.endRoundLocked()
 }
 
 func (h *Holder) wipePending() {

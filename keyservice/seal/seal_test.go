@@ -70,7 +70,7 @@ func TestWrongShareStartsOver(t *testing.T) {
 	if p := h.Progress(); p.Have != 0 || p.Nonce != "" {
 		t.Fatalf("after a failed attempt the round goes on: %+v", p)
 	}
-	if _, err := h.Submit("", []byte("short")); !errors.Is(err, ErrBadShare) {
+	if _, err := h.Submit("", []byte("short")); !errors.Is(err, ErrWrongShare) {
 		t.Fatalf("short share: %v", err)
 	}
 	nonce := ""

@@ -171,9 +171,24 @@ type AuditQueryResponse struct {
 // the unseal round in progress.
 type SealStatus struct {
 	Sealed bool   `json:"sealed"`
-	Shares int    `json:"shares"`          // shares supplied so far in this round
-	Needed int    `json:"needed"`          // shares required to unseal
+	Shares int    `json:"shares"`          // shares supplied so far in this round (= progress)
+	Needed int    `json:"needed"`          // shares required to unseal (= threshold)
 	Nonce  string `json:"nonce,omitempty"` // the round in progress; later shares and a reset carry it
+	// Threshold of Total shares open the keyring; Progress of them are in.
+	// Total is 0 for a keyring that records no share set (an n-of-n split
+	// or a whole master key, told by -unseal-shares).
+	Threshold int `json:"threshold"`
+	Total     int `json:"total"`
+	Progress  int `json:"progress"`
+	// Scheme is "shamir-gf256" (k of n), "xor" (n of n) or "key" (one
+	// whole master key); ShareSet the share set's id ("<set>-<x>" are the
+	// share ids the audit trail names).
+	Scheme   string `json:"scheme"`
+	ShareSet string `json:"share_set,omitempty"`
+	// MasterRotated: unsealed and serving, but the keyring file was
+	// re-sealed under a new master key (keys rotate-master); a round of the
+	// new shares re-opens it.
+	MasterRotated bool `json:"master_rotated,omitempty"`
 	// Audience is the aud signed requests must carry (the keyring's
 	// deployment id unless set): what the gateway's -keyservice-audience is.
 	Audience string `json:"audience,omitempty"`

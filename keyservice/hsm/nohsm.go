@@ -1,0 +1,5 @@
+//go:build !hsm
+
+package hsm
+
+func open(Config, string) (Token, error) { return nil, ErrNotBuilt }
