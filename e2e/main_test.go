@@ -64,7 +64,27 @@ func imageOverride(img images.Image) string {
 
 // e2eTag is the tag of images built by the suite; distinct from the :dev
 // tags of `make images` so a test run never replaces a developer's image.
-func e2eTag(img images.Image) string { return "blindgate/" + string(img) + ":e2e" }
+// BLINDGATE_E2E_TAG (letters, digits, '-', '.', '_') replaces "e2e", so that
+// runs from two checkouts on one Docker daemon never run each other's code.
+func e2eTag(img images.Image) string {
+	tag := "e2e"
+	if v := os.Getenv("BLINDGATE_E2E_TAG"); validTag(v) {
+		tag = v
+	}
+	return "blindgate/" + string(img) + ":" + tag
+}
+
+func validTag(v string) bool {
+	if v == "" || len(v) > 64 {
+		return false
+	}
+	for _, r := range v {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
 
 // imageSet is the run's images: every image the suite uses, built together
 // once per run by the first test that needs any, and shared by all. One
