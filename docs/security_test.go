@@ -20,21 +20,29 @@ var anyTestFile = regexp.MustCompile("`[^`]*_test\\.go[^`]*`")
 // refusal is a `func TestName` in the cited file, and a cited subtest is
 // named there, so the threat model cannot lean on a test that was renamed,
 // moved or removed.
-func TestSecurityCitesRealTests(t *testing.T) {
-	b, err := os.ReadFile("SECURITY.md")
+func TestSecurityCitesRealTests(t *testing.T) { checkCitations(t, "SECURITY.md", 50) }
+
+// TestReliabilityCitesRealTests: the same for the fault matrix.
+func TestReliabilityCitesRealTests(t *testing.T) { checkCitations(t, "RELIABILITY.md", 20) }
+
+// checkCitations checks every test doc cites, and that it cites at least
+// min (a doc citing none would pass without proving anything).
+func checkCitations(t *testing.T, doc string, min int) {
+	t.Helper()
+	b, err := os.ReadFile(doc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	doc := string(b)
-	cites := citation.FindAllStringSubmatch(doc, -1)
-	if len(cites) < 50 {
-		t.Fatalf("SECURITY.md cites %d tests: the check would prove little", len(cites))
+	text := string(b)
+	cites := citation.FindAllStringSubmatch(text, -1)
+	if len(cites) < min {
+		t.Fatalf("%s cites %d tests: the check would prove little", doc, len(cites))
 	}
 	// A code span that names a test file but is not in the citation form
 	// would escape the check below.
-	for _, span := range anyTestFile.FindAllString(doc, -1) {
+	for _, span := range anyTestFile.FindAllString(text, -1) {
 		if !citation.MatchString(span) {
-			t.Errorf("SECURITY.md: %s names a test file but is not `path_test.go: TestName[/sub-test]`", span)
+			t.Errorf("%s: %s names a test file but is not `path_test.go: TestName[/sub-test]`", doc, span)
 		}
 	}
 	sources := map[string]string{}
@@ -43,25 +51,25 @@ func TestSecurityCitesRealTests(t *testing.T) {
 		src, ok := sources[file]
 		if !ok {
 			if strings.Contains(file, "..") || strings.HasPrefix(file, "/") {
-				t.Errorf("SECURITY.md cites %s: not a path inside the repository", file)
+				t.Errorf("%s cites %s: not a path inside the repository", doc, file)
 				continue
 			}
 			b, err := os.ReadFile(filepath.Join("..", filepath.FromSlash(file)))
 			if err != nil {
-				t.Errorf("SECURITY.md cites %s: %v", file, err)
+				t.Errorf("%s cites %s: %v", doc, file, err)
 				continue
 			}
 			src = string(b)
 			sources[file] = src
 		}
 		if !regexp.MustCompile(`(?m)^func ` + name + `\(t \*testing\.T\) \{`).MatchString(src) {
-			t.Errorf("SECURITY.md cites %s: %s, which is not a test function there", file, name)
+			t.Errorf("%s cites %s: %s, which is not a test function there", doc, file, name)
 			continue
 		}
 		// Subtest names are the literal first argument of t.Run or the
 		// name field of a table row; either way a quoted string in the file.
 		if sub != "" && !strings.Contains(src, strconv.Quote(sub)) {
-			t.Errorf("SECURITY.md cites %s: %s/%s, but the file names no subtest %q", file, name, sub, sub)
+			t.Errorf("%s cites %s: %s/%s, but the file names no subtest %q", doc, file, name, sub, sub)
 		}
 	}
 }
