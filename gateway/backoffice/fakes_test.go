@@ -177,7 +177,7 @@ func (f *fakeKS) Reveal(_ context.Context, req wire.RevealRequest) (wire.RevealR
 	if f.revealErr != nil {
 		return wire.RevealResponse{}, f.revealErr
 	}
-	return wire.RevealResponse{PAN: testPAN, ExpMonth: 11, ExpYear: 2031}, nil
+	return wire.RevealResponse{JWE: "a.b.c.d.e"}, nil
 }
 
 func (f *fakeKS) AuditQuery(_ context.Context, req wire.AuditQueryRequest) (wire.AuditQueryResponse, error) {

@@ -60,12 +60,9 @@ func (s *Server) reveal(c *fiber.Ctx) error {
 	if err := bind(c, &req); err != nil {
 		return err
 	}
-	r, err := s.deps.Unwrap.Reveal(c.UserContext(), s.meta(c), req.JWE, req.Actor, req.Reason, req.Token)
-	if err != nil {
-		return mapUnwrapError(err)
-	}
-	s.deps.Metrics.decrypted(callerOf(c).ClientID, wire.OpReveal)
-	return c.JSON(wire.RevealResponse{PAN: r.PAN, ExpMonth: r.ExpMonth, ExpYear: r.ExpYear, Name: r.Name})
+	// Being rebuilt (issue 12): the card goes out only encrypted to the
+	// browser key, after the passkey check. Nothing is decrypted meanwhile.
+	return apierr.Unavailable.Wrap(errors.New("reveal: end-to-end encrypted reveal not wired yet"))
 }
 
 func (s *Server) rewrap(c *fiber.Ctx) error {

@@ -206,7 +206,7 @@ func TestClientSuccess(t *testing.T) {
 		t.Fatalf("inspect = %+v", got)
 	}
 	rev, err := c.Reveal(ctx, wire.RevealRequest{JWE: "a.b.c.d.e", Actor: "op_1", Reason: "chargeback 123"})
-	if err != nil || rev.PAN != testPAN || rev.ExpYear != 2031 {
+	if err != nil || rev.JWE == "" {
 		t.Fatalf("reveal = %v %v", rev, err)
 	}
 	rw, err := c.Rewrap(ctx, wire.RewrapRequest{JWE: "a.b.c.d.e", Merchant: "m_1"})

@@ -85,7 +85,7 @@ func (f *fakeKS) Reveal(context.Context, wire.RevealRequest) (wire.RevealRespons
 	if f.revealErr != nil {
 		return wire.RevealResponse{}, f.revealErr
 	}
-	return wire.RevealResponse{PAN: testPAN, ExpMonth: 11, ExpYear: 2031, Name: "Fake"}, nil
+	return wire.RevealResponse{JWE: "a.b.c.d.e"}, nil
 }
 
 func (f *fakeKS) AuditQuery(context.Context, wire.AuditQueryRequest) (wire.AuditQueryResponse, error) {

@@ -435,7 +435,7 @@ func (h *Handler) api(next fiber.Handler) fiber.Handler {
 		c.Set(fiber.HeaderXFrameOptions, "DENY")
 		c.Set(fiber.HeaderCacheControl, "no-store")
 		c.Set(fiber.HeaderPragma, "no-cache")
-		err := apierr.BadRequest
+		var err error = apierr.BadRequest
 		if isJSON(c) {
 			err = next(c)
 		}
