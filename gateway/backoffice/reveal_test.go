@@ -45,7 +45,10 @@ func TestRevealOrderOfChecks(t *testing.T) {
 		}
 		return r
 	}
-	withKey := func(r backoffice.RevealRequest, k wire.BrowserKey) backoffice.RevealRequest { r.BrowserKey = k; return r }
+	withKey := func(r backoffice.RevealRequest, k wire.BrowserKey) backoffice.RevealRequest {
+		r.BrowserKey = k
+		return r
+	}
 	ksRefusal := &client.Error{Status: 403, Code: "passkey_invalid"}
 	tests := []struct {
 		name       string
