@@ -78,8 +78,8 @@ type Pinger interface {
 
 // Deps are the server's collaborators.
 type Deps struct {
-	Unwrap   Unwrapper
-	Forward  Forwarder // optional: without it POST /v1/forward answers not_found
+	Unwrap  Unwrapper
+	Forward Forwarder // optional: without it POST /v1/forward answers not_found
 	// Passkeys issues reveal nonces and keeps the passkey registry; without
 	// it the reveal challenge and passkey routes answer not_found (and no
 	// reveal can get a nonce).
