@@ -128,7 +128,7 @@ func (s *Service) RevealChallenge(ctx context.Context, a Actor, r ChallengeReque
 	}
 	ch, err := s.d.KeyService.RevealChallenge(ctx, wire.RevealChallengeRequest{Actor: a.Op.ID, Token: t.ID})
 	if err != nil {
-		return out, keyServiceError(err)
+		return out, s.keyServiceRefusal(ctx, a, t.ID, out.Reason, "", err)
 	}
 	out.KS = ch
 	if !a.Sess.FreshFor(ReauthWindow, s.d.Now()) {
@@ -222,17 +222,23 @@ func (s *Service) Reveal(ctx context.Context, a Actor, r RevealRequest) (Reveale
 	}
 	res, err := s.d.KeyService.Reveal(ctx, req)
 	if err != nil {
-		kerr := keyServiceError(err)
-		var ke *KeyServiceError
-		if errors.As(kerr, &ke) && ke.Code != "" {
-			// The key service refused (and recorded why); so does the trail here.
-			s.recordBestEffort(ctx, a, audit.Event{Event: audit.EventRevealDenied, Actor: a.Op.ID, Resource: t.ID,
-				Reason: out.Reason, Credential: credential, Outcome: audit.OutcomeDenied, Code: ke.Code})
-		}
-		return out, kerr
+		return out, s.keyServiceRefusal(ctx, a, t.ID, out.Reason, credential, err)
 	}
 	out.JWE, out.Credential = res.JWE, res.Credential
 	return out, nil
+}
+
+// keyServiceRefusal classifies a key-service failure of either reveal step;
+// a refusal (an answer with a code: the key service recorded why) is
+// recorded in the gateway's trail too, best effort.
+func (s *Service) keyServiceRefusal(ctx context.Context, a Actor, token, reason, credential string, err error) error {
+	kerr := keyServiceError(err)
+	var ke *KeyServiceError
+	if errors.As(kerr, &ke) && ke.Code != "" {
+		s.recordBestEffort(ctx, a, audit.Event{Event: audit.EventRevealDenied, Actor: a.Op.ID, Resource: token,
+			Reason: reason, Credential: credential, Outcome: audit.OutcomeDenied, Code: ke.Code})
+	}
+	return kerr
 }
 
 // reauthForReveal re-authenticates a stale session for one reveal.

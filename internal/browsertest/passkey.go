@@ -2,7 +2,6 @@ package browsertest
 
 import (
 	"context"
-	"strings"
 	"sync"
 	"testing"
 
@@ -59,27 +58,29 @@ type Response struct {
 	Body   string
 }
 
-// Responses records the answers whose URL starts with a prefix, bodies
-// included: what the browser received, not what a server says it sent.
+// Responses records the answers whose URL matches, bodies included: what
+// the browser received, not what a server says it sent.
 type Responses struct {
 	tb     *Tab
-	prefix string
+	match  func(url string) bool
 	mu     sync.Mutex
 	urls   map[network.RequestID]*network.Response
 	done   []network.RequestID
 }
 
-// RecordResponses starts recording the tab's network answers from URLs
-// starting with prefix (Network domain events; bodies are fetched by Bodies).
-func (tb *Tab) RecordResponses(t testing.TB, prefix string) *Responses {
+// RecordResponses starts recording the tab's network answers from URLs for
+// which match is true (Network domain events). Bodies fetches their bodies;
+// call it before the page that made the requests goes away, since the
+// browser keeps a body only while its document lives.
+func (tb *Tab) RecordResponses(t testing.TB, match func(url string) bool) *Responses {
 	t.Helper()
-	r := &Responses{tb: tb, prefix: prefix, urls: map[network.RequestID]*network.Response{}}
+	r := &Responses{tb: tb, match: match, urls: map[network.RequestID]*network.Response{}}
 	if err := chromedp.Listen(tb.ctx, func(ev any) {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		switch ev := ev.(type) {
 		case *network.EventResponseReceived:
-			if strings.HasPrefix(ev.Response.URL, prefix) {
+			if match(ev.Response.URL) {
 				r.urls[ev.RequestID] = ev.Response
 			}
 		case *network.EventLoadingFinished:

@@ -56,7 +56,10 @@ func TestBackofficeBrowser(t *testing.T) {
 	tb := browsertest.NewTab(t, browser, browsertest.WithCSPProbe(), browsertest.FailOnExceptions())
 	tb.Do(t, chromedp.EmulateViewport(1280, 860))
 	authID := tb.VirtualAuthenticator(t)
-	rec := tb.RecordResponses(t, base+"/backoffice/")
+	// The browser's view of the reveal routes' answers (challenge and reveal).
+	rec := tb.RecordResponses(t, func(u string) bool {
+		return strings.HasPrefix(u, base+"/backoffice/tokens/") && strings.Contains(u, "/reveal")
+	})
 
 	// Login: username, password and the current TOTP code in one form.
 	tb.Do(t, browsertest.Navigate(base+"/backoffice/login"), chromedp.WaitVisible(chromedp.ID("bo-username")))
@@ -128,7 +131,6 @@ func TestBackofficeBrowser(t *testing.T) {
 	tb.Do(t, browsertest.Navigate(base+"/backoffice/tokens/"+f.tokA.ID), chromedp.WaitVisible(chromedp.ID("bo-reason")))
 	tb.NoCSPViolations(t)
 	tb.Screenshot(t, filepath.Join(screenshotDir, "backoffice-token.png"))
-	rec.Bodies(t) // the pages so far; from here, the reveal's answers
 
 	// Reveal with a typed reason: the passkey approves, the page decrypts.
 	tb.Do(t, chromedp.SendKeys(chromedp.ID("bo-reason"), "Chargeback ticket #4711"), chromedp.Click(chromedp.ID("bo-reveal-btn")))
@@ -159,19 +161,7 @@ func TestBackofficeBrowser(t *testing.T) {
 
 	// What the browser received from the gateway for this reveal: the
 	// challenge and a JWE, never the card.
-	answers := rec.Bodies(t)
-	sawJWE := false
-	for _, a := range answers {
-		for _, trace := range cardTraces() {
-			if strings.Contains(a.Body, trace) {
-				t.Errorf("the gateway's answer from %s holds %q", a.URL, trace)
-			}
-		}
-		if strings.HasSuffix(a.URL, "/reveal") && strings.Contains(a.Body, `"jwe":"eyJ`) && a.Status == 200 {
-			sawJWE = true
-		}
-	}
-	if !sawJWE || len(answers) < 2 {
+	if answers := noCardInAnswers(t, rec); len(answers) != 2 || !strings.Contains(answers[1].Body, `"jwe":"eyJ`) || answers[1].Status != 200 {
 		t.Fatalf("the browser's network answers do not show the challenge and the JWE: %+v", answers)
 	}
 
@@ -209,6 +199,7 @@ func TestBackofficeBrowser(t *testing.T) {
 	if dropped != testPANShown+"|hidden|" {
 		t.Fatalf("pagehide: %q, want the number shown, then hidden and gone", dropped)
 	}
+	noCardInAnswers(t, rec)
 
 	// A third reveal within the hour: the key service's limit, as the page says it.
 	tb.Do(t, browsertest.Navigate(base+"/backoffice/tokens/"+f.tokB.ID), chromedp.WaitVisible(chromedp.ID("bo-reason")))
@@ -220,12 +211,8 @@ func TestBackofficeBrowser(t *testing.T) {
 	if browsertest.Eval[bool](t, tb, `document.getElementById("bo-reveal").dataset.state === "shown"`) {
 		t.Fatal("a refused reveal shows a card")
 	}
-	for _, a := range rec.Bodies(t) {
-		for _, trace := range cardTraces() {
-			if strings.Contains(a.Body, trace) {
-				t.Errorf("the gateway's answer from %s holds %q", a.URL, trace)
-			}
-		}
+	if answers := noCardInAnswers(t, rec); len(answers) != 2 || answers[1].Status != 429 {
+		t.Fatalf("answers of the refused reveal: %+v", answers)
 	}
 
 	// Log out; the admin logs in and opens the audit trail.
@@ -272,4 +259,19 @@ func TestBackofficeBrowser(t *testing.T) {
 	if strings.Contains(f.logs.String(), testPAN) {
 		t.Error("the gateway logged the card number")
 	}
+}
+
+// noCardInAnswers fails t if an answer the browser received from the reveal
+// routes since the last call holds a trace of the card; it returns them.
+func noCardInAnswers(t *testing.T, rec *browsertest.Responses) []browsertest.Response {
+	t.Helper()
+	answers := rec.Bodies(t)
+	for _, a := range answers {
+		for _, trace := range cardTraces() {
+			if strings.Contains(a.Body, trace) {
+				t.Errorf("the gateway's answer from %s holds %q", a.URL, trace)
+			}
+		}
+	}
+	return answers
 }

@@ -13,6 +13,8 @@ package backofficehttp_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"html/template"
 	"io"
@@ -41,6 +43,9 @@ import (
 	"github.com/blindgate/blindgate/gateway/web"
 	"github.com/blindgate/blindgate/gateway/websession"
 	"github.com/blindgate/blindgate/internal/audit"
+	"github.com/blindgate/blindgate/internal/httpmetrics"
+	"github.com/blindgate/blindgate/internal/passkey"
+	"github.com/blindgate/blindgate/internal/passkey/passkeytest"
 	"github.com/blindgate/blindgate/internal/ratelimit"
 	"github.com/blindgate/blindgate/internal/testenv"
 	"github.com/blindgate/blindgate/keyservice/client"
@@ -89,7 +94,7 @@ func (f *fakeKS) RevealChallenge(_ context.Context, req wire.RevealChallengeRequ
 	defer f.mu.Unlock()
 	f.challenges++
 	return wire.RevealChallengeResponse{Nonce: "rvn_" + strings.Repeat("A", 43), ExpiresAt: time.Now().Add(2 * time.Minute).Unix(),
-		RPID: testRPID, PasskeyRequired: false}, nil
+		RPID: "pay.example", PasskeyRequired: false}, nil
 }
 
 func (f *fakeKS) Reveal(context.Context, wire.RevealRequest) (wire.RevealResponse, error) {
@@ -630,7 +635,11 @@ func (c *webClient) reveal(t *testing.T, tokID, reason string, o ...revealOpts) 
 // pending at the key service until approve.
 func (c *webClient) enrolPasskey(t *testing.T, name string) (*passkeytest.Authenticator, response) {
 	t.Helper()
-	csrf := c.csrf(t)
+	page := c.get(t, "/backoffice/passkeys") // open before the second factor is done
+	if page.status != http.StatusOK {
+		t.Fatalf("passkeys page: %d", page.status)
+	}
+	csrf := csrfOf(t, page.body)
 	ch := c.postJSON(t, "/backoffice/passkeys/challenge", csrf, map[string]any{})
 	if ch.status != http.StatusOK {
 		t.Fatalf("passkey challenge: %d %s", ch.status, ch.body)

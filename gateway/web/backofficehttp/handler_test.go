@@ -570,7 +570,7 @@ func TestBackofficeRevealRoles(t *testing.T) {
 			}
 			// The second step alone (a hand-made request) is refused too.
 			r2 := c.postJSON(t, "/backoffice/tokens/"+f.tokA.ID+"/reveal", c.csrf(t), map[string]any{"reason": "ticket 42"})
-			if r2.status != http.StatusForbidden || errCode(r2.response) != "forbidden" {
+			if r2.status != http.StatusForbidden || errCode(r2) != "forbidden" {
 				t.Fatalf("reveal without challenge: %d %s", r2.status, r2.body)
 			}
 			evs := f.gwEvents(t, audit.Filter{Event: audit.EventRevealDenied, Actor: f.operators[name].ID})
@@ -657,10 +657,8 @@ func TestBackofficeRevealRefusals(t *testing.T) {
 	newbie.login(t, "nils")
 	otherKey, _ := kstest.BrowserKey(t)
 	stranger := kstest.NewAuthenticator(t, f.rp)
-	f.addOperator(t, "pia", operators.RoleRevealer, "", true)
-	pending := f.client()
-	pending.login(t, "pia")
-	pendingKey, r := pending.enrolPasskey(t, "pia") // never approved
+	// A second passkey of rita's, enrolled but never approved.
+	pendingKey, r := c.enrolPasskey(t, "rita")
 	if r.status != http.StatusCreated {
 		t.Fatalf("enrol: %d %s", r.status, r.body)
 	}
@@ -684,7 +682,7 @@ func TestBackofficeRevealRefusals(t *testing.T) {
 		{"403/replayed-nonce", c, revealOpts{nonce: "rvn_" + strings.Repeat("C", 42) + "A"}, "reveal_nonce_invalid"},
 		{"403/another-operators-passkey", c, revealOpts{auth: other.passkey}, "passkey_invalid"},
 		{"403/unknown-credential", c, revealOpts{auth: stranger}, "passkey_unknown"},
-		{"403/pending-credential", pending, revealOpts{auth: pendingKey}, "passkey_unknown"},
+		{"403/pending-credential", c, revealOpts{auth: pendingKey}, "passkey_unknown"},
 		{"403/gateway-forged-no-assertion", c, revealOpts{noPasskey: true}, "passkey_required"},
 		{"403/operator-without-passkey", newbie, revealOpts{noPasskey: true}, "passkey_required"},
 	}

@@ -117,8 +117,8 @@ func TestBackofficePasskeyEnrolment(t *testing.T) {
 		if list := c.get(t, "/backoffice/passkeys"); !strings.Contains(list.body, res.Fingerprint) || !strings.Contains(list.body, "bo-status-pending") {
 			t.Errorf("list does not show it pending\n%.800s", list.body)
 		}
-		// Pending: it approves no reveal.
-		if r := c.reveal(t, f.tokA.ID, "before approval", revealOpts{auth: a}); r.status != 403 || r.code != "passkey_unknown" {
+		// Pending: it approves no reveal (and rita has no other passkey).
+		if r := c.reveal(t, f.tokA.ID, "before approval", revealOpts{auth: a}); r.status != 403 || r.code != "passkey_required" {
 			t.Errorf("reveal with a pending passkey: %d %s", r.status, r.code)
 		}
 		f.kz.ApprovePending(t, op.ID)

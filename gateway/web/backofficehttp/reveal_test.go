@@ -53,8 +53,12 @@ func TestRevealLeavesNoCardAtTheGateway(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if evs := f.gwEvents(t, audit.Filter{Event: audit.EventReveal}); len(evs) != 2 {
+	// Three asked for (recorded before the key service is asked), one refused.
+	if evs := f.gwEvents(t, audit.Filter{Event: audit.EventReveal}); len(evs) != 3 {
 		t.Fatalf("gateway audit has %d reveals", len(evs))
+	}
+	if evs := f.gwEvents(t, audit.Filter{Event: audit.EventRevealDenied}); len(evs) != 1 || evs[0].Code != "passkey_invalid" {
+		t.Fatalf("gateway audit refusals: %+v", evs)
 	}
 	if !strings.Contains(captured.String(), "request refused") {
 		t.Fatalf("the log capture saw nothing of the refused reveal:\n%s", captured.String())
