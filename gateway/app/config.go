@@ -15,8 +15,8 @@ import (
 
 	"github.com/blindgate/blindgate/gateway/clientip"
 	"github.com/blindgate/blindgate/gateway/operators"
-	"github.com/blindgate/blindgate/internal/passkey"
 	"github.com/blindgate/blindgate/internal/envflag"
+	"github.com/blindgate/blindgate/internal/passkey"
 	"github.com/blindgate/blindgate/internal/secret"
 
 	"github.com/blindgate/blindgate/internal/redisx"

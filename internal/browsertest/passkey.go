@@ -61,11 +61,11 @@ type Response struct {
 // Responses records the answers whose URL matches, bodies included: what
 // the browser received, not what a server says it sent.
 type Responses struct {
-	tb     *Tab
-	match  func(url string) bool
-	mu     sync.Mutex
-	urls   map[network.RequestID]*network.Response
-	done   []network.RequestID
+	tb    *Tab
+	match func(url string) bool
+	mu    sync.Mutex
+	urls  map[network.RequestID]*network.Response
+	done  []network.RequestID
 }
 
 // RecordResponses starts recording the tab's network answers from URLs for

@@ -526,14 +526,14 @@ type revealOpts struct {
 	noPasskey  bool                       // send no assertion
 	password   string                     // re-authentication fields
 	code       string
-	signToken  string                   // the assertion commits to another token
-	signReason string                   // ... another reason
-	signKey    *wire.BrowserKey         // ... another browser key
-	signNonce  string                   // ... another nonce
-	replay     json.RawMessage          // send this assertion instead
-	sendKey    *wire.BrowserKey         // send another browser key than the one signed
-	nonce      string                   // send another nonce
-	keep       func(json.RawMessage)    // receives the assertion sent
+	signToken  string                // the assertion commits to another token
+	signReason string                // ... another reason
+	signKey    *wire.BrowserKey      // ... another browser key
+	signNonce  string                // ... another nonce
+	replay     json.RawMessage       // send this assertion instead
+	sendKey    *wire.BrowserKey      // send another browser key than the one signed
+	nonce      string                // send another nonce
+	keep       func(json.RawMessage) // receives the assertion sent
 }
 
 // revealResult is a reveal's last answer and, on success, the card the
@@ -645,8 +645,8 @@ func (c *webClient) enrolPasskey(t *testing.T, name string) (*passkeytest.Authen
 		t.Fatalf("passkey challenge: %d %s", ch.status, ch.body)
 	}
 	var opts struct {
-		Nonce     string `json:"nonce"`
-		Challenge string `json:"challenge"`
+		Nonce     string              `json:"nonce"`
+		Challenge string              `json:"challenge"`
 		RP        struct{ ID string } `json:"rp"`
 		User      struct{ ID string } `json:"user"`
 	}
