@@ -354,6 +354,7 @@
       setText(byId('bo-pk-fingerprint'), res.fingerprint);
       setText(byId('bo-pk-command'), res.approve_command);
       setText(byId('bo-pk-status'), res.status);
+      setText(byId('bo-pk-empty'), 'One passkey, ' + res.status + ' at the key service: ' + res.fingerprint + '.');
       show(result, true);
     }
 
