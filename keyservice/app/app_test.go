@@ -263,3 +263,36 @@ func TestBindLegacyWarnsAndAudits(t *testing.T) {
 		t.Fatalf("audit: %+v %v", evs, err)
 	}
 }
+
+// TestRevealApprovalNoneWarnsAndAudits: running without passkey approval
+// (the key service takes the back office's word for the operator) is a
+// downgrade, logged and recorded as an alarm at every start.
+func TestRevealApprovalNoneWarnsAndAudits(t *testing.T) {
+	cfg := app.DevConfig(t.TempDir())
+	cfg.RevealApproval, cfg.WebAuthnOrigins = "none", ""
+	var logs bytes.Buffer
+	a, err := app.New(cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "reveal-approval none") {
+		t.Fatalf("no warning: %s", logs.String())
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Serve(ctx, ln) }()
+	t.Cleanup(func() { cancel(); <-done })
+	f, err := os.Open(cfg.AuditPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	evs, err := audit.Read(f, audit.Filter{Event: audit.EventAlarm})
+	if err != nil || len(evs) != 1 || evs[0].Code != "reveal_approval_none" {
+		t.Fatalf("audit: %+v %v", evs, err)
+	}
+}
