@@ -49,7 +49,8 @@ func TestDemoPayInBrowser(t *testing.T) {
 	})
 	var welcome strings.Builder
 	d.printWelcome(&welcome)
-	for _, want := range []string{d.shopURL, d.gatewayURL + "/backoffice/login", "revealer", "TOTP secret"} {
+	for _, want := range []string{d.shopURL, d.backofficeURL + "/backoffice/login", "revealer", "TOTP secret",
+		"go run ./cmd/keyservice passkeys approve -passkeys " + filepath.Join(dc.dir, "passkeys.json") + " -audit-log " + filepath.Join(dc.dir, "keyservice-audit.log") + " <fingerprint>"} {
 		if !strings.Contains(welcome.String(), want) {
 			t.Fatalf("welcome text lacks %q:\n%s", want, welcome.String())
 		}

@@ -22,6 +22,7 @@ commands:
   keys init|rotate|list|retire|upgrade  manage the sealed keyring
   clients add|list|revoke       manage the signed-request allow-list
   destinations add|list|remove  manage where cards may be forwarded (forwarding in progress)
+  passkeys list|approve|revoke  approve the operators' passkeys that approve reveals
   audit verify                  check the audit log's hash chain and signed checkpoints
   unseal                        send a key share to a running key service
 Run "keyservice <command> -h" for its flags.
@@ -50,6 +51,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return clientsCmd(args[1:], stdout)
 	case "destinations":
 		return destinationsCmd(args[1:], stdout)
+	case "passkeys":
+		return passkeysCmd(args[1:], stdout)
 	case "audit":
 		return auditCmd(args[1:], stdout)
 	case "unseal":
