@@ -127,7 +127,7 @@ func startDemo(ctx context.Context, dc demoConfig, stderr io.Writer) (*runningDe
 		errc:          make(chan error, 3),
 	}
 	gw, err := gwapp.New(gwapp.Config{
-		Addr: gwLn.Addr().String(), PublicURL: d.gatewayURL, MetricsAddr: "", Store: "bolt", BoltPath: p("gateway.db"),
+		Addr: gwLn.Addr().String(), PublicURL: d.gatewayURL, BackofficeURL: d.backofficeURL, MetricsAddr: "", Store: "bolt", BoltPath: p("gateway.db"),
 		KeyServiceURL: d.ksURL, Audience: ks.Audience(),
 		CheckoutClientID: "gateway", CheckoutKeyFile: p("gateway.jwk"),
 		BackofficeClientID: "backoffice", BackofficeKeyFile: p("backoffice.jwk"),
