@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -94,6 +95,11 @@ func newKeyZone(t *testing.T, opts zoneOptions) *keyZone {
 		"-redis", redisAlias + ":6379", "-addr", "0.0.0.0:8443", "-audience", ksAudience,
 		"-public-url", ksURL,
 	}, opts.ServeArgs...)
+	if !slices.Contains(args, "-webauthn-origins") {
+		// Reveals are approved with passkeys, which need the back office's
+		// origin; a zone without a back office names one nobody opens.
+		args = append(args, "-webauthn-origins", "http://localhost:8080")
+	}
 	kreq := testcontainers.ContainerRequest{Image: z.ksImage, Cmd: args}
 	onNetworks(&kreq, ksAlias, z.Net)
 	if opts.Exposed {

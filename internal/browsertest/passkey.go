@@ -2,6 +2,7 @@ package browsertest
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 
@@ -19,8 +20,18 @@ func (tb *Tab) VirtualAuthenticator(t testing.TB) webauthn.AuthenticatorID {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(tb.ctx, tb.timeout)
 	defer cancel()
+	id, err := AddVirtualAuthenticator(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// AddVirtualAuthenticator is Tab.VirtualAuthenticator for any chromedp tab
+// context (the e2e suite's).
+func AddVirtualAuthenticator(ctx context.Context) (webauthn.AuthenticatorID, error) {
 	if _, err := chromedp.Call(ctx, webauthn.Enable, webauthn.EnableParams{}); err != nil {
-		t.Fatalf("WebAuthn.enable: %v", err)
+		return "", fmt.Errorf("WebAuthn.enable: %w", err)
 	}
 	res, err := chromedp.Call(ctx, webauthn.AddVirtualAuthenticator, webauthn.AddVirtualAuthenticatorParams{
 		Options: &webauthn.VirtualAuthenticatorOptions{
@@ -34,9 +45,9 @@ func (tb *Tab) VirtualAuthenticator(t testing.TB) webauthn.AuthenticatorID {
 		},
 	})
 	if err != nil {
-		t.Fatalf("WebAuthn.addVirtualAuthenticator: %v", err)
+		return "", fmt.Errorf("WebAuthn.addVirtualAuthenticator: %w", err)
 	}
-	return res.AuthenticatorID
+	return res.AuthenticatorID, nil
 }
 
 // Credentials lists the credentials the virtual authenticator id holds.
