@@ -63,10 +63,10 @@ type stack struct {
 	// back office's origin, whose host is the passkeys' relying party id
 	// (WebAuthn has none for an IP address).
 	BackofficeURL string
-	Page       *merchantPage
-	MerchantID string
-	SecretKey  string // the merchant's secret API key (sk_...)
-	Operators  map[string]operatorAccount
+	Page          *merchantPage
+	MerchantID    string
+	SecretKey     string // the merchant's secret API key (sk_...)
+	Operators     map[string]operatorAccount
 
 	adminImage string
 	hc         *http.Client
