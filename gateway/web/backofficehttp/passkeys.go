@@ -180,6 +180,18 @@ func passkeyError(err error) error {
 			Message: "You have the most passkeys allowed; ask an administrator to remove one."}
 	case errors.As(err, &ie):
 		return &apierr.Error{Status: http.StatusBadRequest, Code: apierr.InvalidField.Code, Message: ie.Msg, Err: err}
+	case errors.Is(err, backoffice.ErrApprovalRefused):
+		// The key service's verdict on the registration, with its code.
+		var ke *backoffice.KeyServiceError
+		errors.As(err, &ke)
+		base := apierr.Unavailable
+		for _, c := range []*apierr.Error{apierr.RevealNonceInvalid, apierr.PasskeyInvalid, apierr.PasskeyUnknown, apierr.PasskeyRequired} {
+			if c.Code == ke.Code {
+				base = c
+			}
+		}
+		return &apierr.Error{Status: base.Status, Code: base.Code, Err: err,
+			Message: "The key service refused the registration (its challenge expired or was used, or the passkey did not verify). Nothing was changed; start again."}
 	}
 	return revealError(err)
 }

@@ -143,6 +143,29 @@ func TestBackofficePasskeyEnrolment(t *testing.T) {
 			t.Fatalf("%d %s", r.status, r.body)
 		}
 	})
+	t.Run("403/registration-nonce-spent", func(t *testing.T) {
+		r := c.postJSON(t, "/backoffice/passkeys/challenge", c.csrf(t), map[string]any{})
+		var ch struct{ Nonce string }
+		_ = json.Unmarshal([]byte(r.body), &ch)
+		register := func() response {
+			b := passkeytestNew(t, f)
+			att, _ := b.Create(wire.EnrolChallenge(ch.Nonce, op.ID), wire.UserHandle(op.ID))
+			defer f.clock.Advance(30 * time.Second)
+			return c.postJSON(t, "/backoffice/passkeys", c.csrf(t), map[string]any{"nonce": ch.Nonce, "attestation": json.RawMessage(att),
+				"password": testPassword, "code": f.code(t, "rita")})
+		}
+		if r := register(); r.status != http.StatusCreated {
+			t.Fatalf("first: %d %s", r.status, r.body)
+		}
+		before, _ := f.ops.Get(t.Context(), op.ID)
+		r = register()
+		if r.status != http.StatusForbidden || errCode(r) != "reveal_nonce_invalid" {
+			t.Fatalf("second with the same nonce: %d %s", r.status, r.body)
+		}
+		if after, _ := f.ops.Get(t.Context(), op.ID); len(after.Passkeys) != len(before.Passkeys) {
+			t.Error("the gateway kept a passkey the key service refused")
+		}
+	})
 	t.Run("403/cross-site", func(t *testing.T) {
 		c.header["Sec-Fetch-Site"] = "cross-site"
 		defer delete(c.header, "Sec-Fetch-Site")
