@@ -195,11 +195,12 @@ func (h *Handler) Routes(r fiber.Router) {
 	r.Post("/tokens/:id/reveal/challenge", h.api(h.authed(h.revealChallenge)))
 	// The reveal is the script's JSON call; a form posted without the
 	// script gets a page saying why nothing can be shown.
+	revealJSON, revealForm := h.api(h.authed(h.reveal)), h.page(h.authed(h.revealWithoutScript))
 	r.Post("/tokens/:id/reveal", func(c *fiber.Ctx) error {
 		if isJSON(c) {
-			return h.api(h.authed(h.reveal))(c)
+			return revealJSON(c)
 		}
-		return h.page(h.authed(h.revealWithoutScript))(c)
+		return revealForm(c)
 	})
 	r.Get("/audit", h.page(h.authed(h.auditView)))
 
