@@ -159,7 +159,7 @@ func (h *Handler) reveal(c *fiber.Ctx, a *backoffice.Actor) error {
 		// The key service now answers a JWE only the operator's browser can
 		// open (issue 12); the page that decrypts it is the passkey-gw
 		// branch's. Until then nothing is shown here.
-		Reason:   res.Reason,
+		Reason: res.Reason,
 	}
 	// The page is the only copy: no-store (set by bo) keeps it out of every
 	// cache and the back/forward cache; the script hides it after 60 s.
