@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -94,12 +93,10 @@ func newKeyZone(t *testing.T, opts zoneOptions) *keyZone {
 		"serve", "-dev-insecure-http", "-dev-auto-unseal",
 		"-redis", redisAlias + ":6379", "-addr", "0.0.0.0:8443", "-audience", ksAudience,
 		"-public-url", ksURL,
+		// Passkey approval needs the back office's origin; a test whose
+		// back office reveals gives its own in ServeArgs (the last wins).
+		"-webauthn-origins", "http://localhost",
 	}, opts.ServeArgs...)
-	if !slices.Contains(args, "-webauthn-origins") {
-		// Reveals are approved with passkeys, which need the back office's
-		// origin; a zone without a back office names one nobody opens.
-		args = append(args, "-webauthn-origins", "http://localhost:8080")
-	}
 	kreq := testcontainers.ContainerRequest{Image: z.ksImage, Cmd: args}
 	onNetworks(&kreq, ksAlias, z.Net)
 	if opts.Exposed {

@@ -387,8 +387,8 @@ func TestClientValidatesBeforeSending(t *testing.T) {
 			_, err := c.RevealChallenge(ctx, wire.RevealChallengeRequest{Actor: "op_1"})
 			return err
 		},
-		"audit/limit":     func() error { _, err := c.AuditQuery(ctx, wire.AuditQueryRequest{Limit: -1}); return err },
-		"audit/outcome":   func() error { _, err := c.AuditQuery(ctx, wire.AuditQueryRequest{Outcome: "maybe"}); return err },
+		"audit/limit":   func() error { _, err := c.AuditQuery(ctx, wire.AuditQueryRequest{Limit: -1}); return err },
+		"audit/outcome": func() error { _, err := c.AuditQuery(ctx, wire.AuditQueryRequest{Outcome: "maybe"}); return err },
 	} {
 		t.Run("400/"+name, func(t *testing.T) {
 			if err := call(); !errors.Is(err, wire.ErrInvalidRequest) {
