@@ -18,8 +18,11 @@
 //	                        fingerprint) from the merchant API; key service stopped:
 //	                        retry message, no token, recovery with the same
 //	                        fingerprint; audit chain and signed checkpoints verify
-//	TestBackOffice          login + TOTP enrolment, search, reveal with a reason,
-//	                        reveal limit (429 page), audit chain with every reveal
+//	TestBackOffice          login + TOTP enrolment, passkey enrolment (virtual
+//	                        authenticator) approved by `docker exec` of `keyservice
+//	                        passkeys approve`, search, reveals approved by the
+//	                        passkey and decrypted in the page, reveal limit,
+//	                        audit chain with every reveal and its passkey
 //	TestKeyRotation         `keyservice keys rotate` under traffic, new kid, old
 //	                        tokens reveal, `blindgate rewrap`, retire
 //	TestRedisRestart        Redis (AOF) restarted under traffic: fail closed, recover,

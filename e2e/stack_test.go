@@ -60,10 +60,14 @@ type stackOptions struct {
 type stack struct {
 	*topology
 	GatewayURL string // http://127.0.0.1:<port>, a secure context
-	Page       *merchantPage
-	MerchantID string
-	SecretKey  string // the merchant's secret API key (sk_...)
-	Operators  map[string]operatorAccount
+	// BackofficeURL is the same listener at http://localhost:<port>: the
+	// back office's origin, whose host is the passkeys' relying party id
+	// (WebAuthn has none for an IP address).
+	BackofficeURL string
+	Page          *merchantPage
+	MerchantID    string
+	SecretKey     string // the merchant's secret API key (sk_...)
+	Operators     map[string]operatorAccount
 
 	adminImage string
 	hc         *http.Client
@@ -78,7 +82,10 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 		{ID: "gateway", Ops: []string{wire.OpInspect, wire.OpRewrap}},
 		{ID: "backoffice", Ops: []string{wire.OpReveal, wire.OpAudit}},
 	}
-	ksArgs := opts.KeyServiceArgs
+	port := testenv.FreePort(t)
+	backofficeURL := fmt.Sprintf("http://localhost:%d", port)
+	// Reveals are approved by the operators' passkeys for the back office.
+	ksArgs := append([]string{"-webauthn-origins", backofficeURL}, opts.KeyServiceArgs...)
 	if opts.Forward {
 		clients = append(clients, clientSpec{ID: "forward", Ops: []string{wire.OpForward}})
 		ksArgs = append(slices.Clone(ksArgs), "-egress-proxy", "http://"+egressAlias+":3128")
@@ -88,10 +95,10 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 		topology: tp, Page: newMerchantPage(t), Operators: map[string]operatorAccount{},
 		adminImage: refs[images.Admin], hc: &http.Client{Timeout: 15 * time.Second},
 	}
-	port := testenv.FreePort(t)
 	s.GatewayURL = fmt.Sprintf("http://127.0.0.1:%d", port)
+	s.BackofficeURL = backofficeURL
 	args := append([]string{
-		"-addr", "0.0.0.0:8080", "-public-url", s.GatewayURL,
+		"-addr", "0.0.0.0:8080", "-public-url", s.GatewayURL, "-backoffice-url", s.BackofficeURL,
 		"-store", "redis", "-redis", redisAlias + ":6379",
 		"-keyservice-url", "http://" + ksAlias + ":8443", "-keyservice-audience", ksAudience,
 		"-checkout-client-id", "gateway", "-checkout-key", gwKeyDir + "/gateway.jwk",

@@ -97,6 +97,9 @@ func newKeyZone(t *testing.T, opts zoneOptions) *keyZone {
 		"serve", "-dev-insecure-http", "-dev-auto-unseal",
 		"-redis", redisAlias + ":6379", "-addr", "0.0.0.0:8443", "-audience", ksAudience,
 		"-public-url", ksURL,
+		// Passkey approval needs the back office's origin; a test whose
+		// back office reveals gives its own in ServeArgs (the last wins).
+		"-webauthn-origins", "http://localhost",
 	}, opts.ServeArgs...)
 	// Every level is logged, so the check for card numbers in its logs
 	// (startContainer) covers DEBUG too.

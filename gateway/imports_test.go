@@ -1,7 +1,13 @@
 package gateway_test
 
 import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
 	"os/exec"
+	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -57,5 +63,70 @@ func TestGatewayCannotReachCardCode(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// cardFieldNames are struct field names and JSON members a type that held
+// a card in clear would have.
+var cardFieldNames = map[string]bool{"pan": true, "cardnumber": true, "number": true, "cvc": true, "cvv": true}
+
+// TestNoPlaintextCardType: no struct the gateway links (its own packages and
+// the key-service wire and client it speaks) has a field for a card number
+// or CVC, by name or by JSON member: a reveal comes back as a JWE to the
+// operator's browser key, so the gateway has nowhere to put a card in clear.
+// (keyservice/wire's Card-like payload lives only in the key service.)
+func TestNoPlaintextCardType(t *testing.T) {
+	var dirs []string
+	for _, root := range []string{".", "../keyservice/wire", "../keyservice/client"} {
+		err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				dirs = append(dirs, path)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	structs := 0
+	for _, dir := range dirs {
+		files, _ := filepath.Glob(filepath.Join(dir, "*.go"))
+		for _, file := range files {
+			if strings.HasSuffix(file, "_test.go") {
+				continue
+			}
+			f, err := parser.ParseFile(token.NewFileSet(), file, nil, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ast.Inspect(f, func(n ast.Node) bool {
+				st, ok := n.(*ast.StructType)
+				if !ok {
+					return true
+				}
+				structs++
+				for _, fl := range st.Fields.List {
+					names := []string{}
+					for _, id := range fl.Names {
+						names = append(names, id.Name)
+					}
+					if fl.Tag != nil {
+						tag := reflect.StructTag(strings.Trim(fl.Tag.Value, "`"))
+						if j, _, _ := strings.Cut(tag.Get("json"), ","); j != "" {
+							names = append(names, j)
+						}
+					}
+					for _, name := range names {
+						if cardFieldNames[strings.ToLower(strings.ReplaceAll(name, "_", ""))] {
+							t.Errorf("%s: struct field %q could hold a card in clear", file, name)
+						}
+					}
+				}
+				return true
+			})
+		}
+	}
+	if structs < 50 {
+		t.Fatalf("only %d structs seen: the check would prove nothing", structs)
 	}
 }

@@ -144,9 +144,9 @@ func operatorsCmd(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tUSERNAME\tROLE\tMERCHANT\tMFA\tDISABLED")
+		fmt.Fprintln(tw, "ID\tUSERNAME\tROLE\tMERCHANT\tTOTP\tPASSKEYS\tDISABLED")
 		for _, o := range ops {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%v\n", o.ID, o.Username, o.Role, o.MerchantID, o.TOTPEnabled, o.Disabled)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%d\t%v\n", o.ID, o.Username, o.Role, o.MerchantID, o.TOTPEnabled, len(o.Passkeys), o.Disabled)
 		}
 		return tw.Flush()
 	default:

@@ -67,6 +67,8 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 type runningDemo struct {
 	state               demoState
 	gatewayURL, shopURL string
+	backofficeURL       string // the gateway's listener at localhost (passkeys need a host name)
+	dir                 string
 	ksURL               string
 	errc                chan error
 	n                   int
@@ -101,23 +103,31 @@ func startDemo(ctx context.Context, dc demoConfig, stderr io.Writer) (*runningDe
 		gwLn.Close()
 		return nil, err
 	}
+	// The back office is opened at localhost, not 127.0.0.1: WebAuthn has
+	// no relying party id for an IP address, so passkeys need a host name.
+	backofficeURL := "http://localhost:" + port(gwLn)
 	ks, err := ksapp.New(ksapp.Config{
 		Addr: ksLn.Addr().String(), DevHTTP: true, KeyringPath: p("keyring.sealed"), Shares: 1, DevUnseal: true,
 		ClientsPath: p("clients.json"), Audience: demoAudience(p("keyring.sealed")), Skew: 5 * time.Second,
 		AuditPath: p("keyservice-audit.log"), Freshness: 15 * time.Minute, Redis: redisx.Config{Addrs: ksapp.RedisMemory},
 		RevealPerMinute: 5, RevealPerDay: 50, RevealClientPerMinute: 60, RevealClientPerDay: 1000, InspectPerSecond: 2000, LogLevel: dc.logLevel,
+		// Reveals are approved by the operator's passkey, approved in the
+		// key zone (printWelcome prints the command).
+		RevealApproval: "passkey", WebAuthnOrigins: backofficeURL, PasskeysPath: p("passkeys.json"),
 	}, log.With("service", "keyservice"))
 	if err != nil {
 		return nil, err
 	}
 	d := &runningDemo{
-		ksURL:      "http://" + ksLn.Addr().String(),
-		gatewayURL: "http://127.0.0.1:" + port(gwLn),
-		shopURL:    "http://localhost:" + port(shopLn),
-		errc:       make(chan error, 3),
+		dir:           dc.dir,
+		backofficeURL: backofficeURL,
+		ksURL:         "http://" + ksLn.Addr().String(),
+		gatewayURL:    "http://127.0.0.1:" + port(gwLn),
+		shopURL:       "http://localhost:" + port(shopLn),
+		errc:          make(chan error, 3),
 	}
 	gw, err := gwapp.New(gwapp.Config{
-		Addr: gwLn.Addr().String(), PublicURL: d.gatewayURL, MetricsAddr: "", Store: "bolt", BoltPath: p("gateway.db"),
+		Addr: gwLn.Addr().String(), PublicURL: d.gatewayURL, BackofficeURL: d.backofficeURL, MetricsAddr: "", Store: "bolt", BoltPath: p("gateway.db"),
 		KeyServiceURL: d.ksURL, Audience: ks.Audience(),
 		CheckoutClientID: "gateway", CheckoutKeyFile: p("gateway.jwk"),
 		BackofficeClientID: "backoffice", BackofficeKeyFile: p("backoffice.jwk"),
@@ -159,13 +169,31 @@ Blindgate demo is running (development mode: dev keyring, plain HTTP, bbolt stor
   1. Shop (merchant page, another origin):  %s
      Pay with a test card, e.g. 4242 4242 4242 4242, any future expiry, any CVC.
   2. Back office:                           %s/backoffice/login
-`, d.shopURL, d.gatewayURL)
+`, d.shopURL, d.backofficeURL)
 	for _, o := range d.state.Operators {
 		fmt.Fprintf(out, "     %-9s user %-10s password %s  TOTP secret %s (code now: blindgate totp -secret %s)\n", o.Role, o.Username, o.Password, o.TOTPSecret, o.TOTPSecret)
 	}
+	fmt.Fprintf(out, `     A reveal is approved with the operator's passkey: enrol one in the back office, then approve it
+     here, in the key zone, after comparing its fingerprint with the one the enrolment page shows:
+       %s
+       %s <fingerprint>
+`, d.passkeysCommand("list", "-pending"), d.passkeysCommand("approve"))
 	fmt.Fprintf(out, `  3. Merchant API:  curl -H 'Authorization: Bearer %s' %s/v1/tokens
   Key service (internal; signed requests only): %s   Ctrl-C stops everything.
 `, d.state.SecretKey, d.gatewayURL, d.ksURL)
+}
+
+// passkeysCommand is the exact `keyservice passkeys` command line for the
+// demo's registry and audit log.
+func (d *runningDemo) passkeysCommand(sub string, extra ...string) string {
+	cmd := "go run ./cmd/keyservice passkeys " + sub + " -passkeys " + filepath.Join(d.dir, "passkeys.json")
+	if sub != "list" {
+		cmd += " -audit-log " + filepath.Join(d.dir, "keyservice-audit.log")
+	}
+	for _, e := range extra {
+		cmd += " " + e
+	}
+	return cmd
 }
 
 func port(ln net.Listener) string { return fmt.Sprint(ln.Addr().(*net.TCPAddr).Port) }

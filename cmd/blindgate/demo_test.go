@@ -15,6 +15,7 @@ import (
 
 	"github.com/blindgate/blindgate/internal/browsertest"
 	"github.com/blindgate/blindgate/internal/testenv"
+	"github.com/blindgate/blindgate/keyservice/passkeys"
 )
 
 // screenshotDir is where BLINDGATE_SCREENSHOTS=1 writes the README's images.
@@ -47,7 +48,8 @@ func TestDemoPayInBrowser(t *testing.T) {
 	})
 	var welcome strings.Builder
 	d.printWelcome(&welcome)
-	for _, want := range []string{d.shopURL, d.gatewayURL + "/backoffice/login", "revealer", "TOTP secret"} {
+	for _, want := range []string{d.shopURL, d.backofficeURL + "/backoffice/login", "revealer", "TOTP secret",
+		"go run ./cmd/keyservice passkeys approve -passkeys " + filepath.Join(dc.dir, "passkeys.json") + " -audit-log " + filepath.Join(dc.dir, "keyservice-audit.log") + " <fingerprint>"} {
 		if !strings.Contains(welcome.String(), want) {
 			t.Fatalf("welcome text lacks %q:\n%s", want, welcome.String())
 		}
@@ -91,29 +93,56 @@ func TestDemoPayInBrowser(t *testing.T) {
 		t.Fatalf("merchant API: %d %s", resp.StatusCode, body)
 	}
 
-	// The printed revealer logs in (password + TOTP), finds the card by its
-	// token and reveals it with a reason: the second half of the README's demo.
+	// The printed revealer logs in (password + TOTP) at the back office's
+	// localhost address, enrols a passkey (a DevTools virtual
+	// authenticator), has it approved in the key zone as the welcome text
+	// says, finds the card by its token and reveals it with a reason: the
+	// second half of the README's demo.
 	var rev demoOperator
 	for _, o := range d.state.Operators {
 		if o.Role == "revealer" {
 			rev = o
 		}
 	}
-	// The demo confirmed enrolment with the previous step's code; the current one is unused.
-	code, err := totp.GenerateCode(rev.TOTPSecret, time.Now())
+	// The demo confirmed enrolment with the previous step's code; the
+	// current one logs in, the next one (within the accepted skew)
+	// re-confirms for the passkey enrolment.
+	code := func(at time.Time) string {
+		c, err := totp.GenerateCode(rev.TOTPSecret, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	now := time.Now()
+	bo := browsertest.NewTab(t, browser, browsertest.WithTimeout(30*time.Second))
+	bo.VirtualAuthenticator(t)
+	bo.Do(t, browsertest.Navigate(d.backofficeURL+"/backoffice/login"), chromedp.WaitVisible(chromedp.ID("bo-username")),
+		chromedp.SendKeys(chromedp.ID("bo-username"), rev.Username),
+		chromedp.SendKeys(chromedp.ID("bo-password"), rev.Password),
+		chromedp.SendKeys(chromedp.ID("bo-code"), code(now)+"\r"))
+	bo.WaitFor(t, `location.pathname === "/backoffice/tokens"`, 15*time.Second)
+	bo.Do(t, browsertest.Navigate(d.backofficeURL+"/backoffice/passkeys"), chromedp.WaitVisible(chromedp.ID("bo-pk-password")),
+		chromedp.SendKeys(chromedp.ID("bo-pk-password"), rev.Password),
+		chromedp.SendKeys(chromedp.ID("bo-pk-code"), code(now.Add(30*time.Second))),
+		chromedp.Click(chromedp.ID("bo-passkey-btn")))
+	bo.WaitFor(t, `!document.getElementById("bo-passkey-result").hidden || !document.getElementById("bo-passkey-error").hidden`, 15*time.Second)
+	fp := browsertest.Eval[string](t, bo, `document.getElementById("bo-pk-fingerprint").textContent`)
+	if fp == "" {
+		t.Fatalf("enrolment: %s", browsertest.Eval[string](t, bo, `document.getElementById("bo-passkey-error").textContent`))
+	}
+	// The key-zone admin's `keyservice passkeys approve <fingerprint>`.
+	reg, err := passkeys.Open(filepath.Join(dc.dir, "passkeys.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	bo := browsertest.NewTab(t, browser, browsertest.WithTimeout(30*time.Second))
-	bo.Do(t, browsertest.Navigate(d.gatewayURL+"/backoffice/login"), chromedp.WaitVisible(chromedp.ID("bo-username")),
-		chromedp.SendKeys(chromedp.ID("bo-username"), rev.Username),
-		chromedp.SendKeys(chromedp.ID("bo-password"), rev.Password),
-		chromedp.SendKeys(chromedp.ID("bo-code"), code+"\r"))
-	bo.WaitFor(t, `location.pathname === "/backoffice/tokens"`, 15*time.Second)
-	bo.Do(t, browsertest.Navigate(d.gatewayURL+"/backoffice/tokens/"+token), chromedp.WaitVisible(chromedp.ID("bo-reason")),
+	if _, err := reg.Approve(fp, "demo-test", time.Now()); err != nil {
+		t.Fatalf("approve %s: %v", fp, err)
+	}
+	bo.Do(t, browsertest.Navigate(d.backofficeURL+"/backoffice/tokens/"+token), chromedp.WaitVisible(chromedp.ID("bo-reason")),
 		chromedp.SendKeys(chromedp.ID("bo-reason"), "Demo: customer asked"), chromedp.Click(chromedp.ID("bo-reveal-btn")))
-	bo.WaitFor(t, `document.getElementById("bo-pan") !== null`, 15*time.Second)
+	bo.WaitFor(t, `document.getElementById("bo-reveal").dataset.state === "shown" || !document.getElementById("bo-reveal-error").hidden`, 15*time.Second)
 	if got := strings.ReplaceAll(browsertest.Eval[string](t, bo, `document.getElementById("bo-pan").textContent`), " ", ""); got != "4242424242424242" {
-		t.Fatalf("revealed %q", got)
+		t.Fatalf("revealed %q (%s)", got, browsertest.Eval[string](t, bo, `document.getElementById("bo-reveal-error").textContent`))
 	}
 }

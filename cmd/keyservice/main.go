@@ -23,6 +23,7 @@ commands:
   keys rekey|rotate-master      new key shares (same master key), or a new master key
   clients add|list|revoke       manage the signed-request allow-list
   destinations add|list|remove  manage where cards may be forwarded (forwarding in progress)
+  passkeys list|approve|revoke  approve the operators' passkeys that approve reveals
   audit verify                  check the audit log's hash chain and signed checkpoints
   audit recover                 set aside a torn last line of a stopped service's audit log (as a start does)
   unseal                        send a key share to a running key service
@@ -52,6 +53,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return clientsCmd(args[1:], stdout)
 	case "destinations":
 		return destinationsCmd(args[1:], stdout)
+	case "passkeys":
+		return passkeysCmd(args[1:], stdout)
 	case "audit":
 		return auditCmd(args[1:], stdout)
 	case "unseal":

@@ -30,6 +30,7 @@ import (
 	"github.com/blindgate/blindgate/internal/jose"
 	"github.com/blindgate/blindgate/keyservice/app"
 	"github.com/blindgate/blindgate/keyservice/client"
+	"github.com/blindgate/blindgate/keyservice/kstest"
 	"github.com/blindgate/blindgate/keyservice/sigauth"
 	"github.com/blindgate/blindgate/keyservice/wire"
 )
@@ -276,7 +277,9 @@ func TestServeTLSWithClientCert(t *testing.T) {
 	if m.Brand != "amex" || m.BIN != "378282" || m.Last4 != "0005" {
 		t.Fatalf("inspect over TLS: %+v", m)
 	}
-	_, err = c.Reveal(context.Background(), wire.RevealRequest{JWE: string(jwe), Actor: "op_1", Reason: "not allowed"})
+	bk, _ := kstest.BrowserKey(t)
+	_, err = c.Reveal(context.Background(), wire.RevealRequest{JWE: string(jwe), Actor: "op_1", Reason: "not allowed", Token: "tok_1", BrowserKey: bk,
+		Nonce: "rvn_" + strings.Repeat("A", 43)})
 	var ce *client.Error
 	if !asErr(err, &ce) || ce.Status != 403 {
 		t.Fatalf("gateway reveal: %v", err)

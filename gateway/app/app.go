@@ -32,6 +32,7 @@ import (
 	"github.com/blindgate/blindgate/gateway/webhooks"
 	"github.com/blindgate/blindgate/gateway/websession"
 	"github.com/blindgate/blindgate/internal/audit"
+	"github.com/blindgate/blindgate/internal/passkey"
 	"github.com/blindgate/blindgate/internal/ratelimit"
 	"github.com/blindgate/blindgate/internal/readiness"
 	"github.com/blindgate/blindgate/internal/redisx"
@@ -84,6 +85,25 @@ func OpenStores(cfg Config, log *slog.Logger) (*Stores, error) {
 	if nameKey == nil && cfg.Store == "redis" {
 		log.Warn("no -login-name-key: lockouts of unknown login names are per process; give every replica the same key")
 	}
+	// The admin commands open the stores with the store flags alone: no
+	// MFA mode (the default applies) and no relying party (they verify no
+	// passkey).
+	mode, rp, err := cfg.OperatorAuth()
+	if err != nil && cfg.PublicURL != "" {
+		return nil, err
+	}
+	var verifier *passkey.Verifier
+	if rp != nil {
+		if verifier, err = passkey.New(*rp); err != nil {
+			return nil, err
+		}
+	}
+	if mode == "" {
+		mode = operators.MFAAny
+	}
+	ocfg := func(rev operators.SessionRevoker) operators.Config {
+		return operators.Config{Revoker: rev, Logger: log, NameKey: nameKey, MFA: mode, Passkeys: verifier}
+	}
 	st := &Stores{}
 	wcfg := websession.Config{}
 	switch cfg.Store {
@@ -106,7 +126,7 @@ func OpenStores(cfg Config, log *slog.Logger) (*Stores, error) {
 			return nil, err
 		}
 		st.WebSessions = ws
-		if st.Operators, err = operators.NewService(operators.NewRedis(rdb, "bg"), operators.Config{Revoker: ws, Logger: log, NameKey: nameKey}); err != nil {
+		if st.Operators, err = operators.NewService(operators.NewRedis(rdb, "bg"), ocfg(ws)); err != nil {
 			return nil, err
 		}
 	case "bolt":
@@ -152,7 +172,7 @@ func OpenStores(cfg Config, log *slog.Logger) (*Stores, error) {
 		if err != nil {
 			return nil, err
 		}
-		if st.Operators, err = operators.NewService(ob, operators.Config{Revoker: ws, Logger: log, NameKey: nameKey}); err != nil {
+		if st.Operators, err = operators.NewService(ob, ocfg(ws)); err != nil {
 			return nil, err
 		}
 		st.Limiter = ratelimit.NewMemory()
@@ -196,6 +216,10 @@ func (a *App) build() error {
 	cfg := a.cfg
 	// One clock for the three identities: they talk to one key service.
 	a.clock = client.NewClock(cfg.KeyServiceSkew, cfg.Now, a.log)
+	if a.stores.Operators.Passkeys() == nil {
+		a.log.Warn("passkeys are off: the back office's host is an IP address (set -backoffice-url to a host name); " +
+			"operators cannot enrol passkeys, and a key service that requires passkey approval refuses every reveal")
+	}
 	checkoutClient, err := KeyServiceClient(cfg, cfg.CheckoutClientID, cfg.CheckoutKeyFile)
 	if err != nil {
 		return fmt.Errorf("checkout identity: %w", err)

@@ -4,16 +4,20 @@
 package app
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/blindgate/blindgate/gateway/clientip"
+	"github.com/blindgate/blindgate/gateway/operators"
 	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/internal/envflag"
+	"github.com/blindgate/blindgate/internal/passkey"
 	"github.com/blindgate/blindgate/internal/secret"
 	"github.com/blindgate/blindgate/keyservice/wire"
 
@@ -64,6 +68,16 @@ type Config struct {
 	CVCTTL      time.Duration
 	SubmitPerIP int // per minute
 	LogLevel    string
+
+	// OperatorMFA is the back-office login's second factor: totp, passkey
+	// or any (the default: whichever the operator has).
+	OperatorMFA string
+	// BackofficeURL is the origin operators open the back office at, the
+	// origin of their passkeys; empty: PublicURL.
+	BackofficeURL string
+	// WebAuthnRPID is the passkeys' relying party id; empty: the host of
+	// BackofficeURL. The key service's -webauthn-rp-id must be the same.
+	WebAuthnRPID string
 
 	// WebhookAllowLoopback lets merchants register webhook endpoints on
 	// loopback addresses, over plain http (development only).
@@ -119,6 +133,9 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.RewrapInterval, "rewrap-interval", env.Duration("REWRAP_INTERVAL", 24*time.Hour), "background rewrap: a pass on every KEK rotation, and at least this often (1h-720h); 0: off")
 	fs.IntVar(&c.RewrapRate, "rewrap-rate", env.Int("REWRAP_RATE", 50), "rewraps per second sent to the key service by the background job and blindgate rewrap (0: no cap)")
 	fs.StringVar(&c.LogLevel, "log-level", env.String("LOG_LEVEL", "info"), "debug, info, warn or error")
+	fs.StringVar(&c.OperatorMFA, "operator-mfa", env.String("OPERATOR_MFA", string(operators.MFAAny)), "back-office login second factor: totp, passkey or any (whichever the operator has)")
+	fs.StringVar(&c.BackofficeURL, "backoffice-url", env.String("BACKOFFICE_URL", ""), "origin operators open the back office at (their passkeys' origin); empty: -public-url")
+	fs.StringVar(&c.WebAuthnRPID, "webauthn-rp-id", env.String("WEBAUTHN_RP_ID", ""), "passkeys' relying party id (a host name, the key service's -webauthn-rp-id); empty: the host of -backoffice-url")
 }
 
 // StoreFlags registers only the store flags (the admin commands need those).
@@ -191,6 +208,9 @@ func (c *Config) Validate() error {
 	case secret.Validate(c.LoginNameKey) != nil:
 		return errors.New("config: login-name-key must be env:NAME or file:PATH")
 	}
+	if _, _, err := c.OperatorAuth(); err != nil {
+		return err
+	}
 	if _, err := c.ClientIP(); err != nil {
 		return err
 	}
@@ -223,3 +243,35 @@ func (c *Config) TLS() bool {
 
 // env reads BLINDGATE_GW_<NAME> defaults.
 const env = envflag.Env("BLINDGATE_GW_")
+
+// OperatorAuth reads the back office's second-factor settings: the MFA
+// mode and the passkeys' relying party (ok false when passkeys cannot work
+// here: the back office's host is an IP address, which WebAuthn refuses as
+// an RP id). A mode that needs passkeys without a relying party is an error.
+func (c *Config) OperatorAuth() (operators.MFAMode, *passkey.RP, error) {
+	mode := operators.MFAAny
+	if c.OperatorMFA != "" {
+		m, err := operators.ParseMFAMode(c.OperatorMFA)
+		if err != nil {
+			return "", nil, errors.New("config: operator-mfa must be totp, passkey or any")
+		}
+		mode = m
+	}
+	origin := cmp.Or(c.BackofficeURL, c.PublicURL)
+	u, err := url.Parse(origin)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.TrimSuffix(u.Path, "/") != "" {
+		return "", nil, errors.New("config: backoffice-url must be an origin like https://backoffice.example.com")
+	}
+	rpID := cmp.Or(c.WebAuthnRPID, u.Hostname())
+	if net.ParseIP(rpID) != nil {
+		if mode == operators.MFAPasskey || c.WebAuthnRPID != "" {
+			return "", nil, fmt.Errorf("config: passkeys need a host name, not the IP address %s: set -backoffice-url (or -webauthn-rp-id)", rpID)
+		}
+		return mode, nil, nil
+	}
+	rp := passkey.RP{ID: strings.ToLower(rpID), Origins: []string{u.Scheme + "://" + u.Host}}
+	if err := rp.Validate(); err != nil {
+		return "", nil, fmt.Errorf("config: passkeys: %w", err)
+	}
+	return mode, &rp, nil
+}

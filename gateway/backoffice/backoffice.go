@@ -1,11 +1,18 @@
 // Package backoffice is the back office's policy, with no HTTP in it: who
-// may reveal a card number and when, what an operator's search and audit
-// view may cover, and how the key service's answers are read (by their
-// stable error code, never by HTTP status), and whether a session still
-// stands for a signed-in operator. The pages in gateway/web/backofficehttp
-// bind a request, call a Service method and render.
+// may reveal a card and when, what an operator's search and audit view may
+// cover, passkey enrolment, how the key service's answers are read (by
+// their stable error code, never by HTTP status), and whether a session
+// still stands for a signed-in operator. The pages in
+// gateway/web/backofficehttp bind a request, call a Service method and
+// render.
 //
-// Reveal checks, in this order (Service.Reveal; tested in order_test.go):
+// A reveal is end-to-end encrypted: the operator's browser makes a key
+// pair, the key service encrypts the card to it after checking the
+// operator's passkey assertion over this very reveal, and the gateway
+// relays only ciphertext (Revealed holds a JWE; nothing here can hold a
+// card in clear). It takes two calls: RevealChallenge, then Reveal.
+//
+// Reveal checks, in this order (Service.Reveal; tested in reveal_test.go):
 //
 //  1. role: the operator's role may reveal (an admin may not: separation
 //     of duties). Refused attempts are audited, nothing else is looked at.
@@ -13,16 +20,23 @@
 //     see; another merchant's token answers exactly like a missing one.
 //  3. reason: wire.ValidateReason, the key service's own rule, so a reason
 //     accepted here is never refused there.
-//  4. fresh authentication: a password+TOTP check within ReauthWindow, or
-//     one supplied with this request.
-//  5. lockout: a locked or disabled account reveals nothing, even with a
+//  4. the request's shape: the browser key (EC P-256, on the curve), the
+//     nonce, the assertion's credential id (wire.RevealRequest.Validate).
+//  5. fresh authentication: a password+TOTP check within ReauthWindow, one
+//     supplied with this request, or (MFA mode permitting) this reveal's
+//     passkey assertion checked with the gateway's copy of the credential.
+//  6. lockout: a locked or disabled account reveals nothing, even with a
 //     live session.
-//  6. audit: the gateway records the reveal before asking for it; no
+//  7. audit: the gateway records the reveal before asking for it; no
 //     audit, no reveal.
-//  7. the key service's signed reveal, whose per-actor limits and own
-//     audit record come last.
+//  8. the key service's signed reveal: its nonce, its own check of the
+//     passkey assertion against the credential its administrator approved,
+//     its per-actor limits and its own audit record. A refusal there is
+//     recorded here too (reveal.denied with the key service's code).
 //
-// A refused check never reaches the key service.
+// RevealChallenge runs checks 1-3, the browser key and the lockout before
+// it asks the key service for a nonce. A refused check never reaches the
+// key service.
 package backoffice
 
 import (
@@ -36,6 +50,7 @@ import (
 	"github.com/blindgate/blindgate/gateway/tokens"
 	"github.com/blindgate/blindgate/gateway/websession"
 	"github.com/blindgate/blindgate/internal/audit"
+	"github.com/blindgate/blindgate/internal/passkey"
 	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
@@ -46,9 +61,18 @@ const ReauthWindow = 5 * time.Minute
 // Operators is the part of the operator service the back office uses.
 type Operators interface {
 	Authenticate(ctx context.Context, username, password, totpCode string, now time.Time) (operators.Operator, error)
+	Reconfirm(ctx context.Context, username, password string, f operators.Factor, now time.Time) (operators.Operator, error)
+	ConfirmPasskey(ctx context.Context, id string, challenge, assertion []byte, now time.Time) error
+	LoginChallenge(ctx context.Context) ([]byte, error)
+	LoginFactors(op operators.Operator) (totp, passkey bool)
+	SecondFactorDone(op operators.Operator) bool
+	AddPasskey(ctx context.Context, id string, cred passkey.Credential) (operators.Operator, error)
+	Passkeys() *passkey.Verifier
 	Get(ctx context.Context, id string) (operators.Operator, error)
 	List(ctx context.Context, merchantID string) ([]operators.Operator, error)
 }
+
+var _ Operators = (*operators.Service)(nil)
 
 // Sessions is the part of the web-session store the back office uses.
 type Sessions interface {
@@ -64,9 +88,15 @@ type Tokens interface {
 	Search(ctx context.Context, q tokens.Query) ([]tokens.Token, error)
 }
 
-// KeyService is the part of the signed key-service client the back office uses.
+// KeyService is the part of the signed key-service client the back office
+// uses. None of its answers holds a card in clear: a reveal comes back as a
+// JWE to the operator's browser key.
 type KeyService interface {
+	RevealChallenge(ctx context.Context, req wire.RevealChallengeRequest) (wire.RevealChallengeResponse, error)
 	Reveal(ctx context.Context, req wire.RevealRequest) (wire.RevealResponse, error)
+	PasskeyChallenge(ctx context.Context, req wire.PasskeyChallengeRequest) (wire.PasskeyChallengeResponse, error)
+	RegisterPasskey(ctx context.Context, req wire.PasskeyRegisterRequest) (wire.PasskeyRegisterResponse, error)
+	ListPasskeys(ctx context.Context, req wire.PasskeyListRequest) (wire.PasskeyListResponse, error)
 	AuditQuery(ctx context.Context, req wire.AuditQueryRequest) (wire.AuditQueryResponse, error)
 }
 

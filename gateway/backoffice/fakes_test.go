@@ -2,6 +2,9 @@ package backoffice_test
 
 import (
 	"context"
+	"crypto/ecdh"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"sync"
 	"testing"
@@ -12,6 +15,8 @@ import (
 	"github.com/blindgate/blindgate/gateway/tokens"
 	"github.com/blindgate/blindgate/gateway/websession"
 	"github.com/blindgate/blindgate/internal/audit"
+	"github.com/blindgate/blindgate/internal/passkey"
+	"github.com/blindgate/blindgate/keyservice/client"
 	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
@@ -80,10 +85,56 @@ func (f *fakeTokens) Search(_ context.Context, q tokens.Query) ([]tokens.Token, 
 }
 
 type fakeOperators struct {
-	c       *calls
-	authErr error
-	ops     []operators.Operator
+	c          *calls
+	authErr    error
+	confirmErr error // ConfirmPasskey's answer
+	mfa        operators.MFAMode
+	verifier   *passkey.Verifier
+	ops        []operators.Operator
+	added      []passkey.Credential
 }
+
+func (f *fakeOperators) Reconfirm(_ context.Context, username, pw string, fac operators.Factor, _ time.Time) (operators.Operator, error) {
+	f.c.add("operators.reconfirm")
+	if f.authErr != nil {
+		return operators.Operator{}, f.authErr
+	}
+	for _, o := range f.ops {
+		if o.Username == username && pw == password && (fac.Code == goodCode || !o.TOTPEnabled) {
+			return o, nil
+		}
+	}
+	return operators.Operator{}, operators.ErrBadCredentials
+}
+
+func (f *fakeOperators) ConfirmPasskey(context.Context, string, []byte, []byte, time.Time) error {
+	f.c.add("operators.confirm-passkey")
+	return f.confirmErr
+}
+
+func (f *fakeOperators) LoginChallenge(context.Context) ([]byte, error) {
+	f.c.add("operators.login-challenge")
+	return []byte("a login challenge of 32 bytes..."), nil
+}
+
+func (f *fakeOperators) LoginFactors(op operators.Operator) (bool, bool) {
+	if f.mfa == operators.MFATOTP {
+		return op.TOTPEnabled, false
+	}
+	return op.TOTPEnabled, len(op.Passkeys) > 0
+}
+
+func (f *fakeOperators) SecondFactorDone(op operators.Operator) bool {
+	return op.TOTPEnabled || len(op.Passkeys) > 0
+}
+
+func (f *fakeOperators) AddPasskey(_ context.Context, id string, cred passkey.Credential) (operators.Operator, error) {
+	f.c.add("operators.add-passkey")
+	f.added = append(f.added, cred)
+	return operators.Operator{ID: id}, nil
+}
+
+func (f *fakeOperators) Passkeys() *passkey.Verifier { return f.verifier }
 
 func (f *fakeOperators) Authenticate(_ context.Context, username, pw, code string, _ time.Time) (operators.Operator, error) {
 	f.c.add("operators.authenticate")
@@ -165,19 +216,61 @@ func (f *fakeAudit) Append(_ context.Context, e audit.Event) (audit.Event, error
 }
 
 type fakeKS struct {
-	c         *calls
-	revealErr error
-	queryErr  error
-	queries   []wire.AuditQueryRequest
-	events    []wire.AuditEvent
+	c           *calls
+	revealErr   error
+	queryErr    error
+	registerErr error
+	queries     []wire.AuditQueryRequest
+	events      []wire.AuditEvent
+	reveals     []wire.RevealRequest
+	approved    []string // credential ids the reveal challenge lists
+	rpID        string   // the reveal and registration challenges' RP id
+	verifier    *passkey.Verifier
+	fingerprint string // overrides the registration's fingerprint
+}
+
+func (f *fakeKS) RevealChallenge(_ context.Context, req wire.RevealChallengeRequest) (wire.RevealChallengeResponse, error) {
+	f.c.add("keyservice.reveal-challenge")
+	return wire.RevealChallengeResponse{Nonce: testNonce, ExpiresAt: testNow.Add(2 * time.Minute).Unix(), RPID: f.rpID,
+		Credentials: f.approved, PasskeyRequired: true}, nil
 }
 
 func (f *fakeKS) Reveal(_ context.Context, req wire.RevealRequest) (wire.RevealResponse, error) {
 	f.c.add("keyservice.reveal")
+	f.reveals = append(f.reveals, req)
 	if f.revealErr != nil {
 		return wire.RevealResponse{}, f.revealErr
 	}
-	return wire.RevealResponse{PAN: testPAN, ExpMonth: 11, ExpYear: 2031}, nil
+	return wire.RevealResponse{JWE: "eyJhbGciOiJFQ0RILUVTIn0..iv.ct.tag", Credential: testCredID}, nil
+}
+
+func (f *fakeKS) PasskeyChallenge(_ context.Context, req wire.PasskeyChallengeRequest) (wire.PasskeyChallengeResponse, error) {
+	f.c.add("keyservice.passkey-challenge")
+	return wire.PasskeyChallengeResponse{Nonce: testEnrolNonce, ExpiresAt: testNow.Add(2 * time.Minute).Unix(), RPID: f.rpID,
+		UserHandle: base64.RawURLEncoding.EncodeToString(wire.UserHandle(req.Actor))}, nil
+}
+
+// RegisterPasskey verifies like the real key service (same library, same
+// challenge rule), so the gateway's cross-check has something to compare.
+func (f *fakeKS) RegisterPasskey(_ context.Context, req wire.PasskeyRegisterRequest) (wire.PasskeyRegisterResponse, error) {
+	f.c.add("keyservice.register")
+	if f.registerErr != nil {
+		return wire.PasskeyRegisterResponse{}, f.registerErr
+	}
+	cred, err := f.verifier.Register(wire.EnrolChallenge(req.Nonce, req.Actor), wire.UserHandle(req.Actor), req.Attestation)
+	if err != nil {
+		return wire.PasskeyRegisterResponse{}, &client.Error{Status: 403, Code: "passkey_invalid"}
+	}
+	fp := passkey.Fingerprint(cred)
+	if f.fingerprint != "" {
+		fp = f.fingerprint
+	}
+	return wire.PasskeyRegisterResponse{Credential: cred.IDString(), Fingerprint: fp, Status: wire.PasskeyPending}, nil
+}
+
+func (f *fakeKS) ListPasskeys(_ context.Context, req wire.PasskeyListRequest) (wire.PasskeyListResponse, error) {
+	f.c.add("keyservice.list-passkeys")
+	return wire.PasskeyListResponse{}, nil
 }
 
 func (f *fakeKS) AuditQuery(_ context.Context, req wire.AuditQueryRequest) (wire.AuditQueryResponse, error) {
@@ -211,7 +304,45 @@ var (
 	adam  = op("op_adam", "adam", operators.RoleAdmin, "")
 	mia   = op("op_mia", "mia", operators.RoleAdmin, merchA)
 	bruno = op("op_bruno", "bruno", operators.RoleRevealer, merchB)
+	// pia has a passkey at the gateway (testCredID) and no TOTP.
+	pia = withPasskey(op("op_pia", "pia", operators.RoleRevealer, ""))
 )
+
+func withPasskey(o operators.Operator) operators.Operator {
+	o.TOTPEnabled = false
+	o.Passkeys = []operators.Passkey{{Credential: passkey.Credential{ID: []byte("cred-1"), PublicKey: []byte{1}, UserHandle: []byte("h")}}}
+	return o
+}
+
+const (
+	testRPID       = "backoffice.example"
+	testOrigin     = "https://backoffice.example"
+	testCredID     = "Y3JlZC0x" // base64url of "cred-1"
+	testNonce      = "rvn_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+	testEnrolNonce = "pkn_BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBA"
+	// testAssertion names testCredID; the fakes do not verify it.
+	testAssertion = `{"id":"Y3JlZC0x","rawId":"Y3JlZC0x","type":"public-key","response":{"clientDataJSON":"e30","authenticatorData":"AA","signature":"AA"}}`
+)
+
+func testVerifier(t *testing.T) *passkey.Verifier {
+	t.Helper()
+	v, err := passkey.New(passkey.RP{ID: testRPID, Origins: []string{testOrigin}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// testBrowserKey is a valid browser key (a fresh P-256 point).
+func testBrowserKey(t *testing.T) wire.BrowserKey {
+	t.Helper()
+	k, err := ecdh.P256().GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pt := k.PublicKey().Bytes()
+	return wire.BrowserKey{Kty: "EC", Crv: "P-256", X: base64.RawURLEncoding.EncodeToString(pt[1:33]), Y: base64.RawURLEncoding.EncodeToString(pt[33:])}
+}
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
@@ -223,10 +354,10 @@ func newFixture(t *testing.T) *fixture {
 			tokA2ID: {ID: tokA2ID, MerchantID: merchA, JWE: "a.b.c.d.e", Kid: "kek-1", Fingerprint: "fp_same"},
 			tokBID:  {ID: tokBID, MerchantID: merchB, JWE: "a.b.c.d.e", Kid: "kek-1", Fingerprint: "fp_same"},
 		}},
-		ops:   &fakeOperators{c: c, ops: []operators.Operator{rita, anna, vera, adam, mia, bruno}},
+		ops:   &fakeOperators{c: c, ops: []operators.Operator{rita, anna, vera, adam, mia, bruno, pia}, verifier: testVerifier(t), mfa: operators.MFAAny},
 		sess:  &fakeSessions{c: c, live: map[string]websession.Session{}},
 		audit: &fakeAudit{c: c},
-		ks:    &fakeKS{c: c},
+		ks:    &fakeKS{c: c, rpID: testRPID, verifier: testVerifier(t)},
 	}
 	f.svc = backoffice.New(backoffice.Deps{
 		Operators: f.ops, Sessions: f.sess, Tokens: f.toks, KeyService: f.ks, Audit: f.audit,

@@ -26,6 +26,11 @@ var (
 	ErrUndecryptable = errors.New("backoffice: card cannot be decrypted")
 	// ErrKeyServiceInvalid: the key service found a field invalid.
 	ErrKeyServiceInvalid = errors.New("backoffice: key service found the request invalid")
+	// ErrApprovalRefused: the key service refused the reveal's approval: no
+	// or a wrong passkey assertion, a credential it has not approved, a
+	// spent or foreign nonce, or an unusable browser key. Code says which;
+	// the page shows it and may start the reveal again.
+	ErrApprovalRefused = errors.New("backoffice: key service refused the reveal approval")
 	// ErrKeyServiceRejected: anything else the key service refused
 	// (signature, replay, an internal error): our side or theirs is
 	// misconfigured, retrying will not help.
@@ -79,6 +84,9 @@ func kindOf(code string) error {
 		return ErrUndecryptable
 	case apierr.InvalidField.Code, apierr.PANInText.Code, apierr.BadRequest.Code, apierr.DuplicateKey.Code, apierr.TooLarge.Code:
 		return ErrKeyServiceInvalid
+	case apierr.PasskeyRequired.Code, apierr.PasskeyInvalid.Code, apierr.PasskeyUnknown.Code,
+		apierr.RevealNonceInvalid.Code, apierr.BrowserKeyInvalid.Code:
+		return ErrApprovalRefused
 	}
 	return ErrKeyServiceRejected
 }

@@ -16,59 +16,102 @@ import (
 	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
-// TestRevealOrderOfChecks: role, then scope, then reason, then fresh
-// authentication, then lockout, then the gateway's audit record, then the
-// key service. Each case fails one check (and passes all before it) and
-// shows exactly which collaborators were called, in order: a refused check
-// never reaches the key service, and the audit record precedes the key
-// service's reveal.
+// TestRevealOrderOfChecks: role, then scope, then reason, then the
+// request's shape, then fresh authentication, then lockout, then the
+// gateway's audit record, then the key service. Each case fails one check
+// (and passes all before it) and shows exactly which collaborators were
+// called, in order: a refused check never reaches the key service, and the
+// audit record precedes the key service's reveal.
 func TestRevealOrderOfChecks(t *testing.T) {
 	fresh, stale := time.Minute, backoffice.ReauthWindow+time.Second
 	locked := rita
 	locked.LockedUntil = testNow.Add(time.Hour)
+	key := testBrowserKey(t)
+	offCurve := key
+	offCurve.Y = offCurve.X
+	req := func(tok, reason string, extra ...string) backoffice.RevealRequest {
+		r := backoffice.RevealRequest{TokenID: tok, Reason: reason, BrowserKey: key, Nonce: testNonce, Assertion: json.RawMessage(testAssertion)}
+		for i := 0; i+1 < len(extra); i += 2 {
+			switch extra[i] {
+			case "password":
+				r.Password = extra[i+1]
+			case "code":
+				r.Code = extra[i+1]
+			case "nonce":
+				r.Nonce = extra[i+1]
+			case "assertion":
+				r.Assertion = json.RawMessage(extra[i+1])
+			}
+		}
+		return r
+	}
+	withKey := func(r backoffice.RevealRequest, k wire.BrowserKey) backoffice.RevealRequest {
+		r.BrowserKey = k
+		return r
+	}
+	ksRefusal := &client.Error{Status: 403, Code: "passkey_invalid"}
 	tests := []struct {
-		name      string
-		actor     backoffice.Actor
-		req       backoffice.RevealRequest
-		authErr   error  // operators.Authenticate's answer
-		auditFail string // event whose audit append fails
-		want      error
-		wantCalls []string
+		name       string
+		actor      backoffice.Actor
+		req        backoffice.RevealRequest
+		authErr    error // operators.Authenticate's answer
+		confirmErr error // operators.ConfirmPasskey's answer
+		ksErr      error // the key service's reveal answer
+		auditFail  string
+		want       error
+		wantCalls  []string
 	}{
-		{"forbidden/admin-separation-of-duties", actor(adam, fresh), backoffice.RevealRequest{TokenID: tokAID, Reason: goodCause},
-			nil, "", backoffice.ErrForbidden, []string{"audit:reveal.denied"}},
-		{"forbidden/viewer", actor(vera, stale), backoffice.RevealRequest{TokenID: "not-a-token", Reason: "x"},
-			nil, "", backoffice.ErrForbidden, []string{"audit:reveal.denied"}},
-		{"forbidden/even-if-the-denial-cannot-be-audited", actor(adam, fresh), backoffice.RevealRequest{TokenID: tokAID, Reason: goodCause},
-			nil, audit.EventRevealDenied, backoffice.ErrForbidden, []string{"audit:reveal.denied"}},
-		{"not-found/other-merchants-token", actor(anna, stale), backoffice.RevealRequest{TokenID: tokBID, Reason: "x"},
-			nil, "", backoffice.ErrNotFound, []string{"tokens.get"}},
-		{"not-found/malformed-id", actor(rita, stale), backoffice.RevealRequest{TokenID: "tok_../x", Reason: "x"},
-			nil, "", backoffice.ErrNotFound, nil},
-		{"invalid/reason-too-short-before-reauth", actor(anna, stale), backoffice.RevealRequest{TokenID: tokAID, Reason: "  x "},
-			nil, "", backoffice.ErrInvalid, []string{"tokens.get"}},
-		{"invalid/reason-holds-a-card-number", actor(rita, fresh), backoffice.RevealRequest{TokenID: tokBID, Reason: "card " + testPAN},
-			nil, "", wire.ErrPANInText, []string{"tokens.lookup"}},
-		{"reauth-required/stale-session-no-password", actor(rita, stale), backoffice.RevealRequest{TokenID: tokAID, Reason: goodCause},
-			nil, "", backoffice.ErrReauthRequired, []string{"tokens.lookup"}},
-		{"reauth-failed/wrong-password", actor(rita, stale), backoffice.RevealRequest{TokenID: tokAID, Reason: goodCause, Password: "wrong", Code: goodCode},
-			nil, "", backoffice.ErrReauthFailed, []string{"tokens.lookup", "operators.authenticate", "audit:login"}},
-		{"locked/reauth-locks-and-ends-session", actor(rita, stale), backoffice.RevealRequest{TokenID: tokAID, Reason: goodCause, Password: "wrong", Code: goodCode},
-			&operators.LockedError{Until: testNow.Add(time.Hour)}, "", backoffice.ErrLocked,
+		{"forbidden/admin-separation-of-duties", actor(adam, fresh), req(tokAID, goodCause),
+			nil, nil, nil, "", backoffice.ErrForbidden, []string{"audit:reveal.denied"}},
+		{"forbidden/viewer", actor(vera, stale), req("not-a-token", "x"),
+			nil, nil, nil, "", backoffice.ErrForbidden, []string{"audit:reveal.denied"}},
+		{"forbidden/even-if-the-denial-cannot-be-audited", actor(adam, fresh), req(tokAID, goodCause),
+			nil, nil, nil, audit.EventRevealDenied, backoffice.ErrForbidden, []string{"audit:reveal.denied"}},
+		{"not-found/other-merchants-token", actor(anna, stale), req(tokBID, "x"),
+			nil, nil, nil, "", backoffice.ErrNotFound, []string{"tokens.get"}},
+		{"not-found/malformed-id", actor(rita, stale), req("tok_../x", "x"),
+			nil, nil, nil, "", backoffice.ErrNotFound, nil},
+		{"invalid/reason-too-short-before-reauth", actor(anna, stale), req(tokAID, "  x "),
+			nil, nil, nil, "", backoffice.ErrInvalid, []string{"tokens.get"}},
+		{"invalid/reason-holds-a-card-number", actor(rita, fresh), req(tokBID, "card "+testPAN),
+			nil, nil, nil, "", wire.ErrPANInText, []string{"tokens.lookup"}},
+		{"invalid/browser-key-off-the-curve", actor(rita, stale), withKey(req(tokAID, goodCause), offCurve),
+			nil, nil, nil, "", wire.ErrBrowserKey, []string{"tokens.lookup"}},
+		{"invalid/nonce-malformed", actor(rita, fresh), req(tokAID, goodCause, "nonce", "rvn_short"),
+			nil, nil, nil, "", backoffice.ErrInvalid, []string{"tokens.lookup"}},
+		{"invalid/assertion-unreadable", actor(rita, fresh), req(tokAID, goodCause, "assertion", `{"id":"x"}`),
+			nil, nil, nil, "", backoffice.ErrInvalid, []string{"tokens.lookup"}},
+		{"reauth-required/stale-session-no-password-no-gateway-passkey", actor(rita, stale), req(tokAID, goodCause),
+			nil, nil, nil, "", backoffice.ErrReauthRequired, []string{"tokens.lookup"}},
+		{"reauth-failed/wrong-password", actor(rita, stale), req(tokAID, goodCause, "password", "wrong", "code", goodCode),
+			nil, nil, nil, "", backoffice.ErrReauthFailed, []string{"tokens.lookup", "operators.authenticate", "audit:login"}},
+		{"locked/reauth-locks-and-ends-session", actor(rita, stale), req(tokAID, goodCause, "password", "wrong", "code", goodCode),
+			&operators.LockedError{Until: testNow.Add(time.Hour)}, nil, nil, "", backoffice.ErrLocked,
 			[]string{"tokens.lookup", "operators.authenticate", "audit:login", "sessions.delete"}},
-		{"locked/account-locked-under-fresh-session", actor(locked, fresh), backoffice.RevealRequest{TokenID: tokAID, Reason: goodCause},
-			nil, "", backoffice.ErrLocked, []string{"tokens.lookup"}},
-		{"audit-failed/no-audit-no-reveal", actor(rita, fresh), backoffice.RevealRequest{TokenID: tokAID, Reason: goodCause},
-			nil, audit.EventReveal, backoffice.ErrAuditFailed, []string{"tokens.lookup", "audit:reveal"}},
-		{"revealed/fresh-session", actor(anna, fresh), backoffice.RevealRequest{TokenID: tokAID, Reason: goodCause},
-			nil, "", nil, []string{"tokens.get", "audit:reveal", "keyservice.reveal"}},
-		{"revealed/after-reauth", actor(rita, stale), backoffice.RevealRequest{TokenID: tokBID, Reason: goodCause, Password: password, Code: goodCode},
-			nil, "", nil, []string{"tokens.lookup", "operators.authenticate", "sessions.reauth", "audit:login", "audit:reveal", "keyservice.reveal"}},
+		{"reauth-failed/passkey-does-not-verify-at-the-gateway", actor(pia, stale), req(tokAID, goodCause),
+			nil, operators.ErrBadCredentials, nil, "", backoffice.ErrReauthFailed,
+			[]string{"tokens.lookup", "operators.confirm-passkey", "audit:login"}},
+		{"locked/account-locked-under-fresh-session", actor(locked, fresh), req(tokAID, goodCause),
+			nil, nil, nil, "", backoffice.ErrLocked, []string{"tokens.lookup"}},
+		{"audit-failed/no-audit-no-reveal", actor(rita, fresh), req(tokAID, goodCause),
+			nil, nil, nil, audit.EventReveal, backoffice.ErrAuditFailed, []string{"tokens.lookup", "audit:reveal"}},
+		{"approval-refused/recorded-at-the-gateway-too", actor(rita, fresh), req(tokAID, goodCause),
+			nil, nil, ksRefusal, "", backoffice.ErrApprovalRefused, []string{"tokens.lookup", "audit:reveal", "keyservice.reveal", "audit:reveal.denied"}},
+		{"revealed/fresh-session", actor(anna, fresh), req(tokAID, goodCause),
+			nil, nil, nil, "", nil, []string{"tokens.get", "audit:reveal", "keyservice.reveal"}},
+		{"revealed/after-reauth", actor(rita, stale), req(tokBID, goodCause, "password", password, "code", goodCode),
+			nil, nil, nil, "", nil, []string{"tokens.lookup", "operators.authenticate", "sessions.reauth", "audit:login", "audit:reveal", "keyservice.reveal"}},
+		// The reveal's own assertion re-authenticates it, and only it: the
+		// session is not made fresh (no sessions.reauth).
+		{"revealed/passkey-stands-for-the-reauth", actor(pia, stale), req(tokAID, goodCause),
+			nil, nil, nil, "", nil, []string{"tokens.lookup", "operators.confirm-passkey", "audit:login", "audit:reveal", "keyservice.reveal"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
 			f.ops.authErr = tc.authErr
+			f.ops.confirmErr = tc.confirmErr
+			f.ks.revealErr = tc.ksErr
 			f.audit.failOn = tc.auditFail
 			res, err := f.svc.Reveal(context.Background(), tc.actor, tc.req)
 			if tc.want == nil && err != nil || tc.want != nil && !errors.Is(err, tc.want) {
@@ -77,23 +120,91 @@ func TestRevealOrderOfChecks(t *testing.T) {
 			if got := f.calls.list(); !slices.Equal(got, tc.wantCalls) {
 				t.Fatalf("calls %q, want %q", got, tc.wantCalls)
 			}
-			if tc.want != nil && res.Card.PAN != "" {
-				t.Fatal("a refused reveal returned a card number")
+			if tc.want != nil && res.JWE != "" {
+				t.Fatal("a refused reveal returned a ciphertext")
 			}
-			if tc.want == nil && res.Card.PAN != testPAN {
-				t.Fatalf("card %+v", res.Card)
+			if tc.want == nil {
+				if res.JWE == "" || res.Credential != testCredID {
+					t.Fatalf("revealed %+v", res)
+				}
+				// What the key service was asked: every field of this reveal.
+				got := f.ks.reveals[0]
+				if got.Actor != tc.actor.Op.ID || got.Token != tc.req.TokenID || got.Reason != goodCause || got.Nonce != testNonce ||
+					got.BrowserKey != key || string(got.Assertion) != testAssertion || got.JWE != "a.b.c.d.e" {
+					t.Fatalf("key service request %+v", got)
+				}
+			}
+		})
+	}
+}
+
+// TestRevealChallenge: the same role, scope, reason and lockout checks as
+// the reveal, the browser key, then the key service's nonce; and whether the
+// page must ask for the password because the session is stale.
+func TestRevealChallenge(t *testing.T) {
+	fresh, stale := time.Minute, backoffice.ReauthWindow+time.Second
+	key := testBrowserKey(t)
+	bad := key
+	bad.Crv = "P-384"
+	tests := []struct {
+		name       string
+		actor      backoffice.Actor
+		req        backoffice.ChallengeRequest
+		mfa        operators.MFAMode
+		approved   []string
+		want       error
+		wantReauth bool
+		wantCalls  []string
+	}{
+		{"forbidden/admin", actor(adam, fresh), backoffice.ChallengeRequest{TokenID: tokAID, Reason: goodCause, BrowserKey: key},
+			"", nil, backoffice.ErrForbidden, false, []string{"audit:reveal.denied"}},
+		{"not-found/other-merchant", actor(anna, fresh), backoffice.ChallengeRequest{TokenID: tokBID, Reason: goodCause, BrowserKey: key},
+			"", nil, backoffice.ErrNotFound, false, []string{"tokens.get"}},
+		{"invalid/reason", actor(rita, fresh), backoffice.ChallengeRequest{TokenID: tokAID, Reason: "x", BrowserKey: key},
+			"", nil, backoffice.ErrInvalid, false, []string{"tokens.lookup"}},
+		{"invalid/browser-key", actor(rita, fresh), backoffice.ChallengeRequest{TokenID: tokAID, Reason: goodCause, BrowserKey: bad},
+			"", nil, wire.ErrBrowserKey, false, []string{"tokens.lookup"}},
+		{"challenge/fresh-session", actor(rita, fresh), backoffice.ChallengeRequest{TokenID: tokAID, Reason: goodCause, BrowserKey: key},
+			"", nil, nil, false, []string{"tokens.lookup", "keyservice.reveal-challenge"}},
+		{"challenge/stale-without-gateway-passkey-needs-password", actor(rita, stale), backoffice.ChallengeRequest{TokenID: tokAID, Reason: goodCause, BrowserKey: key},
+			"", []string{testCredID}, nil, true, []string{"tokens.lookup", "keyservice.reveal-challenge"}},
+		{"challenge/stale-with-approved-gateway-passkey", actor(pia, stale), backoffice.ChallengeRequest{TokenID: tokAID, Reason: goodCause, BrowserKey: key},
+			"", []string{testCredID}, nil, false, []string{"tokens.lookup", "keyservice.reveal-challenge"}},
+		{"challenge/stale-passkey-not-approved-at-the-key-service", actor(pia, stale), backoffice.ChallengeRequest{TokenID: tokAID, Reason: goodCause, BrowserKey: key},
+			"", []string{"b3RoZXI"}, nil, true, []string{"tokens.lookup", "keyservice.reveal-challenge"}},
+		{"challenge/stale-mfa-totp-passkey-is-no-login-factor", actor(pia, stale), backoffice.ChallengeRequest{TokenID: tokAID, Reason: goodCause, BrowserKey: key},
+			operators.MFATOTP, []string{testCredID}, nil, true, []string{"tokens.lookup", "keyservice.reveal-challenge"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			if tc.mfa != "" {
+				f.ops.mfa = tc.mfa
+			}
+			f.ks.approved = tc.approved
+			ch, err := f.svc.RevealChallenge(context.Background(), tc.actor, tc.req)
+			if tc.want == nil && err != nil || tc.want != nil && !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+			if got := f.calls.list(); !slices.Equal(got, tc.wantCalls) {
+				t.Fatalf("calls %q, want %q", got, tc.wantCalls)
+			}
+			if tc.want == nil && (ch.KS.Nonce != testNonce || ch.ReauthRequired != tc.wantReauth) {
+				t.Fatalf("challenge %+v, want reauth %v", ch, tc.wantReauth)
 			}
 		})
 	}
 }
 
 // TestRevealAuditHoldsNoCardNumber: the gateway's own record of a reveal
-// (and every other event the reveal writes) names the token, never the card.
+// (and every other event the reveal writes) names the token and the
+// passkey, never the card.
 func TestRevealAuditHoldsNoCardNumber(t *testing.T) {
 	f := newFixture(t)
-	res, err := f.svc.Reveal(context.Background(), actor(rita, time.Hour),
-		backoffice.RevealRequest{TokenID: tokAID, Reason: "chargeback   ticket\n#1234", Password: password, Code: goodCode})
-	if err != nil || res.Card.PAN != testPAN {
+	res, err := f.svc.Reveal(context.Background(), actor(rita, time.Hour), backoffice.RevealRequest{TokenID: tokAID,
+		Reason: "chargeback   ticket\n#1234", BrowserKey: testBrowserKey(t), Nonce: testNonce, Assertion: json.RawMessage(testAssertion),
+		Password: password, Code: goodCode})
+	if err != nil || res.JWE == "" {
 		t.Fatalf("reveal: %v", err)
 	}
 	var reveal *audit.Event
@@ -107,7 +218,7 @@ func TestRevealAuditHoldsNoCardNumber(t *testing.T) {
 		}
 	}
 	if reveal == nil || reveal.Actor != rita.ID || reveal.Resource != tokAID || reveal.Reason != "chargeback ticket #1234" ||
-		reveal.Outcome != audit.OutcomeSuccess || reveal.Origin != "192.0.2.1" {
+		reveal.Credential != testCredID || reveal.Outcome != audit.OutcomeSuccess || reveal.Origin != "192.0.2.1" {
 		t.Fatalf("gateway reveal record: %+v", reveal)
 	}
 }
@@ -149,12 +260,18 @@ func TestKeyServiceErrorsByCode(t *testing.T) {
 		{"forbidden/allow-list", &client.Error{Status: 403, Code: "forbidden"}, backoffice.ErrKeyServiceForbidden},
 		{"rejected/signature", &client.Error{Status: 401, Code: "unauthenticated"}, backoffice.ErrKeyServiceRejected},
 		{"rejected/unknown-code", &client.Error{Status: 400, Code: "something_new"}, backoffice.ErrKeyServiceRejected},
+		{"approval/passkey-required", &client.Error{Status: 403, Code: "passkey_required"}, backoffice.ErrApprovalRefused},
+		{"approval/passkey-invalid", &client.Error{Status: 403, Code: "passkey_invalid"}, backoffice.ErrApprovalRefused},
+		{"approval/passkey-unknown", &client.Error{Status: 403, Code: "passkey_unknown"}, backoffice.ErrApprovalRefused},
+		{"approval/nonce-spent", &client.Error{Status: 403, Code: "reveal_nonce_invalid"}, backoffice.ErrApprovalRefused},
+		{"approval/browser-key", &client.Error{Status: 400, Code: "browser_key_invalid"}, backoffice.ErrApprovalRefused},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
 			f.ks.revealErr = tc.err
-			_, err := f.svc.Reveal(context.Background(), actor(rita, 0), backoffice.RevealRequest{TokenID: tokAID, Reason: goodCause})
+			_, err := f.svc.Reveal(context.Background(), actor(rita, 0), backoffice.RevealRequest{TokenID: tokAID, Reason: goodCause,
+				BrowserKey: testBrowserKey(t), Nonce: testNonce, Assertion: json.RawMessage(testAssertion)})
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("err = %v, want %v", err, tc.want)
 			}

@@ -16,8 +16,9 @@ var (
 	ErrLoginRequired = errors.New("backoffice: login required")
 	// ErrSessionExpired: the session timed out; it matches ErrLoginRequired.
 	ErrSessionExpired = fmt.Errorf("%w: session expired", ErrLoginRequired)
-	// ErrEnrolmentRequired: the operator has no confirmed second factor.
-	ErrEnrolmentRequired = errors.New("backoffice: TOTP enrolment required")
+	// ErrEnrolmentRequired: the operator has not enrolled the second factor
+	// the MFA mode requires.
+	ErrEnrolmentRequired = errors.New("backoffice: second factor enrolment required")
 )
 
 // Resume resolves a session id to its signed-in operator; origin is the
@@ -50,12 +51,13 @@ func (s *Service) Resume(ctx context.Context, sessionID, origin string) (Actor, 
 	return Actor{Op: op, Sess: sess, Origin: origin}, nil
 }
 
-// RequireSecondFactor refuses an operator without a confirmed second
-// factor: until one is confirmed, a session (opened with the password
-// alone) is good for TOTP enrolment and logout only (PCI DSS 8.4.2: MFA for
-// all non-console access).
-func RequireSecondFactor(a Actor) error {
-	if !a.Op.TOTPEnabled {
+// RequireSecondFactor refuses an operator without the second factor the
+// MFA mode requires (operators.Service.SecondFactorDone): until one is
+// enrolled, a session (opened with the password alone, or with TOTP where
+// a passkey is required) is good for enrolment and logout only (PCI DSS
+// 8.4.2: MFA for all non-console access).
+func (s *Service) RequireSecondFactor(a Actor) error {
+	if s.d.Operators == nil || !s.d.Operators.SecondFactorDone(a.Op) {
 		return ErrEnrolmentRequired
 	}
 	return nil

@@ -73,10 +73,11 @@ func TestRequireSecondFactor(t *testing.T) {
 		want error
 	}{
 		{"ok/totp-enabled", rita, nil},
+		{"ok/passkey-enrolled", pia, nil},
 		{"refused/enrolment-pending", pending, backoffice.ErrEnrolmentRequired},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			if err := backoffice.RequireSecondFactor(actor(tt.op, 0)); !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
+			if err := newFixture(t).svc.RequireSecondFactor(actor(tt.op, 0)); !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
 				t.Fatalf("RequireSecondFactor: %v, want %v", err, tt.want)
 			}
 		})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -16,6 +17,8 @@ var (
 	bucketOps      = []byte("operators")
 	bucketUsers    = []byte("operators_by_username")
 	bucketFailures = []byte("operators_failures")
+	// bucketChallenges: single-use passkey challenges, key -> expiry (unix ms).
+	bucketChallenges = []byte("operators_challenges")
 )
 
 // pruneFailuresOver: when the failure bucket holds more entries than this,
@@ -31,7 +34,7 @@ var _ Store = (*Bolt)(nil)
 
 // NewBolt creates the buckets it needs in db.
 func NewBolt(db *bolt.DB) (*Bolt, error) {
-	st, err := boltx.NewStore(db, boltx.StoreOptions{Name: "operators", Buckets: [][]byte{bucketOps, bucketUsers, bucketFailures}})
+	st, err := boltx.NewStore(db, boltx.StoreOptions{Name: "operators", Buckets: [][]byte{bucketOps, bucketUsers, bucketFailures, bucketChallenges}})
 	if err != nil {
 		return nil, err
 	}
@@ -224,4 +227,51 @@ func (s *Bolt) ResetFailures(ctx context.Context, username string) error {
 	return s.st.DB().Update(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketFailures).Delete([]byte(username))
 	})
+}
+
+// PutChallenge implements Store. Expired challenges are swept when the
+// bucket grows, so unanswered ones do not pile up.
+func (s *Bolt) PutChallenge(ctx context.Context, key string, now time.Time, ttl time.Duration) error {
+	return s.st.DB().Update(func(tx *bolt.Tx) error {
+		bk := tx.Bucket(bucketChallenges)
+		if bk.Get([]byte(key)) != nil {
+			return ErrExists
+		}
+		if err := bk.Put([]byte(key), []byte(strconv.FormatInt(now.Add(ttl).UnixMilli(), 10))); err != nil {
+			return s.st.Wrap("put", err)
+		}
+		if bk.Stats().KeyN > pruneFailuresOver {
+			var stale [][]byte
+			_ = bk.ForEach(func(k, v []byte) error {
+				if ms, err := strconv.ParseInt(string(v), 10, 64); err != nil || ms <= now.UnixMilli() {
+					stale = append(stale, append([]byte(nil), k...))
+				}
+				return nil
+			})
+			for _, k := range stale {
+				if err := bk.Delete(k); err != nil {
+					return s.st.Wrap("delete", err)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// TakeChallenge implements Store.
+func (s *Bolt) TakeChallenge(ctx context.Context, key string, now time.Time) (ok bool, err error) {
+	err = s.st.DB().Update(func(tx *bolt.Tx) error {
+		bk := tx.Bucket(bucketChallenges)
+		v := bk.Get([]byte(key))
+		if v == nil {
+			return nil
+		}
+		ms, perr := strconv.ParseInt(string(v), 10, 64)
+		ok = perr == nil && now.UnixMilli() < ms
+		if err := bk.Delete([]byte(key)); err != nil {
+			return s.st.Wrap("delete", err)
+		}
+		return nil
+	})
+	return ok, err
 }

@@ -125,6 +125,9 @@ type Operator struct {
 	// TOTPLastStep is the last TOTP time step accepted; codes of this step or
 	// earlier are refused (RFC 6238 section 5.2, no reuse).
 	TOTPLastStep int64
+	// Passkeys are the operator's enrolled passkeys, a login second factor
+	// (MFA mode permitting) and the reveal page's re-authentication.
+	Passkeys     []Passkey
 	FailedLogins int
 	LockedUntil  time.Time
 	CreatedAt    time.Time

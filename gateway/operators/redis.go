@@ -18,6 +18,7 @@ import (
 //	<prefix>:{ops}:user:<username>  operator id
 //	<prefix>:{ops}:ids              set of all operator ids
 //	<prefix>:{ops}:fail:<username>  hash n, until, last (unix ms); expires by itself
+//	<prefix>:{ops}:ch:<key>         a single-use passkey challenge; expires by itself
 type Redis struct {
 	rdb    redis.UniversalClient
 	prefix string
@@ -37,6 +38,7 @@ func (s *Redis) opKey(id string) string   { return s.prefix + "op:" + id }
 func (s *Redis) userKey(u string) string  { return s.prefix + "user:" + u }
 func (s *Redis) idsKey() string           { return s.prefix + "ids" }
 func (s *Redis) failKey(u string) string  { return s.prefix + "fail:" + u }
+func (s *Redis) chKey(k string) string    { return s.prefix + "ch:" + k }
 func redisErr(op string, err error) error { return fmt.Errorf("operators: redis %s: %w", op, err) }
 
 // msTime reads a stored unix-millisecond time; 0 is the zero time.
@@ -293,4 +295,35 @@ func (s *Redis) ResetFailures(ctx context.Context, username string) error {
 		return redisErr("del", err)
 	}
 	return nil
+}
+
+// challengeGC is how long Redis keeps a challenge key at most: only
+// garbage collection; the expiry stored in it decides (on the service's
+// clock, as the bolt store does).
+const challengeGC = 10 * time.Minute
+
+// PutChallenge implements Store (SET NX).
+func (s *Redis) PutChallenge(ctx context.Context, key string, now time.Time, ttl time.Duration) error {
+	ok, err := s.rdb.SetNX(ctx, s.chKey(key), strconv.FormatInt(now.Add(ttl).UnixMilli(), 10), max(ttl, challengeGC)).Result()
+	if err != nil {
+		return redisErr("setnx", err)
+	}
+	if !ok {
+		return ErrExists
+	}
+	return nil
+}
+
+// TakeChallenge implements Store: GETDEL answers the key to exactly one
+// caller.
+func (s *Redis) TakeChallenge(ctx context.Context, key string, now time.Time) (bool, error) {
+	v, err := s.rdb.GetDel(ctx, s.chKey(key)).Result()
+	if errors.Is(err, redis.Nil) {
+		return false, nil
+	}
+	if err != nil {
+		return false, redisErr("getdel", err)
+	}
+	ms, err := strconv.ParseInt(v, 10, 64)
+	return err == nil && now.UnixMilli() < ms, nil
 }

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/blindgate/blindgate/internal/passkey"
 )
 
 // SessionRevoker ends every session of an operator. websession's stores
@@ -42,6 +44,13 @@ type Config struct {
 	// must share it for one lockout counter per unknown name; nil: a random
 	// key for this process.
 	NameKey []byte
+	// MFA is the login's second factor (-operator-mfa): totp, passkey or
+	// any (the default).
+	MFA MFAMode
+	// Passkeys verifies passkey ceremonies for the back office's relying
+	// party; nil: passkeys cannot be enrolled or used (MFA must not be
+	// passkey).
+	Passkeys *passkey.Verifier
 }
 
 // Validate fills defaults and names the first bad field.
@@ -91,6 +100,15 @@ func (c *Config) Validate() error {
 	}
 	if len(c.NameKey) < 32 {
 		return errors.New("operators: config NameKey must be at least 32 bytes")
+	}
+	if c.MFA == "" {
+		c.MFA = MFAAny
+	}
+	if _, err := ParseMFAMode(string(c.MFA)); err != nil || string(c.MFA) != strings.ToLower(string(c.MFA)) {
+		return errors.New("operators: config MFA must be totp, passkey or any")
+	}
+	if c.MFA == MFAPasskey && c.Passkeys == nil {
+		return errors.New("operators: config MFA passkey needs a passkey relying party (Passkeys)")
 	}
 	return nil
 }
@@ -203,7 +221,13 @@ func (s *Service) Create(ctx context.Context, username string, role Role, mercha
 // (it still costs a dummy verification and counts as a failure).
 const maxPasswordBytes = 4 * MaxPasswordLen
 
-// Authenticate checks a login at now.
+// Authenticate checks a login with a TOTP code at now (Login with a code).
+func (s *Service) Authenticate(ctx context.Context, username, password, totpCode string, now time.Time) (Operator, error) {
+	return s.Login(ctx, username, password, Factor{Code: totpCode}, now)
+}
+
+// Login checks a login at now: the password and the second factor that
+// LoginFactors accepts for the operator under the MFA mode.
 //
 // Order matters:
 //  1. A locked username is refused (*LockedError) before any hashing. The
@@ -214,13 +238,32 @@ const maxPasswordBytes = 4 * MaxPasswordLen
 //     ErrBadCredentials.
 //  3. A failure is counted atomically in the store; the one that reaches
 //     MaxFailures returns *LockedError and ends the operator's sessions.
-//  4. With TOTP enabled, a missing code is a counted failure whatever the
-//     password, with the same answer as a wrong password: otherwise a
-//     password could be tested without a code and without limit.
-//  5. Only after a correct password and code: ErrDisabled, then a wrong or
-//     already used code is ErrBadCredentials (counted).
-//  6. Success resets the failure counter and records the TOTP step used.
-func (s *Service) Authenticate(ctx context.Context, username, password, totpCode string, now time.Time) (Operator, error) {
+//  4. With a second factor enrolled, a missing factor is a counted failure
+//     whatever the password, with the same answer as a wrong password:
+//     otherwise a password could be tested without the factor and without
+//     limit.
+//  5. Only after a correct password and a factor present: ErrDisabled, then
+//     a wrong or already used code, or a passkey assertion that does not
+//     verify (unknown credential, spent or foreign challenge, signature,
+//     origin, user verification, a counter that did not move) is
+//     ErrBadCredentials (counted).
+//  6. Success resets the failure counter and records the TOTP step or the
+//     passkey's counter used, atomically, so one code or assertion logs in
+//     once.
+func (s *Service) Login(ctx context.Context, username, password string, f Factor, now time.Time) (Operator, error) {
+	return s.login(ctx, username, password, f, now, false)
+}
+
+// Reconfirm checks the password and the operator's current second factor,
+// whichever it has (a TOTP code or an enrolled passkey, whatever the MFA
+// mode), as a login does, counted and locked alike: the fresh
+// authentication of a change to the account's factors, such as enrolling a
+// passkey. An operator with no factor yet gives the password alone.
+func (s *Service) Reconfirm(ctx context.Context, username, password string, f Factor, now time.Time) (Operator, error) {
+	return s.login(ctx, username, password, f, now, true)
+}
+
+func (s *Service) login(ctx context.Context, username, password string, f Factor, now time.Time, anyFactor bool) (Operator, error) {
 	u, err := NormalizeUsername(username)
 	if err != nil {
 		// No such account can exist; spend the same work and say the same thing.
@@ -257,7 +300,11 @@ func (s *Service) Authenticate(ctx context.Context, username, password, totpCode
 	if !found || !ok || len(password) > maxPasswordBytes {
 		return s.fail(ctx, key, op, found, now)
 	}
-	if op.TOTPEnabled && strings.TrimSpace(totpCode) == "" {
+	allowTOTP, allowPK := s.LoginFactors(op)
+	if anyFactor {
+		allowTOTP, allowPK = op.TOTPEnabled, len(op.Passkeys) > 0 && s.cfg.Passkeys != nil
+	}
+	if (allowTOTP || allowPK) && f.empty() {
 		return s.fail(ctx, key, op, found, now)
 	}
 	if op.Disabled {
@@ -273,16 +320,34 @@ func (s *Service) Authenticate(ctx context.Context, username, password, totpCode
 		}
 	}
 	var step int64
-	if op.TOTPEnabled {
-		var good bool
-		if step, good = matchTOTP(op.TOTPSecret, totpCode, now); !good {
+	var usedTOTP bool
+	var credID []byte
+	var count uint32
+	switch {
+	case !allowTOTP && !allowPK:
+		// No factor to check yet: a session good for enrolment only.
+	case len(f.Assertion) > 0:
+		if !allowPK {
 			return s.fail(ctx, key, op, found, now)
 		}
+		credID, count, err = s.checkAssertion(ctx, op, nil, f.Assertion, now)
+		if errors.Is(err, errBadAssertion) {
+			return s.fail(ctx, key, op, found, now)
+		}
+		if err != nil {
+			return Operator{}, err
+		}
+	default:
+		var good bool
+		if step, good = matchTOTP(op.TOTPSecret, f.Code, now); !allowTOTP || !good {
+			return s.fail(ctx, key, op, found, now)
+		}
+		usedTOTP = true
 	}
-	if op.TOTPEnabled || newHash != "" {
+	if usedTOTP || credID != nil || newHash != "" {
 		errReused := errors.New("totp code reused")
 		updated, err := s.store.Update(ctx, op.ID, func(o *Operator) error {
-			if op.TOTPEnabled {
+			if usedTOTP {
 				// Checked inside the atomic update, so two logins racing with
 				// one code cannot both pass.
 				if !o.TOTPEnabled || o.TOTPSecret != op.TOTPSecret || step <= o.TOTPLastStep {
@@ -290,12 +355,17 @@ func (s *Service) Authenticate(ctx context.Context, username, password, totpCode
 				}
 				o.TOTPLastStep = step
 			}
+			if credID != nil {
+				if err := recordUse(o, credID, count, now); err != nil {
+					return err
+				}
+			}
 			if newHash != "" {
 				o.PasswordHash = newHash
 			}
 			return nil
 		})
-		if errors.Is(err, errReused) {
+		if errors.Is(err, errReused) || errors.Is(err, errReplayed) {
 			return s.fail(ctx, key, op, found, now)
 		}
 		if err != nil {

@@ -42,6 +42,13 @@ type Store interface {
 	RecordFailure(ctx context.Context, username string, now time.Time, p LockoutPolicy) (Lockout, error)
 	// ResetFailures clears the counter and any lock of username.
 	ResetFailures(ctx context.Context, username string) error
+
+	// PutChallenge records a single-use challenge key, valid for ttl from
+	// now (ErrExists if it is already there).
+	PutChallenge(ctx context.Context, key string, now time.Time, ttl time.Duration) error
+	// TakeChallenge spends key: true exactly once while it is valid at now,
+	// false when unknown, expired or already taken.
+	TakeChallenge(ctx context.Context, key string, now time.Time) (bool, error)
 }
 
 // LockoutPolicy says when repeated failures lock a username.
@@ -74,6 +81,7 @@ type record struct {
 	TOTPEnabled  bool      `json:"totp_enabled,omitempty"`
 	TOTPPending  string    `json:"totp_pending,omitempty"`
 	TOTPLastStep int64     `json:"totp_last_step,omitempty"`
+	Passkeys     []Passkey `json:"passkeys,omitempty"`
 	CreatedAt    time.Time `json:"created_at"`
 	Disabled     bool      `json:"disabled,omitempty"`
 }
@@ -82,7 +90,7 @@ func toRecord(o Operator) record {
 	return record{
 		ID: o.ID, Username: o.Username, Role: o.Role, MerchantID: o.MerchantID,
 		PasswordHash: o.PasswordHash, TOTPSecret: o.TOTPSecret, TOTPEnabled: o.TOTPEnabled,
-		TOTPPending: o.TOTPPending, TOTPLastStep: o.TOTPLastStep, CreatedAt: o.CreatedAt, Disabled: o.Disabled,
+		TOTPPending: o.TOTPPending, TOTPLastStep: o.TOTPLastStep, Passkeys: o.Passkeys, CreatedAt: o.CreatedAt, Disabled: o.Disabled,
 	}
 }
 
@@ -90,7 +98,7 @@ func (r record) operator(l Lockout) Operator {
 	return Operator{
 		ID: r.ID, Username: r.Username, Role: r.Role, MerchantID: r.MerchantID,
 		PasswordHash: r.PasswordHash, TOTPSecret: r.TOTPSecret, TOTPEnabled: r.TOTPEnabled,
-		TOTPPending: r.TOTPPending, TOTPLastStep: r.TOTPLastStep, CreatedAt: r.CreatedAt, Disabled: r.Disabled,
+		TOTPPending: r.TOTPPending, TOTPLastStep: r.TOTPLastStep, Passkeys: r.Passkeys, CreatedAt: r.CreatedAt, Disabled: r.Disabled,
 		FailedLogins: l.Failures, LockedUntil: l.LockedUntil,
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/blindgate/blindgate/internal/ratelimit"
 	"github.com/blindgate/blindgate/internal/testenv"
 	"github.com/blindgate/blindgate/keyservice/client"
+	"github.com/blindgate/blindgate/keyservice/kstest"
 	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
@@ -143,8 +144,10 @@ func testCheckoutRoundTrip(t *testing.T, f *gwFixture) {
 	if err != nil || stored.JWE != jwe {
 		t.Fatalf("stored token lacks its ciphertext: %v", err)
 	}
-	rev, err := f.kz.backoffice.Reveal(context.Background(), wire.RevealRequest{JWE: stored.JWE, Actor: "op_t", Reason: "test reveal", Token: tok})
-	if err != nil || rev.PAN != visa {
+	// (An approved reveal, as the operator's browser and passkey make it.)
+	approver := f.kz.EnrolPasskey(t, "backoffice", "op_t")
+	card, err := kstest.Reveal(t, f.kz.backoffice, approver, wire.RevealRequest{JWE: stored.JWE, Actor: "op_t", Reason: "test reveal", Token: tok})
+	if err != nil || card.PAN != visa {
 		t.Fatalf("reveal stored ciphertext: %v", err)
 	}
 	if cvc, err := f.tokens.TakeCVC(context.Background(), tok); err != nil || cvc == "" {

@@ -50,11 +50,11 @@ type KeySource interface {
 	JWKS(ctx context.Context) ([]byte, error)
 }
 
-// KeyService is the part of the signed key-service client the back office uses.
-type KeyService interface {
-	Reveal(ctx context.Context, req wire.RevealRequest) (wire.RevealResponse, error)
-	AuditQuery(ctx context.Context, req wire.AuditQueryRequest) (wire.AuditQueryResponse, error)
-}
+// KeyService is the part of the signed key-service client the back office
+// uses (backoffice.KeyService): reveal challenges and reveals, whose answer
+// is ciphertext to the operator's browser key, passkey registration, and
+// the audit trail.
+type KeyService = backoffice.KeyService
 
 // Forwarder is the merchant API's forward policy (gateway/forwarding).
 type Forwarder interface {

@@ -26,6 +26,9 @@ var (
 	// (unknown placeholder, a placeholder where it cannot be escaped, a
 	// header the destination does not allow, a path that leaves its prefix).
 	TemplateInvalid = New(http.StatusBadRequest, "template_invalid", "The forward template is not valid for this destination.")
+	// BrowserKeyInvalid: the reveal's browser key is not a public EC P-256
+	// key on the curve; nothing was decrypted.
+	BrowserKeyInvalid = New(http.StatusBadRequest, "browser_key_invalid", "The browser's key for this reveal is not valid; reload the page.")
 
 	// 401/403: who is asking, and may they.
 	Unauthenticated = New(http.StatusUnauthorized, "unauthenticated", "The request is not signed or the signature is not valid.")
@@ -42,6 +45,19 @@ var (
 	// merchant binding, or one issued for another merchant or ciphertext).
 	// Nothing was decrypted.
 	CardNotBound = New(http.StatusForbidden, "card_not_bound", "The card is not bound to this merchant; nothing was decrypted.")
+	// The reveal's passkey approval, checked by the key service before it
+	// decrypts (nothing was decrypted in each case). PasskeyRequired: no
+	// assertion where one is required, or the operator has no approved
+	// passkey. PasskeyInvalid: the assertion does not verify for this
+	// reveal (another token, reason, browser key or nonce; signature,
+	// origin, RP id, user verification, counter, another operator's
+	// credential). PasskeyUnknown: the credential is not registered, or is
+	// pending or revoked. RevealNonceInvalid: the nonce is unknown,
+	// expired, already used, or issued for another operator, token or client.
+	PasskeyRequired    = New(http.StatusForbidden, "passkey_required", "This reveal needs approval with an approved passkey; nothing was decrypted.")
+	PasskeyInvalid     = New(http.StatusForbidden, "passkey_invalid", "The passkey approval does not match this reveal; nothing was decrypted.")
+	PasskeyUnknown     = New(http.StatusForbidden, "passkey_unknown", "This passkey is not approved for reveals (unknown, awaiting approval or revoked); nothing was decrypted.")
+	RevealNonceInvalid = New(http.StatusForbidden, "reveal_nonce_invalid", "The reveal challenge is unknown, expired or already used; start the reveal again.")
 
 	// 409: replay, and requests that conflict with the current state.
 	Replay              = New(http.StatusConflict, "replay", "This signed request was already used.")

@@ -38,8 +38,13 @@ type Event struct {
 	Kid      string    `json:"kid,omitempty"`
 	Reason   string    `json:"reason,omitempty"`
 	Code     string    `json:"code,omitempty"`
-	Prev     string    `json:"prev"`
-	Hash     string    `json:"hash"`
+	// Credential is the base64url id of the passkey that approved (or
+	// failed to approve) a reveal, or that a passkey event is about. It was
+	// added after the first logs: omitted when empty, so the canonical form
+	// of every older line is unchanged and old logs still verify.
+	Credential string `json:"credential,omitempty"`
+	Prev       string `json:"prev"`
+	Hash       string `json:"hash"`
 }
 
 // MaxFieldLen caps each caller-supplied string field, so a line always fits
@@ -66,6 +71,7 @@ func (e *Event) validate() error {
 	for _, f := range []struct{ name, v string }{
 		{"event", e.Event}, {"client", e.Client}, {"actor", e.Actor}, {"origin", e.Origin},
 		{"resource", e.Resource}, {"kid", e.Kid}, {"reason", e.Reason}, {"code", e.Code},
+		{"credential", e.Credential},
 	} {
 		if len(f.v) > MaxFieldLen {
 			// The value itself is not echoed: it may be anything the caller had.

@@ -22,18 +22,21 @@ const (
 	// code (error code on failure).
 	EventInspect = "inspect"
 
-	// EventReveal: a client asked for a plaintext card number on behalf of an
-	// operator. Written BEFORE the key service decrypts (no audit, no
-	// reveal); outcome "success" means the reveal was authorised and went
-	// ahead. Fields: client, actor (operator id), reason (operator's stated
-	// reason), resource (token id when known), kid, code (on failure).
+	// EventReveal: a client asked for a card on behalf of an operator, to be
+	// encrypted to the operator's browser key. Written BEFORE the key service
+	// decrypts (no audit, no reveal); outcome "success" means the reveal was
+	// authorised (the operator's passkey verified) and went ahead. Fields:
+	// client, actor (operator id), reason (operator's stated reason),
+	// resource (token id), kid, credential (the approving passkey), code (on
+	// failure).
 	// The gateway's back office writes one to its own log too, before it
 	// asks the key service (no client field; never the card number).
 	EventReveal = "reveal"
 
 	// EventRevealDenied: a reveal was refused before decryption (operation
-	// not allowed for the client, rate limit, stale ciphertext). Outcome
-	// "denied". Fields: client, actor, reason, resource, code.
+	// not allowed for the client, nonce, passkey, rate limit, ciphertext).
+	// Outcome "denied". Fields: client, actor, reason, resource, code,
+	// credential (when the assertion named one).
 	EventRevealDenied = "reveal.denied"
 
 	// EventRewrap: a ciphertext was re-encrypted under the newest KEK.
@@ -233,6 +236,36 @@ const (
 	// destinations file. Fields: actor ("admin-cli"), resource
 	// ("destinations").
 	EventDestinationsReload = "destinations.reload"
+
+	// --- operators' passkeys (reveal approval) ---
+
+	// EventPasskeyRegister: the key service was asked to register an
+	// operator's passkey. Outcome "success" when it was recorded as pending
+	// (it approves nothing until an admin approves it), "denied" when
+	// refused. Fields: client, actor (operator id), credential, reason
+	// ("fingerprint=<fp> aaguid=<hex> username=<name>"), code (on refusal).
+	EventPasskeyRegister = "passkey.register"
+
+	// EventPasskeyApprove: `keyservice passkeys approve` made a pending
+	// passkey approve reveals. Fields: actor (who ran it), resource
+	// (operator id), credential, reason ("fingerprint=<fp>"), code
+	// ("admin_failed" when the change then failed).
+	EventPasskeyApprove = "passkey.approve"
+
+	// EventPasskeyRevoke: `keyservice passkeys revoke` revoked a passkey.
+	// Fields as EventPasskeyApprove.
+	EventPasskeyRevoke = "passkey.revoke"
+
+	// EventPasskeysReload: the running key service loaded a passkey
+	// registry an admin command changed. Fields: actor ("admin-cli"),
+	// resource ("passkeys").
+	EventPasskeysReload = "passkeys.reload"
+
+	// EventPasskeyEnrolled: the gateway's back office enrolled a passkey for
+	// an operator (its login copy) and forwarded it to the key service.
+	// Fields: actor (operator id), resource (operator whose factor
+	// changed), credential, reason (fingerprint), code (on failure).
+	EventPasskeyEnrolled = "passkey.enrolled"
 )
 
 // Outcomes.
@@ -282,5 +315,10 @@ func All() []string {
 		EventForwardDenied,
 		EventDestinationChange,
 		EventDestinationsReload,
+		EventPasskeyRegister,
+		EventPasskeyApprove,
+		EventPasskeyRevoke,
+		EventPasskeysReload,
+		EventPasskeyEnrolled,
 	}
 }

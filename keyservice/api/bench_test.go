@@ -16,6 +16,7 @@ import (
 	"github.com/blindgate/blindgate/keyservice/client"
 	"github.com/blindgate/blindgate/keyservice/keyring"
 	"github.com/blindgate/blindgate/keyservice/kstest"
+	"github.com/blindgate/blindgate/keyservice/nonce"
 	"github.com/blindgate/blindgate/keyservice/replay"
 	"github.com/blindgate/blindgate/keyservice/unwrap"
 	"github.com/blindgate/blindgate/keyservice/wire"
@@ -25,6 +26,7 @@ import (
 // in a temporary folder and limits far above what a benchmark reaches.
 type benchKS struct {
 	url        string
+	zone       *kstest.Zone
 	svc        *unwrap.Service
 	jwe        string
 	gateway    *client.Signer
@@ -47,13 +49,15 @@ func newBenchKS(b *testing.B, alg string, useRedis bool) *benchKS {
 			}
 		},
 		Listen: true,
+		// Reveal nonces are made before the timer starts, b.N of them.
+		Nonces: nonce.NewMemory(nil, 10_000_000),
 	}
 	if useRedis {
 		rdb := testenv.Redis(b)
 		o.Replay, o.Limiter = replay.NewRedis(rdb, "bg:ks:jti:"), ratelimit.NewRedis(rdb, "bg:ks:rl:")
 	}
 	z := kstest.NewZone(b, o)
-	ks := &benchKS{url: z.URL, svc: z.Service, gateway: z.Signer(b, "gateway"), backoffice: z.Signer(b, "backoffice")}
+	ks := &benchKS{url: z.URL, zone: z, svc: z.Service, gateway: z.Signer(b, "gateway"), backoffice: z.Signer(b, "backoffice")}
 	tr := &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}
 	ks.hc = &http.Client{Transport: tr}
 	b.Cleanup(tr.CloseIdleConnections)
@@ -65,9 +69,18 @@ func newBenchKS(b *testing.B, alg string, useRedis bool) *benchKS {
 // request with its own pre-made signature.
 func (ks *benchKS) run(b *testing.B, s *client.Signer, path string, body []byte, parallel int) {
 	b.Helper()
+	ks.runEach(b, s, path, func(int) []byte { return body }, parallel)
+}
+
+// runEach is run with the i-th request's body made by body(i), before the
+// timer starts.
+func (ks *benchKS) runEach(b *testing.B, s *client.Signer, path string, body func(i int) []byte, parallel int) {
+	b.Helper()
 	auths := make([]string, b.N)
+	bodies := make([][]byte, b.N)
 	for i := range auths {
-		a, err := s.Authorization(http.MethodPost, ks.url+path, body)
+		bodies[i] = body(i)
+		a, err := s.Authorization(http.MethodPost, ks.url+path, bodies[i])
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -79,9 +92,10 @@ func (ks *benchKS) run(b *testing.B, s *client.Signer, path string, body []byte,
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			req, _ := http.NewRequest(http.MethodPost, ks.url+path, bytes.NewReader(body))
+			i := next.Add(1) - 1
+			req, _ := http.NewRequest(http.MethodPost, ks.url+path, bytes.NewReader(bodies[i]))
 			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("Authorization", auths[next.Add(1)-1])
+			req.Header.Set("Authorization", auths[i])
 			resp, err := ks.hc.Do(req)
 			if err != nil {
 				b.Error(err)
@@ -121,14 +135,27 @@ func BenchmarkInspect(b *testing.B) {
 	}
 }
 
-// BenchmarkReveal is POST /v1/reveal end to end (four limit checks and an
-// audit append before the decrypt) with Redis.
+// BenchmarkReveal is POST /v1/reveal end to end with Redis: the nonce, the
+// passkey assertion's verification, four limit checks and an audit append
+// before the decrypt, and the encryption to the browser key. The nonces and
+// assertions are made before the timer starts (the operator's passkey
+// keeps no counter, as a synced passkey, so their order does not matter).
 func BenchmarkReveal(b *testing.B) {
 	for _, a := range benchAlgs {
 		b.Run(a.name+"/redis", func(b *testing.B) {
 			ks := newBenchKS(b, a.alg, true)
-			body, _ := json.Marshal(wire.RevealRequest{JWE: ks.jwe, Actor: "op_bench", Reason: "benchmark"})
-			ks.run(b, ks.backoffice, wire.PathReveal, body, 8)
+			auth := ks.zone.EnrolPasskey(b, "backoffice", "op_bench")
+			auth.NoCounter = true
+			key, _ := kstest.BrowserKey(b)
+			ks.runEach(b, ks.backoffice, wire.PathReveal, func(int) []byte {
+				ch, err := ks.zone.Passkeys.RevealChallenge(context.Background(), "backoffice", "127.0.0.1", "op_bench", "tok_bench")
+				if err != nil {
+					b.Fatal(err)
+				}
+				body, _ := json.Marshal(wire.RevealRequest{JWE: ks.jwe, Actor: "op_bench", Reason: "benchmark", Token: "tok_bench",
+					Nonce: ch.Nonce, BrowserKey: key, Assertion: kstest.Assertion(b, auth, ch.Nonce, "tok_bench", "benchmark", key)})
+				return body
+			}, 8)
 		})
 	}
 }

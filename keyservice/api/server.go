@@ -27,13 +27,22 @@ const MaxBody = 64 << 10
 // Unwrapper is the domain the handlers call.
 type Unwrapper interface {
 	Inspect(ctx context.Context, m unwrap.Meta, in unwrap.InspectInput) (unwrap.Masked, error)
-	Reveal(ctx context.Context, m unwrap.Meta, jwe, actor, reason, resource string) (unwrap.Revealed, error)
+	Reveal(ctx context.Context, m unwrap.Meta, in unwrap.RevealInput) (unwrap.Sealed, error)
 	Rewrap(ctx context.Context, m unwrap.Meta, in unwrap.RewrapInput) (unwrap.Rewrapped, error)
 }
 
 // Forwarder is the forwarding domain (keyservice/forward).
 type Forwarder interface {
 	Forward(ctx context.Context, m forward.Meta, req wire.ForwardRequest) (wire.ForwardResponse, error)
+}
+
+// Passkeys is the reveal approval's front (keyservice/passkeys): reveal
+// nonces, and the registry's pending registrations and lists.
+type Passkeys interface {
+	RevealChallenge(ctx context.Context, client, origin, actor, token string) (wire.RevealChallengeResponse, error)
+	PasskeyChallenge(ctx context.Context, client, actor string) (wire.PasskeyChallengeResponse, error)
+	Register(ctx context.Context, client, origin string, req wire.PasskeyRegisterRequest) (wire.PasskeyRegisterResponse, error)
+	List(ctx context.Context, actor string) (wire.PasskeyListResponse, error)
 }
 
 // Verifier authenticates Contract 2 signatures.
@@ -70,8 +79,12 @@ type Pinger interface {
 
 // Deps are the server's collaborators.
 type Deps struct {
-	Unwrap   Unwrapper
-	Forward  Forwarder // optional: without it POST /v1/forward answers not_found
+	Unwrap  Unwrapper
+	Forward Forwarder // optional: without it POST /v1/forward answers not_found
+	// Passkeys issues reveal nonces and keeps the passkey registry; without
+	// it the reveal challenge and passkey routes answer not_found (and no
+	// reveal can get a nonce).
+	Passkeys Passkeys
 	Verifier Verifier
 	Audience string // shown by seal status, for configuring clients
 	Seal     Sealer
@@ -136,7 +149,11 @@ func (s *Server) routes() {
 	a.Post("/v1/sys/unseal", s.unseal)
 
 	a.Post("/v1/inspect", s.signed(wire.OpInspect), s.inspect)
-	a.Post("/v1/reveal", s.signed(wire.OpReveal), s.reveal)
+	a.Post(wire.PathRevealChallenge, s.signed(wire.OpReveal), s.revealChallenge)
+	a.Post(wire.PathReveal, s.signed(wire.OpReveal), s.reveal)
+	a.Post(wire.PathPasskeyChallenge, s.signed(wire.OpReveal), s.passkeyChallenge)
+	a.Post(wire.PathPasskeys, s.signed(wire.OpReveal), s.registerPasskey)
+	a.Post(wire.PathPasskeyList, s.signed(wire.OpReveal), s.listPasskeys)
 	a.Post("/v1/rewrap", s.signed(wire.OpRewrap), s.rewrap)
 	a.Post("/v1/audit/query", s.signed(wire.OpAudit), s.auditQuery)
 	a.Post(wire.PathForward, s.signed(wire.OpForward), s.forward)

@@ -193,7 +193,7 @@ func wireEvents(events []audit.Event) []wire.AuditEvent {
 		out[i] = wire.AuditEvent{
 			Seq: e.Seq, Time: e.Time, Event: e.Event, Client: e.Client, Actor: e.Actor, Origin: e.Origin,
 			Outcome: e.Outcome, Resource: e.Resource, Kid: e.Kid, Reason: e.Reason, Code: e.Code,
-			Prev: e.Prev, Hash: e.Hash,
+			Credential: e.Credential, Prev: e.Prev, Hash: e.Hash,
 		}
 	}
 	return out

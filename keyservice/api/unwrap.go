@@ -11,6 +11,7 @@ import (
 	"github.com/blindgate/blindgate/internal/jose/compact"
 	"github.com/blindgate/blindgate/internal/ratelimit"
 	"github.com/blindgate/blindgate/keyservice/card"
+	"github.com/blindgate/blindgate/keyservice/passkeys"
 	"github.com/blindgate/blindgate/keyservice/unwrap"
 	"github.com/blindgate/blindgate/keyservice/wire"
 )
@@ -31,6 +32,8 @@ func bind(c *fiber.Ctx, req httpapi.Validator) error {
 		return nil
 	case errors.Is(err, wire.ErrPANInText):
 		return apierr.PANInText.Wrap(err)
+	case errors.Is(err, wire.ErrBrowserKey):
+		return apierr.BrowserKeyInvalid.Wrap(err)
 	case errors.Is(err, compact.ErrMalformed):
 		return apierr.InvalidJWE.Wrap(err)
 	}
@@ -58,14 +61,20 @@ func (s *Server) inspect(c *fiber.Ctx) error {
 func (s *Server) reveal(c *fiber.Ctx) error {
 	var req wire.RevealRequest
 	if err := bind(c, &req); err != nil {
+		// A reveal refused before the domain saw it is audited too, with
+		// what of the request is safe to record.
+		s.auditRevealRefused(c, req, err)
 		return err
 	}
-	r, err := s.deps.Unwrap.Reveal(c.UserContext(), s.meta(c), req.JWE, req.Actor, req.Reason, req.Token)
+	out, err := s.deps.Unwrap.Reveal(c.UserContext(), s.meta(c), unwrap.RevealInput{
+		JWE: req.JWE, Actor: req.Actor, Reason: req.Reason, Token: req.Token, Nonce: req.Nonce,
+		BrowserKey: req.BrowserKey, Assertion: req.Assertion,
+	})
 	if err != nil {
 		return mapUnwrapError(err)
 	}
 	s.deps.Metrics.decrypted(callerOf(c).ClientID, wire.OpReveal)
-	return c.JSON(wire.RevealResponse{PAN: r.PAN, ExpMonth: r.ExpMonth, ExpYear: r.ExpYear, Name: r.Name})
+	return c.JSON(wire.RevealResponse{JWE: out.JWE, Credential: out.Credential})
 }
 
 func (s *Server) rewrap(c *fiber.Ctx) error {
@@ -95,6 +104,18 @@ func mapUnwrapError(err error) error {
 		return apierr.CVCInvalid.Wrap(err)
 	case errors.Is(err, unwrap.ErrNotBound):
 		return apierr.CardNotBound.Wrap(err)
+	case errors.Is(err, unwrap.ErrBrowserKey):
+		return apierr.BrowserKeyInvalid.Wrap(err)
+	case errors.Is(err, passkeys.ErrNonce):
+		return apierr.RevealNonceInvalid.Wrap(err)
+	case errors.Is(err, passkeys.ErrRequired):
+		return apierr.PasskeyRequired.Wrap(err)
+	case errors.Is(err, passkeys.ErrUnknown):
+		return apierr.PasskeyUnknown.Wrap(err)
+	case errors.Is(err, passkeys.ErrInvalid):
+		return apierr.PasskeyInvalid.Wrap(err)
+	case errors.Is(err, passkeys.ErrUnavailable), errors.Is(err, passkeys.ErrBusy):
+		return apierr.Unavailable.Wrap(err)
 	case errors.As(err, &le):
 		return apierr.RateLimited.WithRetry(le.RetryAfter).Wrap(err)
 	case errors.Is(err, unwrap.ErrAudit):

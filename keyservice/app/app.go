@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/blindgate/blindgate/internal/audit"
+	"github.com/blindgate/blindgate/internal/passkey"
 	"github.com/blindgate/blindgate/internal/ratelimit"
 	"github.com/blindgate/blindgate/internal/redisx"
 	"github.com/blindgate/blindgate/internal/secret"
@@ -25,6 +26,8 @@ import (
 	"github.com/blindgate/blindgate/keyservice/forward"
 	"github.com/blindgate/blindgate/keyservice/guard"
 	"github.com/blindgate/blindgate/keyservice/keyring"
+	"github.com/blindgate/blindgate/keyservice/nonce"
+	"github.com/blindgate/blindgate/keyservice/passkeys"
 	"github.com/blindgate/blindgate/keyservice/replay"
 	"github.com/blindgate/blindgate/keyservice/rotation"
 	"github.com/blindgate/blindgate/keyservice/seal"
@@ -62,11 +65,12 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 		pinger  api.Pinger
 		counter guard.Counter
 		idem    forward.Store
+		nonces  nonce.Store
 	)
 	if cfg.Redis.Addrs == RedisMemory {
 		log.Warn("Redis is \"memory\": replay cache, rate limits and the enumeration guard live in this process only; run one instance, and use Redis in production")
 		replays, limiter, counter = replay.NewMemory(), ratelimit.NewMemory(), guard.NewMemory(nil, 0)
-		idem = forward.NewMemory(0, nil)
+		idem, nonces = forward.NewMemory(0, nil), nonce.NewMemory(nil, 0)
 	} else {
 		rdb, err := redisx.New(cfg.Redis)
 		if err != nil {
@@ -76,6 +80,7 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 		replays, limiter, pinger = replay.NewRedis(rdb, "bg:ks:jti:"), ratelimit.NewRedis(rdb, "bg:ks:rl:"), redisx.Pinger{C: rdb, Key: "bg:ks:ready"}
 		counter = guard.NewRedis(rdb, "bg:ks:eg:")
 		idem = forward.NewRedis(rdb, "bg:ks:fwd:idem:", 0)
+		nonces = nonce.NewRedis(rdb, "bg:ks:nonce:")
 	}
 	clients, err := sigauth.LoadAllowList(cfg.ClientsPath)
 	switch {
@@ -132,9 +137,14 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 			return nil, fmt.Errorf("audit -bind-legacy: %w", err)
 		}
 	}
+	approval, err := a.approval(nonces)
+	if err != nil {
+		_ = a.audit.Close()
+		return nil, err
+	}
 	svc := unwrap.New(a.holder, a.audit, limiter, log, unwrap.Config{
-		BindLegacy: cfg.BindLegacy,
-		Freshness:  cfg.Freshness, Limits: limits, Masking: card.Masking{BIN8: cfg.MaskBIN8},
+		BindLegacy: cfg.BindLegacy, Approver: approval,
+		Freshness: cfg.Freshness, Limits: limits, Masking: card.Masking{BIN8: cfg.MaskBIN8},
 		Guard: unwrap.Guard{Counter: counter, Window: cfg.EnumerationWindow, Max: cfg.EnumerationMax},
 	})
 	sender := forward.NewSender()
@@ -156,7 +166,7 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 	ul.Global.Rate, ul.Global.Burst = cfg.UnsealPerMinute, cfg.UnsealPerMinute
 	ceremony := seal.NewCeremony(a.holder, a.audit, ratelimit.NewMemory(), ul, log)
 	a.server = api.New(api.Deps{
-		Unwrap: svc, Forward: fwd, Verifier: verifier, Audience: audience, Seal: a.holder, Unseal: ceremony, Audit: a.audit,
+		Unwrap: svc, Forward: fwd, Passkeys: approval, Verifier: verifier, Audience: audience, Seal: a.holder, Unseal: ceremony, Audit: a.audit,
 		Trail: audit.FileTrail(cfg.AuditPath), Redis: pinger, Log: log,
 	})
 	if cfg.KEKMaxAge > 0 {
@@ -170,8 +180,38 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 		}
 		log.Info("scheduled KEK rotation on: the active version is replaced once it is -kek-max-age old; every replica must share this keyring file", "kek_max_age", cfg.KEKMaxAge, "keyring", cfg.KeyringPath)
 	}
-	a.watch = &watcher{hsm: a.hsm, holder: a.holder, clients: clients, clientsPath: cfg.ClientsPath, dests: a.dests, destsPath: cfg.DestinationsPath, audit: a.audit, log: log}
+	a.watch = &watcher{hsm: a.hsm, holder: a.holder, clients: clients, clientsPath: cfg.ClientsPath, dests: a.dests, destsPath: cfg.DestinationsPath,
+		passkeys: approval.Registry(), audit: a.audit, log: log}
 	return a, nil
+}
+
+// approval is the reveal approval: the passkey registry, the relying
+// party, the nonce store. Running without passkey approval is a trust
+// downgrade, so it is logged and audited at every start.
+func (a *App) approval(nonces nonce.Store) (*passkeys.Service, error) {
+	reg, err := passkeys.Open(a.cfg.PasskeysPath)
+	if err != nil {
+		return nil, fmt.Errorf("passkeys: %w", err)
+	}
+	var v *passkey.Verifier
+	if a.cfg.WebAuthnOrigins != "" {
+		rp, err := a.cfg.RP()
+		if err != nil {
+			return nil, fmt.Errorf("webauthn: %w", err)
+		}
+		if v, err = passkey.New(rp); err != nil {
+			return nil, fmt.Errorf("webauthn: %w", err)
+		}
+		a.log.Info("reveals are approved with operators' passkeys", "rp_id", rp.ID, "origins", rp.Origins, "passkeys", a.cfg.PasskeysPath, "approval", a.cfg.RevealApproval)
+	}
+	if a.cfg.RevealApproval == passkeys.ModeNone {
+		const why = "-reveal-approval none: reveals need no operator passkey; the key service takes the back office's word for who asks (cards still leave only encrypted to the operator's browser key)"
+		a.log.Warn(why)
+		if _, err := a.audit.Append(context.Background(), audit.Event{Event: audit.EventAlarm, Actor: "keyservice", Outcome: audit.OutcomeFailure, Reason: why, Code: "reveal_approval_none"}); err != nil {
+			return nil, fmt.Errorf("audit -reveal-approval none: %w", err)
+		}
+	}
+	return passkeys.New(passkeys.Config{Mode: a.cfg.RevealApproval, Registry: reg, Nonces: nonces, Verifier: v, Audit: a.audit, Log: a.log})
 }
 
 // loadDestinations reads the forward destinations. A missing file is no
@@ -319,7 +359,7 @@ func (a *App) Listen() (net.Listener, error) {
 		return nil, fmt.Errorf("listen %s: %w", a.cfg.Addr, err)
 	}
 	if a.cfg.DevHTTP {
-		a.log.Warn("DEVELOPMENT MODE: plain HTTP; reveal answers carry card numbers in clear on the wire", "addr", ln.Addr().String())
+		a.log.Warn("DEVELOPMENT MODE: plain HTTP; signed requests and answers (masked cards, reveal answers encrypted to browser keys) travel unencrypted", "addr", ln.Addr().String())
 		return ln, nil
 	}
 	tc, err := a.tlsConfig()

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -59,6 +60,13 @@ func TestConfigValidate(t *testing.T) {
 		{"egress-proxy/no-port", "egress-proxy", func(c *app.Config) { c.EgressProxy = "http://egress" }},
 		{"kek-max-age/under-a-day", "kek-max-age", func(c *app.Config) { c.KEKMaxAge = time.Hour }},
 		{"kek-max-age/negative", "kek-max-age", func(c *app.Config) { c.KEKMaxAge = -time.Hour }},
+		{"reveal-approval/unknown", "reveal-approval", func(c *app.Config) { c.RevealApproval = "totp" }},
+		{"webauthn-origins/missing-with-passkey", "webauthn-origins", func(c *app.Config) { c.WebAuthnOrigins = "" }},
+		{"webauthn-origins/http-not-loopback", "webauthn-origins", func(c *app.Config) { c.WebAuthnOrigins = "http://backoffice.example.com" }},
+		{"webauthn-origins/ip-address", "webauthn-origins", func(c *app.Config) { c.WebAuthnOrigins = "http://127.0.0.1:8080" }},
+		{"webauthn-origins/off-rp-id", "webauthn-origins", func(c *app.Config) {
+			c.WebAuthnOrigins, c.WebAuthnRPID = "https://bo.example.com", "example.org"
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -77,10 +85,32 @@ func TestConfigValidate(t *testing.T) {
 			t.Fatalf("Validate = %v", err)
 		}
 	})
+	t.Run("ok/approval-none-without-origins", func(t *testing.T) {
+		c := app.DevConfig(t.TempDir())
+		c.RevealApproval, c.WebAuthnOrigins = "none", ""
+		if err := c.Validate(); err != nil {
+			t.Fatalf("Validate = %v", err)
+		}
+	})
+	t.Run("ok/rp-id-from-first-origin", func(t *testing.T) {
+		c := app.DevConfig(t.TempDir())
+		c.WebAuthnOrigins = "https://bo.example.com, https://bo.example.com:8443/"
+		rp, err := c.RP()
+		if err != nil || rp.ID != "bo.example.com" || len(rp.Origins) != 2 || rp.Origins[1] != "https://bo.example.com:8443" {
+			t.Fatalf("RP = %+v, %v", rp, err)
+		}
+		c.WebAuthnOrigins, c.WebAuthnRPID = "https://bo.example.com, https://bo2.example.com", "example.com"
+		if rp, err := c.RP(); err != nil || rp.ID != "example.com" {
+			t.Fatalf("RP with -webauthn-rp-id = %+v, %v", rp, err)
+		}
+	})
 	t.Run("ok/dev", func(t *testing.T) {
 		c := app.DevConfig(t.TempDir())
 		if err := c.Validate(); err != nil {
 			t.Fatalf("DevConfig does not validate: %v", err)
+		}
+		if c.PasskeysPath != filepath.Join(filepath.Dir(c.ClientsPath), "passkeys.json") || c.RevealApproval != "passkey" {
+			t.Fatalf("passkey defaults: %+v", c)
 		}
 		if c.CheckpointsPath != c.AuditPath+".checkpoints" || c.EnumerationMax == 0 || c.UnsealPerMinute == 0 || c.ForwardMerchantPerDay != 50_000 || c.ForwardDestinationPerDay != 500_000 || c.ForwardVolumeAlarmOnly {
 			t.Fatalf("Validate did not fill the defaults: %+v", c)
@@ -238,6 +268,39 @@ func TestBindLegacyWarnsAndAudits(t *testing.T) {
 	defer f.Close()
 	evs, err := audit.Read(f, audit.Filter{Event: audit.EventAlarm})
 	if err != nil || len(evs) != 1 || evs[0].Code != "bind_legacy" {
+		t.Fatalf("audit: %+v %v", evs, err)
+	}
+}
+
+// TestRevealApprovalNoneWarnsAndAudits: running without passkey approval
+// (the key service takes the back office's word for the operator) is a
+// downgrade, logged and recorded as an alarm at every start.
+func TestRevealApprovalNoneWarnsAndAudits(t *testing.T) {
+	cfg := app.DevConfig(t.TempDir())
+	cfg.RevealApproval, cfg.WebAuthnOrigins = "none", ""
+	var logs bytes.Buffer
+	a, err := app.New(cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "reveal-approval none") {
+		t.Fatalf("no warning: %s", logs.String())
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Serve(ctx, ln) }()
+	t.Cleanup(func() { cancel(); <-done })
+	f, err := os.Open(cfg.AuditPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	evs, err := audit.Read(f, audit.Filter{Event: audit.EventAlarm})
+	if err != nil || len(evs) != 1 || evs[0].Code != "reveal_approval_none" {
 		t.Fatalf("audit: %+v %v", evs, err)
 	}
 }

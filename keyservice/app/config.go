@@ -15,6 +15,7 @@ import (
 
 	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/internal/envflag"
+	"github.com/blindgate/blindgate/internal/passkey"
 
 	"github.com/blindgate/blindgate/internal/redisx"
 	"github.com/blindgate/blindgate/internal/secret"
@@ -103,7 +104,23 @@ type Config struct {
 	// old the service rotates by itself (keyservice/rotation). 0: rotation
 	// by hand only.
 	KEKMaxAge time.Duration
-	LogLevel  string
+	// RevealApproval is how a reveal is approved: "passkey" (the default:
+	// an assertion of the operator's passkey, approved in the key zone,
+	// over the reveal's challenge) or "none" (a nonce only; the key service
+	// takes the back office's word for the operator).
+	RevealApproval string
+	// WebAuthnRPID is the passkeys' relying party id: the back office's
+	// host name (never an IP address); empty means the host of the first
+	// of WebAuthnOrigins.
+	WebAuthnRPID string
+	// WebAuthnOrigins lists (comma-separated) the back office's origins, as
+	// the operator's browser reports them in a passkey's client data:
+	// https, or http on a loopback host. Required with passkey approval.
+	WebAuthnOrigins string
+	// PasskeysPath is the registry of operators' passkeys (`keyservice
+	// passkeys`); empty means passkeys.json beside the client allow-list.
+	PasskeysPath string
+	LogLevel     string
 }
 
 // RedisMemory as the Redis address selects the in-process replay cache and
@@ -162,6 +179,10 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.UnsealIPPerMinute, "unseal-ip-per-minute", env.Int("UNSEAL_IP_PER_MINUTE", 5), "unseal attempts per source address per minute")
 	fs.IntVar(&c.UnsealPerMinute, "unseal-per-minute", env.Int("UNSEAL_PER_MINUTE", 30), "unseal attempts per minute from all addresses together")
 	fs.DurationVar(&c.KEKMaxAge, "kek-max-age", env.Duration("KEK_MAX_AGE", 0), "cryptoperiod of the active KEK: rotate by itself once it is this old (e.g. 2160h; needs a writable keyring file, shared by all replicas); 0: rotate by hand only")
+	fs.StringVar(&c.RevealApproval, "reveal-approval", env.String("REVEAL_APPROVAL", "passkey"), "how a reveal is approved: passkey (the operator's passkey, approved in the key zone with `keyservice passkeys approve`) or none (the back office's word)")
+	fs.StringVar(&c.WebAuthnRPID, "webauthn-rp-id", env.String("WEBAUTHN_RP_ID", ""), "passkeys' relying party id: the back office's host name; empty: the host of the first -webauthn-origins")
+	fs.StringVar(&c.WebAuthnOrigins, "webauthn-origins", env.String("WEBAUTHN_ORIGINS", ""), "the back office's origins (comma-separated, https or http on loopback); required with -reveal-approval passkey")
+	fs.StringVar(&c.PasskeysPath, "passkeys", env.String("PASSKEYS", ""), "registry of operators' passkeys (keyservice passkeys); empty: passkeys.json beside -clients")
 	fs.StringVar(&c.LogLevel, "log-level", env.String("LOG_LEVEL", "info"), "debug, info, warn or error")
 }
 
@@ -206,6 +227,12 @@ func (c *Config) Validate() error {
 	}
 	if c.CheckpointEvery == 0 {
 		c.CheckpointEvery = 100
+	}
+	if c.RevealApproval == "" {
+		c.RevealApproval = "passkey"
+	}
+	if c.PasskeysPath == "" && c.ClientsPath != "" {
+		c.PasskeysPath = filepath.Join(filepath.Dir(c.ClientsPath), "passkeys.json")
 	}
 	if c.CheckpointInterval == 0 {
 		c.CheckpointInterval = time.Minute
@@ -269,6 +296,20 @@ func (c *Config) Validate() error {
 	if _, err := c.Origins(""); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
+	switch c.RevealApproval {
+	case "passkey":
+		if c.WebAuthnOrigins == "" {
+			return errors.New("config: webauthn-origins is required with -reveal-approval passkey (the back office's origins, e.g. https://backoffice.example.com)")
+		}
+	case "none":
+	default:
+		return errors.New("config: reveal-approval must be passkey or none")
+	}
+	if c.WebAuthnOrigins != "" {
+		if _, err := c.RP(); err != nil {
+			return fmt.Errorf("config: webauthn-origins: %w", err)
+		}
+	}
 	if err := secret.Validate(c.MasterKey); err != nil {
 		return fmt.Errorf("config: master-key: %w", err)
 	}
@@ -324,12 +365,33 @@ func (c *Config) Origins(listenAddr string) ([]string, error) {
 	return sigauth.ParseOrigins(strings.Join(urls, ","))
 }
 
+// RP is the passkeys' relying party: WebAuthnOrigins, and WebAuthnRPID or
+// else the host of the first origin.
+func (c *Config) RP() (passkey.RP, error) {
+	var rp passkey.RP
+	for _, o := range strings.Split(c.WebAuthnOrigins, ",") {
+		if o = strings.TrimRight(strings.TrimSpace(o), "/"); o != "" {
+			rp.Origins = append(rp.Origins, o)
+		}
+	}
+	rp.ID = c.WebAuthnRPID
+	if rp.ID == "" && len(rp.Origins) > 0 {
+		u, err := url.Parse(rp.Origins[0])
+		if err != nil {
+			return rp, fmt.Errorf("origin %q: %w", rp.Origins[0], err)
+		}
+		rp.ID = u.Hostname()
+	}
+	return rp, rp.Validate()
+}
+
 // env reads BLINDGATE_KS_<NAME> defaults.
 const env = envflag.Env("BLINDGATE_KS_")
 
 // DevConfig is a development key service kept in dir: plain HTTP on a free
-// loopback port, a dev-unsealed keyring, the in-process stand-ins for Redis
-// and the default limits. It passes Validate; tests and local tools start
+// loopback port, a dev-unsealed keyring, the in-process stand-ins for Redis,
+// the default limits and passkey approval for a back office at
+// http://localhost:8080. It passes Validate; tests and local tools start
 // from it and change what they need.
 func DevConfig(dir string) Config {
 	p := func(name string) string { return filepath.Join(dir, name) }
@@ -339,6 +401,7 @@ func DevConfig(dir string) Config {
 		Skew: 5 * time.Second, AuditPath: p("audit.log"), Freshness: 15 * time.Minute,
 		RevealPerMinute: 5, RevealPerDay: 50, RevealClientPerMinute: 60, RevealClientPerDay: 1000, InspectPerSecond: 2000,
 		LogLevel: "error", Redis: redisx.Config{Addrs: RedisMemory},
+		RevealApproval: "passkey", WebAuthnOrigins: "http://localhost:8080",
 	}
 }
 

@@ -9,13 +9,14 @@ import (
 
 	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/keyservice/destinations"
+	"github.com/blindgate/blindgate/keyservice/passkeys"
 	"github.com/blindgate/blindgate/keyservice/seal"
 	"github.com/blindgate/blindgate/keyservice/sigauth"
 )
 
-// watcher picks up changes the admin commands make to the keyring and the
-// allow-list while the service runs (rotation, retirement, enrolment,
-// revocation), and records that it applied each one in the audit log (the
+// watcher picks up changes the admin commands make to the keyring, the
+// allow-list, the destinations and the passkey registry while the service
+// runs (rotation, retirement, enrolment, revocation, approval), and records that it applied each one in the audit log (the
 // command's own record of the change arrives through the admin spool, see
 // audit.SpoolDir).
 type watcher struct {
@@ -25,6 +26,7 @@ type watcher struct {
 	clientsPath string
 	dests       *destinations.List
 	destsPath   string
+	passkeys    *passkeys.Registry
 	audit       *audit.Log
 	log         *slog.Logger
 }
@@ -73,6 +75,15 @@ func (w *watcher) once(ctx context.Context) {
 	}
 	if changed {
 		w.record(ctx, audit.EventDestinationsReload, "destinations")
+	}
+	// The service re-reads the registry on every reveal and challenge as
+	// well; this picks up an approval or revocation when none comes.
+	changed, err = w.passkeys.ReloadIfChanged()
+	if err != nil {
+		w.log.Error("passkey registry reload failed; keeping the loaded registry", "err", err)
+	}
+	if changed {
+		w.record(ctx, audit.EventPasskeysReload, "passkeys")
 	}
 }
 

@@ -5,7 +5,8 @@
 // client keys, the HTTP calls and Error, its reading of an error answer.
 //
 // Like wire, it must stay free of card code: the gateway imports it (a
-// test in gateway/ checks).
+// test in gateway/ checks). No type here holds a card in clear: a reveal
+// answers a JWE only the operator's browser can open.
 package client
 
 import (
@@ -25,8 +26,7 @@ import (
 )
 
 // ErrBadResponse: the key service answered 2xx with a body we cannot read.
-// The JSON error is not wrapped: its text could quote response bytes, and a
-// reveal response holds a card number.
+// The JSON error is not wrapped: its text could quote response bytes.
 var ErrBadResponse = errors.New("keyservice client: unreadable response")
 
 // maxResponse caps a response body; the largest legitimate one is an audit page.
@@ -102,11 +102,48 @@ func (c *Client) Inspect(ctx context.Context, req wire.InspectRequest) (wire.Ins
 	return out, err
 }
 
-// Reveal returns the full card (POST /v1/reveal); the caller must hold the
-// reveal operation and the service audits before it decrypts.
+// RevealChallenge asks for a reveal nonce for an operator and token (POST
+// /v1/reveal/challenge), with the RP id and the operator's approved
+// credentials for the page's navigator.credentials.get.
+func (c *Client) RevealChallenge(ctx context.Context, req wire.RevealChallengeRequest) (wire.RevealChallengeResponse, error) {
+	var out wire.RevealChallengeResponse
+	err := c.call(ctx, wire.PathRevealChallenge, req, &out)
+	return out, err
+}
+
+// Reveal asks for a card encrypted to the operator's browser key (POST
+// /v1/reveal), approved by the operator's passkey assertion; the key
+// service verifies the approval and audits before it decrypts. The answer
+// is the sealed card and the approving credential: nothing a caller of
+// this package can read the card from.
 func (c *Client) Reveal(ctx context.Context, req wire.RevealRequest) (wire.RevealResponse, error) {
 	var out wire.RevealResponse
 	err := c.call(ctx, wire.PathReveal, req, &out)
+	return out, err
+}
+
+// PasskeyChallenge asks for a passkey-registration nonce for an operator
+// (POST /v1/passkeys/challenge).
+func (c *Client) PasskeyChallenge(ctx context.Context, req wire.PasskeyChallengeRequest) (wire.PasskeyChallengeResponse, error) {
+	var out wire.PasskeyChallengeResponse
+	err := c.call(ctx, wire.PathPasskeyChallenge, req, &out)
+	return out, err
+}
+
+// RegisterPasskey forwards an operator's passkey registration (POST
+// /v1/passkeys). The key service records it as pending: it approves no
+// reveal until a key-zone admin runs `keyservice passkeys approve`.
+func (c *Client) RegisterPasskey(ctx context.Context, req wire.PasskeyRegisterRequest) (wire.PasskeyRegisterResponse, error) {
+	var out wire.PasskeyRegisterResponse
+	err := c.call(ctx, wire.PathPasskeys, req, &out)
+	return out, err
+}
+
+// ListPasskeys lists an operator's passkeys and their status (POST
+// /v1/passkeys/list).
+func (c *Client) ListPasskeys(ctx context.Context, req wire.PasskeyListRequest) (wire.PasskeyListResponse, error) {
+	var out wire.PasskeyListResponse
+	err := c.call(ctx, wire.PathPasskeyList, req, &out)
 	return out, err
 }
 

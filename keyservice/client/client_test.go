@@ -183,7 +183,21 @@ func TestClientSuccess(t *testing.T) {
 			}
 			_, _ = w.Write([]byte(`{"kid":"kek-1","brand":"visa","bin":"424242","last4":"4242","exp_month":12,"exp_year":2030,"fingerprint":"fpm_x"}`))
 		case wire.PathReveal:
-			_, _ = fmt.Fprintf(w, `{"pan":%q,"exp_month":1,"exp_year":2031,"name":"A B"}`, testPAN)
+			var req wire.RevealRequest
+			if err := json.Unmarshal(body, &req); err != nil || req.Nonce != testNonce || req.BrowserKey != testBrowserKey || string(req.Assertion) != `{"id":"AAAA"}` {
+				w.WriteHeader(400)
+				return
+			}
+			_, _ = w.Write([]byte(`{"jwe":"e.f..g.h","credential":"AAAA"}`))
+		case wire.PathRevealChallenge:
+			_, _ = w.Write([]byte(`{"nonce":"` + testNonce + `","expires_at":1,"rp_id":"bo.example","credentials":["AAAA"],"passkey_required":true}`))
+		case wire.PathPasskeyChallenge:
+			_, _ = w.Write([]byte(`{"nonce":"pkn_x","expires_at":1,"rp_id":"bo.example","user_handle":"uh"}`))
+		case wire.PathPasskeys:
+			w.WriteHeader(http.StatusAccepted)
+			_, _ = w.Write([]byte(`{"credential":"AAAA","fingerprint":"K7QD-9F2M-XW4A","status":"pending"}`))
+		case wire.PathPasskeyList:
+			_, _ = w.Write([]byte(`{"credentials":[{"id":"AAAA","fingerprint":"K7QD-9F2M-XW4A","status":"approved","created_at":5,"approved_at":6}]}`))
 		case wire.PathRewrap:
 			_, _ = w.Write([]byte(`{"jwe":"a.b.c.d.e","kid":"kek-2"}`))
 		case wire.PathJWKS:
@@ -205,9 +219,25 @@ func TestClientSuccess(t *testing.T) {
 	if got != want {
 		t.Fatalf("inspect = %+v", got)
 	}
-	rev, err := c.Reveal(ctx, wire.RevealRequest{JWE: "a.b.c.d.e", Actor: "op_1", Reason: "chargeback 123"})
-	if err != nil || rev.PAN != testPAN || rev.ExpYear != 2031 {
+	ch, err := c.RevealChallenge(ctx, wire.RevealChallengeRequest{Actor: "op_1", Token: "tok_1"})
+	if err != nil || ch.Nonce != testNonce || ch.RPID != "bo.example" || len(ch.Credentials) != 1 || !ch.PasskeyRequired {
+		t.Fatalf("reveal challenge = %+v %v", ch, err)
+	}
+	rev, err := c.Reveal(ctx, validReveal())
+	if err != nil || rev != (wire.RevealResponse{JWE: "e.f..g.h", Credential: "AAAA"}) {
 		t.Fatalf("reveal = %v %v", rev, err)
+	}
+	pc, err := c.PasskeyChallenge(ctx, wire.PasskeyChallengeRequest{Actor: "op_1"})
+	if err != nil || pc.Nonce != "pkn_x" || pc.UserHandle != "uh" {
+		t.Fatalf("passkey challenge = %+v %v", pc, err)
+	}
+	reg, err := c.RegisterPasskey(ctx, wire.PasskeyRegisterRequest{Actor: "op_1", Username: "Op One", Nonce: "pkn_" + testNonce[4:], Attestation: []byte(`{"id":"AAAA"}`)})
+	if err != nil || reg.Status != wire.PasskeyPending || reg.Fingerprint != "K7QD-9F2M-XW4A" {
+		t.Fatalf("register = %+v %v", reg, err)
+	}
+	list, err := c.ListPasskeys(ctx, wire.PasskeyListRequest{Actor: "op_1"})
+	if err != nil || len(list.Credentials) != 1 || list.Credentials[0].ApprovedAt != 6 {
+		t.Fatalf("list = %+v %v", list, err)
 	}
 	rw, err := c.Rewrap(ctx, wire.RewrapRequest{JWE: "a.b.c.d.e", Merchant: "m_1"})
 	if err != nil || rw.Kid != "kek-2" {
@@ -254,7 +284,7 @@ func TestClientErrors(t *testing.T) {
 		t.Fatalf("503: %#v", err)
 	}
 
-	_, err = c.Reveal(ctx, wire.RevealRequest{JWE: "a.b.c.d.e", Actor: "op_1", Reason: "dispute"})
+	_, err = c.Reveal(ctx, validReveal())
 	if !errors.As(err, &ke) || ke.Status != 502 || ke.Code != "http_502" || ke.Temporary() {
 		t.Fatalf("502: %#v", err)
 	}
@@ -273,7 +303,7 @@ func TestClientBadResponseHidesBody(t *testing.T) {
 	srv := newServer(t, f, func(w http.ResponseWriter, r *http.Request, body []byte) {
 		_, _ = fmt.Fprintf(w, `{"pan":%s}`, testPAN+"x") // not JSON
 	})
-	_, err := client.New(srv.URL, f.signer, srv.Client()).Reveal(context.Background(), wire.RevealRequest{JWE: "a.b.c.d.e", Actor: "op_1", Reason: "dispute"})
+	_, err := client.New(srv.URL, f.signer, srv.Client()).Reveal(context.Background(), validReveal())
 	if !errors.Is(err, client.ErrBadResponse) || strings.Contains(err.Error(), "4242") {
 		t.Fatalf("err = %v", err)
 	}
@@ -337,8 +367,28 @@ func TestClientValidatesBeforeSending(t *testing.T) {
 			return err
 		},
 		"reveal/no-actor": func() error { _, err := c.Reveal(ctx, wire.RevealRequest{JWE: "x", Reason: "because"}); return err },
-		"audit/limit":     func() error { _, err := c.AuditQuery(ctx, wire.AuditQueryRequest{Limit: -1}); return err },
-		"audit/outcome":   func() error { _, err := c.AuditQuery(ctx, wire.AuditQueryRequest{Outcome: "maybe"}); return err },
+		"reveal/no-browser-key": func() error {
+			r := validReveal()
+			r.BrowserKey = wire.BrowserKey{}
+			_, err := c.Reveal(ctx, r)
+			return err
+		},
+		"reveal/no-nonce": func() error {
+			r := validReveal()
+			r.Nonce = ""
+			_, err := c.Reveal(ctx, r)
+			return err
+		},
+		"register/reveal-nonce": func() error {
+			_, err := c.RegisterPasskey(ctx, wire.PasskeyRegisterRequest{Actor: "op_1", Username: "u", Nonce: testNonce, Attestation: []byte(`{}`)})
+			return err
+		},
+		"challenge/no-token": func() error {
+			_, err := c.RevealChallenge(ctx, wire.RevealChallengeRequest{Actor: "op_1"})
+			return err
+		},
+		"audit/limit":   func() error { _, err := c.AuditQuery(ctx, wire.AuditQueryRequest{Limit: -1}); return err },
+		"audit/outcome": func() error { _, err := c.AuditQuery(ctx, wire.AuditQueryRequest{Outcome: "maybe"}); return err },
 	} {
 		t.Run("400/"+name, func(t *testing.T) {
 			if err := call(); !errors.Is(err, wire.ErrInvalidRequest) {
@@ -399,3 +449,13 @@ func TestGenerateKey(t *testing.T) {
 }
 
 func base64URL(s string) ([]byte, error) { return base64.RawURLEncoding.DecodeString(s) }
+
+const testNonce = "rvn_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+
+// testBrowserKey is the P-256 base point: a valid public key.
+var testBrowserKey = wire.BrowserKey{Kty: "EC", Crv: "P-256", X: "axfR8uEsQkf4vOblY6RA8ncDfYEt6zOg9KE5RdiYwpY", Y: "T-NC4v4af5uO5-tKfA-eFivOM1drMV7Oy7ZAaDe_UfU"}
+
+func validReveal() wire.RevealRequest {
+	return wire.RevealRequest{JWE: "a.b.c.d.e", Actor: "op_1", Reason: "chargeback 123", Token: "tok_1", Nonce: testNonce,
+		BrowserKey: testBrowserKey, Assertion: []byte(`{"id":"AAAA"}`)}
+}

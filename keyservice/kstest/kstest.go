@@ -16,6 +16,10 @@ package kstest
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"log/slog"
 	"net"
@@ -26,6 +30,8 @@ import (
 	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/internal/jose"
 	"github.com/blindgate/blindgate/internal/logtest"
+	"github.com/blindgate/blindgate/internal/passkey"
+	"github.com/blindgate/blindgate/internal/passkey/passkeytest"
 	"github.com/blindgate/blindgate/internal/ratelimit"
 	"github.com/blindgate/blindgate/keyservice/api"
 	"github.com/blindgate/blindgate/keyservice/client"
@@ -33,10 +39,13 @@ import (
 	"github.com/blindgate/blindgate/keyservice/forward"
 	"github.com/blindgate/blindgate/keyservice/guard"
 	"github.com/blindgate/blindgate/keyservice/keyring"
+	"github.com/blindgate/blindgate/keyservice/nonce"
+	"github.com/blindgate/blindgate/keyservice/passkeys"
 	"github.com/blindgate/blindgate/keyservice/replay"
 	"github.com/blindgate/blindgate/keyservice/seal"
 	"github.com/blindgate/blindgate/keyservice/sigauth"
 	"github.com/blindgate/blindgate/keyservice/unwrap"
+	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
 // Audience is the audience every zone's verifier and signers use.
@@ -45,6 +54,13 @@ const Audience = "blindgate-keyservice"
 // PublicURL is the origin the zone's verifier accepts in htu besides its
 // listener's URL: tests that drive app.Test sign for it.
 const PublicURL = "https://keyservice.internal"
+
+// The zone's default WebAuthn relying party: the back office every reveal
+// approval and passkey registration is checked for (Options.RP, SetRP).
+const (
+	RPID     = "localhost"
+	RPOrigin = "https://localhost"
+)
 
 // Client is a signing identity of a zone. Its key id is ID+"-1".
 type Client struct {
@@ -92,6 +108,13 @@ type Options struct {
 	ForwardLimits func(*forward.Limits)
 	// BindLegacy runs the key service with -bind-legacy.
 	BindLegacy bool
+	// RevealApproval is -reveal-approval: passkeys.ModePasskey (the
+	// default) or passkeys.ModeNone.
+	RevealApproval string
+	// RP is the WebAuthn relying party; zero means RPID and RPOrigin.
+	RP passkey.RP
+	// Nonces holds reveal and registration nonces; nil is in-memory.
+	Nonces nonce.Store
 	// Listen serves the API on a loopback listener (Zone.URL, Zone.Client);
 	// without it the tests call Zone.Server.App().Test.
 	Listen bool
@@ -113,9 +136,15 @@ type Zone struct {
 	AuditPath string
 	// Logs is everything the key service logged, at every level; checked
 	// for card numbers when the test ends.
-	Logs    *logtest.Sink
-	URL     string // the listener's base URL with Options.Listen, else ""
-	signers map[string]*client.Signer
+	Logs *logtest.Sink
+	URL  string // the listener's base URL with Options.Listen, else ""
+	// Passkeys approves reveals and registers passkeys; Registry is its
+	// file (PasskeysPath), which kstest's helpers approve in as an admin.
+	Passkeys     *passkeys.Service
+	Registry     *passkeys.Registry
+	PasskeysPath string
+	signers      map[string]*client.Signer
+	rp           passkey.RP
 }
 
 // NewZone starts a key service; everything it opens is closed by t.Cleanup.
@@ -178,11 +207,25 @@ func NewZone(t testing.TB, o Options) *Zone {
 	if o.Limits != nil {
 		o.Limits(&limits)
 	}
+	if o.RP.ID == "" {
+		o.RP = passkey.RP{ID: RPID, Origins: []string{RPOrigin}}
+	}
+	if o.Nonces == nil {
+		o.Nonces = nonce.NewMemory(nil, 0)
+	}
+	rp, err := passkey.New(o.RP)
+	must(err)
+	z.rp = o.RP
+	z.PasskeysPath = filepath.Join(dir, "passkeys.json")
+	z.Registry, err = passkeys.Open(z.PasskeysPath)
+	must(err)
+	z.Passkeys, err = passkeys.New(passkeys.Config{Mode: o.RevealApproval, Registry: z.Registry, Nonces: o.Nonces, Verifier: rp, Audit: z.Audit, Log: o.Log})
+	must(err)
 	var unwrapAudit unwrap.Auditor = z.Audit
 	if o.Audit != nil {
 		unwrapAudit = o.Audit(z.Audit)
 	}
-	z.Service = unwrap.New(z.Holder, unwrapAudit, o.Limiter, o.Log, unwrap.Config{Limits: limits, Guard: unwrap.Guard{Counter: o.Guard}, BindLegacy: o.BindLegacy})
+	z.Service = unwrap.New(z.Holder, unwrapAudit, o.Limiter, o.Log, unwrap.Config{Limits: limits, Guard: unwrap.Guard{Counter: o.Guard}, BindLegacy: o.BindLegacy, Approver: z.Passkeys})
 	if o.Destinations == nil {
 		o.Destinations = destinations.New(dir)
 	}
@@ -203,7 +246,7 @@ func NewZone(t testing.TB, o Options) *Zone {
 	must(err)
 	verifier := &sigauth.Verifier{Audience: Audience, Origins: []string{PublicURL}, Clients: z.Clients, Replay: o.Replay}
 	z.Server = api.New(api.Deps{
-		Unwrap: z.Service, Forward: z.Forward, Verifier: verifier,
+		Unwrap: z.Service, Forward: z.Forward, Passkeys: z.Passkeys, Verifier: verifier,
 		Seal: z.Holder, Audit: z.Audit, Unseal: seal.NewCeremony(z.Holder, z.Audit, ratelimit.NewMemory(), seal.DefaultCeremonyLimits(), o.Log),
 		Trail: audit.FileTrail(z.AuditPath), Redis: o.Redis, Log: o.Log,
 	})
@@ -268,3 +311,167 @@ func (z *Zone) Events(t testing.TB, f audit.Filter) []audit.Event {
 }
 
 var _ api.AuditReader = audit.FileTrail("")
+
+// SetRP makes the zone check passkeys for rp from now on: a test whose back
+// office listens on a port chosen after the zone started.
+func (z *Zone) SetRP(t testing.TB, rp passkey.RP) {
+	t.Helper()
+	v, err := passkey.New(rp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	z.Passkeys.SetVerifier(v)
+	z.rp = rp
+}
+
+// NewAuthenticator is a software passkey for the zone's relying party (its
+// first origin), as the operator's device would be.
+func NewAuthenticator(t testing.TB, rp passkey.RP) *passkeytest.Authenticator {
+	t.Helper()
+	if rp.ID == "" {
+		rp = passkey.RP{ID: RPID, Origins: []string{RPOrigin}}
+	}
+	a, err := passkeytest.New(rp.ID, rp.Origins[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// RegisterPasskey registers a (software) passkey for actor the way the
+// gateway forwards one: a registration nonce for client, the authenticator's
+// answer over wire.EnrolChallenge, POST /v1/passkeys's domain call. It
+// stays pending; it returns the credential id.
+func (z *Zone) RegisterPasskey(t testing.TB, client, actor string, a *passkeytest.Authenticator) string {
+	t.Helper()
+	ctx := context.Background()
+	ch, err := z.Passkeys.PasskeyChallenge(ctx, client, actor)
+	if err != nil {
+		t.Fatalf("kstest: passkey challenge: %v", err)
+	}
+	att, err := a.Create(wire.EnrolChallenge(ch.Nonce, actor), wire.UserHandle(actor))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := z.Passkeys.Register(ctx, client, "127.0.0.1", wire.PasskeyRegisterRequest{Actor: actor, Username: actor, Nonce: ch.Nonce, Attestation: att})
+	if err != nil {
+		t.Fatalf("kstest: register passkey: %v", err)
+	}
+	return out.Credential
+}
+
+// ApprovePasskey approves a pending passkey (credential id or fingerprint)
+// as `keyservice passkeys approve` does in the key zone.
+func (z *Zone) ApprovePasskey(t testing.TB, ref string) {
+	t.Helper()
+	if _, err := z.Registry.Approve(ref, "kstest-admin", time.Now()); err != nil {
+		t.Fatalf("kstest: approve passkey %s: %v", ref, err)
+	}
+}
+
+// ApprovePending approves every pending passkey of actor (one the
+// gateway's back office enrolled through its page) and returns their ids.
+func (z *Zone) ApprovePending(t testing.TB, actor string) []string {
+	t.Helper()
+	if _, err := z.Registry.ReloadIfChanged(); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, e := range z.Registry.List(actor) {
+		if e.Status == wire.PasskeyPending {
+			z.ApprovePasskey(t, e.ID())
+			ids = append(ids, e.ID())
+		}
+	}
+	return ids
+}
+
+// EnrolPasskey registers a new software passkey for actor (via client)
+// and approves it: an operator ready to approve reveals. The authenticator
+// answers for the zone's relying party in force (Options.RP).
+func (z *Zone) EnrolPasskey(t testing.TB, client, actor string) *passkeytest.Authenticator {
+	t.Helper()
+	a := NewAuthenticator(t, z.rp)
+	z.ApprovePasskey(t, z.RegisterPasskey(t, client, actor, a))
+	return a
+}
+
+// BrowserKey is the key pair the reveal page makes with WebCrypto: the
+// public JWK for the request, the private key to open the answer.
+func BrowserKey(t testing.TB) (wire.BrowserKey, *ecdsa.PrivateKey) {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pt, err := k.PublicKey.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wire.BrowserKey{Kty: "EC", Crv: "P-256", X: base64.RawURLEncoding.EncodeToString(pt[1:33]), Y: base64.RawURLEncoding.EncodeToString(pt[33:])}, k
+}
+
+// Assertion is the authenticator's approval of one reveal: its assertion
+// over wire.RevealChallenge(nonce, token, reason, thumbprint of key).
+func Assertion(t testing.TB, a *passkeytest.Authenticator, nonce, token, reason string, key wire.BrowserKey) json.RawMessage {
+	t.Helper()
+	jkt, err := wire.JWKThumbprint(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	as, err := a.Get(wire.RevealChallenge(nonce, token, reason, jkt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return as
+}
+
+// Card is a revealed card as the reveal page reads it from the answer.
+type Card struct {
+	PAN      string `json:"pan"`
+	ExpMonth int    `json:"exp_month"`
+	ExpYear  int    `json:"exp_year"`
+	Name     string `json:"name,omitempty"`
+}
+
+// OpenReveal opens a reveal answer with the browser's private key and
+// checks what the page checks: the header binds token and nonce, and names
+// the card content type.
+func OpenReveal(t testing.TB, answer string, priv *ecdsa.PrivateKey, token, nonce string) Card {
+	t.Helper()
+	hdr, pt, err := jose.DecryptDirect([]byte(answer), priv)
+	if err != nil {
+		t.Fatalf("kstest: the reveal answer does not open with the browser key: %v", err)
+	}
+	if hdr[wire.HeaderToken] != token || hdr[wire.HeaderNonce] != nonce || hdr["cty"] != wire.CardContentType {
+		t.Fatalf("kstest: reveal answer header %v, want token %s nonce %s", hdr, token, nonce)
+	}
+	var c Card
+	if err := json.Unmarshal(pt, &c); err != nil {
+		t.Fatalf("kstest: reveal answer payload: %v", err)
+	}
+	return c
+}
+
+// Reveal runs a whole approved reveal over HTTP as the back office and the
+// operator's browser do together: a nonce for (actor, token), a browser
+// key, the passkey's assertion (a nil authenticator sends none), the
+// reveal, and the answer opened. req needs JWE, Actor, Reason and Token.
+func Reveal(t testing.TB, c *client.Client, a *passkeytest.Authenticator, req wire.RevealRequest) (Card, error) {
+	t.Helper()
+	ctx := context.Background()
+	ch, err := c.RevealChallenge(ctx, wire.RevealChallengeRequest{Actor: req.Actor, Token: req.Token})
+	if err != nil {
+		return Card{}, err
+	}
+	key, priv := BrowserKey(t)
+	req.BrowserKey, req.Nonce = key, ch.Nonce
+	if a != nil {
+		req.Assertion = Assertion(t, a, ch.Nonce, req.Token, req.Reason, key)
+	}
+	out, err := c.Reveal(ctx, req)
+	if err != nil {
+		return Card{}, err
+	}
+	return OpenReveal(t, out.JWE, priv, req.Token, ch.Nonce), nil
+}

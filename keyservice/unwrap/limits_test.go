@@ -55,7 +55,7 @@ func TestRevealLimitsEachRefuse(t *testing.T) {
 			})
 			jwe := f.encrypt(t, testPAN, f.now, "cs_1")
 			reveal := func(client, actor string) error {
-				_, err := f.svc.Reveal(context.Background(), Meta{Client: client}, jwe, actor, "refund check", "")
+				_, err := reveal(t, f.svc, Meta{Client: client}, jwe, actor, "refund check", "")
 				return err
 			}
 			// Two reveals, by one actor or (for a client limit) by two.
@@ -159,7 +159,7 @@ func TestRevealDailyAlarmAt80Percent(t *testing.T) {
 		return out
 	}
 	for i := 1; i <= 9; i++ {
-		if _, err := f.svc.Reveal(context.Background(), Meta{Client: "bo"}, jwe, "op_dana", "refund check", ""); err != nil {
+		if _, err := reveal(t, f.svc, Meta{Client: "bo"}, jwe, "op_dana", "refund check", ""); err != nil {
 			t.Fatalf("reveal %d: %v", i, err)
 		}
 		got := alarms()

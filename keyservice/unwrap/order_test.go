@@ -74,7 +74,7 @@ func (f *fixture) watched(t *testing.T) (*Service, *recordingAudit, *trace) {
 	t.Helper()
 	tr := &trace{}
 	ra := &recordingAudit{tr: tr, next: f.log}
-	svc := New(staticKeys{kr: f.kr}, ra, ratelimit.NewMemory(), f.logger(t), Config{Now: func() time.Time { return f.now }})
+	svc := New(staticKeys{kr: f.kr}, ra, ratelimit.NewMemory(), f.logger(t), Config{Now: func() time.Time { return f.now }, Approver: &approver{cred: "cred_1"}})
 	svc.decrypt = func(j *jose.JWE, key crypto.PrivateKey) ([]byte, error) {
 		tr.add(stepDecrypt)
 		return j.Decrypt(key)
@@ -113,14 +113,14 @@ func TestRevealAuditBeforeDecrypt(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			svc, ra, tr := f.watched(t)
 			ra.fail.Store(tc.auditFails)
-			r, err := svc.Reveal(context.Background(), Meta{Client: "backoffice"}, tc.jwe, "op_alice", tc.reason, "tok_1")
+			r, err := reveal(t, svc, Meta{Client: "backoffice"}, tc.jwe, "op_alice", tc.reason, "tok_1")
 			if !errors.Is(err, tc.want) || (err == nil) != (tc.want == nil) {
 				t.Fatalf("err = %v, want %v", err, tc.want)
 			}
 			if got := tr.get(); !slices.Equal(got, tc.steps) {
 				t.Fatalf("steps %q, want %q", got, tc.steps)
 			}
-			if (r.PAN == testPAN) != (tc.want == nil) || tc.want != nil && r != (Revealed{}) {
+			if (r.PAN == testPAN) != (tc.want == nil) || tc.want != nil && r != (cardPayload{}) {
 				t.Fatalf("revealed %v (exp %d/%d), want the card only on success", r.PAN != "", r.ExpMonth, r.ExpYear)
 			}
 		})

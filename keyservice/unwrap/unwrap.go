@@ -5,8 +5,11 @@
 // Ordering invariants, each enforced here rather than in handlers:
 //   - limits are checked before any private-key operation, and a limiter that
 //     cannot answer (Redis down) refuses the request: never decrypt unlimited;
-//   - a reveal is audited (written and synced) before the ciphertext is
-//     decrypted: no audit record, no reveal;
+//   - a reveal is approved (nonce and the operator's passkey, checked here
+//     by keyservice/passkeys) and audited (written and synced) before the
+//     ciphertext is decrypted: no approval and no audit record, no reveal;
+//     its answer is the card encrypted to the operator's browser key, never
+//     the card in clear;
 //   - plaintext buffers are wiped as soon as the fields needed are copied out;
 //   - an inspect answers only after the enumeration guard counted the card:
 //     a caller looping over candidate middle digits for a known card (first
@@ -19,8 +22,10 @@ package unwrap
 import (
 	"context"
 	"crypto"
+	"crypto/ecdh"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -33,6 +38,7 @@ import (
 	"github.com/blindgate/blindgate/keyservice/forward"
 	"github.com/blindgate/blindgate/keyservice/guard"
 	"github.com/blindgate/blindgate/keyservice/keyring"
+	"github.com/blindgate/blindgate/keyservice/passkeys"
 	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
@@ -56,6 +62,9 @@ var (
 	ErrCVCInvalid = errors.New("unwrap: cvc invalid")
 	// ErrEnumeration: the enumeration guard refused the card.
 	ErrEnumeration = errors.New("unwrap: card enumeration")
+	// ErrBrowserKey: the reveal's browser key is not a P-256 public key on
+	// the curve (browser_key_invalid).
+	ErrBrowserKey = errors.New("unwrap: browser key invalid")
 	// ErrNotBound: the merchant binding given with a stored ciphertext is
 	// not the one the key service issued for that merchant and ciphertext.
 	// One error for rewrap and forward, so both answer card_not_bound.
@@ -93,13 +102,6 @@ type Masked struct {
 	// Binding ties the inspected ciphertext to the merchant
 	// (keyring.Binding): what a forward of it must present.
 	Binding string
-}
-
-// Revealed is the full card, returned only by Reveal.
-type Revealed struct {
-	PAN               string
-	ExpMonth, ExpYear int
-	Name              string
 }
 
 // Limits are the rate limits of the service. Reveal limits exist per actor
@@ -163,6 +165,9 @@ type Config struct {
 	// existed, for a short window after upgrading. While it is on, a holder
 	// of the rewrap key can bind any stored card to any merchant.
 	BindLegacy bool
+	// Approver checks every reveal's approval (keyservice/passkeys); without
+	// one every reveal is refused.
+	Approver Approver
 }
 
 // Service unwraps card ciphertexts for authorized callers.
@@ -375,48 +380,134 @@ func (s *Service) openCVC(cvcJWE, session string, brand card.Brand, now time.Tim
 	return cvc, nil
 }
 
-// Reveal returns the full card to an authorized actor with a reason. The
-// audit record is durable before the private key is used.
-func (s *Service) Reveal(ctx context.Context, m Meta, jwe, actor, reason, resource string) (Revealed, error) {
-	if resource == "" {
-		resource = Resource(jwe)
-	}
-	ev := audit.Event{Event: audit.EventReveal, Client: m.Client, Actor: actor, Origin: m.Origin, Resource: resource, Reason: reason}
+// RevealInput is one reveal as the back office asks for it: the stored
+// ciphertext, the operator, the normalised reason, the token, the public
+// key the operator's browser made for this reveal, the nonce the key
+// service issued for (client, actor, token), and the operator's passkey
+// assertion over wire.RevealChallenge (absent only in approval mode none).
+type RevealInput struct {
+	JWE, Actor, Reason, Token, Nonce string
+	BrowserKey                       wire.BrowserKey
+	Assertion                        []byte
+}
+
+// Sealed is a revealed card as it leaves the key service: a JWE only the
+// browser key's holder can open (wire.RevealResponse), and the passkey
+// that approved it.
+type Sealed struct {
+	JWE        string
+	Credential string
+}
+
+// Approver checks a reveal's approval (keyservice/passkeys): the nonce
+// and, unless approval is off, the operator's passkey assertion over the
+// challenge recomputed from the request. It returns the approving
+// credential's id, also with an error once the assertion named one.
+type Approver interface {
+	Approve(ctx context.Context, client string, a passkeys.Approval) (credential string, err error)
+}
+
+// cardPayload is the plaintext of a reveal's answer (wire.CardContentType):
+// it exists only here, between the decrypt and the encryption to the
+// browser key, and is wiped after.
+type cardPayload struct {
+	PAN      string `json:"pan"`
+	ExpMonth int    `json:"exp_month"`
+	ExpYear  int    `json:"exp_year"`
+	Name     string `json:"name,omitempty"`
+}
+
+// Reveal decrypts a stored card for an operator and returns it encrypted
+// to the operator's browser key, in this order: the request's shape and
+// the browser key; the approval (nonce, passkey); the limits; the
+// ciphertext's header and key; the audit record, written and synced;
+// only then the decrypt, and the encryption to the browser key. Every
+// refusal is audited (reveal.denied, with its code and the credential when
+// known) and nothing is decrypted for it.
+func (s *Service) Reveal(ctx context.Context, m Meta, in RevealInput) (Sealed, error) {
+	ev := audit.Event{Event: audit.EventReveal, Client: m.Client, Actor: in.Actor, Origin: m.Origin, Resource: in.Token, Reason: in.Reason}
 	// The wire contract's rules, not a copy: a reason the gateway accepted
 	// (counted in characters) must not be refused here (counted in bytes).
-	if err := wire.ValidateID("actor", actor); err != nil {
+	if err := wire.ValidateID("actor", in.Actor); err != nil {
 		ev.Actor = ""
-		return Revealed{}, s.denied(ctx, ev, fmt.Errorf("%w: %w", ErrInvalidRequest, err))
+		return Sealed{}, s.denied(ctx, ev, fmt.Errorf("%w: %w", ErrInvalidRequest, err))
 	}
-	if err := wire.ValidateReason(reason); err != nil {
+	if err := wire.ValidateID("token", in.Token); err != nil {
+		ev.Resource = ""
+		return Sealed{}, s.denied(ctx, ev, fmt.Errorf("%w: %w", ErrInvalidRequest, err))
+	}
+	if err := wire.ValidateReason(in.Reason); err != nil || wire.NormReason(in.Reason) != in.Reason {
 		// The trail keeps what it is given: record the refusal, not a text
 		// that may hold a card number or not fit an audit line.
 		ev.Reason = ""
-		return Revealed{}, s.denied(ctx, ev, fmt.Errorf("%w: %w", ErrInvalidRequest, err))
+		if err == nil {
+			err = &wire.FieldError{Field: "reason", Reason: "must be normalised"}
+		}
+		return Sealed{}, s.denied(ctx, ev, fmt.Errorf("%w: %w", ErrInvalidRequest, err))
 	}
-	if err := s.revealLimits(ctx, m.Client, actor, ev); err != nil {
-		return Revealed{}, s.denied(ctx, ev, err)
-	}
-	_, sc, err := s.open(jwe, &ev)
+	pub, err := in.BrowserKey.Point()
 	if err != nil {
-		return Revealed{}, s.denied(ctx, ev, err)
+		return Sealed{}, s.denied(ctx, ev, fmt.Errorf("%w: %w", ErrBrowserKey, err))
+	}
+	jkt, err := wire.JWKThumbprint(in.BrowserKey)
+	if err != nil {
+		return Sealed{}, s.denied(ctx, ev, fmt.Errorf("%w: %w", ErrBrowserKey, err))
+	}
+	if s.cfg.Approver == nil {
+		return Sealed{}, s.denied(ctx, ev, fmt.Errorf("%w: no reveal approval configured", ErrUnavailable))
+	}
+	cred, err := s.cfg.Approver.Approve(ctx, m.Client, passkeys.Approval{
+		Actor: in.Actor, Token: in.Token, Reason: in.Reason, Nonce: in.Nonce, JKT: jkt, Assertion: in.Assertion,
+	})
+	ev.Credential = cred
+	if err != nil {
+		return Sealed{}, s.denied(ctx, ev, err)
+	}
+	if err := s.revealLimits(ctx, m.Client, in.Actor, ev); err != nil {
+		return Sealed{}, s.denied(ctx, ev, err)
+	}
+	_, sc, err := s.open(in.JWE, &ev)
+	if err != nil {
+		return Sealed{}, s.denied(ctx, ev, err)
 	}
 	ev.Kid = sc.hdr.Kid
 	// Outcome "success" on a reveal means "authorised and about to decrypt".
 	ev.Outcome = audit.OutcomeSuccess
 	if _, err := s.audit.Append(ctx, ev); err != nil {
-		return Revealed{}, fmt.Errorf("%w: %w", ErrAudit, err)
+		return Sealed{}, fmt.Errorf("%w: %w", ErrAudit, err)
 	}
-	c, err := s.decryptCard(sc)
+	out, err := s.sealToBrowser(sc, pub, in.Token, in.Nonce)
 	if err != nil {
 		// The grant is already on record; record that nothing was shown.
 		ev.Outcome, ev.Code = audit.OutcomeFailure, codeOf(err)
 		if _, aerr := s.audit.Append(ctx, ev); aerr != nil {
 			s.log.Error("audit append after failed reveal", "err", aerr)
 		}
-		return Revealed{}, err
+		return Sealed{}, err
 	}
-	return Revealed{PAN: c.PAN, ExpMonth: c.ExpMonth, ExpYear: c.ExpYear, Name: c.Name}, nil
+	return Sealed{JWE: string(out), Credential: cred}, nil
+}
+
+// sealToBrowser decrypts the card and encrypts its fields to the browser
+// key, with the token and nonce in the protected header; every plaintext
+// buffer is wiped before it returns.
+func (s *Service) sealToBrowser(sc sealedCard, pub *ecdh.PublicKey, token, nonce string) ([]byte, error) {
+	c, err := s.decryptCard(sc)
+	if err != nil {
+		return nil, err
+	}
+	pt, err := json.Marshal(cardPayload{PAN: c.PAN, ExpMonth: c.ExpMonth, ExpYear: c.ExpYear, Name: c.Name})
+	defer wipe(pt)
+	if err != nil {
+		return nil, fmt.Errorf("reveal: encode: %w", err)
+	}
+	out, err := jose.EncryptDirect(pt, pub, map[string]string{
+		wire.HeaderToken: token, wire.HeaderNonce: nonce, "cty": wire.CardContentType,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: encrypt to the browser key: %w", ErrUnavailable, err)
+	}
+	return out, nil
 }
 
 // Rewrapped is a ciphertext under the newest KEK with the masked fields as
@@ -639,7 +730,8 @@ func (s *Service) denied(ctx context.Context, ev audit.Event, opErr error) error
 func outcomeOf(err error) string {
 	switch {
 	case errors.Is(err, ErrLimited), errors.Is(err, ErrSealed), errors.Is(err, ErrInvalidRequest), errors.Is(err, ErrEnumeration),
-		errors.Is(err, ErrNotBound):
+		errors.Is(err, ErrNotBound), errors.Is(err, ErrBrowserKey), errors.Is(err, passkeys.ErrNonce), errors.Is(err, passkeys.ErrRequired),
+		errors.Is(err, passkeys.ErrInvalid), errors.Is(err, passkeys.ErrUnknown), errors.Is(err, passkeys.ErrUnavailable):
 		return audit.OutcomeDenied
 	default:
 		return audit.OutcomeFailure
@@ -653,6 +745,8 @@ func codeOf(err error) string {
 		code string
 	}{
 		{ErrEnumeration, "card_enumeration"}, {ErrCVCInvalid, "cvc_invalid"}, {ErrNotBound, "card_not_bound"},
+		{ErrBrowserKey, "browser_key_invalid"}, {passkeys.ErrNonce, "reveal_nonce_invalid"}, {passkeys.ErrRequired, "passkey_required"},
+		{passkeys.ErrUnknown, "passkey_unknown"}, {passkeys.ErrInvalid, "passkey_invalid"}, {passkeys.ErrUnavailable, "unavailable"},
 		{ErrSealed, "sealed"}, {ErrInvalidJWE, "invalid_jwe"}, {ErrUnsupportedAlg, "unsupported_algorithm"},
 		{ErrUnknownKey, "key_unknown"}, {ErrSessionMismatch, "session_mismatch"}, {ErrUndecryptable, "card_undecryptable"},
 		{ErrStale, "stale_ciphertext"}, {ErrInvalidRequest, "invalid_field"}, {ErrLimited, "rate_limited"},

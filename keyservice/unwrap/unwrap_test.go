@@ -65,7 +65,7 @@ func newFixture(t *testing.T, mutate func(*Config)) *fixture {
 	}
 	t.Cleanup(func() { _ = al.Close() })
 	f := &fixture{kr: kr, logPath: path, log: al, now: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
-	cfg := Config{Now: func() time.Time { return f.now }}
+	cfg := Config{Now: func() time.Time { return f.now }, Approver: &approver{cred: "cred_1"}}
 	if mutate != nil {
 		mutate(&cfg)
 	}
@@ -171,15 +171,15 @@ func TestInspect(t *testing.T) {
 func TestInspectSealedAndLimiterDown(t *testing.T) {
 	f := newFixture(t, nil)
 	jwe := f.encrypt(t, testPAN, f.now, "cs_1")
-	sealed := New(staticKeys{err: errors.New("sealed")}, f.log, ratelimit.NewMemory(), f.logger(t), Config{Now: func() time.Time { return f.now }})
+	sealed := New(staticKeys{err: errors.New("sealed")}, f.log, ratelimit.NewMemory(), f.logger(t), Config{Now: func() time.Time { return f.now }, Approver: &approver{}})
 	if _, err := sealed.Inspect(context.Background(), Meta{Client: "gateway"}, InspectInput{JWE: jwe, Session: "cs_1", Merchant: "m_1"}); !errors.Is(err, ErrSealed) {
 		t.Fatalf("sealed: err = %v", err)
 	}
-	down := New(staticKeys{kr: f.kr}, f.log, downLimiter{}, f.logger(t), Config{Now: func() time.Time { return f.now }})
+	down := New(staticKeys{kr: f.kr}, f.log, downLimiter{}, f.logger(t), Config{Now: func() time.Time { return f.now }, Approver: &approver{}})
 	if _, err := down.Inspect(context.Background(), Meta{Client: "gateway"}, InspectInput{JWE: jwe, Session: "cs_1", Merchant: "m_1"}); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("limiter down: err = %v, want ErrUnavailable (fail closed)", err)
 	}
-	if _, err := down.Reveal(context.Background(), Meta{Client: "bo"}, jwe, "op_1", "customer dispute", ""); !errors.Is(err, ErrUnavailable) {
+	if _, err := reveal(t, down, Meta{Client: "bo"}, jwe, "op_1", "customer dispute", ""); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("limiter down reveal: err = %v, want ErrUnavailable", err)
 	}
 }
@@ -187,7 +187,7 @@ func TestInspectSealedAndLimiterDown(t *testing.T) {
 func TestRevealAuditedBeforeDecrypt(t *testing.T) {
 	f := newFixture(t, nil)
 	jwe := f.encrypt(t, testPAN, f.now.Add(-48*time.Hour), "cs_1") // reveal has no freshness window
-	r, err := f.svc.Reveal(context.Background(), Meta{Client: "backoffice", Origin: "10.0.0.2"}, jwe, "op_alice", "chargeback 1234", "tok_abc")
+	r, err := reveal(t, f.svc, Meta{Client: "backoffice", Origin: "10.0.0.2"}, jwe, "op_alice", "chargeback 1234", "tok_abc")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,14 +195,14 @@ func TestRevealAuditedBeforeDecrypt(t *testing.T) {
 		t.Fatalf("revealed %+v", r)
 	}
 	evs := f.events(t)
-	if len(evs) != 1 || evs[0].Event != audit.EventReveal || evs[0].Actor != "op_alice" || evs[0].Reason != "chargeback 1234" || evs[0].Resource != "tok_abc" || evs[0].Outcome != audit.OutcomeSuccess {
+	if len(evs) != 1 || evs[0].Event != audit.EventReveal || evs[0].Actor != "op_alice" || evs[0].Reason != "chargeback 1234" || evs[0].Resource != "tok_abc" || evs[0].Outcome != audit.OutcomeSuccess || evs[0].Credential != "cred_1" {
 		t.Fatalf("audit = %+v", evs)
 	}
 
 	// No audit, no reveal.
 	fa := &failingAudit{}
-	noAudit := New(staticKeys{kr: f.kr}, fa, ratelimit.NewMemory(), f.logger(t), Config{Now: func() time.Time { return f.now }})
-	r, err = noAudit.Reveal(context.Background(), Meta{Client: "backoffice"}, jwe, "op_alice", "chargeback 1234", "")
+	noAudit := New(staticKeys{kr: f.kr}, fa, ratelimit.NewMemory(), f.logger(t), Config{Now: func() time.Time { return f.now }, Approver: &approver{}})
+	r, err = reveal(t, noAudit, Meta{Client: "backoffice"}, jwe, "op_alice", "chargeback 1234", "")
 	if !errors.Is(err, ErrAudit) || r.PAN != "" {
 		t.Fatalf("with a failing audit log: r=%+v err=%v, want ErrAudit and nothing revealed", r.ExpYear, err)
 	}
@@ -221,7 +221,7 @@ func TestRevealValidation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := f.svc.Reveal(context.Background(), Meta{Client: "bo"}, jwe, tt.actor, tt.reason, ""); !errors.Is(err, ErrInvalidRequest) {
+			if _, err := reveal(t, f.svc, Meta{Client: "bo"}, jwe, tt.actor, tt.reason, ""); !errors.Is(err, ErrInvalidRequest) {
 				t.Fatalf("err = %v", err)
 			}
 		})
@@ -254,7 +254,7 @@ func TestRevealReasonInCharacters(t *testing.T) {
 		{"400/3-accented", "éèê", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := f.svc.Reveal(context.Background(), Meta{Client: "bo"}, jwe, "op_1", tc.reason, "")
+			_, err := reveal(t, f.svc, Meta{Client: "bo"}, jwe, "op_1", tc.reason, "")
 			if wireOK := wire.ValidateReason(tc.reason) == nil; wireOK != tc.ok || (err == nil) != tc.ok {
 				t.Fatalf("wire accepts: %v, domain err = %v, want ok=%v", wireOK, err, tc.ok)
 			}
@@ -274,17 +274,17 @@ func TestRevealLimitsAndAlarm(t *testing.T) {
 	})
 	jwe := f.encrypt(t, testPAN, f.now, "cs_1")
 	for i := 0; i < 3; i++ {
-		if _, err := f.svc.Reveal(context.Background(), Meta{Client: "bo"}, jwe, "op_bob", "refund check", ""); err != nil {
+		if _, err := reveal(t, f.svc, Meta{Client: "bo"}, jwe, "op_bob", "refund check", ""); err != nil {
 			t.Fatalf("reveal %d: %v", i, err)
 		}
 	}
-	_, err := f.svc.Reveal(context.Background(), Meta{Client: "bo"}, jwe, "op_bob", "refund check", "")
+	_, err := reveal(t, f.svc, Meta{Client: "bo"}, jwe, "op_bob", "refund check", "")
 	var le *ratelimit.Refused
 	if !errors.As(err, &le) || le.RetryAfter <= 0 || le.Limit != "ras" {
 		t.Fatalf("4th reveal: err = %v, want the short actor limit with a retry delay", err)
 	}
 	// Another actor is not affected.
-	if _, err := f.svc.Reveal(context.Background(), Meta{Client: "bo"}, jwe, "op_carol", "refund check", ""); err != nil {
+	if _, err := reveal(t, f.svc, Meta{Client: "bo"}, jwe, "op_carol", "refund check", ""); err != nil {
 		t.Fatalf("other actor: %v", err)
 	}
 	var alarms, denied int
@@ -327,14 +327,14 @@ func TestRewrapAfterRotation(t *testing.T) {
 		t.Fatalf("rewrapped header %+v err %v", hdr, err)
 	}
 	// The old ciphertext still decrypts until its key is retired; the new one reveals the same card.
-	r, err := f.svc.Reveal(context.Background(), Meta{Client: "bo"}, out, "op_1", "check rewrap", "")
+	r, err := reveal(t, f.svc, Meta{Client: "bo"}, out, "op_1", "check rewrap", "")
 	if err != nil || r.PAN != testPAN {
 		t.Fatalf("reveal rewrapped: %v", err)
 	}
 	if err := f.kr.Retire(oldKid); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.svc.Reveal(context.Background(), Meta{Client: "bo"}, jwe, "op_1", "check retired", ""); !errors.Is(err, ErrUnknownKey) {
+	if _, err := reveal(t, f.svc, Meta{Client: "bo"}, jwe, "op_1", "check retired", ""); !errors.Is(err, ErrUnknownKey) {
 		t.Fatalf("retired key: err = %v", err)
 	}
 	// Rewrapping a ciphertext already under the newest key is a no-op.

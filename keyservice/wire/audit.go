@@ -27,6 +27,8 @@ type AuditEvent struct {
 	Kid      string    `json:"kid,omitempty"`
 	Reason   string    `json:"reason,omitempty"`
 	Code     string    `json:"code,omitempty"`
-	Prev     string    `json:"prev"` // chain hash of the previous record
-	Hash     string    `json:"hash"` // chain hash of this record
+	// Credential is the passkey (base64url id) a reveal or passkey event names.
+	Credential string `json:"credential,omitempty"`
+	Prev       string `json:"prev"` // chain hash of the previous record
+	Hash       string `json:"hash"` // chain hash of this record
 }

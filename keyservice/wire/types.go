@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -53,39 +54,52 @@ func (r InspectResponse) LogValue() slog.Value {
 		slog.String("binding", redactedLen(r.Binding)))
 }
 
-// RevealRequest asks for the full card, on behalf of a named operator and reason.
+// RevealRequest asks for a card, encrypted to a key made in the operator's
+// browser, on behalf of a named operator and reason. Assertion is the
+// operator's WebAuthn assertion over RevealChallenge(Nonce, Token, Reason,
+// JWKThumbprint(BrowserKey)); it may be empty only when the key service runs
+// with -reveal-approval none. Nonce comes from POST /v1/reveal/challenge for
+// the same actor and token, and is single use.
 type RevealRequest struct {
 	JWE    string `json:"jwe"`
 	Actor  string `json:"actor"`
 	Reason string `json:"reason"`
-	// Token is the gateway token the ciphertext belongs to, recorded as the
-	// audit resource (optional).
-	Token string `json:"token,omitempty"`
+	// Token is the gateway token the ciphertext belongs to: the audit
+	// resource, and bound into the nonce, the challenge and the answer's
+	// protected header (bg_tok).
+	Token      string          `json:"token"`
+	BrowserKey BrowserKey      `json:"browser_key"`
+	Nonce      string          `json:"nonce"`
+	Assertion  json.RawMessage `json:"assertion,omitempty"`
 }
 
 func (r RevealRequest) String() string {
-	return fmt.Sprintf("RevealRequest{jwe:%s actor:%s reason:%q token:%s}", redactedLen(r.JWE), r.Actor, r.Reason, r.Token)
+	return fmt.Sprintf("RevealRequest{jwe:%s actor:%s reason:%q token:%s nonce:%s assertion:%s}", redactedLen(r.JWE), r.Actor, r.Reason, r.Token, r.Nonce, redactedLen(string(r.Assertion)))
 }
 func (r RevealRequest) GoString() string { return r.String() }
 func (r RevealRequest) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("jwe", redactedLen(r.JWE)), slog.String("actor", r.Actor), slog.String("reason", r.Reason), slog.String("token", r.Token))
+	return slog.GroupValue(slog.String("jwe", redactedLen(r.JWE)), slog.String("actor", r.Actor), slog.String("reason", r.Reason),
+		slog.String("token", r.Token), slog.String("nonce", r.Nonce), slog.String("assertion", redactedLen(string(r.Assertion))))
 }
 
-// RevealResponse carries the full card number. It prints redacted; only
-// its JSON form (the wire) holds the PAN.
+// RevealResponse is the card as only the operator's browser can read it: a
+// compact JWE (alg ECDH-ES, enc A256GCM) to the request's BrowserKey, whose
+// protected header carries bg_tok (the token), bg_nonce (the request's
+// nonce) and cty CardContentType, over CardPayload JSON. No field of any wire
+// type holds a card number in clear. Credential is the base64url id of the
+// passkey that approved the reveal ("" with -reveal-approval none).
 type RevealResponse struct {
-	PAN      string `json:"pan"`
-	ExpMonth int    `json:"exp_month"`
-	ExpYear  int    `json:"exp_year"`
-	Name     string `json:"name"`
+	JWE        string `json:"jwe"`
+	Credential string `json:"credential,omitempty"`
 }
 
-// String, GoString and LogValue read no field at all: a revealed card has
-// nothing that belongs in a log, not even a redacted "pan" key for a later
-// edit to fill in.
-func (r RevealResponse) String() string       { return "RevealResponse" + redacted }
-func (r RevealResponse) GoString() string     { return r.String() }
-func (r RevealResponse) LogValue() slog.Value { return slog.StringValue(r.String()) }
+func (r RevealResponse) String() string {
+	return "RevealResponse{jwe:" + redactedLen(r.JWE) + " credential:" + r.Credential + "}"
+}
+func (r RevealResponse) GoString() string { return r.String() }
+func (r RevealResponse) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("jwe", redactedLen(r.JWE)), slog.String("credential", r.Credential))
+}
 
 // RewrapRequest asks for a ciphertext re-encrypted under the newest KEK and
 // its masked fields recomputed for merchant (the token's owner), so that a

@@ -174,21 +174,6 @@ func (r InspectRequest) Validate() error {
 	return checkID("session", r.Session, true)
 }
 
-// Validate checks the shape of a reveal request: a named actor and a
-// reason that passes ValidateReason are required.
-func (r RevealRequest) Validate() error {
-	if err := checkJWE("jwe", r.JWE); err != nil {
-		return err
-	}
-	if err := checkID("actor", r.Actor, true); err != nil {
-		return err
-	}
-	if err := ValidateReason(r.Reason); err != nil {
-		return err
-	}
-	return checkID("token", r.Token, false)
-}
-
 // Validate checks the shape of a rewrap request.
 func (r RewrapRequest) Validate() error {
 	if err := checkJWE("jwe", r.JWE); err != nil {

@@ -3,14 +3,18 @@ package backofficehttp_test
 // Fixture of the back-office tests: bbolt stores in t.TempDir(), an
 // injectable clock shared by the server, the operator service and TOTP
 // codes, a real in-process key service (keyservice/kstest, reached through
-// keyservice/client) for every test that claims a reveal or
-// an audit query went through, and a recording fake only where the key
-// service must NOT be called or must fail in a way a real one cannot be made
-// to (down, forced 429/503).
+// keyservice/client, approving reveals with passkeys) for every test that
+// claims a reveal or an audit query went through, software passkeys
+// (internal/passkey/passkeytest) enrolled through the gateway's own pages
+// and approved as a key-zone admin would, and a recording fake only where
+// the key service must NOT be called or must fail in a way a real one
+// cannot be made to (down, forced 429/503).
 
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"html/template"
 	"io"
@@ -40,6 +44,9 @@ import (
 	"github.com/blindgate/blindgate/gateway/websession"
 	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/internal/logtest"
+	"github.com/blindgate/blindgate/internal/httpmetrics"
+	"github.com/blindgate/blindgate/internal/passkey"
+	"github.com/blindgate/blindgate/internal/passkey/passkeytest"
 	"github.com/blindgate/blindgate/internal/ratelimit"
 	"github.com/blindgate/blindgate/internal/testenv"
 	"github.com/blindgate/blindgate/keyservice/client"
@@ -72,11 +79,23 @@ func (c *fakeClock) Advance(d time.Duration) {
 
 // ---- a recording fake, for "must not be called" and forced failures ----
 
+// fakeKS answers reveal challenges with a well-formed nonce and reveals
+// with revealErr or a dummy ciphertext; it counts reveals and audit
+// queries (a challenge is not a reveal).
 type fakeKS struct {
 	mu               sync.Mutex
 	reveals, queries int
+	challenges       int
 	revealErr        error
 	queryErr         error
+}
+
+func (f *fakeKS) RevealChallenge(_ context.Context, req wire.RevealChallengeRequest) (wire.RevealChallengeResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.challenges++
+	return wire.RevealChallengeResponse{Nonce: "rvn_" + strings.Repeat("A", 43), ExpiresAt: time.Now().Add(2 * time.Minute).Unix(),
+		RPID: "pay.example", PasskeyRequired: false}, nil
 }
 
 func (f *fakeKS) Reveal(context.Context, wire.RevealRequest) (wire.RevealResponse, error) {
@@ -86,7 +105,19 @@ func (f *fakeKS) Reveal(context.Context, wire.RevealRequest) (wire.RevealRespons
 	if f.revealErr != nil {
 		return wire.RevealResponse{}, f.revealErr
 	}
-	return wire.RevealResponse{PAN: testPAN, ExpMonth: 11, ExpYear: 2031, Name: "Fake"}, nil
+	return wire.RevealResponse{JWE: "eyJhbGciOiJFQ0RILUVTIn0..aXY.Y3Q.dGFn"}, nil
+}
+
+func (f *fakeKS) PasskeyChallenge(context.Context, wire.PasskeyChallengeRequest) (wire.PasskeyChallengeResponse, error) {
+	return wire.PasskeyChallengeResponse{}, &client.Error{Status: 503, Code: "unavailable"}
+}
+
+func (f *fakeKS) RegisterPasskey(context.Context, wire.PasskeyRegisterRequest) (wire.PasskeyRegisterResponse, error) {
+	return wire.PasskeyRegisterResponse{}, &client.Error{Status: 503, Code: "unavailable"}
+}
+
+func (f *fakeKS) ListPasskeys(context.Context, wire.PasskeyListRequest) (wire.PasskeyListResponse, error) {
+	return wire.PasskeyListResponse{}, nil
 }
 
 func (f *fakeKS) AuditQuery(context.Context, wire.AuditQueryRequest) (wire.AuditQueryResponse, error) {
@@ -116,14 +147,15 @@ type keyZone struct {
 }
 
 // newKeyZone starts a key service whose per-actor short reveal limit is
-// revealsPerHour.
-func newKeyZone(t *testing.T, revealsPerHour int) *keyZone {
+// revealsPerHour, approving reveals with the passkeys of rp.
+func newKeyZone(t *testing.T, revealsPerHour int, rp passkey.RP) *keyZone {
 	t.Helper()
 	z := kstest.NewZone(t, kstest.Options{
 		Clients: []kstest.Client{{ID: "backoffice", Ops: []string{wire.OpReveal, wire.OpAudit}, Alg: client.AlgES256}},
 		Limits: func(l *unwrap.Limits) {
 			l.RevealActorShort = ratelimit.Limit{Name: "reveal-actor-short", Rate: revealsPerHour, Period: time.Hour, Burst: revealsPerHour}
 		},
+		RP:     rp,
 		Listen: true,
 	})
 	return &keyZone{Zone: z, backoffice: z.Client(t, "backoffice")}
@@ -153,6 +185,9 @@ type fixture struct {
 	tokB      tokens.Token // merchant B
 	secrets   map[string]string
 	operators map[string]operators.Operator
+	passkeys  map[string]*passkeytest.Authenticator
+	rp        passkey.RP
+	metrics   *httpmetrics.Metrics
 }
 
 type fixtureOpts struct {
@@ -164,6 +199,11 @@ type fixtureOpts struct {
 	limiter   ratelimit.Limiter
 	redis     bool // production stores (Redis) instead of bbolt
 	clientIP  *clientip.Resolver
+	// origin is the back office's origin (a browser test's listener);
+	// default https://pay.example. Its host is the passkeys' RP id.
+	origin string
+	mfa    operators.MFAMode // -operator-mfa; default any
+	log    io.Writer         // also receives the gateway's logs
 }
 
 // noLimit lets every request through, for tests that make more login
@@ -184,9 +224,20 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 	}
 	t.Cleanup(func() { _ = db.Close() })
 	f := &fixture{clock: &fakeClock{t: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)},
-		secrets: map[string]string{}, operators: map[string]operators.Operator{}}
-	var log *slog.Logger
-	log, f.logs = logtest.JSON(t)
+		secrets: map[string]string{}, operators: map[string]operators.Operator{}, passkeys: map[string]*passkeytest.Authenticator{}}
+	f.logs = logtest.NewSink(t)
+	if o.origin == "" {
+		o.origin = "https://pay.example"
+	}
+	u, err := url.Parse(o.origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.rp = passkey.RP{ID: u.Hostname(), Origins: []string{o.origin}}
+	verifier, err := passkey.New(f.rp)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var webs interface {
 		websession.Store
 		operators.SessionRevoker
@@ -216,9 +267,11 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 	f.webs = webs
 	f.ops, err = operators.NewService(opStore, operators.Config{
 		// Cheap hashes: the tests log in dozens of times on a shared 2-core box.
-		Params:  operators.Params{Memory: 1024, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32},
-		Now:     f.clock.Now,
-		Revoker: webs,
+		Params:   operators.Params{Memory: 1024, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32},
+		Now:      f.clock.Now,
+		Revoker:  webs,
+		MFA:      o.mfa,
+		Passkeys: verifier,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -234,7 +287,7 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 		if o.reveals == 0 {
 			o.reveals = 10
 		}
-		f.kz = newKeyZone(t, o.reveals)
+		f.kz = newKeyZone(t, o.reveals, f.rp)
 		ks = f.kz.backoffice
 	}
 	f.pages, err = templates.Parse()
@@ -262,10 +315,15 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 	}
 	// The whole gateway, as served: the pages link the checkout's brand
 	// icons and rely on its security headers and error handler.
+	var logw io.Writer = f.logs
+	if o.log != nil {
+		logw = io.MultiWriter(f.logs, o.log)
+	}
+	f.metrics = httpmetrics.New("blindgate_gateway")
 	srv := web.New(web.Deps{
 		Tokens: f.toks, KeyService: ks, Operators: f.ops, WebSessions: webs,
-		Limiter: o.limiter, Audit: gwLog, Assets: assets, Pages: f.pages,
-		Log:    log,
+		Limiter: o.limiter, Audit: gwLog, Assets: assets, Pages: f.pages, Metrics: f.metrics,
+		Log:    slog.New(slog.NewJSONHandler(logw, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Config: web.Config{PublicURL: "https://pay.example", TLS: o.tls, Now: f.clock.Now, ClientIP: o.clientIP},
 	})
 	f.app = srv.App()
@@ -339,9 +397,10 @@ type response struct {
 }
 
 type webClient struct {
-	f      *fixture
-	jar    map[string]string
-	header map[string]string
+	f       *fixture
+	jar     map[string]string
+	header  map[string]string
+	passkey *passkeytest.Authenticator // the signed-in operator's, when enrolled
 }
 
 func (f *fixture) client() *webClient {
@@ -437,13 +496,201 @@ func (c *webClient) csrf(t *testing.T) string {
 	return csrfOf(t, r.body)
 }
 
-func (c *webClient) reveal(t *testing.T, tokID, reason string, extra ...string) response {
+// postJSON posts a JSON body as the pages' script does: the session's
+// CSRF token in X-CSRF-Token.
+func (c *webClient) postJSON(t *testing.T, path, csrf string, body any) response {
 	t.Helper()
-	form := url.Values{"csrf": {c.csrf(t)}, "reason": {reason}}
-	for i := 0; i+1 < len(extra); i += 2 {
-		form.Set(extra[i], extra[i+1])
+	b, err := json.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return c.post(t, "/backoffice/tokens/"+tokID+"/reveal", form)
+	if csrf != "" {
+		c.header["X-CSRF-Token"] = csrf
+		defer delete(c.header, "X-CSRF-Token")
+	}
+	return c.doBody(t, http.MethodPost, path, bytes.NewReader(b), "application/json")
+}
+
+// errCode is the code of a JSON error answer ("" when there is none).
+func errCode(r response) string {
+	var e struct {
+		Error struct{ Code string } `json:"error"`
+	}
+	_ = json.Unmarshal([]byte(r.body), &e)
+	return e.Error.Code
+}
+
+// revealOpts shape a reveal the way a page (or an attacker) would send it.
+// The zero value is the honest page of an operator whose passkey the
+// fixture enrolled.
+type revealOpts struct {
+	auth       *passkeytest.Authenticator // the passkey; nil: the operator's own
+	noPasskey  bool                       // send no assertion
+	password   string                     // re-authentication fields
+	code       string
+	signToken  string                // the assertion commits to another token
+	signReason string                // ... another reason
+	signKey    *wire.BrowserKey      // ... another browser key
+	signNonce  string                // ... another nonce
+	replay     json.RawMessage       // send this assertion instead
+	sendKey    *wire.BrowserKey      // send another browser key than the one signed
+	nonce      string                // send another nonce
+	keep       func(json.RawMessage) // receives the assertion sent
+}
+
+// revealResult is a reveal's last answer and, on success, the card the
+// page would decrypt from it.
+type revealResult struct {
+	response
+	code      string      // the error code of a refusal
+	challenge response    // the first step's answer
+	card      kstest.Card // opened with the browser key, as the page does
+	nonce     string
+}
+
+// reveal runs the page's two steps for tokID with reason: a browser key,
+// the challenge, the passkey's assertion over this reveal, the reveal, and
+// the answer opened with the browser key.
+func (c *webClient) reveal(t *testing.T, tokID, reason string, o ...revealOpts) revealResult {
+	t.Helper()
+	var opt revealOpts
+	if len(o) > 0 {
+		opt = o[0]
+	}
+	csrf := c.csrf(t)
+	key, priv := kstest.BrowserKey(t)
+	base := "/backoffice/tokens/" + tokID + "/reveal"
+	res := revealResult{}
+	res.challenge = c.postJSON(t, base+"/challenge", csrf, map[string]any{"reason": reason, "browser_key": key})
+	if res.challenge.status != http.StatusOK {
+		res.response, res.code = res.challenge, errCode(res.challenge)
+		return res
+	}
+	var ch struct {
+		Nonce          string   `json:"nonce"`
+		RPID           string   `json:"rp_id"`
+		Credentials    []string `json:"credentials"`
+		ReauthRequired bool     `json:"reauth_required"`
+	}
+	if err := json.Unmarshal([]byte(res.challenge.body), &ch); err != nil {
+		t.Fatalf("challenge answer: %v\n%s", err, res.challenge.body)
+	}
+	res.nonce = ch.Nonce
+	body := map[string]any{"reason": reason, "browser_key": key, "nonce": ch.Nonce}
+	if opt.password != "" {
+		body["password"], body["code"] = opt.password, opt.code
+	}
+	if opt.sendKey != nil {
+		body["browser_key"] = *opt.sendKey
+	}
+	if opt.nonce != "" {
+		body["nonce"] = opt.nonce
+	}
+	auth := opt.auth
+	if auth == nil {
+		auth = c.passkey
+	}
+	switch {
+	case opt.replay != nil:
+		body["assertion"] = opt.replay
+	case !opt.noPasskey && auth != nil:
+		signKey, signTok, signReason, signNonce := key, tokID, reason, ch.Nonce
+		if opt.signKey != nil {
+			signKey = *opt.signKey
+		}
+		if opt.signToken != "" {
+			signTok = opt.signToken
+		}
+		if opt.signReason != "" {
+			signReason = opt.signReason
+		}
+		if opt.signNonce != "" {
+			signNonce = opt.signNonce
+		}
+		as := kstest.Assertion(t, auth, signNonce, signTok, signReason, signKey)
+		body["assertion"] = as
+		if opt.keep != nil {
+			opt.keep(as)
+		}
+	}
+	res.response = c.postJSON(t, base, csrf, body)
+	if res.status != http.StatusOK {
+		res.code = errCode(res.response)
+		return res
+	}
+	var ans struct {
+		JWE        string `json:"jwe"`
+		Credential string `json:"credential"`
+	}
+	if err := json.Unmarshal([]byte(res.body), &ans); err != nil {
+		t.Fatalf("reveal answer: %v", err)
+	}
+	if c.f.kz != nil {
+		res.card = kstest.OpenReveal(t, ans.JWE, priv, tokID, ch.Nonce)
+	}
+	return res
+}
+
+// enrolPasskey enrols a new software passkey for the signed-in operator
+// name through the passkeys page's two calls (password and current TOTP
+// code), and returns it with the enrolment's answer. The passkey is
+// pending at the key service until approve.
+func (c *webClient) enrolPasskey(t *testing.T, name string) (*passkeytest.Authenticator, response) {
+	t.Helper()
+	page := c.get(t, "/backoffice/passkeys") // open before the second factor is done
+	if page.status != http.StatusOK {
+		t.Fatalf("passkeys page: %d", page.status)
+	}
+	csrf := csrfOf(t, page.body)
+	ch := c.postJSON(t, "/backoffice/passkeys/challenge", csrf, map[string]any{})
+	if ch.status != http.StatusOK {
+		t.Fatalf("passkey challenge: %d %s", ch.status, ch.body)
+	}
+	var opts struct {
+		Nonce     string              `json:"nonce"`
+		Challenge string              `json:"challenge"`
+		RP        struct{ ID string } `json:"rp"`
+		User      struct{ ID string } `json:"user"`
+	}
+	if err := json.Unmarshal([]byte(ch.body), &opts); err != nil {
+		t.Fatal(err)
+	}
+	a := kstest.NewAuthenticator(t, c.f.rp)
+	challenge, _ := base64.RawURLEncoding.DecodeString(opts.Challenge)
+	handle, _ := base64.RawURLEncoding.DecodeString(opts.User.ID)
+	att, err := a.Create(challenge, handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := map[string]any{"nonce": opts.Nonce, "attestation": json.RawMessage(att), "password": testPassword}
+	if c.f.secrets[name] != "" {
+		body["code"] = c.f.code(t, name)
+		defer c.f.clock.Advance(30 * time.Second) // the code is spent
+	}
+	r := c.postJSON(t, "/backoffice/passkeys", csrf, body)
+	return a, r
+}
+
+// addRevealer creates a revealer with TOTP and a passkey enrolled through
+// the gateway and approved at the key service (as `keyservice passkeys
+// approve` would), and returns a client signed in as it.
+func (f *fixture) addRevealer(t *testing.T, name, merchant string) *webClient {
+	t.Helper()
+	op := f.addOperator(t, name, operators.RoleRevealer, merchant, true)
+	c := f.client()
+	c.login(t, name)
+	a, r := c.enrolPasskey(t, name)
+	if r.status != http.StatusCreated {
+		t.Fatalf("enrol passkey for %s: %d %s", name, r.status, r.body)
+	}
+	if f.kz != nil {
+		if ids := f.kz.ApprovePending(t, op.ID); len(ids) != 1 {
+			t.Fatalf("approved %v", ids)
+		}
+	}
+	f.passkeys[name] = a
+	c.passkey = a
+	return c
 }
 
 // gwEvents reads the gateway's own audit log.

@@ -1,9 +1,12 @@
 // Package backofficehttp is the back office's HTTP layer: operator login
-// with TOTP, masked token search, the role-gated reveal through the key
-// service, and the key service's audit trail for admins. Pages are rendered
-// on the server from templates/ with no inline script or style; every
-// answer, errors included, is an HTML page (never the JSON of the merchant
-// API) sent with Cache-Control: no-store.
+// with TOTP or a passkey, passkey enrolment, masked token search, the
+// role-gated, end-to-end encrypted reveal through the key service, and the
+// key service's audit trail for admins. Pages are rendered on the server
+// from templates/ with no inline script or style; every answer of a page
+// route, errors included, is an HTML page sent with Cache-Control:
+// no-store. The few routes the pages' own script calls (the reveal, passkey
+// enrolment and the passkey login challenge) take and answer JSON, errors
+// as {"error":{"code","message"}} with the stable codes the script reads.
 //
 // The policy of search, reveal and the audit view (roles, merchant scope,
 // the reason rule, re-authentication, lockout, audit before access, and
@@ -11,10 +14,14 @@
 // handlers here bind the form, call it, and render. gateway/web mounts
 // Routes at Prefix.
 //
-// Files: handler.go (routes, session and CSRF checks, page and error
-// rendering), login.go (login, TOTP enrolment, logout), tokens.go (search,
-// detail, reveal), audit.go (the audit view), assets.go (the pages' own CSS
-// and JS).
+// A reveal's card never passes here in clear: the page's script makes a key
+// pair, the key service answers a JWE to it, and this layer relays that
+// ciphertext (backoffice.Revealed has no other card field).
+//
+// Files: handler.go (routes, session and CSRF checks, page, JSON and error
+// rendering), login.go (login, TOTP enrolment, logout), passkeys.go (passkey
+// enrolment and login challenge), tokens.go (search, detail, reveal),
+// audit.go (the audit view), assets.go (the pages' own CSS and JS).
 package backofficehttp
 
 import (
@@ -42,6 +49,7 @@ import (
 	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/internal/httpapi"
 	"github.com/blindgate/blindgate/internal/panshape"
+	"github.com/blindgate/blindgate/internal/passkey"
 	"github.com/blindgate/blindgate/internal/ratelimit"
 )
 
@@ -50,7 +58,12 @@ type Office interface {
 	Resume(ctx context.Context, sessionID, origin string) (backoffice.Actor, error)
 	Search(ctx context.Context, a backoffice.Actor, f backoffice.SearchForm) ([]tokens.Token, error)
 	Token(ctx context.Context, a backoffice.Actor, id string) (tokens.Token, error)
+	RevealChallenge(ctx context.Context, a backoffice.Actor, r backoffice.ChallengeRequest) (backoffice.Challenge, error)
 	Reveal(ctx context.Context, a backoffice.Actor, r backoffice.RevealRequest) (backoffice.Revealed, error)
+	PasskeyChallenge(ctx context.Context, a backoffice.Actor) (backoffice.EnrolChallenge, error)
+	EnrolPasskey(ctx context.Context, a backoffice.Actor, r backoffice.EnrolRequest) (backoffice.Enrolled, error)
+	PasskeyList(ctx context.Context, a backoffice.Actor) ([]backoffice.PasskeyView, error)
+	RequireSecondFactor(a backoffice.Actor) error
 	AuditView(ctx context.Context, a backoffice.Actor, f backoffice.AuditFilter) (backoffice.AuditPage, error)
 }
 
@@ -58,8 +71,14 @@ var _ Office = (*backoffice.Service)(nil)
 
 // Operators is the part of the operator service the login pages use.
 type Operators interface {
-	Authenticate(ctx context.Context, username, password, totpCode string, now time.Time) (operators.Operator, error)
+	Login(ctx context.Context, username, password string, f operators.Factor, now time.Time) (operators.Operator, error)
 	LoginActor(ctx context.Context, username string) (string, error)
+	LoginChallenge(ctx context.Context) ([]byte, error)
+	SecondFactorDone(op operators.Operator) bool
+	LoginFactors(op operators.Operator) (totp, passkey bool)
+	MFA() operators.MFAMode
+	PasskeysEnabled() bool
+	Passkeys() *passkey.Verifier
 	EnrollTOTP(ctx context.Context, id string) (secret, otpauthURL string, qrPNG []byte, err error)
 	ConfirmTOTP(ctx context.Context, id, code string) error
 }
@@ -128,10 +147,16 @@ const (
 	// csrfField is the hidden form field of every back-office form.
 	csrfField = "csrf"
 
-	// pageCSP: pages load only our own script and style; the enrolment QR
-	// code is a data: image; forms post only to us; nobody may frame us.
-	pageCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
-		"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+	// pageCSP: pages load only our own script and style; the script talks
+	// only to us; the enrolment QR code is a data: image; forms post only
+	// to us; nobody may frame us; and no script may write HTML (Trusted
+	// Types with no policy: the reveal page writes the number only as text).
+	pageCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
+		"form-action 'self'; frame-ancestors 'none'; base-uri 'none'; require-trusted-types-for 'script'; trusted-types 'none'"
+
+	// apiCSP: a JSON answer is no document; if one is ever rendered as a
+	// page, it may do nothing.
+	apiCSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
 )
 
 // loginLimit bounds login attempts (and TOTP enrolment confirmations) per
@@ -150,18 +175,33 @@ func (h *Handler) Routes(r fiber.Router) {
 	r.Post("/login", h.page(h.login))
 	r.Get("/assets/:name", h.serveAsset)
 
-	// Signed in, possibly before TOTP enrolment.
+	// The passkey login's challenge (script, pre-session CSRF).
+	r.Post("/login/passkey", h.api(h.loginChallenge))
+
+	// Signed in, possibly before the second factor is enrolled.
 	r.Get("/enroll", h.page(h.signedIn(h.enrollForm)))
 	r.Post("/enroll", h.page(h.signedIn(h.enroll)))
+	r.Get("/passkeys", h.page(h.signedIn(h.passkeysPage)))
+	r.Post("/passkeys/challenge", h.api(h.signedIn(h.passkeyChallenge)))
+	r.Post("/passkeys", h.api(h.signedIn(h.enrolPasskey)))
 	r.Post("/logout", h.page(h.signedIn(h.logout)))
 
-	// Signed in with TOTP.
+	// Signed in with the second factor.
 	r.Get("/", h.page(h.authed(func(c *fiber.Ctx, _ *backoffice.Actor) error {
 		return c.Redirect(Prefix+"/tokens", fiber.StatusSeeOther)
 	})))
 	r.Get("/tokens", h.page(h.authed(h.search)))
 	r.Get("/tokens/:id", h.page(h.authed(h.tokenDetail)))
-	r.Post("/tokens/:id/reveal", h.page(h.authed(h.reveal)))
+	r.Post("/tokens/:id/reveal/challenge", h.api(h.authed(h.revealChallenge)))
+	// The reveal is the script's JSON call; a form posted without the
+	// script gets a page saying why nothing can be shown.
+	revealJSON, revealForm := h.api(h.authed(h.reveal)), h.page(h.authed(h.revealWithoutScript))
+	r.Post("/tokens/:id/reveal", func(c *fiber.Ctx) error {
+		if isJSON(c) {
+			return revealJSON(c)
+		}
+		return revealForm(c)
+	})
 	r.Get("/audit", h.page(h.authed(h.auditView)))
 
 	// Anything else under the prefix is an HTML 404, not the API's JSON.
@@ -190,8 +230,9 @@ func (h *Handler) page(next fiber.Handler) fiber.Handler {
 }
 
 // secretFields are the form fields never written anywhere, and so exempt
-// from the card-number check (a password may be all digits).
-var secretFields = map[string]bool{"password": true, "code": true, csrfField: true}
+// from the card-number check (a password may be all digits; an assertion is
+// base64url that could hold a digit run by chance).
+var secretFields = map[string]bool{"password": true, "code": true, csrfField: true, "assertion": true}
 
 // formHasPAN reports whether any query or form field other than a secret
 // one looks like a card number. Every back-office text (login name, search
@@ -280,11 +321,11 @@ func (h *Handler) signedIn(next func(*fiber.Ctx, *backoffice.Actor) error) fiber
 }
 
 // authed is signedIn for every page but enrolment and logout: an operator
-// without a second factor is sent to TOTP enrolment
-// (backoffice.RequireSecondFactor).
+// without the second factor the MFA mode requires is sent to enrolment
+// (backoffice.Service.RequireSecondFactor).
 func (h *Handler) authed(next func(*fiber.Ctx, *backoffice.Actor) error) fiber.Handler {
 	return h.signedIn(func(c *fiber.Ctx, a *backoffice.Actor) error {
-		if err := backoffice.RequireSecondFactor(*a); err != nil {
+		if err := h.d.Office.RequireSecondFactor(*a); err != nil {
 			if c.Method() == fiber.MethodGet {
 				return c.Redirect(Prefix+"/enroll", fiber.StatusSeeOther)
 			}
@@ -377,28 +418,75 @@ func (h *Handler) allowLogin(c *fiber.Ctx) error {
 	return nil
 }
 
+// ---- JSON routes of the pages' script ----
+
+// isJSON reports whether the request body is JSON (the script's calls).
+func isJSON(c *fiber.Ctx) bool {
+	ct := strings.ToLower(strings.TrimSpace(strings.SplitN(c.Get(fiber.HeaderContentType), ";", 2)[0]))
+	return ct == fiber.MIMEApplicationJSON
+}
+
+// api wraps a route the pages' script calls: the body must be JSON, the
+// answer is JSON, never stored, and an error is {"error":{"code","message"}}
+// (the script shows the message and reads the code). A missing session is a
+// 401 login_required here, not a redirect.
+func (h *Handler) api(next fiber.Handler) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		c.Set(fiber.HeaderContentSecurityPolicy, apiCSP)
+		c.Set(fiber.HeaderXFrameOptions, "DENY")
+		c.Set(fiber.HeaderCacheControl, "no-store")
+		c.Set(fiber.HeaderPragma, "no-cache")
+		var err error = apierr.BadRequest
+		if isJSON(c) {
+			err = next(c)
+		}
+		if err == nil {
+			return nil
+		}
+		if errors.Is(err, backoffice.ErrLoginRequired) {
+			err = apierr.LoginRequired.Wrap(err)
+		}
+		ae := httpapi.From(err)
+		httpapi.LogRequest(h.d.Log, c, ae)
+		if ae.RetryAfter > 0 {
+			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int((ae.RetryAfter+time.Second-1)/time.Second)))
+		}
+		var b httpapi.ErrorBody
+		b.Error.Code, b.Error.Message = ae.Code, ae.Message
+		return c.Status(ae.Status).JSON(b)
+	}
+}
+
+// bindJSON decodes the script's request strictly (httpapi.Bind).
+func bindJSON(c *fiber.Ctx, v httpapi.Validator) error {
+	return httpapi.Bind(c.Body(), v)
+}
+
 // ---- pages ----
 
 // pageBase is what every page's layout needs.
 type pageBase struct {
-	Title string
-	Nav   string    // active menu entry: "tokens", "audit"
-	Op    *opView   // nil when signed out
-	CSRF  string    // this session's (or the login form's) CSRF token
-	CSS   styleRef  // the back office's stylesheet, with its SRI hash
-	JS    scriptRef // the back office's script, with its SRI hash
+	Title   string
+	Nav     string      // active menu entry: "tokens", "audit", "passkeys"
+	Op      *opView     // nil when signed out
+	CSRF    string      // this session's (or the login form's) CSRF token
+	CSS     styleRef    // the back office's stylesheet, with its SRI hash
+	Scripts []scriptRef // the back office's scripts, in order, with their SRI hashes
 }
 
 type opView struct {
 	ID, Username, Role, Scope string
 	CanReveal, CanAudit       bool
+	HasTOTP                   bool
 }
 
 func (h *Handler) base(title, nav string, a *backoffice.Actor) pageBase {
 	b := pageBase{Title: title, Nav: nav}
 	assets := loadAssets()
 	b.CSS = styleRef{Href: Prefix + "/assets/" + styleFile, Integrity: assets.sri(styleFile)}
-	b.JS = scriptRef{Src: Prefix + "/assets/" + scriptFile, Integrity: assets.sri(scriptFile)}
+	for _, name := range scriptFiles {
+		b.Scripts = append(b.Scripts, scriptRef{Src: Prefix + "/assets/" + name, Integrity: assets.sri(name)})
+	}
 	if a != nil {
 		scope := "all merchants"
 		if !a.Op.Platform() {
@@ -407,6 +495,7 @@ func (h *Handler) base(title, nav string, a *backoffice.Actor) pageBase {
 		b.Op = &opView{
 			ID: a.Op.ID, Username: a.Op.Username, Role: string(a.Op.Role), Scope: scope,
 			CanReveal: a.Op.Role.Can(operators.ActionReveal), CanAudit: a.Op.Role.Can(operators.ActionAudit),
+			HasTOTP: a.Op.TOTPEnabled,
 		}
 		b.CSRF = a.Sess.CSRF
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto"
 	"crypto/sha512"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"html"
 	"mime/multipart"
@@ -13,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +23,7 @@ import (
 	"github.com/blindgate/blindgate/gateway/tokens"
 	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/keyservice/client"
+	"github.com/blindgate/blindgate/keyservice/kstest"
 	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
@@ -348,8 +351,23 @@ func TestBackofficeCSRF(t *testing.T) {
 			}
 		})
 	}
-	if n, _ := f.fake.calls(); n != 0 {
-		t.Errorf("key service called %d times by refused forms", n)
+	// The script's JSON calls: the token only in X-CSRF-Token.
+	for _, tc := range []struct{ name, path, token string }{
+		{"403/reveal-challenge-no-token", "/backoffice/tokens/" + f.tokA.ID + "/reveal/challenge", ""},
+		{"403/reveal-challenge-other-token", "/backoffice/tokens/" + f.tokA.ID + "/reveal/challenge", strings.Repeat("x", len(good))},
+		{"403/reveal-json-no-token", "/backoffice/tokens/" + f.tokA.ID + "/reveal", ""},
+		{"403/passkey-challenge-no-token", "/backoffice/passkeys/challenge", ""},
+		{"403/passkey-register-no-token", "/backoffice/passkeys", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := c.postJSON(t, tc.path, tc.token, map[string]any{"reason": "ticket 42"})
+			if r.status != http.StatusForbidden || errCode(r) != "csrf_failed" {
+				t.Fatalf("status %d %s", r.status, r.body)
+			}
+		})
+	}
+	if n, _ := f.fake.calls(); n != 0 || f.fake.challenges != 0 {
+		t.Errorf("key service called %d times (%d challenges) by refused requests", n, f.fake.challenges)
 	}
 	// The session survived every refused logout.
 	if r := c.get(t, "/backoffice/tokens"); r.status != 200 {
@@ -458,10 +476,10 @@ func testMerchantScope(t *testing.T, o fixtureOpts) {
 		})
 	}
 	t.Run("404/merchant-A-cannot-reveal-B", func(t *testing.T) {
-		if r := anna.reveal(t, f.tokB.ID, "ticket 42"); r.status != 404 {
+		if r := anna.reveal(t, f.tokB.ID, "ticket 42"); r.status != 404 || r.code != "not_found" {
 			t.Fatalf("status %d", r.status)
 		}
-		if n, _ := f.fake.calls(); n != 0 {
+		if n, _ := f.fake.calls(); n != 0 || f.fake.challenges != 0 {
 			t.Error("key service called for another merchant's token")
 		}
 	})
@@ -544,88 +562,180 @@ func TestBackofficeRevealRoles(t *testing.T) {
 				t.Error("the detail page offers a reveal form to a non-revealer")
 			}
 			r := c.reveal(t, f.tokA.ID, "ticket 42")
-			if r.status != http.StatusForbidden || !strings.Contains(r.body, "may not reveal") {
+			if r.status != http.StatusForbidden || r.code != "forbidden" || !strings.Contains(r.body, "may not reveal") {
 				t.Fatalf("status %d\n%.400s", r.status, r.body)
 			}
-			if n, _ := f.fake.calls(); n != 0 {
+			if n, _ := f.fake.calls(); n != 0 || f.fake.challenges != 0 {
 				t.Fatal("the gateway called the key service for a role that may not reveal")
 			}
-			evs := f.gwEvents(t, audit.Filter{Event: audit.EventRevealDenied, Actor: f.operators[name].ID})
-			if len(evs) != 1 || evs[0].Outcome != audit.OutcomeDenied || evs[0].Resource != f.tokA.ID || evs[0].Reason != "ticket 42" {
-				t.Fatalf("denied reveal not audited: %+v", evs)
+			// The second step alone (a hand-made request) is refused too.
+			r2 := c.postJSON(t, "/backoffice/tokens/"+f.tokA.ID+"/reveal", c.csrf(t), map[string]any{"reason": "ticket 42"})
+			if r2.status != http.StatusForbidden || errCode(r2) != "forbidden" {
+				t.Fatalf("reveal without challenge: %d %s", r2.status, r2.body)
 			}
-			f.noPAN(t, r)
+			evs := f.gwEvents(t, audit.Filter{Event: audit.EventRevealDenied, Actor: f.operators[name].ID})
+			if len(evs) != 2 || evs[0].Outcome != audit.OutcomeDenied || evs[0].Resource != f.tokA.ID || evs[0].Reason != "ticket 42" {
+				t.Fatalf("denied reveals not audited: %+v", evs)
+			}
+			f.noPAN(t, r.response)
 		})
 	}
 }
 
+// TestBackofficeRevealRoundTrip: an operator's reveal through the gateway
+// with a real key service: the passkey approves this reveal, the answer is a
+// JWE that only the browser key opens, and both audit trails name the
+// passkey. The gateway's answer holds no card number.
 func TestBackofficeRevealRoundTrip(t *testing.T) {
 	f := newFixture(t, fixtureOpts{reveals: 2})
-	op := f.addOperator(t, "rita", operators.RoleRevealer, merchA, true)
-	c := f.client()
-	c.login(t, "rita")
+	c := f.addRevealer(t, "rita", merchA)
+	op := f.operators["rita"]
 
 	t.Run("400/reason-required", func(t *testing.T) {
 		r := c.reveal(t, f.tokA.ID, "  ")
-		if r.status != 400 || !strings.Contains(r.body, "reason") {
-			t.Fatalf("status %d", r.status)
+		if r.status != 400 || r.code != "invalid_field" || !strings.Contains(r.body, "reason") {
+			t.Fatalf("status %d %s", r.status, r.body)
 		}
-		f.noPAN(t, r)
+		f.noPAN(t, r.response)
 	})
 	t.Run("200/revealed-once-no-store", func(t *testing.T) {
 		r := c.reveal(t, f.tokA.ID, "chargeback   ticket\n#1234")
-		if r.status != 200 || !strings.Contains(r.body, testPANShown) {
-			t.Fatalf("status %d\n%.600s", r.status, r.body)
+		if r.status != 200 || r.card.PAN != testPAN || r.card.ExpMonth != 11 {
+			t.Fatalf("status %d, card month %d\n%.600s", r.status, r.card.ExpMonth, r.body)
 		}
 		if cc := r.header.Get("Cache-Control"); cc != "no-store" {
 			t.Errorf("Cache-Control %q, want no-store", cc)
 		}
-		if !strings.Contains(r.body, `data-hide-after="60"`) {
-			t.Error("production hide delay is not 60 s")
-		}
-		if strings.Contains(f.logs.String(), testPAN) {
-			t.Error("card number logged")
-		}
+		f.noPAN(t, r.response)
+		f.noPAN(t, r.challenge)
+		cred := c.passkey.ID()
 		evs := f.kz.Events(t, audit.Filter{Event: audit.EventReveal})
-		if len(evs) != 1 || evs[0].Actor != op.ID || evs[0].Reason != "chargeback ticket #1234" || evs[0].Resource != f.tokA.ID || evs[0].Client != "backoffice" {
+		if len(evs) != 1 || evs[0].Actor != op.ID || evs[0].Reason != "chargeback ticket #1234" || evs[0].Resource != f.tokA.ID ||
+			evs[0].Client != "backoffice" || evs[0].Credential != cred {
 			t.Fatalf("key service audit: %+v", evs)
+		}
+		gw := f.gwEvents(t, audit.Filter{Event: audit.EventReveal})
+		if len(gw) != 1 || gw[0].Credential != cred || gw[0].Reason != "chargeback ticket #1234" {
+			t.Fatalf("gateway audit: %+v", gw)
+		}
+		// The detail page carries the production hide delay for the script.
+		if page := c.get(t, "/backoffice/tokens/"+f.tokA.ID); !strings.Contains(page.body, `data-hide-after="60"`) {
+			t.Error("production hide delay is not 60 s")
 		}
 	})
 	t.Run("429/reveal-limit-reached", func(t *testing.T) {
 		if r := c.reveal(t, f.tokA2.ID, "second look"); r.status != 200 {
-			t.Fatalf("2nd reveal: %d", r.status)
+			t.Fatalf("2nd reveal: %d %s", r.status, r.body)
 		}
 		r := c.reveal(t, f.tokA.ID, "third look")
-		if r.status != http.StatusTooManyRequests || !strings.Contains(r.body, "Reveal limit reached") || !strings.Contains(r.body, `id="bo-retry">Try again in`) {
+		if r.status != http.StatusTooManyRequests || r.code != "rate_limited" || !strings.Contains(r.body, "Reveal limit reached") {
 			t.Fatalf("status %d\n%.800s", r.status, r.body)
 		}
-		if !strings.Contains(r.body, "minutes") {
-			t.Error("the limit page does not say in how many minutes")
+		if ra, _ := strconv.Atoi(r.header.Get("Retry-After")); ra < 60 {
+			t.Errorf("Retry-After %q: the limit is per hour", r.header.Get("Retry-After"))
 		}
-		f.noPAN(t, r)
+		f.noPAN(t, r.response)
 		if evs := f.kz.Events(t, audit.Filter{Event: audit.EventRevealDenied}); len(evs) != 1 || evs[0].Code != "rate_limited" {
 			t.Errorf("key service did not record the refusal: %+v", evs)
+		}
+		if evs := f.gwEvents(t, audit.Filter{Event: audit.EventRevealDenied}); len(evs) != 1 || evs[0].Code != "rate_limited" {
+			t.Errorf("gateway did not record the refusal: %+v", evs)
 		}
 	})
 }
 
+// TestBackofficeRevealRefusals: every way to make the key service decrypt
+// without this operator's approval of this reveal, sent through the
+// gateway, is refused by the key service with its stable code, passed on
+// by the gateway, and recorded in both audit trails; nothing is decrypted.
+func TestBackofficeRevealRefusals(t *testing.T) {
+	f := newFixture(t, fixtureOpts{reveals: 50})
+	c := f.addRevealer(t, "rita", "")
+	other := f.addRevealer(t, "otto", "")
+	f.addOperator(t, "nils", operators.RoleRevealer, "", true)
+	newbie := f.client()
+	newbie.login(t, "nils")
+	otherKey, _ := kstest.BrowserKey(t)
+	stranger := kstest.NewAuthenticator(t, f.rp)
+	// A second passkey of rita's, enrolled but never approved.
+	pendingKey, r := c.enrolPasskey(t, "rita")
+	if r.status != http.StatusCreated {
+		t.Fatalf("enrol: %d %s", r.status, r.body)
+	}
+	var spent json.RawMessage
+	if r := c.reveal(t, f.tokA.ID, "first look", revealOpts{keep: func(a json.RawMessage) { spent = a }}); r.status != 200 {
+		t.Fatalf("first reveal: %d %s", r.status, r.body)
+	}
+
+	tests := []struct {
+		name string
+		c    *webClient
+		opts revealOpts
+		code string
+	}{
+		{"403/assertion-for-another-token", c, revealOpts{signToken: f.tokB.ID}, "passkey_invalid"},
+		{"403/assertion-for-another-reason", c, revealOpts{signReason: "something else entirely"}, "passkey_invalid"},
+		{"403/assertion-for-another-browser-key", c, revealOpts{signKey: &otherKey}, "passkey_invalid"},
+		{"403/browser-key-swapped-after-signing", c, revealOpts{sendKey: &otherKey}, "passkey_invalid"},
+		{"403/assertion-for-another-nonce", c, revealOpts{signNonce: "rvn_" + strings.Repeat("B", 42) + "A"}, "passkey_invalid"},
+		{"403/replayed-assertion", c, revealOpts{replay: spent}, "passkey_invalid"},
+		{"403/replayed-nonce", c, revealOpts{nonce: "rvn_" + strings.Repeat("C", 42) + "A"}, "reveal_nonce_invalid"},
+		{"403/another-operators-passkey", c, revealOpts{auth: other.passkey}, "passkey_invalid"},
+		{"403/unknown-credential", c, revealOpts{auth: stranger}, "passkey_unknown"},
+		{"403/pending-credential", c, revealOpts{auth: pendingKey}, "passkey_unknown"},
+		{"403/gateway-forged-no-assertion", c, revealOpts{noPasskey: true}, "passkey_required"},
+		{"403/operator-without-passkey", newbie, revealOpts{noPasskey: true}, "passkey_required"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			beforeKS := len(f.kz.Events(t, audit.Filter{Event: audit.EventRevealDenied}))
+			beforeGW := len(f.gwEvents(t, audit.Filter{Event: audit.EventRevealDenied}))
+			r := tc.c.reveal(t, f.tokA.ID, "ticket 42", tc.opts)
+			if r.status != http.StatusForbidden || r.code != tc.code {
+				t.Fatalf("status %d code %q, want 403 %s\n%s", r.status, r.code, tc.code, r.body)
+			}
+			f.noPAN(t, r.response)
+			ks := f.kz.Events(t, audit.Filter{Event: audit.EventRevealDenied})
+			if len(ks) != beforeKS+1 || ks[0].Code != tc.code {
+				t.Errorf("key service audit: %d records, newest %+v", len(ks)-beforeKS, ks[0])
+			}
+			gw := f.gwEvents(t, audit.Filter{Event: audit.EventRevealDenied})
+			if len(gw) != beforeGW+1 || gw[0].Code != tc.code {
+				t.Errorf("gateway audit: %d records, newest %+v", len(gw)-beforeGW, gw[0])
+			}
+		})
+	}
+	// One approved reveal in all: the first.
+	if evs := f.kz.Events(t, audit.Filter{Event: audit.EventReveal, Outcome: audit.OutcomeSuccess}); len(evs) != 1 {
+		t.Errorf("%d reveals went ahead, want 1", len(evs))
+	}
+}
+
 // TestBackofficeRevealReasonAgreesWithKeyService: the back office and the
-// key service apply one reason rule, in characters. 300 accented letters
-// (600 bytes) once passed here and failed there, and the operator saw a
-// 502; 501 of them are refused here, before the key service is called.
+// key service apply one reason rule, in characters, and fold white space
+// alike (the passkey signs the folded reason). 300 accented letters (600
+// bytes) once passed here and failed there, and the operator saw a 502;
+// 501 of them are refused here, before the key service is called.
 func TestBackofficeRevealReasonAgreesWithKeyService(t *testing.T) {
-	f := newFixture(t, fixtureOpts{reveals: 2})
-	f.addOperator(t, "rita", operators.RoleRevealer, merchA, true)
-	c := f.client()
-	c.login(t, "rita")
+	f := newFixture(t, fixtureOpts{reveals: 3})
+	c := f.addRevealer(t, "rita", merchA)
 	accented := strings.Repeat("é", 300)
 	t.Run("200/300-accented-characters", func(t *testing.T) {
 		r := c.reveal(t, f.tokA.ID, accented)
-		if r.status != 200 || !strings.Contains(r.body, testPANShown) {
+		if r.status != 200 || r.card.PAN != testPAN {
 			t.Fatalf("status %d\n%.600s", r.status, r.body)
 		}
 		if evs := f.kz.Events(t, audit.Filter{Event: audit.EventReveal}); len(evs) != 1 || evs[0].Reason != accented {
 			t.Fatalf("key service audit: %+v", evs)
+		}
+	})
+	t.Run("200/odd-white-space-folded-alike", func(t *testing.T) {
+		r := c.reveal(t, f.tokA.ID, "\u00a0ticket\u2003\u0085 #9\ufeff\t")
+		if r.status != 200 {
+			t.Fatalf("status %d\n%.600s", r.status, r.body)
+		}
+		if evs := f.kz.Events(t, audit.Filter{Event: audit.EventReveal}); evs[0].Reason != "ticket #9" {
+			t.Fatalf("key service audit: %+v", evs[0])
 		}
 	})
 	t.Run("400/too-many-characters", func(t *testing.T) {
@@ -633,62 +743,91 @@ func TestBackofficeRevealReasonAgreesWithKeyService(t *testing.T) {
 		if r.status != 400 || !strings.Contains(r.body, "reason") {
 			t.Fatalf("status %d", r.status)
 		}
-		f.noPAN(t, r)
+		f.noPAN(t, r.response)
 		if evs := f.kz.Events(t, audit.Filter{Event: audit.EventRevealDenied}); len(evs) != 0 {
 			t.Fatalf("the key service was called: %+v", evs)
 		}
 	})
 }
 
+// TestBackofficeRevealNeedsFreshAuth: a session older than 5 minutes
+// reveals only after a password and code, or, where passkeys may log in,
+// with the reveal's own passkey approval standing for it (for that reveal
+// only: the session does not become fresh).
 func TestBackofficeRevealNeedsFreshAuth(t *testing.T) {
-	f := newFixture(t, fixtureOpts{})
-	f.addOperator(t, "rita", operators.RoleRevealer, "", true)
-	c := f.client()
-	c.login(t, "rita")
-	f.clock.Advance(5*time.Minute + time.Second)
+	t.Run("totp-mode-password-and-code", func(t *testing.T) {
+		f := newFixture(t, fixtureOpts{mfa: operators.MFATOTP})
+		c := f.addRevealer(t, "rita", "")
+		f.clock.Advance(5*time.Minute + time.Second)
 
-	r := c.reveal(t, f.tokB.ID, "ticket 77")
-	if r.status != http.StatusUnauthorized || !strings.Contains(r.body, `id="bo-reauth-form"`) || !strings.Contains(r.body, `value="ticket 77"`) {
-		t.Fatalf("stale auth: %d\n%.600s", r.status, r.body)
-	}
-	if n := len(f.kz.Events(t, audit.Filter{})); n != 0 {
-		t.Fatalf("key service reached before re-login (%d events)", n)
-	}
-	r = c.reveal(t, f.tokB.ID, "ticket 77", "password", "wrong password here", "code", f.code(t, "rita"))
-	if r.status != http.StatusUnauthorized || !strings.Contains(r.body, "Wrong password or code") {
-		t.Fatalf("wrong re-login: %d", r.status)
-	}
-	f.noPAN(t, r)
-	f.clock.Advance(30 * time.Second)
-	r = c.reveal(t, f.tokB.ID, "ticket 77", "password", testPassword, "code", f.code(t, "rita"))
-	if r.status != 200 || !strings.Contains(r.body, "5555") {
-		t.Fatalf("after re-login: %d\n%.600s", r.status, r.body)
-	}
-	// Fresh now: the next reveal within 5 minutes needs no password.
-	f.clock.Advance(4 * time.Minute)
-	if r := c.reveal(t, f.tokA.ID, "ticket 78"); r.status != 200 || !strings.Contains(r.body, testPANShown) {
-		t.Fatalf("reveal inside the window: %d", r.status)
-	}
-	if evs := f.gwEvents(t, audit.Filter{Event: audit.EventLogin, Outcome: audit.OutcomeFailure}); len(evs) != 1 || evs[0].Reason != "re-authentication for reveal" {
-		t.Errorf("failed re-login not audited: %+v", evs)
-	}
+		r := c.reveal(t, f.tokB.ID, "ticket 77")
+		if !strings.Contains(r.challenge.body, `"reauth_required":true`) || r.status != http.StatusUnauthorized || r.code != "reauth_required" {
+			t.Fatalf("stale auth: challenge %s, reveal %d %s", r.challenge.body, r.status, r.body)
+		}
+		if n := len(f.kz.Events(t, audit.Filter{Event: audit.EventReveal})) + len(f.kz.Events(t, audit.Filter{Event: audit.EventRevealDenied})); n != 0 {
+			t.Fatalf("key service reached before re-login (%d events)", n)
+		}
+		r = c.reveal(t, f.tokB.ID, "ticket 77", revealOpts{password: "wrong password here", code: f.code(t, "rita")})
+		if r.status != http.StatusUnauthorized || !strings.Contains(r.body, "Wrong password") {
+			t.Fatalf("wrong re-login: %d", r.status)
+		}
+		f.noPAN(t, r.response)
+		f.clock.Advance(30 * time.Second)
+		r = c.reveal(t, f.tokB.ID, "ticket 77", revealOpts{password: testPassword, code: f.code(t, "rita")})
+		if r.status != 200 || r.card.PAN != testPAN {
+			t.Fatalf("after re-login: %d\n%.600s", r.status, r.body)
+		}
+		// Fresh now: the next reveal within 5 minutes needs no password.
+		f.clock.Advance(4 * time.Minute)
+		if r := c.reveal(t, f.tokA.ID, "ticket 78"); r.status != 200 || r.card.PAN != testPAN {
+			t.Fatalf("reveal inside the window: %d", r.status)
+		}
+		if evs := f.gwEvents(t, audit.Filter{Event: audit.EventLogin, Outcome: audit.OutcomeFailure}); len(evs) != 1 || evs[0].Reason != "re-authentication for reveal" {
+			t.Errorf("failed re-login not audited: %+v", evs)
+		}
+	})
+	t.Run("any-mode-passkey-stands-for-it", func(t *testing.T) {
+		f := newFixture(t, fixtureOpts{})
+		c := f.addRevealer(t, "rita", "")
+		f.clock.Advance(5*time.Minute + time.Second)
+		r := c.reveal(t, f.tokB.ID, "ticket 79")
+		if !strings.Contains(r.challenge.body, `"reauth_required":false`) || r.status != 200 || r.card.PAN != testPAN {
+			t.Fatalf("passkey as re-authentication: challenge %s, reveal %d %s", r.challenge.body, r.status, r.body)
+		}
+		// Not a fresh session: without the passkey, the password is asked for.
+		r = c.reveal(t, f.tokB.ID, "ticket 80", revealOpts{noPasskey: true})
+		if r.status != http.StatusUnauthorized || r.code != "reauth_required" {
+			t.Fatalf("session made fresh by a passkey: %d %s", r.status, r.body)
+		}
+		if evs := f.gwEvents(t, audit.Filter{Event: audit.EventLogin, Outcome: audit.OutcomeSuccess}); evs[0].Reason != "re-authentication for reveal (passkey)" {
+			t.Errorf("passkey re-authentication not audited: %+v", evs[0])
+		}
+	})
 }
 
+// TestBackofficeKeyServiceErrors: what the key service answers, read by
+// code, becomes one stable code and sentence for the page's script.
 func TestBackofficeKeyServiceErrors(t *testing.T) {
 	tests := []struct {
 		name       string
 		err        error
 		wantStatus int
+		wantCode   string
 		want       []string
 	}{
-		{"503/sealed", &client.Error{Status: 503, Code: "sealed", Message: "sealed"}, 503, []string{"key service is unavailable", "Nothing was revealed"}},
-		{"503/unreachable", errors.New("dial tcp 127.0.0.1:1: connection refused"), 503, []string{"cannot be reached", "Nothing was revealed"}},
-		{"429/limit-with-retry", &client.Error{Status: 429, Code: "rate_limited", RetryAfter: 3 * time.Minute}, 429, []string{"Reveal limit reached", "Try again in 3 minutes"}},
-		{"422/undecryptable", &client.Error{Status: 422, Code: "card_undecryptable"}, 422, []string{"cannot be decrypted"}},
-		{"502/refused-signature", &client.Error{Status: 401, Code: "unauthenticated"}, 502, []string{"did not accept"}},
+		{"503/sealed", &client.Error{Status: 503, Code: "sealed", Message: "sealed"}, 503, "keyservice_unavailable", []string{"key service is unavailable", "Nothing was revealed"}},
+		{"503/unreachable", errors.New("dial tcp 127.0.0.1:1: connection refused"), 503, "keyservice_unavailable", []string{"cannot be reached", "Nothing was revealed"}},
+		{"429/limit-with-retry", &client.Error{Status: 429, Code: "rate_limited", RetryAfter: 3 * time.Minute}, 429, "rate_limited", []string{"Reveal limit reached"}},
+		{"422/undecryptable", &client.Error{Status: 422, Code: "card_undecryptable"}, 422, "card_undecryptable", []string{"cannot be decrypted"}},
+		{"502/refused-signature", &client.Error{Status: 401, Code: "unauthenticated"}, 502, "unavailable", []string{"did not accept"}},
 		// Mapped by code, not status: this was a 502 when read by status.
-		{"400/key-service-invalid-field", &client.Error{Status: 400, Code: "invalid_field"}, 400, []string{"found a field of the reveal request invalid", "Nothing was revealed", "invalid_field"}},
-		{"422/key-unknown-is-undecryptable", &client.Error{Status: 400, Code: "key_unknown"}, 422, []string{"cannot be decrypted"}},
+		{"400/key-service-invalid-field", &client.Error{Status: 400, Code: "invalid_field"}, 400, "invalid_field", []string{"found a field of the reveal request invalid", "Nothing was revealed"}},
+		{"422/key-unknown-is-undecryptable", &client.Error{Status: 400, Code: "key_unknown"}, 422, "card_undecryptable", []string{"cannot be decrypted"}},
+		{"403/passkey-required", &client.Error{Status: 403, Code: "passkey_required"}, 403, "passkey_required", []string{"approved passkey"}},
+		{"403/passkey-invalid", &client.Error{Status: 403, Code: "passkey_invalid"}, 403, "passkey_invalid", []string{"does not match this reveal"}},
+		{"403/passkey-unknown", &client.Error{Status: 403, Code: "passkey_unknown"}, 403, "passkey_unknown", []string{"not approved for reveals"}},
+		{"403/nonce", &client.Error{Status: 403, Code: "reveal_nonce_invalid"}, 403, "reveal_nonce_invalid", []string{"expired or was already used"}},
+		{"400/browser-key", &client.Error{Status: 400, Code: "browser_key_invalid"}, 400, "browser_key_invalid", []string{"browser's key"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -698,21 +837,24 @@ func TestBackofficeKeyServiceErrors(t *testing.T) {
 			c := f.client()
 			c.login(t, "rita")
 			r := c.reveal(t, f.tokA.ID, "ticket 42")
-			if r.status != tc.wantStatus {
-				t.Fatalf("status %d, want %d", r.status, tc.wantStatus)
+			if r.status != tc.wantStatus || r.code != tc.wantCode {
+				t.Fatalf("status %d %q, want %d %s", r.status, r.code, tc.wantStatus, tc.wantCode)
 			}
 			for _, s := range tc.want {
 				if !strings.Contains(r.body, s) {
-					t.Errorf("page lacks %q\n%.600s", s, r.body)
+					t.Errorf("answer lacks %q\n%.600s", s, r.body)
 				}
+			}
+			if tc.wantStatus == 429 && r.header.Get("Retry-After") != "180" {
+				t.Errorf("Retry-After %q", r.header.Get("Retry-After"))
 			}
 			if n, _ := fake.calls(); n != 1 {
 				t.Errorf("key service called %d times", n)
 			}
-			if !strings.HasPrefix(r.header.Get("Content-Type"), "text/html") || r.header.Get("Cache-Control") != "no-store" {
-				t.Error("error page is not an uncached HTML page")
+			if !strings.HasPrefix(r.header.Get("Content-Type"), "application/json") || r.header.Get("Cache-Control") != "no-store" {
+				t.Error("error answer is not uncached JSON")
 			}
-			f.noPAN(t, r)
+			f.noPAN(t, r.response)
 		})
 	}
 	t.Run("503/real-client-nothing-listening", func(t *testing.T) {
@@ -725,7 +867,20 @@ func TestBackofficeKeyServiceErrors(t *testing.T) {
 		if r.status != 503 || !strings.Contains(r.body, "Nothing was revealed") {
 			t.Fatalf("status %d", r.status)
 		}
-		f.noPAN(t, r)
+		f.noPAN(t, r.response)
+	})
+	t.Run("400/form-without-script", func(t *testing.T) {
+		f := newFixture(t, fixtureOpts{noKS: true})
+		f.addOperator(t, "rita", operators.RoleRevealer, "", true)
+		c := f.client()
+		c.login(t, "rita")
+		r := c.post(t, "/backoffice/tokens/"+f.tokA.ID+"/reveal", url.Values{"csrf": {c.csrf(t)}, "reason": {"ticket 42"}})
+		if r.status != 400 || !strings.HasPrefix(r.header.Get("Content-Type"), "text/html") || !strings.Contains(r.body, "needs JavaScript") {
+			t.Fatalf("status %d\n%.400s", r.status, r.body)
+		}
+		if n, _ := f.fake.calls(); n != 0 || f.fake.challenges != 0 {
+			t.Error("key service called for a form post")
+		}
 	})
 }
 
@@ -740,24 +895,20 @@ func mustKey(t *testing.T) crypto.Signer {
 
 func TestBackofficeAuditView(t *testing.T) {
 	f := newFixture(t, fixtureOpts{reveals: 1})
-	f.addOperator(t, "rita", operators.RoleRevealer, "", true)
+	rita := f.addRevealer(t, "rita", "")
 	f.addOperator(t, "adam", operators.RoleAdmin, "", true)
 	f.addOperator(t, "vera", operators.RoleViewer, "", true)
 	f.addOperator(t, "mia", operators.RoleAdmin, merchA, true)
-	f.addOperator(t, "anna", operators.RoleRevealer, merchA, true)
+	anna := f.addRevealer(t, "anna", merchA)
 
 	// Two reveals by rita against a limit of one: a success, then a refusal
 	// and an alarm in the key service's trail; one success by anna.
-	rita := f.client()
-	rita.login(t, "rita")
 	if r := rita.reveal(t, f.tokA.ID, "ticket 1"); r.status != 200 {
 		t.Fatalf("reveal: %d", r.status)
 	}
 	if r := rita.reveal(t, f.tokA.ID, "ticket 2"); r.status != 429 {
 		t.Fatalf("2nd reveal: %d", r.status)
 	}
-	anna := f.client()
-	anna.login(t, "anna")
 	if r := anna.reveal(t, f.tokA.ID, "ticket 3"); r.status != 200 {
 		t.Fatalf("anna's reveal: %d", r.status)
 	}
@@ -866,14 +1017,13 @@ func TestBackofficePageHygiene(t *testing.T) {
 		{"login", func() response { return anon.get(t, "/backoffice/login") }, 200, `name="password"`},
 		{"enroll", func() response { return newbie.get(t, "/backoffice/enroll") }, 200, `name="code"`},
 		{"tokens", func() response { return rita.get(t, "/backoffice/tokens") }, 200, f.tokA.ID},
-		{"token", func() response { return rita.get(t, "/backoffice/tokens/"+f.tokA.ID) }, 200, `name="reason"`},
-		{"revealed", func() response { return rita.reveal(t, f.tokA.ID, "hygiene check") }, 200, testPANShown},
-		{"reauth", func() response {
-			f.clock.Advance(6 * time.Minute)
-			_ = rita.get(t, "/backoffice/tokens")
-			return rita.reveal(t, f.tokA.ID, "hygiene check")
-		}, 401, `name="password"`},
-		{"audit", func() response { return adam.get(t, "/backoffice/audit") }, 200, "hygiene check"},
+		{"token", func() response { return rita.get(t, "/backoffice/tokens/"+f.tokA.ID) }, 200, `id="bo-reveal-form"`},
+		{"passkeys", func() response { return rita.get(t, "/backoffice/passkeys") }, 200, `id="bo-passkey-form"`},
+		{"passkeys-first-factor", func() response { return newbie.get(t, "/backoffice/passkeys") }, 200, `id="bo-passkey-form"`},
+		{"reveal-without-script", func() response {
+			return rita.post(t, "/backoffice/tokens/"+f.tokA.ID+"/reveal", url.Values{"csrf": {rita.csrf(t)}, "reason": {"hygiene check"}})
+		}, 400, "JavaScript"},
+		{"audit", func() response { return adam.get(t, "/backoffice/audit") }, 200, "Key service audit trail"},
 		{"error-404", func() response { return rita.get(t, "/backoffice/nope") }, 404, "not_found"},
 	}
 	for _, p := range pages {
@@ -886,7 +1036,8 @@ func TestBackofficePageHygiene(t *testing.T) {
 				t.Fatalf("%d %s is not HTML", r.status, r.header.Get("Content-Type"))
 			}
 			csp := r.header.Get("Content-Security-Policy")
-			for _, d := range []string{"default-src 'none'", "script-src 'self'", "style-src 'self'", "img-src 'self' data:", "form-action 'self'", "frame-ancestors 'none'"} {
+			for _, d := range []string{"default-src 'none'", "script-src 'self'", "style-src 'self'", "img-src 'self' data:", "connect-src 'self'",
+				"form-action 'self'", "frame-ancestors 'none'", "require-trusted-types-for 'script'", "trusted-types 'none'"} {
 				if !strings.Contains(csp, d) {
 					t.Errorf("CSP lacks %s", d)
 				}
@@ -894,9 +1045,13 @@ func TestBackofficePageHygiene(t *testing.T) {
 			if r.header.Get("Cache-Control") != "no-store" || r.header.Get("X-Frame-Options") != "DENY" {
 				t.Error("missing no-store or X-Frame-Options")
 			}
-			for _, tag := range scriptTag.FindAllString(r.body, -1) {
-				if !strings.Contains(tag, `src="/backoffice/assets/backoffice.js"`) || !strings.Contains(tag, `integrity="sha384-`) {
-					t.Errorf("script without our src and SRI: %s", tag)
+			tags := scriptTag.FindAllString(r.body, -1)
+			if len(tags) != 2 || !strings.Contains(tags[0], `src="/backoffice/assets/bocrypto.js"`) || !strings.Contains(tags[1], `src="/backoffice/assets/backoffice.js"`) {
+				t.Errorf("scripts %q, want bocrypto.js then backoffice.js", tags)
+			}
+			for _, tag := range tags {
+				if !strings.Contains(tag, `integrity="sha384-`) || !strings.Contains(tag, `crossorigin="anonymous"`) {
+					t.Errorf("script without SRI: %s", tag)
 				}
 			}
 			if strings.Contains(r.body, "<style") || styleAttr.MatchString(r.body) || eventAttr.MatchString(r.body) {
@@ -914,7 +1069,7 @@ func TestBackofficePageHygiene(t *testing.T) {
 	}
 	t.Run("assets-match-sri", func(t *testing.T) {
 		page := anon.get(t, "/backoffice/login")
-		for _, name := range []string{"backoffice.css", "backoffice.js"} {
+		for _, name := range []string{"backoffice.css", "bocrypto.js", "backoffice.js"} {
 			r := anon.get(t, "/backoffice/assets/"+name)
 			if r.status != 200 {
 				t.Fatalf("%s: %d", name, r.status)
@@ -949,7 +1104,7 @@ func TestBackofficePANInText(t *testing.T) {
 		{"400/search-fingerprint", func() response { return rex.get(t, "/backoffice/tokens?fingerprint="+url.QueryEscape(spaced)) }},
 		{"400/search-dupes", func() response { return rex.get(t, "/backoffice/tokens?dupes=5555555555554444") }},
 		{"400/audit-actor", func() response { return ada.get(t, "/backoffice/audit?actor=5555-5555-5555-4444") }},
-		{"400/reveal-reason", func() response { return rex.reveal(t, f.tokA.ID, "customer said "+spaced) }},
+		{"400/reveal-reason", func() response { return rex.reveal(t, f.tokA.ID, "customer said "+spaced).response }},
 		{"400/reveal-reason-multipart", func() response {
 			var buf bytes.Buffer
 			mw := multipart.NewWriter(&buf)

@@ -32,6 +32,15 @@ type loginPage struct {
 	Error    string
 	Info     string
 	Username string
+	MFA      string // the MFA mode: totp, passkey or any
+	Passkey  bool   // offer the passkey login
+}
+
+func (h *Handler) newLoginPage(c *fiber.Ctx) loginPage {
+	p := loginPage{pageBase: h.base("Log in", "", nil), MFA: string(h.d.Operators.MFA())}
+	p.Passkey = h.d.Operators.PasskeysEnabled() && h.d.Operators.MFA() != operators.MFATOTP
+	p.CSRF = h.loginToken(c)
+	return p
 }
 
 // newFormToken returns 256 random bits, base64url (43 characters).
@@ -53,8 +62,7 @@ func (h *Handler) loginToken(c *fiber.Ctx) string {
 }
 
 func (h *Handler) loginForm(c *fiber.Ctx) error {
-	p := loginPage{pageBase: h.base("Log in", "", nil)}
-	p.CSRF = h.loginToken(c)
+	p := h.newLoginPage(c)
 	switch {
 	case c.Query("expired") != "":
 		p.Info = "Your session expired after 15 minutes without activity. Please log in again."
@@ -64,9 +72,10 @@ func (h *Handler) loginForm(c *fiber.Ctx) error {
 	return h.render(c, http.StatusOK, "backoffice_login.html", p)
 }
 
-// login checks username, password and TOTP code in one step
-// (operators.Service.Authenticate: lockout first, constant work for unknown
-// names, TOTP code single use), then starts a new session.
+// login checks username, password and the second factor (a TOTP code, or a
+// passkey assertion over a challenge from POST /login/passkey) in one step
+// (operators.Service.Login: lockout first, constant work for unknown
+// names, code and challenge single use), then starts a new session.
 func (h *Handler) login(c *fiber.Ctx) error {
 	if !h.checkLoginCSRF(c) {
 		return apierr.CSRFFailed
@@ -77,10 +86,13 @@ func (h *Handler) login(c *fiber.Ctx) error {
 	ctx := c.UserContext()
 	username := strings.Clone(c.FormValue("username"))
 	password := strings.Clone(c.FormValue("password"))
-	code := strings.Clone(c.FormValue("code"))
+	f := operators.Factor{Code: strings.Clone(c.FormValue("code"))}
+	if a := c.FormValue("assertion"); a != "" {
+		f = operators.Factor{Assertion: []byte(a)} // FormValue's bytes are copied here
+	}
 	now := h.now()
 
-	op, err := h.d.Operators.Authenticate(ctx, username, password, code, now)
+	op, err := h.d.Operators.Login(ctx, username, password, f, now)
 	if err != nil {
 		return h.loginFailed(c, username, err)
 	}
@@ -93,9 +105,13 @@ func (h *Handler) login(c *fiber.Ctx) error {
 	if err != nil {
 		return apierr.Unavailable.Wrap(err)
 	}
+	done := h.d.Operators.SecondFactorDone(op)
 	reason := "login"
-	if !op.TOTPEnabled {
-		reason = "login (password only, TOTP enrolment required)"
+	switch {
+	case len(f.Assertion) > 0:
+		reason = "login with passkey"
+	case !done:
+		reason = "login (second factor enrolment required)"
 	}
 	if err := h.record(c, audit.Event{Event: audit.EventLogin, Actor: op.ID, Outcome: audit.OutcomeSuccess, Reason: reason}); err != nil {
 		// No audit record, no access (PCI DSS 10.2.1).
@@ -104,7 +120,7 @@ func (h *Handler) login(c *fiber.Ctx) error {
 	}
 	h.setCookie(c, h.cookieName(), sess.ID, 0)
 	h.setCookie(c, h.loginCookieName(), "", -1)
-	if !op.TOTPEnabled {
+	if !done {
 		return c.Redirect(Prefix+"/enroll", fiber.StatusSeeOther)
 	}
 	return c.Redirect(Prefix+"/tokens", fiber.StatusSeeOther)
@@ -119,11 +135,10 @@ func (h *Handler) loginFailed(c *fiber.Ctx, username string, err error) error {
 	if aerr != nil {
 		return apierr.Unavailable.Wrap(aerr)
 	}
-	p := loginPage{pageBase: h.base("Log in", "", nil)}
+	p := h.newLoginPage(c)
 	if u, nerr := operators.NormalizeUsername(username); nerr == nil {
 		p.Username = u
 	}
-	p.CSRF = h.loginToken(c)
 
 	var locked *operators.LockedError
 	switch {
@@ -158,16 +173,25 @@ func (h *Handler) logout(c *fiber.Ctx, a *backoffice.Actor) error {
 // enrollPage is the data of backoffice_enroll.html.
 type enrollPage struct {
 	pageBase
-	QR     template.URL // data:image/png;base64,... of the otpauth:// URL
-	Secret string       // base32, in groups of four for typing
-	Error  string
+	QR       template.URL // data:image/png;base64,... of the otpauth:// URL
+	Secret   string       // base32, in groups of four for typing
+	Error    string
+	Passkeys bool // offer a passkey instead
 }
 
-// enrollForm shows the pending TOTP secret (starting an enrolment if none
-// is pending, so a reload does not invalidate a code already scanned).
+// enrollForm is the first-login enrolment: the pending TOTP secret
+// (starting an enrolment if none is pending, so a reload does not
+// invalidate a code already scanned), with a passkey offered instead where
+// the MFA mode accepts one; where it requires one, the passkeys page.
 func (h *Handler) enrollForm(c *fiber.Ctx, a *backoffice.Actor) error {
-	if a.Op.TOTPEnabled {
+	switch {
+	case h.d.Operators.SecondFactorDone(a.Op):
 		return c.Redirect(Prefix+"/tokens", fiber.StatusSeeOther)
+	case h.d.Operators.MFA() == operators.MFAPasskey:
+		return c.Redirect(Prefix+"/passkeys", fiber.StatusSeeOther)
+	case a.Op.TOTPEnabled:
+		// TOTP is done; what is missing is not TOTP.
+		return c.Redirect(Prefix+"/passkeys", fiber.StatusSeeOther)
 	}
 	return h.renderEnroll(c, a, http.StatusOK, "")
 }
@@ -189,14 +213,15 @@ func (h *Handler) renderEnroll(c *fiber.Ctx, a *backoffice.Actor, status int, ms
 		QR:       template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(qr)), //nolint:gosec // our own PNG bytes
 		Secret:   groupsOf(secret, 4),
 		Error:    msg,
+		Passkeys: h.d.Operators.PasskeysEnabled() && h.d.Operators.MFA() != operators.MFATOTP,
 	}
 	return h.render(c, status, "backoffice_enroll.html", p)
 }
 
 // enroll confirms the pending secret with a code from the authenticator.
 func (h *Handler) enroll(c *fiber.Ctx, a *backoffice.Actor) error {
-	if a.Op.TOTPEnabled {
-		return c.Redirect(Prefix+"/tokens", fiber.StatusSeeOther)
+	if a.Op.TOTPEnabled || h.d.Operators.MFA() == operators.MFAPasskey {
+		return c.Redirect(Prefix+"/enroll", fiber.StatusSeeOther)
 	}
 	if err := h.allowLogin(c); err != nil {
 		return err

@@ -1,6 +1,7 @@
 package backofficehttp
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -82,12 +83,14 @@ func (h *Handler) search(c *fiber.Ctx, a *backoffice.Actor) error {
 	return h.render(c, http.StatusOK, "backoffice_tokens.html", p)
 }
 
-// tokenPage is the data of backoffice_token.html (detail and reveal form).
+// tokenPage is the data of backoffice_token.html (detail, reveal form and
+// the panel the script shows the decrypted card in).
 type tokenPage struct {
 	pageBase
-	Token  tokenRow
-	Reason string
-	Error  string
+	Token tokenRow
+	// PasskeyReauth: the reveal's passkey approval may stand for the
+	// re-authentication of a stale session (MFA mode permitting).
+	PasskeyReauth bool
 }
 
 func (h *Handler) tokenDetail(c *fiber.Ctx, a *backoffice.Actor) error {
@@ -95,76 +98,109 @@ func (h *Handler) tokenDetail(c *fiber.Ctx, a *backoffice.Actor) error {
 	if err != nil {
 		return domainError(err)
 	}
-	return h.render(c, http.StatusOK, "backoffice_token.html", tokenPage{pageBase: h.base("Token", "tokens", a), Token: rowOf(t)})
+	_, pk := h.d.Operators.LoginFactors(a.Op)
+	return h.render(c, http.StatusOK, "backoffice_token.html", tokenPage{pageBase: h.base("Token", "tokens", a), Token: rowOf(t), PasskeyReauth: pk})
 }
 
-// reauthPage is the data of backoffice_reauth.html.
-type reauthPage struct {
-	pageBase
-	Token  tokenRow
-	Reason string
-	Error  string
+// challengeBody is the script's first reveal call.
+type challengeBody struct {
+	Reason     string          `json:"reason"`
+	BrowserKey wire.BrowserKey `json:"browser_key"`
 }
 
-// revealedPage is the data of backoffice_revealed.html. PAN is the full
-// number; this struct is rendered once and never logged.
-type revealedPage struct {
-	pageBase
-	Token  tokenRow
-	PAN    string // grouped in fours
-	Exp    string
-	Name   string
-	Reason string
+func (challengeBody) Validate() error { return nil } // the domain checks each field, in its order
+
+// revealBody is the script's second reveal call.
+type revealBody struct {
+	Reason     string          `json:"reason"`
+	BrowserKey wire.BrowserKey `json:"browser_key"`
+	Nonce      string          `json:"nonce"`
+	Assertion  json.RawMessage `json:"assertion,omitempty"`
+	Password   string          `json:"password,omitempty"`
+	Code       string          `json:"code,omitempty"`
 }
 
-// reveal binds the reveal form, lets backoffice.Service.Reveal apply the
-// policy (role, scope, reason, fresh authentication, lockout, audit, then
-// the key service) and renders its answer.
-func (h *Handler) reveal(c *fiber.Ctx, a *backoffice.Actor) error {
-	res, err := h.d.Office.Reveal(c.UserContext(), *a, backoffice.RevealRequest{
-		TokenID:  strings.Clone(c.Params("id")),
-		Reason:   c.FormValue("reason"),
-		Password: strings.Clone(c.FormValue("password")),
-		Code:     strings.Clone(c.FormValue("code")),
+func (revealBody) Validate() error { return nil } // the domain checks each field, in its order
+
+// revealChallenge binds the script's first call and lets
+// backoffice.Service.RevealChallenge check it and ask the key service for
+// the reveal's nonce.
+func (h *Handler) revealChallenge(c *fiber.Ctx, a *backoffice.Actor) error {
+	var b challengeBody
+	if err := bindJSON(c, &b); err != nil {
+		return err
+	}
+	ch, err := h.d.Office.RevealChallenge(c.UserContext(), *a, backoffice.ChallengeRequest{
+		TokenID: strings.Clone(c.Params("id")), Reason: b.Reason, BrowserKey: b.BrowserKey,
 	})
+	if err != nil {
+		return h.revealRefusal(c, a, err)
+	}
+	return c.JSON(fiber.Map{
+		"nonce":            ch.KS.Nonce,
+		"expires_at":       ch.KS.ExpiresAt,
+		"rp_id":            ch.KS.RPID,
+		"credentials":      nonNil(ch.KS.Credentials),
+		"passkey_required": ch.KS.PasskeyRequired,
+		"reauth_required":  ch.ReauthRequired,
+	})
+}
+
+// reveal binds the script's reveal, lets backoffice.Service.Reveal apply
+// the policy (role, scope, reason, the request's shape, fresh
+// authentication, lockout, audit, then the key service) and answers the
+// key service's JWE: ciphertext to the browser's key, which only the
+// page's script can open.
+func (h *Handler) reveal(c *fiber.Ctx, a *backoffice.Actor) error {
+	var b revealBody
+	if err := bindJSON(c, &b); err != nil {
+		return err
+	}
+	res, err := h.d.Office.Reveal(c.UserContext(), *a, backoffice.RevealRequest{
+		TokenID: strings.Clone(c.Params("id")), Reason: b.Reason, BrowserKey: b.BrowserKey,
+		Nonce: b.Nonce, Assertion: b.Assertion, Password: b.Password, Code: b.Code,
+	})
+	if err != nil {
+		return h.revealRefusal(c, a, err)
+	}
+	c.Set(fiber.HeaderExpires, "0")
+	return c.JSON(fiber.Map{"jwe": res.JWE, "credential": res.Credential})
+}
+
+// revealWithoutScript answers the reveal form posted with scripts off:
+// the card can only be decrypted by the page's script.
+func (h *Handler) revealWithoutScript(c *fiber.Ctx, _ *backoffice.Actor) error {
+	return &apierr.Error{Status: http.StatusBadRequest, Code: apierr.BadRequest.Code,
+		Message: "Revealing needs JavaScript: the card is encrypted to a key made by the page's script and decrypted only in your browser. Nothing was revealed."}
+}
+
+// revealRefusal maps a refused reveal (or its challenge) to its code.
+func (h *Handler) revealRefusal(c *fiber.Ctx, a *backoffice.Actor, err error) error {
 	var ie *backoffice.InvalidError
 	switch {
 	case errors.Is(err, backoffice.ErrForbidden):
 		return &apierr.Error{Status: http.StatusForbidden, Code: apierr.Forbidden.Code, Err: err,
 			Message: fmt.Sprintf("Your role (%s) may not reveal card numbers. This attempt has been recorded.", a.Op.Role)}
 	case errors.As(err, &ie):
-		msg := ie.Msg
-		if errors.Is(err, wire.ErrPANInText) {
-			msg = apierr.PANInText.Message
+		switch {
+		case errors.Is(err, wire.ErrPANInText):
+			return apierr.PANInText.Wrap(err)
+		case ie.Field == "browser_key":
+			return apierr.BrowserKeyInvalid.Wrap(err)
 		}
-		return h.render(c, http.StatusBadRequest, "backoffice_token.html",
-			tokenPage{pageBase: h.base("Token", "tokens", a), Token: rowOf(res.Token), Reason: res.Reason, Error: msg})
-	case errors.Is(err, backoffice.ErrReauthRequired), errors.Is(err, backoffice.ErrReauthFailed):
-		msg := ""
-		if errors.Is(err, backoffice.ErrReauthFailed) {
-			msg = "Wrong password or code."
-		}
-		return h.render(c, http.StatusUnauthorized, "backoffice_reauth.html",
-			reauthPage{pageBase: h.base("Confirm it is you", "tokens", a), Token: rowOf(res.Token), Reason: res.Reason, Error: msg})
+		return &apierr.Error{Status: http.StatusBadRequest, Code: apierr.InvalidField.Code, Message: ie.Msg, Err: err}
+	case errors.Is(err, backoffice.ErrReauthRequired):
+		return &apierr.Error{Status: http.StatusUnauthorized, Code: apierr.ReauthRequired.Code, Err: err,
+			Message: "Revealing needs a login within the last 5 minutes: enter your password and code, then reveal again."}
+	case errors.Is(err, backoffice.ErrReauthFailed):
+		return &apierr.Error{Status: http.StatusUnauthorized, Code: apierr.ReauthRequired.Code, Err: err,
+			Message: "Wrong password, code or passkey. Nothing was revealed."}
 	case errors.Is(err, backoffice.ErrLocked):
 		h.setCookie(c, h.cookieName(), "", -1)
 		return &apierr.Error{Status: http.StatusForbidden, Code: apierr.Forbidden.Code, Err: err,
 			Message: "Too many failed attempts: your account is locked and you have been logged out. Ask an administrator, or try again later."}
-	case err != nil:
-		return revealError(err)
 	}
-	p := revealedPage{
-		pageBase: h.base("Card number", "tokens", a),
-		Token:    rowOf(res.Token),
-		PAN:      groupsOf(res.Card.PAN, 4),
-		Exp:      fmt.Sprintf("%02d/%d", res.Card.ExpMonth, res.Card.ExpYear),
-		Name:     res.Card.Name,
-		Reason:   res.Reason,
-	}
-	// The page is the only copy: no-store (set by bo) keeps it out of every
-	// cache and the back/forward cache; the script hides it after 60 s.
-	c.Set(fiber.HeaderExpires, "0")
-	return h.render(c, http.StatusOK, "backoffice_revealed.html", p)
+	return revealError(err)
 }
 
 // revealError says what a failed reveal means and that nothing was
@@ -176,6 +212,8 @@ func revealError(err error) error {
 		return domainError(err)
 	}
 	switch {
+	case errors.Is(err, backoffice.ErrApprovalRefused):
+		return approvalError(ke, err)
 	case errors.Is(err, backoffice.ErrKeyServiceLimited):
 		return &apierr.Error{Status: http.StatusTooManyRequests, Code: apierr.RateLimited.Code, RetryAfter: ke.RetryAfter, Err: err,
 			Message: "Reveal limit reached: the key service allows each operator only a few reveals in a short window and per day. Nothing was revealed."}
@@ -197,6 +235,26 @@ func revealError(err error) error {
 	}
 	return &apierr.Error{Status: http.StatusBadGateway, Code: apierr.Unavailable.Code, Err: err,
 		Message: "The key service did not accept the request. Nothing was revealed."}
+}
+
+// approvalError passes on the key service's verdict on a reveal's approval
+// with its code (the page's script reads it) and our sentence.
+func approvalError(ke *backoffice.KeyServiceError, err error) error {
+	base := apierr.Unavailable
+	msg := "The key service refused the approval. Nothing was revealed."
+	switch ke.Code {
+	case apierr.PasskeyRequired.Code:
+		base, msg = apierr.PasskeyRequired, "This reveal needs your approved passkey: add one under Passkeys and have it approved by a key-service administrator. Nothing was revealed."
+	case apierr.PasskeyInvalid.Code:
+		base, msg = apierr.PasskeyInvalid, "The passkey approval does not match this reveal. Nothing was revealed; start again."
+	case apierr.PasskeyUnknown.Code:
+		base, msg = apierr.PasskeyUnknown, "This passkey is not approved for reveals (unknown, awaiting approval, or revoked). Nothing was revealed."
+	case apierr.RevealNonceInvalid.Code:
+		base, msg = apierr.RevealNonceInvalid, "This reveal's challenge expired or was already used. Nothing was revealed; start again."
+	case apierr.BrowserKeyInvalid.Code:
+		base, msg = apierr.BrowserKeyInvalid, "The key service refused this browser's key. Nothing was revealed; reload the page."
+	}
+	return &apierr.Error{Status: base.Status, Code: base.Code, Message: msg, Err: err}
 }
 
 // domainError maps the back office's domain errors that every page shares.

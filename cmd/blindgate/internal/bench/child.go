@@ -191,6 +191,9 @@ func keyService(cfg childConfig, ln net.Listener, log *slog.Logger) (func(contex
 		// (the forward paths only); the key service's watcher loads it.
 		DestinationsPath:         p(fileDestinations),
 		ForwardMerchantPerSecond: forwardPerSecond, ForwardDestinationPerSecond: forwardPerSecond,
+		// Reveals are approved by the bench operator's passkey, which the
+		// parent approved in this registry (fixture.enrolPasskey).
+		RevealApproval: "passkey", WebAuthnOrigins: benchOrigin, PasskeysPath: p(filePasskeys),
 	}, log)
 	if err != nil {
 		return nil, nil, err

@@ -2,6 +2,10 @@ package bench
 
 import (
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,8 +13,11 @@ import (
 	"time"
 
 	"github.com/blindgate/blindgate/internal/jose"
+	"github.com/blindgate/blindgate/internal/passkey"
+	"github.com/blindgate/blindgate/internal/passkey/passkeytest"
 	"github.com/blindgate/blindgate/keyservice/client"
 	"github.com/blindgate/blindgate/keyservice/keyring"
+	"github.com/blindgate/blindgate/keyservice/passkeys"
 	"github.com/blindgate/blindgate/keyservice/sigauth"
 	"github.com/blindgate/blindgate/keyservice/wire"
 )
@@ -23,6 +30,7 @@ const (
 	fileGatewayKey    = "gateway.jwk"
 	fileBackofficeKey = "backoffice.jwk"
 	fileForwardKey    = "forward.jwk"
+	filePasskeys      = "passkeys.json"
 
 	clientGateway    = "gateway"
 	clientBackoffice = "backoffice"
@@ -32,6 +40,14 @@ const (
 // benchPAN is a test card number (Visa test range); it never leaves the
 // loopback bench.
 const benchPAN = "4242424242424242"
+
+// The bench's back office as the key service's WebAuthn relying party, and
+// the operator whose (software) passkey approves every reveal.
+const (
+	benchRPID     = "backoffice.bench.test"
+	benchOrigin   = "https://backoffice.bench.test"
+	benchOperator = "op_bench"
+)
 
 // KEKAlg maps the short names the command accepts to keyring algorithms.
 func KEKAlg(name string) (string, error) {
@@ -73,6 +89,12 @@ type fixture struct {
 	gateway    *client.Signer
 	backoffice *client.Signer
 	forward    *client.Signer // the gateway's forward identity (its child signs with the key file)
+	// passkey is the bench operator's passkey, approved in the registry
+	// as a key-zone admin would; browserKey is the reveal page's key pair
+	// the answers are opened with.
+	passkey    *passkeytest.Authenticator
+	browserKey wire.BrowserKey
+	browser    *ecdsa.PrivateKey
 }
 
 func newFixture(dir, alg string) (*fixture, error) {
@@ -130,7 +152,54 @@ func newFixture(dir, alg string) (*fixture, error) {
 	if err := al.Save(p(fileClients)); err != nil {
 		return nil, err
 	}
+	if err := fx.enrolPasskey(p(filePasskeys)); err != nil {
+		return nil, err
+	}
 	return fx, nil
+}
+
+// enrolPasskey registers the bench operator's passkey and approves it in
+// the key service's registry, before the key service starts. It keeps no
+// sign counter (as a synced passkey): reveals prepared ahead may arrive in
+// any order.
+func (fx *fixture) enrolPasskey(path string) error {
+	rp := passkey.RP{ID: benchRPID, Origins: []string{benchOrigin}}
+	v, err := passkey.New(rp)
+	if err != nil {
+		return err
+	}
+	if fx.passkey, err = passkeytest.New(rp.ID, benchOrigin); err != nil {
+		return err
+	}
+	fx.passkey.NoCounter = true
+	challenge := wire.EnrolChallenge("pkn_bench", benchOperator)
+	att, err := fx.passkey.Create(challenge, wire.UserHandle(benchOperator))
+	if err != nil {
+		return err
+	}
+	cred, err := v.Register(challenge, wire.UserHandle(benchOperator), att)
+	if err != nil {
+		return fmt.Errorf("bench: passkey: %w", err)
+	}
+	reg, err := passkeys.Open(path)
+	if err != nil {
+		return err
+	}
+	if err := reg.AddPending(passkeys.Entry{Actor: benchOperator, Username: "Bench operator", Client: clientBackoffice, Credential: cred}); err != nil {
+		return err
+	}
+	if _, err := reg.Approve(cred.IDString(), "bench", time.Now()); err != nil {
+		return err
+	}
+	if fx.browser, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
+		return err
+	}
+	pt, err := fx.browser.PublicKey.Bytes()
+	if err != nil {
+		return err
+	}
+	fx.browserKey = wire.BrowserKey{Kty: "EC", Crv: "P-256", X: base64.RawURLEncoding.EncodeToString(pt[1:33]), Y: base64.RawURLEncoding.EncodeToString(pt[33:])}
+	return nil
 }
 
 // cardJWE encrypts the bench card for a session, as the checkout page would.

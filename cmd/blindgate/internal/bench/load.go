@@ -376,6 +376,9 @@ func errKind(err error) string {
 	if errors.Is(err, fasthttp.ErrTimeout) {
 		return "timeout"
 	}
+	if errors.Is(err, errBadAnswer) {
+		return "bad_answer"
+	}
 	return "transport"
 }
 

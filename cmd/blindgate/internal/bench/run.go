@@ -772,8 +772,7 @@ func newDriver(fx *fixture, svc *services, path string, presign bool) (driver, e
 		if err != nil {
 			return nil, err
 		}
-		body, _ := json.Marshal(wire.RevealRequest{JWE: string(jwe), Actor: "op_bench", Reason: "load test of the reveal path"})
-		return &signedDriver{hc: newHost(svc.ks.ready.Addr), url: ks + wire.PathReveal, path: wire.PathReveal, body: body, signer: fx.backoffice, presign: presign}, nil
+		return &revealDriver{hc: newHost(svc.ks.ready.Addr), base: ks, jwe: string(jwe), fx: fx, presign: presign}, nil
 	case PathSubmit:
 		return &submitDriver{hc: newHost(svc.gw.ready.Addr), secretKey: svc.gw.ready.SecretKey, fx: fx}, nil
 	case PathForward, PathForwardReplay:

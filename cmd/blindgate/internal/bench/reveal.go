@@ -1,0 +1,186 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/blindgate/blindgate/internal/jose"
+	"github.com/blindgate/blindgate/keyservice/wire"
+)
+
+// revealDriver drives the whole key-service side of a reveal as the back
+// office and the operator's browser make it: a reveal nonce for (operator,
+// token) from POST /v1/reveal/challenge, the operator's passkey assertion
+// over the reveal's challenge, then the timed POST /v1/reveal, whose
+// answer (a JWE to the browser key) is opened and checked like the page
+// does. Nonces and assertions are made ahead, between windows (the
+// client's and the operator's work); a nonce lives two minutes, so items
+// older than revealItemTTL are dropped.
+type revealDriver struct {
+	hc      *fasthttp.HostClient
+	base    string // the key service's URL, what signatures name
+	jwe     string
+	fx      *fixture
+	presign bool
+
+	mu      sync.Mutex
+	items   []revealItem
+	next    atomic.Int64
+	inlined atomic.Int64
+}
+
+type revealItem struct {
+	body  []byte
+	nonce string
+	auth  string // signed at prepare (presign), else at send
+	made  time.Time
+}
+
+// revealItemTTL keeps a prepared reveal well inside its nonce's lifetime.
+const revealItemTTL = 90 * time.Second
+
+const (
+	benchToken  = "tok_bench"
+	benchReason = "load test of the reveal path"
+)
+
+func (d *revealDriver) prepare(ctx context.Context, n int) error {
+	d.inlined.Store(0)
+	d.mu.Lock()
+	used := min(int(d.next.Load()), len(d.items))
+	keep := d.items[:0:0]
+	for _, it := range d.items[used:] {
+		if time.Since(it.made) < revealItemTTL/2 {
+			keep = append(keep, it)
+		}
+	}
+	d.items = keep
+	d.next.Store(0)
+	need := n - len(d.items)
+	d.mu.Unlock()
+	if need <= 0 {
+		return nil
+	}
+	made := make([]revealItem, need)
+	var wg sync.WaitGroup
+	var firstErr atomic.Pointer[error]
+	workers := 2 * runtime.GOMAXPROCS(0)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < need && ctx.Err() == nil; i += workers {
+				it, err := d.newItem(ctx, d.presign)
+				if err != nil {
+					firstErr.CompareAndSwap(nil, &err)
+					return
+				}
+				made[i] = it
+			}
+		}()
+	}
+	wg.Wait()
+	if p := firstErr.Load(); p != nil {
+		return *p
+	}
+	d.mu.Lock()
+	d.items = append(d.items, made...)
+	d.mu.Unlock()
+	return ctx.Err()
+}
+
+// newItem asks for a nonce and makes the operator's approval of one reveal.
+func (d *revealDriver) newItem(ctx context.Context, sign bool) (revealItem, error) {
+	if err := ctx.Err(); err != nil {
+		return revealItem{}, err
+	}
+	chBody, _ := json.Marshal(wire.RevealChallengeRequest{Actor: benchOperator, Token: benchToken})
+	auth, err := d.fx.backoffice.Authorization(http.MethodPost, d.base+wire.PathRevealChallenge, chBody)
+	if err != nil {
+		return revealItem{}, err
+	}
+	var ch wire.RevealChallengeResponse
+	if err := post(d.hc, wire.PathRevealChallenge, chBody, map[string]string{"Authorization": auth}, &ch); err != nil {
+		return revealItem{}, fmt.Errorf("bench: reveal challenge: %w", err)
+	}
+	jkt, err := wire.JWKThumbprint(d.fx.browserKey)
+	if err != nil {
+		return revealItem{}, err
+	}
+	// The software authenticator is not safe for concurrent use.
+	d.mu.Lock()
+	as, err := d.fx.passkey.Get(wire.RevealChallenge(ch.Nonce, benchToken, benchReason, jkt))
+	d.mu.Unlock()
+	if err != nil {
+		return revealItem{}, err
+	}
+	body, _ := json.Marshal(wire.RevealRequest{JWE: d.jwe, Actor: benchOperator, Reason: benchReason, Token: benchToken,
+		Nonce: ch.Nonce, BrowserKey: d.fx.browserKey, Assertion: as})
+	it := revealItem{body: body, nonce: ch.Nonce, made: time.Now()}
+	if sign {
+		if it.auth, err = d.fx.backoffice.Authorization(http.MethodPost, d.base+wire.PathReveal, body); err != nil {
+			return revealItem{}, err
+		}
+	}
+	return it, nil
+}
+
+func (d *revealDriver) send(ctx context.Context) error {
+	i := d.next.Add(1) - 1
+	d.mu.Lock()
+	var it revealItem
+	ok := i < int64(len(d.items))
+	if ok {
+		it = d.items[i]
+	}
+	d.mu.Unlock()
+	if !ok {
+		d.inlined.Add(1)
+		var err error
+		if it, err = d.newItem(ctx, false); err != nil {
+			return err
+		}
+	}
+	if it.auth == "" || time.Since(it.made) > wire.MaxTTL/2 {
+		var err error
+		if it.auth, err = d.fx.backoffice.Authorization(http.MethodPost, d.base+wire.PathReveal, it.body); err != nil {
+			return err
+		}
+	}
+	var out wire.RevealResponse
+	if err := post(d.hc, wire.PathReveal, it.body, map[string]string{"Authorization": it.auth}, &out); err != nil {
+		return err
+	}
+	return d.check(out, it.nonce)
+}
+
+// errBadAnswer: a 200 whose JWE does not open to the bench card for this
+// token and nonce.
+var errBadAnswer = errors.New("bench: reveal answer does not open to the card")
+
+// check opens the answer with the browser key, as the page does.
+func (d *revealDriver) check(out wire.RevealResponse, nonce string) error {
+	hdr, pt, err := jose.DecryptDirect([]byte(out.JWE), d.fx.browser)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errBadAnswer, err)
+	}
+	var c struct {
+		PAN string `json:"pan"`
+	}
+	if json.Unmarshal(pt, &c) != nil || c.PAN != benchPAN || hdr[wire.HeaderToken] != benchToken || hdr[wire.HeaderNonce] != nonce {
+		return errBadAnswer
+	}
+	return nil
+}
+
+func (d *revealDriver) inline() int64 { return d.inlined.Load() }
+func (d *revealDriver) closeIdle()    { d.hc.CloseIdleConnections() }

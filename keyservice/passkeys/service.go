@@ -1,0 +1,352 @@
+package passkeys
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/blindgate/blindgate/internal/audit"
+	"github.com/blindgate/blindgate/internal/passkey"
+	"github.com/blindgate/blindgate/keyservice/nonce"
+	"github.com/blindgate/blindgate/keyservice/wire"
+)
+
+// Approval modes (-reveal-approval).
+const (
+	// ModePasskey: every reveal needs an assertion of an approved passkey
+	// of the operator, over the reveal's challenge. The default.
+	ModePasskey = "passkey"
+	// ModeNone: a reveal needs a nonce but no assertion: the key service
+	// takes the gateway's word for the operator (the old trust), and the
+	// card still goes out only encrypted to the browser key.
+	ModeNone = "none"
+)
+
+// Lifetimes of the nonces.
+const (
+	RevealNonceTTL = 2 * time.Minute
+	// EnrolNonceTTL is longer: the operator creates the passkey in between.
+	EnrolNonceTTL = 5 * time.Minute
+)
+
+// Approval refusals; the key service answers each with its code, audits it,
+// and decrypts nothing.
+var (
+	// ErrRequired: no assertion where one is required, or the operator has
+	// no approved passkey (passkey_required).
+	ErrRequired = errors.New("passkeys: passkey approval required")
+	// ErrInvalid: the assertion does not verify for this reveal, or is by
+	// another operator's passkey (passkey_invalid).
+	ErrInvalid = errors.New("passkeys: assertion invalid")
+	// ErrUnknown: the credential is not registered, or pending, or revoked
+	// (passkey_unknown).
+	ErrUnknown = errors.New("passkeys: credential unknown, pending or revoked")
+	// ErrNonce: the nonce is unknown, expired, spent, or bound to another
+	// client, operator or token (reveal_nonce_invalid).
+	ErrNonce = errors.New("passkeys: nonce invalid")
+	// ErrUnavailable: the nonce store or the registry cannot answer.
+	ErrUnavailable = errors.New("passkeys: unavailable")
+)
+
+// Auditor appends durable audit events.
+type Auditor interface {
+	Append(ctx context.Context, e audit.Event) (audit.Event, error)
+}
+
+// Config is the service's setup.
+type Config struct {
+	Mode     string // ModePasskey (default) or ModeNone
+	Registry *Registry
+	Nonces   nonce.Store
+	// Verifier checks assertions and registrations; required with
+	// ModePasskey, and for registrations in either mode.
+	Verifier *passkey.Verifier
+	Audit    Auditor
+	Log      *slog.Logger
+	Now      func() time.Time
+}
+
+// Service issues nonces, approves reveals with passkeys and registers
+// passkeys as pending.
+type Service struct {
+	cfg      Config
+	verifier atomic.Pointer[passkey.Verifier]
+}
+
+// New returns a Service.
+func New(cfg Config) (*Service, error) {
+	if cfg.Mode == "" {
+		cfg.Mode = ModePasskey
+	}
+	if cfg.Mode != ModePasskey && cfg.Mode != ModeNone {
+		return nil, fmt.Errorf("passkeys: approval mode %q: want passkey or none", cfg.Mode)
+	}
+	if cfg.Registry == nil || cfg.Nonces == nil || cfg.Audit == nil {
+		return nil, errors.New("passkeys: registry, nonce store and audit are required")
+	}
+	if cfg.Mode == ModePasskey && cfg.Verifier == nil {
+		return nil, errors.New("passkeys: approval by passkey needs the relying party (-webauthn-origins)")
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Service{cfg: cfg}
+	if cfg.Verifier != nil {
+		s.verifier.Store(cfg.Verifier)
+	}
+	return s, nil
+}
+
+// Mode is the approval mode.
+func (s *Service) Mode() string { return s.cfg.Mode }
+
+// Registry is the passkey registry.
+func (s *Service) Registry() *Registry { return s.cfg.Registry }
+
+// SetVerifier replaces the relying party (tests whose back office listens
+// on a port chosen after the key service started).
+func (s *Service) SetVerifier(v *passkey.Verifier) { s.verifier.Store(v) }
+
+func (s *Service) rp() (*passkey.Verifier, error) {
+	v := s.verifier.Load()
+	if v == nil {
+		return nil, fmt.Errorf("%w: no relying party configured (-webauthn-origins)", ErrRequired)
+	}
+	return v, nil
+}
+
+// revealBinding ties a reveal nonce to who asked for what.
+func revealBinding(client, actor, token string) string {
+	return nonce.Binding("reveal", client, actor, token)
+}
+
+func enrolBinding(client, actor string) string { return nonce.Binding("enrol", client, actor) }
+
+// RevealChallenge issues a reveal nonce for actor and token to client. With
+// ModePasskey an operator with no approved passkey is refused here
+// (ErrRequired), audited, before any nonce exists.
+func (s *Service) RevealChallenge(ctx context.Context, client, origin, actor, token string) (wire.RevealChallengeResponse, error) {
+	if err := (wire.RevealChallengeRequest{Actor: actor, Token: token}).Validate(); err != nil {
+		return wire.RevealChallengeResponse{}, err
+	}
+	out := wire.RevealChallengeResponse{PasskeyRequired: s.cfg.Mode == ModePasskey, Credentials: []string{}}
+	if v := s.verifier.Load(); v != nil {
+		out.RPID = v.RP().ID
+	}
+	if s.cfg.Mode == ModePasskey {
+		if _, err := s.cfg.Registry.ReloadIfChanged(); err != nil {
+			s.cfg.Log.Error("passkey registry reload failed; using the registry in force", "err", err)
+		}
+		for _, e := range s.cfg.Registry.Approved(actor) {
+			if len(out.Credentials) < wire.MaxCredentials {
+				out.Credentials = append(out.Credentials, e.ID())
+			}
+		}
+		if len(out.Credentials) == 0 {
+			s.denied(ctx, audit.Event{Event: audit.EventRevealDenied, Client: client, Actor: actor, Origin: origin, Resource: token}, "passkey_required")
+			return wire.RevealChallengeResponse{}, fmt.Errorf("%w: the operator has no approved passkey", ErrRequired)
+		}
+	}
+	n, err := nonce.Issue(ctx, s.cfg.Nonces, wire.RevealNoncePrefix, revealBinding(client, actor, token), RevealNonceTTL)
+	if err != nil {
+		return wire.RevealChallengeResponse{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	out.Nonce, out.ExpiresAt = n, s.cfg.Now().Add(RevealNonceTTL).Unix()
+	return out, nil
+}
+
+// Approval is what a reveal's approval is checked against, from the
+// request: the challenge is recomputed from these fields, never taken from
+// the caller.
+type Approval struct {
+	Actor, Token, Reason, Nonce string
+	JKT                         string // wire.JWKThumbprint of the browser key
+	Assertion                   []byte
+}
+
+// Approve checks a reveal's approval, in order: the nonce (taken, so spent
+// whatever follows; bound to client, actor and token), then with
+// ModePasskey the assertion's credential (registered, approved, the
+// operator's) and the assertion over wire.RevealChallenge. It returns the
+// credential id (base64url) that approved, and also with an error once the
+// assertion named one, for the audit record.
+func (s *Service) Approve(ctx context.Context, client string, a Approval) (string, error) {
+	if err := nonce.Redeem(ctx, s.cfg.Nonces, a.Nonce, revealBinding(client, a.Actor, a.Token)); err != nil {
+		return "", nonceError(err)
+	}
+	if s.cfg.Mode == ModeNone {
+		return "", nil
+	}
+	if len(a.Assertion) == 0 {
+		return "", fmt.Errorf("%w: no assertion", ErrRequired)
+	}
+	v, err := s.rp()
+	if err != nil {
+		return "", err
+	}
+	id, err := passkey.AssertionCredentialID(a.Assertion)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	cred := base64.RawURLEncoding.EncodeToString(id)
+	if _, err := s.cfg.Registry.ReloadIfChanged(); err != nil {
+		s.cfg.Log.Error("passkey registry reload failed; using the registry in force", "err", err)
+	}
+	e, ok := s.cfg.Registry.Lookup(id)
+	switch {
+	case !ok:
+		return cred, fmt.Errorf("%w: not registered", ErrUnknown)
+	case e.Actor != a.Actor:
+		return cred, fmt.Errorf("%w: the credential is another operator's", ErrInvalid)
+	case e.Status != wire.PasskeyApproved:
+		return cred, fmt.Errorf("%w: the credential is %s", ErrUnknown, e.Status)
+	}
+	challenge := wire.RevealChallenge(a.Nonce, a.Token, a.Reason, a.JKT)
+	count, err := v.Verify(challenge, e.Credential, a.Assertion)
+	if err != nil {
+		return cred, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if count != e.Credential.SignCount {
+		if err := s.cfg.Registry.SetSignCount(id, e.Credential.SignCount, count); err != nil {
+			switch {
+			case errors.Is(err, passkey.ErrInvalid):
+				return cred, fmt.Errorf("%w: %w", ErrInvalid, err)
+			case errors.Is(err, ErrState), errors.Is(err, ErrNotFound):
+				return cred, fmt.Errorf("%w: %w", ErrUnknown, err) // revoked meanwhile
+			}
+			return cred, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+	}
+	return cred, nil
+}
+
+func nonceError(err error) error {
+	if errors.Is(err, nonce.ErrUnavailable) {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return fmt.Errorf("%w: %w", ErrNonce, err)
+}
+
+// PasskeyChallenge issues a registration nonce for actor to client.
+func (s *Service) PasskeyChallenge(ctx context.Context, client, actor string) (wire.PasskeyChallengeResponse, error) {
+	if err := (wire.PasskeyChallengeRequest{Actor: actor}).Validate(); err != nil {
+		return wire.PasskeyChallengeResponse{}, err
+	}
+	v, err := s.rp()
+	if err != nil {
+		return wire.PasskeyChallengeResponse{}, err
+	}
+	n, err := nonce.Issue(ctx, s.cfg.Nonces, wire.PasskeyNoncePrefix, enrolBinding(client, actor), EnrolNonceTTL)
+	if err != nil {
+		return wire.PasskeyChallengeResponse{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return wire.PasskeyChallengeResponse{
+		Nonce: n, ExpiresAt: s.cfg.Now().Add(EnrolNonceTTL).Unix(), RPID: v.RP().ID,
+		UserHandle: base64.RawURLEncoding.EncodeToString(wire.UserHandle(actor)),
+	}, nil
+}
+
+// Register verifies a registration made over EnrolChallenge(nonce, actor)
+// with the operator's user handle and records it as PENDING: it approves
+// nothing until `keyservice passkeys approve`. Every outcome is audited
+// (passkey.register).
+func (s *Service) Register(ctx context.Context, client, origin string, req wire.PasskeyRegisterRequest) (wire.PasskeyRegisterResponse, error) {
+	ev := audit.Event{Event: audit.EventPasskeyRegister, Client: client, Actor: req.Actor, Origin: origin}
+	out, err := s.register(ctx, client, req, &ev)
+	if err != nil {
+		s.denied(ctx, ev, CodeOf(err))
+		return wire.PasskeyRegisterResponse{}, err
+	}
+	ev.Outcome = audit.OutcomeSuccess
+	if _, err := s.cfg.Audit.Append(ctx, ev); err != nil {
+		// The pending entry exists but approves nothing; the admin sees it
+		// in `passkeys list` all the same.
+		s.cfg.Log.Error("audit of a passkey registration failed", "err", err)
+	}
+	return out, nil
+}
+
+func (s *Service) register(ctx context.Context, client string, req wire.PasskeyRegisterRequest, ev *audit.Event) (wire.PasskeyRegisterResponse, error) {
+	if err := req.Validate(); err != nil {
+		if wire.ValidateID("actor", req.Actor) != nil {
+			ev.Actor = ""
+		}
+		return wire.PasskeyRegisterResponse{}, err
+	}
+	v, err := s.rp()
+	if err != nil {
+		return wire.PasskeyRegisterResponse{}, err
+	}
+	if err := nonce.Redeem(ctx, s.cfg.Nonces, req.Nonce, enrolBinding(client, req.Actor)); err != nil {
+		return wire.PasskeyRegisterResponse{}, nonceError(err)
+	}
+	cred, err := v.Register(wire.EnrolChallenge(req.Nonce, req.Actor), wire.UserHandle(req.Actor), req.Attestation)
+	if err != nil {
+		return wire.PasskeyRegisterResponse{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	e := Entry{Actor: req.Actor, Username: req.Username, Client: client, Credential: cred}
+	ev.Credential = e.ID()
+	ev.Reason = "fingerprint=" + e.Fingerprint() + " aaguid=" + e.AAGUID() + " username=" + req.Username
+	if err := s.cfg.Registry.AddPending(e); err != nil {
+		if errors.Is(err, ErrDuplicate) {
+			return wire.PasskeyRegisterResponse{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
+		return wire.PasskeyRegisterResponse{}, err
+	}
+	s.cfg.Log.Info("passkey registered, pending approval in the key zone", "actor", req.Actor, "fingerprint", e.Fingerprint())
+	return wire.PasskeyRegisterResponse{Credential: e.ID(), Fingerprint: e.Fingerprint(), Status: wire.PasskeyPending}, nil
+}
+
+// List is the actor's passkeys.
+func (s *Service) List(_ context.Context, actor string) (wire.PasskeyListResponse, error) {
+	if err := (wire.PasskeyListRequest{Actor: actor}).Validate(); err != nil {
+		return wire.PasskeyListResponse{}, err
+	}
+	if _, err := s.cfg.Registry.ReloadIfChanged(); err != nil {
+		s.cfg.Log.Error("passkey registry reload failed; using the registry in force", "err", err)
+	}
+	out := wire.PasskeyListResponse{Credentials: []wire.PasskeyInfo{}}
+	for _, e := range s.cfg.Registry.List(actor) {
+		out.Credentials = append(out.Credentials, e.Info())
+	}
+	return out, nil
+}
+
+// denied writes a refusal (best effort: the refusal stands without it).
+func (s *Service) denied(ctx context.Context, ev audit.Event, code string) {
+	ev.Outcome, ev.Code = audit.OutcomeDenied, code
+	if _, err := s.cfg.Audit.Append(ctx, ev); err != nil {
+		s.cfg.Log.Error("audit of a refusal failed", "event", ev.Event, "err", err)
+	}
+}
+
+// CodeOf is the stable code (docs/contracts.md) of an error of this
+// package, for answers and audit records; "internal" when none applies.
+func CodeOf(err error) string {
+	switch {
+	case errors.Is(err, ErrNonce):
+		return "reveal_nonce_invalid"
+	case errors.Is(err, ErrRequired):
+		return "passkey_required"
+	case errors.Is(err, ErrUnknown):
+		return "passkey_unknown"
+	case errors.Is(err, ErrInvalid):
+		return "passkey_invalid"
+	case errors.Is(err, ErrTooMany):
+		return "rate_limited"
+	case errors.Is(err, wire.ErrPANInText):
+		return "pan_in_text"
+	case errors.Is(err, wire.ErrInvalidRequest):
+		return "invalid_field"
+	case errors.Is(err, ErrUnavailable), errors.Is(err, ErrBusy):
+		return "unavailable"
+	}
+	return "internal"
+}
