@@ -36,6 +36,17 @@ type keyOp struct {
 	body   any
 	// answer is a member the successful answer has, which a refusal must not.
 	answer string
+	// send, when set, makes the request instead of path and body (a
+	// reveal needs a fresh nonce and assertion each time).
+	send func(t *testing.T) (*http.Response, map[string]any)
+}
+
+func (op keyOp) do(t *testing.T, ts *testServer) (*http.Response, map[string]any) {
+	t.Helper()
+	if op.send != nil {
+		return op.send(t)
+	}
+	return ts.call(t, op.signer, http.MethodPost, op.path, op.body)
 }
 
 // keyOps are the signed operations that use a private key, on one stored
@@ -44,10 +55,16 @@ func (ts *testServer) keyOps(t *testing.T) []keyOp {
 	t.Helper()
 	jwe := ts.cardJWE(t, testPAN, "cs_1", time.Now())
 	binding := ts.Keyring.Binding("m_1", []byte(jwe))
+	// The operator's passkey is enrolled and approved before any fault.
+	if ts.passkeys["op_1"] == nil {
+		ts.passkeys["op_1"] = ts.EnrolPasskey(t, "backoffice", "op_1")
+	}
 	return []keyOp{
-		{"inspect", ts.gateway, "/v1/inspect", wire.InspectRequest{JWE: jwe, Session: "cs_1", Merchant: "m_1"}, "fingerprint"},
-		{"rewrap", ts.gateway, "/v1/rewrap", wire.RewrapRequest{JWE: jwe, Merchant: "m_1", Refresh: true, Binding: binding}, "fingerprint"},
-		{"reveal", ts.backoffic, "/v1/reveal", wire.RevealRequest{JWE: jwe, Actor: "op_1", Reason: "customer dispute", Token: "tok_1"}, "pan"},
+		{"inspect", ts.gateway, "/v1/inspect", wire.InspectRequest{JWE: jwe, Session: "cs_1", Merchant: "m_1"}, "fingerprint", nil},
+		{"rewrap", ts.gateway, "/v1/rewrap", wire.RewrapRequest{JWE: jwe, Merchant: "m_1", Refresh: true, Binding: binding}, "fingerprint", nil},
+		{"reveal", ts.backoffic, "/v1/reveal", nil, "jwe", func(t *testing.T) (*http.Response, map[string]any) {
+			return ts.reveal(t, "op_1", "customer dispute", "tok_1", jwe)
+		}},
 	}
 }
 
@@ -80,14 +97,14 @@ func TestAuditFailureWithholdsAnswer(t *testing.T) {
 	for _, op := range ts.keyOps(t) {
 		t.Run("200/"+op.name+"-control", func(t *testing.T) {
 			fa.fail.Store(false)
-			resp, m := ts.call(t, op.signer, http.MethodPost, op.path, op.body)
+			resp, m := op.do(t, ts)
 			if resp.StatusCode != 200 || m[op.answer] == nil {
 				t.Fatalf("with the audit log working: %d %v", resp.StatusCode, m)
 			}
 		})
 		t.Run("503/"+op.name+"-audit-fails", func(t *testing.T) {
 			fa.fail.Store(true)
-			resp, m := ts.call(t, op.signer, http.MethodPost, op.path, op.body)
+			resp, m := op.do(t, ts)
 			refusedWithNothing(t, resp, m, http.StatusServiceUnavailable, "audit_unavailable")
 		})
 	}
@@ -99,11 +116,11 @@ func TestAuditFailureWithholdsAnswer(t *testing.T) {
 // were the seal's). The refused reveal is on record.
 func TestSealedRefusesEverySignedOperation(t *testing.T) {
 	ts := newTestServer(t, memoryBackends())
-	ops := append(ts.keyOps(t), keyOp{"audit-query", ts.backoffic, "/v1/audit/query", wire.AuditQueryRequest{}, "chain_ok"})
+	ops := append(ts.keyOps(t), keyOp{"audit-query", ts.backoffic, "/v1/audit/query", wire.AuditQueryRequest{}, "chain_ok", nil})
 	ts.Holder.Seal()
 	for _, op := range ops {
 		t.Run("503/"+op.name+"-sealed", func(t *testing.T) {
-			resp, m := ts.call(t, op.signer, http.MethodPost, op.path, op.body)
+			resp, m := op.do(t, ts)
 			refusedWithNothing(t, resp, m, http.StatusServiceUnavailable, "sealed")
 		})
 	}
@@ -112,7 +129,7 @@ func TestSealedRefusesEverySignedOperation(t *testing.T) {
 	}
 	for _, op := range ops {
 		t.Run("200/"+op.name+"-unsealed", func(t *testing.T) {
-			resp, m := ts.call(t, op.signer, http.MethodPost, op.path, op.body)
+			resp, m := op.do(t, ts)
 			if resp.StatusCode != 200 || m[op.answer] == nil {
 				t.Fatalf("unsealed: %d %v", resp.StatusCode, m)
 			}
