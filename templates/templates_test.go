@@ -62,7 +62,7 @@ func TestCheckoutPage(t *testing.T) {
 			if !strings.Contains(page, `<html lang="`+tc.wantLang+`">`) {
 				t.Errorf("html lang is not %q", tc.wantLang)
 			}
-			for _, key := range []string{"title", "label_number", "label_exp", "label_cvc", "label_name", "submit"} {
+			for _, key := range []string{"title", "label_number", "label_exp", "label_cvc", "label_name", "submit_save"} {
 				if !strings.Contains(page, escapeText(strs[key])) {
 					t.Errorf("page lacks string %s = %q", key, strs[key])
 				}
@@ -134,7 +134,7 @@ func TestCheckoutPageEscapes(t *testing.T) {
 func TestMissingStringFails(t *testing.T) {
 	a := newAssets(t)
 	pd := a.NewPageData(checkout.DefaultAssetBase, "cs_x", "en")
-	delete(pd.Strings, "submit")
+	delete(pd.Strings, "label_number")
 	pages, err := templates.Parse()
 	if err != nil {
 		t.Fatal(err)
