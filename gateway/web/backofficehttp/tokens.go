@@ -9,6 +9,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/blindgate/blindgate/checkout"
 	"github.com/blindgate/blindgate/gateway/backoffice"
 	"github.com/blindgate/blindgate/gateway/tokens"
 	"github.com/blindgate/blindgate/internal/apierr"
@@ -24,7 +25,7 @@ func brands() []wire.BrandInfo { return wire.Brands() }
 type tokenRow struct {
 	ID, Merchant           string
 	Brand, BrandName, Icon string
-	Masked                 string // "42424242 •••• 4242"
+	Masked                 string // "42424242 •••• 4242" (checkout.MaskPAN: the length is not stored)
 	Last4                  string
 	Exp                    string // "12/2030"
 	Created                string // "2026-11-27 05:44 UTC"
@@ -35,7 +36,7 @@ type tokenRow struct {
 func rowOf(t tokens.Token) tokenRow {
 	r := tokenRow{
 		ID: t.ID, Merchant: t.MerchantID, Brand: t.Brand, BrandName: "Card", Icon: "/assets/brands/unknown.svg",
-		Masked: t.BIN + " •••• " + t.Last4, Last4: t.Last4,
+		Masked: checkout.MaskPAN(strings.ToLower(t.Brand), t.BIN, t.Last4, 0), Last4: t.Last4,
 		Exp:     fmt.Sprintf("%02d/%d", t.ExpMonth, t.ExpYear),
 		Created: t.CreatedAt.UTC().Format("2006-01-02 15:04 UTC"),
 		Kid:     t.Kid, Fingerprint: t.Fingerprint,
@@ -111,7 +112,8 @@ type reauthPage struct {
 type revealedPage struct {
 	pageBase
 	Token  tokenRow
-	PAN    string // grouped in fours
+	PAN    string // grouped as the checkout groups it (Amex 4-6-5): checkout.GroupPAN
+	Hidden string // what stays once it hides: dots for its real length, the last 4 (checkout.MaskPAN)
 	Exp    string
 	Name   string
 	Reason string
@@ -156,7 +158,8 @@ func (h *Handler) reveal(c *fiber.Ctx, a *backoffice.Actor) error {
 	p := revealedPage{
 		pageBase: h.base("Card number", "tokens", a),
 		Token:    rowOf(res.Token),
-		PAN:      groupsOf(res.Card.PAN, 4),
+		PAN:      checkout.GroupPAN(strings.ToLower(res.Token.Brand), res.Card.PAN),
+		Hidden:   checkout.MaskPAN(strings.ToLower(res.Token.Brand), "", res.Token.Last4, len(res.Card.PAN)),
 		Exp:      fmt.Sprintf("%02d/%d", res.Card.ExpMonth, res.Card.ExpYear),
 		Name:     res.Card.Name,
 		Reason:   res.Reason,
