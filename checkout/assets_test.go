@@ -104,8 +104,8 @@ func TestLang(t *testing.T) {
 func TestStringsAreCopies(t *testing.T) {
 	a := newAssets(t)
 	_, s := a.Strings("en")
-	s["submit"] = "changed"
-	if _, again := a.Strings("en"); again["submit"] == "changed" {
+	s["submit_save"] = "changed"
+	if _, again := a.Strings("en"); again["submit_save"] == "changed" {
 		t.Fatal("Strings returned the shared map")
 	}
 }
@@ -202,8 +202,8 @@ func TestTheme(t *testing.T) {
 func TestNewPageData(t *testing.T) {
 	a := newAssets(t)
 	pd := a.NewPageData("/static", "cs_a/b", "fr-FR")
-	if pd.Lang != "fr" || pd.Strings["submit"] != "Enregistrer la carte" {
-		t.Errorf("lang/strings = %s/%q", pd.Lang, pd.Strings["submit"])
+	if pd.Lang != "fr" || pd.Strings["submit_save"] != "Enregistrer la carte" {
+		t.Errorf("lang/strings = %s/%q", pd.Lang, pd.Strings["submit_save"])
 	}
 	if pd.SubmitURL != "/checkout/cs_a%2Fb/submit" || pd.KeysURL != "/v1/keys" || pd.ThemeURL != "/checkout/cs_a%2Fb/theme.css" {
 		t.Errorf("urls = %s %s %s", pd.SubmitURL, pd.KeysURL, pd.ThemeURL)

@@ -58,6 +58,7 @@ type reply struct {
 
 type session struct {
 	locale, parentOrigin, returnURL, keys string
+	pay                                   checkout.Payment
 	reply                                 reply
 	token                                 string
 }
@@ -199,6 +200,9 @@ func (f *fixture) gatewayMux(t *testing.T) *http.ServeMux {
 		pd.ParentOrigin = s.parentOrigin
 		pd.ReturnURL = s.returnURL
 		pd.KeysURL = checkout.KeysPath + "?set=" + s.keys
+		if err := pd.SetPayment(s.pay); err != nil {
+			t.Errorf("payment: %v", err)
+		}
 		securityHeaders(w)
 		w.Header().Set("Content-Security-Policy", checkout.PageCSP(s.parentOrigin)+"; report-uri /csp-report")
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -367,6 +371,13 @@ func TestBrowser(t *testing.T) {
 	t.Run("errors", func(t *testing.T) { testErrors(t, f) })
 	t.Run("embed", func(t *testing.T) { testEmbed(t, f) })
 	t.Run("timing", func(t *testing.T) { testTiming(t, f) })
+	t.Run("payment", func(t *testing.T) { testPayment(t, f) })
+	t.Run("brands", func(t *testing.T) { testBrands(t, f) })
+	t.Run("typing", func(t *testing.T) { testTyping(t, f) })
+	t.Run("click-not-lost", func(t *testing.T) { testClickNotLost(t, f) })
+	t.Run("focus", func(t *testing.T) { testFocus(t, f) })
+	t.Run("alignment", func(t *testing.T) { testAlignment(t, f) })
+	t.Run("grouping", func(t *testing.T) { testGrouping(t, f) })
 
 	// Reports travel asynchronously; give the last ones a moment.
 	time.Sleep(300 * time.Millisecond)
@@ -674,8 +685,9 @@ func testCardRules(t *testing.T, f *fixture) {
 		{"04/26", expiry{4, 2026, "exp_past"}},
 		{"12/25", expiry{12, 2025, "exp_past"}},
 		{"12/47", expiry{12, 2047, "exp_far"}},
-		{"13/30", expiry{0, 0, "exp_format"}},
-		{"00/30", expiry{0, 0, "exp_format"}},
+		{"13/30", expiry{0, 0, "exp_month"}},
+		{"00/30", expiry{0, 0, "exp_month"}},
+		{"13/99", expiry{0, 0, "exp_month"}},
 		{"ab/cd", expiry{0, 0, "exp_format"}},
 		{"", expiry{0, 0, "exp_empty"}},
 	} {

@@ -62,7 +62,7 @@ func TestCheckoutPage(t *testing.T) {
 			if !strings.Contains(page, `<html lang="`+tc.wantLang+`">`) {
 				t.Errorf("html lang is not %q", tc.wantLang)
 			}
-			for _, key := range []string{"title", "label_number", "label_exp", "label_cvc", "label_name", "submit"} {
+			for _, key := range []string{"title", "label_number", "label_exp", "label_cvc", "label_name", "submit_save"} {
 				if !strings.Contains(page, escapeText(strs[key])) {
 					t.Errorf("page lacks string %s = %q", key, strs[key])
 				}
@@ -129,12 +129,46 @@ func TestCheckoutPageEscapes(t *testing.T) {
 	if strings.Contains(page, "javascript:") {
 		t.Error("a javascript: return URL reached the page")
 	}
+	// A merchant's name is the merchant's text: escaped, never markup.
+	if err := pd.SetPayment(checkout.Payment{Merchant: `Acme <img src=x onerror=alert(1)>`, Amount: 2500, Currency: "EUR"}); err != nil {
+		t.Fatal(err)
+	}
+	page = renderCheckout(t, pd)
+	if strings.Contains(page, "<img src=x") || !strings.Contains(page, "Acme &lt;img src=x onerror=alert(1)&gt;") {
+		t.Error("the merchant name was not escaped")
+	}
+}
+
+// TestCheckoutPageSummary: the merchant and amount are in the page, hidden
+// until the script finds it is not framed; the button names the amount in
+// the currency's decimals until the script formats it for the locale.
+func TestCheckoutPageSummary(t *testing.T) {
+	a := newAssets(t)
+	pd := a.NewPageData(checkout.DefaultAssetBase, "cs_test123", "fr")
+	if err := pd.SetPayment(checkout.Payment{Merchant: "Acme", Amount: 2500, Currency: "EUR"}); err != nil {
+		t.Fatal(err)
+	}
+	page := renderCheckout(t, pd)
+	for _, want := range []string{
+		`<dl id="bg-summary" class="bg-summary" hidden>`, `<dd id="bg-merchant" class="bg-merchant">Acme</dd>`,
+		`<dd id="bg-amount" class="bg-amount">25.00 EUR</dd>`, `data-amount="25.00" data-currency="EUR" data-submit-key="submit_pay_amount"`,
+		`>Payer 25.00 EUR</button>`, `<ul id="bg-brands" class="bg-brands" aria-label="Cartes acceptées"></ul>`,
+		`<p id="bg-status" class="bg-status" role="status" aria-live="polite" tabindex="-1"></p>`,
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks %s", want)
+		}
+	}
+	plain := renderCheckout(t, a.NewPageData(checkout.DefaultAssetBase, "cs_test123", "en"))
+	if strings.Contains(plain, "bg-summary") || !strings.Contains(plain, `>Save card</button>`) {
+		t.Error("a session without merchant or amount has a summary, or its button does not say Save card")
+	}
 }
 
 func TestMissingStringFails(t *testing.T) {
 	a := newAssets(t)
 	pd := a.NewPageData(checkout.DefaultAssetBase, "cs_x", "en")
-	delete(pd.Strings, "submit")
+	delete(pd.Strings, "label_number")
 	pages, err := templates.Parse()
 	if err != nil {
 		t.Fatal(err)

@@ -40,15 +40,18 @@
     return out;
   }
 
+  // full is the length most of the brand's cards have: a number that
+  // reaches it and fails Luhn is flagged as the shopper types its last digit
+  // (a longer card of the brand is flagged once it reaches its own length).
   var BRANDS = {
-    visa: { name: "Visa", lengths: [13, 16, 18, 19], cvc: 3 },
-    mastercard: { name: "Mastercard", lengths: [16], cvc: 3 },
-    amex: { name: "American Express", lengths: [15], cvc: 4 },
-    discover: { name: "Discover", lengths: span(16, 19), cvc: 3 },
-    jcb: { name: "JCB", lengths: span(16, 19), cvc: 3 },
-    diners: { name: "Diners Club", lengths: [14].concat(span(16, 19)), cvc: 3 },
-    unionpay: { name: "UnionPay", lengths: span(14, 19), cvc: 3 },
-    maestro: { name: "Maestro", lengths: span(12, 19), cvc: 3 }
+    visa: { name: "Visa", lengths: [13, 16, 18, 19], full: 16, cvc: 3 },
+    mastercard: { name: "Mastercard", lengths: [16], full: 16, cvc: 3 },
+    amex: { name: "American Express", lengths: [15], full: 15, cvc: 4 },
+    discover: { name: "Discover", lengths: span(16, 19), full: 16, cvc: 3 },
+    jcb: { name: "JCB", lengths: span(16, 19), full: 16, cvc: 3 },
+    diners: { name: "Diners Club", lengths: [14].concat(span(16, 19)), full: 14, cvc: 3 },
+    unionpay: { name: "UnionPay", lengths: span(14, 19), full: 16, cvc: 3 },
+    maestro: { name: "Maestro", lengths: span(12, 19), full: 16, cvc: 3 }
   };
   var MAX_DIGITS = 19;
   var MAX_EXPIRY_YEARS = 20;
@@ -111,6 +114,10 @@
     return BRANDS[brand] ? Math.max.apply(null, BRANDS[brand].lengths) : MAX_DIGITS;
   }
 
+  function fullLength(brand) {
+    return BRANDS[brand] ? BRANDS[brand].full : 0;
+  }
+
   function cvcLength(brand) {
     return BRANDS[brand] ? BRANDS[brand].cvc : 0;
   }
@@ -146,6 +153,18 @@
     return r;
   }
 
+  // typingError is the verdict on a number while it is being typed: "" when
+  // it is valid, "number_luhn" when it has reached the brand's full length
+  // (or its longest) and fails Luhn, which more digits could not fix at that
+  // length; null while it is undecided (too short, or a length the shopper
+  // may be typing past), when only leaving the field or submitting judges it.
+  function typingError(value) {
+    var r = inspect(value);
+    if (r.valid) return "";
+    if (r.error === "number_luhn" && (r.digits === fullLength(r.brand) || r.digits === r.maxDigits)) return "number_luhn";
+    return null;
+  }
+
   // formatNumber is the input-field formatter: digits only, cut at the brand's
   // longest length, spaced per brand.
   function formatNumber(value) {
@@ -156,7 +175,7 @@
 
   // parseExpiry reads MM/YY (also MMYY, M/YY, MM/YYYY). The card is valid
   // through the last day of its month. error is "" or exp_empty, exp_format,
-  // exp_past, exp_far.
+  // exp_month (not 01-12), exp_past, exp_far.
   function parseExpiry(value, now) {
     var s = String(value == null ? "" : value).trim();
     if (s === "") return { month: 0, year: 0, error: "exp_empty" };
@@ -164,12 +183,24 @@
     if (!m) return { month: 0, year: 0, error: "exp_format" };
     var month = Number(m[1]);
     var year = m[2].length === 2 ? 2000 + Number(m[2]) : Number(m[2]);
-    if (month < 1 || month > 12) return { month: 0, year: 0, error: "exp_format" };
+    if (month < 1 || month > 12) return { month: 0, year: 0, error: "exp_month" };
     now = now || new Date();
     var ny = now.getFullYear(), nm = now.getMonth() + 1;
     if (year < ny || (year === ny && month < nm)) return { month: month, year: year, error: "exp_past" };
     if (year > ny + MAX_EXPIRY_YEARS) return { month: month, year: year, error: "exp_far" };
     return { month: month, year: year, error: "" };
+  }
+
+  // typingExpiryError is the verdict on an expiry while it is being typed:
+  // "exp_month" as soon as its two month digits are not 01-12, parseExpiry's
+  // verdict once all four digits are there ("" when valid), null before.
+  function typingExpiryError(value, now) {
+    var s = String(value == null ? "" : value);
+    var slash = /^\s*(\d{1,2})\s*\//.exec(s);
+    var mm = slash ? slash[1] : digitsOf(s).slice(0, 2);
+    if ((slash || mm.length === 2) && (Number(mm) < 1 || Number(mm) > 12)) return "exp_month";
+    var r = parseExpiry(value, now);
+    return r.error === "" || digitsOf(s).length >= 4 ? r.error : null;
   }
 
   // formatExpiry is the input-field formatter for MM/YY.
@@ -213,9 +244,12 @@
     formatNumber: formatNumber,
     lengthsOf: lengthsOf,
     maxDigits: maxDigits,
+    fullLength: fullLength,
     cvcLength: cvcLength,
     inspect: inspect,
+    typingError: typingError,
     parseExpiry: parseExpiry,
+    typingExpiryError: typingExpiryError,
     formatExpiry: formatExpiry,
     validateCVC: validateCVC,
     formatCVC: formatCVC

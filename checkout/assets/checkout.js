@@ -8,6 +8,9 @@
  *   data-return-url     where to go after success when not embedded (optional)
  *   data-submit-url     POST target for {card_jwe, cvc_jwe}
  *   data-keys-url       JWKS of the public KEKs (/v1/keys)
+ *   data-amount         the amount in major units, exact ("25.00"); "" = none
+ *   data-currency       its ISO 4217 code ("EUR")
+ *   data-submit-key     i18n key of the button's text ("submit_pay_amount")
  *
  * Invariants: a plaintext card value never goes into a request, a URL, the
  * console, Web Storage or a cookie; only the two JWEs leave the page. Messages to
@@ -21,7 +24,12 @@
   if (!form || !JWE || !Card || !I18n) return;
 
   var MSG_TOKEN = "blindgate:token", MSG_RESIZE = "blindgate:resize", MSG_READY = "blindgate:ready",
-    MSG_ERROR = "blindgate:error", MSG_HELLO = "blindgate:hello";
+    MSG_ERROR = "blindgate:error", MSG_HELLO = "blindgate:hello", MSG_FOCUS = "blindgate:focus";
+
+  // The brand icons sit beside this script (assets/checkout/brands/).
+  var script = doc.currentScript;
+  var brandsBase = "";
+  try { brandsBase = script && script.src ? new URL("brands/", script.src).href : ""; } catch (e) { brandsBase = ""; }
 
   // Server error codes -> message key. The object between the markers must stay
   // strict JSON: the server (checkout.Assets.CodeMessages) parses it to check
@@ -81,10 +89,37 @@
     parentOrigins: (data.parentOrigin || "").split(/\s+/).filter(isOrigin),
     returnURL: safeURL(data.returnUrl),
     submitURL: data.submitUrl || "",
-    keysURL: data.keysUrl || "/v1/keys"
+    keysURL: data.keysUrl || "/v1/keys",
+    amount: /^\d{1,15}(\.\d{1,4})?$/.test(data.amount || "") ? data.amount : "",
+    currency: /^[A-Z]{3}$/.test(data.currency || "") ? data.currency : "",
+    submitKey: /^submit_[a-z_]+$/.test(data.submitKey || "") ? data.submitKey : "submit_save"
   });
 
   function t(key, params) { return I18n.t(cfg.lang, key, params); }
+
+  // numberLocale is the session's locale as Intl takes it ("de_DE" is
+  // "de-DE"), or the page's language when the browser does not know it.
+  function numberLocale() {
+    var tag = String(data.locale || "").replace(/_/g, "-");
+    try {
+      if (tag && root.Intl.NumberFormat.supportedLocalesOf([tag]).length) return tag;
+    } catch (e) { /* not a well-formed tag */ }
+    return cfg.lang;
+  }
+
+  // formatAmount writes the session's amount for the shopper's locale
+  // ("€25.00", "25,00 €") with exactly the currency's decimals: the server
+  // sent them, so nothing is rounded. The decimal goes to Intl as a string,
+  // which it reads exactly. "" when there is no amount or Intl cannot.
+  function formatAmount() {
+    if (!cfg.amount || !cfg.currency || !root.Intl || !root.Intl.NumberFormat) return "";
+    var dot = cfg.amount.indexOf(".");
+    var places = dot < 0 ? 0 : cfg.amount.length - dot - 1;
+    try {
+      return new root.Intl.NumberFormat(numberLocale(), { style: "currency", currency: cfg.currency,
+        minimumFractionDigits: places, maximumFractionDigits: places }).format(cfg.amount);
+    } catch (e) { return ""; }
+  }
 
   var el = {
     fields: doc.getElementById("bg-fields"),
@@ -93,6 +128,10 @@
     cvc: doc.getElementById("bg-cvc"),
     name: doc.getElementById("bg-name"),
     brand: doc.getElementById("bg-brand"),
+    brands: doc.getElementById("bg-brands"),
+    cvcHint: doc.getElementById("bg-cvc-hint"),
+    summary: doc.getElementById("bg-summary"),
+    amount: doc.getElementById("bg-amount"),
     submit: doc.getElementById("bg-submit"),
     status: doc.getElementById("bg-status")
   };
@@ -143,11 +182,41 @@
     return Card.detectBrand(Card.digitsOf(el.number.value));
   }
 
+  // renderBrands shows every accepted brand before anything is typed, from
+  // card.js's list (the key service's brands). Elements only, no markup
+  // strings: the page runs under Trusted Types.
+  function renderBrands() {
+    if (!el.brands || !brandsBase) return;
+    Card.brands.forEach(function (b) {
+      var li = doc.createElement("li");
+      li.setAttribute("data-brand", b);
+      var img = doc.createElement("img");
+      img.src = brandsBase + b + ".svg";
+      img.alt = Card.brandName(b);
+      img.width = 40;
+      img.height = 26;
+      li.appendChild(img);
+      el.brands.appendChild(li);
+    });
+  }
+
   function updateBrand() {
     var brand = currentBrand();
     el.brand.setAttribute("data-brand", brand || "unknown");
     el.brand.setAttribute("aria-label", brand ? t("brand_label", { brand: Card.brandName(brand) }) : t("brand_unknown"));
     el.cvc.setAttribute("maxlength", String(Card.cvcLength(brand) || 4));
+    // Where the code is and how long, for this brand (Amex: 4, on the front).
+    var hint = !brand ? "hint_cvc" : Card.cvcLength(brand) === 4 ? "hint_cvc_front" : "hint_cvc_back";
+    if (el.cvcHint) el.cvcHint.textContent = t(hint);
+    if (el.brands) {
+      if (brand) el.brands.setAttribute("data-detected", brand);
+      else el.brands.removeAttribute("data-detected");
+      var items = el.brands.children;
+      for (var i = 0; i < items.length; i++) {
+        if (items[i].getAttribute("data-brand") === brand) items[i].setAttribute("data-active", "");
+        else items[i].removeAttribute("data-active");
+      }
+    }
   }
 
   function checkNumber() {
@@ -171,13 +240,26 @@
 
   var checks = { number: checkNumber, exp: checkExp, cvc: checkCVC };
 
+  // live judges a field as it is typed: card.js says when a verdict is
+  // final (a number at its full length failing Luhn, a month 13); "" clears
+  // the field's error. Undecided input clears an error shown before, rather
+  // than call a number too short while the shopper is still typing it.
+  var live = {
+    number: function () { return Card.typingError(el.number.value); },
+    exp: function () { return Card.typingExpiryError(el.exp.value, new Date()); }
+  };
+
   function wire(name, formatter) {
     var input = el[name];
     input.addEventListener("input", function () {
       reformat(input, formatter);
       if (name === "number") updateBrand();
+      var flagged = input.getAttribute("aria-invalid") === "true";
+      var verdict = live[name] ? live[name]() : null;
+      if (verdict) setFieldError(name, verdict);
+      else if (verdict === "" || (flagged && live[name])) setFieldError(name, "");
       // Once a field has been flagged, re-check as the shopper fixes it.
-      if (input.getAttribute("aria-invalid") === "true") checks[name]();
+      else if (flagged) checks[name]();
       if (name === "number" && el.cvc.getAttribute("aria-invalid") === "true") checkCVC();
     });
     input.addEventListener("blur", function () {
@@ -208,7 +290,14 @@
   root.addEventListener("message", function (ev) {
     // Only the direct parent, from an allowed origin, may pick the target.
     if (!embedded || ev.source !== root.parent || cfg.parentOrigins.indexOf(ev.origin) < 0) return;
-    if (!ev.data || ev.data.type !== MSG_HELLO) return;
+    if (!ev.data) return;
+    if (ev.data.type === MSG_FOCUS) {
+      // The shopper just asked to pay (embed.js sends this only then): the
+      // card number is where they type next.
+      if (!done && !el.fields.disabled) el.number.focus();
+      return;
+    }
+    if (ev.data.type !== MSG_HELLO) return;
     parentTarget = ev.origin;
     post({ type: MSG_READY });
     postResize();
@@ -276,27 +365,31 @@
     if (TERMINAL[key]) {
       done = true;
       el.fields.disabled = true;
+      el.status.focus();
       if (key === "srv_session_expired") post({ type: MSG_ERROR, code: "session_expired" });
     }
   }
 
+  // succeed says so, and puts focus on that message: the fields it
+  // disables would otherwise drop focus to the page, and a keyboard or
+  // screen-reader user would have to look for the outcome (the live region
+  // announces it too).
   function succeed(token) {
     done = true;
     el.fields.disabled = true;
+    var redirect = !embedded && cfg.returnURL;
+    setStatus(redirect ? "status_redirect" : "status_success", null, "success");
+    el.status.focus();
     if (embedded && parentTarget) {
-      setStatus("status_success", null, "success");
       post({ type: MSG_TOKEN, token: token });
       return;
     }
-    if (!embedded && cfg.returnURL) {
-      setStatus("status_redirect", null, "success");
+    if (redirect) {
       var u = new URL(cfg.returnURL);
       u.searchParams.set("token", token);
       u.searchParams.set("session", cfg.session);
       root.location.assign(u.href);
-      return;
     }
-    setStatus("status_success", null, "success");
   }
 
   async function submit() {
@@ -355,6 +448,13 @@
     }
   }
 
+  // Pressing the button must not move focus first: the field's blur would
+  // check it and show or clear its error, the layout would shift under the
+  // pointer, and the release would land off the button, so the click was
+  // lost. The field keeps focus; the click submits, and submit() checks
+  // every field anyway.
+  el.submit.addEventListener("mousedown", function (ev) { ev.preventDefault(); });
+
   form.addEventListener("submit", function (ev) {
     ev.preventDefault();
     if (busy || done || el.submit.disabled) return;
@@ -365,8 +465,18 @@
     new root.ResizeObserver(postResize).observe(doc.body);
   }
 
+  // The button names the amount in the shopper's locale ("Pay €25.00"), or
+  // says what the merchant chose; a shopper sent here by the merchant (not in
+  // its iframe) also sees who is paid and how much.
+  var amountText = formatAmount();
+  if (amountText && el.amount) el.amount.textContent = amountText;
+  if (cfg.amount && !amountText && el.amount) amountText = el.amount.textContent;
+  el.submit.textContent = t(cfg.submitKey, { amount: amountText });
+  if (el.summary && !embedded) el.summary.hidden = false;
+
   // The fields ship disabled so that, without this script, nothing can be typed
   // into a form that has no way to encrypt.
+  renderBrands();
   updateBrand();
   el.fields.disabled = false;
   doc.documentElement.classList.add("bg-ready");

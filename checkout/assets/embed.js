@@ -26,12 +26,24 @@
     return o;
   }
 
+  // userAsked reports whether the page is handling the shopper's own click
+  // or key press (transient user activation), as when a "Pay with card"
+  // button mounts the form.
+  function userAsked() {
+    var ua = root.navigator && root.navigator.userActivation;
+    return !!(ua && ua.isActive);
+  }
+
   // mount puts the checkout for opts.session into target (a selector or an
   // element) and resolves with the card token. opts.gateway overrides the
   // gateway origin, which defaults to the origin this script was loaded from.
+  // Once the form is ready, focus moves to its card number if the mount
+  // answers the shopper's click or key press (opts.focus true or false
+  // decides instead); a form mounted with the page takes no focus.
   function mount(target, opts) {
     return new Promise(function (resolve, reject) {
       opts = opts || {};
+      var wantFocus = typeof opts.focus === "boolean" ? opts.focus : userAsked();
       var host = typeof target === "string" ? doc.querySelector(target) : target;
       if (!host || typeof host.appendChild !== "function") throw new Error("Blindgate: mount target not found");
       var session = String(opts.session || "");
@@ -62,6 +74,14 @@
           if (typeof d.token !== "string" || d.token === "") return;
           finish();
           resolve(d.token);
+        } else if (d.type === "blindgate:ready") {
+          if (wantFocus) {
+            wantFocus = false;
+            // The frame first, then its field: a cross-origin frame may move
+            // focus within itself only once it has it.
+            frame.focus();
+            if (frame.contentWindow) frame.contentWindow.postMessage({ type: "blindgate:focus" }, origin);
+          }
         } else if (d.type === "blindgate:resize") {
           var h = Number(d.height);
           if (isFinite(h)) frame.style.height = Math.min(MAX_HEIGHT, Math.max(MIN_HEIGHT, Math.ceil(h))) + "px";

@@ -9,9 +9,22 @@
     seen.push({ origin: ev.origin, type: String(d.type || ""), token: String(d.token || "") });
   });
   var q = new URLSearchParams(window.location.search);
-  window.Blindgate.mount("#slot", { session: q.get("session") }).then(
-    function (token) { window.__token = token; },
-    function (err) { window.__mountError = String(err); });
+  function mount() {
+    window.Blindgate.mount("#slot", { session: q.get("session") }).then(
+      function (token) { window.__token = token; },
+      function (err) { window.__mountError = String(err); });
+  }
+  if (q.get("button") === "1") {
+    // A shop's "Pay with card": the form is mounted by the shopper's click.
+    var b = document.createElement("button");
+    b.id = "pay";
+    b.type = "button";
+    b.textContent = "Pay with card";
+    b.addEventListener("click", function () { b.disabled = true; mount(); });
+    document.body.appendChild(b);
+    return;
+  }
+  mount();
   // Created after mount, so its listener is in place before they can post.
   ["evil1", "evil2"].forEach(function (k) {
     var f = document.createElement("iframe");

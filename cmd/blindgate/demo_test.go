@@ -65,6 +65,12 @@ func TestDemoPayInBrowser(t *testing.T) {
 
 	frame := browsertest.AttachFrame(t, tab, d.gatewayURL+"/checkout/")
 	frame.Do(t, chromedp.WaitEnabled(chromedp.ID("bg-number")))
+	// "Pay with card" leaves the shopper in the card number, and the button
+	// names the shop's amount.
+	frame.WaitFor(t, `document.activeElement && document.activeElement.id === "bg-number"`, 15*time.Second)
+	if b := browsertest.Eval[string](t, frame, `document.getElementById("bg-submit").textContent`); b != "Pay €25.00" {
+		t.Errorf("the checkout's button says %q, want Pay €25.00", b)
+	}
 	frame.Do(t,
 		chromedp.SendKeys(chromedp.ID("bg-number"), "4242424242424242"),
 		chromedp.SendKeys(chromedp.ID("bg-exp"), "12"+fmt.Sprint(time.Now().Year()%100+3)),

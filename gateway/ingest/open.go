@@ -32,6 +32,11 @@ type OpenRequest struct {
 	Locale         string
 	MaxAttempts    int
 	TTL            time.Duration
+	// Amount in minor units of Currency (ISO 4217) and the button's
+	// wording; the store checks them against the checkout's rules.
+	Amount     int64
+	Currency   string
+	SubmitType string
 }
 
 // Validate checks the request's shape; the store checks each value
@@ -76,6 +81,7 @@ func (svc *Service) Open(ctx context.Context, m merchants.Merchant, req OpenRequ
 	sess := sessions.Session{
 		MerchantID: m.ID, AllowedOrigins: origins, ReturnURL: req.ReturnURL,
 		Appearance: req.Appearance, Locale: req.Locale, MaxAttempts: req.MaxAttempts,
+		Amount: req.Amount, Currency: req.Currency, SubmitType: req.SubmitType,
 	}
 	if req.TTL > 0 {
 		sess.CreatedAt = svc.now().UTC()

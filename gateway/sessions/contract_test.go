@@ -95,6 +95,22 @@ func runStoreContract(t *testing.T, newStore func(t *testing.T, now func() time.
 		}
 	})
 
+	// The amount and currency round-trip (currency in upper case), with the
+	// button's wording; the page reads them back.
+	t.Run("create/payment", func(t *testing.T) {
+		s := newStore(t, newClock().Now)
+		in := valid()
+		in.Amount, in.Currency, in.SubmitType = 2500, "eur", "donate"
+		got, err := s.Create(ctx, in)
+		if err != nil || got.Amount != 2500 || got.Currency != "EUR" || got.SubmitType != "donate" {
+			t.Fatalf("create: %+v, %v", got, err)
+		}
+		back, err := s.Get(ctx, got.ID)
+		if err != nil || back.Amount != 2500 || back.Currency != "EUR" || back.SubmitType != "donate" {
+			t.Fatalf("get: %d %q %q, %v", back.Amount, back.Currency, back.SubmitType, err)
+		}
+	})
+
 	t.Run("create/invalid", func(t *testing.T) {
 		c := newClock()
 		s := newStore(t, c.Now)
@@ -124,6 +140,11 @@ func runStoreContract(t *testing.T, newStore func(t *testing.T, now func() time.
 			"400/preset-token":         func(x *Session) { x.Token = "tok_x" },
 			"400/preset-attempts":      func(x *Session) { x.Attempts = 1 },
 			"400/bad-id":               func(x *Session) { x.ID = "cs_short" },
+			"400/amount-no-currency":   func(x *Session) { x.Amount = 2500 },
+			"400/currency-no-amount":   func(x *Session) { x.Currency = "EUR" },
+			"400/currency-unknown":     func(x *Session) { x.Amount, x.Currency = 2500, "EUX" },
+			"400/amount-negative":      func(x *Session) { x.Amount, x.Currency = -5, "EUR" },
+			"400/submit-type":          func(x *Session) { x.SubmitType = "buy" },
 		}
 		for name, mutate := range cases {
 			in := valid()

@@ -175,6 +175,12 @@ type Session struct {
 	MaxAttempts    int        `json:"max_attempts"`
 	Attempts       int        `json:"attempts"`
 	Token          string     `json:"token,omitempty"`
+	// Amount (minor units of Currency, ISO 4217) is what the page says the
+	// shopper pays; 0 = no amount. SubmitType is the button's wording
+	// (checkout.SubmitTypes); "" = the default for the amount.
+	Amount     int64  `json:"amount,omitempty"`
+	Currency   string `json:"currency,omitempty"`
+	SubmitType string `json:"submit_type,omitempty"`
 }
 
 // LogValue leaves the token out of logs.
@@ -282,6 +288,16 @@ func prepare(s Session, now time.Time) (Session, error) {
 	// refused rather than silently shown in English.
 	if _, ok := checkout.LocaleLanguage(s.Locale); !ok {
 		return s, invalid("locale", "must be a language tag in one of "+strings.Join(checkout.Languages(), ", "))
+	}
+	// The checkout's currency table is the one list of currencies, with
+	// the decimals the page shows.
+	s.Currency = strings.ToUpper(s.Currency)
+	if err := (checkout.Payment{Amount: s.Amount, Currency: s.Currency, SubmitType: s.SubmitType}).Validate(); err != nil {
+		var pe *checkout.PaymentError
+		if errors.As(err, &pe) {
+			return s, invalid(pe.Field, pe.Reason)
+		}
+		return s, invalid("amount", "")
 	}
 	// Millisecond precision: the Redis store compares expiry in ms, and both
 	// stores must agree to the instant.

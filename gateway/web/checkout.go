@@ -31,6 +31,20 @@ func (s *Server) checkoutPage(c *fiber.Ctx) error {
 	data := s.deps.Assets.NewPageData(checkout.DefaultAssetBase, sess.ID, sess.Locale)
 	data.ParentOrigin = strings.Join(sess.AllowedOrigins, " ")
 	data.ReturnURL = sess.ReturnURL
+	pay := checkout.Payment{Amount: sess.Amount, Currency: sess.Currency, SubmitType: sess.SubmitType}
+	// The merchant's name is read now, so a renamed merchant shows its new
+	// name. Without it the page still takes the card: the name is for the
+	// shopper's confidence, not a check.
+	if m, err := s.deps.Merchants.Get(c.UserContext(), sess.MerchantID); err == nil {
+		pay.Merchant = m.Name
+	} else {
+		s.deps.Log.Warn("checkout page: merchant name unavailable", "merchant_id", sess.MerchantID, "err", err)
+	}
+	if err := data.SetPayment(pay); err != nil {
+		// Stored under rules since changed: the page shows no amount rather
+		// than one it cannot write exactly.
+		s.deps.Log.Warn("checkout page: session payment not shown", "merchant_id", sess.MerchantID, "err", err)
+	}
 	var buf bytes.Buffer
 	if err := s.deps.Pages.ExecuteTemplate(&buf, "checkout.html", data); err != nil {
 		return err

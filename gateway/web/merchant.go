@@ -1,6 +1,8 @@
 package web
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -9,6 +11,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/blindgate/blindgate/checkout"
 	"github.com/blindgate/blindgate/gateway/forwarding"
 	"github.com/blindgate/blindgate/gateway/ingest"
 	"github.com/blindgate/blindgate/gateway/merchants"
@@ -21,17 +24,29 @@ import (
 
 const merchantKey = "bg.merchant"
 
+// The merchant API's two 401 answers: the code is the key service's for a
+// bad signature (clients map codes), the message says what a merchant has
+// to fix, which is its API key, not a signature.
+var (
+	apiKeyMissing = &apierr.Error{Status: apierr.Unauthenticated.Status, Code: apierr.Unauthenticated.Code,
+		Message: "Missing API key: send your secret key as Authorization: Bearer sk_..."}
+	apiKeyInvalid = &apierr.Error{Status: apierr.Unauthenticated.Status, Code: apierr.Unauthenticated.Code,
+		Message: "Invalid API key."}
+)
+
 // merchantAuth authenticates "Authorization: Bearer sk_...".
 func (s *Server) merchantAuth(c *fiber.Ctx) error {
 	h := c.Get(fiber.HeaderAuthorization)
 	secret, ok := strings.CutPrefix(h, "Bearer ")
 	if !ok || secret == "" {
-		return apierr.Unauthenticated
+		return apiKeyMissing
 	}
 	m, err := s.deps.Merchants.Authenticate(c.UserContext(), strings.Clone(secret))
 	if err != nil {
 		if errors.Is(err, merchants.ErrUnauthorized) {
-			return apierr.Unauthenticated.Wrap(err)
+			// Unknown, malformed, rotated out: one answer (the store tells
+			// nothing more either).
+			return apiKeyInvalid.Wrap(err)
 		}
 		return apierr.Unavailable.Wrap(err)
 	}
@@ -53,17 +68,53 @@ type CreateSessionRequest struct {
 	Locale         string              `json:"locale"`
 	MaxAttempts    int                 `json:"max_attempts"`
 	TTLSeconds     int                 `json:"ttl_seconds"`
+	// Amount is read by amount(): kept raw so that 25.5 or "2500" gets
+	// invalid_field naming the rule, not bad_request.
+	Amount     json.RawMessage `json:"amount"`
+	Currency   string          `json:"currency"`
+	SubmitType string          `json:"submit_type"`
 }
 
+// amount reads the request's amount: a JSON integer of minor units, or
+// absent (or null) for none. The range is checkout.Payment's rule, checked
+// again by the store.
+func (r CreateSessionRequest) amount() (int64, error) {
+	raw := bytes.TrimSpace(r.Amount)
+	if len(raw) == 0 || string(raw) == "null" {
+		return 0, nil
+	}
+	bad := &sessions.FieldError{Field: "amount", Reason: checkout.AmountRule()}
+	for _, c := range raw {
+		if c < '0' || c > '9' {
+			return 0, bad
+		}
+	}
+	n, err := strconv.ParseInt(string(raw), 10, 64)
+	if err != nil || n < 1 || n > checkout.MaxAmount {
+		return 0, bad
+	}
+	return n, nil
+}
+
+// open is the request for ingest; call it after Validate, which has read
+// the amount.
 func (r CreateSessionRequest) open() ingest.OpenRequest {
+	amount, _ := r.amount()
 	return ingest.OpenRequest{
 		AllowedOrigins: r.AllowedOrigins, ReturnURL: r.ReturnURL, Appearance: r.Appearance,
 		Locale: r.Locale, MaxAttempts: r.MaxAttempts, TTL: time.Duration(r.TTLSeconds) * time.Second,
+		Amount: amount, Currency: r.Currency, SubmitType: r.SubmitType,
 	}
 }
 
-// Validate applies ingest's rule for the request's shape.
-func (r CreateSessionRequest) Validate() error { return r.open().Validate() }
+// Validate reads the amount and applies ingest's rule for the request's
+// shape; the store checks each value.
+func (r CreateSessionRequest) Validate() error {
+	if _, err := r.amount(); err != nil {
+		return err
+	}
+	return r.open().Validate()
+}
 
 // SessionResponse answers session creation.
 type SessionResponse struct {

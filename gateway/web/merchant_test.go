@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -49,6 +50,131 @@ func TestCreateSessionPublicReason(t *testing.T) {
 			}
 			if msg := a.json["error"].(map[string]any)["message"]; msg != tt.message {
 				t.Fatalf("message %q, want %q", msg, tt.message)
+			}
+		})
+	}
+}
+
+// TestMerchantAuthMessages: a merchant with a wrong or missing key is told
+// about its API key, under the stable code unauthenticated, never about
+// signatures (the key service's meaning of the code).
+func TestMerchantAuthMessages(t *testing.T) {
+	f := newTestServer(t, fixtureOpt{})
+	tests := []struct {
+		name, key, message string
+	}{
+		{"401/wrong-key", "sk_wrong", "Invalid API key."},
+		{"401/other-shape", "not-a-key", "Invalid API key."},
+		{"401/missing", "", "Missing API key: send your secret key as Authorization: Bearer sk_..."},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := f.do(t, http.MethodGet, "/v1/tokens", tt.key, nil)
+			if a.status != http.StatusUnauthorized || a.code() != "unauthenticated" {
+				t.Fatalf("%d %s", a.status, a.body)
+			}
+			msg, _ := a.json["error"].(map[string]any)["message"].(string)
+			if msg != tt.message || strings.Contains(strings.ToLower(msg), "sign") {
+				t.Fatalf("message %q, want %q", msg, tt.message)
+			}
+		})
+	}
+}
+
+// TestCreateSessionAmount: amount (an integer of minor units) and currency
+// (ISO 4217, the checkout's list) come together; the button's wording is one
+// of the checkout's. Each refusal is invalid_field naming the field and its
+// rule.
+func TestCreateSessionAmount(t *testing.T) {
+	f := newTestServer(t, fixtureOpt{})
+	tests := []struct {
+		name    string
+		body    string
+		status  int
+		message string // for 400: a part of the message
+		want    sessions.Session
+	}{
+		{name: "201/eur", body: `{"amount":2500,"currency":"EUR"}`, status: 201, want: sessions.Session{Amount: 2500, Currency: "EUR"}},
+		{name: "201/lower-case-currency", body: `{"amount":2500,"currency":"eur"}`, status: 201, want: sessions.Session{Amount: 2500, Currency: "EUR"}},
+		{name: "201/jpy-no-decimals", body: `{"amount":700,"currency":"JPY","submit_type":"donate"}`, status: 201, want: sessions.Session{Amount: 700, Currency: "JPY", SubmitType: "donate"}},
+		{name: "201/null-amount", body: `{"amount":null}`, status: 201},
+		{name: "201/submit-type-alone", body: `{"submit_type":"continue"}`, status: 201, want: sessions.Session{SubmitType: "continue"}},
+		{name: "201/max", body: `{"amount":999999999999,"currency":"KWD"}`, status: 201, want: sessions.Session{Amount: 999999999999, Currency: "KWD"}},
+		{name: "400/fraction", body: `{"amount":25.5,"currency":"EUR"}`, status: 400, message: "amount must be an integer number of minor units"},
+		{name: "400/string", body: `{"amount":"2500","currency":"EUR"}`, status: 400, message: "amount must be an integer"},
+		{name: "400/exponent", body: `{"amount":25e2,"currency":"EUR"}`, status: 400, message: "amount must be an integer"},
+		{name: "400/zero", body: `{"amount":0,"currency":"EUR"}`, status: 400, message: "amount must be"},
+		{name: "400/negative", body: `{"amount":-1,"currency":"EUR"}`, status: 400, message: "amount must be"},
+		{name: "400/too-large", body: `{"amount":1000000000000,"currency":"EUR"}`, status: 400, message: "amount must be"},
+		{name: "400/overflow", body: `{"amount":99999999999999999999,"currency":"EUR"}`, status: 400, message: "amount must be"},
+		{name: "400/no-currency", body: `{"amount":2500}`, status: 400, message: "currency is required with an amount"},
+		{name: "400/no-amount", body: `{"currency":"EUR"}`, status: 400, message: "amount is required with a currency"},
+		{name: "400/unknown-currency", body: `{"amount":2500,"currency":"EUX"}`, status: 400, message: "currency must be an ISO 4217 currency code"},
+		{name: "400/fund-code", body: `{"amount":2500,"currency":"XAU"}`, status: 400, message: "currency must be"},
+		{name: "400/submit-type", body: `{"submit_type":"buy-now"}`, status: 400, message: "submit_type must be one of save, pay, donate, continue"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := f.do(t, http.MethodPost, "/v1/checkout/sessions", f.secret, json.RawMessage(tt.body))
+			if a.status != tt.status {
+				t.Fatalf("%d, want %d: %s", a.status, tt.status, a.body)
+			}
+			if tt.status != 201 {
+				msg, _ := a.json["error"].(map[string]any)["message"].(string)
+				if a.code() != "invalid_field" || !strings.Contains(msg, tt.message) {
+					t.Fatalf("%s %q, want invalid_field with %q", a.code(), msg, tt.message)
+				}
+				return
+			}
+			got, err := f.sessions.Get(context.Background(), a.json["id"].(string))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Amount != tt.want.Amount || got.Currency != tt.want.Currency || got.SubmitType != tt.want.SubmitType {
+				t.Fatalf("stored %d %q %q, want %d %q %q", got.Amount, got.Currency, got.SubmitType, tt.want.Amount, tt.want.Currency, tt.want.SubmitType)
+			}
+		})
+	}
+}
+
+// TestCheckoutPagePayment: the page names the merchant (by its current
+// name) and the amount, exact in the currency's decimals, and its button
+// says what the session asked for; the script formats both for the locale.
+func TestCheckoutPagePayment(t *testing.T) {
+	f := newTestServer(t, fixtureOpt{})
+	tests := []struct {
+		name   string
+		extra  map[string]any
+		want   []string
+		absent []string
+	}{
+		{"eur", map[string]any{"amount": 2500, "currency": "EUR"},
+			[]string{`data-amount="25.00"`, `data-currency="EUR"`, `data-submit-key="submit_pay_amount"`, ">Pay 25.00 EUR</button>", `id="bg-merchant" class="bg-merchant">Shop A<`, `id="bg-amount" class="bg-amount">25.00 EUR<`}, nil},
+		{"jpy-fr", map[string]any{"amount": 700, "currency": "JPY", "locale": "fr"},
+			[]string{`data-amount="700"`, ">Payer 700 JPY</button>"}, nil},
+		{"kwd-donate", map[string]any{"amount": 5, "currency": "KWD", "submit_type": "donate"},
+			[]string{`data-amount="0.005"`, ">Donate 0.005 KWD</button>"}, nil},
+		{"no-amount", nil,
+			[]string{`data-amount=""`, ">Save card</button>", `id="bg-merchant" class="bg-merchant">Shop A<`}, []string{`id="bg-amount"`}},
+		{"continue-de", map[string]any{"submit_type": "continue", "locale": "de"},
+			[]string{">Weiter</button>", `data-submit-key="submit_continue"`}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sid := f.newSession(t, tt.extra)
+			page := f.do(t, http.MethodGet, "/checkout/"+sid, "", nil)
+			if page.status != 200 {
+				t.Fatalf("%d %s", page.status, page.body)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(string(page.body), w) {
+					t.Errorf("page lacks %s", w)
+				}
+			}
+			for _, w := range tt.absent {
+				if strings.Contains(string(page.body), w) {
+					t.Errorf("page has %s", w)
+				}
 			}
 		})
 	}

@@ -201,7 +201,8 @@ func (s *Shop) Handler() http.Handler {
 		_, _ = fmt.Fprintf(w, `{"status":"ok","configured":%t}`, configured)
 	})
 	mux.HandleFunc("POST /api/session", func(w http.ResponseWriter, r *http.Request) {
-		body, _ := json.Marshal(map[string]any{"allowed_origins": []string{s.cfg.Origin}, "locale": "en"})
+		// The page's one item, €25.00: the checkout's button names the amount.
+		body, _ := json.Marshal(map[string]any{"allowed_origins": []string{s.cfg.Origin}, "locale": "en", "amount": 2500, "currency": "EUR"})
 		status, out, ok := s.call(w, r.Context(), http.MethodPost, "/v1/checkout/sessions", body)
 		if !ok {
 			return

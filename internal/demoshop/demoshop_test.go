@@ -79,7 +79,7 @@ func TestShop(t *testing.T) {
 		resp.Body.Close()
 		origins, _ := got.body["allowed_origins"].([]any)
 		if resp.StatusCode != http.StatusCreated || got.auth != "Bearer sk_test_123" || got.path != "/v1/checkout/sessions" ||
-			len(origins) != 1 || origins[0] != "http://localhost:8081" {
+			len(origins) != 1 || origins[0] != "http://localhost:8081" || got.body["amount"] != float64(2500) || got.body["currency"] != "EUR" {
 			t.Errorf("status %d, gateway saw %+v", resp.StatusCode, got)
 		}
 	})

@@ -17,6 +17,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/blindgate/blindgate/checkout"
 	"github.com/blindgate/blindgate/internal/browsertest"
 	"github.com/blindgate/blindgate/internal/jose"
 	"github.com/blindgate/blindgate/keyservice/wire"
@@ -93,6 +94,25 @@ func TestBackofficeBrowserCrypto(t *testing.T) {
 		got := browsertest.Eval[string](t, tb, `crypto.subtle.exportKey("jwk", window.__k.privateKey).then(function () { return "exported"; }, function (e) { return e.name; })`)
 		if got != "InvalidAccessError" {
 			t.Fatalf("exportKey(private): %s", got)
+		}
+	})
+	t.Run("grouping-as-checkout", func(t *testing.T) {
+		// The reveal spaces the number with the sizes the page carries
+		// (checkout.PANGroups) and must agree with checkout.GroupPAN and,
+		// for the hidden mask, checkout.MaskPAN at the number's length.
+		for _, c := range []struct{ brand, pan string }{
+			{"amex", "378282246310005"}, {"visa", "4242424242424242"}, {"diners", "36227206271667"},
+			{"diners", "3056930009020004"}, {"visa", "4000000000000000006"}, {"mastercard", "5555555555554444"},
+		} {
+			groups := checkout.PANGroups(c.brand)
+			got := browsertest.Eval[string](t, tb, fmt.Sprintf(`BlindgateBO.groupPAN(%q, %q)`, c.pan, groups))
+			if want := checkout.GroupPAN(c.brand, c.pan); got != want {
+				t.Errorf("%s %d digits: page %q, checkout %q", c.brand, len(c.pan), got, want)
+			}
+			got = browsertest.Eval[string](t, tb, fmt.Sprintf(`BlindgateBO.maskPAN(%q, %q)`, c.pan, groups))
+			if want := checkout.MaskPAN(c.brand, "", c.pan[len(c.pan)-4:], len(c.pan)); got != want {
+				t.Errorf("%s %d digits hidden: page %q, checkout %q", c.brand, len(c.pan), got, want)
+			}
 		}
 	})
 	t.Run("thumbprint-as-wire", func(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/blindgate/blindgate/checkout"
 	"github.com/blindgate/blindgate/gateway/backoffice"
 	"github.com/blindgate/blindgate/gateway/tokens"
 	"github.com/blindgate/blindgate/internal/apierr"
@@ -25,8 +26,9 @@ func brands() []wire.BrandInfo { return wire.Brands() }
 type tokenRow struct {
 	ID, Merchant           string
 	Brand, BrandName, Icon string
-	Masked                 string // "42424242 •••• 4242"
+	Masked                 string // "42424242 •••• 4242" (checkout.MaskPAN: the length is not stored)
 	Last4                  string
+	PANGroups              string // "4,6,5": how the reveal's script spaces the number (checkout.PANGroups)
 	Exp                    string // "12/2030"
 	Created                string // "2026-11-27 05:44 UTC"
 	Kid, Fingerprint       string // detail page only
@@ -36,7 +38,8 @@ type tokenRow struct {
 func rowOf(t tokens.Token) tokenRow {
 	r := tokenRow{
 		ID: t.ID, Merchant: t.MerchantID, Brand: t.Brand, BrandName: "Card", Icon: "/assets/brands/unknown.svg",
-		Masked: t.BIN + " •••• " + t.Last4, Last4: t.Last4,
+		Masked: checkout.MaskPAN(strings.ToLower(t.Brand), t.BIN, t.Last4, 0), Last4: t.Last4,
+		PANGroups: checkout.PANGroups(strings.ToLower(t.Brand)),
 		Exp:     fmt.Sprintf("%02d/%d", t.ExpMonth, t.ExpYear),
 		Created: t.CreatedAt.UTC().Format("2006-01-02 15:04 UTC"),
 		Kid:     t.Kid, Fingerprint: t.Fingerprint,

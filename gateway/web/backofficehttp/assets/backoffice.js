@@ -180,7 +180,9 @@
     function display(card, credential, reason) {
       pan = card.pan;
       copied = false;
-      setText(panEl, card.pan.replace(/(.{4})(?=.)/g, '$1 '));
+      var groups = box.getAttribute('data-pan-groups');
+      setText(panEl, BO.groupPAN(card.pan, groups));
+      setText(byId('bo-pan-hidden'), BO.maskPAN(card.pan, groups) + ' (hidden)');
       setText(expEl, (card.exp_month < 10 ? '0' : '') + card.exp_month + '/' + card.exp_year);
       setText(nameEl, card.name || '—');
       setText(byId('bo-reveal-reason'), reason);

@@ -301,7 +301,32 @@
     return credentialJSON(cred);
   }
 
+  // groupPAN spaces a number (or a mask of one) by sizes, the brand's groups
+  // the page was given (checkout.PANGroups, "4,6,5"); a number longer than
+  // they add up to is spaced in fours, as the checkout's field does.
+  function groupPAN(s, sizes) {
+    var g = String(sizes || "").split(",").map(function (x) { return parseInt(x, 10); }).filter(function (n) { return n > 0; });
+    var total = g.reduce(function (a, b) { return a + b; }, 0);
+    if (!g.length || s.length > total) g = [4, 4, 4, 4, 3];
+    var out = [], pos = 0;
+    for (var i = 0; i < g.length && pos < s.length; i++) {
+      out.push(s.slice(pos, pos + g[i]));
+      pos += g[i];
+    }
+    if (pos < s.length) out.push(s.slice(pos));
+    return out.join(" ");
+  }
+
+  // maskPAN is the number as it stays once hidden: a dot for each digit but
+  // the last 4, spaced like groupPAN (its real length, never 16 for 15).
+  function maskPAN(pan, sizes) {
+    var n = Math.max(pan.length - 4, 0);
+    return groupPAN("\u2022".repeat(n) + pan.slice(n), sizes);
+  }
+
   root.BlindgateBO = Object.freeze({
+    groupPAN: groupPAN,
+    maskPAN: maskPAN,
     available: available,
     passkeysAvailable: passkeysAvailable,
     b64uEncode: b64uEncode,
