@@ -20,10 +20,11 @@ import (
 //go:embed assets/*
 var assetFS embed.FS
 
-const (
-	styleFile  = "backoffice.css"
-	scriptFile = "backoffice.js"
-)
+const styleFile = "backoffice.css"
+
+// scriptFiles are the pages' scripts in load order (the page inventory,
+// PageInventory, lists them from here too).
+var scriptFiles = []string{"backoffice.js"}
 
 type styleRef struct{ Href, Integrity string }
 type scriptRef struct{ Src, Integrity string }
@@ -42,7 +43,7 @@ func (a assetSet) sri(name string) string { return a[name].integrity }
 // modified afterwards.
 var loadAssets = sync.OnceValue(func() assetSet {
 	out := assetSet{}
-	for _, name := range []string{styleFile, scriptFile} {
+	for _, name := range append([]string{styleFile}, scriptFiles...) {
 		data, err := assetFS.ReadFile("assets/" + name)
 		if err != nil {
 			panic("backoffice: embedded asset missing: " + name) // a build defect, caught by every test

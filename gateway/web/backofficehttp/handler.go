@@ -173,12 +173,9 @@ func (h *Handler) Routes(r fiber.Router) {
 // place that renders back-office errors.
 func (h *Handler) page(next fiber.Handler) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		c.Set(fiber.HeaderContentSecurityPolicy, pageCSP)
-		c.Set(fiber.HeaderXFrameOptions, "DENY")
-		// Nothing of the back office may be stored by the browser or a proxy:
-		// masked card data, audit lines, and above all a revealed number.
-		c.Set(fiber.HeaderCacheControl, "no-store")
-		c.Set(fiber.HeaderPragma, "no-cache")
+		for _, hv := range pageHeaders() {
+			c.Set(hv[0], hv[1])
+		}
 		if formHasPAN(c) {
 			return h.renderError(c, apierr.PANInText)
 		}
@@ -381,12 +378,12 @@ func (h *Handler) allowLogin(c *fiber.Ctx) error {
 
 // pageBase is what every page's layout needs.
 type pageBase struct {
-	Title string
-	Nav   string    // active menu entry: "tokens", "audit"
-	Op    *opView   // nil when signed out
-	CSRF  string    // this session's (or the login form's) CSRF token
-	CSS   styleRef  // the back office's stylesheet, with its SRI hash
-	JS    scriptRef // the back office's script, with its SRI hash
+	Title   string
+	Nav     string      // active menu entry: "tokens", "audit"
+	Op      *opView     // nil when signed out
+	CSRF    string      // this session's (or the login form's) CSRF token
+	CSS     styleRef    // the back office's stylesheet, with its SRI hash
+	Scripts []scriptRef // the back office's scripts, in order, with their SRI hashes
 }
 
 type opView struct {
@@ -398,7 +395,9 @@ func (h *Handler) base(title, nav string, a *backoffice.Actor) pageBase {
 	b := pageBase{Title: title, Nav: nav}
 	assets := loadAssets()
 	b.CSS = styleRef{Href: Prefix + "/assets/" + styleFile, Integrity: assets.sri(styleFile)}
-	b.JS = scriptRef{Src: Prefix + "/assets/" + scriptFile, Integrity: assets.sri(scriptFile)}
+	for _, name := range scriptFiles {
+		b.Scripts = append(b.Scripts, scriptRef{Src: Prefix + "/assets/" + name, Integrity: assets.sri(name)})
+	}
 	if a != nil {
 		scope := "all merchants"
 		if !a.Op.Platform() {
