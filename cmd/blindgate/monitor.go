@@ -193,9 +193,9 @@ func loadInventory(path string, tls bool) (checkout.Inventory, error) {
 }
 
 // filePages lets loadInventory check files like pages.
-func filePages(fs []checkout.Script) []checkout.Page {
-	out := make([]checkout.Page, 0, len(fs))
-	for _, f := range fs {
+func filePages(files []checkout.Script) []checkout.Page {
+	out := make([]checkout.Page, 0, len(files))
+	for _, f := range files {
 		out = append(out, checkout.Page{Name: f.Src, Path: f.Src})
 	}
 	return out
