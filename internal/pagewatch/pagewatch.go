@@ -203,11 +203,14 @@ func sha256Hex(b []byte) string {
 // names) whose live value is not the inventory's.
 func compareHeaders(want map[string]string, got http.Header, origins []string) []string {
 	names := Watched()
+	var extra []string // the inventory's other headers, in a stable order
 	for n := range want {
 		if !slices.ContainsFunc(names, func(w string) bool { return strings.EqualFold(w, n) }) {
-			names = append(names, n)
+			extra = append(extra, n)
 		}
 	}
+	slices.Sort(extra)
+	names = append(names, extra...)
 	var out []string
 	for _, n := range names {
 		w, expected := lookup(want, n)
