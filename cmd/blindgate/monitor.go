@@ -39,8 +39,8 @@ type monitorConfig struct {
 // page, and the merchant embed script) as a shopper's browser would, and
 // compares the scripts and security headers with the inventory of this build
 // (web.PageInventory) or a pinned copy. Once, it exits 1 on any difference;
-// with -every it keeps checking and raises an alarm (an ERROR log line, and a
-// webhook if set) at each check that finds one.
+// with -every it keeps checking and raises an alarm (ERROR log lines) at each
+// check that finds one; either way a webhook, if set, gets each alarm.
 func monitorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	env := envflag.Env("BLINDGATE_MONITOR_")
 	var mc monitorConfig
@@ -53,7 +53,7 @@ func monitorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.StringVar(&mc.inventory, "inventory", env.String("INVENTORY", ""), "the expected pages, a JSON file as -print-inventory writes it (default: this build's inventory)")
 	fs.BoolVar(&mc.printInventory, "print-inventory", false, "print this build's inventory as JSON (with HSTS unless -url is http://) and exit")
 	fs.DurationVar(&mc.every, "every", env.Duration("EVERY", 0), "check again at this interval until stopped, alarming at each check that differs (0: check once, exit 1 if anything differs)")
-	fs.StringVar(&mc.webhook, "webhook", env.String("WEBHOOK", ""), "with -every, also POST each alarm as JSON to this URL")
+	fs.StringVar(&mc.webhook, "webhook", env.String("WEBHOOK", ""), "also POST each alarm (a check that differs) as JSON to this URL")
 	fs.DurationVar(&mc.timeout, "timeout", 10*time.Second, "timeout of each request")
 	fs.BoolVar(&mc.insecure, "insecure-skip-verify", false, "development only: do not verify the gateway's TLS certificate")
 	if err := fs.Parse(args); err != nil {
@@ -77,25 +77,28 @@ func monitorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if mc.checkoutURL == "" && mc.merchantKey == "" {
 		return errors.New("monitor-pages: the checkout page needs a session: -checkout-url (an open one) or -merchant-key (a new one for each check)")
 	}
-	if mc.every <= 0 {
-		diffs := m.check(ctx)
-		if len(diffs) == 0 {
-			fmt.Fprintf(stdout, "ok: %s as inventoried\n", m.checked())
-			return nil
-		}
-		fmt.Fprintf(stdout, "ALARM (PCI DSS 11.6.1): %d difference(s) from the inventory\n", len(diffs))
-		for _, d := range diffs {
-			fmt.Fprintln(stdout, "  "+d.String())
-		}
-		return fmt.Errorf("monitor-pages: %w (%d)", errPagesChanged, len(diffs))
-	}
 	if mc.webhook != "" {
 		if u, err := url.Parse(mc.webhook); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			return fmt.Errorf("monitor-pages: -webhook %q is not an http(s) URL", mc.webhook)
 		}
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	return m.watch(ctx, mc.every, mc.webhook, log)
+	if mc.every > 0 {
+		return m.watch(ctx, mc.every, mc.webhook, log)
+	}
+	// Once (from cron, a CI job or by hand): the report on standard output,
+	// the exit status, and the webhook if set.
+	diffs := m.check(ctx)
+	if len(diffs) == 0 {
+		fmt.Fprintf(stdout, "ok: %s as inventoried\n", m.checked())
+		return nil
+	}
+	fmt.Fprintf(stdout, "ALARM (PCI DSS 11.6.1): %d difference(s) from the inventory\n", len(diffs))
+	for _, d := range diffs {
+		fmt.Fprintln(stdout, "  "+d.String())
+	}
+	m.alarm(ctx, mc.webhook, diffs, log)
+	return fmt.Errorf("monitor-pages: %w (%d)", errPagesChanged, len(diffs))
 }
 
 // monitor holds what every check uses.
@@ -310,17 +313,25 @@ func (m *monitor) watch(ctx context.Context, every time.Duration, webhook string
 				log.Error("ALARM payment page changed (PCI DSS 11.6.1)", "page", d.Page, "url", d.URL, "difference", d.What)
 			}
 			log.Error("ALARM payment pages differ from the inventory", "differences", len(diffs))
-			if webhook != "" {
-				if err := m.postAlarm(ctx, webhook, alarm{Event: "payment_pages.changed", Requirement: "PCI DSS 11.6.1", CheckedAt: m.now().UTC(), Gateway: m.base.String(), Differences: diffs}); err != nil {
-					log.Error("alarm webhook failed", "err", err)
-				}
-			}
+			m.alarm(ctx, webhook, diffs, log)
 		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
 		}
+	}
+}
+
+// alarm POSTs the differences to the webhook, if one is set; a failure is
+// logged and changes nothing else (the differences were reported already).
+func (m *monitor) alarm(ctx context.Context, webhook string, diffs []pagewatch.Difference, log *slog.Logger) {
+	if webhook == "" {
+		return
+	}
+	a := alarm{Event: "payment_pages.changed", Requirement: "PCI DSS 11.6.1", CheckedAt: m.now().UTC(), Gateway: m.base.String(), Differences: diffs}
+	if err := m.postAlarm(ctx, webhook, a); err != nil {
+		log.Error("alarm webhook failed", "err", err)
 	}
 }
 

@@ -238,6 +238,32 @@ func TestMonitorPages(t *testing.T) {
 		})
 	})
 
+	t.Run("differs/once-posts-the-webhook", func(t *testing.T) {
+		// Run once from cron: the alarm reaches the webhook too.
+		got := make(chan alarm, 1)
+		hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var a alarm
+			if err := json.NewDecoder(r.Body).Decode(&a); err != nil {
+				t.Errorf("webhook body: %v", err)
+			}
+			got <- a
+		}))
+		defer hook.Close()
+		tp.set("/embed.js", func(s string) string { return s + evil }, nil)
+		defer tp.set("", nil, nil)
+		out, err := runCLI(t, append([]string{"monitor-pages", "-url", proxy.URL, "-webhook", hook.URL}, withSession...)...)
+		if !errors.Is(err, errPagesChanged) {
+			t.Fatalf("err %v\n%s", err, out)
+		}
+		select {
+		case a := <-got:
+			if a.Event != "payment_pages.changed" || len(a.Differences) != 1 || a.Differences[0].Page != "/embed.js" {
+				t.Fatalf("alarm %+v", a)
+			}
+		default:
+			t.Fatal("no webhook POST before the command returned")
+		}
+	})
 	t.Run("refused/no-session", func(t *testing.T) {
 		out, err := runCLI(t, "monitor-pages", "-url", d.gatewayURL)
 		if err == nil || errors.Is(err, errPagesChanged) || !strings.Contains(err.Error(), "-checkout-url") {
