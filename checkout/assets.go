@@ -80,8 +80,8 @@ type ScriptInfo struct {
 
 // Script is a <script> element of the page.
 type Script struct {
-	Src       string
-	Integrity string
+	Src       string `json:"src"`
+	Integrity string `json:"integrity"` // SRI value; "" for a script tag without one
 }
 
 // Style is a <link rel="stylesheet"> element of the page.

@@ -184,6 +184,12 @@ func PageCSP(parentOrigins string) string {
 	if len(ok) > 0 {
 		ancestors = strings.Join(ok, " ")
 	}
+	return pageCSP(ancestors)
+}
+
+// pageCSP is the policy with its frame-ancestors sources already checked;
+// the page inventory builds it with SessionOrigins in their place.
+func pageCSP(ancestors string) string {
 	return "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; " +
 		"connect-src 'self'; form-action 'none'; base-uri 'none'; object-src 'none'; " +
 		"frame-ancestors " + ancestors + "; require-trusted-types-for 'script'; trusted-types 'none'"

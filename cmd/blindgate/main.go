@@ -28,6 +28,8 @@ commands:
   sign                 print a signed Authorization header for a key-service request (curl)
   encrypt              encrypt a JSON card from stdin as the checkout page does (testing)
   bench                load-test running services (see BENCHMARKS.md)
+  monitor-pages        compare the live payment pages' scripts and security headers
+                       with the inventory, once or -every interval (PCI DSS 11.6.1)
 Run "blindgate <command> -h" for its flags.
 `
 
@@ -69,6 +71,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return totpCmd(args[1:], stdout)
 	case "bench":
 		return benchCmd(ctx, args[1:], stdout, stderr)
+	case "monitor-pages":
+		return monitorCmd(ctx, args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

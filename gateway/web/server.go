@@ -198,11 +198,8 @@ func (s *Server) clientIP(c *fiber.Ctx) string { return clientaddr.Of(c, s.deps.
 
 // baseHeaders applies to every answer; pages add their CSP on top.
 func (s *Server) baseHeaders(c *fiber.Ctx) error {
-	c.Set("X-Content-Type-Options", "nosniff")
-	c.Set("Referrer-Policy", "no-referrer")
-	c.Set("Cross-Origin-Opener-Policy", "same-origin")
-	if s.deps.Config.TLS {
-		c.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+	for _, hv := range baseHeaderValues(s.deps.Config.TLS) {
+		c.Set(hv[0], hv[1])
 	}
 	return c.Next()
 }

@@ -23,7 +23,8 @@ var assetFS embed.FS
 const styleFile = "backoffice.css"
 
 // scriptFiles are the pages' scripts in load order: the WebCrypto/WebAuthn
-// primitives, then the controllers that use them.
+// primitives, then the controllers that use them (the page inventory,
+// PageInventory, lists them from here too).
 var scriptFiles = []string{"bocrypto.js", "backoffice.js"}
 
 type styleRef struct{ Href, Integrity string }

@@ -213,12 +213,9 @@ func (h *Handler) Routes(r fiber.Router) {
 // place that renders back-office errors.
 func (h *Handler) page(next fiber.Handler) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		c.Set(fiber.HeaderContentSecurityPolicy, pageCSP)
-		c.Set(fiber.HeaderXFrameOptions, "DENY")
-		// Nothing of the back office may be stored by the browser or a proxy:
-		// masked card data, audit lines, and above all a revealed number.
-		c.Set(fiber.HeaderCacheControl, "no-store")
-		c.Set(fiber.HeaderPragma, "no-cache")
+		for _, hv := range pageHeaders() {
+			c.Set(hv[0], hv[1])
+		}
 		if formHasPAN(c) {
 			return h.renderError(c, apierr.PANInText)
 		}
