@@ -137,7 +137,7 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 			return nil, fmt.Errorf("audit -bind-legacy: %w", err)
 		}
 	}
-	approval, err := a.approval(nonces)
+	approval, err := a.approval(nonces, limiter)
 	if err != nil {
 		_ = a.audit.Close()
 		return nil, err
@@ -188,7 +188,7 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 // approval is the reveal approval: the passkey registry, the relying
 // party, the nonce store. Running without passkey approval is a trust
 // downgrade, so it is logged and audited at every start.
-func (a *App) approval(nonces nonce.Store) (*passkeys.Service, error) {
+func (a *App) approval(nonces nonce.Store, limiter ratelimit.Limiter) (*passkeys.Service, error) {
 	reg, err := passkeys.Open(a.cfg.PasskeysPath)
 	if err != nil {
 		return nil, fmt.Errorf("passkeys: %w", err)
@@ -211,7 +211,7 @@ func (a *App) approval(nonces nonce.Store) (*passkeys.Service, error) {
 			return nil, fmt.Errorf("audit -reveal-approval none: %w", err)
 		}
 	}
-	return passkeys.New(passkeys.Config{Mode: a.cfg.RevealApproval, Registry: reg, Nonces: nonces, Verifier: v, Audit: a.audit, Log: a.log})
+	return passkeys.New(passkeys.Config{Mode: a.cfg.RevealApproval, Registry: reg, Nonces: nonces, Verifier: v, Audit: a.audit, Log: a.log, Limiter: limiter})
 }
 
 // loadDestinations reads the forward destinations. A missing file is no

@@ -11,6 +11,7 @@ import (
 
 	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/internal/passkey"
+	"github.com/blindgate/blindgate/internal/ratelimit"
 	"github.com/blindgate/blindgate/keyservice/nonce"
 	"github.com/blindgate/blindgate/keyservice/wire"
 )
@@ -68,7 +69,18 @@ type Config struct {
 	Audit    Auditor
 	Log      *slog.Logger
 	Now      func() time.Time
+	// Limiter and ChallengeLimit bound the nonces one client can have
+	// issued (reveal and enrolment challenges together): each lives in the
+	// key zone's store until it expires, so a compromised gateway must not
+	// be able to fill that store. Nil Limiter: no limit (tests only).
+	Limiter        ratelimit.Limiter
+	ChallengeLimit ratelimit.Limit
 }
+
+// DefaultChallengeLimit is a client's nonce budget: well above the reveal
+// limits (60 a minute per client), so retries and enrolments fit, and at
+// most about 2,400 live nonces per client (2 to 5 minutes each).
+var DefaultChallengeLimit = ratelimit.Limit{Name: "challenge-client", Rate: 600, Period: time.Minute, Burst: 200}
 
 // Service issues nonces, approves reveals with passkeys and registers
 // passkeys as pending.
@@ -96,6 +108,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.ChallengeLimit == (ratelimit.Limit{}) {
+		cfg.ChallengeLimit = DefaultChallengeLimit
 	}
 	s := &Service{cfg: cfg}
 	if cfg.Verifier != nil {
@@ -154,12 +169,25 @@ func (s *Service) RevealChallenge(ctx context.Context, client, origin, actor, to
 			return wire.RevealChallengeResponse{}, fmt.Errorf("%w: the operator has no approved passkey", ErrRequired)
 		}
 	}
+	if err := s.challengeBudget(ctx, client); err != nil {
+		return wire.RevealChallengeResponse{}, err
+	}
 	n, err := nonce.Issue(ctx, s.cfg.Nonces, wire.RevealNoncePrefix, revealBinding(client, actor, token), RevealNonceTTL)
 	if err != nil {
 		return wire.RevealChallengeResponse{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	out.Nonce, out.ExpiresAt = n, s.cfg.Now().Add(RevealNonceTTL).Unix()
 	return out, nil
+}
+
+// challengeBudget counts one nonce against the client's budget: refused
+// past it (*ratelimit.Refused, 429) and when the limiter cannot answer
+// (ErrUnavailable): no budget, no nonce.
+func (s *Service) challengeBudget(ctx context.Context, client string) error {
+	if s.cfg.Limiter == nil {
+		return nil
+	}
+	return ratelimit.Gate{Limiter: s.cfg.Limiter, Unavailable: ErrUnavailable}.Check(ctx, s.cfg.ChallengeLimit, client)
 }
 
 // Approval is what a reveal's approval is checked against, from the
@@ -241,6 +269,9 @@ func (s *Service) PasskeyChallenge(ctx context.Context, client, actor string) (w
 	}
 	v, err := s.rp()
 	if err != nil {
+		return wire.PasskeyChallengeResponse{}, err
+	}
+	if err := s.challengeBudget(ctx, client); err != nil {
 		return wire.PasskeyChallengeResponse{}, err
 	}
 	n, err := nonce.Issue(ctx, s.cfg.Nonces, wire.PasskeyNoncePrefix, enrolBinding(client, actor), EnrolNonceTTL)
