@@ -239,7 +239,7 @@ func metaOf(o runtime.Object) (metav1.Object, error) {
 // passing means something.
 func TestStrictDecodingRefuses(t *testing.T) {
 	for name, doc := range map[string]string{
-		"unknown-field": "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec:\n  replica: 2\n",
+		"unknown-field":   "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec:\n  replica: 2\n",
 		"duplicate-field": "apiVersion: v1\nkind: Service\nmetadata: {name: x}\nspec:\n  type: ClusterIP\n  type: NodePort\n",
 		"wrong-type":      "apiVersion: v1\nkind: Service\nmetadata: {name: x}\nspec:\n  ports: 8080\n",
 		"unknown-kind":    "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: x}\n",
