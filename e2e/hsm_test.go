@@ -49,7 +49,7 @@ func TestHSMSealImage(t *testing.T) {
 		req := testcontainers.ContainerRequest{
 			Image: ref,
 			Cmd: append([]string{"serve", "-dev-insecure-http", "-redis", "memory", "-addr", "0.0.0.0:8443",
-				"-public-url", "http://keyservice:8443"}, hsmArgs...),
+				"-public-url", "http://keyservice:8443", "-webauthn-origins", "http://localhost"}, hsmArgs...),
 			Env:        map[string]string{hsmPINEnv: pin},
 			WaitingFor: wait.ForLog("key service listening").WithStartupTimeout(60 * time.Second),
 		}
