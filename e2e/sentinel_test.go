@@ -66,7 +66,7 @@ func TestSentinelFailover(t *testing.T) {
 	w := l.window(stoppedAt, time.Now())
 	resumed := "none"
 	if !w.Resumed.IsZero() {
-		resumed = w.Resumed.Sub(stoppedAt).Round(100*time.Millisecond).String()
+		resumed = w.Resumed.Sub(stoppedAt).Round(100 * time.Millisecond).String()
 	}
 	refusedFor := time.Duration(0)
 	if w.Refused > 0 {
