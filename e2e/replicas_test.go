@@ -290,27 +290,22 @@ func TestReplicas(t *testing.T) {
 				t.Errorf("payment %d after the rotation: kid %s, %v", i+1, p.Kid, err)
 			}
 		}
-		for n := 1; n <= 2; n++ {
-			reloads := 0
-			for _, e := range s.auditTrailAt(t, ksReplicaAuditLog(n)) {
-				if e.Event == audit.EventKeyringReload {
-					reloads++
-				}
-			}
-			if reloads == 0 {
-				t.Errorf("key service %d has no keyring.reload on record after the rotation", n)
-			}
-		}
 	})
 
 	t.Run("kill/keyservice-then-gateway-under-load", func(t *testing.T) {
 		testKillReplicas(t, s, rr)
 	})
 
-	t.Run("audit/every-reveal-on-record-at-one-keyservice", func(t *testing.T) {
+	t.Run("audit/each-chain-verifies-reveals-and-reloads-on-record", func(t *testing.T) {
+		// Each replica keeps a chain of its own; together they hold every
+		// reveal, and each recorded loading the rotated keyring.
 		var events []audit.Event
 		for n := 1; n <= 2; n++ {
-			events = append(events, s.auditTrailAt(t, ksReplicaAuditLog(n))...)
+			trail := s.auditTrailAt(t, ksReplicaAuditLog(n))
+			if !slices.ContainsFunc(trail, func(e audit.Event) bool { return e.Event == audit.EventKeyringReload }) {
+				t.Errorf("key service %d has no keyring.reload on record after the rotation", n)
+			}
+			events = append(events, trail...)
 		}
 		checkReveals(t, events, reveals)
 	})
@@ -356,7 +351,7 @@ func checkLimit(t *testing.T, name string, passed, limited, burst, perMinute int
 // with SIGKILL while two shoppers pay through the round robin, then
 // restarts both and checks what the load saw.
 func testKillReplicas(t *testing.T, s *stack, rr *roundRobin) {
-	l := rr.startLoad(2, 20*time.Millisecond)
+	l := rr.startLoad(4, 20*time.Millisecond)
 	t.Cleanup(l.stop)
 	waitPaid := func(n int, since time.Time, what string) {
 		t.Helper()

@@ -105,12 +105,16 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 		topology: tp, Page: newMerchantPage(t), Operators: map[string]operatorAccount{},
 		adminImage: refs[images.Admin], hc: &http.Client{Timeout: 15 * time.Second},
 	}
-	files := []testcontainers.ContainerFile{
-		tp.signingKeyFile(t, "gateway", gwKeyDir+"/gateway.jwk"),
-		tp.signingKeyFile(t, "backoffice", gwKeyDir+"/backoffice.jwk"),
-	}
-	if opts.Forward {
-		files = append(files, tp.signingKeyFile(t, "forward", gwKeyDir+"/forward.jwk"))
+	// Fresh readers for each gateway: a container consumes its files.
+	keyFiles := func() []testcontainers.ContainerFile {
+		files := []testcontainers.ContainerFile{
+			tp.signingKeyFile(t, "gateway", gwKeyDir+"/gateway.jwk"),
+			tp.signingKeyFile(t, "backoffice", gwKeyDir+"/backoffice.jwk"),
+		}
+		if opts.Forward {
+			files = append(files, tp.signingKeyFile(t, "forward", gwKeyDir+"/forward.jwk"))
+		}
+		return files
 	}
 	var env map[string]string
 	var shared []string
@@ -140,7 +144,7 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 			role = gwAlias + "-" + strconv.Itoa(n)
 		}
 		c, url := tp.runGateway(t, gatewaySpec{
-			Args: args, Env: env, Port: gwPort, HostPort: port, Ready: "/readyz", Files: files, Role: role,
+			Args: args, Env: env, Port: gwPort, HostPort: port, Ready: "/readyz", Files: keyFiles(), Role: role,
 		})
 		if url != want {
 			t.Fatalf("%s published at %s, want %s", role, url, want)
