@@ -339,10 +339,16 @@ func (l *load) window(from, to time.Time) window {
 	return w
 }
 
-func (w window) String() string {
-	span := time.Duration(0)
+// since describes the window from the event at from: when the refusals
+// began and ended and when a payment next went through, each after from.
+func (w window) since(from time.Time) string {
+	after := func(t time.Time) string { return t.Sub(from).Round(100 * time.Millisecond).String() }
+	out := fmt.Sprintf("%d payments refused", w.Refused)
 	if w.Refused > 0 {
-		span = w.Last.Sub(w.First).Round(100 * time.Millisecond)
+		out += fmt.Sprintf(" (started %s to ended %s after it)", after(w.First), after(w.Last))
 	}
-	return fmt.Sprintf("%d payments refused over %s", w.Refused, span)
+	if w.Resumed.IsZero() {
+		return out + "; none went through after it"
+	}
+	return out + "; the first payment started after it went through " + after(w.Resumed) + " after it"
 }

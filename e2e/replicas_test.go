@@ -384,11 +384,7 @@ func testKillReplicas(t *testing.T, s *stack, rr *roundRobin) {
 			to = killedAt[i+1]
 		}
 		windows[i] = l.window(killedAt[i], to)
-		resumed := "no payment"
-		if !windows[i].Resumed.IsZero() {
-			resumed = windows[i].Resumed.Sub(killedAt[i]).Round(100*time.Millisecond).String() + " later"
-		}
-		t.Logf("%s 1 of 2 killed: %s; first payment through %s", v.name, windows[i], resumed)
+		t.Logf("%s 1 of 2 SIGKILLed: %s", v.name, windows[i].since(killedAt[i]))
 	}
 
 	// Back up, they rejoin: each gateway pays on its own again.
