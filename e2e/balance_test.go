@@ -27,8 +27,8 @@ const callTimeout = 30 * time.Second
 
 // roundRobin is the merchant's server and the shoppers' browsers as a
 // load balancer in front of the gateways makes them: each call goes to the
-// next gateway in turn and, when no answer comes back (a dead gateway),
-// to the next one. A retried submission is the same ciphertext for the
+// next gateway in turn and, when no answer comes back from it (a dead
+// gateway), to the next one. A retried submission is the same ciphertext for the
 // same session: the gateway answers it with the token it minted, if any
 // (ingest's replay rule). Safe for concurrent use.
 type roundRobin struct {
@@ -90,8 +90,11 @@ func (rr *roundRobin) do(ctx context.Context, c call) (int, error) {
 			rr.mu.Unlock()
 		}
 		err := rr.send(ctx, i, c, body)
+		// An answer without an error object is not the gateway's: this
+		// machine's network answers for a port nobody listens on (a dead
+		// gateway's) with a page of its own. It counts as no answer.
 		var ae *apiError
-		if err == nil || errors.As(err, &ae) || ctx.Err() != nil {
+		if err == nil || (errors.As(err, &ae) && ae.Code != "") || ctx.Err() != nil {
 			return i, err
 		}
 		last = err
