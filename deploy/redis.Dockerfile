@@ -1,6 +1,8 @@
 # Redis for the e2e suite and local stacks, without pulling an image: the
-# host's Debian redis-server plus the shared libraries ldd lists for it (each
-# at its own path, the dynamic loader included), on an empty base image.
+# host's Debian redis-server and redis-cli plus the shared libraries ldd lists
+# for them (each at its own path, the dynamic loader included), on an empty
+# base image. The same binary runs a Sentinel (`redis-server <conf>
+# --sentinel`) and Cluster nodes; redis-cli creates a Cluster.
 # Set BLINDGATE_E2E_REDIS_IMAGE (e.g. redis:7-alpine) to use a registry image
 # instead where one can be pulled.
 #

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -25,22 +26,29 @@ const ksAuditLog = "/var/lib/blindgate/audit.log"
 // out of the container (no shell needed).
 func (z *keyZone) auditTrail(t *testing.T) []audit.Event {
 	t.Helper()
-	out := z.admin(t, nil, "audit", "verify")
+	return z.auditTrailAt(t, ksAuditLog)
+}
+
+// auditTrailAt is auditTrail for the audit log at path in the key
+// service's state volume (a replica's: ksReplicaAuditLog).
+func (z *keyZone) auditTrailAt(t *testing.T, path string) []audit.Event {
+	t.Helper()
+	out := z.admin(t, nil, "audit", "verify", "-audit-log", path)
 	if !strings.Contains(out, "audit chain OK") {
-		t.Fatalf("keyservice audit verify: %s", tail([]byte(out), 2000))
+		t.Fatalf("keyservice audit verify -audit-log %s: %s", path, tail([]byte(out), 2000))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	rc, err := z.KeyService.CopyFileFromContainer(ctx, ksAuditLog)
+	rc, err := z.KeyService.CopyFileFromContainer(ctx, path)
 	if err != nil {
-		t.Fatalf("copy %s: %v", ksAuditLog, err)
+		t.Fatalf("copy %s: %v", path, err)
 	}
 	defer rc.Close()
 	raw, err := io.ReadAll(rc)
 	if err != nil {
-		t.Fatalf("copy %s: %v", ksAuditLog, err)
+		t.Fatalf("copy %s: %v", path, err)
 	}
-	saveArtifactOnFailure(t, "keyservice-audit.log", raw)
+	saveArtifactOnFailure(t, "keyservice-"+filepath.Base(path), raw)
 	// The library agrees with the command (and checks the copy we parse).
 	rep, err := audit.Verify(bytes.NewReader(raw))
 	if err != nil {

@@ -29,6 +29,15 @@
 //	                        nothing stored lost
 //	TestCompose             docker-compose.yml matches this topology; its documented
 //	                        first-run steps work and a shopper pays on the demo shop
+//	TestReplicas            two gateways, two key services (one keyring volume) on a
+//	                        Redis Cluster of three masters: checkouts through both in
+//	                        Chromium and by API, limits not doubled, a replay refused
+//	                        by the other key service, one rotation seen by both, a
+//	                        login used on the other gateway; one key service and one
+//	                        gateway SIGKILLed under load, nothing acknowledged lost
+//	TestSentinelFailover    Redis Sentinel (primary, replica, three Sentinels): the
+//	                        primary stopped under load, the window of 503s measured,
+//	                        nothing acknowledged lost
 //
 //	go test ./e2e/...            # skips without Docker (fails when CI is set)
 //	go test -short ./e2e/...     # skips the suite (fails when CI is set)

@@ -3,8 +3,10 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha512"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +14,7 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -43,11 +46,17 @@ type stackOptions struct {
 	KeyServiceArgs  []string // extra `keyservice serve` flags
 	KeyServiceBinds []string // host:container bind mounts for the key service
 	GatewayArgs     []string // extra gateway flags
-	Operators      []operatorSpec
+	Operators       []operatorSpec
 	// Forward enrolls the gateway's forward identity (op forward) and has
 	// the key service send forwards through the egress proxy at
 	// http://egress:3128 (newForwardPath starts it).
 	Forward bool
+	// Redis starts the key zone's Redis (nil: one node); KeyServices and
+	// Gateways are replica counts (0 or 1: one). Every gateway lists every
+	// key service in -keyservice-url and shares one -login-name-key.
+	Redis       redisTopology
+	KeyServices int
+	Gateways    int
 }
 
 // stack is the whole product as it runs in production: the key zone (Redis
@@ -71,6 +80,15 @@ type stack struct {
 
 	adminImage string
 	hc         *http.Client
+	// gateways are every gateway replica (the first is Gateway, GatewayURL).
+	gateways []gatewayReplica
+}
+
+// gatewayReplica is one running gateway and its URL.
+type gatewayReplica struct {
+	C   testcontainers.Container
+	URL string
+	BO  string // its back office, http://localhost:<port>
 }
 
 func newStack(t *testing.T, opts stackOptions) *stack {
@@ -82,43 +100,72 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 		{ID: "gateway", Ops: []string{wire.OpInspect, wire.OpRewrap}},
 		{ID: "backoffice", Ops: []string{wire.OpReveal, wire.OpAudit}},
 	}
-	port := testenv.FreePort(t)
-	backofficeURL := fmt.Sprintf("http://localhost:%d", port)
-	// Reveals are approved by the operators' passkeys for the back office.
-	ksArgs := append([]string{"-webauthn-origins", backofficeURL}, opts.KeyServiceArgs...)
+	// Each gateway's port, chosen first: its back office is at
+	// http://localhost:<port> (WebAuthn has no relying party for an IP
+	// address), and the key service approves reveals for all of them.
+	ports := make([]int, max(1, opts.Gateways))
+	origins := make([]string, len(ports))
+	for i := range ports {
+		ports[i] = testenv.FreePort(t)
+		origins[i] = fmt.Sprintf("http://localhost:%d", ports[i])
+	}
+	ksArgs := append([]string{"-webauthn-origins", strings.Join(origins, ",")}, opts.KeyServiceArgs...)
 	if opts.Forward {
 		clients = append(clients, clientSpec{ID: "forward", Ops: []string{wire.OpForward}})
 		ksArgs = append(slices.Clone(ksArgs), "-egress-proxy", "http://"+egressAlias+":3128")
 	}
-	tp := newTopology(t, zoneOptions{Clients: clients, ServeArgs: ksArgs, Binds: opts.KeyServiceBinds})
+	tp := newTopology(t, zoneOptions{Clients: clients, ServeArgs: ksArgs, Binds: opts.KeyServiceBinds, Redis: opts.Redis, KeyServices: opts.KeyServices})
 	s := &stack{
 		topology: tp, Page: newMerchantPage(t), Operators: map[string]operatorAccount{},
 		adminImage: refs[images.Admin], hc: &http.Client{Timeout: 15 * time.Second},
 	}
-	s.GatewayURL = fmt.Sprintf("http://127.0.0.1:%d", port)
-	s.BackofficeURL = backofficeURL
-	args := append([]string{
-		"-addr", "0.0.0.0:8080", "-public-url", s.GatewayURL, "-backoffice-url", s.BackofficeURL,
-		"-store", "redis", "-redis", redisAlias + ":6379",
-		"-keyservice-url", "http://" + ksAlias + ":8443", "-keyservice-audience", ksAudience,
-		"-checkout-client-id", "gateway", "-checkout-key", gwKeyDir + "/gateway.jwk",
-		"-backoffice-client-id", "backoffice", "-backoffice-key", gwKeyDir + "/backoffice.jwk",
-		"-audit-log", "/var/lib/blindgate/gateway-audit.log",
-	}, opts.GatewayArgs...)
-	files := []testcontainers.ContainerFile{
-		tp.signingKeyFile(t, "gateway", gwKeyDir+"/gateway.jwk"),
-		tp.signingKeyFile(t, "backoffice", gwKeyDir+"/backoffice.jwk"),
+	// Fresh readers for each gateway: a container consumes its files.
+	keyFiles := func() []testcontainers.ContainerFile {
+		files := []testcontainers.ContainerFile{
+			tp.signingKeyFile(t, "gateway", gwKeyDir+"/gateway.jwk"),
+			tp.signingKeyFile(t, "backoffice", gwKeyDir+"/backoffice.jwk"),
+		}
+		if opts.Forward {
+			files = append(files, tp.signingKeyFile(t, "forward", gwKeyDir+"/forward.jwk"))
+		}
+		return files
 	}
-	if opts.Forward {
-		args = append(args, "-forward-client-id", "forward", "-forward-key", gwKeyDir+"/forward.jwk")
-		files = append(files, tp.signingKeyFile(t, "forward", gwKeyDir+"/forward.jwk"))
+	var env map[string]string
+	var shared []string
+	if opts.Gateways > 1 {
+		// Replicas hash unknown login names with one key, so a lockout
+		// holds on every one of them.
+		var key [32]byte
+		_, _ = rand.Read(key[:])
+		env = map[string]string{"BLINDGATE_E2E_LOGIN_NAME_KEY": hex.EncodeToString(key[:])}
+		shared = []string{"-login-name-key", "env:BLINDGATE_E2E_LOGIN_NAME_KEY"}
 	}
-	url := tp.startGateway(t, gatewaySpec{
-		Args: args, Port: gwPort, HostPort: port, Ready: "/readyz", Files: files,
-	})
-	if url != s.GatewayURL {
-		t.Fatalf("gateway published at %s, want %s", url, s.GatewayURL)
+	for n := 1; n <= len(ports); n++ {
+		port := ports[n-1]
+		want := fmt.Sprintf("http://127.0.0.1:%d", port)
+		args := append(append(append([]string{
+			"-addr", "0.0.0.0:8080", "-public-url", want, "-backoffice-url", origins[n-1], "-store", "redis",
+			"-keyservice-url", strings.Join(ksURLs(opts.KeyServices), ","), "-keyservice-audience", ksAudience,
+			"-checkout-client-id", "gateway", "-checkout-key", gwKeyDir + "/gateway.jwk",
+			"-backoffice-client-id", "backoffice", "-backoffice-key", gwKeyDir + "/backoffice.jwk",
+			"-audit-log", gwAuditLog,
+		}, tp.RedisDeploy.Flags()...), shared...), opts.GatewayArgs...)
+		if opts.Forward {
+			args = append(args, "-forward-client-id", "forward", "-forward-key", gwKeyDir+"/forward.jwk")
+		}
+		role := gwAlias
+		if n > 1 {
+			role = gwAlias + "-" + strconv.Itoa(n)
+		}
+		c, url := tp.runGateway(t, gatewaySpec{
+			Args: args, Env: env, Port: gwPort, HostPort: port, Ready: "/readyz", Files: keyFiles(), Role: role,
+		})
+		if url != want {
+			t.Fatalf("%s published at %s, want %s", role, url, want)
+		}
+		s.gateways = append(s.gateways, gatewayReplica{C: c, URL: url, BO: origins[n-1]})
 	}
+	tp.Gateway, s.GatewayURL, s.BackofficeURL = s.gateways[0].C, s.gateways[0].URL, origins[0]
 	s.Page.setGateway(s.GatewayURL, s.embedSRI(t))
 
 	out := s.admin(t, "merchants", "add", "-name", "E2E Shop", "-origin", s.Page.Origin)
@@ -136,6 +183,16 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 	return s
 }
 
+// via is the stack as seen through gateway replica i: the same zone,
+// merchant, page and operators, another gateway.
+func (s *stack) via(i int) *stack {
+	v := *s
+	tp := *s.topology
+	tp.Gateway = s.gateways[i].C
+	v.topology, v.GatewayURL, v.BackofficeURL = &tp, s.gateways[i].URL, s.gateways[i].BO
+	return &v
+}
+
 // admin runs `blindgate <args...>` in a one-shot admin container on the key
 // zone, with the gateway's store settings: how an operator administers the
 // gateway's Redis, which no host port exposes.
@@ -151,7 +208,7 @@ func (s *stack) adminWith(t *testing.T, files []testcontainers.ContainerFile, ar
 		Image: s.adminImage,
 		Cmd:   args,
 		Files: files,
-		Env:   map[string]string{"BLINDGATE_GW_STORE": "redis", "BLINDGATE_GW_REDIS": redisAlias + ":6379"},
+		Env:   s.RedisDeploy.AdminEnv(),
 	}
 	onNetworks(&req, "", s.Net)
 	code, out := runOnce(t, "admin-"+args[0], req)

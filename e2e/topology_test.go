@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -59,13 +60,26 @@ type zoneOptions struct {
 	// Binds are host:container bind mounts for the key service (a
 	// size-limited audit disk).
 	Binds []string
+	// Redis starts the zone's Redis; nil: one node (AOF) at redis:6379.
+	Redis redisTopology
+	// KeyServices is how many key service replicas to run (0 or 1: one).
+	// Replicas share the first one's state volume (one keyring, one
+	// allow-list, as docs/KEYS.md "Replicas" requires) and each writes an
+	// audit log of its own there (audit-<n>.log; the first keeps audit.log).
+	KeyServices int
 }
 
 // keyZone is Redis and the key service on one network of their own.
 type keyZone struct {
-	Net        *zoneNet
-	Redis      testcontainers.Container
-	KeyService testcontainers.Container
+	Net *zoneNet
+	// Redis is the zone's Redis: its one node, the first Cluster node or
+	// the Sentinel group's first primary; RedisDeploy has them all.
+	Redis       testcontainers.Container
+	RedisDeploy redisDeployment
+	// KeyService is the first key service; KeyServices every replica,
+	// KeyServices[0] == KeyService.
+	KeyService  testcontainers.Container
+	KeyServices []testcontainers.Container
 	// Signers sign requests as each enrolled client (TTL: the default).
 	Signers map[string]*client.Signer
 
@@ -82,25 +96,21 @@ func newKeyZone(t *testing.T, opts zoneOptions) *keyZone {
 	z := &keyZone{ksImage: refs[images.KeyService], Signers: map[string]*client.Signer{}}
 	z.Net = newNetwork(t, "key-zone", !opts.Exposed)
 
-	rreq := testcontainers.ContainerRequest{
-		Image:      refs[images.Redis],
-		Cmd:        redisCmd(),
-		WaitingFor: wait.ForLog("Ready to accept connections").WithStartupTimeout(30 * time.Second),
+	topo := opts.Redis
+	if topo == nil {
+		topo = singleRedis(opts.Exposed)
 	}
-	onNetworks(&rreq, redisAlias, z.Net)
-	if opts.Exposed {
-		publishLoopback(&rreq, redisPort)
-	}
-	z.Redis = startContainer(t, "redis", rreq, true)
+	z.RedisDeploy = topo(t, z.Net, refs[images.Redis])
+	z.Redis = z.RedisDeploy.Nodes[0]
 
-	args := append([]string{
+	args := append(append([]string{
 		"serve", "-dev-insecure-http", "-dev-auto-unseal",
-		"-redis", redisAlias + ":6379", "-addr", "0.0.0.0:8443", "-audience", ksAudience,
-		"-public-url", ksURL,
+		"-addr", "0.0.0.0:8443", "-audience", ksAudience,
+		"-public-url", strings.Join(ksURLs(opts.KeyServices), ","),
 		// Passkey approval needs the back office's origin; a test whose
 		// back office reveals gives its own in ServeArgs (the last wins).
 		"-webauthn-origins", "http://localhost",
-	}, opts.ServeArgs...)
+	}, z.RedisDeploy.Flags()...), opts.ServeArgs...)
 	// Every level is logged, so the check for card numbers in its logs
 	// (startContainer) covers DEBUG too.
 	kreq := testcontainers.ContainerRequest{Image: z.ksImage, Cmd: args, Env: map[string]string{"BLINDGATE_KS_LOG_LEVEL": "debug"}}
@@ -134,8 +144,53 @@ func newKeyZone(t *testing.T, opts zoneOptions) *keyZone {
 	if err := z.KeyService.Start(ctx); err != nil {
 		t.Fatalf("start keyservice: %v\n%s", err, tail(containerLogs(z.KeyService), 4000))
 	}
-	t.Logf("key zone up in %s (exposed=%v)", time.Since(start).Round(100*time.Millisecond), opts.Exposed)
+	z.KeyServices = []testcontainers.Container{z.KeyService}
+	// Replicas start once the first has made the keyring (dev auto-unseal
+	// creates it on first start): they open the same file.
+	ksID := z.KeyService.GetContainerID()
+	for n := 2; n <= opts.KeyServices; n++ {
+		rreq := kreq
+		rreq.Cmd = append(slices.Clone(args), "-audit-log", ksReplicaAuditLog(n))
+		rreq.HostConfigModifier = func(hc *container.HostConfig) {
+			if kreq.HostConfigModifier != nil {
+				kreq.HostConfigModifier(hc)
+			}
+			hc.VolumesFrom = []string{ksID}
+		}
+		onNetworks(&rreq, ksReplicaAlias(n), z.Net)
+		z.KeyServices = append(z.KeyServices, startContainer(t, ksReplicaAlias(n), rreq, true))
+	}
+	t.Logf("key zone up in %s (exposed=%v, %d key service(s))", time.Since(start).Round(100*time.Millisecond), opts.Exposed, len(z.KeyServices))
 	return z
+}
+
+// ksReplicaAlias names key service replica n (from 1) in the zone: the
+// first is "keyservice", as in every single-replica scenario.
+func ksReplicaAlias(n int) string {
+	if n <= 1 {
+		return ksAlias
+	}
+	return ksAlias + "-" + strconv.Itoa(n)
+}
+
+// ksReplicaAuditLog is replica n's audit log in the shared state volume.
+func ksReplicaAuditLog(n int) string {
+	if n <= 1 {
+		return ksAuditLog
+	}
+	return "/var/lib/blindgate/audit-" + strconv.Itoa(n) + ".log"
+}
+
+// ksURLs are the URLs of n key service replicas in the zone: what the
+// gateway's -keyservice-url lists and every replica's -public-url accepts
+// as htu (a request signed for one replica is valid at the others but for
+// its jti, which the shared replay cache holds).
+func ksURLs(n int) []string {
+	urls := []string{ksURL}
+	for i := 2; i <= n; i++ {
+		urls = append(urls, "http://"+ksReplicaAlias(i)+":8443")
+	}
+	return urls
 }
 
 // enroll makes a signing key for c on the host and adds its public half to
@@ -243,6 +298,9 @@ type gatewaySpec struct {
 	// HostPort is the port published on 127.0.0.1; 0 picks one. Fixed when
 	// the gateway must know its public URL (-public-url) before it starts.
 	HostPort int
+	// Role is the container's alias, log and artifact name; "" means
+	// "gateway" (a second replica is "gateway-2").
+	Role string
 }
 
 // startGateway starts the gateway on both networks, publishes its port on
@@ -250,6 +308,19 @@ type gatewaySpec struct {
 // context for the browser's WebCrypto).
 func (tp *topology) startGateway(t *testing.T, spec gatewaySpec) string {
 	t.Helper()
+	var url string
+	tp.Gateway, url = tp.runGateway(t, spec)
+	return url
+}
+
+// runGateway starts one gateway (startGateway's work) and returns its
+// container and URL; spec.Role names a second replica's container and logs.
+func (tp *topology) runGateway(t *testing.T, spec gatewaySpec) (testcontainers.Container, string) {
+	t.Helper()
+	role := spec.Role
+	if role == "" {
+		role = gwAlias
+	}
 	refs := needImages(t, images.Gateway)
 	// Every level is logged, so the check for card numbers in its logs
 	// (startContainer) covers DEBUG too.
@@ -265,10 +336,10 @@ func (tp *topology) startGateway(t *testing.T, spec gatewaySpec) string {
 	}
 	// Created on the public network, which has a route to the host for the
 	// published port; the internal one is joined before start.
-	onNetworks(&req, gwAlias, tp.Public, tp.Net)
+	onNetworks(&req, role, tp.Public, tp.Net)
 	publishLoopbackAt(&req, spec.Port, spec.HostPort)
-	tp.Gateway = startContainer(t, "gateway", req, true)
-	return loopbackURL(t, tp.Gateway, spec.Port)
+	c := startContainer(t, role, req, true)
+	return c, loopbackURL(t, c, spec.Port)
 }
 
 // probeResult is what blindgate/probe saw from inside a network zone.
@@ -283,8 +354,15 @@ type probeResult struct {
 // that zone can reach.
 func probe(t *testing.T, url string, nets ...*zoneNet) probeResult {
 	t.Helper()
+	return probeArgs(t, []string{"-timeout", "3s", url}, nets...)
+}
+
+// probeArgs runs the probe with its command line (e2e/probe: method,
+// headers, body, then the URL) on nets.
+func probeArgs(t *testing.T, args []string, nets ...*zoneNet) probeResult {
+	t.Helper()
 	refs := needImages(t, images.Probe)
-	req := testcontainers.ContainerRequest{Image: refs[images.Probe], Cmd: []string{"-timeout", "3s", url}}
+	req := testcontainers.ContainerRequest{Image: refs[images.Probe], Cmd: args}
 	onNetworks(&req, "", nets...)
 	code, out := runOnce(t, "probe", req)
 	res := probeResult{Output: strings.TrimSpace(out)}

@@ -51,7 +51,8 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&o.Soak, "soak", 0, "also run a leak soak this long (e.g. 10m) after the sweep")
 	fs.DurationVar(&o.SoakSample, "soak-sample", 10*time.Second, "soak sampling interval")
 	fs.IntVar(&o.SoakWorkers, "soak-workers", 2, "closed-loop workers per path during the soak")
-	fs.BoolVar(&o.NoSweep, "no-sweep", false, "skip the sweep (with -soak: soak only)")
+	fs.BoolVar(&o.NoSweep, "no-sweep", false, "skip the sweep (with -soak or -costs: only those)")
+	fs.IntVar(&o.Costs, "costs", 0, "also measure the cost of this many requests of each path, one at a time: Redis calls, bytes and memory, audit bytes, CPU per request (use a Redis server of its own: Redis counts every client)")
 	fs.StringVar(&o.ProfileDir, "profile", "", "folder for service CPU profiles taken at each path's saturation point")
 	fs.DurationVar(&o.ProfileTime, "profile-d", 5*time.Second, "length of each CPU profile")
 	fs.StringVar(&jsonPath, "json", "", "write the results as JSON to this file")
@@ -111,12 +112,14 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	fmt.Fprintln(stdout)
 	bench.PrintSummary(stdout, rep)
+	bench.PrintCosts(stdout, rep)
 	if mdTo != "" {
 		f, err := os.Create(mdTo)
 		if err != nil {
 			return err
 		}
 		bench.PrintSummary(f, rep)
+		bench.PrintCosts(f, rep)
 		return f.Close()
 	}
 	return nil

@@ -372,9 +372,9 @@ func goBuild(ctx context.Context, out string, pkgs []string, opts Options) error
 	return nil
 }
 
-// prepareRedis copies the host's redis-server and every shared object that
-// ldd lists for it, each at the path ldd printed (the dynamic loader
-// included), so the binary runs unchanged on an empty base image.
+// prepareRedis copies the host's redis-server and redis-cli and every shared
+// object that ldd lists for them, each at the path ldd printed (the dynamic
+// loader included), so the binaries run unchanged on an empty base image.
 func prepareRedis(ctx context.Context, rootfs string, opts Options) error {
 	bin := opts.RedisServer
 	if bin == "" {
@@ -400,7 +400,14 @@ func prepareRedis(ctx context.Context, rootfs string, opts Options) error {
 			return err
 		}
 	}
-	return nil
+	// redis-cli makes a Cluster (`redis-cli --cluster create`) and reads
+	// INFO from inside the zone, where nothing is published. Debian's
+	// redis-server package depends on redis-tools, which carries it.
+	cli, err := exec.LookPath("redis-cli")
+	if err != nil {
+		return fmt.Errorf("images: the redis image carries the host's redis-cli, and none is installed (apt-get install redis-tools): %w", err)
+	}
+	return copyWithLibraries(ctx, cli, rootfs, "/usr/bin/redis-cli")
 }
 
 // prepareKeyServiceHSM builds the key service with cgo and the hsm tag and

@@ -85,23 +85,26 @@ func TestPrepareContext(t *testing.T) {
 			testenv.Missing(t, "no ldd: %v", err)
 		}
 		dir := prepare(t, Redis, Options{})
-		out, err := exec.Command("ldd", filepath.Join(dir, "rootfs/usr/bin/redis-server")).Output()
-		if err != nil {
-			t.Fatalf("ldd of the copied binary: %v", err)
-		}
-		libs, err := ParseLDD(out)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, lib := range libs {
-			fi, err := os.Lstat(filepath.Join(dir, "rootfs", lib))
+		// redis-cli too: the e2e suite makes a Cluster with it.
+		for _, bin := range []string{"usr/bin/redis-server", "usr/bin/redis-cli"} {
+			out, err := exec.Command("ldd", filepath.Join(dir, "rootfs", bin)).Output()
 			if err != nil {
-				t.Errorf("library %s not in the context: %v", lib, err)
-				continue
+				t.Fatalf("ldd of the copied %s: %v", bin, err)
 			}
-			// COPY keeps symlinks as links, which would dangle in the image.
-			if !fi.Mode().IsRegular() {
-				t.Errorf("library %s is %v, want a regular file", lib, fi.Mode())
+			libs, err := ParseLDD(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, lib := range libs {
+				fi, err := os.Lstat(filepath.Join(dir, "rootfs", lib))
+				if err != nil {
+					t.Errorf("library %s of %s not in the context: %v", lib, bin, err)
+					continue
+				}
+				// COPY keeps symlinks as links, which would dangle in the image.
+				if !fi.Mode().IsRegular() {
+					t.Errorf("library %s is %v, want a regular file", lib, fi.Mode())
+				}
 			}
 		}
 		checkBase(t, dir)

@@ -19,6 +19,7 @@ import (
 	"github.com/blindgate/blindgate/internal/envflag"
 	"github.com/blindgate/blindgate/internal/passkey"
 	"github.com/blindgate/blindgate/internal/secret"
+	"github.com/blindgate/blindgate/keyservice/client"
 	"github.com/blindgate/blindgate/keyservice/wire"
 
 	"github.com/blindgate/blindgate/internal/redisx"
@@ -110,7 +111,7 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TrustedProxies, "trusted-proxies", env.String("TRUSTED_PROXIES", ""), "comma-separated CIDRs of the proxies allowed to set -proxy-header (required with it)")
 	fs.StringVar(&c.LoginNameKey, "login-name-key", env.String("LOGIN_NAME_KEY", ""), "key (env:NAME or file:PATH, >= 32 bytes) of the hash that replaces unknown login names in the audit log and lockout store; same on every replica; empty: random per start")
 	c.StoreFlags(fs)
-	fs.StringVar(&c.KeyServiceURL, "keyservice-url", env.String("KEYSERVICE_URL", "https://127.0.0.1:8443"), "key service base URL")
+	fs.StringVar(&c.KeyServiceURL, "keyservice-url", env.String("KEYSERVICE_URL", "https://127.0.0.1:8443"), "key service base URL, or the URLs of its replicas, comma-separated (calls start at each in turn and move to the next when one cannot be reached or answers 503)")
 	fs.StringVar(&c.KeyServiceCA, "keyservice-ca", env.String("KEYSERVICE_CA", ""), "CA file for the key service's TLS certificate")
 	fs.BoolVar(&c.KeyServiceInsecure, "keyservice-insecure", env.Bool("KEYSERVICE_INSECURE", false), "development only: do not verify the key service's certificate")
 	fs.StringVar(&c.KeyServiceCert, "keyservice-client-cert", env.String("KEYSERVICE_CLIENT_CERT", ""), "client certificate for the key service (mTLS)")
@@ -168,6 +169,7 @@ func (c *Config) ValidateStore() error {
 // Validate names the first bad field.
 func (c *Config) Validate() error {
 	u, err := url.Parse(c.PublicURL)
+	_, ksErr := client.ParseURLs(c.KeyServiceURL)
 	switch {
 	case c.Addr == "":
 		return errors.New("config: addr is empty")
@@ -181,6 +183,8 @@ func (c *Config) Validate() error {
 		return errors.New("config: tls-cert and tls-key go together")
 	case c.KeyServiceURL == "":
 		return errors.New("config: keyservice-url is empty")
+	case ksErr != nil:
+		return errors.New("config: keyservice-url must be one or more absolute http(s) URLs, comma-separated (replicas sharing one keyring)")
 	case c.Audience == "":
 		// No shared default: a default would let a request signed for one
 		// deployment pass at another that shares the client keys.

@@ -21,6 +21,8 @@ func TestValidateProxyTrust(t *testing.T) {
 		{"ok/rewrap-off", []string{"-rewrap-interval", "0"}, ""},
 		{"err/rewrap-interval-too-short", []string{"-rewrap-interval", "5m"}, "rewrap-interval"},
 		{"err/rewrap-rate-negative", []string{"-rewrap-rate", "-1"}, "rewrap-rate"},
+		{"ok/keyservice-replicas", []string{"-keyservice-url", "https://ks-1:8443, https://ks-2:8443"}, ""},
+		{"err/keyservice-replica-not-a-url", []string{"-keyservice-url", "https://ks-1:8443,ks-2:8443"}, "keyservice-url"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

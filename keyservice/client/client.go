@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -35,20 +36,22 @@ const maxResponse = 4 << 20
 // Client calls the key service with Contract 2 signed requests. It is safe
 // for concurrent use.
 type Client struct {
-	base   string
+	reps   *replicas
 	signer *Signer
 	hc     *http.Client
 	clock  *Clock // optional: compares clocks from every answer's Date
 }
 
 // New returns a client for the key service at baseURL (e.g.
-// "https://keyservice:8443"). hc nil means HTTPClient(false). s may be nil
+// "https://keyservice:8443"), or at several replicas of it: base URLs,
+// comma-separated (ParseURLs; see replicas for how a call picks one and
+// when it moves to the next). hc nil means HTTPClient(false). s may be nil
 // for a client that only fetches the JWKS.
 func New(baseURL string, s *Signer, hc *http.Client) *Client {
 	if hc == nil {
 		hc = HTTPClient(false)
 	}
-	return &Client{base: strings.TrimRight(baseURL, "/"), signer: s, hc: hc}
+	return &Client{reps: newReplicas(baseURL), signer: s, hc: hc}
 }
 
 // HTTPClient is the HTTP client for key-service calls: bounded timeouts,
@@ -56,8 +59,13 @@ func New(baseURL string, s *Signer, hc *http.Client) *Client {
 // htu check anyway, and following one would send the body elsewhere).
 // insecure skips TLS verification, for a development self-signed
 // certificate only.
+//
+// A connection must be made within DialTimeout: the key service is in the
+// next zone, and a replica that does not accept in that time is passed
+// for the next one while the call still has time left.
 func HTTPClient(insecure bool) *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.DialContext = (&net.Dialer{Timeout: DialTimeout, KeepAlive: 30 * time.Second}).DialContext
 	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: insecure} //nolint:gosec // opt-in, dev only
 	tr.ResponseHeaderTimeout = 10 * time.Second
 	return &http.Client{
@@ -68,6 +76,9 @@ func HTTPClient(insecure bool) *http.Client {
 		},
 	}
 }
+
+// DialTimeout bounds making a connection to one key service replica.
+const DialTimeout = 3 * time.Second
 
 // ForwardTimeout bounds a forward call: the longest destination timeout the
 // key service allows (two minutes) and room for the key service's own work.
@@ -84,7 +95,7 @@ func (c *Client) WithHTTPTimeout(d time.Duration) *Client {
 		hc.Transport = tr
 	}
 	hc.Timeout = d
-	return &Client{base: c.base, signer: c.signer, hc: &hc, clock: c.clock}
+	return &Client{reps: c.reps, signer: c.signer, hc: &hc, clock: c.clock}
 }
 
 // WithClock returns a client like c that reports every answer's Date to
@@ -175,12 +186,7 @@ func (c *Client) Forward(ctx context.Context, req wire.ForwardRequest) (wire.For
 // JWKS fetches the published key-encryption keys (unsigned GET). The bytes
 // are returned as served; parse them with the jose package.
 func (c *Client) JWKS(ctx context.Context) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+wire.PathJWKS, nil)
-	if err != nil {
-		return nil, fmt.Errorf("keyservice client: jwks: %w", err)
-	}
-	req.Header.Set("Accept", "application/json")
-	return c.do(req, wire.PathJWKS, false)
+	return c.get(ctx, wire.PathJWKS, nil)
 }
 
 // SealStatus reads whether the key service is sealed (unsigned GET): the
@@ -188,19 +194,69 @@ func (c *Client) JWKS(ctx context.Context) ([]byte, error) {
 // while no checkout runs.
 func (c *Client) SealStatus(ctx context.Context) (wire.SealStatus, error) {
 	var out wire.SealStatus
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+wire.PathSealStatus, nil)
-	if err != nil {
-		return out, fmt.Errorf("keyservice client: seal status: %w", err)
+	// With replicas, one that is unsealed is the answer: the calls that
+	// need the keyring move past a sealed one (503 sealed).
+	_, err := c.get(ctx, wire.PathSealStatus, func(data []byte) (bool, error) {
+		out = wire.SealStatus{}
+		if err := json.Unmarshal(data, &out); err != nil {
+			return false, fmt.Errorf("%w from %s", ErrBadResponse, wire.PathSealStatus)
+		}
+		return out.Sealed, nil
+	})
+	return out, err
+}
+
+// get sends an unsigned GET of path to each replica in turn (replicas.order)
+// until one answers. accept, when set, reads a 2xx answer and may ask for
+// the next replica (more true) all the same; the last answer then stands.
+func (c *Client) get(ctx context.Context, path string, accept func([]byte) (more bool, err error)) ([]byte, error) {
+	ctx, cancel := c.bound(ctx)
+	defer cancel()
+	var data []byte
+	var err error
+	for _, i := range c.reps.order() {
+		var req *http.Request
+		req, err = http.NewRequestWithContext(ctx, http.MethodGet, c.reps.bases[i]+path, nil)
+		if err != nil {
+			return nil, fmt.Errorf("keyservice client: %s: %w", path, err)
+		}
+		req.Header.Set("Accept", "application/json")
+		data, err = c.do(req, path, false)
+		if err == nil {
+			c.reps.ok(i)
+			more := false
+			if accept != nil {
+				if more, err = accept(data); err != nil {
+					return nil, err
+				}
+			}
+			if !more {
+				return data, nil
+			}
+			continue
+		}
+		next, pass := failover(ctx, err, true)
+		if pass {
+			c.reps.passOver(i)
+		}
+		if !next {
+			break
+		}
 	}
-	req.Header.Set("Accept", "application/json")
-	data, err := c.do(req, wire.PathSealStatus, false)
-	if err != nil {
-		return out, err
+	return data, err
+}
+
+// bound gives a call, every replica it tries included, the HTTP client's
+// timeout as its deadline: trying another replica never makes a caller
+// wait longer than one key service could have.
+func (c *Client) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if c.hc.Timeout <= 0 {
+		return ctx, func() {}
 	}
-	if err := json.Unmarshal(data, &out); err != nil {
-		return out, fmt.Errorf("%w from %s", ErrBadResponse, wire.PathSealStatus)
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= c.hc.Timeout {
+		return ctx, func() {}
 	}
-	return out, nil
+	return context.WithTimeout(ctx, c.hc.Timeout)
 }
 
 func (c *Client) call(ctx context.Context, path string, in interface{ Validate() error }, out any) error {
@@ -212,27 +268,44 @@ func (c *Client) call(ctx context.Context, path string, in interface{ Validate()
 	if err != nil {
 		return fmt.Errorf("keyservice client: %s: encode: %w", path, err)
 	}
-	u := c.base + path
-	// Signed per attempt: each header carries a fresh jti.
+	ctx, cancel := c.bound(ctx)
+	defer cancel()
+	for _, i := range c.reps.order() {
+		var data []byte
+		data, err = c.send(ctx, c.reps.bases[i]+path, path, body)
+		if err == nil {
+			c.reps.ok(i)
+			if err := json.Unmarshal(data, out); err != nil {
+				return fmt.Errorf("%w from %s", ErrBadResponse, path)
+			}
+			return nil
+		}
+		next, pass := failover(ctx, err, repeatable(path))
+		if pass {
+			c.reps.passOver(i)
+		}
+		if !next {
+			break
+		}
+	}
+	return err
+}
+
+// send makes one signed attempt at u. Signed per attempt: each header
+// carries a fresh jti and the htu of the replica it goes to.
+func (c *Client) send(ctx context.Context, u, path string, body []byte) ([]byte, error) {
 	auth, err := c.signer.Authorization(http.MethodPost, u, body)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("keyservice client: %s: %w", path, err)
+		return nil, fmt.Errorf("keyservice client: %s: %w", path, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("Authorization", auth)
-	data, err := c.do(req, path, true)
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("%w from %s", ErrBadResponse, path)
-	}
-	return nil
+	return c.do(req, path, true)
 }
 
 // do sends req and returns the body of a 2xx answer, or *Error. signed

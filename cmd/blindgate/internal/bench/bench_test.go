@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -65,6 +66,7 @@ func TestSmoke(t *testing.T) {
 		Soak:               2 * time.Second,
 		SoakSample:         250 * time.Millisecond,
 		SoakWorkers:        1,
+		Costs:              4,
 		ChildCommand:       testChildCommand,
 	}
 	if testing.Verbose() {
@@ -147,6 +149,26 @@ func TestSmoke(t *testing.T) {
 	if len(back.Targets) == 0 {
 		t.Error("no targets evaluated")
 	}
+	// Costs: every path measured, without errors, each audited where it
+	// should be. Redis figures are the shared test server's here (other
+	// tests' calls included), so only the audit logs' growth is checked.
+	if len(back.Costs) != 1 {
+		t.Fatalf("costs: %d results, want 1", len(back.Costs))
+	}
+	var costPaths []string
+	for _, p := range back.Costs[0].Paths {
+		costPaths = append(costPaths, p.Path)
+		if p.Requests != 4 || p.Errors != 0 {
+			t.Errorf("cost of %s: %d requests, %d errors", p.Path, p.Requests, p.Errors)
+		}
+		audited := map[string]string{PathSubmit: RoleGateway, PathInspect: RoleKeyService, PathReveal: RoleKeyService}[p.Path]
+		if audited != "" && p.AuditBytes[audited] <= 0 {
+			t.Errorf("cost of %s: the %s audit log did not grow: %v", p.Path, audited, p.AuditBytes)
+		}
+	}
+	if want := []string{PathSession, PathSubmit, PathInspect, PathReveal}; !slices.Equal(costPaths, want) {
+		t.Errorf("cost rows %v, want %v", costPaths, want)
+	}
 	img, err := Chart(&back)
 	if err != nil {
 		t.Fatal(err)
@@ -158,6 +180,11 @@ func TestSmoke(t *testing.T) {
 	PrintSummary(&md, &back)
 	if !bytes.Contains(md.Bytes(), []byte("| inspect |")) || !bytes.Contains(md.Bytes(), []byte("forward / inspect")) {
 		t.Errorf("summary lacks the inspect rows:\n%s", md.String())
+	}
+	md.Reset()
+	PrintCosts(&md, &back)
+	if !bytes.Contains(md.Bytes(), []byte("| submit | 4 |")) {
+		t.Errorf("cost tables lack the submit row:\n%s", md.String())
 	}
 }
 

@@ -69,6 +69,10 @@ type Options struct {
 	QuietWait     time.Duration
 	BusyThreshold float64
 
+	// Costs, when positive, also measures the cost of that many requests
+	// of each path, one at a time (CostResult), for every KEK.
+	Costs int
+
 	ProfileDir  string        // capture service CPU profiles at each path's saturation point
 	ProfileTime time.Duration // length of each profile
 
@@ -138,6 +142,7 @@ type Report struct {
 	Settings Settings     `json:"settings"`
 	KEKs     []KEKResult  `json:"keks"`
 	Soak     *SoakResult  `json:"soak,omitempty"`
+	Costs    []CostResult `json:"costs,omitempty"`
 	Targets  []TargetEval `json:"targets"`
 }
 
@@ -313,6 +318,15 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			return rep, fmt.Errorf("bench soak: %w", err)
 		}
 		rep.Soak = s
+	}
+	if o.Costs > 0 {
+		for _, alg := range o.KEKs {
+			c, err := runCosts(ctx, o, alg, filepath.Join(dir, "costs-"+slug(alg)), rdb)
+			if err != nil {
+				return rep, fmt.Errorf("bench costs %s: %w", kekLabel(alg), err)
+			}
+			rep.Costs = append(rep.Costs, *c)
+		}
 	}
 	rep.Targets = evaluate(rep)
 	return rep, nil

@@ -1,0 +1,7 @@
+package client
+
+import "time"
+
+// SetReplicaClock sets the clock that times how long a failed replica is
+// passed over (tests).
+func SetReplicaClock(c *Client, now func() time.Time) { c.reps.now = now }
