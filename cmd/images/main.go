@@ -53,6 +53,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	opts := images.Options{
 		Images: imgs,
 		Tag:    func(img images.Image) string { return "blindgate/" + string(img) + ":" + *tag },
+		// A line per step with its time: `make images` takes minutes on a
+		// cold build cache and must not look stuck.
+		Progress: stderr,
 	}
 	if *verbose {
 		opts.Log = stderr

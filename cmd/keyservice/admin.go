@@ -103,7 +103,7 @@ func keysCmd(args []string, out io.Writer) error {
 		fmt.Fprintf(out, "deployment id (the audience of signed requests; give it to the gateway as -keyservice-audience):\n  %s\n", kr.Deployment())
 		// The exact line, so the README's Docker Compose step is a paste, not
 		// a transcription: the gateway refuses to start without it.
-		fmt.Fprintf(out, "for docker compose, run this (or keep the line without `export` in .env beside docker-compose.yml):\n  export %s=%s\n", composeAudienceEnv, kr.Deployment())
+		fmt.Fprintf(out, "for docker compose, keep it in .env beside docker-compose.yml (compose reads it on every run):\n  echo %s=%s >> .env\n", composeAudienceEnv, kr.Deployment())
 		printAuditKey(out, kr)
 		h.print(out)
 		return nil

@@ -63,7 +63,7 @@ func TestKeysLifecycle(t *testing.T) {
 		t.Fatalf("want 2 shares printed, got %d:\n%s", len(shares), out)
 	}
 	// The deployment id, and the exact line docker-compose.yml's gateway reads it from.
-	if m := regexp.MustCompile(`(?m)^  (ks_\S+)\n(?:.*\n)?  export BLINDGATE_KEYSERVICE_AUDIENCE=(ks_\S+)$`).FindStringSubmatch(out); m == nil || m[1] != m[2] {
+	if m := regexp.MustCompile(`(?m)^  (ks_\S+)\n(?:.*\n)?  echo BLINDGATE_KEYSERVICE_AUDIENCE=(ks_\S+) >> \.env$`).FindStringSubmatch(out); m == nil || m[1] != m[2] {
 		t.Errorf("init prints no deployment id with its compose export line:\n%s", out)
 	}
 	both := shares[0][1] + "\n" + shares[1][1] + "\n"
