@@ -205,7 +205,45 @@ func composeCLI(t *testing.T) []string {
 type composeRun struct {
 	cli  []string
 	file string
+	dir  string // where it runs: the folder of file and its .env
 	env  []string
+}
+
+// dotEnv is the .env beside the test's docker-compose.yml, written as the
+// README's steps do (an example copied, then `echo NAME=value >> .env`).
+type dotEnv struct {
+	t    *testing.T
+	path string
+}
+
+func (e *dotEnv) write(s string) {
+	if err := os.WriteFile(e.path, []byte(s), 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *dotEnv) add(line string) {
+	b, err := os.ReadFile(e.path)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.write(string(b) + line + "\n")
+}
+
+// withoutBlindgateVars drops the caller's BLINDGATE_* variables, which would
+// override the test's .env.
+func withoutBlindgateVars(env []string) []string {
+	return slices.DeleteFunc(slices.Clone(env), func(kv string) bool { return strings.HasPrefix(kv, "BLINDGATE_") })
+}
+
+// composeRoot is the module root, where .env.example lives.
+func composeRoot(t *testing.T) string {
+	t.Helper()
+	root, err := images.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
 }
 
 // run runs compose with args (stdin optional) and returns its combined
@@ -224,6 +262,7 @@ func (c *composeRun) try(stdin string, args ...string) (string, error) {
 	defer cancel()
 	full := append(append(append([]string(nil), c.cli[1:]...), "-f", c.file), args...)
 	cmd := exec.CommandContext(ctx, c.cli[0], full...)
+	cmd.Dir = c.dir
 	cmd.Env = c.env
 	cmd.Stdin = strings.NewReader(stdin)
 	var out bytes.Buffer
@@ -240,7 +279,19 @@ func testComposeUp(t *testing.T, file string) {
 	project := "bge2e" + hex.EncodeToString(rnd[:])
 	gwPort, shopPort := testenv.FreePort(t), testenv.FreePort(t)
 	gateway, shop := fmt.Sprintf("http://127.0.0.1:%d", gwPort), fmt.Sprintf("http://localhost:%d", shopPort)
-	c := &composeRun{cli: cli, file: file, env: append(os.Environ(),
+	// The documented layout: docker-compose.yml with its .env beside it, in
+	// a folder of the test's own, so a developer's .env is never touched.
+	dir := t.TempDir()
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file = filepath.Join(dir, "docker-compose.yml")
+	if err := os.WriteFile(file, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := &dotEnv{t: t, path: filepath.Join(dir, ".env")}
+	c := &composeRun{cli: cli, file: file, dir: dir, env: append(withoutBlindgateVars(os.Environ()),
 		"COMPOSE_PROJECT_NAME="+project,
 		"BLINDGATE_REDIS_IMAGE="+refs[images.Redis],
 		"BLINDGATE_KEYSERVICE_IMAGE="+refs[images.KeyService],
@@ -251,8 +302,6 @@ func testComposeUp(t *testing.T, file string) {
 		// 127.0.0.1 for the gateway, localhost for the shop: two sites, as
 		// in production, so Chromium runs the checkout frame on its own.
 		"BLINDGATE_GATEWAY_HOST=127.0.0.1",
-		fmt.Sprintf("BLINDGATE_GATEWAY_PORT=%d", gwPort),
-		fmt.Sprintf("BLINDGATE_SHOP_PORT=%d", shopPort),
 	)}
 	t.Cleanup(func() {
 		logs, _ := c.try("", "logs", "--no-color")
@@ -265,24 +314,47 @@ func testComposeUp(t *testing.T, file string) {
 		}
 	})
 	start := time.Now()
+
+	// The documented first-run steps, in order. 0: .env from the example,
+	// with other ports than the defaults (as a user whose 8080 is taken
+	// edits it): nothing else in the steps names a port.
+	example, err := os.ReadFile(filepath.Join(composeRoot(t), ".env.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ports := strings.NewReplacer("BLINDGATE_GATEWAY_PORT=8080\n", fmt.Sprintf("BLINDGATE_GATEWAY_PORT=%d\n", gwPort),
+		"BLINDGATE_SHOP_PORT=8081\n", fmt.Sprintf("BLINDGATE_SHOP_PORT=%d\n", shopPort)).Replace(string(example))
+	if ports == string(example) {
+		t.Fatalf(".env.example does not set BLINDGATE_GATEWAY_PORT=8080 and BLINDGATE_SHOP_PORT=8081:\n%s", example)
+	}
+	env.write(ports)
 	c.run(t, "", "config", "-q")
 
-	// The documented first-run steps, in order.
-	c.run(t, "", "run", "--rm", "-T", "gateway-admin", "keygen", "-id", "gateway", "-out", "gateway.jwk", "-public-out", "gateway.pub.jwk")
-	c.run(t, "", "run", "--rm", "-T", "gateway-admin", "keygen", "-id", "backoffice", "-out", "backoffice.jwk", "-public-out", "backoffice.pub.jwk")
+	// keygen prints the enrolment to run, as the README has it; the test
+	// runs it as printed.
+	var enrol []string
+	for _, id := range []string{"gateway", "backoffice"} {
+		out := c.run(t, "", "run", "--rm", "-T", "gateway-admin", "keygen", "-id", id, "-out", id+".jwk", "-public-out", id+".pub.jwk")
+		hint := firstMatch(t, out, `(?m)^  (docker compose run --rm keyservice-admin clients add .*)$`)
+		want := map[string]string{"gateway": "inspect,rewrap", "backoffice": "reveal,audit"}[id]
+		if hint != fmt.Sprintf("docker compose run --rm keyservice-admin clients add -id %s -ops %s -public-key /gateway/%s.pub.jwk", id, want, id) {
+			t.Errorf("keygen -id %s hints %q", id, hint)
+		}
+		enrol = append(enrol, hint)
+	}
 	out := c.run(t, "", "run", "--rm", "-T", "keyservice-admin", "keys", "init")
 	master := firstMatch(t, out, `master key \(shown once; store it offline\):\s*\n\s+(\S+)`)
 	firstKid := firstMatch(t, out, `\(kid (\S+)\)`)
-	// The gateway signs for this deployment only (README, step 2): the
-	// export line `keys init` prints, taken as printed, names the variable
-	// docker-compose.yml reads and the id, both checked here.
+	// The gateway signs for this deployment only: the line `keys init`
+	// prints for .env names the variable docker-compose.yml reads, and the id.
 	ks := firstMatch(t, out, `deployment id[^\n]*:\s*\n\s+(ks_\S+)`)
-	if line := firstMatch(t, out, `(?m)^\s+export (\S+)\s*$`); line != "BLINDGATE_KEYSERVICE_AUDIENCE="+ks {
-		t.Errorf("keys init prints `export %s`, want BLINDGATE_KEYSERVICE_AUDIENCE=%s (the compose variable)", line, ks)
+	if line := firstMatch(t, out, `(?m)^\s+echo (\S+) >> \.env\s*$`); line != "BLINDGATE_KEYSERVICE_AUDIENCE="+ks {
+		t.Errorf("keys init prints `echo %s >> .env`, want BLINDGATE_KEYSERVICE_AUDIENCE=%s (the compose variable)", line, ks)
 	}
-	c.env = append(c.env, "BLINDGATE_KEYSERVICE_AUDIENCE="+ks)
-	c.run(t, "", "run", "--rm", "-T", "keyservice-admin", "clients", "add", "-id", "gateway", "-ops", "inspect,rewrap", "-public-key", "/gateway/gateway.pub.jwk")
-	c.run(t, "", "run", "--rm", "-T", "keyservice-admin", "clients", "add", "-id", "backoffice", "-ops", "reveal,audit", "-public-key", "/gateway/backoffice.pub.jwk")
+	env.add("BLINDGATE_KEYSERVICE_AUDIENCE=" + ks)
+	for _, hint := range enrol {
+		c.run(t, "", append([]string{"run", "--rm", "-T"}, strings.Fields(strings.TrimPrefix(hint, "docker compose run --rm "))...)...)
+	}
 	c.run(t, "", "up", "-d")
 
 	// Up (liveness) but not ready: the key service starts sealed, and the
@@ -296,11 +368,11 @@ func testComposeUp(t *testing.T, file string) {
 		return st == http.StatusServiceUnavailable && strings.Contains(string(b), `"keyservice":"sealed"`), fmt.Sprintf("%d %s", st, b)
 	})
 	// Sealed: no public key to encrypt to, so no checkout yet.
-	if st, b := get(t, gateway+"/v1/keys"); st != http.StatusServiceUnavailable {
-		t.Errorf("GET /v1/keys before unseal: %d %s, want 503 (the key service must start sealed)", st, b)
+	if st, b := get(t, gateway+"/v1/keys"); st != http.StatusServiceUnavailable || !strings.Contains(string(b), `"keyservice_unavailable"`) {
+		t.Errorf("GET /v1/keys before unseal: %d %s, want 503 keyservice_unavailable (the key service must start sealed)", st, b)
 	}
 	out = c.run(t, master+"\n", "run", "--rm", "-T", "keyservice-admin", "unseal")
-	if !strings.Contains(out, `"sealed":false`) {
+	if !strings.Contains(out, "unsealed: the key service has its keys and serves") {
 		t.Fatalf("unseal: %s", tail([]byte(out), 1000))
 	}
 	eventually(t, 30*time.Second, "public keys after unseal", func() (bool, string) {
@@ -312,9 +384,13 @@ func testComposeUp(t *testing.T, file string) {
 		return st == http.StatusOK, fmt.Sprintf("%d %s", st, b)
 	})
 
-	out = c.run(t, "", "run", "--rm", "-T", "gateway-admin", "merchants", "add", "-name", "Demo Shop", "-origin", shop)
+	// The merchant's origin follows BLINDGATE_SHOP_PORT (env:, from .env).
+	out = c.run(t, "", "run", "--rm", "-T", "gateway-admin", "merchants", "add", "-name", "Demo Shop", "-origin", "env:BLINDGATE_SHOP_ORIGIN")
+	if !strings.Contains(out, "allowed origins: "+shop+"\n") {
+		t.Errorf("merchants add with the documented origin: want %s allowed:\n%s", shop, out)
+	}
 	sk := firstMatch(t, out, `(?m)^\s+(sk_\S+)\s*$`)
-	c.env = append(c.env, "BLINDGATE_SHOP_MERCHANT_KEY="+sk)
+	env.add("BLINDGATE_SHOP_MERCHANT_KEY=" + sk)
 	// --no-deps: compose would otherwise recreate the key service, which comes
 	// back sealed.
 	c.run(t, "", "up", "-d", "--no-deps", "shop")
@@ -323,6 +399,16 @@ func testComposeUp(t *testing.T, file string) {
 		st, b := get(t, shop+"/healthz")
 		return st == http.StatusOK && strings.Contains(string(b), `"configured":true`), fmt.Sprintf("%d %s", st, b)
 	})
+	// A later plain `docker compose up -d` (after a reboot, an edit) keeps
+	// all of it: .env holds the key and the ports, and nothing is recreated,
+	// so the key service stays unsealed.
+	c.run(t, "", "up", "-d")
+	if st, b := get(t, shop+"/healthz"); st != http.StatusOK || !strings.Contains(string(b), `"configured":true`) {
+		t.Errorf("the shop after a plain `up -d`: %d %s, want it still configured", st, b)
+	}
+	if st, b := get(t, gateway+"/readyz"); st != http.StatusOK {
+		t.Errorf("gateway /readyz after a plain `up -d`: %d %s (the key service was recreated, sealed?)", st, b)
+	}
 	t.Logf("compose stack up by its documented steps in %s", time.Since(start).Round(100*time.Millisecond))
 
 	tab := newBrowser(t, "compose-shop")

@@ -153,12 +153,18 @@ func resolveImages(t *testing.T) (map[images.Image]string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	start := time.Now()
-	if err := images.Build(ctx, images.Options{Images: build, Tag: e2eTag, Builder: testcontainersBuilder, KeepPaths: true}); err != nil {
+	// Straight to the test binary's stderr, not t.Log: shown as it happens
+	// with -v (or `go test` in this folder), where t.Log would wait for the
+	// test's end; `go test ./...` shows it with the package's output.
+	fmt.Fprintf(os.Stderr, "e2e: building the suite's images %v once for this run (first run about 2-4 min, later ones under a minute; prebuilt images: %s) ...\n",
+		build, strings.Join(envs, ", "))
+	if err := images.Build(ctx, images.Options{Images: build, Tag: e2eTag, Builder: testcontainersBuilder, KeepPaths: true, Progress: os.Stderr}); err != nil {
 		return nil, fmt.Errorf("build %v (to use prebuilt images set %s): %w", build, strings.Join(envs, ", "), err)
 	}
 	for _, img := range build {
 		refs[img] = e2eTag(img)
 	}
+	fmt.Fprintf(os.Stderr, "e2e: images built in %s; the scenarios run now (about 1.5 min, two at a time)\n", time.Since(start).Round(time.Second))
 	t.Logf("images %v built once for this run in %s", build, time.Since(start).Round(100*time.Millisecond))
 	return refs, nil
 }

@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -22,6 +24,7 @@ import (
 	"github.com/blindgate/blindgate/internal/jose"
 	"github.com/blindgate/blindgate/internal/secret"
 	"github.com/blindgate/blindgate/keyservice/client"
+	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
 // multiFlag collects a repeated flag.
@@ -39,9 +42,12 @@ func merchantsCmd(ctx context.Context, args []string, out io.Writer) error {
 	cfg.StoreFlags(fs)
 	name := fs.String("name", "", "add: merchant name")
 	var origins multiFlag
-	fs.Var(&origins, "origin", "add: an origin allowed to embed the checkout, e.g. https://shop.example (repeatable)")
+	fs.Var(&origins, "origin", "add: an origin allowed to embed the checkout, e.g. https://shop.example (repeatable); env:NAME reads it from that variable (docker-compose.yml gives gateway-admin BLINDGATE_SHOP_ORIGIN)")
 	auditPath := fs.String("audit-log", envOr("BLINDGATE_GW_AUDIT_LOG", "gateway-audit.log"), "add: the gateway audit log to record the change in")
 	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if err := resolveOrigins(origins); err != nil {
 		return err
 	}
 	st, err := app.OpenStores(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -154,6 +160,24 @@ func operatorsCmd(ctx context.Context, args []string, out io.Writer) error {
 	}
 }
 
+// resolveOrigins replaces each env:NAME origin by that variable's value, so
+// that one documented command follows the ports a deployment chose (the
+// compose shop's origin follows BLINDGATE_SHOP_PORT).
+func resolveOrigins(origins []string) error {
+	for i, o := range origins {
+		name, ok := strings.CutPrefix(o, "env:")
+		if !ok {
+			continue
+		}
+		v := strings.TrimSpace(os.Getenv(name))
+		if v == "" {
+			return fmt.Errorf("merchants: -origin %s: the variable %s is empty or unset", o, name)
+		}
+		origins[i] = v
+	}
+	return nil
+}
+
 func envOr(name, def string) string {
 	if v := os.Getenv(name); v != "" {
 		return v
@@ -234,11 +258,17 @@ func keygenCmd(args []string, out io.Writer) error {
 	id := fs.String("id", "gateway", "client id the key is for")
 	priv := fs.String("out", "", "private key file to create (JWK, mode 0600)")
 	pub := fs.String("public-out", "", "public key file to create (JWK)")
+	ops := fs.String("ops", "", "operations the enrolment hint grants (default: what the gateway's identity of that -id needs: gateway inspect,rewrap; backoffice reveal,audit; forward forward)")
+	enrolWith := fs.String("enrol-with", envOr("BLINDGATE_ENROL_WITH", "keyservice"), "how the printed hint runs keyservice in the key zone (docker-compose.yml: docker compose run --rm keyservice-admin)")
+	enrolDir := fs.String("enrol-dir", envOr("BLINDGATE_ENROL_DIR", ""), "the folder the key zone reads the public key from, for the hint (docker-compose.yml: /gateway); empty: -public-out as given")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *priv == "" || *pub == "" {
 		return errors.New("keygen: -out and -public-out are required")
+	}
+	if *ops == "" {
+		*ops = enrolOps(*id)
 	}
 	kid, pk, err := client.GenerateKeyFile(*priv, *id)
 	if err != nil {
@@ -251,8 +281,28 @@ func keygenCmd(args []string, out io.Writer) error {
 	if err := os.WriteFile(*pub, b, 0o644); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "key %s: private %s, public %s\nenrol it: keyservice clients add -id %s -ops inspect,rewrap -public-key %s\n", kid, *priv, *pub, *id, *pub)
+	pubPath := *pub
+	if *enrolDir != "" {
+		pubPath = path.Join(*enrolDir, filepath.Base(*pub))
+	}
+	fmt.Fprintf(out, "key %s: private %s, public %s\nenrol it in the key zone:\n  %s clients add -id %s -ops %s -public-key %s\n", kid, *priv, *pub, *enrolWith, *id, *ops, pubPath)
 	return nil
+}
+
+// enrolOps is what each of the gateway's identities (gateway/app's default
+// client ids) may do, least privilege: the checkout key inspects and
+// rewraps, the back office's reveals and reads the audit trail, the forward
+// key only forwards. Another id gets a placeholder to fill in.
+func enrolOps(id string) string {
+	switch id {
+	case "gateway":
+		return wire.OpInspect + "," + wire.OpRewrap
+	case "backoffice":
+		return wire.OpReveal + "," + wire.OpAudit
+	case "forward":
+		return wire.OpForward
+	}
+	return "<operations>"
 }
 
 func totpCmd(args []string, out io.Writer) error {

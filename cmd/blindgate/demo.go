@@ -11,6 +11,9 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/pquerna/otp/totp"
@@ -48,6 +51,7 @@ type demoConfig struct {
 func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var dc demoConfig
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	fs.StringVar(&dc.dir, "dir", "blindgate-demo", "folder for the demo's keys, stores and logs")
 	fs.StringVar(&dc.ksAddr, "keyservice-addr", "127.0.0.1:8443", "key service listen address")
 	fs.StringVar(&dc.gwAddr, "gateway-addr", "127.0.0.1:8080", "gateway listen address (the page origin is http://127.0.0.1:PORT)")
@@ -88,16 +92,16 @@ func startDemo(ctx context.Context, dc demoConfig, stderr io.Writer) (*runningDe
 	if err := demoClients(p("clients.json"), p("gateway.jwk"), p("backoffice.jwk")); err != nil {
 		return nil, err
 	}
-	ksLn, err := net.Listen("tcp", dc.ksAddr)
+	ksLn, err := demoListen(dc.ksAddr, "key service", "keyservice-addr")
 	if err != nil {
 		return nil, err
 	}
-	gwLn, err := net.Listen("tcp", dc.gwAddr)
+	gwLn, err := demoListen(dc.gwAddr, "gateway", "gateway-addr")
 	if err != nil {
 		ksLn.Close()
 		return nil, err
 	}
-	shopLn, err := net.Listen("tcp", dc.shopAddr)
+	shopLn, err := demoListen(dc.shopAddr, "demo shop", "shop-addr")
 	if err != nil {
 		ksLn.Close()
 		gwLn.Close()
@@ -171,7 +175,7 @@ Blindgate demo is running (development mode: dev keyring, plain HTTP, bbolt stor
   2. Back office:                           %s/backoffice/login
 `, d.shopURL, d.backofficeURL)
 	for _, o := range d.state.Operators {
-		fmt.Fprintf(out, "     %-9s user %-10s password %s  TOTP secret %s (code now: blindgate totp -secret %s)\n", o.Role, o.Username, o.Password, o.TOTPSecret, o.TOTPSecret)
+		fmt.Fprintf(out, "     %-9s user %-10s password %s  TOTP secret %s (code now: go run ./cmd/blindgate totp -secret %s)\n", o.Role, o.Username, o.Password, o.TOTPSecret, o.TOTPSecret)
 	}
 	fmt.Fprintf(out, `     A reveal is approved with the operator's passkey: enrol one in the back office, then approve it
      here, in the key zone, after comparing its fingerprint with the one the enrolment page shows:
@@ -194,6 +198,31 @@ func (d *runningDemo) passkeysCommand(sub string, extra ...string) string {
 		cmd += " " + e
 	}
 	return cmd
+}
+
+// demoListen listens on addr for one of the demo's three services. A port
+// already taken (often by another demo, or the usual 8080) is the common
+// first-run failure, so the error names the flag that moves it.
+func demoListen(addr, what, flagName string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err == nil {
+		return ln, nil
+	}
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return nil, fmt.Errorf("the %s cannot listen on %s: the port is already in use (another blindgate demo?); choose another with -%s, e.g. go run ./cmd/blindgate demo -%s %s",
+			what, addr, flagName, flagName, otherPort(addr))
+	}
+	return nil, fmt.Errorf("the %s cannot listen on %s (-%s): %w", what, addr, flagName, err)
+}
+
+// otherPort suggests addr's host with another port, for the hint above.
+func otherPort(addr string) string {
+	host, p, err := net.SplitHostPort(addr)
+	n, perr := strconv.Atoi(p)
+	if err != nil || perr != nil || n == 0 || n > 55535 {
+		return "127.0.0.1:0"
+	}
+	return net.JoinHostPort(host, strconv.Itoa(n+10000))
 }
 
 func port(ln net.Listener) string { return fmt.Sprint(ln.Addr().(*net.TCPAddr).Port) }
@@ -229,7 +258,22 @@ func demoClients(clientsPath, gatewayKey, backofficeKey string) error {
 func demoSetup(ctx context.Context, path string, st *gwapp.Stores, shopOrigin string) (demoState, error) {
 	var s demoState
 	if b, err := os.ReadFile(path); err == nil {
-		return s, json.Unmarshal(b, &s)
+		if err := json.Unmarshal(b, &s); err != nil {
+			return s, fmt.Errorf("%s: %w", path, err)
+		}
+		// A later run may put the shop on another port (-shop-addr): the
+		// demo merchant then allows that origin instead, or the shop could
+		// not start a checkout.
+		m, err := st.Merchants.Get(ctx, s.MerchantID)
+		if err != nil {
+			return s, fmt.Errorf("demo merchant %s: %w", s.MerchantID, err)
+		}
+		if !slices.Equal(m.AllowedOrigins, []string{shopOrigin}) {
+			if _, err := st.Merchants.SetOrigins(ctx, s.MerchantID, []string{shopOrigin}); err != nil {
+				return s, fmt.Errorf("demo merchant %s: %w", s.MerchantID, err)
+			}
+		}
+		return s, nil
 	}
 	m, sk, err := st.Merchants.Create(ctx, "Demo Shop", []string{shopOrigin})
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -35,6 +36,11 @@ func TestDemoPayInBrowser(t *testing.T) {
 		gwAddr:   fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
 		shopAddr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
 		logLevel: "error",
+	}
+	if os.Getenv(browsertest.ScreenshotEnv) == "1" {
+		// The README's pictures show the shop page as a user sees it, with
+		// the URLs it names: the demo's default ports.
+		dc.ksAddr, dc.gwAddr, dc.shopAddr = "127.0.0.1:8443", "127.0.0.1:8080", "127.0.0.1:8081"
 	}
 	d, err := startDemo(ctx, dc, io.Discard)
 	if err != nil {

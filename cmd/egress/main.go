@@ -39,9 +39,10 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], log); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			log.Error("egress stopped", "err", err)
+		if errors.Is(err, flag.ErrHelp) {
+			return // -h: the flags were printed; not a failure
 		}
+		log.Error("egress stopped", "err", err)
 		os.Exit(1)
 	}
 }

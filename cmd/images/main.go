@@ -28,9 +28,10 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "images:", err)
+		if errors.Is(err, flag.ErrHelp) {
+			return // -h: the flags were printed; not a failure
 		}
+		fmt.Fprintln(os.Stderr, "images:", err)
 		os.Exit(1)
 	}
 }
@@ -52,6 +53,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	opts := images.Options{
 		Images: imgs,
 		Tag:    func(img images.Image) string { return "blindgate/" + string(img) + ":" + *tag },
+		// A line per step with its time: `make images` takes minutes on a
+		// cold build cache and must not look stuck.
+		Progress: stderr,
 	}
 	if *verbose {
 		opts.Log = stderr

@@ -103,7 +103,7 @@ func keysCmd(args []string, out io.Writer) error {
 		fmt.Fprintf(out, "deployment id (the audience of signed requests; give it to the gateway as -keyservice-audience):\n  %s\n", kr.Deployment())
 		// The exact line, so the README's Docker Compose step is a paste, not
 		// a transcription: the gateway refuses to start without it.
-		fmt.Fprintf(out, "for docker compose, run this (or keep the line without `export` in .env beside docker-compose.yml):\n  export %s=%s\n", composeAudienceEnv, kr.Deployment())
+		fmt.Fprintf(out, "for docker compose, keep it in .env beside docker-compose.yml (compose reads it on every run):\n  echo %s=%s >> .env\n", composeAudienceEnv, kr.Deployment())
 		printAuditKey(out, kr)
 		h.print(out)
 		return nil
@@ -481,6 +481,7 @@ func unsealCmd(ctx context.Context, args []string, out io.Writer) error {
 	pin := fs.String("nonce", "", "join only this unseal round (the nonce the first custodian was shown); refuse otherwise")
 	reset := fs.Bool("reset", false, "end the round in progress and discard its shares (needs its nonce: -nonce)")
 	insecure := fs.Bool("insecure-skip-verify", false, "do not verify the TLS certificate (development only)")
+	asJSON := fs.Bool("json", false, "also print the seal status as a JSON line, before the sentence (for scripts)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -490,9 +491,13 @@ func unsealCmd(ctx context.Context, args []string, out io.Writer) error {
 	if err := sysCall(ctx, hc, http.MethodGet, base+"/v1/sys/seal-status", nil, &st); err != nil {
 		return err
 	}
+	status := func() {
+		if *asJSON {
+			_ = json.NewEncoder(out).Encode(st)
+		}
+	}
 	if !st.Sealed && !st.MasterRotated {
-		// The status line first: scripts (and the e2e suite) read it.
-		_ = json.NewEncoder(out).Encode(st)
+		status()
 		fmt.Fprintln(out, "the key service is already unsealed; nothing sent")
 		return nil
 	}
@@ -527,13 +532,29 @@ func unsealCmd(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	_ = json.NewEncoder(out).Encode(st)
-	if !st.Sealed && !st.MasterRotated {
-		fmt.Fprintln(out, "unsealed")
-		return nil
-	}
-	fmt.Fprintf(out, "share accepted: %d of %d; unseal round nonce %s (the other custodians may pass -nonce %s)\n", st.Progress, st.Threshold, st.Nonce, st.Nonce)
+	status()
+	fmt.Fprintln(out, unsealSentence(st))
 	return nil
+}
+
+// unsealSentence says where an unseal stands after a share, for the
+// custodian at the terminal: done, or how many shares are still needed and
+// the round the next custodian joins.
+func unsealSentence(st wire.SealStatus) string {
+	if !st.Sealed && !st.MasterRotated {
+		return "unsealed: the key service has its keys and serves"
+	}
+	more := st.Threshold - st.Progress
+	shares := "shares"
+	if st.Threshold == 1 {
+		shares = "share"
+	}
+	of := ""
+	if st.MasterRotated {
+		of = " of the new master key"
+	}
+	return fmt.Sprintf("share accepted: %d of %d %s%s; %d more needed (the other custodians run the same command; -nonce %s joins only this round)",
+		st.Progress, st.Threshold, shares, of, more, st.Nonce)
 }
 
 // sysCall makes one unauthenticated /v1/sys call and decodes its answer.

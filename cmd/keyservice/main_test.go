@@ -63,7 +63,7 @@ func TestKeysLifecycle(t *testing.T) {
 		t.Fatalf("want 2 shares printed, got %d:\n%s", len(shares), out)
 	}
 	// The deployment id, and the exact line docker-compose.yml's gateway reads it from.
-	if m := regexp.MustCompile(`(?m)^  (ks_\S+)\n(?:.*\n)?  export BLINDGATE_KEYSERVICE_AUDIENCE=(ks_\S+)$`).FindStringSubmatch(out); m == nil || m[1] != m[2] {
+	if m := regexp.MustCompile(`(?m)^  (ks_\S+)\n(?:.*\n)?  echo BLINDGATE_KEYSERVICE_AUDIENCE=(ks_\S+) >> \.env$`).FindStringSubmatch(out); m == nil || m[1] != m[2] {
 		t.Errorf("init prints no deployment id with its compose export line:\n%s", out)
 	}
 	both := shares[0][1] + "\n" + shares[1][1] + "\n"
@@ -432,9 +432,30 @@ func TestUnsealCLI(t *testing.T) {
 	if a.Holder().Sealed() {
 		t.Fatal("still sealed")
 	}
-	out, err = runCmd(t, shares[0][1]+"\n", "unseal", "-url", url)
-	if err != nil || !strings.Contains(out, "already unsealed") {
-		t.Fatalf("share after unseal: %v\n%s", err, out)
+	out, err = runCmd(t, shares[0][1]+"\n", "unseal", "-url", url, "-json")
+	if err != nil || !strings.Contains(out, "already unsealed") || !strings.HasPrefix(out, `{"sealed":false,`) {
+		t.Fatalf("share after unseal (-json: the status line first): %v\n%s", err, out)
+	}
+}
+
+// TestHelpExitsZero: -h is not a failure; no command is a usage error.
+func TestHelpExitsZero(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+	}{
+		{"0/serve-h", []string{"serve", "-h"}, 0},
+		{"0/unseal-h", []string{"unseal", "-h"}, 0},
+		{"2/no-command", nil, 2},
+		{"1/unknown", []string{"nope"}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := runCmd(t, "", tc.args...)
+			if got := exitCode(err, io.Discard); got != tc.code {
+				t.Errorf("exit status %d, want %d (%v)", got, tc.code, err)
+			}
+		})
 	}
 }
 
@@ -478,5 +499,29 @@ func TestAdminChangeWhileServing(t *testing.T) {
 	}
 	if after, _ := os.ReadFile(clients); !bytes.Equal(before, after) {
 		t.Fatal("the allow-list changed without an audit record")
+	}
+}
+
+// TestUnsealSentence: what a custodian reads after `keyservice unseal` is a
+// sentence saying where the round stands, not a JSON status (that is -json).
+func TestUnsealSentence(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		st   wire.SealStatus
+		want string
+	}{
+		{"sealed/2-of-3", wire.SealStatus{Sealed: true, Threshold: 3, Total: 5, Progress: 2, Nonce: "ab12"},
+			"share accepted: 2 of 3 shares; 1 more needed (the other custodians run the same command; -nonce ab12 joins only this round)"},
+		{"sealed/1-of-2", wire.SealStatus{Sealed: true, Threshold: 2, Progress: 1, Nonce: "cd34"},
+			"share accepted: 1 of 2 shares; 1 more needed (the other custodians run the same command; -nonce cd34 joins only this round)"},
+		{"master-rotated/1-of-2", wire.SealStatus{MasterRotated: true, Threshold: 2, Progress: 1, Nonce: "ef56"},
+			"share accepted: 1 of 2 shares of the new master key; 1 more needed (the other custodians run the same command; -nonce ef56 joins only this round)"},
+		{"unsealed", wire.SealStatus{Threshold: 2, Progress: 0}, "unsealed: the key service has its keys and serves"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := unsealSentence(tc.st); got != tc.want {
+				t.Errorf("got  %q\nwant %q", got, tc.want)
+			}
+		})
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Image names one of the images this package can build.
@@ -128,6 +129,9 @@ type Options struct {
 	RedisServer string
 	// Log receives build output (go build, docker build); nil discards it.
 	Log io.Writer
+	// Progress receives one line per step with its elapsed time (compiling,
+	// then each image), so a build of minutes is never silent; nil discards.
+	Progress io.Writer
 	// Builder runs the image build; nil means `docker build` (Docker).
 	Builder Builder
 	// KeepPaths compiles without -trimpath. Only for images that are not
@@ -158,6 +162,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Log == nil {
 		o.Log = io.Discard
+	}
+	if o.Progress == nil {
+		o.Progress = io.Discard
 	}
 	if o.Builder == nil {
 		o.Builder = cliBuilder(o.Docker)
@@ -207,15 +214,29 @@ func Build(ctx context.Context, opts Options) error {
 		}
 		dirs[img] = d
 	}
+	start := time.Now()
 	if err := prepareContexts(ctx, dirs, opts); err != nil {
 		return err
 	}
-	for _, img := range opts.Images {
+	n := len(opts.Images)
+	for i, img := range opts.Images {
+		began := time.Now()
+		fmt.Fprintf(opts.Progress, "images: [%d/%d] %s: docker build ...\n", i+1, n, opts.Tag(img))
 		if err := buildOne(ctx, img, dirs[img], opts); err != nil {
 			return err
 		}
+		fmt.Fprintf(opts.Progress, "images: [%d/%d] %s built in %s (%s so far)\n", i+1, n, opts.Tag(img), since(began), since(start))
 	}
 	return nil
+}
+
+// since is the time since t, rounded for a progress line.
+func since(t time.Time) time.Duration {
+	d := time.Since(t)
+	if d < 10*time.Second {
+		return d.Round(100 * time.Millisecond)
+	}
+	return d.Round(time.Second)
 }
 
 func buildOne(ctx context.Context, img Image, dir string, opts Options) error {
@@ -291,9 +312,14 @@ func prepareContexts(ctx context.Context, dirs map[Image]string, opts Options) e
 		}
 		defer os.RemoveAll(bin)
 		slices.Sort(pkgs)
+		// The long step of a first build (a cold cache compiles every
+		// dependency); later ones reuse Go's build cache and take seconds.
+		began := time.Now()
+		fmt.Fprintf(opts.Progress, "images: compiling %s in one go build: about 1-3 min on a cold build cache, seconds after ...\n", strings.Join(pkgs, " "))
 		if err := goBuild(ctx, bin, pkgs, opts); err != nil {
 			return err
 		}
+		fmt.Fprintf(opts.Progress, "images: compiled in %s\n", since(began))
 	}
 	for img, dir := range dirs {
 		rootfs := filepath.Join(dir, "rootfs")
@@ -304,8 +330,10 @@ func prepareContexts(ctx context.Context, dirs map[Image]string, opts Options) e
 		if _, name, ok := goPackage(img); ok {
 			err = copyResolved(filepath.Join(bin, name), filepath.Join(rootfs, "usr/local/bin", name), 0o755)
 		} else if img == KeyServiceHSM {
+			fmt.Fprintf(opts.Progress, "images: compiling the HSM key service (cgo, -tags hsm) with its libraries ...\n")
 			err = prepareKeyServiceHSM(ctx, dir, opts)
 		} else {
+			fmt.Fprintf(opts.Progress, "images: copying the host's redis-server and its libraries ...\n")
 			err = prepareRedis(ctx, rootfs, opts)
 		}
 		if err != nil {

@@ -6,9 +6,11 @@ import (
 	"context"
 	"debug/elf"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -278,5 +280,49 @@ func TestImagePrograms(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestBuildShowsProgress: a build says what it is doing and how long each
+// step took (the compile, then each image), on Progress, so `make images` and
+// the e2e suite's first run are never minutes of silence.
+func TestBuildShowsProgress(t *testing.T) {
+	var progress bytes.Buffer
+	var built []string
+	err := Build(context.Background(), Options{
+		Images:   []Image{Probe, Egress},
+		Tag:      func(img Image) string { return "test/" + string(img) + ":x" },
+		Progress: &progress,
+		Builder: func(_ context.Context, dir, tag string, _ io.Writer) error {
+			if _, err := os.Stat(filepath.Join(dir, "Dockerfile")); err != nil {
+				return err
+			}
+			built = append(built, tag)
+			return nil
+		},
+		Docker: "true", // no image to inspect or remove
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(progress.String()), "\n")
+	want := []*regexp.Regexp{
+		regexp.MustCompile(`^images: compiling ./cmd/egress ./e2e/probe in one go build: about 1-3 min on a cold build cache`),
+		regexp.MustCompile(`^images: compiled in \d`),
+		regexp.MustCompile(`^images: \[1/2\] test/probe:x: docker build \.\.\.$`),
+		regexp.MustCompile(`^images: \[1/2\] test/probe:x built in \S+ \(\S+ so far\)$`),
+		regexp.MustCompile(`^images: \[2/2\] test/egress:x: docker build \.\.\.$`),
+		regexp.MustCompile(`^images: \[2/2\] test/egress:x built in \S+ \(\S+ so far\)$`),
+	}
+	if len(lines) != len(want) {
+		t.Fatalf("progress:\n%s", progress.String())
+	}
+	for i, re := range want {
+		if !re.MatchString(lines[i]) {
+			t.Errorf("line %d %q, want %s", i+1, lines[i], re)
+		}
+	}
+	if len(built) != 2 {
+		t.Errorf("built %v", built)
 	}
 }

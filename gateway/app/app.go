@@ -281,7 +281,7 @@ func (a *App) build() error {
 		Audit:       a.audit,
 		Idempotency: a.stores.Idempotency,
 		Webhooks:    a.hooks,
-		Readiness:   a.readiness(checkoutClient),
+		Readiness:   a.readiness(checkoutClient, keys),
 		Assets:      assets,
 		Pages:       pages,
 		Log:         a.log,
@@ -315,8 +315,10 @@ const (
 // readiness lists what a checkout needs: the store (Redis; bbolt is a
 // local file and has no check), the gateway's audit log taking appends, the
 // key service answering and unsealed, and the two clocks close enough for
-// signed requests to pass.
-func (a *App) readiness(ks *client.Client) *readiness.Checker {
+// signed requests to pass. A sealed key service also empties the public key
+// cache, so the page stops offering a checkout at once rather than at the
+// cache's next refresh.
+func (a *App) readiness(ks *client.Client, keys *kek.Cache) *readiness.Checker {
 	var checks []readiness.Check
 	if a.stores.Redis != nil {
 		checks = append(checks, readiness.Check{Name: CheckRedis, Probe: redisx.Pinger{C: a.stores.Redis, Key: "bg:gw:ready"}.Ping})
@@ -329,6 +331,7 @@ func (a *App) readiness(ks *client.Client) *readiness.Checker {
 			case err != nil:
 				return readiness.Fail("unreachable", err)
 			case st.Sealed:
+				keys.Invalidate()
 				return readiness.Fail("sealed", nil)
 			}
 			return nil

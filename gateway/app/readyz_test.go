@@ -149,3 +149,56 @@ func grep(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestKeysWhileSealed: GET /v1/keys answers 503 keyservice_unavailable while
+// the key service is sealed, also when the gateway fetched the set a moment
+// before (the cache is dropped, not served), and the set again once it is
+// unsealed: the checkout says "temporarily unavailable" before a card is
+// typed, as the Compose first run documents.
+func TestKeysWhileSealed(t *testing.T) {
+	z := kstest.NewZone(t, kstest.Options{Listen: true})
+	a, err := New(testConfig(t, "-keyservice-url", z.URL), testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = a.audit.Close()
+		_ = a.stores.Close()
+	})
+	get := func(path string) (int, string) {
+		t.Helper()
+		resp, err := a.Server().App().Test(httptest.NewRequest(http.MethodGet, path, nil), 10_000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	steps := []struct {
+		name   string
+		before func()
+		path   string
+		status int
+		code   string
+	}{
+		{"200/unsealed", nil, "/v1/keys", 200, ""},
+		// Sealed a moment after a fetch: the gateway's cache is fresh, but
+		// readiness (which orchestrators poll) sees the seal and drops it.
+		{"503/readyz-sealed", z.Holder.Seal, "/readyz", 503, ""},
+		{"503/keys-sealed", nil, "/v1/keys", 503, `"code":"keyservice_unavailable"`},
+		{"200/unsealed-again", func() {
+			if err := z.Holder.UnsealWithKey(z.Master); err != nil {
+				t.Fatal(err)
+			}
+		}, "/v1/keys", 200, ""},
+	}
+	for _, s := range steps {
+		if s.before != nil {
+			s.before()
+		}
+		st, body := get(s.path)
+		if st != s.status || !strings.Contains(body, s.code) {
+			t.Fatalf("%s: GET %s %d %s, want %d %s", s.name, s.path, st, body, s.status, s.code)
+		}
+	}
+}

@@ -1,7 +1,9 @@
 // Package kek caches the key service's public key-encryption keys (the JWKS)
 // for the checkout page. Public keys are not secret, so a cached set may be
 // served for a while when the key service is briefly unreachable: shoppers
-// can keep encrypting, and their ciphertexts wait for inspect.
+// can keep encrypting, and their ciphertexts wait for inspect. Not while it
+// says it is sealed: nothing can be inspected until custodians unseal it, so
+// the page says "temporarily unavailable" before a card is typed, not after.
 package kek
 
 import (
@@ -11,6 +13,9 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/blindgate/blindgate/internal/apierr"
+	"github.com/blindgate/blindgate/keyservice/client"
 )
 
 // ErrNoKeys is returned when no usable set was ever fetched or it is too old.
@@ -53,6 +58,9 @@ func (c *Cache) JWKS(ctx context.Context) ([]byte, error) {
 		err = check(b)
 	}
 	if err != nil {
+		if Sealed(err) {
+			c.body = nil
+		}
 		if c.body != nil && now.Sub(c.fetched) < c.stale {
 			return c.body, nil
 		}
@@ -83,7 +91,14 @@ func (c *Cache) Kids(ctx context.Context) ([]string, error) {
 	return kids, nil
 }
 
-// Invalidate forgets the cached set (after the page reports an unknown kid).
+// Sealed reports whether err is the key service's answer that it is sealed.
+func Sealed(err error) bool {
+	var ce *client.Error
+	return errors.As(err, &ce) && ce.Code == apierr.Sealed.Code
+}
+
+// Invalidate forgets the cached set (after the page reports an unknown kid,
+// or when the gateway's readiness finds the key service sealed).
 func (c *Cache) Invalidate() {
 	c.mu.Lock()
 	c.body = nil

@@ -210,6 +210,12 @@ func (s *Shop) Handler() http.Handler {
 		var sess struct {
 			ID string `json:"id"`
 		}
+		if status != http.StatusCreated {
+			// Whoever set the shop up reads this (docker compose logs shop)
+			// and the page shows the same code: a wrong key, an origin the
+			// merchant does not allow, a gateway not ready.
+			s.cfg.Log.Warn("the gateway refused a checkout session", "status", status, "code", errorCode(out))
+		}
 		if status == http.StatusCreated && json.Unmarshal(out, &sess) == nil && tokenID.MatchString(sess.ID) {
 			cookie, ok := s.orders.add(sess.ID)
 			if !ok {
@@ -308,6 +314,19 @@ func (s *Shop) call(w http.ResponseWriter, ctx context.Context, method, path str
 		return 0, nil, false
 	}
 	return resp.StatusCode, out, true
+}
+
+// errorCode is the code of an error answer ({"error":{"code"}}), or "".
+func errorCode(body []byte) string {
+	var e struct {
+		Error struct {
+			Code string `json:"code"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(body, &e) != nil {
+		return ""
+	}
+	return e.Error.Code
 }
 
 func writeJSON(w http.ResponseWriter, status int, b []byte) {

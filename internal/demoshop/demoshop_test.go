@@ -103,6 +103,14 @@ func TestShop(t *testing.T) {
 		if !strings.Contains(string(b), `id="setup"`) || strings.Contains(string(b), `id="pay"`) {
 			t.Errorf("page without a key should explain the setup:\n%s", b)
 		}
+		// The README's Compose steps: the origin follows the shop's port, the
+		// key is kept in .env so a later `docker compose up -d` keeps it.
+		page := html.UnescapeString(string(b))
+		for _, want := range []string{"-origin env:BLINDGATE_SHOP_ORIGIN", "echo BLINDGATE_SHOP_MERCHANT_KEY=sk_... >> .env", "docker compose up -d --no-deps shop"} {
+			if !strings.Contains(page, want) {
+				t.Errorf("setup text lacks %q:\n%s", want, page)
+			}
+		}
 	})
 
 	t.Run("404/no-open-token-lookup", func(t *testing.T) {

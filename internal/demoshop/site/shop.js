@@ -10,18 +10,30 @@
 
   function fail(msg) { errorBox.textContent = msg; pay.disabled = false; }
 
+  // refused turns an error answer into a message that carries its code
+  // ({"error":{"code","message"}}, the gateway's or the shop server's), so
+  // whoever set the shop up can tell a wrong key from a gateway that is down.
+  function refused(r, what) {
+    return r.json().then(function (b) {
+      var e = (b && b.error) || {};
+      return e.code ? e.code + (e.message ? ": " + e.message : "") : "HTTP " + r.status;
+    }, function () { return "HTTP " + r.status; }).then(function (detail) {
+      throw new Error(what + " (" + detail + ")");
+    });
+  }
+
   pay.addEventListener("click", function () {
     pay.disabled = true;
     errorBox.textContent = "";
     fetch("/api/session", { method: "POST" })
-      .then(function (r) { if (!r.ok) { throw new Error("could not start checkout (" + r.status + ")"); } return r.json(); })
+      .then(function (r) { return r.ok ? r.json() : refused(r, "The shop could not start a checkout"); })
       .then(function (s) { return window.Blindgate.mount("#checkout", { session: s.id }); })
       .then(function (token) {
         document.getElementById("token").textContent = token;
         return fetch("/api/paid", {
           method: "POST", credentials: "same-origin",
           headers: { "Content-Type": "application/json" }, body: JSON.stringify({ token: token })
-        }).then(function (r) { if (!r.ok) { throw new Error("could not confirm the payment (" + r.status + ")"); } return r.json(); });
+        }).then(function (r) { return r.ok ? r.json() : refused(r, "The shop could not confirm the payment"); });
       })
       .then(function (card) {
         document.getElementById("masked").textContent = card.brand + " •••• " + card.last4;
