@@ -211,7 +211,13 @@ func (a *App) approval(nonces nonce.Store, limiter ratelimit.Limiter) (*passkeys
 			return nil, fmt.Errorf("audit -reveal-approval none: %w", err)
 		}
 	}
-	return passkeys.New(passkeys.Config{Mode: a.cfg.RevealApproval, Registry: reg, Nonces: nonces, Verifier: v, Audit: a.audit, Log: a.log, Limiter: limiter})
+	// A client's challenges follow its reveal limit: ten nonces per reveal
+	// it may make leave room for retries and enrolments, and no more.
+	perMinute := 10 * a.cfg.RevealClientPerMinute
+	challenge := ratelimit.Limit{Name: passkeys.DefaultChallengeLimit.Name, Rate: perMinute, Period: time.Minute,
+		Burst: max(passkeys.DefaultChallengeLimit.Burst, perMinute/3)}
+	return passkeys.New(passkeys.Config{Mode: a.cfg.RevealApproval, Registry: reg, Nonces: nonces, Verifier: v, Audit: a.audit, Log: a.log,
+		Limiter: limiter, ChallengeLimit: challenge})
 }
 
 // loadDestinations reads the forward destinations. A missing file is no

@@ -77,9 +77,10 @@ type Config struct {
 	ChallengeLimit ratelimit.Limit
 }
 
-// DefaultChallengeLimit is a client's nonce budget: well above the reveal
-// limits (60 a minute per client), so retries and enrolments fit, and at
-// most about 2,400 live nonces per client (2 to 5 minutes each).
+// DefaultChallengeLimit is a client's nonce budget when none is configured:
+// ten times the default reveal limit per client (60 a minute), so retries
+// and enrolments fit, and at most a few thousand live nonces per client (2
+// to 5 minutes each). The key service scales it with -reveal-client-per-minute.
 var DefaultChallengeLimit = ratelimit.Limit{Name: "challenge-client", Rate: 600, Period: time.Minute, Burst: 200}
 
 // Service issues nonces, approves reveals with passkeys and registers
