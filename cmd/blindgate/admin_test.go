@@ -53,6 +53,11 @@ func TestAdminCommands(t *testing.T) {
 	if out, err := runCLI(t, append([]string{"operators", "add", "-username", "bob", "-password", "file:" + filepath.Join(dir, "pw"), "-audit-log", gwAudit}, store...)...); err == nil {
 		t.Fatalf("a 5-character password was accepted:\n%s", out)
 	}
+	// PCI DSS 8.3.6: 12 characters or more, but no digit.
+	_ = os.WriteFile(filepath.Join(dir, "pw"), []byte("lettersonlypassword"), 0o600)
+	if out, err := runCLI(t, append([]string{"operators", "add", "-username", "bob", "-password", "file:" + filepath.Join(dir, "pw"), "-audit-log", gwAudit}, store...)...); err == nil || !strings.Contains(out+err.Error(), "letters and digits") {
+		t.Fatalf("a password without digits was accepted or not explained: %v\n%s", err, out)
+	}
 	if out, err := runCLI(t, append([]string{"operators", "add", "-username", "carol", "-role", "root", "-audit-log", gwAudit}, store...)...); err == nil {
 		t.Fatalf("unknown role accepted:\n%s", out)
 	}

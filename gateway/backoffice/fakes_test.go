@@ -27,7 +27,7 @@ const (
 	tokAID    = "tok_aaaaaaaaaaaaaaaaaaaaaaaaaa"
 	tokA2ID   = "tok_cccccccccccccccccccccccccc"
 	tokBID    = "tok_bbbbbbbbbbbbbbbbbbbbbbbbbb"
-	password  = "correct horse battery staple"
+	password  = "correct horse battery staple 42"
 	goodCode  = "123456"
 	goodCause = "ticket 42"
 )

@@ -57,7 +57,7 @@ import (
 )
 
 const (
-	testPassword = "correct horse battery staple"
+	testPassword = "correct horse battery staple 42"
 	testPAN      = "4242424242424242"
 	testPANShown = "4242 4242 4242 4242"
 	merchA       = "m_alpha"
