@@ -350,7 +350,7 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 	srv := web.New(web.Deps{
 		Tokens: f.toks, KeyService: ks, Operators: f.ops, WebSessions: webs,
 		Merchants: merchantNames{names: map[string]string{merchA: merchAName, merchB: merchBName}},
-		Limiter: o.limiter, Audit: gwLog, Assets: assets, Pages: f.pages, Metrics: f.metrics,
+		Limiter:   o.limiter, Audit: gwLog, Assets: assets, Pages: f.pages, Metrics: f.metrics,
 		Log:    slog.New(slog.NewJSONHandler(logw, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Config: web.Config{PublicURL: "https://pay.example", TLS: o.tls, Now: f.clock.Now, ClientIP: o.clientIP},
 	})

@@ -571,7 +571,7 @@ func TestBackofficeTokenPageShowsMerchantData(t *testing.T) {
 	}
 	c := f.client()
 	c.login(t, "paul")
-	r := c.get(t, "/backoffice/tokens/" + f.tokA.ID)
+	r := c.get(t, "/backoffice/tokens/"+f.tokA.ID)
 	for _, want := range []string{
 		`<dd id="bo-merchant">` + merchAName + ` <span class="bo-meta">` + merchA + `</span></dd>`,
 		`<a href="/backoffice/tokens?reference=` + testRef + `" title="Tokens with this reference">` + testRef + `</a>`,
@@ -587,7 +587,7 @@ func TestBackofficeTokenPageShowsMerchantData(t *testing.T) {
 	}
 	// A merchant the store does not know is shown by its id; the
 	// merchant's text is escaped.
-	r = c.get(t, "/backoffice/tokens/" + tricky.ID)
+	r = c.get(t, "/backoffice/tokens/"+tricky.ID)
 	if !strings.Contains(r.body, `<dd id="bo-merchant">m_gone</dd>`) || strings.Contains(r.body, "<b>R&D</b>") || strings.Contains(r.body, "<script>x") ||
 		!strings.Contains(r.body, "&lt;b&gt;R&amp;D&lt;/b&gt;") {
 		t.Errorf("unknown merchant or unescaped merchant text:\n%.3000s", r.body)
