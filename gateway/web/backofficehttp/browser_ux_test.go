@@ -239,8 +239,9 @@ func TestBackofficeAuditReasonsWrap(t *testing.T) {
 				at += w.length + 1;
 			});
 			var table = document.getElementById("bo-audit"), panel = table.parentElement;
+			var inner = panel.getBoundingClientRect().right - parseFloat(getComputedStyle(panel).paddingRight);
 			return {found: true, split: split, lines: tops.size, width: cell.getBoundingClientRect().width,
-				overflow: table.getBoundingClientRect().right > panel.getBoundingClientRect().right + 1};
+				overflow: table.getBoundingClientRect().right > inner + 1};
 		})(` + string(b) + `)`)
 	}
 	m := measure(long)
