@@ -199,9 +199,9 @@ func TestBackofficeTOTPSecretCopies(t *testing.T) {
 }
 
 // TestBackofficeAuditReasonsWrap (Chromium): a long reason in the audit
-// view wraps between words, never inside one that fits on a line, and a
-// word too long for its column wraps inside the column rather than
-// widening the table past the page.
+// view wraps between words (after a space or a hyphen), never inside one
+// that fits on a line, and a word too long for its column wraps inside the
+// column rather than widening the table past the page.
 func TestBackofficeAuditReasonsWrap(t *testing.T) {
 	browserCtx := browsertest.Browser(t)
 	f, base := serveBrowser(t, fixtureOpts{reveals: 5})
@@ -229,14 +229,14 @@ func TestBackofficeAuditReasonsWrap(t *testing.T) {
 		return browsertest.Eval[map[string]any](t, tb, `(function (reason) {
 			var cell = Array.from(document.querySelectorAll("#bo-audit td.bo-reason")).find(function (td) { return td.textContent === reason; });
 			if (!cell) { return {found: false}; }
-			var text = cell.firstChild, split = [], tops = new Set(), at = 0;
-			reason.split(" ").forEach(function (w) {
+			// The places a line may break: after a space or a hyphen.
+			var text = cell.firstChild, split = [], tops = new Set();
+			Array.from(reason.matchAll(/[^ -]+-?/g)).forEach(function (m) {
 				var r = document.createRange();
-				r.setStart(text, at); r.setEnd(text, at + w.length);
+				r.setStart(text, m.index); r.setEnd(text, m.index + m[0].length);
 				var rects = Array.from(r.getClientRects()).filter(function (x) { return x.width > 0; });
 				rects.forEach(function (x) { tops.add(Math.round(x.top)); });
-				if (rects.length > 1) { split.push(w); }
-				at += w.length + 1;
+				if (rects.length > 1) { split.push(m[0]); }
 			});
 			var table = document.getElementById("bo-audit"), panel = table.parentElement;
 			var inner = panel.getBoundingClientRect().right - parseFloat(getComputedStyle(panel).paddingRight);
