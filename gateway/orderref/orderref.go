@@ -47,9 +47,9 @@ var ErrInvalid = errors.New("orderref: invalid")
 // never holds the value; a metadata key is named only once it is known to
 // be well formed and not shaped like a card number.
 type Error struct {
-	Field  string // "reference", "metadata" or "metadata.<key>"
-	Reason string
-	PAN    bool // the value looks like a card number
+	Field      string // "reference", "metadata" or "metadata.<key>"
+	Reason     string
+	CardShaped bool // the value looks like a card number
 }
 
 func (e *Error) Error() string { return "orderref: " + e.PublicReason() }
@@ -57,9 +57,9 @@ func (e *Error) Error() string { return "orderref: " + e.PublicReason() }
 // PublicReason is the field and the rule it breaks.
 func (e *Error) PublicReason() string { return e.Field + " " + e.Reason }
 
-// Is makes an Error match ErrInvalid, and ErrPANInText when PAN is set.
+// Is makes an Error match ErrInvalid, and ErrPANInText when CardShaped is set.
 func (e *Error) Is(target error) bool {
-	return target == ErrInvalid || target == ErrPANInText && e.PAN
+	return target == ErrInvalid || target == ErrPANInText && e.CardShaped
 }
 
 // Normalize trims the white space around a reference (as it would be
@@ -109,7 +109,7 @@ func CheckMetadata(meta map[string]string) error {
 			return &Error{Field: "metadata", Reason: fmt.Sprintf("keys must be 1 to %d of %s", MaxKey, KeyChars)}
 		}
 		if panshape.Contains(k) {
-			return &Error{Field: "metadata", Reason: "keys must not look like a card number", PAN: true}
+			return &Error{Field: "metadata", Reason: "keys must not look like a card number", CardShaped: true}
 		}
 		if err := checkText("metadata."+k, v, MaxValue); err != nil {
 			return err
@@ -129,7 +129,7 @@ func checkText(field, s string, max int) error {
 		return &Error{Field: field, Reason: "must not hold control characters"}
 	}
 	if panshape.Contains(s) {
-		return &Error{Field: field, Reason: "must not look like a card number", PAN: true}
+		return &Error{Field: field, Reason: "must not look like a card number", CardShaped: true}
 	}
 	return nil
 }

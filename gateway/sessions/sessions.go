@@ -50,16 +50,16 @@ var (
 // it never holds the value or an internal cause, so the HTTP layer may show
 // PublicReason as it is. It matches ErrInvalid.
 type FieldError struct {
-	Field  string // the request field, as the merchant API names it
-	Reason string // the rule, e.g. "must be https"; may be empty
-	PAN    bool   // the value looks like a card number (ErrPANInText)
+	Field      string // the request field, as the merchant API names it
+	Reason     string // the rule, e.g. "must be https"; may be empty
+	CardShaped bool   // the value looks like a card number (ErrPANInText)
 }
 
 func (e *FieldError) Error() string { return "sessions: invalid " + e.PublicReason() }
 func (e *FieldError) Unwrap() error { return ErrInvalid }
 
 // Is makes a FieldError about a card-number-shaped value match ErrPANInText.
-func (e *FieldError) Is(target error) bool { return target == ErrPANInText && e.PAN }
+func (e *FieldError) Is(target error) bool { return target == ErrPANInText && e.CardShaped }
 
 // PublicReason is the field and the rule it breaks.
 func (e *FieldError) PublicReason() string {
@@ -319,7 +319,7 @@ func prepare(s Session, now time.Time) (Session, error) {
 	if err := orderref.Check(s.Reference, s.Metadata); err != nil {
 		var oe *orderref.Error
 		if errors.As(err, &oe) {
-			return s, &FieldError{Field: oe.Field, Reason: oe.Reason, PAN: oe.PAN}
+			return s, &FieldError{Field: oe.Field, Reason: oe.Reason, CardShaped: oe.CardShaped}
 		}
 		return s, invalid("metadata", "")
 	}
