@@ -242,7 +242,7 @@ func TestBackofficeAuditReasonsWrap(t *testing.T) {
 			var inner = panel.getBoundingClientRect().right - parseFloat(getComputedStyle(panel).paddingRight);
 			return {found: true, split: split, lines: tops.size, width: cell.getBoundingClientRect().width,
 				overflow: table.getBoundingClientRect().right > inner + 1};
-		})(` + string(b) + `)`)
+		})(`+string(b)+`)`)
 	}
 	m := measure(long)
 	if !m["found"].(bool) {
