@@ -38,7 +38,7 @@ type boClient struct {
 
 var (
 	reCSRF     = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
-	reSecret   = regexp.MustCompile(`id="bo-totp-secret">([A-Z2-7 ]+)<`)
+	reSecret   = regexp.MustCompile(`id="bo-totp-secret" data-secret="([A-Z2-7]+)"`)
 	reKid      = regexp.MustCompile(`<dt>Key version</dt><dd><code>([^<]+)</code>`)
 	reBoStatus = regexp.MustCompile(`data-status="(\d+)"`)
 )

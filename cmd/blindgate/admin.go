@@ -319,7 +319,9 @@ func totpCmd(args []string, out io.Writer) error {
 		}
 		s = string(b)
 	}
-	code, err := totp.GenerateCode(strings.ToUpper(strings.TrimSpace(s)), time.Now())
+	// A secret copied from an app or typed off a screen may come in groups.
+	s = strings.NewReplacer(" ", "", "-", "", "\t", "").Replace(strings.TrimSpace(s))
+	code, err := totp.GenerateCode(strings.ToUpper(s), time.Now())
 	if err != nil {
 		return err
 	}

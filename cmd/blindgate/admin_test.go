@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pquerna/otp/totp"
+
 	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/internal/jose"
 )
@@ -53,6 +55,11 @@ func TestAdminCommands(t *testing.T) {
 	if out, err := runCLI(t, append([]string{"operators", "add", "-username", "bob", "-password", "file:" + filepath.Join(dir, "pw"), "-audit-log", gwAudit}, store...)...); err == nil {
 		t.Fatalf("a 5-character password was accepted:\n%s", out)
 	}
+	// PCI DSS 8.3.6: 12 characters or more, but no digit.
+	_ = os.WriteFile(filepath.Join(dir, "pw"), []byte("lettersonlypassword"), 0o600)
+	if out, err := runCLI(t, append([]string{"operators", "add", "-username", "bob", "-password", "file:" + filepath.Join(dir, "pw"), "-audit-log", gwAudit}, store...)...); err == nil || !strings.Contains(out+err.Error(), "letters and digits") {
+		t.Fatalf("a password without digits was accepted or not explained: %v\n%s", err, out)
+	}
 	if out, err := runCLI(t, append([]string{"operators", "add", "-username", "carol", "-role", "root", "-audit-log", gwAudit}, store...)...); err == nil {
 		t.Fatalf("unknown role accepted:\n%s", out)
 	}
@@ -75,6 +82,25 @@ func TestAdminCommands(t *testing.T) {
 
 	if out, err := runCLI(t, "totp", "-secret", "JBSWY3DPEHPK3PXP"); err != nil || !regexp.MustCompile(`^\d{6}\n$`).MatchString(out) {
 		t.Fatalf("totp: %v %q", err, out)
+	}
+}
+
+// TestTOTPTakesTheSecretAsCopied: `blindgate totp` gives the same code for
+// a secret however it was copied: whole, in the groups a screen shows, in
+// lower case.
+func TestTOTPTakesTheSecretAsCopied(t *testing.T) {
+	const secret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+	before, err := totp.GenerateCode(secret, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range []string{secret, "JBSW Y3DP EHPK 3PXP JBSW Y3DP EHPK 3PXP", "jbsw-y3dp-ehpk-3pxp-jbsw-y3dp-ehpk-3pxp", " JBSWY3DPEHPK3PXP\tJBSWY3DPEHPK3PXP "} {
+		out, err := runCLI(t, "totp", "-secret", in)
+		after, _ := totp.GenerateCode(secret, time.Now())
+		// A 30 s step may end during the call: either code is the secret's.
+		if got := strings.TrimSpace(out); err != nil || got != before && got != after {
+			t.Errorf("totp -secret %q: %q, %v; want %s", in, out, err, before)
+		}
 	}
 }
 

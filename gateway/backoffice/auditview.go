@@ -13,7 +13,10 @@ import (
 // AuditPageSize is how many events one page of the audit view shows.
 const AuditPageSize = 200
 
-// AuditFilter is the audit view's form.
+// AuditFilter is the audit view's form. Actor is an operator's username
+// (what a person types) or an actor id as the trail records it (an
+// operator's op_ id, a merchant's m_ id, keyservice); a username is looked
+// up first.
 type AuditFilter struct {
 	Actor, Outcome string
 	// Before is the paging cursor: show events older than this seq (0: the
@@ -25,9 +28,12 @@ type AuditFilter struct {
 // may see it.
 type AuditPage struct {
 	Events []wire.AuditEvent
-	// Names maps the operator ids among the actors to usernames, for the
-	// operators the viewer may see.
-	Names      map[string]string
+	// Names maps the actors to what a person reads: an operator's id to its
+	// username, a merchant's id to its name, for those the viewer may see.
+	Names map[string]string
+	// Actor is the actor the filter selected (the id a username resolved
+	// to), "" when the view is not filtered by actor.
+	Actor      string
 	ChainOK    bool
 	ChainError string
 	Head       string
@@ -48,10 +54,11 @@ func (s *Service) AuditView(ctx context.Context, a Actor, f AuditFilter) (AuditP
 	if !a.Op.Role.Can(operators.ActionAudit) {
 		return p, ErrForbidden
 	}
-	req := wire.AuditQueryRequest{Actor: f.Actor, Outcome: f.Outcome, BeforeSeq: f.Before, Limit: AuditPageSize}
+	typed := strings.TrimSpace(f.Actor)
+	req := wire.AuditQueryRequest{Actor: typed, Outcome: f.Outcome, BeforeSeq: f.Before, Limit: AuditPageSize}
 	if err := req.Validate(); err != nil {
 		return p, &InvalidError{Field: "filter", Err: err,
-			Msg: "Actor must be an operator id (no spaces) and outcome one of the listed values."}
+			Msg: "Operator must be a username or an actor id (no spaces), and outcome one of the listed values."}
 	}
 	var mine map[string]bool
 	if p.Scoped {
@@ -64,21 +71,38 @@ func (s *Service) AuditView(ctx context.Context, a Actor, f AuditFilter) (AuditP
 		mine = map[string]bool{a.Op.ID: true}
 		req.Actors = []string{a.Op.ID}
 		for _, o := range ops {
-			if o.MerchantID == a.Op.MerchantID && !mine[o.ID] {
+			if o.MerchantID != a.Op.MerchantID {
+				continue
+			}
+			if !mine[o.ID] {
 				mine[o.ID] = true
 				req.Actors = append(req.Actors, o.ID)
 			}
+			// A username is looked up among the merchant's own operators
+			// only, so another merchant's names are never confirmed.
+			if typed != "" && strings.EqualFold(o.Username, typed) {
+				req.Actor = o.ID
+			}
 		}
-		if f.Actor != "" && !mine[f.Actor] {
-			return p, invalid("actor", "That operator is not one of your merchant's.")
+		if req.Actor != "" && !mine[req.Actor] {
+			return p, invalid("actor", "No operator of your merchant has that username or id.")
 		}
 		if err := req.Validate(); err != nil {
 			return p, unavailable(err) // more operators than one query may name
 		}
+	} else if typed != "" {
+		op, err := s.d.Operators.GetByUsername(ctx, typed)
+		switch {
+		case err == nil:
+			req.Actor = op.ID
+		case !errors.Is(err, operators.ErrNotFound):
+			return p, unavailable(err)
+		}
 	}
+	p.Actor = req.Actor
 	filter := "all"
-	if f.Actor != "" || f.Outcome != "" {
-		filter = strings.TrimSpace("actor=" + f.Actor + " outcome=" + f.Outcome)
+	if req.Actor != "" || f.Outcome != "" {
+		filter = strings.TrimSpace("actor=" + req.Actor + " outcome=" + f.Outcome)
 	}
 	// Reading the trail is itself audited (PCI DSS 10.2.1.3), before it is shown.
 	if err := s.record(ctx, a, audit.Event{Event: audit.EventAuditView, Actor: a.Op.ID, Outcome: audit.OutcomeSuccess, Reason: filter}); err != nil {
@@ -100,23 +124,34 @@ func (s *Service) AuditView(ctx context.Context, a Actor, f AuditFilter) (AuditP
 		}
 		p.Events = append(p.Events, e)
 	}
-	p.Names = s.operatorNames(ctx, p.Events)
+	p.Names = s.actorNames(ctx, a, p.Events)
 	return p, nil
 }
 
-// operatorNames maps the operator ids among the events' actors to
-// usernames, so "who" reads as a person. The events are already scoped to
-// the viewer; an id that is not found stays an id.
-func (s *Service) operatorNames(ctx context.Context, events []wire.AuditEvent) map[string]string {
+// actorNames maps the events' actors to what a person reads: an operator
+// id to its username, a merchant id (the actor of a forward) to the
+// merchant's name. The events are already scoped to the viewer; an id that
+// is not found stays an id.
+func (s *Service) actorNames(ctx context.Context, a Actor, events []wire.AuditEvent) map[string]string {
 	names := map[string]string{}
+	var merchantIDs []string
 	for _, e := range events {
-		if _, done := names[e.Actor]; done || !strings.HasPrefix(e.Actor, "op_") {
+		if _, done := names[e.Actor]; done {
 			continue
 		}
-		names[e.Actor] = ""
-		if op, err := s.d.Operators.Get(ctx, e.Actor); err == nil {
-			names[e.Actor] = op.Username
+		switch {
+		case strings.HasPrefix(e.Actor, "op_"):
+			names[e.Actor] = ""
+			if op, err := s.d.Operators.Get(ctx, e.Actor); err == nil {
+				names[e.Actor] = op.Username
+			}
+		case strings.HasPrefix(e.Actor, "m_"):
+			names[e.Actor] = ""
+			merchantIDs = append(merchantIDs, e.Actor)
 		}
+	}
+	for id, name := range s.MerchantNames(ctx, a, merchantIDs...) {
+		names[id] = name
 	}
 	return names
 }

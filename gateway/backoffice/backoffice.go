@@ -69,6 +69,7 @@ type Operators interface {
 	AddPasskey(ctx context.Context, id string, cred passkey.Credential) (operators.Operator, error)
 	Passkeys() *passkey.Verifier
 	Get(ctx context.Context, id string) (operators.Operator, error)
+	GetByUsername(ctx context.Context, username string) (operators.Operator, error)
 	List(ctx context.Context, merchantID string) ([]operators.Operator, error)
 }
 
@@ -107,11 +108,13 @@ type Auditor interface {
 
 // Deps are the Service's collaborators. Audit may be nil (no gateway audit
 // log configured); KeyService may be nil (reveal and audit view then
-// answer ErrKeyServiceDown).
+// answer ErrKeyServiceDown); Merchants may be nil (merchants are shown by
+// id).
 type Deps struct {
 	Operators  Operators
 	Sessions   Sessions
 	Tokens     Tokens
+	Merchants  Merchants
 	KeyService KeyService
 	Audit      Auditor
 	Log        *slog.Logger

@@ -6,12 +6,15 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/blindgate/blindgate/gateway/backoffice"
+	"github.com/blindgate/blindgate/gateway/merchants"
 	"github.com/blindgate/blindgate/gateway/operators"
+	"github.com/blindgate/blindgate/gateway/orderref"
 	"github.com/blindgate/blindgate/gateway/tokens"
 	"github.com/blindgate/blindgate/gateway/websession"
 	"github.com/blindgate/blindgate/internal/audit"
@@ -27,7 +30,7 @@ const (
 	tokAID    = "tok_aaaaaaaaaaaaaaaaaaaaaaaaaa"
 	tokA2ID   = "tok_cccccccccccccccccccccccccc"
 	tokBID    = "tok_bbbbbbbbbbbbbbbbbbbbbbbbbb"
-	password  = "correct horse battery staple"
+	password  = "correct horse battery staple 42"
 	goodCode  = "123456"
 	goodCause = "ticket 42"
 )
@@ -77,7 +80,8 @@ func (f *fakeTokens) Search(_ context.Context, q tokens.Query) ([]tokens.Token, 
 	f.last = q
 	var out []tokens.Token
 	for _, t := range f.toks {
-		if (q.MerchantID == "" || t.MerchantID == q.MerchantID) && (q.Fingerprint == "" || t.Fingerprint == q.Fingerprint) {
+		if (q.MerchantID == "" || t.MerchantID == q.MerchantID) && (q.Fingerprint == "" || t.Fingerprint == q.Fingerprint) &&
+			(q.Reference == "" || orderref.Fold(t.Reference) == orderref.Fold(q.Reference)) {
 			out = append(out, t)
 		}
 	}
@@ -156,6 +160,30 @@ func (f *fakeOperators) Get(_ context.Context, id string) (operators.Operator, e
 		}
 	}
 	return operators.Operator{}, operators.ErrNotFound
+}
+
+func (f *fakeOperators) GetByUsername(_ context.Context, username string) (operators.Operator, error) {
+	for _, o := range f.ops {
+		if strings.EqualFold(o.Username, strings.TrimSpace(username)) {
+			return o, nil
+		}
+	}
+	return operators.Operator{}, operators.ErrNotFound
+}
+
+// fakeMerchants knows the two fixture merchants' names.
+type fakeMerchants struct {
+	c     *calls
+	names map[string]string
+}
+
+func (f *fakeMerchants) Get(_ context.Context, id string) (merchants.Merchant, error) {
+	f.c.add("merchants.get")
+	n, ok := f.names[id]
+	if !ok {
+		return merchants.Merchant{}, merchants.ErrNotFound
+	}
+	return merchants.Merchant{ID: id, Name: n}, nil
 }
 
 func (f *fakeOperators) List(_ context.Context, merchantID string) ([]operators.Operator, error) {
@@ -291,6 +319,7 @@ type fixture struct {
 	sess  *fakeSessions
 	audit *fakeAudit
 	ks    *fakeKS
+	merch *fakeMerchants
 }
 
 func op(id, name string, role operators.Role, merchant string) operators.Operator {
@@ -350,7 +379,7 @@ func newFixture(t *testing.T) *fixture {
 	f := &fixture{
 		calls: c,
 		toks: &fakeTokens{c: c, toks: map[string]tokens.Token{
-			tokAID:  {ID: tokAID, MerchantID: merchA, JWE: "a.b.c.d.e", Kid: "kek-1", Fingerprint: "fp_same"},
+			tokAID:  {ID: tokAID, MerchantID: merchA, JWE: "a.b.c.d.e", Kid: "kek-1", Fingerprint: "fp_same", Reference: "ORD-1"},
 			tokA2ID: {ID: tokA2ID, MerchantID: merchA, JWE: "a.b.c.d.e", Kid: "kek-1", Fingerprint: "fp_same"},
 			tokBID:  {ID: tokBID, MerchantID: merchB, JWE: "a.b.c.d.e", Kid: "kek-1", Fingerprint: "fp_same"},
 		}},
@@ -358,9 +387,10 @@ func newFixture(t *testing.T) *fixture {
 		sess:  &fakeSessions{c: c, live: map[string]websession.Session{}},
 		audit: &fakeAudit{c: c},
 		ks:    &fakeKS{c: c, rpID: testRPID, verifier: testVerifier(t)},
+		merch: &fakeMerchants{c: c, names: map[string]string{merchA: "Alpha Shop", merchB: "Beta Books"}},
 	}
 	f.svc = backoffice.New(backoffice.Deps{
-		Operators: f.ops, Sessions: f.sess, Tokens: f.toks, KeyService: f.ks, Audit: f.audit,
+		Operators: f.ops, Sessions: f.sess, Tokens: f.toks, KeyService: f.ks, Audit: f.audit, Merchants: f.merch,
 		Now: func() time.Time { return testNow },
 	})
 	return f

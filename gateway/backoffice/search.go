@@ -3,9 +3,11 @@ package backoffice
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
+	"github.com/blindgate/blindgate/gateway/orderref"
 	"github.com/blindgate/blindgate/gateway/tokens"
 	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/keyservice/wire"
@@ -18,9 +20,11 @@ const SearchLimit = 100
 const maxFingerprint = 256
 
 // SearchForm is a token search as the operator typed it (trimmed by the
-// caller or not; Search normalises).
+// caller or not; Search normalises). Reference is the merchant's reference
+// (its order number), matched whole, case aside.
 type SearchForm struct {
 	Token, Last4, BIN, Brand, Fingerprint, Dupes, From, To string
+	Reference                                              string
 }
 
 // Normalize trims the fields and lower-cases the ids and the brand.
@@ -30,6 +34,7 @@ func (f SearchForm) Normalize() SearchForm {
 		Token: tl(f.Token), Last4: strings.TrimSpace(f.Last4), BIN: strings.TrimSpace(f.BIN), Brand: tl(f.Brand),
 		Fingerprint: strings.TrimSpace(f.Fingerprint), Dupes: tl(f.Dupes),
 		From: strings.TrimSpace(f.From), To: strings.TrimSpace(f.To),
+		Reference: orderref.Normalize(f.Reference),
 	}
 }
 
@@ -47,6 +52,7 @@ func (f SearchForm) Describe() string {
 		parts = append(parts, name)
 	}
 	add("token", f.Token, true)
+	add("reference", f.Reference, false)
 	add("last4", f.Last4, false)
 	add("bin", f.BIN, false)
 	add("brand", f.Brand, true)
@@ -92,7 +98,7 @@ func (s *Service) query(ctx context.Context, a Actor, f SearchForm) (tokens.Quer
 	// An operator of one merchant searches that merchant only; the store
 	// enforces it through the query, and Search re-checks the results.
 	q := tokens.Query{MerchantID: a.Op.MerchantID, TokenID: f.Token, Last4: f.Last4, BIN: f.BIN,
-		Brand: f.Brand, Fingerprint: f.Fingerprint, Limit: SearchLimit}
+		Brand: f.Brand, Fingerprint: f.Fingerprint, Reference: f.Reference, Limit: SearchLimit}
 	switch {
 	case f.Token != "" && !tokens.ValidID(f.Token):
 		return q, invalid("token", "A token id looks like tok_ followed by 26 letters and digits.")
@@ -104,6 +110,8 @@ func (s *Service) query(ctx context.Context, a Actor, f SearchForm) (tokens.Quer
 		return q, invalid("fingerprint", "That fingerprint is too long.")
 	case f.Brand != "" && !knownBrand(f.Brand):
 		return q, invalid("brand", "Unknown brand.")
+	case orderref.CheckReference(f.Reference) != nil:
+		return q, invalid("reference", fmt.Sprintf("A reference is at most %d characters, without control characters.", orderref.MaxReference))
 	}
 	var err error
 	if f.From != "" {

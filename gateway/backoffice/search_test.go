@@ -3,7 +3,9 @@ package backoffice_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/blindgate/blindgate/gateway/backoffice"
@@ -28,6 +30,10 @@ func TestSearchScope(t *testing.T) {
 		{"400/last4-not-digits", rita, backoffice.SearchForm{Last4: "42a2"}, backoffice.ErrInvalid, "", nil},
 		{"400/to-before-from", rita, backoffice.SearchForm{From: "2026-02-02", To: "2026-02-01"}, backoffice.ErrInvalid, "", nil},
 		{"400/unknown-brand", rita, backoffice.SearchForm{Brand: "nope"}, backoffice.ErrInvalid, "", nil},
+		{"200/by-reference-case-aside", rita, backoffice.SearchForm{Reference: " ord-1 "}, nil, "", []string{tokAID}},
+		{"200/by-reference-within-the-operators-merchant", bruno, backoffice.SearchForm{Reference: "ORD-1"}, nil, merchB, nil},
+		{"400/reference-too-long", rita, backoffice.SearchForm{Reference: strings.Repeat("r", 129)}, backoffice.ErrInvalid, "", nil},
+		{"400/reference-control-character", rita, backoffice.SearchForm{Reference: "ORD\x001"}, backoffice.ErrInvalid, "", nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -68,10 +74,10 @@ func TestSearchScope(t *testing.T) {
 
 func TestSearchAuditNamesFieldsNotDigits(t *testing.T) {
 	f := newFixture(t)
-	if _, err := f.svc.Search(context.Background(), actor(rita, 0), backoffice.SearchForm{Last4: "4242", BIN: "424242"}.Normalize()); err != nil {
+	if _, err := f.svc.Search(context.Background(), actor(rita, 0), backoffice.SearchForm{Last4: "4242", BIN: "424242", Reference: "ORD-77"}.Normalize()); err != nil {
 		t.Fatal(err)
 	}
-	if len(f.audit.events) != 1 || f.audit.events[0].Reason != "last4 bin" {
+	if len(f.audit.events) != 1 || f.audit.events[0].Reason != "reference last4 bin" {
 		t.Fatalf("search record: %+v", f.audit.events)
 	}
 }
@@ -94,19 +100,26 @@ func TestAuditView(t *testing.T) {
 		filter     backoffice.AuditFilter
 		want       error
 		wantActors []string // the key service query's actor set
+		wantActor  string   // the key service query's actor
 	}{
-		{"403/revealer", rita, backoffice.AuditFilter{}, backoffice.ErrForbidden, nil},
-		{"403/viewer", vera, backoffice.AuditFilter{}, backoffice.ErrForbidden, nil},
-		{"400/bad-outcome", adam, backoffice.AuditFilter{Outcome: "maybe"}, backoffice.ErrInvalid, nil},
-		{"400/merchant-admin-asks-for-another-merchants-operator", mia, backoffice.AuditFilter{Actor: rita.ID}, backoffice.ErrInvalid, nil},
-		{"200/platform-admin-unscoped", adam, backoffice.AuditFilter{Before: 42}, nil, nil},
-		{"200/merchant-admin-scoped-by-the-key-service", mia, backoffice.AuditFilter{}, nil, []string{mia.ID, anna.ID}},
-		{"200/merchant-admin-own-operator", mia, backoffice.AuditFilter{Actor: anna.ID}, nil, []string{mia.ID, anna.ID}},
+		{"403/revealer", rita, backoffice.AuditFilter{}, backoffice.ErrForbidden, nil, ""},
+		{"403/viewer", vera, backoffice.AuditFilter{}, backoffice.ErrForbidden, nil, ""},
+		{"400/bad-outcome", adam, backoffice.AuditFilter{Outcome: "maybe"}, backoffice.ErrInvalid, nil, ""},
+		{"400/username-with-a-space", adam, backoffice.AuditFilter{Actor: "ri ta"}, backoffice.ErrInvalid, nil, ""},
+		{"400/merchant-admin-asks-for-another-merchants-operator", mia, backoffice.AuditFilter{Actor: rita.ID}, backoffice.ErrInvalid, nil, ""},
+		{"400/merchant-admin-asks-for-another-merchants-username", mia, backoffice.AuditFilter{Actor: "rita"}, backoffice.ErrInvalid, nil, ""},
+		{"200/platform-admin-unscoped", adam, backoffice.AuditFilter{Before: 42}, nil, nil, ""},
+		{"200/platform-admin-by-username", adam, backoffice.AuditFilter{Actor: " Rita "}, nil, nil, rita.ID},
+		{"200/platform-admin-by-operator-id", adam, backoffice.AuditFilter{Actor: anna.ID}, nil, nil, anna.ID},
+		{"200/platform-admin-by-merchant-id", adam, backoffice.AuditFilter{Actor: merchA}, nil, nil, merchA},
+		{"200/merchant-admin-scoped-by-the-key-service", mia, backoffice.AuditFilter{}, nil, []string{mia.ID, anna.ID}, ""},
+		{"200/merchant-admin-own-operator", mia, backoffice.AuditFilter{Actor: anna.ID}, nil, []string{mia.ID, anna.ID}, anna.ID},
+		{"200/merchant-admin-own-operator-by-username", mia, backoffice.AuditFilter{Actor: "ANNA"}, nil, []string{mia.ID, anna.ID}, anna.ID},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
-			f.ks.events = []wire.AuditEvent{{Seq: 9, Actor: anna.ID, Event: "reveal"}, {Seq: 8, Actor: rita.ID, Event: "reveal"}}
+			f.ks.events = []wire.AuditEvent{{Seq: 10, Actor: merchA, Event: "forward"}, {Seq: 9, Actor: anna.ID, Event: "reveal"}, {Seq: 8, Actor: rita.ID, Event: "reveal"}}
 			page, err := f.svc.AuditView(context.Background(), actor(tc.op, 0), tc.filter)
 			if tc.want != nil {
 				if !errors.Is(err, tc.want) {
@@ -127,8 +140,11 @@ func TestAuditView(t *testing.T) {
 			if !slices.Equal(slices.Sorted(slices.Values(q.Actors)), slices.Sorted(slices.Values(tc.wantActors))) {
 				t.Errorf("actors %q, want %q", q.Actors, tc.wantActors)
 			}
-			if q.Limit != backoffice.AuditPageSize || q.BeforeSeq != tc.filter.Before || q.Actor != tc.filter.Actor {
-				t.Errorf("query %+v", q)
+			if q.Limit != backoffice.AuditPageSize || q.BeforeSeq != tc.filter.Before || q.Actor != tc.wantActor || page.Actor != tc.wantActor {
+				t.Errorf("query %+v, page actor %q; want actor %q", q, page.Actor, tc.wantActor)
+			}
+			if want := "actor=" + tc.wantActor + " outcome="; tc.wantActor != "" && f.audit.events[0].Reason != want {
+				t.Errorf("audit.view records %q, want %q", f.audit.events[0].Reason, want)
 			}
 			if page.Next != 7 {
 				t.Errorf("next cursor %d", page.Next)
@@ -140,6 +156,10 @@ func TestAuditView(t *testing.T) {
 			}
 			if page.Names[anna.ID] != "anna" {
 				t.Errorf("names %v", page.Names)
+			}
+			// The merchant of a forward is named, for a viewer who may see it.
+			if !page.Scoped && page.Names[merchA] != "Alpha Shop" {
+				t.Errorf("merchant not named: %v", page.Names)
 			}
 			if calls := f.calls.list(); slices.Index(calls, "audit:audit.view") > slices.Index(calls, "keyservice.audit") {
 				t.Errorf("view not audited before the trail was read: %q", calls)
@@ -154,5 +174,22 @@ func TestAuditViewKeyServiceErrorsByCode(t *testing.T) {
 	_, err := f.svc.AuditView(context.Background(), actor(adam, 0), backoffice.AuditFilter{})
 	if !errors.Is(err, backoffice.ErrKeyServiceInvalid) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestMerchantNames: pages name the merchants an operator may see, and only
+// those; an unknown merchant (or none configured) stays an id.
+func TestMerchantNames(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	if got := f.svc.MerchantNames(ctx, actor(rita, 0), merchA, merchB, merchA, "m_unknown", ""); !maps.Equal(got, map[string]string{merchA: "Alpha Shop", merchB: "Beta Books"}) {
+		t.Errorf("platform operator: %v", got)
+	}
+	if got := f.svc.MerchantNames(ctx, actor(anna, 0), merchA, merchB); !maps.Equal(got, map[string]string{merchA: "Alpha Shop"}) {
+		t.Errorf("merchant operator: %v", got)
+	}
+	none := backoffice.New(backoffice.Deps{Operators: f.ops, Sessions: f.sess, Tokens: f.toks})
+	if got := none.MerchantNames(ctx, actor(rita, 0), merchA); len(got) != 0 {
+		t.Errorf("without a merchant store: %v", got)
 	}
 }

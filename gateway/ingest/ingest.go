@@ -215,6 +215,7 @@ func (svc *Service) mint(ctx context.Context, sess sessions.Session, sub Submiss
 		MerchantID: sess.MerchantID, SessionID: sess.ID, JWE: sub.CardJWE, Kid: m.Kid,
 		Brand: m.Brand, BIN: m.BIN, Last4: m.Last4, ExpMonth: m.ExpMonth, ExpYear: m.ExpYear,
 		Fingerprint: m.Fingerprint, CreatedAt: svc.now().UTC(), Binding: m.Binding,
+		Reference: sess.Reference, Metadata: sess.Metadata,
 	}
 	t, _, err = svc.tokens.Put(ctx, t, sub.CVCJWE, svc.cvcTTL, sessionKey(sess.ID))
 	if err != nil {

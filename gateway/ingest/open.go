@@ -37,6 +37,10 @@ type OpenRequest struct {
 	Amount     int64
 	Currency   string
 	SubmitType string
+	// Reference and Metadata are the merchant's own, kept with the session
+	// and then with its token (gateway/orderref's rule, checked by the store).
+	Reference string
+	Metadata  map[string]string
 }
 
 // Validate checks the request's shape; the store checks each value
@@ -82,6 +86,7 @@ func (svc *Service) Open(ctx context.Context, m merchants.Merchant, req OpenRequ
 		MerchantID: m.ID, AllowedOrigins: origins, ReturnURL: req.ReturnURL,
 		Appearance: req.Appearance, Locale: req.Locale, MaxAttempts: req.MaxAttempts,
 		Amount: req.Amount, Currency: req.Currency, SubmitType: req.SubmitType,
+		Reference: req.Reference, Metadata: req.Metadata,
 	}
 	if req.TTL > 0 {
 		sess.CreatedAt = svc.now().UTC()

@@ -524,3 +524,14 @@ func (s *Service) List(ctx context.Context, merchantID string) ([]Operator, erro
 func (s *Service) Get(ctx context.Context, id string) (Operator, error) {
 	return s.store.Get(ctx, id)
 }
+
+// GetByUsername returns the operator of a login name, compared as
+// NormalizeUsername makes it (ErrNotFound, also for a name no operator
+// could have). Callers scope it with MaySee.
+func (s *Service) GetByUsername(ctx context.Context, username string) (Operator, error) {
+	u, err := NormalizeUsername(username)
+	if err != nil {
+		return Operator{}, ErrNotFound
+	}
+	return s.store.GetByUsername(ctx, u)
+}

@@ -68,7 +68,7 @@ func newTestService(t *testing.T, s Store) fixture {
 	return f
 }
 
-const goodPW = "correct horse battery staple"
+const goodPW = "correct horse battery staple 42"
 
 func (f fixture) mustCreate(t *testing.T, username string, role Role, merchant string) Operator {
 	t.Helper()
@@ -511,12 +511,18 @@ func TestAdminChanges(t *testing.T) {
 				t.Fatalf("got %v", err)
 			}
 		})
+		t.Run("400/set-password-without-digits", func(t *testing.T) {
+			// PCI DSS 8.3.6: long enough, but letters only.
+			if err := f.svc.SetPassword(ctx, op.ID, "a brand new passphrase"); !errors.Is(err, ErrWeakPassword) {
+				t.Fatalf("got %v", err)
+			}
+		})
 		t.Run("200/set-password", func(t *testing.T) {
 			for range 10 {
 				_, _ = f.svc.Authenticate(ctx, "ann", "wrong wrong wrong", "", t0)
 			}
 			before := f.rev.count(op.ID)
-			const newPW = "a brand new passphrase"
+			const newPW = "a brand new passphrase 2026"
 			if err := f.svc.SetPassword(ctx, op.ID, newPW); err != nil {
 				t.Fatal(err)
 			}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -111,6 +113,34 @@ func runStoreContract(t *testing.T, newStore func(t *testing.T, now func() time.
 		}
 	})
 
+	t.Run("create/reference-and-metadata", func(t *testing.T) {
+		s := newStore(t, newClock().Now)
+		in := valid()
+		in.Reference, in.Metadata = "  ORD-2026-0042 ", map[string]string{"customer": "c_77", "channel": "web"}
+		got, err := s.Create(ctx, in)
+		if err != nil || got.Reference != "ORD-2026-0042" || !maps.Equal(got.Metadata, in.Metadata) {
+			t.Fatalf("create: %q %v, %v", got.Reference, got.Metadata, err)
+		}
+		back, err := s.Get(ctx, got.ID)
+		if err != nil || back.Reference != "ORD-2026-0042" || !maps.Equal(back.Metadata, in.Metadata) {
+			t.Fatalf("get: %q %v, %v", back.Reference, back.Metadata, err)
+		}
+		for name, mutate := range map[string]func(*Session){
+			"reference":      func(x *Session) { x.Reference = "order 4242 4242 4242 4242" },
+			"metadata-value": func(x *Session) { x.Metadata = map[string]string{"card": "4242424242424242"} },
+		} {
+			in := valid()
+			mutate(&in)
+			_, err := s.Create(ctx, in)
+			if !errors.Is(err, ErrPANInText) || !errors.Is(err, ErrInvalid) {
+				t.Errorf("pan_in_text/%s: %v", name, err)
+			}
+			if err != nil && strings.Contains(err.Error(), "4242") {
+				t.Errorf("pan_in_text/%s: the error echoes the value: %v", name, err)
+			}
+		}
+	})
+
 	t.Run("create/invalid", func(t *testing.T) {
 		c := newClock()
 		s := newStore(t, c.Now)
@@ -145,6 +175,8 @@ func runStoreContract(t *testing.T, newStore func(t *testing.T, now func() time.
 			"400/currency-unknown":     func(x *Session) { x.Amount, x.Currency = 2500, "EUX" },
 			"400/amount-negative":      func(x *Session) { x.Amount, x.Currency = -5, "EUR" },
 			"400/submit-type":          func(x *Session) { x.SubmitType = "buy" },
+			"400/reference-too-long":   func(x *Session) { x.Reference = strings.Repeat("r", 129) },
+			"400/metadata-key":         func(x *Session) { x.Metadata = map[string]string{"a key": "v"} },
 		}
 		for name, mutate := range cases {
 			in := valid()

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/blindgate/blindgate/checkout"
+	"github.com/blindgate/blindgate/gateway/orderref"
 	"github.com/blindgate/blindgate/internal/panshape"
 	"github.com/blindgate/blindgate/internal/randid"
 )
@@ -39,6 +40,9 @@ var (
 	// ErrBusy: another submission holds the session's claim (its inspect is
 	// in flight). Nothing was counted; the caller may retry shortly.
 	ErrBusy = errors.New("sessions: a submission is in progress")
+	// ErrPANInText: a free-text field (the reference, metadata) looks like
+	// a card number. It comes as a *FieldError, which also matches ErrInvalid.
+	ErrPANInText = errors.New("sessions: looks like a card number")
 )
 
 // FieldError is a refused value: which field, and the rule it breaks in
@@ -46,12 +50,16 @@ var (
 // it never holds the value or an internal cause, so the HTTP layer may show
 // PublicReason as it is. It matches ErrInvalid.
 type FieldError struct {
-	Field  string // the request field, as the merchant API names it
-	Reason string // the rule, e.g. "must be https"; may be empty
+	Field      string // the request field, as the merchant API names it
+	Reason     string // the rule, e.g. "must be https"; may be empty
+	CardShaped bool   // the value looks like a card number (ErrPANInText)
 }
 
 func (e *FieldError) Error() string { return "sessions: invalid " + e.PublicReason() }
 func (e *FieldError) Unwrap() error { return ErrInvalid }
+
+// Is makes a FieldError about a card-number-shaped value match ErrPANInText.
+func (e *FieldError) Is(target error) bool { return target == ErrPANInText && e.CardShaped }
 
 // PublicReason is the field and the rule it breaks.
 func (e *FieldError) PublicReason() string {
@@ -181,6 +189,11 @@ type Session struct {
 	Amount     int64  `json:"amount,omitempty"`
 	Currency   string `json:"currency,omitempty"`
 	SubmitType string `json:"submit_type,omitempty"`
+	// Reference and Metadata are the merchant's own (its order number, a
+	// few keys of its choice; gateway/orderref's rule). The token the
+	// session makes carries them.
+	Reference string            `json:"reference,omitempty"`
+	Metadata  map[string]string `json:"metadata,omitempty"`
 }
 
 // LogValue leaves the token out of logs.
@@ -298,6 +311,17 @@ func prepare(s Session, now time.Time) (Session, error) {
 			return s, invalid(pe.Field, pe.Reason)
 		}
 		return s, invalid("amount", "")
+	}
+	s.Reference = orderref.Normalize(s.Reference)
+	if len(s.Metadata) == 0 {
+		s.Metadata = nil
+	}
+	if err := orderref.Check(s.Reference, s.Metadata); err != nil {
+		var oe *orderref.Error
+		if errors.As(err, &oe) {
+			return s, &FieldError{Field: oe.Field, Reason: oe.Reason, CardShaped: oe.CardShaped}
+		}
+		return s, invalid("metadata", "")
 	}
 	// Millisecond precision: the Redis store compares expiry in ms, and both
 	// stores must agree to the instant.

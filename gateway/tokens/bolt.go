@@ -59,20 +59,22 @@ func NewBolt(db *bolt.DB, opts ...Option) (*Bolt, error) {
 }
 
 type boltRecord struct {
-	ID          string `json:"id"`
-	MerchantID  string `json:"merchant_id"`
-	SessionID   string `json:"session_id,omitempty"`
-	JWE         string `json:"jwe"`
-	Kid         string `json:"kid"`
-	Brand       string `json:"brand"`
-	BIN         string `json:"bin"`
-	Last4       string `json:"last4"`
-	ExpMonth    int    `json:"exp_month"`
-	ExpYear     int    `json:"exp_year"`
-	Fingerprint string `json:"fingerprint"`
-	CreatedAt   int64  `json:"created_at"` // unix nanoseconds
-	Idem        string `json:"idem,omitempty"`
-	Binding     string `json:"binding,omitempty"`
+	ID          string            `json:"id"`
+	MerchantID  string            `json:"merchant_id"`
+	SessionID   string            `json:"session_id,omitempty"`
+	JWE         string            `json:"jwe"`
+	Kid         string            `json:"kid"`
+	Brand       string            `json:"brand"`
+	BIN         string            `json:"bin"`
+	Last4       string            `json:"last4"`
+	ExpMonth    int               `json:"exp_month"`
+	ExpYear     int               `json:"exp_year"`
+	Fingerprint string            `json:"fingerprint"`
+	CreatedAt   int64             `json:"created_at"` // unix nanoseconds
+	Idem        string            `json:"idem,omitempty"`
+	Binding     string            `json:"binding,omitempty"`
+	Reference   string            `json:"reference,omitempty"`
+	Metadata    map[string]string `json:"metadata,omitempty"`
 }
 
 type boltCVC struct {
@@ -85,6 +87,7 @@ func toRecord(t Token, idem string) boltRecord {
 		ID: t.ID, MerchantID: t.MerchantID, SessionID: t.SessionID, JWE: t.JWE, Kid: t.Kid,
 		Brand: t.Brand, BIN: t.BIN, Last4: t.Last4, ExpMonth: t.ExpMonth, ExpYear: t.ExpYear,
 		Fingerprint: t.Fingerprint, CreatedAt: t.CreatedAt.UnixNano(), Idem: idem, Binding: t.Binding,
+		Reference: t.Reference, Metadata: t.Metadata,
 	}
 }
 
@@ -93,6 +96,7 @@ func (r boltRecord) token() Token {
 		ID: r.ID, MerchantID: r.MerchantID, SessionID: r.SessionID, JWE: r.JWE, Kid: r.Kid,
 		Brand: r.Brand, BIN: r.BIN, Last4: r.Last4, ExpMonth: r.ExpMonth, ExpYear: r.ExpYear,
 		Fingerprint: r.Fingerprint, CreatedAt: time.Unix(0, r.CreatedAt).UTC(), Binding: r.Binding,
+		Reference: r.Reference, Metadata: r.Metadata,
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -717,6 +718,70 @@ func runStoreContract(t *testing.T, newStore func(t *testing.T) Store) {
 		})
 		if err != nil || len(seen) != n {
 			t.Fatalf("walked %d of %d: %v", len(seen), n, err)
+		}
+	})
+
+	t.Run("reference/kept-through-rewrap-and-searchable", func(t *testing.T) {
+		s := newStore(t)
+		withRef := func(m string, i int, ref string, meta map[string]string) Token {
+			tok := sample(m, i)
+			tok.Reference, tok.Metadata = ref, meta
+			tok.CreatedAt = time.Date(2026, 3, 1, i, 0, 0, 0, time.UTC)
+			return mustPut(t, s, tok)
+		}
+		meta := map[string]string{"customer": "c_77", "channel": "web"}
+		a0 := withRef(alice, 0, "ORD-1001", meta)
+		a1 := withRef(alice, 1, "ORD-1002", nil)
+		a2 := withRef(alice, 2, "ord-1001", nil) // the same order paid twice, typed in lower case
+		b3 := withRef(bob, 3, "ORD-1001", nil)   // another merchant's order of the same number
+		withRef(alice, 4, "", nil)
+		got, err := s.Get(ctx, alice, a0.ID)
+		if err != nil || got.Reference != "ORD-1001" || !maps.Equal(got.Metadata, meta) {
+			t.Fatalf("get: %q %v, %v", got.Reference, got.Metadata, err)
+		}
+		// A rewrap changes the ciphertext, not the merchant's data.
+		if err := s.UpdateCiphertext(ctx, a0.ID, a0.Kid, a0.Fingerprint, Rewrapped{JWE: fakeJWE("rewrapped"), Kid: "kek-2"}); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.Lookup(ctx, a0.ID); err != nil || got.Kid != "kek-2" || got.Reference != "ORD-1001" || !maps.Equal(got.Metadata, meta) {
+			t.Fatalf("after rewrap: %q %v, %v", got.Reference, got.Metadata, err)
+		}
+		for _, c := range []struct {
+			name string
+			q    Query
+			want []Token
+		}{
+			{"one-merchant/case-insensitive", Query{MerchantID: alice, Reference: "ORD-1001"}, []Token{a2, a0}},
+			{"one-merchant/trimmed-lower-case", Query{MerchantID: alice, Reference: " ord-1002 "}, []Token{a1}},
+			{"all-merchants", Query{Reference: "ord-1001"}, []Token{b3, a2, a0}},
+			{"whole-reference-not-prefix", Query{MerchantID: alice, Reference: "ORD-100"}, nil},
+			{"with-another-field", Query{Reference: "ORD-1001", Brand: "amex"}, []Token{a2}},
+		} {
+			found, err := s.Search(ctx, c.q)
+			if err != nil {
+				t.Errorf("%s: %v", c.name, err)
+				continue
+			}
+			if strings.Join(ids(found), ",") != strings.Join(ids(c.want), ",") {
+				t.Errorf("%s:\n got  %v\n want %v", c.name, ids(found), ids(c.want))
+			}
+		}
+		for name, mutate := range map[string]func(*Token){
+			"400/reference-card-number": func(x *Token) { x.Reference = "4242 4242 4242 4242" },
+			"400/metadata-card-number":  func(x *Token) { x.Metadata = map[string]string{"note": "4242424242424242"} },
+			"400/metadata-bad-key":      func(x *Token) { x.Metadata = map[string]string{"a b": "v"} },
+		} {
+			tok := sample("m_carol", 9)
+			mutate(&tok)
+			if _, _, err := s.Put(ctx, tok, "", 0, ""); !errors.Is(err, ErrInvalid) {
+				t.Errorf("%s: %v", name, err)
+			}
+		}
+		if page, _, err := s.List(ctx, "m_carol", "", 10); err != nil || len(page) != 0 {
+			t.Fatalf("refused puts stored %d tokens (%v)", len(page), err)
+		}
+		if _, err := s.Search(ctx, Query{Reference: "4242 4242 4242 4242"}); !errors.Is(err, ErrInvalid) {
+			t.Errorf("a card-number-shaped reference was searched for: %v", err)
 		}
 	})
 

@@ -212,6 +212,7 @@ func toFields(t Token, idem string) []any {
 		"jwe", t.JWE, "kid", t.Kid, "brand", t.Brand, "bin", t.BIN, "last4", t.Last4,
 		"exp_month", t.ExpMonth, "exp_year", t.ExpYear, "fingerprint", t.Fingerprint,
 		"created_at", t.CreatedAt.UnixNano(), "idem", idem, "binding", t.Binding,
+		"reference", t.Reference, "metadata", encodeMetadata(t.Metadata),
 	}
 }
 
@@ -223,7 +224,8 @@ func fromFields(h map[string]string) (Token, string, error) {
 	em, err1 := strconv.Atoi(h["exp_month"])
 	ey, err2 := strconv.Atoi(h["exp_year"])
 	ns, err3 := parseInt(h["created_at"])
-	if err := errors.Join(err1, err2, err3); err != nil {
+	meta, err4 := decodeMetadata(h["metadata"])
+	if err := errors.Join(err1, err2, err3, err4); err != nil {
 		return Token{}, "", fmt.Errorf("tokens: corrupt record: %w", err)
 	}
 	return Token{
@@ -231,6 +233,7 @@ func fromFields(h map[string]string) (Token, string, error) {
 		JWE: h["jwe"], Kid: h["kid"], Brand: h["brand"], BIN: h["bin"], Last4: h["last4"],
 		ExpMonth: em, ExpYear: ey, Fingerprint: h["fingerprint"],
 		CreatedAt: time.Unix(0, ns).UTC(), Binding: h["binding"],
+		Reference: h["reference"], Metadata: meta,
 	}, h["idem"], nil
 }
 

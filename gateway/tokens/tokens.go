@@ -13,6 +13,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/blindgate/blindgate/gateway/orderref"
 	"github.com/blindgate/blindgate/internal/jose/compact"
 	"github.com/blindgate/blindgate/internal/randid"
 )
@@ -73,6 +75,12 @@ type Token struct {
 	// cannot be forwarded. It is the key zone's capability, not the
 	// merchant's: never shown, printed or logged.
 	Binding string `json:"-"`
+	// Reference and Metadata are the merchant's, from the checkout session
+	// (its order number, a few keys of its choice), under
+	// gateway/orderref's rule: bounded, and nothing shaped like a card
+	// number. Operators search by Reference.
+	Reference string            `json:"reference,omitempty"`
+	Metadata  map[string]string `json:"metadata,omitempty"`
 }
 
 // Format prints a Token without its ciphertext, whatever the verb (%v, %+v, %#v, %s).
@@ -94,6 +102,8 @@ func (t Token) LogValue() slog.Value {
 
 // Query selects tokens for the back office. Set fields are AND-ed; empty ones
 // match anything. BIN matches as a prefix (a 6-digit BIN finds 8-digit ones).
+// Reference matches the merchant's reference whole, compared as
+// orderref.Fold makes it (case and surrounding white space aside).
 // From is inclusive and To exclusive; zero means unbounded. Results are newest
 // first, at most Limit (DefaultSearchLimit when 0, capped at MaxSearchLimit).
 type Query struct {
@@ -103,6 +113,7 @@ type Query struct {
 	BIN         string
 	Brand       string
 	Fingerprint string
+	Reference   string
 	From, To    time.Time
 	Limit       int
 }
@@ -272,6 +283,12 @@ func prepare(t Token, cvcJWE string, cvcTTL time.Duration, now time.Time) (Token
 	if t.Binding != "" && !validLabel(t.Binding, maxBinding) {
 		return t, fmt.Errorf("%w: binding", ErrInvalid)
 	}
+	if len(t.Metadata) == 0 {
+		t.Metadata = nil
+	}
+	if err := orderref.Check(t.Reference, t.Metadata); err != nil {
+		return t, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
 	// Masked fields only: at most the first 8 and last 4 digits (PCI DSS 3.4.1).
 	if len(t.Last4) != 4 || !digits(t.Last4) {
 		return t, fmt.Errorf("%w: last4 must be 4 digits", ErrInvalid)
@@ -378,6 +395,10 @@ func normQuery(q Query) (Query, error) {
 	if q.Fingerprint != "" && !validLabel(q.Fingerprint, 256) {
 		return q, fmt.Errorf("%w: fingerprint", ErrInvalid)
 	}
+	q.Reference = orderref.Normalize(q.Reference)
+	if err := orderref.CheckReference(q.Reference); err != nil {
+		return q, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
 	if !q.From.IsZero() && !q.To.IsZero() && !q.From.Before(q.To) {
 		return q, fmt.Errorf("%w: from must be before to", ErrInvalid)
 	}
@@ -394,6 +415,7 @@ func (q Query) match(t Token) bool {
 		q.BIN != "" && !strings.HasPrefix(t.BIN, q.BIN),
 		q.Brand != "" && !strings.EqualFold(t.Brand, q.Brand),
 		q.Fingerprint != "" && t.Fingerprint != q.Fingerprint,
+		q.Reference != "" && orderref.Fold(t.Reference) != orderref.Fold(q.Reference),
 		!q.From.IsZero() && t.CreatedAt.Before(q.From),
 		!q.To.IsZero() && !t.CreatedAt.Before(q.To):
 		return false
@@ -433,3 +455,26 @@ func sortTokens(ts []Token) {
 }
 
 func parseInt(s string) (int64, error) { return strconv.ParseInt(s, 10, 64) }
+
+// encodeMetadata is the Redis field of a token's metadata ("" for none).
+func encodeMetadata(m map[string]string) string {
+	if len(m) == 0 {
+		return ""
+	}
+	b, err := json.Marshal(m)
+	if err != nil { // a map of strings always encodes
+		return ""
+	}
+	return string(b)
+}
+
+func decodeMetadata(s string) (map[string]string, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var m map[string]string
+	if err := json.Unmarshal([]byte(s), &m); err != nil {
+		return nil, fmt.Errorf("metadata: %w", err)
+	}
+	return m, nil
+}

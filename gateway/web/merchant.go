@@ -73,6 +73,10 @@ type CreateSessionRequest struct {
 	Amount     json.RawMessage `json:"amount"`
 	Currency   string          `json:"currency"`
 	SubmitType string          `json:"submit_type"`
+	// Reference (the merchant's order number) and Metadata are kept with
+	// the token (gateway/orderref's limits).
+	Reference string            `json:"reference"`
+	Metadata  map[string]string `json:"metadata"`
 }
 
 // amount reads the request's amount: a JSON integer of minor units, or
@@ -104,6 +108,7 @@ func (r CreateSessionRequest) open() ingest.OpenRequest {
 		AllowedOrigins: r.AllowedOrigins, ReturnURL: r.ReturnURL, Appearance: r.Appearance,
 		Locale: r.Locale, MaxAttempts: r.MaxAttempts, TTL: time.Duration(r.TTLSeconds) * time.Second,
 		Amount: amount, Currency: r.Currency, SubmitType: r.SubmitType,
+		Reference: r.Reference, Metadata: r.Metadata,
 	}
 }
 
@@ -133,6 +138,12 @@ func (s *Server) createSession(c *fiber.Ctx) error {
 	case err == nil:
 	case errors.Is(err, ingest.ErrOriginNotAllowed):
 		return apierr.OriginNotAllowed.Wrap(err)
+	case errors.Is(err, sessions.ErrPANInText):
+		// The field's name, never its value.
+		var fe *sessions.FieldError
+		errors.As(err, &fe)
+		return &apierr.Error{Status: apierr.PANInText.Status, Code: apierr.PANInText.Code, Err: err,
+			Message: "Field " + fe.Field + " looks like a card number; never put a card number outside the card form."}
 	case errors.Is(err, sessions.ErrInvalid):
 		// The store's FieldError says which rule; nothing else of err is shown.
 		return httpapi.InvalidField(err)
@@ -155,10 +166,14 @@ type TokenView struct {
 	ExpYear     int       `json:"exp_year"`
 	Fingerprint string    `json:"fingerprint"`
 	CreatedAt   time.Time `json:"created_at"`
+	// The merchant's own reference and metadata, from the checkout session.
+	Reference string            `json:"reference,omitempty"`
+	Metadata  map[string]string `json:"metadata,omitempty"`
 }
 
 func viewOf(t tokens.Token) TokenView {
-	return TokenView{ID: t.ID, SessionID: t.SessionID, Brand: t.Brand, BIN: t.BIN, Last4: t.Last4, ExpMonth: t.ExpMonth, ExpYear: t.ExpYear, Fingerprint: t.Fingerprint, CreatedAt: t.CreatedAt}
+	return TokenView{ID: t.ID, SessionID: t.SessionID, Brand: t.Brand, BIN: t.BIN, Last4: t.Last4, ExpMonth: t.ExpMonth, ExpYear: t.ExpYear,
+		Fingerprint: t.Fingerprint, CreatedAt: t.CreatedAt, Reference: t.Reference, Metadata: t.Metadata}
 }
 
 func (s *Server) getToken(c *fiber.Ctx) error {

@@ -179,3 +179,56 @@ func TestCheckoutPagePayment(t *testing.T) {
 		})
 	}
 }
+
+// TestSessionReferenceAndMetadata: a session's reference (the merchant's
+// order number) and metadata come back with the token it makes, on the
+// merchant API; a card number in either is refused pan_in_text, naming the
+// field and never echoing it; other breaches of the limits are
+// invalid_field with the rule.
+func TestSessionReferenceAndMetadata(t *testing.T) {
+	f := newTestServer(t, fixtureOpt{})
+	meta := map[string]any{"customer": "c_77", "channel": "web shop"}
+	sid := f.newSession(t, map[string]any{"reference": "ORD-2026-0042", "metadata": meta})
+	sub := f.do(t, http.MethodPost, "/checkout/"+sid+"/submit", "", map[string]string{"card_jwe": f.kz.encrypt(t, visa, sid)})
+	tok, _ := sub.json["token"].(string)
+	if sub.status != 200 || tok == "" {
+		t.Fatalf("submit: %d %s", sub.status, sub.body)
+	}
+	got := f.do(t, http.MethodGet, "/v1/tokens/"+tok, f.secret, nil)
+	if got.status != 200 || got.json["reference"] != "ORD-2026-0042" || fmt.Sprint(got.json["metadata"]) != fmt.Sprint(meta) {
+		t.Fatalf("token: %d %s", got.status, got.body)
+	}
+	list := f.do(t, http.MethodGet, "/v1/tokens", f.secret, nil)
+	if !strings.Contains(string(list.body), `"reference":"ORD-2026-0042"`) {
+		t.Fatalf("list: %s", list.body)
+	}
+	// A session without them: no empty members in the token.
+	plain := f.newSession(t, nil)
+	sub = f.do(t, http.MethodPost, "/checkout/"+plain+"/submit", "", map[string]string{"card_jwe": f.kz.encrypt(t, visa, plain)})
+	if got := f.do(t, http.MethodGet, "/v1/tokens/"+sub.json["token"].(string), f.secret, nil); strings.Contains(string(got.body), "reference") || strings.Contains(string(got.body), "metadata") {
+		t.Fatalf("token without a reference: %s", got.body)
+	}
+
+	tests := []struct {
+		name, body, code, message string
+	}{
+		{"400/pan_in_text/reference", `{"reference":"4242 4242 4242 4242"}`, "pan_in_text", "Field reference looks like a card number"},
+		{"400/pan_in_text/metadata-value", `{"metadata":{"note":"card 4242424242424242"}}`, "pan_in_text", "Field metadata.note looks like a card number"},
+		{"400/pan_in_text/metadata-key", `{"metadata":{"4242424242424242":"x"}}`, "pan_in_text", "Field metadata looks like a card number"},
+		{"400/reference-too-long", `{"reference":"` + strings.Repeat("r", 129) + `"}`, "invalid_field", "reference must be at most 128 characters"},
+		{"400/metadata-key-shape", `{"metadata":{"a key":"x"}}`, "invalid_field", "metadata keys must be 1 to 40 of"},
+		{"400/metadata-not-strings", `{"metadata":{"n":1}}`, "bad_request", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := f.do(t, http.MethodPost, "/v1/checkout/sessions", f.secret, json.RawMessage(tt.body))
+			msg, _ := a.json["error"].(map[string]any)["message"].(string)
+			if a.status != http.StatusBadRequest || a.code() != tt.code || !strings.Contains(msg, tt.message) {
+				t.Fatalf("%d %s, want %s with %q", a.status, a.body, tt.code, tt.message)
+			}
+			if strings.Contains(string(a.body), "4242") {
+				t.Fatalf("the answer echoes the card number: %s", a.body)
+			}
+		})
+	}
+}

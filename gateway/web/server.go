@@ -127,7 +127,7 @@ func New(d Deps) *Server {
 	s := &Server{deps: d}
 	s.office = backofficehttp.New(backofficehttp.Deps{
 		Office: backoffice.New(backoffice.Deps{
-			Operators: d.Operators, Sessions: d.WebSessions, Tokens: d.Tokens,
+			Operators: d.Operators, Sessions: d.WebSessions, Tokens: d.Tokens, Merchants: merchantNames(d.Merchants),
 			KeyService: d.KeyService, Audit: d.Audit, Log: d.Log, Now: d.Config.Now,
 		}),
 		Operators: d.Operators, Sessions: d.WebSessions, Limiter: d.Limiter, Audit: d.Audit,
@@ -144,6 +144,15 @@ func New(d Deps) *Server {
 	})
 	s.routes()
 	return s
+}
+
+// merchantNames is the back office's view of the merchant store: nil
+// (merchants shown by id) when there is none.
+func merchantNames(m merchants.Store) backoffice.Merchants {
+	if m == nil {
+		return nil
+	}
+	return m
 }
 
 // Metrics exposes the registry; the gateway serves it on a separate,

@@ -174,6 +174,9 @@ type TokenData struct {
 	Last4     string `json:"last4"`
 	ExpMonth  int    `json:"exp_month"`
 	ExpYear   int    `json:"exp_year"`
+	// The merchant's own reference and metadata from the checkout session.
+	Reference string            `json:"reference,omitempty"`
+	Metadata  map[string]string `json:"metadata,omitempty"`
 }
 
 // ForwardData is forward.succeeded's and forward.failed's data: which
@@ -192,6 +195,7 @@ type ForwardData struct {
 func (s *Service) TokenCreated(ctx context.Context, t tokens.Token) {
 	s.emit(ctx, t.MerchantID, EventTokenCreated, TokenData{
 		Token: t.ID, SessionID: t.SessionID, Brand: t.Brand, Last4: t.Last4, ExpMonth: t.ExpMonth, ExpYear: t.ExpYear,
+		Reference: t.Reference, Metadata: t.Metadata,
 	})
 }
 

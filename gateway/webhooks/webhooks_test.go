@@ -256,7 +256,8 @@ func TestDeliveryRetriesThenSucceeds(t *testing.T) {
 			if err != nil || !strings.HasPrefix(ep.Secret, SecretPrefix) {
 				t.Fatalf("endpoint %+v, %v", ep, err)
 			}
-			tok := tokens.Token{ID: "tok_1", MerchantID: "m_a", SessionID: "cs_1", JWE: "eyJ.secret.cipher.text.x", Brand: "visa", BIN: "424242", Last4: "4242", ExpMonth: 12, ExpYear: 2030}
+			tok := tokens.Token{ID: "tok_1", MerchantID: "m_a", SessionID: "cs_1", JWE: "eyJ.secret.cipher.text.x", Brand: "visa", BIN: "424242", Last4: "4242", ExpMonth: 12, ExpYear: 2030,
+				Reference: "ORD-77", Metadata: map[string]string{"customer": "c_1"}}
 			svc.TokenCreated(ctx, tok)
 			var log []Delivery
 			runUntil(t, svc, func() bool {
@@ -281,7 +282,8 @@ func TestDeliveryRetriesThenSucceeds(t *testing.T) {
 				ID, Type string
 				Data     map[string]any
 			}
-			if err := json.Unmarshal(bodies[0], &ev); err != nil || ev.Type != EventTokenCreated || ev.Data["token"] != "tok_1" || ev.Data["last4"] != "4242" {
+			if err := json.Unmarshal(bodies[0], &ev); err != nil || ev.Type != EventTokenCreated || ev.Data["token"] != "tok_1" || ev.Data["last4"] != "4242" ||
+				ev.Data["reference"] != "ORD-77" || fmt.Sprint(ev.Data["metadata"]) != "map[customer:c_1]" {
 				t.Fatalf("event %s (%v)", bodies[0], err)
 			}
 			if strings.Contains(string(bodies[0]), tok.JWE) || strings.Contains(string(bodies[0]), "424242") {

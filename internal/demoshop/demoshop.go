@@ -202,7 +202,10 @@ func (s *Shop) Handler() http.Handler {
 	})
 	mux.HandleFunc("POST /api/session", func(w http.ResponseWriter, r *http.Request) {
 		// The page's one item, €25.00: the checkout's button names the amount.
-		body, _ := json.Marshal(map[string]any{"allowed_origins": []string{s.cfg.Origin}, "locale": "en", "amount": 2500, "currency": "EUR"})
+		// The order number goes with the session, so the back office finds
+		// the token by it, as a support agent would.
+		body, _ := json.Marshal(map[string]any{"allowed_origins": []string{s.cfg.Origin}, "locale": "en", "amount": 2500, "currency": "EUR",
+			"reference": "DEMO-" + rand.Text()[:8], "metadata": map[string]string{"item": "Blindgate T-shirt"}})
 		status, out, ok := s.call(w, r.Context(), http.MethodPost, "/v1/checkout/sessions", body)
 		if !ok {
 			return

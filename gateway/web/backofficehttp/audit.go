@@ -19,7 +19,8 @@ import (
 type auditRow struct {
 	Seq                                  uint64
 	Time, Event, Actor, Client, Origin   string
-	ActorName                            string // the operator's username, when Actor is one
+	ActorName                            string // the operator's username or the merchant's name, when Actor is one
+	ActorURL                             string // this view filtered by the actor
 	Outcome, Resource, Kid, Reason, Code string
 	Alarm, Denied, Failure               bool
 }
@@ -45,7 +46,7 @@ type auditPage struct {
 // backoffice.Service.AuditView's.
 func (h *Handler) auditView(c *fiber.Ctx, a *backoffice.Actor) error {
 	p := auditPage{
-		pageBase: h.base("Audit trail", "audit", a),
+		pageBase: h.base(c.UserContext(), "Audit trail", "audit", a),
 		Actor:    strings.TrimSpace(c.Query("actor")),
 		Outcome:  strings.TrimSpace(c.Query("outcome")),
 		Outcomes: []string{audit.OutcomeSuccess, audit.OutcomeFailure, audit.OutcomeDenied},
@@ -92,6 +93,12 @@ func (h *Handler) auditView(c *fiber.Ctx, a *backoffice.Actor) error {
 			Denied:  e.Outcome == wire.OutcomeDenied,
 			Failure: e.Outcome == wire.OutcomeFailure,
 		}
+		// The filter takes what a person types: an operator's username.
+		filterBy := e.Actor
+		if strings.HasPrefix(e.Actor, "op_") && r.ActorName != "" {
+			filterBy = r.ActorName
+		}
+		r.ActorURL = Prefix + "/audit?" + url.Values{"actor": {filterBy}}.Encode()
 		if r.Alarm {
 			p.Alarms++
 		}

@@ -38,13 +38,14 @@ import (
 	"github.com/blindgate/blindgate/checkout"
 	"github.com/blindgate/blindgate/gateway/backoffice"
 	"github.com/blindgate/blindgate/gateway/clientip"
+	"github.com/blindgate/blindgate/gateway/merchants"
 	"github.com/blindgate/blindgate/gateway/operators"
 	"github.com/blindgate/blindgate/gateway/tokens"
 	"github.com/blindgate/blindgate/gateway/web"
 	"github.com/blindgate/blindgate/gateway/websession"
 	"github.com/blindgate/blindgate/internal/audit"
-	"github.com/blindgate/blindgate/internal/logtest"
 	"github.com/blindgate/blindgate/internal/httpmetrics"
+	"github.com/blindgate/blindgate/internal/logtest"
 	"github.com/blindgate/blindgate/internal/passkey"
 	"github.com/blindgate/blindgate/internal/passkey/passkeytest"
 	"github.com/blindgate/blindgate/internal/ratelimit"
@@ -57,11 +58,12 @@ import (
 )
 
 const (
-	testPassword = "correct horse battery staple"
+	testPassword = "correct horse battery staple 42"
 	testPAN      = "4242424242424242"
 	testPANShown = "4242 4242 4242 4242"
 	merchA       = "m_alpha"
 	merchB       = "m_beta"
+	testRef      = "ORD-2026-0042" // tokA's order reference
 )
 
 // fakeClock is the fixture's time.
@@ -166,6 +168,31 @@ func (kz *keyZone) encrypt(t *testing.T, pan, session string) string {
 	t.Helper()
 	return kz.Encrypt(t, fmt.Sprintf(`{"pan":%q,"exp_month":11,"exp_year":%d,"name":"T","iat":%d}`, pan, time.Now().Year()+2, time.Now().Unix()), session)
 }
+
+// ---- the merchants ----
+
+// merchantNames stands for the merchant store: the pages read only names
+// (Get), and the fixture's merchant ids are short fixed ones the real
+// stores would not issue. Any other method panics (nil embedded Store):
+// the back office must not call it.
+type merchantNames struct {
+	merchants.Store
+	names map[string]string
+}
+
+func (m merchantNames) Get(_ context.Context, id string) (merchants.Merchant, error) {
+	n, ok := m.names[id]
+	if !ok {
+		return merchants.Merchant{}, merchants.ErrNotFound
+	}
+	return merchants.Merchant{ID: id, Name: n}, nil
+}
+
+// The fixture merchants' names.
+const (
+	merchAName = "Alpha Outdoor Supplies"
+	merchBName = "Beta Books"
+)
 
 // ---- the pages ----
 
@@ -322,7 +349,8 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 	f.metrics = httpmetrics.New("blindgate_gateway")
 	srv := web.New(web.Deps{
 		Tokens: f.toks, KeyService: ks, Operators: f.ops, WebSessions: webs,
-		Limiter: o.limiter, Audit: gwLog, Assets: assets, Pages: f.pages, Metrics: f.metrics,
+		Merchants: merchantNames{names: map[string]string{merchA: merchAName, merchB: merchBName}},
+		Limiter:   o.limiter, Audit: gwLog, Assets: assets, Pages: f.pages, Metrics: f.metrics,
 		Log:    slog.New(slog.NewJSONHandler(logw, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Config: web.Config{PublicURL: "https://pay.example", TLS: o.tls, Now: f.clock.Now, ClientIP: o.clientIP},
 	})
@@ -333,17 +361,18 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 	if f.kz != nil {
 		jwe = f.kz.encrypt(t, testPAN, "cs_test")
 	}
-	put := func(m, bin, last4, fp string, created time.Time) tokens.Token {
+	put := func(m, bin, last4, fp string, created time.Time, ref string, meta map[string]string) tokens.Token {
 		tok, _, err := f.toks.Put(context.Background(), tokens.Token{MerchantID: m, JWE: jwe, Kid: "kek-1", Brand: "visa",
-			BIN: bin, Last4: last4, ExpMonth: 11, ExpYear: 2031, Fingerprint: fp, CreatedAt: created}, "", 0, "")
+			BIN: bin, Last4: last4, ExpMonth: 11, ExpYear: 2031, Fingerprint: fp, CreatedAt: created,
+			Reference: ref, Metadata: meta}, "", 0, "")
 		if err != nil {
 			t.Fatal(err)
 		}
 		return tok
 	}
-	f.tokA = put(merchA, "42424242", "4242", "fp_same", f.clock.Now().Add(-48*time.Hour))
-	f.tokA2 = put(merchA, "42424242", "4242", "fp_same", f.clock.Now().Add(-2*time.Hour))
-	f.tokB = put(merchB, "55555555", "4444", "fp_other", f.clock.Now().Add(-time.Hour))
+	f.tokA = put(merchA, "42424242", "4242", "fp_same", f.clock.Now().Add(-48*time.Hour), testRef, map[string]string{"customer": "c_1077", "channel": "web shop"})
+	f.tokA2 = put(merchA, "42424242", "4242", "fp_same", f.clock.Now().Add(-2*time.Hour), "ORD-2026-0043", nil)
+	f.tokB = put(merchB, "55555555", "4444", "fp_other", f.clock.Now().Add(-time.Hour), "", nil)
 	return f
 }
 

@@ -65,6 +65,7 @@ type Office interface {
 	PasskeyList(ctx context.Context, a backoffice.Actor) ([]backoffice.PasskeyView, error)
 	RequireSecondFactor(a backoffice.Actor) error
 	AuditView(ctx context.Context, a backoffice.Actor, f backoffice.AuditFilter) (backoffice.AuditPage, error)
+	MerchantNames(ctx context.Context, a backoffice.Actor, ids ...string) map[string]string
 }
 
 var _ Office = (*backoffice.Service)(nil)
@@ -473,11 +474,12 @@ type pageBase struct {
 
 type opView struct {
 	ID, Username, Role, Scope string
+	ScopeID                   string // the merchant's id under its name; "" for the platform
 	CanReveal, CanAudit       bool
 	HasTOTP                   bool
 }
 
-func (h *Handler) base(title, nav string, a *backoffice.Actor) pageBase {
+func (h *Handler) base(ctx context.Context, title, nav string, a *backoffice.Actor) pageBase {
 	b := pageBase{Title: title, Nav: nav}
 	assets := loadAssets()
 	b.CSS = styleRef{Href: Prefix + "/assets/" + styleFile, Integrity: assets.sri(styleFile)}
@@ -485,12 +487,15 @@ func (h *Handler) base(title, nav string, a *backoffice.Actor) pageBase {
 		b.Scripts = append(b.Scripts, scriptRef{Src: Prefix + "/assets/" + name, Integrity: assets.sri(name)})
 	}
 	if a != nil {
-		scope := "all merchants"
+		scope, scopeID := "all merchants", ""
 		if !a.Op.Platform() {
-			scope = a.Op.MerchantID
+			scope, scopeID = a.Op.MerchantID, a.Op.MerchantID
+			if n := h.d.Office.MerchantNames(ctx, *a, a.Op.MerchantID)[a.Op.MerchantID]; n != "" {
+				scope = n
+			}
 		}
 		b.Op = &opView{
-			ID: a.Op.ID, Username: a.Op.Username, Role: string(a.Op.Role), Scope: scope,
+			ID: a.Op.ID, Username: a.Op.Username, Role: string(a.Op.Role), Scope: scope, ScopeID: scopeID,
 			CanReveal: a.Op.Role.Can(operators.ActionReveal), CanAudit: a.Op.Role.Can(operators.ActionAudit),
 			HasTOTP: a.Op.TOTPEnabled,
 		}
@@ -545,7 +550,7 @@ func (h *Handler) renderError(c *fiber.Ctx, err error) error {
 	ae := httpapi.From(err)
 	httpapi.LogRequest(h.d.Log, c, ae)
 	p := errorPage{
-		pageBase: h.base(headingOf(ae), "", nil),
+		pageBase: h.base(c.UserContext(), headingOf(ae), "", nil),
 		Status:   ae.Status,
 		Code:     ae.Code,
 		Heading:  headingOf(ae),

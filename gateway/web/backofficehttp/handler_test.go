@@ -280,7 +280,7 @@ func TestBackofficeTOTPEnrolment(t *testing.T) {
 	if page.status != 200 || !strings.Contains(page.body, `src="data:image/png;base64,`) {
 		t.Fatalf("enrol page: %d, no QR data URL\n%.500s", page.status, page.body)
 	}
-	m := regexp.MustCompile(`id="bo-totp-secret">([A-Z2-7 ]+)<`).FindStringSubmatch(page.body)
+	m := regexp.MustCompile(`id="bo-totp-secret" data-secret="([A-Z2-7]+)"`).FindStringSubmatch(page.body)
 	if m == nil {
 		t.Fatal("enrol page shows no secret")
 	}
@@ -447,12 +447,14 @@ func testMerchantScope(t *testing.T, o fixtureOpts) {
 		wantStatus int
 		want, not  []string
 	}{
-		{"200/merchant-sees-own", anna, "/backoffice/tokens", 200, []string{f.tokA.ID, f.tokA2.ID}, []string{f.tokB.ID}},
+		{"200/merchant-sees-own", anna, "/backoffice/tokens", 200, []string{f.tokA.ID, f.tokA2.ID, merchAName}, []string{f.tokB.ID, merchBName}},
+		{"200/merchant-named-in-the-header", anna, "/backoffice/tokens", 200, []string{`<span class="bo-scope" title="` + merchA + `">` + merchAName + `</span>`}, nil},
+		{"200/merchant-searches-own-reference", anna, "/backoffice/tokens?reference=" + url.QueryEscape(strings.ToLower(testRef)), 200, []string{f.tokA.ID}, []string{f.tokA2.ID, f.tokB.ID}},
 		{"404/merchant-A-cannot-see-B", anna, "/backoffice/tokens/" + f.tokB.ID, 404, nil, []string{f.tokB.ID, "55555555"}},
 		{"200/merchant-A-search-by-B-id-finds-nothing", anna, "/backoffice/tokens?token=" + f.tokB.ID, 200, []string{"No tokens found"}, []string{"/backoffice/tokens/" + f.tokB.ID}},
 		{"400/merchant-A-dupes-of-B", anna, "/backoffice/tokens?dupes=" + f.tokB.ID, 400, []string{"is visible to you"}, nil},
 		{"200/merchant-sees-own-detail", anna, "/backoffice/tokens/" + f.tokA.ID, 200, []string{"42424242 •••• 4242", "/assets/brands/visa.svg"}, nil},
-		{"200/platform-sees-all", paul, "/backoffice/tokens", 200, []string{f.tokA.ID, f.tokA2.ID, f.tokB.ID}, nil},
+		{"200/platform-sees-all", paul, "/backoffice/tokens", 200, []string{f.tokA.ID, f.tokA2.ID, f.tokB.ID, merchAName, merchBName}, nil},
 		{"200/platform-sees-B-detail", paul, "/backoffice/tokens/" + f.tokB.ID, 200, []string{"55555555 •••• 4444"}, nil},
 		{"404/unknown-token", paul, "/backoffice/tokens/tok_aaaaaaaaaaaaaaaaaaaaaaaaaa", 404, nil, nil},
 		{"404/malformed-token", paul, "/backoffice/tokens/..%2f..%2fetc", 404, nil, nil},
@@ -512,6 +514,13 @@ func TestBackofficeSearch(t *testing.T) {
 		{"200/duplicates-of-a-token", "dupes=" + f.tokA.ID, 200, []string{f.tokA.ID, f.tokA2.ID}, []string{f.tokB.ID, lookalike.ID}},
 		{"200/token-id", "token=" + f.tokA2.ID, 200, []string{f.tokA2.ID}, []string{f.tokB.ID, "/backoffice/tokens/" + f.tokA.ID + `"`}},
 		{"200/date-range", "from=" + day(-24*time.Hour) + "&to=" + day(0), 200, []string{f.tokA2.ID, f.tokB.ID}, []string{"/backoffice/tokens/" + f.tokA.ID + `"`}},
+		// A support agent pastes the merchant's order reference, in any case.
+		{"200/reference", "reference=" + url.QueryEscape(" "+strings.ToLower(testRef)+" "), 200,
+			[]string{"/backoffice/tokens/" + f.tokA.ID + `"`, `<td class="bo-text">` + testRef + `</td>`, `value="` + strings.ToLower(testRef) + `"`},
+			[]string{"/backoffice/tokens/" + f.tokA2.ID + `"`, "/backoffice/tokens/" + f.tokB.ID + `"`}},
+		{"200/reference-whole-not-prefix", "reference=ORD-2026", 200, []string{"No tokens found"}, nil},
+		{"200/merchant-names-not-ids", "", 200, []string{`title="` + merchA + `">` + merchAName + `<`, `title="` + merchB + `">` + merchBName + `<`}, []string{"<td>" + merchA + "</td>"}},
+		{"400/reference-too-long", "reference=" + strings.Repeat("r", 129), 400, []string{"at most 128 characters"}, nil},
 		{"400/last4-not-digits", "last4=12a4", 400, []string{"four digits"}, nil},
 		{"400/bin-too-long", "bin=123456789", 400, []string{"eight digits"}, nil},
 		{"400/bad-token-id", "token=hello", 400, []string{"tok_"}, nil},
@@ -542,9 +551,83 @@ func TestBackofficeSearch(t *testing.T) {
 		t.Fatal("searches not audited")
 	}
 	for _, e := range evs {
-		if strings.Contains(e.Reason, "4444") || strings.Contains(e.Reason, "424242") {
-			t.Errorf("search audit holds searched digits: %q", e.Reason)
+		if strings.Contains(e.Reason, "4444") || strings.Contains(e.Reason, "424242") || strings.Contains(strings.ToUpper(e.Reason), testRef) {
+			t.Errorf("search audit holds what was searched for: %q", e.Reason)
 		}
+	}
+}
+
+// TestBackofficeTokenPageShowsMerchantData: the token page names the
+// merchant (its id beside the name), and shows the merchant's order
+// reference, linked to the search for it, and its metadata, escaped.
+func TestBackofficeTokenPageShowsMerchantData(t *testing.T) {
+	f := newFixture(t, fixtureOpts{noKS: true})
+	f.addOperator(t, "paul", operators.RoleViewer, "", true)
+	tricky, _, err := f.toks.Put(context.Background(), tokens.Token{MerchantID: "m_gone", JWE: "eyJhbGciOiJFQ0RILUVTK0EyNTZLVyJ9.a.b.c.d", Kid: "kek-1", Brand: "visa",
+		BIN: "424242", Last4: "4242", ExpMonth: 11, ExpYear: 2031, Fingerprint: "fp_x", CreatedAt: f.clock.Now().Add(-time.Hour),
+		Reference: `<b>R&D</b>`, Metadata: map[string]string{"note": `"><script>x</script>`}}, "", 0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := f.client()
+	c.login(t, "paul")
+	r := c.get(t, "/backoffice/tokens/"+f.tokA.ID)
+	for _, want := range []string{
+		`<dd id="bo-merchant">` + merchAName + ` <span class="bo-meta">` + merchA + `</span></dd>`,
+		`<a href="/backoffice/tokens?reference=` + testRef + `" title="Tokens with this reference">` + testRef + `</a>`,
+		`<dt><code>channel</code></dt><dd class="bo-text">web shop</dd>`,
+		`<dt><code>customer</code></dt><dd class="bo-text">c_1077</dd>`,
+	} {
+		if !strings.Contains(r.body, want) {
+			t.Errorf("token page lacks %s", want)
+		}
+	}
+	if strings.Index(r.body, "<code>channel</code>") > strings.Index(r.body, "<code>customer</code>") {
+		t.Error("metadata not in key order")
+	}
+	// A merchant the store does not know is shown by its id; the
+	// merchant's text is escaped.
+	r = c.get(t, "/backoffice/tokens/"+tricky.ID)
+	if !strings.Contains(r.body, `<dd id="bo-merchant">m_gone</dd>`) || strings.Contains(r.body, "<b>R&D</b>") || strings.Contains(r.body, "<script>x") ||
+		!strings.Contains(r.body, "&lt;b&gt;R&amp;D&lt;/b&gt;") {
+		t.Errorf("unknown merchant or unescaped merchant text:\n%.3000s", r.body)
+	}
+	// The reveal button waits for the page's script: without it, Enter in
+	// the reason box posts no form (which Back and Forward would resubmit).
+	f.addOperator(t, "rita", operators.RoleRevealer, "", true)
+	rc := f.client()
+	rc.login(t, "rita")
+	if r := rc.get(t, "/backoffice/tokens/"+f.tokA.ID); !strings.Contains(r.body, `id="bo-reveal-btn" disabled>`) {
+		t.Errorf("the reveal button is enabled before the script runs:\n%.3000s", r.body)
+	}
+}
+
+// TestBackofficeLoginPageWhenSignedIn: the login page of an operator who is
+// signed in (the browser's Back after a login lands there) goes on to the
+// tokens, or to enrolment before the second factor; signed out, or with a
+// dead session, it is the form.
+func TestBackofficeLoginPageWhenSignedIn(t *testing.T) {
+	f := newFixture(t, fixtureOpts{noKS: true})
+	f.addOperator(t, "paul", operators.RoleViewer, "", true)
+	f.addOperator(t, "nina", operators.RoleViewer, "", false)
+	c := f.client()
+	if r := c.get(t, "/backoffice/login"); r.status != 200 || !strings.Contains(r.body, `id="bo-username"`) {
+		t.Fatalf("signed out: %d", r.status)
+	}
+	c.login(t, "paul")
+	if r := c.get(t, "/backoffice/login"); r.status != 303 || r.header.Get("Location") != "/backoffice/tokens" {
+		t.Fatalf("signed in: %d %s", r.status, r.header.Get("Location"))
+	}
+	n := f.client()
+	if r := n.loginWith(t, "nina", testPassword, ""); r.status != 303 || r.header.Get("Location") != "/backoffice/enroll" {
+		t.Fatalf("nina's first login: %d %s", r.status, r.header.Get("Location"))
+	}
+	if r := n.get(t, "/backoffice/login"); r.status != 303 || r.header.Get("Location") != "/backoffice/enroll" {
+		t.Fatalf("signed in before enrolment: %d %s", r.status, r.header.Get("Location"))
+	}
+	f.clock.Advance(16 * time.Minute) // idle: the session is over
+	if r := c.get(t, "/backoffice/login"); r.status != 200 || !strings.Contains(r.body, `id="bo-username"`) {
+		t.Fatalf("idle session: %d %s", r.status, r.header.Get("Location"))
 	}
 }
 
@@ -931,6 +1014,9 @@ func TestBackofficeAuditView(t *testing.T) {
 		{"403/revealer", rita, "", 403, nil, nil},
 		{"200/all", admin, "", 200, []string{"Hash chain verified", "bo-row-alarm", "ALARM", "ticket 1", "ticket 3", ritaID, annaID, "reveal.denied", "1 alarm in this view"}, nil},
 		{"200/by-actor", admin, "?actor=" + annaID, 200, []string{"ticket 3"}, []string{"ticket 1"}},
+		{"200/by-username", admin, "?actor=Anna", 200, []string{"ticket 3", `value="Anna"`, `href="/backoffice/audit?actor=anna"`}, []string{"ticket 1"}},
+		{"200/merchant-admin-by-username", mia, "?actor=anna", 200, []string{"ticket 3"}, []string{"ticket 1"}},
+		{"400/merchant-admin-other-merchants-username", mia, "?actor=rita", 400, []string{"No operator of your merchant"}, []string{"ticket 1"}},
 		{"200/by-outcome", admin, "?outcome=denied", 200, []string{"reveal.denied", "rate_limited"}, []string{"ticket 3"}},
 		{"400/bad-outcome", admin, "?outcome=maybe", 400, []string{"outcome"}, nil},
 		{"200/merchant-admin-sees-own-operators", mia, "", 200, []string{"ticket 3", "your merchant"}, []string{"ticket 1", ritaID}},

@@ -1,6 +1,8 @@
 package backofficehttp
 
 import (
+	"context"
+
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/blindgate/blindgate/checkout"
@@ -25,7 +27,7 @@ func pageHeaders() [][2]string {
 // layout data (base) and headers (pageHeaders), so the login page's scripts
 // and headers are every page's, and this list follows any change to them.
 func PageInventory() []checkout.Page {
-	b := (&Handler{}).base("", "", nil)
+	b := (&Handler{}).base(context.Background(), "", "", nil)
 	scripts := make([]checkout.Script, 0, len(b.Scripts))
 	for _, s := range b.Scripts {
 		scripts = append(scripts, checkout.Script{Src: s.Src, Integrity: s.Integrity})

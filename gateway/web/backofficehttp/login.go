@@ -17,6 +17,7 @@ import (
 
 	"github.com/blindgate/blindgate/gateway/backoffice"
 	"github.com/blindgate/blindgate/gateway/operators"
+	"github.com/blindgate/blindgate/gateway/web/clientaddr"
 	"github.com/blindgate/blindgate/internal/apierr"
 	"github.com/blindgate/blindgate/internal/audit"
 )
@@ -37,7 +38,7 @@ type loginPage struct {
 }
 
 func (h *Handler) newLoginPage(c *fiber.Ctx) loginPage {
-	p := loginPage{pageBase: h.base("Log in", "", nil), MFA: string(h.d.Operators.MFA())}
+	p := loginPage{pageBase: h.base(c.UserContext(), "Log in", "", nil), MFA: string(h.d.Operators.MFA())}
 	p.Passkey = h.d.Operators.PasskeysEnabled() && h.d.Operators.MFA() != operators.MFATOTP
 	p.CSRF = h.loginToken(c)
 	return p
@@ -61,7 +62,19 @@ func (h *Handler) loginToken(c *fiber.Ctx) string {
 	return tok
 }
 
+// loginForm shows the login form, or, to an operator who is signed in
+// (the browser's Back to the page it logged in from), the page the session
+// is good for: a login form there would ask for a login that is not needed.
 func (h *Handler) loginForm(c *fiber.Ctx) error {
+	if id := c.Cookies(h.cookieName()); id != "" {
+		if a, err := h.d.Office.Resume(c.UserContext(), strings.Clone(id), clientaddr.Of(c, h.d.ClientIP)); err == nil {
+			to := Prefix + "/tokens"
+			if h.d.Office.RequireSecondFactor(a) != nil {
+				to = Prefix + "/enroll"
+			}
+			return c.Redirect(to, fiber.StatusSeeOther)
+		}
+	}
 	p := h.newLoginPage(c)
 	switch {
 	case c.Query("expired") != "":
@@ -174,7 +187,8 @@ func (h *Handler) logout(c *fiber.Ctx, a *backoffice.Actor) error {
 type enrollPage struct {
 	pageBase
 	QR       template.URL // data:image/png;base64,... of the otpauth:// URL
-	Secret   string       // base32, in groups of four for typing
+	Secret   string       // base32, as authenticator apps and `blindgate totp` take it
+	Groups   []string     // Secret in groups of four, for reading off the screen
 	Error    string
 	Passkeys bool // offer a passkey instead
 }
@@ -209,9 +223,10 @@ func (h *Handler) renderEnroll(c *fiber.Ctx, a *backoffice.Actor, status int, ms
 		return apierr.Unavailable.Wrap(err)
 	}
 	p := enrollPage{
-		pageBase: h.base("Set up two-factor authentication", "", a),
+		pageBase: h.base(c.UserContext(), "Set up two-factor authentication", "", a),
 		QR:       template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(qr)), //nolint:gosec // our own PNG bytes
-		Secret:   groupsOf(secret, 4),
+		Secret:   secret,
+		Groups:   groupsOf(secret, 4),
 		Error:    msg,
 		Passkeys: h.d.Operators.PasskeysEnabled() && h.d.Operators.MFA() != operators.MFATOTP,
 	}
@@ -272,14 +287,12 @@ func totpQR(username, secret string) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// groupsOf splits s into space-separated groups of n characters.
-func groupsOf(s string, n int) string {
-	var b strings.Builder
+// groupsOf cuts s into groups of n. The page shows them apart with CSS,
+// not spaces, so what is copied is the secret as apps take it.
+func groupsOf(s string, n int) []string {
+	var out []string
 	for i := 0; i < len(s); i += n {
-		if i > 0 {
-			b.WriteByte(' ')
-		}
-		b.WriteString(s[i:min(i+n, len(s))])
+		out = append(out, s[i:min(i+n, len(s))])
 	}
-	return b.String()
+	return out
 }

@@ -61,7 +61,7 @@ type passkeyRow struct {
 // done: where the MFA mode requires a passkey, this is the enrolment page.
 func (h *Handler) passkeysPage(c *fiber.Ctx, a *backoffice.Actor) error {
 	p := passkeysPageData{
-		pageBase: h.base("Passkeys", "passkeys", a),
+		pageBase: h.base(c.UserContext(), "Passkeys", "passkeys", a),
 		MFA:      string(h.d.Operators.MFA()),
 		Enabled:  h.d.Operators.PasskeysEnabled(),
 		Required: h.d.Office.RequireSecondFactor(*a) != nil,

@@ -1,11 +1,14 @@
 package backofficehttp
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -24,26 +27,42 @@ func brands() []wire.BrandInfo { return wire.Brands() }
 // tokenRow is a token as the back office shows it: masked fields only
 // (PCI DSS 3.4.1: at most the BIN and the last four digits).
 type tokenRow struct {
-	ID, Merchant           string
+	ID                     string
+	Merchant, MerchantID   string // the merchant's name (its id when it has none we can read), and its id
 	Brand, BrandName, Icon string
 	Masked                 string // "42424242 •••• 4242" (checkout.MaskPAN: the length is not stored)
 	Last4                  string
 	PANGroups              string // "4,6,5": how the reveal's script spaces the number (checkout.PANGroups)
 	Exp                    string // "12/2030"
 	Created                string // "2026-11-27 05:44 UTC"
+	Reference              string // the merchant's order reference
+	ReferenceURL           string // the search for it
+	Metadata               []metaItem
 	Kid, Fingerprint       string // detail page only
 	DupesURL               string
 }
 
-func rowOf(t tokens.Token) tokenRow {
+// metaItem is one entry of a token's metadata, in key order.
+type metaItem struct{ Key, Value string }
+
+// rowOf renders t; names maps merchant ids to names (MerchantNames).
+func rowOf(t tokens.Token, names map[string]string) tokenRow {
 	r := tokenRow{
-		ID: t.ID, Merchant: t.MerchantID, Brand: t.Brand, BrandName: "Card", Icon: "/assets/brands/unknown.svg",
+		ID: t.ID, Merchant: cmp.Or(names[t.MerchantID], t.MerchantID), MerchantID: t.MerchantID,
+		Brand: t.Brand, BrandName: "Card", Icon: "/assets/brands/unknown.svg",
 		Masked: checkout.MaskPAN(strings.ToLower(t.Brand), t.BIN, t.Last4, 0), Last4: t.Last4,
 		PANGroups: checkout.PANGroups(strings.ToLower(t.Brand)),
-		Exp:     fmt.Sprintf("%02d/%d", t.ExpMonth, t.ExpYear),
-		Created: t.CreatedAt.UTC().Format("2006-01-02 15:04 UTC"),
-		Kid:     t.Kid, Fingerprint: t.Fingerprint,
+		Exp:       fmt.Sprintf("%02d/%d", t.ExpMonth, t.ExpYear),
+		Created:   t.CreatedAt.UTC().Format("2006-01-02 15:04 UTC"),
+		Reference: t.Reference,
+		Kid:       t.Kid, Fingerprint: t.Fingerprint,
 		DupesURL: Prefix + "/tokens?" + url.Values{"dupes": {t.ID}}.Encode(),
+	}
+	if t.Reference != "" {
+		r.ReferenceURL = Prefix + "/tokens?" + url.Values{"reference": {t.Reference}}.Encode()
+	}
+	for _, k := range slices.Sorted(maps.Keys(t.Metadata)) {
+		r.Metadata = append(r.Metadata, metaItem{Key: k, Value: t.Metadata[k]})
 	}
 	for _, b := range brands() {
 		if strings.EqualFold(t.Brand, b.ID) {
@@ -68,8 +87,9 @@ func (h *Handler) search(c *fiber.Ctx, a *backoffice.Actor) error {
 	f := backoffice.SearchForm{
 		Token: c.Query("token"), Last4: c.Query("last4"), BIN: c.Query("bin"), Brand: c.Query("brand"),
 		Fingerprint: c.Query("fingerprint"), Dupes: c.Query("dupes"), From: c.Query("from"), To: c.Query("to"),
+		Reference: c.Query("reference"),
 	}.Normalize()
-	p := tokensPage{pageBase: h.base("Tokens", "tokens", a), Form: f, Brands: brands(), Limit: backoffice.SearchLimit,
+	p := tokensPage{pageBase: h.base(c.UserContext(), "Tokens", "tokens", a), Form: f, Brands: brands(), Limit: backoffice.SearchLimit,
 		Filtered: f != backoffice.SearchForm{}}
 	found, err := h.d.Office.Search(c.UserContext(), *a, f)
 	var ie *backoffice.InvalidError
@@ -80,8 +100,13 @@ func (h *Handler) search(c *fiber.Ctx, a *backoffice.Actor) error {
 	if err != nil {
 		return domainError(err)
 	}
+	ids := make([]string, 0, len(found))
 	for _, t := range found {
-		p.Rows = append(p.Rows, rowOf(t))
+		ids = append(ids, t.MerchantID)
+	}
+	names := h.d.Office.MerchantNames(c.UserContext(), *a, ids...)
+	for _, t := range found {
+		p.Rows = append(p.Rows, rowOf(t, names))
 	}
 	return h.render(c, http.StatusOK, "backoffice_tokens.html", p)
 }
@@ -102,7 +127,8 @@ func (h *Handler) tokenDetail(c *fiber.Ctx, a *backoffice.Actor) error {
 		return domainError(err)
 	}
 	_, pk := h.d.Operators.LoginFactors(a.Op)
-	return h.render(c, http.StatusOK, "backoffice_token.html", tokenPage{pageBase: h.base("Token", "tokens", a), Token: rowOf(t), PasskeyReauth: pk})
+	names := h.d.Office.MerchantNames(c.UserContext(), *a, t.MerchantID)
+	return h.render(c, http.StatusOK, "backoffice_token.html", tokenPage{pageBase: h.base(c.UserContext(), "Token", "tokens", a), Token: rowOf(t, names), PasskeyReauth: pk})
 }
 
 // challengeBody is the script's first reveal call.

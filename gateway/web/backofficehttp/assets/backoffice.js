@@ -8,6 +8,7 @@
 //     are dropped after the countdown, on pagehide and on navigation.
 //   - passkeys page: enrol a passkey (navigator.credentials.create).
 //   - login page: log in with password and a passkey instead of a code.
+//   - TOTP enrolment page: a button that copies the secret as apps take it.
 //
 // It never logs, stores or sends the number, and writes the page only
 // through textContent (the CSP requires Trusted Types for any HTML sink,
@@ -128,6 +129,9 @@
       show(errEl, true);
       return;
     }
+    // The page ships the button disabled: the form is this script's, and a
+    // native post would only leave a resubmittable entry in the history.
+    btn.disabled = false;
 
     function fail(msg) {
       setText(statusEl, '');
@@ -414,7 +418,28 @@
     });
   }
 
+  // ---- the TOTP enrolment page: copy the secret ----
+
+  // The secret is shown in groups set apart by CSS; its text, and so what
+  // this button copies, has no spaces.
+  function enrollPage() {
+    var el = byId('bo-totp-secret');
+    var btn = byId('bo-totp-copy');
+    if (!el || !btn || !navigator.clipboard || !navigator.clipboard.writeText) {
+      return;
+    }
+    btn.hidden = false;
+    btn.addEventListener('click', function () {
+      navigator.clipboard.writeText(el.getAttribute('data-secret') || el.textContent).then(function () {
+        setText(byId('bo-totp-copied'), 'Copied.');
+      }, function () {
+        setText(byId('bo-totp-copied'), 'Copy failed: select the secret and copy it.');
+      });
+    });
+  }
+
   revealPage();
   passkeyPage();
   loginPage();
+  enrollPage();
 })();
