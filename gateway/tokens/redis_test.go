@@ -53,9 +53,10 @@ func TestRedisKeysShareMerchantSlot(t *testing.T) {
 			t.Errorf("key %q outside the merchant slot", k)
 		}
 	}
-	// record, toks, fp, kid, cvc, idem
-	if inSlot != 6 || len(outside) != 0 {
-		t.Fatalf("in slot %d (want 6), missing outside keys %v; keys %v", inSlot, outside, keys)
+	// record, toks, fp, kid, cvc, idem; the search index's b6, l4, br and b8
+	// lists, bins and ready mark
+	if inSlot != 12 || len(outside) != 0 {
+		t.Fatalf("in slot %d (want 12), missing outside keys %v; keys %v", inSlot, outside, keys)
 	}
 	ttl, err := rdb.PTTL(ctx, lay+":{m_alice}:cvc:"+tok.ID).Result()
 	if err != nil || ttl <= 0 || ttl > time.Minute {
@@ -103,4 +104,13 @@ func BenchmarkRedisPut(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+func TestRedisSearchIndex(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := isolatedRedis(t)
+	var n atomic.Int64
+	runIndexContract(t, func(t *testing.T, opts ...Option) Store {
+		return NewRedis(rdb, fmt.Sprintf("%s-ix-%d", prefix, n.Add(1)), opts...)
+	})
 }
