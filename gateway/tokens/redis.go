@@ -38,7 +38,7 @@ type Redis struct {
 	now    func() time.Time
 
 	put, del, rewrap, index, search *redis.Script
-	searchBudget                     int
+	searchBudget                    int
 }
 
 var _ Store = (*Redis)(nil)
