@@ -52,10 +52,20 @@ const indexReady = "1"
 // so many tokens that filtering the newest ones is as quick.
 const maxBINUnion = 64
 
-// defaultSearchBudget bounds the index entries one Redis script call reads
-// before it answers, so a search never holds Redis for more than a few
-// milliseconds at once; the search goes on from where the call stopped.
-const defaultSearchBudget = 4000
+// searchTuning sets the Redis search script's bounds (tests make them small
+// so that a few tokens take the paths millions do).
+type searchTuning struct {
+	// budget bounds the index entries one script call reads before it
+	// answers, so a search holds Redis a few milliseconds at most at once;
+	// the search goes on from where the call stopped.
+	budget int
+	// From a driver of interMin entries in range, the script asks Redis
+	// (ZINTERCARD, in C) how many entries all the lists share, and takes
+	// them whole (ZINTER) when they are at most interMax.
+	interMin, interMax int
+}
+
+var defaultSearchTuning = searchTuning{budget: 4000, interMin: 256, interMax: 1000}
 
 // ixEntry is one index list a token is in.
 type ixEntry struct{ field, value string }

@@ -14,9 +14,12 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// withSearchBudget makes a Redis search go on in script calls of n entries,
-// so that a few tokens exercise what millions do.
-func withSearchBudget(n int) Option { return func(o *options) { o.searchBudget = n } }
+// withSearchTuning makes a Redis search go on in script calls of budget
+// entries and ask for intersections from short lists, so that a few tokens
+// exercise what millions do.
+func withSearchTuning(budget, interMin, interMax int) Option {
+	return func(o *options) { o.tune = searchTuning{budget: budget, interMin: interMin, interMax: interMax} }
+}
 
 // indexedStore is a fresh store for the index contract; opts reach the
 // store's constructor.
@@ -252,7 +255,7 @@ func randomQueries(rng *rand.Rand, n int) []Query {
 				q.To = time.Time{}
 			}
 		}
-		q.Limit = []int{0, 1, 3, 7, 500}[rng.IntN(5)]
+		q.Limit = []int{0, 1, 3, 7, 10, 20, 500}[rng.IntN(7)]
 		out = append(out, q)
 	}
 	return out
@@ -425,16 +428,26 @@ func runIndexContract(t *testing.T, newStore indexedStore) {
 	})
 
 	t.Run("search/matches-a-full-scan", func(t *testing.T) {
-		rng := rand.New(rand.NewPCG(16, 1))
-		s := newStore(t, withSearchBudget(5)) // several script calls per search
-		randomStore(t, s, rng)
-		checkIndex(t, s, "random store")
-		checkSearches(t, s, randomQueries(rng, 400), "indexed")
+		for i, tune := range []searchTuning{
+			defaultSearchTuning,
+			{budget: 5, interMin: 1000, interMax: 0}, // several script calls per search, no ZINTER
+			{budget: 5, interMin: 3, interMax: 12},   // ZINTERCARD for most intersections, ZINTER for small ones
+			{budget: 3, interMin: 0, interMax: 1000}, // ZINTER for every intersection
+		} {
+			rng := rand.New(rand.NewPCG(16, uint64(i)))
+			s := newStore(t, withSearchTuning(tune.budget, tune.interMin, tune.interMax))
+			randomStore(t, s, rng)
+			checkIndex(t, s, "random store")
+			checkSearches(t, s, randomQueries(rng, 300), fmt.Sprintf("indexed, %+v", tune))
+			if _, ok := s.(*Bolt); ok {
+				break // no tuning there
+			}
+		}
 	})
 
 	t.Run("reindex/falls-back-then-builds", func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(16, 2))
-		s := newStore(t, withSearchBudget(7))
+		s := newStore(t, withSearchTuning(7, 2, 5))
 		randomStore(t, s, rng)
 		forgetIndex(t, s)
 		qs := randomQueries(rng, 150)

@@ -38,7 +38,7 @@ type Redis struct {
 	now    func() time.Time
 
 	put, del, rewrap, index, search *redis.Script
-	searchBudget                    int
+	tune                            searchTuning
 }
 
 var _ Store = (*Redis)(nil)
@@ -47,15 +47,15 @@ var _ Store = (*Redis)(nil)
 type Option func(*options)
 
 type options struct {
-	now          func() time.Time
-	searchBudget int // tests: a small one makes a search go on in several script calls
+	now  func() time.Time
+	tune searchTuning
 }
 
 // WithClock replaces time.Now (tests).
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
 
 func buildOptions(opts []Option) options {
-	o := options{now: time.Now, searchBudget: defaultSearchBudget}
+	o := options{now: time.Now, tune: defaultSearchTuning}
 	for _, f := range opts {
 		f(&o)
 	}
@@ -70,7 +70,7 @@ func NewRedis(rdb redis.UniversalClient, prefix string, opts ...Option) *Redis {
 	}
 	o := buildOptions(opts)
 	return &Redis{
-		rdb: rdb, prefix: prefix, now: o.now, searchBudget: o.searchBudget,
+		rdb: rdb, prefix: prefix, now: o.now, tune: o.tune,
 		put: redis.NewScript(putLua), del: redis.NewScript(delLua), rewrap: redis.NewScript(rewrapLua),
 		index: redis.NewScript(indexLua), search: redis.NewScript(searchLua),
 	}

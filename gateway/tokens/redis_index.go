@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -15,32 +16,32 @@ import (
 // searchLua reads one merchant's index (see index.go): the list with the
 // fewest entries in [lo, hi] drives, newest first, and an entry is kept when
 // every other group has it in one of its lists. A group of several lists (a
-// short BIN prefix) is their union, merged newest first. It answers after at
-// most budget entries read, so a search never holds Redis long; the first
-// element of the answer is where the next call goes on ("" = nothing left),
-// the others are the order keys kept, at most limit.
+// short BIN prefix) is their union, merged newest first. When every group is
+// one list and the driver is long, ZINTERCARD first tells in C whether the
+// lists meet at all, or meet in few enough entries to take them whole
+// (ZINTER): two long lists that barely meet are not read entry by entry.
+// Otherwise it answers after at most budget entries read, so a search never
+// holds Redis long. The first element of the answer is where the next call
+// goes on ("" = nothing left), the others are the order keys kept, at most
+// limit.
 //
 // KEYS: the groups' lists, group after group, then the merchant's time index
 // (the driver when there is no group).
-// ARGV: hi, lo (ZRANGE BYLEX bounds), limit, budget, number of groups, size of each group...
+// ARGV: hi, lo (ZRANGE BYLEX bounds: "+" or "(" key, "-" or "[" key), limit,
+// budget, driver length from which ZINTERCARD is asked, intersection size up
+// to which ZINTER takes it whole, number of groups, size of each group...
 const searchLua = `
 local hi, lo = ARGV[1], ARGV[2]
-local limit, budget, ng = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local groups, k = {}, 0
+local limit, budget = tonumber(ARGV[3]), tonumber(ARGV[4])
+local imin, imax, ng = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local groups, k, single = {}, 0, true
 for g = 1, ng do
   local keys = {}
-  for i = 1, tonumber(ARGV[5 + g]) do keys[i] = KEYS[k + i] end
+  for i = 1, tonumber(ARGV[7 + g]) do keys[i] = KEYS[k + i] end
   groups[g] = keys
   k = k + #keys
+  if #keys ~= 1 then single = false end
 end
-local drv, best, least = {KEYS[#KEYS]}, 0, -1
-for g = 1, ng do
-  local c = 0
-  for _, key in ipairs(groups[g]) do c = c + redis.call('ZLEXCOUNT', key, lo, hi) end
-  if c == 0 then return {''} end
-  if least < 0 or c < least then least, best = c, g end
-end
-if best > 0 then drv = groups[best] end
 -- Byte order, as ZRANGE BYLEX sorts, whatever the server's locale.
 local function gt(a, b)
   for i = 1, math.min(#a, #b) do
@@ -49,9 +50,39 @@ local function gt(a, b)
   end
   return #a > #b
 end
+local drv, best, least = {KEYS[#KEYS]}, 0, -1
+if ng == 1 then
+  drv, best = groups[1], 1
+elseif ng > 1 then
+  for g = 1, ng do
+    local c = 0
+    for _, key in ipairs(groups[g]) do c = c + redis.call('ZLEXCOUNT', key, lo, hi) end
+    if c == 0 then return {''} end
+    if least < 0 or c < least then least, best = c, g end
+  end
+  drv = groups[best]
+end
+if ng > 1 and single and least > imin then
+  local all = {}
+  for g = 1, ng do all[g] = groups[g][1] end
+  local n = redis.call('ZINTERCARD', ng, unpack(all))
+  if n == 0 then return {''} end
+  if n <= imax then
+    local m = redis.call('ZINTER', ng, unpack(all))
+    local out = {''}
+    for i = #m, 1, -1 do
+      local x = m[i]
+      if (hi == '+' or gt(string.sub(hi, 2), x)) and (lo == '-' or not gt(string.sub(lo, 2), x)) then
+        out[#out + 1] = x
+        if #out > limit then out[1] = x; return out end
+      end
+    end
+    return out
+  end
+end
 local chunk = limit
 if ng > 1 then chunk = 256 end
-if #drv > 1 then chunk = math.max(16, math.ceil(chunk / #drv)) end
+if #drv > 1 then chunk = math.max(8, math.ceil(chunk / #drv)) end
 local buf, pos, more, last = {}, {}, {}, {}
 local function fill(i, bound)
   local b = redis.call('ZRANGE', drv[i], bound, lo, 'BYLEX', 'REV', 'LIMIT', 0, chunk)
@@ -283,13 +314,14 @@ type ixSearch struct {
 	sizes []any
 	exact bool
 	next  string   // where the next script call goes on; "" = done
-	keep  []string // exact: the order keys found, newest first
-	toks  []Token  // not exact: the records that matched
+	keep  []string // the order keys found, newest first
 }
 
-func (s *ixSearch) found() int { return len(s.keep) + len(s.toks) }
-
-// searchIndexed searches merchants whose index is complete.
+// searchIndexed searches merchants whose index is complete. A platform
+// search asks each merchant for a few of its newest matches first and more
+// only of those whose matches may still be among the newest overall, so
+// that a broad search of a hundred merchants reads about a page, not a
+// page per merchant.
 func (r *Redis) searchIndexed(ctx context.Context, ms []string, q Query) ([]Token, error) {
 	if len(ms) == 0 {
 		return nil, nil
@@ -331,14 +363,19 @@ func (r *Redis) searchIndexed(ctx context.Context, ms []string, q Query) ([]Toke
 			work = append(work, s)
 		}
 	}
-	for {
+	ask := q.Limit
+	if len(work) > 1 {
+		ask = min(q.Limit, max(4, 2*q.Limit/len(work)))
+	}
+	for ; ; ask = min(4*ask, q.Limit) {
 		var calls []scriptCall
 		var active []*ixSearch
 		for _, s := range work {
-			if s.next == "" || s.found() >= q.Limit {
+			if s.next == "" || len(s.keep) >= q.Limit {
 				continue
 			}
-			args := append([]any{s.next, lo, q.Limit - s.found(), r.searchBudget, len(s.sizes)}, s.sizes...)
+			n := min(q.Limit-len(s.keep), ask)
+			args := append([]any{s.next, lo, n, r.tune.budget, r.tune.interMin, r.tune.interMax, len(s.sizes)}, s.sizes...)
 			calls = append(calls, scriptCall{keys: s.keys, args: args})
 			active = append(active, s)
 		}
@@ -372,52 +409,50 @@ func (r *Redis) searchIndexed(ctx context.Context, ms []string, q Query) ([]Toke
 		if len(check) > 0 {
 			// Not exact: only the records can tell (a 7-digit BIN, a prefix
 			// over too many BINs).
-			if err := r.checkRecords(ctx, check, owners, q); err != nil {
+			if err := r.checkFields(ctx, check, owners, q); err != nil {
 				return nil, err
 			}
 		}
 		pruneSearches(work, q.Limit)
 	}
 	var refs []ref
-	out := []Token{}
 	for _, s := range work {
 		for _, k := range s.keep {
 			refs = append(refs, ref{s.m, k})
 		}
-		out = append(out, s.toks...)
 	}
 	slices.SortFunc(refs, func(a, b ref) int { return strings.Compare(b.key, a.key) })
 	if len(refs) > q.Limit {
 		refs = refs[:q.Limit]
 	}
-	found, err := r.fetchRefs(ctx, refs, q)
-	if err != nil {
-		return nil, err
-	}
-	return append(out, found...), nil
+	return r.fetchRefs(ctx, refs, q)
 }
 
-// checkRecords reads the records of candidates and gives each merchant's
-// search those that match.
-func (r *Redis) checkRecords(ctx context.Context, check []ref, owners []*ixSearch, q Query) error {
+// matchFields are the record fields Query.match reads (a fingerprint
+// search does not come here).
+var matchFields = []string{"merchant_id", "id", "last4", "bin", "brand", "created_at"}
+
+// checkFields reads the masked fields of candidates and gives each
+// merchant's search those that match.
+func (r *Redis) checkFields(ctx context.Context, check []ref, owners []*ixSearch, q Query) error {
 	pipe := r.rdb.Pipeline()
-	cmds := make([]*redis.MapStringStringCmd, len(check))
+	cmds := make([]*redis.SliceCmd, len(check))
 	for i, x := range check {
-		cmds[i] = pipe.HGetAll(ctx, r.recKey(x.m, memberID(x.key)))
+		cmds[i] = pipe.HMGet(ctx, r.recKey(x.m, memberID(x.key)), matchFields...)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("tokens: redis search: %w", err)
 	}
 	for i, c := range cmds {
-		t, _, err := fromFields(c.Val())
-		if errors.Is(err, ErrNotFound) {
-			continue
-		}
+		f := c.Val()
+		str := func(j int) string { s, _ := f[j].(string); return s }
+		ns, err := parseInt(str(5))
 		if err != nil {
-			return err
+			continue // deleted meanwhile
 		}
-		if s := owners[i]; t.MerchantID == s.m && q.match(t) && s.found() < q.Limit {
-			s.toks = append(s.toks, t)
+		t := Token{MerchantID: str(0), ID: str(1), Last4: str(2), BIN: str(3), Brand: str(4), CreatedAt: time.Unix(0, ns).UTC()}
+		if s := owners[i]; t.MerchantID == s.m && q.match(t) && len(s.keep) < q.Limit {
+			s.keep = append(s.keep, check[i].key)
 		}
 	}
 	return nil
@@ -430,9 +465,6 @@ func pruneSearches(work []*ixSearch, limit int) {
 	var keys []string
 	for _, s := range work {
 		keys = append(keys, s.keep...)
-		for _, t := range s.toks {
-			keys = append(keys, orderKey(t.CreatedAt, t.ID))
-		}
 	}
 	if len(keys) < limit {
 		return

@@ -1,0 +1,393 @@
+package tokens
+
+import (
+	"context"
+	"encoding/base32"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/blindgate/blindgate/internal/testenv"
+)
+
+// BenchmarkSearchAtScale measures the back office's searches on a generated
+// data set in a Redis server of its own (a redis-server binary on PATH or
+// $BLINDGATE_TEST_REDIS_SERVER; nothing on disk), written through Put as the
+// gateway writes tokens:
+//
+//	BLINDGATE_BENCH_SEARCH_TOKENS=1000000 go test ./gateway/tokens \
+//	  -run '^$' -bench SearchAtScale -benchtime 3000x -timeout 60m
+//
+// BLINDGATE_BENCH_SEARCH_TOKENS (default 20000) tokens across
+// BLINDGATE_BENCH_SEARCH_MERCHANTS (default 100) merchants of unequal
+// sizes (the largest holds about 8%), over a year, BINs from a pool of
+// 3000 with a skewed popularity (the most common about 3% of cards),
+// brands by the BIN's first digit, last 4 uniform (never 0000), 600-byte
+// ciphertexts (a P-256 card JWE is about 585 bytes, RSA-3072 about 863).
+// Each iteration is one search, the kinds in turn (searchKinds); it
+// reports the percentiles of each kind, Redis memory per token with and
+// without the index, and, with BLINDGATE_BENCH_SEARCH_FALLBACK=1, the same
+// searches without the index (the path of merchants not reindexed yet).
+// BENCHMARKS.md ("Back-office search") has the figures and how they scale.
+func BenchmarkSearchAtScale(b *testing.B) {
+	n := envInt(b, "BLINDGATE_BENCH_SEARCH_TOKENS", 20000)
+	nm := envInt(b, "BLINDGATE_BENCH_SEARCH_MERCHANTS", 100)
+	srv := testenv.StartRedisServer(b)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, PoolSize: 16})
+	b.Cleanup(func() { _ = rdb.Close() })
+	ctx := context.Background()
+	s := NewRedis(rdb, "bg")
+
+	ds := newDataSet(n, nm)
+	empty := usedMemory(b, rdb)
+	start := time.Now()
+	ds.load(b, s)
+	loadTook := time.Since(start)
+	full := usedMemory(b, rdb)
+	b.Logf("loaded %d tokens of %d merchants in %s (%.0f puts/s); largest merchant %s has %d",
+		n, nm, loadTook.Round(time.Second), float64(n)/loadTook.Seconds(), ds.merchants[0], ds.perMerchant[0])
+
+	kinds := searchKinds(ds)
+	lat := make([][]time.Duration, len(kinds))
+	rows := make([]int, len(kinds))
+	rng := rand.New(rand.NewPCG(7, 7))
+	i := 0
+	for b.Loop() {
+		k := i % len(kinds)
+		i++
+		q := kinds[k].query(rng)
+		t0 := time.Now()
+		found, err := s.Search(ctx, q)
+		lat[k] = append(lat[k], time.Since(t0))
+		if err != nil {
+			b.Fatal(err)
+		}
+		rows[k] += len(found)
+	}
+	b.StopTimer()
+	var all []time.Duration
+	var table strings.Builder
+	fmt.Fprintf(&table, "\n| search | n | rows (mean) | p50 ms | p99 ms | max ms |\n|---|---|---|---|---|---|\n")
+	for k, kd := range kinds {
+		if len(lat[k]) == 0 {
+			continue
+		}
+		all = append(all, lat[k]...)
+		fmt.Fprintf(&table, "| %s | %d | %.0f | %.2f | %.2f | %.2f |\n", kd.name, len(lat[k]), float64(rows[k])/float64(len(lat[k])),
+			ms(pct(lat[k], 50)), ms(pct(lat[k], 99)), ms(pct(lat[k], 100)))
+	}
+	fmt.Fprintf(&table, "| all | %d | | %.2f | %.2f | %.2f |\n", len(all), ms(pct(all, 50)), ms(pct(all, 99)), ms(pct(all, 100)))
+	b.Log(table.String())
+	b.ReportMetric(ms(pct(all, 50)), "p50-ms")
+	b.ReportMetric(ms(pct(all, 99)), "p99-ms")
+
+	if os.Getenv("BLINDGATE_BENCH_SEARCH_FALLBACK") == "1" {
+		fallback(b, s, ds, kinds)
+	}
+
+	// Memory: with the index, then without it (its keys deleted).
+	keys, ixKeys := dropIndexKeys(b, rdb)
+	bare := usedMemory(b, rdb)
+	per := float64(full-empty) / float64(n)
+	ix := float64(full-bare) / float64(n)
+	b.Logf("redis used_memory: %d bytes empty, %d with %d tokens (%.0f bytes/token), %d without the index (%d of %d keys were the index's): index %.0f bytes/token (%.0f%%)",
+		empty, full, n, per, bare, ixKeys, keys, ix, 100*ix/per)
+	b.ReportMetric(per, "bytes/token")
+	b.ReportMetric(ix, "index-bytes/token")
+}
+
+// fallback times each kind a few times with every merchant's index marked
+// incomplete: the search as it was before the index.
+func fallback(b *testing.B, s *Redis, ds *dataSet, kinds []searchKind) {
+	ctx := context.Background()
+	for _, m := range ds.merchants {
+		if err := s.rdb.Del(ctx, s.readyKey(m)).Err(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	rng := rand.New(rand.NewPCG(7, 8))
+	var table strings.Builder
+	fmt.Fprintf(&table, "\nwithout the index:\n| search | n | median ms | max ms |\n|---|---|---|---|\n")
+	for _, kd := range kinds {
+		var l []time.Duration
+		for range 3 {
+			t0 := time.Now()
+			if _, err := s.Search(ctx, kd.query(rng)); err != nil {
+				b.Fatal(err)
+			}
+			l = append(l, time.Since(t0))
+		}
+		fmt.Fprintf(&table, "| %s | %d | %.1f | %.1f |\n", kd.name, len(l), ms(pct(l, 50)), ms(pct(l, 100)))
+	}
+	b.Log(table.String())
+	for _, m := range ds.merchants {
+		if err := s.markIndexed(ctx, m); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// searchKind is one search of the mix.
+type searchKind struct {
+	name  string
+	query func(*rand.Rand) Query
+}
+
+// searchKinds are what support does: by last 4, BIN, brand, dates and
+// their combinations, across every merchant (platform operator) and
+// within the largest merchant (its operator), with the worst cases: a last
+// 4 nobody has, two large lists that do not intersect.
+func searchKinds(ds *dataSet) []searchKind {
+	last4 := func(r *rand.Rand) string { return fmt.Sprintf("%04d", 1+r.IntN(9999)) }
+	bin := func(r *rand.Rand) string { return ds.bins[ds.pickBIN(r)] }
+	day := func(r *rand.Rand) time.Time { return ds.end.AddDate(0, 0, -1-r.IntN(364)).Truncate(24 * time.Hour) }
+	big := ds.merchants[0]
+	topVisa := ""
+	for _, x := range ds.bins { // the most popular Visa BIN (the pool is in popularity order)
+		if x[0] == '4' {
+			topVisa = x[:6]
+			break
+		}
+	}
+	kinds := []searchKind{
+		{"last 4", func(r *rand.Rand) Query { return Query{Last4: last4(r)} }},
+		{"last 4, no match", func(*rand.Rand) Query { return Query{Last4: "0000"} }},
+		{"BIN (8 or 6 digits, as stored)", func(r *rand.Rand) Query { return Query{BIN: bin(r)} }},
+		{"BIN, first 6", func(r *rand.Rand) Query { return Query{BIN: bin(r)[:6]} }},
+		{"BIN prefix, 2 digits", func(r *rand.Rand) Query { return Query{BIN: bin(r)[:2]} }},
+		{"brand visa", func(*rand.Rand) Query { return Query{Brand: "visa"} }},
+		{"brand jcb (2%)", func(*rand.Rand) Query { return Query{Brand: "jcb"} }},
+		{"one day", func(r *rand.Rand) Query { d := day(r); return Query{From: d, To: d.AddDate(0, 0, 1)} }},
+		{"last 4 + brand", func(r *rand.Rand) Query { return Query{Last4: last4(r), Brand: "visa"} }},
+		{"BIN + one week", func(r *rand.Rand) Query { d := day(r); return Query{BIN: bin(r), From: d.AddDate(0, 0, -7), To: d} }},
+		{"amex + top Visa BIN (empty)", func(*rand.Rand) Query { return Query{Brand: "amex", BIN: topVisa} }},
+		{"no filter (newest)", func(*rand.Rand) Query { return Query{} }},
+	}
+	n := len(kinds)
+	for _, k := range kinds[:n] {
+		if k.name == "no filter (newest)" || k.name == "one day" {
+			continue
+		}
+		q := k.query
+		kinds = append(kinds, searchKind{"largest merchant: " + k.name, func(r *rand.Rand) Query {
+			x := q(r)
+			x.MerchantID = big
+			return x
+		}})
+	}
+	for i := range kinds {
+		q := kinds[i].query
+		kinds[i].query = func(r *rand.Rand) Query { x := q(r); x.Limit = 100; return x } // the back office's page
+	}
+	return kinds
+}
+
+// dataSet generates tokens reproducibly from their index.
+type dataSet struct {
+	n           int
+	merchants   []string
+	cumM        []float64 // cumulative merchant weights
+	perMerchant []int
+	bins        []string
+	cumB        []float64
+	end         time.Time
+	jwe         string
+}
+
+func newDataSet(n, nm int) *dataSet {
+	ds := &dataSet{n: n, end: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC), perMerchant: make([]int, nm)}
+	ds.cumM = zipf(nm, 0.8)
+	for i := range nm {
+		ds.merchants = append(ds.merchants, fmt.Sprintf("m_bench%03d", i))
+	}
+	ds.cumB = zipf(3000, 0.7)
+	r := rand.New(rand.NewPCG(1, 2))
+	firsts := []string{"4", "4", "4", "4", "4", "4", "4", "4", "4", "4", "4", "5", "5", "5", "5", "5", "5", "37", "37", "6", "35"}
+	seen := map[string]bool{}
+	for len(ds.bins) < 3000 {
+		f := firsts[r.IntN(len(firsts))]
+		digits := 8
+		if r.IntN(10) < 4 {
+			digits = 6
+		}
+		b := f + fmt.Sprintf("%0*d", digits-len(f), r.IntN(int(math.Pow10(digits-len(f)))))
+		if !seen[b[:6]] {
+			seen[b[:6]] = true
+			ds.bins = append(ds.bins, b)
+		}
+	}
+	// A ciphertext of 600 base64url characters in 5 parts.
+	ds.jwe = "eyJhbGciOiJFQ0RILUVTK0EyNTZLVyIsImVuYyI6IkEyNTZHQ00ifQ." + strings.Repeat("k", 54) + "." +
+		strings.Repeat("i", 16) + "." + strings.Repeat("c", 600-55-54-16-22-4) + "." + strings.Repeat("t", 22)
+	return ds
+}
+
+// zipf returns the cumulative weights of 1/k^s, k = 1..n, normalised.
+func zipf(n int, s float64) []float64 {
+	out := make([]float64, n)
+	sum := 0.0
+	for k := range n {
+		sum += 1 / math.Pow(float64(k+1), s)
+		out[k] = sum
+	}
+	for k := range out {
+		out[k] /= sum
+	}
+	return out
+}
+
+func pickCum(cum []float64, r *rand.Rand) int {
+	i, _ := slices.BinarySearch(cum, r.Float64())
+	return min(i, len(cum)-1)
+}
+
+func (ds *dataSet) pickBIN(r *rand.Rand) int { return pickCum(ds.cumB, r) }
+
+func (ds *dataSet) token(i int) Token {
+	r := rand.New(rand.NewPCG(uint64(i), 99))
+	m := pickCum(ds.cumM, r)
+	bin := ds.bins[ds.pickBIN(r)]
+	brand := map[byte]string{'4': "visa", '5': "mastercard", '6': "discover"}[bin[0]]
+	switch bin[:2] {
+	case "37":
+		brand = "amex"
+	case "35":
+		brand = "jcb"
+	}
+	var raw [16]byte
+	for j := range raw {
+		raw[j] = byte(r.Uint32())
+	}
+	id := IDPrefix + idEncoding.EncodeToString(raw[:])
+	return Token{
+		ID: id, MerchantID: ds.merchants[m], SessionID: "cs_" + id[4:], JWE: ds.jwe, Kid: "kek-2026-01",
+		Brand: brand, BIN: bin, Last4: fmt.Sprintf("%04d", 1+r.IntN(9999)), ExpMonth: 1 + r.IntN(12), ExpYear: 2027 + r.IntN(5),
+		Fingerprint: "fpm_" + strings.Repeat("f", 11) + id[4:],
+		CreatedAt:   ds.end.Add(-time.Duration(r.Int64N(int64(365 * 24 * time.Hour)))),
+		Binding:     "bnd_" + id[4:],
+	}
+}
+
+// idEncoding is randid's: lower-case base32 without padding.
+var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// load writes the data set through Put with a few writers.
+func (ds *dataSet) load(b *testing.B, s *Redis) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	counts := make([]int, len(ds.merchants))
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			local := make([]int, len(ds.merchants))
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= ds.n {
+					break
+				}
+				t := ds.token(i)
+				if _, _, err := s.Put(context.Background(), t, "", 0, ""); err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = fmt.Errorf("token %d: %w", i, err)
+					}
+					mu.Unlock()
+					return
+				}
+				local[slices.Index(ds.merchants, t.MerchantID)]++
+			}
+			mu.Lock()
+			for i, c := range local {
+				counts[i] += c
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		b.Fatal(firstErr)
+	}
+	ds.perMerchant = counts
+}
+
+// dropIndexKeys deletes the search index's keys and counts them and all keys.
+func dropIndexKeys(b *testing.B, rdb *redis.Client) (all, ix int) {
+	ctx := context.Background()
+	var cur uint64
+	for {
+		keys, next, err := rdb.Scan(ctx, cur, "*", 5000).Result()
+		if err != nil {
+			b.Fatal(err)
+		}
+		all += len(keys)
+		var del []string
+		for _, k := range keys {
+			if strings.Contains(k, "}:ix:") {
+				del = append(del, k)
+			}
+		}
+		if len(del) > 0 {
+			if err := rdb.Del(ctx, del...).Err(); err != nil {
+				b.Fatal(err)
+			}
+			ix += len(del)
+		}
+		if next == 0 {
+			return all, ix
+		}
+		cur = next
+	}
+}
+
+func usedMemory(b *testing.B, rdb *redis.Client) int64 {
+	info, err := rdb.Info(context.Background(), "memory").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory:"); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return n
+		}
+	}
+	b.Fatal("no used_memory")
+	return 0
+}
+
+func envInt(b *testing.B, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		b.Fatalf("%s=%q: want a positive number", name, v)
+	}
+	return n
+}
+
+// pct is the p-th percentile (nearest rank) of ds.
+func pct(ds []time.Duration, p float64) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := int(math.Ceil(p/100*float64(len(s)))) - 1
+	return s[max(0, min(i, len(s)-1))]
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
