@@ -64,6 +64,12 @@ type Tokens interface {
 	Search(ctx context.Context, q tokens.Query) ([]tokens.Token, error)
 }
 
+// SearchIndex says whether the token store's search index covers a
+// merchant's tokens ("" = every merchant's).
+type SearchIndex interface {
+	IndexStatus(ctx context.Context, merchantID string) (tokens.IndexStatus, error)
+}
+
 // KeyService is the part of the signed key-service client the back office uses.
 type KeyService interface {
 	Reveal(ctx context.Context, req wire.RevealRequest) (wire.RevealResponse, error)
@@ -79,9 +85,12 @@ type Auditor interface {
 // log configured); KeyService may be nil (reveal and audit view then
 // answer ErrKeyServiceDown).
 type Deps struct {
-	Operators  Operators
-	Sessions   Sessions
-	Tokens     Tokens
+	Operators Operators
+	Sessions  Sessions
+	Tokens    Tokens
+	// Index may be nil: the search page then never says the index is
+	// being built.
+	Index      SearchIndex
 	KeyService KeyService
 	Audit      Auditor
 	Log        *slog.Logger

@@ -30,7 +30,7 @@ import (
 //
 // BLINDGATE_BENCH_SEARCH_TOKENS (default 20000) tokens across
 // BLINDGATE_BENCH_SEARCH_MERCHANTS (default 100) merchants of unequal
-// sizes (the largest holds about 8%), over a year, BINs from a pool of
+// sizes (the largest holds about 12%), over a year, BINs from a pool of
 // 3000 with a skewed popularity (the most common about 3% of cards),
 // brands by the BIN's first digit, last 4 uniform (never 0000), 600-byte
 // ciphertexts (a P-256 card JWE is about 585 bytes, RSA-3072 about 863).
@@ -106,7 +106,7 @@ func BenchmarkSearchAtScale(b *testing.B) {
 	b.ReportMetric(ix, "index-bytes/token")
 }
 
-// fallback times each kind a few times with every merchant's index marked
+// fallback times a few kinds once with every merchant's index marked
 // incomplete: the search as it was before the index.
 func fallback(b *testing.B, s *Redis, ds *dataSet, kinds []searchKind) {
 	ctx := context.Background()
@@ -117,17 +117,19 @@ func fallback(b *testing.B, s *Redis, ds *dataSet, kinds []searchKind) {
 	}
 	rng := rand.New(rand.NewPCG(7, 8))
 	var table strings.Builder
-	fmt.Fprintf(&table, "\nwithout the index:\n| search | n | median ms | max ms |\n|---|---|---|---|\n")
+	fmt.Fprintf(&table, "\nwithout the index (once each: the platform ones read every token):\n| search | ms |\n|---|---|\n")
 	for _, kd := range kinds {
-		var l []time.Duration
-		for range 3 {
-			t0 := time.Now()
-			if _, err := s.Search(ctx, kd.query(rng)); err != nil {
-				b.Fatal(err)
-			}
-			l = append(l, time.Since(t0))
+		switch kd.name {
+		case "last 4, no match", "brand jcb (2%)", "no filter (newest)",
+			"largest merchant: last 4", "largest merchant: last 4, no match", "largest merchant: BIN, first 6":
+		default:
+			continue
 		}
-		fmt.Fprintf(&table, "| %s | %d | %.1f | %.1f |\n", kd.name, len(l), ms(pct(l, 50)), ms(pct(l, 100)))
+		t0 := time.Now()
+		if _, err := s.Search(ctx, kd.query(rng)); err != nil {
+			b.Fatal(err)
+		}
+		fmt.Fprintf(&table, "| %s | %.1f |\n", kd.name, ms(time.Since(t0)))
 	}
 	b.Log(table.String())
 	for _, m := range ds.merchants {

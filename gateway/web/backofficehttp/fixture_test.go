@@ -141,6 +141,7 @@ type fixture struct {
 	app       *fiber.App
 	ops       *operators.Service
 	toks      tokens.Store
+	db        *bolt.DB // the bbolt file (the tokens' with the default stores)
 	webs      websession.Store
 	clock     *fakeClock
 	kz        *keyZone // nil with a fake
@@ -184,7 +185,7 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 	}
 	t.Cleanup(func() { _ = db.Close() })
 	f := &fixture{clock: &fakeClock{t: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)},
-		secrets: map[string]string{}, operators: map[string]operators.Operator{}}
+		secrets: map[string]string{}, operators: map[string]operators.Operator{}, db: db}
 	var log *slog.Logger
 	log, f.logs = logtest.JSON(t)
 	var webs interface {
