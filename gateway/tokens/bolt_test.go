@@ -102,8 +102,3 @@ func BenchmarkBoltPut(b *testing.B) {
 		}
 	}
 }
-
-func TestBoltSearchIndex(t *testing.T) {
-	t.Parallel()
-	runIndexContract(t, func(t *testing.T, opts ...Option) Store { return newBoltStore(t, opts...) })
-}

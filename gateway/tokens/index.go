@@ -48,9 +48,10 @@ const (
 const indexReady = "1"
 
 // maxBINUnion bounds the b6 lists one short BIN prefix expands to per
-// merchant; a prefix under which a merchant has more BINs than this matches
-// so many tokens that filtering the newest ones is as quick.
-const maxBINUnion = 64
+// merchant (a union costs a read of each list per script call); beyond it
+// the candidates' records decide, which is quick for the one- and
+// two-digit prefixes that reach it: they match a large share of the tokens.
+const maxBINUnion = 256
 
 // searchTuning sets the Redis search script's bounds (tests make them small
 // so that a few tokens take the paths millions do).
@@ -59,13 +60,14 @@ type searchTuning struct {
 	// answers, so a search holds Redis a few milliseconds at most at once;
 	// the search goes on from where the call stopped.
 	budget int
-	// From a driver of interMin entries in range, the script asks Redis
-	// (ZINTERCARD, in C) how many entries all the lists share, and takes
-	// them whole (ZINTER) when they are at most interMax.
+	// When every group is one list and the driver has more than interMin
+	// entries in range, the script asks Redis (ZINTERCARD, in C) whether
+	// the lists share at most interMax entries, and if so takes them whole
+	// (ZINTER) rather than reading the driver entry by entry in Lua.
 	interMin, interMax int
 }
 
-var defaultSearchTuning = searchTuning{budget: 4000, interMin: 256, interMax: 1000}
+var defaultSearchTuning = searchTuning{budget: 4000, interMin: 0, interMax: 1000}
 
 // ixEntry is one index list a token is in.
 type ixEntry struct{ field, value string }

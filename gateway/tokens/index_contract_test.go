@@ -8,11 +8,29 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
+
+// TestRedisSearchIndex runs the index contract on real Redis, each subtest
+// under a key prefix of its own on a database leased to this test.
+func TestRedisSearchIndex(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := isolatedRedis(t)
+	var n atomic.Int64
+	runIndexContract(t, func(t *testing.T, opts ...Option) Store {
+		return NewRedis(rdb, fmt.Sprintf("%s-ix-%d", prefix, n.Add(1)), opts...)
+	})
+}
+
+// TestBoltSearchIndex runs the index contract on bbolt.
+func TestBoltSearchIndex(t *testing.T) {
+	t.Parallel()
+	runIndexContract(t, func(t *testing.T, opts ...Option) Store { return newBoltStore(t, opts...) })
+}
 
 // withSearchTuning makes a Redis search go on in script calls of budget
 // entries and ask for intersections from short lists, so that a few tokens

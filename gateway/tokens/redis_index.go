@@ -63,9 +63,10 @@ elseif ng > 1 then
   drv = groups[best]
 end
 if ng > 1 and single and least > imin then
-  local all = {}
-  for g = 1, ng do all[g] = groups[g][1] end
-  local n = redis.call('ZINTERCARD', ng, unpack(all))
+  local all, args = {}, {ng}
+  for g = 1, ng do all[g] = groups[g][1]; args[g + 1] = groups[g][1] end
+  args[ng + 2], args[ng + 3] = 'LIMIT', imax + 1
+  local n = redis.call('ZINTERCARD', unpack(args))
   if n == 0 then return {''} end
   if n <= imax then
     local m = redis.call('ZINTER', ng, unpack(all))
@@ -83,27 +84,40 @@ end
 local chunk = limit
 if ng > 1 then chunk = 256 end
 if #drv > 1 then chunk = math.max(8, math.ceil(chunk / #drv)) end
+-- The driver's lists, merged newest first through a heap of their heads.
 local buf, pos, more, last = {}, {}, {}, {}
 local function fill(i, bound)
   local b = redis.call('ZRANGE', drv[i], bound, lo, 'BYLEX', 'REV', 'LIMIT', 0, chunk)
   buf[i], pos[i], more[i] = b, 1, #b == chunk
   if #b > 0 then last[i] = b[#b] end
 end
-for i = 1, #drv do fill(i, hi) end
+local function head(i) return buf[i][pos[i]] end
+local heap, hn = {}, 0
+local function down(j)
+  while true do
+    local l, m = 2 * j, j
+    if l <= hn and gt(head(heap[l]), head(heap[m])) then m = l end
+    if l + 1 <= hn and gt(head(heap[l + 1]), head(heap[m])) then m = l + 1 end
+    if m == j then return end
+    heap[j], heap[m] = heap[m], heap[j]
+    j = m
+  end
+end
+for i = 1, #drv do
+  fill(i, hi)
+  if head(i) then hn = hn + 1; heap[hn] = i end
+end
+for j = math.floor(hn / 2), 1, -1 do down(j) end
 local out, seen, prev = {''}, 0, ''
 while true do
-  local bi, bm = 0, nil
-  for i = 1, #drv do
-    local m = buf[i][pos[i]]
-    if m == nil and more[i] then
-      fill(i, '(' .. last[i])
-      m = buf[i][1]
-    end
-    if m ~= nil and (bm == nil or gt(m, bm)) then bi, bm = i, m end
-  end
-  if bi == 0 then return out end
+  if hn == 0 then return out end
   if seen >= budget then out[1] = prev; return out end
+  local bi = heap[1]
+  local bm = head(bi)
   pos[bi] = pos[bi] + 1
+  if head(bi) == nil and more[bi] then fill(bi, '(' .. last[bi]) end
+  if head(bi) == nil then heap[1] = heap[hn]; hn = hn - 1 end
+  down(1)
   seen = seen + 1
   prev = bm
   local hit = true
@@ -313,6 +327,7 @@ type ixSearch struct {
 	keys  []string
 	sizes []any
 	exact bool
+	union bool     // a group of several lists: a call costs a read of each, so ask for the page at once
 	next  string   // where the next script call goes on; "" = done
 	keep  []string // the order keys found, newest first
 }
@@ -356,6 +371,7 @@ func (r *Redis) searchIndexed(ctx context.Context, ms []string, q Query) ([]Toke
 					s.keys = append(s.keys, r.ixKey(m, ixEntry{ixBIN6, b}))
 				}
 				s.sizes = append(s.sizes, len(bins[i]))
+				s.union = len(bins[i]) > 1
 			}
 		}
 		if !skip {
@@ -374,7 +390,10 @@ func (r *Redis) searchIndexed(ctx context.Context, ms []string, q Query) ([]Toke
 			if s.next == "" || len(s.keep) >= q.Limit {
 				continue
 			}
-			n := min(q.Limit-len(s.keep), ask)
+			n := q.Limit - len(s.keep)
+			if !s.union {
+				n = min(n, ask)
+			}
 			args := append([]any{s.next, lo, n, r.tune.budget, r.tune.interMin, r.tune.interMax, len(s.sizes)}, s.sizes...)
 			calls = append(calls, scriptCall{keys: s.keys, args: args})
 			active = append(active, s)

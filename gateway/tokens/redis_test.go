@@ -105,12 +105,3 @@ func BenchmarkRedisPut(b *testing.B) {
 		}
 	}
 }
-
-func TestRedisSearchIndex(t *testing.T) {
-	t.Parallel()
-	rdb, prefix := isolatedRedis(t)
-	var n atomic.Int64
-	runIndexContract(t, func(t *testing.T, opts ...Option) Store {
-		return NewRedis(rdb, fmt.Sprintf("%s-ix-%d", prefix, n.Add(1)), opts...)
-	})
-}

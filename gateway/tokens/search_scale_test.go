@@ -90,6 +90,7 @@ func BenchmarkSearchAtScale(b *testing.B) {
 	b.Log(table.String())
 	b.ReportMetric(ms(pct(all, 50)), "p50-ms")
 	b.ReportMetric(ms(pct(all, 99)), "p99-ms")
+	b.Log(costTable(b, s, rdb, kinds))
 
 	if os.Getenv("BLINDGATE_BENCH_SEARCH_FALLBACK") == "1" {
 		fallback(b, s, ds, kinds)
@@ -104,6 +105,72 @@ func BenchmarkSearchAtScale(b *testing.B) {
 		empty, full, n, per, bare, ixKeys, keys, ix, 100*ix/per)
 	b.ReportMetric(per, "bytes/token")
 	b.ReportMetric(ix, "index-bytes/token")
+}
+
+// costTable measures what each kind costs whatever else runs on the host:
+// round trips to Redis and Redis's own time (INFO commandstats), over 20
+// searches of each kind run one after the other.
+func costTable(b *testing.B, s *Redis, rdb *redis.Client, kinds []searchKind) string {
+	ctx := context.Background()
+	var trips atomic.Int64
+	rdb.AddHook(tripCounter{&trips})
+	rng := rand.New(rand.NewPCG(7, 9))
+	var t strings.Builder
+	fmt.Fprintf(&t, "\ncost per search (20 of each, in a row):\n| search | round trips | Redis time µs |\n|---|---|---|\n")
+	for _, kd := range kinds {
+		const n = 20
+		before := commandTime(b, rdb)
+		trips.Store(0)
+		for range n {
+			if _, err := s.Search(ctx, kd.query(rng)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		took := trips.Load()
+		spent := commandTime(b, rdb) - before
+		fmt.Fprintf(&t, "| %s | %.1f | %.0f |\n", kd.name, float64(took)/n, float64(spent)/n)
+	}
+	return t.String()
+}
+
+// tripCounter counts round trips: each command and each pipeline is one.
+type tripCounter struct{ n *atomic.Int64 }
+
+func (tripCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h tripCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if cmd.Name() != "info" {
+			h.n.Add(1)
+		}
+		return next(ctx, cmd)
+	}
+}
+func (h tripCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.n.Add(1)
+		return next(ctx, cmds)
+	}
+}
+
+// commandTime is Redis's total time in commands so far, µs, but INFO's.
+func commandTime(b *testing.B, rdb *redis.Client) int64 {
+	info, err := rdb.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var total int64
+	for _, line := range strings.Split(info, "\n") {
+		if !strings.HasPrefix(line, "cmdstat_") || strings.HasPrefix(line, "cmdstat_info:") {
+			continue
+		}
+		for _, f := range strings.Split(strings.TrimSpace(line[strings.IndexByte(line, ':')+1:]), ",") {
+			if v, ok := strings.CutPrefix(f, "usec="); ok {
+				n, _ := strconv.ParseInt(v, 10, 64)
+				total += n
+			}
+		}
+	}
+	return total
 }
 
 // fallback times a few kinds once with every merchant's index marked
