@@ -30,7 +30,7 @@ import (
 //	tok_idem      <merchant>\x00<sha256 of key>      -> id
 //	tok_cvc       <id>                               JSON {jwe, exp}; expired entries are
 //	                                                 refused on read and removed by Sweep
-//	tok_ix        <f>\x00<merchant>\x00<v>\x00<order key>  search index (index.go): f is b6, l4, br, b8
+//	tok_ix        <f>\x00<merchant>\x00<v>\x00<order key>  search index (index.go): f is b2, b4, b6, b8, l4, br
 //	tok_ixready   <merchant>                         "1" once every token of the merchant is in tok_ix
 //	tok_meta      "reindex"                          JSON position of a Reindex pass
 //
@@ -349,6 +349,7 @@ func (b *Bolt) List(ctx context.Context, merchantID, cursor string, limit int) (
 // with an indexed criterion reads, per merchant, the list of the first of
 // last 4, BIN, brand (most selective first) newest first and checks each
 // record; a merchant whose index is incomplete is read whole in range.
+// (The demo's store: no counting of lists, no intersection in bulk.)
 func (b *Bolt) Search(ctx context.Context, q Query) ([]Token, error) {
 	if err := b.st.Check(ctx); err != nil {
 		return nil, err
@@ -357,7 +358,7 @@ func (b *Bolt) Search(ctx context.Context, q Query) ([]Token, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := planOf(q)
+	groups := planOf(q)
 	out := []Token{}
 	err = b.st.DB().View(func(tx *bolt.Tx) error {
 		var ferr error
@@ -391,7 +392,7 @@ func (b *Bolt) Search(ctx context.Context, q Query) ([]Token, error) {
 				}
 			}
 			out = newestFirst(out, q.Limit)
-		case len(p.groups) == 0:
+		case len(groups) == 0:
 			// Dates only: every token in range matches, the time indexes
 			// give the newest at once.
 			bucket, prefix := bTime, []byte(nil)
@@ -412,7 +413,7 @@ func (b *Bolt) Search(ctx context.Context, q Query) ([]Token, error) {
 				if string(tx.Bucket(bReady).Get([]byte(m))) != indexReady {
 					scanRange(tx.Bucket(bMerchant).Cursor(), join(m, ""), q, more)
 				} else {
-					searchBoltIndex(tx, m, p.groups[0], q, more)
+					searchBoltIndex(tx, m, groups, q, more)
 				}
 				if ferr != nil {
 					break
@@ -441,23 +442,28 @@ func scanRange(c *bolt.Cursor, prefix []byte, q Query, fn func(orderKey string) 
 	})
 }
 
-// searchBoltIndex calls fn with the order keys of merchant m's list of g
-// (or lists, for a short BIN prefix) within the query's dates, newest first.
-func searchBoltIndex(tx *bolt.Tx, m string, g ixGroup, q Query, fn func(orderKey string) bool) {
+// searchBoltIndex calls fn with order keys of merchant m within the
+// query's dates, newest first: those of the first group of one list (fn
+// checks the rest on the record), or, when the only group is the union of
+// ten BIN lists, the newest of each list merged.
+func searchBoltIndex(tx *bolt.Tx, m string, groups []ixGroup, q Query, fn func(orderKey string) bool) {
 	c := tx.Bucket(bIndex).Cursor()
-	if g.prefix == "" {
-		scanRange(c, join(g.field, m, g.value, ""), q, fn)
-		return
-	}
-	// The union of the b6 lists under the prefix, gathered and sorted: the
-	// demo store's sizes allow it.
-	var keys []string
-	prefix := join(g.field, m, g.prefix)
-	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-		ok := string(k[bytes.LastIndexByte(k, 0)+1:])
-		if (q.From.IsZero() || ok >= q.lowerBound()) && (q.To.IsZero() || ok < q.upperBound()) {
-			keys = append(keys, ok)
+	for _, g := range groups {
+		if len(g) == 1 {
+			scanRange(c, join(g[0].field, m, g[0].value, ""), q, fn)
+			return
 		}
+	}
+	// Every entry in range meets the query: the newest limit of each list
+	// hold the newest limit of their union.
+	var keys []string
+	for _, e := range groups[0] {
+		n := 0
+		scanRange(c, join(e.field, m, e.value, ""), q, func(ok string) bool {
+			keys = append(keys, ok)
+			n++
+			return n < q.Limit
+		})
 	}
 	slices.SortFunc(keys, func(a, b string) int { return strings.Compare(b, a) })
 	for _, ok := range keys {

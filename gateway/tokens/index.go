@@ -2,16 +2,18 @@ package tokens
 
 import (
 	"context"
+	"slices"
+	"strconv"
 	"strings"
 )
 
 // The search index. Both stores list each token, by its order key, under
 // the value of each searchable field, per merchant:
 //
-//	b6  the first six digits of the BIN (every token)
-//	l4  the last four digits
-//	br  the brand, in lower case (tokens that have one)
-//	b8  the eight-digit BIN (tokens whose BIN has eight digits)
+//	b2, b4, b6  the first 2, 4 and 6 digits of the BIN (every token)
+//	b8          the eight-digit BIN (tokens whose BIN has eight digits)
+//	l4          the last four digits
+//	br          the brand, in lower case (tokens that have one)
 //
 // Each list is in order-key order (creation, then id), like the merchant's
 // time index, so a date range is a key range within any of them and the
@@ -19,10 +21,10 @@ import (
 // the fewest entries in its range as its driver, reads it newest first and
 // keeps the entries present in every other list the query names (an
 // intersection that stops at the limit), then reads only the records it
-// returns. A BIN prefix shorter than six digits is the union of the b6
-// lists whose value starts with it (each merchant keeps the set of its b6
-// values), up to maxBINUnion of them; beyond that it is checked on the
-// records. Fingerprints and token ids have their own lookups.
+// returns. A BIN prefix of any length is one list (2, 4, 6 or 8 digits) or
+// the union of the ten lists one digit longer (1, 3, 5 or 7 digits), so
+// every criterion but the fingerprint and the token id, which have their
+// own lookups, is answered by the index alone.
 //
 // The lists are written in the same atomic step as the token (Put),
 // removed with it (Delete) and moved when a rewrap changes a listed field
@@ -36,22 +38,18 @@ import (
 
 // Index list names.
 const (
+	ixBIN2  = "b2"
+	ixBIN4  = "b4"
 	ixBIN6  = "b6"
+	ixBIN8  = "b8"
 	ixLast4 = "l4"
 	ixBrand = "br"
-	ixBIN8  = "b8"
 )
 
 // indexReady is the value of a merchant's completeness mark; a later change
 // of the index's shape would use another value, and searches would fall back
 // until Reindex wrote the new lists.
 const indexReady = "1"
-
-// maxBINUnion bounds the b6 lists one short BIN prefix expands to per
-// merchant (a union costs a read of each list per script call); beyond it
-// the candidates' records decide, which is quick for the one- and
-// two-digit prefixes that reach it: they match a large share of the tokens.
-const maxBINUnion = 256
 
 // searchTuning sets the Redis search script's bounds (tests make them small
 // so that a few tokens take the paths millions do).
@@ -72,95 +70,66 @@ var defaultSearchTuning = searchTuning{budget: 4000, interMin: 0, interMax: 1000
 // ixEntry is one index list a token is in.
 type ixEntry struct{ field, value string }
 
-// indexEntries lists the index lists of t, b6 first (the stores rely on it:
-// the b6 list is the one whose emptiness they check). t is valid (prepare).
+// indexEntries lists the index lists of t (a record read back is not
+// trusted to have a BIN of 6 or 8 digits: a shorter one lists what it has).
 func indexEntries(t Token) []ixEntry {
-	out := make([]ixEntry, 0, 4)
-	out = append(out, ixEntry{ixBIN6, b6Of(t.BIN)}, ixEntry{ixLast4, t.Last4})
+	out := make([]ixEntry, 0, 6)
+	for _, n := range []int{2, 4, 6, 8} {
+		if len(t.BIN) >= n {
+			out = append(out, ixEntry{binField(n), t.BIN[:n]})
+		}
+	}
+	out = append(out, ixEntry{ixLast4, t.Last4})
 	if t.Brand != "" {
 		out = append(out, ixEntry{ixBrand, strings.ToLower(t.Brand)})
-	}
-	if len(t.BIN) == 8 {
-		out = append(out, ixEntry{ixBIN8, t.BIN})
 	}
 	return out
 }
 
-// b6Of is the b6 value of a BIN (stored BINs have 6 or 8 digits; a record
-// read back is not trusted to).
-func b6Of(bin string) string {
-	if len(bin) > 6 {
-		return bin[:6]
-	}
-	return bin
-}
+func binField(digits int) string { return "b" + strconv.Itoa(digits) }
 
 // entriesDiff returns the entries of old that new lacks and those of new
 // that old lacks.
 func entriesDiff(old, new []ixEntry) (gone, added []ixEntry) {
 	for _, o := range old {
-		if !hasEntry(new, o) {
+		if !slices.Contains(new, o) {
 			gone = append(gone, o)
 		}
 	}
 	for _, n := range new {
-		if !hasEntry(old, n) {
+		if !slices.Contains(old, n) {
 			added = append(added, n)
 		}
 	}
 	return gone, added
 }
 
-func hasEntry(es []ixEntry, e ixEntry) bool {
-	for _, x := range es {
-		if x == e {
-			return true
+// ixGroup is one criterion of a search: a token meets it when it is in one
+// of the lists (ten only for a BIN of an odd number of digits).
+type ixGroup []ixEntry
+
+// planOf maps a normalised query without token id or fingerprint to
+// lists, most selective first (last 4, BIN, brand).
+func planOf(q Query) []ixGroup {
+	var gs []ixGroup
+	if q.Last4 != "" {
+		gs = append(gs, ixGroup{{ixLast4, q.Last4}})
+	}
+	if n := len(q.BIN); n > 0 {
+		if n%2 == 0 {
+			gs = append(gs, ixGroup{{binField(n), q.BIN}})
+		} else {
+			g := make(ixGroup, 10)
+			for d := range 10 {
+				g[d] = ixEntry{binField(n + 1), q.BIN + strconv.Itoa(d)}
+			}
+			gs = append(gs, g)
 		}
 	}
-	return false
-}
-
-// ixGroup is one criterion the index answers: a token meets it when it is in
-// any of the lists (several only for a short BIN prefix, whose values each
-// store expands per merchant).
-type ixGroup struct {
-	field  string
-	value  string // the list's value; "" with prefix set
-	prefix string // a BIN prefix shorter than six digits
-}
-
-// searchPlan is how a query uses the index.
-type searchPlan struct {
-	groups []ixGroup
-	// exact: a token in every group's lists, within the date range, meets
-	// every criterion; otherwise the records are checked (q.match), which the
-	// stores do anyway.
-	exact bool
-}
-
-// planOf maps a normalised query without token id or fingerprint to lists.
-func planOf(q Query) searchPlan {
-	p := searchPlan{exact: true}
-	if q.Last4 != "" {
-		p.groups = append(p.groups, ixGroup{field: ixLast4, value: q.Last4})
-	}
-	switch n := len(q.BIN); {
-	case n == 8:
-		p.groups = append(p.groups, ixGroup{field: ixBIN8, value: q.BIN})
-	case n == 6:
-		p.groups = append(p.groups, ixGroup{field: ixBIN6, value: q.BIN})
-	case n == 7:
-		// Stored BINs have 6 or 8 digits: the b6 list narrows, the
-		// records decide.
-		p.groups = append(p.groups, ixGroup{field: ixBIN6, value: q.BIN[:6]})
-		p.exact = false
-	case n > 0:
-		p.groups = append(p.groups, ixGroup{field: ixBIN6, prefix: q.BIN})
-	}
 	if q.Brand != "" {
-		p.groups = append(p.groups, ixGroup{field: ixBrand, value: q.Brand})
+		gs = append(gs, ixGroup{{ixBrand, q.Brand}})
 	}
-	return p
+	return gs
 }
 
 // IndexStatus says how far the search index covers the stored tokens.

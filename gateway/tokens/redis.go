@@ -20,8 +20,7 @@ import (
 //	p:{<merchant>}:cvc:<id>      string CVC ciphertext, PX = its TTL
 //	p:{<merchant>}:idem:<sha256> string token id
 //	p:{<merchant>}:ix:<f>:<v>    zset   search index (index.go): score 0, the token's order key, under
-//	                                    b6:<first 6 BIN digits>, l4:<last 4>, br:<brand>, b8:<8-digit BIN>
-//	p:{<merchant>}:ix:bins       zset   score 0, the merchant's b6 values (short BIN prefixes expand over them)
+//	                                    b2, b4, b6:<first 2, 4, 6 BIN digits>, b8:<8-digit BIN>, l4:<last 4>, br:<brand>
 //	p:{<merchant>}:ix:ready      string "1" once every token of the merchant is in the index
 //	p:tok:owner:<id>             string merchant id (for Lookup/TakeCVC/rewrap by id alone)
 //	p:tok:merchants              set    merchants that have tokens (for cross-merchant search and rewrap)
@@ -82,8 +81,8 @@ func NewRedis(rdb redis.UniversalClient, prefix string, opts ...Option) *Redis {
 // merchant's first token marks its search index complete: nothing older
 // is missing from it.
 //
-// KEYS: rec, toks, fp set, kid set, cvc, idem, bins, ready, index lists (b6 first)...
-// ARGV: id, order key, fingerprint, cvc, cvc ttl ms, has idem ("1"/"0"), b6 value, field, value, ...
+// KEYS: rec, toks, fp set, kid set, cvc, idem, ready, index lists...
+// ARGV: id, order key, fingerprint, cvc, cvc ttl ms, has idem ("1"/"0"), field, value, ...
 const putLua = `
 if ARGV[6] == '1' then
   local prev = redis.call('GET', KEYS[6])
@@ -91,26 +90,24 @@ if ARGV[6] == '1' then
 end
 if redis.call('EXISTS', KEYS[1]) == 1 then return {2, ''} end
 local first = redis.call('EXISTS', KEYS[2]) == 0
-redis.call('HSET', KEYS[1], unpack(ARGV, 8))
+redis.call('HSET', KEYS[1], unpack(ARGV, 7))
 redis.call('ZADD', KEYS[2], 0, ARGV[2])
 if ARGV[3] ~= '' then redis.call('SADD', KEYS[3], ARGV[1]) end
 redis.call('SADD', KEYS[4], ARGV[1])
 if ARGV[4] ~= '' then redis.call('SET', KEYS[5], ARGV[4], 'PX', ARGV[5]) end
 if ARGV[6] == '1' then redis.call('SET', KEYS[6], ARGV[1]) end
-for i = 9, #KEYS do redis.call('ZADD', KEYS[i], 0, ARGV[2]) end
-redis.call('ZADD', KEYS[7], 0, ARGV[7])
-if first then redis.call('SET', KEYS[8], '1') end
+for i = 8, #KEYS do redis.call('ZADD', KEYS[i], 0, ARGV[2]) end
+if first then redis.call('SET', KEYS[7], '1') end
 return {1, ARGV[1]}
 `
 
 // delLua removes a token and everything that points at it. The caller read
 // the record to name the kid set, the fingerprint set and the index lists;
 // if a rewrap changed any of them meanwhile the script answers -1 and the
-// caller re-reads, so no stale index entry remains. A b6 list left empty
-// takes its value out of the merchant's bins.
+// caller re-reads, so no stale index entry remains.
 //
-// KEYS: rec, toks, fp set, kid set, cvc, idem, bins, index lists (b6 first)...
-// ARGV: id, order key, kid, fingerprint, last4, bin, brand, b6 value (as read)
+// KEYS: rec, toks, fp set, kid set, cvc, idem, index lists...
+// ARGV: id, order key, kid, fingerprint, last4, bin, brand (as read)
 const delLua = `
 local f = redis.call('HMGET', KEYS[1], 'kid', 'fingerprint', 'last4', 'bin', 'brand')
 if not f[1] then return 0 end
@@ -120,8 +117,7 @@ redis.call('ZREM', KEYS[2], ARGV[2])
 redis.call('SREM', KEYS[3], ARGV[1])
 redis.call('SREM', KEYS[4], ARGV[1])
 if redis.call('GET', KEYS[6]) == ARGV[1] then redis.call('DEL', KEYS[6]) end
-for i = 8, #KEYS do redis.call('ZREM', KEYS[i], ARGV[2]) end
-if redis.call('EXISTS', KEYS[8]) == 0 then redis.call('ZREM', KEYS[7], ARGV[8]) end
+for i = 7, #KEYS do redis.call('ZREM', KEYS[i], ARGV[2]) end
 return 1
 `
 
@@ -131,18 +127,17 @@ return 1
 // name the lists, and the script answers -2 (read again) if they changed
 // meanwhile. A ciphertext or kid change alone touches no index list.
 //
-// KEYS: rec, old kid set, new kid set, old fp set, new fp set, bins,
-// index lists to leave (the old b6 list first when b6 changes)..., lists to join...
+// KEYS: rec, old kid set, new kid set, old fp set, new fp set, index lists
+// to leave..., lists to join...
 // ARGV: id, old kid, new jwe, new kid, old fp, new fp, brand, bin, last4 (” keeps a field),
 // binding (” removes it: an old binding never fits the new ciphertext),
-// order key, last4, bin, brand (as read), number of lists to leave, old b6 value
-// (” unless b6 changes), new b6 value
+// order key, last4, bin, brand (as read), number of lists to leave
 const rewrapLua = `
 local k = redis.call('HGET', KEYS[1], 'kid')
 if not k then return 0 end
 if k ~= ARGV[2] then return -1 end
 if (redis.call('HGET', KEYS[1], 'fingerprint') or '') ~= ARGV[5] then return -1 end
-if #KEYS > 6 then
+if #KEYS > 5 then
   local f = redis.call('HMGET', KEYS[1], 'last4', 'bin', 'brand')
   if (f[1] or '') ~= ARGV[12] or (f[2] or '') ~= ARGV[13] or (f[3] or '') ~= ARGV[14] then return -2 end
 end
@@ -159,12 +154,8 @@ if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'bin', ARGV[8]) end
 if ARGV[9] ~= '' then redis.call('HSET', KEYS[1], 'last4', ARGV[9]) end
 if ARGV[10] ~= '' then redis.call('HSET', KEYS[1], 'binding', ARGV[10]) else redis.call('HDEL', KEYS[1], 'binding') end
 local leave = tonumber(ARGV[15])
-for i = 7, 6 + leave do redis.call('ZREM', KEYS[i], ARGV[11]) end
-for i = 7 + leave, #KEYS do redis.call('ZADD', KEYS[i], 0, ARGV[11]) end
-if ARGV[16] ~= '' then
-  if redis.call('EXISTS', KEYS[7]) == 0 then redis.call('ZREM', KEYS[6], ARGV[16]) end
-  redis.call('ZADD', KEYS[6], 0, ARGV[17])
-end
+for i = 6, 5 + leave do redis.call('ZREM', KEYS[i], ARGV[11]) end
+for i = 6 + leave, #KEYS do redis.call('ZADD', KEYS[i], 0, ARGV[11]) end
 return 1
 `
 
@@ -178,7 +169,6 @@ func (r *Redis) idemKey(m, h string) string  { return r.slot(m) + "idem:" + h }
 func (r *Redis) ownerKey(id string) string   { return r.prefix + ":tok:owner:" + id }
 func (r *Redis) merchantsKey() string        { return r.prefix + ":tok:merchants" }
 func (r *Redis) reindexKey() string          { return r.prefix + ":tok:reindex" }
-func (r *Redis) binsKey(m string) string     { return r.slot(m) + "ix:bins" }
 func (r *Redis) readyKey(m string) string    { return r.slot(m) + "ix:ready" }
 func (r *Redis) ixKey(m string, e ixEntry) string {
 	return r.slot(m) + "ix:" + e.field + ":" + e.value
@@ -225,10 +215,10 @@ func (r *Redis) Put(ctx context.Context, t Token, cvcJWE string, cvcTTL time.Dur
 	}
 	keys := []string{
 		r.recKey(m, t.ID), r.toksKey(m), r.fpKey(m, t.Fingerprint),
-		r.kidKey(m, t.Kid), r.cvcKey(m, t.ID), r.idemKey(m, idem), r.binsKey(m), r.readyKey(m),
+		r.kidKey(m, t.Kid), r.cvcKey(m, t.ID), r.idemKey(m, idem), r.readyKey(m),
 	}
 	keys = append(keys, r.ixKeys(m, indexEntries(t))...)
-	args := []any{t.ID, orderKey(t.CreatedAt, t.ID), t.Fingerprint, cvcJWE, cvcTTL.Milliseconds(), hasIdem, b6Of(t.BIN)}
+	args := []any{t.ID, orderKey(t.CreatedAt, t.ID), t.Fingerprint, cvcJWE, cvcTTL.Milliseconds(), hasIdem}
 	args = append(args, toFields(t, idem)...)
 	res, err := r.put.Run(ctx, r.rdb, keys, args...).Slice()
 	if err != nil {
@@ -349,11 +339,11 @@ func (r *Redis) Delete(ctx context.Context, merchantID, id string) error {
 		}
 		keys := []string{
 			r.recKey(m, id), r.toksKey(m), r.fpKey(m, t.Fingerprint),
-			r.kidKey(m, t.Kid), r.cvcKey(m, id), r.idemKey(m, idem), r.binsKey(m),
+			r.kidKey(m, t.Kid), r.cvcKey(m, id), r.idemKey(m, idem),
 		}
 		keys = append(keys, r.ixKeys(m, indexEntries(t))...)
 		n, err := r.del.Run(ctx, r.rdb, keys, id, orderKey(t.CreatedAt, id), t.Kid, t.Fingerprint,
-			t.Last4, t.BIN, t.Brand, b6Of(t.BIN)).Int()
+			t.Last4, t.BIN, t.Brand).Int()
 		if err != nil {
 			return fmt.Errorf("tokens: redis delete: %w", err)
 		}
@@ -517,7 +507,7 @@ func (r *Redis) UpdateCiphertext(ctx context.Context, id, oldKid, oldFingerprint
 		return err
 	}
 	for range 5 {
-		keys := []string{r.recKey(m, id), r.kidKey(m, oldKid), r.kidKey(m, u.Kid), r.fpKey(m, oldFingerprint), r.fpKey(m, u.Fingerprint), r.binsKey(m)}
+		keys := []string{r.recKey(m, id), r.kidKey(m, oldKid), r.kidKey(m, u.Kid), r.fpKey(m, oldFingerprint), r.fpKey(m, u.Fingerprint)}
 		args := []any{id, oldKid, u.JWE, u.Kid, oldFingerprint, u.Fingerprint, u.Brand, u.BIN, u.Last4, u.Binding}
 		moves, err := r.indexMoves(ctx, m, id, u)
 		if err != nil {
@@ -552,7 +542,7 @@ type ixMoves struct {
 // names the lists it leaves and joins; none when u changes no listed field,
 // so a ciphertext or kid change reads nothing more.
 func (r *Redis) indexMoves(ctx context.Context, m, id string, u Rewrapped) (ixMoves, error) {
-	none := ixMoves{args: []any{"", "", "", "", 0, "", ""}}
+	none := ixMoves{args: []any{"", "", "", "", 0}}
 	if u.Brand == "" && u.BIN == "" && u.Last4 == "" {
 		return none, nil
 	}
@@ -580,12 +570,8 @@ func (r *Redis) indexMoves(ctx context.Context, m, id string, u Rewrapped) (ixMo
 	if len(gone)+len(added) == 0 {
 		return none, nil
 	}
-	oldB6, newB6 := "", ""
-	if b6Of(old.BIN) != b6Of(now.BIN) {
-		oldB6, newB6 = b6Of(old.BIN), b6Of(now.BIN) // gone[0] is the old b6 list
-	}
 	mv := ixMoves{keys: append(r.ixKeys(m, gone), r.ixKeys(m, added)...)}
-	mv.args = []any{orderKey(time.Unix(0, ns), id), old.Last4, old.BIN, old.Brand, len(gone), oldB6, newB6}
+	mv.args = []any{orderKey(time.Unix(0, ns), id), old.Last4, old.BIN, old.Brand, len(gone)}
 	return mv, nil
 }
 

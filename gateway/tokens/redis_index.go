@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -16,7 +15,7 @@ import (
 // searchLua reads one merchant's index (see index.go): the list with the
 // fewest entries in [lo, hi] drives, newest first, and an entry is kept when
 // every other group has it in one of its lists. A group of several lists (a
-// short BIN prefix) is their union, merged newest first. When every group is
+// BIN of an odd number of digits) is their union, merged newest first. When every group is
 // one list and the driver is long, ZINTERCARD first tells in C whether the
 // lists meet at all, or meet in few enough entries to take them whole
 // (ZINTER): two long lists that barely meet are not read entry by entry.
@@ -92,12 +91,24 @@ local function fill(i, bound)
   if #b > 0 then last[i] = b[#b] end
 end
 local function head(i) return buf[i][pos[i]] end
+-- A head's time as two exact numbers, compared before the bytes.
+local t1, t2 = {}, {}
+local function keyed(i)
+  local m = head(i)
+  if m then t1[i], t2[i] = tonumber(string.sub(m, 1, 10)) or 0, tonumber(string.sub(m, 11, 20)) or 0 end
+  return m
+end
+local function newer(i, j)
+  if t1[i] ~= t1[j] then return t1[i] > t1[j] end
+  if t2[i] ~= t2[j] then return t2[i] > t2[j] end
+  return gt(head(i), head(j))
+end
 local heap, hn = {}, 0
 local function down(j)
   while true do
     local l, m = 2 * j, j
-    if l <= hn and gt(head(heap[l]), head(heap[m])) then m = l end
-    if l + 1 <= hn and gt(head(heap[l + 1]), head(heap[m])) then m = l + 1 end
+    if l <= hn and newer(heap[l], heap[m]) then m = l end
+    if l + 1 <= hn and newer(heap[l + 1], heap[m]) then m = l + 1 end
     if m == j then return end
     heap[j], heap[m] = heap[m], heap[j]
     j = m
@@ -105,7 +116,7 @@ local function down(j)
 end
 for i = 1, #drv do
   fill(i, hi)
-  if head(i) then hn = hn + 1; heap[hn] = i end
+  if keyed(i) then hn = hn + 1; heap[hn] = i end
 end
 for j = math.floor(hn / 2), 1, -1 do down(j) end
 local out, seen, prev = {''}, 0, ''
@@ -116,7 +127,7 @@ while true do
   local bm = head(bi)
   pos[bi] = pos[bi] + 1
   if head(bi) == nil and more[bi] then fill(bi, '(' .. last[bi]) end
-  if head(bi) == nil then heap[1] = heap[hn]; hn = hn - 1 end
+  if keyed(bi) == nil then heap[1] = heap[hn]; hn = hn - 1 end
   down(1)
   seen = seen + 1
   prev = bm
@@ -140,13 +151,12 @@ end
 // indexLua lists one token, if its record still has the fields the caller
 // read (otherwise a rewrap or a delete kept the index since).
 //
-// KEYS: rec, bins, index lists...
-// ARGV: order key, last4, bin, brand, b6 value
+// KEYS: rec, index lists...
+// ARGV: order key, last4, bin, brand
 const indexLua = `
 local f = redis.call('HMGET', KEYS[1], 'last4', 'bin', 'brand', 'jwe')
 if not f[4] or (f[1] or '') ~= ARGV[2] or (f[2] or '') ~= ARGV[3] or (f[3] or '') ~= ARGV[4] then return 0 end
-for i = 3, #KEYS do redis.call('ZADD', KEYS[i], 0, ARGV[1]) end
-redis.call('ZADD', KEYS[2], 0, ARGV[5])
+for i = 2, #KEYS do redis.call('ZADD', KEYS[i], 0, ARGV[1]) end
 return 1
 `
 
@@ -323,13 +333,9 @@ func (r *Redis) searchFingerprint(ctx context.Context, ms []string, q Query) ([]
 
 // ixSearch is one merchant's part of an indexed search.
 type ixSearch struct {
-	m     string
-	keys  []string
-	sizes []any
-	exact bool
-	union bool     // a group of several lists: a call costs a read of each, so ask for the page at once
-	next  string   // where the next script call goes on; "" = done
-	keep  []string // the order keys found, newest first
+	m    string
+	next string   // where the next script call goes on; "" = done
+	keep []string // the order keys found, newest first
 }
 
 // searchIndexed searches merchants whose index is complete. A platform
@@ -341,10 +347,10 @@ func (r *Redis) searchIndexed(ctx context.Context, ms []string, q Query) ([]Toke
 	if len(ms) == 0 {
 		return nil, nil
 	}
-	p := planOf(q)
-	bins, err := r.expandPrefix(ctx, ms, p)
-	if err != nil {
-		return nil, err
+	groups := planOf(q)
+	sizes := make([]any, len(groups))
+	for i, g := range groups {
+		sizes[i] = len(g)
 	}
 	hi, lo := "+", "-"
 	if ub := q.upperBound(); ub != "" {
@@ -353,31 +359,16 @@ func (r *Redis) searchIndexed(ctx context.Context, ms []string, q Query) ([]Toke
 	if lb := q.lowerBound(); lb != "" {
 		lo = "[" + lb
 	}
-	var work []*ixSearch
+	work := make([]*ixSearch, len(ms))
 	for i, m := range ms {
-		s := &ixSearch{m: m, exact: p.exact, next: hi}
-		skip := false
-		for _, g := range p.groups {
-			switch {
-			case g.prefix == "":
-				s.keys = append(s.keys, r.ixKey(m, ixEntry{g.field, g.value}))
-				s.sizes = append(s.sizes, 1)
-			case len(bins[i]) == 0:
-				skip = true // no BIN of this merchant starts with the prefix
-			case len(bins[i]) > maxBINUnion:
-				s.exact = false // the records decide
-			default:
-				for _, b := range bins[i] {
-					s.keys = append(s.keys, r.ixKey(m, ixEntry{ixBIN6, b}))
-				}
-				s.sizes = append(s.sizes, len(bins[i]))
-				s.union = len(bins[i]) > 1
-			}
+		work[i] = &ixSearch{m: m, next: hi}
+	}
+	keysOf := func(m string) []string {
+		var keys []string
+		for _, g := range groups {
+			keys = append(keys, r.ixKeys(m, g)...)
 		}
-		if !skip {
-			s.keys = append(s.keys, r.toksKey(m))
-			work = append(work, s)
-		}
+		return append(keys, r.toksKey(m))
 	}
 	ask := q.Limit
 	if len(work) > 1 {
@@ -390,12 +381,9 @@ func (r *Redis) searchIndexed(ctx context.Context, ms []string, q Query) ([]Toke
 			if s.next == "" || len(s.keep) >= q.Limit {
 				continue
 			}
-			n := q.Limit - len(s.keep)
-			if !s.union {
-				n = min(n, ask)
-			}
-			args := append([]any{s.next, lo, n, r.tune.budget, r.tune.interMin, r.tune.interMax, len(s.sizes)}, s.sizes...)
-			calls = append(calls, scriptCall{keys: s.keys, args: args})
+			n := min(q.Limit-len(s.keep), ask)
+			args := append([]any{s.next, lo, n, r.tune.budget, r.tune.interMin, r.tune.interMax, len(groups)}, sizes...)
+			calls = append(calls, scriptCall{keys: keysOf(s.m), args: args})
 			active = append(active, s)
 		}
 		if len(calls) == 0 {
@@ -405,8 +393,6 @@ func (r *Redis) searchIndexed(ctx context.Context, ms []string, q Query) ([]Toke
 		if err != nil {
 			return nil, fmt.Errorf("tokens: redis search: %w", err)
 		}
-		var check []ref
-		var owners []*ixSearch
 		for i, s := range active {
 			res, err := cmds[i].StringSlice()
 			if err != nil || len(res) == 0 {
@@ -416,21 +402,7 @@ func (r *Redis) searchIndexed(ctx context.Context, ms []string, q Query) ([]Toke
 			if res[0] != "" {
 				s.next = "(" + res[0]
 			}
-			for _, k := range res[1:] {
-				if s.exact {
-					s.keep = append(s.keep, k)
-					continue
-				}
-				check = append(check, ref{s.m, k})
-				owners = append(owners, s)
-			}
-		}
-		if len(check) > 0 {
-			// Not exact: only the records can tell (a 7-digit BIN, a prefix
-			// over too many BINs).
-			if err := r.checkFields(ctx, check, owners, q); err != nil {
-				return nil, err
-			}
+			s.keep = append(s.keep, res[1:]...)
 		}
 		pruneSearches(work, q.Limit)
 	}
@@ -445,36 +417,6 @@ func (r *Redis) searchIndexed(ctx context.Context, ms []string, q Query) ([]Toke
 		refs = refs[:q.Limit]
 	}
 	return r.fetchRefs(ctx, refs, q)
-}
-
-// matchFields are the record fields Query.match reads (a fingerprint
-// search does not come here).
-var matchFields = []string{"merchant_id", "id", "last4", "bin", "brand", "created_at"}
-
-// checkFields reads the masked fields of candidates and gives each
-// merchant's search those that match.
-func (r *Redis) checkFields(ctx context.Context, check []ref, owners []*ixSearch, q Query) error {
-	pipe := r.rdb.Pipeline()
-	cmds := make([]*redis.SliceCmd, len(check))
-	for i, x := range check {
-		cmds[i] = pipe.HMGet(ctx, r.recKey(x.m, memberID(x.key)), matchFields...)
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("tokens: redis search: %w", err)
-	}
-	for i, c := range cmds {
-		f := c.Val()
-		str := func(j int) string { s, _ := f[j].(string); return s }
-		ns, err := parseInt(str(5))
-		if err != nil {
-			continue // deleted meanwhile
-		}
-		t := Token{MerchantID: str(0), ID: str(1), Last4: str(2), BIN: str(3), Brand: str(4), CreatedAt: time.Unix(0, ns).UTC()}
-		if s := owners[i]; t.MerchantID == s.m && q.match(t) && len(s.keep) < q.Limit {
-			s.keep = append(s.keep, check[i].key)
-		}
-	}
-	return nil
 }
 
 // pruneSearches stops the merchants' searches that can no longer reach the
@@ -496,35 +438,6 @@ func pruneSearches(work []*ixSearch, limit int) {
 			s.next = ""
 		}
 	}
-}
-
-// expandPrefix lists, per merchant, its b6 values under a short BIN prefix
-// of the plan (nil when the plan has none), up to one past maxBINUnion.
-func (r *Redis) expandPrefix(ctx context.Context, ms []string, p searchPlan) ([][]string, error) {
-	out := make([][]string, len(ms))
-	prefix := ""
-	for _, g := range p.groups {
-		if g.prefix != "" {
-			prefix = g.prefix
-		}
-	}
-	if prefix == "" {
-		return out, nil
-	}
-	pipe := r.rdb.Pipeline()
-	cmds := make([]*redis.StringSliceCmd, len(ms))
-	for i, m := range ms {
-		cmds[i] = pipe.ZRangeArgs(ctx, redis.ZRangeArgs{
-			Key: r.binsKey(m), Start: "[" + prefix, Stop: "(" + prefix + "\xff", ByLex: true, Count: maxBINUnion + 1,
-		})
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, fmt.Errorf("tokens: redis search: %w", err)
-	}
-	for i, c := range cmds {
-		out[i] = c.Val()
-	}
-	return out, nil
 }
 
 // IndexStatus implements Store.
@@ -570,8 +483,8 @@ func (r *Redis) indexBatch(ctx context.Context, ts []Token) (int, error) {
 	calls := make([]scriptCall, 0, len(ts))
 	for _, t := range ts {
 		m := t.MerchantID
-		keys := append([]string{r.recKey(m, t.ID), r.binsKey(m)}, r.ixKeys(m, indexEntries(t))...)
-		calls = append(calls, scriptCall{keys: keys, args: []any{orderKey(t.CreatedAt, t.ID), t.Last4, t.BIN, t.Brand, b6Of(t.BIN)}})
+		keys := append([]string{r.recKey(m, t.ID)}, r.ixKeys(m, indexEntries(t))...)
+		calls = append(calls, scriptCall{keys: keys, args: []any{orderKey(t.CreatedAt, t.ID), t.Last4, t.BIN, t.Brand}})
 	}
 	cmds, err := r.evalAll(ctx, r.index, calls)
 	if err != nil {

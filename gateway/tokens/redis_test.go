@@ -53,10 +53,10 @@ func TestRedisKeysShareMerchantSlot(t *testing.T) {
 			t.Errorf("key %q outside the merchant slot", k)
 		}
 	}
-	// record, toks, fp, kid, cvc, idem; the search index's b6, l4, br and b8
-	// lists, bins and ready mark
-	if inSlot != 12 || len(outside) != 0 {
-		t.Fatalf("in slot %d (want 12), missing outside keys %v; keys %v", inSlot, outside, keys)
+	// record, toks, fp, kid, cvc, idem; the search index's b2, b4, b6, b8,
+	// l4 and br lists and ready mark
+	if inSlot != 13 || len(outside) != 0 {
+		t.Fatalf("in slot %d (want 13), missing outside keys %v; keys %v", inSlot, outside, keys)
 	}
 	ttl, err := rdb.PTTL(ctx, lay+":{m_alice}:cvc:"+tok.ID).Result()
 	if err != nil || ttl <= 0 || ttl > time.Minute {
