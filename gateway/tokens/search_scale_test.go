@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base32"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -96,7 +97,9 @@ func BenchmarkSearchAtScale(b *testing.B) {
 		fallback(b, s, ds, kinds)
 	}
 
-	// Memory: with the index, then without it (its keys deleted).
+	// Memory: each list kind's share (MEMORY USAGE), then the whole index's
+	// (its keys deleted).
+	b.Log(indexMemory(b, rdb, n))
 	keys, ixKeys := dropIndexKeys(b, rdb)
 	bare := usedMemory(b, rdb)
 	per := float64(full-empty) / float64(n)
@@ -390,6 +393,66 @@ func (ds *dataSet) load(b *testing.B, s *Redis) {
 		b.Fatal(firstErr)
 	}
 	ds.perMerchant = counts
+}
+
+// indexMemory sums MEMORY USAGE (every element counted) of the index's
+// lists by kind, and counts their encodings.
+func indexMemory(b *testing.B, rdb *redis.Client, n int) string {
+	ctx := context.Background()
+	type kind struct {
+		keys, bytes, entries int64
+		enc              map[string]int
+	}
+	kinds := map[string]*kind{}
+	var cur uint64
+	for {
+		keys, next, err := rdb.Scan(ctx, cur, "*}:ix:*", 2000).Result()
+		if err != nil {
+			b.Fatal(err)
+		}
+		pipe := rdb.Pipeline()
+		mem := make([]*redis.IntCmd, len(keys))
+		card := make([]*redis.IntCmd, len(keys))
+		enc := make([]*redis.StringCmd, len(keys))
+		for i, k := range keys {
+			mem[i] = pipe.MemoryUsage(ctx, k, 0)
+			card[i] = pipe.ZCard(ctx, k)
+			enc[i] = pipe.ObjectEncoding(ctx, k)
+		}
+		_, _ = pipe.Exec(ctx) // the ready marks are strings: ZCARD fails on them
+		for i, k := range keys {
+			f := k[strings.Index(k, "}:ix:")+5:]
+			f, _, _ = strings.Cut(f, ":")
+			kd := kinds[f]
+			if kd == nil {
+				kd = &kind{enc: map[string]int{}}
+				kinds[f] = kd
+			}
+			kd.keys++
+			kd.bytes += mem[i].Val()
+			kd.entries += card[i].Val()
+			kd.enc[enc[i].Val()]++
+		}
+		if next == 0 {
+			break
+		}
+		cur = next
+	}
+	var t strings.Builder
+	fmt.Fprintf(&t, "\nindex memory by list kind (MEMORY USAGE, all elements):\n| lists | keys | entries | bytes/token | bytes/entry | encodings |\n|---|---|---|---|---|---|\n")
+	names := slices.Sorted(maps.Keys(kinds))
+	var total int64
+	for _, f := range names {
+		kd := kinds[f]
+		total += kd.bytes
+		per := 0.0
+		if kd.entries > 0 {
+			per = float64(kd.bytes) / float64(kd.entries)
+		}
+		fmt.Fprintf(&t, "| %s | %d | %d | %.0f | %.0f | %v |\n", f, kd.keys, kd.entries, float64(kd.bytes)/float64(n), per, kd.enc)
+	}
+	fmt.Fprintf(&t, "| all | | | %.0f | | |\n", float64(total)/float64(n))
+	return t.String()
 }
 
 // dropIndexKeys deletes the search index's keys and counts them and all keys.
