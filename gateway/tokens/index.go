@@ -104,6 +104,46 @@ func entriesDiff(old, new []ixEntry) (gone, added []ixEntry) {
 	return gone, added
 }
 
+// combos names the pairs of a BIN prefix (2, 4 or 6 digits) and a brand a
+// token has, kept per merchant in a set that only grows. A search by BIN
+// and brand, the one pair of criteria whose lists can both be long, asks
+// it first: two long lists that never meet (a brand with another brand's
+// BIN) answer at once instead of after a scan of the shorter one. A pair
+// left by a deleted or rewrapped token only sends a search the long way.
+func combos(t Token) []string {
+	if t.Brand == "" {
+		return nil
+	}
+	var out []string
+	for _, n := range []int{2, 4, 6} {
+		if len(t.BIN) >= n {
+			out = append(out, t.BIN[:n]+"|"+strings.ToLower(t.Brand))
+		}
+	}
+	return out
+}
+
+// queryCombos are the pairs one of which a token meeting q's BIN and brand
+// has (nil when q lacks either): the BIN group's values cut to 6 digits.
+func queryCombos(q Query, groups []ixGroup) []string {
+	if q.BIN == "" || q.Brand == "" {
+		return nil
+	}
+	var out []string
+	for _, g := range groups {
+		if f := g[0].field; f != ixBIN2 && f != ixBIN4 && f != ixBIN6 && f != ixBIN8 {
+			continue
+		}
+		for _, e := range g {
+			c := e.value[:min(len(e.value), 6)] + "|" + q.Brand
+			if !slices.Contains(out, c) {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
 // ixGroup is one criterion of a search: a token meets it when it is in one
 // of the lists (ten only for a BIN of an odd number of digits).
 type ixGroup []ixEntry

@@ -59,7 +59,7 @@ func dumpIndex(t *testing.T, s Store) (entries []string) {
 			for _, k := range keys {
 				rest := strings.TrimPrefix(k, st.prefix+":{")
 				m, rest, _ := strings.Cut(rest, "}:ix:")
-				if rest == "ready" {
+				if rest == "ready" || rest == "co" {
 					continue
 				}
 				members, err := st.rdb.ZRange(ctx, k, 0, -1).Result()
@@ -107,11 +107,23 @@ func wantIndex(t *testing.T, s Store) (entries []string) {
 	return entries
 }
 
-// checkIndex fails unless the index lists exactly the stored tokens.
+// checkIndex fails unless the index lists exactly the stored tokens, and
+// (Redis) the combos hold every pair a stored token has.
 func checkIndex(t *testing.T, s Store, when string) {
 	t.Helper()
 	if got, want := dumpIndex(t, s), wantIndex(t, s); !slices.Equal(got, want) {
 		t.Fatalf("%s: index\n got  %q\n want %q", when, got, want)
+	}
+	r, ok := s.(*Redis)
+	if !ok {
+		return
+	}
+	for _, tok := range storedTokens(t, s) {
+		for _, c := range combos(tok) {
+			if in, err := r.rdb.SIsMember(context.Background(), r.combosKey(tok.MerchantID), c).Result(); err != nil || !in {
+				t.Fatalf("%s: combo %q of %s missing (%v)", when, c, tok.ID, err)
+			}
+		}
 	}
 }
 
@@ -365,9 +377,11 @@ func runIndexContract(t *testing.T, newStore indexedStore) {
 			}
 			checkIndex(t, s, fmt.Sprintf("after rewrap %d", i))
 		}
-		found, err := s.Search(ctx, Query{Brand: "discover"})
-		if err != nil || len(found) != 1 || found[0].ID != toks[8].ID {
-			t.Fatalf("search by the new brand: %v %v", ids(found), err)
+		for _, q := range []Query{{Brand: "discover"}, {Brand: "discover", BIN: "6011"}, {Brand: "discover", BIN: "60110000"}} {
+			found, err := s.Search(ctx, q)
+			if err != nil || len(found) != 1 || found[0].ID != toks[8].ID {
+				t.Fatalf("search %+v by the new brand: %v %v", q, ids(found), err)
+			}
 		}
 		if found, err := s.Search(ctx, Query{MerchantID: toks[5].MerchantID, Last4: toks[5].Last4}); err != nil || slices.Contains(ids(found), toks[5].ID) {
 			t.Fatalf("the old last 4 still finds the token: %v %v", ids(found), err)

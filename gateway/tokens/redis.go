@@ -22,6 +22,7 @@ import (
 //	p:{<merchant>}:ix:<f>:<v>    zset   search index (index.go): score 0, the token's order key, under
 //	                                    b2, b4, b6:<first 2, 4, 6 BIN digits>, b8:<8-digit BIN>, l4:<last 4>, br:<brand>
 //	p:{<merchant>}:ix:ready      string "1" once every token of the merchant is in the index
+//	p:{<merchant>}:ix:co         set    "<first 2, 4, 6 BIN digits>|<brand>" pairs seen (index.go: combos)
 //	p:tok:owner:<id>             string merchant id (for Lookup/TakeCVC/rewrap by id alone)
 //	p:tok:merchants              set    merchants that have tokens (for cross-merchant search and rewrap)
 //	p:tok:reindex                string JSON position of a Reindex pass
@@ -81,8 +82,9 @@ func NewRedis(rdb redis.UniversalClient, prefix string, opts ...Option) *Redis {
 // merchant's first token marks its search index complete: nothing older
 // is missing from it.
 //
-// KEYS: rec, toks, fp set, kid set, cvc, idem, ready, index lists...
-// ARGV: id, order key, fingerprint, cvc, cvc ttl ms, has idem ("1"/"0"), field, value, ...
+// KEYS: rec, toks, fp set, kid set, cvc, idem, ready, combos, index lists...
+// ARGV: id, order key, fingerprint, cvc, cvc ttl ms, has idem ("1"/"0"),
+// number of combos n, combos..., field, value, ...
 const putLua = `
 if ARGV[6] == '1' then
   local prev = redis.call('GET', KEYS[6])
@@ -90,13 +92,15 @@ if ARGV[6] == '1' then
 end
 if redis.call('EXISTS', KEYS[1]) == 1 then return {2, ''} end
 local first = redis.call('EXISTS', KEYS[2]) == 0
-redis.call('HSET', KEYS[1], unpack(ARGV, 7))
+local nco = tonumber(ARGV[7])
+redis.call('HSET', KEYS[1], unpack(ARGV, 8 + nco))
 redis.call('ZADD', KEYS[2], 0, ARGV[2])
 if ARGV[3] ~= '' then redis.call('SADD', KEYS[3], ARGV[1]) end
 redis.call('SADD', KEYS[4], ARGV[1])
 if ARGV[4] ~= '' then redis.call('SET', KEYS[5], ARGV[4], 'PX', ARGV[5]) end
 if ARGV[6] == '1' then redis.call('SET', KEYS[6], ARGV[1]) end
-for i = 8, #KEYS do redis.call('ZADD', KEYS[i], 0, ARGV[2]) end
+for i = 9, #KEYS do redis.call('ZADD', KEYS[i], 0, ARGV[2]) end
+if nco > 0 then redis.call('SADD', KEYS[8], unpack(ARGV, 8, 7 + nco)) end
 if first then redis.call('SET', KEYS[7], '1') end
 return {1, ARGV[1]}
 `
@@ -127,17 +131,18 @@ return 1
 // name the lists, and the script answers -2 (read again) if they changed
 // meanwhile. A ciphertext or kid change alone touches no index list.
 //
-// KEYS: rec, old kid set, new kid set, old fp set, new fp set, index lists
-// to leave..., lists to join...
+// KEYS: rec, old kid set, new kid set, old fp set, new fp set, combos, index
+// lists to leave..., lists to join...
 // ARGV: id, old kid, new jwe, new kid, old fp, new fp, brand, bin, last4 (” keeps a field),
 // binding (” removes it: an old binding never fits the new ciphertext),
-// order key, last4, bin, brand (as read), number of lists to leave
+// order key, last4, bin, brand (as read), number of lists to leave, combos
+// of the new fields...
 const rewrapLua = `
 local k = redis.call('HGET', KEYS[1], 'kid')
 if not k then return 0 end
 if k ~= ARGV[2] then return -1 end
 if (redis.call('HGET', KEYS[1], 'fingerprint') or '') ~= ARGV[5] then return -1 end
-if #KEYS > 5 then
+if #KEYS > 6 then
   local f = redis.call('HMGET', KEYS[1], 'last4', 'bin', 'brand')
   if (f[1] or '') ~= ARGV[12] or (f[2] or '') ~= ARGV[13] or (f[3] or '') ~= ARGV[14] then return -2 end
 end
@@ -154,8 +159,9 @@ if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'bin', ARGV[8]) end
 if ARGV[9] ~= '' then redis.call('HSET', KEYS[1], 'last4', ARGV[9]) end
 if ARGV[10] ~= '' then redis.call('HSET', KEYS[1], 'binding', ARGV[10]) else redis.call('HDEL', KEYS[1], 'binding') end
 local leave = tonumber(ARGV[15])
-for i = 6, 5 + leave do redis.call('ZREM', KEYS[i], ARGV[11]) end
-for i = 6 + leave, #KEYS do redis.call('ZADD', KEYS[i], 0, ARGV[11]) end
+for i = 7, 6 + leave do redis.call('ZREM', KEYS[i], ARGV[11]) end
+for i = 7 + leave, #KEYS do redis.call('ZADD', KEYS[i], 0, ARGV[11]) end
+if #ARGV > 15 then redis.call('SADD', KEYS[6], unpack(ARGV, 16)) end
 return 1
 `
 
@@ -170,6 +176,7 @@ func (r *Redis) ownerKey(id string) string   { return r.prefix + ":tok:owner:" +
 func (r *Redis) merchantsKey() string        { return r.prefix + ":tok:merchants" }
 func (r *Redis) reindexKey() string          { return r.prefix + ":tok:reindex" }
 func (r *Redis) readyKey(m string) string    { return r.slot(m) + "ix:ready" }
+func (r *Redis) combosKey(m string) string   { return r.slot(m) + "ix:co" }
 func (r *Redis) ixKey(m string, e ixEntry) string {
 	return r.slot(m) + "ix:" + e.field + ":" + e.value
 }
@@ -215,10 +222,14 @@ func (r *Redis) Put(ctx context.Context, t Token, cvcJWE string, cvcTTL time.Dur
 	}
 	keys := []string{
 		r.recKey(m, t.ID), r.toksKey(m), r.fpKey(m, t.Fingerprint),
-		r.kidKey(m, t.Kid), r.cvcKey(m, t.ID), r.idemKey(m, idem), r.readyKey(m),
+		r.kidKey(m, t.Kid), r.cvcKey(m, t.ID), r.idemKey(m, idem), r.readyKey(m), r.combosKey(m),
 	}
 	keys = append(keys, r.ixKeys(m, indexEntries(t))...)
-	args := []any{t.ID, orderKey(t.CreatedAt, t.ID), t.Fingerprint, cvcJWE, cvcTTL.Milliseconds(), hasIdem}
+	co := combos(t)
+	args := []any{t.ID, orderKey(t.CreatedAt, t.ID), t.Fingerprint, cvcJWE, cvcTTL.Milliseconds(), hasIdem, len(co)}
+	for _, c := range co {
+		args = append(args, c)
+	}
 	args = append(args, toFields(t, idem)...)
 	res, err := r.put.Run(ctx, r.rdb, keys, args...).Slice()
 	if err != nil {
@@ -507,7 +518,7 @@ func (r *Redis) UpdateCiphertext(ctx context.Context, id, oldKid, oldFingerprint
 		return err
 	}
 	for range 5 {
-		keys := []string{r.recKey(m, id), r.kidKey(m, oldKid), r.kidKey(m, u.Kid), r.fpKey(m, oldFingerprint), r.fpKey(m, u.Fingerprint)}
+		keys := []string{r.recKey(m, id), r.kidKey(m, oldKid), r.kidKey(m, u.Kid), r.fpKey(m, oldFingerprint), r.fpKey(m, u.Fingerprint), r.combosKey(m)}
 		args := []any{id, oldKid, u.JWE, u.Kid, oldFingerprint, u.Fingerprint, u.Brand, u.BIN, u.Last4, u.Binding}
 		moves, err := r.indexMoves(ctx, m, id, u)
 		if err != nil {
@@ -572,6 +583,9 @@ func (r *Redis) indexMoves(ctx context.Context, m, id string, u Rewrapped) (ixMo
 	}
 	mv := ixMoves{keys: append(r.ixKeys(m, gone), r.ixKeys(m, added)...)}
 	mv.args = []any{orderKey(time.Unix(0, ns), id), old.Last4, old.BIN, old.Brand, len(gone)}
+	for _, c := range combos(now) {
+		mv.args = append(mv.args, c)
+	}
 	return mv, nil
 }
 

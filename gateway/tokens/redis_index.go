@@ -24,11 +24,12 @@ import (
 // goes on ("" = nothing left), the others are the order keys kept, at most
 // limit.
 //
-// KEYS: the groups' lists, group after group, then the merchant's time index
-// (the driver when there is no group).
+// KEYS: the groups' lists, group after group, the merchant's combos, then
+// its time index (the driver when there is no group).
 // ARGV: hi, lo (ZRANGE BYLEX bounds: "+" or "(" key, "-" or "[" key), limit,
 // budget, driver length from which ZINTERCARD is asked, intersection size up
-// to which ZINTER takes it whole, number of groups, size of each group...
+// to which ZINTER takes it whole, number of groups, size of each group...,
+// combos one of which a match has (none: no such condition)...
 const searchLua = `
 local hi, lo = ARGV[1], ARGV[2]
 local limit, budget = tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -40,6 +41,13 @@ for g = 1, ng do
   groups[g] = keys
   k = k + #keys
   if #keys ~= 1 then single = false end
+end
+if #ARGV > 7 + ng then
+  local seen = false
+  for i = 8 + ng, #ARGV do
+    if redis.call('SISMEMBER', KEYS[#KEYS - 1], ARGV[i]) == 1 then seen = true; break end
+  end
+  if not seen then return {''} end
 end
 -- Byte order, as ZRANGE BYLEX sorts, whatever the server's locale.
 local function gt(a, b)
@@ -151,12 +159,13 @@ end
 // indexLua lists one token, if its record still has the fields the caller
 // read (otherwise a rewrap or a delete kept the index since).
 //
-// KEYS: rec, index lists...
-// ARGV: order key, last4, bin, brand
+// KEYS: rec, combos, index lists...
+// ARGV: order key, last4, bin, brand, combos...
 const indexLua = `
 local f = redis.call('HMGET', KEYS[1], 'last4', 'bin', 'brand', 'jwe')
 if not f[4] or (f[1] or '') ~= ARGV[2] or (f[2] or '') ~= ARGV[3] or (f[3] or '') ~= ARGV[4] then return 0 end
-for i = 2, #KEYS do redis.call('ZADD', KEYS[i], 0, ARGV[1]) end
+for i = 3, #KEYS do redis.call('ZADD', KEYS[i], 0, ARGV[1]) end
+if #ARGV > 4 then redis.call('SADD', KEYS[2], unpack(ARGV, 5)) end
 return 1
 `
 
@@ -348,9 +357,12 @@ func (r *Redis) searchIndexed(ctx context.Context, ms []string, q Query) ([]Toke
 		return nil, nil
 	}
 	groups := planOf(q)
-	sizes := make([]any, len(groups))
-	for i, g := range groups {
-		sizes[i] = len(g)
+	sizes := make([]any, 0, len(groups)+2)
+	for _, g := range groups {
+		sizes = append(sizes, len(g))
+	}
+	for _, c := range queryCombos(q, groups) {
+		sizes = append(sizes, c)
 	}
 	hi, lo := "+", "-"
 	if ub := q.upperBound(); ub != "" {
@@ -368,7 +380,7 @@ func (r *Redis) searchIndexed(ctx context.Context, ms []string, q Query) ([]Toke
 		for _, g := range groups {
 			keys = append(keys, r.ixKeys(m, g)...)
 		}
-		return append(keys, r.toksKey(m))
+		return append(keys, r.combosKey(m), r.toksKey(m))
 	}
 	ask := q.Limit
 	if len(work) > 1 {
@@ -483,8 +495,12 @@ func (r *Redis) indexBatch(ctx context.Context, ts []Token) (int, error) {
 	calls := make([]scriptCall, 0, len(ts))
 	for _, t := range ts {
 		m := t.MerchantID
-		keys := append([]string{r.recKey(m, t.ID)}, r.ixKeys(m, indexEntries(t))...)
-		calls = append(calls, scriptCall{keys: keys, args: []any{orderKey(t.CreatedAt, t.ID), t.Last4, t.BIN, t.Brand}})
+		keys := append([]string{r.recKey(m, t.ID), r.combosKey(m)}, r.ixKeys(m, indexEntries(t))...)
+		args := []any{orderKey(t.CreatedAt, t.ID), t.Last4, t.BIN, t.Brand}
+		for _, c := range combos(t) {
+			args = append(args, c)
+		}
+		calls = append(calls, scriptCall{keys: keys, args: args})
 	}
 	cmds, err := r.evalAll(ctx, r.index, calls)
 	if err != nil {

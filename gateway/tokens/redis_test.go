@@ -54,9 +54,9 @@ func TestRedisKeysShareMerchantSlot(t *testing.T) {
 		}
 	}
 	// record, toks, fp, kid, cvc, idem; the search index's b2, b4, b6, b8,
-	// l4 and br lists and ready mark
-	if inSlot != 13 || len(outside) != 0 {
-		t.Fatalf("in slot %d (want 13), missing outside keys %v; keys %v", inSlot, outside, keys)
+	// l4 and br lists, ready mark and combos
+	if inSlot != 14 || len(outside) != 0 {
+		t.Fatalf("in slot %d (want 14), missing outside keys %v; keys %v", inSlot, outside, keys)
 	}
 	ttl, err := rdb.PTTL(ctx, lay+":{m_alice}:cvc:"+tok.ID).Result()
 	if err != nil || ttl <= 0 || ttl > time.Minute {
