@@ -282,7 +282,7 @@ func searchKinds(ds *dataSet) []searchKind {
 		{"BIN, first 6", func(r *rand.Rand) Query { return Query{BIN: bin(r)[:6]} }},
 		{"BIN prefix, 2 digits", func(r *rand.Rand) Query { return Query{BIN: bin(r)[:2]} }},
 		{"brand visa", func(*rand.Rand) Query { return Query{Brand: "visa"} }},
-		{"brand jcb (2%)", func(*rand.Rand) Query { return Query{Brand: "jcb"} }},
+		{"brand jcb (4%)", func(*rand.Rand) Query { return Query{Brand: "jcb"} }},
 		{"one day", func(r *rand.Rand) Query { d := day(r); return Query{From: d, To: d.AddDate(0, 0, 1)} }},
 		{"last 4 + brand", func(r *rand.Rand) Query { return Query{Last4: last4(r), Brand: "visa"} }},
 		{"BIN + one week", func(r *rand.Rand) Query { d := day(r); return Query{BIN: bin(r), From: d.AddDate(0, 0, -7), To: d} }},
