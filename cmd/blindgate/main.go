@@ -23,6 +23,7 @@ commands:
   operators add|list   manage back-office operators (prints a password once)
   rewrap               move stored ciphertexts from an old KEK version to the newest (resumable, paced)
   tokens count-by-kid  count stored tokens by KEK version (-out: the count keyservice keys retire reads)
+  tokens reindex       list tokens stored before the search index in it (once, after upgrading; resumable, paced)
   keygen               make a request-signing key pair for a key-service client
   totp                 print the current TOTP code for a secret (demo helper)
   sign                 print a signed Authorization header for a key-service request (curl)
@@ -72,7 +73,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "rewrap":
 		return rewrapCmd(ctx, args[1:], stdout, stderr)
 	case "tokens":
-		return tokensCmd(ctx, args[1:], stdout)
+		return tokensCmd(ctx, args[1:], stdout, stderr)
 	case "keygen":
 		return keygenCmd(args[1:], stdout)
 	case "sign":

@@ -89,6 +89,12 @@ type Tokens interface {
 	Search(ctx context.Context, q tokens.Query) ([]tokens.Token, error)
 }
 
+// SearchIndex says whether the token store's search index covers a
+// merchant's tokens ("" = every merchant's).
+type SearchIndex interface {
+	IndexStatus(ctx context.Context, merchantID string) (tokens.IndexStatus, error)
+}
+
 // KeyService is the part of the signed key-service client the back office
 // uses. None of its answers holds a card in clear: a reveal comes back as a
 // JWE to the operator's browser key.
@@ -111,10 +117,13 @@ type Auditor interface {
 // answer ErrKeyServiceDown); Merchants may be nil (merchants are shown by
 // id).
 type Deps struct {
-	Operators  Operators
-	Sessions   Sessions
-	Tokens     Tokens
-	Merchants  Merchants
+	Operators Operators
+	Sessions  Sessions
+	Tokens    Tokens
+	Merchants Merchants
+	// Index may be nil: the search page then never says the index is
+	// being built.
+	Index      SearchIndex
 	KeyService KeyService
 	Audit      Auditor
 	Log        *slog.Logger

@@ -93,6 +93,23 @@ func (s *Service) Search(ctx context.Context, a Actor, f SearchForm) ([]tokens.T
 	return out, nil
 }
 
+// SearchIndexBuilding reports whether the search index of a merchant the
+// operator may see is still being built (`blindgate tokens reindex`): the
+// searches of such a merchant read its tokens whole, complete but slow, and
+// the page says so. An error reading the status is logged and reads as
+// no.
+func (s *Service) SearchIndexBuilding(ctx context.Context, a Actor) bool {
+	if s.d.Index == nil {
+		return false
+	}
+	st, err := s.d.Index.IndexStatus(ctx, a.Op.MerchantID)
+	if err != nil {
+		s.d.Log.Warn("backoffice: search index status", "err", err)
+		return false
+	}
+	return !st.Ready()
+}
+
 // query turns the form into a Query scoped to the operator.
 func (s *Service) query(ctx context.Context, a Actor, f SearchForm) (tokens.Query, error) {
 	// An operator of one merchant searches that merchant only; the store

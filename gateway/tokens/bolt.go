@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -28,6 +30,9 @@ import (
 //	tok_idem      <merchant>\x00<sha256 of key>      -> id
 //	tok_cvc       <id>                               JSON {jwe, exp}; expired entries are
 //	                                                 refused on read and removed by Sweep
+//	tok_ix        <f>\x00<merchant>\x00<v>\x00<order key>  search index (index.go): f is b2, b4, b6, b8, l4, br
+//	tok_ixready   <merchant>                         "1" once every token of the merchant is in tok_ix
+//	tok_meta      "reindex"                          JSON position of a Reindex pass
 //
 // Caveat for the demo only: bbolt reuses freed pages but does not zero them,
 // so a deleted CVC ciphertext may linger in the file until overwritten.
@@ -44,13 +49,16 @@ var (
 	bKid      = []byte("tok_kid")
 	bIdem     = []byte("tok_idem")
 	bCVC      = []byte("tok_cvc")
+	bIndex    = []byte("tok_ix")
+	bReady    = []byte("tok_ixready")
+	bMeta     = []byte("tok_meta")
 )
 
 // NewBolt creates the buckets it needs in db.
 func NewBolt(db *bolt.DB, opts ...Option) (*Bolt, error) {
 	st, err := boltx.NewStore(db, boltx.StoreOptions{
 		Name: "tokens", Now: buildOptions(opts).now, Sentinels: []error{ErrNotFound, ErrConflict, ErrInvalid},
-		Buckets: [][]byte{bRecords, bMerchant, bTime, bFP, bKid, bIdem, bCVC},
+		Buckets: [][]byte{bRecords, bMerchant, bTime, bFP, bKid, bIdem, bCVC, bIndex, bReady, bMeta},
 	})
 	if err != nil {
 		return nil, err
@@ -150,7 +158,16 @@ func (b *Bolt) Put(ctx context.Context, t Token, cvcJWE string, cvcTTL time.Dura
 		if tx.Bucket(bRecords).Get([]byte(t.ID)) != nil {
 			return fmt.Errorf("%w: token id taken", ErrConflict)
 		}
+		// The merchant's first token: its index misses nothing older.
+		if !hasTokens(tx, t.MerchantID) {
+			if err := tx.Bucket(bReady).Put([]byte(t.MerchantID), []byte(indexReady)); err != nil {
+				return err
+			}
+		}
 		if err := write(tx, toRecord(t, idem)); err != nil {
+			return err
+		}
+		if err := putIndex(tx, t); err != nil {
 			return err
 		}
 		ok := orderKey(t.CreatedAt, t.ID)
@@ -254,7 +271,7 @@ func (b *Bolt) Delete(ctx context.Context, merchantID, id string) error {
 				return err
 			}
 		}
-		return nil
+		return deleteIndex(tx, t, indexEntries(t))
 	})
 	return b.st.Wrap("delete", err)
 }
@@ -332,7 +349,11 @@ func (b *Bolt) List(ctx context.Context, merchantID, cursor string, limit int) (
 	return page, next, nil
 }
 
-// Search implements Store; see Redis.Search for the cost model.
+// Search implements Store, with the same results as Redis.Search. A query
+// with an indexed criterion reads, per merchant, the list of the first of
+// last 4, BIN, brand (most selective first) newest first and checks each
+// record; a merchant whose index is incomplete is read whole in range.
+// (The demo's store: no counting of lists, no intersection in bulk.)
 func (b *Bolt) Search(ctx context.Context, q Query) ([]Token, error) {
 	if err := b.st.Check(ctx); err != nil {
 		return nil, err
@@ -341,6 +362,7 @@ func (b *Bolt) Search(ctx context.Context, q Query) ([]Token, error) {
 	if err != nil {
 		return nil, err
 	}
+	groups := planOf(q)
 	out := []Token{}
 	err = b.st.DB().View(func(tx *bolt.Tx) error {
 		var ferr error
@@ -374,22 +396,34 @@ func (b *Bolt) Search(ctx context.Context, q Query) ([]Token, error) {
 				}
 			}
 			out = newestFirst(out, q.Limit)
-		default:
+		case len(groups) == 0:
+			// Dates only: every token in range matches, the time indexes
+			// give the newest at once.
 			bucket, prefix := bTime, []byte(nil)
 			if q.MerchantID != "" {
 				bucket, prefix = bMerchant, join(q.MerchantID, "")
 			}
-			var upper []byte
-			if ub := q.upperBound(); ub != "" {
-				upper = append(bytes.Clone(prefix), ub...)
-			}
-			lower := append(bytes.Clone(prefix), q.lowerBound()...)
-			reverse(tx.Bucket(bucket).Cursor(), prefix, upper, func(k []byte) bool {
-				if bytes.Compare(k, lower) < 0 || len(out) >= q.Limit {
-					return false
-				}
-				return consider(memberID(string(k[len(prefix):])))
+			scanRange(tx.Bucket(bucket).Cursor(), prefix, q, func(ok string) bool {
+				return len(out) < q.Limit && consider(memberID(ok))
 			})
+		default:
+			ms := []string{q.MerchantID}
+			if q.MerchantID == "" {
+				ms = boltMerchants(tx)
+			}
+			for _, m := range ms {
+				n := len(out)
+				more := func(ok string) bool { return len(out)-n < q.Limit && consider(memberID(ok)) }
+				if string(tx.Bucket(bReady).Get([]byte(m))) != indexReady {
+					scanRange(tx.Bucket(bMerchant).Cursor(), join(m, ""), q, more)
+				} else {
+					searchBoltIndex(tx, m, groups, q, more)
+				}
+				if ferr != nil {
+					break
+				}
+			}
+			out = newestFirst(out, q.Limit)
 		}
 		return ferr
 	})
@@ -397,6 +431,188 @@ func (b *Bolt) Search(ctx context.Context, q Query) ([]Token, error) {
 		return nil, b.st.Wrap("search", err)
 	}
 	return out, nil
+}
+
+// scanRange calls fn with the order keys under prefix within the query's
+// dates, newest first, until fn says stop.
+func scanRange(c *bolt.Cursor, prefix []byte, q Query, fn func(orderKey string) bool) {
+	var upper []byte
+	if ub := q.upperBound(); ub != "" {
+		upper = append(bytes.Clone(prefix), ub...)
+	}
+	lower := append(bytes.Clone(prefix), q.lowerBound()...)
+	reverse(c, prefix, upper, func(k []byte) bool {
+		return bytes.Compare(k, lower) >= 0 && fn(string(k[len(prefix):]))
+	})
+}
+
+// searchBoltIndex calls fn with order keys of merchant m within the
+// query's dates, newest first: those of the first group of one list (fn
+// checks the rest on the record), or, when the only group is the union of
+// ten BIN lists, the newest of each list merged.
+func searchBoltIndex(tx *bolt.Tx, m string, groups []ixGroup, q Query, fn func(orderKey string) bool) {
+	c := tx.Bucket(bIndex).Cursor()
+	for _, g := range groups {
+		if len(g) == 1 {
+			scanRange(c, join(g[0].field, m, g[0].value, ""), q, fn)
+			return
+		}
+	}
+	// Every entry in range meets the query: the newest limit of each list
+	// hold the newest limit of their union.
+	var keys []string
+	for _, e := range groups[0] {
+		n := 0
+		scanRange(c, join(e.field, m, e.value, ""), q, func(ok string) bool {
+			keys = append(keys, ok)
+			n++
+			return n < q.Limit
+		})
+	}
+	slices.SortFunc(keys, func(a, b string) int { return strings.Compare(b, a) })
+	for _, ok := range keys {
+		if !fn(ok) {
+			return
+		}
+	}
+}
+
+// boltMerchants lists the merchants that have tokens, in byte order,
+// skipping from one merchant's keys to the next.
+func boltMerchants(tx *bolt.Tx) []string {
+	var out []string
+	c := tx.Bucket(bMerchant).Cursor()
+	for k, _ := c.First(); k != nil; {
+		m, _, _ := bytes.Cut(k, []byte{0})
+		out = append(out, string(m))
+		k, _ = c.Seek(append(bytes.Clone(m), 1))
+	}
+	return out
+}
+
+// hasTokens reports whether the merchant has a token.
+func hasTokens(tx *bolt.Tx, m string) bool {
+	prefix := join(m, "")
+	k, _ := tx.Bucket(bMerchant).Cursor().Seek(prefix)
+	return k != nil && bytes.HasPrefix(k, prefix)
+}
+
+func ixBoltKey(m string, e ixEntry, orderKey string) []byte {
+	return join(e.field, m, e.value, orderKey)
+}
+
+// putIndex lists t in its index lists.
+func putIndex(tx *bolt.Tx, t Token) error {
+	ok := orderKey(t.CreatedAt, t.ID)
+	for _, e := range indexEntries(t) {
+		if err := tx.Bucket(bIndex).Put(ixBoltKey(t.MerchantID, e, ok), nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deleteIndex takes t out of the lists es.
+func deleteIndex(tx *bolt.Tx, t Token, es []ixEntry) error {
+	ok := orderKey(t.CreatedAt, t.ID)
+	for _, e := range es {
+		if err := tx.Bucket(bIndex).Delete(ixBoltKey(t.MerchantID, e, ok)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// IndexStatus implements Store.
+func (b *Bolt) IndexStatus(ctx context.Context, merchantID string) (IndexStatus, error) {
+	if err := b.st.Check(ctx); err != nil {
+		return IndexStatus{}, err
+	}
+	if merchantID != "" && !randid.KeySafe(merchantID) {
+		return IndexStatus{}, fmt.Errorf("%w: merchant id", ErrInvalid)
+	}
+	var st IndexStatus
+	err := b.st.DB().View(func(tx *bolt.Tx) error {
+		ms := []string{merchantID}
+		if merchantID == "" {
+			ms = boltMerchants(tx)
+		}
+		for _, m := range ms {
+			if !hasTokens(tx, m) {
+				continue
+			}
+			st.Merchants++
+			if string(tx.Bucket(bReady).Get([]byte(m))) != indexReady {
+				st.Building++
+			}
+		}
+		return nil
+	})
+	return st, b.st.Wrap("index status", err)
+}
+
+// indexBatch implements indexer, in one transaction.
+func (b *Bolt) indexBatch(ctx context.Context, ts []Token) (int, error) {
+	if err := b.st.Check(ctx); err != nil {
+		return 0, err
+	}
+	n := 0
+	err := b.st.DB().Update(func(tx *bolt.Tx) error {
+		n = 0
+		for _, t := range ts {
+			rec, err := read(tx, t.ID)
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if rec.MerchantID != t.MerchantID || rec.Last4 != t.Last4 || rec.BIN != t.BIN || rec.Brand != t.Brand {
+				continue
+			}
+			if err := putIndex(tx, rec.token()); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	return n, b.st.Wrap("reindex", err)
+}
+
+// markIndexed implements indexer.
+func (b *Bolt) markIndexed(ctx context.Context, merchantID string) error {
+	if err := b.st.Check(ctx); err != nil {
+		return err
+	}
+	err := b.st.DB().Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bReady).Put([]byte(merchantID), []byte(indexReady))
+	})
+	return b.st.Wrap("reindex", err)
+}
+
+var reindexStateKey = []byte("reindex")
+
+// reindexState implements indexer.
+func (b *Bolt) reindexState(ctx context.Context) ([]byte, error) {
+	if err := b.st.Check(ctx); err != nil {
+		return nil, err
+	}
+	var out []byte
+	err := b.st.DB().View(func(tx *bolt.Tx) error {
+		out = bytes.Clone(tx.Bucket(bMeta).Get(reindexStateKey))
+		return nil
+	})
+	return out, b.st.Wrap("reindex state", err)
+}
+
+// saveReindexState implements indexer.
+func (b *Bolt) saveReindexState(ctx context.Context, v []byte) error {
+	if err := b.st.Check(ctx); err != nil {
+		return err
+	}
+	err := b.st.DB().Update(func(tx *bolt.Tx) error { return tx.Bucket(bMeta).Put(reindexStateKey, v) })
+	return b.st.Wrap("reindex state", err)
 }
 
 // TakeCVC implements Store: read and delete happen in one write transaction.
@@ -489,6 +705,7 @@ func (b *Bolt) UpdateCiphertext(ctx context.Context, id, oldKid, oldFingerprint 
 			}
 			rec.Fingerprint = u.Fingerprint
 		}
+		before := rec.token()
 		if u.Brand != "" {
 			rec.Brand = u.Brand
 		}
@@ -497,6 +714,15 @@ func (b *Bolt) UpdateCiphertext(ctx context.Context, id, oldKid, oldFingerprint 
 		}
 		if u.Last4 != "" {
 			rec.Last4 = u.Last4
+		}
+		gone, added := entriesDiff(indexEntries(before), indexEntries(rec.token()))
+		if err := deleteIndex(tx, before, gone); err != nil {
+			return err
+		}
+		for _, e := range added {
+			if err := tx.Bucket(bIndex).Put(ixBoltKey(rec.MerchantID, e, orderKey(before.CreatedAt, id)), nil); err != nil {
+				return err
+			}
 		}
 		return write(tx, rec)
 	})

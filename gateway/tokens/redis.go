@@ -19,8 +19,13 @@ import (
 //	p:{<merchant>}:kid:<kid>     set    token ids whose ciphertext is under this KEK version
 //	p:{<merchant>}:cvc:<id>      string CVC ciphertext, PX = its TTL
 //	p:{<merchant>}:idem:<sha256> string token id
+//	p:{<merchant>}:ix:<f>:<v>    zset   search index (index.go): score 0, the token's order key, under
+//	                                    b2, b4, b6:<first 2, 4, 6 BIN digits>, b8:<8-digit BIN>, l4:<last 4>, br:<brand>
+//	p:{<merchant>}:ix:ready      string "1" once every token of the merchant is in the index
+//	p:{<merchant>}:ix:co         set    "<first 2, 4, 6 BIN digits>|<brand>" pairs seen (index.go: combos)
 //	p:tok:owner:<id>             string merchant id (for Lookup/TakeCVC/rewrap by id alone)
 //	p:tok:merchants              set    merchants that have tokens (for cross-merchant search and rewrap)
+//	p:tok:reindex                string JSON position of a Reindex pass
 //
 // Everything a token consists of shares the hash tag {<merchant>} (merchant ids
 // look like m_...), so one Lua script writes it atomically even on Redis
@@ -32,7 +37,8 @@ type Redis struct {
 	prefix string
 	now    func() time.Time
 
-	put, del, rewrap *redis.Script
+	put, del, rewrap, index, search *redis.Script
+	tune                            searchTuning
 }
 
 var _ Store = (*Redis)(nil)
@@ -40,13 +46,16 @@ var _ Store = (*Redis)(nil)
 // Option configures a store.
 type Option func(*options)
 
-type options struct{ now func() time.Time }
+type options struct {
+	now  func() time.Time
+	tune searchTuning
+}
 
 // WithClock replaces time.Now (tests).
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
 
 func buildOptions(opts []Option) options {
-	o := options{now: time.Now}
+	o := options{now: time.Now, tune: defaultSearchTuning}
 	for _, f := range opts {
 		f(&o)
 	}
@@ -61,61 +70,82 @@ func NewRedis(rdb redis.UniversalClient, prefix string, opts ...Option) *Redis {
 	}
 	o := buildOptions(opts)
 	return &Redis{
-		rdb: rdb, prefix: prefix, now: o.now,
+		rdb: rdb, prefix: prefix, now: o.now, tune: o.tune,
 		put: redis.NewScript(putLua), del: redis.NewScript(delLua), rewrap: redis.NewScript(rewrapLua),
+		index: redis.NewScript(indexLua), search: redis.NewScript(searchLua),
 	}
 }
 
 // putLua writes a token atomically. The record (with its ciphertext) is the
 // first write, so even a script aborted half-way (OOM) never leaves an index
-// entry or idempotency key pointing at a token without ciphertext.
+// entry or idempotency key pointing at a token without ciphertext. A
+// merchant's first token marks its search index complete: nothing older
+// is missing from it.
 //
-// KEYS: rec, toks, fp set, kid set, cvc, idem
-// ARGV: id, order key, fingerprint, cvc, cvc ttl ms, has idem ("1"/"0"), field, value, ...
+// KEYS: rec, toks, fp set, kid set, cvc, idem, ready, combos, index lists...
+// ARGV: id, order key, fingerprint, cvc, cvc ttl ms, has idem ("1"/"0"),
+// number of combos n, combos..., field, value, ...
 const putLua = `
 if ARGV[6] == '1' then
   local prev = redis.call('GET', KEYS[6])
   if prev then return {0, prev} end
 end
 if redis.call('EXISTS', KEYS[1]) == 1 then return {2, ''} end
-redis.call('HSET', KEYS[1], unpack(ARGV, 7))
+local first = redis.call('EXISTS', KEYS[2]) == 0
+local nco = tonumber(ARGV[7])
+redis.call('HSET', KEYS[1], unpack(ARGV, 8 + nco))
 redis.call('ZADD', KEYS[2], 0, ARGV[2])
 if ARGV[3] ~= '' then redis.call('SADD', KEYS[3], ARGV[1]) end
 redis.call('SADD', KEYS[4], ARGV[1])
 if ARGV[4] ~= '' then redis.call('SET', KEYS[5], ARGV[4], 'PX', ARGV[5]) end
 if ARGV[6] == '1' then redis.call('SET', KEYS[6], ARGV[1]) end
+for i = 9, #KEYS do redis.call('ZADD', KEYS[i], 0, ARGV[2]) end
+if nco > 0 then redis.call('SADD', KEYS[8], unpack(ARGV, 8, 7 + nco)) end
+if first then redis.call('SET', KEYS[7], '1') end
 return {1, ARGV[1]}
 `
 
 // delLua removes a token and everything that points at it. The caller read
-// the record's kid to name the kid set; if a rewrap changed it meanwhile the
-// script answers -1 and the caller re-reads, so no stale index entry remains.
+// the record to name the kid set, the fingerprint set and the index lists;
+// if a rewrap changed any of them meanwhile the script answers -1 and the
+// caller re-reads, so no stale index entry remains.
 //
-// KEYS: rec, toks, fp set, kid set, cvc, idem
-// ARGV: id, order key, expected kid
+// KEYS: rec, toks, fp set, kid set, cvc, idem, index lists...
+// ARGV: id, order key, kid, fingerprint, last4, bin, brand (as read)
 const delLua = `
-local k = redis.call('HGET', KEYS[1], 'kid')
-if not k then return 0 end
-if k ~= ARGV[3] then return -1 end
+local f = redis.call('HMGET', KEYS[1], 'kid', 'fingerprint', 'last4', 'bin', 'brand')
+if not f[1] then return 0 end
+if f[1] ~= ARGV[3] or (f[2] or '') ~= ARGV[4] or (f[3] or '') ~= ARGV[5] or (f[4] or '') ~= ARGV[6] or (f[5] or '') ~= ARGV[7] then return -1 end
 redis.call('DEL', KEYS[1], KEYS[5])
 redis.call('ZREM', KEYS[2], ARGV[2])
 redis.call('SREM', KEYS[3], ARGV[1])
 redis.call('SREM', KEYS[4], ARGV[1])
 if redis.call('GET', KEYS[6]) == ARGV[1] then redis.call('DEL', KEYS[6]) end
+for i = 7, #KEYS do redis.call('ZREM', KEYS[i], ARGV[2]) end
 return 1
 `
 
 // rewrapLua is a compare-and-set on the kid and fingerprint fields; it moves
-// the token between kid sets and fingerprint sets.
+// the token between kid sets and fingerprint sets, and between index lists
+// when a listed masked field changes: then the caller read the fields to
+// name the lists, and the script answers -2 (read again) if they changed
+// meanwhile. A ciphertext or kid change alone touches no index list.
 //
-// KEYS: rec, old kid set, new kid set, old fp set, new fp set
+// KEYS: rec, old kid set, new kid set, old fp set, new fp set, combos, index
+// lists to leave..., lists to join...
 // ARGV: id, old kid, new jwe, new kid, old fp, new fp, brand, bin, last4 (” keeps a field),
-// binding (” removes it: an old binding never fits the new ciphertext)
+// binding (” removes it: an old binding never fits the new ciphertext),
+// order key, last4, bin, brand (as read), number of lists to leave, combos
+// of the new fields...
 const rewrapLua = `
 local k = redis.call('HGET', KEYS[1], 'kid')
 if not k then return 0 end
 if k ~= ARGV[2] then return -1 end
 if (redis.call('HGET', KEYS[1], 'fingerprint') or '') ~= ARGV[5] then return -1 end
+if #KEYS > 6 then
+  local f = redis.call('HMGET', KEYS[1], 'last4', 'bin', 'brand')
+  if (f[1] or '') ~= ARGV[12] or (f[2] or '') ~= ARGV[13] or (f[3] or '') ~= ARGV[14] then return -2 end
+end
 redis.call('HSET', KEYS[1], 'jwe', ARGV[3], 'kid', ARGV[4])
 redis.call('SREM', KEYS[2], ARGV[1])
 redis.call('SADD', KEYS[3], ARGV[1])
@@ -128,6 +158,10 @@ if ARGV[7] ~= '' then redis.call('HSET', KEYS[1], 'brand', ARGV[7]) end
 if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'bin', ARGV[8]) end
 if ARGV[9] ~= '' then redis.call('HSET', KEYS[1], 'last4', ARGV[9]) end
 if ARGV[10] ~= '' then redis.call('HSET', KEYS[1], 'binding', ARGV[10]) else redis.call('HDEL', KEYS[1], 'binding') end
+local leave = tonumber(ARGV[15])
+for i = 7, 6 + leave do redis.call('ZREM', KEYS[i], ARGV[11]) end
+for i = 7 + leave, #KEYS do redis.call('ZADD', KEYS[i], 0, ARGV[11]) end
+if #ARGV > 15 then redis.call('SADD', KEYS[6], unpack(ARGV, 16)) end
 return 1
 `
 
@@ -140,6 +174,21 @@ func (r *Redis) cvcKey(m, id string) string  { return r.slot(m) + "cvc:" + id }
 func (r *Redis) idemKey(m, h string) string  { return r.slot(m) + "idem:" + h }
 func (r *Redis) ownerKey(id string) string   { return r.prefix + ":tok:owner:" + id }
 func (r *Redis) merchantsKey() string        { return r.prefix + ":tok:merchants" }
+func (r *Redis) reindexKey() string          { return r.prefix + ":tok:reindex" }
+func (r *Redis) readyKey(m string) string    { return r.slot(m) + "ix:ready" }
+func (r *Redis) combosKey(m string) string   { return r.slot(m) + "ix:co" }
+func (r *Redis) ixKey(m string, e ixEntry) string {
+	return r.slot(m) + "ix:" + e.field + ":" + e.value
+}
+
+// ixKeys names the index lists of entries, in their order.
+func (r *Redis) ixKeys(m string, es []ixEntry) []string {
+	out := make([]string, len(es))
+	for i, e := range es {
+		out[i] = r.ixKey(m, e)
+	}
+	return out
+}
 
 // Put implements Store.
 func (r *Redis) Put(ctx context.Context, t Token, cvcJWE string, cvcTTL time.Duration, idempotencyKey string) (Token, bool, error) {
@@ -173,9 +222,14 @@ func (r *Redis) Put(ctx context.Context, t Token, cvcJWE string, cvcTTL time.Dur
 	}
 	keys := []string{
 		r.recKey(m, t.ID), r.toksKey(m), r.fpKey(m, t.Fingerprint),
-		r.kidKey(m, t.Kid), r.cvcKey(m, t.ID), r.idemKey(m, idem),
+		r.kidKey(m, t.Kid), r.cvcKey(m, t.ID), r.idemKey(m, idem), r.readyKey(m), r.combosKey(m),
 	}
-	args := []any{t.ID, orderKey(t.CreatedAt, t.ID), t.Fingerprint, cvcJWE, cvcTTL.Milliseconds(), hasIdem}
+	keys = append(keys, r.ixKeys(m, indexEntries(t))...)
+	co := combos(t)
+	args := []any{t.ID, orderKey(t.CreatedAt, t.ID), t.Fingerprint, cvcJWE, cvcTTL.Milliseconds(), hasIdem, len(co)}
+	for _, c := range co {
+		args = append(args, c)
+	}
 	args = append(args, toFields(t, idem)...)
 	res, err := r.put.Run(ctx, r.rdb, keys, args...).Slice()
 	if err != nil {
@@ -301,7 +355,9 @@ func (r *Redis) Delete(ctx context.Context, merchantID, id string) error {
 			r.recKey(m, id), r.toksKey(m), r.fpKey(m, t.Fingerprint),
 			r.kidKey(m, t.Kid), r.cvcKey(m, id), r.idemKey(m, idem),
 		}
-		n, err := r.del.Run(ctx, r.rdb, keys, id, orderKey(t.CreatedAt, id), t.Kid).Int()
+		keys = append(keys, r.ixKeys(m, indexEntries(t))...)
+		n, err := r.del.Run(ctx, r.rdb, keys, id, orderKey(t.CreatedAt, id), t.Kid, t.Fingerprint,
+			t.Last4, t.BIN, t.Brand).Int()
 		if err != nil {
 			return fmt.Errorf("tokens: redis delete: %w", err)
 		}
@@ -397,63 +453,11 @@ func (r *Redis) merchants(ctx context.Context) ([]string, error) {
 	return ms, nil
 }
 
-// Search implements Store. It uses an index where the query names one (token
-// id, fingerprint) and otherwise walks the merchant's time index newest first
-// within [From, To), so its cost grows with the tokens in that range.
-func (r *Redis) Search(ctx context.Context, q Query) ([]Token, error) {
-	q, err := normQuery(q)
-	if err != nil {
-		return nil, err
-	}
-	if q.TokenID != "" {
-		t, err := r.Lookup(ctx, q.TokenID)
-		if errors.Is(err, ErrNotFound) || err == nil && !q.match(t) {
-			return []Token{}, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		return []Token{t}, nil
-	}
-	ms := []string{q.MerchantID}
-	if q.MerchantID == "" {
-		if ms, err = r.merchants(ctx); err != nil {
-			return nil, err
-		}
-	}
-	out := []Token{}
-	for _, m := range ms {
-		found, err := r.searchMerchant(ctx, m, q)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, found...)
-	}
-	return newestFirst(out, q.Limit), nil
-}
-
+// searchMerchant is the search without the index: the merchant's time
+// index read newest first within [From, To) and filtered, so its cost grows
+// with the tokens in that range. It serves merchants whose index is still
+// being built.
 func (r *Redis) searchMerchant(ctx context.Context, m string, q Query) ([]Token, error) {
-	if q.Fingerprint != "" {
-		ids, err := r.rdb.SMembers(ctx, r.fpKey(m, q.Fingerprint)).Result()
-		if err != nil {
-			return nil, fmt.Errorf("tokens: redis search: %w", err)
-		}
-		members := make([]string, len(ids))
-		for i, id := range ids {
-			members[i] = "00000000000000000000:" + id // fetch only needs the id part
-		}
-		ts, err := r.fetch(ctx, m, members)
-		if err != nil {
-			return nil, err
-		}
-		out := ts[:0]
-		for _, t := range ts {
-			if q.match(t) {
-				out = append(out, t)
-			}
-		}
-		return newestFirst(out, q.Limit), nil
-	}
 	start, stop := "+", "-"
 	if ub := q.upperBound(); ub != "" {
 		start = "(" + ub
@@ -516,18 +520,76 @@ func (r *Redis) UpdateCiphertext(ctx context.Context, id, oldKid, oldFingerprint
 	if err != nil {
 		return err
 	}
-	keys := []string{r.recKey(m, id), r.kidKey(m, oldKid), r.kidKey(m, u.Kid), r.fpKey(m, oldFingerprint), r.fpKey(m, u.Fingerprint)}
-	n, err := r.rewrap.Run(ctx, r.rdb, keys, id, oldKid, u.JWE, u.Kid, oldFingerprint, u.Fingerprint, u.Brand, u.BIN, u.Last4, u.Binding).Int()
+	for range 5 {
+		keys := []string{r.recKey(m, id), r.kidKey(m, oldKid), r.kidKey(m, u.Kid), r.fpKey(m, oldFingerprint), r.fpKey(m, u.Fingerprint), r.combosKey(m)}
+		args := []any{id, oldKid, u.JWE, u.Kid, oldFingerprint, u.Fingerprint, u.Brand, u.BIN, u.Last4, u.Binding}
+		moves, err := r.indexMoves(ctx, m, id, u)
+		if err != nil {
+			return err
+		}
+		keys = append(keys, moves.keys...)
+		args = append(args, moves.args...)
+		n, err := r.rewrap.Run(ctx, r.rdb, keys, args...).Int()
+		if err != nil {
+			return fmt.Errorf("tokens: redis rewrap: %w", err)
+		}
+		switch n {
+		case 0:
+			return ErrNotFound
+		case -1:
+			return fmt.Errorf("%w: kid or fingerprint changed", ErrConflict)
+		case 1:
+			return nil
+		}
+		// -2: a listed field changed between our read and the script.
+	}
+	return fmt.Errorf("%w: token keeps changing", ErrConflict)
+}
+
+// ixMoves is the index part of a rewrap script call.
+type ixMoves struct {
+	keys []string
+	args []any
+}
+
+// indexMoves reads the listed fields of a token when u may change them and
+// names the lists it leaves and joins; none when u changes no listed field,
+// so a ciphertext or kid change reads nothing more.
+func (r *Redis) indexMoves(ctx context.Context, m, id string, u Rewrapped) (ixMoves, error) {
+	none := ixMoves{args: []any{"", "", "", "", 0}}
+	if u.Brand == "" && u.BIN == "" && u.Last4 == "" {
+		return none, nil
+	}
+	f, err := r.rdb.HMGet(ctx, r.recKey(m, id), "last4", "bin", "brand", "created_at").Result()
 	if err != nil {
-		return fmt.Errorf("tokens: redis rewrap: %w", err)
+		return ixMoves{}, fmt.Errorf("tokens: redis rewrap: %w", err)
 	}
-	switch n {
-	case 0:
-		return ErrNotFound
-	case -1:
-		return fmt.Errorf("%w: kid or fingerprint changed", ErrConflict)
+	str := func(v any) string { s, _ := v.(string); return s }
+	old := Token{ID: id, Last4: str(f[0]), BIN: str(f[1]), Brand: str(f[2])}
+	ns, err := parseInt(str(f[3]))
+	if err != nil {
+		return none, nil // gone (or unreadable): the script answers for it
 	}
-	return nil
+	now := old
+	if u.Last4 != "" {
+		now.Last4 = u.Last4
+	}
+	if u.BIN != "" {
+		now.BIN = u.BIN
+	}
+	if u.Brand != "" {
+		now.Brand = u.Brand
+	}
+	gone, added := entriesDiff(indexEntries(old), indexEntries(now))
+	if len(gone)+len(added) == 0 {
+		return none, nil
+	}
+	mv := ixMoves{keys: append(r.ixKeys(m, gone), r.ixKeys(m, added)...)}
+	mv.args = []any{orderKey(time.Unix(0, ns), id), old.Last4, old.BIN, old.Brand, len(gone)}
+	for _, c := range combos(now) {
+		mv.args = append(mv.args, c)
+	}
+	return mv, nil
 }
 
 // ScanAll implements Store: each merchant's time index, by ZSCAN.

@@ -53,9 +53,10 @@ func TestRedisKeysShareMerchantSlot(t *testing.T) {
 			t.Errorf("key %q outside the merchant slot", k)
 		}
 	}
-	// record, toks, fp, kid, cvc, idem
-	if inSlot != 6 || len(outside) != 0 {
-		t.Fatalf("in slot %d (want 6), missing outside keys %v; keys %v", inSlot, outside, keys)
+	// record, toks, fp, kid, cvc, idem; the search index's b2, b4, b6, b8,
+	// l4 and br lists, ready mark and combos
+	if inSlot != 14 || len(outside) != 0 {
+		t.Fatalf("in slot %d (want 14), missing outside keys %v; keys %v", inSlot, outside, keys)
 	}
 	ttl, err := rdb.PTTL(ctx, lay+":{m_alice}:cvc:"+tok.ID).Result()
 	if err != nil || ttl <= 0 || ttl > time.Minute {

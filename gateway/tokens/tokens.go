@@ -121,7 +121,7 @@ type Query struct {
 // Store is the token vault. Both implementations pass the same contract tests.
 type Store interface {
 	// Put stores t (ID and CreatedAt are filled in when empty) together with its
-	// ciphertext, the merchant and fingerprint indexes, the CVC ciphertext with
+	// ciphertext, the merchant, fingerprint and search indexes, the CVC ciphertext with
 	// its own TTL (skipped when cvcJWE is ""), and idempotencyKey -> token id,
 	// all in one atomic write. A repeated idempotencyKey (per merchant) returns
 	// the first token and created=false. An empty idempotencyKey disables replay
@@ -137,8 +137,12 @@ type Store interface {
 	// first page or the next value of the previous page; next is "" on the last
 	// page. Cursors stay valid when tokens are added or deleted meanwhile.
 	List(ctx context.Context, merchantID, cursor string, limit int) ([]Token, string, error)
-	// Search finds tokens for the back office (masked fields only).
+	// Search finds tokens for the back office (masked fields only), through
+	// the search index (index.go) of merchants whose index is complete.
 	Search(ctx context.Context, q Query) ([]Token, error)
+	// IndexStatus says whether the search index covers merchantID's tokens
+	// ("" = every merchant's); see Reindex.
+	IndexStatus(ctx context.Context, merchantID string) (IndexStatus, error)
 	// TakeCVC returns the CVC ciphertext and deletes it in the same step, so it
 	// is destroyed after its first use (PCI DSS 3.3.1); ErrNotFound when it was
 	// never stored, already taken or expired.
@@ -147,7 +151,8 @@ type Store interface {
 	// rewrap, only if the token is still under oldKid with oldFingerprint
 	// (ErrConflict otherwise), so a concurrent rewrap or a stale job cannot
 	// roll a token back to an older KEK or an older fingerprint. The
-	// fingerprint index follows.
+	// fingerprint index follows, and the search index when a listed field
+	// changes.
 	UpdateCiphertext(ctx context.Context, id, oldKid, oldFingerprint string, u Rewrapped) error
 	// ScanAll calls fn for every token, under the same rules as ScanByKid;
 	// the rewrap job's refresh uses it when masked fields change without a

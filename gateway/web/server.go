@@ -127,7 +127,7 @@ func New(d Deps) *Server {
 	s := &Server{deps: d}
 	s.office = backofficehttp.New(backofficehttp.Deps{
 		Office: backoffice.New(backoffice.Deps{
-			Operators: d.Operators, Sessions: d.WebSessions, Tokens: d.Tokens, Merchants: merchantNames(d.Merchants),
+			Operators: d.Operators, Sessions: d.WebSessions, Tokens: d.Tokens, Merchants: merchantNames(d.Merchants), Index: d.Tokens,
 			KeyService: d.KeyService, Audit: d.Audit, Log: d.Log, Now: d.Config.Now,
 		}),
 		Operators: d.Operators, Sessions: d.WebSessions, Limiter: d.Limiter, Audit: d.Audit,

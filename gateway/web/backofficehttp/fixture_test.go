@@ -200,6 +200,7 @@ type fixture struct {
 	app       *fiber.App
 	ops       *operators.Service
 	toks      tokens.Store
+	db        *bolt.DB // the bbolt file (the tokens' with the default stores)
 	webs      websession.Store
 	clock     *fakeClock
 	kz        *keyZone // nil with a fake
@@ -251,7 +252,7 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 	}
 	t.Cleanup(func() { _ = db.Close() })
 	f := &fixture{clock: &fakeClock{t: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)},
-		secrets: map[string]string{}, operators: map[string]operators.Operator{}, passkeys: map[string]*passkeytest.Authenticator{}}
+		secrets: map[string]string{}, operators: map[string]operators.Operator{}, passkeys: map[string]*passkeytest.Authenticator{}, db: db}
 	f.logs = logtest.NewSink(t)
 	if o.origin == "" {
 		o.origin = "https://pay.example"

@@ -57,6 +57,7 @@ import (
 type Office interface {
 	Resume(ctx context.Context, sessionID, origin string) (backoffice.Actor, error)
 	Search(ctx context.Context, a backoffice.Actor, f backoffice.SearchForm) ([]tokens.Token, error)
+	SearchIndexBuilding(ctx context.Context, a backoffice.Actor) bool
 	Token(ctx context.Context, a backoffice.Actor, id string) (tokens.Token, error)
 	RevealChallenge(ctx context.Context, a backoffice.Actor, r backoffice.ChallengeRequest) (backoffice.Challenge, error)
 	Reveal(ctx context.Context, a backoffice.Actor, r backoffice.RevealRequest) (backoffice.Revealed, error)

@@ -81,6 +81,9 @@ type tokensPage struct {
 	Error    string
 	Filtered bool
 	Limit    int
+	// IndexBuilding: some merchant's tokens are not in the search index
+	// yet, so this search read them whole.
+	IndexBuilding bool
 }
 
 func (h *Handler) search(c *fiber.Ctx, a *backoffice.Actor) error {
@@ -108,6 +111,7 @@ func (h *Handler) search(c *fiber.Ctx, a *backoffice.Actor) error {
 	for _, t := range found {
 		p.Rows = append(p.Rows, rowOf(t, names))
 	}
+	p.IndexBuilding = h.d.Office.SearchIndexBuilding(c.UserContext(), *a)
 	return h.render(c, http.StatusOK, "backoffice_tokens.html", p)
 }
 
