@@ -81,6 +81,15 @@ type Caller struct {
 // May reports whether the caller was granted op.
 func (c Caller) May(op string) bool { return slices.Contains(c.Ops, op) }
 
+// Claim is the jti an authenticated request still has to claim in the
+// replay cache before anything is done for it: JTI is scoped to the
+// client (iss + ":" + jti), Until is when the request could no longer be
+// accepted at all (exp + skew).
+type Claim struct {
+	JTI   string
+	Until time.Time
+}
+
 // Verify authenticates one request. The checks run in this order: scheme;
 // JWS with a known, unrevoked kid (the algorithm forced by the key type);
 // iss is the client owning that kid; aud; iat and exp within Skew;
@@ -92,9 +101,35 @@ func (c Caller) May(op string) bool { return slices.Contains(c.Ops, op) }
 // request claimed (for the audit of refusals); it is then unauthenticated
 // and grants nothing (Ops is empty).
 func (v *Verifier) Verify(ctx context.Context, authorization, method, path string, body []byte) (Caller, error) {
+	caller, claim, err := v.Authenticate(authorization, method, path, body)
+	if err != nil {
+		return caller, err
+	}
+	// Last, so that only an otherwise valid request consumes its jti. The
+	// jti is held until the request could no longer be accepted at all
+	// (exp + skew), and is scoped to the client so clients cannot collide.
+	if v.Replay == nil {
+		return unauthenticated(caller), fmt.Errorf("%w: no replay cache configured", ErrReplayStore)
+	}
+	fresh, err := v.Replay.Claim(ctx, claim.JTI, claim.Until)
+	if err != nil {
+		return unauthenticated(caller), fmt.Errorf("%w: %w", ErrReplayStore, err)
+	}
+	if !fresh {
+		return unauthenticated(caller), ErrReplay
+	}
+	return caller, nil
+}
+
+// Authenticate runs every check of Verify but the last: it does not claim
+// the jti, it returns the Claim to make. The request is not admitted
+// until that claim is made (keyservice/admit makes it together with the
+// operation's limits, in one round trip): a caller must not act on it
+// before. The Caller it returns on success carries the client's Ops.
+func (v *Verifier) Authenticate(authorization, method, path string, body []byte) (Caller, Claim, error) {
 	scheme, token, ok := strings.Cut(authorization, " ")
 	if !ok || !strings.EqualFold(scheme, wire.AuthScheme) || token == "" {
-		return Caller{}, ErrMissing
+		return Caller{}, Claim{}, ErrMissing
 	}
 	var entry keyEntry
 	lookup := func(kid string) (crypto.PublicKey, error) {
@@ -110,74 +145,72 @@ func (v *Verifier) Verify(ctx context.Context, authorization, method, path strin
 	if err != nil {
 		switch {
 		case errors.Is(err, ErrUnknownClient), errors.Is(err, ErrRevoked):
-			return claimed, err
+			return claimed, Claim{}, err
 		default:
-			return claimed, fmt.Errorf("%w: %w", ErrBadSignature, err)
+			return claimed, Claim{}, fmt.Errorf("%w: %w", ErrBadSignature, err)
 		}
 	}
-
-	var c wire.Claims
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil || dec.More() {
-		return claimed, fmt.Errorf("%w: payload is not the claims object", ErrClaims)
+	c, err := decodeClaims(payload)
+	if err != nil {
+		return claimed, Claim{}, err
 	}
 	// A key proves only its own client: a kid of client A under iss B is
 	// someone presenting A's key as B.
 	if c.Iss != entry.client {
-		return claimed, fmt.Errorf("%w: iss does not own kid", ErrUnknownClient)
+		return claimed, Claim{}, fmt.Errorf("%w: iss does not own kid", ErrUnknownClient)
 	}
 	if v.Audience == "" || c.Aud != v.Audience {
-		return claimed, fmt.Errorf("%w: aud", ErrClaims)
+		return claimed, Claim{}, fmt.Errorf("%w: aud", ErrClaims)
 	}
-
 	skew, maxTTL := v.limits()
 	now := time.Now()
 	if v.Now != nil {
 		now = v.Now()
 	}
 	if c.Iat <= 0 || c.Exp <= c.Iat {
-		return claimed, fmt.Errorf("%w: iat/exp", ErrClaims)
+		return claimed, Claim{}, fmt.Errorf("%w: iat/exp", ErrClaims)
 	}
 	if time.Duration(c.Exp-c.Iat)*time.Second > maxTTL {
-		return claimed, fmt.Errorf("%w: lifetime above %s", ErrClaims, maxTTL)
+		return claimed, Claim{}, fmt.Errorf("%w: lifetime above %s", ErrClaims, maxTTL)
 	}
 	if time.Unix(c.Iat, 0).After(now.Add(skew)) {
-		return claimed, fmt.Errorf("%w: %w: iat %s is after now %s + %s", ErrClaims, ErrClockSkew,
+		return claimed, Claim{}, fmt.Errorf("%w: %w: iat %s is after now %s + %s", ErrClaims, ErrClockSkew,
 			time.Unix(c.Iat, 0).UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339), skew)
 	}
 	acceptUntil := time.Unix(c.Exp, 0).Add(skew)
 	if now.After(acceptUntil) {
-		return claimed, fmt.Errorf("%w: %w: exp %s + %s is before now %s", ErrExpired, ErrClockSkew,
+		return claimed, Claim{}, fmt.Errorf("%w: %w: exp %s + %s is before now %s", ErrExpired, ErrClockSkew,
 			time.Unix(c.Exp, 0).UTC().Format(time.RFC3339), skew, now.UTC().Format(time.RFC3339))
 	}
 	if c.Htm != method {
-		return claimed, fmt.Errorf("%w: htm", ErrClaims)
+		return claimed, Claim{}, fmt.Errorf("%w: htm", ErrClaims)
 	}
 	if !htuMatches(c.Htu, path, v.Origins) {
-		return claimed, fmt.Errorf("%w: htu", ErrClaims)
+		return claimed, Claim{}, fmt.Errorf("%w: htu", ErrClaims)
 	}
 	if subtle.ConstantTimeCompare([]byte(c.Bh), []byte(wire.BodyHash(body))) != 1 {
-		return claimed, ErrBodyHash
+		return claimed, Claim{}, ErrBodyHash
 	}
 	if !validJti(c.Jti) {
-		return claimed, fmt.Errorf("%w: jti", ErrClaims)
+		return claimed, Claim{}, fmt.Errorf("%w: jti", ErrClaims)
 	}
+	return Caller{ClientID: entry.client, Kid: kid, Ops: slices.Clone(entry.ops)}, Claim{JTI: c.Iss + ":" + c.Jti, Until: acceptUntil}, nil
+}
 
-	// Last, so that only an otherwise valid request consumes its jti. The
-	// jti is held until the request could no longer be accepted at all
-	// (exp + skew), and is scoped to the client so clients cannot collide.
-	if v.Replay == nil {
-		return claimed, fmt.Errorf("%w: no replay cache configured", ErrReplayStore)
+// unauthenticated is c granting nothing: who it claimed to be, for the
+// audit of its refusal.
+func unauthenticated(c Caller) Caller { return Caller{ClientID: c.ClientID, Kid: c.Kid} }
+
+// decodeClaims reads the JWS payload strictly: one object of the Contract
+// 2 claims, no other member.
+func decodeClaims(payload []byte) (wire.Claims, error) {
+	var c wire.Claims
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil || dec.More() {
+		return wire.Claims{}, fmt.Errorf("%w: payload is not the claims object", ErrClaims)
 	}
-	fresh, err := v.Replay.Claim(ctx, c.Iss+":"+c.Jti, acceptUntil)
-	if err != nil {
-		return claimed, fmt.Errorf("%w: %w", ErrReplayStore, err)
-	}
-	if !fresh {
-		return claimed, ErrReplay
-	}
-	return Caller{ClientID: entry.client, Kid: kid, Ops: slices.Clone(entry.ops)}, nil
+	return c, nil
 }
 
 func (v *Verifier) limits() (skew, maxTTL time.Duration) {
