@@ -21,8 +21,10 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/blindgate/blindgate/internal/jose"
+	"github.com/blindgate/blindgate/internal/jsonscan"
 	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
@@ -202,8 +204,12 @@ func (v *Verifier) Authenticate(authorization, method, path string, body []byte)
 func unauthenticated(c Caller) Caller { return Caller{ClientID: c.ClientID, Kid: c.Kid} }
 
 // decodeClaims reads the JWS payload strictly: one object of the Contract
-// 2 claims, no other member.
+// 2 claims, no other member. The claims a Signer writes are read in one
+// pass (scanClaims); anything else by encoding/json, which decides.
 func decodeClaims(payload []byte) (wire.Claims, error) {
+	if c, ok := scanClaims(payload); ok {
+		return c, nil
+	}
 	var c wire.Claims
 	dec := json.NewDecoder(bytes.NewReader(payload))
 	dec.DisallowUnknownFields()
@@ -211,6 +217,58 @@ func decodeClaims(payload []byte) (wire.Claims, error) {
 		return wire.Claims{}, fmt.Errorf("%w: payload is not the claims object", ErrClaims)
 	}
 	return c, nil
+}
+
+// scanClaims is decodeClaims' fast path: a simple object (internal/jsonscan)
+// naming each claim at most once, exactly as its tag spells it, with a
+// string or an integer as its field wants. On such input encoding/json
+// reads the same claims; ok false sends anything else to it.
+func scanClaims(payload []byte) (c wire.Claims, ok bool) {
+	if !utf8.Valid(payload) {
+		return wire.Claims{}, false // encoding/json would replace the bad bytes
+	}
+	var buf [8]jsonscan.Member
+	members, ok := jsonscan.Object(payload, buf[:0])
+	if !ok {
+		return wire.Claims{}, false
+	}
+	var seen uint
+	for _, m := range members {
+		var bit uint
+		switch string(m.Name) {
+		case "iss":
+			bit = 1
+			c.Iss, ok = jsonscan.String(m.Value)
+		case "aud":
+			bit = 2
+			c.Aud, ok = jsonscan.String(m.Value)
+		case "iat":
+			bit = 4
+			c.Iat, ok = jsonscan.Int(m.Value)
+		case "exp":
+			bit = 8
+			c.Exp, ok = jsonscan.Int(m.Value)
+		case "jti":
+			bit = 16
+			c.Jti, ok = jsonscan.String(m.Value)
+		case "htm":
+			bit = 32
+			c.Htm, ok = jsonscan.String(m.Value)
+		case "htu":
+			bit = 64
+			c.Htu, ok = jsonscan.String(m.Value)
+		case "bh":
+			bit = 128
+			c.Bh, ok = jsonscan.String(m.Value)
+		default:
+			return wire.Claims{}, false
+		}
+		if !ok || seen&bit != 0 {
+			return wire.Claims{}, false
+		}
+		seen |= bit
+	}
+	return c, true
 }
 
 func (v *Verifier) limits() (skew, maxTTL time.Duration) {
@@ -230,6 +288,16 @@ func (v *Verifier) limits() (skew, maxTTL time.Duration) {
 // configuration, never from the request's Host header, which the caller
 // controls. A query or fragment is refused (the signer strips them).
 func htuMatches(htu, path string, origins []string) bool {
+	// What a Signer writes: an origin as configured, then the path. For a
+	// path of plain characters url.Parse would read the same origin and
+	// path back, so the comparison below is its answer, without parsing.
+	if plainPath(path) {
+		for _, o := range origins {
+			if len(htu) == len(o)+len(path) && htu[:len(o)] == o && htu[len(o):] == path {
+				return true
+			}
+		}
+	}
 	u, err := url.Parse(htu)
 	if err != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || u.User != nil {
 		return false
@@ -239,6 +307,21 @@ func htuMatches(htu, path string, origins []string) bool {
 		return false
 	}
 	return u.Path == path && path != ""
+}
+
+// plainPath reports a path of "/" and unreserved characters only (RFC
+// 3986), which url.Parse leaves as it is.
+func plainPath(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '/' || c == '-' || c == '.' || c == '_' || c == '~') {
+			return false
+		}
+	}
+	return true
 }
 
 // ParseOrigins normalises a comma-separated list of the key service's
