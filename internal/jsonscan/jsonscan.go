@@ -1,6 +1,7 @@
-// Package jsonscan reads, in one pass and without reflection, the simple
-// JSON objects that Blindgate's own code writes: request bodies, JOSE
-// headers, signed-request claims. An object is simple when its member
+// Package jsonscan reads, in one pass, the simple JSON objects that
+// Blindgate's own code writes: request and response bodies, JOSE headers,
+// signed-request claims. Object reads members without reflection; Decode
+// sets the fields of a flat struct (its type read once). An object is simple when its member
 // names and string values have no escape and no control character, its
 // numbers are integers, and its other values are true, false, null, or
 // arrays and objects (up to MaxDepth deep) of the same.

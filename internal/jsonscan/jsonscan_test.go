@@ -154,3 +154,37 @@ func BenchmarkObject(b *testing.B) {
 		}
 	}
 }
+
+type flat struct {
+	Kid      string `json:"kid"`
+	Brand    string `json:"brand"`
+	ExpMonth int    `json:"exp_month"`
+	ExpYear  int64  `json:"exp_year"`
+	Ok       bool   `json:"ok,omitempty"`
+}
+
+// FuzzDecode: what Decode takes, json.Unmarshal reads into the same
+// fields without an error (strictly too: no unknown field).
+func FuzzDecode(f *testing.F) {
+	for _, s := range []string{
+		`{"kid":"k1","brand":"visa","exp_month":12,"exp_year":2030,"ok":true}`, `{"KID":"k"}`, `{"kid":"a","kid":"b"}`,
+		`{"exp_month":"12"}`, `{"exp_month":1e2}`, `{"other":1}`, `{"kid":null}`, `{}`, `{"kid":"\u00e9"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var fast flat
+		if !Decode(data, &fast) {
+			if fast != (flat{}) {
+				t.Fatalf("%q: refused, yet fields were set: %+v", data, fast)
+			}
+			return
+		}
+		var slow flat
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&slow); err != nil || dec.More() || fast != slow {
+			t.Fatalf("%q: Decode %+v, encoding/json %+v %v", data, fast, slow, err)
+		}
+	})
+}

@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/blindgate/blindgate/internal/jsonscan"
 	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
@@ -191,6 +192,11 @@ func (c *Client) call(ctx context.Context, path string, in interface{ Validate()
 	data, err := c.do(req, path, true)
 	if err != nil {
 		return err
+	}
+	// An answer of plain fields (inspect's) is read in one pass;
+	// jsonscan.Decode takes only what json.Unmarshal would read the same.
+	if jsonscan.Decode(data, out) {
+		return nil
 	}
 	if err := json.Unmarshal(data, out); err != nil {
 		return fmt.Errorf("%w from %s", ErrBadResponse, path)
