@@ -230,3 +230,47 @@ func BenchmarkAllowBatch(b *testing.B) {
 		})
 	}
 }
+
+// TestRedisBatchThen: the work after the limits runs only when no Stop
+// take refused, sees its own keys and arguments, and answers its reply;
+// the same on one script and one command after another (Cluster).
+func TestRedisBatchThen(t *testing.T) {
+	// Sets K[1] to A[1] and answers {A[2], the old value or "none"}.
+	const lua = `
+local old = redis.call("GET", K[1])
+redis.call("SET", K[1], A[1])
+return {A[2], old or "none"}
+`
+	one := Limit{Name: "then-one", Rate: 1, Period: time.Hour, Burst: 1}
+	for _, split := range []bool{false, true} {
+		t.Run(fmt.Sprintf("split=%v", split), func(t *testing.T) {
+			rdb := testenv.Redis(t)
+			l := NewRedis(rdb, "bg:test:rl:")
+			l.split = split
+			ctx := context.Background()
+			then := Then{Lua: lua, Keys: []string{"bg:test:then"}, Args: []any{"v1", "hello"}}
+			res, reply, ran, err := l.AllowBatchThen(ctx, []Take{{one, "k", true}}, then)
+			if err != nil || !ran || len(res) != 1 || !res[0].Allowed {
+				t.Fatalf("first: %+v %v %v %v", res, reply, ran, err)
+			}
+			if r, _ := reply.([]any); len(r) != 2 || r[0] != "hello" || r[1] != "none" {
+				t.Fatalf("reply %#v", reply)
+			}
+			then.Args = []any{"v2", "again"}
+			res, reply, ran, err = l.AllowBatchThen(ctx, []Take{{one, "k", true}}, then)
+			if err != nil || ran || reply != nil || len(res) != 1 || res[0].Allowed {
+				t.Fatalf("refused by a Stop take: %+v %v %v %v, want no work", res, reply, ran, err)
+			}
+			if v, _ := rdb.Get(ctx, "bg:test:then").Result(); v != "v1" {
+				t.Fatalf("the work ran after a refusal: %q", v)
+			}
+			_, reply, ran, err = l.AllowBatchThen(ctx, []Take{{one, "k", false}}, then)
+			if r, _ := reply.([]any); err != nil || !ran || len(r) != 2 || r[1] != "v1" {
+				t.Fatalf("refused without Stop: %v %v %v, want the work done", reply, ran, err)
+			}
+			if _, reply, ran, err := l.AllowBatchThen(ctx, nil, Then{Lua: `return nil`}); err != nil || !ran || reply != nil {
+				t.Fatalf("no limits, nil reply: %v %v %v", reply, ran, err)
+			}
+		})
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
@@ -83,7 +84,8 @@ var ErrClaimed = errors.New("ratelimit: once key already claimed")
 // AllowBatch implements Batcher: one script, one round trip (one command
 // after another on Cluster).
 func (r *Redis) AllowBatch(ctx context.Context, takes []Take) ([]Result, error) {
-	return r.AllowBatchOnce(ctx, Once{}, takes)
+	res, _, _, err := r.run(ctx, Once{}, takes, nil)
+	return res, err
 }
 
 // AllowBatchOnce is AllowBatch that first claims once.Key (when not
@@ -91,20 +93,48 @@ func (r *Redis) AllowBatch(ctx context.Context, takes []Take) ([]Result, error) 
 // other error wraps ErrUnavailable and says nothing of whether the claim
 // was made: the caller must refuse, and a retry must make a new claim.
 func (r *Redis) AllowBatchOnce(ctx context.Context, once Once, takes []Take) ([]Result, error) {
+	res, _, _, err := r.run(ctx, once, takes, nil)
+	return res, err
+}
+
+// Then is work that follows a batch's limits when they allowed it: the
+// body of a Lua function of K and A, its own keys and arguments (Keys,
+// Args), whose return value is the reply. On a single node or Sentinel it
+// runs in the batch's script, so the limits and the work are one atomic
+// round trip; on Cluster it runs as a script of its own after them.
+type Then struct {
+	Lua  string
+	Keys []string
+	Args []any
+}
+
+// AllowBatchThen is AllowBatch, then then if no Stop take was refused:
+// ran says whether it ran and reply is what it returned. On error neither
+// the counts nor the work may be relied on (the caller refuses).
+func (r *Redis) AllowBatchThen(ctx context.Context, takes []Take, then Then) (res []Result, reply any, ran bool, err error) {
+	return r.run(ctx, Once{}, takes, &then)
+}
+
+func (r *Redis) run(ctx context.Context, once Once, takes []Take, then *Then) ([]Result, any, bool, error) {
 	if err := validateTakes(takes); err != nil {
-		return nil, err
+		return nil, nil, false, err
 	}
 	if r.split {
-		return r.allowSplit(ctx, once, takes)
+		return r.runSplit(ctx, once, takes, then)
 	}
-	keys := make([]string, 0, len(takes)+1)
-	args := make([]any, 0, 2+4*len(takes))
+	nthen := 0
+	if then != nil {
+		nthen = len(then.Keys)
+	}
+	keys := make([]string, 0, len(takes)+1+nthen)
+	args := make([]any, 0, 3+4*len(takes)+nthen)
 	if once.Key != "" {
 		keys = append(keys, once.Key)
 		args = append(args, "1", onceTTL(once.TTL))
 	} else {
 		args = append(args, "0", 0)
 	}
+	args = append(args, len(takes))
 	for _, t := range takes {
 		keys = append(keys, r.key(t.Limit, t.Key))
 		stop := "0"
@@ -113,9 +143,15 @@ func (r *Redis) AllowBatchOnce(ctx context.Context, once Once, takes []Take) ([]
 		}
 		args = append(args, t.Limit.Burst, t.Limit.Rate, t.Limit.Period.Seconds(), stop)
 	}
-	v, err := batchScript.Run(ctx, r.rdb, keys, args...).Slice()
+	script := batchScript
+	if then != nil {
+		keys = append(keys, then.Keys...)
+		args = append(args, then.Args...)
+		script = thenScript(then.Lua)
+	}
+	v, err := script.Run(ctx, r.rdb, keys, args...).Slice()
 	if err != nil {
-		return nil, fmt.Errorf("%w: batch: %w", ErrUnavailable, err)
+		return nil, nil, false, fmt.Errorf("%w: batch: %w", ErrUnavailable, err)
 	}
 	return parseBatch(v, len(takes))
 }
@@ -126,30 +162,48 @@ func onceTTL(ttl time.Duration) int64 {
 	return int64((ttl + time.Millisecond - 1) / time.Millisecond)
 }
 
-func (r *Redis) allowSplit(ctx context.Context, once Once, takes []Take) ([]Result, error) {
+func (r *Redis) runSplit(ctx context.Context, once Once, takes []Take, then *Then) ([]Result, any, bool, error) {
 	if once.Key != "" {
 		fresh, err := r.rdb.SetNX(ctx, once.Key, "1", time.Duration(onceTTL(once.TTL))*time.Millisecond).Result()
 		if err != nil {
-			return nil, fmt.Errorf("%w: claim: %w", ErrUnavailable, err)
+			return nil, nil, false, fmt.Errorf("%w: claim: %w", ErrUnavailable, err)
 		}
 		if !fresh {
-			return nil, ErrClaimed
+			return nil, nil, false, ErrClaimed
 		}
 	}
-	return allowEach(ctx, r, takes)
+	res, err := allowEach(ctx, r, takes)
+	if err != nil || then == nil || stopped(takes, res) {
+		return res, nil, false, err
+	}
+	reply, err := aloneScript(then.Lua).Run(ctx, r.rdb, then.Keys, then.Args...).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, nil, false, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return res, reply, true, nil
 }
 
-func parseBatch(v []any, n int) ([]Result, error) {
+// stopped reports a batch that a refused Stop take ended.
+func stopped(takes []Take, res []Result) bool {
+	n := len(res)
+	return n > 0 && !res[n-1].Allowed && takes[n-1].Stop
+}
+
+func parseBatch(v []any, n int) ([]Result, any, bool, error) {
 	bad := fmt.Errorf("%w: batch: unexpected reply", ErrUnavailable)
-	if len(v) == 0 {
-		return nil, bad
+	if len(v) < 3 {
+		if len(v) == 1 {
+			if fresh, _ := v[0].(int64); fresh == 0 {
+				return nil, nil, false, ErrClaimed
+			}
+		}
+		return nil, nil, false, bad
 	}
-	if fresh, _ := v[0].(int64); fresh != 1 {
-		return nil, ErrClaimed
-	}
-	v = v[1:]
+	ran, _ := v[1].(int64)
+	reply := v[2]
+	v = v[3:]
 	if len(v)%3 != 0 || len(v)/3 > n {
-		return nil, bad
+		return nil, nil, false, bad
 	}
 	res := make([]Result, 0, len(v)/3)
 	for i := 0; i < len(v); i += 3 {
@@ -157,32 +211,38 @@ func parseBatch(v []any, n int) ([]Result, error) {
 		remaining, ok2 := v[i+1].(int64)
 		retry, ok3 := v[i+2].(string)
 		if !ok1 || !ok2 || !ok3 {
-			return nil, bad
+			return nil, nil, false, bad
 		}
 		r := Result{Allowed: allowed > 0, Remaining: int(remaining)}
 		if !r.Allowed {
 			f, err := strconv.ParseFloat(retry, 64)
 			if err != nil {
-				return nil, bad
+				return nil, nil, false, bad
 			}
 			r.RetryAfter = retryAfter(time.Duration(f * float64(time.Second)))
 		}
 		res = append(res, r)
 	}
-	return res, nil
+	if ran != 1 {
+		reply = nil
+	}
+	return res, reply, ran == 1, nil
 }
 
-// batchScript counts several limits, and first claims a once key when
+// batchLua counts several limits, and first claims a once key when
 // ARGV[1] is "1" (KEYS[1], PX ARGV[2]). Each limit is redis_rate's GCRA
 // step (v10's allowN with cost 1), on the same keys and with the same
 // arithmetic and clock (the Redis server's), so a batch and Allow count
-// one state. It stops after a refused limit whose stop flag is "1".
+// one state. It stops after a refused limit whose stop flag is "1". If no
+// limit stopped it and the script has a then_ (a Then), then_ runs on the
+// keys and arguments after the limits' and its return value is the reply.
 //
-// KEYS: [once], limit...
-// ARGV: has once, once ttl ms, then per limit: burst, rate, period (s), stop
-// Reply: {1, allowed, remaining, retry after (s, string), ...} or {0} when
-// the once key was already claimed.
-var batchScript = redis.NewScript(`
+// KEYS: [once], limit..., then's keys
+// ARGV: has once, once ttl ms, number of limits, per limit: burst, rate,
+// period (s), stop; then's arguments
+// Reply: {1, then ran (0/1), then's reply or 0, allowed, remaining, retry
+// after (s, string), ...}, or {0} when the once key was already claimed.
+const batchLua = `
 redis.replicate_commands()
 local function gcra(key, burst, rate, period, now)
   local emission_interval = period / rate
@@ -203,23 +263,61 @@ local function gcra(key, burst, rate, period, now)
   end
   return 1, math.floor(remaining), "-1"
 end
-
+%s
 local k = 1
 if ARGV[1] == "1" then
   if not redis.call("SET", KEYS[1], "1", "NX", "PX", ARGV[2]) then return {0} end
   k = 2
 end
+local n = tonumber(ARGV[3])
 local t = redis.call("TIME")
 local now = (t[1] - 1483228800) + (t[2] / 1000000)
-local out = {1}
-local a = 3
-for i = k, #KEYS do
+local out = {1, 0, 0}
+local a = 4
+local stopped = false
+for i = k, k + n - 1 do
   local allowed, remaining, retry = gcra(KEYS[i], tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), now)
   out[#out + 1] = allowed
   out[#out + 1] = remaining
   out[#out + 1] = retry
-  if allowed == 0 and ARGV[a + 3] == "1" then break end
+  if allowed == 0 and ARGV[a + 3] == "1" then
+    stopped = true
+    break
+  end
   a = a + 4
 end
+if then_ and not stopped then
+  local K, A = {}, {}
+  for i = k + n, #KEYS do K[#K + 1] = KEYS[i] end
+  for i = 4 + 4 * n, #ARGV do A[#A + 1] = ARGV[i] end
+  local reply = then_(K, A)
+  if reply == nil then reply = false end
+  out[2] = 1
+  out[3] = reply
+end
 return out
-`)
+`
+
+var (
+	batchScript  = redis.NewScript(fmt.Sprintf(batchLua, "local then_ = nil"))
+	thenScripts  sync.Map // Then.Lua -> *redis.Script (the batch with it)
+	aloneScripts sync.Map // Then.Lua -> *redis.Script (it alone, on Cluster)
+)
+
+func thenFunc(body string) string { return "local function then_(K, A)\n" + body + "\nend" }
+
+func thenScript(body string) *redis.Script {
+	if s, ok := thenScripts.Load(body); ok {
+		return s.(*redis.Script)
+	}
+	s, _ := thenScripts.LoadOrStore(body, redis.NewScript(fmt.Sprintf(batchLua, thenFunc(body))))
+	return s.(*redis.Script)
+}
+
+func aloneScript(body string) *redis.Script {
+	if s, ok := aloneScripts.Load(body); ok {
+		return s.(*redis.Script)
+	}
+	s, _ := aloneScripts.LoadOrStore(body, redis.NewScript(thenFunc(body)+"\nreturn then_(KEYS, ARGV)"))
+	return s.(*redis.Script)
+}
