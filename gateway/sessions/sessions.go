@@ -23,8 +23,8 @@ import (
 
 	"github.com/blindgate/blindgate/checkout"
 	"github.com/blindgate/blindgate/internal/panshape"
-	"github.com/blindgate/blindgate/internal/ratelimit"
 	"github.com/blindgate/blindgate/internal/randid"
+	"github.com/blindgate/blindgate/internal/ratelimit"
 )
 
 // Sentinel errors; the HTTP layer maps them with errors.Is.
