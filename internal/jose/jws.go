@@ -2,7 +2,6 @@ package jose
 
 import (
 	"crypto"
-	"encoding/base64"
 	"fmt"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
@@ -45,57 +44,21 @@ func Sign(payload []byte, key crypto.Signer, kid string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	// The header is {alg, kid, typ} in the order and form jws.Sign writes it
-	// (a kid that passed validID needs no escaping), so the strict parse
-	// reads it in one pass; jwx makes the signature itself.
-	hdr := make([]byte, 0, 48+len(kid))
-	hdr = append(hdr, `{"alg":"`...)
-	hdr = append(hdr, alg...)
-	hdr = append(hdr, `","kid":"`...)
-	hdr = append(hdr, kid...)
-	hdr = append(hdr, `","typ":"`+TypeRequest+`"}`...)
-	enc := base64.RawURLEncoding
-	out := make([]byte, 0, enc.EncodedLen(len(hdr))+enc.EncodedLen(len(payload))+enc.EncodedLen(sigSize)+2)
-	out = enc.AppendEncode(out, hdr)
-	out = append(out, '.')
-	out = enc.AppendEncode(out, payload)
-	sig, err := jwxSign(out, alg, key)
-	if err != nil {
-		return "", err
+	hdrs := jws.NewHeaders()
+	if err := hdrs.Set(jws.KeyIDKey, kid); err != nil {
+		return "", fmt.Errorf("jose: set kid: %w", err)
 	}
-	out = append(out, '.')
-	out = enc.AppendEncode(out, sig)
+	if err := hdrs.Set(jws.TypeKey, TypeRequest); err != nil {
+		return "", fmt.Errorf("jose: set typ: %w", err)
+	}
+	out, err := jws.Sign(payload, jws.WithKey(alg, key, jws.WithProtectedHeaders(hdrs)))
+	if err != nil {
+		return "", fmt.Errorf("jose: sign: %w", err)
+	}
 	if len(out) > MaxCompactSize {
 		return "", ErrTooLarge
 	}
 	return string(out), nil
-}
-
-// signers are jwx's signers of the two algorithms, made once (immutable).
-var signers = func() map[jwa.SignatureAlgorithm]jws.Signer {
-	m := map[jwa.SignatureAlgorithm]jws.Signer{}
-	for _, alg := range []jwa.SignatureAlgorithm{jwa.EdDSA, jwa.ES256} {
-		s, err := jws.NewSigner(alg)
-		if err != nil {
-			panic(fmt.Sprintf("jose: jwx has no %s signer: %v", alg, err))
-		}
-		m[alg] = s
-	}
-	return m
-}()
-
-// jwxSign signs input with jwx's signer for alg (jws.Sign would build the
-// same compact JWS through its generic header and message types).
-func jwxSign(input []byte, alg jwa.SignatureAlgorithm, key crypto.Signer) (sig []byte, err error) {
-	s, ok := signers[alg]
-	if !ok {
-		return nil, fmt.Errorf("%w: signing algorithm %s", ErrUnsupported, alg)
-	}
-	sig, err = s.Sign(input, key)
-	if err != nil {
-		return nil, fmt.Errorf("jose: sign: %w", err)
-	}
-	return sig, nil
 }
 
 // VerifyCompact verifies a compact JWS made by Sign. The header must be
@@ -106,8 +69,7 @@ func jwxSign(input []byte, alg jwa.SignatureAlgorithm, key crypto.Signer) (sig [
 //
 // kid is returned once the header parsed, even on error, for logging.
 func VerifyCompact(compact string, lookup func(kid string) (crypto.PublicKey, error)) (kid string, payload []byte, err error) {
-	buf := []byte(compact)
-	parts, err := splitCompact(buf, 3)
+	parts, err := splitCompact([]byte(compact), 3)
 	if err != nil {
 		return "", nil, err
 	}
@@ -115,7 +77,7 @@ func VerifyCompact(compact string, lookup func(kid string) (crypto.PublicKey, er
 	if err != nil || len(raw) == 0 {
 		return "", nil, fmt.Errorf("%w: protected header", ErrMalformed)
 	}
-	m, err := decodeHeader(raw)
+	m, err := decodeObject(raw)
 	if err != nil {
 		return "", nil, err
 	}
@@ -147,12 +109,10 @@ func VerifyCompact(compact string, lookup func(kid string) (crypto.PublicKey, er
 	if !validID(kid) {
 		return "", nil, fmt.Errorf("%w: kid missing or invalid", ErrMalformed)
 	}
-	body, err := decodeB64(parts[1])
-	if err != nil {
+	if _, err := decodeB64(parts[1]); err != nil {
 		return kid, nil, fmt.Errorf("%w: payload", ErrMalformed)
 	}
-	sig, err := decodeB64(parts[2])
-	if err != nil || len(sig) != sigSize {
+	if sig, err := decodeB64(parts[2]); err != nil || len(sig) != sigSize {
 		return kid, nil, fmt.Errorf("%w: signature", ErrMalformed)
 	}
 	if lookup == nil {
@@ -169,45 +129,22 @@ func VerifyCompact(compact string, lookup func(kid string) (crypto.PublicKey, er
 	if string(want) != alg {
 		return kid, nil, fmt.Errorf("%w: alg does not fit the key", ErrSignature)
 	}
-	// The signing input is the first two parts as they arrived (RFC 7515
-	// 5.2; b64 is refused above, so the payload part is base64url).
-	input := buf[:len(parts[0])+1+len(parts[1])]
-	if err := jwxVerify(input, sig, want, pub); err != nil {
+	payload, err = jwxVerify([]byte(compact), want, pub)
+	if err != nil {
 		return kid, nil, err
 	}
-	return kid, body, nil
+	return kid, payload, nil
 }
 
-// verifiers are jwx's signature verifiers of the two algorithms, made
-// once (they hold no state).
-var verifiers = func() map[jwa.SignatureAlgorithm]jws.Verifier {
-	m := map[jwa.SignatureAlgorithm]jws.Verifier{}
-	for _, alg := range []jwa.SignatureAlgorithm{jwa.EdDSA, jwa.ES256} {
-		v, err := jws.NewVerifier(alg)
-		if err != nil {
-			panic(fmt.Sprintf("jose: jwx has no %s verifier: %v", alg, err))
-		}
-		m[alg] = v
-	}
-	return m
-}()
-
-// jwxVerify checks sig over input with jwx's verifier for alg. jws.Verify
-// would parse the compact JWS again, header and all; the strict parse
-// above has done that once, so only the signature is left to jwx. A panic
-// inside the third-party code becomes ErrSignature rather than a crash.
-func jwxVerify(input, sig []byte, alg jwa.SignatureAlgorithm, pub crypto.PublicKey) (err error) {
+func jwxVerify(compact []byte, alg jwa.SignatureAlgorithm, pub crypto.PublicKey) (payload []byte, err error) {
 	defer func() {
 		if recover() != nil {
-			err = ErrSignature
+			payload, err = nil, ErrSignature
 		}
 	}()
-	v, ok := verifiers[alg]
-	if !ok {
-		return ErrSignature
+	payload, err = jws.Verify(compact, jws.WithKey(alg, pub))
+	if err != nil {
+		return nil, ErrSignature
 	}
-	if v.Verify(input, sig, pub) != nil {
-		return ErrSignature
-	}
-	return nil
+	return payload, nil
 }
