@@ -106,7 +106,7 @@ func inspectOnce(c *client.Client) error {
 }
 
 func revealOnce(c *client.Client) error {
-	_, err := c.Reveal(context.Background(), wire.RevealRequest{JWE: "a.b.c.d.e", Actor: "op_1", Reason: "chargeback 123"})
+	_, err := c.Reveal(context.Background(), validReveal())
 	return err
 }
 
