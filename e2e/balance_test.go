@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/blindgate/blindgate/internal/jose"
-	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
 // callTimeout is how long a client of the gateways waits for one answer.
@@ -93,8 +92,7 @@ func (rr *roundRobin) do(ctx context.Context, c call) (int, error) {
 		// An answer without an error object is not the gateway's: this
 		// machine's network answers for a port nobody listens on (a dead
 		// gateway's) with a page of its own. It counts as no answer.
-		var ae *apiError
-		if err == nil || (errors.As(err, &ae) && ae.Code != "") || ctx.Err() != nil {
+		if err == nil || fromGateway(err) || ctx.Err() != nil {
 			return i, err
 		}
 		last = err
@@ -134,23 +132,7 @@ func (rr *roundRobin) send(ctx context.Context, i int, c call, body []byte) erro
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode/100 != 2 {
-		var eb wire.ErrorBody
-		_ = json.Unmarshal(b, &eb)
-		ae := &apiError{Status: resp.StatusCode, Code: eb.Error.Code}
-		if ae.Code == "" {
-			ae.Body = string(b[:min(len(b), 200)])
-		}
-		return ae
-	}
-	if c.out != nil {
-		if err := json.Unmarshal(b, c.out); err != nil {
-			return fmt.Errorf("%s %s: %w", c.method, c.path, err)
-		}
-	}
-	return nil
+	return readAnswer(resp, c.out, c.method, c.path)
 }
 
 // stats reports the calls so far: how many, how many went to a second

@@ -299,6 +299,12 @@ func (s *stack) do(ctx context.Context, merchant bool, method, path string, in, 
 	if err != nil {
 		return err
 	}
+	return readAnswer(resp, out, method, path)
+}
+
+// readAnswer reads a gateway's answer into out, or returns its error as
+// *apiError.
+func readAnswer(resp *http.Response, out any, method, path string) error {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode/100 != 2 {
@@ -316,6 +322,14 @@ func (s *stack) do(ctx context.Context, merchant bool, method, path string, in, 
 		}
 	}
 	return nil
+}
+
+// fromGateway reports whether an error answer came from a gateway (it
+// carries an error object). This machine's network answers for a port
+// nobody listens on with a page of its own: that counts as no answer.
+func fromGateway(err error) bool {
+	var ae *apiError
+	return errors.As(err, &ae) && ae.Code != ""
 }
 
 // createSession is the merchant's POST /v1/checkout/sessions for its page.
