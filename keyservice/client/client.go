@@ -106,20 +106,23 @@ func (c *Client) WithClock(clk *Clock) *Client {
 	return &cc
 }
 
+// post makes one signed call and decodes its answer as Resp.
+func post[Resp any](ctx context.Context, c *Client, path string, req interface{ Validate() error }) (Resp, error) {
+	var out Resp
+	err := c.call(ctx, path, req, &out)
+	return out, err
+}
+
 // Inspect returns the masked card of a ciphertext (POST /v1/inspect).
 func (c *Client) Inspect(ctx context.Context, req wire.InspectRequest) (wire.InspectResponse, error) {
-	var out wire.InspectResponse
-	err := c.call(ctx, wire.PathInspect, req, &out)
-	return out, err
+	return post[wire.InspectResponse](ctx, c, wire.PathInspect, req)
 }
 
 // RevealChallenge asks for a reveal nonce for an operator and token (POST
 // /v1/reveal/challenge), with the RP id and the operator's approved
 // credentials for the page's navigator.credentials.get.
 func (c *Client) RevealChallenge(ctx context.Context, req wire.RevealChallengeRequest) (wire.RevealChallengeResponse, error) {
-	var out wire.RevealChallengeResponse
-	err := c.call(ctx, wire.PathRevealChallenge, req, &out)
-	return out, err
+	return post[wire.RevealChallengeResponse](ctx, c, wire.PathRevealChallenge, req)
 }
 
 // Reveal asks for a card encrypted to the operator's browser key (POST
@@ -128,48 +131,36 @@ func (c *Client) RevealChallenge(ctx context.Context, req wire.RevealChallengeRe
 // is the sealed card and the approving credential: nothing a caller of
 // this package can read the card from.
 func (c *Client) Reveal(ctx context.Context, req wire.RevealRequest) (wire.RevealResponse, error) {
-	var out wire.RevealResponse
-	err := c.call(ctx, wire.PathReveal, req, &out)
-	return out, err
+	return post[wire.RevealResponse](ctx, c, wire.PathReveal, req)
 }
 
 // PasskeyChallenge asks for a passkey-registration nonce for an operator
 // (POST /v1/passkeys/challenge).
 func (c *Client) PasskeyChallenge(ctx context.Context, req wire.PasskeyChallengeRequest) (wire.PasskeyChallengeResponse, error) {
-	var out wire.PasskeyChallengeResponse
-	err := c.call(ctx, wire.PathPasskeyChallenge, req, &out)
-	return out, err
+	return post[wire.PasskeyChallengeResponse](ctx, c, wire.PathPasskeyChallenge, req)
 }
 
 // RegisterPasskey forwards an operator's passkey registration (POST
 // /v1/passkeys). The key service records it as pending: it approves no
 // reveal until a key-zone admin runs `keyservice passkeys approve`.
 func (c *Client) RegisterPasskey(ctx context.Context, req wire.PasskeyRegisterRequest) (wire.PasskeyRegisterResponse, error) {
-	var out wire.PasskeyRegisterResponse
-	err := c.call(ctx, wire.PathPasskeys, req, &out)
-	return out, err
+	return post[wire.PasskeyRegisterResponse](ctx, c, wire.PathPasskeys, req)
 }
 
 // ListPasskeys lists an operator's passkeys and their status (POST
 // /v1/passkeys/list).
 func (c *Client) ListPasskeys(ctx context.Context, req wire.PasskeyListRequest) (wire.PasskeyListResponse, error) {
-	var out wire.PasskeyListResponse
-	err := c.call(ctx, wire.PathPasskeyList, req, &out)
-	return out, err
+	return post[wire.PasskeyListResponse](ctx, c, wire.PathPasskeyList, req)
 }
 
 // Rewrap re-encrypts a ciphertext under the newest KEK (POST /v1/rewrap).
 func (c *Client) Rewrap(ctx context.Context, req wire.RewrapRequest) (wire.RewrapResponse, error) {
-	var out wire.RewrapResponse
-	err := c.call(ctx, wire.PathRewrap, req, &out)
-	return out, err
+	return post[wire.RewrapResponse](ctx, c, wire.PathRewrap, req)
 }
 
 // AuditQuery reads the key service's audit trail (POST /v1/audit/query).
 func (c *Client) AuditQuery(ctx context.Context, req wire.AuditQueryRequest) (wire.AuditQueryResponse, error) {
-	var out wire.AuditQueryResponse
-	err := c.call(ctx, wire.PathAuditQuery, req, &out)
-	return out, err
+	return post[wire.AuditQueryResponse](ctx, c, wire.PathAuditQuery, req)
 }
 
 // Forward fills a template with a stored card inside the key zone and sends
@@ -178,9 +169,7 @@ func (c *Client) AuditQuery(ctx context.Context, req wire.AuditQueryRequest) (wi
 // number. A forward waits on the destination: call it on a client made by
 // WithHTTPTimeout(ForwardTimeout).
 func (c *Client) Forward(ctx context.Context, req wire.ForwardRequest) (wire.ForwardResponse, error) {
-	var out wire.ForwardResponse
-	err := c.call(ctx, wire.PathForward, req, &out)
-	return out, err
+	return post[wire.ForwardResponse](ctx, c, wire.PathForward, req)
 }
 
 // JWKS fetches the published key-encryption keys (unsigned GET). The bytes
