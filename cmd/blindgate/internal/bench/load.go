@@ -203,27 +203,9 @@ func (d *submitDriver) prepare(ctx context.Context, n int) error {
 	if need <= 0 {
 		return nil
 	}
-	made := make([]submitItem, need)
-	var wg sync.WaitGroup
-	var firstErr atomic.Pointer[error]
-	workers := 4 * runtime.GOMAXPROCS(0)
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < need && ctx.Err() == nil; i += workers {
-				it, err := d.newItem(ctx)
-				if err != nil {
-					firstErr.CompareAndSwap(nil, &err)
-					return
-				}
-				made[i] = it
-			}
-		}()
-	}
-	wg.Wait()
-	if p := firstErr.Load(); p != nil {
-		return *p
+	made, err := makeItems(ctx, need, 4*runtime.GOMAXPROCS(0), d.newItem)
+	if err != nil {
+		return err
 	}
 	d.mu.Lock()
 	d.items = append(d.items, made...)
@@ -389,4 +371,31 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 	case <-t.C:
 	case <-ctx.Done():
 	}
+}
+
+// makeItems makes need prepared requests with newItem on workers goroutines,
+// stopping at the first error.
+func makeItems[T any](ctx context.Context, need, workers int, newItem func(context.Context) (T, error)) ([]T, error) {
+	made := make([]T, need)
+	var wg sync.WaitGroup
+	var firstErr atomic.Pointer[error]
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < need && ctx.Err() == nil; i += workers {
+				it, err := newItem(ctx)
+				if err != nil {
+					firstErr.CompareAndSwap(nil, &err)
+					return
+				}
+				made[i] = it
+			}
+		}()
+	}
+	wg.Wait()
+	if p := firstErr.Load(); p != nil {
+		return nil, *p
+	}
+	return made, nil
 }

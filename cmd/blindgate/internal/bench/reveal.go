@@ -70,27 +70,11 @@ func (d *revealDriver) prepare(ctx context.Context, n int) error {
 	if need <= 0 {
 		return nil
 	}
-	made := make([]revealItem, need)
-	var wg sync.WaitGroup
-	var firstErr atomic.Pointer[error]
-	workers := 2 * runtime.GOMAXPROCS(0)
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < need && ctx.Err() == nil; i += workers {
-				it, err := d.newItem(ctx, d.presign)
-				if err != nil {
-					firstErr.CompareAndSwap(nil, &err)
-					return
-				}
-				made[i] = it
-			}
-		}()
-	}
-	wg.Wait()
-	if p := firstErr.Load(); p != nil {
-		return *p
+	made, err := makeItems(ctx, need, 2*runtime.GOMAXPROCS(0), func(ctx context.Context) (revealItem, error) {
+		return d.newItem(ctx, d.presign)
+	})
+	if err != nil {
+		return err
 	}
 	d.mu.Lock()
 	d.items = append(d.items, made...)
