@@ -130,7 +130,18 @@ func testLog(t *testing.T) *slog.Logger {
 // test ends. It returns the base URL and the client's signer.
 func serve(t *testing.T) (string, *client.Signer) {
 	t.Helper()
+	base, s, _, _ := serveWith(t, nil)
+	return base, s
+}
+
+// serveWith is serve with edit applied to the config first; it also
+// returns the app and its config.
+func serveWith(t *testing.T, edit func(*app.Config)) (string, *client.Signer, *app.App, app.Config) {
+	t.Helper()
 	cfg := app.DevConfig(t.TempDir())
+	if edit != nil {
+		edit(&cfg)
+	}
 	key, err := client.GenerateKey(client.AlgEdDSA)
 	if err != nil {
 		t.Fatal(err)
@@ -159,7 +170,7 @@ func serve(t *testing.T) (string, *client.Signer) {
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	return "http://" + ln.Addr().String(), &client.Signer{ClientID: "gateway", Kid: "gateway-1", Audience: a.Audience(), Key: key}
+	return "http://" + ln.Addr().String(), &client.Signer{ClientID: "gateway", Kid: "gateway-1", Audience: a.Audience(), Key: key}, a, cfg
 }
 
 // TestNewRefusesBadInput: New validates its config and refuses an

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"regexp"
 	"strings"
@@ -20,7 +19,6 @@ import (
 	"github.com/blindgate/blindgate/internal/testenv"
 	"github.com/blindgate/blindgate/keyservice/app"
 	"github.com/blindgate/blindgate/keyservice/client"
-	"github.com/blindgate/blindgate/keyservice/sigauth"
 	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
@@ -37,38 +35,7 @@ type faultyKeyService struct {
 
 func serveOnFaultyRedis(t *testing.T, fr *testenv.FaultyRedis) *faultyKeyService {
 	t.Helper()
-	cfg := app.DevConfig(t.TempDir())
-	cfg.Redis = redisx.Config{Addrs: fr.Addr, Timeout: redisTimeout}
-	key, err := client.GenerateKey(client.AlgEdDSA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	clients := &sigauth.AllowList{}
-	if err := clients.AddClient("gateway", []string{wire.OpInspect}, "gateway-1", key.Public()); err != nil {
-		t.Fatal(err)
-	}
-	if err := clients.Save(cfg.ClientsPath); err != nil {
-		t.Fatal(err)
-	}
-	a, err := app.New(cfg, testLog(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	base := "http://" + ln.Addr().String()
-	s := &client.Signer{ClientID: "gateway", Kid: "gateway-1", Audience: a.Audience(), Key: key}
+	base, s, a, cfg := serveWith(t, func(c *app.Config) { c.Redis = redisx.Config{Addrs: fr.Addr, Timeout: redisTimeout} })
 	return &faultyKeyService{base: base, cfg: cfg, app: a, client: client.New(base, s, nil)}
 }
 
