@@ -346,6 +346,10 @@ func (a *App) readiness(ks *client.Client, keys *kek.Cache) *readiness.Checker {
 	return readiness.New(readiness.Options{Log: a.log}, checks...)
 }
 
+// AuditStats reports the gateway audit log's group-commit counters
+// (appends, batches, fsyncs): appends per fsync is its batch size.
+func (a *App) AuditStats() audit.Stats { return a.audit.Stats() }
+
 // Clock is the gateway's comparison of its clock with the key service's.
 func (a *App) Clock() *client.Clock { return a.clock }
 

@@ -62,6 +62,7 @@ type Sessions interface {
 	Create(ctx context.Context, s sessions.Session) (sessions.Session, error)
 	Get(ctx context.Context, id string) (sessions.Session, error)
 	Attempt(ctx context.Context, id, claim string) (sessions.Session, error)
+	AttemptLimited(ctx context.Context, l ratelimit.Limiter, takes []ratelimit.Take, id, claim string) ([]ratelimit.Result, sessions.Session, error)
 	Release(ctx context.Context, id, claim string) error
 	Complete(ctx context.Context, id, token string) error
 }
@@ -169,19 +170,27 @@ func (svc *Service) Submit(ctx context.Context, sub Submission) (tokens.Token, e
 	if err := sub.Validate(); err != nil {
 		return tokens.Token{}, err
 	}
-	if err := svc.limiter.Check(ctx, svc.limits.PerIP, sub.ClientIP); err != nil {
-		return tokens.Token{}, err
-	}
 	if !sessions.ValidID(sub.SessionID) {
-		// Before the limiter, so no caller-chosen string becomes a limiter key.
+		// Counted by the per-IP limit all the same, but never the
+		// per-session one: no caller-chosen string becomes a limiter key.
+		if err := svc.limiter.Check(ctx, svc.limits.PerIP, sub.ClientIP); err != nil {
+			return tokens.Token{}, err
+		}
 		return tokens.Token{}, fmt.Errorf("ingest: session: %w", sessions.ErrNotFound)
 	}
-	// Before Attempt: a submission the limiter refuses uses up no attempt.
-	if err := svc.limiter.Check(ctx, svc.limits.PerSession, sub.SessionID); err != nil {
-		return tokens.Token{}, err
-	}
+	// The per-IP and per-session limits, then the attempt, which claims the
+	// session for this submission: one step (one Redis round trip), and
+	// only if the limits allow it, so a submission they refuse uses up no
+	// attempt.
+	steps := []ratelimit.Step{ratelimit.CheckStep(svc.limits.PerIP, sub.ClientIP), ratelimit.CheckStep(svc.limits.PerSession, sub.SessionID)}
 	claim := submissionKey(sub)
-	sess, err := svc.sessions.Attempt(ctx, sub.SessionID, claim)
+	res, sess, err := svc.sessions.AttemptLimited(ctx, svc.limiter.Limiter, ratelimit.Takes(steps), sub.SessionID, claim)
+	if errors.Is(err, ratelimit.ErrUnavailable) {
+		return tokens.Token{}, svc.limiter.Failed(err)
+	}
+	if _, lerr := svc.limiter.Judge(steps, res); lerr != nil {
+		return tokens.Token{}, lerr
+	}
 	if errors.Is(err, sessions.ErrCompleted) {
 		// A retry of the submission that completed the session (the answer
 		// was lost on the way back) gets the same token; anything else is refused.

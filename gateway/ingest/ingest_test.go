@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -47,6 +48,10 @@ type stores struct {
 		Create(ctx context.Context, s sessions.Session) (sessions.Session, error)
 	}
 	tokens tokens.Store
+	// limiter is the one the submissions are limited by: on Redis, one in
+	// memory (the limits and the attempt one after the other) and one on
+	// the stores' own client (one script).
+	limiter ratelimit.Limiter
 }
 
 func allStores(t *testing.T) []func(t *testing.T) stores {
@@ -65,11 +70,15 @@ func allStores(t *testing.T) []func(t *testing.T) stores {
 			if err != nil {
 				t.Fatal(err)
 			}
-			return stores{"bolt", ss, ts}
+			return stores{"bolt", ss, ts, ratelimit.NewMemory()}
 		},
 		func(t *testing.T) stores {
 			rdb := testenv.Redis(t)
-			return stores{"redis", sessions.NewRedis(rdb, "t"), tokens.NewRedis(rdb, "t")}
+			return stores{"redis", sessions.NewRedis(rdb, "t"), tokens.NewRedis(rdb, "t"), ratelimit.NewMemory()}
+		},
+		func(t *testing.T) stores {
+			rdb := testenv.Redis(t)
+			return stores{"redis-one-script", sessions.NewRedis(rdb, "t"), tokens.NewRedis(rdb, "t"), ratelimit.NewRedis(rdb, "t:rl:")}
 		},
 	}
 }
@@ -118,7 +127,7 @@ func TestConcurrentSubmitsMintOneToken(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/same-ciphertext=%v", st.name, same), func(t *testing.T) {
 				cs := newSession(t, st)
 				in := &slowInspector{delay: 30 * time.Millisecond}
-				svc := ingest.New(st.sessions, st.tokens, in, ratelimit.NewMemory(), noLimits(), time.Minute)
+				svc := ingest.New(st.sessions, st.tokens, in, st.limiter, noLimits(), time.Minute)
 				type answer struct {
 					tok tokens.Token
 					err error
@@ -178,7 +187,7 @@ func TestFailedSubmitReleasesClaim(t *testing.T) {
 		t.Run(st.name, func(t *testing.T) {
 			cs := newSession(t, st)
 			in := &slowInspector{fail: &client.Error{Status: 422, Code: "card_invalid"}}
-			svc := ingest.New(st.sessions, st.tokens, in, ratelimit.NewMemory(), noLimits(), time.Minute)
+			svc := ingest.New(st.sessions, st.tokens, in, st.limiter, noLimits(), time.Minute)
 			if _, err := svc.Submit(context.Background(), ingest.Submission{SessionID: cs.ID, CardJWE: jwe(1), ClientIP: "192.0.2.1"}); err == nil {
 				t.Fatal("refused card minted a token")
 			}
@@ -200,7 +209,7 @@ func TestLimiterRefusalKeepsAttempts(t *testing.T) {
 			limits := noLimits()
 			limits.PerSession = ratelimit.Limit{Name: "session", Rate: 1, Period: time.Hour, Burst: 1}
 			in := &slowInspector{fail: &client.Error{Status: 422, Code: "card_invalid"}}
-			svc := ingest.New(st.sessions, st.tokens, in, ratelimit.NewMemory(), limits, time.Minute)
+			svc := ingest.New(st.sessions, st.tokens, in, st.limiter, limits, time.Minute)
 			for i := range 5 {
 				_, err := svc.Submit(context.Background(), ingest.Submission{SessionID: cs.ID, CardJWE: jwe(i), ClientIP: "192.0.2.1"})
 				if i > 0 && !errors.Is(err, ingest.ErrLimited) {
@@ -232,7 +241,7 @@ func TestPerSessionLimit(t *testing.T) {
 			// Every card is refused by the key service, so the session stays
 			// open and only the limiter can stop the next try.
 			in := &slowInspector{fail: &client.Error{Status: 422, Code: "card_invalid"}}
-			svc := ingest.New(st.sessions, st.tokens, in, ratelimit.NewMemory(), limits, time.Minute)
+			svc := ingest.New(st.sessions, st.tokens, in, st.limiter, limits, time.Minute)
 			cs, other := newSession(t, st), newSession(t, st)
 			submit := func(sessionID, ip string, i int) error {
 				_, err := svc.Submit(context.Background(), ingest.Submission{SessionID: sessionID, CardJWE: jwe(i), ClientIP: ip})
@@ -258,4 +267,45 @@ func TestPerSessionLimit(t *testing.T) {
 			}
 		})
 	}
+}
+
+// BenchmarkSubmitRedis is the gateway's side of a checkout submit on
+// Redis with the limiter on the stores' client, as in production: limits,
+// attempt, token write, session completion (the key service answers at
+// once). Sessions are made before the timer starts.
+func BenchmarkSubmitRedis(b *testing.B) {
+	rdb := testenv.Redis(b)
+	ss, ts := sessions.NewRedis(rdb, "b"), tokens.NewRedis(rdb, "b")
+	svc := ingest.New(ss, ts, &slowInspector{}, ratelimit.NewRedis(rdb, "b:rl:"), noLimits(), time.Minute)
+	ids := make([]string, b.N)
+	for i := range ids {
+		cs, err := ss.Create(context.Background(), sessions.Session{MerchantID: merchantID, AllowedOrigins: []string{"https://shop.example"}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ids[i] = cs.ID
+	}
+	var next atomic.Int64
+	b.ReportAllocs()
+	cpu := cpuTime()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := next.Add(1) - 1
+			if _, err := svc.Submit(context.Background(), ingest.Submission{SessionID: ids[i], CardJWE: jwe(int(i)), ClientIP: fmt.Sprintf("192.0.2.%d", i%200)}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	// CPU time is what a busy machine leaves alone (wall time is not).
+	b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/float64(b.N), "cpu-us/op")
+}
+
+// cpuTime is this process's user and system CPU time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -10,6 +10,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/blindgate/blindgate/internal/boltx"
+	"github.com/blindgate/blindgate/internal/ratelimit"
 )
 
 // Bolt is the embedded Store for the single-binary demo: bucket "sessions",
@@ -156,6 +157,11 @@ func (b *Bolt) Attempt(ctx context.Context, id, claim string) (Session, error) {
 		return Session{}, b.st.Wrap("attempt", err)
 	}
 	return r.Session, refused
+}
+
+// AttemptLimited implements Store: the limits, then the attempt.
+func (b *Bolt) AttemptLimited(ctx context.Context, l ratelimit.Limiter, takes []ratelimit.Take, id, claim string) ([]ratelimit.Result, Session, error) {
+	return attemptAfter(ctx, l, takes, func() (Session, error) { return b.Attempt(ctx, id, claim) })
 }
 
 // Release implements Store.

@@ -8,6 +8,8 @@ import (
 	"strconv"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/blindgate/blindgate/internal/ratelimit"
 )
 
 // Redis is the production Store. One hash per session, so every operation
@@ -55,21 +57,27 @@ return 1
 
 // The checks, the increment and the claim are one script, so concurrent
 // submissions can neither both pass the limit nor both hold the claim.
-// KEYS: session; ARGV: now ms, grace ms, claim, claim ttl ms
-const attemptLua = `
-local v = redis.call('HMGET', KEYS[1], 'exp', 'max', 'attempts', 'token', 'claim', 'claim_exp')
-if not v[1] or tonumber(ARGV[1]) >= tonumber(v[1]) + tonumber(ARGV[2]) then return {'missing', {}} end
+// It is the body of a function of K and A, so that AttemptLimited can run
+// it after the submission's limits in one script (ratelimit.Then); Attempt
+// runs it alone (attemptLua).
+// K: session; A: now ms, grace ms, claim, claim ttl ms
+const attemptBody = `
+local v = redis.call('HMGET', K[1], 'exp', 'max', 'attempts', 'token', 'claim', 'claim_exp')
+if not v[1] or tonumber(A[1]) >= tonumber(v[1]) + tonumber(A[2]) then return {'missing', {}} end
 local status = 'ok'
-if tonumber(ARGV[1]) >= tonumber(v[1]) then status = 'expired'
+if tonumber(A[1]) >= tonumber(v[1]) then status = 'expired'
 elseif v[4] and v[4] ~= '' then status = 'completed'
-elseif v[5] and v[5] ~= '' and tonumber(v[6]) > tonumber(ARGV[1]) then status = 'busy'
+elseif v[5] and v[5] ~= '' and tonumber(v[6]) > tonumber(A[1]) then status = 'busy'
 elseif tonumber(v[3]) >= tonumber(v[2]) then status = 'too_many'
 else
-  redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-  redis.call('HSET', KEYS[1], 'claim', ARGV[3], 'claim_exp', tonumber(ARGV[1]) + tonumber(ARGV[4]))
+  redis.call('HINCRBY', K[1], 'attempts', 1)
+  redis.call('HSET', K[1], 'claim', A[3], 'claim_exp', tonumber(A[1]) + tonumber(A[4]))
 end
-return {status, redis.call('HGETALL', KEYS[1])}
+return {status, redis.call('HGETALL', K[1])}
 `
+
+// KEYS: session; ARGV: now ms, grace ms, claim, claim ttl ms
+const attemptLua = "local K, A = KEYS, ARGV\n" + attemptBody
 
 // KEYS: session; ARGV: claim
 const releaseLua = `
@@ -164,10 +172,38 @@ func (r *Redis) Attempt(ctx context.Context, id, claim string) (Session, error) 
 	if !validClaim(claim) {
 		return Session{}, fmt.Errorf("%w: claim", ErrInvalid)
 	}
-	res, err := r.attempt.Run(ctx, r.rdb, []string{r.key(id)}, r.o.now().UnixMilli(), r.o.grace.Milliseconds(), claim, r.o.claimTTL.Milliseconds()).Slice()
+	res, err := r.attempt.Run(ctx, r.rdb, []string{r.key(id)}, r.attemptArgs(claim)...).Slice()
 	if err != nil {
 		return Session{}, fmt.Errorf("sessions: redis attempt: %w", err)
 	}
+	return attemptReply(res)
+}
+
+// AttemptLimited implements Store: one script with the limits when l is
+// a ratelimit.Redis on this store's client, Attempt after them otherwise.
+func (r *Redis) AttemptLimited(ctx context.Context, l ratelimit.Limiter, takes []ratelimit.Take, id, claim string) ([]ratelimit.Result, Session, error) {
+	lr, ok := l.(*ratelimit.Redis)
+	if !ok || lr.Client() != r.rdb || !ValidID(id) || !validClaim(claim) {
+		return attemptAfter(ctx, l, takes, func() (Session, error) { return r.Attempt(ctx, id, claim) })
+	}
+	res, reply, ran, err := lr.AllowBatchThen(ctx, takes, ratelimit.Then{Lua: attemptBody, Keys: []string{r.key(id)}, Args: r.attemptArgs(claim)})
+	if err != nil {
+		return nil, Session{}, limiterFailed(err)
+	}
+	if !ran {
+		return res, Session{}, nil
+	}
+	flat, _ := reply.([]any)
+	s, err := attemptReply(flat)
+	return res, s, err
+}
+
+func (r *Redis) attemptArgs(claim string) []any {
+	return []any{r.o.now().UnixMilli(), r.o.grace.Milliseconds(), claim, r.o.claimTTL.Milliseconds()}
+}
+
+// attemptReply reads attemptBody's answer.
+func attemptReply(res []any) (Session, error) {
 	if len(res) != 2 {
 		return Session{}, errors.New("sessions: redis attempt: unexpected reply")
 	}

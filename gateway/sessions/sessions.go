@@ -25,6 +25,7 @@ import (
 	"github.com/blindgate/blindgate/gateway/orderref"
 	"github.com/blindgate/blindgate/internal/panshape"
 	"github.com/blindgate/blindgate/internal/randid"
+	"github.com/blindgate/blindgate/internal/ratelimit"
 )
 
 // Sentinel errors; the HTTP layer maps them with errors.Is.
@@ -70,6 +71,29 @@ func (e *FieldError) PublicReason() string {
 }
 
 func invalid(field, reason string) error { return &FieldError{Field: field, Reason: reason} }
+
+// attemptAfter is AttemptLimited one step after the other: the limits,
+// then attempt if they allowed it.
+func attemptAfter(ctx context.Context, l ratelimit.Limiter, takes []ratelimit.Take, attempt func() (Session, error)) ([]ratelimit.Result, Session, error) {
+	res, err := ratelimit.AllowBatch(ctx, l, takes)
+	if err != nil {
+		return nil, Session{}, limiterFailed(err)
+	}
+	if n := len(res); n > 0 && !res[n-1].Allowed && takes[n-1].Stop {
+		return res, Session{}, nil
+	}
+	s, err := attempt()
+	return res, s, err
+}
+
+// limiterFailed makes a limiter's error match ratelimit.ErrUnavailable,
+// as AttemptLimited promises (an invalid limit included: refuse alike).
+func limiterFailed(err error) error {
+	if errors.Is(err, ratelimit.ErrUnavailable) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ratelimit.ErrUnavailable, err)
+}
 
 // Defaults and limits.
 const (
@@ -228,6 +252,14 @@ type Store interface {
 	// MaxAttempts, ErrTooManyAttempts. The claim ends at Release, Complete
 	// or after the claim TTL (DefaultClaimTTL).
 	Attempt(ctx context.Context, id, claim string) (Session, error)
+	// AttemptLimited is Attempt behind limits: it counts takes with l
+	// (ratelimit.AllowBatch) and makes the attempt only if no Stop take was
+	// refused, so a refused submission uses up no attempt. The results are
+	// the limits'; a refusal returns them with no Session and no error. A
+	// limiter failure wraps ratelimit.ErrUnavailable (nothing may be relied
+	// on); other errors are Attempt's. On Redis, with l on the same client,
+	// the limits and the attempt are one script (one round trip).
+	AttemptLimited(ctx context.Context, l ratelimit.Limiter, takes []ratelimit.Take, id, claim string) ([]ratelimit.Result, Session, error)
 	// Release ends the claim if claim still holds it (a failed submission),
 	// so the shopper can try again at once. Releasing a claim that is not
 	// held is a no-op.

@@ -29,16 +29,20 @@ import (
 //
 // Everything a token consists of shares the hash tag {<merchant>} (merchant ids
 // look like m_...), so one Lua script writes it atomically even on Redis
-// Cluster. The owner pointer and merchant set live outside the slot: they are
-// written before the script and are harmless when dangling (a pointer to a
-// token that does not exist reads as ErrNotFound).
+// Cluster. The owner pointer and merchant set live outside the slot: on
+// Cluster they are written before the script, elsewhere first thing in the
+// same script (one round trip), and they are harmless when dangling (a
+// pointer to a token that does not exist reads as ErrNotFound).
 type Redis struct {
 	rdb    redis.UniversalClient
 	prefix string
 	now    func() time.Time
+	// cluster: the owner pointer and the merchant set cannot share the
+	// token's script, so Put writes them first, in a pipeline of their own.
+	cluster bool
 
-	put, del, rewrap, index, search *redis.Script
-	tune                            searchTuning
+	put, putOne, del, rewrap, index, search *redis.Script
+	tune                                    searchTuning
 }
 
 var _ Store = (*Redis)(nil)
@@ -69,9 +73,11 @@ func NewRedis(rdb redis.UniversalClient, prefix string, opts ...Option) *Redis {
 		prefix = "bg"
 	}
 	o := buildOptions(opts)
+	_, cluster := rdb.(*redis.ClusterClient)
 	return &Redis{
-		rdb: rdb, prefix: prefix, now: o.now, tune: o.tune,
-		put: redis.NewScript(putLua), del: redis.NewScript(delLua), rewrap: redis.NewScript(rewrapLua),
+		rdb: rdb, prefix: prefix, now: o.now, tune: o.tune, cluster: cluster,
+		put: redis.NewScript(putLua), putOne: redis.NewScript(putOneLua),
+		del: redis.NewScript(delLua), rewrap: redis.NewScript(rewrapLua),
 		index: redis.NewScript(indexLua), search: redis.NewScript(searchLua),
 	}
 }
@@ -103,6 +109,29 @@ for i = 9, #KEYS do redis.call('ZADD', KEYS[i], 0, ARGV[2]) end
 if nco > 0 then redis.call('SADD', KEYS[8], unpack(ARGV, 8, 7 + nco)) end
 if first then redis.call('SET', KEYS[7], '1') end
 return {1, ARGV[1]}
+`
+
+// putOneLua is Put in one round trip where one script may reach every key
+// (a single node or Sentinel): the owner pointer and the merchant set as
+// the Cluster path's pipeline writes them, then putLua itself, unchanged,
+// on the rest of the keys and arguments; on a replay it drops the owner
+// pointer it has just set for an id the first token does not use. Code 3:
+// the id is another merchant's.
+//
+// KEYS: owner, merchants, then putLua's; ARGV: merchant, then putLua's
+const putOneLua = `
+local function put(KEYS, ARGV)
+` + putLua + `
+end
+local fresh = redis.call('SET', KEYS[1], ARGV[1], 'NX')
+if not fresh and redis.call('GET', KEYS[1]) ~= ARGV[1] then return {3, ''} end
+redis.call('SADD', KEYS[2], ARGV[1])
+local pk, pa = {}, {}
+for i = 3, #KEYS do pk[#pk + 1] = KEYS[i] end
+for i = 2, #ARGV do pa[#pa + 1] = ARGV[i] end
+local r = put(pk, pa)
+if fresh and r[1] == 0 and r[2] ~= pa[1] then redis.call('DEL', KEYS[1]) end
+return r
 `
 
 // delLua removes a token and everything that points at it. The caller read
@@ -197,25 +226,6 @@ func (r *Redis) Put(ctx context.Context, t Token, cvcJWE string, cvcTTL time.Dur
 		return Token{}, false, err
 	}
 	m := t.MerchantID
-	// The owner pointer goes first (NX, so a caller-chosen id can never
-	// redirect another merchant's token); see the type comment for why a
-	// dangling one is harmless.
-	pipe := r.rdb.Pipeline()
-	setOwner := pipe.SetNX(ctx, r.ownerKey(t.ID), m, 0)
-	pipe.SAdd(ctx, r.merchantsKey(), m)
-	if _, err := pipe.Exec(ctx); err != nil {
-		return Token{}, false, fmt.Errorf("tokens: redis put: %w", err)
-	}
-	if !setOwner.Val() {
-		owner, err := r.rdb.Get(ctx, r.ownerKey(t.ID)).Result()
-		if err != nil {
-			return Token{}, false, fmt.Errorf("tokens: redis put: %w", err)
-		}
-		if owner != m {
-			return Token{}, false, fmt.Errorf("%w: token id taken", ErrConflict)
-		}
-	}
-
 	idem, hasIdem := "", "0"
 	if idempotencyKey != "" {
 		idem, hasIdem = idemHash(idempotencyKey), "1"
@@ -231,7 +241,12 @@ func (r *Redis) Put(ctx context.Context, t Token, cvcJWE string, cvcTTL time.Dur
 		args = append(args, c)
 	}
 	args = append(args, toFields(t, idem)...)
-	res, err := r.put.Run(ctx, r.rdb, keys, args...).Slice()
+	var res []any
+	if r.cluster {
+		res, err = r.putSplit(ctx, t, keys, args)
+	} else {
+		res, err = r.putOne.Run(ctx, r.rdb, append([]string{r.ownerKey(t.ID), r.merchantsKey()}, keys...), append([]any{m}, args...)...).Slice()
+	}
 	if err != nil {
 		return Token{}, false, fmt.Errorf("tokens: redis put: %w", err)
 	}
@@ -242,21 +257,52 @@ func (r *Redis) Put(ctx context.Context, t Token, cvcJWE string, cvcTTL time.Dur
 	switch code {
 	case 1:
 		return t, true, nil
-	case 2:
+	case 2, 3:
 		return Token{}, false, fmt.Errorf("%w: token id taken", ErrConflict)
 	}
 	first, _ := res[1].(string)
-	// Replay: the id we reserved is unused; drop its pointer (best effort, a
-	// leftover one is harmless) unless it was there before us or is the
-	// first token's own (a retry that repeated the id).
-	if setOwner.Val() && first != t.ID {
-		_ = r.rdb.Del(ctx, r.ownerKey(t.ID)).Err()
-	}
 	got, err := r.Get(ctx, m, first)
 	if err != nil {
 		return Token{}, false, fmt.Errorf("tokens: idempotent replay: %w", err)
 	}
 	return got, false, nil
+}
+
+// putSplit is Put on Cluster: the owner pointer first (NX, so a
+// caller-chosen id can never redirect another merchant's token) and the
+// merchant set, in a pipeline; see the type comment for why a dangling
+// pointer is harmless. Then putLua in the token's slot.
+func (r *Redis) putSplit(ctx context.Context, t Token, keys []string, args []any) ([]any, error) {
+	m := t.MerchantID
+	pipe := r.rdb.Pipeline()
+	setOwner := pipe.SetNX(ctx, r.ownerKey(t.ID), m, 0)
+	pipe.SAdd(ctx, r.merchantsKey(), m)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, err
+	}
+	if !setOwner.Val() {
+		owner, err := r.rdb.Get(ctx, r.ownerKey(t.ID)).Result()
+		if err != nil {
+			return nil, err
+		}
+		if owner != m {
+			return []any{int64(3), ""}, nil
+		}
+	}
+	res, err := r.put.Run(ctx, r.rdb, keys, args...).Slice()
+	if err != nil {
+		return nil, err
+	}
+	// Replay: the id we reserved is unused; drop its pointer (best effort, a
+	// leftover one is harmless) unless it was there before us or is the
+	// first token's own (a retry that repeated the id).
+	if len(res) == 2 && setOwner.Val() {
+		code, _ := res[0].(int64)
+		if first, _ := res[1].(string); code == 0 && first != t.ID {
+			_ = r.rdb.Del(ctx, r.ownerKey(t.ID)).Err()
+		}
+	}
+	return res, nil
 }
 
 // toFields flattens a token into HSET arguments.

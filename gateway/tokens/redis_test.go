@@ -26,6 +26,19 @@ func TestRedisStore(t *testing.T) {
 	runStoreContract(t, redisStores(t))
 }
 
+// TestRedisStoreClusterPath runs the contract on the path a Cluster takes
+// (the owner pointer and merchant set in a pipeline before the token's
+// script) on a single node: Put is one script everywhere else.
+func TestRedisStoreClusterPath(t *testing.T) {
+	t.Parallel()
+	stores := redisStores(t)
+	runStoreContract(t, func(t *testing.T) Store {
+		s := stores(t).(*Redis)
+		s.cluster = true
+		return s
+	})
+}
+
 // TestRedisKeysShareMerchantSlot checks the layout that makes Put atomic on
 // Redis Cluster: every key of a token carries the merchant's hash tag, except
 // the owner pointer and merchant set, which are documented as outside it.

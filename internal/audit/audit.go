@@ -56,6 +56,11 @@ type Options struct {
 	Now func() time.Time
 	// MaxBatch caps how many appends share one write and fsync; default 1024.
 	MaxBatch int
+	// Linger is how long the writer may hold a batch open for more appends
+	// when appends come concurrently (the previous batch had several and
+	// this one has fewer so far): each fsync then commits more of them.
+	// A lone caller never waits. Default DefaultLinger; negative: never.
+	Linger time.Duration
 	// Logger reports the log failing; default slog.Default().
 	Logger *slog.Logger
 	// WrapFile, when set, wraps every file the writer opens (the log at
@@ -79,10 +84,15 @@ type Options struct {
 	RecoverInterval time.Duration
 	// RecoverMaxInterval caps the backoff; default 1m.
 	RecoverMaxInterval time.Duration
-	// After schedules the recovery tries; default time.After. Tests
-	// inject a fake to fire them at will.
+	// After schedules the recovery tries and ends a linger; default
+	// time.After. Tests inject a fake to fire them at will.
 	After func(time.Duration) <-chan time.Time
 }
+
+// DefaultLinger is Options.Linger's default: about one fsync of a local
+// SSD, so a caller waits at most that much longer for a batch that shares
+// its fsync with the appends arriving meanwhile.
+const DefaultLinger = 250 * time.Microsecond
 
 // Stats are counters for tests and metrics.
 type Stats struct {
@@ -104,6 +114,7 @@ type Log struct {
 	now      func() time.Time
 	log      *slog.Logger
 	maxBatch int
+	linger   time.Duration
 	wrap     func(File) File
 	segSize  int64
 	segDaily bool
@@ -180,6 +191,9 @@ func Open(path string, opts Options) (*Log, error) {
 	}
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 1024
+	}
+	if opts.Linger == 0 {
+		opts.Linger = DefaultLinger
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -265,6 +279,7 @@ func Open(path string, opts Options) (*Log, error) {
 		now:        opts.Now,
 		log:        opts.Logger,
 		maxBatch:   opts.MaxBatch,
+		linger:     opts.Linger,
 		wrap:       opts.WrapFile,
 		segSize:    opts.SegmentSize,
 		segDaily:   opts.SegmentDaily,
@@ -450,6 +465,9 @@ func (l *Log) run() {
 	batch := make([]*request, 0, l.maxBatch)
 	var buf []byte
 	var retry <-chan time.Time
+	// last is the previous batch's size: how many appends came in during
+	// one commit, the best guess of how many the next one can gather.
+	last := 0
 	for {
 		if retry == nil && l.shouldRetry() {
 			retry = l.after(l.recNext)
@@ -458,6 +476,8 @@ func (l *Log) run() {
 		select {
 		case r := <-l.reqs:
 			batch = l.gather(append(batch[:0], r))
+			batch = l.lingerFor(batch, last)
+			last = len(batch)
 			buf = l.commit(batch, buf)
 		case <-retry:
 			retry = nil
@@ -485,6 +505,28 @@ func (l *Log) gather(batch []*request) []*request {
 		case r := <-l.reqs:
 			batch = append(batch, r)
 		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// lingerFor waits, up to the linger, for a batch to reach the size of the
+// previous one (appends that are on their way: their callers are working
+// concurrently), so that fewer fsyncs commit the same appends. A batch
+// after a batch of one, or one already as big, is committed at once.
+func (l *Log) lingerFor(batch []*request, last int) []*request {
+	if l.linger <= 0 || last < 2 || len(batch) >= min(last, l.maxBatch) {
+		return batch
+	}
+	done := l.after(l.linger)
+	for len(batch) < min(last, l.maxBatch) {
+		select {
+		case r := <-l.reqs:
+			batch = l.gather(append(batch, r))
+		case <-done:
+			return batch
+		case <-l.quit:
 			return batch
 		}
 	}

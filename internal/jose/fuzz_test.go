@@ -9,6 +9,9 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jws"
 )
 
 // The fuzz targets check that hostile input never panics and never escapes
@@ -105,6 +108,93 @@ func FuzzVerifyCompact(f *testing.F) {
 			t.Fatalf("verified a payload we never signed (%d bytes)", len(payload))
 		}
 	})
+}
+
+// FuzzCheckB64: checkB64, which validates without decoding, accepts
+// exactly what decodeB64 decodes, and counts its bytes.
+func FuzzCheckB64(f *testing.F) {
+	for _, s := range []string{"", "A", "AA", "AB", "AAA", "AAB", "AAAA", "QQ", "QR", "QUI", "QUJ", "-_-_", "a+b/", "AA==", "A\x00"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, s []byte) {
+		n, err := checkB64(s)
+		d, derr := decodeB64(s)
+		if (err == nil) != (derr == nil) || (err == nil && n != len(d)) {
+			t.Fatalf("checkB64(%q) = %d, %v; decodeB64 = %d bytes, %v", s, n, err, len(d), derr)
+		}
+		if err != nil && !errors.Is(err, ErrMalformed) {
+			t.Fatalf("checkB64(%q): %v is not ErrMalformed", s, err)
+		}
+	})
+}
+
+// TestVerifyCompactAgreesWithJWX: the signature check that skips jwx's own
+// parse accepts what jws.Verify accepts and refuses what it refuses, on
+// the signatures Sign makes and on tampered ones.
+func TestVerifyCompactAgreesWithJWX(t *testing.T) {
+	for _, key := range []struct {
+		kid string
+		key crypto.Signer
+		alg jwa.SignatureAlgorithm
+	}{{"ed", edKey(), jwa.EdDSA}, {"ec", p256(), jwa.ES256}} {
+		good, err := Sign(claims, key.key, key.kid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := strings.Split(good, ".")
+		flip := func(s string) string {
+			b := []byte(s)
+			b[len(b)/2] ^= 0x01
+			return string(b)
+		}
+		for _, tt := range []struct {
+			name, jws string
+		}{
+			{"good", good},
+			{"payload", p[0] + "." + enc([]byte(`{"iss":"other"}`)) + "." + p[2]},
+			{"header", enc([]byte(`{"alg":"`+string(key.alg)+`","kid":"`+key.kid+`","typ":"bg-req+jwt" }`)) + "." + p[1] + "." + p[2]},
+			{"signature", p[0] + "." + p[1] + "." + flip(p[2])},
+		} {
+			lookup := lookupOf(map[string]crypto.PublicKey{key.kid: key.key.Public()})
+			_, _, ours := VerifyCompact(tt.jws, lookup)
+			_, theirs := jws.Verify([]byte(tt.jws), jws.WithKey(key.alg, key.key.Public()))
+			if (ours == nil) != (theirs == nil) {
+				t.Errorf("%s/%s: VerifyCompact %v, jws.Verify %v", key.alg, tt.name, ours, theirs)
+			}
+		}
+	}
+}
+
+// TestSignIsJWXSign: Sign writes what jws.Sign writes with the same
+// header (byte for byte with Ed25519, whose signatures are deterministic),
+// and jws.Verify accepts it.
+func TestSignIsJWXSign(t *testing.T) {
+	for _, key := range []struct {
+		kid string
+		key crypto.Signer
+		alg jwa.SignatureAlgorithm
+	}{{"gw-20260101-ab+/=:~", edKey(), jwa.EdDSA}, {"ec", p256(), jwa.ES256}} {
+		ours, err := Sign(claims, key.key, key.kid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hdrs := jws.NewHeaders()
+		_ = hdrs.Set(jws.KeyIDKey, key.kid)
+		_ = hdrs.Set(jws.TypeKey, TypeRequest)
+		theirs, err := jws.Sign(claims, jws.WithKey(key.alg, key.key, jws.WithProtectedHeaders(hdrs)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if key.alg == jwa.EdDSA && ours != string(theirs) {
+			t.Errorf("EdDSA: Sign %s, jws.Sign %s", ours, theirs)
+		}
+		if strings.Split(ours, ".")[0] != strings.Split(string(theirs), ".")[0] {
+			t.Errorf("%s: header %s, jws.Sign's %s", key.alg, strings.Split(ours, ".")[0], strings.Split(string(theirs), ".")[0])
+		}
+		if payload, err := jws.Verify([]byte(ours), jws.WithKey(key.alg, key.key.Public())); err != nil || !bytes.Equal(payload, claims) {
+			t.Errorf("%s: jws.Verify of Sign's output: %v", key.alg, err)
+		}
+	}
 }
 
 func BenchmarkDecryptRSA3072(b *testing.B) {

@@ -24,6 +24,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/blindgate/blindgate/internal/jose/compact"
+	"github.com/blindgate/blindgate/internal/jsonscan"
 )
 
 // Algorithms of Contract 1 (card ciphertexts) and Contract 2 (signed requests).
@@ -102,6 +103,50 @@ func decodeB64(s []byte) ([]byte, error) {
 	return out[:n], nil
 }
 
+// checkB64 is decodeB64 without the decoding, for the parts whose bytes
+// are not needed (only their length): canonical unpadded base64url. It
+// returns the decoded length. The rule is Strict decoding's: the alphabet,
+// no length of 1 mod 4, and zero bits where the last character holds more
+// bits than the data.
+func checkB64(s []byte) (int, error) {
+	if !isB64URL(s) {
+		return 0, fmt.Errorf("%w: base64url alphabet", ErrMalformed)
+	}
+	n := len(s)
+	if n == 0 {
+		return 0, nil
+	}
+	v := b64Value(s[n-1])
+	switch n % 4 {
+	case 1:
+		return 0, fmt.Errorf("%w: base64url", ErrMalformed)
+	case 2: // one byte: 12 bits, the last 4 unused
+		if v&0x0f != 0 {
+			return 0, fmt.Errorf("%w: base64url", ErrMalformed)
+		}
+	case 3: // two bytes: 18 bits, the last 2 unused
+		if v&0x03 != 0 {
+			return 0, fmt.Errorf("%w: base64url", ErrMalformed)
+		}
+	}
+	return n/4*3 + max(n%4-1, 0), nil
+}
+
+// b64Value is the 6-bit value of a base64url character (isB64URL first).
+func b64Value(c byte) byte {
+	switch {
+	case c >= 'A' && c <= 'Z':
+		return c - 'A'
+	case c >= 'a' && c <= 'z':
+		return c - 'a' + 26
+	case c >= '0' && c <= '9':
+		return c - '0' + 52
+	case c == '-':
+		return 62
+	}
+	return 63 // '_'
+}
+
 // splitCompact checks the size cap and splits into exactly n non-nil parts.
 func splitCompact(compact []byte, n int) ([][]byte, error) {
 	if len(compact) > MaxCompactSize {
@@ -161,6 +206,30 @@ func decodeObject(data []byte) (map[string]json.RawMessage, error) {
 	return out, nil
 }
 
+// decodeHeader is decodeObject for the JOSE headers on every request's
+// path (the card JWE, its epk, the request JWS): the same reading, in one
+// pass when the header is simple (internal/jsonscan: what our signer and
+// the checkout page write), and by decodeObject otherwise. The values
+// alias data.
+func decodeHeader(data []byte) (map[string]json.RawMessage, error) {
+	if !utf8.Valid(data) {
+		return nil, fmt.Errorf("%w: header is not UTF-8", ErrMalformed)
+	}
+	var buf [12]jsonscan.Member
+	members, ok := jsonscan.Object(data, buf[:0])
+	if !ok {
+		return decodeObject(data)
+	}
+	out := make(map[string]json.RawMessage, len(members))
+	for _, m := range members {
+		if _, dup := out[string(m.Name)]; dup {
+			return nil, fmt.Errorf("%w: duplicate member %q", ErrMalformed, safeName(string(m.Name)))
+		}
+		out[string(m.Name)] = m.Value
+	}
+	return out, nil
+}
+
 // safeName keeps attacker-chosen member names short and printable in errors.
 func safeName(s string) string {
 	const max = 32
@@ -180,6 +249,9 @@ func stringMember(m map[string]json.RawMessage, name string) (v string, present 
 	raw, ok := m[name]
 	if !ok {
 		return "", false, nil
+	}
+	if v, ok := jsonscan.String(raw); ok {
+		return v, true, nil
 	}
 	if err := json.Unmarshal(raw, &v); err != nil {
 		return "", true, fmt.Errorf("%w: %q is not a string", ErrMalformed, name)

@@ -101,7 +101,7 @@ func parseJWE(compact []byte) (*parsedJWE, error) {
 	if err != nil || len(raw) == 0 {
 		return nil, fmt.Errorf("%w: protected header", ErrMalformed)
 	}
-	m, err := decodeObject(raw)
+	m, err := decodeHeader(raw)
 	if err != nil {
 		return nil, err
 	}
@@ -194,13 +194,13 @@ func parseJWE(compact []byte) (*parsedJWE, error) {
 	case h.Alg == AlgRSAOAEP256 && (len(p.encKey) < MinRSABits/8 || len(p.encKey) > 1024):
 		return nil, fmt.Errorf("%w: encrypted key length", ErrMalformed)
 	}
-	if iv, err := decodeB64(parts[2]); err != nil || len(iv) != gcmIVSize {
+	if n, err := checkB64(parts[2]); err != nil || n != gcmIVSize {
 		return nil, fmt.Errorf("%w: iv", ErrMalformed)
 	}
-	if _, err := decodeB64(parts[3]); err != nil {
+	if _, err := checkB64(parts[3]); err != nil {
 		return nil, fmt.Errorf("%w: ciphertext", ErrMalformed)
 	}
-	if tag, err := decodeB64(parts[4]); err != nil || len(tag) != gcmTagSize {
+	if n, err := checkB64(parts[4]); err != nil || n != gcmTagSize {
 		return nil, fmt.Errorf("%w: tag", ErrMalformed)
 	}
 	return p, nil
@@ -210,7 +210,7 @@ func parseJWE(compact []byte) (*parsedJWE, error) {
 // P-256 or P-384 (crypto/ecdh refuses off-curve points and the identity, the
 // invalid-curve attack), and no private or indirection members.
 func checkEPK(raw json.RawMessage) (string, error) {
-	m, err := decodeObject(raw)
+	m, err := decodeHeader(raw)
 	if err != nil {
 		return "", fmt.Errorf("%w: epk", ErrMalformed)
 	}

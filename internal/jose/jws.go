@@ -2,6 +2,7 @@ package jose
 
 import (
 	"crypto"
+	"encoding/base64"
 	"fmt"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
@@ -44,21 +45,57 @@ func Sign(payload []byte, key crypto.Signer, kid string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	hdrs := jws.NewHeaders()
-	if err := hdrs.Set(jws.KeyIDKey, kid); err != nil {
-		return "", fmt.Errorf("jose: set kid: %w", err)
-	}
-	if err := hdrs.Set(jws.TypeKey, TypeRequest); err != nil {
-		return "", fmt.Errorf("jose: set typ: %w", err)
-	}
-	out, err := jws.Sign(payload, jws.WithKey(alg, key, jws.WithProtectedHeaders(hdrs)))
+	// The header is {alg, kid, typ} in the order and form jws.Sign writes it
+	// (a kid that passed validID needs no escaping), so the strict parse
+	// reads it in one pass; jwx makes the signature itself.
+	hdr := make([]byte, 0, 48+len(kid))
+	hdr = append(hdr, `{"alg":"`...)
+	hdr = append(hdr, alg...)
+	hdr = append(hdr, `","kid":"`...)
+	hdr = append(hdr, kid...)
+	hdr = append(hdr, `","typ":"`+TypeRequest+`"}`...)
+	enc := base64.RawURLEncoding
+	out := make([]byte, 0, enc.EncodedLen(len(hdr))+enc.EncodedLen(len(payload))+enc.EncodedLen(sigSize)+2)
+	out = enc.AppendEncode(out, hdr)
+	out = append(out, '.')
+	out = enc.AppendEncode(out, payload)
+	sig, err := jwxSign(out, alg, key)
 	if err != nil {
-		return "", fmt.Errorf("jose: sign: %w", err)
+		return "", err
 	}
+	out = append(out, '.')
+	out = enc.AppendEncode(out, sig)
 	if len(out) > MaxCompactSize {
 		return "", ErrTooLarge
 	}
 	return string(out), nil
+}
+
+// signers are jwx's signers of the two algorithms, made once (immutable).
+var signers = func() map[jwa.SignatureAlgorithm]jws.Signer {
+	m := map[jwa.SignatureAlgorithm]jws.Signer{}
+	for _, alg := range []jwa.SignatureAlgorithm{jwa.EdDSA, jwa.ES256} {
+		s, err := jws.NewSigner(alg)
+		if err != nil {
+			panic(fmt.Sprintf("jose: jwx has no %s signer: %v", alg, err))
+		}
+		m[alg] = s
+	}
+	return m
+}()
+
+// jwxSign signs input with jwx's signer for alg (jws.Sign would build the
+// same compact JWS through its generic header and message types).
+func jwxSign(input []byte, alg jwa.SignatureAlgorithm, key crypto.Signer) (sig []byte, err error) {
+	s, ok := signers[alg]
+	if !ok {
+		return nil, fmt.Errorf("%w: signing algorithm %s", ErrUnsupported, alg)
+	}
+	sig, err = s.Sign(input, key)
+	if err != nil {
+		return nil, fmt.Errorf("jose: sign: %w", err)
+	}
+	return sig, nil
 }
 
 // VerifyCompact verifies a compact JWS made by Sign. The header must be
@@ -69,7 +106,8 @@ func Sign(payload []byte, key crypto.Signer, kid string) (string, error) {
 //
 // kid is returned once the header parsed, even on error, for logging.
 func VerifyCompact(compact string, lookup func(kid string) (crypto.PublicKey, error)) (kid string, payload []byte, err error) {
-	parts, err := splitCompact([]byte(compact), 3)
+	buf := []byte(compact)
+	parts, err := splitCompact(buf, 3)
 	if err != nil {
 		return "", nil, err
 	}
@@ -77,7 +115,7 @@ func VerifyCompact(compact string, lookup func(kid string) (crypto.PublicKey, er
 	if err != nil || len(raw) == 0 {
 		return "", nil, fmt.Errorf("%w: protected header", ErrMalformed)
 	}
-	m, err := decodeObject(raw)
+	m, err := decodeHeader(raw)
 	if err != nil {
 		return "", nil, err
 	}
@@ -109,10 +147,12 @@ func VerifyCompact(compact string, lookup func(kid string) (crypto.PublicKey, er
 	if !validID(kid) {
 		return "", nil, fmt.Errorf("%w: kid missing or invalid", ErrMalformed)
 	}
-	if _, err := decodeB64(parts[1]); err != nil {
+	body, err := decodeB64(parts[1])
+	if err != nil {
 		return kid, nil, fmt.Errorf("%w: payload", ErrMalformed)
 	}
-	if sig, err := decodeB64(parts[2]); err != nil || len(sig) != sigSize {
+	sig, err := decodeB64(parts[2])
+	if err != nil || len(sig) != sigSize {
 		return kid, nil, fmt.Errorf("%w: signature", ErrMalformed)
 	}
 	if lookup == nil {
@@ -129,22 +169,45 @@ func VerifyCompact(compact string, lookup func(kid string) (crypto.PublicKey, er
 	if string(want) != alg {
 		return kid, nil, fmt.Errorf("%w: alg does not fit the key", ErrSignature)
 	}
-	payload, err = jwxVerify([]byte(compact), want, pub)
-	if err != nil {
+	// The signing input is the first two parts as they arrived (RFC 7515
+	// 5.2; b64 is refused above, so the payload part is base64url).
+	input := buf[:len(parts[0])+1+len(parts[1])]
+	if err := jwxVerify(input, sig, want, pub); err != nil {
 		return kid, nil, err
 	}
-	return kid, payload, nil
+	return kid, body, nil
 }
 
-func jwxVerify(compact []byte, alg jwa.SignatureAlgorithm, pub crypto.PublicKey) (payload []byte, err error) {
+// verifiers are jwx's signature verifiers of the two algorithms, made
+// once (they hold no state).
+var verifiers = func() map[jwa.SignatureAlgorithm]jws.Verifier {
+	m := map[jwa.SignatureAlgorithm]jws.Verifier{}
+	for _, alg := range []jwa.SignatureAlgorithm{jwa.EdDSA, jwa.ES256} {
+		v, err := jws.NewVerifier(alg)
+		if err != nil {
+			panic(fmt.Sprintf("jose: jwx has no %s verifier: %v", alg, err))
+		}
+		m[alg] = v
+	}
+	return m
+}()
+
+// jwxVerify checks sig over input with jwx's verifier for alg. jws.Verify
+// would parse the compact JWS again, header and all; the strict parse
+// above has done that once, so only the signature is left to jwx. A panic
+// inside the third-party code becomes ErrSignature rather than a crash.
+func jwxVerify(input, sig []byte, alg jwa.SignatureAlgorithm, pub crypto.PublicKey) (err error) {
 	defer func() {
 		if recover() != nil {
-			payload, err = nil, ErrSignature
+			err = ErrSignature
 		}
 	}()
-	payload, err = jws.Verify(compact, jws.WithKey(alg, pub))
-	if err != nil {
-		return nil, ErrSignature
+	v, ok := verifiers[alg]
+	if !ok {
+		return ErrSignature
 	}
-	return payload, nil
+	if v.Verify(input, sig, pub) != nil {
+		return ErrSignature
+	}
+	return nil
 }

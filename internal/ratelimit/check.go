@@ -3,7 +3,6 @@ package ratelimit
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 )
 
@@ -59,14 +58,7 @@ func (g Gate) Check(ctx context.Context, l Limit, key string) error {
 func (g Gate) Take(ctx context.Context, l Limit, key string) (Result, error) {
 	r, err := g.Limiter.Allow(ctx, key, l)
 	if err != nil {
-		if !errors.Is(err, ErrUnavailable) {
-			// An invalid limit cannot be enforced either: refuse alike.
-			err = fmt.Errorf("%w: %w", ErrUnavailable, err)
-		}
-		if g.Unavailable != nil {
-			return r, fmt.Errorf("%w: rate limiter: %w", g.Unavailable, err)
-		}
-		return r, fmt.Errorf("rate limiter: %w", err)
+		return r, g.Failed(err)
 	}
 	if !r.Allowed {
 		return r, &Refused{Limit: l.Name, RetryAfter: r.RetryAfter, also: g.Limited}

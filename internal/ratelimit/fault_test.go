@@ -12,7 +12,7 @@ import (
 )
 
 // TestRedisFaultsFailClosed: whatever way Redis fails (full, silent, slow,
-// restarted), Allow refuses with ErrUnavailable within the client's timeout
+// restarted), Allow (and a batch) refuses with ErrUnavailable within the client's timeout
 // and never lets a request through; when Redis is back the same limiter
 // counts again, with no restart of the service.
 func TestRedisFaultsFailClosed(t *testing.T) {
@@ -42,6 +42,16 @@ func TestRedisFaultsFailClosed(t *testing.T) {
 				t.Errorf("Allow with Redis %s took %s (timeout %s)", f.Name, took, timeout)
 			}
 			t.Logf("refused after %s: %v", took.Round(time.Millisecond), err)
+			// A batch (one script, with a once key) fails the same way.
+			start = time.Now()
+			bres, err := lim.AllowBatchOnce(ctx, ratelimit.Once{Key: "t:jti:" + f.Name, TTL: time.Minute}, []ratelimit.Take{{Limit: l, Key: "k", Stop: true}})
+			took = time.Since(start)
+			if !errors.Is(err, ratelimit.ErrUnavailable) || bres != nil {
+				t.Fatalf("AllowBatchOnce with Redis %s: %+v %v, want ErrUnavailable and no result", f.Name, bres, err)
+			}
+			if took > timeout+2*time.Second {
+				t.Errorf("AllowBatchOnce with Redis %s took %s (timeout %s)", f.Name, took, timeout)
+			}
 			f.Heal(t)
 			start = time.Now()
 			for {

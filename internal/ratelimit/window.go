@@ -3,8 +3,6 @@ package ratelimit
 import (
 	"context"
 	"errors"
-	"fmt"
-	"math"
 )
 
 // Window is a volume allowance over a long period (a day) that is watched,
@@ -33,19 +31,9 @@ func (g Gate) Watch(ctx context.Context, w Window, key string) (alarm string, er
 	if err != nil && !errors.Is(err, ErrRefused) {
 		return "", err
 	}
-	switch {
-	case !r.Allowed && w.Refuse:
-		// Every refusal alarms: someone is being turned away.
-		return "limit " + l.Name + " reached", err
-	case !r.Allowed:
-		// Alarmed when it ran out; letting it through is the configured choice.
-		return "", nil
-	case r.Remaining == 0:
-		return "limit " + l.Name + " exhausted", nil
-	case w.AlarmAt > 0 && l.Burst-r.Remaining == int(math.Round(float64(l.Burst)*w.AlarmAt)):
-		// Remaining falls by at most one per event (refills only raise it),
-		// so this fires once per crossing, not on every event above it.
-		return fmt.Sprintf("%.0f%% of limit %s used", w.AlarmAt*100, l.Name), nil
+	why := watchAlarm(w, r)
+	if !r.Allowed && w.Refuse {
+		return why, err
 	}
-	return "", nil
+	return why, nil
 }

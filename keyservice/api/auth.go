@@ -8,10 +8,15 @@ import (
 
 	"github.com/blindgate/blindgate/internal/apierr"
 	"github.com/blindgate/blindgate/internal/audit"
+	"github.com/blindgate/blindgate/keyservice/admit"
 	"github.com/blindgate/blindgate/keyservice/sigauth"
+	"github.com/blindgate/blindgate/keyservice/unwrap"
 )
 
-const callerKey = "bg.caller"
+const (
+	callerKey = "bg.caller"
+	claimKey  = "bg.claim"
+)
 
 // signed verifies the Contract 2 signature and the caller's right to op.
 // Refusals are audited: a probe with a stolen or stale key leaves a trace.
@@ -30,6 +35,43 @@ func (s *Server) signed(op string) fiber.Handler {
 		c.Locals(callerKey, caller)
 		return c.Next()
 	}
+}
+
+// signedUnclaimed is signed without the jti claim: the handler must have
+// the domain claim claimOf(c) before it does anything for the request
+// (unwrap.Meta.Claim), and audit a refusal to admit it (notAdmitted).
+func (s *Server) signedUnclaimed(op string) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		caller, claim, err := s.deps.Verifier.Authenticate(c.Get(fiber.HeaderAuthorization), c.Method(), c.Path(), c.Body())
+		if err != nil {
+			ae := mapAuthError(err)
+			s.auditDenial(c, caller.ClientID, op, ae.Code)
+			return ae
+		}
+		if !caller.May(op) {
+			s.auditDenial(c, caller.ClientID, op, apierr.Forbidden.Code)
+			return apierr.Forbidden
+		}
+		c.Locals(callerKey, caller)
+		c.Locals(claimKey, claim)
+		return c.Next()
+	}
+}
+
+// notAdmitted answers a request whose jti the domain could not claim
+// (unwrap.ErrNotAdmitted), audited as signed's refusals are.
+func (s *Server) notAdmitted(c *fiber.Ctx, op string, err error) error {
+	ae := apierr.Unavailable
+	if errors.Is(err, unwrap.ErrReplay) {
+		ae = apierr.Replay
+	}
+	s.auditDenial(c, callerOf(c).ClientID, op, ae.Code)
+	return ae.Wrap(err)
+}
+
+func claimOf(c *fiber.Ctx) admit.Claim {
+	claim, _ := c.Locals(claimKey).(sigauth.Claim)
+	return admit.Claim{JTI: claim.JTI, Until: claim.Until}
 }
 
 func callerOf(c *fiber.Ctx) sigauth.Caller {

@@ -45,9 +45,12 @@ type Passkeys interface {
 	List(ctx context.Context, actor string) (wire.PasskeyListResponse, error)
 }
 
-// Verifier authenticates Contract 2 signatures.
+// Verifier authenticates Contract 2 signatures. Verify claims the jti;
+// Authenticate leaves the claim to the caller (inspect claims it with its
+// limits, in one round trip).
 type Verifier interface {
 	Verify(ctx context.Context, authorization, method, path string, body []byte) (sigauth.Caller, error)
+	Authenticate(authorization, method, path string, body []byte) (sigauth.Caller, sigauth.Claim, error)
 }
 
 // Sealer is the keyring holder.
@@ -148,7 +151,7 @@ func (s *Server) routes() {
 	a.Get(wire.PathSealStatus, s.sealStatus)
 	a.Post("/v1/sys/unseal", s.unseal)
 
-	a.Post("/v1/inspect", s.signed(wire.OpInspect), s.inspect)
+	a.Post("/v1/inspect", s.signedUnclaimed(wire.OpInspect), s.inspect)
 	a.Post(wire.PathRevealChallenge, s.signed(wire.OpReveal), s.revealChallenge)
 	a.Post(wire.PathReveal, s.signed(wire.OpReveal), s.reveal)
 	a.Post(wire.PathPasskeyChallenge, s.signed(wire.OpReveal), s.passkeyChallenge)

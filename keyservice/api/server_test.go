@@ -425,6 +425,14 @@ func TestRedisBackends(t *testing.T) {
 			t.Fatalf("request %d: %d %v", i, resp.StatusCode, m)
 		}
 	}
+	// The jti is claimed with the limits, in one script: the replay is
+	// refused and recorded as a denial, and no second inspect is recorded.
+	if evs := ts.Events(t, audit.Filter{Event: audit.EventInspect}); len(evs) != 1 || evs[0].Outcome != audit.OutcomeSuccess {
+		t.Fatalf("inspects on record: %+v, want the one that was served", evs)
+	}
+	if evs := ts.Events(t, audit.Filter{Event: audit.EventDenied}); len(evs) != 1 || evs[0].Code != "replay" || evs[0].Resource != "op:inspect" || evs[0].Client != "gateway" {
+		t.Fatalf("denials on record: %+v, want the replay", evs)
+	}
 	if resp, _ := ts.call(t, nil, http.MethodGet, "/readyz", nil); resp.StatusCode != 200 {
 		t.Fatalf("readyz with redis: %d", resp.StatusCode)
 	}
@@ -436,6 +444,14 @@ func TestRedisBackends(t *testing.T) {
 	resp, m := down.call(t, down.gateway, http.MethodPost, "/v1/inspect", wire.InspectRequest{JWE: jwe, Session: "cs_1", Merchant: "m_1"})
 	if resp.StatusCode != 503 || errCode(m) != "unavailable" {
 		t.Fatalf("redis down inspect: %d %v", resp.StatusCode, m)
+	}
+	// Not admitted (the jti could not be claimed): a denial, as a replay
+	// cache failure always was, and no inspect on record.
+	if evs := down.Events(t, audit.Filter{Event: audit.EventInspect}); len(evs) != 0 {
+		t.Fatalf("inspects on record with redis down: %+v", evs)
+	}
+	if evs := down.Events(t, audit.Filter{Event: audit.EventDenied}); len(evs) != 1 || evs[0].Code != "unavailable" || evs[0].Resource != "op:inspect" {
+		t.Fatalf("denials on record with redis down: %+v", evs)
 	}
 	resp, m = down.call(t, down.backoffic, http.MethodPost, "/v1/reveal", wire.RevealRequest{JWE: jwe, Actor: "op_1", Reason: "dispute"})
 	if resp.StatusCode != 503 || m["jwe"] != nil {

@@ -45,9 +45,14 @@ func (s *Server) inspect(c *fiber.Ctx) error {
 	if err := bind(c, &req); err != nil {
 		return err
 	}
-	m, err := s.deps.Unwrap.Inspect(c.UserContext(), s.meta(c), unwrap.InspectInput{
+	meta := s.meta(c)
+	meta.Claim = claimOf(c)
+	m, err := s.deps.Unwrap.Inspect(c.UserContext(), meta, unwrap.InspectInput{
 		JWE: req.JWE, Session: req.Session, Merchant: req.Merchant, CVCJWE: req.CVCJWE,
 	})
+	if errors.Is(err, unwrap.ErrNotAdmitted) {
+		return s.notAdmitted(c, wire.OpInspect, err)
+	}
 	if err != nil {
 		return mapUnwrapError(err)
 	}

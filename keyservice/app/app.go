@@ -20,6 +20,7 @@ import (
 	"github.com/blindgate/blindgate/internal/ratelimit"
 	"github.com/blindgate/blindgate/internal/redisx"
 	"github.com/blindgate/blindgate/internal/secret"
+	"github.com/blindgate/blindgate/keyservice/admit"
 	"github.com/blindgate/blindgate/keyservice/api"
 	"github.com/blindgate/blindgate/keyservice/card"
 	"github.com/blindgate/blindgate/keyservice/destinations"
@@ -146,6 +147,8 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 		BindLegacy: cfg.BindLegacy, Approver: approval,
 		Freshness: cfg.Freshness, Limits: limits, Masking: card.Masking{BIN8: cfg.MaskBIN8},
 		Guard: unwrap.Guard{Counter: counter, Window: cfg.EnumerationWindow, Max: cfg.EnumerationMax},
+		// An inspect's jti claim and its limits: one Redis round trip.
+		Admit: admit.New(replays, limiter),
 	})
 	sender := forward.NewSender()
 	if cfg.EgressProxy != "" {

@@ -10,6 +10,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/blindgate/blindgate/internal/jsonscan"
 )
 
 // Input bounds of the plaintexts.
@@ -182,13 +184,31 @@ func parseObject(b []byte, fields []field) error {
 	if len(b) > MaxPlaintextSize {
 		return fmt.Errorf("%w: larger than %d bytes", ErrMalformed, MaxPlaintextSize)
 	}
+	seen := make([]bool, len(fields))
+	// What the checkout page writes is a simple object (internal/jsonscan):
+	// its members are read in one pass, and are the ones the token walk
+	// below would read. Anything else takes the walk.
+	var buf [8]jsonscan.Member
+	if members, ok := jsonscan.Object(b, buf[:0]); ok && utf8.Valid(b) {
+		for _, m := range members {
+			// The name needs no unescaping in a simple object.
+			if err := member(fields, seen, string(m.Name), m.Value); err != nil {
+				return err
+			}
+		}
+		return required(fields, seen)
+	}
+	return walkObject(b, fields, seen)
+}
+
+// walkObject is parseObject's token walk.
+func walkObject(b []byte, fields []field, seen []bool) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	tok, err := dec.Token()
 	if err != nil || tok != json.Delim('{') {
 		return fmt.Errorf("%w: not a JSON object", ErrMalformed)
 	}
-	seen := make([]bool, len(fields))
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
@@ -198,28 +218,16 @@ func parseObject(b []byte, fields []field) error {
 		if !ok {
 			return fmt.Errorf("%w: invalid JSON", ErrMalformed)
 		}
-		i := fieldIndex(fields, key)
-		if i < 0 {
+		if fieldIndex(fields, key) < 0 {
 			// The unknown name is input: do not echo it.
 			return fmt.Errorf("%w: unknown field", ErrMalformed)
 		}
-		f := fields[i]
-		if seen[i] {
-			return fmt.Errorf("%w: duplicate field %s", ErrMalformed, f.name)
-		}
-		seen[i] = true
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
 			return fmt.Errorf("%w: invalid JSON", ErrMalformed)
 		}
-		if bytes.Equal(raw, []byte("null")) {
-			if f.nullable {
-				continue
-			}
-			return fmt.Errorf("%w: %s must not be null", ErrMalformed, f.name)
-		}
-		if err := f.decode(raw); err != nil {
-			return fmt.Errorf("%w: %s has the wrong type", ErrMalformed, f.name)
+		if err := member(fields, seen, key, raw); err != nil {
+			return err
 		}
 	}
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
@@ -228,6 +236,35 @@ func parseObject(b []byte, fields []field) error {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return fmt.Errorf("%w: trailing data after the object", ErrMalformed)
 	}
+	return required(fields, seen)
+}
+
+// member decodes one member of parseObject's object into its field.
+func member(fields []field, seen []bool, key string, raw []byte) error {
+	i := fieldIndex(fields, key)
+	if i < 0 {
+		// The unknown name is input: do not echo it.
+		return fmt.Errorf("%w: unknown field", ErrMalformed)
+	}
+	f := fields[i]
+	if seen[i] {
+		return fmt.Errorf("%w: duplicate field %s", ErrMalformed, f.name)
+	}
+	seen[i] = true
+	if bytes.Equal(raw, []byte("null")) {
+		if f.nullable {
+			return nil
+		}
+		return fmt.Errorf("%w: %s must not be null", ErrMalformed, f.name)
+	}
+	if err := f.decode(raw); err != nil {
+		return fmt.Errorf("%w: %s has the wrong type", ErrMalformed, f.name)
+	}
+	return nil
+}
+
+// required refuses an object that lacks a required field.
+func required(fields []field, seen []bool) error {
 	for i, f := range fields {
 		if f.required && !seen[i] {
 			return fmt.Errorf("%w: %s is required", ErrMalformed, f.name)

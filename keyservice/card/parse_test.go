@@ -234,6 +234,48 @@ func FuzzParsePlaintext(f *testing.F) {
 	})
 }
 
+// FuzzParseObjectOnePass: an object parseObject reads in one pass gives
+// its fields the values, and the error, that the token walk gives.
+func FuzzParseObjectOnePass(f *testing.F) {
+	for _, s := range []string{
+		`{"pan":"4242424242424242","exp_month":12,"exp_year":2030,"name":"Jane Doe","iat":1700000000}`,
+		`{"pan":"4242424242424242","pan":"4111111111111111","exp_month":12}`, `{"pan":null,"name":null}`,
+		`{"pan":4242,"exp_month":"12"}`, `{"x":1}`, `{"exp_month":1.5}`, `{"name":"\u00e9"}`, ` {"iat" : 1 } `,
+	} {
+		f.Add([]byte(s))
+	}
+	fields := func(log *[]string) []field {
+		rec := func(name string, dec func([]byte) error) func([]byte) error {
+			return func(raw []byte) error {
+				*log = append(*log, name+"="+string(raw))
+				return dec(raw)
+			}
+		}
+		var str string
+		var n int64
+		return []field{
+			{name: "pan", required: true, decode: rec("pan", func(raw []byte) error { return decodeString(raw, &str) })},
+			{name: "exp_month", required: true, decode: rec("exp_month", func(raw []byte) error { return decodeInt(raw, &n) })},
+			{name: "name", nullable: true, decode: rec("name", func(raw []byte) error { return decodeString(raw, &str) })},
+			{name: "iat", decode: rec("iat", func(raw []byte) error { return decodeInt(raw, &n) })},
+		}
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		var one, walk []string
+		f1 := fields(&one)
+		err1 := parseObject(in, f1)
+		f2 := fields(&walk)
+		seen := make([]bool, len(f2))
+		err2 := walkObject(in, f2, seen)
+		if err2 == nil {
+			err2 = required(f2, seen)
+		}
+		if fmt.Sprint(err1) != fmt.Sprint(err2) || fmt.Sprint(one) != fmt.Sprint(walk) {
+			t.Fatalf("%q: one pass %v %q, token walk %v %q", in, err1, one, err2, walk)
+		}
+	})
+}
+
 // panFields pulls every "pan" string out of possibly broken input: the value
 // a lenient decoder sees and the raw bytes after any `"pan":"`. Values shorter
 // than 6 characters are skipped: they can occur in any text by chance.

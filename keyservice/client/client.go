@@ -23,6 +23,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/blindgate/blindgate/internal/jsonscan"
 	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
@@ -264,6 +265,11 @@ func (c *Client) call(ctx context.Context, path string, in interface{ Validate()
 		data, err = c.send(ctx, c.reps.bases[i]+path, path, body)
 		if err == nil {
 			c.reps.ok(i)
+			// An answer of plain fields (inspect's) is read in one pass;
+			// jsonscan.Decode takes only what json.Unmarshal would read the same.
+			if jsonscan.Decode(data, out) {
+				return nil
+			}
 			if err := json.Unmarshal(data, out); err != nil {
 				return fmt.Errorf("%w from %s", ErrBadResponse, path)
 			}

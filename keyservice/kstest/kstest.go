@@ -33,6 +33,7 @@ import (
 	"github.com/blindgate/blindgate/internal/passkey"
 	"github.com/blindgate/blindgate/internal/passkey/passkeytest"
 	"github.com/blindgate/blindgate/internal/ratelimit"
+	"github.com/blindgate/blindgate/keyservice/admit"
 	"github.com/blindgate/blindgate/keyservice/api"
 	"github.com/blindgate/blindgate/keyservice/client"
 	"github.com/blindgate/blindgate/keyservice/destinations"
@@ -225,7 +226,7 @@ func NewZone(t testing.TB, o Options) *Zone {
 	if o.Audit != nil {
 		unwrapAudit = o.Audit(z.Audit)
 	}
-	z.Service = unwrap.New(z.Holder, unwrapAudit, o.Limiter, o.Log, unwrap.Config{Limits: limits, Guard: unwrap.Guard{Counter: o.Guard}, BindLegacy: o.BindLegacy, Approver: z.Passkeys})
+	z.Service = unwrap.New(z.Holder, unwrapAudit, o.Limiter, o.Log, unwrap.Config{Limits: limits, Guard: unwrap.Guard{Counter: o.Guard}, BindLegacy: o.BindLegacy, Approver: z.Passkeys, Admit: admit.New(o.Replay, o.Limiter)})
 	if o.Destinations == nil {
 		o.Destinations = destinations.New(dir)
 	}

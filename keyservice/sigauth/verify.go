@@ -21,8 +21,10 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/blindgate/blindgate/internal/jose"
+	"github.com/blindgate/blindgate/internal/jsonscan"
 	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
@@ -81,6 +83,15 @@ type Caller struct {
 // May reports whether the caller was granted op.
 func (c Caller) May(op string) bool { return slices.Contains(c.Ops, op) }
 
+// Claim is the jti an authenticated request still has to claim in the
+// replay cache before anything is done for it: JTI is scoped to the
+// client (iss + ":" + jti), Until is when the request could no longer be
+// accepted at all (exp + skew).
+type Claim struct {
+	JTI   string
+	Until time.Time
+}
+
 // Verify authenticates one request. The checks run in this order: scheme;
 // JWS with a known, unrevoked kid (the algorithm forced by the key type);
 // iss is the client owning that kid; aud; iat and exp within Skew;
@@ -92,9 +103,35 @@ func (c Caller) May(op string) bool { return slices.Contains(c.Ops, op) }
 // request claimed (for the audit of refusals); it is then unauthenticated
 // and grants nothing (Ops is empty).
 func (v *Verifier) Verify(ctx context.Context, authorization, method, path string, body []byte) (Caller, error) {
+	caller, claim, err := v.Authenticate(authorization, method, path, body)
+	if err != nil {
+		return caller, err
+	}
+	// Last, so that only an otherwise valid request consumes its jti. The
+	// jti is held until the request could no longer be accepted at all
+	// (exp + skew), and is scoped to the client so clients cannot collide.
+	if v.Replay == nil {
+		return unauthenticated(caller), fmt.Errorf("%w: no replay cache configured", ErrReplayStore)
+	}
+	fresh, err := v.Replay.Claim(ctx, claim.JTI, claim.Until)
+	if err != nil {
+		return unauthenticated(caller), fmt.Errorf("%w: %w", ErrReplayStore, err)
+	}
+	if !fresh {
+		return unauthenticated(caller), ErrReplay
+	}
+	return caller, nil
+}
+
+// Authenticate runs every check of Verify but the last: it does not claim
+// the jti, it returns the Claim to make. The request is not admitted
+// until that claim is made (keyservice/admit makes it together with the
+// operation's limits, in one round trip): a caller must not act on it
+// before. The Caller it returns on success carries the client's Ops.
+func (v *Verifier) Authenticate(authorization, method, path string, body []byte) (Caller, Claim, error) {
 	scheme, token, ok := strings.Cut(authorization, " ")
 	if !ok || !strings.EqualFold(scheme, wire.AuthScheme) || token == "" {
-		return Caller{}, ErrMissing
+		return Caller{}, Claim{}, ErrMissing
 	}
 	var entry keyEntry
 	lookup := func(kid string) (crypto.PublicKey, error) {
@@ -110,74 +147,128 @@ func (v *Verifier) Verify(ctx context.Context, authorization, method, path strin
 	if err != nil {
 		switch {
 		case errors.Is(err, ErrUnknownClient), errors.Is(err, ErrRevoked):
-			return claimed, err
+			return claimed, Claim{}, err
 		default:
-			return claimed, fmt.Errorf("%w: %w", ErrBadSignature, err)
+			return claimed, Claim{}, fmt.Errorf("%w: %w", ErrBadSignature, err)
 		}
 	}
-
-	var c wire.Claims
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil || dec.More() {
-		return claimed, fmt.Errorf("%w: payload is not the claims object", ErrClaims)
+	c, err := decodeClaims(payload)
+	if err != nil {
+		return claimed, Claim{}, err
 	}
 	// A key proves only its own client: a kid of client A under iss B is
 	// someone presenting A's key as B.
 	if c.Iss != entry.client {
-		return claimed, fmt.Errorf("%w: iss does not own kid", ErrUnknownClient)
+		return claimed, Claim{}, fmt.Errorf("%w: iss does not own kid", ErrUnknownClient)
 	}
 	if v.Audience == "" || c.Aud != v.Audience {
-		return claimed, fmt.Errorf("%w: aud", ErrClaims)
+		return claimed, Claim{}, fmt.Errorf("%w: aud", ErrClaims)
 	}
-
 	skew, maxTTL := v.limits()
 	now := time.Now()
 	if v.Now != nil {
 		now = v.Now()
 	}
 	if c.Iat <= 0 || c.Exp <= c.Iat {
-		return claimed, fmt.Errorf("%w: iat/exp", ErrClaims)
+		return claimed, Claim{}, fmt.Errorf("%w: iat/exp", ErrClaims)
 	}
 	if time.Duration(c.Exp-c.Iat)*time.Second > maxTTL {
-		return claimed, fmt.Errorf("%w: lifetime above %s", ErrClaims, maxTTL)
+		return claimed, Claim{}, fmt.Errorf("%w: lifetime above %s", ErrClaims, maxTTL)
 	}
 	if time.Unix(c.Iat, 0).After(now.Add(skew)) {
-		return claimed, fmt.Errorf("%w: %w: iat %s is after now %s + %s", ErrClaims, ErrClockSkew,
+		return claimed, Claim{}, fmt.Errorf("%w: %w: iat %s is after now %s + %s", ErrClaims, ErrClockSkew,
 			time.Unix(c.Iat, 0).UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339), skew)
 	}
 	acceptUntil := time.Unix(c.Exp, 0).Add(skew)
 	if now.After(acceptUntil) {
-		return claimed, fmt.Errorf("%w: %w: exp %s + %s is before now %s", ErrExpired, ErrClockSkew,
+		return claimed, Claim{}, fmt.Errorf("%w: %w: exp %s + %s is before now %s", ErrExpired, ErrClockSkew,
 			time.Unix(c.Exp, 0).UTC().Format(time.RFC3339), skew, now.UTC().Format(time.RFC3339))
 	}
 	if c.Htm != method {
-		return claimed, fmt.Errorf("%w: htm", ErrClaims)
+		return claimed, Claim{}, fmt.Errorf("%w: htm", ErrClaims)
 	}
 	if !htuMatches(c.Htu, path, v.Origins) {
-		return claimed, fmt.Errorf("%w: htu", ErrClaims)
+		return claimed, Claim{}, fmt.Errorf("%w: htu", ErrClaims)
 	}
 	if subtle.ConstantTimeCompare([]byte(c.Bh), []byte(wire.BodyHash(body))) != 1 {
-		return claimed, ErrBodyHash
+		return claimed, Claim{}, ErrBodyHash
 	}
 	if !validJti(c.Jti) {
-		return claimed, fmt.Errorf("%w: jti", ErrClaims)
+		return claimed, Claim{}, fmt.Errorf("%w: jti", ErrClaims)
 	}
+	return Caller{ClientID: entry.client, Kid: kid, Ops: slices.Clone(entry.ops)}, Claim{JTI: c.Iss + ":" + c.Jti, Until: acceptUntil}, nil
+}
 
-	// Last, so that only an otherwise valid request consumes its jti. The
-	// jti is held until the request could no longer be accepted at all
-	// (exp + skew), and is scoped to the client so clients cannot collide.
-	if v.Replay == nil {
-		return claimed, fmt.Errorf("%w: no replay cache configured", ErrReplayStore)
+// unauthenticated is c granting nothing: who it claimed to be, for the
+// audit of its refusal.
+func unauthenticated(c Caller) Caller { return Caller{ClientID: c.ClientID, Kid: c.Kid} }
+
+// decodeClaims reads the JWS payload strictly: one object of the Contract
+// 2 claims, no other member. The claims a Signer writes are read in one
+// pass (scanClaims); anything else by encoding/json, which decides.
+func decodeClaims(payload []byte) (wire.Claims, error) {
+	if c, ok := scanClaims(payload); ok {
+		return c, nil
 	}
-	fresh, err := v.Replay.Claim(ctx, c.Iss+":"+c.Jti, acceptUntil)
-	if err != nil {
-		return claimed, fmt.Errorf("%w: %w", ErrReplayStore, err)
+	var c wire.Claims
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil || dec.More() {
+		return wire.Claims{}, fmt.Errorf("%w: payload is not the claims object", ErrClaims)
 	}
-	if !fresh {
-		return claimed, ErrReplay
+	return c, nil
+}
+
+// scanClaims is decodeClaims' fast path: a simple object (internal/jsonscan)
+// naming each claim at most once, exactly as its tag spells it, with a
+// string or an integer as its field wants. On such input encoding/json
+// reads the same claims; ok false sends anything else to it.
+func scanClaims(payload []byte) (c wire.Claims, ok bool) {
+	if !utf8.Valid(payload) {
+		return wire.Claims{}, false // encoding/json would replace the bad bytes
 	}
-	return Caller{ClientID: entry.client, Kid: kid, Ops: slices.Clone(entry.ops)}, nil
+	var buf [8]jsonscan.Member
+	members, ok := jsonscan.Object(payload, buf[:0])
+	if !ok {
+		return wire.Claims{}, false
+	}
+	var seen uint
+	for _, m := range members {
+		var bit uint
+		switch string(m.Name) {
+		case "iss":
+			bit = 1
+			c.Iss, ok = jsonscan.String(m.Value)
+		case "aud":
+			bit = 2
+			c.Aud, ok = jsonscan.String(m.Value)
+		case "iat":
+			bit = 4
+			c.Iat, ok = jsonscan.Int(m.Value)
+		case "exp":
+			bit = 8
+			c.Exp, ok = jsonscan.Int(m.Value)
+		case "jti":
+			bit = 16
+			c.Jti, ok = jsonscan.String(m.Value)
+		case "htm":
+			bit = 32
+			c.Htm, ok = jsonscan.String(m.Value)
+		case "htu":
+			bit = 64
+			c.Htu, ok = jsonscan.String(m.Value)
+		case "bh":
+			bit = 128
+			c.Bh, ok = jsonscan.String(m.Value)
+		default:
+			return wire.Claims{}, false
+		}
+		if !ok || seen&bit != 0 {
+			return wire.Claims{}, false
+		}
+		seen |= bit
+	}
+	return c, true
 }
 
 func (v *Verifier) limits() (skew, maxTTL time.Duration) {
@@ -197,6 +288,16 @@ func (v *Verifier) limits() (skew, maxTTL time.Duration) {
 // configuration, never from the request's Host header, which the caller
 // controls. A query or fragment is refused (the signer strips them).
 func htuMatches(htu, path string, origins []string) bool {
+	// What a Signer writes: an origin as configured, then the path. For a
+	// path of plain characters url.Parse would read the same origin and
+	// path back, so the comparison below is its answer, without parsing.
+	if plainPath(path) {
+		for _, o := range origins {
+			if len(htu) == len(o)+len(path) && htu[:len(o)] == o && htu[len(o):] == path {
+				return true
+			}
+		}
+	}
 	u, err := url.Parse(htu)
 	if err != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || u.User != nil {
 		return false
@@ -206,6 +307,21 @@ func htuMatches(htu, path string, origins []string) bool {
 		return false
 	}
 	return u.Path == path && path != ""
+}
+
+// plainPath reports a path of "/" and unreserved characters only (RFC
+// 3986), which url.Parse leaves as it is.
+func plainPath(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '/' || c == '-' || c == '.' || c == '_' || c == '~') {
+			return false
+		}
+	}
+	return true
 }
 
 // ParseOrigins normalises a comma-separated list of the key service's

@@ -34,6 +34,7 @@ import (
 	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/internal/jose"
 	"github.com/blindgate/blindgate/internal/ratelimit"
+	"github.com/blindgate/blindgate/keyservice/admit"
 	"github.com/blindgate/blindgate/keyservice/card"
 	"github.com/blindgate/blindgate/keyservice/forward"
 	"github.com/blindgate/blindgate/keyservice/guard"
@@ -69,6 +70,14 @@ var (
 	// not the one the key service issued for that merchant and ciphertext.
 	// One error for rewrap and forward, so both answer card_not_bound.
 	ErrNotBound = forward.ErrNotBound
+	// ErrNotAdmitted: the signed request's jti (Meta.Claim) could not be
+	// claimed, because it was claimed before (then the error also matches
+	// ErrReplay) or because the replay cache did not answer. The request
+	// never got in: no inspect is recorded, and the caller records the
+	// refusal as it records a bad signature.
+	ErrNotAdmitted = errors.New("unwrap: request not admitted")
+	// ErrReplay: the signed request was replayed (with ErrNotAdmitted).
+	ErrReplay = errors.New("unwrap: request replayed")
 )
 
 // EnumerationError is a refusal by the enumeration guard; RetryAfter is the
@@ -92,6 +101,11 @@ type Auditor interface {
 type Meta struct {
 	Client string
 	Origin string
+	// Claim, when set, is the request's jti, still to be claimed: Inspect
+	// claims it together with its limits, in one round trip (admit), before
+	// anything else is done for the request. Zero when the caller claimed
+	// it already.
+	Claim admit.Claim
 }
 
 // Masked is what inspect returns: never the PAN.
@@ -160,6 +174,10 @@ type Config struct {
 	Guard     Guard
 	Masking   card.Masking
 	Now       func() time.Time
+	// Admit claims a request's jti with its inspect limits (Meta.Claim);
+	// nil: the limiter alone, and a Meta with a claim is refused (no
+	// replay cache to claim it in).
+	Admit admit.Admitter
 	// BindLegacy makes a rewrap without a merchant binding issue one for the
 	// merchant it names: the migration of tokens stored before bindings
 	// existed, for a short window after upgrading. While it is on, a holder
@@ -175,6 +193,7 @@ type Service struct {
 	keys    Keys
 	audit   Auditor
 	limiter ratelimit.Gate
+	admit   admit.Admitter
 	log     *slog.Logger
 	cfg     Config
 	// decrypt is the one use of a private key: every card and CVC
@@ -210,7 +229,11 @@ func New(keys Keys, aud Auditor, limiter ratelimit.Limiter, log *slog.Logger, cf
 		cfg.Guard.Max = DefaultGuardMax
 	}
 	gate := ratelimit.Gate{Limiter: limiter, Limited: ErrLimited, Unavailable: ErrUnavailable}
-	return &Service{keys: keys, audit: aud, limiter: gate, log: log, cfg: cfg, decrypt: (*jose.JWE).Decrypt}
+	adm := cfg.Admit
+	if adm == nil {
+		adm = admit.New(nil, limiter)
+	}
+	return &Service{keys: keys, audit: aud, limiter: gate, admit: adm, log: log, cfg: cfg, decrypt: (*jose.JWE).Decrypt}
 }
 
 // Resource names a ciphertext in the audit trail without revealing anything
@@ -228,10 +251,14 @@ type InspectInput struct {
 }
 
 // Inspect decrypts a freshly captured card, validates it (and its CVC when
-// given), and returns its masked form and merchant-scoped fingerprint.
+// given), and returns its masked form and merchant-scoped fingerprint. A
+// request it does not admit (ErrNotAdmitted) is not recorded here.
 func (s *Service) Inspect(ctx context.Context, m Meta, in InspectInput) (Masked, error) {
 	ev := audit.Event{Event: audit.EventInspect, Client: m.Client, Origin: m.Origin, Resource: Resource(in.JWE)}
 	res, err := s.inspect(ctx, m, in, &ev)
+	if errors.Is(err, ErrNotAdmitted) {
+		return Masked{}, err
+	}
 	if aerr := s.record(ctx, ev, err); aerr != nil {
 		return Masked{}, aerr
 	}
@@ -245,10 +272,7 @@ func (s *Service) inspect(ctx context.Context, m Meta, in InspectInput, ev *audi
 	if in.Merchant == "" {
 		return Masked{}, fmt.Errorf("%w: merchant is required", ErrInvalidRequest)
 	}
-	if err := s.limiter.Check(ctx, s.cfg.Limits.InspectPerClient, m.Client); err != nil {
-		return Masked{}, err
-	}
-	if err := s.inspectVolume(ctx, m, in.Merchant, *ev); err != nil {
+	if err := s.admitInspect(ctx, m, in.Merchant, *ev); err != nil {
 		return Masked{}, err
 	}
 	kr, sc, err := s.open(in.JWE, ev)
@@ -318,27 +342,50 @@ func (s *Service) guard(ctx context.Context, kr *keyring.Keyring, merchant, pan,
 	return nil
 }
 
+// admitInspect lets an inspect in: it claims the request's jti (m.Claim),
+// then counts the per-client limit and the daily volume watch
+// (volumeSteps), all in one round trip.
+func (s *Service) admitInspect(ctx context.Context, m Meta, merchant string, ev audit.Event) error {
+	steps := append([]ratelimit.Step{ratelimit.CheckStep(s.cfg.Limits.InspectPerClient, m.Client)}, s.volumeSteps(m, merchant)...)
+	res, err := s.admit.Admit(ctx, m.Claim, ratelimit.Takes(steps))
+	switch {
+	case errors.Is(err, admit.ErrReplay):
+		return fmt.Errorf("%w: %w", ErrNotAdmitted, ErrReplay)
+	case errors.Is(err, admit.ErrUnavailable):
+		return fmt.Errorf("%w: %w: %w", ErrNotAdmitted, ErrUnavailable, err)
+	case err != nil:
+		return s.limiter.Failed(err)
+	}
+	alarms, err := s.limiter.Judge(steps, res)
+	s.volumeAlarms(ctx, m, merchant, ev, alarms[1:])
+	return err
+}
+
 // inspectVolume watches inspect volume per client and per merchant over a
 // day: an alarm when 80% (AlarmDailyFraction) is crossed and when the
-// allowance runs out; a refusal only if configured.
+// allowance runs out; a refusal only if configured. Both windows are one
+// round trip.
 func (s *Service) inspectVolume(ctx context.Context, m Meta, merchant string, ev audit.Event) error {
+	alarms, err := s.limiter.Batch(ctx, s.volumeSteps(m, merchant))
+	s.volumeAlarms(ctx, m, merchant, ev, alarms)
+	return err
+}
+
+func (s *Service) volumeSteps(m Meta, merchant string) []ratelimit.Step {
 	lim := s.cfg.Limits
-	for _, c := range []struct {
-		l        ratelimit.Limit
-		key, who string
-	}{
-		{lim.InspectClientDaily, m.Client, "client " + m.Client},
-		{lim.InspectMerchantDaily, merchant, "merchant " + merchant},
-	} {
-		why, err := s.limiter.Watch(ctx, ratelimit.Window{Limit: c.l, AlarmAt: lim.AlarmDailyFraction, Refuse: lim.RefuseInspectVolume}, c.key)
-		if why != "" {
-			s.alarm(ctx, ev, why+" by "+c.who)
-		}
-		if err != nil {
-			return err
+	return []ratelimit.Step{
+		ratelimit.WatchStep(ratelimit.Window{Limit: lim.InspectClientDaily, AlarmAt: lim.AlarmDailyFraction, Refuse: lim.RefuseInspectVolume}, m.Client),
+		ratelimit.WatchStep(ratelimit.Window{Limit: lim.InspectMerchantDaily, AlarmAt: lim.AlarmDailyFraction, Refuse: lim.RefuseInspectVolume}, merchant),
+	}
+}
+
+// volumeAlarms raises the alarms of volumeSteps' results, in their order.
+func (s *Service) volumeAlarms(ctx context.Context, m Meta, merchant string, ev audit.Event, alarms []string) {
+	for i, who := range []string{"client " + m.Client, "merchant " + merchant} {
+		if i < len(alarms) && alarms[i] != "" {
+			s.alarm(ctx, ev, alarms[i]+" by "+who)
 		}
 	}
-	return nil
 }
 
 // checkCVC applies the card ciphertext's rules to the CVC ciphertext and

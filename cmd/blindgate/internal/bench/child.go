@@ -69,8 +69,8 @@ type ChildStats struct {
 	NumGC      uint32 `json:"num_gc"`
 	RSS        int64  `json:"rss"`
 	PeakRSS    int64  `json:"peak_rss"`
-	// Durable audit appends and the fsyncs that committed them (key
-	// service only): their ratio is the group-commit batch size.
+	// Durable audit appends and the fsyncs that committed them: their
+	// ratio is the group-commit batch size.
 	AuditAppends uint64 `json:"audit_appends,omitempty"`
 	AuditSyncs   uint64 `json:"audit_syncs,omitempty"`
 }
@@ -120,7 +120,9 @@ func ChildMain(ctx context.Context, cfgPath string, stdin io.Reader, stdout, std
 		serve, stats, err = keyService(cfg, ln, log)
 		auditStats.Store(&stats)
 	case RoleGateway:
-		serve, ready.MerchantID, ready.SecretKey, err = gateway(ctx, cfg, ln, log)
+		var stats func() (audit.Stats, bool)
+		serve, stats, ready.MerchantID, ready.SecretKey, err = gateway(ctx, cfg, ln, log)
+		auditStats.Store(&stats)
 	default:
 		err = fmt.Errorf("bench child: unknown role %q", cfg.Role)
 	}
@@ -198,19 +200,23 @@ func keyService(cfg childConfig, ln net.Listener, log *slog.Logger) (func(contex
 	if err != nil {
 		return nil, nil, err
 	}
-	// The audit log's group-commit counters, when the app exposes them.
-	stats := func() (audit.Stats, bool) {
-		if s, ok := any(ks).(interface{ AuditStats() audit.Stats }); ok {
+	return ks.Serve, appAuditStats(ks), nil
+}
+
+// appAuditStats reads an app's audit group-commit counters, when it
+// exposes them.
+func appAuditStats(app any) func() (audit.Stats, bool) {
+	return func() (audit.Stats, bool) {
+		if s, ok := app.(interface{ AuditStats() audit.Stats }); ok {
 			return s.AuditStats(), true
 		}
 		return audit.Stats{}, false
 	}
-	return ks.Serve, stats, nil
 }
 
 // gateway builds the real gateway (gateway/app) on Redis and creates the
 // bench merchant; it returns the merchant's id and secret key.
-func gateway(ctx context.Context, cfg childConfig, ln net.Listener, log *slog.Logger) (func(context.Context, net.Listener) error, string, string, error) {
+func gateway(ctx context.Context, cfg childConfig, ln net.Listener, log *slog.Logger) (func(context.Context, net.Listener) error, func() (audit.Stats, bool), string, string, error) {
 	p := func(name string) string { return filepath.Join(cfg.Dir, name) }
 	publicURL := "http://" + ln.Addr().String()
 	forwardKey := ""
@@ -228,13 +234,13 @@ func gateway(ctx context.Context, cfg childConfig, ln net.Listener, log *slog.Lo
 		ForwardClientID: clientForward, ForwardKeyFile: forwardKey,
 	}, log)
 	if err != nil {
-		return nil, "", "", err
+		return nil, nil, "", "", err
 	}
 	m, sk, err := gw.Stores().Merchants.Create(ctx, "Bench Shop", []string{merchantOrigin})
 	if err != nil {
-		return nil, "", "", fmt.Errorf("bench merchant: %w", err)
+		return nil, nil, "", "", fmt.Errorf("bench merchant: %w", err)
 	}
-	return gw.Serve, m.ID, sk, nil
+	return gw.Serve, appAuditStats(gw), m.ID, sk, nil
 }
 
 // readReady waits for a child's ready line.

@@ -237,8 +237,10 @@ type Point struct {
 	CoresBusy  map[string]float64 `json:"cores_busy"`
 	PeakRSSMiB map[string]float64 `json:"peak_rss_mib"`
 	// AuditPerFsync is the key service's durable audit appends per fsync
-	// in the window (the group-commit batch size).
-	AuditPerFsync float64 `json:"audit_appends_per_fsync,omitempty"`
+	// in the window (the group-commit batch size), GatewayAuditPerFsync the
+	// gateway's.
+	AuditPerFsync        float64 `json:"audit_appends_per_fsync,omitempty"`
+	GatewayAuditPerFsync float64 `json:"gateway_audit_appends_per_fsync,omitempty"`
 	// ForeignCores is the cores other processes of the machine used during
 	// the window (all CPU time minus the bench's processes), and Attempts
 	// how many windows were measured to get this one (see Options.Retries).
@@ -460,6 +462,7 @@ type snapshot struct {
 	ks, gw, redis, self time.Duration
 	peakKS, peakGW      int64
 	appends, syncs      uint64
+	gwAppends, gwSyncs  uint64
 	machine             time.Duration
 }
 
@@ -471,6 +474,9 @@ func (s *services) snap(ctx context.Context) snapshot {
 	_, sn.peakGW, _ = procMem(s.gw.pid())
 	if st, err := s.ks.stats(ctx, s.hc, false); err == nil {
 		sn.appends, sn.syncs = st.AuditAppends, st.AuditSyncs
+	}
+	if st, err := s.gw.stats(ctx, s.hc, false); err == nil {
+		sn.gwAppends, sn.gwSyncs = st.AuditAppends, st.AuditSyncs
 	}
 	return sn
 }
@@ -557,6 +563,9 @@ func (s *services) measure(ctx context.Context, o Options, d driver, workers int
 	}
 	if n := after.syncs - before.syncs; n > 0 {
 		p.AuditPerFsync = round(float64(after.appends-before.appends)/float64(n), 1)
+	}
+	if n := after.gwSyncs - before.gwSyncs; n > 0 {
+		p.GatewayAuditPerFsync = round(float64(after.gwAppends-before.gwAppends)/float64(n), 1)
 	}
 	wall := after.at.Sub(before.at).Seconds()
 	ours := (after.ks - before.ks) + (after.gw - before.gw) + (after.redis - before.redis) + (after.self - before.self)
@@ -838,8 +847,8 @@ func printPoint(w io.Writer, label, path string, p Point) {
 			errs += fmt.Sprintf(", forward adds p50 %.2f p99 %.2f ms", p.AddedP50Ms, p.AddedP99Ms)
 		}
 	}
-	fmt.Fprintf(w, "   %-8s %-11s c=%-3d %8.0f req/s %5.1f%%  p50 %6.2f p99 %6.2f ms  cpu/req us ks %5.0f gw %5.0f redis %4.0f gen %4.0f  audit/fsync %5s  rss MiB ks %4.1f gw %5.1f%s\n",
+	fmt.Fprintf(w, "   %-8s %-11s c=%-3d %8.0f req/s %5.1f%%  p50 %6.2f p99 %6.2f ms  cpu/req us ks %5.0f gw %5.0f redis %4.0f gen %4.0f  audit/fsync ks %4s gw %4s  rss MiB ks %4.1f gw %5.1f%s\n",
 		label, path, p.Workers, p.Throughput, 100*p.RatioToLimit, p.P50Ms, p.P99Ms,
 		p.CPUPerReqUs[RoleKeyService], p.CPUPerReqUs[RoleGateway], p.CPUPerReqUs["redis"], p.CPUPerReqUs["loadgen"],
-		perFsync(p.AuditPerFsync), p.PeakRSSMiB[RoleKeyService], p.PeakRSSMiB[RoleGateway], errs)
+		perFsync(p.AuditPerFsync), perFsync(p.GatewayAuditPerFsync), p.PeakRSSMiB[RoleKeyService], p.PeakRSSMiB[RoleGateway], errs)
 }
