@@ -40,6 +40,7 @@ import (
 	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/internal/jose/compact"
 	"github.com/blindgate/blindgate/internal/ratelimit"
+	"github.com/blindgate/blindgate/internal/redisx"
 	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
@@ -226,27 +227,52 @@ func (svc *Service) mint(ctx context.Context, sess sessions.Session, sub Submiss
 		Fingerprint: m.Fingerprint, CreatedAt: svc.now().UTC(), Binding: m.Binding,
 		Reference: sess.Reference, Metadata: sess.Metadata,
 	}
-	t, _, err = svc.tokens.Put(ctx, t, sub.CVCJWE, svc.cvcTTL, sessionKey(sess.ID))
+	t, completed, err := svc.store(ctx, t, sub.CVCJWE, sess.ID)
 	if err != nil {
 		return tokens.Token{}, fmt.Errorf("%w: store token: %w", ErrUnavailable, err)
+	}
+	if completed != nil && !errors.Is(completed, sessions.ErrCompleted) {
+		return tokens.Token{}, fmt.Errorf("%w: complete session: %w", ErrUnavailable, completed)
 	}
 	if t.JWE != sub.CardJWE {
 		// The session's one token was minted by another submission (one
 		// whose claim lapsed mid-flight, or whose Complete failed): this one
 		// gets no token of its own, and the session is marked with that one.
-		if err := svc.sessions.Complete(ctx, sess.ID, t.ID); err != nil && !errors.Is(err, sessions.ErrCompleted) {
-			return tokens.Token{}, fmt.Errorf("%w: complete session: %w", ErrUnavailable, err)
-		}
 		return tokens.Token{}, fmt.Errorf("ingest: session: %w", sessions.ErrCompleted)
-	}
-	if err := svc.sessions.Complete(ctx, sess.ID, t.ID); err != nil && !errors.Is(err, sessions.ErrCompleted) {
-		return tokens.Token{}, fmt.Errorf("%w: complete session: %w", ErrUnavailable, err)
 	}
 	svc.auditMinted(ctx, t, sub.ClientIP)
 	if svc.events != nil {
 		svc.events.TokenCreated(ctx, t)
 	}
 	return t, nil
+}
+
+// store writes the token under the session's idempotency key, then
+// completes the session with the token the store answered (this one, or
+// the session's first): one script on Redis when both stores can (the
+// token and the session's completion then happen together or not at all),
+// one after the other otherwise. completed is Complete's answer.
+func (svc *Service) store(ctx context.Context, t tokens.Token, cvcJWE, sessionID string) (stored tokens.Token, completed, err error) {
+	pt, ok1 := svc.tokens.(interface {
+		PutThen(ctx context.Context, t tokens.Token, cvcJWE string, cvcTTL time.Duration, idempotencyKey string, then redisx.Then) (tokens.Token, bool, any, error)
+	})
+	ct, ok2 := svc.sessions.(interface {
+		CompleteThen(id string) (redisx.Then, func(reply any) error, bool)
+	})
+	if ok1 && ok2 {
+		if then, read, ok := ct.CompleteThen(sessionID); ok {
+			stored, _, reply, err := pt.PutThen(ctx, t, cvcJWE, svc.cvcTTL, sessionKey(sessionID), then)
+			if err != nil {
+				return tokens.Token{}, nil, err
+			}
+			return stored, read(reply), nil
+		}
+	}
+	stored, _, err = svc.tokens.Put(ctx, t, cvcJWE, svc.cvcTTL, sessionKey(sessionID))
+	if err != nil {
+		return tokens.Token{}, nil, err
+	}
+	return stored, svc.sessions.Complete(ctx, sessionID, stored.ID), nil
 }
 
 // auditMinted records a token this submission minted (see the package

@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/blindgate/blindgate/internal/ratelimit"
+	"github.com/blindgate/blindgate/internal/redisx"
 )
 
 // Redis is the production Store. One hash per session, so every operation
@@ -58,7 +59,7 @@ return 1
 // The checks, the increment and the claim are one script, so concurrent
 // submissions can neither both pass the limit nor both hold the claim.
 // It is the body of a function of K and A, so that AttemptLimited can run
-// it after the submission's limits in one script (ratelimit.Then); Attempt
+// it after the submission's limits in one script (redisx.Then); Attempt
 // runs it alone (attemptLua).
 // K: session; A: now ms, grace ms, claim, claim ttl ms
 const attemptBody = `
@@ -87,18 +88,24 @@ end
 return 1
 `
 
-// KEYS: session; ARGV: now ms, token, grace ms
-const completeLua = `
-local v = redis.call('HMGET', KEYS[1], 'exp', 'token')
-if not v[1] or tonumber(ARGV[1]) >= tonumber(v[1]) + tonumber(ARGV[3]) then return 'missing' end
-if tonumber(ARGV[1]) >= tonumber(v[1]) then return 'expired' end
+// completeBody is Complete's script as the body of a function of K and
+// A, so that the token store can run it right after the token's write, in
+// the same script (CompleteThen), with the token's id appended.
+// K: session; A: now ms, grace ms, token
+const completeBody = `
+local v = redis.call('HMGET', K[1], 'exp', 'token')
+if not v[1] or tonumber(A[1]) >= tonumber(v[1]) + tonumber(A[2]) then return 'missing' end
+if tonumber(A[1]) >= tonumber(v[1]) then return 'expired' end
 if v[2] and v[2] ~= '' then
-  if v[2] == ARGV[2] then return 'ok' end
+  if v[2] == A[3] then return 'ok' end
   return 'completed'
 end
-redis.call('HSET', KEYS[1], 'token', ARGV[2], 'claim', '', 'claim_exp', 0)
+redis.call('HSET', K[1], 'token', A[3], 'claim', '', 'claim_exp', 0)
 return 'ok'
 `
+
+// KEYS: session; ARGV: now ms, grace ms, token
+const completeLua = "local K, A = KEYS, ARGV\n" + completeBody
 
 // Create implements Store.
 func (r *Redis) Create(ctx context.Context, s Session) (Session, error) {
@@ -180,13 +187,15 @@ func (r *Redis) Attempt(ctx context.Context, id, claim string) (Session, error) 
 }
 
 // AttemptLimited implements Store: one script with the limits when l is
-// a ratelimit.Redis on this store's client, Attempt after them otherwise.
+// a ratelimit.Redis on this store's client (not a Cluster), the attempt
+// after them otherwise.
 func (r *Redis) AttemptLimited(ctx context.Context, l ratelimit.Limiter, takes []ratelimit.Take, id, claim string) ([]ratelimit.Result, Session, error) {
 	lr, ok := l.(*ratelimit.Redis)
-	if !ok || lr.Client() != r.rdb || !ValidID(id) || !validClaim(claim) {
+	if !ok || !ValidID(id) || !validClaim(claim) {
 		return attemptAfter(ctx, l, takes, func() (Session, error) { return r.Attempt(ctx, id, claim) })
 	}
-	res, reply, ran, err := lr.AllowBatchThen(ctx, takes, ratelimit.Then{Lua: attemptBody, Keys: []string{r.key(id)}, Args: r.attemptArgs(claim)})
+	then := redisx.Then{Client: r.rdb, Lua: attemptBody, Keys: []string{r.key(id)}, Args: r.attemptArgs(claim)}
+	res, reply, ran, err := lr.AllowBatchThen(ctx, takes, then)
 	if err != nil {
 		return nil, Session{}, limiterFailed(err)
 	}
@@ -256,10 +265,29 @@ func (r *Redis) Complete(ctx context.Context, id, token string) error {
 	if !validToken(token) {
 		return fmt.Errorf("%w: token", ErrInvalid)
 	}
-	status, err := r.complete.Run(ctx, r.rdb, []string{r.key(id)}, r.o.now().UnixMilli(), token, r.o.grace.Milliseconds()).Text()
+	status, err := r.complete.Run(ctx, r.rdb, []string{r.key(id)}, r.o.now().UnixMilli(), r.o.grace.Milliseconds(), token).Text()
 	if err != nil {
 		return fmt.Errorf("sessions: redis complete: %w", err)
 	}
+	return completeReply(status)
+}
+
+// CompleteThen is Complete of session id as work for the token store to
+// run after writing the token (redisx.Then; tokens.Redis.PutThen appends
+// the token's id), and read, which turns the work's reply into Complete's
+// answer. ok is false for an id Complete would refuse before asking Redis.
+func (r *Redis) CompleteThen(id string) (then redisx.Then, read func(reply any) error, ok bool) {
+	if !ValidID(id) {
+		return redisx.Then{}, nil, false
+	}
+	then = redisx.Then{Client: r.rdb, Lua: completeBody, Keys: []string{r.key(id)}, Args: []any{r.o.now().UnixMilli(), r.o.grace.Milliseconds()}}
+	return then, func(reply any) error {
+		status, _ := reply.(string)
+		return completeReply(status)
+	}, true
+}
+
+func completeReply(status string) error {
 	switch status {
 	case "ok":
 		return nil

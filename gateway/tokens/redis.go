@@ -7,8 +7,10 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/blindgate/blindgate/internal/randid"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/blindgate/blindgate/internal/randid"
+	"github.com/blindgate/blindgate/internal/redisx"
 )
 
 // Redis is the production Store. Key layout (prefix p, "bg" by default):
@@ -76,7 +78,7 @@ func NewRedis(rdb redis.UniversalClient, prefix string, opts ...Option) *Redis {
 	_, cluster := rdb.(*redis.ClusterClient)
 	return &Redis{
 		rdb: rdb, prefix: prefix, now: o.now, tune: o.tune, cluster: cluster,
-		put: redis.NewScript(putLua), putOne: redis.NewScript(putOneLua),
+		put: redis.NewScript(putLua), putOne: putOneScripts.Script(""),
 		del: redis.NewScript(delLua), rewrap: redis.NewScript(rewrapLua),
 		index: redis.NewScript(indexLua), search: redis.NewScript(searchLua),
 	}
@@ -114,25 +116,43 @@ return {1, ARGV[1]}
 // putOneLua is Put in one round trip where one script may reach every key
 // (a single node or Sentinel): the owner pointer and the merchant set as
 // the Cluster path's pipeline writes them, then putLua itself, unchanged,
-// on the rest of the keys and arguments; on a replay it drops the owner
-// pointer it has just set for an id the first token does not use. Code 3:
-// the id is another merchant's.
+// on its own keys and arguments; on a replay it drops the owner pointer it
+// has just set for an id the first token does not use. Code 3: the id is
+// another merchant's. With PutThen's work (%s defines then_: redisx.Then),
+// the work runs last, once the token is stored or found (codes 1 and 0),
+// with that token's id appended to its arguments; its reply is the third
+// element.
 //
-// KEYS: owner, merchants, then putLua's; ARGV: merchant, then putLua's
+// KEYS: owner, merchants, putLua's, then's
+// ARGV: merchant, number of putLua's keys, number of its arguments,
+// putLua's arguments, then's
 const putOneLua = `
+%s
 local function put(KEYS, ARGV)
 ` + putLua + `
 end
+local np, na = tonumber(ARGV[2]), tonumber(ARGV[3])
 local fresh = redis.call('SET', KEYS[1], ARGV[1], 'NX')
 if not fresh and redis.call('GET', KEYS[1]) ~= ARGV[1] then return {3, ''} end
 redis.call('SADD', KEYS[2], ARGV[1])
 local pk, pa = {}, {}
-for i = 3, #KEYS do pk[#pk + 1] = KEYS[i] end
-for i = 2, #ARGV do pa[#pa + 1] = ARGV[i] end
+for i = 3, 2 + np do pk[#pk + 1] = KEYS[i] end
+for i = 4, 3 + na do pa[#pa + 1] = ARGV[i] end
 local r = put(pk, pa)
 if fresh and r[1] == 0 and r[2] ~= pa[1] then redis.call('DEL', KEYS[1]) end
+if then_ and (r[1] == 0 or r[1] == 1) then
+  local tk, ta = {}, {}
+  for i = 3 + np, #KEYS do tk[#tk + 1] = KEYS[i] end
+  for i = 4 + na, #ARGV do ta[#ta + 1] = ARGV[i] end
+  ta[#ta + 1] = r[2]
+  local reply = then_(tk, ta)
+  if reply == nil then reply = false end
+  r[3] = reply
+end
 return r
 `
+
+var putOneScripts = redisx.NewComposer(putOneLua)
 
 // delLua removes a token and everything that points at it. The caller read
 // the record to name the kid set, the fingerprint set and the index lists;
@@ -221,9 +241,24 @@ func (r *Redis) ixKeys(m string, es []ixEntry) []string {
 
 // Put implements Store.
 func (r *Redis) Put(ctx context.Context, t Token, cvcJWE string, cvcTTL time.Duration, idempotencyKey string) (Token, bool, error) {
+	got, created, _, err := r.putWith(ctx, t, cvcJWE, cvcTTL, idempotencyKey, nil)
+	return got, created, err
+}
+
+// PutThen is Put, then the work then once the token is stored or its
+// idempotency key found the first one: then's arguments get the returned
+// token's id appended, and reply is its answer (nil when it did not run:
+// on any error). When then joins this store's script (redisx.Then) the
+// token and the work are one atomic round trip; otherwise the work runs
+// right after.
+func (r *Redis) PutThen(ctx context.Context, t Token, cvcJWE string, cvcTTL time.Duration, idempotencyKey string, then redisx.Then) (tok Token, created bool, reply any, err error) {
+	return r.putWith(ctx, t, cvcJWE, cvcTTL, idempotencyKey, &then)
+}
+
+func (r *Redis) putWith(ctx context.Context, t Token, cvcJWE string, cvcTTL time.Duration, idempotencyKey string, then *redisx.Then) (Token, bool, any, error) {
 	t, err := prepare(t, cvcJWE, cvcTTL, r.now())
 	if err != nil {
-		return Token{}, false, err
+		return Token{}, false, nil, err
 	}
 	m := t.MerchantID
 	idem, hasIdem := "", "0"
@@ -241,31 +276,49 @@ func (r *Redis) Put(ctx context.Context, t Token, cvcJWE string, cvcTTL time.Dur
 		args = append(args, c)
 	}
 	args = append(args, toFields(t, idem)...)
+	joined := then != nil && then.Joins(r.rdb)
 	var res []any
-	if r.cluster {
+	switch {
+	case r.cluster:
 		res, err = r.putSplit(ctx, t, keys, args)
-	} else {
-		res, err = r.putOne.Run(ctx, r.rdb, append([]string{r.ownerKey(t.ID), r.merchantsKey()}, keys...), append([]any{m}, args...)...).Slice()
+	default:
+		script := r.putOne
+		allKeys := append([]string{r.ownerKey(t.ID), r.merchantsKey()}, keys...)
+		allArgs := append([]any{m, len(keys), len(args)}, args...)
+		if joined {
+			script = putOneScripts.Script(then.Lua)
+			allKeys, allArgs = append(allKeys, then.Keys...), append(allArgs, then.Args...)
+		}
+		res, err = script.Run(ctx, r.rdb, allKeys, allArgs...).Slice()
 	}
 	if err != nil {
-		return Token{}, false, fmt.Errorf("tokens: redis put: %w", err)
+		return Token{}, false, nil, fmt.Errorf("tokens: redis put: %w", err)
 	}
-	if len(res) != 2 {
-		return Token{}, false, fmt.Errorf("tokens: redis put: unexpected script reply")
+	if len(res) != 2 && !(joined && len(res) == 3) {
+		return Token{}, false, nil, fmt.Errorf("tokens: redis put: unexpected script reply")
 	}
 	code, _ := res[0].(int64)
-	switch code {
-	case 1:
-		return t, true, nil
-	case 2, 3:
-		return Token{}, false, fmt.Errorf("%w: token id taken", ErrConflict)
+	var reply any
+	switch {
+	case code == 2, code == 3:
+		return Token{}, false, nil, fmt.Errorf("%w: token id taken", ErrConflict)
+	case joined && len(res) == 3:
+		reply = res[2]
+	case then != nil:
+		id, _ := res[1].(string)
+		if reply, err = then.Alone(ctx, id); err != nil {
+			return Token{}, false, nil, fmt.Errorf("tokens: redis put: the work after it: %w", err)
+		}
+	}
+	if code == 1 {
+		return t, true, reply, nil
 	}
 	first, _ := res[1].(string)
 	got, err := r.Get(ctx, m, first)
 	if err != nil {
-		return Token{}, false, fmt.Errorf("tokens: idempotent replay: %w", err)
+		return Token{}, false, nil, fmt.Errorf("tokens: idempotent replay: %w", err)
 	}
-	return got, false, nil
+	return got, false, reply, nil
 }
 
 // putSplit is Put on Cluster: the owner pointer first (NX, so a

@@ -2,6 +2,7 @@ package tokens
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/blindgate/blindgate/internal/redisx"
 )
 
 // redisStores hands each subtest a store under its own key prefix on one
@@ -116,5 +119,49 @@ func BenchmarkRedisPut(b *testing.B) {
 		if _, _, err := s.Put(ctx, sample("m_bench", i), fakeJWE("cvc"), time.Minute, fmt.Sprint("idem-", i)); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestRedisPutThen: the work after Put runs once the token is stored, with
+// its id appended, and on an idempotent replay with the first token's id;
+// never on a conflict. The same in the token's script, on the Cluster
+// path, and with the work's keys on another client (run after it).
+func TestRedisPutThen(t *testing.T) {
+	ctx := context.Background()
+	// Records the id it is given under K[1] and answers {A[1], id}.
+	const lua = `
+redis.call('RPUSH', K[1], A[#A])
+return {A[1], A[#A]}
+`
+	for _, tc := range []string{"one-script", "cluster-path", "other-client"} {
+		t.Run(tc, func(t *testing.T) {
+			rdb, prefix := isolatedRedis(t)
+			s := NewRedis(rdb, prefix+"-"+tc)
+			workOn := rdb
+			switch tc {
+			case "cluster-path":
+				s.cluster = true
+			case "other-client":
+				workOn = redis.NewClient(rdb.Options())
+				t.Cleanup(func() { _ = workOn.Close() })
+			}
+			then := redisx.Then{Client: workOn, Lua: lua, Keys: []string{prefix + "-" + tc + ":log"}, Args: []any{"hello"}}
+			first, created, reply, err := s.PutThen(ctx, sample("m_alice", 1), "", 0, "order-1", then)
+			if r, _ := reply.([]any); err != nil || !created || len(r) != 2 || r[0] != "hello" || r[1] != first.ID {
+				t.Fatalf("first: %+v %v %#v %v", first, created, reply, err)
+			}
+			again, created, reply, err := s.PutThen(ctx, sample("m_alice", 2), "", 0, "order-1", then)
+			if r, _ := reply.([]any); err != nil || created || again.ID != first.ID || len(r) != 2 || r[1] != first.ID {
+				t.Fatalf("replay: %+v %v %#v %v, want the first token and its id given to the work", again, created, reply, err)
+			}
+			taken := sample("m_bob", 3)
+			taken.ID = first.ID // another merchant's id: a conflict
+			if _, _, reply, err := s.PutThen(ctx, taken, "", 0, "", then); !errors.Is(err, ErrConflict) || reply != nil {
+				t.Fatalf("conflict: %#v %v", reply, err)
+			}
+			if got, err := workOn.LRange(ctx, prefix+"-"+tc+":log", 0, -1).Result(); err != nil || len(got) != 2 || got[0] != first.ID || got[1] != first.ID {
+				t.Fatalf("the work ran with %v (%v), want the first id twice and not for the conflict", got, err)
+			}
+		})
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/blindgate/blindgate/internal/redisx"
 	"github.com/blindgate/blindgate/internal/testenv"
 )
 
@@ -248,7 +249,7 @@ return {A[2], old or "none"}
 			l := NewRedis(rdb, "bg:test:rl:")
 			l.split = split
 			ctx := context.Background()
-			then := Then{Lua: lua, Keys: []string{"bg:test:then"}, Args: []any{"v1", "hello"}}
+			then := redisx.Then{Client: rdb, Lua: lua, Keys: []string{"bg:test:then"}, Args: []any{"v1", "hello"}}
 			res, reply, ran, err := l.AllowBatchThen(ctx, []Take{{one, "k", true}}, then)
 			if err != nil || !ran || len(res) != 1 || !res[0].Allowed {
 				t.Fatalf("first: %+v %v %v %v", res, reply, ran, err)
@@ -268,7 +269,7 @@ return {A[2], old or "none"}
 			if r, _ := reply.([]any); err != nil || !ran || len(r) != 2 || r[1] != "v1" {
 				t.Fatalf("refused without Stop: %v %v %v, want the work done", reply, ran, err)
 			}
-			if _, reply, ran, err := l.AllowBatchThen(ctx, nil, Then{Lua: `return nil`}); err != nil || !ran || reply != nil {
+			if _, reply, ran, err := l.AllowBatchThen(ctx, nil, redisx.Then{Client: rdb, Lua: `return nil`}); err != nil || !ran || reply != nil {
 				t.Fatalf("no limits, nil reply: %v %v %v", reply, ran, err)
 			}
 		})

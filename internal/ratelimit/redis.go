@@ -5,11 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/blindgate/blindgate/internal/redisx"
 )
 
 // Redis is a Limiter whose state lives in Redis, shared by all replicas.
@@ -97,29 +98,20 @@ func (r *Redis) AllowBatchOnce(ctx context.Context, once Once, takes []Take) ([]
 	return res, err
 }
 
-// Then is work that follows a batch's limits when they allowed it: the
-// body of a Lua function of K and A, its own keys and arguments (Keys,
-// Args), whose return value is the reply. On a single node or Sentinel it
-// runs in the batch's script, so the limits and the work are one atomic
-// round trip; on Cluster it runs as a script of its own after them.
-type Then struct {
-	Lua  string
-	Keys []string
-	Args []any
-}
-
-// AllowBatchThen is AllowBatch, then then if no Stop take was refused:
-// ran says whether it ran and reply is what it returned. On error neither
-// the counts nor the work may be relied on (the caller refuses).
-func (r *Redis) AllowBatchThen(ctx context.Context, takes []Take, then Then) (res []Result, reply any, ran bool, err error) {
+// AllowBatchThen is AllowBatch, then the work then if no Stop take was
+// refused: in the batch's script when then joins it (redisx.Then: one
+// atomic round trip), after it otherwise. ran says whether the work ran
+// and reply is what it returned. On error neither the counts nor the work
+// may be relied on (the caller refuses).
+func (r *Redis) AllowBatchThen(ctx context.Context, takes []Take, then redisx.Then) (res []Result, reply any, ran bool, err error) {
 	return r.run(ctx, Once{}, takes, &then)
 }
 
-func (r *Redis) run(ctx context.Context, once Once, takes []Take, then *Then) ([]Result, any, bool, error) {
+func (r *Redis) run(ctx context.Context, once Once, takes []Take, then *redisx.Then) ([]Result, any, bool, error) {
 	if err := validateTakes(takes); err != nil {
 		return nil, nil, false, err
 	}
-	if r.split {
+	if r.split || (then != nil && !then.Joins(r.rdb)) {
 		return r.runSplit(ctx, once, takes, then)
 	}
 	nthen := 0
@@ -147,7 +139,7 @@ func (r *Redis) run(ctx context.Context, once Once, takes []Take, then *Then) ([
 	if then != nil {
 		keys = append(keys, then.Keys...)
 		args = append(args, then.Args...)
-		script = thenScript(then.Lua)
+		script = batchScripts.Script(then.Lua)
 	}
 	v, err := script.Run(ctx, r.rdb, keys, args...).Slice()
 	if err != nil {
@@ -162,7 +154,7 @@ func onceTTL(ttl time.Duration) int64 {
 	return int64((ttl + time.Millisecond - 1) / time.Millisecond)
 }
 
-func (r *Redis) runSplit(ctx context.Context, once Once, takes []Take, then *Then) ([]Result, any, bool, error) {
+func (r *Redis) runSplit(ctx context.Context, once Once, takes []Take, then *redisx.Then) ([]Result, any, bool, error) {
 	if once.Key != "" {
 		fresh, err := r.rdb.SetNX(ctx, once.Key, "1", time.Duration(onceTTL(once.TTL))*time.Millisecond).Result()
 		if err != nil {
@@ -176,8 +168,8 @@ func (r *Redis) runSplit(ctx context.Context, once Once, takes []Take, then *The
 	if err != nil || then == nil || stopped(takes, res) {
 		return res, nil, false, err
 	}
-	reply, err := aloneScript(then.Lua).Run(ctx, r.rdb, then.Keys, then.Args...).Result()
-	if err != nil && !errors.Is(err, redis.Nil) {
+	reply, err := then.Alone(ctx)
+	if err != nil {
 		return nil, nil, false, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return res, reply, true, nil
@@ -234,7 +226,7 @@ func parseBatch(v []any, n int) ([]Result, any, bool, error) {
 // step (v10's allowN with cost 1), on the same keys and with the same
 // arithmetic and clock (the Redis server's), so a batch and Allow count
 // one state. It stops after a refused limit whose stop flag is "1". If no
-// limit stopped it and the script has a then_ (a Then), then_ runs on the
+// limit stopped it and the script has a then_ (redisx.Then), then_ runs on the
 // keys and arguments after the limits' and its return value is the reply.
 //
 // KEYS: [once], limit..., then's keys
@@ -299,25 +291,7 @@ return out
 `
 
 var (
-	batchScript  = redis.NewScript(fmt.Sprintf(batchLua, "local then_ = nil"))
-	thenScripts  sync.Map // Then.Lua -> *redis.Script (the batch with it)
-	aloneScripts sync.Map // Then.Lua -> *redis.Script (it alone, on Cluster)
+	batchScripts = redisx.NewComposer(batchLua)
+	// batchScript is batchLua without work after it.
+	batchScript = batchScripts.Script("")
 )
-
-func thenFunc(body string) string { return "local function then_(K, A)\n" + body + "\nend" }
-
-func thenScript(body string) *redis.Script {
-	if s, ok := thenScripts.Load(body); ok {
-		return s.(*redis.Script)
-	}
-	s, _ := thenScripts.LoadOrStore(body, redis.NewScript(fmt.Sprintf(batchLua, thenFunc(body))))
-	return s.(*redis.Script)
-}
-
-func aloneScript(body string) *redis.Script {
-	if s, ok := aloneScripts.Load(body); ok {
-		return s.(*redis.Script)
-	}
-	s, _ := aloneScripts.LoadOrStore(body, redis.NewScript(thenFunc(body)+"\nreturn then_(KEYS, ARGV)"))
-	return s.(*redis.Script)
-}
