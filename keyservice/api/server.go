@@ -27,6 +27,8 @@ const MaxBody = 64 << 10
 // Unwrapper is the domain the handlers call.
 type Unwrapper interface {
 	Inspect(ctx context.Context, m unwrap.Meta, in unwrap.InspectInput) (unwrap.Masked, error)
+	// ClaimOnly claims the jti of an inspect refused before Inspect.
+	ClaimOnly(ctx context.Context, m unwrap.Meta) error
 	Reveal(ctx context.Context, m unwrap.Meta, in unwrap.RevealInput) (unwrap.Sealed, error)
 	Rewrap(ctx context.Context, m unwrap.Meta, in unwrap.RewrapInput) (unwrap.Rewrapped, error)
 }

@@ -240,6 +240,27 @@ func TestSignatureRules(t *testing.T) {
 			t.Fatalf("replay: %d %v", resp.StatusCode, m)
 		}
 	})
+	// A signed request refused for its body has used its jti all the same:
+	// its replay is a replay (Contract 2), whatever the body.
+	for _, tc := range []struct {
+		name string
+		body []byte
+		want int
+	}{
+		{"409/replay-of-unreadable-body", []byte(`{"jwe":`), 400},
+		{"409/replay-of-invalid-field", []byte(`{"jwe":"x","session":"cs_1","merchant":"m_1"}`), 400},
+		{"409/replay-of-missing-merchant", []byte(`{"jwe":"` + ts.cardJWE(t, testPAN, "cs_1", time.Now()) + `","session":"cs_1"}`), 400},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := sign("https://keyservice.internal/v1/inspect", tc.body)
+			if resp, m := send(h, tc.body); resp.StatusCode != tc.want {
+				t.Fatalf("first use: %d %v, want %d", resp.StatusCode, m, tc.want)
+			}
+			if resp, m := send(h, tc.body); resp.StatusCode != 409 || errCode(m) != "replay" {
+				t.Fatalf("replay: %d %v", resp.StatusCode, m)
+			}
+		})
+	}
 	t.Run("401/body-hash", func(t *testing.T) {
 		h := sign("https://keyservice.internal/v1/inspect", body)
 		tampered := bytes.Replace(body, []byte("cs_1"), []byte("cs_2"), 1)
@@ -425,13 +446,24 @@ func TestRedisBackends(t *testing.T) {
 			t.Fatalf("request %d: %d %v", i, resp.StatusCode, m)
 		}
 	}
+	// A body the key service refuses still claims its jti (one script with
+	// no limits): its replay is a replay.
+	bad := []byte(`{"jwe":"x","session":"cs_1","merchant":"m_1"}`)
+	hb, _ := ts.gateway.Authorization(http.MethodPost, "https://keyservice.internal/v1/inspect", bad)
+	for i, want := range []int{400, 409} {
+		req := httptest.NewRequest(http.MethodPost, "/v1/inspect", bytes.NewReader(bad))
+		req.Header.Set("Authorization", hb)
+		if resp, m := ts.do(t, req); resp.StatusCode != want {
+			t.Fatalf("invalid request %d: %d %v", i, resp.StatusCode, m)
+		}
+	}
 	// The jti is claimed with the limits, in one script: the replay is
 	// refused and recorded as a denial, and no second inspect is recorded.
 	if evs := ts.Events(t, audit.Filter{Event: audit.EventInspect}); len(evs) != 1 || evs[0].Outcome != audit.OutcomeSuccess {
 		t.Fatalf("inspects on record: %+v, want the one that was served", evs)
 	}
-	if evs := ts.Events(t, audit.Filter{Event: audit.EventDenied}); len(evs) != 1 || evs[0].Code != "replay" || evs[0].Resource != "op:inspect" || evs[0].Client != "gateway" {
-		t.Fatalf("denials on record: %+v, want the replay", evs)
+	if evs := ts.Events(t, audit.Filter{Event: audit.EventDenied}); len(evs) != 2 || evs[0].Code != "replay" || evs[1].Code != "replay" || evs[0].Resource != "op:inspect" || evs[0].Client != "gateway" {
+		t.Fatalf("denials on record: %+v, want the two replays", evs)
 	}
 	if resp, _ := ts.call(t, nil, http.MethodGet, "/readyz", nil); resp.StatusCode != 200 {
 		t.Fatalf("readyz with redis: %d", resp.StatusCode)

@@ -42,11 +42,14 @@ func bind(c *fiber.Ctx, req httpapi.Validator) error {
 
 func (s *Server) inspect(c *fiber.Ctx) error {
 	var req wire.InspectRequest
-	if err := bind(c, &req); err != nil {
-		return err
-	}
 	meta := s.meta(c)
 	meta.Claim = claimOf(c)
+	if err := bind(c, &req); err != nil {
+		if cerr := s.deps.Unwrap.ClaimOnly(c.UserContext(), meta); cerr != nil {
+			return s.notAdmitted(c, wire.OpInspect, cerr)
+		}
+		return err
+	}
 	m, err := s.deps.Unwrap.Inspect(c.UserContext(), meta, unwrap.InspectInput{
 		JWE: req.JWE, Session: req.Session, Merchant: req.Merchant, CVCJWE: req.CVCJWE,
 	})

@@ -266,11 +266,11 @@ func (s *Service) Inspect(ctx context.Context, m Meta, in InspectInput) (Masked,
 }
 
 func (s *Service) inspect(ctx context.Context, m Meta, in InspectInput, ev *audit.Event) (Masked, error) {
-	if in.Session == "" {
-		return Masked{}, fmt.Errorf("%w: session is required", ErrInvalidRequest)
-	}
-	if in.Merchant == "" {
-		return Masked{}, fmt.Errorf("%w: merchant is required", ErrInvalidRequest)
+	if in.Session == "" || in.Merchant == "" {
+		if err := s.ClaimOnly(ctx, m); err != nil {
+			return Masked{}, err
+		}
+		return Masked{}, fmt.Errorf("%w: session and merchant are required", ErrInvalidRequest)
 	}
 	if err := s.admitInspect(ctx, m, in.Merchant, *ev); err != nil {
 		return Masked{}, err
@@ -338,6 +338,23 @@ func (s *Service) guard(ctx context.Context, kr *keyring.Keyring, merchant, pan,
 	if n > g.Max {
 		s.alarm(ctx, ev, fmt.Sprintf("card enumeration: %d distinct cards with the same first 6 and last 4 for merchant %s within %s", n, merchant, g.Window))
 		return &EnumerationError{RetryAfter: g.Window}
+	}
+	return nil
+}
+
+// ClaimOnly claims the jti of a signed request refused before it is let in
+// (a body that does not bind, a field missing), and counts nothing.
+// Admission otherwise claims the jti with the limits, which need the
+// request's fields; claiming it here too keeps Contract 2's order: a
+// replayed request is refused as a replay (409) whatever its body, and a
+// request is never answered 400 twice. An error is ErrNotAdmitted's.
+func (s *Service) ClaimOnly(ctx context.Context, m Meta) error {
+	_, err := s.admit.Admit(ctx, m.Claim, nil)
+	switch {
+	case errors.Is(err, admit.ErrReplay):
+		return fmt.Errorf("%w: %w", ErrNotAdmitted, ErrReplay)
+	case err != nil:
+		return fmt.Errorf("%w: %w: %w", ErrNotAdmitted, ErrUnavailable, err)
 	}
 	return nil
 }
