@@ -17,13 +17,17 @@
 // token however its submissions race (even one whose claim lapsed).
 //
 // The gateway's audit trail gets one token.create record per minted token,
-// written after the token is stored: never for a refused submission, nor
-// for a retry that is answered with the token already minted (its record
-// exists). The write is best effort, as for every gateway event: a failure
-// is logged at ERROR and the token is still returned, because the token is
-// already committed (refusing the answer would not undo it, and the
-// shopper's retry would get it anyway), and the decryption it rests on is
-// audited, fail closed, by the key service.
+// written and synced before the token is stored, with the token's id
+// chosen beforehand: a crash at any point leaves no token without its
+// record. If the record cannot be written the submission is refused
+// (ErrUnavailable) and nothing is stored: fail closed, as the key service
+// refuses to decrypt without its record. The converse does not hold: a
+// crash between the record and the store leaves a record of a token that
+// was never stored, and a store that fails or answers the session's other
+// token is followed by a token.create failure record for that id (best
+// effort). The token store says which tokens exist; the trail says that
+// each of them was recorded. A refused submission, and a retry answered
+// with the token already minted, write nothing.
 package ingest
 
 import (
@@ -227,20 +231,34 @@ func (svc *Service) mint(ctx context.Context, sess sessions.Session, sub Submiss
 		Fingerprint: m.Fingerprint, CreatedAt: svc.now().UTC(), Binding: m.Binding,
 		Reference: sess.Reference, Metadata: sess.Metadata,
 	}
-	t, completed, err := svc.store(ctx, t, sub.CVCJWE, sess.ID)
+	if t.ID, err = tokens.NewID(); err != nil {
+		return tokens.Token{}, fmt.Errorf("%w: token id: %w", ErrUnavailable, err)
+	}
+	if err := svc.recordMint(ctx, t, sub.ClientIP); err != nil {
+		return tokens.Token{}, err
+	}
+	stored, completed, err := svc.store(ctx, t, sub.CVCJWE, sess.ID)
 	if err != nil {
+		svc.recordNotStored(ctx, t, sub.ClientIP, codeStoreFailed)
 		return tokens.Token{}, fmt.Errorf("%w: store token: %w", ErrUnavailable, err)
 	}
+	if stored.ID != t.ID {
+		// The session's one token was minted before (by an attempt whose
+		// claim lapsed mid-flight, or whose Complete failed), and the
+		// session is marked with it; it has its own record. The same
+		// submission gets it; another gets no token of its own.
+		svc.recordNotStored(ctx, t, sub.ClientIP, codeSessionHasToken)
+		if stored.JWE != sub.CardJWE {
+			return tokens.Token{}, fmt.Errorf("ingest: session: %w", sessions.ErrCompleted)
+		}
+		return stored, nil
+	}
 	if completed != nil && !errors.Is(completed, sessions.ErrCompleted) {
+		// The token is stored and on record; the shopper's retry finds it
+		// through the store's idempotency key.
 		return tokens.Token{}, fmt.Errorf("%w: complete session: %w", ErrUnavailable, completed)
 	}
-	if t.JWE != sub.CardJWE {
-		// The session's one token was minted by another submission (one
-		// whose claim lapsed mid-flight, or whose Complete failed): this one
-		// gets no token of its own, and the session is marked with that one.
-		return tokens.Token{}, fmt.Errorf("ingest: session: %w", sessions.ErrCompleted)
-	}
-	svc.auditMinted(ctx, t, sub.ClientIP)
+	t = stored
 	if svc.events != nil {
 		svc.events.TokenCreated(ctx, t)
 	}
@@ -275,19 +293,37 @@ func (svc *Service) store(ctx context.Context, t tokens.Token, cvcJWE, sessionID
 	return stored, svc.sessions.Complete(ctx, sessionID, stored.ID), nil
 }
 
-// auditMinted records a token this submission minted (see the package
-// comment for why a failed write does not withdraw it).
-func (svc *Service) auditMinted(ctx context.Context, t tokens.Token, clientIP string) {
+// Codes of a token.create failure record: the id on record was not stored.
+const (
+	codeStoreFailed     = "store_failed"
+	codeSessionHasToken = "session_has_token"
+)
+
+// recordMint writes t's token.create record before t is stored (see the
+// package comment); an error refuses the submission.
+func (svc *Service) recordMint(ctx context.Context, t tokens.Token, clientIP string) error {
+	if svc.audit == nil {
+		return nil
+	}
+	e := audit.Event{Event: audit.EventTokenCreate, Client: t.MerchantID, Resource: t.ID, Kid: t.Kid, Origin: clientIP, Outcome: audit.OutcomeSuccess}
+	if _, err := svc.audit.Append(ctx, e); err != nil {
+		svc.log.ErrorContext(ctx, "gateway audit append failed: submission refused, no token stored", "event", e.Event, "err", err)
+		return fmt.Errorf("%w: audit: %w", ErrUnavailable, err)
+	}
+	return nil
+}
+
+// recordNotStored follows t's record with one saying t was not stored.
+// Best effort: the store is the truth for which tokens exist.
+func (svc *Service) recordNotStored(ctx context.Context, t tokens.Token, clientIP, code string) {
 	if svc.audit == nil {
 		return
 	}
-	// The token is committed: its record is written even if the shopper
-	// has gone away.
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	e := audit.Event{Event: audit.EventTokenCreate, Client: t.MerchantID, Resource: t.ID, Kid: t.Kid, Origin: clientIP, Outcome: audit.OutcomeSuccess}
+	e := audit.Event{Event: audit.EventTokenCreate, Client: t.MerchantID, Resource: t.ID, Kid: t.Kid, Origin: clientIP, Outcome: audit.OutcomeFailure, Code: code}
 	if _, err := svc.audit.Append(actx, e); err != nil {
-		svc.log.ErrorContext(ctx, "gateway audit append failed", "event", e.Event, "err", err)
+		svc.log.ErrorContext(ctx, "gateway audit append failed", "event", e.Event, "code", code, "err", err)
 	}
 }
 

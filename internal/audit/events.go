@@ -118,8 +118,11 @@ const (
 	// change), code ("admin_failed" when a CLI change then failed).
 	EventOperatorChange = "operator.change"
 
-	// EventTokenCreate: a card token was stored after a checkout. Fields:
-	// client (merchant id), resource (token id), kid, origin (shopper IP).
+	// EventTokenCreate: a card token is stored after a checkout, recorded
+	// before the write (gateway/ingest). Fields: client (merchant id),
+	// resource (token id), kid, origin (shopper IP); outcome failure with
+	// code store_failed or session_has_token when that id was then not
+	// stored.
 	EventTokenCreate = "token.create"
 
 	// EventTokenDelete: a card token was deleted. Fields: client (merchant
