@@ -10,13 +10,11 @@
 package client
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -40,6 +38,7 @@ type Client struct {
 	reps   *replicas
 	signer *Signer
 	hc     *http.Client
+	via    sender // hc, or fasthttp (WithFastHTTP)
 	clock  *Clock // optional: compares clocks from every answer's Date
 }
 
@@ -52,7 +51,7 @@ func New(baseURL string, s *Signer, hc *http.Client) *Client {
 	if hc == nil {
 		hc = HTTPClient(false)
 	}
-	return &Client{reps: newReplicas(baseURL), signer: s, hc: hc}
+	return &Client{reps: newReplicas(baseURL), signer: s, hc: hc, via: netSender{hc}}
 }
 
 // HTTPClient is the HTTP client for key-service calls: bounded timeouts,
@@ -87,7 +86,7 @@ const ForwardTimeout = 135 * time.Second
 
 // WithHTTPTimeout returns a client like c whose calls may wait d for an
 // answer (a forward waits on its destination). c is not changed; the copy
-// has its own transport.
+// has its own transport, and sends with fasthttp when c does.
 func (c *Client) WithHTTPTimeout(d time.Duration) *Client {
 	hc := *c.hc
 	if tr, ok := hc.Transport.(*http.Transport); ok {
@@ -96,7 +95,11 @@ func (c *Client) WithHTTPTimeout(d time.Duration) *Client {
 		hc.Transport = tr
 	}
 	hc.Timeout = d
-	return &Client{reps: c.reps, signer: c.signer, hc: &hc, clock: c.clock}
+	cc := &Client{reps: c.reps, signer: c.signer, hc: &hc, via: netSender{&hc}, clock: c.clock}
+	if _, fast := c.via.(*fastSender); fast {
+		cc = cc.WithFastHTTP()
+	}
+	return cc
 }
 
 // WithClock returns a client like c that reports every answer's Date to
@@ -205,13 +208,7 @@ func (c *Client) get(ctx context.Context, path string, accept func([]byte) (more
 	var data []byte
 	var err error
 	for _, i := range c.reps.order() {
-		var req *http.Request
-		req, err = http.NewRequestWithContext(ctx, http.MethodGet, c.reps.bases[i]+path, nil)
-		if err != nil {
-			return nil, fmt.Errorf("keyservice client: %s: %w", path, err)
-		}
-		req.Header.Set("Accept", "application/json")
-		data, err = c.do(req, path, false)
+		data, err = c.do(ctx, http.MethodGet, c.reps.bases[i]+path, path, nil, "")
 		if err == nil {
 			c.reps.ok(i)
 			more := false
@@ -246,8 +243,17 @@ func (c *Client) bound(ctx context.Context) (context.Context, context.CancelFunc
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= c.hc.Timeout {
 		return ctx, func() {}
 	}
+	if ctx.Done() == nil {
+		bounded, cancel := context.WithTimeout(ctx, c.hc.Timeout)
+		return deadlineOnly{bounded}, cancel
+	}
 	return context.WithTimeout(ctx, c.hc.Timeout)
 }
+
+// deadlineOnly is bound's context over a caller's that cannot be canceled
+// (the checkout's): while the call runs, only its deadline ends it, and
+// the fast sender need not watch it (fastSender).
+type deadlineOnly struct{ context.Context }
 
 func (c *Client) call(ctx context.Context, path string, in interface{ Validate() error }, out any) error {
 	// Refuse locally what the service would refuse, without spending a jti.
@@ -293,58 +299,50 @@ func (c *Client) send(ctx context.Context, u, path string, body []byte) ([]byte,
 	if err != nil {
 		return nil, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
-	if err != nil {
-		return nil, fmt.Errorf("keyservice client: %s: %w", path, err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("Authorization", auth)
-	return c.do(req, path, true)
+	return c.do(ctx, http.MethodPost, u, path, body, auth)
 }
 
-// do sends req and returns the body of a 2xx answer, or *Error. signed
-// says whether req carries a signature (for the Clock).
-func (c *Client) do(req *http.Request, path string, signed bool) ([]byte, error) {
+// do sends one request to u through c's sender (signed when auth is set, a
+// JSON body when body is not nil) and returns the body of a 2xx answer, or
+// *Error. path names the call in errors.
+func (c *Client) do(ctx context.Context, method, u, path string, body []byte, auth string) ([]byte, error) {
 	now := time.Now
 	if c.clock != nil {
 		now = c.clock.now
 	}
 	sent := now()
-	resp, err := c.hc.Do(req)
+	ex, err := c.via.send(ctx, method, u, body, auth)
 	if err != nil {
 		return nil, fmt.Errorf("keyservice client: %s: %w", path, err)
 	}
 	received := now()
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
 	code := ""
 	var rerr *Error
-	if err == nil && (resp.StatusCode < 200 || resp.StatusCode > 299) {
-		rerr = responseError(resp, data)
+	if ex.readErr == nil && (ex.status < 200 || ex.status > 299) {
+		rerr = responseError(ex, time.Now())
 		code = rerr.Code
 	}
-	c.clock.observe(resp.Header.Get("Date"), sent, received, signed, resp.StatusCode, code)
+	c.clock.observe(ex.date, sent, received, auth != "", ex.status, code)
 	switch {
-	case err != nil:
-		return nil, fmt.Errorf("keyservice client: %s: read: %w", path, err)
-	case len(data) > maxResponse:
+	case ex.readErr != nil:
+		return nil, fmt.Errorf("keyservice client: %s: read: %w", path, ex.readErr)
+	case ex.tooLarge || len(ex.body) > maxResponse:
 		return nil, fmt.Errorf("%w from %s: too large", ErrBadResponse, path)
 	case rerr != nil:
 		return nil, rerr
 	}
-	return data, nil
+	return ex.body, nil
 }
 
 // responseError decodes the error document; a body that is not one (a
 // proxy's HTML page, say) still yields an *Error with a synthetic code.
-func responseError(resp *http.Response, data []byte) *Error {
-	e := &Error{Status: resp.StatusCode, RetryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now())}
+func responseError(ex exchange, now time.Time) *Error {
+	e := &Error{Status: ex.status, RetryAfter: retryAfter(ex.retryAfter, now)}
 	var body wire.ErrorBody
-	if json.Unmarshal(data, &body) == nil && body.Error.Code != "" {
+	if json.Unmarshal(ex.body, &body) == nil && body.Error.Code != "" {
 		e.Code, e.Message = body.Error.Code, body.Error.Message
 	} else {
-		e.Code, e.Message = "http_"+strconv.Itoa(resp.StatusCode), http.StatusText(resp.StatusCode)
+		e.Code, e.Message = "http_"+strconv.Itoa(ex.status), http.StatusText(ex.status)
 	}
 	return e
 }

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -170,7 +171,9 @@ func newServer(t *testing.T, f fixture, h func(w http.ResponseWriter, r *http.Re
 	return srv
 }
 
-func TestClientSuccess(t *testing.T) {
+func TestClientSuccess(t *testing.T) { bothSenders(t, testClientSuccess) }
+
+func testClientSuccess(t *testing.T, newClient clientMaker) {
 	f := newFixture(t, "")
 	srv := newServer(t, f, func(w http.ResponseWriter, r *http.Request, body []byte) {
 		w.Header().Set("Content-Type", "application/json")
@@ -208,7 +211,7 @@ func TestClientSuccess(t *testing.T) {
 			_, _ = w.Write([]byte(`{"keys":[]}`))
 		}
 	})
-	c := client.New(srv.URL+"/", f.signer, srv.Client())
+	c := newClient(srv.URL+"/", f.signer, srv.Client())
 	ctx := context.Background()
 
 	got, err := c.Inspect(ctx, wire.InspectRequest{JWE: "a.b.c.d.e", Session: "cs_1", Merchant: "m_1"})
@@ -249,7 +252,9 @@ func TestClientSuccess(t *testing.T) {
 	}
 }
 
-func TestClientErrors(t *testing.T) {
+func TestClientErrors(t *testing.T) { bothSenders(t, testClientErrors) }
+
+func testClientErrors(t *testing.T, newClient clientMaker) {
 	f := newFixture(t, "")
 	retryAt := time.Now().Add(90 * time.Second).UTC().Format(http.TimeFormat)
 	srv := newServer(t, f, func(w http.ResponseWriter, r *http.Request, body []byte) {
@@ -267,7 +272,7 @@ func TestClientErrors(t *testing.T) {
 			_, _ = w.Write([]byte(`<html>proxy error</html>`))
 		}
 	})
-	c := client.New(srv.URL, f.signer, srv.Client())
+	c := newClient(srv.URL, f.signer, srv.Client())
 	ctx := context.Background()
 
 	_, err := c.Inspect(ctx, wire.InspectRequest{JWE: "a.b.c.d.e", Session: "cs_1", Merchant: "m_1"})
@@ -292,29 +297,66 @@ func TestClientErrors(t *testing.T) {
 	// A signature the server rejects surfaces as its 401 code.
 	other := *f.signer
 	other.Kid = "nope-1"
-	_, err = client.New(srv.URL, &other, srv.Client()).Inspect(ctx, wire.InspectRequest{JWE: "a.b.c.d.e", Session: "cs_1", Merchant: "m_1"})
+	_, err = newClient(srv.URL, &other, srv.Client()).Inspect(ctx, wire.InspectRequest{JWE: "a.b.c.d.e", Session: "cs_1", Merchant: "m_1"})
 	if !errors.As(err, &ke) || ke.Status != 401 || ke.Code != "unauthenticated" {
 		t.Fatalf("401: %v", err)
 	}
 }
 
-func TestClientBadResponseHidesBody(t *testing.T) {
+func TestClientBadResponseHidesBody(t *testing.T) { bothSenders(t, testClientBadResponseHidesBody) }
+
+func testClientBadResponseHidesBody(t *testing.T, newClient clientMaker) {
 	f := newFixture(t, "")
 	srv := newServer(t, f, func(w http.ResponseWriter, r *http.Request, body []byte) {
 		_, _ = fmt.Fprintf(w, `{"pan":%s}`, testPAN+"x") // not JSON
 	})
-	_, err := client.New(srv.URL, f.signer, srv.Client()).Reveal(context.Background(), validReveal())
+	_, err := newClient(srv.URL, f.signer, srv.Client()).Reveal(context.Background(), validReveal())
 	if !errors.Is(err, client.ErrBadResponse) || strings.Contains(err.Error(), "4242") {
 		t.Fatalf("err = %v", err)
 	}
 }
 
-func TestClientTransportError(t *testing.T) {
+// An answer over the 4 MiB cap is refused unread, whether its length is
+// announced or it comes in chunks, on either sender; its bytes stay out of
+// the error.
+func TestClientTooLargeAnswer(t *testing.T) { bothSenders(t, testClientTooLargeAnswer) }
+
+func testClientTooLargeAnswer(t *testing.T, newClient clientMaker) {
+	big := []byte(`{"keys":["` + strings.Repeat("4242", 1<<20) + `"]}`)
+	for _, tc := range []struct {
+		name    string
+		chunked bool
+	}{{"err/content-length", false}, {"err/chunked", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				if !tc.chunked {
+					w.Header().Set("Content-Length", strconv.Itoa(len(big)))
+				}
+				for rest := big; len(rest) > 0; rest = rest[min(len(rest), 64<<10):] {
+					_, _ = w.Write(rest[:min(len(rest), 64<<10)])
+					if tc.chunked {
+						w.(http.Flusher).Flush()
+					}
+				}
+			}))
+			t.Cleanup(srv.Close)
+			_, err := newClient(srv.URL, nil, nil).JWKS(context.Background())
+			if !errors.Is(err, client.ErrBadResponse) || !strings.Contains(err.Error(), "too large") || strings.Contains(err.Error(), "4242") {
+				t.Fatalf("err = %v, want a too-large ErrBadResponse", err)
+			}
+		})
+	}
+}
+
+func TestClientTransportError(t *testing.T) { bothSenders(t, testClientTransportError) }
+
+func testClientTransportError(t *testing.T, newClient clientMaker) {
 	f := newFixture(t, "")
 	srv := httptest.NewServer(http.NotFoundHandler())
 	base := srv.URL
 	srv.Close() // nothing listens any more
-	c := client.New(base, f.signer, nil)
+	c := newClient(base, f.signer, nil)
 	_, err := c.Inspect(context.Background(), wire.InspectRequest{JWE: "a.b.c.d.e", Session: "cs_1", Merchant: "m_1"})
 	var ue *url.Error
 	var ke *client.Error
@@ -329,11 +371,13 @@ func TestClientTransportError(t *testing.T) {
 	}
 }
 
-func TestClientValidatesBeforeSending(t *testing.T) {
+func TestClientValidatesBeforeSending(t *testing.T) { bothSenders(t, testClientValidatesBeforeSending) }
+
+func testClientValidatesBeforeSending(t *testing.T, newClient clientMaker) {
 	f := newFixture(t, "")
 	hit := false
 	srv := newServer(t, f, func(w http.ResponseWriter, r *http.Request, body []byte) { hit = true })
-	c := client.New(srv.URL, f.signer, srv.Client())
+	c := newClient(srv.URL, f.signer, srv.Client())
 	ctx := context.Background()
 	for name, call := range map[string]func() error{
 		"inspect/no-session": func() error { _, err := c.Inspect(ctx, wire.InspectRequest{JWE: "x"}); return err },
@@ -459,3 +503,64 @@ func validReveal() wire.RevealRequest {
 	return wire.RevealRequest{JWE: "a.b.c.d.e", Actor: "op_1", Reason: "chargeback 123", Token: "tok_1", Nonce: testNonce,
 		BrowserKey: testBrowserKey, Assertion: []byte(`{"id":"AAAA"}`)}
 }
+
+type clientMaker func(base string, s *client.Signer, hc *http.Client) *client.Client
+
+// bothSenders runs a test with clients that send with net/http and with
+// fasthttp (WithFastHTTP, as the gateway's): the same answers either way.
+func bothSenders(t *testing.T, test func(t *testing.T, newClient clientMaker)) {
+	t.Run("net-http", func(t *testing.T) { test(t, client.New) })
+	t.Run("fasthttp", func(t *testing.T) {
+		test(t, func(base string, s *client.Signer, hc *http.Client) *client.Client {
+			c := client.New(base, s, hc).WithFastHTTP()
+			if !client.SendsFast(c) {
+				t.Fatal("WithFastHTTP kept net/http")
+			}
+			return c
+		})
+	})
+}
+
+// TestWithFastHTTP: fasthttp has no proxy, so a client any of whose
+// replicas is reached through one keeps net/http; the copies WithClock and
+// WithHTTPTimeout make keep the sender.
+func TestWithFastHTTP(t *testing.T) {
+	const replicas = "http://ks-1:8443, http://ks-2:8443"
+	proxied := func(host string) *http.Client {
+		hc := client.HTTPClient(false)
+		hc.Transport.(*http.Transport).Proxy = func(r *http.Request) (*url.URL, error) {
+			if r.URL.Host == host {
+				return url.Parse("http://proxy:3128")
+			}
+			return nil, nil
+		}
+		return hc
+	}
+	for _, tc := range []struct {
+		name string
+		hc   *http.Client
+		fast bool
+	}{
+		{"fast/no-proxy", client.HTTPClient(false), true},
+		{"fast/proxy-for-other-hosts", proxied("elsewhere:80"), true},
+		{"net-http/proxy-for-one-replica", proxied("ks-2:8443"), false},
+		{"net-http/not-an-http-transport", &http.Client{Transport: roundTripper(nil)}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := client.New(replicas, nil, tc.hc).WithFastHTTP()
+			if got := client.SendsFast(c); got != tc.fast {
+				t.Fatalf("sends with fasthttp: %v, want %v", got, tc.fast)
+			}
+			if got := client.SendsFast(c.WithClock(nil).WithHTTPTimeout(client.ForwardTimeout)); got != tc.fast {
+				t.Fatalf("a copy sends with fasthttp: %v, want %v", got, tc.fast)
+			}
+		})
+	}
+	if client.SendsFast(client.New(replicas, nil, nil).WithHTTPTimeout(time.Minute)) {
+		t.Fatal("WithHTTPTimeout turned fasthttp on")
+	}
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

@@ -65,7 +65,7 @@ const (
 	skewBody  = `{"error":{"code":"clock_skew","message":"outside the clock window"}}`
 )
 
-func clockFixture(t *testing.T) (*client.Client, *client.Clock, *skewedKeyService, *fakeClock, *bytes.Buffer) {
+func clockFixture(t *testing.T, newClient clientMaker) (*client.Client, *client.Clock, *skewedKeyService, *fakeClock, *bytes.Buffer) {
 	t.Helper()
 	ks := &skewedKeyService{status: 200, body: okInspect}
 	srv := httptest.NewServer(ks)
@@ -78,7 +78,7 @@ func clockFixture(t *testing.T) (*client.Client, *client.Clock, *skewedKeyServic
 		t.Fatal(err)
 	}
 	s := &client.Signer{ClientID: "gateway", Kid: "gateway-1", Audience: "ks", Key: key, Now: local.Now}
-	return client.New(srv.URL, s, nil).WithClock(clk), clk, ks, local, &logs
+	return newClient(srv.URL, s, nil).WithClock(clk), clk, ks, local, &logs
 }
 
 func inspect(c *client.Client) error {
@@ -88,7 +88,9 @@ func inspect(c *client.Client) error {
 
 // TestClockDetectsSkew: the Date of the key service's answers against this
 // host's clock, beyond the tolerated skew in either direction.
-func TestClockDetectsSkew(t *testing.T) {
+func TestClockDetectsSkew(t *testing.T) { bothSenders(t, testClockDetectsSkew) }
+
+func testClockDetectsSkew(t *testing.T, newClient clientMaker) {
 	tests := []struct {
 		name   string
 		offset time.Duration // the key service's clock minus ours
@@ -102,7 +104,7 @@ func TestClockDetectsSkew(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c, clk, ks, local, _ := clockFixture(t)
+			c, clk, ks, local, _ := clockFixture(t, newClient)
 			if _, known := clk.Offset(); known || clk.Skewed() != nil {
 				t.Fatal("a clock with no answer yet knows something")
 			}
@@ -123,8 +125,10 @@ func TestClockDetectsSkew(t *testing.T) {
 
 // TestClockLogsOncePerTransition: a skew is logged when it starts, with
 // both times, and once when it ends, however many answers come between.
-func TestClockLogsOncePerTransition(t *testing.T) {
-	c, clk, ks, local, logs := clockFixture(t)
+func TestClockLogsOncePerTransition(t *testing.T) { bothSenders(t, testClockLogsOncePerTransition) }
+
+func testClockLogsOncePerTransition(t *testing.T, newClient clientMaker) {
+	c, clk, ks, local, logs := clockFixture(t, newClient)
 	ks.set(local.Now().Add(-time.Minute), 200, okInspect)
 	for range 10 {
 		_ = inspect(c)
@@ -157,8 +161,10 @@ func TestClockLogsOncePerTransition(t *testing.T) {
 // TestClockRefusalCounts: a 401 clock_skew makes the clock skewed even when
 // the Date says the clocks are close (the key service's -skew may be
 // tighter), until a signed call succeeds or RefusalHold passes.
-func TestClockRefusalCounts(t *testing.T) {
-	c, clk, ks, local, _ := clockFixture(t)
+func TestClockRefusalCounts(t *testing.T) { bothSenders(t, testClockRefusalCounts) }
+
+func testClockRefusalCounts(t *testing.T, newClient clientMaker) {
+	c, clk, ks, local, _ := clockFixture(t, newClient)
 	ks.set(local.Now().Add(3*time.Second), 401, skewBody)
 	err := inspect(c)
 	var ke *client.Error
@@ -198,14 +204,16 @@ func TestClockRefusalCounts(t *testing.T) {
 // TestClockAgainstRealKeyService: a gateway whose clock runs a minute ahead
 // of the real key service gets 401 clock_skew on inspect (not a bare 401),
 // and its Clock, fed by that answer's Date, reports the skew.
-func TestClockAgainstRealKeyService(t *testing.T) {
+func TestClockAgainstRealKeyService(t *testing.T) { bothSenders(t, testClockAgainstRealKeyService) }
+
+func testClockAgainstRealKeyService(t *testing.T, newClient clientMaker) {
 	z := kstest.NewZone(t, kstest.Options{Listen: true, Clients: []kstest.Client{{ID: "gateway", Ops: []string{wire.OpInspect}}}})
 	ahead := func() time.Time { return time.Now().Add(time.Minute) }
 	var logs bytes.Buffer
 	clk := client.NewClock(0, ahead, slog.New(slog.NewTextHandler(&logs, nil)))
 	s := *z.Signer(t, "gateway")
 	s.Now = ahead
-	c := client.New(z.URL, &s, nil).WithClock(clk)
+	c := newClient(z.URL, &s, nil).WithClock(clk)
 	jwe := z.Encrypt(t, fmt.Sprintf(`{"pan":"4242424242424242","exp_month":1,"exp_year":2031,"iat":%d}`, time.Now().Unix()), "cs_1")
 	_, err := c.Inspect(context.Background(), wire.InspectRequest{JWE: jwe, Session: "cs_1", Merchant: "m_1"})
 	var ke *client.Error

@@ -139,10 +139,11 @@ const CodeKeyUnknown = "key_unknown"
 
 // notSent reports whether a transport error happened before any byte of
 // the request left: a failed dial (refused, unreachable, no such host,
-// timed out).
+// timed out), or no connection free in fasthttp's pool (noConnection).
 func notSent(err error) bool {
 	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
+	var nc *noConnection
+	return errors.As(err, &op) && op.Op == "dial" || errors.As(err, &nc)
 }
 
 // dropped reports whether a transport error may have come after the

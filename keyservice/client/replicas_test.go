@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -26,7 +27,17 @@ type replica struct {
 	status int    // 0: 200 with a valid answer
 	code   string // error code with status
 	drop   bool   // close the connection once the request is read
+	hang   bool   // answer only once the client gives up or the test ends
 	sealed bool
+
+	arrived chan struct{} // a request it hangs on arrived
+	release chan struct{} // closed when the test ends
+}
+
+func (r *replica) setHang(hang bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.hang = hang
 }
 
 func (r *replica) set(status int, code string) {
@@ -43,12 +54,25 @@ func (r *replica) count() int {
 
 func newReplica(t *testing.T, f fixture) *replica {
 	t.Helper()
-	r := &replica{}
+	r := &replica{arrived: make(chan struct{}, 1), release: make(chan struct{})}
 	r.srv = newServer(t, f, func(w http.ResponseWriter, req *http.Request, _ []byte) {
 		r.mu.Lock()
 		r.hits++
-		status, code, drop, sealed := r.status, r.code, r.drop, r.sealed
+		status, code, drop, hang, sealed := r.status, r.code, r.drop, r.hang, r.sealed
 		r.mu.Unlock()
+		if hang {
+			// The request arrived; the replica is stuck (a full disk, a
+			// lost Redis) until the client hangs up.
+			select {
+			case r.arrived <- struct{}{}:
+			default:
+			}
+			select {
+			case <-req.Context().Done():
+			case <-r.release:
+			}
+			return
+		}
 		if drop {
 			// The request arrived; the answer never does (a replica killed
 			// mid-request).
@@ -79,6 +103,9 @@ func newReplica(t *testing.T, f fixture) *replica {
 			_, _ = w.Write([]byte(`{"keys":[]}`))
 		}
 	})
+	// Before the server closes (cleanups run last first): the server waits
+	// for its handlers.
+	t.Cleanup(func() { close(r.release) })
 	return r
 }
 
@@ -90,11 +117,16 @@ type replicaSet struct {
 	clock *fakeClock
 }
 
-func newReplicaSet(t *testing.T) replicaSet {
+func newReplicaSet(t *testing.T, newClient clientMaker) replicaSet {
+	t.Helper()
+	return newReplicaSetWith(t, newClient, client.HTTPClient(false))
+}
+
+func newReplicaSetWith(t *testing.T, newClient clientMaker, hc *http.Client) replicaSet {
 	t.Helper()
 	f := newFixture(t, "")
 	a, b := newReplica(t, f), newReplica(t, f)
-	c := client.New(a.srv.URL+", "+b.srv.URL+"/", f.signer, client.HTTPClient(false))
+	c := newClient(a.srv.URL+", "+b.srv.URL+"/", f.signer, hc)
 	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
 	client.SetReplicaClock(c, clk.Now)
 	return replicaSet{a: a, b: b, c: c, clock: clk}
@@ -110,8 +142,10 @@ func revealOnce(c *client.Client) error {
 	return err
 }
 
-func TestReplicasSpreadCalls(t *testing.T) {
-	rs := newReplicaSet(t)
+func TestReplicasSpreadCalls(t *testing.T) { bothSenders(t, testReplicasSpreadCalls) }
+
+func testReplicasSpreadCalls(t *testing.T, newClient clientMaker) {
+	rs := newReplicaSet(t, newClient)
 	if got := rs.c.Replicas(); !slices.Equal(got, []string{rs.a.srv.URL, rs.b.srv.URL}) {
 		t.Fatalf("Replicas() = %v", got)
 	}
@@ -125,7 +159,9 @@ func TestReplicasSpreadCalls(t *testing.T) {
 	}
 }
 
-func TestReplicasFailover(t *testing.T) {
+func TestReplicasFailover(t *testing.T) { bothSenders(t, testReplicasFailover) }
+
+func testReplicasFailover(t *testing.T, newClient clientMaker) {
 	for _, tc := range []struct {
 		name      string
 		status    int
@@ -143,7 +179,7 @@ func TestReplicasFailover(t *testing.T) {
 		{"err/401", http.StatusUnauthorized, "unauthenticated", inspectOnce, "unauthenticated", false, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rs := newReplicaSet(t)
+			rs := newReplicaSet(t, newClient)
 			rs.a.set(tc.status, tc.code)
 			// Calls start at a and b in turn; find one that starts at a.
 			for attempt := 0; rs.a.count() == 0; attempt++ {
@@ -198,14 +234,16 @@ func TestReplicasFailover(t *testing.T) {
 	}
 }
 
-func TestReplicasNoConnection(t *testing.T) {
+func TestReplicasNoConnection(t *testing.T) { bothSenders(t, testReplicasNoConnection) }
+
+func testReplicasNoConnection(t *testing.T, newClient clientMaker) {
 	f := newFixture(t, "")
 	b := newReplica(t, f)
 	dead := httptest.NewServer(http.NotFoundHandler())
 	deadURL := dead.URL
 	dead.Close() // refused: the request never left
 	f.verifier.Origins = append(f.verifier.Origins, deadURL)
-	c := client.New(deadURL+","+b.srv.URL, f.signer, nil)
+	c := newClient(deadURL+","+b.srv.URL, f.signer, nil)
 	for _, call := range []func(*client.Client) error{inspectOnce, revealOnce, inspectOnce, revealOnce} {
 		if err := call(c); err != nil {
 			t.Fatalf("with one replica refusing connections: %v", err)
@@ -222,7 +260,9 @@ func TestReplicasNoConnection(t *testing.T) {
 
 // A replica that drops the connection after reading the request may have
 // done the work: only calls safe to repeat go to the other.
-func TestReplicasDroppedConnection(t *testing.T) {
+func TestReplicasDroppedConnection(t *testing.T) { bothSenders(t, testReplicasDroppedConnection) }
+
+func testReplicasDroppedConnection(t *testing.T, newClient clientMaker) {
 	for _, tc := range []struct {
 		name      string
 		call      func(*client.Client) error
@@ -232,7 +272,7 @@ func TestReplicasDroppedConnection(t *testing.T) {
 		{"err/reveal-not-repeated", revealOnce, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rs := newReplicaSet(t)
+			rs := newReplicaSet(t, newClient)
 			rs.a.mu.Lock()
 			rs.a.drop = true
 			rs.a.mu.Unlock()
@@ -258,8 +298,129 @@ func TestReplicasDroppedConnection(t *testing.T) {
 	}
 }
 
-func TestReplicasAllFail(t *testing.T) {
-	rs := newReplicaSet(t)
+// A replica that takes the request and does not answer within the
+// transport's wait for an answer (ResponseHeaderTimeout) is as one that
+// dropped the connection: only calls safe to repeat go to the other, and it
+// is passed over. fasthttp's timeout reads as net/http's.
+func TestReplicasTimeout(t *testing.T) { bothSenders(t, testReplicasTimeout) }
+
+func testReplicasTimeout(t *testing.T, newClient clientMaker) {
+	for _, tc := range []struct {
+		name      string
+		call      func(*client.Client) error
+		wantOther bool
+	}{
+		{"ok/inspect-repeated", inspectOnce, true},
+		{"err/reveal-not-repeated", revealOnce, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hc := client.HTTPClient(false)
+			hc.Transport.(*http.Transport).ResponseHeaderTimeout = 200 * time.Millisecond
+			rs := newReplicaSetWith(t, newClient, hc)
+			rs.a.setHang(true)
+			// The first call starts at the second replica (in turn from 1).
+			if err := tc.call(rs.c); err != nil || rs.b.count() != 1 {
+				t.Fatalf("first call: %v, %d at b", err, rs.b.count())
+			}
+			err := tc.call(rs.c)
+			if rs.a.count() != 1 {
+				t.Fatalf("the stuck replica got %d calls, want 1", rs.a.count())
+			}
+			if tc.wantOther {
+				if err != nil || rs.b.count() != 2 {
+					t.Fatalf("err = %v, %d calls at the other replica; want the call repeated there", err, rs.b.count())
+				}
+			} else {
+				var ue *url.Error
+				var ke *client.Error
+				if !errors.As(err, &ue) || !ue.Timeout() || errors.As(err, &ke) || rs.b.count() != 1 {
+					t.Fatalf("err = %v, %d calls at the other replica; want the transport's timeout and no second send", err, rs.b.count())
+				}
+			}
+			for range 2 {
+				if err := inspectOnce(rs.c); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if rs.a.count() != 1 {
+				t.Errorf("the stuck replica got %d calls within %s of its timeout, want none", rs.a.count()-1, client.PassOver)
+			}
+		})
+	}
+}
+
+// The call's own deadline passes at a replica that does not answer: the
+// call ends with the context's error and tries no other replica, whether
+// the deadline is the caller's or the client's timeout over a caller's
+// context without one (the checkout's). fasthttp takes no context; its
+// sender gives it the same deadline.
+func TestReplicasDeadline(t *testing.T) { bothSenders(t, testReplicasDeadline) }
+
+func testReplicasDeadline(t *testing.T, newClient clientMaker) {
+	for _, tc := range []struct {
+		name      string
+		ctx       func() (context.Context, context.CancelFunc)
+		hcTimeout time.Duration
+	}{
+		{"err/caller-deadline", func() (context.Context, context.CancelFunc) {
+			return context.WithTimeout(context.Background(), 200*time.Millisecond)
+		}, 0},
+		{"err/client-timeout", func() (context.Context, context.CancelFunc) { return context.Background(), func() {} }, 200 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hc := client.HTTPClient(false)
+			if tc.hcTimeout > 0 {
+				hc.Timeout = tc.hcTimeout
+			}
+			rs := newReplicaSetWith(t, newClient, hc)
+			rs.a.setHang(true)
+			rs.b.setHang(true)
+			ctx, cancel := tc.ctx()
+			defer cancel()
+			_, err := rs.c.Inspect(ctx, wire.InspectRequest{JWE: "a.b.c.d.e", Session: "cs_1", Merchant: "m_1"})
+			var ue *url.Error
+			if !errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &ue) || !ue.Timeout() {
+				t.Fatalf("err = %v, want the context's deadline as a *url.Error", err)
+			}
+			if n := rs.a.count() + rs.b.count(); n != 1 {
+				t.Fatalf("%d replicas tried, want 1: the deadline is the whole call's", n)
+			}
+		})
+	}
+}
+
+// A call canceled while a replica holds it returns with context.Canceled
+// and tries no other replica (fasthttp's sender returns at once; its
+// exchange ends in the background).
+func TestReplicasCanceled(t *testing.T) { bothSenders(t, testReplicasCanceled) }
+
+func testReplicasCanceled(t *testing.T, newClient clientMaker) {
+	rs := newReplicaSet(t, newClient)
+	rs.a.setHang(true)
+	rs.b.setHang(true)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-rs.a.arrived:
+		case <-rs.b.arrived:
+		}
+		cancel()
+	}()
+	_, err := rs.c.Inspect(ctx, wire.InspectRequest{JWE: "a.b.c.d.e", Session: "cs_1", Merchant: "m_1"})
+	var ue *url.Error
+	if !errors.Is(err, context.Canceled) || !errors.As(err, &ue) {
+		t.Fatalf("err = %v, want context.Canceled as a *url.Error", err)
+	}
+	if n := rs.a.count() + rs.b.count(); n != 1 {
+		t.Fatalf("%d replicas tried, want 1", n)
+	}
+}
+
+func TestReplicasAllFail(t *testing.T) { bothSenders(t, testReplicasAllFail) }
+
+func testReplicasAllFail(t *testing.T, newClient clientMaker) {
+	rs := newReplicaSet(t, newClient)
 	rs.a.set(http.StatusServiceUnavailable, "unavailable")
 	rs.b.set(http.StatusServiceUnavailable, "sealed")
 	err := inspectOnce(rs.c)
@@ -277,7 +438,9 @@ func TestReplicasAllFail(t *testing.T) {
 	}
 }
 
-func TestReplicasSealStatus(t *testing.T) {
+func TestReplicasSealStatus(t *testing.T) { bothSenders(t, testReplicasSealStatus) }
+
+func testReplicasSealStatus(t *testing.T, newClient clientMaker) {
 	for _, tc := range []struct {
 		name             string
 		aSealed, bSealed bool
@@ -288,7 +451,7 @@ func TestReplicasSealStatus(t *testing.T) {
 		{"sealed/both", true, true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rs := newReplicaSet(t)
+			rs := newReplicaSet(t, newClient)
 			for r, sealed := range map[*replica]bool{rs.a: tc.aSealed, rs.b: tc.bSealed} {
 				r.mu.Lock()
 				r.sealed = sealed
