@@ -155,7 +155,7 @@ func BenchmarkInspect(b *testing.B) {
 
 // BenchmarkReveal is POST /v1/reveal end to end with Redis (replay cache,
 // limits and nonces, as the app has them): the nonce, the passkey
-// assertion's verification, four limit checks and an audit append before
+// assertion's verification, the four limits (one batch) and an audit append before
 // the decrypt, and the encryption to the browser key. The nonces and
 // assertions are made before the timer starts (the operator's passkey
 // keeps no counter, as a synced passkey, so their order does not matter).

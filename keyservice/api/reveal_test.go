@@ -12,9 +12,12 @@ import (
 	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/internal/passkey"
 	"github.com/blindgate/blindgate/internal/passkey/passkeytest"
+	"github.com/blindgate/blindgate/internal/ratelimit"
+	"github.com/blindgate/blindgate/internal/testenv"
 	"github.com/blindgate/blindgate/keyservice/client"
 	"github.com/blindgate/blindgate/keyservice/kstest"
 	"github.com/blindgate/blindgate/keyservice/nonce"
+	"github.com/blindgate/blindgate/keyservice/replay"
 	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
@@ -509,3 +512,26 @@ func (z *approvalZone) enrolNonce(t *testing.T, s *client.Signer, actor string) 
 }
 
 func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+// TestRevealLimiterDownIs503: an approved reveal whose limits cannot be
+// counted (their Redis down) is answered 503 unavailable, audited as
+// reveal.denied, and nothing is decrypted.
+func TestRevealLimiterDownIs503(t *testing.T) {
+	rdb := testenv.Redis(t)
+	ts := newTestServerWith(t, backends{replay: replay.NewMemory(), limiter: ratelimit.NewRedis(rdb, "bg:ks:rl:")}, nil)
+	jwe := ts.cardJWE(t, testPAN, "cs_1", time.Now())
+	if resp, m := ts.reveal(t, "op_rita", "chargeback 1234", "tok_1", jwe); resp.StatusCode != 200 {
+		t.Fatalf("with Redis up: %d %v", resp.StatusCode, m)
+	}
+	_ = rdb.Close()
+	resp, m := ts.reveal(t, "op_rita", "chargeback 1234", "tok_1", jwe)
+	if resp.StatusCode != 503 || errCode(m) != "unavailable" || m["jwe"] != nil {
+		t.Fatalf("with the limits' Redis down: %d %v", resp.StatusCode, m)
+	}
+	if evs := ts.Events(t, audit.Filter{Event: audit.EventRevealDenied, Limit: 1}); len(evs) != 1 || evs[0].Code != "unavailable" || evs[0].Actor != "op_rita" {
+		t.Fatalf("denial %+v", evs)
+	}
+	if evs := ts.Events(t, audit.Filter{Event: audit.EventReveal}); len(evs) != 1 {
+		t.Fatalf("%d reveals authorised, want only the one before Redis went down", len(evs))
+	}
+}

@@ -733,33 +733,50 @@ func (s *Service) decryptCard(sc sealedCard) (card.Card, error) {
 	return c, nil
 }
 
-func (s *Service) revealLimits(ctx context.Context, client, actor string, ev audit.Event) error {
+// revealSteps are a reveal's four limits, in the order they are counted
+// (and refuse): the actor's short and daily windows, then the client's.
+func (s *Service) revealSteps(client, actor string) []ratelimit.Step {
 	lim := s.cfg.Limits
-	checks := []struct {
-		l   ratelimit.Limit
-		key string
-	}{
-		{lim.RevealActorShort, client + "/" + actor},
-		{lim.RevealActorDaily, client + "/" + actor},
-		{lim.RevealClientShort, client},
-		{lim.RevealClientDaily, client},
+	return []ratelimit.Step{
+		ratelimit.CheckStep(lim.RevealActorShort, client+"/"+actor),
+		ratelimit.CheckStep(lim.RevealActorDaily, client+"/"+actor),
+		ratelimit.CheckStep(lim.RevealClientShort, client),
+		ratelimit.CheckStep(lim.RevealClientDaily, client),
 	}
-	for _, c := range checks {
-		r, err := s.limiter.Take(ctx, c.l, c.key)
-		if errors.Is(err, ErrLimited) {
-			s.alarm(ctx, ev, "limit "+c.l.Name+" reached")
-		}
-		if err != nil {
-			return err
-		}
-		if c.l == lim.RevealActorDaily && lim.AlarmDailyFraction > 0 && c.l.Burst > 0 {
-			used := float64(c.l.Burst-r.Remaining) / float64(c.l.Burst)
-			if used >= lim.AlarmDailyFraction {
-				s.alarm(ctx, ev, fmt.Sprintf("actor used %.0f%% of the daily reveal limit", used*100))
-			}
+}
+
+// revealActorDaily is revealSteps' index of the actor's daily window,
+// whose use is alarmed from AlarmDailyFraction on.
+const revealActorDaily = 1
+
+// revealLimits counts a reveal's four limits in one call to the limiter
+// (one round trip on Redis), with the outcome of four checks one after
+// another: a refusal stops the count there (the limits before it counted
+// the reveal, those after it did not), names its limit with its
+// Retry-After and raises "limit ... reached"; every reveal that takes the
+// actor's daily window to AlarmDailyFraction of it or more raises that
+// alarm too, before any refusal of the client's limits. A limiter that
+// cannot answer refuses (ErrUnavailable), and nothing of the batch may be
+// relied on.
+func (s *Service) revealLimits(ctx context.Context, client, actor string, ev audit.Event) error {
+	steps := s.revealSteps(client, actor)
+	res, err := ratelimit.AllowBatch(ctx, s.limiter.Limiter, ratelimit.Takes(steps))
+	if err != nil {
+		return s.limiter.Failed(err)
+	}
+	_, err = s.limiter.Judge(steps, res)
+	lim := s.cfg.Limits
+	if d := lim.RevealActorDaily; revealActorDaily < len(res) && res[revealActorDaily].Allowed && lim.AlarmDailyFraction > 0 && d.Burst > 0 {
+		used := float64(d.Burst-res[revealActorDaily].Remaining) / float64(d.Burst)
+		if used >= lim.AlarmDailyFraction {
+			s.alarm(ctx, ev, fmt.Sprintf("actor used %.0f%% of the daily reveal limit", used*100))
 		}
 	}
-	return nil
+	var rf *ratelimit.Refused
+	if errors.As(err, &rf) {
+		s.alarm(ctx, ev, "limit "+rf.Limit+" reached")
+	}
+	return err
 }
 
 // alarm raises an unusual-volume alarm (audit.RaiseAlarm).
