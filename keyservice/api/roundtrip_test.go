@@ -41,7 +41,7 @@ func (h tripCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 // limits in one batch. Counted after a first reveal has loaded the
 // scripts.
 func TestRevealRoundTrips(t *testing.T) {
-	const revealRoundTrips = 3
+	const revealRoundTrips = 2
 	rdb := testenv.Redis(t)
 	var trips atomic.Int64
 	rdb.AddHook(tripCounter{&trips})
