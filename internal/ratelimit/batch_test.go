@@ -275,3 +275,50 @@ return {A[2], old or "none"}
 		})
 	}
 }
+
+// TestRedisBatchOnceThen: the once key is claimed before anything else: a
+// fresh claim runs the work after the limits (in the script, or after it
+// on the split path), a claimed one runs neither the limits nor the work.
+func TestRedisBatchOnceThen(t *testing.T) {
+	// Takes K[1] as GETDEL does.
+	const lua = `return redis.call("GETDEL", K[1])`
+	lim := Limit{Name: "once-then", Rate: 10, Period: time.Hour, Burst: 10}
+	for _, split := range []bool{false, true} {
+		t.Run(fmt.Sprintf("split=%v", split), func(t *testing.T) {
+			rdb := testenv.Redis(t)
+			l := NewRedis(rdb, "bg:test:rl:")
+			l.split = split
+			ctx := context.Background()
+			if err := rdb.Set(ctx, "bg:test:work", "v", time.Minute).Err(); err != nil {
+				t.Fatal(err)
+			}
+			then := redisx.Then{Client: rdb, Lua: lua, Keys: []string{"bg:test:work"}}
+			once := Once{Key: "bg:test:jti:c:once-then", TTL: time.Minute}
+			if err := rdb.Set(ctx, once.Key, "1", time.Minute).Err(); err != nil {
+				t.Fatal(err)
+			}
+			res, reply, ran, err := l.AllowBatchOnceThen(ctx, once, []Take{{lim, "k", true}}, then)
+			if !errors.Is(err, ErrClaimed) || ran || reply != nil || res != nil {
+				t.Fatalf("claimed before: %+v %v %v %v, want ErrClaimed and nothing done", res, reply, ran, err)
+			}
+			if v, _ := rdb.Get(ctx, "bg:test:work").Result(); v != "v" {
+				t.Fatalf("the work ran for a claimed once key: %q left", v)
+			}
+			if r := mustAllow(t, l, "k", lim); r.Remaining != 9 {
+				t.Fatalf("a claimed once key counted: %+v", r)
+			}
+			once.Key = "bg:test:jti:c:once-then-2"
+			res, reply, ran, err = l.AllowBatchOnceThen(ctx, once, []Take{{lim, "k", true}}, then)
+			if err != nil || !ran || reply != "v" || len(res) != 1 || res[0].Remaining != 8 {
+				t.Fatalf("fresh: %+v %v %v %v, want counted and the work's reply", res, reply, ran, err)
+			}
+			if n, _ := rdb.Exists(ctx, once.Key).Result(); n != 1 {
+				t.Fatal("the once key was not claimed")
+			}
+			once.Key = "bg:test:jti:c:once-then-3"
+			if _, reply, ran, err := l.AllowBatchOnceThen(ctx, once, nil, then); err != nil || !ran || reply != nil {
+				t.Fatalf("no limits, the key gone: %v %v %v, want the work run with a nil reply", reply, ran, err)
+			}
+		})
+	}
+}

@@ -107,6 +107,14 @@ func (r *Redis) AllowBatchThen(ctx context.Context, takes []Take, then redisx.Th
 	return r.run(ctx, Once{}, takes, &then)
 }
 
+// AllowBatchOnceThen is AllowBatchThen that first claims once.Key as
+// AllowBatchOnce does: claimed before, it answers ErrClaimed and neither
+// counts nor runs then. One round trip when then joins the script (a
+// signed reveal's jti claim and its nonce's take).
+func (r *Redis) AllowBatchOnceThen(ctx context.Context, once Once, takes []Take, then redisx.Then) (res []Result, reply any, ran bool, err error) {
+	return r.run(ctx, once, takes, &then)
+}
+
 func (r *Redis) run(ctx context.Context, once Once, takes []Take, then *redisx.Then) ([]Result, any, bool, error) {
 	if err := validateTakes(takes); err != nil {
 		return nil, nil, false, err

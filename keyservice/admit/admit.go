@@ -9,6 +9,10 @@
 // counts it, and a request a limit refuses has used its jti, as when the
 // two were separate calls. Both fail closed: an admitter that cannot
 // answer refuses.
+//
+// A reveal's first effect is not a limit but its nonce's take (the
+// approval comes before its limits): Take claims the jti and takes the
+// nonce, one script on Redis too, the claim first.
 package admit
 
 import (
@@ -18,6 +22,7 @@ import (
 	"time"
 
 	"github.com/blindgate/blindgate/internal/ratelimit"
+	"github.com/blindgate/blindgate/keyservice/nonce"
 	"github.com/blindgate/blindgate/keyservice/replay"
 )
 
@@ -42,8 +47,15 @@ type Claim struct {
 // results are ratelimit.AllowBatch's. An error other than ErrReplay and
 // ErrUnavailable is the limiter's, once the claim is made (ratelimit's
 // ErrUnavailable or ErrInvalidLimit): refuse as for any limiter failure.
+//
+// Take claims c, then takes nonce n from ns (nonce.Store.Take) and
+// returns its binding; a replayed request (ErrReplay) leaves the nonce
+// where it is. Its other errors are ErrUnavailable (the claim could not
+// be made, or was made in the same call as a take that failed) and, once
+// the claim is made, the store's (nonce.ErrUnknown, nonce.ErrUnavailable).
 type Admitter interface {
 	Admit(ctx context.Context, c Claim, takes []ratelimit.Take) ([]ratelimit.Result, error)
+	Take(ctx context.Context, c Claim, ns nonce.Store, n string) (binding string, err error)
 }
 
 // ReplayCache is the replay cache's claim (keyservice/sigauth.ReplayCache).
@@ -52,8 +64,9 @@ type ReplayCache interface {
 }
 
 // New returns the admitter for rc and l: one script when both are on one
-// Redis client (*replay.Redis and *ratelimit.Redis); the claim, then the
-// limits, otherwise. A nil rc refuses every claim.
+// Redis client (*replay.Redis and *ratelimit.Redis), a Take's too when its
+// *nonce.Redis is on that client; the claim, then the limits or the take,
+// otherwise. A nil rc refuses every claim.
 func New(rc ReplayCache, l ratelimit.Limiter) Admitter {
 	rr, ok1 := rc.(*replay.Redis)
 	lr, ok2 := l.(*ratelimit.Redis)
@@ -70,19 +83,34 @@ type split struct {
 }
 
 func (s split) Admit(ctx context.Context, c Claim, takes []ratelimit.Take) ([]ratelimit.Result, error) {
-	if c.JTI != "" {
-		if s.rc == nil {
-			return nil, fmt.Errorf("%w: no replay cache", ErrUnavailable)
-		}
-		fresh, err := s.rc.Claim(ctx, c.JTI, c.Until)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
-		}
-		if !fresh {
-			return nil, ErrReplay
-		}
+	if err := s.claim(ctx, c); err != nil {
+		return nil, err
 	}
 	return ratelimit.AllowBatch(ctx, s.l, takes)
+}
+
+func (s split) Take(ctx context.Context, c Claim, ns nonce.Store, n string) (string, error) {
+	if err := s.claim(ctx, c); err != nil {
+		return "", err
+	}
+	return ns.Take(ctx, n)
+}
+
+func (s split) claim(ctx context.Context, c Claim) error {
+	if c.JTI == "" {
+		return nil
+	}
+	if s.rc == nil {
+		return fmt.Errorf("%w: no replay cache", ErrUnavailable)
+	}
+	fresh, err := s.rc.Claim(ctx, c.JTI, c.Until)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	if !fresh {
+		return ErrReplay
+	}
+	return nil
 }
 
 // script is one round trip: ratelimit's batch script with the replay
@@ -93,13 +121,9 @@ type script struct {
 }
 
 func (s script) Admit(ctx context.Context, c Claim, takes []ratelimit.Take) ([]ratelimit.Result, error) {
-	var once ratelimit.Once
-	if c.JTI != "" {
-		key, ttl, err := s.rc.Entry(c.JTI, c.Until)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
-		}
-		once = ratelimit.Once{Key: key, TTL: ttl}
+	once, err := s.once(c)
+	if err != nil {
+		return nil, err
 	}
 	res, err := s.l.AllowBatchOnce(ctx, once, takes)
 	switch {
@@ -111,4 +135,41 @@ func (s script) Admit(ctx context.Context, c Claim, takes []ratelimit.Take) ([]r
 		return nil, err
 	}
 	return res, nil
+}
+
+// Take claims and takes in the batch script, the nonce's GETDEL as its
+// work after the claim (nonce.Redis.TakeThen); a nonce store elsewhere
+// than Redis is taken after the claim.
+func (s script) Take(ctx context.Context, c Claim, ns nonce.Store, n string) (string, error) {
+	nr, ok := ns.(*nonce.Redis)
+	if !ok || c.JTI == "" {
+		return split{rc: s.rc, l: s.l}.Take(ctx, c, ns, n)
+	}
+	once, err := s.once(c)
+	if err != nil {
+		return "", err
+	}
+	_, reply, ran, err := s.l.AllowBatchOnceThen(ctx, once, nil, nr.TakeThen(n))
+	switch {
+	case errors.Is(err, ratelimit.ErrClaimed):
+		return "", ErrReplay
+	case err != nil:
+		return "", fmt.Errorf("%w: %w", ErrUnavailable, err)
+	case !ran:
+		return "", fmt.Errorf("%w: the nonce was not taken", ErrUnavailable)
+	}
+	return nonce.Taken(reply)
+}
+
+// once is the replay cache's entry for c as the batch script's once key
+// (none for a zero Claim).
+func (s script) once(c Claim) (ratelimit.Once, error) {
+	if c.JTI == "" {
+		return ratelimit.Once{}, nil
+	}
+	key, ttl, err := s.rc.Entry(c.JTI, c.Until)
+	if err != nil {
+		return ratelimit.Once{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return ratelimit.Once{Key: key, TTL: ttl}, nil
 }

@@ -9,9 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/blindgate/blindgate/internal/ratelimit"
 	"github.com/blindgate/blindgate/internal/redisx"
 	"github.com/blindgate/blindgate/internal/testenv"
+	"github.com/blindgate/blindgate/keyservice/nonce"
 	"github.com/blindgate/blindgate/keyservice/replay"
 )
 
@@ -21,6 +24,9 @@ type env struct {
 	a  Admitter
 	rc ReplayCache
 	l  ratelimit.Limiter
+	ns nonce.Store
+	// trips counts Redis round trips (nil on memory).
+	trips *atomic.Int64
 }
 
 func impls() []struct {
@@ -33,22 +39,24 @@ func impls() []struct {
 	}{
 		{"memory", func(*testing.T) env {
 			rc, l := replay.NewMemory(), ratelimit.NewMemory()
-			return env{New(rc, l), rc, l}
+			return env{a: New(rc, l), rc: rc, l: l, ns: nonce.NewMemory(nil, 0)}
 		}},
 		{"redis-script", func(t *testing.T) env {
 			rdb := testenv.Redis(t)
+			var trips atomic.Int64
+			rdb.AddHook(tripCounter{&trips})
 			rc, l := replay.NewRedis(rdb, "t:jti:"), ratelimit.NewRedis(rdb, "t:rl:")
 			a := New(rc, l)
 			if _, ok := a.(script); !ok {
 				t.Fatalf("New on one Redis client made %T, want the one-script admitter", a)
 			}
-			return env{a, rc, l}
+			return env{a: a, rc: rc, l: l, ns: nonce.NewRedis(rdb, "t:nonce:"), trips: &trips}
 		}},
 		{"redis-split", func(t *testing.T) env {
 			// What a Cluster runs: the claim, then the limits.
 			rdb := testenv.Redis(t)
 			rc, l := replay.NewRedis(rdb, "t:jti:"), ratelimit.NewRedis(rdb, "t:rl:")
-			return env{split{rc, l}, rc, l}
+			return env{a: split{rc, l}, rc: rc, l: l, ns: nonce.NewRedis(rdb, "t:nonce:")}
 		}},
 	}
 }
@@ -168,6 +176,7 @@ func TestRedisFaults(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = rdb.Close() })
 	a := New(replay.NewRedis(rdb, "t:jti:"), ratelimit.NewRedis(rdb, "t:rl:"))
+	nonces := nonce.NewRedis(rdb, "t:nonce:")
 	ctx := context.Background()
 	n := 0
 	next := func() Claim { n++; return claim(fmt.Sprintf("jti-fault-%010d", n)) }
@@ -178,6 +187,10 @@ func TestRedisFaults(t *testing.T) {
 			if _, err := a.Admit(ctx, before, lots); err != nil {
 				t.Fatalf("before the fault: %v", err)
 			}
+			n := "rvn_fault-" + f.Name
+			if err := nonces.Put(ctx, n, "b", time.Minute); err != nil {
+				t.Fatal(err)
+			}
 			f.Inject(t)
 			start := time.Now()
 			res, err := a.Admit(ctx, next(), lots)
@@ -186,6 +199,13 @@ func TestRedisFaults(t *testing.T) {
 			}
 			if !errors.Is(err, ErrUnavailable) || res != nil {
 				t.Fatalf("Admit with Redis %s: %+v %v, want ErrUnavailable", f.Name, res, err)
+			}
+			start = time.Now()
+			if b, err := a.Take(ctx, next(), nonces, n); !errors.Is(err, ErrUnavailable) || b != "" {
+				t.Fatalf("Take with Redis %s: %q %v, want ErrUnavailable", f.Name, b, err)
+			}
+			if took := time.Since(start); took > timeout+2*time.Second {
+				t.Errorf("Take with Redis %s took %s (timeout %s)", f.Name, took, timeout)
 			}
 			f.Heal(t)
 			start = time.Now()
@@ -201,5 +221,144 @@ func TestRedisFaults(t *testing.T) {
 				t.Fatalf("a jti claimed before Redis was %s: %v after, want ErrReplay", f.Name, err)
 			}
 		})
+	}
+}
+
+// TestTake: a reveal's admission claims its jti, then takes its nonce, on
+// every admitter; one round trip on one Redis client.
+func TestTake(t *testing.T) {
+	ctx := context.Background()
+	put := func(t *testing.T, e env, n string) {
+		t.Helper()
+		if err := e.ns.Put(ctx, n, "binding-"+n, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name string
+		run  func(t *testing.T, e env)
+	}{
+		{"taken/claims-then-takes", func(t *testing.T, e env) {
+			put(t, e, "rvn_1")
+			var before int64
+			if e.trips != nil {
+				before = e.trips.Load()
+			}
+			if b, err := e.a.Take(ctx, claim("jti-take-000000001"), e.ns, "rvn_1"); err != nil || b != "binding-rvn_1" {
+				t.Fatalf("Take = %q, %v", b, err)
+			}
+			if e.trips != nil && e.trips.Load()-before != 1 {
+				t.Fatalf("Take made %d round trips, want 1", e.trips.Load()-before)
+			}
+			if fresh, err := e.rc.Claim(ctx, "gateway:jti-take-000000001", time.Now().Add(time.Minute)); err != nil || fresh {
+				t.Fatalf("the replay cache does not hold the jti (%v)", err)
+			}
+			if _, err := e.ns.Take(ctx, "rvn_1"); !errors.Is(err, nonce.ErrUnknown) {
+				t.Fatalf("the nonce is still there: %v", err)
+			}
+		}},
+		{"409/replay-leaves-the-nonce", func(t *testing.T, e env) {
+			put(t, e, "rvn_2")
+			if fresh, err := e.rc.Claim(ctx, "gateway:jti-take-000000002", time.Now().Add(time.Minute)); err != nil || !fresh {
+				t.Fatal(fresh, err)
+			}
+			if b, err := e.a.Take(ctx, claim("jti-take-000000002"), e.ns, "rvn_2"); !errors.Is(err, ErrReplay) || b != "" {
+				t.Fatalf("replay: %q %v, want ErrReplay", b, err)
+			}
+			if b, err := e.ns.Take(ctx, "rvn_2"); err != nil || b != "binding-rvn_2" {
+				t.Fatalf("a replay took the nonce: %q %v", b, err)
+			}
+		}},
+		{"403/unknown-nonce-uses-the-jti", func(t *testing.T, e env) {
+			c := claim("jti-take-000000003")
+			if _, err := e.a.Take(ctx, c, e.ns, "rvn_never"); !errors.Is(err, nonce.ErrUnknown) || errors.Is(err, ErrUnavailable) {
+				t.Fatalf("unknown nonce: %v, want nonce.ErrUnknown", err)
+			}
+			put(t, e, "rvn_3")
+			if _, err := e.a.Take(ctx, c, e.ns, "rvn_3"); !errors.Is(err, ErrReplay) {
+				t.Fatalf("the jti again: %v, want ErrReplay", err)
+			}
+		}},
+		{"taken/zero-claim", func(t *testing.T, e env) {
+			put(t, e, "rvn_4")
+			if b, err := e.a.Take(ctx, Claim{}, e.ns, "rvn_4"); err != nil || b != "binding-rvn_4" {
+				t.Fatalf("Take = %q, %v", b, err)
+			}
+		}},
+		{"exact/concurrent-one-jti", func(t *testing.T, e env) {
+			put(t, e, "rvn_5")
+			var got atomic.Int32
+			var wg sync.WaitGroup
+			for range 40 {
+				wg.Go(func() {
+					_, err := e.a.Take(ctx, claim("jti-take-race-0001"), e.ns, "rvn_5")
+					switch {
+					case err == nil:
+						got.Add(1)
+					case !errors.Is(err, ErrReplay):
+						t.Error(err)
+					}
+				})
+			}
+			wg.Wait()
+			if got.Load() != 1 {
+				t.Fatalf("%d of 40 requests with one jti took the nonce, want exactly 1", got.Load())
+			}
+		}},
+		{"exact/concurrent-one-nonce", func(t *testing.T, e env) {
+			put(t, e, "rvn_6")
+			var got atomic.Int32
+			var wg sync.WaitGroup
+			for i := range 40 {
+				wg.Go(func() {
+					_, err := e.a.Take(ctx, claim(fmt.Sprintf("jti-take-nonce-%04d", i)), e.ns, "rvn_6")
+					switch {
+					case err == nil:
+						got.Add(1)
+					case !errors.Is(err, nonce.ErrUnknown):
+						t.Error(err)
+					}
+				})
+			}
+			wg.Wait()
+			if got.Load() != 1 {
+				t.Fatalf("%d of 40 requests took one nonce, want exactly 1", got.Load())
+			}
+		}},
+	}
+	for _, impl := range impls() {
+		for _, tt := range tests {
+			t.Run(impl.name+"/"+tt.name, func(t *testing.T) { tt.run(t, impl.new(t)) })
+		}
+	}
+	t.Run("503/no-replay-cache", func(t *testing.T) {
+		ns := nonce.NewMemory(nil, 0)
+		if err := ns.Put(ctx, "rvn_7", "b", time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := New(nil, nil).Take(ctx, claim("jti-take-000000007"), ns, "rvn_7"); !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("a claim without a replay cache: %v, want ErrUnavailable", err)
+		}
+		if _, err := ns.Take(ctx, "rvn_7"); err != nil {
+			t.Fatalf("the nonce was taken without a claim: %v", err)
+		}
+	})
+}
+
+// tripCounter counts Redis round trips: each command and each pipeline is
+// one.
+type tripCounter struct{ n *atomic.Int64 }
+
+func (tripCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h tripCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.n.Add(1)
+		return next(ctx, cmd)
+	}
+}
+func (h tripCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.n.Add(1)
+		return next(ctx, cmds)
 	}
 }

@@ -1,20 +1,27 @@
 package api_test
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/internal/passkey"
 	"github.com/blindgate/blindgate/internal/passkey/passkeytest"
+	"github.com/blindgate/blindgate/internal/ratelimit"
+	"github.com/blindgate/blindgate/internal/testenv"
 	"github.com/blindgate/blindgate/keyservice/client"
 	"github.com/blindgate/blindgate/keyservice/kstest"
 	"github.com/blindgate/blindgate/keyservice/nonce"
+	"github.com/blindgate/blindgate/keyservice/replay"
 	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
@@ -509,3 +516,146 @@ func (z *approvalZone) enrolNonce(t *testing.T, s *client.Signer, actor string) 
 }
 
 func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+// TestRevealLimiterDownIs503: an approved reveal whose limits cannot be
+// counted (their Redis down) is answered 503 unavailable, audited as
+// reveal.denied, and nothing is decrypted.
+func TestRevealLimiterDownIs503(t *testing.T) {
+	rdb := testenv.Redis(t)
+	ts := newTestServerWith(t, backends{replay: replay.NewMemory(), limiter: ratelimit.NewRedis(rdb, "bg:ks:rl:")}, nil)
+	jwe := ts.cardJWE(t, testPAN, "cs_1", time.Now())
+	if resp, m := ts.reveal(t, "op_rita", "chargeback 1234", "tok_1", jwe); resp.StatusCode != 200 {
+		t.Fatalf("with Redis up: %d %v", resp.StatusCode, m)
+	}
+	_ = rdb.Close()
+	resp, m := ts.reveal(t, "op_rita", "chargeback 1234", "tok_1", jwe)
+	if resp.StatusCode != 503 || errCode(m) != "unavailable" || m["jwe"] != nil {
+		t.Fatalf("with the limits' Redis down: %d %v", resp.StatusCode, m)
+	}
+	if evs := ts.Events(t, audit.Filter{Event: audit.EventRevealDenied, Limit: 1}); len(evs) != 1 || evs[0].Code != "unavailable" || evs[0].Actor != "op_rita" {
+		t.Fatalf("denial %+v", evs)
+	}
+	if evs := ts.Events(t, audit.Filter{Event: audit.EventReveal}); len(evs) != 1 {
+		t.Fatalf("%d reveals authorised, want only the one before Redis went down", len(evs))
+	}
+}
+
+// TestRevealReplayIs409WhateverItsBody: a reveal claims its jti in the
+// domain (with its nonce's take, one round trip on Redis), and every
+// refusal before that claims it alone first: the second use of a signed
+// reveal is 409 replay whatever became of the first (Contract 2), audited
+// as a denied request (op:reveal, replay) and not as a reveal.denied, on
+// memory and on Redis.
+func TestRevealReplayIs409WhateverItsBody(t *testing.T) {
+	type sent struct {
+		body []byte
+		want int
+	}
+	for _, backend := range []string{"memory", "redis"} {
+		for _, tc := range []struct {
+			name string
+			make func(t *testing.T, ts *testServer, a *passkeytest.Authenticator) sent
+		}{
+			{"409/replay-of-approved-reveal", func(t *testing.T, ts *testServer, a *passkeytest.Authenticator) sent {
+				return sent{revealBody(t, ts, a, nil), 200}
+			}},
+			{"409/replay-of-unreadable-body", func(*testing.T, *testServer, *passkeytest.Authenticator) sent {
+				return sent{[]byte(`{"jwe":`), 400}
+			}},
+			{"409/replay-of-reason-not-normalised", func(t *testing.T, ts *testServer, a *passkeytest.Authenticator) sent {
+				return sent{revealBody(t, ts, a, func(r *wire.RevealRequest) { r.Reason = "chargeback  1234" }), 400}
+			}},
+			{"409/replay-of-nonce-never-issued", func(t *testing.T, ts *testServer, a *passkeytest.Authenticator) sent {
+				return sent{revealBody(t, ts, a, func(r *wire.RevealRequest) { r.Nonce = "rvn_" + strings.Repeat("A", 43) }), 403}
+			}},
+			{"409/replay-of-refused-assertion", func(t *testing.T, ts *testServer, a *passkeytest.Authenticator) sent {
+				return sent{revealBody(t, ts, a, func(r *wire.RevealRequest) { r.Assertion = nil }), 403}
+			}},
+		} {
+			t.Run(backend+"/"+tc.name, func(t *testing.T) {
+				ts := revealServer(t, backend)
+				a := ts.EnrolPasskey(t, "backoffice", "op_rita")
+				s := tc.make(t, ts, a)
+				h, err := ts.backoffic.Authorization(http.MethodPost, kstest.PublicURL+wire.PathReveal, s.body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				send := func() (*http.Response, map[string]any) {
+					req := httptest.NewRequest(http.MethodPost, wire.PathReveal, bytes.NewReader(s.body))
+					req.Header.Set("Content-Type", "application/json")
+					req.Header.Set("Authorization", h)
+					return ts.do(t, req)
+				}
+				if resp, m := send(); resp.StatusCode != s.want {
+					t.Fatalf("first use: %d %v, want %d", resp.StatusCode, m, s.want)
+				}
+				denials := len(ts.Events(t, audit.Filter{Event: audit.EventRevealDenied}))
+				if resp, m := send(); resp.StatusCode != 409 || errCode(m) != "replay" || m["jwe"] != nil {
+					t.Fatalf("replay: %d %v", resp.StatusCode, m)
+				}
+				if evs := ts.Events(t, audit.Filter{Event: audit.EventDenied, Limit: 1}); len(evs) != 1 || evs[0].Code != "replay" || evs[0].Resource != "op:"+wire.OpReveal || evs[0].Client != "backoffice" {
+					t.Fatalf("the replay's record %+v", evs)
+				}
+				if n := len(ts.Events(t, audit.Filter{Event: audit.EventRevealDenied})); n != denials {
+					t.Fatalf("the replay was recorded as a refused reveal (%d reveal.denied, %d before)", n, denials)
+				}
+			})
+		}
+	}
+	t.Run("503/redis-down-nothing-decrypted", func(t *testing.T) {
+		rdb := testenv.Redis(t)
+		ts := revealServerOn(t, rdb)
+		a := ts.EnrolPasskey(t, "backoffice", "op_rita")
+		body := revealBody(t, ts, a, nil)
+		_ = rdb.Close()
+		h, _ := ts.backoffic.Authorization(http.MethodPost, kstest.PublicURL+wire.PathReveal, body)
+		req := httptest.NewRequest(http.MethodPost, wire.PathReveal, bytes.NewReader(body))
+		req.Header.Set("Authorization", h)
+		if resp, m := ts.do(t, req); resp.StatusCode != 503 || errCode(m) != "unavailable" || m["jwe"] != nil {
+			t.Fatalf("with Redis down: %d %v", resp.StatusCode, m)
+		}
+		if evs := ts.Events(t, audit.Filter{Event: audit.EventDenied, Limit: 1}); len(evs) != 1 || evs[0].Code != "unavailable" || evs[0].Resource != "op:"+wire.OpReveal {
+			t.Fatalf("the refusal's record %+v", evs)
+		}
+		if evs := ts.Events(t, audit.Filter{Event: audit.EventReveal}); len(evs) != 0 {
+			t.Fatalf("a reveal was authorised with Redis down: %+v", evs)
+		}
+	})
+}
+
+// revealServer is a key service for reveals on memory, or on one Redis
+// client for its replay cache, limits and nonces, as keyservice/app wires
+// them.
+func revealServer(t *testing.T, backend string) *testServer {
+	t.Helper()
+	if backend == "redis" {
+		return revealServerOn(t, testenv.Redis(t))
+	}
+	return newTestServer(t, memoryBackends())
+}
+
+func revealServerOn(t *testing.T, rdb *redis.Client) *testServer {
+	t.Helper()
+	return newTestServerWith(t, backends{replay: replay.NewRedis(rdb, "bg:ks:jti:"), limiter: ratelimit.NewRedis(rdb, "bg:ks:rl:")}, func(o *kstest.Options) {
+		o.Nonces = nonce.NewRedis(rdb, "bg:ks:nonce:")
+	})
+}
+
+// revealBody is op_rita's approved reveal of tok_1 with a fresh nonce,
+// then edit applied to it (after the assertion was made).
+func revealBody(t *testing.T, ts *testServer, a *passkeytest.Authenticator, edit func(*wire.RevealRequest)) []byte {
+	t.Helper()
+	resp, m := ts.call(t, ts.backoffic, http.MethodPost, wire.PathRevealChallenge, wire.RevealChallengeRequest{Actor: "op_rita", Token: "tok_1"})
+	if resp.StatusCode != 200 {
+		t.Fatalf("challenge: %d %v", resp.StatusCode, m)
+	}
+	n, _ := m["nonce"].(string)
+	key, _ := kstest.BrowserKey(t)
+	r := wire.RevealRequest{JWE: ts.cardJWE(t, testPAN, "cs_1", time.Now()), Actor: "op_rita", Reason: "chargeback 1234", Token: "tok_1", Nonce: n, BrowserKey: key,
+		Assertion: kstest.Assertion(t, a, n, "tok_1", "chargeback 1234", key)}
+	if edit != nil {
+		edit(&r)
+	}
+	b, _ := json.Marshal(r)
+	return b
+}

@@ -27,7 +27,8 @@ const MaxBody = 64 << 10
 // Unwrapper is the domain the handlers call.
 type Unwrapper interface {
 	Inspect(ctx context.Context, m unwrap.Meta, in unwrap.InspectInput) (unwrap.Masked, error)
-	// ClaimOnly claims the jti of an inspect refused before Inspect.
+	// ClaimOnly claims the jti of an inspect or a reveal refused before
+	// Inspect or Reveal.
 	ClaimOnly(ctx context.Context, m unwrap.Meta) error
 	Reveal(ctx context.Context, m unwrap.Meta, in unwrap.RevealInput) (unwrap.Sealed, error)
 	Rewrap(ctx context.Context, m unwrap.Meta, in unwrap.RewrapInput) (unwrap.Rewrapped, error)
@@ -49,7 +50,7 @@ type Passkeys interface {
 
 // Verifier authenticates Contract 2 signatures. Verify claims the jti;
 // Authenticate leaves the claim to the caller (inspect claims it with its
-// limits, in one round trip).
+// limits, a reveal with its nonce's take, in one round trip).
 type Verifier interface {
 	Verify(ctx context.Context, authorization, method, path string, body []byte) (sigauth.Caller, error)
 	Authenticate(authorization, method, path string, body []byte) (sigauth.Caller, sigauth.Claim, error)
@@ -155,7 +156,7 @@ func (s *Server) routes() {
 
 	a.Post("/v1/inspect", s.signedUnclaimed(wire.OpInspect), s.inspect)
 	a.Post(wire.PathRevealChallenge, s.signed(wire.OpReveal), s.revealChallenge)
-	a.Post(wire.PathReveal, s.signed(wire.OpReveal), s.reveal)
+	a.Post(wire.PathReveal, s.signedUnclaimed(wire.OpReveal), s.reveal)
 	a.Post(wire.PathPasskeyChallenge, s.signed(wire.OpReveal), s.passkeyChallenge)
 	a.Post(wire.PathPasskeys, s.signed(wire.OpReveal), s.registerPasskey)
 	a.Post(wire.PathPasskeyList, s.signed(wire.OpReveal), s.listPasskeys)

@@ -68,16 +68,24 @@ func (s *Server) inspect(c *fiber.Ctx) error {
 
 func (s *Server) reveal(c *fiber.Ctx) error {
 	var req wire.RevealRequest
+	meta := s.meta(c)
+	meta.Claim = claimOf(c)
 	if err := bind(c, &req); err != nil {
+		if cerr := s.deps.Unwrap.ClaimOnly(c.UserContext(), meta); cerr != nil {
+			return s.notAdmitted(c, wire.OpReveal, cerr)
+		}
 		// A reveal refused before the domain saw it is audited too, with
 		// what of the request is safe to record.
 		s.auditRevealRefused(c, req, err)
 		return err
 	}
-	out, err := s.deps.Unwrap.Reveal(c.UserContext(), s.meta(c), unwrap.RevealInput{
+	out, err := s.deps.Unwrap.Reveal(c.UserContext(), meta, unwrap.RevealInput{
 		JWE: req.JWE, Actor: req.Actor, Reason: req.Reason, Token: req.Token, Nonce: req.Nonce,
 		BrowserKey: req.BrowserKey, Assertion: req.Assertion,
 	})
+	if errors.Is(err, unwrap.ErrNotAdmitted) {
+		return s.notAdmitted(c, wire.OpReveal, err)
+	}
 	if err != nil {
 		return mapUnwrapError(err)
 	}

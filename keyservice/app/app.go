@@ -138,7 +138,10 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 			return nil, fmt.Errorf("audit -bind-legacy: %w", err)
 		}
 	}
-	approval, err := a.approval(nonces, limiter)
+	// An inspect's jti claim and its limits, a reveal's jti claim and its
+	// nonce's take: one Redis round trip each.
+	adm := admit.New(replays, limiter)
+	approval, err := a.approval(nonces, limiter, adm)
 	if err != nil {
 		_ = a.audit.Close()
 		return nil, err
@@ -147,8 +150,7 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 		BindLegacy: cfg.BindLegacy, Approver: approval,
 		Freshness: cfg.Freshness, Limits: limits, Masking: card.Masking{BIN8: cfg.MaskBIN8},
 		Guard: unwrap.Guard{Counter: counter, Window: cfg.EnumerationWindow, Max: cfg.EnumerationMax},
-		// An inspect's jti claim and its limits: one Redis round trip.
-		Admit: admit.New(replays, limiter),
+		Admit: adm,
 	})
 	sender := forward.NewSender()
 	if cfg.EgressProxy != "" {
@@ -189,9 +191,10 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 }
 
 // approval is the reveal approval: the passkey registry, the relying
-// party, the nonce store. Running without passkey approval is a trust
+// party, the nonce store, and the admission that claims a reveal's jti
+// with its nonce's take. Running without passkey approval is a trust
 // downgrade, so it is logged and audited at every start.
-func (a *App) approval(nonces nonce.Store, limiter ratelimit.Limiter) (*passkeys.Service, error) {
+func (a *App) approval(nonces nonce.Store, limiter ratelimit.Limiter, adm admit.Admitter) (*passkeys.Service, error) {
 	reg, err := passkeys.Open(a.cfg.PasskeysPath)
 	if err != nil {
 		return nil, fmt.Errorf("passkeys: %w", err)
@@ -220,7 +223,7 @@ func (a *App) approval(nonces nonce.Store, limiter ratelimit.Limiter) (*passkeys
 	challenge := ratelimit.Limit{Name: passkeys.DefaultChallengeLimit.Name, Rate: perMinute, Period: time.Minute,
 		Burst: max(passkeys.DefaultChallengeLimit.Burst, perMinute/3)}
 	return passkeys.New(passkeys.Config{Mode: a.cfg.RevealApproval, Registry: reg, Nonces: nonces, Verifier: v, Audit: a.audit, Log: a.log,
-		Limiter: limiter, ChallengeLimit: challenge})
+		Limiter: limiter, ChallengeLimit: challenge, Admit: adm})
 }
 
 // loadDestinations reads the forward destinations. A missing file is no

@@ -220,13 +220,14 @@ func NewZone(t testing.TB, o Options) *Zone {
 	z.PasskeysPath = filepath.Join(dir, "passkeys.json")
 	z.Registry, err = passkeys.Open(z.PasskeysPath)
 	must(err)
-	z.Passkeys, err = passkeys.New(passkeys.Config{Mode: o.RevealApproval, Registry: z.Registry, Nonces: o.Nonces, Verifier: rp, Audit: z.Audit, Log: o.Log})
+	adm := admit.New(o.Replay, o.Limiter)
+	z.Passkeys, err = passkeys.New(passkeys.Config{Mode: o.RevealApproval, Registry: z.Registry, Nonces: o.Nonces, Verifier: rp, Audit: z.Audit, Log: o.Log, Admit: adm})
 	must(err)
 	var unwrapAudit unwrap.Auditor = z.Audit
 	if o.Audit != nil {
 		unwrapAudit = o.Audit(z.Audit)
 	}
-	z.Service = unwrap.New(z.Holder, unwrapAudit, o.Limiter, o.Log, unwrap.Config{Limits: limits, Guard: unwrap.Guard{Counter: o.Guard}, BindLegacy: o.BindLegacy, Approver: z.Passkeys, Admit: admit.New(o.Replay, o.Limiter)})
+	z.Service = unwrap.New(z.Holder, unwrapAudit, o.Limiter, o.Log, unwrap.Config{Limits: limits, Guard: unwrap.Guard{Counter: o.Guard}, BindLegacy: o.BindLegacy, Approver: z.Passkeys, Admit: adm})
 	if o.Destinations == nil {
 		o.Destinations = destinations.New(dir)
 	}

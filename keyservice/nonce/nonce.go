@@ -65,7 +65,14 @@ func Issue(ctx context.Context, s Store, prefix, binding string, ttl time.Durati
 // nonce is spent whatever the outcome: a nonce tried once with the wrong
 // binding cannot be tried again with the right one.
 func Redeem(ctx context.Context, s Store, nonce, binding string) error {
-	got, err := s.Take(ctx, nonce)
+	return RedeemWith(ctx, s.Take, nonce, binding)
+}
+
+// RedeemWith is Redeem with take in place of a Store's Take: for a caller
+// that takes the nonce in a round trip of its own (keyservice/admit, which
+// claims a signed request's jti first).
+func RedeemWith(ctx context.Context, take func(context.Context, string) (string, error), nonce, binding string) error {
+	got, err := take(ctx, nonce)
 	if err != nil {
 		return err
 	}

@@ -180,3 +180,26 @@ func TestRedisDown(t *testing.T) {
 		t.Fatalf("Redeem = %v", err)
 	}
 }
+
+// TestTakeThen: the take another store's script runs (TakeThen) is Take:
+// the binding once, then ErrUnknown; a reply of another shape is refused.
+func TestTakeThen(t *testing.T) {
+	rdb := testenv.Redis(t)
+	s := NewRedis(rdb, "bg:test:nonce:")
+	ctx := context.Background()
+	if err := s.Put(ctx, "rvn_then", "client\nactor\ntoken", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []error{nil, ErrUnknown} {
+		reply, err := s.TakeThen("rvn_then").Alone(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b, err := Taken(reply); !errors.Is(err, want) || (err == nil) != (want == nil) || (want == nil && b != "client\nactor\ntoken") {
+			t.Fatalf("take %d: %q %v, want %v", i+1, b, err, want)
+		}
+	}
+	if _, err := Taken(int64(1)); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("an integer reply: %v, want ErrUnavailable", err)
+	}
+}

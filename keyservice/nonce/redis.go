@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/blindgate/blindgate/internal/redisx"
 )
 
 // Redis is a Store in Redis: one key per nonce, its value the binding,
@@ -46,4 +48,26 @@ func (r *Redis) Take(ctx context.Context, nonce string) (string, error) {
 		return "", fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return b, nil
+}
+
+// TakeThen is Take as work another store's script runs after its own
+// (redisx.Then): the same GETDEL on the same key, in that script's round
+// trip (keyservice/admit: a signed reveal's jti claim, then its nonce).
+// Taken reads its reply.
+func (r *Redis) TakeThen(nonce string) redisx.Then {
+	return redisx.Then{Client: r.rdb, Lua: takeLua, Keys: []string{r.prefix + nonce}}
+}
+
+const takeLua = `return redis.call("GETDEL", K[1])`
+
+// Taken is Take's answer from the reply of TakeThen's work: the binding,
+// or ErrUnknown when the nonce was not there.
+func Taken(reply any) (string, error) {
+	switch v := reply.(type) {
+	case nil:
+		return "", ErrUnknown
+	case string:
+		return v, nil
+	}
+	return "", fmt.Errorf("%w: unexpected reply %T", ErrUnavailable, reply)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/internal/passkey"
 	"github.com/blindgate/blindgate/internal/ratelimit"
+	"github.com/blindgate/blindgate/keyservice/admit"
 	"github.com/blindgate/blindgate/keyservice/nonce"
 	"github.com/blindgate/blindgate/keyservice/wire"
 )
@@ -75,6 +76,11 @@ type Config struct {
 	// be able to fill that store. Nil Limiter: no limit (tests only).
 	Limiter        ratelimit.Limiter
 	ChallengeLimit ratelimit.Limit
+	// Admit claims a reveal's jti (Approval.Claim) and takes its nonce,
+	// the claim first, in one round trip when both are on one Redis
+	// (keyservice/admit). Nil: no replay cache, and an Approval with a
+	// claim is refused.
+	Admit admit.Admitter
 }
 
 // DefaultChallengeLimit is a client's nonce budget when none is configured:
@@ -112,6 +118,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.ChallengeLimit == (ratelimit.Limit{}) {
 		cfg.ChallengeLimit = DefaultChallengeLimit
+	}
+	if cfg.Admit == nil {
+		cfg.Admit = admit.New(nil, nil)
 	}
 	s := &Service{cfg: cfg}
 	if cfg.Verifier != nil {
@@ -198,16 +207,29 @@ type Approval struct {
 	Actor, Token, Reason, Nonce string
 	JKT                         string // wire.JWKThumbprint of the browser key
 	Assertion                   []byte
+	// Claim is the signed request's jti, still to be claimed: Approve
+	// claims it with the nonce's take (Config.Admit), before anything
+	// else. Zero when the caller claimed it already.
+	Claim admit.Claim
 }
 
-// Approve checks a reveal's approval, in order: the nonce (taken, so spent
-// whatever follows; bound to client, actor and token), then with
-// ModePasskey the assertion's credential (registered, approved, the
-// operator's) and the assertion over wire.RevealChallenge. It returns the
-// credential id (base64url) that approved, and also with an error once the
-// assertion named one, for the audit record.
+// Approve checks a reveal's approval, in order: the request's jti claimed
+// (a.Claim) and the nonce taken, in one round trip (spent whatever
+// follows; bound to client, actor and token), then with ModePasskey the
+// assertion's credential (registered, approved, the operator's) and the
+// assertion over wire.RevealChallenge. It returns the credential id
+// (base64url) that approved, and also with an error once the assertion
+// named one, for the audit record. A claim refused is admit's error
+// (admit.ErrReplay, admit.ErrUnavailable), the nonce untouched or its
+// fate unknown: the request was not admitted.
 func (s *Service) Approve(ctx context.Context, client string, a Approval) (string, error) {
-	if err := nonce.Redeem(ctx, s.cfg.Nonces, a.Nonce, revealBinding(client, a.Actor, a.Token)); err != nil {
+	take := func(ctx context.Context, n string) (string, error) {
+		return s.cfg.Admit.Take(ctx, a.Claim, s.cfg.Nonces, n)
+	}
+	if err := nonce.RedeemWith(ctx, take, a.Nonce, revealBinding(client, a.Actor, a.Token)); err != nil {
+		if errors.Is(err, admit.ErrReplay) || errors.Is(err, admit.ErrUnavailable) {
+			return "", err
+		}
 		return "", nonceError(err)
 	}
 	if s.cfg.Mode == ModeNone {

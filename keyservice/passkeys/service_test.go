@@ -10,7 +10,9 @@ import (
 	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/internal/passkey"
 	"github.com/blindgate/blindgate/internal/ratelimit"
+	"github.com/blindgate/blindgate/keyservice/admit"
 	"github.com/blindgate/blindgate/keyservice/nonce"
+	"github.com/blindgate/blindgate/keyservice/replay"
 )
 
 type nopAudit struct{}
@@ -82,4 +84,58 @@ func TestChallengeBudget(t *testing.T) {
 			t.Fatalf("enrolment challenge with the limiter down: %v, want ErrUnavailable", err)
 		}
 	})
+}
+
+// TestApproveClaimsFirst: Approve claims the request's jti before it takes
+// the nonce (Config.Admit): a replay is admit's refusal and leaves the
+// nonce untouched, a service with no replay cache refuses any claim, and
+// a nonce refused after the claim is a nonce refusal with the jti used.
+func TestApproveClaimsFirst(t *testing.T) {
+	ctx := context.Background()
+	reg := openRegistry(t, filepath.Join(t.TempDir(), "passkeys.json"))
+	until := time.Now().Add(time.Minute)
+	for _, tc := range []struct {
+		name    string
+		noCache bool
+		claimed bool   // the jti was claimed before
+		client  string // the client that asks; the nonce is backoffice's
+		want    error
+		spent   bool // the nonce is gone after
+	}{
+		{"200/claimed-then-taken", false, false, "backoffice", nil, true},
+		{"409/replay-takes-nothing", false, true, "backoffice", admit.ErrReplay, false},
+		{"503/no-replay-cache-takes-nothing", true, false, "backoffice", admit.ErrUnavailable, false},
+		{"403/nonce-of-another-client-after-the-claim", false, false, "other", ErrNonce, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rc, store := replay.NewMemory(), nonce.NewMemory(nil, 0)
+			cfg := Config{Mode: ModeNone, Registry: reg, Nonces: store, Audit: nopAudit{}, Admit: admit.New(rc, nil)}
+			if tc.noCache {
+				cfg.Admit = nil
+			}
+			s, err := New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ch, err := s.RevealChallenge(ctx, "backoffice", "", "op_1", "tok_1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.claimed {
+				if fresh, err := rc.Claim(ctx, "c:jti-approve-0000001", until); err != nil || !fresh {
+					t.Fatal(fresh, err)
+				}
+			}
+			_, err = s.Approve(ctx, tc.client, Approval{Actor: "op_1", Token: "tok_1", Nonce: ch.Nonce, Claim: admit.Claim{JTI: "c:jti-approve-0000001", Until: until}})
+			if !errors.Is(err, tc.want) || (err == nil) != (tc.want == nil) {
+				t.Fatalf("Approve: %v, want %v", err, tc.want)
+			}
+			if _, err := store.Take(ctx, ch.Nonce); errors.Is(err, nonce.ErrUnknown) != tc.spent {
+				t.Fatalf("the nonce after: %v, want spent %v", err, tc.spent)
+			}
+			if fresh, _ := rc.Claim(ctx, "c:jti-approve-0000001", until); fresh != tc.noCache {
+				t.Fatalf("the jti free after the approval: %v, want %v", fresh, tc.noCache)
+			}
+		})
+	}
 }

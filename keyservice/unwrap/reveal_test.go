@@ -18,8 +18,10 @@ import (
 	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/internal/jose"
 	"github.com/blindgate/blindgate/internal/ratelimit"
+	"github.com/blindgate/blindgate/keyservice/admit"
 	"github.com/blindgate/blindgate/keyservice/keyring"
 	"github.com/blindgate/blindgate/keyservice/passkeys"
+	"github.com/blindgate/blindgate/keyservice/replay"
 	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
@@ -216,5 +218,59 @@ func TestRevealWithoutApproverRefuses(t *testing.T) {
 	jwe := f.encrypt(t, testPAN, f.now, "cs_1")
 	if _, err := reveal(t, f.svc, Meta{Client: "bo"}, jwe, "op_1", "ticket", "tok_1"); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestRevealNotAdmitted: a reveal with a jti to claim (Meta.Claim) has it
+// claimed by its approval, or alone (ClaimOnly) when it is refused
+// before; a claim refused is ErrNotAdmitted (with ErrReplay for a
+// replay), unrecorded here (the HTTP layer records it as a refused
+// request), and nothing after it runs: no approval, no limit, no decrypt.
+func TestRevealNotAdmitted(t *testing.T) {
+	good, _ := browserKey(t)
+	for _, tc := range []struct {
+		name     string
+		in       func(jwe string) RevealInput
+		approval error // what the approver answers
+		first    error // the first use's answer
+		approved int32 // approvals asked for, both uses together
+	}{
+		{"409/replay-of-invalid-field", func(jwe string) RevealInput {
+			return RevealInput{JWE: jwe, Actor: "op_1", Reason: "ticket  1", Token: "tok_1", Nonce: testNonce, BrowserKey: good}
+		}, nil, ErrInvalidRequest, 0},
+		{"409/replay-of-bad-browser-key", func(jwe string) RevealInput {
+			return RevealInput{JWE: jwe, Actor: "op_1", Reason: "ticket 1", Token: "tok_1", Nonce: testNonce, BrowserKey: wire.BrowserKey{Kty: "EC", Crv: "P-256", X: good.X, Y: good.X}}
+		}, nil, ErrBrowserKey, 0},
+		{"409/replay-refused-by-the-approval", func(jwe string) RevealInput {
+			return RevealInput{JWE: jwe, Actor: "op_1", Reason: "ticket 1", Token: "tok_1", Nonce: testNonce, BrowserKey: good}
+		}, admit.ErrReplay, ErrNotAdmitted, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, nil)
+			jwe := f.encrypt(t, testPAN, f.now, "cs_1")
+			ap := &approver{cred: "cred_1", err: tc.approval}
+			svc, tr := f.limitedBy(t, ratelimit.NewMemory(), func(c *Config) {
+				c.Approver = ap
+				c.Admit = admit.New(replay.NewMemory(), nil)
+			})
+			m := Meta{Client: "bo", Claim: admit.Claim{JTI: "bo:jti-reveal-00000001", Until: time.Now().Add(time.Hour)}}
+			if _, err := svc.Reveal(context.Background(), m, tc.in(jwe)); !errors.Is(err, tc.first) {
+				t.Fatalf("first use: %v, want %v", err, tc.first)
+			}
+			before := len(tr.get())
+			if errors.Is(tc.first, ErrNotAdmitted) && before != 0 {
+				t.Fatalf("a reveal not admitted did %q", tr.get())
+			}
+			_, err := svc.Reveal(context.Background(), m, tc.in(jwe))
+			if !errors.Is(err, ErrNotAdmitted) || !errors.Is(err, ErrReplay) {
+				t.Fatalf("replay: %v, want ErrNotAdmitted and ErrReplay", err)
+			}
+			if steps := tr.get()[before:]; len(steps) != 0 {
+				t.Fatalf("the replay did %q", steps)
+			}
+			if n := ap.calls.Load(); n != tc.approved {
+				t.Fatalf("%d approvals asked for, want %d", n, tc.approved)
+			}
+		})
 	}
 }

@@ -73,8 +73,8 @@ var (
 	// ErrNotAdmitted: the signed request's jti (Meta.Claim) could not be
 	// claimed, because it was claimed before (then the error also matches
 	// ErrReplay) or because the replay cache did not answer. The request
-	// never got in: no inspect is recorded, and the caller records the
-	// refusal as it records a bad signature.
+	// never got in: no inspect or reveal is recorded, and the caller
+	// records the refusal as it records a bad signature.
 	ErrNotAdmitted = errors.New("unwrap: request not admitted")
 	// ErrReplay: the signed request was replayed (with ErrNotAdmitted).
 	ErrReplay = errors.New("unwrap: request replayed")
@@ -103,8 +103,9 @@ type Meta struct {
 	Origin string
 	// Claim, when set, is the request's jti, still to be claimed: Inspect
 	// claims it together with its limits, in one round trip (admit), before
-	// anything else is done for the request. Zero when the caller claimed
-	// it already.
+	// anything else is done for the request; Reveal has its approval claim
+	// it together with the nonce's take, its first effect. Zero when the
+	// caller claimed it already.
 	Claim admit.Claim
 }
 
@@ -174,9 +175,10 @@ type Config struct {
 	Guard     Guard
 	Masking   card.Masking
 	Now       func() time.Time
-	// Admit claims a request's jti with its inspect limits (Meta.Claim);
-	// nil: the limiter alone, and a Meta with a claim is refused (no
-	// replay cache to claim it in).
+	// Admit claims a request's jti with its inspect limits (Meta.Claim),
+	// or alone for a request refused before (ClaimOnly); a reveal's claim
+	// is its Approver's, with the nonce. Nil: the limiter alone, and a
+	// Meta with a claim is refused (no replay cache to claim it in).
 	Admit admit.Admitter
 	// BindLegacy makes a rewrap without a merchant binding issue one for the
 	// merchant it names: the migration of tokens stored before bindings
@@ -344,11 +346,15 @@ func (s *Service) guard(ctx context.Context, kr *keyring.Keyring, merchant, pan,
 
 // ClaimOnly claims the jti of a signed request refused before it is let in
 // (a body that does not bind, a field missing), and counts nothing.
-// Admission otherwise claims the jti with the limits, which need the
-// request's fields; claiming it here too keeps Contract 2's order: a
+// Admission otherwise claims the jti with the limits or, for a reveal,
+// the nonce, which need the request's fields; claiming it here too keeps
+// Contract 2's order: a
 // replayed request is refused as a replay (409) whatever its body, and a
 // request is never answered 400 twice. An error is ErrNotAdmitted's.
 func (s *Service) ClaimOnly(ctx context.Context, m Meta) error {
+	if m.Claim.JTI == "" {
+		return nil // claimed by the caller: nothing to do, no round trip
+	}
 	_, err := s.admit.Admit(ctx, m.Claim, nil)
 	switch {
 	case errors.Is(err, admit.ErrReplay):
@@ -466,7 +472,9 @@ type Sealed struct {
 // Approver checks a reveal's approval (keyservice/passkeys): the nonce
 // and, unless approval is off, the operator's passkey assertion over the
 // challenge recomputed from the request. It returns the approving
-// credential's id, also with an error once the assertion named one.
+// credential's id, also with an error once the assertion named one. It
+// claims the approval's Claim first, with the nonce's take, and answers
+// admit.ErrReplay or admit.ErrUnavailable when the claim is refused.
 type Approver interface {
 	Approve(ctx context.Context, client string, a passkeys.Approval) (credential string, err error)
 }
@@ -483,22 +491,26 @@ type cardPayload struct {
 
 // Reveal decrypts a stored card for an operator and returns it encrypted
 // to the operator's browser key, in this order: the request's shape and
-// the browser key; the approval (nonce, passkey); the limits; the
-// ciphertext's header and key; the audit record, written and synced;
-// only then the decrypt, and the encryption to the browser key. Every
-// refusal is audited (reveal.denied, with its code and the credential when
-// known) and nothing is decrypted for it.
+// the browser key; the approval (the request's jti claimed with the
+// nonce's take, then the passkey); the limits; the ciphertext's header
+// and key; the audit record, written and synced; only then the decrypt,
+// and the encryption to the browser key. Every refusal is audited
+// (reveal.denied, with its code and the credential when known) and
+// nothing is decrypted for it; a request refused before its approval
+// claims its jti alone first (ClaimOnly), so a replay is refused as one
+// whatever its body. A request it does not admit (ErrNotAdmitted: the
+// claim refused) is not recorded here.
 func (s *Service) Reveal(ctx context.Context, m Meta, in RevealInput) (Sealed, error) {
 	ev := audit.Event{Event: audit.EventReveal, Client: m.Client, Actor: in.Actor, Origin: m.Origin, Resource: in.Token, Reason: in.Reason}
 	// The wire contract's rules, not a copy: a reason the gateway accepted
 	// (counted in characters) must not be refused here (counted in bytes).
 	if err := wire.ValidateID("actor", in.Actor); err != nil {
 		ev.Actor = ""
-		return Sealed{}, s.denied(ctx, ev, fmt.Errorf("%w: %w", ErrInvalidRequest, err))
+		return Sealed{}, s.deniedUnclaimed(ctx, m, ev, fmt.Errorf("%w: %w", ErrInvalidRequest, err))
 	}
 	if err := wire.ValidateID("token", in.Token); err != nil {
 		ev.Resource = ""
-		return Sealed{}, s.denied(ctx, ev, fmt.Errorf("%w: %w", ErrInvalidRequest, err))
+		return Sealed{}, s.deniedUnclaimed(ctx, m, ev, fmt.Errorf("%w: %w", ErrInvalidRequest, err))
 	}
 	if err := wire.ValidateReason(in.Reason); err != nil || wire.NormReason(in.Reason) != in.Reason {
 		// The trail keeps what it is given: record the refusal, not a text
@@ -507,22 +519,28 @@ func (s *Service) Reveal(ctx context.Context, m Meta, in RevealInput) (Sealed, e
 		if err == nil {
 			err = &wire.FieldError{Field: "reason", Reason: "must be normalised"}
 		}
-		return Sealed{}, s.denied(ctx, ev, fmt.Errorf("%w: %w", ErrInvalidRequest, err))
+		return Sealed{}, s.deniedUnclaimed(ctx, m, ev, fmt.Errorf("%w: %w", ErrInvalidRequest, err))
 	}
 	pub, err := in.BrowserKey.Point()
 	if err != nil {
-		return Sealed{}, s.denied(ctx, ev, fmt.Errorf("%w: %w", ErrBrowserKey, err))
+		return Sealed{}, s.deniedUnclaimed(ctx, m, ev, fmt.Errorf("%w: %w", ErrBrowserKey, err))
 	}
 	jkt, err := wire.JWKThumbprint(in.BrowserKey)
 	if err != nil {
-		return Sealed{}, s.denied(ctx, ev, fmt.Errorf("%w: %w", ErrBrowserKey, err))
+		return Sealed{}, s.deniedUnclaimed(ctx, m, ev, fmt.Errorf("%w: %w", ErrBrowserKey, err))
 	}
 	if s.cfg.Approver == nil {
-		return Sealed{}, s.denied(ctx, ev, fmt.Errorf("%w: no reveal approval configured", ErrUnavailable))
+		return Sealed{}, s.deniedUnclaimed(ctx, m, ev, fmt.Errorf("%w: no reveal approval configured", ErrUnavailable))
 	}
 	cred, err := s.cfg.Approver.Approve(ctx, m.Client, passkeys.Approval{
-		Actor: in.Actor, Token: in.Token, Reason: in.Reason, Nonce: in.Nonce, JKT: jkt, Assertion: in.Assertion,
+		Actor: in.Actor, Token: in.Token, Reason: in.Reason, Nonce: in.Nonce, JKT: jkt, Assertion: in.Assertion, Claim: m.Claim,
 	})
+	switch {
+	case errors.Is(err, admit.ErrReplay):
+		return Sealed{}, fmt.Errorf("%w: %w", ErrNotAdmitted, ErrReplay)
+	case errors.Is(err, admit.ErrUnavailable):
+		return Sealed{}, fmt.Errorf("%w: %w: %w", ErrNotAdmitted, ErrUnavailable, err)
+	}
 	ev.Credential = cred
 	if err != nil {
 		return Sealed{}, s.denied(ctx, ev, err)
@@ -733,33 +751,50 @@ func (s *Service) decryptCard(sc sealedCard) (card.Card, error) {
 	return c, nil
 }
 
-func (s *Service) revealLimits(ctx context.Context, client, actor string, ev audit.Event) error {
+// revealSteps are a reveal's four limits, in the order they are counted
+// (and refuse): the actor's short and daily windows, then the client's.
+func (s *Service) revealSteps(client, actor string) []ratelimit.Step {
 	lim := s.cfg.Limits
-	checks := []struct {
-		l   ratelimit.Limit
-		key string
-	}{
-		{lim.RevealActorShort, client + "/" + actor},
-		{lim.RevealActorDaily, client + "/" + actor},
-		{lim.RevealClientShort, client},
-		{lim.RevealClientDaily, client},
+	return []ratelimit.Step{
+		ratelimit.CheckStep(lim.RevealActorShort, client+"/"+actor),
+		ratelimit.CheckStep(lim.RevealActorDaily, client+"/"+actor),
+		ratelimit.CheckStep(lim.RevealClientShort, client),
+		ratelimit.CheckStep(lim.RevealClientDaily, client),
 	}
-	for _, c := range checks {
-		r, err := s.limiter.Take(ctx, c.l, c.key)
-		if errors.Is(err, ErrLimited) {
-			s.alarm(ctx, ev, "limit "+c.l.Name+" reached")
-		}
-		if err != nil {
-			return err
-		}
-		if c.l == lim.RevealActorDaily && lim.AlarmDailyFraction > 0 && c.l.Burst > 0 {
-			used := float64(c.l.Burst-r.Remaining) / float64(c.l.Burst)
-			if used >= lim.AlarmDailyFraction {
-				s.alarm(ctx, ev, fmt.Sprintf("actor used %.0f%% of the daily reveal limit", used*100))
-			}
+}
+
+// revealActorDaily is revealSteps' index of the actor's daily window,
+// whose use is alarmed from AlarmDailyFraction on.
+const revealActorDaily = 1
+
+// revealLimits counts a reveal's four limits in one call to the limiter
+// (one round trip on Redis), with the outcome of four checks one after
+// another: a refusal stops the count there (the limits before it counted
+// the reveal, those after it did not), names its limit with its
+// Retry-After and raises "limit ... reached"; every reveal that takes the
+// actor's daily window to AlarmDailyFraction of it or more raises that
+// alarm too, before any refusal of the client's limits. A limiter that
+// cannot answer refuses (ErrUnavailable), and nothing of the batch may be
+// relied on.
+func (s *Service) revealLimits(ctx context.Context, client, actor string, ev audit.Event) error {
+	steps := s.revealSteps(client, actor)
+	res, err := ratelimit.AllowBatch(ctx, s.limiter.Limiter, ratelimit.Takes(steps))
+	if err != nil {
+		return s.limiter.Failed(err)
+	}
+	_, err = s.limiter.Judge(steps, res)
+	lim := s.cfg.Limits
+	if d := lim.RevealActorDaily; revealActorDaily < len(res) && res[revealActorDaily].Allowed && lim.AlarmDailyFraction > 0 && d.Burst > 0 {
+		used := float64(d.Burst-res[revealActorDaily].Remaining) / float64(d.Burst)
+		if used >= lim.AlarmDailyFraction {
+			s.alarm(ctx, ev, fmt.Sprintf("actor used %.0f%% of the daily reveal limit", used*100))
 		}
 	}
-	return nil
+	var rf *ratelimit.Refused
+	if errors.As(err, &rf) {
+		s.alarm(ctx, ev, "limit "+rf.Limit+" reached")
+	}
+	return err
 }
 
 // alarm raises an unusual-volume alarm (audit.RaiseAlarm).
@@ -780,6 +815,16 @@ func (s *Service) record(ctx context.Context, ev audit.Event, opErr error) error
 		return fmt.Errorf("%w: %w", ErrAudit, err)
 	}
 	return nil
+}
+
+// deniedUnclaimed is denied for a reveal refused before its approval,
+// which would have claimed its jti: it claims it alone first (ClaimOnly),
+// and a request it cannot admit is refused as such, unrecorded here.
+func (s *Service) deniedUnclaimed(ctx context.Context, m Meta, ev audit.Event, opErr error) error {
+	if err := s.ClaimOnly(ctx, m); err != nil {
+		return err
+	}
+	return s.denied(ctx, ev, opErr)
 }
 
 // denied records a reveal refused before any decryption.

@@ -50,6 +50,7 @@ type fixture struct {
 	log      *audit.Log
 	now      time.Time
 	logLines *logtest.Sink // the service's logs, every level; checked for card numbers
+	cfg      Config        // svc's, for a service on another limiter (limitedBy)
 }
 
 func newFixture(t *testing.T, mutate func(*Config)) *fixture {
@@ -71,6 +72,7 @@ func newFixture(t *testing.T, mutate func(*Config)) *fixture {
 	}
 	var log *slog.Logger
 	log, f.logLines = logtest.Text(t)
+	f.cfg = cfg
 	f.svc = New(staticKeys{kr: kr}, al, ratelimit.NewMemory(), log, cfg)
 	return f
 }
