@@ -19,23 +19,28 @@ import (
 // stage of that service's request. A sample's stack is walked from the leaf
 // up and the first frame that matches a stage's patterns decides, so work
 // done deep inside a domain call belongs to that call: Redis I/O under the
-// admission script is admission, not Redis, and Fiber or fasthttp frames
-// (at the root of every request's stack) count as "http" only when nothing
-// deeper matched. Where one frame matches two stages, the one listed first
-// wins. Allocating is charged to the code that allocated, the collector's
-// work (its background workers, and the assists it asks of an allocating
-// goroutine) to "gc", the scheduler's search for work to "sched", and
-// anything else to "other".
+// admission script is admission, not Redis. The HTTP layer (Fiber,
+// fasthttp, our handlers) and the request's orchestration are fallbacks:
+// they count only when no other stage matched anywhere in the stack, so
+// fasthttp's body read under the bind is bind, and only what the layer
+// does on its own (reading, routing, writing the answer) is "http". Where
+// one frame matches two stages, the one listed first wins. Allocating is
+// charged to the code that allocated, the collector's work (its background
+// workers, and the assists it asks of an allocating goroutine) to "gc",
+// the scheduler's search for work to "sched", and anything else to
+// "other".
 
 // stage is one line of a service's CPU budget: the frames whose work it is,
 // as regular expressions matched at the start of a frame's function name
 // ("bg/" stands for this module's import path), and the paths on which it
-// can cost anything (none listed: any path). A new package or path is one
-// line here.
+// can cost anything (none listed: any path). A fallback stage counts only
+// for a stack in which no other stage matched. A new package or path is
+// one line here.
 type stage struct {
 	id       string
 	paths    []string
 	patterns []string
+	fallback bool
 }
 
 const modulePath = "github.com/blindgate/blindgate/"
@@ -72,11 +77,11 @@ var stageTables = map[string][]stage{
 		{id: "seal", paths: []string{PathReveal}, patterns: []string{`bg/internal/jose\.EncryptDirect`, `bg/keyservice/wire\.JWKThumbprint`}},
 		{id: "forward", paths: forwardOnly, patterns: append([]string{`bg/keyservice/forward\.`, `bg/internal/safedial\.`}, outbound...)},
 		{id: "audit", patterns: []string{`bg/internal/audit\.`}},
-		{id: "http", patterns: append([]string{`bg/keyservice/api\.`}, fiberHTTP...)},
+		{id: "http", fallback: true, patterns: append([]string{`bg/keyservice/api\.`}, fiberHTTP...)},
 		{id: "gc", patterns: gcWork},
 		{id: "sched", patterns: scheduler},
 		// The request's own orchestration, between the stages above.
-		{id: "other", patterns: []string{`bg/keyservice/unwrap\.`}},
+		{id: "other", fallback: true, patterns: []string{`bg/keyservice/unwrap\.`}},
 	},
 	RoleGateway: {
 		{id: "bind", patterns: []string{`bg/internal/httpapi\.Bind`, `bg/gateway/ingest\.Submission\.Validate`}},
@@ -90,10 +95,10 @@ var stageTables = map[string][]stage{
 		// runs whatever the path.
 		{id: "webhooks", patterns: []string{`bg/gateway/webhooks\.`}},
 		{id: "audit", patterns: []string{`bg/internal/audit\.`}},
-		{id: "http", patterns: append([]string{`bg/gateway/web\.`}, fiberHTTP...)},
+		{id: "http", fallback: true, patterns: append([]string{`bg/gateway/web\.`}, fiberHTTP...)},
 		{id: "gc", patterns: gcWork},
 		{id: "sched", patterns: scheduler},
-		{id: "other", patterns: []string{`bg/gateway/ingest\.`, `bg/gateway/forwarding\.`}},
+		{id: "other", fallback: true, patterns: []string{`bg/gateway/ingest\.`, `bg/gateway/forwarding\.`}},
 	},
 }
 
@@ -116,13 +121,14 @@ func pathServices(path string) []string {
 
 // classifier charges profile samples to the stages of one table.
 type classifier struct {
-	ids  []string
-	res  [][]*regexp.Regexp
-	memo map[string]int // function name -> stage index, -1 for none
+	ids      []string
+	fallback []bool
+	res      [][]*regexp.Regexp
+	memo     map[string][2]int // function name -> first stage, first fallback stage (-1: none)
 }
 
 func newClassifier(table []stage) (*classifier, error) {
-	c := &classifier{memo: map[string]int{}}
+	c := &classifier{memo: map[string][2]int{}}
 	for _, st := range table {
 		var rs []*regexp.Regexp
 		for _, p := range st.patterns {
@@ -136,40 +142,54 @@ func newClassifier(table []stage) (*classifier, error) {
 			rs = append(rs, re)
 		}
 		c.ids = append(c.ids, st.id)
+		c.fallback = append(c.fallback, st.fallback)
 		c.res = append(c.res, rs)
 	}
 	return c, nil
 }
 
-// stageOf is the stage of one frame's function, or -1.
-func (c *classifier) stageOf(fn string) int {
-	if i, ok := c.memo[fn]; ok {
-		return i
+// stageOf is the first stage and the first fallback stage that match one
+// frame's function, -1 for none.
+func (c *classifier) stageOf(fn string) (stage, fallback int) {
+	if m, ok := c.memo[fn]; ok {
+		return m[0], m[1]
 	}
-	i := -1
+	m := [2]int{-1, -1}
 	for j, rs := range c.res {
-		if slices.ContainsFunc(rs, func(re *regexp.Regexp) bool { return re.MatchString(fn) }) {
-			i = j
-			break
+		k := 0
+		if c.fallback[j] {
+			k = 1
+		}
+		if m[k] < 0 && slices.ContainsFunc(rs, func(re *regexp.Regexp) bool { return re.MatchString(fn) }) {
+			m[k] = j
 		}
 	}
-	c.memo[fn] = i
-	return i
+	c.memo[fn] = m
+	return m[0], m[1]
 }
 
 // sampleStage walks a sample's stack from the leaf up (within a location,
 // from the innermost inlined function out) and returns the first stage
-// that matches, or "other".
+// that matches; failing that, the first fallback stage; failing that,
+// "other".
 func (c *classifier) sampleStage(s *profile.Sample) string {
+	fb := -1
 	for _, loc := range s.Location {
 		for _, ln := range loc.Line {
 			if ln.Function == nil {
 				continue
 			}
-			if i := c.stageOf(ln.Function.Name); i >= 0 {
+			i, f := c.stageOf(ln.Function.Name)
+			if i >= 0 {
 				return c.ids[i]
 			}
+			if fb < 0 {
+				fb = f
+			}
 		}
+	}
+	if fb >= 0 {
+		return c.ids[fb]
 	}
 	return stageOther
 }
