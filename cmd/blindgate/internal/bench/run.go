@@ -132,7 +132,6 @@ func (o *Options) Defaults() {
 	if o.ProfileTime <= 0 {
 		o.ProfileTime = 5 * time.Second
 	}
-
 	if o.Progress == nil {
 		o.Progress = io.Discard
 	}
