@@ -67,6 +67,7 @@ func TestSmoke(t *testing.T) {
 		SoakSample:         250 * time.Millisecond,
 		SoakWorkers:        1,
 		Costs:              4,
+		ProfileTime:        time.Second, // stages are on by default: a short profile
 		ChildCommand:       testChildCommand,
 	}
 	if testing.Verbose() {
@@ -121,6 +122,7 @@ func TestSmoke(t *testing.T) {
 		if p.RatioToLimit <= 0 || p.BestWorkers == 0 {
 			t.Errorf("%s: ratio to limit not computed", p.Path)
 		}
+		checkStages(t, p)
 	}
 	sub := k.path(PathSubmit)
 	if sub.RatioToInspect <= 0 || sub.HalfLoad == nil || sub.HalfLoad.Requests == 0 {
@@ -181,10 +183,73 @@ func TestSmoke(t *testing.T) {
 	if !bytes.Contains(md.Bytes(), []byte("| inspect |")) || !bytes.Contains(md.Bytes(), []byte("forward / inspect")) {
 		t.Errorf("summary lacks the inspect rows:\n%s", md.String())
 	}
+	if !bytes.Contains(md.Bytes(), []byte("CPU µs per request by stage")) || !bytes.Contains(md.Bytes(), []byte("| inspect | keyservice |")) {
+		t.Errorf("summary lacks the stage table:\n%s", md.String())
+	}
 	md.Reset()
 	PrintCosts(&md, &back)
 	if !bytes.Contains(md.Bytes(), []byte("| submit | 4 |")) {
 		t.Errorf("cost tables lack the submit row:\n%s", md.String())
+	}
+}
+
+// checkStages checks a path's CPU per request by stage is sane: a row for
+// each service the path goes through, only that service's stages, none
+// that cannot apply to the path, a decrypt on inspect, and a total near
+// the CPU measured over the same window. The profile is a sample, so the
+// checks that need many samples wait for them (a starved CI machine gives
+// few); none is a timing.
+func checkStages(t *testing.T, p PathResult) {
+	t.Helper()
+	var services []string
+	for _, sc := range p.Stages {
+		services = append(services, sc.Service)
+	}
+	if want := pathServices(p.Path); !slices.Equal(services, want) {
+		t.Errorf("%s: stages of %v, want %v", p.Path, services, want)
+		return
+	}
+	for _, sc := range p.Stages {
+		if sc.Workers != p.BestWorkers || sc.Throughput <= 0 || sc.ProfileSec <= 0 || sc.Hz <= 0 {
+			t.Errorf("%s %s: profiled window %+v (best workers %d)", p.Path, sc.Service, sc, p.BestWorkers)
+		}
+		// The samples the CPU measured over the window should have given:
+		// with 20 expected, none comes once in e^20.
+		expected := sc.MeasuredUs / 1e6 * sc.Throughput * sc.ProfileSec * float64(sc.Hz)
+		if sc.Samples == 0 || len(sc.UsPerReq) == 0 || sc.TotalUs <= 0 {
+			if expected >= 20 {
+				t.Errorf("%s %s: no stages (%.0f samples expected): %+v", p.Path, sc.Service, expected, sc)
+			} else {
+				t.Logf("%s %s: no samples, %.1f expected (a starved machine)", p.Path, sc.Service, expected)
+			}
+			continue
+		}
+		var sum float64
+		for id, v := range sc.UsPerReq {
+			sum += v
+			if !slices.ContainsFunc(stageTables[sc.Service], func(st stage) bool { return st.id == id }) {
+				t.Errorf("%s %s: stage %q is not one of the service's", p.Path, sc.Service, id)
+			} else if v > 0 && !stageApplies(sc.Service, id, p.Path) {
+				t.Errorf("%s %s: %.0f µs/req in %q, which does not apply to the path", p.Path, sc.Service, v, id)
+			}
+		}
+		if d := sum - sc.TotalUs; d > 1 || d < -1 {
+			t.Errorf("%s %s: stages add up to %.1f, total %.1f", p.Path, sc.Service, sum, sc.TotalUs)
+		}
+		// A decrypt is a third of an inspect's samples or more: none in 30
+		// comes about once in 50,000 runs. 20 samples put the total within
+		// a quarter of what the profile covered; the sampler misses part of
+		// the kernel's time in fsync, hence the wide factor.
+		if p.Path == PathInspect {
+			if sc.Samples >= 30 && sc.UsPerReq["decrypt"] <= 0 {
+				t.Errorf("inspect: no decrypt in the key service's stages: %v", sc.UsPerReq)
+			} else if sc.Samples < 30 {
+				t.Logf("inspect: %d samples, too few to look for the decrypt", sc.Samples)
+			}
+		}
+		if sc.Samples >= 20 && sc.MeasuredUs > 0 && (sc.TotalUs > 3*sc.MeasuredUs || sc.TotalUs < sc.MeasuredUs/3) {
+			t.Errorf("%s %s: stages total %.0f µs/req, measured %.0f", p.Path, sc.Service, sc.TotalUs, sc.MeasuredUs)
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	rpprof "runtime/pprof"
 	"sync/atomic"
 	"time"
 
@@ -142,7 +144,8 @@ func ChildMain(ctx context.Context, cfgPath string, stdin io.Reader, stdout, std
 }
 
 // debugMux serves /stats (runtime figures; ?gc=1 collects first, so that
-// heap_alloc is the live heap, which is what a leak makes grow) and pprof.
+// heap_alloc is the live heap, which is what a leak makes grow),
+// /cpuprofile and pprof.
 func debugMux(auditStats *atomic.Pointer[func() (audit.Stats, bool)]) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/stats", func(w http.ResponseWriter, r *http.Request) {
@@ -164,6 +167,7 @@ func debugMux(auditStats *atomic.Pointer[func() (audit.Stats, bool)]) *http.Serv
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(st)
 	})
+	mux.HandleFunc("/cpuprofile", cpuProfile)
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
@@ -267,4 +271,29 @@ func readReady(r *bufio.Reader, timeout time.Duration) (childReady, error) {
 	case <-time.After(timeout):
 		return childReady{}, errors.New("child not ready in time")
 	}
+}
+
+// cpuProfile answers a CPU profile of this process over ?d= (a Go
+// duration). Unlike pprof's handler it takes less than a second, which
+// keeps the harness's smoke test short.
+func cpuProfile(w http.ResponseWriter, r *http.Request) {
+	d, err := time.ParseDuration(r.URL.Query().Get("d"))
+	if err != nil || d <= 0 || d > 10*time.Minute {
+		http.Error(w, "d: a duration up to 10m", http.StatusBadRequest)
+		return
+	}
+	var buf bytes.Buffer
+	if err := rpprof.StartCPUProfile(&buf); err != nil {
+		http.Error(w, err.Error(), http.StatusConflict)
+		return
+	}
+	t := time.NewTimer(d)
+	select {
+	case <-t.C:
+	case <-r.Context().Done():
+		t.Stop()
+	}
+	rpprof.StopCPUProfile()
+	w.Header().Set("Content-Type", "application/octet-stream")
+	_, _ = w.Write(buf.Bytes())
 }

@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -73,8 +74,12 @@ type Options struct {
 	// of each path, one at a time (CostResult), for every KEK.
 	Costs int
 
-	ProfileDir  string        // capture service CPU profiles at each path's saturation point
+	// Each path is profiled (both services, CPU) at its saturation point
+	// after its sweep, for its CPU per request by stage (PathResult.Stages)
+	// unless NoStages; ProfileDir, when set, keeps the profiles there.
+	ProfileDir  string
 	ProfileTime time.Duration // length of each profile
+	NoStages    bool
 
 	// ChildCommand returns the command that runs ChildMain with cfgPath
 	// (the blindgate binary: "blindgate bench child <cfg>").
@@ -203,6 +208,9 @@ type PathResult struct {
 	BestCPURatio float64  `json:"best_cpu_ratio"`
 	HalfLoad     *Point   `json:"half_load,omitempty"`
 	Profiles     []string `json:"profiles,omitempty"` // file names in the -profile folder
+	// Stages is the CPU per request by stage of each service the path goes
+	// through, from profiles at BestWorkers (see stages.go).
+	Stages []StageCPU `json:"stages,omitempty"`
 }
 
 // Point is one measured window.
@@ -519,6 +527,12 @@ func (s *services) measureQuiet(ctx context.Context, o Options, d driver, n, wor
 
 // measure runs one window and turns it into a Point.
 func (s *services) measure(ctx context.Context, o Options, d driver, workers int, rate, limit float64) Point {
+	return s.measureFrom(ctx, o, d, workers, rate, limit, nil)
+}
+
+// measureFrom is measure, calling atStart (when not nil) as the window
+// opens.
+func (s *services) measureFrom(ctx context.Context, o Options, d driver, workers int, rate, limit float64, atStart func()) Point {
 	var before, after snapshot
 	var sin StandinWindow
 	var sinLat hist
@@ -531,6 +545,9 @@ func (s *services) measure(ctx context.Context, o Options, d driver, workers int
 				s.standin.take()
 			}
 			before = s.snap(ctx)
+			if atStart != nil {
+				atStart()
+			}
 			return
 		}
 		after = s.snap(ctx)
@@ -687,12 +704,10 @@ func runKEK(ctx context.Context, o Options, alg, dir string, rdb *redis.Client) 
 			printPoint(o.Progress, label, path+"@50%", pt)
 			pr.HalfLoad = &pt
 		}
-		if o.ProfileDir != "" && pr.BestWorkers > 0 {
-			files, err := profilePath(ctx, o, svc, d, label, path, pr.BestWorkers, limit)
-			if err != nil {
-				return nil, err
+		if (o.ProfileDir != "" || !o.NoStages) && pr.BestWorkers > 0 {
+			if err := profilePath(ctx, o, svc, d, label, &pr, limit); err != nil {
+				return nil, fmt.Errorf("%s: %w", path, err)
 			}
-			pr.Profiles = files
 		}
 		res.Paths = append(res.Paths, pr)
 	}
@@ -805,29 +820,64 @@ func newDriver(fx *fixture, svc *services, path string, presign bool) (driver, e
 }
 
 // profilePath drives the path at its saturation concurrency while both
-// services record a CPU profile; the window is not reported as a point.
-func profilePath(ctx context.Context, o Options, svc *services, d driver, label, path string, workers int, limit float64) ([]string, error) {
-	if err := os.MkdirAll(o.ProfileDir, 0o755); err != nil {
-		return nil, err
-	}
-	secs := max(1, int(o.ProfileTime.Seconds()))
-	n := int(limit*1.3*float64(secs+1)) + 4*workers
+// services record a CPU profile over the measured window (which is not
+// reported as a point), keeps the profiles in o.ProfileDir if set, and
+// turns those of the services on the path into their CPU per request by
+// stage.
+func profilePath(ctx context.Context, o Options, svc *services, d driver, label string, pr *PathResult, limit float64) error {
+	// Prepared for the sweep's best throughput and some; a shortfall is
+	// made inline (and costs the load generator, not the services).
+	n := int(pr.BestThroughput*1.5*(o.Warmup+o.ProfileTime).Seconds()) + 4*pr.BestWorkers + 16
 	if err := d.prepare(ctx, n); err != nil {
-		return nil, err
+		return err
 	}
-	var files []string
-	errc := make(chan error, 2)
-	for _, c := range []*child{svc.ks, svc.gw} {
-		name := fmt.Sprintf("%s-%s-%s.pprof", strings.ToLower(strings.ReplaceAll(label, "-", "")), path, c.role)
-		f := filepath.Join(o.ProfileDir, name)
-		files = append(files, name)
-		go func() { errc <- c.profile(ctx, svc.hc, secs, f) }()
+	kids := []*child{svc.ks, svc.gw}
+	raw := make([][]byte, len(kids))
+	errs := make([]error, len(kids))
+	var wg sync.WaitGroup
+	start := func() {
+		for i, c := range kids {
+			wg.Go(func() { raw[i], errs[i] = c.profile(ctx, svc.hc, o.ProfileTime) })
+		}
 	}
+	// The window opens as the profiles start and closes just after they
+	// end (a loopback request apart), so its throughput is the profiles'.
 	po := o
-	po.Warmup, po.Duration = 200*time.Millisecond, time.Duration(secs)*time.Second+500*time.Millisecond
-	pt := svc.measure(ctx, po, d, workers, 0, limit)
-	fmt.Fprintf(o.Progress, "   profiled %s %s at %d workers (%.0f req/s): %s\n", label, path, workers, pt.Throughput, strings.Join(files, ", "))
-	return files, errors.Join(<-errc, <-errc)
+	po.Duration = o.ProfileTime + 20*time.Millisecond
+	pt := svc.measureFrom(ctx, po, d, pr.BestWorkers, 0, limit, start)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if pt.Errors > 0 {
+		fmt.Fprintf(o.Progress, "   (profiled window: %d errors %v)\n", pt.Errors, pt.ErrorKinds)
+	}
+	if o.ProfileDir != "" {
+		if err := os.MkdirAll(o.ProfileDir, 0o755); err != nil {
+			return err
+		}
+		for i, c := range kids {
+			name := fmt.Sprintf("%s-%s-%s.pprof", strings.ToLower(strings.ReplaceAll(label, "-", "")), pr.Path, c.role)
+			if err := os.WriteFile(filepath.Join(o.ProfileDir, name), raw[i], 0o644); err != nil {
+				return err
+			}
+			pr.Profiles = append(pr.Profiles, name)
+		}
+	}
+	fmt.Fprintf(o.Progress, "   profiled %s %s at %d workers (%.0f req/s) for %s\n", label, pr.Path, pr.BestWorkers, pt.Throughput, o.ProfileTime)
+	if o.NoStages {
+		return nil
+	}
+	for _, role := range pathServices(pr.Path) {
+		i := slices.IndexFunc(kids, func(c *child) bool { return c.role == role })
+		sc, err := stagesOf(raw[i], role, pt)
+		if err != nil {
+			return err
+		}
+		pr.Stages = append(pr.Stages, sc)
+		fmt.Fprintf(o.Progress, "     %s\n", stageLine(sc))
+	}
+	return nil
 }
 
 func printPoint(w io.Writer, label, path string, p Point) {

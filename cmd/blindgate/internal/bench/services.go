@@ -4,8 +4,8 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -108,23 +108,25 @@ func (c *child) stats(ctx context.Context, hc *http.Client, gc bool) (ChildStats
 	return st, json.NewDecoder(resp.Body).Decode(&st)
 }
 
-// profile fetches a CPU profile of the child over secs seconds.
-func (c *child) profile(ctx context.Context, hc *http.Client, secs int, path string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", c.ready.Debug, secs), nil)
+// profile records a CPU profile of the child over d and returns it.
+func (c *child) profile(ctx context.Context, hc *http.Client, d time.Duration) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/cpuprofile?d=%s", c.ready.Debug, d), nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
-	f, err := os.Create(path)
-	if err != nil {
-		return err
+	b, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(b)))
 	}
-	_, err = f.ReadFrom(resp.Body)
-	return errors.Join(err, f.Close())
+	if err != nil {
+		return nil, fmt.Errorf("bench: %s profile: %w", c.role, err)
+	}
+	return b, nil
 }
 
 // redisCPU is the Redis server's CPU time so far (INFO cpu), with

@@ -146,6 +146,7 @@ func PrintSummary(w io.Writer, rep *Report) {
 			}
 		}
 		fmt.Fprintln(w)
+		printStages(w, k)
 	}
 	printForward(w, rep)
 	if s := rep.Soak; s != nil {
