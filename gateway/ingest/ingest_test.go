@@ -347,7 +347,8 @@ func BenchmarkSubmitRedis(b *testing.B) {
 // BenchmarkSubmitRedisStages measures the Redis stages of a submit one at
 // a time (as BenchmarkSubmitRedis: dedicated server, parallel callers):
 // the limits and attempt script, the token write and completion script,
-// the webhook endpoints' look-up.
+// the webhook endpoints' look-up, and token.created's queueing for a
+// merchant that has an endpoint.
 func BenchmarkSubmitRedisStages(b *testing.B) {
 	srv := testenv.StartRedisServer(b)
 	ctx := context.Background()
@@ -415,6 +416,17 @@ func BenchmarkSubmitRedisStages(b *testing.B) {
 		rdb, _, _, _ := setup(b)
 		hooks := webhooks.New(webhooks.NewRedis(rdb, "b"), webhooks.Config{})
 		run(b, rdb, func(int) error { return hooks.Emit(ctx, merchantID, webhooks.EventTokenCreated, nil) })
+	})
+	// A merchant with one endpoint: token.created is queued for it.
+	b.Run("webhook-emit-one-endpoint", func(b *testing.B) {
+		rdb, _, _, _ := setup(b)
+		hooks := webhooks.New(webhooks.NewRedis(rdb, "b"), webhooks.Config{})
+		if _, err := hooks.CreateEndpoint(ctx, merchantID, "https://shop.example/hooks"); err != nil {
+			b.Fatal(err)
+		}
+		run(b, rdb, func(i int) error {
+			return hooks.Emit(ctx, merchantID, webhooks.EventTokenCreated, webhooks.TokenData{Token: "tok_x", Brand: "visa", Last4: "4242", ExpMonth: 12, ExpYear: 2031})
+		})
 	})
 }
 
