@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -209,6 +210,31 @@ func runStoreContract(t *testing.T, newStore func(t *testing.T, now func() time.
 			if err := s.Complete(ctx, id, "tok_x"); !errors.Is(err, ErrNotFound) {
 				t.Errorf("Complete(%q): %v", id, err)
 			}
+		}
+	})
+
+	t.Run("attempt/answers-the-stored-session", func(t *testing.T) {
+		s := newStore(t, newClock().Now)
+		in := valid()
+		in.Reference, in.Metadata, in.Amount, in.Currency = "order-42", map[string]string{"cart": "7"}, 1999, "EUR"
+		cs, err := s.Create(ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Attempt(ctx, cs.ID, "c")
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored, err := s.Get(ctx, cs.ID)
+		if err != nil || !reflect.DeepEqual(got, stored) || got.Attempts != 1 {
+			t.Fatalf("Attempt answered %+v, the store holds %+v (%v)", got, stored, err)
+		}
+		if err := s.Complete(ctx, cs.ID, "tok_x"); err != nil {
+			t.Fatal(err)
+		}
+		got, err = s.Attempt(ctx, cs.ID, "d")
+		if stored, _ = s.Get(ctx, cs.ID); !errors.Is(err, ErrCompleted) || !reflect.DeepEqual(got, stored) || got.Token != "tok_x" {
+			t.Fatalf("Attempt of a completed session answered %+v (%v), the store holds %+v", got, err, stored)
 		}
 	})
 

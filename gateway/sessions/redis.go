@@ -60,21 +60,23 @@ return 1
 // submissions can neither both pass the limit nor both hold the claim.
 // It is the body of a function of K and A, so that AttemptLimited can run
 // it after the submission's limits in one script (redisx.Then); Attempt
-// runs it alone (attemptLua).
+// runs it alone (attemptLua). It answers the fields decode reads, from its
+// one read: the fixed data never changes, and the attempts and token are
+// as it leaves them.
 // K: session; A: now ms, grace ms, claim, claim ttl ms
 const attemptBody = `
-local v = redis.call('HMGET', K[1], 'exp', 'max', 'attempts', 'token', 'claim', 'claim_exp')
+local v = redis.call('HMGET', K[1], 'exp', 'max', 'attempts', 'token', 'claim', 'claim_exp', 'data')
 if not v[1] or tonumber(A[1]) >= tonumber(v[1]) + tonumber(A[2]) then return {'missing', {}} end
-local status = 'ok'
+local status, attempts = 'ok', v[3]
 if tonumber(A[1]) >= tonumber(v[1]) then status = 'expired'
 elseif v[4] and v[4] ~= '' then status = 'completed'
 elseif v[5] and v[5] ~= '' and tonumber(v[6]) > tonumber(A[1]) then status = 'busy'
 elseif tonumber(v[3]) >= tonumber(v[2]) then status = 'too_many'
 else
-  redis.call('HINCRBY', K[1], 'attempts', 1)
-  redis.call('HSET', K[1], 'claim', A[3], 'claim_exp', tonumber(A[1]) + tonumber(A[4]))
+  attempts = tostring(tonumber(v[3]) + 1)
+  redis.call('HSET', K[1], 'attempts', attempts, 'claim', A[3], 'claim_exp', tonumber(A[1]) + tonumber(A[4]))
 end
-return {status, redis.call('HGETALL', K[1])}
+return {status, {'data', v[7] or '', 'attempts', attempts or '', 'token', v[4] or ''}}
 `
 
 // KEYS: session; ARGV: now ms, grace ms, claim, claim ttl ms

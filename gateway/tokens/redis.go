@@ -215,20 +215,34 @@ return 1
 `
 
 func (r *Redis) slot(merchant string) string { return r.prefix + ":{" + merchant + "}:" }
-func (r *Redis) recKey(m, id string) string  { return r.slot(m) + "tok:" + id }
-func (r *Redis) toksKey(m string) string     { return r.slot(m) + "toks" }
-func (r *Redis) fpKey(m, fp string) string   { return r.slot(m) + "fp:" + fp }
-func (r *Redis) kidKey(m, kid string) string { return r.slot(m) + "kid:" + kid }
-func (r *Redis) cvcKey(m, id string) string  { return r.slot(m) + "cvc:" + id }
-func (r *Redis) idemKey(m, h string) string  { return r.slot(m) + "idem:" + h }
+func (r *Redis) recKey(m, id string) string  { return merchantKeys(r.slot(m)).rec(id) }
+func (r *Redis) toksKey(m string) string     { return merchantKeys(r.slot(m)).toks() }
+func (r *Redis) fpKey(m, fp string) string   { return merchantKeys(r.slot(m)).fp(fp) }
+func (r *Redis) kidKey(m, kid string) string { return merchantKeys(r.slot(m)).kid(kid) }
+func (r *Redis) cvcKey(m, id string) string  { return merchantKeys(r.slot(m)).cvc(id) }
+func (r *Redis) idemKey(m, h string) string  { return merchantKeys(r.slot(m)).idem(h) }
 func (r *Redis) ownerKey(id string) string   { return r.prefix + ":tok:owner:" + id }
 func (r *Redis) merchantsKey() string        { return r.prefix + ":tok:merchants" }
 func (r *Redis) reindexKey() string          { return r.prefix + ":tok:reindex" }
-func (r *Redis) readyKey(m string) string    { return r.slot(m) + "ix:ready" }
-func (r *Redis) combosKey(m string) string   { return r.slot(m) + "ix:co" }
+func (r *Redis) readyKey(m string) string    { return merchantKeys(r.slot(m)).ready() }
+func (r *Redis) combosKey(m string) string   { return merchantKeys(r.slot(m)).combos() }
 func (r *Redis) ixKey(m string, e ixEntry) string {
-	return r.slot(m) + "ix:" + e.field + ":" + e.value
+	return merchantKeys(r.slot(m)).ix(e)
 }
+
+// merchantKeys names one merchant's keys from its slot prefix (r.slot),
+// so that a caller naming many of them builds the prefix once.
+type merchantKeys string
+
+func (k merchantKeys) rec(id string) string  { return string(k) + "tok:" + id }
+func (k merchantKeys) toks() string          { return string(k) + "toks" }
+func (k merchantKeys) fp(fp string) string   { return string(k) + "fp:" + fp }
+func (k merchantKeys) kid(kid string) string { return string(k) + "kid:" + kid }
+func (k merchantKeys) cvc(id string) string  { return string(k) + "cvc:" + id }
+func (k merchantKeys) idem(h string) string  { return string(k) + "idem:" + h }
+func (k merchantKeys) ready() string         { return string(k) + "ix:ready" }
+func (k merchantKeys) combos() string        { return string(k) + "ix:co" }
+func (k merchantKeys) ix(e ixEntry) string   { return string(k) + "ix:" + e.field + ":" + e.value }
 
 // ixKeys names the index lists of entries, in their order.
 func (r *Redis) ixKeys(m string, es []ixEntry) []string {
@@ -265,26 +279,36 @@ func (r *Redis) putWith(ctx context.Context, t Token, cvcJWE string, cvcTTL time
 	if idempotencyKey != "" {
 		idem, hasIdem = idemHash(idempotencyKey), "1"
 	}
-	keys := []string{
-		r.recKey(m, t.ID), r.toksKey(m), r.fpKey(m, t.Fingerprint),
-		r.kidKey(m, t.Kid), r.cvcKey(m, t.ID), r.idemKey(m, idem), r.readyKey(m), r.combosKey(m),
-	}
-	keys = append(keys, r.ixKeys(m, indexEntries(t))...)
-	co := combos(t)
-	args := []any{t.ID, orderKey(t.CreatedAt, t.ID), t.Fingerprint, cvcJWE, cvcTTL.Milliseconds(), hasIdem, len(co)}
-	for _, c := range co {
-		args = append(args, c)
-	}
-	args = append(args, toFields(t, idem)...)
 	joined := then != nil && then.Joins(r.rdb)
+	// One slice each for the keys and arguments of putOneLua (with then's
+	// when it joins), made once at their full size: putLua's own (the
+	// Cluster path's) are the middle of them.
+	es, co, fields := indexEntries(t), combos(t), toFields(t, idem)
+	np, na := 8+len(es), 7+len(co)+len(fields)
+	var thenKeys, thenArgs int
+	if joined {
+		thenKeys, thenArgs = len(then.Keys), len(then.Args)
+	}
+	k := merchantKeys(r.slot(m))
+	allKeys := make([]string, 0, 2+np+thenKeys)
+	allKeys = append(allKeys, r.ownerKey(t.ID), r.merchantsKey(),
+		k.rec(t.ID), k.toks(), k.fp(t.Fingerprint), k.kid(t.Kid), k.cvc(t.ID), k.idem(idem), k.ready(), k.combos())
+	for _, e := range es {
+		allKeys = append(allKeys, k.ix(e))
+	}
+	allArgs := make([]any, 0, 3+na+thenArgs)
+	allArgs = append(allArgs, m, np, na,
+		t.ID, orderKey(t.CreatedAt, t.ID), t.Fingerprint, cvcJWE, cvcTTL.Milliseconds(), hasIdem, len(co))
+	for _, c := range co {
+		allArgs = append(allArgs, c)
+	}
+	allArgs = append(allArgs, fields...)
 	var res []any
 	switch {
 	case r.cluster:
-		res, err = r.putSplit(ctx, t, keys, args)
+		res, err = r.putSplit(ctx, t, allKeys[2:2+np], allArgs[3:3+na])
 	default:
 		script := r.putOne
-		allKeys := append([]string{r.ownerKey(t.ID), r.merchantsKey()}, keys...)
-		allArgs := append([]any{m, len(keys), len(args)}, args...)
 		if joined {
 			script = putOneScripts.Script(then.Lua)
 			allKeys, allArgs = append(allKeys, then.Keys...), append(allArgs, then.Args...)

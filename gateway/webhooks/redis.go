@@ -20,6 +20,9 @@ import (
 type Redis struct {
 	rdb    redis.UniversalClient
 	prefix string
+	// cluster: one pipeline's commands may run on several nodes at once,
+	// so Enqueue writes the record before it queues it, in two steps.
+	cluster bool
 }
 
 var _ Store = (*Redis)(nil)
@@ -29,7 +32,8 @@ func NewRedis(rdb redis.UniversalClient, prefix string) *Redis {
 	if prefix == "" {
 		prefix = "bg"
 	}
-	return &Redis{rdb: rdb, prefix: prefix}
+	_, cluster := rdb.(*redis.ClusterClient)
+	return &Redis{rdb: rdb, prefix: prefix, cluster: cluster}
 }
 
 func (r *Redis) epKey(m string) string  { return r.prefix + ":wh:ep:" + m }
@@ -107,17 +111,28 @@ func (r *Redis) DeleteEndpoint(ctx context.Context, merchant, id string) error {
 }
 
 // Enqueue implements Store. The record is written before it is queued, so
-// the queue never names a delivery that does not exist.
+// the queue never names a delivery that does not exist: on one node in one
+// pipeline (one round trip; Redis runs a connection's commands in order,
+// and a pipeline cut short runs the beginning of it), on Cluster in two
+// steps.
 func (r *Redis) Enqueue(ctx context.Context, d Delivery) error {
-	if err := r.Save(ctx, d); err != nil {
+	v, err := json.Marshal(d)
+	if err != nil {
 		return err
 	}
-	_, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	queue := func(p redis.Pipeliner) {
 		p.ZAdd(ctx, r.logKey(d.MerchantID), redis.Z{Score: float64(d.CreatedAt.UnixMilli()), Member: d.ID})
 		p.ZRemRangeByRank(ctx, r.logKey(d.MerchantID), 0, -MaxLogLimit-1)
 		p.Expire(ctx, r.logKey(d.MerchantID), LogRetention)
-		return nil
-	})
+	}
+	if r.cluster {
+		if err := r.save(ctx, d, v, nil); err != nil {
+			return fmt.Errorf("webhooks: redis enqueue: %w", err)
+		}
+		_, err = r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error { queue(p); return nil })
+	} else {
+		err = r.save(ctx, d, v, queue)
+	}
 	if err != nil {
 		return fmt.Errorf("webhooks: redis enqueue: %w", err)
 	}
@@ -163,19 +178,28 @@ func (r *Redis) Save(ctx context.Context, d Delivery) error {
 	if err != nil {
 		return err
 	}
-	_, err = r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	if err := r.save(ctx, d, v, nil); err != nil {
+		return fmt.Errorf("webhooks: redis save: %w", err)
+	}
+	return nil
+}
+
+// save writes d (v is its JSON) and its place in the due queue in one
+// pipeline, then the commands of then, if any, in the same pipeline.
+func (r *Redis) save(ctx context.Context, d Delivery, v []byte, then func(redis.Pipeliner)) error {
+	_, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.Set(ctx, r.dKey(d.ID), v, LogRetention)
 		if d.Status == StatusPending {
 			p.ZAdd(ctx, r.dueKey(), redis.Z{Score: float64(d.NextAt.UnixMilli()), Member: d.ID})
 		} else {
 			p.ZRem(ctx, r.dueKey(), d.ID)
 		}
+		if then != nil {
+			then(p)
+		}
 		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("webhooks: redis save: %w", err)
-	}
-	return nil
+	return err
 }
 
 // Deliveries implements Store.

@@ -38,7 +38,14 @@ type Config struct {
 	Poll time.Duration
 	// Batch is how many deliveries the worker sends at once (default 8).
 	Batch int
-	Now   func() time.Time
+	// EndpointCache is how long an event may be queued for the endpoints
+	// this Service last read for its merchant, rather than those of the
+	// store (default DefaultEndpointCache, 1 s; negative: read them for
+	// every event). Endpoints added or deleted through this Service count
+	// for its next event at once; through another gateway sharing the
+	// store, within EndpointCache.
+	EndpointCache time.Duration
+	Now           func() time.Time
 	// Resolver and Dialer default to the system's; tests inject them.
 	Resolver safedial.Resolver
 	Dialer   safedial.Dialer
@@ -64,6 +71,9 @@ func (c *Config) defaults() {
 	if c.Batch <= 0 {
 		c.Batch = 8
 	}
+	if c.EndpointCache == 0 {
+		c.EndpointCache = DefaultEndpointCache
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -83,12 +93,14 @@ type Service struct {
 	store Store
 	cfg   Config
 	hc    *http.Client
+	// endpoints spares an event (one per minted token) a store read.
+	endpoints *endpointCache
 }
 
 // New returns a Service on store.
 func New(store Store, cfg Config) *Service {
 	cfg.defaults()
-	s := &Service{store: store, cfg: cfg}
+	s := &Service{store: store, cfg: cfg, endpoints: newEndpointCache(cfg.EndpointCache, cfg.Now)}
 	tr := &http.Transport{
 		Proxy: nil, // never an environment proxy: it would dial for us, unchecked
 		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
@@ -129,7 +141,10 @@ func (s *Service) CreateEndpoint(ctx context.Context, merchant, rawURL string) (
 		return Endpoint{}, err
 	}
 	e := Endpoint{ID: id, MerchantID: merchant, URL: u, Secret: secret, CreatedAt: s.cfg.Now().UTC()}
-	if err := s.store.AddEndpoint(ctx, e, MaxEndpoints); err != nil {
+	err = s.store.AddEndpoint(ctx, e, MaxEndpoints)
+	// Even after an error: the store may have taken it all the same.
+	s.endpoints.forget(merchant)
+	if err != nil {
 		return Endpoint{}, err
 	}
 	return e, nil
@@ -146,7 +161,9 @@ func (s *Service) DeleteEndpoint(ctx context.Context, merchant, id string) error
 	if !ValidID(id) {
 		return ErrNotFound
 	}
-	return s.store.DeleteEndpoint(ctx, merchant, id)
+	err := s.store.DeleteEndpoint(ctx, merchant, id)
+	s.endpoints.forget(merchant)
+	return err
 }
 
 // Deliveries is merchant's delivery log, newest first.
@@ -232,7 +249,7 @@ func (s *Service) Emit(ctx context.Context, merchant, typ string, data any) erro
 	// The event is committed: queue it even if the caller has gone away.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	eps, err := s.store.Endpoints(ctx, merchant)
+	eps, err := s.endpointIDs(ctx, merchant)
 	if err != nil || len(eps) == 0 {
 		return err
 	}
@@ -251,11 +268,30 @@ func (s *Service) Emit(ctx context.Context, merchant, typ string, data any) erro
 		if err != nil {
 			return err
 		}
-		d := Delivery{ID: id, MerchantID: merchant, EndpointID: ep.ID, EventID: evID, EventType: typ, Body: body,
+		d := Delivery{ID: id, MerchantID: merchant, EndpointID: ep, EventID: evID, EventType: typ, Body: body,
 			Status: StatusPending, NextAt: now, CreatedAt: now, UpdatedAt: now}
 		errs = append(errs, s.store.Enqueue(ctx, d))
 	}
 	return errors.Join(errs...)
+}
+
+// endpointIDs are the ids of merchant's endpoints, from the cache when it
+// has them fresh (see Config.EndpointCache). A store error is not cached.
+func (s *Service) endpointIDs(ctx context.Context, merchant string) ([]string, error) {
+	ids, ok, ticket := s.endpoints.get(merchant)
+	if ok {
+		return ids, nil
+	}
+	eps, err := s.store.Endpoints(ctx, merchant)
+	if err != nil {
+		return nil, err
+	}
+	ids = make([]string, len(eps))
+	for i, e := range eps {
+		ids[i] = e.ID
+	}
+	s.endpoints.put(merchant, ids, ticket)
+	return ids, nil
 }
 
 // Run delivers due deliveries until ctx ends, then returns once the

@@ -118,6 +118,12 @@ func stores(t *testing.T) map[string]func(t *testing.T) Store {
 		"redis": func(t *testing.T) Store {
 			return NewRedis(testenv.Redis(t), fmt.Sprintf("bgtest-%d", n.Add(1)))
 		},
+		// The Cluster path (record, then queue, in two steps) on one node.
+		"redis-cluster-path": func(t *testing.T) Store {
+			s := NewRedis(testenv.Redis(t), fmt.Sprintf("bgtest-%d", n.Add(1)))
+			s.cluster = true
+			return s
+		},
 	}
 }
 

@@ -189,8 +189,12 @@ func stopped(takes []Take, res []Result) bool {
 	return n > 0 && !res[n-1].Allowed && takes[n-1].Stop
 }
 
+// errBadBatch is a batch reply of the wrong shape (made once: parseBatch
+// runs on every batch).
+var errBadBatch = fmt.Errorf("%w: batch: unexpected reply", ErrUnavailable)
+
 func parseBatch(v []any, n int) ([]Result, any, bool, error) {
-	bad := fmt.Errorf("%w: batch: unexpected reply", ErrUnavailable)
+	bad := errBadBatch
 	if len(v) < 3 {
 		if len(v) == 1 {
 			if fresh, _ := v[0].(int64); fresh == 0 {

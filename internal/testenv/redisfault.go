@@ -425,3 +425,71 @@ func (r *FaultyRedis) Faults(slow time.Duration) []RedisFault {
 		{"restarted", r.Server.Stop, r.Server.Start},
 	}
 }
+
+// RedisStats is what a Redis server has spent so far (INFO cpu and
+// commandstats): its CPU time, user and system over all its threads, and
+// per command (a script's own commands counted under theirs) the calls and
+// the microseconds spent in them (wall time, which a busy machine
+// inflates; CPU is the robust figure). On a dedicated server
+// (StartRedisServer) the difference of two readings is what the test
+// asked of it.
+type RedisStats struct {
+	CPU      time.Duration
+	Commands map[string]RedisCommandStats
+}
+
+// RedisCommandStats are one command's calls and microseconds.
+type RedisCommandStats struct {
+	Calls, USec int64
+}
+
+// ReadRedisStats reads c's server's RedisStats.
+func ReadRedisStats(t testing.TB, c *redis.Client) RedisStats {
+	t.Helper()
+	info, err := c.Info(context.Background(), "cpu", "commandstats").Result()
+	if err != nil {
+		t.Fatalf("redis INFO: %v", err)
+	}
+	st := RedisStats{Commands: map[string]RedisCommandStats{}}
+	for line := range strings.SplitSeq(info, "\n") {
+		line = strings.TrimSpace(line)
+		name, val, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		switch {
+		case name == "used_cpu_sys" || name == "used_cpu_user":
+			f, err := strconv.ParseFloat(val, 64)
+			if err != nil {
+				t.Fatalf("redis INFO %s: %v", name, err)
+			}
+			st.CPU += time.Duration(f * float64(time.Second))
+		case strings.HasPrefix(name, "cmdstat_"):
+			var cs RedisCommandStats
+			for field := range strings.SplitSeq(val, ",") {
+				k, v, _ := strings.Cut(field, "=")
+				n, _ := strconv.ParseInt(v, 10, 64)
+				switch k {
+				case "calls":
+					cs.Calls = n
+				case "usec":
+					cs.USec = n
+				}
+			}
+			st.Commands[strings.TrimPrefix(name, "cmdstat_")] = cs
+		}
+	}
+	return st
+}
+
+// Since is what the server spent between before and s.
+func (s RedisStats) Since(before RedisStats) RedisStats {
+	out := RedisStats{CPU: s.CPU - before.CPU, Commands: map[string]RedisCommandStats{}}
+	for name, c := range s.Commands {
+		b := before.Commands[name]
+		if c.Calls != b.Calls {
+			out.Commands[name] = RedisCommandStats{Calls: c.Calls - b.Calls, USec: c.USec - b.USec}
+		}
+	}
+	return out
+}
