@@ -18,42 +18,36 @@ const (
 	claimKey  = "bg.claim"
 )
 
-// signed verifies the Contract 2 signature and the caller's right to op.
-// Refusals are audited: a probe with a stolen or stale key leaves a trace.
-func (s *Server) signed(op string) fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		caller, err := s.deps.Verifier.Verify(c.UserContext(), c.Get(fiber.HeaderAuthorization), c.Method(), c.Path(), c.Body())
-		if err != nil {
-			ae := mapAuthError(err)
-			s.auditDenial(c, caller.ClientID, op, ae.Code)
-			return ae
-		}
-		if !caller.May(op) {
-			s.auditDenial(c, caller.ClientID, op, apierr.Forbidden.Code)
-			return apierr.Forbidden
-		}
-		c.Locals(callerKey, caller)
-		return c.Next()
-	}
-}
+// signed verifies the Contract 2 signature and the caller's right to op,
+// then claims the request's jti: last, so a request refused for anything
+// else keeps its jti. Refusals are audited: a probe with a stolen or stale
+// key leaves a trace.
+func (s *Server) signed(op string) fiber.Handler { return s.authenticate(op, true) }
 
 // signedUnclaimed is signed without the jti claim: the handler must have
 // the domain claim claimOf(c) before it does anything for the request
 // (unwrap.Meta.Claim), and audit a refusal to admit it (notAdmitted).
-func (s *Server) signedUnclaimed(op string) fiber.Handler {
+func (s *Server) signedUnclaimed(op string) fiber.Handler { return s.authenticate(op, false) }
+
+func (s *Server) authenticate(op string, claimNow bool) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		caller, claim, err := s.deps.Verifier.Authenticate(c.Get(fiber.HeaderAuthorization), c.Method(), c.Path(), c.Body())
+		if err == nil && !caller.May(op) {
+			s.auditDenial(c, caller.ClientID, op, apierr.Forbidden.Code)
+			return apierr.Forbidden
+		}
+		if err == nil && claimNow {
+			err = s.deps.Verifier.Claim(c.UserContext(), claim)
+		}
 		if err != nil {
 			ae := mapAuthError(err)
 			s.auditDenial(c, caller.ClientID, op, ae.Code)
 			return ae
 		}
-		if !caller.May(op) {
-			s.auditDenial(c, caller.ClientID, op, apierr.Forbidden.Code)
-			return apierr.Forbidden
-		}
 		c.Locals(callerKey, caller)
-		c.Locals(claimKey, claim)
+		if !claimNow {
+			c.Locals(claimKey, claim)
+		}
 		return c.Next()
 	}
 }

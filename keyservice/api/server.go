@@ -48,12 +48,13 @@ type Passkeys interface {
 	List(ctx context.Context, actor string) (wire.PasskeyListResponse, error)
 }
 
-// Verifier authenticates Contract 2 signatures. Verify claims the jti;
-// Authenticate leaves the claim to the caller (inspect claims it with its
-// limits, a reveal with its nonce's take, in one round trip).
+// Verifier authenticates Contract 2 signatures. Authenticate leaves the
+// jti's claim to its caller: Claim makes it alone, and inspect and reveal
+// make it in the domain (inspect with its limits, a reveal with its
+// nonce's take, in one round trip).
 type Verifier interface {
-	Verify(ctx context.Context, authorization, method, path string, body []byte) (sigauth.Caller, error)
 	Authenticate(authorization, method, path string, body []byte) (sigauth.Caller, sigauth.Claim, error)
+	Claim(ctx context.Context, claim sigauth.Claim) error
 }
 
 // Sealer is the keyring holder.

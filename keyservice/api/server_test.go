@@ -261,6 +261,23 @@ func TestSignatureRules(t *testing.T) {
 			}
 		})
 	}
+	// A request refused for its client's rights keeps its jti (the claim
+	// comes last): the same request is refused the same way again, on a
+	// route that claims in the middleware and on one that claims in the
+	// domain.
+	for _, route := range []string{wire.PathRevealChallenge, wire.PathAuditQuery, wire.PathReveal} {
+		t.Run("403/forbidden-keeps-its-jti"+route, func(t *testing.T) {
+			b := []byte(`{}`)
+			h := sign("https://keyservice.internal"+route, b)
+			for i := range 2 {
+				req := httptest.NewRequest(http.MethodPost, route, bytes.NewReader(b))
+				req.Header.Set("Authorization", h)
+				if resp, m := ts.do(t, req); resp.StatusCode != 403 || errCode(m) != "forbidden" {
+					t.Fatalf("attempt %d: %d %v, want 403 forbidden", i, resp.StatusCode, m)
+				}
+			}
+		})
+	}
 	t.Run("401/body-hash", func(t *testing.T) {
 		h := sign("https://keyservice.internal/v1/inspect", body)
 		tampered := bytes.Replace(body, []byte("cs_1"), []byte("cs_2"), 1)

@@ -107,20 +107,28 @@ func (v *Verifier) Verify(ctx context.Context, authorization, method, path strin
 	if err != nil {
 		return caller, err
 	}
-	// Last, so that only an otherwise valid request consumes its jti. The
-	// jti is held until the request could no longer be accepted at all
-	// (exp + skew), and is scoped to the client so clients cannot collide.
+	if err := v.Claim(ctx, claim); err != nil {
+		return unauthenticated(caller), err
+	}
+	return caller, nil
+}
+
+// Claim claims an authenticated request's jti in the replay cache: last,
+// so that only an otherwise valid request consumes its jti. The jti is
+// held until the request could no longer be accepted at all (exp + skew),
+// and is scoped to the client so clients cannot collide.
+func (v *Verifier) Claim(ctx context.Context, claim Claim) error {
 	if v.Replay == nil {
-		return unauthenticated(caller), fmt.Errorf("%w: no replay cache configured", ErrReplayStore)
+		return fmt.Errorf("%w: no replay cache configured", ErrReplayStore)
 	}
 	fresh, err := v.Replay.Claim(ctx, claim.JTI, claim.Until)
 	if err != nil {
-		return unauthenticated(caller), fmt.Errorf("%w: %w", ErrReplayStore, err)
+		return fmt.Errorf("%w: %w", ErrReplayStore, err)
 	}
 	if !fresh {
-		return unauthenticated(caller), ErrReplay
+		return ErrReplay
 	}
-	return caller, nil
+	return nil
 }
 
 // Authenticate runs every check of Verify but the last: it does not claim
