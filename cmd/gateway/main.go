@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/blindgate/blindgate/gateway/app"
+	"github.com/blindgate/blindgate/internal/gctune"
 )
 
 func main() {
@@ -43,6 +44,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		level = slog.LevelInfo
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	gctune.Apply()
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	a, err := app.New(cfg, log)

@@ -21,6 +21,7 @@ import (
 
 	gwapp "github.com/blindgate/blindgate/gateway/app"
 	"github.com/blindgate/blindgate/internal/audit"
+	"github.com/blindgate/blindgate/internal/gctune"
 	"github.com/blindgate/blindgate/internal/redisx"
 	ksapp "github.com/blindgate/blindgate/keyservice/app"
 )
@@ -92,6 +93,8 @@ func ChildMain(ctx context.Context, cfgPath string, stdin io.Reader, stdout, std
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})).With("service", cfg.Role)
+	// As the services' own binaries do (cmd/keyservice, cmd/gateway).
+	gctune.Apply()
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
