@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/blindgate/blindgate/internal/apierr"
 	"github.com/blindgate/blindgate/internal/jsonscan"
@@ -108,7 +110,7 @@ func noDuplicateKeys(body []byte) error {
 			} else {
 				// Folded: encoding/json binds "JWE" and "jwe" to one field.
 				k, _ := tok.(string)
-				k = strings.ToLower(k)
+				k = foldName(k)
 				if _, dup := stack[n-1].keys[k]; dup {
 					return errDuplicateKey
 				}
@@ -143,4 +145,33 @@ func noDuplicateKeys(body []byte) error {
 			return nil
 		}
 	}
+}
+
+// foldName maps each rune of name to the smallest rune of its Unicode
+// simple-folding orbit, so two names fold alike exactly when
+// strings.EqualFold says they are equal: the rule by which encoding/json
+// binds a member to a field ("ſ" binds as "s", "K" as "k",
+// which lower-casing does not see).
+func foldName(name string) string {
+	ascii := true
+	for i := 0; i < len(name); i++ {
+		if name[i] >= utf8.RuneSelf {
+			ascii = false
+			break
+		}
+	}
+	if ascii {
+		// An ASCII letter's least fold is its upper case.
+		return strings.ToUpper(name)
+	}
+	var b strings.Builder
+	b.Grow(len(name))
+	for _, r := range name {
+		least := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			least = min(least, f)
+		}
+		b.WriteRune(least)
+	}
+	return b.String()
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/blindgate/blindgate/internal/apierr"
 )
@@ -29,6 +31,13 @@ func TestBindDuplicateKeys(t *testing.T) {
 		{"400/deep", `{"inner":{"p":{"q":{"r":1,"r":1}}}}`, "duplicate_key"},
 		{"400/escaped-equal", `{"a":"x","\u0061":"y"}`, "duplicate_key"},
 		{"400/case-folded", `{"a":"x","A":"y"}`, "duplicate_key"},
+		// encoding/json matches names by Unicode simple folding
+		// (bytes.EqualFold): U+017F LATIN SMALL LETTER LONG S binds as "s",
+		// U+212A KELVIN SIGN as "k". Lower-casing sees neither.
+		{"400/folded-long-s", `{"a":"x","ſ":"y","s":"z"}`, "duplicate_key"},
+		{"400/folded-kelvin", `{"k":"x","\u212a":"y"}`, "duplicate_key"},
+		{"400/folded-nested", `{"inner":{"ſ":1,"S":2}}`, "duplicate_key"},
+		{"200/distinct-non-ascii", `{"inner":{"é":1,"e":2,"ß":3,"ss":4}}`, ""},
 		{"400/broken", `{"a":`, "bad_request"},
 	}
 	for _, tt := range tests {
@@ -78,5 +87,28 @@ func TestBindShowsOnlyPublicReason(t *testing.T) {
 				t.Fatal("the cause must stay wrapped for the log")
 			}
 		})
+	}
+}
+
+// TestFoldNameIsEqualFold: two one-rune names fold alike exactly when
+// strings.EqualFold (encoding/json's rule) says they are equal, over the
+// whole Basic Multilingual Plane and each rune's folding orbit.
+func TestFoldNameIsEqualFold(t *testing.T) {
+	for r := rune(0); r < 0x10000; r++ {
+		if !utf8.ValidRune(r) {
+			continue
+		}
+		a := string(r)
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			if foldName(a) != foldName(string(f)) {
+				t.Fatalf("%U and %U are EqualFold but fold to %q and %q", r, f, foldName(a), foldName(string(f)))
+			}
+		}
+		if b := string(r + 1); strings.EqualFold(a, b) != (foldName(a) == foldName(b)) {
+			t.Fatalf("%U, %U: EqualFold %v, foldName equal %v", r, r+1, strings.EqualFold(a, b), foldName(a) == foldName(b))
+		}
+	}
+	if foldName("Session") != foldName("ſeſſion") || foldName("kid") != foldName("\u212aID") {
+		t.Fatal("multi-rune names do not fold as EqualFold")
 	}
 }
