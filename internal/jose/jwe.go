@@ -355,6 +355,21 @@ func jwxDecrypt(compact []byte, alg jwa.KeyEncryptionAlgorithm, key crypto.Priva
 	return pt, nil
 }
 
+// jwxEncrypt is the one jwx encryption call: compact serialisation, A256GCM,
+// the protected header hdrs, the key wrapped (or agreed) with alg.
+func jwxEncrypt(plaintext []byte, alg jwa.KeyEncryptionAlgorithm, key any, hdrs jwe.Headers) ([]byte, error) {
+	out, err := jwe.Encrypt(plaintext,
+		jwe.WithKey(alg, key),
+		jwe.WithContentEncryption(jwa.A256GCM),
+		jwe.WithProtectedHeaders(hdrs),
+		jwe.WithCompact(),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("jose: encrypt: %w", err)
+	}
+	return out, nil
+}
+
 // Encrypt produces a compact Contract 1 JWE of plaintext for pub. The
 // algorithm follows the key: *rsa.PublicKey (>= MinRSABits) gives
 // RSA-OAEP-256, *ecdsa.PublicKey on P-256 or P-384 gives ECDH-ES+A256KW;
@@ -397,14 +412,9 @@ func Encrypt(plaintext []byte, pub crypto.PublicKey, kid string, extra map[strin
 			return nil, fmt.Errorf("jose: set header member: %w", err)
 		}
 	}
-	out, err := jwe.Encrypt(plaintext,
-		jwe.WithKey(alg, pub),
-		jwe.WithContentEncryption(jwa.A256GCM),
-		jwe.WithProtectedHeaders(hdrs),
-		jwe.WithCompact(),
-	)
+	out, err := jwxEncrypt(plaintext, alg, pub, hdrs)
 	if err != nil {
-		return nil, fmt.Errorf("jose: encrypt: %w", err)
+		return nil, err
 	}
 	// Never hand out a ciphertext that our own Decrypt would refuse.
 	if _, err := parseJWE(out); err != nil {
