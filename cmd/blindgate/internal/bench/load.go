@@ -180,10 +180,7 @@ type submitDriver struct {
 	secretKey string
 	fx        *fixture
 
-	mu      sync.Mutex
-	items   []submitItem
-	next    atomic.Int64
-	inlined atomic.Int64
+	prepared[submitItem]
 }
 
 type submitItem struct {
@@ -192,25 +189,8 @@ type submitItem struct {
 }
 
 func (d *submitDriver) prepare(ctx context.Context, n int) error {
-	d.inlined.Store(0)
-	d.mu.Lock()
-	// Keep what the last window left unused; drop what it consumed.
-	used := min(int(d.next.Load()), len(d.items))
-	d.items = append([]submitItem(nil), d.items[used:]...)
-	d.next.Store(0)
-	need := n - len(d.items)
-	d.mu.Unlock()
-	if need <= 0 {
-		return nil
-	}
-	made, err := makeItems(ctx, need, 4*runtime.GOMAXPROCS(0), d.newItem)
-	if err != nil {
-		return err
-	}
-	d.mu.Lock()
-	d.items = append(d.items, made...)
-	d.mu.Unlock()
-	return ctx.Err()
+	// What the last window left unused stays: a session keeps.
+	return d.refill(ctx, n, 4*runtime.GOMAXPROCS(0), nil, d.newItem)
 }
 
 // newItem creates a checkout session (merchant API) and encrypts the card
@@ -235,26 +215,14 @@ func (d *submitDriver) newItem(ctx context.Context) (submitItem, error) {
 }
 
 func (d *submitDriver) send(ctx context.Context) error {
-	i := d.next.Add(1) - 1
-	d.mu.Lock()
-	var it submitItem
-	ok := i < int64(len(d.items))
-	if ok {
-		it = d.items[i]
-	}
-	d.mu.Unlock()
-	if !ok {
-		d.inlined.Add(1)
-		var err error
-		if it, err = d.newItem(ctx); err != nil {
-			return err
-		}
+	it, err := d.take(ctx, d.newItem)
+	if err != nil {
+		return err
 	}
 	return post(d.hc, it.path, it.body, nil, nil)
 }
 
-func (d *submitDriver) inline() int64 { return d.inlined.Load() }
-func (d *submitDriver) closeIdle()    { d.hc.CloseIdleConnections() }
+func (d *submitDriver) closeIdle() { d.hc.CloseIdleConnections() }
 
 // window is the result of driving one load pattern for a while.
 type window struct {

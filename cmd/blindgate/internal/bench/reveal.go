@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"runtime"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -32,10 +30,7 @@ type revealDriver struct {
 	fx      *fixture
 	presign bool
 
-	mu      sync.Mutex
-	items   []revealItem
-	next    atomic.Int64
-	inlined atomic.Int64
+	prepared[revealItem]
 }
 
 type revealItem struct {
@@ -54,32 +49,10 @@ const (
 )
 
 func (d *revealDriver) prepare(ctx context.Context, n int) error {
-	d.inlined.Store(0)
-	d.mu.Lock()
-	used := min(int(d.next.Load()), len(d.items))
-	keep := d.items[:0:0]
-	for _, it := range d.items[used:] {
-		if time.Since(it.made) < revealItemTTL/2 {
-			keep = append(keep, it)
-		}
-	}
-	d.items = keep
-	d.next.Store(0)
-	need := n - len(d.items)
-	d.mu.Unlock()
-	if need <= 0 {
-		return nil
-	}
-	made, err := makeItems(ctx, need, 2*runtime.GOMAXPROCS(0), func(ctx context.Context) (revealItem, error) {
+	fresh := func(it revealItem) bool { return time.Since(it.made) < revealItemTTL/2 }
+	return d.refill(ctx, n, 2*runtime.GOMAXPROCS(0), fresh, func(ctx context.Context) (revealItem, error) {
 		return d.newItem(ctx, d.presign)
 	})
-	if err != nil {
-		return err
-	}
-	d.mu.Lock()
-	d.items = append(d.items, made...)
-	d.mu.Unlock()
-	return ctx.Err()
 }
 
 // newItem asks for a nonce and makes the operator's approval of one reveal.
@@ -119,23 +92,11 @@ func (d *revealDriver) newItem(ctx context.Context, sign bool) (revealItem, erro
 }
 
 func (d *revealDriver) send(ctx context.Context) error {
-	i := d.next.Add(1) - 1
-	d.mu.Lock()
-	var it revealItem
-	ok := i < int64(len(d.items))
-	if ok {
-		it = d.items[i]
-	}
-	d.mu.Unlock()
-	if !ok {
-		d.inlined.Add(1)
-		var err error
-		if it, err = d.newItem(ctx, false); err != nil {
-			return err
-		}
+	it, err := d.take(ctx, func(ctx context.Context) (revealItem, error) { return d.newItem(ctx, false) })
+	if err != nil {
+		return err
 	}
 	if it.auth == "" || time.Since(it.made) > wire.MaxTTL/2 {
-		var err error
 		if it.auth, err = d.fx.backoffice.Authorization(http.MethodPost, d.base+wire.PathReveal, it.body); err != nil {
 			return err
 		}
@@ -166,5 +127,4 @@ func (d *revealDriver) check(out wire.RevealResponse, nonce string) error {
 	return nil
 }
 
-func (d *revealDriver) inline() int64 { return d.inlined.Load() }
-func (d *revealDriver) closeIdle()    { d.hc.CloseIdleConnections() }
+func (d *revealDriver) closeIdle() { d.hc.CloseIdleConnections() }
