@@ -149,6 +149,8 @@ func (c *Config) StoreFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Redis.DB, "redis-db", env.Int("REDIS_DB", 0), "Redis database")
 	fs.BoolVar(&c.Redis.TLS, "redis-tls", env.Bool("REDIS_TLS", false), "use TLS to Redis")
 	fs.DurationVar(&c.Redis.Timeout, "redis-timeout", env.Duration("REDIS_TIMEOUT", redisx.DefaultTimeout), "bound on every Redis call, retries included (10ms-30s); past it the request is refused 503 unavailable")
+	c.Redis.Unbatched = !env.Bool("REDIS_BATCH", true)
+	fs.Var(redisx.BatchFlag(&c.Redis.Unbatched), "redis-batch", "share Redis round trips between concurrent requests' scripts (single node and Sentinel; a lone script is sent at once)")
 }
 
 // ValidateStore checks the store settings alone.

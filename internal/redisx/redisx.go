@@ -28,6 +28,10 @@ type Config struct {
 	// connection, dialing, writing, reading and go-redis's retries all fit
 	// in it. Zero means DefaultTimeout.
 	Timeout time.Duration
+	// Unbatched sends every script on a round trip of its own instead of
+	// sharing round trips between concurrent callers (see batched); the
+	// flags' -redis-batch=false. Cluster clients are never batched.
+	Unbatched bool
 }
 
 // DefaultTimeout is -redis-timeout's default: a healthy Redis answers in
@@ -103,6 +107,9 @@ func New(c Config) (redis.UniversalClient, error) {
 	}
 	rdb := redis.NewUniversalClient(opts)
 	rdb.AddHook(deadline(timeout))
+	if !c.Unbatched && batchable(rdb) {
+		return newBatched(rdb, deadline(timeout)), nil
+	}
 	return rdb, nil
 }
 

@@ -157,6 +157,8 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Redis.DB, "redis-db", env.Int("REDIS_DB", 0), "Redis database")
 	fs.BoolVar(&c.Redis.TLS, "redis-tls", env.Bool("REDIS_TLS", false), "use TLS to Redis")
 	fs.DurationVar(&c.Redis.Timeout, "redis-timeout", env.Duration("REDIS_TIMEOUT", redisx.DefaultTimeout), "bound on every Redis call, retries included (10ms-30s); past it the request is refused 503 unavailable")
+	c.Redis.Unbatched = !env.Bool("REDIS_BATCH", true)
+	fs.Var(redisx.BatchFlag(&c.Redis.Unbatched), "redis-batch", "share Redis round trips between concurrent requests' scripts (single node and Sentinel; a lone script is sent at once)")
 	fs.IntVar(&c.RevealPerMinute, "reveal-per-minute", env.Int("REVEAL_PER_MINUTE", 5), "reveals per actor per minute")
 	fs.IntVar(&c.RevealPerDay, "reveal-per-day", env.Int("REVEAL_PER_DAY", 50), "reveals per actor per day")
 	fs.IntVar(&c.RevealClientPerMinute, "reveal-client-per-minute", env.Int("REVEAL_CLIENT_PER_MINUTE", 60), "reveals per client per minute (all its actors)")
