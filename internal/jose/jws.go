@@ -193,7 +193,8 @@ func VerifyCompact(compact string, lookup func(kid string) (crypto.PublicKey, er
 // from pub. EdDSA does not go through jwx: its EdDSA verifier is a thin
 // wrapper over crypto/ed25519.Verify, and curve25519-voi checks the same
 // signatures by the same rules (verifyEd25519) on a key expanded once
-// (NewVerifyKey), for about half the CPU. ES256 stays with jwx.
+// (NewVerifyKey), for about a third less CPU (issue 17: 36 against
+// 51-54 µs here). ES256 stays with jwx.
 func verifySig(input, sig []byte, alg jwa.SignatureAlgorithm, pub crypto.PublicKey) error {
 	if alg == jwa.EdDSA {
 		if !verifyEd25519(pub, input, sig) {
