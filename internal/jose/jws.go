@@ -16,8 +16,15 @@ func jwsMember(name string) bool { return name == "alg" || name == "kid" || name
 // sigSize is the raw signature length for both EdDSA and ES256.
 const sigSize = 64
 
-// signAlg derives the signature algorithm from a public key.
+// signAlg derives the signature algorithm from a public key, or from the
+// key a *VerifyKey holds.
 func signAlg(pub crypto.PublicKey) (jwa.SignatureAlgorithm, error) {
+	if k, ok := pub.(*VerifyKey); ok {
+		if k == nil {
+			return "", fmt.Errorf("%w: nil key", ErrUnsupported)
+		}
+		pub = k.pub
+	}
 	kind, err := keyKind(pub)
 	if err != nil {
 		return "", err
@@ -104,6 +111,10 @@ func jwxSign(input []byte, alg jwa.SignatureAlgorithm, key crypto.Signer) (sig [
 // says ES256 over an Ed25519 key is ErrSignature, never a fallback. An error
 // from lookup is returned wrapped, so callers keep their own sentinels.
 //
+// lookup returns an ed25519.PublicKey, an *ecdsa.PublicKey (P-256) or a
+// *VerifyKey made from one by NewVerifyKey; a caller that keeps its keys
+// should keep VerifyKeys, so an Ed25519 key is not decoded per request.
+//
 // kid is returned once the header parsed, even on error, for logging.
 func VerifyCompact(compact string, lookup func(kid string) (crypto.PublicKey, error)) (kid string, payload []byte, err error) {
 	buf := []byte(compact)
@@ -172,17 +183,36 @@ func VerifyCompact(compact string, lookup func(kid string) (crypto.PublicKey, er
 	// The signing input is the first two parts as they arrived (RFC 7515
 	// 5.2; b64 is refused above, so the payload part is base64url).
 	input := buf[:len(parts[0])+1+len(parts[1])]
-	if err := jwxVerify(input, sig, want, pub); err != nil {
+	if err := verifySig(input, sig, want, pub); err != nil {
 		return kid, nil, err
 	}
 	return kid, body, nil
 }
 
-// verifiers are jwx's signature verifiers of the two algorithms, made
-// once (they hold no state).
+// verifySig checks sig over input with pub for alg, which signAlg derived
+// from pub. EdDSA does not go through jwx: its EdDSA verifier is a thin
+// wrapper over crypto/ed25519.Verify, and curve25519-voi checks the same
+// signatures by the same rules (verifyEd25519) on a key expanded once
+// (NewVerifyKey), for about a third less CPU (issue 17: 36 against
+// 51-54 µs here). ES256 stays with jwx.
+func verifySig(input, sig []byte, alg jwa.SignatureAlgorithm, pub crypto.PublicKey) error {
+	if alg == jwa.EdDSA {
+		if !verifyEd25519(pub, input, sig) {
+			return ErrSignature
+		}
+		return nil
+	}
+	if k, ok := pub.(*VerifyKey); ok {
+		pub = k.pub // signAlg refused a nil one
+	}
+	return jwxVerify(input, sig, alg, pub)
+}
+
+// verifiers are jwx's signature verifiers, made once (they hold no
+// state): ES256 only, EdDSA is verifyEd25519's.
 var verifiers = func() map[jwa.SignatureAlgorithm]jws.Verifier {
 	m := map[jwa.SignatureAlgorithm]jws.Verifier{}
-	for _, alg := range []jwa.SignatureAlgorithm{jwa.EdDSA, jwa.ES256} {
+	for _, alg := range []jwa.SignatureAlgorithm{jwa.ES256} {
 		v, err := jws.NewVerifier(alg)
 		if err != nil {
 			panic(fmt.Sprintf("jose: jwx has no %s verifier: %v", alg, err))

@@ -55,9 +55,12 @@ type snapshot struct {
 }
 
 type keyEntry struct {
-	client  string
-	ops     []string
-	pub     crypto.PublicKey // nil for a tombstone (revoked kid whose key was dropped)
+	client string
+	ops    []string
+	// key is the client's public key, prepared once for jose.VerifyCompact
+	// (an Ed25519 key is held expanded, not decoded per request); nil for a
+	// tombstone (revoked kid whose key was dropped).
+	key     *jose.VerifyKey
 	revoked bool
 }
 
@@ -191,7 +194,7 @@ func (a *AllowList) Summary() []ClientSummary {
 	for _, c := range snap.doc.Clients {
 		s := ClientSummary{ID: c.ID, Ops: slices.Clone(c.Ops), Kids: []string{}, RevokedKids: slices.Clone(c.RevokedKids)}
 		for kid, e := range snap.byKid {
-			if e.client == c.ID && e.pub != nil {
+			if e.client == c.ID && e.key != nil {
 				s.Kids = append(s.Kids, kid)
 			}
 		}
@@ -299,7 +302,11 @@ func build(doc fileDoc) (*snapshot, error) {
 			if _, dup := s.byKid[kid]; dup {
 				return nil, fmt.Errorf("%w: kid %q listed twice", ErrInvalidList, kid)
 			}
-			s.byKid[kid] = keyEntry{client: c.ID, ops: ops, pub: pub}
+			key, err := jose.NewVerifyKey(pub)
+			if err != nil {
+				return nil, fmt.Errorf("%w: client %q key %q: %w", ErrInvalidList, c.ID, kid, err)
+			}
+			s.byKid[kid] = keyEntry{client: c.ID, ops: ops, key: key}
 		}
 		for _, kid := range c.RevokedKids {
 			e, ok := s.byKid[kid]

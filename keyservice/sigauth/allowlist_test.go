@@ -2,6 +2,7 @@ package sigauth
 
 import (
 	"context"
+	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
@@ -215,4 +216,35 @@ func TestZeroAllowList(t *testing.T) {
 	if _, err := LoadAllowList(path); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestAllowListKeysArePrepared: every listed key is held prepared for
+// jose.VerifyCompact (an Ed25519 key expanded once, when the list is
+// built, not on every request), and is the key that was enrolled; a
+// revoked kid whose key was dropped holds none.
+func TestAllowListKeysArePrepared(t *testing.T) {
+	al, k := newTestList(t)
+	for _, tc := range []struct {
+		kid string
+		pub crypto.PublicKey
+	}{{"gw-old", k.gwOld.Public()}, {"gw-new", k.gwNew.Public()}, {"bo-1", k.bo.Public()}} {
+		t.Run("prepared/"+tc.kid, func(t *testing.T) {
+			e, err := al.lookup(tc.kid)
+			if err != nil || e.key == nil {
+				t.Fatalf("lookup: %+v, %v", e, err)
+			}
+			if got, ok := e.key.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !got.Equal(tc.pub) {
+				t.Fatalf("prepared key is %T, not the enrolled key", e.key.Public())
+			}
+		})
+	}
+	t.Run("none/tombstone", func(t *testing.T) {
+		snap, err := build(fileDoc{Clients: []fileClient{{ID: "gone", RevokedKids: []string{"gone-1"}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e := snap.byKid["gone-1"]; e.key != nil || !e.revoked {
+			t.Fatalf("tombstone %+v", e)
+		}
+	})
 }

@@ -148,7 +148,10 @@ func (v *Verifier) Authenticate(authorization, method, path string, body []byte)
 		if err != nil {
 			return nil, err
 		}
-		return e.pub, nil
+		if e.key == nil {
+			return nil, ErrUnknownClient // only a revoked tombstone has no key
+		}
+		return e.key, nil
 	}
 	kid, payload, err := jose.VerifyCompact(token, lookup)
 	claimed := Caller{ClientID: entry.client, Kid: kid}
