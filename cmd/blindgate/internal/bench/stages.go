@@ -59,6 +59,11 @@ var (
 	// caller's frame to match.
 	outbound    = []string{`net/http\.\(\*persistConn\)`, `net/http\.\(\*Transport\)`, `net/http\.persistConnWriter`, `net/http\.(\(\*)?http2`}
 	forwardOnly = []string{PathForward, PathForwardReplay}
+	// batchedRedis is the flushers of redisx's batched scripts: the writes
+	// and reads of the round trips that carry several requests' scripts,
+	// on goroutines of their own. A request's wait for its script stays
+	// with the stage that sent it.
+	batchedRedis = []string{`bg/internal/redisx\.\(\*batcher\)\.(flush|send|take)`}
 )
 
 // stageTables are the stages of each service, in the order they are
@@ -76,6 +81,7 @@ var stageTables = map[string][]stage{
 		{id: "passkey", paths: []string{PathReveal}, patterns: []string{`bg/keyservice/passkeys\.`, `bg/internal/passkey\.`, `bg/keyservice/nonce\.`}},
 		{id: "seal", paths: []string{PathReveal}, patterns: []string{`bg/internal/jose\.EncryptDirect`, `bg/keyservice/wire\.JWKThumbprint`}},
 		{id: "forward", paths: forwardOnly, patterns: append([]string{`bg/keyservice/forward\.`, `bg/internal/safedial\.`}, outbound...)},
+		{id: "redis", patterns: batchedRedis},
 		{id: "audit", patterns: []string{`bg/internal/audit\.`}},
 		{id: "http", fallback: true, patterns: append([]string{`bg/keyservice/api\.`}, fiberHTTP...)},
 		{id: "gc", patterns: gcWork},
@@ -96,6 +102,7 @@ var stageTables = map[string][]stage{
 		// Webhooks are queued on the request and delivered by a poller that
 		// runs whatever the path.
 		{id: "webhooks", patterns: []string{`bg/gateway/webhooks\.`}},
+		{id: "redis", patterns: batchedRedis},
 		{id: "audit", patterns: []string{`bg/internal/audit\.`}},
 		{id: "http", fallback: true, patterns: append([]string{`bg/gateway/web\.`}, fiberHTTP...)},
 		{id: "gc", patterns: gcWork},
@@ -110,7 +117,7 @@ const stageOther = "other"
 // stageColumns is the order of the stage columns of the printed table: the
 // stages of both services, a stage both have in one column.
 var stageColumns = []string{"http", "bind", "verify", "auth", "admission", "limits", "idempotency", "decrypt", "card", "guard",
-	"passkey", "seal", "forward", "sign", "ks-call", "tokens", "webhooks", "audit", "gc", "sched", stageOther}
+	"passkey", "seal", "forward", "sign", "ks-call", "tokens", "webhooks", "redis", "audit", "gc", "sched", stageOther}
 
 // pathServices are the services a path's requests go through, in the
 // order they do.
