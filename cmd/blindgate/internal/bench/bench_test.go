@@ -118,6 +118,12 @@ func TestSmoke(t *testing.T) {
 			if pt.PeakRSSMiB[RoleKeyService] <= 0 || pt.PeakRSSMiB[RoleGateway] <= 0 {
 				t.Errorf("%s c=%d: peak RSS missing: %v", p.Path, pt.Workers, pt.PeakRSSMiB)
 			}
+			// Every path's key-service requests run scripts (the jti
+			// claim at least), batched by default: the counters must show
+			// them, at one script per round trip or more.
+			if pt.ScriptsPerTrip < 1 {
+				t.Errorf("%s c=%d: key service scripts per Redis round trip %v", p.Path, pt.Workers, pt.ScriptsPerTrip)
+			}
 		}
 		if p.RatioToLimit <= 0 || p.BestWorkers == 0 {
 			t.Errorf("%s: ratio to limit not computed", p.Path)

@@ -76,6 +76,10 @@ type ChildStats struct {
 	// ratio is the group-commit batch size.
 	AuditAppends uint64 `json:"audit_appends,omitempty"`
 	AuditSyncs   uint64 `json:"audit_syncs,omitempty"`
+	// Lua scripts sent to Redis and the round trips that carried them
+	// (redisx's batching): their ratio is the batch size.
+	RedisScripts uint64 `json:"redis_scripts,omitempty"`
+	RedisTrips   uint64 `json:"redis_round_trips,omitempty"`
 }
 
 // ChildMain runs one service of a benchmark in this process, as the parent
@@ -113,21 +117,21 @@ func ChildMain(ctx context.Context, cfgPath string, stdin io.Reader, stdout, std
 		ln.Close()
 		return err
 	}
-	var auditStats atomic.Pointer[func() (audit.Stats, bool)]
-	go func() { _ = http.Serve(dbg, debugMux(&auditStats)) }()
+	var stats atomic.Pointer[func() counters]
+	go func() { _ = http.Serve(dbg, debugMux(&stats)) }()
 	defer dbg.Close()
 
 	ready := childReady{Addr: ln.Addr().String(), Debug: dbg.Addr().String()}
 	var serve func(context.Context, net.Listener) error
 	switch cfg.Role {
 	case RoleKeyService:
-		var stats func() (audit.Stats, bool)
-		serve, stats, err = keyService(cfg, ln, log)
-		auditStats.Store(&stats)
+		var c func() counters
+		serve, c, err = keyService(cfg, ln, log)
+		stats.Store(&c)
 	case RoleGateway:
-		var stats func() (audit.Stats, bool)
-		serve, stats, ready.MerchantID, ready.SecretKey, err = gateway(ctx, cfg, ln, log)
-		auditStats.Store(&stats)
+		var c func() counters
+		serve, c, ready.MerchantID, ready.SecretKey, err = gateway(ctx, cfg, ln, log)
+		stats.Store(&c)
 	default:
 		err = fmt.Errorf("bench child: unknown role %q", cfg.Role)
 	}
@@ -149,7 +153,7 @@ func ChildMain(ctx context.Context, cfgPath string, stdin io.Reader, stdout, std
 // debugMux serves /stats (runtime figures; ?gc=1 collects first, so that
 // heap_alloc is the live heap, which is what a leak makes grow),
 // /cpuprofile and pprof.
-func debugMux(auditStats *atomic.Pointer[func() (audit.Stats, bool)]) *http.ServeMux {
+func debugMux(stats *atomic.Pointer[func() counters]) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/stats", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Get("gc") == "1" {
@@ -162,9 +166,13 @@ func debugMux(auditStats *atomic.Pointer[func() (audit.Stats, bool)]) *http.Serv
 			HeapSys: ms.HeapSys, Sys: ms.Sys, NumGC: ms.NumGC,
 		}
 		st.RSS, st.PeakRSS, _ = procMem(os.Getpid())
-		if f := auditStats.Load(); f != nil {
-			if a, ok := (*f)(); ok {
-				st.AuditAppends, st.AuditSyncs = a.Appends, a.Syncs
+		if f := stats.Load(); f != nil {
+			c := (*f)()
+			if c.auditOK {
+				st.AuditAppends, st.AuditSyncs = c.audit.Appends, c.audit.Syncs
+			}
+			if c.redisOK {
+				st.RedisScripts, st.RedisTrips = c.redis.Scripts, c.redis.Batches
 			}
 		}
 		w.Header().Set("Content-Type", "application/json")
@@ -183,7 +191,7 @@ func debugMux(auditStats *atomic.Pointer[func() (audit.Stats, bool)]) *http.Serv
 // rate limits stay in force (each check still costs its Redis round trip)
 // but far above what one machine can do, so the bench measures work, not
 // refusals.
-func keyService(cfg childConfig, ln net.Listener, log *slog.Logger) (func(context.Context, net.Listener) error, func() (audit.Stats, bool), error) {
+func keyService(cfg childConfig, ln net.Listener, log *slog.Logger) (func(context.Context, net.Listener) error, func() counters, error) {
 	p := func(name string) string { return filepath.Join(cfg.Dir, name) }
 	const perMinute, perDay, perSecond = 60_000_000, 100_000_000_000, 10_000_000
 	// The forward limits' ceiling (config.Validate): far above a forward's pace here.
@@ -207,23 +215,36 @@ func keyService(cfg childConfig, ln net.Listener, log *slog.Logger) (func(contex
 	if err != nil {
 		return nil, nil, err
 	}
-	return ks.Serve, appAuditStats(ks), nil
+	return ks.Serve, appCounters(ks), nil
 }
 
-// appAuditStats reads an app's audit group-commit counters, when it
-// exposes them.
-func appAuditStats(app any) func() (audit.Stats, bool) {
-	return func() (audit.Stats, bool) {
+// counters are a service's batching counters, where it exposes them: the
+// audit log's group commit and redisx's batched scripts.
+type counters struct {
+	audit   audit.Stats
+	auditOK bool
+	redis   redisx.BatchStats
+	redisOK bool
+}
+
+// appCounters reads an app's batching counters.
+func appCounters(app any) func() counters {
+	return func() (c counters) {
 		if s, ok := app.(interface{ AuditStats() audit.Stats }); ok {
-			return s.AuditStats(), true
+			c.audit, c.auditOK = s.AuditStats(), true
 		}
-		return audit.Stats{}, false
+		if s, ok := app.(interface {
+			RedisBatching() (redisx.BatchStats, bool)
+		}); ok {
+			c.redis, c.redisOK = s.RedisBatching()
+		}
+		return c
 	}
 }
 
 // gateway builds the real gateway (gateway/app) on Redis and creates the
 // bench merchant; it returns the merchant's id and secret key.
-func gateway(ctx context.Context, cfg childConfig, ln net.Listener, log *slog.Logger) (func(context.Context, net.Listener) error, func() (audit.Stats, bool), string, string, error) {
+func gateway(ctx context.Context, cfg childConfig, ln net.Listener, log *slog.Logger) (func(context.Context, net.Listener) error, func() counters, string, string, error) {
 	p := func(name string) string { return filepath.Join(cfg.Dir, name) }
 	publicURL := "http://" + ln.Addr().String()
 	forwardKey := ""
@@ -247,7 +268,7 @@ func gateway(ctx context.Context, cfg childConfig, ln net.Listener, log *slog.Lo
 	if err != nil {
 		return nil, nil, "", "", fmt.Errorf("bench merchant: %w", err)
 	}
-	return gw.Serve, appAuditStats(gw), m.ID, sk, nil
+	return gw.Serve, appCounters(gw), m.ID, sk, nil
 }
 
 // readReady waits for a child's ready line.

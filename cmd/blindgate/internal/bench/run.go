@@ -249,6 +249,11 @@ type Point struct {
 	// gateway's.
 	AuditPerFsync        float64 `json:"audit_appends_per_fsync,omitempty"`
 	GatewayAuditPerFsync float64 `json:"gateway_audit_appends_per_fsync,omitempty"`
+	// ScriptsPerTrip is the key service's Lua scripts per Redis round trip
+	// in the window (redisx's batch size), GatewayScriptsPerTrip the
+	// gateway's; 0 when none ran.
+	ScriptsPerTrip        float64 `json:"redis_scripts_per_round_trip,omitempty"`
+	GatewayScriptsPerTrip float64 `json:"gateway_redis_scripts_per_round_trip,omitempty"`
 	// ForeignCores is the cores other processes of the machine used during
 	// the window (all CPU time minus the bench's processes), and Attempts
 	// how many windows were measured to get this one (see Options.Retries).
@@ -471,6 +476,8 @@ type snapshot struct {
 	peakKS, peakGW      int64
 	appends, syncs      uint64
 	gwAppends, gwSyncs  uint64
+	scripts, trips      uint64
+	gwScripts, gwTrips  uint64
 	machine             time.Duration
 }
 
@@ -482,9 +489,11 @@ func (s *services) snap(ctx context.Context) snapshot {
 	_, sn.peakGW, _ = procMem(s.gw.pid())
 	if st, err := s.ks.stats(ctx, s.hc, false); err == nil {
 		sn.appends, sn.syncs = st.AuditAppends, st.AuditSyncs
+		sn.scripts, sn.trips = st.RedisScripts, st.RedisTrips
 	}
 	if st, err := s.gw.stats(ctx, s.hc, false); err == nil {
 		sn.gwAppends, sn.gwSyncs = st.AuditAppends, st.AuditSyncs
+		sn.gwScripts, sn.gwTrips = st.RedisScripts, st.RedisTrips
 	}
 	return sn
 }
@@ -583,6 +592,12 @@ func (s *services) measureFrom(ctx context.Context, o Options, d driver, workers
 	}
 	if n := after.gwSyncs - before.gwSyncs; n > 0 {
 		p.GatewayAuditPerFsync = round(float64(after.gwAppends-before.gwAppends)/float64(n), 1)
+	}
+	if n := after.trips - before.trips; n > 0 {
+		p.ScriptsPerTrip = round(float64(after.scripts-before.scripts)/float64(n), 1)
+	}
+	if n := after.gwTrips - before.gwTrips; n > 0 {
+		p.GatewayScriptsPerTrip = round(float64(after.gwScripts-before.gwScripts)/float64(n), 1)
 	}
 	wall := after.at.Sub(before.at).Seconds()
 	ours := (after.ks - before.ks) + (after.gw - before.gw) + (after.redis - before.redis) + (after.self - before.self)
@@ -897,8 +912,9 @@ func printPoint(w io.Writer, label, path string, p Point) {
 			errs += fmt.Sprintf(", forward adds p50 %.2f p99 %.2f ms", p.AddedP50Ms, p.AddedP99Ms)
 		}
 	}
-	fmt.Fprintf(w, "   %-8s %-11s c=%-3d %8.0f req/s %5.1f%%  p50 %6.2f p99 %6.2f ms  cpu/req us ks %5.0f gw %5.0f redis %4.0f gen %4.0f  audit/fsync ks %4s gw %4s  rss MiB ks %4.1f gw %5.1f%s\n",
+	fmt.Fprintf(w, "   %-8s %-11s c=%-3d %8.0f req/s %5.1f%%  p50 %6.2f p99 %6.2f ms  cpu/req us ks %5.0f gw %5.0f redis %4.0f gen %4.0f  audit/fsync ks %4s gw %4s  scripts/RT ks %4s gw %4s  rss MiB ks %4.1f gw %5.1f%s\n",
 		label, path, p.Workers, p.Throughput, 100*p.RatioToLimit, p.P50Ms, p.P99Ms,
 		p.CPUPerReqUs[RoleKeyService], p.CPUPerReqUs[RoleGateway], p.CPUPerReqUs["redis"], p.CPUPerReqUs["loadgen"],
-		perFsync(p.AuditPerFsync), perFsync(p.GatewayAuditPerFsync), p.PeakRSSMiB[RoleKeyService], p.PeakRSSMiB[RoleGateway], errs)
+		perFsync(p.AuditPerFsync), perFsync(p.GatewayAuditPerFsync), perFsync(p.ScriptsPerTrip), perFsync(p.GatewayScriptsPerTrip),
+		p.PeakRSSMiB[RoleKeyService], p.PeakRSSMiB[RoleGateway], errs)
 }

@@ -124,8 +124,8 @@ func PrintSummary(w io.Writer, rep *Report) {
 		}
 		fmt.Fprintln(w)
 		fmt.Fprintln(w)
-		fmt.Fprintln(w, "| path | workers | req/s | limit | % of limit | CPU basis % | p50 ms | p99 ms | mean ms | CPU µs/req ks | gw | redis | loadgen | cores ks | gw | gen | peak RSS MiB ks | gw | audit/fsync ks | gw | errors | others' cores |")
-		fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+		fmt.Fprintln(w, "| path | workers | req/s | limit | % of limit | CPU basis % | p50 ms | p99 ms | mean ms | CPU µs/req ks | gw | redis | loadgen | cores ks | gw | gen | peak RSS MiB ks | gw | audit/fsync ks | gw | scripts/RT ks | gw | errors | others' cores |")
+		fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 		for _, p := range k.Paths {
 			rows := p.Points
 			if p.HalfLoad != nil {
@@ -138,11 +138,12 @@ func PrintSummary(w io.Writer, rep *Report) {
 				} else if pt.Workers == p.RatioWorkers {
 					name = "**" + p.Path + "**"
 				}
-				fmt.Fprintf(w, "| %s | %d | %.0f | %.0f | %.1f | %.1f | %.2f | %.2f | %.2f | %.0f | %.0f | %.0f | %.0f | %.2f | %.2f | %.2f | %.1f | %.1f | %s | %s | %d | %.2f |\n",
+				fmt.Fprintf(w, "| %s | %d | %.0f | %.0f | %.1f | %.1f | %.2f | %.2f | %.2f | %.0f | %.0f | %.0f | %.0f | %.2f | %.2f | %.2f | %.1f | %.1f | %s | %s | %s | %s | %d | %.2f |\n",
 					name, pt.Workers, pt.Throughput, pt.Limit, pt.RatioToLimit*100, pt.CPURatio*100, pt.P50Ms, pt.P99Ms, pt.MeanMs,
 					pt.CPUPerReqUs[RoleKeyService], pt.CPUPerReqUs[RoleGateway], pt.CPUPerReqUs["redis"], pt.CPUPerReqUs["loadgen"],
 					pt.CoresBusy[RoleKeyService], pt.CoresBusy[RoleGateway], pt.CoresBusy["loadgen"],
-					pt.PeakRSSMiB[RoleKeyService], pt.PeakRSSMiB[RoleGateway], perFsync(pt.AuditPerFsync), perFsync(pt.GatewayAuditPerFsync), pt.Errors, pt.ForeignCores)
+					pt.PeakRSSMiB[RoleKeyService], pt.PeakRSSMiB[RoleGateway], perFsync(pt.AuditPerFsync), perFsync(pt.GatewayAuditPerFsync),
+					perFsync(pt.ScriptsPerTrip), perFsync(pt.GatewayScriptsPerTrip), pt.Errors, pt.ForeignCores)
 			}
 		}
 		fmt.Fprintln(w)
@@ -232,6 +233,8 @@ func printForward(w io.Writer, rep *Report) {
 
 // perFsync prints the group-commit batch size, or "-" when the service
 // does not expose its audit counters (or did not write).
+// perFsync formats a batch size (audit appends per fsync, scripts per
+// Redis round trip): "-" where nothing was batched.
 func perFsync(v float64) string {
 	if v <= 0 {
 		return "-"
