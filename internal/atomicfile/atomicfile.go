@@ -66,12 +66,18 @@ func ReadCapped(path string, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("atomicfile: %w", err)
 	}
 	defer f.Close()
+	return ReadOpen(f, limit)
+}
+
+// ReadOpen is ReadCapped of a file already open (a reader that also wants
+// the file's identity from f.Stat, of the very file it read).
+func ReadOpen(f *os.File, limit int64) ([]byte, error) {
 	data, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
-		return nil, fmt.Errorf("atomicfile: read %s: %w", filepath.Base(path), err)
+		return nil, fmt.Errorf("atomicfile: read %s: %w", filepath.Base(f.Name()), err)
 	}
 	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%w: %s is over %d bytes", ErrTooLarge, filepath.Base(path), limit)
+		return nil, fmt.Errorf("%w: %s is over %d bytes", ErrTooLarge, filepath.Base(f.Name()), limit)
 	}
 	return data, nil
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -83,69 +82,6 @@ func Bind(body []byte, v Validator) error {
 }
 
 var errDuplicateKey = errors.New("httpapi: duplicate JSON key")
-
-// maxDepth bounds nesting, as encoding/json does (10000); a body this deep
-// is no request of ours.
-const maxDepth = 10000
-
-// noDuplicateKeys walks the first JSON value of body and refuses an object,
-// at any depth, that names a key twice (ignoring case). The key is not in the error: it is
-// request data.
-func noDuplicateKeys(body []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	type frame struct {
-		keys    map[string]struct{} // nil for an array
-		keyNext bool                // in an object, the next token is a key
-	}
-	var stack []frame
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			return fmt.Errorf("httpapi: read JSON: %w", err)
-		}
-		if n := len(stack); n > 0 && stack[n-1].keys != nil && stack[n-1].keyNext {
-			if d, ok := tok.(json.Delim); ok && d == '}' {
-				stack = stack[:n-1]
-			} else {
-				// Folded: encoding/json binds "JWE" and "jwe" to one field.
-				k, _ := tok.(string)
-				k = foldName(k)
-				if _, dup := stack[n-1].keys[k]; dup {
-					return errDuplicateKey
-				}
-				stack[n-1].keys[k] = struct{}{}
-				stack[n-1].keyNext = false
-				continue
-			}
-		} else {
-			switch tok {
-			case json.Delim('{'):
-				stack = append(stack, frame{keys: map[string]struct{}{}, keyNext: true})
-				if len(stack) > maxDepth {
-					return errors.New("httpapi: JSON nested too deep")
-				}
-				continue
-			case json.Delim('['):
-				stack = append(stack, frame{})
-				if len(stack) > maxDepth {
-					return errors.New("httpapi: JSON nested too deep")
-				}
-				continue
-			case json.Delim(']'):
-				stack = stack[:len(stack)-1]
-			}
-		}
-		// A value (or a closed container) completed: the enclosing object
-		// expects a key next.
-		if n := len(stack); n > 0 && stack[n-1].keys != nil {
-			stack[n-1].keyNext = true
-		}
-		if len(stack) == 0 {
-			return nil
-		}
-	}
-}
 
 // foldName maps each rune of name to the smallest rune of its Unicode
 // simple-folding orbit, so two names fold alike exactly when

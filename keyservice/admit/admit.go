@@ -12,7 +12,10 @@
 //
 // A reveal's first effect is not a limit but its nonce's take (the
 // approval comes before its limits): Take claims the jti and takes the
-// nonce, one script on Redis too, the claim first.
+// nonce, one script on Redis too, the claim first. A reveal challenge's
+// effects are its client's challenge budget and its nonce's write: Issue
+// claims the jti, counts the budget and stores the nonce, one script on
+// Redis, in that order.
 package admit
 
 import (
@@ -53,9 +56,19 @@ type Claim struct {
 // where it is. Its other errors are ErrUnavailable (the claim could not
 // be made, or was made in the same call as a take that failed) and, once
 // the claim is made, the store's (nonce.ErrUnknown, nonce.ErrUnavailable).
+//
+// Issue claims c, counts takes as Admit does and then, unless a Stop take
+// was refused, stores nonce n bound to binding in ns for ttl
+// (nonce.Store.Put); stored says whether it did. A replayed request
+// (ErrReplay) counts and stores nothing; a refused take leaves the jti
+// used and stores nothing. Its other errors are ErrUnavailable (the claim
+// could not be made, or was made in the same call as what failed) and,
+// once the claim is made, the limiter's or the store's
+// (ratelimit.ErrUnavailable, nonce.ErrUnavailable).
 type Admitter interface {
 	Admit(ctx context.Context, c Claim, takes []ratelimit.Take) ([]ratelimit.Result, error)
 	Take(ctx context.Context, c Claim, ns nonce.Store, n string) (binding string, err error)
+	Issue(ctx context.Context, c Claim, takes []ratelimit.Take, ns nonce.Store, n, binding string, ttl time.Duration) (res []ratelimit.Result, stored bool, err error)
 }
 
 // ReplayCache is the replay cache's claim (keyservice/sigauth.ReplayCache).
@@ -94,6 +107,32 @@ func (s split) Take(ctx context.Context, c Claim, ns nonce.Store, n string) (str
 		return "", err
 	}
 	return ns.Take(ctx, n)
+}
+
+func (s split) Issue(ctx context.Context, c Claim, takes []ratelimit.Take, ns nonce.Store, n, binding string, ttl time.Duration) ([]ratelimit.Result, bool, error) {
+	if err := s.claim(ctx, c); err != nil {
+		return nil, false, err
+	}
+	var res []ratelimit.Result
+	if len(takes) > 0 {
+		var err error
+		if res, err = ratelimit.AllowBatch(ctx, s.l, takes); err != nil {
+			return nil, false, err
+		}
+		if stopped(takes, res) {
+			return res, false, nil
+		}
+	}
+	if err := ns.Put(ctx, n, binding, ttl); err != nil {
+		return res, false, err
+	}
+	return res, true, nil
+}
+
+// stopped reports a batch that a refused Stop take ended.
+func stopped(takes []ratelimit.Take, res []ratelimit.Result) bool {
+	n := len(res)
+	return n > 0 && !res[n-1].Allowed && takes[n-1].Stop
 }
 
 func (s split) claim(ctx context.Context, c Claim) error {
@@ -163,6 +202,37 @@ func (s script) Take(ctx context.Context, c Claim, ns nonce.Store, n string) (st
 
 // once is the replay cache's entry for c as the batch script's once key
 // (none for a zero Claim).
+// Issue claims c, counts takes and writes the nonce in one script (on a
+// Cluster, or with ns on another client, one after the other with the
+// same outcome: ratelimit.Redis.AllowBatchOnceThen).
+func (s script) Issue(ctx context.Context, c Claim, takes []ratelimit.Take, ns nonce.Store, n, binding string, ttl time.Duration) ([]ratelimit.Result, bool, error) {
+	nr, ok := ns.(*nonce.Redis)
+	if !ok {
+		return split{rc: s.rc, l: s.l}.Issue(ctx, c, takes, ns, n, binding, ttl)
+	}
+	once, err := s.once(c)
+	if err != nil {
+		return nil, false, err
+	}
+	res, reply, ran, err := s.l.AllowBatchOnceThen(ctx, once, takes, nr.PutThen(n, binding, ttl))
+	switch {
+	case errors.Is(err, ratelimit.ErrClaimed):
+		return nil, false, ErrReplay
+	case err != nil && once.Key != "":
+		return nil, false, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	case err != nil:
+		return nil, false, err
+	case !ran && stopped(takes, res):
+		return res, false, nil
+	case !ran:
+		return nil, false, fmt.Errorf("%w: the nonce was not written", nonce.ErrUnavailable)
+	}
+	if err := nonce.Stored(reply); err != nil {
+		return res, false, err
+	}
+	return res, true, nil
+}
+
 func (s script) once(c Claim) (ratelimit.Once, error) {
 	if c.JTI == "" {
 		return ratelimit.Once{}, nil

@@ -204,6 +204,9 @@ func TestRedisFaults(t *testing.T) {
 			if b, err := a.Take(ctx, next(), nonces, n); !errors.Is(err, ErrUnavailable) || b != "" {
 				t.Fatalf("Take with Redis %s: %q %v, want ErrUnavailable", f.Name, b, err)
 			}
+			if res, stored, err := a.Issue(ctx, next(), lots, nonces, n+"-issued", "b", time.Minute); !errors.Is(err, ErrUnavailable) || stored || res != nil {
+				t.Fatalf("Issue with Redis %s: %+v %v %v, want ErrUnavailable", f.Name, res, stored, err)
+			}
 			if took := time.Since(start); took > timeout+2*time.Second {
 				t.Errorf("Take with Redis %s took %s (timeout %s)", f.Name, took, timeout)
 			}
@@ -341,6 +344,117 @@ func TestTake(t *testing.T) {
 		}
 		if _, err := ns.Take(ctx, "rvn_7"); err != nil {
 			t.Fatalf("the nonce was taken without a claim: %v", err)
+		}
+	})
+}
+
+// TestIssue: Issue claims the jti, then counts the budget, then writes
+// the nonce, in one round trip on one Redis: a replay counts and writes
+// nothing, a refused budget uses the jti and writes nothing, and a
+// request without a claim only counts and writes.
+func TestIssue(t *testing.T) {
+	ctx := context.Background()
+	budget := func(client string) []ratelimit.Take {
+		return []ratelimit.Take{{Limit: perClient, Key: client, Stop: true}}
+	}
+	held := func(t *testing.T, e env, n string) string {
+		t.Helper()
+		b, err := e.ns.Take(ctx, n)
+		if errors.Is(err, nonce.ErrUnknown) {
+			return ""
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	tests := []struct {
+		name string
+		run  func(t *testing.T, e env)
+	}{
+		{"stored/claims-counts-writes", func(t *testing.T, e env) {
+			var before int64
+			if e.trips != nil {
+				before = e.trips.Load()
+			}
+			res, stored, err := e.a.Issue(ctx, claim("jti-issue-00000001"), budget("c"), e.ns, "rvn_i1", "binding-1", time.Minute)
+			if err != nil || !stored || len(res) != 1 || !res[0].Allowed || res[0].Remaining != 1 {
+				t.Fatalf("Issue = %+v, %v, %v", res, stored, err)
+			}
+			if e.trips != nil && e.trips.Load()-before != 1 {
+				t.Fatalf("Issue made %d round trips, want 1", e.trips.Load()-before)
+			}
+			if b := held(t, e, "rvn_i1"); b != "binding-1" {
+				t.Fatalf("the nonce holds %q", b)
+			}
+			if fresh, err := e.rc.Claim(ctx, "gateway:jti-issue-00000001", time.Now().Add(time.Minute)); err != nil || fresh {
+				t.Fatalf("the replay cache does not hold the jti (%v)", err)
+			}
+		}},
+		{"409/replay-counts-and-writes-nothing", func(t *testing.T, e env) {
+			if fresh, err := e.rc.Claim(ctx, "gateway:jti-issue-00000002", time.Now().Add(time.Minute)); err != nil || !fresh {
+				t.Fatal(fresh, err)
+			}
+			if res, stored, err := e.a.Issue(ctx, claim("jti-issue-00000002"), budget("c"), e.ns, "rvn_i2", "b", time.Minute); !errors.Is(err, ErrReplay) || stored || res != nil {
+				t.Fatalf("replay: %+v %v %v, want ErrReplay", res, stored, err)
+			}
+			if b := held(t, e, "rvn_i2"); b != "" {
+				t.Fatal("a replay wrote its nonce")
+			}
+			if r, _ := e.l.Allow(ctx, "c", perClient); !r.Allowed || r.Remaining != 1 {
+				t.Fatalf("the budget after the replay: %+v, want untouched (1 left after this check)", r)
+			}
+		}},
+		{"429/refused-uses-the-jti-writes-nothing", func(t *testing.T, e env) {
+			for i := range 2 {
+				if _, stored, err := e.a.Issue(ctx, claim(fmt.Sprintf("jti-issue-use-%04d", i)), budget("c"), e.ns, fmt.Sprintf("rvn_u%d", i), "b", time.Minute); err != nil || !stored {
+					t.Fatal(stored, err)
+				}
+			}
+			c := claim("jti-issue-00000003")
+			res, stored, err := e.a.Issue(ctx, c, budget("c"), e.ns, "rvn_i3", "b", time.Minute)
+			if err != nil || stored || len(res) != 1 || res[0].Allowed {
+				t.Fatalf("past the budget: %+v %v %v", res, stored, err)
+			}
+			if b := held(t, e, "rvn_i3"); b != "" {
+				t.Fatal("a refused challenge wrote its nonce")
+			}
+			if _, _, err := e.a.Issue(ctx, c, budget("other"), e.ns, "rvn_i3", "b", time.Minute); !errors.Is(err, ErrReplay) {
+				t.Fatalf("the refused request's jti again: %v, want ErrReplay", err)
+			}
+		}},
+		{"stored/zero-claim-no-takes", func(t *testing.T, e env) {
+			if res, stored, err := e.a.Issue(ctx, Claim{}, nil, e.ns, "rvn_i4", "binding-4", time.Minute); err != nil || !stored || len(res) != 0 {
+				t.Fatalf("Issue = %+v %v %v", res, stored, err)
+			}
+			if b := held(t, e, "rvn_i4"); b != "binding-4" {
+				t.Fatalf("the nonce holds %q", b)
+			}
+		}},
+		{"503/nonce-held-already", func(t *testing.T, e env) {
+			if err := e.ns.Put(ctx, "rvn_i5", "first", time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			if _, stored, err := e.a.Issue(ctx, claim("jti-issue-00000005"), nil, e.ns, "rvn_i5", "second", time.Minute); !errors.Is(err, nonce.ErrUnavailable) || stored {
+				t.Fatalf("a nonce held already: %v %v, want nonce.ErrUnavailable", stored, err)
+			}
+			if b := held(t, e, "rvn_i5"); b != "first" {
+				t.Fatalf("the nonce holds %q, want the first binding", b)
+			}
+		}},
+	}
+	for _, impl := range impls() {
+		for _, tt := range tests {
+			t.Run(impl.name+"/"+tt.name, func(t *testing.T) { tt.run(t, impl.new(t)) })
+		}
+	}
+	t.Run("503/no-replay-cache", func(t *testing.T) {
+		ns := nonce.NewMemory(nil, 0)
+		if _, stored, err := New(nil, nil).Issue(ctx, claim("jti-issue-00000006"), nil, ns, "rvn_i6", "b", time.Minute); !errors.Is(err, ErrUnavailable) || stored {
+			t.Fatalf("a claim without a replay cache: %v, want ErrUnavailable", err)
+		}
+		if ns.Len() != 0 {
+			t.Fatal("a nonce was written without a claim")
 		}
 	})
 }

@@ -53,10 +53,11 @@ func (s *Server) authenticate(op string, claimNow bool) fiber.Handler {
 }
 
 // notAdmitted answers a request whose jti the domain could not claim
-// (unwrap.ErrNotAdmitted), audited as signed's refusals are.
+// (unwrap.ErrNotAdmitted, or admit's errors from the reveal challenge),
+// audited as signed's refusals are.
 func (s *Server) notAdmitted(c *fiber.Ctx, op string, err error) error {
 	ae := apierr.Unavailable
-	if errors.Is(err, unwrap.ErrReplay) {
+	if errors.Is(err, unwrap.ErrReplay) || errors.Is(err, admit.ErrReplay) {
 		ae = apierr.Replay
 	}
 	s.auditDenial(c, callerOf(c).ClientID, op, ae.Code)

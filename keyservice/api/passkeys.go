@@ -9,22 +9,39 @@ import (
 	"github.com/blindgate/blindgate/internal/apierr"
 	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/internal/httpapi"
+	"github.com/blindgate/blindgate/keyservice/admit"
 	"github.com/blindgate/blindgate/keyservice/passkeys"
+	"github.com/blindgate/blindgate/keyservice/unwrap"
 	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
 // passkeysDisabled answers a key service built without the approval front.
 var passkeysDisabled = &apierr.Error{Status: fiber.StatusNotFound, Code: apierr.NotFound.Code, Message: "Reveal approval is not configured on this key service."}
 
+// revealChallenge claims its request's jti in the domain, with the
+// client's challenge budget and the nonce's write (one Redis round trip):
+// a request refused before that claims it alone first, so that, as on the
+// routes that claim in the middleware, a replay is a replay whatever it
+// asks.
 func (s *Server) revealChallenge(c *fiber.Ctx) error {
+	claim := claimOf(c)
 	if s.deps.Passkeys == nil {
+		if err := s.deps.Unwrap.ClaimOnly(c.UserContext(), unwrap.Meta{Claim: claim}); err != nil {
+			return s.notAdmitted(c, wire.OpReveal, err)
+		}
 		return passkeysDisabled
 	}
 	var req wire.RevealChallengeRequest
 	if err := bind(c, &req); err != nil {
+		if cerr := s.deps.Passkeys.ClaimOnly(c.UserContext(), claim); cerr != nil {
+			return s.notAdmitted(c, wire.OpReveal, cerr)
+		}
 		return err
 	}
-	out, err := s.deps.Passkeys.RevealChallenge(c.UserContext(), callerOf(c).ClientID, strings.Clone(c.IP()), req.Actor, req.Token)
+	out, err := s.deps.Passkeys.ClaimRevealChallenge(c.UserContext(), claim, callerOf(c).ClientID, strings.Clone(c.IP()), req.Actor, req.Token)
+	if errors.Is(err, admit.ErrReplay) || errors.Is(err, admit.ErrUnavailable) {
+		return s.notAdmitted(c, wire.OpReveal, err)
+	}
 	if err != nil {
 		return mapPasskeyError(err)
 	}

@@ -236,6 +236,12 @@ func TestRevealRefusals(t *testing.T) {
 			r.BrowserKey.Y = r.BrowserKey.X
 			return r, z.backoffic
 		}, 400, "browser_key_invalid", false},
+		// The key is checked where it always was, before the nonce's shape.
+		{"400/browser_key_invalid/p-384-before-a-bad-nonce", func(t *testing.T, z *approvalZone) (wire.RevealRequest, *client.Signer) {
+			r := approved(t, z, z.rita, nil)
+			r.BrowserKey.Crv, r.Nonce = "P-384", "rvn_short"
+			return r, z.backoffic
+		}, 400, "browser_key_invalid", false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

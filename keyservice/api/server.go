@@ -13,6 +13,7 @@ import (
 	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/internal/httpapi"
 	"github.com/blindgate/blindgate/internal/readiness"
+	"github.com/blindgate/blindgate/keyservice/admit"
 	"github.com/blindgate/blindgate/keyservice/forward"
 	"github.com/blindgate/blindgate/keyservice/keyring"
 	"github.com/blindgate/blindgate/keyservice/seal"
@@ -40,18 +41,23 @@ type Forwarder interface {
 }
 
 // Passkeys is the reveal approval's front (keyservice/passkeys): reveal
-// nonces, and the registry's pending registrations and lists.
+// nonces, and the registry's pending registrations and lists. A reveal
+// challenge claims its request's jti (ClaimRevealChallenge, or ClaimOnly
+// when refused before), and answers admit.ErrReplay or
+// admit.ErrUnavailable when the claim is refused.
 type Passkeys interface {
-	RevealChallenge(ctx context.Context, client, origin, actor, token string) (wire.RevealChallengeResponse, error)
+	ClaimRevealChallenge(ctx context.Context, claim admit.Claim, client, origin, actor, token string) (wire.RevealChallengeResponse, error)
+	ClaimOnly(ctx context.Context, claim admit.Claim) error
 	PasskeyChallenge(ctx context.Context, client, actor string) (wire.PasskeyChallengeResponse, error)
 	Register(ctx context.Context, client, origin string, req wire.PasskeyRegisterRequest) (wire.PasskeyRegisterResponse, error)
 	List(ctx context.Context, actor string) (wire.PasskeyListResponse, error)
 }
 
 // Verifier authenticates Contract 2 signatures. Authenticate leaves the
-// jti's claim to its caller: Claim makes it alone, and inspect and reveal
-// make it in the domain (inspect with its limits, a reveal with its
-// nonce's take, in one round trip).
+// jti's claim to its caller: Claim makes it alone, and inspect, reveal and
+// the reveal challenge make it in the domain (inspect with its limits, a
+// reveal with its nonce's take, a challenge with its budget and its
+// nonce's write, in one round trip).
 type Verifier interface {
 	Authenticate(authorization, method, path string, body []byte) (sigauth.Caller, sigauth.Claim, error)
 	Claim(ctx context.Context, claim sigauth.Claim) error
@@ -156,7 +162,7 @@ func (s *Server) routes() {
 	a.Post("/v1/sys/unseal", s.unseal)
 
 	a.Post("/v1/inspect", s.signedUnclaimed(wire.OpInspect), s.inspect)
-	a.Post(wire.PathRevealChallenge, s.signed(wire.OpReveal), s.revealChallenge)
+	a.Post(wire.PathRevealChallenge, s.signedUnclaimed(wire.OpReveal), s.revealChallenge)
 	a.Post(wire.PathReveal, s.signedUnclaimed(wire.OpReveal), s.reveal)
 	a.Post(wire.PathPasskeyChallenge, s.signed(wire.OpReveal), s.passkeyChallenge)
 	a.Post(wire.PathPasskeys, s.signed(wire.OpReveal), s.registerPasskey)

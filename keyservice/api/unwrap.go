@@ -66,8 +66,21 @@ func (s *Server) inspect(c *fiber.Ctx) error {
 	})
 }
 
+// revealBody is a reveal request as bound here: its wire checks
+// (wire.RevealRequest.Check) parse the browser key, and the domain takes
+// the key as they parsed it.
+type revealBody struct {
+	wire.RevealRequest
+	key wire.CheckedBrowserKey
+}
+
+func (b *revealBody) Validate() (err error) {
+	b.key, err = b.Check()
+	return err
+}
+
 func (s *Server) reveal(c *fiber.Ctx) error {
-	var req wire.RevealRequest
+	var req revealBody
 	meta := s.meta(c)
 	meta.Claim = claimOf(c)
 	if err := bind(c, &req); err != nil {
@@ -76,12 +89,12 @@ func (s *Server) reveal(c *fiber.Ctx) error {
 		}
 		// A reveal refused before the domain saw it is audited too, with
 		// what of the request is safe to record.
-		s.auditRevealRefused(c, req, err)
+		s.auditRevealRefused(c, req.RevealRequest, err)
 		return err
 	}
 	out, err := s.deps.Unwrap.Reveal(c.UserContext(), meta, unwrap.RevealInput{
 		JWE: req.JWE, Actor: req.Actor, Reason: req.Reason, Token: req.Token, Nonce: req.Nonce,
-		BrowserKey: req.BrowserKey, Assertion: req.Assertion,
+		BrowserKey: req.key, Assertion: req.Assertion,
 	})
 	if errors.Is(err, unwrap.ErrNotAdmitted) {
 		return s.notAdmitted(c, wire.OpReveal, err)

@@ -116,6 +116,10 @@ type Options struct {
 	RP passkey.RP
 	// Nonces holds reveal and registration nonces; nil is in-memory.
 	Nonces nonce.Store
+	// ChallengeLimit, when set, is each client's budget of reveal and
+	// registration challenges, counted on Limiter as the app counts them;
+	// zero counts none.
+	ChallengeLimit ratelimit.Limit
 	// Listen serves the API on a loopback listener (Zone.URL, Zone.Client);
 	// without it the tests call Zone.Server.App().Test.
 	Listen bool
@@ -221,7 +225,11 @@ func NewZone(t testing.TB, o Options) *Zone {
 	z.Registry, err = passkeys.Open(z.PasskeysPath)
 	must(err)
 	adm := admit.New(o.Replay, o.Limiter)
-	z.Passkeys, err = passkeys.New(passkeys.Config{Mode: o.RevealApproval, Registry: z.Registry, Nonces: o.Nonces, Verifier: rp, Audit: z.Audit, Log: o.Log, Admit: adm})
+	pc := passkeys.Config{Mode: o.RevealApproval, Registry: z.Registry, Nonces: o.Nonces, Verifier: rp, Audit: z.Audit, Log: o.Log, Admit: adm}
+	if o.ChallengeLimit != (ratelimit.Limit{}) {
+		pc.Limiter, pc.ChallengeLimit = o.Limiter, o.ChallengeLimit
+	}
+	z.Passkeys, err = passkeys.New(pc)
 	must(err)
 	var unwrapAudit unwrap.Auditor = z.Audit
 	if o.Audit != nil {

@@ -203,3 +203,26 @@ func TestTakeThen(t *testing.T) {
 		t.Fatalf("an integer reply: %v, want ErrUnavailable", err)
 	}
 }
+
+// TestStored: the reply of PutThen's SET NX is a stored nonce only when it
+// is OK; a nonce held already, or any other reply, is a store that did not
+// store it (fail closed).
+func TestStored(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		reply any
+		ok    bool
+	}{
+		{"stored/ok", "OK", true},
+		{"503/held-already", nil, false},
+		{"503/other-string", "QUEUED", false},
+		{"503/other-type", int64(1), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := Stored(tc.reply)
+			if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrUnavailable)) {
+				t.Fatalf("Stored(%v) = %v", tc.reply, err)
+			}
+		})
+	}
+}

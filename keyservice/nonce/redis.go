@@ -27,8 +27,7 @@ func NewRedis(rdb redis.UniversalClient, prefix string) *Redis {
 
 // Put implements Store.
 func (r *Redis) Put(ctx context.Context, nonce, binding string, ttl time.Duration) error {
-	ttl = max(ttl, time.Millisecond).Truncate(time.Millisecond)
-	ok, err := r.rdb.SetNX(ctx, r.prefix+nonce, binding, ttl).Result()
+	ok, err := r.rdb.SetNX(ctx, r.prefix+nonce, binding, putTTL(ttl)).Result()
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
@@ -36,6 +35,35 @@ func (r *Redis) Put(ctx context.Context, nonce, binding string, ttl time.Duratio
 		return fmt.Errorf("%w: nonce already held", ErrUnavailable)
 	}
 	return nil
+}
+
+// putTTL is a nonce's time to live in whole milliseconds, at least one.
+func putTTL(ttl time.Duration) time.Duration {
+	return max(ttl, time.Millisecond).Truncate(time.Millisecond)
+}
+
+// PutThen is Put as work another store's script runs after its own
+// (redisx.Then): the same SET NX with the same expiry, in that script's
+// round trip (keyservice/admit: a reveal challenge's jti claim and budget,
+// then its nonce). Stored reads its reply.
+func (r *Redis) PutThen(nonce, binding string, ttl time.Duration) redisx.Then {
+	return redisx.Then{Client: r.rdb, Lua: putLua, Keys: []string{r.prefix + nonce}, Args: []any{binding, putTTL(ttl).Milliseconds()}}
+}
+
+const putLua = `return redis.call("SET", K[1], A[1], "NX", "PX", A[2])`
+
+// Stored is Put's answer from the reply of PutThen's work: nil when the
+// nonce was stored, ErrUnavailable when it was held already.
+func Stored(reply any) error {
+	switch v := reply.(type) {
+	case nil:
+		return fmt.Errorf("%w: nonce already held", ErrUnavailable)
+	case string:
+		if v == "OK" {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: unexpected reply %T", ErrUnavailable, reply)
 }
 
 // Take implements Store.

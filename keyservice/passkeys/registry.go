@@ -9,7 +9,8 @@
 // register nothing usable on its own. The service and the admin command
 // change the file under one lock file (flock) with read-modify-write, so
 // neither loses the other's change, and the service re-reads the file when
-// it changed (on every reveal, and from the watcher).
+// it changed: checked on every reveal and challenge (a stat, see fileID),
+// and by the watcher.
 package passkeys
 
 import (
@@ -21,6 +22,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/blindgate/blindgate/internal/atomicfile"
@@ -105,44 +107,81 @@ type Registry struct {
 	path string
 	doc  atomicfile.Doc[[]Entry]
 	rmw  sync.Mutex // this process's read-modify-writes, beside the flock
+	// load serializes putting a file's entries in force with recording
+	// which file that was: seen always names the file whose entries are
+	// in force (or is nil: read the file at the next check).
+	load sync.Mutex
+	seen atomic.Pointer[fileID]
+	held *os.File // the file seen names, kept open (fileID); under load
+	now  func() time.Time
 }
 
 // Open loads the registry at path; a missing file is an empty registry
 // (the first registration creates it).
 func Open(path string) (*Registry, error) {
-	r := &Registry{path: path}
-	data, err := atomicfile.ReadCapped(path, maxFileSize)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return r, nil
-	case err != nil:
-		return nil, fmt.Errorf("passkeys: %w", err)
-	}
-	entries, err := parse(data)
-	if err != nil {
+	r := &Registry{path: path, now: time.Now}
+	if _, err := r.reload(); err != nil {
 		return nil, err
 	}
-	r.doc.Load(entries, data)
 	return r, nil
 }
 
 // Path is the registry file.
 func (r *Registry) Path() string { return r.path }
 
-// ReloadIfChanged re-reads the file and puts it in force if it changed and
-// is valid; a bad file never replaces the registry in force.
+// ReloadIfChanged puts the file in force if it changed and is valid; a
+// bad file never replaces the registry in force. Whether it changed is a
+// stat compared with the file in force (fileID): the file is read only
+// when that differs or cannot be trusted, so a change an admin command
+// made is seen by the next check, and an unchanged file costs one stat.
 func (r *Registry) ReloadIfChanged() (bool, error) {
-	data, err := atomicfile.ReadCapped(r.path, maxFileSize)
-	if errors.Is(err, os.ErrNotExist) {
-		data, err = nil, nil
+	if seen := r.seen.Load(); seen != nil && seen.trusted {
+		if cur, err := pathID(r.path); err == nil && seen.same(cur) {
+			return false, nil
+		}
 	}
-	if err != nil {
+	return r.reload()
+}
+
+// reload reads the file and puts it in force if its bytes differ from
+// those in force, then records which file that was (fileID of the very
+// file read, from the open file, not the path, which may have been
+// replaced since). A read or parse error leaves seen as it was, so the
+// next check tries again.
+func (r *Registry) reload() (bool, error) {
+	r.load.Lock()
+	defer r.load.Unlock()
+	var data []byte
+	id := fileID{missing: true, trusted: true}
+	f, err := os.Open(r.path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		f = nil
+	case err != nil:
 		return false, fmt.Errorf("passkeys: %w", err)
+	default:
+		fi, err := f.Stat()
+		if err == nil {
+			id = statID(fi, r.now())
+			data, err = atomicfile.ReadOpen(f, maxFileSize)
+		}
+		if err != nil {
+			_ = f.Close()
+			return false, fmt.Errorf("passkeys: %w", err)
+		}
 	}
 	changed, err := r.doc.Reload(data, parse)
 	if err != nil {
+		if f != nil {
+			_ = f.Close()
+		}
 		return false, fmt.Errorf("passkeys %s: %w", r.path, err)
 	}
+	r.seen.Store(&id)
+	if r.held != nil {
+		_ = r.held.Close()
+	}
+	r.held = f
 	return changed, nil
 }
 
@@ -323,16 +362,29 @@ func (r *Registry) change(apply func([]Entry) ([]Entry, error)) error {
 	if err != nil {
 		return err
 	}
-	out, err := json.MarshalIndent(file{Version: fileVersion, Passkeys: next}, "", "  ")
+	out, err := encodeFile(next)
 	if err != nil {
-		return fmt.Errorf("passkeys: encode: %w", err)
+		return err
 	}
-	out = append(out, '\n')
+	r.load.Lock()
+	defer r.load.Unlock()
+	// The file is replaced: the next check reads it (its bytes are these,
+	// so it parses nothing) and records its fileID.
+	r.seen.Store(nil)
 	if err := r.doc.Save(r.path, out); err != nil {
 		return fmt.Errorf("passkeys: save: %w", err)
 	}
 	r.doc.Load(next, out)
 	return nil
+}
+
+// encodeFile is the registry file of entries.
+func encodeFile(entries []Entry) ([]byte, error) {
+	out, err := json.MarshalIndent(file{Version: fileVersion, Passkeys: entries}, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("passkeys: encode: %w", err)
+	}
+	return append(out, '\n'), nil
 }
 
 // parse reads and checks a registry file; empty data is an empty registry.

@@ -23,7 +23,7 @@ var t0 = time.Date(2031, 1, 2, 3, 4, 5, 0, time.UTC)
 
 // newCred registers a software passkey for actor with a verifier and
 // returns the authenticator and the entry to store.
-func newCred(t *testing.T, actor string) (*passkeytest.Authenticator, Entry) {
+func newCred(t testing.TB, actor string) (*passkeytest.Authenticator, Entry) {
 	t.Helper()
 	v, err := passkey.New(passkey.RP{ID: testRPID, Origins: []string{testOrigin}})
 	if err != nil {
@@ -45,7 +45,7 @@ func newCred(t *testing.T, actor string) (*passkeytest.Authenticator, Entry) {
 	return a, Entry{Actor: actor, Username: "Rita", Client: "backoffice", Credential: c}
 }
 
-func openRegistry(t *testing.T, path string) *Registry {
+func openRegistry(t testing.TB, path string) *Registry {
 	t.Helper()
 	r, err := Open(path)
 	if err != nil {

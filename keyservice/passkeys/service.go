@@ -73,13 +73,16 @@ type Config struct {
 	// Limiter and ChallengeLimit bound the nonces one client can have
 	// issued (reveal and enrolment challenges together): each lives in the
 	// key zone's store until it expires, so a compromised gateway must not
-	// be able to fill that store. Nil Limiter: no limit (tests only).
+	// be able to fill that store. Nil Limiter: no limit (tests only). A
+	// reveal challenge counts it through Admit, which must count on this
+	// Limiter (admit.New(cache, Limiter), as keyservice/app makes it).
 	Limiter        ratelimit.Limiter
 	ChallengeLimit ratelimit.Limit
 	// Admit claims a reveal's jti (Approval.Claim) and takes its nonce,
 	// the claim first, in one round trip when both are on one Redis
-	// (keyservice/admit). Nil: no replay cache, and an Approval with a
-	// claim is refused.
+	// (keyservice/admit); and a reveal challenge's jti with its budget and
+	// its nonce's write. Nil: admit.New(nil, Limiter): no replay cache, and
+	// a claim is refused.
 	Admit admit.Admitter
 }
 
@@ -120,7 +123,7 @@ func New(cfg Config) (*Service, error) {
 		cfg.ChallengeLimit = DefaultChallengeLimit
 	}
 	if cfg.Admit == nil {
-		cfg.Admit = admit.New(nil, nil)
+		cfg.Admit = admit.New(nil, cfg.Limiter)
 	}
 	s := &Service{cfg: cfg}
 	if cfg.Verifier != nil {
@@ -154,11 +157,28 @@ func revealBinding(client, actor, token string) string {
 
 func enrolBinding(client, actor string) string { return nonce.Binding("enrol", client, actor) }
 
-// RevealChallenge issues a reveal nonce for actor and token to client. With
-// ModePasskey an operator with no approved passkey is refused here
-// (ErrRequired), audited, before any nonce exists.
+// RevealChallenge issues a reveal nonce for actor and token to client, for
+// a request whose jti is claimed already (or that has none): see
+// ClaimRevealChallenge.
 func (s *Service) RevealChallenge(ctx context.Context, client, origin, actor, token string) (wire.RevealChallengeResponse, error) {
+	return s.ClaimRevealChallenge(ctx, admit.Claim{}, client, origin, actor, token)
+}
+
+// ClaimRevealChallenge issues a reveal nonce for actor and token to
+// client. With ModePasskey an operator with no approved passkey is refused
+// here (ErrRequired), audited, before any nonce exists. Then, in one round
+// trip on Redis (Config.Admit's Issue), in this order: the signed
+// request's jti (claim) is claimed, the client's challenge budget counted
+// (a *ratelimit.Refused past it) and the nonce written. A request refused
+// before that has its jti claimed alone first (ClaimOnly), so a replay is
+// a replay whatever it asks. A claim refused is admit.ErrReplay or
+// admit.ErrUnavailable: nothing else was done or audited. Without a
+// claim (zero) only the budget and the nonce remain.
+func (s *Service) ClaimRevealChallenge(ctx context.Context, claim admit.Claim, client, origin, actor, token string) (wire.RevealChallengeResponse, error) {
 	if err := (wire.RevealChallengeRequest{Actor: actor, Token: token}).Validate(); err != nil {
+		if cerr := s.ClaimOnly(ctx, claim); cerr != nil {
+			return wire.RevealChallengeResponse{}, cerr
+		}
 		return wire.RevealChallengeResponse{}, err
 	}
 	out := wire.RevealChallengeResponse{PasskeyRequired: s.cfg.Mode == ModePasskey, Credentials: []string{}}
@@ -175,19 +195,62 @@ func (s *Service) RevealChallenge(ctx context.Context, client, origin, actor, to
 			}
 		}
 		if len(out.Credentials) == 0 {
+			if cerr := s.ClaimOnly(ctx, claim); cerr != nil {
+				return wire.RevealChallengeResponse{}, cerr
+			}
 			s.denied(ctx, audit.Event{Event: audit.EventRevealDenied, Client: client, Actor: actor, Origin: origin, Resource: token}, "passkey_required")
 			return wire.RevealChallengeResponse{}, fmt.Errorf("%w: the operator has no approved passkey", ErrRequired)
 		}
 	}
-	if err := s.challengeBudget(ctx, client); err != nil {
-		return wire.RevealChallengeResponse{}, err
-	}
-	n, err := nonce.Issue(ctx, s.cfg.Nonces, wire.RevealNoncePrefix, revealBinding(client, actor, token), RevealNonceTTL)
+	n, err := nonce.New(wire.RevealNoncePrefix)
 	if err != nil {
 		return wire.RevealChallengeResponse{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
+	if err := s.issue(ctx, claim, client, n, revealBinding(client, actor, token), RevealNonceTTL); err != nil {
+		return wire.RevealChallengeResponse{}, err
+	}
 	out.Nonce, out.ExpiresAt = n, s.cfg.Now().Add(RevealNonceTTL).Unix()
 	return out, nil
+}
+
+// ClaimOnly claims a request's jti alone (nothing when claim is zero),
+// for a request refused before its admission: admit.ErrReplay or
+// admit.ErrUnavailable when the claim is refused.
+func (s *Service) ClaimOnly(ctx context.Context, claim admit.Claim) error {
+	if claim.JTI == "" {
+		return nil
+	}
+	_, err := s.cfg.Admit.Admit(ctx, claim, nil)
+	return err
+}
+
+// issue claims claim, counts one nonce against client's budget and writes
+// nonce n (Config.Admit's Issue: one round trip on Redis). Refused past the
+// budget (*ratelimit.Refused, 429) and when the limiter or the store
+// cannot answer (ErrUnavailable): no budget, no nonce. A claim refused is
+// admit's error.
+func (s *Service) issue(ctx context.Context, claim admit.Claim, client, n, binding string, ttl time.Duration) error {
+	var steps []ratelimit.Step
+	if s.cfg.Limiter != nil {
+		steps = []ratelimit.Step{ratelimit.CheckStep(s.cfg.ChallengeLimit, client)}
+	}
+	gate := ratelimit.Gate{Limiter: s.cfg.Limiter, Unavailable: ErrUnavailable}
+	res, stored, err := s.cfg.Admit.Issue(ctx, claim, ratelimit.Takes(steps), s.cfg.Nonces, n, binding, ttl)
+	switch {
+	case errors.Is(err, admit.ErrReplay), errors.Is(err, admit.ErrUnavailable):
+		return err
+	case errors.Is(err, ratelimit.ErrUnavailable), errors.Is(err, ratelimit.ErrInvalidLimit):
+		return gate.Failed(err)
+	case err != nil:
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	if _, err := gate.Judge(steps, res); err != nil {
+		return err
+	}
+	if !stored {
+		return fmt.Errorf("%w: the nonce was not stored", ErrUnavailable)
+	}
+	return nil
 }
 
 // challengeBudget counts one nonce against the client's budget: refused

@@ -51,6 +51,18 @@ func browserKey(t *testing.T) (wire.BrowserKey, *ecdsa.PrivateKey) {
 	return wire.BrowserKey{Kty: "EC", Crv: "P-256", X: base64.RawURLEncoding.EncodeToString(pt[1:33]), Y: base64.RawURLEncoding.EncodeToString(pt[33:])}, k
 }
 
+func first[A, B any](a A, _ B) A { return a }
+
+// checked is k as the key service's request checks hand it on.
+func checked(t *testing.T, k wire.BrowserKey) wire.CheckedBrowserKey {
+	t.Helper()
+	c, err := k.Check()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 const testNonce = "rvn_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 
 // reveal runs one reveal with a fresh browser key and opens the answer as
@@ -61,7 +73,7 @@ func reveal(t *testing.T, svc *Service, m Meta, jwe, actor, reason, token string
 		token = "tok_1"
 	}
 	bk, priv := browserKey(t)
-	out, err := svc.Reveal(context.Background(), m, RevealInput{JWE: jwe, Actor: actor, Reason: reason, Token: token, Nonce: testNonce, BrowserKey: bk, Assertion: []byte(`{}`)})
+	out, err := svc.Reveal(context.Background(), m, RevealInput{JWE: jwe, Actor: actor, Reason: reason, Token: token, Nonce: testNonce, BrowserKey: checked(t, bk), Assertion: []byte(`{}`)})
 	if err != nil {
 		if out.JWE != "" {
 			t.Fatal("a refused reveal answered a ciphertext")
@@ -100,7 +112,7 @@ func TestRevealAnswersOnlyCiphertext(t *testing.T) {
 	f := newFixture(t, nil)
 	jwe := f.encrypt(t, testPAN, f.now, "cs_1")
 	bk, priv := browserKey(t)
-	out, err := f.svc.Reveal(context.Background(), Meta{Client: "bo"}, RevealInput{JWE: jwe, Actor: "op_1", Reason: "ticket 9", Token: "tok_9", Nonce: testNonce, BrowserKey: bk})
+	out, err := f.svc.Reveal(context.Background(), Meta{Client: "bo"}, RevealInput{JWE: jwe, Actor: "op_1", Reason: "ticket 9", Token: "tok_9", Nonce: testNonce, BrowserKey: checked(t, bk)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,17 +195,18 @@ func TestRevealRefusedBeforeDecrypt(t *testing.T) {
 func TestRevealRequestRefusals(t *testing.T) {
 	f := newFixture(t, nil)
 	jwe := f.encrypt(t, testPAN, f.now, "cs_1")
-	good, _ := browserKey(t)
+	good := checked(t, first(browserKey(t)))
 	for _, tc := range []struct {
 		name string
 		in   RevealInput
 		want error
 		code string
 	}{
-		{"400/browser-key-off-curve", RevealInput{JWE: jwe, Actor: "op_1", Reason: "ticket", Token: "tok_1", Nonce: testNonce,
-			BrowserKey: wire.BrowserKey{Kty: "EC", Crv: "P-256", X: good.X, Y: good.X}}, ErrBrowserKey, "browser_key_invalid"},
-		{"400/browser-key-p384", RevealInput{JWE: jwe, Actor: "op_1", Reason: "ticket", Token: "tok_1", Nonce: testNonce,
-			BrowserKey: wire.BrowserKey{Kty: "EC", Crv: "P-384", X: good.X, Y: good.Y}}, ErrBrowserKey, "browser_key_invalid"},
+		// A key that failed the request's checks (off the curve, P-384...:
+		// wire's TestBrowserKeyRefusals) cannot be handed on; what can is
+		// the zero value, refused here too.
+		{"400/browser-key-unchecked", RevealInput{JWE: jwe, Actor: "op_1", Reason: "ticket", Token: "tok_1", Nonce: testNonce},
+			ErrBrowserKey, "browser_key_invalid"},
 		{"400/no-token", RevealInput{JWE: jwe, Actor: "op_1", Reason: "ticket", Nonce: testNonce, BrowserKey: good}, ErrInvalidRequest, "invalid_field"},
 		{"400/reason-not-normalised", RevealInput{JWE: jwe, Actor: "op_1", Reason: "ticket  1", Token: "tok_1", Nonce: testNonce, BrowserKey: good}, ErrInvalidRequest, "invalid_field"},
 	} {
@@ -227,7 +240,7 @@ func TestRevealWithoutApproverRefuses(t *testing.T) {
 // replay), unrecorded here (the HTTP layer records it as a refused
 // request), and nothing after it runs: no approval, no limit, no decrypt.
 func TestRevealNotAdmitted(t *testing.T) {
-	good, _ := browserKey(t)
+	good := checked(t, first(browserKey(t)))
 	for _, tc := range []struct {
 		name     string
 		in       func(jwe string) RevealInput
@@ -239,7 +252,7 @@ func TestRevealNotAdmitted(t *testing.T) {
 			return RevealInput{JWE: jwe, Actor: "op_1", Reason: "ticket  1", Token: "tok_1", Nonce: testNonce, BrowserKey: good}
 		}, nil, ErrInvalidRequest, 0},
 		{"409/replay-of-bad-browser-key", func(jwe string) RevealInput {
-			return RevealInput{JWE: jwe, Actor: "op_1", Reason: "ticket 1", Token: "tok_1", Nonce: testNonce, BrowserKey: wire.BrowserKey{Kty: "EC", Crv: "P-256", X: good.X, Y: good.X}}
+			return RevealInput{JWE: jwe, Actor: "op_1", Reason: "ticket 1", Token: "tok_1", Nonce: testNonce, BrowserKey: wire.CheckedBrowserKey{}}
 		}, nil, ErrBrowserKey, 0},
 		{"409/replay-refused-by-the-approval", func(jwe string) RevealInput {
 			return RevealInput{JWE: jwe, Actor: "op_1", Reason: "ticket 1", Token: "tok_1", Nonce: testNonce, BrowserKey: good}

@@ -455,9 +455,13 @@ func (s *Service) openCVC(cvcJWE, session string, brand card.Brand, now time.Tim
 // key the operator's browser made for this reveal, the nonce the key
 // service issued for (client, actor, token), and the operator's passkey
 // assertion over wire.RevealChallenge (absent only in approval mode none).
+// BrowserKey is the key as the request's checks parsed it
+// (wire.RevealRequest.Check, at the key service's door): it is parsed
+// once, and a key that did not pass them cannot be given (the zero value
+// is refused, ErrBrowserKey).
 type RevealInput struct {
 	JWE, Actor, Reason, Token, Nonce string
-	BrowserKey                       wire.BrowserKey
+	BrowserKey                       wire.CheckedBrowserKey
 	Assertion                        []byte
 }
 
@@ -521,13 +525,9 @@ func (s *Service) Reveal(ctx context.Context, m Meta, in RevealInput) (Sealed, e
 		}
 		return Sealed{}, s.deniedUnclaimed(ctx, m, ev, fmt.Errorf("%w: %w", ErrInvalidRequest, err))
 	}
-	pub, err := in.BrowserKey.Point()
-	if err != nil {
-		return Sealed{}, s.deniedUnclaimed(ctx, m, ev, fmt.Errorf("%w: %w", ErrBrowserKey, err))
-	}
-	jkt, err := wire.JWKThumbprint(in.BrowserKey)
-	if err != nil {
-		return Sealed{}, s.deniedUnclaimed(ctx, m, ev, fmt.Errorf("%w: %w", ErrBrowserKey, err))
+	pub, jkt := in.BrowserKey.PublicKey(), in.BrowserKey.Thumbprint()
+	if pub == nil {
+		return Sealed{}, s.deniedUnclaimed(ctx, m, ev, fmt.Errorf("%w: %w", ErrBrowserKey, wire.ErrBrowserKey))
 	}
 	if s.cfg.Approver == nil {
 		return Sealed{}, s.deniedUnclaimed(ctx, m, ev, fmt.Errorf("%w: no reveal approval configured", ErrUnavailable))

@@ -117,14 +117,41 @@ func (k BrowserKey) Point() (*ecdh.PublicKey, error) {
 // unpadded base64url) over {"crv","kty","x","y"} in that order, after the
 // checks of Point. The page computes the same with crypto.subtle.
 func JWKThumbprint(k BrowserKey) (string, error) {
-	if _, err := k.Point(); err != nil {
+	c, err := k.Check()
+	if err != nil {
 		return "", err
+	}
+	return c.jkt, nil
+}
+
+// CheckedBrowserKey is a browser key that passed Point, parsed once: the
+// public key a reveal's answer is encrypted to and its JWKThumbprint,
+// which the passkey's challenge commits to. Only BrowserKey.Check makes
+// one; the zero value holds no key (PublicKey is nil), and the key service
+// refuses it as an invalid browser key.
+type CheckedBrowserKey struct {
+	pub *ecdh.PublicKey
+	jkt string
+}
+
+// Check parses the key with Point's checks, once, and computes its
+// thumbprint.
+func (k BrowserKey) Check() (CheckedBrowserKey, error) {
+	pub, err := k.Point()
+	if err != nil {
+		return CheckedBrowserKey{}, err
 	}
 	// The members are base64url and fixed names: no escaping can differ.
 	canon := `{"crv":"` + k.Crv + `","kty":"` + k.Kty + `","x":"` + k.X + `","y":"` + k.Y + `"}`
 	sum := sha256.Sum256([]byte(canon))
-	return base64.RawURLEncoding.EncodeToString(sum[:]), nil
+	return CheckedBrowserKey{pub: pub, jkt: base64.RawURLEncoding.EncodeToString(sum[:])}, nil
 }
+
+// PublicKey is the key to encrypt to; nil for the zero value.
+func (c CheckedBrowserKey) PublicKey() *ecdh.PublicKey { return c.pub }
+
+// Thumbprint is the key's JWKThumbprint.
+func (c CheckedBrowserKey) Thumbprint() string { return c.jkt }
 
 // NormReason folds every run of white space to one space and trims the
 // ends: a reason is one line in the audit trail, and the string the
@@ -330,29 +357,40 @@ func checkDocument(field string, doc json.RawMessage, max int) error {
 // exactly what was signed), the browser key, the nonce, and the assertion
 // when present (whether one is required is the key service's setting).
 func (r RevealRequest) Validate() error {
+	_, err := r.Check()
+	return err
+}
+
+// Check is Validate, which also returns the browser key as its check
+// parsed it: the key service binds a reveal with it and hands the key on,
+// parsed once.
+func (r RevealRequest) Check() (CheckedBrowserKey, error) {
 	if err := checkJWE("jwe", r.JWE); err != nil {
-		return err
+		return CheckedBrowserKey{}, err
 	}
 	if err := checkID("actor", r.Actor, true); err != nil {
-		return err
+		return CheckedBrowserKey{}, err
 	}
 	if err := ValidateReason(r.Reason); err != nil {
-		return err
+		return CheckedBrowserKey{}, err
 	}
 	if NormReason(r.Reason) != r.Reason {
-		return &FieldError{Field: "reason", Reason: "must be normalised (white space folded to single spaces, trimmed)"}
+		return CheckedBrowserKey{}, &FieldError{Field: "reason", Reason: "must be normalised (white space folded to single spaces, trimmed)"}
 	}
 	if err := checkID("token", r.Token, true); err != nil {
-		return err
+		return CheckedBrowserKey{}, err
 	}
-	if _, err := r.BrowserKey.Point(); err != nil {
-		return err
+	key, err := r.BrowserKey.Check()
+	if err != nil {
+		return CheckedBrowserKey{}, err
 	}
 	if err := CheckNonce(RevealNoncePrefix, r.Nonce); err != nil {
-		return err
+		return CheckedBrowserKey{}, err
 	}
 	if len(r.Assertion) > 0 {
-		return checkDocument("assertion", r.Assertion, MaxAssertionSize)
+		if err := checkDocument("assertion", r.Assertion, MaxAssertionSize); err != nil {
+			return CheckedBrowserKey{}, err
+		}
 	}
-	return nil
+	return key, nil
 }

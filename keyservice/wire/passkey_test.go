@@ -80,7 +80,39 @@ func TestBrowserKeyRefusals(t *testing.T) {
 			if err := r.Validate(); !errors.Is(err, ErrBrowserKey) {
 				t.Fatalf("Validate = %v", err)
 			}
+			if c, err := r.Check(); !errors.Is(err, ErrBrowserKey) || c.PublicKey() != nil || c.Thumbprint() != "" {
+				t.Fatalf("Check = %v, key %v", err, c.PublicKey())
+			}
 		})
+	}
+}
+
+// TestCheckParsesOnce: Check gives the key Point parses and the
+// thumbprint JWKThumbprint computes, from one parse; a request's Check
+// gives the same, after the same checks as Validate.
+func TestCheckParsesOnce(t *testing.T) {
+	k := browserKey(t)
+	c, err := k.Check()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := k.Point()
+	jkt, _ := JWKThumbprint(k)
+	if !c.PublicKey().Equal(pub) || c.Thumbprint() != jkt || jkt == "" {
+		t.Fatal("Check differs from Point and JWKThumbprint")
+	}
+	r := validReveal()
+	r.BrowserKey = k
+	rc, err := r.Check()
+	if err != nil || !rc.PublicKey().Equal(pub) || rc.Thumbprint() != jkt {
+		t.Fatalf("RevealRequest.Check = %v", err)
+	}
+	r.Nonce = "rvn_short"
+	if rc, err := r.Check(); !errors.Is(err, ErrInvalidRequest) || rc.PublicKey() != nil {
+		t.Fatalf("a request refused after its key still hands the key on: %v", err)
+	}
+	if (CheckedBrowserKey{}).PublicKey() != nil {
+		t.Fatal("the zero value holds a key")
 	}
 }
 

@@ -71,7 +71,7 @@ var (
 var stageTables = map[string][]stage{
 	RoleKeyService: {
 		{id: "bind", patterns: []string{`bg/internal/httpapi\.Bind`, `bg/keyservice/api\.bind`, `bg/internal/jose\.Open`,
-			`bg/keyservice/wire\.\w+Request\.Validate`, `bg/keyservice/wire\.Validate`}},
+			`bg/keyservice/wire\.\w+Request\.(Validate|Check)`, `bg/keyservice/wire\.Validate`}},
 		{id: "verify", patterns: []string{`bg/keyservice/sigauth\.`}},
 		{id: "admission", patterns: []string{`bg/keyservice/admit\.`, `bg/keyservice/replay\.`, `bg/internal/ratelimit\.`}},
 		{id: "decrypt", patterns: []string{`bg/internal/jose\.\(\*JWE\)\.Decrypt`, `bg/internal/jose\.Decrypt`,
@@ -79,7 +79,8 @@ var stageTables = map[string][]stage{
 		{id: "card", patterns: []string{`bg/keyservice/card\.`}},
 		{id: "guard", patterns: []string{`bg/keyservice/guard\.`}},
 		{id: "passkey", paths: []string{PathReveal}, patterns: []string{`bg/keyservice/passkeys\.`, `bg/internal/passkey\.`, `bg/keyservice/nonce\.`}},
-		{id: "seal", paths: []string{PathReveal}, patterns: []string{`bg/internal/jose\.EncryptDirect`, `bg/keyservice/wire\.JWKThumbprint`}},
+		// The browser key's thumbprint is computed with its one parse, at bind.
+		{id: "seal", paths: []string{PathReveal}, patterns: []string{`bg/internal/jose\.EncryptDirect`}},
 		{id: "forward", paths: forwardOnly, patterns: append([]string{`bg/keyservice/forward\.`, `bg/internal/safedial\.`}, outbound...)},
 		{id: "redis", patterns: batchedRedis},
 		{id: "audit", patterns: []string{`bg/internal/audit\.`}},
