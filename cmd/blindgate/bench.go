@@ -46,6 +46,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&o.RedisAddr, "redis", "127.0.0.1:6379", "Redis address (a real redis-server)")
 	fs.IntVar(&o.RedisDB, "redis-db", -1, "Redis database the bench owns and empties; -1 leases a free one (1-15) as the tests do")
 	fs.BoolVar(&o.RedisFlush, "redis-flush", false, "allow emptying a non-empty -redis-db")
+	fs.BoolVar(&o.RedisUnbatched, "redis-unbatched", false, "run both services with -redis-batch=false (each Lua script on its own round trip), to measure what batching buys")
 	fs.StringVar(&o.Dir, "dir", "", "run folder for keyrings, audit logs and service logs (default: temporary, removed)")
 	fs.BoolVar(&o.Keep, "keep", false, "keep the temporary run folder")
 	fs.DurationVar(&o.Soak, "soak", 0, "also run a leak soak this long (e.g. 10m) after the sweep")

@@ -41,11 +41,13 @@ const merchantOrigin = "https://shop.example.com"
 // childConfig is what the parent hands a service child, as a JSON file in
 // the run's folder. It holds paths and addresses, never a secret.
 type childConfig struct {
-	Role          string `json:"role"`
-	Dir           string `json:"dir"`
-	Redis         string `json:"redis"`
-	RedisDB       int    `json:"redis_db"`
-	KeyServiceURL string `json:"keyservice_url,omitempty"`
+	Role    string `json:"role"`
+	Dir     string `json:"dir"`
+	Redis   string `json:"redis"`
+	RedisDB int    `json:"redis_db"`
+	// RedisUnbatched: the service's -redis-batch=false.
+	RedisUnbatched bool   `json:"redis_unbatched,omitempty"`
+	KeyServiceURL  string `json:"keyservice_url,omitempty"`
 	// Forward: the gateway signs forwards with the forward identity.
 	Forward  bool   `json:"forward,omitempty"`
 	LogLevel string `json:"log_level"`
@@ -200,7 +202,7 @@ func keyService(cfg childConfig, ln net.Listener, log *slog.Logger) (func(contex
 		Addr: ln.Addr().String(), DevHTTP: true, KeyringPath: p(fileKeyring), Shares: 1,
 		MasterKey: "file:" + p(fileMasterKey), ClientsPath: p(fileClients), Audience: Audience,
 		Skew: 5 * time.Second, AuditPath: p("keyservice-audit.log"), Freshness: 15 * time.Minute,
-		Redis:           redisx.Config{Addrs: cfg.Redis, DB: cfg.RedisDB},
+		Redis:           redisx.Config{Addrs: cfg.Redis, DB: cfg.RedisDB, Unbatched: cfg.RedisUnbatched},
 		RevealPerMinute: perMinute, RevealPerDay: perDay,
 		RevealClientPerMinute: perMinute, RevealClientPerDay: perDay,
 		InspectPerSecond: perSecond, InspectClientPerDay: perDay, InspectMerchantPerDay: perDay, LogLevel: cfg.LogLevel,
@@ -253,7 +255,7 @@ func gateway(ctx context.Context, cfg childConfig, ln net.Listener, log *slog.Lo
 	}
 	gw, err := gwapp.New(gwapp.Config{
 		Addr: ln.Addr().String(), PublicURL: publicURL, Store: "redis",
-		Redis:         redisx.Config{Addrs: cfg.Redis, DB: cfg.RedisDB},
+		Redis:         redisx.Config{Addrs: cfg.Redis, DB: cfg.RedisDB, Unbatched: cfg.RedisUnbatched},
 		KeyServiceURL: cfg.KeyServiceURL, Audience: Audience,
 		CheckoutClientID: clientGateway, CheckoutKeyFile: p(fileGatewayKey),
 		AuditPath: p("gateway-audit.log"), CVCTTL: 10 * time.Minute,

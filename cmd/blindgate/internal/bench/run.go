@@ -55,6 +55,9 @@ type Options struct {
 	RedisAddr  string
 	RedisDB    int  // -1: lease a free database 1-15 the way the tests do
 	RedisFlush bool // allow emptying an explicitly chosen, non-empty database
+	// RedisUnbatched runs both services with -redis-batch=false: every
+	// script on its own round trip, to measure what batching buys.
+	RedisUnbatched bool
 
 	Dir  string // run folder (keyrings, audit logs, child logs); "" = temporary
 	Keep bool   // keep a temporary run folder
@@ -434,7 +437,7 @@ type services struct {
 
 func startServices(ctx context.Context, o Options, dir string, rdb *redis.Client) (*services, error) {
 	s := &services{rdb: rdb, hc: &http.Client{Timeout: 5 * time.Minute}}
-	base := childConfig{Dir: dir, Redis: o.RedisAddr, RedisDB: rdb.Options().DB, LogLevel: o.LogLevel,
+	base := childConfig{Dir: dir, Redis: o.RedisAddr, RedisDB: rdb.Options().DB, RedisUnbatched: o.RedisUnbatched, LogLevel: o.LogLevel,
 		Forward: slices.ContainsFunc(o.Paths, forwardPath)}
 	ksCfg := base
 	ksCfg.Role = RoleKeyService
