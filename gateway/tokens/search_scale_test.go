@@ -127,8 +127,7 @@ func BenchmarkSearchAtScale(b *testing.B) {
 // searches of each kind run one after the other.
 func costTable(b *testing.B, s *Redis, rdb *redis.Client, kinds []searchKind) string {
 	ctx := context.Background()
-	var trips atomic.Int64
-	rdb.AddHook(tripCounter{&trips})
+	trips := testenv.CountTrips(rdb)
 	rng := rand.New(rand.NewPCG(7, 9))
 	var t strings.Builder
 	fmt.Fprintf(&t, "\ncost per search (20 of each, in a row):\n| search | round trips | Redis in commands µs | Redis CPU µs | client CPU µs |\n|---|---|---|---|---|\n")
@@ -176,25 +175,6 @@ func ownCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// tripCounter counts round trips: each command and each pipeline is one.
-type tripCounter struct{ n *atomic.Int64 }
-
-func (tripCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h tripCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		if cmd.Name() != "info" {
-			h.n.Add(1)
-		}
-		return next(ctx, cmd)
-	}
-}
-func (h tripCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		h.n.Add(1)
-		return next(ctx, cmds)
-	}
 }
 
 // commandTime is Redis's total time in commands so far, µs, but INFO's.

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/blindgate/blindgate/internal/ratelimit"
 	"github.com/blindgate/blindgate/internal/redisx"
 	"github.com/blindgate/blindgate/internal/testenv"
@@ -43,14 +41,13 @@ func impls() []struct {
 		}},
 		{"redis-script", func(t *testing.T) env {
 			rdb := testenv.Redis(t)
-			var trips atomic.Int64
-			rdb.AddHook(tripCounter{&trips})
+			trips := testenv.CountTrips(rdb)
 			rc, l := replay.NewRedis(rdb, "t:jti:"), ratelimit.NewRedis(rdb, "t:rl:")
 			a := New(rc, l)
 			if _, ok := a.(script); !ok {
 				t.Fatalf("New on one Redis client made %T, want the one-script admitter", a)
 			}
-			return env{a: a, rc: rc, l: l, ns: nonce.NewRedis(rdb, "t:nonce:"), trips: &trips}
+			return env{a: a, rc: rc, l: l, ns: nonce.NewRedis(rdb, "t:nonce:"), trips: trips}
 		}},
 		{"redis-split", func(t *testing.T) env {
 			// What a Cluster runs: the claim, then the limits.
@@ -457,22 +454,4 @@ func TestIssue(t *testing.T) {
 			t.Fatal("a nonce was written without a claim")
 		}
 	})
-}
-
-// tripCounter counts Redis round trips: each command and each pipeline is
-// one.
-type tripCounter struct{ n *atomic.Int64 }
-
-func (tripCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h tripCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		h.n.Add(1)
-		return next(ctx, cmd)
-	}
-}
-func (h tripCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		h.n.Add(1)
-		return next(ctx, cmds)
-	}
 }

@@ -228,29 +228,11 @@ func BenchmarkRevealChallenge(b *testing.B) {
 	ks := newBenchKS(b, keyring.AlgECDHP256, true)
 	ks.zone.EnrolPasskey(b, "backoffice", "op_bench")
 	time.Sleep(2100 * time.Millisecond) // the registry between enrolments, as in BenchmarkReveal
-	var trips atomic.Int64
-	ks.rdb.AddHook(tripHook{&trips})
+	trips := testenv.CountTrips(ks.rdb)
 	body, _ := json.Marshal(wire.RevealChallengeRequest{Actor: "op_bench", Token: "tok_bench"})
 	before := trips.Load()
 	ks.run(b, ks.backoffice, wire.PathRevealChallenge, body, 8)
 	b.ReportMetric(float64(trips.Load()-before)/float64(b.N), "redis-trips/op")
-}
-
-// tripHook counts Redis round trips: each command and each pipeline is one.
-type tripHook struct{ n *atomic.Int64 }
-
-func (tripHook) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h tripHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		h.n.Add(1)
-		return next(ctx, cmd)
-	}
-}
-func (h tripHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		h.n.Add(1)
-		return next(ctx, cmds)
-	}
 }
 
 // BenchmarkInspectDomain is unwrap.Service.Inspect alone (no HTTP, no

@@ -29,12 +29,11 @@ import (
 func challengeServer(t *testing.T, backend string) (ts *testServer, rdb *redis.Client, trips *atomic.Int64) {
 	t.Helper()
 	budget := ratelimit.Limit{Name: "challenge-client", Rate: 3, Period: time.Hour, Burst: 3}
-	trips = &atomic.Int64{}
 	if backend == "memory" {
 		ts = newTestServerWith(t, memoryBackends(), func(o *kstest.Options) { o.ChallengeLimit = budget })
 	} else {
 		rdb = testenv.Redis(t)
-		rdb.AddHook(tripHook{trips})
+		trips = testenv.CountTrips(rdb)
 		ts = newTestServerWith(t, backends{replay: replay.NewRedis(rdb, "bg:ks:jti:"), limiter: ratelimit.NewRedis(rdb, "bg:ks:rl:")}, func(o *kstest.Options) {
 			o.Nonces, o.ChallengeLimit = nonce.NewRedis(rdb, "bg:ks:nonce:"), budget
 		})

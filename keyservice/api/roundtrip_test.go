@@ -1,13 +1,9 @@
 package api_test
 
 import (
-	"context"
 	"net/http"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/blindgate/blindgate/internal/ratelimit"
 	"github.com/blindgate/blindgate/internal/testenv"
@@ -17,24 +13,6 @@ import (
 	"github.com/blindgate/blindgate/keyservice/wire"
 )
 
-// tripCounter counts Redis round trips: each command and each pipeline is
-// one.
-type tripCounter struct{ n *atomic.Int64 }
-
-func (tripCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h tripCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		h.n.Add(1)
-		return next(ctx, cmd)
-	}
-}
-func (h tripCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		h.n.Add(1)
-		return next(ctx, cmds)
-	}
-}
-
 // TestRevealRoundTrips: an approved reveal, with the stores on one Redis
 // client as keyservice/app wires them, makes revealRoundTrips round trips
 // (issue 17): the claim of its jti, the take of its nonce, and its four
@@ -43,8 +21,7 @@ func (h tripCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 func TestRevealRoundTrips(t *testing.T) {
 	const revealRoundTrips = 2
 	rdb := testenv.Redis(t)
-	var trips atomic.Int64
-	rdb.AddHook(tripCounter{&trips})
+	trips := testenv.CountTrips(rdb)
 	ts := newTestServerWith(t, backends{replay: replay.NewRedis(rdb, "bg:ks:jti:"), limiter: ratelimit.NewRedis(rdb, "bg:ks:rl:")}, func(o *kstest.Options) {
 		o.Nonces = nonce.NewRedis(rdb, "bg:ks:nonce:")
 		o.Limits = nil
