@@ -93,6 +93,46 @@ func TestDomainHelpersDoNotImportFiber(t *testing.T) {
 	}
 }
 
+// confined are the third-party libraries that stay behind one package of
+// ours, so that replacing one, or moving it a major version, touches that
+// package alone and no library type becomes part of a store or a wire
+// format: jwx (JOSE) and curve25519-voi (the Ed25519 check) behind
+// internal/jose, go-webauthn behind internal/passkey.
+var confined = map[string]string{
+	"github.com/lestrrat-go/jwx/":              module + "internal/jose",
+	"github.com/oasisprotocol/curve25519-voi/": module + "internal/jose",
+	"github.com/go-webauthn/":                  module + "internal/passkey",
+}
+
+// TestLibrariesStayBehindTheirPackage lists every package of the module,
+// its tests' imports too, and fails on an import of a confined library
+// from any package but its own.
+func TestLibrariesStayBehindTheirPackage(t *testing.T) {
+	lines := goList(t, `{{.ImportPath}} {{join .Imports " "}} {{join .TestImports " "}} {{join .XTestImports " "}}`, module+"...")
+	if len(lines) < 30 {
+		t.Fatalf("go list returned %d packages: the check would prove nothing", len(lines))
+	}
+	seen := map[string]bool{}
+	for _, fields := range lines {
+		for _, imp := range fields[1:] {
+			for lib, owner := range confined {
+				if !strings.HasPrefix(imp, lib) {
+					continue
+				}
+				seen[lib] = true
+				if fields[0] != owner {
+					t.Errorf("%s imports %s: only %s may", fields[0], imp, strings.TrimPrefix(owner, module))
+				}
+			}
+		}
+	}
+	for lib, owner := range confined {
+		if !seen[lib] {
+			t.Errorf("%s does not import %s: the check would prove nothing", strings.TrimPrefix(owner, module), lib)
+		}
+	}
+}
+
 func goList(t *testing.T, format, pattern string) [][]string {
 	t.Helper()
 	goBin, err := exec.LookPath("go")
