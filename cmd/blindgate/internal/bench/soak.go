@@ -13,14 +13,17 @@ import (
 // load for a long while, with each service's goroutines, heap and RSS
 // sampled from its /stats.
 type SoakResult struct {
-	KEK        string       `json:"kek"`
-	Duration   string       `json:"duration"`
-	Workers    int          `json:"workers_per_path"`
-	Requests   int64        `json:"requests"`
-	Errors     int64        `json:"errors"`
-	Throughput float64      `json:"throughput"`
-	Samples    []SoakSample `json:"samples"`
-	Growth     []Growth     `json:"growth"`
+	KEK      string `json:"kek"`
+	Duration string `json:"duration"`
+	Workers  int    `json:"workers_per_path"`
+	Requests int64  `json:"requests"`
+	Errors   int64  `json:"errors"`
+	// ErrorKinds counts the errors by path and kind ("submit: 503
+	// unavailable"), so a soak's errors say what failed.
+	ErrorKinds map[string]int64 `json:"error_kinds,omitempty"`
+	Throughput float64          `json:"throughput"`
+	Samples    []SoakSample     `json:"samples"`
+	Growth     []Growth         `json:"growth"`
 }
 
 // SoakSample is one sampling instant.
@@ -91,6 +94,12 @@ func runSoak(ctx context.Context, o Options, alg, dir string, rdb *redis.Client)
 			mu.Lock()
 			res.Requests += w.ok
 			res.Errors += w.failed
+			for kind, n := range w.errKinds {
+				if res.ErrorKinds == nil {
+					res.ErrorKinds = map[string]int64{}
+				}
+				res.ErrorKinds[path+": "+kind] += n
+			}
 			mu.Unlock()
 		}()
 	}

@@ -152,6 +152,9 @@ func PrintSummary(w io.Writer, rep *Report) {
 	printForward(w, rep)
 	if s := rep.Soak; s != nil {
 		fmt.Fprintf(w, "### Soak (%s, %s, %d workers per path, %.0f req/s on average, %d errors)\n\n", s.Duration, s.KEK, s.Workers, s.Throughput, s.Errors)
+		if len(s.ErrorKinds) > 0 {
+			fmt.Fprintf(w, "Errors by path and kind: %v\n\n", s.ErrorKinds)
+		}
 		fmt.Fprintln(w, "| service | metric | start (2nd quarter avg) | end (last quarter avg) | idle before | idle after |")
 		fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|")
 		for _, g := range s.Growth {
