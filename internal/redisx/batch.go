@@ -42,7 +42,7 @@ type batched struct {
 	b *batcher
 }
 
-// Batchable reports whether New batches c's scripts: a Cluster client is
+// batchable reports whether New batches c's scripts: a Cluster client is
 // left alone (its scripts are confined to one slot each, and the stores
 // check for *redis.ClusterClient to choose their Cluster paths).
 func batchable(c redis.UniversalClient) bool {
@@ -56,13 +56,11 @@ func newBatched(c redis.UniversalClient, d deadline) *batched {
 		bound:  d,
 		wake:   make(chan struct{}, 1),
 		quit:   make(chan struct{}),
-		exited: make(chan struct{}),
 	}
 	b.running.Add(flushers)
 	for range flushers {
 		go b.flush()
 	}
-	go func() { b.running.Wait(); close(b.exited) }()
 	return &batched{UniversalClient: c, b: b}
 }
 
@@ -135,7 +133,6 @@ type batcher struct {
 	wake    chan struct{} // one pending wakeup is enough: a flusher takes all that queued
 	quit    chan struct{}
 	running sync.WaitGroup
-	exited  chan struct{}
 
 	scripts, batches atomic.Uint64
 }
@@ -248,13 +245,13 @@ func (b *batcher) close() {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
-		<-b.exited
+		b.running.Wait()
 		return
 	}
 	b.closed = true
 	b.mu.Unlock()
 	close(b.quit)
-	<-b.exited
+	b.running.Wait()
 }
 
 // BatchFlag is the -redis-batch flag over Config.Unbatched: a boolean
