@@ -55,11 +55,23 @@ type App struct {
 
 // New builds the key service. It opens the audit log and the allow-list and,
 // when configured to, unseals the keyring; it does not listen yet.
-func New(cfg Config, log *slog.Logger) (*App, error) {
+func New(cfg Config, log *slog.Logger) (_ *App, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	a := &App{cfg: cfg, log: log}
+	// What New has opened is closed when it fails after: the audit log and
+	// the Redis client, with its script flushers.
+	defer func() {
+		if err == nil {
+			return
+		}
+		if a.audit != nil {
+		}
+		if a.rdb != nil {
+			_ = a.rdb.Close()
+		}
+	}()
 	var (
 		replays sigauth.ReplayCache
 		limiter ratelimit.Limiter
@@ -106,12 +118,10 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 		a.hsm = &hsmUnsealer{cfg: cfg.HSM, path: cfg.KeyringPath, holder: a.holder, audit: a.audit, log: log}
 	}
 	if err := a.unsealAtStart(); err != nil {
-		_ = a.audit.Close()
 		return nil, err
 	}
 	audience, err := a.audience()
 	if err != nil {
-		_ = a.audit.Close()
 		return nil, err
 	}
 	// With a port of 0 the origins are known only once listening (Serve).
@@ -134,7 +144,6 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 		const why = "-bind-legacy: a rewrap without a merchant binding gets one for the merchant it names; any holder of the rewrap key can bind any stored card to any merchant. Run `blindgate rewrap -all` and restart without it"
 		log.Warn("MIGRATION MODE: " + why)
 		if _, err := a.audit.Append(context.Background(), audit.Event{Event: audit.EventAlarm, Actor: "keyservice", Outcome: audit.OutcomeFailure, Reason: why, Code: "bind_legacy"}); err != nil {
-			_ = a.audit.Close()
 			return nil, fmt.Errorf("audit -bind-legacy: %w", err)
 		}
 	}
@@ -143,7 +152,6 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 	adm := admit.New(replays, limiter)
 	approval, err := a.approval(nonces, limiter, adm)
 	if err != nil {
-		_ = a.audit.Close()
 		return nil, err
 	}
 	svc := unwrap.New(a.holder, a.audit, limiter, log, unwrap.Config{
@@ -163,7 +171,6 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 		Limits: forwardLimits(cfg), Idempotency: idem, Log: log,
 	})
 	if err != nil {
-		_ = a.audit.Close()
 		return nil, fmt.Errorf("forward: %w", err)
 	}
 	ul := seal.DefaultCeremonyLimits()
@@ -180,7 +187,6 @@ func New(cfg Config, log *slog.Logger) (*App, error) {
 			rc.Locker = rotation.RedisLocker{RDB: a.rdb}
 		}
 		if a.rotator, err = rotation.New(a.holder, rc); err != nil {
-			_ = a.audit.Close()
 			return nil, err
 		}
 		log.Info("scheduled KEK rotation on: the active version is replaced once it is -kek-max-age old; every replica must share this keyring file", "kek_max_age", cfg.KEKMaxAge, "keyring", cfg.KeyringPath)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/blindgate/blindgate/internal/apierr"
 	"github.com/blindgate/blindgate/internal/audit"
 	"github.com/blindgate/blindgate/internal/logtest"
+	"github.com/blindgate/blindgate/internal/redisx"
 	"github.com/blindgate/blindgate/keyservice/app"
 	"github.com/blindgate/blindgate/keyservice/client"
 	"github.com/blindgate/blindgate/keyservice/sigauth"
@@ -313,5 +315,34 @@ func TestRevealApprovalNoneWarnsAndAudits(t *testing.T) {
 	evs, err := audit.Read(f, audit.Filter{Event: audit.EventAlarm})
 	if err != nil || len(evs) != 1 || evs[0].Code != "reveal_approval_none" {
 		t.Fatalf("audit: %+v %v", evs, err)
+	}
+}
+
+// TestNewFailingLeavesNothingRunning: a New that fails after it opened the
+// Redis client closes it, with its script flushers (and the audit log),
+// instead of leaving them to the process's exit.
+func TestNewFailingLeavesNothingRunning(t *testing.T) {
+	c := app.DevConfig(t.TempDir())
+	c.Redis = redisx.Config{Addrs: "127.0.0.1:1"} // never dialed: New fails first
+	if err := os.WriteFile(c.ClientsPath, []byte("not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before := runtime.NumGoroutine()
+	const n = 20
+	for range n {
+		if a, err := app.New(c, testLog(t)); err == nil || a != nil {
+			t.Fatalf("New = %v, %v; want the allow-list refused", a, err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		g := runtime.NumGoroutine()
+		if g < before+n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines after %d failed News, %d before: what they opened is still running", g, n, before)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
