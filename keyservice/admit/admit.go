@@ -200,8 +200,6 @@ func (s script) Take(ctx context.Context, c Claim, ns nonce.Store, n string) (st
 	return nonce.Taken(reply)
 }
 
-// once is the replay cache's entry for c as the batch script's once key
-// (none for a zero Claim).
 // Issue claims c, counts takes and writes the nonce in one script (on a
 // Cluster, or with ns on another client, one after the other with the
 // same outcome: ratelimit.Redis.AllowBatchOnceThen).
@@ -233,6 +231,8 @@ func (s script) Issue(ctx context.Context, c Claim, takes []ratelimit.Take, ns n
 	return res, true, nil
 }
 
+// once is the replay cache's entry for c as the batch script's once key
+// (none for a zero Claim).
 func (s script) once(c Claim) (ratelimit.Once, error) {
 	if c.JTI == "" {
 		return ratelimit.Once{}, nil
