@@ -14,10 +14,11 @@ import (
 // batched is a single-node (or Sentinel) client whose Lua scripts from
 // concurrent callers share round trips: each script joins a queue, and a
 // free flusher sends whatever has queued as one pipeline; while both
-// flushers wait for their answers, the queue fills for the next. A request on the hot path (the key service's admission
-// and enumeration guard, the gateway's checkout) is one or two scripts;
-// alone, each costs a write and a read on both ends of the socket and a
-// wakeup of Redis's event loop, which on loopback is more CPU than the
+// flushers wait for their answers, the queue fills for the next. A request
+// on the hot path (the key service's admission and enumeration guard, the
+// gateway's checkout) is one or two scripts; alone, each costs a write and
+// a read on both ends of the socket and a wakeup of Redis's event loop,
+// which on loopback is more CPU than the
 // script itself. Batched, a busy service pays those once per batch.
 // Measured with `blindgate bench` (P-256 inspect at saturation), Redis
 // spent 52-56 µs of CPU per inspect instead of 76-86, and the key service
@@ -33,7 +34,7 @@ import (
 //
 // The bound of every call is kept: a caller waits at most until its
 // deadline (the hook's timeout unless its context ends sooner). A script
-// whose caller gave up before the flusher took it is never sent, so a stall
+// whose caller gave up before a flusher took it is never sent, so a stall
 // does not leave a backlog of abandoned writes to replay on recovery; one
 // already sent may still run, exactly as a single command whose reply timed
 // out may have.
@@ -85,8 +86,8 @@ func (c *batched) EvalShaRO(ctx context.Context, sha1 string, keys []string, arg
 	return c.b.do(ctx, c.UniversalClient.Pipeline().EvalShaRO(ctx, sha1, keys, args...))
 }
 
-// Close stops the flusher, after it has sent what was queued, then closes
-// the client.
+// Close stops the flushers, after they have sent what was queued, then
+// closes the client.
 func (c *batched) Close() error {
 	c.b.close()
 	return c.UniversalClient.Close()
@@ -108,7 +109,7 @@ func Batching(c redis.UniversalClient) (BatchStats, bool) {
 	return BatchStats{Scripts: bc.b.scripts.Load(), Batches: bc.b.batches.Load()}, true
 }
 
-// A call's state: queued until the flusher takes it or its caller gives
+// A call's state: queued until a flusher takes it or its caller gives
 // up, whichever comes first; the loser of that race leaves it alone.
 const (
 	queued int32 = iota

@@ -348,9 +348,9 @@ func (s *Service) guard(ctx context.Context, kr *keyring.Keyring, merchant, pan,
 // (a body that does not bind, a field missing), and counts nothing.
 // Admission otherwise claims the jti with the limits or, for a reveal,
 // the nonce, which need the request's fields; claiming it here too keeps
-// Contract 2's order: a
-// replayed request is refused as a replay (409) whatever its body, and a
-// request is never answered 400 twice. An error is ErrNotAdmitted's.
+// Contract 2's order: a replayed request is refused as a replay (409)
+// whatever its body, and a request is never answered 400 twice. An error
+// is ErrNotAdmitted's.
 func (s *Service) ClaimOnly(ctx context.Context, m Meta) error {
 	if m.Claim.JTI == "" {
 		return nil // claimed by the caller: nothing to do, no round trip
