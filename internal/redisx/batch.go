@@ -18,8 +18,8 @@ import (
 // on the hot path (the key service's admission and enumeration guard, the
 // gateway's checkout) is one or two scripts; alone, each costs a write and
 // a read on both ends of the socket and a wakeup of Redis's event loop,
-// which on loopback is more CPU than the
-// script itself. Batched, a busy service pays those once per batch.
+// which on loopback is more CPU than the script itself. Batched, a busy
+// service pays those once per batch.
 // Measured with `blindgate bench` (P-256 inspect at saturation), Redis
 // spent 52-56 µs of CPU per inspect instead of 76-86, and the key service
 // 317-346 instead of 360-380.
