@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -327,7 +326,7 @@ func BenchmarkSubmitRedis(b *testing.B) {
 			var next atomic.Int64
 			b.ReportAllocs()
 			b.SetParallelism(submitWorkers / runtime.GOMAXPROCS(0))
-			cpu, red := cpuTime(), testenv.ReadRedisStats(b, rdb)
+			cpu, red := testenv.CPUTime(), testenv.ReadRedisStats(b, rdb)
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
@@ -377,7 +376,7 @@ func BenchmarkSubmitRedisStages(b *testing.B) {
 		var next atomic.Int64
 		b.ReportAllocs()
 		b.SetParallelism(submitWorkers / runtime.GOMAXPROCS(0))
-		cpu, red := cpuTime(), testenv.ReadRedisStats(b, rdb)
+		cpu, red := testenv.CPUTime(), testenv.ReadRedisStats(b, rdb)
 		b.ResetTimer()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
@@ -447,7 +446,7 @@ func reportCost(b *testing.B, cpu time.Duration, red testenv.RedisStats, rdb *re
 	b.Helper()
 	n := float64(b.N)
 	// CPU time is what a busy machine leaves alone (wall time is not).
-	b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/n, "cpu-us/op")
+	b.ReportMetric(float64((testenv.CPUTime()-cpu).Microseconds())/n, "cpu-us/op")
 	d := testenv.ReadRedisStats(b, rdb).Since(red)
 	var scripts, cmds, inScripts int64
 	for name, c := range d.Commands {
@@ -466,11 +465,4 @@ func reportCost(b *testing.B, cpu time.Duration, red testenv.RedisStats, rdb *re
 	// and event loop.
 	b.ReportMetric(float64(inScripts)/n, "script-us/op")
 	b.ReportMetric(float64(cmds)/n, "redis-cmds/op")
-}
-
-// cpuTime is this process's user and system CPU time.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -133,14 +132,14 @@ func costTable(b *testing.B, s *Redis, rdb *redis.Client, kinds []searchKind) st
 	fmt.Fprintf(&t, "\ncost per search (20 of each, in a row):\n| search | round trips | Redis in commands µs | Redis CPU µs | client CPU µs |\n|---|---|---|---|---|\n")
 	for _, kd := range kinds {
 		const n = 20
-		before, cpu0, own0 := commandTime(b, rdb), redisCPU(b, rdb), ownCPU()
+		before, cpu0, own0 := commandTime(b, rdb), redisCPU(b, rdb), testenv.CPUTime()
 		trips.Store(0)
 		for range n {
 			if _, err := s.Search(ctx, kd.query(rng)); err != nil {
 				b.Fatal(err)
 			}
 		}
-		own := ownCPU() - own0
+		own := testenv.CPUTime() - own0
 		took := trips.Load()
 		spent, cpu := commandTime(b, rdb)-before, redisCPU(b, rdb)-cpu0
 		fmt.Fprintf(&t, "| %s | %.1f | %.0f | %.0f | %.0f |\n", kd.name, float64(took)/n, float64(spent)/n,
@@ -165,16 +164,6 @@ func redisCPU(b *testing.B, rdb *redis.Client) time.Duration {
 		}
 	}
 	return time.Duration(total * float64(time.Second))
-}
-
-// ownCPU is this process's CPU time so far (the client: building commands,
-// reading replies, merging).
-func ownCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // commandTime is Redis's total time in commands so far, µs, but INFO's.

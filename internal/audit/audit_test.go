@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/blindgate/blindgate/internal/testenv"
 )
 
 func openLog(t testing.TB, opts Options) (*Log, string) {
@@ -744,7 +746,7 @@ func BenchmarkAppendUnderLoad(b *testing.B) {
 			l, _ := openLog(b, Options{Linger: tc.linger})
 			var next atomic.Int64
 			var wg sync.WaitGroup
-			start := cpuNow()
+			start := testenv.CPUTime()
 			b.ResetTimer()
 			for range 16 {
 				wg.Go(func() {
@@ -761,7 +763,7 @@ func BenchmarkAppendUnderLoad(b *testing.B) {
 			wg.Wait()
 			b.StopTimer()
 			st := l.Stats()
-			b.ReportMetric(float64((cpuNow()-start).Microseconds())/float64(b.N), "cpu-us/op")
+			b.ReportMetric(float64((testenv.CPUTime()-start).Microseconds())/float64(b.N), "cpu-us/op")
 			if st.Syncs > 0 {
 				b.ReportMetric(float64(st.Appends)/float64(st.Syncs), "appends/fsync")
 			}
@@ -777,10 +779,4 @@ func spin(d time.Duration) {
 		sum := sha256.Sum256(buf[:])
 		buf[0] = sum[0]
 	}
-}
-
-func cpuNow() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

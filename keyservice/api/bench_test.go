@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -102,7 +101,7 @@ func (ks *benchKS) runEach(b *testing.B, s *client.Signer, path string, body fun
 	b.ReportAllocs()
 	b.SetParallelism(parallel)
 	b.ResetTimer()
-	cpu, rcpu := cpuTime(), ks.redisCPU(b)
+	cpu, rcpu := testenv.CPUTime(), ks.redisCPU(b)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			i := next.Add(1) - 1
@@ -127,7 +126,7 @@ func (ks *benchKS) runEach(b *testing.B, s *client.Signer, path string, body fun
 	// The process's CPU per request, the key service's and the client's
 	// together (Redis's own is not in it): unlike req/s it does not move
 	// with what else the machine runs.
-	b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/float64(b.N), "cpu-µs/op")
+	b.ReportMetric(float64((testenv.CPUTime()-cpu).Microseconds())/float64(b.N), "cpu-µs/op")
 	if ks.rdb != nil {
 		// The Redis server's CPU per request: its share of the round trips.
 		// Exact only on a Redis of the benchmark's own
@@ -155,15 +154,6 @@ func (ks *benchKS) redisCPU(b *testing.B) time.Duration {
 		}
 	}
 	return time.Duration(total * float64(time.Second))
-}
-
-// cpuTime is the CPU time this process has used, user and system.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 var benchAlgs = []struct{ name, alg string }{

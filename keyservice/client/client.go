@@ -326,7 +326,7 @@ func (c *Client) do(ctx context.Context, method, u, path string, body []byte, au
 	switch {
 	case ex.readErr != nil:
 		return nil, fmt.Errorf("keyservice client: %s: read: %w", path, ex.readErr)
-	case ex.tooLarge || len(ex.body) > maxResponse:
+	case ex.tooLarge:
 		return nil, fmt.Errorf("%w from %s: too large", ErrBadResponse, path)
 	case rerr != nil:
 		return nil, rerr

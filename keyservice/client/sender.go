@@ -20,8 +20,8 @@ type exchange struct {
 	status     int
 	date       string // the Date header, for the Clock
 	retryAfter string
-	body       []byte // at most maxResponse+1 bytes: more is "too large"
-	tooLarge   bool   // the body was over maxResponse and was not read
+	body       []byte // at most maxResponse bytes
+	tooLarge   bool   // the body was over maxResponse (and is not kept)
 	readErr    error  // the body could not be read
 }
 
@@ -58,6 +58,9 @@ func (n netSender) send(ctx context.Context, method, u string, body []byte, auth
 	defer resp.Body.Close()
 	ex := exchange{status: resp.StatusCode, date: resp.Header.Get("Date"), retryAfter: resp.Header.Get("Retry-After")}
 	ex.body, ex.readErr = io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
+	if len(ex.body) > maxResponse {
+		ex.body, ex.tooLarge = nil, true
+	}
 	return ex, nil
 }
 

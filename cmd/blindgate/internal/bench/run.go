@@ -918,6 +918,6 @@ func printPoint(w io.Writer, label, path string, p Point) {
 	fmt.Fprintf(w, "   %-8s %-11s c=%-3d %8.0f req/s %5.1f%%  p50 %6.2f p99 %6.2f ms  cpu/req us ks %5.0f gw %5.0f redis %4.0f gen %4.0f  audit/fsync ks %4s gw %4s  scripts/RT ks %4s gw %4s  rss MiB ks %4.1f gw %5.1f%s\n",
 		label, path, p.Workers, p.Throughput, 100*p.RatioToLimit, p.P50Ms, p.P99Ms,
 		p.CPUPerReqUs[RoleKeyService], p.CPUPerReqUs[RoleGateway], p.CPUPerReqUs["redis"], p.CPUPerReqUs["loadgen"],
-		perFsync(p.AuditPerFsync), perFsync(p.GatewayAuditPerFsync), perFsync(p.ScriptsPerTrip), perFsync(p.GatewayScriptsPerTrip),
+		batchSize(p.AuditPerFsync), batchSize(p.GatewayAuditPerFsync), batchSize(p.ScriptsPerTrip), batchSize(p.GatewayScriptsPerTrip),
 		p.PeakRSSMiB[RoleKeyService], p.PeakRSSMiB[RoleGateway], errs)
 }

@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -195,7 +196,7 @@ func TestStagesPerRequest(t *testing.T) {
 	}
 	// 100 requests in 2 s: 30 ms of decrypt is 300 µs per request.
 	want := map[string]float64{"decrypt": 300, "verify": 100, "other": 100}
-	if !equalMaps(sc.UsPerReq, want) || sc.TotalUs != 500 || sc.Samples != 5 || sc.MeasuredUs != 540 || sc.ProfileSec != 2 || sc.Workers != 4 {
+	if !maps.Equal(sc.UsPerReq, want) || sc.TotalUs != 500 || sc.Samples != 5 || sc.MeasuredUs != 540 || sc.ProfileSec != 2 || sc.Workers != 4 {
 		t.Errorf("got %+v, want %v, total 500", sc, want)
 	}
 
@@ -214,18 +215,6 @@ func TestStagesPerRequest(t *testing.T) {
 	if _, err := stagesOf([]byte("not a profile"), RoleKeyService, pt); err == nil {
 		t.Error("garbage was accepted as a profile")
 	}
-}
-
-func equalMaps(a, b map[string]float64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }
 
 // TestStageTablePrinted: the summary prints the stages beside the sweep's

@@ -142,8 +142,8 @@ func PrintSummary(w io.Writer, rep *Report) {
 					name, pt.Workers, pt.Throughput, pt.Limit, pt.RatioToLimit*100, pt.CPURatio*100, pt.P50Ms, pt.P99Ms, pt.MeanMs,
 					pt.CPUPerReqUs[RoleKeyService], pt.CPUPerReqUs[RoleGateway], pt.CPUPerReqUs["redis"], pt.CPUPerReqUs["loadgen"],
 					pt.CoresBusy[RoleKeyService], pt.CoresBusy[RoleGateway], pt.CoresBusy["loadgen"],
-					pt.PeakRSSMiB[RoleKeyService], pt.PeakRSSMiB[RoleGateway], perFsync(pt.AuditPerFsync), perFsync(pt.GatewayAuditPerFsync),
-					perFsync(pt.ScriptsPerTrip), perFsync(pt.GatewayScriptsPerTrip), pt.Errors, pt.ForeignCores)
+					pt.PeakRSSMiB[RoleKeyService], pt.PeakRSSMiB[RoleGateway], batchSize(pt.AuditPerFsync), batchSize(pt.GatewayAuditPerFsync),
+					batchSize(pt.ScriptsPerTrip), batchSize(pt.GatewayScriptsPerTrip), pt.Errors, pt.ForeignCores)
 			}
 		}
 		fmt.Fprintln(w)
@@ -234,11 +234,9 @@ func printForward(w io.Writer, rep *Report) {
 	}
 }
 
-// perFsync prints the group-commit batch size, or "-" when the service
-// does not expose its audit counters (or did not write).
-// perFsync formats a batch size (audit appends per fsync, scripts per
+// batchSize formats a batch size (audit appends per fsync, scripts per
 // Redis round trip): "-" where nothing was batched.
-func perFsync(v float64) string {
+func batchSize(v float64) string {
 	if v <= 0 {
 		return "-"
 	}
