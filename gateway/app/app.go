@@ -352,12 +352,7 @@ func (a *App) AuditStats() audit.Stats { return a.audit.Stats() }
 
 // RedisBatching reports how many Lua scripts went to Redis and in how many
 // round trips (redisx's batching), and false when they are not batched.
-func (a *App) RedisBatching() (redisx.BatchStats, bool) {
-	if a.stores.Redis == nil {
-		return redisx.BatchStats{}, false
-	}
-	return redisx.Batching(a.stores.Redis)
-}
+func (a *App) RedisBatching() (redisx.BatchStats, bool) { return redisx.Batching(a.stores.Redis) }
 
 // Clock is the gateway's comparison of its clock with the key service's.
 func (a *App) Clock() *client.Clock { return a.clock }

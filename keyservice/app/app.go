@@ -472,12 +472,7 @@ func (a *App) AuditStats() audit.Stats { return a.audit.Stats() }
 
 // RedisBatching reports how many Lua scripts went to Redis and in how many
 // round trips (redisx's batching), and false when they are not batched.
-func (a *App) RedisBatching() (redisx.BatchStats, bool) {
-	if a.rdb == nil {
-		return redisx.BatchStats{}, false
-	}
-	return redisx.Batching(a.rdb)
-}
+func (a *App) RedisBatching() (redisx.BatchStats, bool) { return redisx.Batching(a.rdb) }
 
 // auditSigner signs audit checkpoints with the unsealed keyring's audit key;
 // while sealed it cannot, and checkpoints wait.
