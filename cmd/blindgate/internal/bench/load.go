@@ -43,6 +43,18 @@ type driver interface {
 	closeIdle()
 }
 
+// deferredSender is a driver whose answers need client work to check
+// (opening a reveal's JWE, as the operator's browser does): drive sends
+// with sendDeferred and runs the checks after the window closes, so the
+// window's CPU figures hold the services' work, not the client's.
+type deferredSender interface {
+	sendDeferred(ctx context.Context) (check func() error, err error)
+}
+
+// maxDeferred bounds the checks one worker holds for after the window; past
+// it (a long soak) answers are checked as they come.
+const maxDeferred = 1 << 14
+
 // httpError is a non-2xx answer, classified by status and error code.
 type httpError struct {
 	status int
@@ -239,7 +251,8 @@ type window struct {
 // that complete inside the window [warmup, warmup+dur) are counted; mark is
 // called at both edges (to snapshot CPU and memory). With minOK > 0 the
 // window is stretched (up to 20 times dur, or 10 s) until minOK requests succeeded in
-// it; throughput is counted over the real elapsed time either way.
+// it; throughput is counted over the real elapsed time either way. A
+// deferredSender's answers in the window are checked after it closes.
 func drive(ctx context.Context, d driver, workers int, rate float64, warmup, dur time.Duration, minOK int64, mark func(edge int)) window {
 	const (
 		phaseWarm = iota
@@ -248,11 +261,17 @@ func drive(ctx context.Context, d driver, workers int, rate float64, warmup, dur
 	)
 	var phase atomic.Int32
 	var ticket, measured atomic.Int64
-	type wres struct {
-		h       hist
-		ok, bad int64
-		kinds   map[string]int64
+	type deferred struct {
+		lat   time.Duration
+		check func() error
 	}
+	type wres struct {
+		h        hist
+		ok, bad  int64
+		kinds    map[string]int64
+		deferred []deferred
+	}
+	ds, _ := d.(deferredSender)
 	res := make([]*wres, workers)
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -275,10 +294,24 @@ func drive(ctx context.Context, d driver, workers int, rate float64, warmup, dur
 					}
 					t0 = due
 				}
-				err := d.send(ctx)
+				var check func() error
+				var err error
+				if ds != nil {
+					check, err = ds.sendDeferred(ctx)
+				} else {
+					err = d.send(ctx)
+				}
 				lat := time.Since(t0)
 				if phase.Load() != phaseMeasure {
 					continue
+				}
+				if err == nil && check != nil {
+					if len(r.deferred) < maxDeferred {
+						r.deferred = append(r.deferred, deferred{lat, check})
+						measured.Add(1)
+						continue
+					}
+					err = check()
 				}
 				if err != nil {
 					r.bad++
@@ -302,6 +335,23 @@ func drive(ctx context.Context, d driver, workers int, rate float64, warmup, dur
 	phase.Store(phaseDone)
 	elapsed := time.Since(t0)
 	mark(1)
+	wg.Wait()
+	for _, r := range res {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, dc := range r.deferred {
+				if err := dc.check(); err != nil {
+					r.bad++
+					r.kinds[errKind(err)]++
+					continue
+				}
+				r.ok++
+				r.h.add(dc.lat)
+			}
+			r.deferred = nil
+		}()
+	}
 	wg.Wait()
 	out := window{errKinds: map[string]int64{}, elapsed: elapsed}
 	for _, r := range res {
