@@ -214,7 +214,7 @@ func (b *batcher) send(batch []*call) {
 	n := 0
 	for _, c := range batch {
 		if c.state.CompareAndSwap(queued, taken) {
-			_ = pipe.Process(context.Background(), sentOnce{c.cmd})
+			_ = pipe.Process(context.Background(), c.cmd)
 			n++
 		}
 	}
@@ -228,19 +228,6 @@ func (b *batcher) send(batch []*call) {
 		close(c.done)
 	}
 }
-
-// sentOnce is a script as a batch carries it: a command go-redis does not
-// retry, so a batch that fails is never sent again. go-redis retries a
-// pipeline whole (MaxRetries), when its connection fails part-way or when
-// its first command is refused retryably (LOADING, READONLY): every script
-// in it would run again, those that had answered too, and their callers
-// would get the second run's answer (a claim "already made" by their own
-// first run, a nonce or a token "already held"). A script whose batch
-// failed fails with it, as a single command whose answer was lost does;
-// its caller refuses and a retry is a new request.
-type sentOnce struct{ *redis.Cmd }
-
-func (sentOnce) NoRetry() bool { return true }
 
 func (b *batcher) close() {
 	b.mu.Lock()

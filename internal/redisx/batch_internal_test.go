@@ -88,3 +88,44 @@ func TestBatchIsNeverSentTwice(t *testing.T) {
 		})
 	}
 }
+
+// TestNoResendMarksWhatMayNotRunTwice: the hook marks exactly the commands
+// whose second run may answer differently (scripts, SET, GETDEL), alone and
+// in a pipeline, on every kind of client (a Cluster client retries on
+// its own, unless a command says no). TestLostAnswerIsNotRunTwice shows
+// what the mark does on a real connection.
+func TestNoResendMarksWhatMayNotRunTwice(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		args []any
+		once bool
+	}{
+		{[]any{"eval", "return 1", 0}, true},
+		{[]any{"evalsha", "abc", 1, "k"}, true},
+		{[]any{"eval_ro", "return 1", 0}, true},
+		{[]any{"evalsha_ro", "abc", 0}, true},
+		{[]any{"set", "jti", "1", "nx", "px", 1000}, true},
+		{[]any{"SET", "k", "v"}, true},
+		{[]any{"getdel", "nonce"}, true},
+		{[]any{"get", "k"}, false},
+		{[]any{"hset", "h", "f", "v"}, false},
+		{[]any{"pexpire", "k", 1000}, false},
+		{[]any{"ping"}, false},
+	} {
+		var single bool
+		_ = noResend{}.ProcessHook(func(_ context.Context, cmd redis.Cmder) error {
+			single = cmd.NoRetry()
+			return nil
+		})(ctx, redis.NewCmd(ctx, tc.args...))
+		var piped bool
+		_ = noResend{}.ProcessPipelineHook(func(_ context.Context, cmds []redis.Cmder) error {
+			for _, c := range cmds {
+				piped = piped || c.NoRetry()
+			}
+			return nil
+		})(ctx, []redis.Cmder{redis.NewCmd(ctx, "get", "x"), redis.NewCmd(ctx, tc.args...)})
+		if single != tc.once || piped != tc.once {
+			t.Errorf("%v: marked alone %v, in a pipeline %v; want %v", tc.args, single, piped, tc.once)
+		}
+	}
+}

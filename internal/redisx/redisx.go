@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -94,7 +95,8 @@ func New(c Config) (redis.UniversalClient, error) {
 		ContextTimeoutEnabled: true,
 		// A retry after a broken pooled connection (Redis restarted) is what
 		// lets the service recover without a restart of its own; one is
-		// enough, and it runs within the same deadline.
+		// enough, and it runs within the same deadline. It is never a
+		// second run of a command whose first may have run (noResend).
 		MaxRetries: 1,
 		// One dial per attempt: go-redis's own dial retries (five, 100 ms
 		// apart) would spend the deadline on a refused port and report a
@@ -107,6 +109,7 @@ func New(c Config) (redis.UniversalClient, error) {
 	}
 	rdb := redis.NewUniversalClient(opts)
 	rdb.AddHook(deadline(timeout))
+	rdb.AddHook(noResend{})
 	if !c.Unbatched && batchable(rdb) {
 		return newBatched(rdb, deadline(timeout)), nil
 	}
@@ -145,6 +148,62 @@ func (d deadline) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Proc
 		return next(ctx, cmds)
 	}
 }
+
+// noResend is a hook that keeps go-redis from sending a command a second
+// time when a second run could answer differently from the first: a
+// script, SET (the replay cache's claim and the nonces' SET NX) and
+// GETDEL (a nonce's take). go-redis retries a command, and a pipeline
+// whole, when the connection fails after it was written or when Redis
+// refuses it retryably (LOADING, READONLY), and a Cluster client retries
+// on another node besides: the first run may have happened, and the
+// caller would get the second's answer (a jti "already claimed" by its
+// own first run, a 409 audited as a replay; a nonce already taken). Such
+// a command fails with its connection instead, and its caller refuses
+// (503): a retry is a new request. Everything else (reads, HSET, EXPIRE,
+// ...) is the same on a second run and keeps go-redis's retry, and a
+// pipeline that holds one of these commands is not retried at all.
+type noResend struct{}
+
+func (noResend) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (noResend) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if answersOnce(cmd) {
+			cmd = sentOnce{cmd}
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (noResend) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		// One command that may not run twice keeps the whole pipeline
+		// from being sent again; marking the first is enough.
+		for i, cmd := range cmds {
+			if answersOnce(cmd) {
+				marked := slices.Clone(cmds)
+				marked[i] = sentOnce{cmd}
+				return next(ctx, marked)
+			}
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// answersOnce reports a command whose second run may answer differently
+// from its first (see noResend).
+func answersOnce(cmd redis.Cmder) bool {
+	switch cmd.Name() {
+	case "eval", "evalsha", "eval_ro", "evalsha_ro", "set", "getdel":
+		return true
+	}
+	return false
+}
+
+// sentOnce is a command go-redis does not send again (noResend).
+type sentOnce struct{ redis.Cmder }
+
+func (sentOnce) NoRetry() bool { return true }
 
 // Pinger adapts a client to a readiness check.
 type Pinger struct {

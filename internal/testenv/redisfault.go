@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -193,6 +195,7 @@ type FaultProxy struct {
 	mu     sync.Mutex
 	mode   proxyMode
 	delay  time.Duration
+	lose   []byte        // LoseReplyTo's marker, until a request carries it
 	change chan struct{} // closed and replaced at every mode change
 	conns  map[net.Conn]struct{}
 	wg     sync.WaitGroup
@@ -242,6 +245,28 @@ func (p *FaultProxy) Drop() {
 		_ = c.Close()
 	}
 	p.mu.Unlock()
+}
+
+// LoseReplyTo passes traffic as before, but the next request that carries
+// marker (a key name, say) has its connection cut when the server's answer
+// comes back, without passing the answer on: a command that ran on the
+// server while its client saw the connection fail.
+func (p *FaultProxy) LoseReplyTo(marker string) {
+	p.mu.Lock()
+	p.lose = []byte(marker)
+	p.mu.Unlock()
+}
+
+// carriesLost reports (once per LoseReplyTo) a request chunk that carries
+// the marker.
+func (p *FaultProxy) carriesLost(chunk []byte) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.lose == nil || !bytes.Contains(chunk, p.lose) {
+		return false
+	}
+	p.lose = nil
+	return true
 }
 
 // Conns is how many connections (client and server sides) are open.
@@ -321,6 +346,7 @@ func (p *FaultProxy) accept() {
 			continue
 		}
 		done := make(chan struct{})
+		var lost atomic.Bool // this connection's next answer is lost
 		var once sync.Once
 		end := func() {
 			once.Do(func() {
@@ -330,17 +356,34 @@ func (p *FaultProxy) accept() {
 			})
 		}
 		p.wg.Add(2)
-		go func() { defer p.wg.Done(); p.pump(server, client, done); end() }()
-		go func() { defer p.wg.Done(); p.pump(client, server, done); end() }()
+		go func() {
+			defer p.wg.Done()
+			p.pump(server, client, done, func(chunk []byte) bool {
+				if p.carriesLost(chunk) {
+					lost.Store(true)
+				}
+				return true
+			})
+			end()
+		}()
+		go func() {
+			defer p.wg.Done()
+			p.pump(client, server, done, func([]byte) bool { return !lost.Load() })
+			end()
+		}()
 	}
 }
 
-// pump copies src to dst chunk by chunk, applying the mode to each chunk.
-func (p *FaultProxy) pump(dst, src net.Conn, done chan struct{}) {
+// pump copies src to dst chunk by chunk, applying the mode to each chunk;
+// pass sees each chunk first, and false ends the connection without it.
+func (p *FaultProxy) pump(dst, src net.Conn, done chan struct{}, pass func([]byte) bool) {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
 		if n > 0 && !p.hold(done) {
+			return
+		}
+		if n > 0 && !pass(buf[:n]) {
 			return
 		}
 		if n > 0 {
