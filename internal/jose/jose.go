@@ -82,40 +82,11 @@ var (
 	ErrSignature = errors.New("jose: signature invalid")
 )
 
-// b64URL maps a byte to its 6-bit value in the unpadded base64url
-// alphabet, or to b64Invalid. A table, not a chain of range tests: every
-// part of every JWE and JWS goes through it, and the comparisons cost the
-// key service several µs per request on a ~1 KiB ciphertext.
-var b64URL = func() (t [256]byte) {
-	for i := range t {
-		t[i] = b64Invalid
-	}
-	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-	for v := range len(alphabet) {
-		t[alphabet[v]] = byte(v)
-	}
-	return t
-}()
-
-const b64Invalid = 0xff
-
-// isB64URL reports whether s uses only the unpadded base64url alphabet.
-// encoding/base64 checks the alphabet too but skips CR and LF, which would
-// give one value two spellings.
-func isB64URL(s []byte) bool {
-	for _, c := range s {
-		if b64URL[c] == b64Invalid {
-			return false
-		}
-	}
-	return true
-}
-
 // decodeB64 decodes canonical unpadded base64url: the Strict encoding also
 // refuses non-zero trailing bits, so one value has exactly one spelling and
 // our view of a part cannot differ from jwx's.
 func decodeB64(s []byte) ([]byte, error) {
-	if !isB64URL(s) {
+	if !compact.IsBase64URL(s) {
 		return nil, fmt.Errorf("%w: base64url alphabet", ErrMalformed)
 	}
 	enc := base64.RawURLEncoding.Strict()
@@ -133,14 +104,14 @@ func decodeB64(s []byte) ([]byte, error) {
 // no length of 1 mod 4, and zero bits where the last character holds more
 // bits than the data.
 func checkB64(s []byte) (int, error) {
-	if !isB64URL(s) {
+	if !compact.IsBase64URL(s) {
 		return 0, fmt.Errorf("%w: base64url alphabet", ErrMalformed)
 	}
 	n := len(s)
 	if n == 0 {
 		return 0, nil
 	}
-	v := b64Value(s[n-1])
+	v := compact.Base64URLValue(s[n-1])
 	switch n % 4 {
 	case 1:
 		return 0, fmt.Errorf("%w: base64url", ErrMalformed)
@@ -155,9 +126,6 @@ func checkB64(s []byte) (int, error) {
 	}
 	return n/4*3 + max(n%4-1, 0), nil
 }
-
-// b64Value is the 6-bit value of a base64url character (isB64URL first).
-func b64Value(c byte) byte { return b64URL[c] }
 
 // splitCompact checks the size cap and splits into exactly n non-nil parts.
 func splitCompact(compact []byte, n int) ([][]byte, error) {
