@@ -177,16 +177,23 @@ func (noResend) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 
 func (noResend) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
-		// One command that may not run twice keeps the whole pipeline
-		// from being sent again; marking the first is enough.
+		// One marked command keeps a pipeline from being sent again on
+		// one connection, but a Cluster client splits a pipeline by node
+		// and resends each node's share unless that share holds a marked
+		// command: every one is marked.
+		var marked []redis.Cmder
 		for i, cmd := range cmds {
 			if answersOnce(cmd) {
-				marked := slices.Clone(cmds)
+				if marked == nil {
+					marked = slices.Clone(cmds)
+				}
 				marked[i] = sentOnce{cmd}
-				return next(ctx, marked)
 			}
 		}
-		return next(ctx, cmds)
+		if marked == nil {
+			return next(ctx, cmds)
+		}
+		return next(ctx, marked)
 	}
 }
 
