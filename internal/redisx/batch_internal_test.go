@@ -107,6 +107,7 @@ func TestNoResendMarksWhatMayNotRunTwice(t *testing.T) {
 		{[]any{"set", "jti", "1", "nx", "px", 1000}, true},
 		{[]any{"SET", "k", "v"}, true},
 		{[]any{"getdel", "nonce"}, true},
+		{[]any{"hdel", "endpoints", "ep"}, true},
 		{[]any{"get", "k"}, false},
 		{[]any{"hset", "h", "f", "v"}, false},
 		{[]any{"pexpire", "k", 1000}, false},
