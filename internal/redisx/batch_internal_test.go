@@ -107,6 +107,7 @@ func TestNoResendMarksWhatMayNotRunTwice(t *testing.T) {
 		{[]any{"set", "jti", "1", "nx", "px", 1000}, true},
 		{[]any{"SET", "k", "v"}, true},
 		{[]any{"getdel", "nonce"}, true},
+		{[]any{"hdel", "endpoints", "ep"}, true},
 		{[]any{"get", "k"}, false},
 		{[]any{"hset", "h", "f", "v"}, false},
 		{[]any{"pexpire", "k", 1000}, false},
@@ -126,6 +127,38 @@ func TestNoResendMarksWhatMayNotRunTwice(t *testing.T) {
 		})(ctx, []redis.Cmder{redis.NewCmd(ctx, "get", "x"), redis.NewCmd(ctx, tc.args...)})
 		if single != tc.once || piped != tc.once {
 			t.Errorf("%v: marked alone %v, in a pipeline %v; want %v", tc.args, single, piped, tc.once)
+		}
+	}
+}
+
+// TestNoResendMarksEveryCommandOfAPipeline: a Cluster client splits a
+// pipeline by node and resends each node's share after a broken
+// connection unless that share holds a NoRetry command (go-redis
+// osscluster.go, cmdsContainNoRetry per node), so marking only the first
+// command of a pipeline would leave the others, on other nodes, to run
+// twice. Every command that may not run twice is marked; the others are
+// passed as they are.
+func TestNoResendMarksEveryCommandOfAPipeline(t *testing.T) {
+	ctx := context.Background()
+	in := []redis.Cmder{
+		redis.NewCmd(ctx, "evalsha", "abc", 1, "{a}k"),
+		redis.NewCmd(ctx, "get", "{b}k"),
+		redis.NewCmd(ctx, "set", "{b}jti", "1", "nx", "px", 1000),
+		redis.NewCmd(ctx, "getdel", "{c}nonce"),
+	}
+	var got []redis.Cmder
+	_ = noResend{}.ProcessPipelineHook(func(_ context.Context, cmds []redis.Cmder) error {
+		got = cmds
+		return nil
+	})(ctx, in)
+	for i, cmd := range got {
+		if want := answersOnce(in[i]); cmd.NoRetry() != want {
+			t.Errorf("%v in a pipeline: marked %v, want %v", cmd.Args(), cmd.NoRetry(), want)
+		}
+	}
+	for _, cmd := range in {
+		if cmd.NoRetry() {
+			t.Errorf("%v: the caller's command was changed", cmd.Args())
 		}
 	}
 }

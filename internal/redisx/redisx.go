@@ -151,8 +151,9 @@ func (d deadline) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Proc
 
 // noResend is a hook that keeps go-redis from sending a command a second
 // time when a second run could answer differently from the first: a
-// script, SET (the replay cache's claim and the nonces' SET NX) and
-// GETDEL (a nonce's take). go-redis retries a command, and a pipeline
+// script, SET (the replay cache's claim and the nonces' SET NX), GETDEL
+// (a nonce's take) and HDEL (a webhook endpoint's delete, which answers
+// "not found" to its own request on a second run). go-redis retries a command, and a pipeline
 // whole, when the connection fails after it was written or when Redis
 // refuses it retryably (LOADING, READONLY), and a Cluster client retries
 // on another node besides: the first run may have happened, and the
@@ -177,16 +178,23 @@ func (noResend) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 
 func (noResend) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
-		// One command that may not run twice keeps the whole pipeline
-		// from being sent again; marking the first is enough.
+		// One marked command keeps a pipeline from being sent again on
+		// one connection, but a Cluster client splits a pipeline by node
+		// and resends each node's share unless that share holds a marked
+		// command: every one is marked.
+		var marked []redis.Cmder
 		for i, cmd := range cmds {
 			if answersOnce(cmd) {
-				marked := slices.Clone(cmds)
+				if marked == nil {
+					marked = slices.Clone(cmds)
+				}
 				marked[i] = sentOnce{cmd}
-				return next(ctx, marked)
 			}
 		}
-		return next(ctx, cmds)
+		if marked == nil {
+			return next(ctx, cmds)
+		}
+		return next(ctx, marked)
 	}
 }
 
@@ -194,7 +202,7 @@ func (noResend) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Proces
 // from its first (see noResend).
 func answersOnce(cmd redis.Cmder) bool {
 	switch cmd.Name() {
-	case "eval", "evalsha", "eval_ro", "evalsha_ro", "set", "getdel":
+	case "eval", "evalsha", "eval_ro", "evalsha_ro", "set", "getdel", "hdel":
 		return true
 	}
 	return false

@@ -54,9 +54,26 @@ func TestLostAnswerIsNotRunTwice(t *testing.T) {
 				}
 				return nil
 			}},
+			// A webhook endpoint's delete answers how many fields went:
+			// a second run answers 0, a 404 to the request that deleted it.
+			{"delete", "endpoints:lost", func() error {
+				n, err := rdb.HDel(ctx, "endpoints:lost", "ep").Result()
+				if err == nil && n == 0 {
+					return redis.Nil
+				}
+				return err
+			}, func() error {
+				if n, err := check.HExists(ctx, "endpoints:lost", "ep").Result(); err != nil || n {
+					return errors.New("the endpoint is still there")
+				}
+				return nil
+			}},
 		} {
 			t.Run(mode(unbatched)+"/"+tc.name, func(t *testing.T) {
 				if err := check.Set(ctx, "nonce:lost", "binding", time.Minute).Err(); err != nil {
+					t.Fatal(err)
+				}
+				if err := check.HSet(ctx, "endpoints:lost", "ep", "url").Err(); err != nil {
 					t.Fatal(err)
 				}
 				proxy.LoseReplyTo(tc.key)
