@@ -153,8 +153,8 @@ func (d deadline) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Proc
 // time when a second run could answer differently from the first: a
 // script, SET (the replay cache's claim and the nonces' SET NX), GETDEL
 // (a nonce's take) and HDEL (a webhook endpoint's delete, which answers
-// "not found" to its own request on a second run). go-redis retries a command, and a pipeline
-// whole, when the connection fails after it was written or when Redis
+// "not found" to its own request on a second run). go-redis retries a
+// command, and a pipeline whole, when the connection fails after it was written or when Redis
 // refuses it retryably (LOADING, READONLY), and a Cluster client retries
 // on another node besides: the first run may have happened, and the
 // caller would get the second's answer (a jti "already claimed" by its

@@ -51,9 +51,11 @@ type deferredSender interface {
 	sendDeferred(ctx context.Context) (check func() error, err error)
 }
 
-// maxDeferred bounds the checks one worker holds for after the window; past
-// it (a long soak) answers are checked as they come.
-const maxDeferred = 1 << 14
+// maxDeferred bounds the checks one worker holds for after the window
+// (each holds its answer, about 1 KiB): a sweep window holds a few hundred
+// per worker; past the bound (a long soak, which measures growth, not
+// CPU per request) answers are checked as they come.
+const maxDeferred = 1 << 12
 
 // httpError is a non-2xx answer, classified by status and error code.
 type httpError struct {
