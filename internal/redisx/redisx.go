@@ -150,19 +150,19 @@ func (d deadline) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Proc
 }
 
 // noResend is a hook that keeps go-redis from sending a command a second
-// time when a second run could answer differently from the first: a
-// script, SET (the replay cache's claim and the nonces' SET NX), GETDEL
-// (a nonce's take) and HDEL (a webhook endpoint's delete, which answers
-// "not found" to its own request on a second run). go-redis retries a
-// command, and a pipeline whole, when the connection fails after it was written or when Redis
-// refuses it retryably (LOADING, READONLY), and a Cluster client retries
-// on another node besides: the first run may have happened, and the
-// caller would get the second's answer (a jti "already claimed" by its
-// own first run, a 409 audited as a replay; a nonce already taken). Such
-// a command fails with its connection instead, and its caller refuses
-// (503): a retry is a new request. Everything else (reads, HSET, EXPIRE,
-// ...) is the same on a second run and keeps go-redis's retry, and a
-// pipeline that holds one of these commands is not retried at all.
+// time when a second run could answer differently from the first: a script,
+// SET (the replay cache's claim and the nonces' SET NX), GETDEL (a nonce's
+// take) and HDEL (a webhook endpoint's delete, which answers "not found" to
+// its own request on a second run). go-redis retries a command, and a
+// pipeline whole, when the connection fails after it was written or when
+// Redis refuses it retryably (LOADING, READONLY), and a Cluster client
+// retries on another node besides: the first run may have happened, and the
+// caller would get the second's answer (a jti "already claimed" by its own
+// first run, a 409 audited as a replay; a nonce already taken). Such a
+// command fails with its connection instead, and its caller refuses (503): a
+// retry is a new request. Everything else (reads, HSET, EXPIRE, ...) is the
+// same on a second run and keeps go-redis's retry, and a pipeline that holds
+// one of these commands is not retried at all.
 type noResend struct{}
 
 func (noResend) DialHook(next redis.DialHook) redis.DialHook { return next }
