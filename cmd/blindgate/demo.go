@@ -21,8 +21,8 @@ import (
 	gwapp "github.com/blindgate/blindgate/gateway/app"
 	"github.com/blindgate/blindgate/gateway/operators"
 	"github.com/blindgate/blindgate/internal/demoshop"
-	"github.com/blindgate/blindgate/internal/gctune"
 	"github.com/blindgate/blindgate/internal/redisx"
+	"github.com/blindgate/blindgate/internal/runtimetune"
 	ksapp "github.com/blindgate/blindgate/keyservice/app"
 	"github.com/blindgate/blindgate/keyservice/client"
 	"github.com/blindgate/blindgate/keyservice/keyring"
@@ -61,7 +61,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	gctune.Apply()
+	runtimetune.Apply()
 	d, err := startDemo(ctx, dc, stderr)
 	if err != nil {
 		return err

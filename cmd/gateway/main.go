@@ -15,7 +15,7 @@ import (
 	"syscall"
 
 	"github.com/blindgate/blindgate/gateway/app"
-	"github.com/blindgate/blindgate/internal/gctune"
+	"github.com/blindgate/blindgate/internal/runtimetune"
 )
 
 func main() {
@@ -44,7 +44,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		level = slog.LevelInfo
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
-	gctune.Apply()
+	rt := runtimetune.Apply()
+	log.Info("go runtime", "gc_percent", rt.GCPercent, "gomaxprocs", rt.Procs)
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	a, err := app.New(cfg, log)

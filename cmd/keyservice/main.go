@@ -14,7 +14,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/blindgate/blindgate/internal/gctune"
+	"github.com/blindgate/blindgate/internal/runtimetune"
 )
 
 const usage = `usage: keyservice <command> [flags]
@@ -89,7 +89,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(stderr, cfg.LogLevel)
-	gctune.Apply()
+	rt := runtimetune.Apply()
+	log.Info("go runtime", "gc_percent", rt.GCPercent, "gomaxprocs", rt.Procs)
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	a, err := newApp(cfg, log)

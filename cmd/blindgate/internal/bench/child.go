@@ -21,8 +21,8 @@ import (
 
 	gwapp "github.com/blindgate/blindgate/gateway/app"
 	"github.com/blindgate/blindgate/internal/audit"
-	"github.com/blindgate/blindgate/internal/gctune"
 	"github.com/blindgate/blindgate/internal/redisx"
+	"github.com/blindgate/blindgate/internal/runtimetune"
 	ksapp "github.com/blindgate/blindgate/keyservice/app"
 )
 
@@ -100,7 +100,7 @@ func ChildMain(ctx context.Context, cfgPath string, stdin io.Reader, stdout, std
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})).With("service", cfg.Role)
 	// As the services' own binaries do (cmd/keyservice, cmd/gateway).
-	gctune.Apply()
+	runtimetune.Apply()
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -1,0 +1,41 @@
+package runtimetune
+
+import (
+	"runtime"
+	"runtime/debug"
+	"testing"
+)
+
+func TestApply(t *testing.T) {
+	prevGC := debug.SetGCPercent(100)
+	prevProcs := runtime.GOMAXPROCS(0)
+	t.Cleanup(func() {
+		debug.SetGCPercent(prevGC)
+		runtime.GOMAXPROCS(prevProcs)
+	})
+	tests := []struct {
+		name      string
+		env       map[string]string
+		gc        int // the GC target in force before Apply
+		procs     int // GOMAXPROCS before Apply
+		wantGC    int
+		wantProcs int
+	}{
+		{"unset/takes-the-services-defaults", nil, 100, 2, GCPercent, 3},
+		{"unset/one-cpu", nil, 100, 1, GCPercent, 2},
+		{"GOGC-set/keeps-the-runtime's", map[string]string{"GOGC": "50"}, 50, 2, 50, 3},
+		{"GOGC-off/keeps-it-off", map[string]string{"GOGC": "off"}, -1, 2, -1, 3},
+		{"GOMAXPROCS-set/keeps-the-runtime's", map[string]string{"GOMAXPROCS": "2"}, 100, 2, GCPercent, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			debug.SetGCPercent(tt.gc)
+			runtime.GOMAXPROCS(tt.procs)
+			got := apply(func(k string) (string, bool) { v, ok := tt.env[k]; return v, ok })
+			gc, procs := debug.SetGCPercent(tt.gc), runtime.GOMAXPROCS(0)
+			if got != (Applied{tt.wantGC, tt.wantProcs}) || gc != tt.wantGC || procs != tt.wantProcs {
+				t.Fatalf("Apply = %+v, in force GC %d, GOMAXPROCS %d; want %d, %d", got, gc, procs, tt.wantGC, tt.wantProcs)
+			}
+		})
+	}
+}
