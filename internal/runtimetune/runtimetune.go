@@ -27,6 +27,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 )
 
 // GCPercent is the services' GC target when GOGC is not set.
@@ -40,14 +41,15 @@ type Applied struct {
 
 // Apply sets the GC target to GCPercent unless GOGC is set, and
 // GOMAXPROCS to one more than the runtime's default unless GOMAXPROCS is
-// set (the runtime has read both already).
+// set (the runtime has read both already). "Set" means set to a value the
+// runtime took: it ignores an empty or malformed one, and so does Apply.
 func Apply() Applied {
-	return apply(os.LookupEnv)
+	return apply(os.Getenv)
 }
 
-func apply(lookup func(string) (string, bool)) Applied {
+func apply(getenv func(string) string) Applied {
 	var a Applied
-	if _, set := lookup("GOGC"); set {
+	if v := getenv("GOGC"); v == "off" || isInt(v) {
 		a.GCPercent = debug.SetGCPercent(100)
 		debug.SetGCPercent(a.GCPercent)
 	} else {
@@ -55,9 +57,14 @@ func apply(lookup func(string) (string, bool)) Applied {
 		a.GCPercent = GCPercent
 	}
 	a.Procs = runtime.GOMAXPROCS(0)
-	if _, set := lookup("GOMAXPROCS"); !set {
+	if n, err := strconv.Atoi(getenv("GOMAXPROCS")); err != nil || n <= 0 {
 		a.Procs++
 		runtime.GOMAXPROCS(a.Procs)
 	}
 	return a
+}
+
+func isInt(s string) bool {
+	_, err := strconv.Atoi(s)
+	return err == nil
 }

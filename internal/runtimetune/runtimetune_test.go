@@ -26,12 +26,19 @@ func TestApply(t *testing.T) {
 		{"GOGC-set/keeps-the-runtime's", map[string]string{"GOGC": "50"}, 50, 2, 50, 3},
 		{"GOGC-off/keeps-it-off", map[string]string{"GOGC": "off"}, -1, 2, -1, 3},
 		{"GOMAXPROCS-set/keeps-the-runtime's", map[string]string{"GOMAXPROCS": "2"}, 100, 2, GCPercent, 2},
+		// The runtime ignores an empty or malformed value, and so must we:
+		// `GOMAXPROCS= cmd` is the default, not a choice.
+		{"GOMAXPROCS-empty/takes-the-services-default", map[string]string{"GOMAXPROCS": ""}, 100, 2, GCPercent, 3},
+		{"GOMAXPROCS-malformed/takes-the-services-default", map[string]string{"GOMAXPROCS": "two"}, 100, 2, GCPercent, 3},
+		{"GOMAXPROCS-zero/takes-the-services-default", map[string]string{"GOMAXPROCS": "0"}, 100, 2, GCPercent, 3},
+		{"GOGC-empty/takes-the-services-target", map[string]string{"GOGC": ""}, 100, 2, GCPercent, 3},
+		{"GOGC-malformed/takes-the-services-target", map[string]string{"GOGC": "lots"}, 100, 2, GCPercent, 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			debug.SetGCPercent(tt.gc)
 			runtime.GOMAXPROCS(tt.procs)
-			got := apply(func(k string) (string, bool) { v, ok := tt.env[k]; return v, ok })
+			got := apply(func(k string) string { return tt.env[k] })
 			gc, procs := debug.SetGCPercent(tt.gc), runtime.GOMAXPROCS(0)
 			if got != (Applied{tt.wantGC, tt.wantProcs}) || gc != tt.wantGC || procs != tt.wantProcs {
 				t.Fatalf("Apply = %+v, in force GC %d, GOMAXPROCS %d; want %d, %d", got, gc, procs, tt.wantGC, tt.wantProcs)
