@@ -165,3 +165,33 @@ func challengeSender(t *testing.T, ts *testServer, body []byte) func() (*http.Re
 		return ts.do(t, req)
 	}
 }
+
+// TestRegistrationChallengeRoundTrips: a passkey registration challenge on
+// Redis claims its jti (the route's middleware), then counts its client's
+// budget and writes its nonce in one round trip: two in all. The budget
+// is the reveal challenges' (op_rita's enrolment used one of three): past
+// it, 429 with no nonce written.
+func TestRegistrationChallengeRoundTrips(t *testing.T) {
+	ts, rdb, trips := challengeServer(t, "redis")
+	nonces := func() int {
+		keys, err := rdb.Keys(context.Background(), "bg:ks:nonce:*").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(keys)
+	}
+	for i, want := range []int{200, 200, 429} {
+		before, tripsBefore := nonces(), trips.Load()
+		resp, m := ts.call(t, ts.backoffic, http.MethodPost, wire.PathPasskeyChallenge, wire.PasskeyChallengeRequest{Actor: "op_sam"})
+		if resp.StatusCode != want {
+			t.Fatalf("challenge %d: %d %v, want %d", i, resp.StatusCode, m, want)
+		}
+		if n := trips.Load() - tripsBefore; n != 2 {
+			t.Fatalf("challenge %d made %d Redis round trips, want 2", i, n)
+		}
+		written := nonces() - before
+		if want == 200 && (written != 1 || m["nonce"] == nil) || want == 429 && (written != 0 || resp.Header.Get("Retry-After") == "" || m["nonce"] != nil) {
+			t.Fatalf("challenge %d (%d): %d nonces written, Retry-After %q, answer %v", i, want, written, resp.Header.Get("Retry-After"), m)
+		}
+	}
+}

@@ -253,16 +253,6 @@ func (s *Service) issue(ctx context.Context, claim admit.Claim, client, n, bindi
 	return nil
 }
 
-// challengeBudget counts one nonce against the client's budget: refused
-// past it (*ratelimit.Refused, 429) and when the limiter cannot answer
-// (ErrUnavailable): no budget, no nonce.
-func (s *Service) challengeBudget(ctx context.Context, client string) error {
-	if s.cfg.Limiter == nil {
-		return nil
-	}
-	return ratelimit.Gate{Limiter: s.cfg.Limiter, Unavailable: ErrUnavailable}.Check(ctx, s.cfg.ChallengeLimit, client)
-}
-
 // Approval is what a reveal's approval is checked against, from the
 // request: the challenge is recomputed from these fields, never taken from
 // the caller.
@@ -357,12 +347,14 @@ func (s *Service) PasskeyChallenge(ctx context.Context, client, actor string) (w
 	if err != nil {
 		return wire.PasskeyChallengeResponse{}, err
 	}
-	if err := s.challengeBudget(ctx, client); err != nil {
-		return wire.PasskeyChallengeResponse{}, err
-	}
-	n, err := nonce.Issue(ctx, s.cfg.Nonces, wire.PasskeyNoncePrefix, enrolBinding(client, actor), EnrolNonceTTL)
+	n, err := nonce.New(wire.PasskeyNoncePrefix)
 	if err != nil {
 		return wire.PasskeyChallengeResponse{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	// The route's middleware has claimed the jti: the budget and the
+	// nonce remain, one round trip on Redis.
+	if err := s.issue(ctx, admit.Claim{}, client, n, enrolBinding(client, actor), EnrolNonceTTL); err != nil {
+		return wire.PasskeyChallengeResponse{}, err
 	}
 	return wire.PasskeyChallengeResponse{
 		Nonce: n, ExpiresAt: s.cfg.Now().Add(EnrolNonceTTL).Unix(), RPID: v.RP().ID,
