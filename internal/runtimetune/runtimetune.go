@@ -49,7 +49,7 @@ func Apply() Applied {
 
 func apply(getenv func(string) string) Applied {
 	var a Applied
-	if v := getenv("GOGC"); v == "off" || isInt(v) {
+	if v := getenv("GOGC"); v == "off" || isInt32(v) {
 		a.GCPercent = debug.SetGCPercent(100)
 		debug.SetGCPercent(a.GCPercent)
 	} else {
@@ -57,14 +57,16 @@ func apply(getenv func(string) string) Applied {
 		a.GCPercent = GCPercent
 	}
 	a.Procs = runtime.GOMAXPROCS(0)
-	if n, err := strconv.Atoi(getenv("GOMAXPROCS")); err != nil || n <= 0 {
+	if n, err := strconv.ParseInt(getenv("GOMAXPROCS"), 10, 32); err != nil || n <= 0 {
 		a.Procs++
 		runtime.GOMAXPROCS(a.Procs)
 	}
 	return a
 }
 
-func isInt(s string) bool {
-	_, err := strconv.Atoi(s)
+// isInt32 is the runtime's test of a number in GOGC (readGOGC): a value
+// past int32, which Atoi takes, is malformed to the runtime.
+func isInt32(s string) bool {
+	_, err := strconv.ParseInt(s, 10, 32)
 	return err == nil
 }
