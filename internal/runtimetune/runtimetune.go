@@ -11,7 +11,8 @@
 // for about 5 MiB more resident memory (BENCHMARKS.md, "GC target").
 //
 // The processors: one more than the runtime's default (the CPUs this
-// process may use, a container's CPU limit included). The audit log's
+// process may use, lowered to a container's CPU limit rounded up but never
+// below 2: three processors on a one-CPU limit). The audit log's
 // writer blocks in fsync hundreds of times a second, and a goroutine in a
 // blocking system call keeps its processor until the scheduler's monitor
 // takes it back, 20 µs to 10 ms later; meanwhile a CPU that a runnable
