@@ -11,7 +11,8 @@
 // for about 5 MiB more resident memory (BENCHMARKS.md, "GC target").
 //
 // The processors: one more than the runtime's default (the CPUs this
-// process may use, a container's CPU limit included). The audit log's
+// process may use, lowered to a container's CPU limit rounded up but never
+// below 2: three processors on a one-CPU limit). The audit log's
 // writer blocks in fsync hundreds of times a second, and a goroutine in a
 // blocking system call keeps its processor until the scheduler's monitor
 // takes it back, 20 µs to 10 ms later; meanwhile a CPU that a runnable
@@ -49,7 +50,7 @@ func Apply() Applied {
 
 func apply(getenv func(string) string) Applied {
 	var a Applied
-	if v := getenv("GOGC"); v == "off" || isInt(v) {
+	if v := getenv("GOGC"); v == "off" || isInt32(v) {
 		a.GCPercent = debug.SetGCPercent(100)
 		debug.SetGCPercent(a.GCPercent)
 	} else {
@@ -57,14 +58,16 @@ func apply(getenv func(string) string) Applied {
 		a.GCPercent = GCPercent
 	}
 	a.Procs = runtime.GOMAXPROCS(0)
-	if n, err := strconv.Atoi(getenv("GOMAXPROCS")); err != nil || n <= 0 {
+	if n, err := strconv.ParseInt(getenv("GOMAXPROCS"), 10, 32); err != nil || n <= 0 {
 		a.Procs++
 		runtime.GOMAXPROCS(a.Procs)
 	}
 	return a
 }
 
-func isInt(s string) bool {
-	_, err := strconv.Atoi(s)
+// isInt32 is the runtime's test of a number in GOGC (readGOGC): a value
+// past int32, which Atoi takes, is malformed to the runtime.
+func isInt32(s string) bool {
+	_, err := strconv.ParseInt(s, 10, 32)
 	return err == nil
 }

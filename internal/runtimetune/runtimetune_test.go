@@ -33,6 +33,17 @@ func TestApply(t *testing.T) {
 		{"GOMAXPROCS-zero/takes-the-services-default", map[string]string{"GOMAXPROCS": "0"}, 100, 2, GCPercent, 3},
 		{"GOGC-empty/takes-the-services-target", map[string]string{"GOGC": ""}, 100, 2, GCPercent, 3},
 		{"GOGC-malformed/takes-the-services-target", map[string]string{"GOGC": "lots"}, 100, 2, GCPercent, 3},
+		// The runtime parses both as 32-bit (readGOGC, schedinit): past
+		// int32 it is malformed, though Atoi would take it.
+		{"GOGC-past-int32/takes-the-services-target", map[string]string{"GOGC": "2147483648"}, 100, 2, GCPercent, 3},
+		{"GOMAXPROCS-past-int32/takes-the-services-default", map[string]string{"GOMAXPROCS": "2147483648"}, 100, 2, GCPercent, 3},
+		{"GOGC-negative/keeps-it-off", map[string]string{"GOGC": "-5"}, -1, 2, -1, 3},
+		{"GOGC-plus-sign/keeps-the-runtime's", map[string]string{"GOGC": "+50"}, 50, 2, 50, 3},
+		{"GOGC-space/takes-the-services-target", map[string]string{"GOGC": " 50"}, 100, 2, GCPercent, 3},
+		{"GOGC-OFF-uppercase/takes-the-services-target", map[string]string{"GOGC": "OFF"}, 100, 2, GCPercent, 3},
+		{"GOMAXPROCS-negative/takes-the-services-default", map[string]string{"GOMAXPROCS": "-1"}, 100, 2, GCPercent, 3},
+		{"GOMAXPROCS-plus-sign/keeps-the-runtime's", map[string]string{"GOMAXPROCS": "+2"}, 100, 2, GCPercent, 2},
+		{"GOMAXPROCS-space/takes-the-services-default", map[string]string{"GOMAXPROCS": "2 "}, 100, 2, GCPercent, 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
