@@ -33,7 +33,9 @@ type Config struct {
 	Issuer        string        // TOTP issuer shown in authenticator apps; "Blindgate"
 	// HashConcurrency bounds concurrent argon2id computations (each takes
 	// Params.Memory), so a flood of logins cannot exhaust memory. Default:
-	// the number of CPUs.
+	// the processors the runtime runs (GOMAXPROCS), which follow a
+	// container's CPU limit; the host's CPU count does not, and on a large
+	// host would let a small container hash its memory limit away.
 	HashConcurrency int
 	Now             func() time.Time // for Create and ConfirmTOTP; time.Now
 	Revoker         SessionRevoker   // optional
@@ -83,7 +85,7 @@ func (c *Config) Validate() error {
 		c.Issuer = "Blindgate"
 	}
 	if c.HashConcurrency == 0 {
-		c.HashConcurrency = runtime.NumCPU()
+		c.HashConcurrency = runtime.GOMAXPROCS(0)
 	}
 	if c.HashConcurrency < 1 {
 		return errors.New("operators: config HashConcurrency must be >= 1")

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"image/png"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -728,6 +729,25 @@ func TestConfigValidate(t *testing.T) {
 				t.Fatalf("defaults not filled: %+v", tc.cfg)
 			}
 		})
+	}
+}
+
+// TestHashConcurrencyFollowsTheProcessors: by default as many argon2id
+// hashes run at once as the runtime runs processors, which follow a
+// container's CPU limit (GOMAXPROCS), not the host's CPU count: a small
+// container on a large host would otherwise let a flood of logins hash
+// far more memory than it has. Set here above the CPU count, so that the
+// two differ on any machine.
+func TestHashConcurrencyFollowsTheProcessors(t *testing.T) {
+	procs := runtime.NumCPU() + 1
+	prev := runtime.GOMAXPROCS(procs)
+	t.Cleanup(func() { runtime.GOMAXPROCS(prev) })
+	var c Config
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.HashConcurrency != procs {
+		t.Fatalf("HashConcurrency %d by default, want GOMAXPROCS %d (NumCPU %d)", c.HashConcurrency, procs, runtime.NumCPU())
 	}
 }
 
