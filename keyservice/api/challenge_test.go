@@ -116,13 +116,7 @@ func TestRevealChallengeAdmission(t *testing.T) {
 	}
 	t.Run("redis/429-writes-no-nonce", func(t *testing.T) {
 		ts, rdb, _ := challengeServer(t, "redis")
-		nonces := func() int {
-			keys, err := rdb.Keys(context.Background(), "bg:ks:nonce:*").Result()
-			if err != nil {
-				t.Fatal(err)
-			}
-			return len(keys)
-		}
+		nonces := func() int { return nonceCount(t, rdb) }
 		for i, want := range []int{200, 200, 429} {
 			before := nonces()
 			resp, m := ts.call(t, ts.backoffic, http.MethodPost, wire.PathRevealChallenge, wire.RevealChallengeRequest{Actor: "op_rita", Token: "tok_1"})
@@ -173,13 +167,7 @@ func challengeSender(t *testing.T, ts *testServer, body []byte) func() (*http.Re
 // it, 429 with no nonce written.
 func TestRegistrationChallengeRoundTrips(t *testing.T) {
 	ts, rdb, trips := challengeServer(t, "redis")
-	nonces := func() int {
-		keys, err := rdb.Keys(context.Background(), "bg:ks:nonce:*").Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return len(keys)
-	}
+	nonces := func() int { return nonceCount(t, rdb) }
 	for i, want := range []int{200, 200, 429} {
 		before, tripsBefore := nonces(), trips.Load()
 		resp, m := ts.call(t, ts.backoffic, http.MethodPost, wire.PathPasskeyChallenge, wire.PasskeyChallengeRequest{Actor: "op_sam"})
@@ -194,4 +182,14 @@ func TestRegistrationChallengeRoundTrips(t *testing.T) {
 			t.Fatalf("challenge %d (%d): %d nonces written, Retry-After %q, answer %v", i, want, written, resp.Header.Get("Retry-After"), m)
 		}
 	}
+}
+
+// nonceCount is how many nonces challengeServer's Redis holds.
+func nonceCount(t *testing.T, rdb *redis.Client) int {
+	t.Helper()
+	keys, err := rdb.Keys(context.Background(), "bg:ks:nonce:*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(keys)
 }
