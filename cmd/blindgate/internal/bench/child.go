@@ -119,21 +119,21 @@ func ChildMain(ctx context.Context, cfgPath string, stdin io.Reader, stdout, std
 		ln.Close()
 		return err
 	}
-	var stats atomic.Pointer[func() counters]
-	go func() { _ = http.Serve(dbg, debugMux(&stats)) }()
+	var app atomic.Pointer[batchingApp]
+	go func() { _ = http.Serve(dbg, debugMux(&app)) }()
 	defer dbg.Close()
 
 	ready := childReady{Addr: ln.Addr().String(), Debug: dbg.Addr().String()}
 	var serve func(context.Context, net.Listener) error
 	switch cfg.Role {
 	case RoleKeyService:
-		var c func() counters
-		serve, c, err = keyService(cfg, ln, log)
-		stats.Store(&c)
+		var a batchingApp
+		serve, a, err = keyService(cfg, ln, log)
+		app.Store(&a)
 	case RoleGateway:
-		var c func() counters
-		serve, c, ready.MerchantID, ready.SecretKey, err = gateway(ctx, cfg, ln, log)
-		stats.Store(&c)
+		var a batchingApp
+		serve, a, ready.MerchantID, ready.SecretKey, err = gateway(ctx, cfg, ln, log)
+		app.Store(&a)
 	default:
 		err = fmt.Errorf("bench child: unknown role %q", cfg.Role)
 	}
@@ -155,7 +155,7 @@ func ChildMain(ctx context.Context, cfgPath string, stdin io.Reader, stdout, std
 // debugMux serves /stats (runtime figures; ?gc=1 collects first, so that
 // heap_alloc is the live heap, which is what a leak makes grow),
 // /cpuprofile and pprof.
-func debugMux(stats *atomic.Pointer[func() counters]) *http.ServeMux {
+func debugMux(app *atomic.Pointer[batchingApp]) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/stats", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Get("gc") == "1" {
@@ -168,13 +168,11 @@ func debugMux(stats *atomic.Pointer[func() counters]) *http.ServeMux {
 			HeapSys: ms.HeapSys, Sys: ms.Sys, NumGC: ms.NumGC,
 		}
 		st.RSS, st.PeakRSS, _ = procMem(os.Getpid())
-		if f := stats.Load(); f != nil {
-			c := (*f)()
-			if c.auditOK {
-				st.AuditAppends, st.AuditSyncs = c.audit.Appends, c.audit.Syncs
-			}
-			if c.redisOK {
-				st.RedisScripts, st.RedisTrips = c.redis.Scripts, c.redis.Batches
+		if a := app.Load(); a != nil && *a != nil {
+			au := (*a).AuditStats()
+			st.AuditAppends, st.AuditSyncs = au.Appends, au.Syncs
+			if rb, ok := (*a).RedisBatching(); ok {
+				st.RedisScripts, st.RedisTrips = rb.Scripts, rb.Batches
 			}
 		}
 		w.Header().Set("Content-Type", "application/json")
@@ -193,7 +191,7 @@ func debugMux(stats *atomic.Pointer[func() counters]) *http.ServeMux {
 // rate limits stay in force (each check still costs its Redis round trip)
 // but far above what one machine can do, so the bench measures work, not
 // refusals.
-func keyService(cfg childConfig, ln net.Listener, log *slog.Logger) (func(context.Context, net.Listener) error, func() counters, error) {
+func keyService(cfg childConfig, ln net.Listener, log *slog.Logger) (func(context.Context, net.Listener) error, batchingApp, error) {
 	p := func(name string) string { return filepath.Join(cfg.Dir, name) }
 	const perMinute, perDay, perSecond = 60_000_000, 100_000_000_000, 10_000_000
 	// The forward limits' ceiling (config.Validate): far above a forward's pace here.
@@ -217,36 +215,19 @@ func keyService(cfg childConfig, ln net.Listener, log *slog.Logger) (func(contex
 	if err != nil {
 		return nil, nil, err
 	}
-	return ks.Serve, appCounters(ks), nil
+	return ks.Serve, ks, nil
 }
 
-// counters are a service's batching counters, where it exposes them: the
-// audit log's group commit and redisx's batched scripts.
-type counters struct {
-	audit   audit.Stats
-	auditOK bool
-	redis   redisx.BatchStats
-	redisOK bool
-}
-
-// appCounters reads an app's batching counters.
-func appCounters(app any) func() counters {
-	return func() (c counters) {
-		if s, ok := app.(interface{ AuditStats() audit.Stats }); ok {
-			c.audit, c.auditOK = s.AuditStats(), true
-		}
-		if s, ok := app.(interface {
-			RedisBatching() (redisx.BatchStats, bool)
-		}); ok {
-			c.redis, c.redisOK = s.RedisBatching()
-		}
-		return c
-	}
+// batchingApp is what both service apps expose of their batching, for
+// /stats: the audit log's group commit and redisx's batched scripts.
+type batchingApp interface {
+	AuditStats() audit.Stats
+	RedisBatching() (redisx.BatchStats, bool)
 }
 
 // gateway builds the real gateway (gateway/app) on Redis and creates the
 // bench merchant; it returns the merchant's id and secret key.
-func gateway(ctx context.Context, cfg childConfig, ln net.Listener, log *slog.Logger) (func(context.Context, net.Listener) error, func() counters, string, string, error) {
+func gateway(ctx context.Context, cfg childConfig, ln net.Listener, log *slog.Logger) (func(context.Context, net.Listener) error, batchingApp, string, string, error) {
 	p := func(name string) string { return filepath.Join(cfg.Dir, name) }
 	publicURL := "http://" + ln.Addr().String()
 	forwardKey := ""
@@ -270,7 +251,7 @@ func gateway(ctx context.Context, cfg childConfig, ln net.Listener, log *slog.Lo
 	if err != nil {
 		return nil, nil, "", "", fmt.Errorf("bench merchant: %w", err)
 	}
-	return gw.Serve, appCounters(gw), m.ID, sk, nil
+	return gw.Serve, gw, m.ID, sk, nil
 }
 
 // readReady waits for a child's ready line.
