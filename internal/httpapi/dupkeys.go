@@ -2,10 +2,9 @@ package httpapi
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"unicode"
-	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -173,7 +172,7 @@ func (w *dupWalker) member() error {
 	if err != nil {
 		return err
 	}
-	if err := w.name(w.b[start:w.i-1], plain); err != nil {
+	if err := w.name(w.b[start-1:w.i], plain); err != nil {
 		return err
 	}
 	w.space()
@@ -184,21 +183,27 @@ func (w *dupWalker) member() error {
 	return nil
 }
 
-// name adds raw (a member name as written, without its quotes) to the
+// name adds quoted (a member name as written, quotes included) to the
 // innermost object's names, or refuses it as a duplicate.
-func (w *dupWalker) name(raw []byte, plain bool) error {
+func (w *dupWalker) name(quoted []byte, plain bool) error {
 	top := &w.stack[len(w.stack)-1]
 	off := len(w.folded)
 	if plain {
 		// ASCII without escapes: foldName is the upper case.
-		for _, c := range raw {
+		for _, c := range quoted[1 : len(quoted)-1] {
 			if 'a' <= c && c <= 'z' {
 				c -= 'a' - 'A'
 			}
 			w.folded = append(w.folded, c)
 		}
 	} else {
-		w.folded = append(w.folded, foldName(string(appendUnquoted(nil, raw)))...)
+		// Escapes or bytes past ASCII (rare): encoding/json decodes the
+		// name, so it is read as it binds (surrogates, invalid UTF-8).
+		var name string
+		if err := json.Unmarshal(quoted, &name); err != nil {
+			return fmt.Errorf("httpapi: read JSON: %w", err)
+		}
+		w.folded = append(w.folded, foldName(name)...)
 	}
 	folded := w.folded[off:]
 	if top.set != nil {
@@ -341,68 +346,4 @@ func unhex(c byte) rune {
 		return rune(c - 'A' + 10)
 	}
 	return -1
-}
-
-// u4 is the rune of a \uXXXX escape at the start of s, or -1.
-func u4(s []byte) rune {
-	if len(s) < 6 || s[0] != '\\' || s[1] != 'u' {
-		return -1
-	}
-	var r rune
-	for _, c := range s[2:6] {
-		h := unhex(c)
-		if h < 0 {
-			return -1
-		}
-		r = r<<4 | h
-	}
-	return r
-}
-
-// appendUnquoted appends the text of s, the inside of a string str
-// accepted, decoded as encoding/json decodes a string (its unquote): the
-// escapes, a surrogate pair as one rune and a lone surrogate as U+FFFD,
-// and each byte that is not UTF-8 as U+FFFD.
-func appendUnquoted(dst, s []byte) []byte {
-	for i := 0; i < len(s); {
-		switch c := s[i]; {
-		case c == '\\':
-			switch e := s[i+1]; e {
-			case 'u':
-				r := u4(s[i:])
-				i += 6
-				if utf16.IsSurrogate(r) {
-					if pair := utf16.DecodeRune(r, u4(s[i:])); pair != unicode.ReplacementChar {
-						dst = utf8.AppendRune(dst, pair)
-						i += 6
-						continue
-					}
-					r = unicode.ReplacementChar
-				}
-				dst = utf8.AppendRune(dst, r)
-				continue
-			case 'b':
-				dst = append(dst, '\b')
-			case 'f':
-				dst = append(dst, '\f')
-			case 'n':
-				dst = append(dst, '\n')
-			case 'r':
-				dst = append(dst, '\r')
-			case 't':
-				dst = append(dst, '\t')
-			default: // " \ /
-				dst = append(dst, e)
-			}
-			i += 2
-		case c < utf8.RuneSelf:
-			dst = append(dst, c)
-			i++
-		default:
-			r, size := utf8.DecodeRune(s[i:])
-			dst = utf8.AppendRune(dst, r)
-			i += size
-		}
-	}
-	return dst
 }

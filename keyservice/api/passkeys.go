@@ -33,7 +33,7 @@ func (s *Server) revealChallenge(c *fiber.Ctx) error {
 	}
 	var req wire.RevealChallengeRequest
 	if err := bind(c, &req); err != nil {
-		if cerr := s.deps.Passkeys.ClaimOnly(c.UserContext(), claim); cerr != nil {
+		if cerr := s.deps.Unwrap.ClaimOnly(c.UserContext(), unwrap.Meta{Claim: claim}); cerr != nil {
 			return s.notAdmitted(c, wire.OpReveal, cerr)
 		}
 		return err

@@ -42,12 +42,11 @@ type Forwarder interface {
 
 // Passkeys is the reveal approval's front (keyservice/passkeys): reveal
 // nonces, and the registry's pending registrations and lists. A reveal
-// challenge claims its request's jti (ClaimRevealChallenge, or ClaimOnly
-// when refused before), and answers admit.ErrReplay or
-// admit.ErrUnavailable when the claim is refused.
+// challenge claims its request's jti (ClaimRevealChallenge; one that does
+// not bind has it claimed alone, by Unwrapper.ClaimOnly), and answers
+// admit.ErrReplay or admit.ErrUnavailable when the claim is refused.
 type Passkeys interface {
 	ClaimRevealChallenge(ctx context.Context, claim admit.Claim, client, origin, actor, token string) (wire.RevealChallengeResponse, error)
-	ClaimOnly(ctx context.Context, claim admit.Claim) error
 	PasskeyChallenge(ctx context.Context, client, actor string) (wire.PasskeyChallengeResponse, error)
 	Register(ctx context.Context, client, origin string, req wire.PasskeyRegisterRequest) (wire.PasskeyRegisterResponse, error)
 	List(ctx context.Context, actor string) (wire.PasskeyListResponse, error)

@@ -67,6 +67,7 @@ func New(cfg Config, log *slog.Logger) (_ *App, err error) {
 			return
 		}
 		if a.audit != nil {
+			_ = a.audit.Close()
 		}
 		if a.rdb != nil {
 			_ = a.rdb.Close()

@@ -346,3 +346,24 @@ func TestNewFailingLeavesNothingRunning(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestNewFailingClosesTheAuditLog: a New that fails after it opened the
+// audit log closes it, so its lock is free for the next start (a second
+// open in this process is refused while the first holds the lock).
+func TestNewFailingClosesTheAuditLog(t *testing.T) {
+	c := app.DevConfig(t.TempDir())
+	c.PasskeysPath = filepath.Join(filepath.Dir(c.ClientsPath), "passkeys.json")
+	if err := os.WriteFile(c.PasskeysPath, []byte("not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := app.New(c, testLog(t)); err == nil || a != nil {
+		t.Fatalf("New = %v, %v; want the passkey registry refused", a, err)
+	}
+	l, err := audit.Open(c.AuditPath, audit.Options{})
+	if err != nil {
+		t.Fatalf("audit log still held after a failed New: %v", err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
