@@ -2,6 +2,7 @@ package redisx
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -159,6 +160,103 @@ func TestNoResendMarksEveryCommandOfAPipeline(t *testing.T) {
 	for _, cmd := range in {
 		if cmd.NoRetry() {
 			t.Errorf("%v: the caller's command was changed", cmd.Args())
+		}
+	}
+}
+
+// TestLoneScriptIsSentByItsCaller: a script that finds nothing queued and a
+// round trip free goes out from its caller's goroutine, not through a
+// flusher (a hand-off there and back, a thread wakeup each at low load).
+// The batcher here has no flushers at all: a script handed to one would
+// wait out its deadline.
+func TestLoneScriptIsSentByItsCaller(t *testing.T) {
+	srv := testenv.StartRedisServer(t)
+	rdb, err := New(Config{Addrs: srv.Addr, Timeout: time.Second, Unbatched: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	b := &batcher{client: rdb, bound: deadline(time.Second), wake: make(chan struct{}, 1), quit: make(chan struct{})}
+	ctx := context.Background()
+	for i := range 3 {
+		cmd := b.do(ctx, redis.NewCmd(ctx, "eval", "return redis.call('INCR', KEYS[1])", 1, "n"))
+		if got, err := cmd.Int(); err != nil || got != i+1 {
+			t.Fatalf("script %d: %d, %v; want %d from its own round trip", i, got, err, i+1)
+		}
+	}
+	if len(b.wake) != 0 {
+		t.Error("a lone script woke a flusher")
+	}
+	if st := (BatchStats{Scripts: b.scripts.Load(), Batches: b.batches.Load()}); st != (BatchStats{Scripts: 3, Batches: 3}) {
+		t.Errorf("counters %+v, want 3 scripts on 3 round trips", st)
+	}
+}
+
+// TestScriptsQueueWhenRoundTripsAreOut: with two round trips out (two
+// callers' own scripts, held by a stalled Redis), a third script queues
+// for a flusher instead of opening a third, so under load scripts share
+// round trips; and Close waits for the callers' own round trips.
+func TestScriptsQueueWhenRoundTripsAreOut(t *testing.T) {
+	srv := testenv.StartRedisServer(t)
+	proxy := testenv.NewFaultProxy(t, srv.Addr)
+	rdb, err := New(Config{Addrs: proxy.Addr, Timeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bc := rdb.(*batched)
+	ctx := context.Background()
+	script := func(ctx context.Context, key string) *redis.Cmd {
+		return bc.Eval(ctx, "return redis.call('INCR', KEYS[1])", []string{key})
+	}
+	if err := script(ctx, "warm").Err(); err != nil {
+		t.Fatal(err)
+	}
+	proxy.Stall()
+	own := make(chan error, 2)
+	for _, k := range []string{"a", "b"} {
+		go func() { own <- script(ctx, k).Err() }()
+	}
+	waitFor(t, "two round trips out", func() bool {
+		bc.b.mu.Lock()
+		defer bc.b.mu.Unlock()
+		return bc.b.onWire == 2
+	})
+	// The third's caller gives up before a round trip comes back, so a
+	// flusher has nothing to send at Close: what Close waits for is the
+	// callers' own round trips.
+	third := make(chan error, 1)
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	go func() { third <- script(short, "c").Err() }()
+	waitFor(t, "the third script queued", func() bool {
+		bc.b.mu.Lock()
+		defer bc.b.mu.Unlock()
+		return len(bc.b.queue) == 1 && bc.b.onWire == 2
+	})
+	if err := <-third; !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("the queued script: %v, want its caller's deadline", err)
+	}
+	if err := rdb.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Close returned: every caller's own round trip has ended.
+	for range 2 {
+		select {
+		case err := <-own:
+			if err == nil {
+				t.Error("a script through a stalled Redis succeeded")
+			}
+		default:
+			t.Fatal("Close returned while a caller's own script was still out")
+		}
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(5 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("timed out waiting for %s", what)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -198,5 +199,53 @@ func TestBatchFlag(t *testing.T) {
 	var u bool
 	if err := redisx.BatchFlag(&u).Set("maybe"); err == nil {
 		t.Error("-redis-batch=maybe accepted")
+	}
+}
+
+// BenchmarkScripts: the client's CPU per script (the process's, from
+// getrusage) and scripts per round trip, alone and under concurrency,
+// batched and not. Alone is where a hand-off to a flusher costs most: it is
+// a thread wakeup there and back for every script.
+func BenchmarkScripts(b *testing.B) {
+	srv := testenv.StartRedisServer(b)
+	ctx := context.Background()
+	for _, unbatched := range []bool{false, true} {
+		for _, callers := range []int{1, 4, 32} {
+			mode := "batched"
+			if unbatched {
+				mode = "unbatched"
+			}
+			b.Run(fmt.Sprintf("%s/callers=%d", mode, callers), func(b *testing.B) {
+				rdb, err := redisx.New(redisx.Config{Addrs: srv.Addr, Timeout: time.Second, Unbatched: unbatched})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer rdb.Close()
+				if err := echo.Run(ctx, rdb, []string{"n"}, "warm").Err(); err != nil {
+					b.Fatal(err)
+				}
+				before, _ := redisx.Batching(rdb)
+				var wg sync.WaitGroup
+				var next atomic.Int64
+				b.ResetTimer()
+				cpu := testenv.CPUTime()
+				for range callers {
+					wg.Go(func() {
+						for next.Add(1) <= int64(b.N) {
+							if err := echo.Run(ctx, rdb, []string{"n"}, "x").Err(); err != nil {
+								b.Error(err)
+								return
+							}
+						}
+					})
+				}
+				wg.Wait()
+				b.StopTimer()
+				b.ReportMetric(float64((testenv.CPUTime()-cpu).Nanoseconds())/1e3/float64(b.N), "cpu-µs/op")
+				if after, ok := redisx.Batching(rdb); ok && after.Batches > before.Batches {
+					b.ReportMetric(float64(after.Scripts-before.Scripts)/float64(after.Batches-before.Batches), "scripts/RT")
+				}
+			})
+		}
 	}
 }
