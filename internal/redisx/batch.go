@@ -12,14 +12,14 @@ import (
 )
 
 // batched is a single-node (or Sentinel) client whose Lua scripts from
-// concurrent callers share round trips: each script joins a queue, and a
-// free flusher sends whatever has queued as one pipeline; while both
-// flushers wait for their answers, the queue fills for the next. A request
-// on the hot path (the key service's admission and enumeration guard, the
-// gateway's checkout) is one or two scripts; alone, each costs a write and
-// a read on both ends of the socket and a wakeup of Redis's event loop,
-// which on loopback is more CPU than the script itself. Batched, a busy
-// service pays those once per batch.
+// concurrent callers share round trips: at most two are out at once (a
+// caller's own, for a lone script, or a flusher's); while both are, scripts
+// join a queue, and the next free flusher sends whatever has queued as one
+// pipeline. A request on the hot path (the key service's admission and
+// enumeration guard, the gateway's checkout) is one or two scripts; alone,
+// each costs a write and a read on both ends of the socket and a wakeup of
+// Redis's event loop, which on loopback is more CPU than the script
+// itself. Batched, a busy service pays those once per batch.
 // Measured with `blindgate bench` (P-256 inspect at saturation), Redis
 // spent 52-56 µs of CPU per inspect instead of 76-86, and the key service
 // 317-346 instead of 360-380.
@@ -39,11 +39,14 @@ import (
 // (flushers), so under load scripts queue and share them.
 //
 // The bound of every call is kept: a caller waits at most until its
-// deadline (the hook's timeout unless its context ends sooner). A script
-// whose caller gave up before a flusher took it is never sent, so a stall
-// does not leave a backlog of abandoned writes to replay on recovery; one
-// already sent may still run, exactly as a single command whose reply timed
-// out may have.
+// deadline (the hook's timeout unless its context's is sooner). A caller
+// whose script queued stops waiting as soon as its context ends; one that
+// sends its own waits, as for an unbatched client, until the deadline
+// (go-redis watches a socket's deadline, not a context's cancellation). A
+// script whose caller gave up before a flusher took it is never sent, so a
+// stall does not leave a backlog of abandoned writes to replay on
+// recovery; one already sent may still run, exactly as a single command
+// whose reply timed out may have.
 type batched struct {
 	redis.UniversalClient
 	b *batcher
@@ -92,8 +95,8 @@ func (c *batched) EvalShaRO(ctx context.Context, sha1 string, keys []string, arg
 	return c.b.do(ctx, c.UniversalClient.Pipeline().EvalShaRO(ctx, sha1, keys, args...))
 }
 
-// Close stops the flushers, after they have sent what was queued, then
-// closes the client.
+// Close stops the flushers, after they have sent what was queued, waits for
+// the callers sending their own scripts, then closes the client.
 func (c *batched) Close() error {
 	c.b.close()
 	return c.UniversalClient.Close()

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -257,4 +259,77 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 	}
+}
+
+// TestQueuedScriptsReloadAfterFlush: scripts that queued and went out as one
+// pipeline each get their own NOSCRIPT after SCRIPT FLUSH, and Script.Run
+// falls back to EVAL for each (TestBatchedScriptReloadsAfterFlush covers a
+// lone script, which its caller sends). Both round trips are held out by
+// hand, so that every EVALSHA queues before any EVAL can load the script.
+func TestQueuedScriptsReloadAfterFlush(t *testing.T) {
+	srv := testenv.StartRedisServer(t)
+	rdb, err := New(Config{Addrs: srv.Addr, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	bc := rdb.(*batched)
+	count := redis.NewScript(`return redis.call('INCR', KEYS[1])`)
+	ctx := context.Background()
+	if err := count.Load(ctx, rdb).Err(); err != nil {
+		t.Fatal(err)
+	}
+	check := srv.Client(t)
+	if err := check.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	before := errorCount(t, check, "NOSCRIPT")
+	bc.b.mu.Lock()
+	bc.b.onWire = flushers
+	bc.b.mu.Unlock()
+	const n = 8
+	errs := make(chan error, n)
+	for range n {
+		go func() { errs <- count.Run(ctx, rdb, []string{"n"}).Err() }()
+	}
+	waitFor(t, "every script queued", func() bool {
+		bc.b.mu.Lock()
+		defer bc.b.mu.Unlock()
+		return len(bc.b.queue) == n
+	})
+	bc.b.mu.Lock()
+	bc.b.onWire = 0
+	bc.b.mu.Unlock()
+	bc.b.wakeFlusher()
+	for range n {
+		if err := <-errs; err != nil {
+			t.Errorf("a queued script after SCRIPT FLUSH: %v", err)
+		}
+	}
+	if got := errorCount(t, check, "NOSCRIPT") - before; got != n {
+		t.Errorf("%d NOSCRIPT answers, want %d: one for each EVALSHA of the pipeline", got, n)
+	}
+	if got, err := check.Get(ctx, "n").Int(); err != nil || got != n {
+		t.Errorf("counter %d, %v; want each script run once by its EVAL (%d)", got, err, n)
+	}
+}
+
+// errorCount is how many times Redis answered the error code (INFO
+// errorstats).
+func errorCount(t *testing.T, c *redis.Client, code string) int {
+	t.Helper()
+	info, err := c.Info(context.Background(), "errorstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.SplitSeq(info, "\n") {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "errorstat_"+code+":count="); ok {
+			n, err := strconv.Atoi(rest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	return 0
 }

@@ -92,8 +92,9 @@ func TestBatchedScriptAbandonedIsNeverSent(t *testing.T) {
 	}
 
 	proxy.Stall()
-	// Occupy both flushers with a script each (each is now held for the
-	// timeout), then queue scripts whose callers give up sooner.
+	// Hold both round trips out with a script each, sent by its caller
+	// (each is now held for the timeout), then queue scripts whose callers
+	// give up sooner.
 	first := make(chan error, 2)
 	for _, k := range []string{"first", "second"} {
 		go func() { first <- echo.Run(ctx, rdb, []string{k}, "x").Err() }()

@@ -19,8 +19,8 @@ import (
 // 409, audited as a replay), a script would count twice, a nonce's GETDEL
 // would answer "no such nonce". Such a command must fail instead (its
 // caller refuses, 503), having run once; a read is retried as before.
-// Both kinds of client: a lone script is a batch of one on the batched
-// one.
+// Both kinds of client: on the batched one a lone script is sent by its
+// caller, as on the other (TestBatchIsNeverSentTwice covers a batch's).
 func TestLostAnswerIsNotRunTwice(t *testing.T) {
 	count := redis.NewScript(`return redis.call('INCR', KEYS[1])`)
 	for _, unbatched := range []bool{false, true} {

@@ -61,9 +61,10 @@ var (
 	forwardOnly = []string{PathForward, PathForwardReplay}
 	// batchedRedis is the flushers of redisx's batched scripts: the writes
 	// and reads of the round trips that carry several requests' scripts,
-	// on goroutines of their own. A request's wait for its script stays
-	// with the stage that sent it.
-	batchedRedis = []string{`bg/internal/redisx\.\(\*batcher\)\.(flush|send|take)`}
+	// on goroutines of their own. A request's wait for its script, and a
+	// script it sends itself (sendOwn, which a pattern without the $ would
+	// take for send), stay with the stage that sent it.
+	batchedRedis = []string{`bg/internal/redisx\.\(\*batcher\)\.(flush|send|take)$`}
 )
 
 // stageTables are the stages of each service, in the order they are

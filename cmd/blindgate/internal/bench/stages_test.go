@@ -78,6 +78,16 @@ func TestClassifyStages(t *testing.T) {
 		{"admission/waiting-for-a-batched-script", RoleKeyService, req("runtime.selectgo", bgp+"internal/redisx.(*batcher).do",
 			bgp+"internal/redisx.(*batched).EvalSha", "github.com/redis/go-redis/v9.(*Script).Run",
 			bgp+"internal/ratelimit.(*Redis).run", bgp+"keyservice/admit.script.Admit"), "admission"},
+		// A lone script is sent from its caller's goroutine (sendOwn, whose
+		// name begins as send's does): its round trip is the request's own.
+		{"admission/script-sent-by-its-caller", RoleKeyService, req("internal/runtime/syscall/linux.Syscall6", "syscall.write",
+			"github.com/redis/go-redis/v9.(*baseClient).process", bgp+"internal/redisx.(*deadline).ProcessHook.deadline.ProcessHook.func1",
+			"github.com/redis/go-redis/v9.(*hooksMixin).processHook", bgp+"internal/redisx.(*batcher).sendOwn", bgp+"internal/redisx.(*batcher).do",
+			bgp+"internal/redisx.(*batched).EvalSha", "github.com/redis/go-redis/v9.(*Script).Run",
+			bgp+"internal/ratelimit.(*Redis).run", bgp+"keyservice/admit.script.Admit"), "admission"},
+		{"limits/gateway-script-sent-by-its-caller", RoleGateway, req("syscall.read", bgp+"internal/redisx.(*batcher).sendOwn",
+			bgp+"internal/redisx.(*batcher).do", bgp+"internal/redisx.(*batched).EvalSha", "github.com/redis/go-redis/v9.(*Script).Run",
+			bgp+"internal/ratelimit.(*Redis).AllowBatchThen", bgp+"gateway/sessions.(*Redis).AttemptLimited"), "limits"},
 		{"admission/deepest-wins-over-verify", RoleKeyService, req(append(slices.Clone(redisIO),
 			bgp+"keyservice/replay.(*Redis).Claim", bgp+"keyservice/sigauth.(*Verifier).Verify")...), "admission"},
 		{"verify/jose-helper-under-sigauth", RoleKeyService, req("encoding/base64.(*Encoding).Decode", bgp+"internal/jose.decodeB64",
