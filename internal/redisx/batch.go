@@ -236,10 +236,13 @@ func (b *batcher) flush() {
 				spare = batch
 				break
 			}
-			b.send(batch)
+			b.exec(batch)
+			// The round trip is given back before its callers wake, so
+			// a caller's next script can go out on it by itself.
 			b.mu.Lock()
 			b.onWire--
 			b.mu.Unlock()
+			answer(batch)
 			clear(batch) // let the calls go
 			spare = batch[:0]
 		}
@@ -263,9 +266,16 @@ func (b *batcher) take(spare []*call) []*call {
 }
 
 // send runs the calls its callers still wait for as one pipeline and wakes
-// every caller. The pipeline's deadline comes from the client's hook; each
-// command keeps its own reply or error, as in any pipeline.
+// every caller.
 func (b *batcher) send(batch []*call) {
+	b.exec(batch)
+	answer(batch)
+}
+
+// exec runs the calls its callers still wait for as one pipeline. The
+// pipeline's deadline comes from the client's hook; each command keeps its
+// own reply or error, as in any pipeline.
+func (b *batcher) exec(batch []*call) {
 	pipe := b.client.Pipeline()
 	n := 0
 	for _, c := range batch {
@@ -280,6 +290,10 @@ func (b *batcher) send(batch []*call) {
 		b.batches.Add(1)
 		b.scripts.Add(uint64(n))
 	}
+}
+
+// answer wakes every caller of a batch that was sent.
+func answer(batch []*call) {
 	for _, c := range batch {
 		close(c.done)
 	}
