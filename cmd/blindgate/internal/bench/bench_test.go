@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"image/png"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -70,14 +72,30 @@ func TestSmoke(t *testing.T) {
 		ProfileTime:        time.Second, // stages are on by default: a short profile
 		ChildCommand:       testChildCommand,
 	}
+	var progress bytes.Buffer
+	o.Progress = &progress
 	if testing.Verbose() {
-		o.Progress = os.Stderr
+		o.Progress = io.MultiWriter(os.Stderr, &progress)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	rep, err := Run(ctx, o)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Profiles come after every measured point: a point measured after one
+	// would report the profiler's memory as the service's peak RSS.
+	lastPoint, firstProfile := -1, -1
+	for i, l := range strings.Split(progress.String(), "\n") {
+		switch {
+		case strings.Contains(l, " c="):
+			lastPoint = i
+		case strings.HasPrefix(strings.TrimSpace(l), "profiled ") && firstProfile < 0:
+			firstProfile = i
+		}
+	}
+	if firstProfile < 0 || firstProfile < lastPoint {
+		t.Errorf("a point was measured after a profile (first profile at line %d, last point at line %d)", firstProfile, lastPoint)
 	}
 	b, err := json.Marshal(rep)
 	if err != nil {
