@@ -36,6 +36,14 @@ func AllowBatch(ctx context.Context, l Limiter, takes []Take) ([]Result, error) 
 	return allowEach(ctx, l, takes)
 }
 
+// Stopped reports whether a refused Stop take ended the batch that gave
+// res: the batch was refused, where a refusal without Stop is one answer
+// among others.
+func Stopped(takes []Take, res []Result) bool {
+	n := len(res)
+	return n > 0 && !res[n-1].Allowed && takes[n-1].Stop
+}
+
 func allowEach(ctx context.Context, l Limiter, takes []Take) ([]Result, error) {
 	res := make([]Result, 0, len(takes))
 	for _, t := range takes {

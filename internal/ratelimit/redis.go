@@ -173,7 +173,7 @@ func (r *Redis) runSplit(ctx context.Context, once Once, takes []Take, then *red
 		}
 	}
 	res, err := allowEach(ctx, r, takes)
-	if err != nil || then == nil || stopped(takes, res) {
+	if err != nil || then == nil || Stopped(takes, res) {
 		return res, nil, false, err
 	}
 	reply, err := then.Alone(ctx)
@@ -181,12 +181,6 @@ func (r *Redis) runSplit(ctx context.Context, once Once, takes []Take, then *red
 		return nil, nil, false, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return res, reply, true, nil
-}
-
-// stopped reports a batch that a refused Stop take ended.
-func stopped(takes []Take, res []Result) bool {
-	n := len(res)
-	return n > 0 && !res[n-1].Allowed && takes[n-1].Stop
 }
 
 // errBadBatch is a batch reply of the wrong shape (made once: parseBatch

@@ -119,7 +119,7 @@ func (s split) Issue(ctx context.Context, c Claim, takes []ratelimit.Take, ns no
 		if res, err = ratelimit.AllowBatch(ctx, s.l, takes); err != nil {
 			return nil, false, err
 		}
-		if stopped(takes, res) {
+		if ratelimit.Stopped(takes, res) {
 			return res, false, nil
 		}
 	}
@@ -127,12 +127,6 @@ func (s split) Issue(ctx context.Context, c Claim, takes []ratelimit.Take, ns no
 		return res, false, err
 	}
 	return res, true, nil
-}
-
-// stopped reports a batch that a refused Stop take ended.
-func stopped(takes []ratelimit.Take, res []ratelimit.Result) bool {
-	n := len(res)
-	return n > 0 && !res[n-1].Allowed && takes[n-1].Stop
 }
 
 func (s split) claim(ctx context.Context, c Claim) error {
@@ -220,7 +214,7 @@ func (s script) Issue(ctx context.Context, c Claim, takes []ratelimit.Take, ns n
 		return nil, false, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	case err != nil:
 		return nil, false, err
-	case !ran && stopped(takes, res):
+	case !ran && ratelimit.Stopped(takes, res):
 		return res, false, nil
 	case !ran:
 		return nil, false, fmt.Errorf("%w: the nonce was not written", nonce.ErrUnavailable)
