@@ -322,3 +322,25 @@ func TestRedisBatchOnceThen(t *testing.T) {
 		})
 	}
 }
+
+// TestStopped: only a refusal of a Stop take, which ends the results,
+// refuses the batch.
+func TestStopped(t *testing.T) {
+	stop, goOn := Take{Key: "a", Stop: true}, Take{Key: "b"}
+	yes, no := Result{Allowed: true}, Result{}
+	for _, tc := range []struct {
+		name  string
+		takes []Take
+		res   []Result
+		want  bool
+	}{
+		{"refused/stop-take-refused", []Take{goOn, stop, goOn}, []Result{yes, no}, true},
+		{"allowed/all-allowed", []Take{stop, goOn}, []Result{yes, yes}, false},
+		{"allowed/refusal-without-stop", []Take{stop, goOn}, []Result{yes, no}, false},
+		{"allowed/no-results", []Take{stop}, nil, false},
+	} {
+		if got := Stopped(tc.takes, tc.res); got != tc.want {
+			t.Errorf("%s: Stopped = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
