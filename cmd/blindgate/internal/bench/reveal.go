@@ -20,9 +20,9 @@ import (
 // token) from POST /v1/reveal/challenge, the operator's passkey assertion
 // over the reveal's challenge, then the timed POST /v1/reveal, whose
 // answer (a JWE to the browser key) is opened and checked like the page
-// does, after the window (sendDeferred). Nonces and assertions are made ahead, between windows (the
-// client's and the operator's work); a nonce lives two minutes, so items
-// older than revealItemTTL are dropped.
+// does, after the window (sendDeferred). Nonces and assertions are made
+// ahead, between windows (the client's and the operator's work); a nonce
+// lives two minutes, so items older than revealItemTTL are dropped.
 type revealDriver struct {
 	hc      *fasthttp.HostClient
 	base    string // the key service's URL, what signatures name
