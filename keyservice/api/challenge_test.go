@@ -116,14 +116,13 @@ func TestRevealChallengeAdmission(t *testing.T) {
 	}
 	t.Run("redis/429-writes-no-nonce", func(t *testing.T) {
 		ts, rdb, _ := challengeServer(t, "redis")
-		nonces := func() int { return nonceCount(t, rdb) }
 		for i, want := range []int{200, 200, 429} {
-			before := nonces()
+			before := nonceCount(t, rdb)
 			resp, m := ts.call(t, ts.backoffic, http.MethodPost, wire.PathRevealChallenge, wire.RevealChallengeRequest{Actor: "op_rita", Token: "tok_1"})
 			if resp.StatusCode != want {
 				t.Fatalf("challenge %d: %d %v, want %d", i, resp.StatusCode, m, want)
 			}
-			written := nonces() - before
+			written := nonceCount(t, rdb) - before
 			if want == 200 && written != 1 || want == 429 && (written != 0 || resp.Header.Get("Retry-After") == "" || m["nonce"] != nil) {
 				t.Fatalf("challenge %d (%d): %d nonces written, Retry-After %q, answer %v", i, want, written, resp.Header.Get("Retry-After"), m)
 			}
@@ -167,9 +166,8 @@ func challengeSender(t *testing.T, ts *testServer, body []byte) func() (*http.Re
 // it, 429 with no nonce written.
 func TestRegistrationChallengeRoundTrips(t *testing.T) {
 	ts, rdb, trips := challengeServer(t, "redis")
-	nonces := func() int { return nonceCount(t, rdb) }
 	for i, want := range []int{200, 200, 429} {
-		before, tripsBefore := nonces(), trips.Load()
+		before, tripsBefore := nonceCount(t, rdb), trips.Load()
 		resp, m := ts.call(t, ts.backoffic, http.MethodPost, wire.PathPasskeyChallenge, wire.PasskeyChallengeRequest{Actor: "op_sam"})
 		if resp.StatusCode != want {
 			t.Fatalf("challenge %d: %d %v, want %d", i, resp.StatusCode, m, want)
@@ -177,7 +175,7 @@ func TestRegistrationChallengeRoundTrips(t *testing.T) {
 		if n := trips.Load() - tripsBefore; n != 2 {
 			t.Fatalf("challenge %d made %d Redis round trips, want 2", i, n)
 		}
-		written := nonces() - before
+		written := nonceCount(t, rdb) - before
 		if want == 200 && (written != 1 || m["nonce"] == nil) || want == 429 && (written != 0 || resp.Header.Get("Retry-After") == "" || m["nonce"] != nil) {
 			t.Fatalf("challenge %d (%d): %d nonces written, Retry-After %q, answer %v", i, want, written, resp.Header.Get("Retry-After"), m)
 		}
