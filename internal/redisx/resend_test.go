@@ -3,6 +3,7 @@ package redisx_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -115,7 +116,7 @@ func expectInt(ctx context.Context, c *redis.Client, key string, want int) error
 		return err
 	}
 	if n != want {
-		return errors.New(key + " ran " + string(rune('0'+n)) + " times")
+		return fmt.Errorf("%s ran %d times, want %d", key, n, want)
 	}
 	return nil
 }
