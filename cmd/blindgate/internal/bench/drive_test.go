@@ -74,6 +74,9 @@ func TestDriveDefersChecks(t *testing.T) {
 	if w.ok == 0 || w.failed == 0 {
 		t.Fatalf("ok %d, failed %d: want both", w.ok, w.failed)
 	}
+	if w.failed != d.bad.Load() {
+		t.Fatalf("failed %d, want the %d checks that failed", w.failed, d.bad.Load())
+	}
 	if w.errKinds["bad_answer"] != w.failed {
 		t.Fatalf("error kinds %v, want %d bad_answer", w.errKinds, w.failed)
 	}
