@@ -506,7 +506,7 @@ func decryptInto(t *testing.T, compact string, ks *keySet, sessionID string, v a
 		t.Errorf("header = %s, want alg %s enc A256GCM kid %s bg_sid %s", raw, ks.alg, ks.kid, sessionID)
 	}
 
-	obj, err := jose.ParseEncrypted(compact,
+	obj, err := jose.ParseEncryptedCompact(compact,
 		[]jose.KeyAlgorithm{jose.RSA_OAEP_256, jose.ECDH_ES_A256KW}, []jose.ContentEncryption{jose.A256GCM})
 	if err != nil {
 		t.Fatalf("go-jose parse: %v", err)
@@ -528,7 +528,7 @@ func decryptInto(t *testing.T, compact string, ks *keySet, sessionID string, v a
 	hdr["bg_sid"] = "cs_other"
 	moved, _ := json.Marshal(hdr)
 	parts[0] = base64.RawURLEncoding.EncodeToString(moved)
-	if obj, err := jose.ParseEncrypted(strings.Join(parts, "."),
+	if obj, err := jose.ParseEncryptedCompact(strings.Join(parts, "."),
 		[]jose.KeyAlgorithm{jose.RSA_OAEP_256, jose.ECDH_ES_A256KW}, []jose.ContentEncryption{jose.A256GCM}); err == nil {
 		if _, err := obj.Decrypt(ks.priv); err == nil {
 			t.Error("a JWE with a rewritten bg_sid still decrypts: the header is not bound as AAD")

@@ -37,10 +37,9 @@ type boClient struct {
 }
 
 var (
-	reCSRF     = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
-	reSecret   = regexp.MustCompile(`id="bo-totp-secret" data-secret="([A-Z2-7]+)"`)
-	reKid      = regexp.MustCompile(`<dt>Key version</dt><dd><code>([^<]+)</code>`)
-	reBoStatus = regexp.MustCompile(`data-status="(\d+)"`)
+	reCSRF   = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+	reSecret = regexp.MustCompile(`id="bo-totp-secret" data-secret="([A-Z2-7]+)"`)
+	reKid    = regexp.MustCompile(`<dt>Key version</dt><dd><code>([^<]+)</code>`)
 )
 
 // boLogin logs the operator in for the first time over HTTP: password, then

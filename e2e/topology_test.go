@@ -303,18 +303,10 @@ type gatewaySpec struct {
 	Role string
 }
 
-// startGateway starts the gateway on both networks, publishes its port on
-// 127.0.0.1 and returns its base URL, http://127.0.0.1:<port> (a secure
-// context for the browser's WebCrypto).
-func (tp *topology) startGateway(t *testing.T, spec gatewaySpec) string {
-	t.Helper()
-	var url string
-	tp.Gateway, url = tp.runGateway(t, spec)
-	return url
-}
-
-// runGateway starts one gateway (startGateway's work) and returns its
-// container and URL; spec.Role names a second replica's container and logs.
+// runGateway starts one gateway on both networks, publishes its port on
+// 127.0.0.1 and returns its container and base URL, http://127.0.0.1:<port>
+// (a secure context for the browser's WebCrypto); spec.Role names a second
+// replica's container and logs.
 func (tp *topology) runGateway(t *testing.T, spec gatewaySpec) (testcontainers.Container, string) {
 	t.Helper()
 	role := spec.Role

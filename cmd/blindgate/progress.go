@@ -19,7 +19,6 @@ type progress struct {
 	now   func() time.Time
 	every time.Duration
 	last  time.Time
-	drawn bool
 	// start and startSeen measure this run's speed for the estimate; a
 	// resumed pass starts from where the last one stopped.
 	start     time.Time

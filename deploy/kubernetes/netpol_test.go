@@ -252,9 +252,7 @@ func world(t *testing.T, dir string) *cluster {
 	}
 	admin := adminPod(t)
 	addPod("gateway-admin", namespace, admin.Spec, admin.Labels)
-	for _, e := range redisPlacement[dir] {
-		c.endpoints = append(c.endpoints, e)
-	}
+	c.endpoints = append(c.endpoints, redisPlacement[dir]...)
 	c.endpoints = append(c.endpoints,
 		endpoint{name: "kube-dns", namespace: "kube-system", labels: map[string]string{"k8s-app": "kube-dns"}},
 		endpoint{name: "ingress-controller", namespace: "ingress-nginx", labels: map[string]string{nameLabel: "ingress-nginx"}},

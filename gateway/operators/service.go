@@ -196,7 +196,7 @@ func (s *Service) Create(ctx context.Context, username string, role Role, mercha
 		return Operator{}, fmt.Errorf("%w: role must be one of viewer, revealer, admin", ErrInvalid)
 	}
 	if !validMerchantID(merchantID) {
-		return Operator{}, fmt.Errorf("%w: merchant id must be empty (platform) or m_...", ErrInvalid)
+		return Operator{}, fmt.Errorf("%w: merchant id must be empty (platform) or an m_ id", ErrInvalid)
 	}
 	if err := CheckPassword(u, password); err != nil {
 		return Operator{}, err

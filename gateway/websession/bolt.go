@@ -6,6 +6,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/blindgate/blindgate/internal/boltx"
 )
@@ -107,7 +108,7 @@ func (s *Bolt) remove(tx *bolt.Tx, h, opID []byte) error {
 		return s.st.Wrap("delete", err)
 	}
 	if k, _ := idx.Cursor().First(); k == nil {
-		if err := byOp.DeleteBucket(opID); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+		if err := byOp.DeleteBucket(opID); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
 			return s.st.Wrap("delete index", err)
 		}
 	}

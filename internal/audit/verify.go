@@ -119,7 +119,7 @@ func VerifyHead(r io.Reader, wantSeq uint64, wantHash string) (Report, error) {
 		return rep, fmt.Errorf("%w: log ends at seq %d, recorded head is seq %d", ErrTruncated, rep.LastSeq, wantSeq)
 	}
 	if found != wantHash {
-		return rep, fmt.Errorf("%w: seq %d has hash %.12s..., recorded %.12s...", ErrHeadMismatch, wantSeq, found, wantHash)
+		return rep, fmt.Errorf("%w: seq %d has hash prefix %.12s in the log, %.12s in the recorded head", ErrHeadMismatch, wantSeq, found, wantHash)
 	}
 	return rep, nil
 }

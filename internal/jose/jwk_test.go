@@ -88,7 +88,11 @@ func TestJWKSRejects(t *testing.T) {
 		b, _ := MarshalPublicJWK(&p256().PublicKey, "k1")
 		m := map[string]any{}
 		_ = json.Unmarshal(b, &m)
-		m["d"] = enc(p256().D.FillBytes(make([]byte, 32)))
+		d, err := p256().Bytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m["d"] = enc(d)
 		m["alg"] = AlgECDHES
 		m["use"] = "enc"
 		out, _ := json.Marshal(m)

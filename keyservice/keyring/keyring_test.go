@@ -370,7 +370,7 @@ func checkJOSE(t *testing.T, kr *Keyring, pub PublicVersion) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	parsed, err := gojose.ParseEncrypted(compact, []gojose.KeyAlgorithm{gojose.ECDH_ES_A256KW, gojose.RSA_OAEP_256}, []gojose.ContentEncryption{gojose.A256GCM})
+	parsed, err := gojose.ParseEncryptedCompact(compact, []gojose.KeyAlgorithm{gojose.ECDH_ES_A256KW, gojose.RSA_OAEP_256}, []gojose.ContentEncryption{gojose.A256GCM})
 	if err != nil {
 		t.Fatal(err)
 	}
