@@ -71,6 +71,18 @@ type Admitter interface {
 	Issue(ctx context.Context, c Claim, takes []ratelimit.Take, ns nonce.Store, n, binding string, ttl time.Duration) (res []ratelimit.Result, stored bool, err error)
 }
 
+// ClaimOnly claims c alone, counting nothing, for a signed request refused
+// before its admission, so that a replay is a replay whatever it asks: its
+// errors are Admit's (ErrReplay, ErrUnavailable). A zero Claim, already
+// claimed by the caller, costs nothing, not even a round trip.
+func ClaimOnly(ctx context.Context, a Admitter, c Claim) error {
+	if c.JTI == "" {
+		return nil
+	}
+	_, err := a.Admit(ctx, c, nil)
+	return err
+}
+
 // ReplayCache is the replay cache's claim (keyservice/sigauth.ReplayCache).
 type ReplayCache interface {
 	Claim(ctx context.Context, jti string, until time.Time) (fresh bool, err error)

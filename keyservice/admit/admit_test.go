@@ -467,3 +467,34 @@ func TestIssue(t *testing.T) {
 		}
 	})
 }
+
+// TestClaimOnly: a request refused before its admission has its jti
+// claimed and nothing counted; its replay is ErrReplay; a zero Claim (the
+// caller claimed it) costs no round trip.
+func TestClaimOnly(t *testing.T) {
+	ctx := context.Background()
+	for _, impl := range impls() {
+		t.Run(impl.name, func(t *testing.T) {
+			e := impl.new(t)
+			if e.trips != nil {
+				before := e.trips.Load()
+				if err := ClaimOnly(ctx, e.a, Claim{}); err != nil {
+					t.Fatal(err)
+				}
+				if n := e.trips.Load() - before; n != 0 {
+					t.Fatalf("a zero Claim made %d round trips, want none", n)
+				}
+			}
+			c := claim("jti-claim-only-0001")
+			if err := ClaimOnly(ctx, e.a, c); err != nil {
+				t.Fatalf("first claim: %v", err)
+			}
+			if err := ClaimOnly(ctx, e.a, c); !errors.Is(err, ErrReplay) {
+				t.Fatalf("the same jti again: %v, want ErrReplay", err)
+			}
+			if r, _ := e.l.Allow(ctx, "c", perClient); !r.Allowed || r.Remaining != perClient.Burst-1 {
+				t.Fatalf("per-client limit after ClaimOnly: %+v, want nothing counted before", r)
+			}
+		})
+	}
+}

@@ -170,13 +170,13 @@ func (s *Service) RevealChallenge(ctx context.Context, client, origin, actor, to
 // trip on Redis (Config.Admit's Issue), in this order: the signed
 // request's jti (claim) is claimed, the client's challenge budget counted
 // (a *ratelimit.Refused past it) and the nonce written. A request refused
-// before that has its jti claimed alone first (claimOnly), so a replay is
-// a replay whatever it asks. A claim refused is admit.ErrReplay or
-// admit.ErrUnavailable: nothing else was done or audited. Without a
+// before that has its jti claimed alone first (admit.ClaimOnly), so a
+// replay is a replay whatever it asks. A claim refused is admit.ErrReplay
+// or admit.ErrUnavailable: nothing else was done or audited. Without a
 // claim (zero) only the budget and the nonce remain.
 func (s *Service) ClaimRevealChallenge(ctx context.Context, claim admit.Claim, client, origin, actor, token string) (wire.RevealChallengeResponse, error) {
 	if err := (wire.RevealChallengeRequest{Actor: actor, Token: token}).Validate(); err != nil {
-		if cerr := s.claimOnly(ctx, claim); cerr != nil {
+		if cerr := admit.ClaimOnly(ctx, s.cfg.Admit, claim); cerr != nil {
 			return wire.RevealChallengeResponse{}, cerr
 		}
 		return wire.RevealChallengeResponse{}, err
@@ -195,7 +195,7 @@ func (s *Service) ClaimRevealChallenge(ctx context.Context, claim admit.Claim, c
 			}
 		}
 		if len(out.Credentials) == 0 {
-			if cerr := s.claimOnly(ctx, claim); cerr != nil {
+			if cerr := admit.ClaimOnly(ctx, s.cfg.Admit, claim); cerr != nil {
 				return wire.RevealChallengeResponse{}, cerr
 			}
 			s.denied(ctx, audit.Event{Event: audit.EventRevealDenied, Client: client, Actor: actor, Origin: origin, Resource: token}, "passkey_required")
@@ -211,17 +211,6 @@ func (s *Service) ClaimRevealChallenge(ctx context.Context, claim admit.Claim, c
 	}
 	out.Nonce, out.ExpiresAt = n, s.cfg.Now().Add(RevealNonceTTL).Unix()
 	return out, nil
-}
-
-// claimOnly claims a request's jti alone (nothing when claim is zero),
-// for a request refused before its admission: admit.ErrReplay or
-// admit.ErrUnavailable when the claim is refused.
-func (s *Service) claimOnly(ctx context.Context, claim admit.Claim) error {
-	if claim.JTI == "" {
-		return nil
-	}
-	_, err := s.cfg.Admit.Admit(ctx, claim, nil)
-	return err
 }
 
 // issue claims claim, counts one nonce against client's budget and writes

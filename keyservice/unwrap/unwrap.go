@@ -352,10 +352,7 @@ func (s *Service) guard(ctx context.Context, kr *keyring.Keyring, merchant, pan,
 // whatever its body, and a request is never answered 400 twice. An error
 // is ErrNotAdmitted's.
 func (s *Service) ClaimOnly(ctx context.Context, m Meta) error {
-	if m.Claim.JTI == "" {
-		return nil // claimed by the caller: nothing to do, no round trip
-	}
-	_, err := s.admit.Admit(ctx, m.Claim, nil)
+	err := admit.ClaimOnly(ctx, s.admit, m.Claim)
 	switch {
 	case errors.Is(err, admit.ErrReplay):
 		return fmt.Errorf("%w: %w", ErrNotAdmitted, ErrReplay)
